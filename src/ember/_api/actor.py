@@ -1,0 +1,220 @@
+"""``@ember.remote`` on a class: ActorClass, ActorHandle and ActorMethod."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import cloudpickle
+
+from ember._api import options as opts_mod
+from ember._api.session import runtime
+from ember._core.resources import shape_of
+from ember._runtime import serialization, state
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def method(*args: Any, **options: Any) -> Any:
+    """Set options of one actor method: ``@ember.method(num_returns=2)``."""
+    if args:
+        raise TypeError("use @ember.method(num_returns=...) with keyword arguments only")
+    checked = opts_mod.validate_method_options(options, in_options=False)
+
+    def wrap(fn: _F) -> _F:
+        fn.__ember_method_options__ = checked  # type: ignore[attr-defined]
+        return fn
+
+    return wrap
+
+
+def _method_table(cls: type) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for name, fn in inspect.getmembers(cls, callable):
+        if name.startswith("__") and name not in ("__call__",):
+            continue
+        opts = dict(getattr(fn, "__ember_method_options__", {}))
+        opts["is_async"] = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        table[name] = opts
+    for special in ("__ray_ready__", "__ray_terminate__"):
+        table[special] = {"is_async": False}
+    return table
+
+
+class ActorClass:
+    """A class whose ``.remote(...)`` starts an actor process and returns its handle."""
+
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = {**opts_mod.actor_defaults(), **options}
+        self._name = cls.__qualname__
+        self._methods = _method_table(cls)
+        self._fn_id: bytes | None = None
+        self._pickled: bytes | None = None
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actor class {self._name!r} cannot be instantiated directly. "
+            f"Use {self._name}.remote(...) instead."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        return self._remote(args, kwargs, self._options)
+
+    def options(self, **options: Any) -> _BoundClass:
+        checked = opts_mod.validate_actor_options(options, in_options=True)
+        merged = {**self._options, **checked}
+        opts_mod.validate_merged_actor_options(merged)
+        return _BoundClass(self, merged)
+
+    def _data(self) -> bytes:
+        if self._pickled is None:
+            self._pickled = cloudpickle.dumps(self._cls)
+        return self._pickled
+
+    def _remote(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> ActorHandle:
+        rt = runtime()
+        if self._fn_id is None:
+            self._fn_id = hashlib.blake2b(self._data(), digest_size=16).digest()
+        rt.export_function(self._fn_id, self._data, self._cls)
+        is_async = any(m["is_async"] for m in self._methods.values())
+        max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
+        options = {**options, "max_concurrency": max_concurrency}
+        shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=0))
+        meta = {
+            "class_name": self._name,
+            "methods": self._methods,
+            "max_task_retries": options.get("max_task_retries") or 0,
+        }
+        actor_id = rt.create_actor(
+            self._fn_id,
+            args,
+            kwargs,
+            class_name=self._name,
+            shape=shape,
+            options=options,
+            handle_meta=serialization.dumps(meta),
+        )
+        return ActorHandle(actor_id, meta, rt.client_id, rt)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ActorClass, (self._cls, self._options))
+
+    def __repr__(self) -> str:
+        return f"<ActorClass {self._name}>"
+
+
+class _BoundClass:
+    def __init__(self, cls: ActorClass, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        return self._cls._remote(args, kwargs, self._options)
+
+
+class ActorHandle:
+    """A reference to a running actor; its methods are called with ``.method.remote(...)``."""
+
+    def __init__(self, actor_id: bytes, meta: dict[str, Any], owner_id: bytes, rt: Any) -> None:
+        self._actor_id = actor_id
+        self._meta = meta
+        self._owner = owner_id
+        self._rt = rt
+        if rt is not None:
+            rt.add_actor_ref(actor_id, owner_id)
+
+    def __del__(self) -> None:
+        rt = self._rt
+        if rt is not None:
+            try:
+                rt.remove_local_ref(self._actor_id)
+            except Exception:  # noqa: BLE001 - interpreter teardown
+                pass
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        methods = self.__dict__.get("_meta", {}).get("methods", {})
+        if name not in methods:
+            raise AttributeError(
+                f"Actor {self.__dict__.get('_meta', {}).get('class_name')!r} has no method "
+                f"{name!r}"
+            )
+        return ActorMethod(self, name, methods[name])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._rt is not None:
+            self._rt.actor_ref_serialized(self._actor_id)
+        return (_rebuild_handle, (self._actor_id, self._meta, self._owner))
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __repr__(self) -> str:
+        return f"Actor({self._meta['class_name']}, {self._actor_id.hex()})"
+
+    @property
+    def _ray_actor_id(self) -> bytes:
+        return self._actor_id
+
+
+def _rebuild_handle(actor_id: bytes, meta: dict[str, Any], owner: bytes) -> ActorHandle:
+    return ActorHandle(actor_id, meta, owner, state.current())
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, opts: dict[str, Any]) -> None:
+        self._handle = handle
+        self._name = name
+        self._opts = opts
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actor methods cannot be called directly. Use {self._name}.remote(...) instead."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote(args, kwargs, self._opts)
+
+    def options(self, **options: Any) -> _BoundMethod:
+        checked = opts_mod.validate_method_options(options, in_options=True)
+        return _BoundMethod(self, {**self._opts, **checked})
+
+    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]) -> Any:
+        handle = self._handle
+        rt = handle._rt or runtime()
+        num_returns = opts.get("num_returns")
+        num_returns = 1 if num_returns is None else num_returns
+        retries = opts.get("max_task_retries")
+        refs = rt.submit_actor_task(
+            handle._actor_id,
+            handle._meta["class_name"],
+            self._name,
+            args,
+            kwargs,
+            num_returns=num_returns,
+            max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
+            retry_exceptions=opts.get("retry_exceptions") or False,
+        )
+        if num_returns == 1:
+            return refs[0]
+        return None if num_returns == 0 else refs
+
+
+class _BoundMethod:
+    def __init__(self, method: ActorMethod, opts: dict[str, Any]) -> None:
+        self._method = method
+        self._opts = opts
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._method._remote(args, kwargs, self._opts)

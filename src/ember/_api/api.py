@@ -1,0 +1,182 @@
+"""The core calls: get, put, wait, cancel, kill, get_actor and cluster information."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ember import exceptions
+from ember._api.actor import ActorClass, ActorHandle
+from ember._api.options import validate_actor_options, validate_task_options
+from ember._api.remote_function import RemoteFunction
+from ember._api.session import runtime
+from ember._runtime import serialization, task_context
+from ember._runtime.object_ref import ObjectRef
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Make a function a task (``f.remote()``) or a class an actor (``C.remote()``).
+
+    Use as ``@ember.remote`` or with options, ``@ember.remote(num_cpus=2, num_returns=2)``.
+    """
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make(args[0], {})
+    if args:
+        raise TypeError(
+            "@remote takes either a function or class alone, or keyword options only, "
+            "e.g. @ember.remote(num_cpus=2)"
+        )
+    return lambda target: _make(target, options)
+
+
+def _make(target: Any, options: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        checked = validate_actor_options(options, in_options=False)
+        return ActorClass(target, checked)
+    if callable(target):
+        return RemoteFunction(target, validate_task_options(options, in_options=False))
+    raise TypeError(f"@remote needs a function or a class, got {type(target).__name__}")
+
+
+def get(refs: Any, *, timeout: float | None = None) -> Any:
+    """Wait for and return the value of a ref, or the values of a list of refs, in order."""
+    _check_timeout(timeout)
+    if isinstance(refs, ObjectRef):
+        return runtime().get([refs], timeout)[0]
+    if isinstance(refs, (list, tuple)):
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(
+                    f"get() expects an ObjectRef or a list of ObjectRefs; the list holds a "
+                    f"{type(r).__name__}"
+                )
+        return runtime().get(list(refs), timeout) if refs else []
+    raise TypeError(
+        f"get() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}. "
+        "If it is an actor handle, call a method: ember.get(actor.method.remote())."
+    )
+
+
+def put(value: Any, **_: Any) -> ObjectRef:
+    """Store a value in the object store and return a ref to it."""
+    if isinstance(value, ObjectRef):
+        raise TypeError(
+            "put() of an ObjectRef is not allowed; pass the ref itself, or put a container "
+            "holding it, e.g. ember.put([ref])."
+        )
+    return runtime().put(value)
+
+
+def wait(
+    refs: Sequence[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Wait until ``num_returns`` refs are ready or ``timeout`` seconds pass.
+
+    Returns (ready, not_ready), each in the order of ``refs``.
+    """
+    if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
+        raise TypeError(
+            f"wait() expects a list of ObjectRefs, got {type(refs).__name__}; "
+            "wrap a single ref in a list."
+        )
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() expects a list of ObjectRefs; it holds a {type(r).__name__}")
+    if len(set(refs)) != len(refs):
+        raise ValueError("wait() requires a list of unique ObjectRefs.")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative integer, got {num_returns!r}")
+    if num_returns > len(refs):
+        raise ValueError(
+            f"num_returns={num_returns} is more than the {len(refs)} refs given to wait()"
+        )
+    _check_timeout(timeout)
+    if not refs:
+        return [], []
+    return runtime().wait(list(refs), num_returns, timeout, fetch_local)
+
+
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``ref``; its ``get`` raises TaskCancelledError."""
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
+    runtime().cancel(ref, force)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """End an actor's process now; pending calls fail with ActorDiedError."""
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
+    runtime().kill_actor(actor._actor_id, no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of a named actor (in this job's namespace unless one is given)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("get_actor() needs a non-empty actor name")
+    rt = runtime()
+    try:
+        actor_id, meta = rt.actor_handle_meta(name, namespace)
+    except Exception as e:  # the lookup's own message says what went wrong
+        raise ValueError(str(e)) from None
+    return ActorHandle(actor_id, serialization.loads(meta), b"", rt)
+
+
+def get_gpu_ids() -> list[int]:
+    """The GPU ids assigned to the current task or actor ([] in the driver)."""
+    ctx = task_context.current.get()
+    if ctx is not None:
+        return list(ctx.gpu_ids)
+    return []
+
+
+def cluster_resources() -> dict[str, float]:
+    return dict(runtime().cluster_info()["total"])
+
+
+def available_resources() -> dict[str, float]:
+    return dict(runtime().cluster_info()["available"])
+
+
+def nodes() -> list[dict[str, Any]]:
+    info = runtime().cluster_info()
+    return [
+        {
+            "NodeID": info["node_id"].hex(),
+            "Alive": True,
+            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": os.uname().nodename,
+            "NodeName": "127.0.0.1",
+            "Resources": dict(info["total"]),
+            "ObjectStoreSocketName": info.get("address", ""),
+            "alive": True,
+        }
+    ]
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds or None, got {timeout}")
+
+
+__all__ = [
+    "remote",
+    "get",
+    "put",
+    "wait",
+    "cancel",
+    "kill",
+    "get_actor",
+    "get_gpu_ids",
+    "cluster_resources",
+    "available_resources",
+    "nodes",
+    "exceptions",
+]

@@ -1,0 +1,106 @@
+"""``@ember.remote`` on a function: a RemoteFunction whose ``.remote()`` submits a task."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from ember._api import options as opts_mod
+from ember._api.session import runtime
+from ember._core.resources import Shape, shape_of
+
+
+class RemoteFunction:
+    """A function that runs as a task: call ``f.remote(...)`` to get an ObjectRef."""
+
+    def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
+        self._function = function
+        self._options = {**opts_mod.task_defaults(), **options}
+        self._name = getattr(function, "__qualname__", repr(function))
+        self._fn_id: bytes | None = None
+        self._pickled: bytes | None = None
+        self._shapes: dict[Any, Shape] = {}
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote function {self._name!r} cannot be called directly. "
+            f"Use {self._name}.remote(...) instead."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote(args, kwargs, self._options)
+
+    def options(self, **options: Any) -> _BoundFunction:
+        """The same function with some options changed for the calls made through it."""
+        checked = opts_mod.validate_task_options(options, in_options=True)
+        return _BoundFunction(self, {**self._options, **checked})
+
+    def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
+        if self._fn_id is None:
+            self._pickled = cloudpickle.dumps(self._function)
+            self._fn_id = hashlib.blake2b(self._pickled, digest_size=16).digest()
+        return self._fn_id, self._data
+
+    def _data(self) -> bytes:
+        if self._pickled is None:
+            self._pickled = cloudpickle.dumps(self._function)
+        return self._pickled
+
+    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> Any:
+        rt = runtime()
+        fn_id, data = self._fn_key()
+        rt.export_function(fn_id, data, self._function)
+        num_returns = options["num_returns"]
+        if not isinstance(num_returns, int):
+            raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        refs = rt.submit_task(
+            fn_id,
+            args,
+            kwargs,
+            num_returns=num_returns,
+            name=options.get("name") or self._name,
+            shape=self._shape(options),
+            max_retries=options["max_retries"],
+            retry_exceptions=options["retry_exceptions"],
+        )
+        if num_returns == 1:
+            return refs[0]
+        return None if num_returns == 0 else refs
+
+    def _shape(self, options: dict[str, Any]) -> Shape:
+        key = (options.get("num_cpus"), options.get("num_gpus"), _freeze(options.get("resources")))
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=1))
+            self._shapes[key] = shape
+        return shape
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._function, self._options, self._fn_id))
+
+    def __repr__(self) -> str:
+        return f"<RemoteFunction {self._name}>"
+
+
+class _BoundFunction:
+    def __init__(self, fn: RemoteFunction, options: dict[str, Any]) -> None:
+        self._fn = fn
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn._remote(args, kwargs, self._options)
+
+
+def _rebuild(function: Callable[..., Any], options: dict[str, Any], fn_id: bytes | None) -> Any:
+    rf = RemoteFunction(function, options)
+    rf._fn_id = fn_id
+    return rf
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value

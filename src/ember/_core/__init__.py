@@ -1,0 +1,1 @@
+"""Decision logic as plain classes: no sockets, threads or clocks (time is passed in)."""

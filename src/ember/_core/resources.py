@@ -1,0 +1,128 @@
+"""Resource amounts and their bookkeeping on one node.
+
+Amounts are kept as integers in units of 1/10000 so that adding and removing fractions
+(``num_cpus=0.1`` ten times) returns exactly to where it started. GPUs are also handed out by
+index, so a task with ``num_gpus=1`` learns which device is its own; fractional GPU requests
+share one index until it is full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_UNIT = 10_000
+Shape = tuple[tuple[str, int], ...]  # sorted (name, units) pairs, hashable: a resource shape
+
+
+def to_units(amount: float) -> int:
+    return round(amount * _UNIT)
+
+
+def from_units(units: int) -> float:
+    value = units / _UNIT
+    return int(value) if value == int(value) else value
+
+
+def shape_of(request: Mapping[str, float]) -> Shape:
+    return tuple(sorted((k, to_units(v)) for k, v in request.items() if v))
+
+
+def shape_dict(shape: Shape) -> dict[str, float]:
+    return {k: from_units(v) for k, v in shape}
+
+
+def describe(shape: Shape) -> str:
+    return ", ".join(f"{k}: {from_units(v)}" for k, v in shape) or "no resources"
+
+
+@dataclass
+class Allocation:
+    """What one lease holds: its shape and, if it asked for GPUs, which ones."""
+
+    shape: Shape
+    gpu_ids: list[int] = field(default_factory=list)
+    gpu_units: dict[int, int] = field(default_factory=dict)
+    cpus_released: bool = False  # the task is blocked in get() and gave its CPUs back
+
+
+class NodeResources:
+    """Total and available resources of a node, with GPU indices."""
+
+    def __init__(self, total: Mapping[str, float]) -> None:
+        self.total: dict[str, int] = {k: to_units(v) for k, v in total.items() if v}
+        self.available: dict[str, int] = dict(self.total)
+        self._gpu_free: dict[int, int] = {i: _UNIT for i in range(int(total.get("GPU", 0)))}
+
+    def feasible(self, shape: Shape) -> bool:
+        """Could this shape ever run here (on an otherwise idle node)?"""
+        return all(self.total.get(k, 0) >= v for k, v in shape)
+
+    def missing(self, shape: Shape) -> str:
+        return ", ".join(
+            f"{k} (needs {from_units(v)}, node has {from_units(self.total.get(k, 0))})"
+            for k, v in shape
+            if self.total.get(k, 0) < v
+        )
+
+    def fits(self, shape: Shape) -> bool:
+        if not all(self.available.get(k, 0) >= v for k, v in shape):
+            return False
+        gpus = dict(shape).get("GPU", 0)
+        return gpus == 0 or self._pick_gpus(gpus) is not None
+
+    def acquire(self, shape: Shape) -> Allocation | None:
+        if not self.fits(shape):
+            return None
+        for k, v in shape:
+            self.available[k] -= v
+        alloc = Allocation(shape)
+        gpus = dict(shape).get("GPU", 0)
+        if gpus:
+            picked = self._pick_gpus(gpus)
+            assert picked is not None
+            for idx, units in picked.items():
+                self._gpu_free[idx] -= units
+            alloc.gpu_units = picked
+            alloc.gpu_ids = sorted(picked)
+        return alloc
+
+    def release(self, alloc: Allocation) -> None:
+        for k, v in alloc.shape:
+            if k == "CPU" and alloc.cpus_released:
+                continue
+            self.available[k] += v
+        for idx, units in alloc.gpu_units.items():
+            self._gpu_free[idx] += units
+        alloc.gpu_units = {}
+
+    def release_cpus(self, alloc: Allocation) -> None:
+        """A blocked task lends its CPUs back so that the tasks it waits for can run."""
+        if not alloc.cpus_released:
+            alloc.cpus_released = True
+            self.available["CPU"] = self.available.get("CPU", 0) + dict(alloc.shape).get("CPU", 0)
+
+    def reacquire_cpus(self, alloc: Allocation) -> None:
+        """Take the CPUs back when the task resumes, even if that oversubscribes for a while."""
+        if alloc.cpus_released:
+            alloc.cpus_released = False
+            self.available["CPU"] = self.available.get("CPU", 0) - dict(alloc.shape).get("CPU", 0)
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
+        total = {k: from_units(v) for k, v in self.total.items()}
+        avail = {k: from_units(max(0, v)) for k, v in self.available.items()}
+        return total, avail
+
+    def _pick_gpus(self, units: int) -> dict[int, int] | None:
+        if units < _UNIT:
+            # A fraction: the fullest GPU that still has room, so fractions pack together.
+            fitting = [i for i, free in self._gpu_free.items() if free >= units]
+            if not fitting:
+                return None
+            best = min(fitting, key=lambda i: (self._gpu_free[i], i))
+            return {best: units}
+        whole = units // _UNIT
+        free = [i for i, f in sorted(self._gpu_free.items()) if f == _UNIT]
+        if len(free) < whole:
+            return None
+        return {i: _UNIT for i in free[:whole]}

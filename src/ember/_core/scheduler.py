@@ -1,0 +1,258 @@
+"""The node's lease decisions: which request gets resources and which worker, and when to
+start or reclaim workers.
+
+Theory of operation: a caller asks for a *lease* of a resource shape; the node grants it with
+a worker process, and the caller then pushes tasks straight to that worker. This class decides
+grants and nothing else: the node manager feeds it events (requests, returns, workers starting
+and dying, tasks blocking in ``get``) and carries out the actions it returns.
+
+A worker whose every lease is blocked in ``get`` counts as free: it may take another lease and
+run that task on another thread. That is how nested tasks (fib by recursion) run on two CPUs
+without starting a process per waiting task.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from ember._core.resources import Allocation, NodeResources, Shape, describe
+
+
+@dataclass(frozen=True)
+class Grant:
+    client: Hashable
+    rid: int
+    lease_id: int
+    worker_id: bytes
+    gpu_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StartWorker:
+    pass
+
+
+@dataclass(frozen=True)
+class WarnInfeasible:
+    client: Hashable
+    rid: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Revoke:
+    client: Hashable
+    lease_id: int
+
+
+@dataclass(frozen=True)
+class LeaseLost:
+    """The worker behind a lease died; tell its holder."""
+
+    client: Hashable
+    lease_id: int
+
+
+Action = Grant | StartWorker | WarnInfeasible | Revoke | LeaseLost
+
+
+@dataclass
+class _Request:
+    client: Hashable
+    rid: int
+    shape: Shape
+    describe: str
+    dedicated: bool
+    warned: bool = False
+
+
+@dataclass
+class _Lease:
+    lease_id: int
+    client: Hashable
+    worker_id: bytes
+    alloc: Allocation
+    dedicated: bool
+    blocked: bool = False
+    revoked: bool = False
+
+
+@dataclass
+class _Worker:
+    worker_id: bytes
+    leases: set[int] = field(default_factory=set)
+    dedicated: bool = False  # an actor lives here
+
+
+class LeaseScheduler:
+    def __init__(self, resources: NodeResources, max_starting: int = 2) -> None:
+        self.resources = resources
+        self.max_starting = max(1, max_starting)
+        self._queue: list[_Request] = []
+        self._leases: dict[int, _Lease] = {}
+        self._workers: dict[bytes, _Worker] = {}
+        self._starting = 0
+        self._lease_ids = itertools.count(1)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def request(
+        self, client: Hashable, rid: int, shape: Shape, what: str = "", dedicated: bool = False
+    ) -> list[Action]:
+        req = _Request(client, rid, shape, what, dedicated)
+        actions: list[Action] = []
+        if not self.resources.feasible(shape):
+            req.warned = True
+            actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
+        self._queue.append(req)
+        return actions + self._dispatch()
+
+    def cancel_request(self, client: Hashable, rid: int) -> list[Action]:
+        self._queue = [r for r in self._queue if not (r.client == client and r.rid == rid)]
+        return self._dispatch()
+
+    def return_lease(self, lease_id: int) -> list[Action]:
+        lease = self._leases.pop(lease_id, None)
+        if lease is None:
+            return []
+        self.resources.release(lease.alloc)
+        worker = self._workers.get(lease.worker_id)
+        if worker is not None:
+            worker.leases.discard(lease_id)
+            if lease.dedicated:
+                worker.dedicated = False
+        return self._dispatch()
+
+    def worker_started(self, worker_id: bytes) -> list[Action]:
+        self._starting = max(0, self._starting - 1)
+        self._workers[worker_id] = _Worker(worker_id)
+        return self._dispatch()
+
+    def worker_start_failed(self) -> list[Action]:
+        self._starting = max(0, self._starting - 1)
+        return self._dispatch()
+
+    def worker_died(self, worker_id: bytes) -> list[Action]:
+        worker = self._workers.pop(worker_id, None)
+        actions: list[Action] = []
+        if worker is not None:
+            for lease_id in sorted(worker.leases):
+                lease = self._leases.pop(lease_id)
+                self.resources.release(lease.alloc)
+                actions.append(LeaseLost(lease.client, lease_id))
+        return actions + self._dispatch()
+
+    def client_gone(self, client: Hashable) -> list[Action]:
+        self._queue = [r for r in self._queue if r.client != client]
+        for lease_id in [i for i, lease in self._leases.items() if lease.client == client]:
+            self.return_lease(lease_id)
+        return self._dispatch()
+
+    def blocked(self, lease_id: int) -> list[Action]:
+        lease = self._leases.get(lease_id)
+        if lease is None or lease.blocked:
+            return []
+        lease.blocked = True
+        self.resources.release_cpus(lease.alloc)
+        return self._dispatch()
+
+    def unblocked(self, lease_id: int) -> list[Action]:
+        lease = self._leases.get(lease_id)
+        if lease is None or not lease.blocked:
+            return []
+        lease.blocked = False
+        self.resources.reacquire_cpus(lease.alloc)
+        return []
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def lease(self, lease_id: int) -> _Lease | None:
+        return self._leases.get(lease_id)
+
+    def pending(self) -> list[tuple[str, bool]]:
+        """What waits for resources: (description, feasible) per queued request."""
+        return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
+
+    def idle_workers(self) -> list[bytes]:
+        return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
+
+    def forget_worker(self, worker_id: bytes) -> None:
+        """The node stopped an idle worker on purpose."""
+        self._workers.pop(worker_id, None)
+
+    # -- the decision -------------------------------------------------------------------------
+
+    def _free_worker(self, dedicated: bool, taken: set[bytes]) -> bytes | None:
+        fallback = None
+        for w in self._workers.values():
+            if w.dedicated or w.worker_id in taken:
+                continue
+            if not w.leases:
+                return w.worker_id
+            if not dedicated and fallback is None and all(
+                self._leases[i].blocked for i in w.leases
+            ):
+                fallback = w.worker_id
+        return fallback
+
+    def _dispatch(self) -> list[Action]:
+        actions: list[Action] = []
+        waiting_for_worker: list[Allocation] = []
+        taken: set[bytes] = set()
+        remaining: list[_Request] = []
+        starved: list[_Request] = []
+        for req in self._queue:
+            alloc = self.resources.acquire(req.shape)
+            if alloc is None:
+                remaining.append(req)
+                if self.resources.feasible(req.shape):
+                    starved.append(req)
+                continue
+            worker_id = self._free_worker(req.dedicated, taken)
+            if worker_id is None:
+                waiting_for_worker.append(alloc)
+                remaining.append(req)
+                continue
+            lease = _Lease(next(self._lease_ids), req.client, worker_id, alloc, req.dedicated)
+            self._leases[lease.lease_id] = lease
+            worker = self._workers[worker_id]
+            worker.leases.add(lease.lease_id)
+            worker.dedicated = req.dedicated
+            if req.dedicated:
+                taken.add(worker_id)
+            actions.append(
+                Grant(req.client, req.rid, lease.lease_id, worker_id, tuple(alloc.gpu_ids))
+            )
+        for alloc in waiting_for_worker:
+            self.resources.release(alloc)
+        self._queue = remaining
+        want = min(len(waiting_for_worker), self.max_starting) - self._starting
+        for _ in range(max(0, want)):
+            self._starting += 1
+            actions.append(StartWorker())
+        actions.extend(self._revocations(starved))
+        return actions
+
+    def _revocations(self, starved: list[_Request]) -> list[Action]:
+        """Ask holders of other leases to hand them back when idle, so starved requests run."""
+        if not starved:
+            return []
+        wanted = {(r.client, r.shape) for r in starved}
+        out: list[Action] = []
+        for lease in self._leases.values():
+            if lease.revoked or lease.blocked or lease.dedicated:
+                continue
+            if (lease.client, lease.alloc.shape) in wanted:
+                continue  # the same caller asking for more of the same: not a conflict
+            lease.revoked = True
+            out.append(Revoke(lease.client, lease.lease_id))
+        return out
+
+    def _infeasible_message(self, req: _Request) -> str:
+        return (
+            f"{req.describe or 'a task'} requires {{{describe(req.shape)}}} but this node has "
+            f"only {self.resources.missing(req.shape)}. It will wait until a node with these "
+            "resources joins; lower its requirements or start Ember with more resources."
+        )

@@ -1,0 +1,1 @@
+"""Wire-level data: ids, messages and the object file format. Pure data, no IO."""

@@ -1,0 +1,266 @@
+"""Every message any two Ember processes exchange, defined in one place.
+
+A message is a small slotted dataclass. On the wire it is a msgpack array whose first element
+is the message's code and the rest its fields in order, so adding a message means adding a class
+here and nothing else. Requests that expect an answer carry ``rid``; the answer is a ``Reply``
+with the same ``rid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+_BY_CODE: dict[int, type[Message]] = {}
+
+
+class Message:
+    __slots__ = ()
+    CODE: ClassVar[int]
+
+    def encode(self) -> list[Any]:
+        return [self.CODE, *[getattr(self, name) for name in self.__slots__]]
+
+
+def _message(code: int):  # noqa: ANN202 - decorator factory
+    def wrap(cls: type) -> type:
+        cls = dataclass(slots=True)(cls)
+        cls.CODE = code
+        if code in _BY_CODE:
+            raise RuntimeError(f"message code {code} used twice")
+        _BY_CODE[code] = cls
+        return cls
+
+    return wrap
+
+
+def decode(raw: list[Any]) -> Message:
+    return _BY_CODE[raw[0]](*raw[1:])
+
+
+# Result kinds inside TaskDone.results and PushTask.deps.
+INLINE = 0  # data is the serialized value
+STORED = 1  # the value is in the node's object store; data is its size
+ERROR = 2  # data is a serialized exception
+
+
+@_message(1)
+class Reply(Message):
+    rid: int
+    error: list[str] | None  # [kind, message], kind names an ember.exceptions class or builtin
+    value: Any = None
+
+
+# ---- any client (driver or worker) -> node manager -------------------------------------------
+
+
+@_message(10)
+class Hello(Message):
+    rid: int
+    kind: str  # "driver" | "worker"
+    client_id: bytes
+    pid: int
+    job_id: bytes
+    listen_addr: str | None
+    log_to_driver: bool = False
+
+
+@_message(11)
+class RequestLease(Message):
+    rid: int
+    shape: dict[str, float]
+    owner_id: bytes
+    describe: str = ""  # for the infeasible-task warning
+
+
+@_message(12)
+class CancelLeaseRequest(Message):
+    rid: int
+
+
+@_message(13)
+class ReturnLease(Message):
+    lease_id: int
+    worker_failed: bool = False
+
+
+@_message(14)
+class RevokeLease(Message):
+    """Node -> client: hand this lease back when idle, someone else needs the resources."""
+
+    lease_id: int
+
+
+@_message(15)
+class TaskBlocked(Message):
+    lease_id: int
+
+
+@_message(16)
+class TaskUnblocked(Message):
+    lease_id: int
+
+
+@_message(17)
+class CreateActor(Message):
+    rid: int
+    actor_id: bytes
+    spec: bytes  # serialized ActorSpec, kept by the node for restarts
+    shape: dict[str, float]
+    owner_id: bytes
+    job_id: bytes
+    name: str | None
+    namespace: str
+    detached: bool
+    get_if_exists: bool
+    max_restarts: int
+    handle_meta: bytes  # serialized method table, for get_actor() in other processes
+
+
+@_message(18)
+class ResolveActor(Message):
+    rid: int
+    actor_id: bytes
+    min_incarnation: int = 0
+
+
+@_message(19)
+class KillActor(Message):
+    actor_id: bytes
+    no_restart: bool = True
+
+
+@_message(20)
+class ObjectCreated(Message):
+    object_id: bytes
+    size: int
+    owner_id: bytes
+
+
+@_message(21)
+class PutInline(Message):
+    object_id: bytes
+    data: bytes
+    owner_id: bytes
+
+
+@_message(22)
+class WaitObject(Message):
+    rid: int
+    object_id: bytes
+    owner_id: bytes
+
+
+@_message(23)
+class IncRef(Message):
+    ids: list[bytes]
+
+
+@_message(24)
+class DecRef(Message):
+    ids: list[bytes]
+
+
+@_message(29)
+class FreeObjects(Message):
+    """Owner -> node: objects that never left the owner, free them now."""
+
+    ids: list[bytes]
+
+
+@_message(25)
+class KillWorker(Message):
+    worker_id: bytes
+
+
+@_message(26)
+class ClusterInfo(Message):
+    rid: int
+
+
+@_message(27)
+class LogLines(Message):
+    """Node -> driver: lines a worker printed, already prefixed with its task and pid."""
+
+    lines: list[str]
+    err: bool = True  # printed on stderr (True) or stdout (False)
+
+
+@_message(28)
+class ActorDone(Message):
+    """Worker -> node: this actor's process may go (its __init__ failed or it called exit)."""
+
+    actor_id: bytes
+    reason: str
+
+
+# ---- client -> control store ----------------------------------------------------------------
+
+
+@_message(40)
+class ExportFunction(Message):
+    fn_id: bytes
+    data: bytes
+
+
+@_message(41)
+class FetchFunction(Message):
+    rid: int
+    fn_id: bytes
+
+
+@_message(42)
+class GetNamedActor(Message):
+    rid: int
+    name: str
+    namespace: str
+
+
+@_message(43)
+class ListNamedActors(Message):
+    rid: int
+    namespace: str | None
+
+
+# ---- caller -> worker (direct task and actor calls) -----------------------------------------
+
+
+@_message(60)
+class PushTask(Message):
+    task_id: bytes
+    fn_id: bytes  # for actor calls: the method name, utf-8
+    blob: bytes  # serialized (args, kwargs) with placeholders for top-level ObjectRefs
+    deps: list[list[Any]]  # [kind, data] per placeholder, kinds INLINE or STORED
+    num_returns: int
+    name: str
+    owner_id: bytes
+    lease_id: int = 0
+    gpu_ids: list[int] = field(default_factory=list)
+    actor_id: bytes = b""
+    job_id: bytes = b""
+    namespace: str = ""
+    args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
+
+
+@_message(61)
+class TaskDone(Message):
+    task_id: bytes
+    results: list[list[Any]]  # [kind, data] per return value
+    worker_died: bool = False
+
+
+@_message(62)
+class CancelTask(Message):
+    task_id: bytes
+    force: bool = False
+
+
+@_message(63)
+class StartActor(Message):
+    """Node -> worker: become this actor."""
+
+    rid: int
+    actor_id: bytes
+    spec: bytes
+    incarnation: int
+    gpu_ids: list[int]

@@ -1,0 +1,217 @@
+"""``init(local_mode=True)``: every task and actor call runs in the driver, at once, in order.
+
+It keeps the API's semantics (values are copied through serialization, errors surface at
+``get`` as RayTaskError, refs resolve in arguments) so a program behaves as it would on a node,
+but a debugger's breakpoints in remote code work and tracebacks are local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from concurrent.futures import Future
+from typing import Any
+
+from ember import exceptions as exc
+from ember._protocol import ids
+from ember._runtime import serialization, task_context
+from ember._runtime.object_ref import ObjectRef
+from ember._runtime.task_context import TaskContext
+
+
+class LocalRuntime:
+    def __init__(self, resources: dict[str, float], namespace: str) -> None:
+        self.resources = resources
+        self.namespace = namespace
+        self.client_id = ids.random_id()
+        self.job_id = ids.random_id(4)
+        self.node_id = ids.random_id(16)
+        self._values: dict[bytes, tuple[bool, bytes]] = {}  # id -> (is_error, data)
+        self._functions: dict[bytes, Any] = {}
+        self._actors: dict[bytes, Any] = {}
+        self._dead: dict[bytes, str] = {}
+        self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+
+    # references are plain Python objects here: nothing to count
+    def add_local_ref(self, object_id: bytes, owner_id: bytes) -> None:
+        pass
+
+    def remove_local_ref(self, object_id: bytes) -> None:
+        pass
+
+    def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
+        pass
+
+    add_actor_ref = add_local_ref
+
+    def actor_ref_serialized(self, actor_id: bytes) -> None:
+        pass
+
+    def export_function(self, fn_id: bytes, data: Any, obj: Any = None) -> None:
+        self._functions[fn_id] = obj
+
+    # ------------------------------------------------------------------ objects
+
+    def _store(self, oid: bytes, value: Any, error: bool = False) -> ObjectRef:
+        self._values[oid] = (error, serialization.dumps(value))
+        return ObjectRef(oid, self.client_id, self)
+
+    def put(self, value: Any) -> ObjectRef:
+        return self._store(ids.put_object_id(), value)
+
+    def _value(self, ref: ObjectRef) -> Any:
+        error, data = self._values[ref._id]
+        value = serialization.loads(data)
+        if error:
+            raise value.as_instanceof_cause() if isinstance(value, exc.RayTaskError) else value
+        return value
+
+    def get(self, refs: list[ObjectRef], timeout: float | None = None) -> list[Any]:
+        for ref in refs:
+            if ref._id not in self._values:
+                raise exc.GetTimeoutError(f"{ref!r} will never be ready in local mode")
+        return [self._value(ref) for ref in refs]
+
+    def wait(
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        ready = [r for r in refs if r._id in self._values][:num_returns]
+        return ready, [r for r in refs if r not in ready]
+
+    def future_of(self, ref: ObjectRef) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(self._value(ref))
+        except BaseException as e:  # noqa: BLE001 - delivered through the future
+            fut.set_exception(e)
+        return fut
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        pass  # every task has already finished
+
+    # ------------------------------------------------------------------ tasks
+
+    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        def one(v: Any) -> Any:
+            return self._value(v) if isinstance(v, ObjectRef) else v
+
+        return tuple(one(a) for a in args), {k: one(v) for k, v in kwargs.items()}
+
+    def _run(
+        self, fn: Any, name: str, args: Any, kwargs: Any, num_returns: int, actor_id: bytes = b""
+    ) -> list[ObjectRef]:
+        task_id = ids.new_task_id()
+        oids = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
+        token = task_context.current.set(
+            TaskContext(task_id, name, self.job_id, self.namespace, 0, actor_id)
+        )
+        try:
+            args, kwargs = self._resolve(args, kwargs)
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                if self._loop is None:
+                    self._loop = asyncio.new_event_loop()
+                value = self._loop.run_until_complete(value)
+            values = [value] if num_returns == 1 else list(value) if num_returns else []
+            if len(values) != num_returns:
+                raise ValueError(f"{name!r} declared num_returns={num_returns}")
+        except exc.RayTaskError as e:
+            return [self._store(oid, e, error=True) for oid in oids]
+        except Exception as e:  # noqa: BLE001 - stored, raised at get()
+            err = exc.RayTaskError.from_exception(e, name, pid=os.getpid())
+            return [self._store(oid, err, error=True) for oid in oids]
+        finally:
+            task_context.current.reset(token)
+        return [self._store(oid, v) for oid, v in zip(oids, values, strict=True)]
+
+    def submit_task(
+        self, fn_id: bytes, args: Any, kwargs: Any, *, num_returns: int, name: str, **_: Any
+    ) -> list[ObjectRef]:
+        return self._run(self._functions[fn_id], name, args, kwargs, num_returns)
+
+    # ------------------------------------------------------------------ actors
+
+    def create_actor(
+        self,
+        fn_id: bytes,
+        args: Any,
+        kwargs: Any,
+        *,
+        class_name: str,
+        options: dict[str, Any],
+        handle_meta: bytes,
+        **_: Any,
+    ) -> bytes:
+        name = options.get("name")
+        namespace = options.get("namespace") or self.namespace
+        if name is not None and (namespace, name) in self._names:
+            if options.get("get_if_exists"):
+                return self._names[(namespace, name)][0]
+            raise ValueError(f"The name {name!r} (namespace={namespace!r}) is already taken.")
+        actor_id = ids.new_actor_id()
+        args, kwargs = self._resolve(args, kwargs)
+        try:
+            self._actors[actor_id] = self._functions[fn_id](*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - reported on every call, as on a node
+            err = exc.RayTaskError.from_exception(e, f"{class_name}.__init__")
+            self._dead[actor_id] = str(err)
+        if name is not None:
+            self._names[(namespace, name)] = (actor_id, handle_meta)
+        return actor_id
+
+    def submit_actor_task(
+        self,
+        actor_id: bytes,
+        class_name: str,
+        method: str,
+        args: Any,
+        kwargs: Any,
+        *,
+        num_returns: int,
+        **_: Any,
+    ) -> list[ObjectRef]:
+        instance = self._actors.get(actor_id)
+        if instance is None:
+            err = exc.ActorDiedError(
+                self._dead.get(actor_id, "it was killed"),
+                actor_id=actor_id.hex(),
+                class_name=class_name,
+            )
+            task_id = ids.new_task_id()
+            return [
+                self._store(ids.return_object_id(task_id, i + 1), err, error=True)
+                for i in range(max(1, num_returns))
+            ]
+        if method == "__ray_ready__":
+            fn: Any = lambda: True  # noqa: E731
+        elif method == "__ray_terminate__":
+            fn = lambda: self.kill_actor(actor_id, True)  # noqa: E731
+        else:
+            fn = getattr(instance, method)
+        return self._run(fn, method, args, kwargs, num_returns, actor_id)
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+        if self._actors.pop(actor_id, None) is not None:
+            self._dead[actor_id] = "it was killed by ember.kill()"
+        for key, (aid, _) in list(self._names.items()):
+            if aid == actor_id:
+                del self._names[key]
+
+    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
+        found = self._names.get((namespace or self.namespace, name))
+        if found is None:
+            raise ValueError(f"Failed to look up actor with name {name!r}")
+        return found
+
+    def cluster_info(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "total": dict(self.resources),
+            "available": dict(self.resources),
+        }

@@ -1,0 +1,639 @@
+"""The node manager process: resources, worker pool, leases, actors and the object store index.
+
+Theory of operation: one single-threaded reactor serves every local process. Lease decisions
+come from ``_core.scheduler.LeaseScheduler`` and reference counts from ``_core.refcount``;
+this module carries out their actions (answering callers, starting and killing workers) and
+keeps the index of objects in the node's shared-memory folder (sizes, owners, who waits for
+them, and what to spill when the store is over capacity). On one machine the control store
+runs in this process too, behind its own socket.
+
+Start: ``python -m ember._runtime.node CONFIG_JSON``; it prints ``ready`` on the file
+descriptor named in the config once it listens.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ember._core import scheduler as sched
+from ember._core.refcount import RefTable
+from ember._core.resources import NodeResources, describe, shape_of
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._protocol.messages import STORED
+from ember._runtime import serialization
+from ember._runtime.control_store import ControlStore, NameTaken
+from ember._runtime.object_store import StoreFiles
+from ember._transport.reactor import Connection, Reactor
+from ember._transport.rpc import Calls
+
+
+@dataclass
+class _Client:
+    conn: Connection
+    kind: str
+    client_id: bytes
+    pid: int
+    job_id: bytes
+    listen_addr: str | None
+    log_to_driver: bool
+
+
+@dataclass
+class _WorkerProc:
+    worker_id: bytes
+    proc: subprocess.Popen[bytes]
+    log_path: str
+    client: _Client | None = None
+    actor_id: bytes = b""
+
+
+@dataclass
+class _Object:
+    size: int
+    owner: bytes
+    inline: list[Any] | None = None  # [kind, data] for promoted small objects
+    in_shm: bool = True
+
+
+@dataclass
+class _ActorRecord:
+    actor_id: bytes
+    spec: bytes
+    shape: Any
+    owner: bytes
+    job_id: bytes
+    name: str | None
+    detached: bool
+    max_restarts: int
+    class_name: str = ""
+    restarts: int = 0
+    incarnation: int = 0
+    state: str = "pending"  # pending | alive | restarting | dead
+    worker_id: bytes = b""
+    lease_id: int = 0
+    addr: str = ""
+    reason: str = ""
+    cause: bytes | None = None
+    no_restart: bool = False
+    waiters: list[tuple[Connection, int, int]] = field(default_factory=list)
+
+
+class _Handler:
+    def __init__(self, node: NodeManager, control: bool) -> None:
+        self.node = node
+        self.control = control
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        if self.control:
+            self.node.control.handle(conn, msg)
+        else:
+            self.node.handle(conn, msg)
+
+    def on_close(self, conn: Connection) -> None:
+        if not self.control:
+            self.node.client_closed(conn)
+
+
+class NodeManager:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.node_id = bytes.fromhex(config["node_id"])
+        self.session_dir = config["session_dir"]
+        self.store = StoreFiles(config["shm_dir"], config["spill_dir"])
+        self.capacity = int(config["object_store_memory"])
+        self.resources = NodeResources(config["resources"])
+        self.scheduler = sched.LeaseScheduler(
+            self.resources, max_starting=max(2, int(config["resources"].get("CPU", 1)))
+        )
+        self.refs = RefTable(grace=float(config.get("ref_grace", 1.0)))
+        self.control = ControlStore()
+        self.calls = Calls()
+        self.reactor = Reactor("ember-node")
+        self.clients: dict[bytes, _Client] = {}
+        self.workers: dict[bytes, _WorkerProc] = {}
+        self.objects: collections.OrderedDict[bytes, _Object] = collections.OrderedDict()
+        self.waiters: dict[bytes, list[tuple[Connection, int]]] = {}
+        self.actors: dict[bytes, _ActorRecord] = {}
+        self.lease_holder: dict[int, Connection] = {}
+        self.used = 0
+        self.owner_pid = int(config.get("owner_pid", 0))
+        self.worker_env = dict(os.environ)
+        self.worker_env.update(config.get("worker_env", {}))
+        self.worker_env.pop("CUDA_VISIBLE_DEVICES", None)
+        self._waiting_owner: dict[bytes, bytes] = {}
+        self._free_timer = False
+        self.stopping = False
+
+    # ------------------------------------------------------------------ process lifetime
+
+    def start(self) -> None:
+        sock_dir = os.path.join(self.session_dir, "sockets")
+        self.address = self.reactor.listen(
+            self.config.get("node_address") or f"unix:{sock_dir}/node",
+            lambda: _Handler(self, False),
+        )
+        self.control_address = self.reactor.listen(
+            self.config.get("control_address") or f"unix:{sock_dir}/control",
+            lambda: _Handler(self, True),
+        )
+        for _ in range(int(self.config.get("prestart_workers", 0))):
+            self.start_worker(prestart=True)
+        self.reactor.call_later(0.5, self.reap)
+        fd = self.config.get("ready_fd")
+        if fd is not None:
+            ready = {"node": self.address, "control": self.control_address}
+            os.write(fd, json.dumps(ready).encode() + b"\n")
+            os.close(fd)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.reactor.call_soon(self.shutdown))
+        try:
+            self.reactor.run()
+        finally:
+            self.cleanup()
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        self.reactor.stop()
+
+    def cleanup(self) -> None:
+        for w in self.workers.values():
+            with contextlib.suppress(OSError):
+                w.proc.kill()
+        for w in self.workers.values():
+            with contextlib.suppress(Exception):
+                w.proc.wait(timeout=5)
+        shutil.rmtree(self.store.shm_dir, ignore_errors=True)
+        shutil.rmtree(self.store.spill_dir, ignore_errors=True)
+        shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
+
+    # ------------------------------------------------------------------ workers
+
+    def start_worker(self, prestart: bool = False) -> None:
+        worker_id = ids.random_id()
+        log_path = os.path.join(self.session_dir, "logs", f"worker-{worker_id.hex()[:12]}.log")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ember._runtime.worker",
+                    self.address,
+                    self.control_address,
+                    self.session_dir,
+                    worker_id.hex(),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.worker_env,
+                cwd=self.config.get("cwd") or None,
+            )
+        self.workers[worker_id] = _WorkerProc(worker_id, proc, log_path)
+        if prestart:
+            self.scheduler._starting += 1  # counted as starting, so no extra one is launched
+
+    def reap(self) -> None:
+        """Notice workers that exited without ever connecting (a crash at start-up)."""
+        for w in list(self.workers.values()):
+            if w.proc.poll() is not None and w.client is None:
+                del self.workers[w.worker_id]
+                tail = _tail(w.log_path)
+                sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
+                self.run_actions(self.scheduler.worker_start_failed())
+        if self.owner_pid and not _alive(self.owner_pid):
+            self.shutdown()
+            return
+        self.reactor.call_later(0.5, self.reap)
+
+    def kill_worker(self, worker_id: bytes) -> None:
+        w = self.workers.get(worker_id)
+        if w is not None:
+            with contextlib.suppress(OSError):
+                w.proc.kill()
+
+    # ------------------------------------------------------------------ actions
+
+    def run_actions(self, actions: list[sched.Action]) -> None:
+        for action in actions:
+            if isinstance(action, sched.Grant):
+                self.grant(action)
+            elif isinstance(action, sched.StartWorker):
+                self.start_worker()
+            elif isinstance(action, sched.Revoke):
+                if isinstance(action.client, Connection):
+                    action.client.send(m.RevokeLease(action.lease_id))
+            elif isinstance(action, sched.WarnInfeasible):
+                conn = self._conn_for(action.client)
+                if conn is not None:
+                    conn.send(m.LogLines([f"(ember) Warning: {action.message}"]))
+            elif isinstance(action, sched.LeaseLost):
+                self.lease_holder.pop(action.lease_id, None)
+
+    def _conn_for(self, client: Any) -> Connection | None:
+        if isinstance(client, Connection):
+            return client
+        rec = self.actors.get(client[1]) if isinstance(client, tuple) else None
+        owner = self.clients.get(rec.owner) if rec else None
+        return owner.conn if owner else None
+
+    def grant(self, g: sched.Grant) -> None:
+        w = self.workers[g.worker_id]
+        if isinstance(g.client, tuple):  # an actor's placement
+            self.place_actor(self.actors[g.client[1]], g, w)
+            return
+        self.lease_holder[g.lease_id] = g.client
+        assert w.client is not None
+        g.client.send(
+            m.Reply(
+                g.rid,
+                None,
+                {
+                    "lease_id": g.lease_id,
+                    "worker_id": g.worker_id,
+                    "addr": w.client.listen_addr,
+                    "gpu_ids": list(g.gpu_ids),
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ messages
+
+    def handle(self, conn: Connection, msg: m.Message) -> None:
+        client: _Client | None = conn.peer
+        if isinstance(msg, m.Hello):
+            self.hello(conn, msg)
+        elif isinstance(msg, m.RequestLease):
+            self.run_actions(
+                self.scheduler.request(conn, msg.rid, shape_of(msg.shape), msg.describe)
+            )
+        elif isinstance(msg, m.ReturnLease):
+            self.lease_holder.pop(msg.lease_id, None)
+            self.run_actions(self.scheduler.return_lease(msg.lease_id))
+        elif isinstance(msg, m.CancelLeaseRequest):
+            self.run_actions(self.scheduler.cancel_request(conn, msg.rid))
+        elif isinstance(msg, m.TaskBlocked):
+            self.run_actions(self.scheduler.blocked(msg.lease_id))
+        elif isinstance(msg, m.TaskUnblocked):
+            self.run_actions(self.scheduler.unblocked(msg.lease_id))
+        elif isinstance(msg, m.ObjectCreated):
+            self.object_created(msg)
+        elif isinstance(msg, m.PutInline):
+            self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
+            self.refs.add(msg.object_id, msg.owner_id)
+            self.wake_waiters(msg.object_id)
+        elif isinstance(msg, m.WaitObject):
+            self.wait_object(conn, msg)
+        elif isinstance(msg, m.IncRef):
+            assert client is not None
+            for oid in msg.ids:
+                self.refs.add(oid, client.client_id)
+        elif isinstance(msg, m.DecRef):
+            assert client is not None
+            now = time.monotonic()
+            for oid in msg.ids:
+                self.refs.remove(oid, client.client_id, now)
+            self.schedule_free()
+        elif isinstance(msg, m.FreeObjects):
+            assert client is not None
+            for oid in msg.ids:
+                if self.refs.free_now(oid, client.client_id):
+                    self.free(oid)
+        elif isinstance(msg, m.CreateActor):
+            self.create_actor(conn, msg)
+        elif isinstance(msg, m.ResolveActor):
+            self.resolve_actor(conn, msg.rid, msg.actor_id, msg.min_incarnation)
+        elif isinstance(msg, m.KillActor):
+            self.kill_actor(msg.actor_id, msg.no_restart, "it was killed by ember.kill()")
+        elif isinstance(msg, m.ActorDone):
+            self.kill_actor(msg.actor_id, True, msg.reason)
+        elif isinstance(msg, m.KillWorker):
+            self.kill_worker(msg.worker_id)
+        elif isinstance(msg, m.ClusterInfo):
+            conn.send(m.Reply(msg.rid, None, self.cluster_info()))
+        elif isinstance(msg, m.LogLines):
+            for c in self.clients.values():
+                if c.kind == "driver" and c.log_to_driver:
+                    c.conn.send(msg)
+        elif isinstance(msg, m.Reply):
+            self.calls.on_reply(msg)
+
+    def hello(self, conn: Connection, msg: m.Hello) -> None:
+        client = _Client(
+            conn, msg.kind, msg.client_id, msg.pid, msg.job_id, msg.listen_addr, msg.log_to_driver
+        )
+        conn.peer = client
+        self.clients[msg.client_id] = client
+        conn.send(
+            m.Reply(
+                msg.rid,
+                None,
+                {
+                    "node_id": self.node_id,
+                    "shm_dir": self.store.shm_dir,
+                    "spill_dir": self.store.spill_dir,
+                    "session_dir": self.session_dir,
+                },
+            )
+        )
+        if msg.kind == "worker":
+            w = self.workers.get(msg.client_id)
+            if w is not None:
+                w.client = client
+                self.run_actions(self.scheduler.worker_started(msg.client_id))
+
+    def client_closed(self, conn: Connection) -> None:
+        self.calls.on_close(conn)
+        client: _Client | None = conn.peer
+        if client is None or self.stopping:
+            return
+        self.clients.pop(client.client_id, None)
+        now = time.monotonic()
+        self.refs.holder_gone(client.client_id, now)
+        self.schedule_free()
+        for oid, waiting in list(self.waiters.items()):
+            obj_owner_gone = self._pending_owner(oid) == client.client_id
+            if obj_owner_gone:
+                for wconn, rid in waiting:
+                    wconn.send(
+                        m.Reply(
+                            rid,
+                            ["OwnerDiedError", "the process that owned this object has exited"],
+                        )
+                    )
+                del self.waiters[oid]
+        if client.kind == "worker":
+            w = self.workers.pop(client.client_id, None)
+            self.run_actions(self.scheduler.worker_died(client.client_id))
+            if w is not None:
+                with contextlib.suppress(Exception):
+                    w.proc.wait(timeout=2)
+                if w.actor_id:
+                    self.actor_process_died(w.actor_id, w)
+        else:
+            self.run_actions(self.scheduler.client_gone(conn))
+            for rec in list(self.actors.values()):
+                if rec.owner == client.client_id and not rec.detached:
+                    self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
+            if self.owner_pid and client.pid == self.owner_pid:
+                self.shutdown()
+
+    def _pending_owner(self, oid: bytes) -> bytes | None:
+        """Who owns an object that waiters are waiting for; the owner is in the id's task."""
+        return self._waiting_owner.get(oid)
+
+    # ------------------------------------------------------------------ objects
+
+    def object_created(self, msg: m.ObjectCreated) -> None:
+        if not os.path.exists(self.store.path(msg.object_id)):
+            return  # freed by its owner before this notice arrived
+        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
+        self.used += msg.size
+        self.refs.add(msg.object_id, msg.owner_id)
+        self.wake_waiters(msg.object_id)
+        self.spill_if_needed(msg.object_id)
+
+    def spill_if_needed(self, keep: bytes) -> None:
+        if self.used <= self.capacity:
+            return
+        for oid, obj in list(self.objects.items()):
+            if self.used <= self.capacity:
+                break
+            if oid == keep or not obj.in_shm or obj.inline is not None:
+                continue
+            if self.store.spill(oid):
+                obj.in_shm = False
+                self.used -= obj.size
+
+    def free(self, oid: bytes) -> None:
+        obj = self.objects.pop(oid, None)
+        if obj is not None and obj.in_shm and obj.inline is None:
+            self.used -= obj.size
+        if obj is None or obj.inline is None:
+            self.store.delete(oid)
+        if oid in self.actors:
+            self.kill_actor(oid, True, "all references to it were dropped")
+
+    def schedule_free(self) -> None:
+        if self._free_timer:
+            return
+        due = self.refs.next_due()
+        if due is None:
+            return
+        self._free_timer = True
+        self.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
+
+    def free_due(self) -> None:
+        self._free_timer = False
+        for oid in self.refs.due(time.monotonic()):
+            self.free(oid)
+        self.schedule_free()
+
+    def wait_object(self, conn: Connection, msg: m.WaitObject) -> None:
+        obj = self.objects.get(msg.object_id)
+        if obj is not None:
+            conn.send(m.Reply(msg.rid, None, obj.inline or [STORED, obj.size]))
+            return
+        if os.path.exists(self.store.path(msg.object_id)):
+            conn.send(m.Reply(msg.rid, None, [STORED, 0]))
+            return
+        if msg.owner_id not in self.clients:
+            conn.send(
+                m.Reply(
+                    msg.rid,
+                    ["OwnerDiedError", "the process that owned this object has exited"],
+                )
+            )
+            return
+        self._waiting_owner[msg.object_id] = msg.owner_id
+        self.waiters.setdefault(msg.object_id, []).append((conn, msg.rid))
+
+    def wake_waiters(self, oid: bytes) -> None:
+        waiting = self.waiters.pop(oid, None)
+        self._waiting_owner.pop(oid, None)
+        if waiting:
+            obj = self.objects[oid]
+            value = obj.inline or [STORED, obj.size]
+            for conn, rid in waiting:
+                conn.send(m.Reply(rid, None, value))
+
+    # ------------------------------------------------------------------ actors
+
+    def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
+        try:
+            actor_id = self.control.register_actor(
+                msg.actor_id, msg.name, msg.namespace, msg.handle_meta, msg.get_if_exists
+            )
+        except NameTaken as e:
+            conn.send(m.Reply(msg.rid, ["ValueError", str(e)]))
+            return
+        conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
+        if actor_id != msg.actor_id:
+            return
+        spec = serialization.loads(msg.spec)
+        rec = _ActorRecord(
+            msg.actor_id,
+            msg.spec,
+            shape_of(msg.shape),
+            msg.owner_id,
+            msg.job_id,
+            msg.name,
+            msg.detached,
+            msg.max_restarts,
+            class_name=spec["class_name"],
+        )
+        self.actors[msg.actor_id] = rec
+        self.refs.add(msg.actor_id, msg.owner_id)
+        self.request_placement(rec)
+
+    def request_placement(self, rec: _ActorRecord) -> None:
+        self.run_actions(
+            self.scheduler.request(
+                ("actor", rec.actor_id), 0, rec.shape, f"actor {rec.class_name}", dedicated=True
+            )
+        )
+
+    def place_actor(self, rec: _ActorRecord, g: sched.Grant, w: _WorkerProc) -> None:
+        if rec.state == "dead":
+            self.run_actions(self.scheduler.return_lease(g.lease_id))
+            return
+        rec.worker_id = g.worker_id
+        rec.lease_id = g.lease_id
+        w.actor_id = rec.actor_id
+        assert w.client is not None
+        incarnation = rec.incarnation
+        self.calls.call(
+            w.client.conn,
+            lambda rid: m.StartActor(rid, rec.actor_id, rec.spec, incarnation, list(g.gpu_ids)),
+            lambda reply: self.actor_started(rec, incarnation, reply),
+        )
+
+    def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
+        if rec.state == "dead" or rec.incarnation != incarnation:
+            return
+        if reply.error is not None:
+            if reply.error[0] == "ConnectionLost":
+                return  # the process died while starting; actor_process_died handles it
+            rec.no_restart = True
+            self.mark_dead(rec, reply.error[1], reply.value)
+            self.kill_worker(rec.worker_id)
+            return
+        rec.state = "alive"
+        rec.addr = reply.value["addr"]
+        self.answer_resolvers(rec)
+
+    def actor_process_died(self, actor_id: bytes, w: _WorkerProc) -> None:
+        rec = self.actors.get(actor_id)
+        if rec is None or rec.state == "dead":
+            return
+        if not rec.no_restart and (rec.max_restarts < 0 or rec.restarts < rec.max_restarts):
+            rec.restarts += 1
+            rec.incarnation += 1
+            rec.state = "restarting"
+            self.request_placement(rec)
+            return
+        code = w.proc.returncode
+        self.mark_dead(
+            rec,
+            rec.reason or f"its worker process exited (exit code {code}); "
+            f"worker log: {w.log_path}",
+            None,
+        )
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        rec = self.actors.get(actor_id)
+        if rec is None or rec.state == "dead":
+            return
+        if no_restart:
+            rec.no_restart = True
+            rec.reason = reason
+        if rec.worker_id and rec.worker_id in self.workers:
+            self.kill_worker(rec.worker_id)
+        elif no_restart:
+            self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
+            self.mark_dead(rec, reason, None)
+
+    def mark_dead(self, rec: _ActorRecord, reason: str, cause: bytes | None) -> None:
+        rec.state = "dead"
+        rec.reason = reason
+        rec.cause = cause
+        self.control.actor_dead(rec.actor_id)
+        self.answer_resolvers(rec)
+
+    def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
+        rec = self.actors.get(actor_id)
+        if rec is None:
+            conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown to this node"]))
+            return
+        rec.waiters.append((conn, rid, min_inc))
+        self.answer_resolvers(rec)
+
+    def answer_resolvers(self, rec: _ActorRecord) -> None:
+        keep = []
+        for conn, rid, min_inc in rec.waiters:
+            if rec.state == "dead":
+                conn.send(m.Reply(rid, ["ActorDiedError", rec.reason], rec.cause))
+            elif rec.state == "alive" and rec.incarnation >= min_inc:
+                conn.send(m.Reply(rid, None, {"addr": rec.addr, "incarnation": rec.incarnation}))
+            else:
+                keep.append((conn, rid, min_inc))
+        rec.waiters = keep
+
+    # ------------------------------------------------------------------ info
+
+    def cluster_info(self) -> dict[str, Any]:
+        total, available = self.resources.snapshot()
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "total": total,
+            "available": available,
+            "object_store_memory": self.capacity,
+            "object_store_used": self.used,
+            "pending": [
+                {"what": what, "feasible": feasible} for what, feasible in self.scheduler.pending()
+            ],
+            "workers": len(self.workers),
+            "actors": sum(1 for a in self.actors.values() if a.state != "dead"),
+            "describe": describe(shape_of(total)),
+        }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(argv[0])
+    node = NodeManager(config)
+    node.start()
+    node.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,83 @@
+"""ObjectRef: a future for a value that lives (or will live) somewhere in Ember.
+
+A ref knows its object's id and its owner (the process that submitted the task or called
+``put``). Creating and dropping refs tells the runtime, which counts them per process so that
+the value is freed when the last ref anywhere is gone. Pickling a ref (to send it to another
+process) tells the runtime that the object is now shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Generator
+from typing import Any
+
+from ember._runtime import serialization, state
+
+
+class ObjectRef:
+    __slots__ = ("_id", "_owner", "_rt", "__weakref__")
+
+    def __init__(self, object_id: bytes, owner_id: bytes, runtime: Any = None) -> None:
+        self._id = object_id
+        self._owner = owner_id
+        self._rt = runtime
+        if runtime is not None:
+            runtime.add_local_ref(object_id, owner_id)
+
+    def __del__(self) -> None:
+        rt = self._rt
+        if rt is not None:
+            try:
+                rt.remove_local_ref(self._id)
+            except Exception:  # noqa: BLE001 - interpreter teardown: nothing left to tell
+                pass
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes, bytes]]:
+        serialization.note_ref(self._id, self._owner)
+        if self._rt is not None:
+            self._rt.ref_serialized(self._id, self._owner)
+        return _rebuild, (self._id, self._owner)
+
+    def binary(self) -> bytes:
+        return self._id
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> bytes:
+        return self._id[:12]
+
+    def owner_id(self) -> bytes:
+        return self._owner
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    def future(self) -> concurrent.futures.Future[Any]:
+        """A concurrent.futures.Future that completes with the value (or its error)."""
+        return _runtime_of(self).future_of(self)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self.future()).__await__()
+
+    def as_future(self) -> asyncio.Future[Any]:
+        return asyncio.wrap_future(self.future())
+
+
+def _runtime_of(ref: ObjectRef) -> Any:
+    rt = ref._rt or state.current()
+    if rt is None:
+        raise RuntimeError("Ember is not running: call ember.init() first")
+    return rt
+
+
+def _rebuild(object_id: bytes, owner_id: bytes) -> ObjectRef:
+    return ObjectRef(object_id, owner_id, state.current())

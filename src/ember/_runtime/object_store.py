@@ -1,0 +1,133 @@
+"""The node's shared-memory object store: one file per object under a session folder.
+
+A sealed object is a file named by the object's hex id; writers fill a temporary name and
+rename it, so a reader that can open the name sees a whole object. Readers map the file
+read-only and hand its buffers to pickle (protocol 5), so numpy arrays come back as read-only
+views of the shared pages: no copy, whatever the size. Deleting the name frees the memory once
+the last reader drops its view. Spilled objects move to a folder on disk under the same name;
+readers look there next, so a spilled object is read back transparently.
+
+File layout: ``b"EMB1"``, buffer count (u32), metadata length (u64), each buffer's length (u64),
+then the metadata and the buffers, each buffer starting on a 64-byte boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import shutil
+import struct
+from collections.abc import Sequence
+
+_MAGIC = b"EMB1"
+_HEAD = struct.Struct("<4sIQ")
+_ALIGN = 64
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+def layout(meta_len: int, buffer_lens: Sequence[int]) -> tuple[bytes, list[int], int]:
+    """The header bytes, each buffer's offset, and the total file size."""
+    header = _HEAD.pack(_MAGIC, len(buffer_lens), meta_len) + struct.pack(
+        f"<{len(buffer_lens)}Q", *buffer_lens
+    )
+    offset = len(header) + meta_len
+    offsets = []
+    for n in buffer_lens:
+        offset = _aligned(offset)
+        offsets.append(offset)
+        offset += n
+    return header, offsets, offset
+
+
+def parse(view: memoryview) -> tuple[memoryview, list[memoryview]]:
+    magic, nbufs, meta_len = _HEAD.unpack_from(view, 0)
+    if magic != _MAGIC:
+        raise ValueError("not an Ember object file")
+    lens = struct.unpack_from(f"<{nbufs}Q", view, _HEAD.size)
+    start = _HEAD.size + 8 * nbufs
+    meta = view[start : start + meta_len]
+    _, offsets, _ = layout(meta_len, lens)
+    return meta, [view[o : o + n] for o, n in zip(offsets, lens, strict=True)]
+
+
+class StoreFiles:
+    """Reading and writing object files; any process on the node may use one of these."""
+
+    def __init__(self, shm_dir: str, spill_dir: str) -> None:
+        self.shm_dir = shm_dir
+        self.spill_dir = spill_dir
+
+    def path(self, object_id: bytes) -> str:
+        return os.path.join(self.shm_dir, object_id.hex())
+
+    def spill_path(self, object_id: bytes) -> str:
+        return os.path.join(self.spill_dir, object_id.hex())
+
+    def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
+        """Write and seal an object; returns its size in bytes."""
+        header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
+        final = self.path(object_id)
+        tmp = f"{final}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, total)
+            _write_all(fd, header + meta, 0)
+            for buf, off in zip(buffers, offsets, strict=True):
+                _write_all(fd, buf, off)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        os.rename(tmp, final)
+        return total
+
+    def read(self, object_id: bytes) -> tuple[memoryview, list[memoryview]] | None:
+        """Map a sealed object; None if it is not (or no longer) here."""
+        for path in (self.path(object_id), self.spill_path(object_id)):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+            return parse(memoryview(mapped))
+        return None
+
+    def exists(self, object_id: bytes) -> bool:
+        return os.path.exists(self.path(object_id)) or os.path.exists(self.spill_path(object_id))
+
+    def delete(self, object_id: bytes) -> None:
+        for path in (self.path(object_id), self.spill_path(object_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def spill(self, object_id: bytes) -> bool:
+        """Move an object from shared memory to disk; readers keep finding it."""
+        src = self.path(object_id)
+        dst = self.spill_path(object_id)
+        tmp = f"{dst}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+        except FileNotFoundError:
+            return False
+        os.rename(tmp, dst)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(src)
+        return True
+
+
+def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.pwrite(fd, view, offset)
+        offset += n
+        view = view[n:]

@@ -1,0 +1,472 @@
+"""The worker process: runs the tasks callers push to it, or hosts one actor.
+
+Theory of operation: the reactor thread receives ``PushTask`` messages from callers and hands
+each to an executor slot. The main thread is the first slot, so ordinary tasks run on the main
+thread as users expect. A slot whose task blocks in ``get`` lends its CPU back to the node,
+which may then lease this same worker again; the new task then runs on a fresh slot thread, so
+recursion does not need a process per waiting task.
+
+As an actor, the process runs ``__init__`` when the node sends ``StartActor`` and then executes
+method calls in arrival order on the main thread, on a thread pool (``max_concurrency`` > 1) or
+on an asyncio event loop (any ``async def`` method).
+
+Start: ``python -m ember._runtime.worker NODE_ADDR CONTROL_ADDR SESSION_DIR WORKER_ID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import inspect
+import io
+import os
+import queue
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import cloudpickle
+
+from ember import exceptions as exc
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._runtime import serialization, state, task_context
+from ember._runtime.core_client import CoreClient, _Placeholder
+from ember._runtime.object_store import StoreFiles
+from ember._runtime.task_context import TaskContext
+from ember._transport.reactor import Connection, Reactor
+
+_SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+
+
+class _CallerHandler:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        if isinstance(msg, m.PushTask):
+            self.worker.dispatch(conn, msg)
+        elif isinstance(msg, m.CancelTask):
+            self.worker.cancel(msg.task_id)
+
+    def on_close(self, conn: Connection) -> None:
+        pass
+
+
+class _Slot:
+    """An executor: a thread that runs one task at a time from its queue."""
+
+    def __init__(self, worker: Worker, main: bool) -> None:
+        self.worker = worker
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.running: TaskContext | None = None
+        self.thread: threading.Thread | None = None
+        if not main:
+            self.thread = threading.Thread(target=self.loop, daemon=True, name="ember-slot")
+            self.thread.start()
+
+    def loop(self) -> None:
+        if self.thread is None:
+            self.thread = threading.current_thread()
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            item()
+
+
+class Worker:
+    def __init__(self, node_addr: str, control_addr: str, session_dir: str, worker_id: bytes):
+        self.worker_id = worker_id
+        self.session_dir = session_dir
+        self.reactor = Reactor("ember-worker")
+        self.reactor.start()
+        sock = os.path.join(session_dir, "sockets", f"w-{worker_id.hex()}")
+        self.address = self.reactor.listen(f"unix:{sock}", lambda: _CallerHandler(self))
+        self.store = StoreFiles("", "")  # the node tells where, in its answer to Hello
+        self.functions: dict[bytes, Any] = {}
+        self.fn_lock = threading.Lock()
+        self.main_slot = _Slot(self, main=True)
+        self.idle: list[_Slot] = [self.main_slot]
+        self.slots_lock = threading.Lock()
+        self.by_task: dict[bytes, tuple[_Slot | None, TaskContext]] = {}
+        self.actor: Any = None
+        self.actor_id = b""
+        self.actor_name = ""
+        self.actor_pool: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.async_sem: asyncio.Semaphore | None = None
+        self.client = CoreClient(
+            kind="worker",
+            node_address=node_addr,
+            control_address=control_addr,
+            store=self.store,
+            client_id=worker_id,
+            job_id=b"",
+            namespace="",
+            node_id=b"",
+            listen_address=self.address,
+            reactor=self.reactor,
+            extra_handler=self.on_node_message,
+        )
+        info = self.client.info
+        self.client.node_id = info["node_id"]
+        self.store.shm_dir, self.store.spill_dir = info["shm_dir"], info["spill_dir"]
+        self.client.on_node_lost = lambda: os._exit(0)
+        self.client.on_block = self._blocked
+        self.client.on_unblock = self._unblocked
+        state.set_current(self.client)
+        _install_output(self)
+        signal.signal(signal.SIGINT, _on_sigint)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(self, conn: Connection, msg: m.PushTask) -> None:
+        """Reactor thread: route a pushed task to where it runs."""
+        ctx = TaskContext(
+            msg.task_id,
+            msg.name,
+            msg.job_id,
+            msg.namespace,
+            msg.lease_id,
+            msg.actor_id,
+            list(msg.gpu_ids),
+        )
+        if self.loop is not None:
+            self.by_task[msg.task_id] = (None, ctx)
+            self.loop.call_soon_threadsafe(self._start_async, conn, msg, ctx)
+            return
+        if self.actor_pool is not None:
+            self.by_task[msg.task_id] = (None, ctx)
+            self.actor_pool.submit(self.run, conn, msg, ctx, None)
+            return
+        if msg.actor_id:
+            slot = self.main_slot
+        else:
+            with self.slots_lock:
+                slot = self.idle.pop() if self.idle else _Slot(self, main=False)
+        self.by_task[msg.task_id] = (slot, ctx)
+        slot.queue.put(lambda: self.run(conn, msg, ctx, slot))
+
+    def on_node_message(self, msg: m.Message) -> None:
+        if isinstance(msg, m.StartActor):
+            self.main_slot.queue.put(lambda: self.start_actor(msg))
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
+        token = task_context.current.set(ctx)
+        if slot is not None:
+            slot.running = ctx
+        try:
+            if ctx.cancelled:
+                raise exc.TaskCancelledError(ctx.task_id.hex())
+            if msg.gpu_ids and not msg.actor_id:
+                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+            fn, args, kwargs = self.prepare(msg)
+            value = fn(*args, **kwargs)
+            results = self.pack(msg, value)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+            results = self.failure(msg, ctx, e)
+        finally:
+            if slot is not None:
+                slot.running = None
+            task_context.current.reset(token)
+            self.by_task.pop(msg.task_id, None)
+            _flush_output()
+        if slot is not None and not msg.actor_id:
+            with self.slots_lock:
+                self.idle.append(slot)  # before answering, so the next task finds it free
+        conn.send(m.TaskDone(msg.task_id, results))
+
+    def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
+        assert self.loop is not None
+        task = self.loop.create_task(self._run_async(conn, msg, ctx))
+        ctx.cancelled = False
+        self.by_task[msg.task_id] = (None, ctx)
+        _ASYNC_TASKS[msg.task_id] = task
+
+    async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
+        assert self.async_sem is not None
+        task_context.current.set(ctx)
+        try:
+            async with self.async_sem:
+                fn, args, kwargs = self.prepare(msg)
+                value = fn(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+                results = self.pack(msg, value)
+        except asyncio.CancelledError:
+            results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
+        except BaseException as e:  # noqa: BLE001
+            results = self.failure(msg, ctx, e)
+        finally:
+            self.by_task.pop(msg.task_id, None)
+            _ASYNC_TASKS.pop(msg.task_id, None)
+            _flush_output()
+        conn.send(m.TaskDone(msg.task_id, results))
+
+    def function(self, fn_id: bytes) -> Any:
+        fn = self.functions.get(fn_id)
+        if fn is None:
+            data = self.client.fetch_function(fn_id)
+            with self.fn_lock:
+                fn = self.functions[fn_id] = cloudpickle.loads(data)
+        return fn
+
+    def prepare(self, msg: m.PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        if msg.actor_id:
+            name = msg.fn_id.decode()
+            if name in _SPECIAL_METHODS:
+                fn = self._special(name)
+            else:
+                fn = getattr(self.actor, name)
+        else:
+            fn = self.function(msg.fn_id)
+            fn = getattr(fn, "_function", fn)
+        args, kwargs = self.load_args(msg.blob, msg.args_ref, msg.deps)
+        return fn, args, kwargs
+
+    def load_args(
+        self, blob: bytes, args_ref: bytes, deps: list[list[Any]]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if args_ref:
+            found = self.store.read(args_ref)
+            if found is None:
+                raise exc.ObjectLostError(args_ref.hex(), "the task's arguments were lost")
+            args, kwargs = serialization.loads_stored(*found)
+        else:
+            args, kwargs = serialization.loads(blob)
+        if deps:
+            values = [self.load_dep(kind, data) for kind, data in deps]
+            args = tuple(values[a.index] if isinstance(a, _Placeholder) else a for a in args)
+            kwargs = {
+                k: values[v.index] if isinstance(v, _Placeholder) else v for k, v in kwargs.items()
+            }
+        return args, kwargs
+
+    def load_dep(self, kind: int, data: Any) -> Any:
+        if kind == INLINE:
+            return serialization.loads(data)
+        found = self.store.read(data)
+        if found is None:
+            raise exc.ObjectLostError(data.hex(), "an argument's data is no longer in the store")
+        return serialization.loads_stored(*found)
+
+    def pack(self, msg: m.PushTask, value: Any) -> list[list[Any]]:
+        n = msg.num_returns
+        if n == 1:
+            values = [value]
+        elif n == 0:
+            values = []
+        else:
+            try:
+                values = list(value)
+            except TypeError:
+                values = None
+            if values is None or len(values) != n:
+                raise ValueError(
+                    f"{msg.name!r} was declared with num_returns={n} but returned "
+                    f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
+                )
+        results = []
+        for i, v in enumerate(values):
+            ser = serialization.serialize(v)
+            if ser.nbytes <= serialization.INLINE_MAX:
+                results.append([INLINE, ser.inline(), ser.refs])
+            else:
+                oid = ids.return_object_id(msg.task_id, i + 1)
+                size = self.store.write(oid, ser.meta, ser.buffers)
+                self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id))
+                results.append([STORED, size, ser.refs])
+        return results
+
+    def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[list[Any]]:
+        if isinstance(error, exc.TaskCancelledError) or (
+            ctx.cancelled and isinstance(error, KeyboardInterrupt)
+        ):
+            err: BaseException = exc.TaskCancelledError(ctx.task_id.hex())
+        elif isinstance(error, exc.RayTaskError):
+            err = error  # raised by a get() inside this task: pass the original on
+        else:
+            err = exc.RayTaskError.from_exception(
+                error, msg.name, actor_repr=self.actor_name or None
+            )
+        try:
+            data = serialization.dumps(err)
+        except Exception:  # noqa: BLE001 - the cause cannot be pickled: keep its text
+            tb = getattr(err, "traceback_str", "") or repr(error)
+            data = serialization.dumps(exc.RayTaskError(msg.name, tb, None, os.getpid()))
+        return [[ERROR, data]] * max(1, msg.num_returns)
+
+    def _special(self, name: str) -> Any:
+        if name == "__ray_ready__":
+            return lambda: True
+
+        def terminate() -> None:
+            self.client.node.send(m.ActorDone(self.actor_id, "exited by __ray_terminate__"))
+            _flush_output()
+            os._exit(0)
+
+        return terminate
+
+    # ------------------------------------------------------------------ actors
+
+    def start_actor(self, msg: m.StartActor) -> None:
+        spec = serialization.loads(msg.spec)
+        ctx = TaskContext(
+            ids.new_task_id(), spec["class_name"], spec["job_id"], spec["namespace"], 0,
+            msg.actor_id, list(msg.gpu_ids),
+        )
+        task_context.current.set(ctx)
+        self.actor_id = msg.actor_id
+        self.actor_name = spec["class_name"]
+        _OUTPUT_NAME[0] = spec["class_name"]
+        if msg.gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+        try:
+            cls = self.function(spec["fn_id"])
+            cls = getattr(cls, "_cls", cls)
+            args, kwargs = self.load_args(spec["blob"], spec["args_ref"], spec["deps"])
+            is_async = any(
+                inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+                for _, f in inspect.getmembers(cls, inspect.isfunction)
+            )
+            self.actor = cls(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - reported as the actor's death cause
+            err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
+            try:
+                data = serialization.dumps(err)
+            except Exception:  # noqa: BLE001
+                data = serialization.dumps(
+                    exc.RayTaskError(err.function_name, err.traceback_str, None, os.getpid())
+                )
+            _flush_output()
+            self.client.node.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
+            return
+        concurrency = spec.get("max_concurrency")
+        if is_async:
+            self.loop = asyncio.new_event_loop()
+            self.async_sem = asyncio.Semaphore(concurrency or 1000)
+            self.main_slot.queue.put(self._run_loop)
+        elif concurrency and concurrency > 1:
+            self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
+        _flush_output()
+        self.client.node.send(m.Reply(msg.rid, None, {"addr": self.address}))
+
+    def _run_loop(self) -> None:
+        assert self.loop is not None
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    # ------------------------------------------------------------------ blocking and cancel
+
+    def _blocked(self) -> None:
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.lease_id:
+            self.client.node.send(m.TaskBlocked(ctx.lease_id))
+
+    def _unblocked(self) -> None:
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.lease_id:
+            self.client.node.send(m.TaskUnblocked(ctx.lease_id))
+
+    def cancel(self, task_id: bytes) -> None:
+        entry = self.by_task.get(task_id)
+        if entry is None:
+            return
+        slot, ctx = entry
+        ctx.cancelled = True
+        if self.loop is not None:
+            task = _ASYNC_TASKS.get(task_id)
+            if task is not None:
+                self.loop.call_soon_threadsafe(task.cancel)
+            return
+        if slot is None or slot.running is not ctx or slot.thread is None:
+            return  # queued: it is skipped when its turn comes
+        if slot is self.main_slot:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(slot.thread.ident),  # type: ignore[arg-type]
+                ctypes.py_object(exc.TaskCancelledError),
+            )
+
+
+_ASYNC_TASKS: dict[bytes, asyncio.Task[Any]] = {}
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    ctx = task_context.current.get()
+    if ctx is not None and ctx.cancelled:
+        raise exc.TaskCancelledError(ctx.task_id.hex())
+
+
+# ---------------------------------------------------------------------- output to the driver
+
+_OUTPUT_NAME = [""]
+_OUTPUTS: list[_Forwarder] = []
+
+
+class _Forwarder(io.TextIOBase):
+    """Replaces sys.stdout/stderr: whole lines go to the driver, prefixed like Ray's."""
+
+    def __init__(self, worker: Worker, original: Any, err: bool) -> None:
+        self.worker = worker
+        self.err = err
+        self.original = original
+        self.lock = threading.Lock()
+        self.partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        with self.lock:
+            text = self.partial + s
+            *lines, self.partial = text.split("\n")
+        if lines:
+            self._emit(lines)
+        return len(s)
+
+    def flush(self) -> None:
+        with self.lock:
+            rest, self.partial = self.partial, ""
+        if rest:
+            self._emit([rest])
+
+    def _emit(self, lines: list[str]) -> None:
+        ctx = task_context.current.get()
+        name = _OUTPUT_NAME[0] or (ctx.name if ctx else "worker")
+        prefix = f"({name} pid={os.getpid()}) "
+        out = [prefix + line for line in lines]
+        with contextlib.suppress(Exception):
+            self.original.write("".join(x + "\n" for x in out))
+            self.original.flush()
+        if not self.worker.client._closed:
+            self.worker.client.node.send(m.LogLines(out, self.err))
+
+
+def _install_output(worker: Worker) -> None:
+    sys.stdout = _Forwarder(worker, sys.stdout, False)
+    sys.stderr = _Forwarder(worker, sys.stderr, True)
+    _OUTPUTS[:] = [sys.stdout, sys.stderr]  # type: ignore[list-item]
+
+
+def _flush_output() -> None:
+    for out in _OUTPUTS:
+        out.flush()
+
+
+def main(argv: list[str]) -> None:
+    node_addr, control_addr, session_dir, worker_hex = argv[:4]
+    worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex))
+    worker.main_slot.loop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Bytes in and out: sockets, framing and the reactor loop. No decisions live here."""

@@ -1,0 +1,299 @@
+"""A selector loop that owns a process's sockets.
+
+Theory of operation: one thread (the reactor) reads every socket and hands each decoded message
+to the connection's handler, in order. Any thread may send: ``Connection.send`` writes straight
+to the non-blocking socket, and only when the kernel buffer is full does the rest wait in an
+output buffer that the reactor flushes. So the hot path (send a task, receive its result) costs
+one system call on each side and no thread hand-off on the sending side.
+
+Messages are msgpack arrays written back to back; msgpack's streaming unpacker finds the
+boundaries, so there is no extra framing. Addresses are ``unix:/path`` or ``tcp:host:port``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgpack
+
+from ember._protocol.messages import Message, decode
+
+_READ_SIZE = 1 << 18
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+class Handler(Protocol):
+    def on_message(self, conn: Connection, msg: Message) -> None: ...
+
+    def on_close(self, conn: Connection) -> None: ...
+
+
+def parse_address(address: str) -> tuple[int, Any]:
+    kind, _, rest = address.partition(":")
+    if kind == "unix":
+        return socket.AF_UNIX, rest
+    if kind == "tcp":
+        host, _, port = rest.rpartition(":")
+        return socket.AF_INET, (host, int(port))
+    raise ValueError(f"bad address {address!r}: expected 'unix:/path' or 'tcp:host:port'")
+
+
+class Connection:
+    """One socket to a peer. ``send`` is safe from any thread."""
+
+    def __init__(self, sock: socket.socket, reactor: Reactor, handler: Handler) -> None:
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.reactor = reactor
+        self.handler = handler
+        self.closed = False
+        self.peer: Any = None  # whatever the owner wants to remember about the other side
+        self._out = bytearray()
+        self._lock = threading.Lock()
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
+
+    def send(self, msg: Message) -> None:
+        self.send_raw(_packb(msg.encode()))
+
+    def send_raw(self, data: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            if self._out:
+                self._out += data
+                return
+            try:
+                n = self.sock.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n = len(data)  # the reactor sees the broken socket and closes it
+            if n < len(data):
+                self._out += memoryview(data)[n:]
+                self.reactor.watch_write(self)
+
+    def close(self) -> None:
+        self.reactor.call_soon(self._close)
+
+    # -- reactor thread only --------------------------------------------------------------
+
+    def _flush(self) -> bool:
+        """Write buffered output; True when everything is written."""
+        with self._lock:
+            while self._out:
+                try:
+                    n = self.sock.send(self._out)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    self._out.clear()
+                    return True
+                del self._out[:n]
+            return True
+
+    def _read(self) -> bool:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._unpacker.feed(data)
+        handler = self.handler
+        for raw in self._unpacker:
+            handler.on_message(self, decode(raw))
+            if self.closed:
+                return True
+        return True
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        with self._lock:
+            self.closed = True
+        self.reactor._forget(self)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.handler.on_close(self)
+
+
+class Reactor:
+    """The loop. ``run`` blocks; ``start`` runs it in a daemon thread."""
+
+    def __init__(self, name: str = "ember-reactor") -> None:
+        self.name = name
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._pending: list[Callable[[], None]] = []
+        self._pending_lock = threading.Lock()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler]]] = {}
+        self._conns: set[Connection] = set()
+
+    # -- any thread -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def in_reactor(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        with self._pending_lock:
+            self._pending.append(fn)
+        self._wake()
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        self.call_soon(lambda: self._add_timer(delay, fn))
+
+    def watch_write(self, conn: Connection) -> None:
+        self.call_soon(lambda: self._set_events(conn, selectors.EVENT_READ | selectors.EVENT_WRITE))
+
+    def listen(self, address: str, handler_factory: Callable[[], Handler]) -> str:
+        """Listen on ``address``; returns the address actually bound (port 0 picks one)."""
+        family, where = parse_address(address)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(where)
+        sock.listen(512)
+        sock.setblocking(False)
+        if family == socket.AF_INET:
+            host, port = sock.getsockname()[:2]
+            address = f"tcp:{host}:{port}"
+
+        def register() -> None:
+            self._listeners[sock.fileno()] = (sock, handler_factory)
+            self._sel.register(sock, selectors.EVENT_READ, sock)
+
+        self.call_soon(register)
+        return address
+
+    def connect(self, address: str, handler: Handler, timeout: float = 10.0) -> Connection:
+        family, where = parse_address(address)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(where)
+        except OSError:
+            sock.close()
+            raise
+        conn = Connection(sock, self, handler)
+        self.adopt(conn)
+        return conn
+
+    def adopt(self, conn: Connection) -> None:
+        def register() -> None:
+            if conn.closed:
+                return
+            self._conns.add(conn)
+            self._sel.register(conn.sock, selectors.EVENT_READ, conn)
+
+        self.call_soon(register)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+        if self._thread is not None and not self.in_reactor():
+            self._thread.join(timeout=5)
+
+    # -- reactor thread -------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _add_timer(self, delay: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+
+    def _set_events(self, conn: Connection, events: int) -> None:
+        if not conn.closed:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.modify(conn.sock, events, conn)
+
+    def _forget(self, conn: Connection) -> None:
+        self._conns.discard(conn)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._sel.unregister(conn.sock)
+
+    def _run_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for fn in pending:
+            fn()
+
+    def run(self) -> None:
+        if self._thread is None:
+            self._thread = threading.current_thread()
+        sel = self._sel
+        while not self._stopping:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            for key, events in sel.select(timeout):
+                obj = key.data
+                if obj is None:
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        self._wake_r.recv(4096)
+                    self._run_pending()
+                elif isinstance(obj, Connection):
+                    if events & selectors.EVENT_WRITE and obj._flush():
+                        self._set_events(obj, selectors.EVENT_READ)
+                    if events & selectors.EVENT_READ and not obj.closed and not obj._read():
+                        obj._close()
+                else:
+                    self._accept(obj)
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, fn = heapq.heappop(self._timers)
+                fn()
+            if self._pending:
+                self._run_pending()
+        self._teardown()
+
+    def _accept(self, lsock: socket.socket) -> None:
+        _, factory = self._listeners[lsock.fileno()]
+        while True:
+            try:
+                sock, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            conn = Connection(sock, self, factory())
+            self._conns.add(conn)
+            self._sel.register(conn.sock, selectors.EVENT_READ, conn)
+
+    def _teardown(self) -> None:
+        for conn in list(self._conns):
+            conn.closed = True
+            with contextlib.suppress(OSError):
+                conn.sock.close()
+        for sock, _ in self._listeners.values():
+            with contextlib.suppress(OSError):
+                if sock.family == socket.AF_UNIX:
+                    os.unlink(sock.getsockname())
+                sock.close()
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()

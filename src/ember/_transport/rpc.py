@@ -1,0 +1,74 @@
+"""Request/reply over a Connection: numbered requests, answers matched by ``rid``."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ember._protocol.messages import Message, Reply
+
+ReplyCallback = Callable[[Reply], None]
+
+
+class RemoteError(Exception):
+    """An error the peer answered with; ``kind`` names the exception class it stands for."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+class Calls:
+    """Outstanding requests of one process, across all its connections."""
+
+    def __init__(self) -> None:
+        self._rids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[Any, ReplyCallback]] = {}
+
+    def next_rid(self) -> int:
+        return next(self._rids)
+
+    def call(self, conn: Any, make: Callable[[int], Message], on_reply: ReplyCallback) -> int:
+        rid = next(self._rids)
+        with self._lock:
+            self._waiting[rid] = (conn, on_reply)
+        conn.send(make(rid))
+        return rid
+
+    def future(self, conn: Any, make: Callable[[int], Message]) -> Future[Any]:
+        fut: Future[Any] = Future()
+
+        def done(reply: Reply) -> None:
+            if reply.error is None:
+                fut.set_result(reply.value)
+            else:
+                fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
+
+        self.call(conn, make, done)
+        return fut
+
+    def cancel(self, rid: int) -> None:
+        with self._lock:
+            self._waiting.pop(rid, None)
+
+    def on_reply(self, reply: Reply) -> None:
+        with self._lock:
+            entry = self._waiting.pop(reply.rid, None)
+        if entry is not None:
+            entry[1](reply)
+
+    def on_close(self, conn: Any) -> None:
+        with self._lock:
+            lost = [(rid, cb) for rid, (c, cb) in self._waiting.items() if c is conn]
+            for rid, _ in lost:
+                del self._waiting[rid]
+        for rid, cb in lost:
+            cb(Reply(rid, ["ConnectionLost", "the connection closed before an answer came"]))

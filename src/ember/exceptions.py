@@ -1,0 +1,618 @@
+"""Exceptions raised by Ember, named after Ray's so ``except ray.exceptions.X`` keeps working.
+
+Every error derives from :class:`RayError` (aliased as :class:`EmberError`). All of them
+pickle with their attributes intact, because errors are created in workers and re-raised in
+the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from typing import Any
+
+__all__ = [
+    "RayError",
+    "EmberError",
+    "RayTaskError",
+    "RayActorError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "ActorUnschedulableError",
+    "ActorPlacementGroupRemoved",
+    "AsyncioActorExit",
+    "GetTimeoutError",
+    "TaskCancelledError",
+    "TaskUnschedulableError",
+    "TaskPlacementGroupRemoved",
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "ObjectFreedError",
+    "ObjectReconstructionFailedError",
+    "ObjectReconstructionFailedMaxAttemptsExceededError",
+    "ObjectReconstructionFailedLineageEvictedError",
+    "ReferenceCountingAssertionError",
+    "ObjectFetchTimedOutError",
+    "OutOfMemoryError",
+    "ObjectStoreFullError",
+    "OutOfDiskError",
+    "RuntimeEnvSetupError",
+    "RaySystemError",
+    "PendingCallsLimitExceeded",
+    "CrossLanguageError",
+    "UnserializableException",
+]
+
+
+def _rebuild_error(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """Recreate an error without running ``__init__``; pickle then restores ``__dict__``.
+
+    Skipping ``__init__`` lets every subclass keep its own friendly signature while still
+    round-tripping through pickle.
+    """
+    obj = cls.__new__(cls, *args)
+    obj.args = args  # some bases (OSError) leave args empty when __init__ is overridden
+    return obj
+
+
+class RayError(Exception):
+    """Root of every Ember error; catch this to handle any failure raised by the runtime."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.args), self.__dict__.copy())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+EmberError = RayError
+
+
+# --------------------------------------------------------------------------- task errors
+
+_DUAL_CACHE: dict[type[BaseException], type[RayTaskError] | None] = {}
+_DUAL_LOCK = threading.Lock()
+# Attributes every exception has; never copied from the cause onto a dual instance.
+_BASE_FIELDS = frozenset(
+    {"args", "__traceback__", "__context__", "__cause__", "__suppress_context__", "__dict__"}
+)
+
+
+def _dual_class(cause_cls: type[BaseException]) -> type[RayTaskError] | None:
+    """Return the cached ``RayTaskError(cause_cls)`` class, or None if one cannot exist."""
+    with _DUAL_LOCK:
+        if cause_cls in _DUAL_CACHE:
+            return _DUAL_CACHE[cause_cls]
+        dual: type[RayTaskError] | None
+        try:
+            dual = type(
+                f"RayTaskError({cause_cls.__name__})",
+                (RayTaskError, cause_cls),
+                {
+                    "__module__": __name__,
+                    "__qualname__": f"RayTaskError({cause_cls.__qualname__})",
+                    "__getattr__": _forward_to_cause,
+                    "_ember_cause_cls": cause_cls,
+                },
+            )
+        except Exception:  # final classes, layout or metaclass conflicts, __init_subclass__
+            dual = None
+        _DUAL_CACHE[cause_cls] = dual
+        return dual
+
+
+def _forward_to_cause(self: RayTaskError, name: str) -> Any:
+    """Look up attributes the user's exception defines (e.g. ``e.code``) on the cause."""
+    cause = self.__dict__.get("cause")
+    if cause is None or name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(cause, name)
+
+
+def _root_cause(exc: BaseException | None) -> BaseException | None:
+    """Follow nested task errors down to the exception user code actually raised."""
+    seen: set[int] = set()
+    while isinstance(exc, RayTaskError) and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.cause
+    return exc
+
+
+def _copy_builtin_fields(target: BaseException, source: BaseException) -> None:
+    """Copy C-level fields (``errno``, ``code``...) that attribute forwarding cannot reach."""
+    for klass in type(source).__mro__:
+        if klass.__module__ != "builtins" or klass is object:
+            continue
+        for name, attr in vars(klass).items():
+            if name in _BASE_FIELDS or not hasattr(attr, "__set__"):
+                continue
+            try:
+                setattr(target, name, getattr(source, name))
+            except (AttributeError, TypeError, ValueError):
+                pass
+
+
+def _instantiate_dual(dual: type[RayTaskError], args: tuple[Any, ...]) -> RayTaskError | None:
+    try:
+        obj = dual.__new__(dual, *args)
+    except Exception:
+        return None
+    obj.args = args
+    root = _root_cause(args[2] if len(args) > 2 else None)
+    if root is not None:
+        _copy_builtin_fields(obj, root)
+    return obj
+
+
+def _rebuild_dual(cause_cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    dual = _dual_class(cause_cls)
+    obj = _instantiate_dual(dual, args) if dual is not None else None
+    return obj if obj is not None else RayTaskError.__new__(RayTaskError, *args)
+
+
+class RayTaskError(RayError):
+    """A task or actor method raised; carries the remote traceback and the original error.
+
+    ``ray.get`` raises ``as_instanceof_cause()`` so that ``except ValueError`` in the driver
+    catches a ``ValueError`` raised remotely.
+    """
+
+    _ember_cause_cls: type[BaseException] | None = None
+
+    def __init__(
+        self,
+        function_name: str,
+        traceback_str: str,
+        cause: BaseException | None = None,
+        pid: int | None = None,
+        ip: str | None = None,
+        actor_repr: str | None = None,
+    ) -> None:
+        # Call BaseException directly: on a dual class the next __init__ in the MRO is the
+        # cause's, whose signature we do not know.
+        BaseException.__init__(self, function_name, traceback_str, cause, pid, ip, actor_repr)
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        self.pid = pid
+        self.ip = ip
+        self.actor_repr = actor_repr
+        self._message = self._format_message()
+
+    @classmethod
+    def from_exception(
+        cls,
+        exc: BaseException,
+        function_name: str,
+        *,
+        pid: int | None = None,
+        ip: str | None = None,
+        actor_repr: str | None = None,
+    ) -> RayTaskError:
+        """Wrap an exception caught while running a task; ``pid`` defaults to this process."""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(
+            function_name,
+            tb,
+            exc,
+            os.getpid() if pid is None else pid,
+            ip,
+            actor_repr,
+        )
+
+    def _format_message(self) -> str:
+        cause = self.cause
+        where = (
+            f"actor method {self.function_name!r} of {self.actor_repr}"
+            if self.actor_repr
+            else f"task {self.function_name!r}"
+        )
+        place = ", ".join(
+            f"{k}={v}" for k, v in (("pid", self.pid), ("ip", self.ip)) if v is not None
+        )
+        kind = type(_root_cause(cause) or cause).__name__ if cause is not None else "An error"
+        header = f"{kind} raised in {where}" + (f" ({place})" if place else "") + ":"
+        body = self.traceback_str.rstrip("\n")
+        if not body and cause is not None:
+            # The cause's own text already contains any nested remote traceback; add it once.
+            body = "".join(traceback.format_exception_only(type(cause), cause)).rstrip("\n")
+        return f"{header}\n{body}" if body else header
+
+    def __str__(self) -> str:
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(function_name={self.function_name!r}, cause={self.cause!r})"
+
+    def as_instanceof_cause(self) -> RayTaskError:
+        """Return an error that is both a ``RayTaskError`` and an instance of the cause's class.
+
+        Falls back to ``self`` when the cause's class cannot be mixed in.
+        """
+        if type(self)._ember_cause_cls is not None:
+            return self
+        root = _root_cause(self.cause)
+        if root is None:
+            return self
+        cause_cls = type(root)
+        if issubclass(RayTaskError, cause_cls):
+            return self
+        dual = _dual_class(cause_cls)
+        if dual is None:
+            return self
+        obj = _instantiate_dual(dual, self.args)
+        if obj is None:
+            return self
+        obj.__dict__.update(self.__dict__)
+        obj.__traceback__ = self.__traceback__
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cause_cls = type(self)._ember_cause_cls
+        if cause_cls is not None:
+            return (_rebuild_dual, (cause_cls, self.args), self.__dict__.copy())
+        return super().__reduce__()
+
+
+# -------------------------------------------------------------------------- actor errors
+
+
+class RayActorError(RayError):
+    """The actor could not run this call: it is dead or unreachable.
+
+    Catch this to handle both :class:`ActorDiedError` and :class:`ActorUnavailableError`.
+    """
+
+    _default_msg = "The actor experienced an error before finishing this task."
+
+    def __init__(
+        self,
+        actor_id: str | None = None,
+        error_msg: str | None = None,
+        actor_init_failed: bool = False,
+        preempted: bool = False,
+    ) -> None:
+        self.actor_id = actor_id
+        self.error_msg = error_msg or self._default_msg
+        self._actor_init_failed = actor_init_failed
+        self.preempted = preempted
+        super().__init__(self.error_msg)
+
+    @property
+    def actor_init_failed(self) -> bool:
+        """True when the actor's ``__init__`` raised, so it never became usable."""
+        return self._actor_init_failed
+
+
+class ActorDiedError(RayActorError):
+    """The actor's process is gone, or the actor was killed, before this call finished."""
+
+    def __init__(
+        self,
+        cause: BaseException | str | None = None,
+        *,
+        actor_id: str | None = None,
+        class_name: str | None = None,
+        preempted: bool = False,
+    ) -> None:
+        self.cause = cause
+        self.class_name = class_name
+        who = "The actor"
+        if class_name or actor_id:
+            details = ", ".join(
+                x for x in (class_name, f"id={actor_id}" if actor_id else None) if x
+            )
+            who = f"The actor ({details})"
+        init_failed = isinstance(cause, RayTaskError)
+        if init_failed:
+            msg = (
+                f"{who} died because its constructor (__init__) raised an error, so it cannot "
+                f"run any method. Fix the error below and create the actor again.\n{cause}"
+            )
+        elif isinstance(cause, str) and cause:
+            msg = f"{who} died unexpectedly before finishing this task: {cause}"
+        elif isinstance(cause, BaseException):
+            msg = f"{who} died unexpectedly before finishing this task: {cause!r}"
+        else:
+            msg = f"{who} died unexpectedly before finishing this task."
+        if not init_failed:
+            msg += (
+                " If the actor should survive failures, create it with max_restarts > 0 "
+                "(and max_task_retries > 0 to retry its pending calls)."
+            )
+        super().__init__(
+            actor_id=actor_id, error_msg=msg, actor_init_failed=init_failed, preempted=preempted
+        )
+
+
+class ActorUnavailableError(RayActorError):
+    """The actor is unreachable for now (e.g. restarting); the call may or may not have run."""
+
+    def __init__(self, error_message: str | None = None, actor_id: str | None = None) -> None:
+        who = f"The actor {actor_id}" if actor_id else "The actor"
+        msg = (
+            f"{who} is temporarily unavailable"
+            + (f": {error_message}." if error_message else ".")
+            + " It may be restarting or its node may be unreachable; the call may or may not"
+            " have executed. Retry later if the method is safe to run twice."
+        )
+        super().__init__(actor_id=actor_id, error_msg=msg)
+
+
+class ActorUnschedulableError(RayError):
+    """The actor can never be placed, e.g. its target node for node affinity is dead."""
+
+    def __init__(self, error_message: str = "") -> None:
+        self.error_message = error_message
+        super().__init__(f"The actor is not schedulable: {error_message}")
+
+
+class ActorPlacementGroupRemoved(RayError):
+    """The placement group the actor was created in has been removed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The placement group this actor belongs to was removed, so the actor was killed."
+        )
+
+
+class AsyncioActorExit(RayError):
+    """Raised inside an async actor by ``exit_actor()`` to stop it on purpose."""
+
+    def __init__(self, message: str = "The asyncio actor exited intentionally.") -> None:
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------- task / worker errors
+
+
+class GetTimeoutError(RayError, TimeoutError):
+    """``get`` or ``wait`` reached its timeout before the objects were ready."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "Get timed out: some object(s) are not ready yet. Increase the timeout or use "
+            "wait() to poll for finished objects."
+        )
+
+
+class TaskCancelledError(RayError):
+    """The task was cancelled with ``cancel()`` before it produced its result."""
+
+    def __init__(self, task_id: str | None = None, error_message: str | None = None) -> None:
+        self.task_id = task_id
+        self.error_message = error_message
+        msg = (
+            f"Task {task_id} was cancelled."
+            if task_id
+            else "This task or its dependency was cancelled."
+        )
+        if error_message:
+            msg = f"{msg} {error_message}"
+        super().__init__(msg)
+
+
+class TaskUnschedulableError(RayError):
+    """The task can never be placed, e.g. its target node for node affinity is dead."""
+
+    def __init__(self, error_message: str = "") -> None:
+        self.error_message = error_message
+        super().__init__(f"The task is not schedulable: {error_message}")
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """The placement group the task was scheduled in has been removed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message or "The placement group this task belongs to was removed before it finished."
+        )
+
+
+class WorkerCrashedError(RayError):
+    """The worker process died while running the task (segfault, ``os._exit``, OOM kill...)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The worker died unexpectedly while executing this task. It may have crashed in "
+            "native code, called os._exit(), or been killed for using too much memory. Set "
+            "max_retries on the task to retry it automatically."
+        )
+
+
+class NodeDiedError(RayError):
+    """The node running the task or holding the actor died."""
+
+    def __init__(self, node_id: str | None = None, message: str | None = None) -> None:
+        self.node_id = node_id
+        node = f"Node {node_id}" if node_id else "A node"
+        super().__init__(message or f"{node} died while running this work.")
+
+
+class LocalRayletDiedError(RayError):
+    """The node manager this process depends on is gone; the runtime cannot continue."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The local node manager died, so this task cannot finish. Call shutdown() and "
+            "init() again to start a fresh runtime."
+        )
+
+
+# -------------------------------------------------------------------------- object errors
+
+
+class ObjectLostError(RayError):
+    """Every copy of an object is gone and it could not be recovered."""
+
+    _reason = (
+        "All copies of it were lost, usually because the node(s) storing it died, and it could "
+        "not be recomputed."
+    )
+    _advice = "Check the logs of the failed node(s); tasks with max_retries > 0 can be rebuilt."
+
+    def __init__(
+        self, object_ref_hex: str = "", message: str | None = None, *, call_site: str = ""
+    ) -> None:
+        self.object_ref_hex = object_ref_hex
+        self.call_site = call_site
+        if message is None:
+            ref = f"object {object_ref_hex}" if object_ref_hex else "an object"
+            message = f"Failed to retrieve {ref}. {self._reason} {self._advice}"
+            if call_site:
+                message += f"\nThe object was created at: {call_site}"
+        super().__init__(message)
+
+
+class OwnerDiedError(ObjectLostError):
+    """The worker that created (owns) the object died, taking the object's metadata with it."""
+
+    _reason = "The worker that created it (its owner) died, and objects cannot outlive their owner."
+    _advice = (
+        "Keep the owner alive (e.g. create the object in the driver or a long-lived actor) "
+        "while the object is in use."
+    )
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was explicitly freed and can no longer be read."""
+
+    _reason = "It was explicitly freed."
+    _advice = "Do not read objects after freeing them."
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and re-running the task that created it failed or was impossible."""
+
+    _reason = "It was lost and could not be reconstructed by re-running the task that made it."
+    _advice = (
+        "Objects made with put() and tasks with max_retries=0 cannot be reconstructed; raise "
+        "max_retries on the creating task."
+    )
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectReconstructionFailedError):
+    """Reconstruction stopped because the creating task ran out of retries."""
+
+    _reason = "It was lost and the task that made it has no retries left to rebuild it."
+    _advice = "Increase max_retries on the task that creates this object."
+
+
+class ObjectReconstructionFailedLineageEvictedError(ObjectReconstructionFailedError):
+    """Reconstruction was impossible because the object's lineage was evicted to save memory."""
+
+    _reason = "It was lost and the record of how to rebuild it (its lineage) was evicted."
+    _advice = "Keep fewer large task arguments alive, or avoid relying on reconstruction."
+
+
+class ReferenceCountingAssertionError(ObjectLostError):
+    """The object was deleted while still referenced: an internal reference-counting bug."""
+
+    _reason = "It was deleted even though it was still referenced (an internal bug)."
+    _advice = "Please report this with a reproducer."
+
+
+class ObjectFetchTimedOutError(ObjectLostError):
+    """Fetching the object from a remote node took too long."""
+
+    _reason = "Fetching it from a remote node timed out."
+    _advice = "The node holding it may be overloaded or unreachable; check network and logs."
+
+
+class OutOfMemoryError(RayError):
+    """The task or actor was killed because its node was running out of memory."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The task was killed because the node is running low on memory. Run fewer "
+            "tasks at once (e.g. request more num_cpus or memory per task) or use a node with "
+            "more memory."
+        )
+
+
+class ObjectStoreFullError(RayError):
+    """The object store has no room for a new object even after evicting what it could."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The object store is full. Drop references to objects you no longer need, or "
+            "start the runtime with a larger object_store_memory."
+        )
+
+
+class OutOfDiskError(RayError):
+    """The local disk is full, so objects could not be spilled or stored."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message or "The local disk is full. Free up disk space or use a larger temp directory."
+        )
+
+
+class PlasmaObjectNotAvailable(RayError):
+    """The object is not available locally yet (kept for Ray compatibility)."""
+
+
+class UnserializableException(RayError):
+    """A remote error could not be pickled; this carries its text instead."""
+
+    def __init__(self, original_stack_trace: str = "") -> None:
+        self.original_stack_trace = original_stack_trace
+        super().__init__(
+            "A task raised an exception that could not be serialized, so only its text is "
+            f"available. Make the exception class picklable to get it back.\n{original_stack_trace}"
+        )
+
+
+# -------------------------------------------------------------------------- system errors
+
+
+class RuntimeEnvSetupError(RayError):
+    """The runtime environment for the task or actor could not be installed."""
+
+    def __init__(self, error_message: str | None = None) -> None:
+        self.error_message = error_message
+        msg = "Failed to set up the runtime environment."
+        if error_message:
+            msg += f"\n{error_message}"
+        super().__init__(msg)
+
+
+class RaySystemError(RayError):
+    """An internal failure of the runtime, not of user code."""
+
+    def __init__(self, client_exc: BaseException | str, traceback_str: str | None = None) -> None:
+        self.client_exc = client_exc
+        self.traceback_str = traceback_str
+        msg = f"System error: {client_exc}"
+        if traceback_str:
+            msg += f"\ntraceback: {traceback_str}"
+        super().__init__(msg)
+
+
+class PendingCallsLimitExceeded(RayError):
+    """Too many calls are queued on one actor handle (its ``max_pending_calls``)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "Too many calls are pending on this actor. Wait for some results before "
+            "submitting more, or raise max_pending_calls in the actor's options."
+        )
+
+
+class CrossLanguageError(RayError):
+    """An error raised by code written in another language."""
+
+    def __init__(self, message: str = "An error was raised by code in another language.") -> None:
+        super().__init__(message)

@@ -1,0 +1,348 @@
+"""System tests: init/shutdown, cluster and runtime-context queries, option validation, output.
+
+Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
+- shutdown() when not initialized is a silent no-op; init() after shutdown() works again.
+- A second init() raises RuntimeError; init(ignore_reinit_error=True) does not.
+- get_runtime_context().get_task_id() is None on the driver; get_actor_id() is None outside
+  an actor; ids are hex strings.
+- Unknown option names raise ValueError at decoration time ("Invalid option keyword foo for
+  remote functions. Valid ones are [...]"), as does .options(foo=...); an ill-typed value
+  such as num_cpus="two" raises TypeError.
+- Calling a remote function or instantiating an actor class directly raises TypeError.
+- Worker output reaches the driver prefixed with "(<task name> pid=<pid>)".
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+T = 30  # upper bound for every get: a bug fails the test instead of hanging it
+
+
+def _descendant_pids() -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def test_init_shutdown_is_initialized(start_ember):
+    import ember
+
+    assert not ember.is_initialized()
+    ray = start_ember(num_cpus=2)
+    assert ray.is_initialized()
+    ray.shutdown()
+    assert not ray.is_initialized()
+    ray.shutdown()  # a second shutdown is a no-op
+
+
+def test_init_again_after_shutdown(start_ember):
+    ray = start_ember(num_cpus=1)
+
+    @ray.remote
+    def f(x):
+        return x + 1
+
+    assert ray.get(f.remote(1), timeout=T) == 2
+    ray.shutdown()
+    ray.init(num_cpus=2)
+    assert ray.is_initialized()
+    assert ray.cluster_resources()["CPU"] == 2
+    assert ray.get(f.remote(2), timeout=T) == 3
+
+
+def test_second_init_raises_runtime_error(ray):
+    with pytest.raises(RuntimeError):
+        ray.init(num_cpus=2)
+    assert ray.is_initialized()
+
+
+def test_second_init_with_ignore_reinit_error(ray):
+    ray.init(num_cpus=2, ignore_reinit_error=True)
+    assert ray.is_initialized()
+
+    @ray.remote
+    def f():
+        return "ok"
+
+    assert ray.get(f.remote(), timeout=T) == "ok"
+
+
+def test_init_resources_reflected_in_cluster_resources(start_ember):
+    ray = start_ember(num_cpus=3, num_gpus=4, resources={"custom": 2, "other": 1})
+    total = ray.cluster_resources()
+    assert total["CPU"] == 3
+    assert total["GPU"] == 4
+    assert total["custom"] == 2
+    assert total["other"] == 1
+    assert all(isinstance(v, float) for v in total.values())
+
+
+def test_available_resources_when_idle(start_ember):
+    ray = start_ember(num_cpus=2, resources={"custom": 3})
+    avail = ray.available_resources()
+    assert avail["CPU"] == 2
+    assert avail["custom"] == 3
+    assert "GPU" not in ray.cluster_resources() or ray.cluster_resources()["GPU"] == 0
+
+
+def test_available_resources_drop_while_task_runs(ray, signal_cls):
+    sig = signal_cls.remote()
+
+    @ray.remote(num_cpus=1)
+    def hold(sig):
+        ray.get(sig.wait.remote(), timeout=T)
+        return True
+
+    ref = hold.remote(sig)
+    # Resource accounting may be reported asynchronously: poll, bounded.
+    deadline = time.monotonic() + 15
+    while ray.available_resources().get("CPU", 0) != 1:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.05)
+    ray.get(sig.send.remote(), timeout=T)
+    assert ray.get(ref, timeout=T) is True
+    deadline = time.monotonic() + 15
+    while ray.available_resources().get("CPU", 0) != 2:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.05)
+
+
+def test_nodes_has_one_alive_node(ray):
+    nodes = ray.nodes()
+    assert isinstance(nodes, list)
+    assert len(nodes) == 1
+    node = nodes[0]
+    assert node["Alive"] is True
+    assert isinstance(node["NodeID"], str) and node["NodeID"]
+    assert node["Resources"]["CPU"] == 2
+
+
+def test_runtime_context_on_driver(ray):
+    ctx = ray.get_runtime_context()
+    job_id = ctx.get_job_id()
+    assert isinstance(job_id, str) and job_id
+    node_id = ctx.get_node_id()
+    assert isinstance(node_id, str) and node_id
+    assert node_id == ray.nodes()[0]["NodeID"]
+    assert ctx.get_actor_id() is None
+
+
+def test_runtime_context_inside_task(ray):
+    @ray.remote
+    def ids():
+        ctx = ray.get_runtime_context()
+        return ctx.get_job_id(), ctx.get_task_id(), ctx.get_node_id(), ctx.get_actor_id()
+
+    job1, task1, node1, actor1 = ray.get(ids.remote(), timeout=T)
+    job2, task2, node2, _ = ray.get(ids.remote(), timeout=T)
+    ctx = ray.get_runtime_context()
+    assert job1 == job2 == ctx.get_job_id()
+    assert node1 == node2 == ctx.get_node_id()
+    assert isinstance(task1, str) and task1
+    assert isinstance(task2, str) and task2
+    assert task1 != task2
+    assert actor1 is None
+
+
+def test_runtime_context_inside_actor(ray):
+    @ray.remote
+    class A:
+        def actor_id(self):
+            return ray.get_runtime_context().get_actor_id()
+
+        def task_id(self):
+            return ray.get_runtime_context().get_task_id()
+
+    a, b = A.remote(), A.remote()
+    a1 = ray.get(a.actor_id.remote(), timeout=T)
+    a2 = ray.get(a.actor_id.remote(), timeout=T)
+    b1 = ray.get(b.actor_id.remote(), timeout=T)
+    assert isinstance(a1, str) and a1
+    assert a1 == a2
+    assert a1 != b1
+    t1 = ray.get(a.task_id.remote(), timeout=T)
+    t2 = ray.get(a.task_id.remote(), timeout=T)
+    assert isinstance(t1, str) and t1 != t2
+
+
+def test_exceptions_module_is_importable():
+    import ember
+    import ember.exceptions as exc
+
+    assert ember.exceptions is exc
+    assert issubclass(exc.RayTaskError, exc.RayError)
+    assert issubclass(exc.RayActorError, exc.RayError)
+    assert issubclass(exc.ActorDiedError, exc.RayActorError)
+    assert issubclass(exc.GetTimeoutError, exc.RayError)
+    assert issubclass(exc.GetTimeoutError, TimeoutError)
+    assert issubclass(exc.TaskCancelledError, exc.RayError)
+    assert issubclass(exc.WorkerCrashedError, exc.RayError)
+    assert issubclass(exc.RayError, Exception)
+
+
+def test_public_names_exist():
+    import ember
+
+    for name in [
+        "init",
+        "shutdown",
+        "is_initialized",
+        "remote",
+        "method",
+        "get",
+        "put",
+        "wait",
+        "cancel",
+        "kill",
+        "get_actor",
+        "get_gpu_ids",
+        "get_runtime_context",
+        "cluster_resources",
+        "available_resources",
+        "nodes",
+        "ObjectRef",
+    ]:
+        assert hasattr(ember, name), name
+
+
+def test_unknown_function_option_raises_value_error(ray):
+    def f():
+        return 1
+
+    with pytest.raises(ValueError, match="num_cpus"):
+        ray.remote(not_an_option=1)(f)
+
+    g = ray.remote(f)
+    with pytest.raises(ValueError, match="num_cpus"):
+        g.options(not_an_option=1)
+
+
+def test_unknown_actor_option_raises_value_error(ray):
+    class A:
+        pass
+
+    with pytest.raises(ValueError, match="max_restarts"):
+        ray.remote(not_an_option=1)(A)
+
+    B = ray.remote(A)
+    with pytest.raises(ValueError, match="max_restarts"):
+        B.options(not_an_option=1)
+
+
+def test_task_only_option_on_actor_raises_value_error(ray):
+    class A:
+        pass
+
+    with pytest.raises(ValueError):
+        ray.remote(num_returns=2)(A)  # num_returns is not an actor option
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_cpus": "two"},
+        {"num_gpus": "one"},
+        {"max_retries": "3"},
+        {"resources": ["custom"]},
+        {"num_returns": -1},
+        {"num_cpus": -1},
+    ],
+)
+def test_ill_typed_function_options_raise(ray, options):
+    def f():
+        return 1
+
+    with pytest.raises((TypeError, ValueError)):
+        ray.remote(**options)(f)
+
+
+def test_ill_typed_actor_option_raises(ray):
+    class A:
+        pass
+
+    with pytest.raises((TypeError, ValueError)):
+        ray.remote(max_restarts="1")(A)
+    with pytest.raises((TypeError, ValueError)):
+        ray.remote(max_concurrency=0)(A)
+
+
+def test_remote_function_cannot_be_called_directly(ray):
+    @ray.remote
+    def f():
+        return 1
+
+    with pytest.raises(TypeError):
+        f()
+
+
+def test_actor_class_cannot_be_instantiated_directly(ray):
+    @ray.remote
+    class A:
+        pass
+
+    with pytest.raises(TypeError):
+        A()
+
+
+def test_print_in_task_reaches_driver_with_pid_prefix(ray, capfd):
+    token = f"ember-print-token-{time.time_ns()}"
+
+    @ray.remote
+    def chatty(token):
+        import os
+
+        print(token, flush=True)
+        return os.getpid()
+
+    pid = ray.get(chatty.remote(token), timeout=T)
+    seen = ""
+    deadline = time.monotonic() + 15
+    while token not in seen:
+        assert time.monotonic() < deadline, f"task output never reached the driver: {seen!r}"
+        out, err = capfd.readouterr()
+        seen += out + err
+        time.sleep(0.05)
+    line = next(ln for ln in seen.splitlines() if token in ln)
+    assert f"pid={pid}" in line
+    assert line.index(f"pid={pid}") < line.index(token)
+
+
+def test_shutdown_ends_every_started_process(start_ember):
+    before = _descendant_pids()
+    ray = start_ember(num_cpus=2)
+
+    @ray.remote
+    def pid():
+        import os
+
+        return os.getpid()
+
+    @ray.remote
+    class A:
+        def pid(self):
+            import os
+
+            return os.getpid()
+
+    actor = A.remote()
+    worker_pids = set(ray.get([pid.remote() for _ in range(4)], timeout=T))
+    worker_pids.add(ray.get(actor.pid.remote(), timeout=T))
+    started = _descendant_pids() - before
+    assert worker_pids <= started  # workers are descendants of the driver
+
+    ray.shutdown()
+    left = _descendant_pids() - before
+    alive = []
+    for p in left:
+        try:
+            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    assert not left, f"processes still there right after shutdown(): {left} (alive: {alive})"
+    assert not ray.is_initialized()
