@@ -106,10 +106,26 @@ class ActorClass:
         return ActorHandle(actor_id, meta, rt.client_id, rt)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ActorClass, (self._cls, self._options))
+        # The method table travels too: while cloudpickle rebuilds a class that refers to
+        # itself, the class is still an empty skeleton when this is unpickled.
+        return (_rebuild_class, (self._cls, self._options, self._methods, self._fn_id))
 
     def __repr__(self) -> str:
         return f"<ActorClass {self._name}>"
+
+
+def _rebuild_class(
+    cls: type, options: dict[str, Any], methods: dict[str, Any], fn_id: bytes | None
+) -> ActorClass:
+    actor_class = ActorClass.__new__(ActorClass)
+    actor_class._cls = cls
+    actor_class._options = options
+    actor_class._name = methods.get("__qualname__", {}).get("name", "") or cls.__qualname__
+    actor_class._methods = methods
+    actor_class._fn_id = fn_id
+    actor_class._pickled = None
+    actor_class.__name__ = actor_class.__qualname__ = actor_class._name
+    return actor_class
 
 
 class _BoundClass:

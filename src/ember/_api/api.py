@@ -47,12 +47,12 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
     if isinstance(refs, (list, tuple)):
         for r in refs:
             if not isinstance(r, ObjectRef):
-                raise TypeError(
+                raise ValueError(
                     f"get() expects an ObjectRef or a list of ObjectRefs; the list holds a "
                     f"{type(r).__name__}"
                 )
         return runtime().get(list(refs), timeout) if refs else []
-    raise TypeError(
+    raise ValueError(
         f"get() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}. "
         "If it is an actor handle, call a method: ember.get(actor.method.remote())."
     )

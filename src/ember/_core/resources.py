@@ -109,8 +109,8 @@ class NodeResources:
             self.available["CPU"] = self.available.get("CPU", 0) - dict(alloc.shape).get("CPU", 0)
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
-        total = {k: from_units(v) for k, v in self.total.items()}
-        avail = {k: from_units(max(0, v)) for k, v in self.available.items()}
+        total = {k: float(from_units(v)) for k, v in self.total.items()}
+        avail = {k: float(from_units(max(0, v))) for k, v in self.available.items()}
         return total, avail
 
     def _pick_gpus(self, units: int) -> dict[int, int] | None:

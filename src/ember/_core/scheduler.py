@@ -184,15 +184,19 @@ class LeaseScheduler:
 
     # -- the decision -------------------------------------------------------------------------
 
-    def _free_worker(self, dedicated: bool, taken: set[bytes]) -> bytes | None:
+    def _free_worker(self, req: _Request, taken: set[bytes]) -> bytes | None:
+        """An idle worker, else one whose every task is blocked in get() (CPU-only work:
+        GPU tasks own their process, since CUDA_VISIBLE_DEVICES is per process)."""
+        shareable = not req.dedicated and not _uses_gpu(req.shape)
         fallback = None
         for w in self._workers.values():
             if w.dedicated or w.worker_id in taken:
                 continue
             if not w.leases:
                 return w.worker_id
-            if not dedicated and fallback is None and all(
-                self._leases[i].blocked for i in w.leases
+            if shareable and fallback is None and all(
+                self._leases[i].blocked and not _uses_gpu(self._leases[i].alloc.shape)
+                for i in w.leases
             ):
                 fallback = w.worker_id
         return fallback
@@ -210,7 +214,7 @@ class LeaseScheduler:
                 if self.resources.feasible(req.shape):
                     starved.append(req)
                 continue
-            worker_id = self._free_worker(req.dedicated, taken)
+            worker_id = self._free_worker(req, taken)
             if worker_id is None:
                 waiting_for_worker.append(alloc)
                 remaining.append(req)
@@ -250,9 +254,13 @@ class LeaseScheduler:
             out.append(Revoke(lease.client, lease.lease_id))
         return out
 
-    def _infeasible_message(self, req: _Request) -> str:
+    def _infeasible_message(self, req: _Request) -> str:  # noqa: D102
         return (
             f"{req.describe or 'a task'} requires {{{describe(req.shape)}}} but this node has "
             f"only {self.resources.missing(req.shape)}. It will wait until a node with these "
             "resources joins; lower its requirements or start Ember with more resources."
         )
+
+
+def _uses_gpu(shape: Shape) -> bool:
+    return any(name == "GPU" for name, _ in shape)

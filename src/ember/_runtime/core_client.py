@@ -39,7 +39,7 @@ from ember._core.resources import Shape, describe, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
-from ember._runtime import serialization
+from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
@@ -674,7 +674,10 @@ class CoreClient:
         for ref in task.dep_refs:
             obj = self._objects[ref._id]
             if obj.kind == ERROR:
-                self._finish(task, [[ERROR, obj.data]] * task.num_returns)
+                task.ready = True
+                self._finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
+                if task.actor is not None:
+                    self._flush_actor(task.actor)
                 return
             deps.append([STORED, ref._id] if obj.kind == STORED else [INLINE, obj.data])
         task.deps = deps
@@ -765,8 +768,8 @@ class CoreClient:
                 lease.lease_id,
                 lease.gpu_ids,
                 b"",
-                self.job_id,
-                self.namespace,
+                self.current_job(),
+                self.current_namespace(),
                 task.args_ref,
             )
         )
@@ -964,7 +967,8 @@ class CoreClient:
         task = self._new_task(fn_id, args, kwargs, 0, class_name)
         actor_id = ids.new_actor_id()
         name = options.get("name")
-        namespace = options.get("namespace") or self.namespace
+        namespace = options.get("namespace") or self.current_namespace()
+        job_id = self.current_job()
         detached = options.get("lifetime") == "detached"
         done: Future[Any] = Future()
 
@@ -977,7 +981,7 @@ class CoreClient:
                     "args_ref": task.args_ref,
                     "class_name": class_name,
                     "max_concurrency": options.get("max_concurrency"),
-                    "job_id": self.job_id,
+                    "job_id": job_id,
                     "namespace": namespace,
                 }
             )
@@ -987,7 +991,7 @@ class CoreClient:
                 spec,
                 shape_dict(shape),
                 self.client_id,
-                self.job_id,
+                job_id,
                 name,
                 namespace,
                 detached,
@@ -1021,10 +1025,19 @@ class CoreClient:
             obj.detached = detached or name is not None
         return actor_id
 
+    def current_namespace(self) -> str:
+        """The namespace of the job the running code belongs to."""
+        ctx = task_context.current.get()
+        return ctx.namespace if ctx is not None and ctx.namespace else self.namespace
+
+    def current_job(self) -> bytes:
+        ctx = task_context.current.get()
+        return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
+
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
         value = self.calls.future(
             self.control,
-            lambda rid: m.GetNamedActor(rid, name, namespace or self.namespace),
+            lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace()),
         ).result(timeout=60)
         return value["actor_id"], value["handle_meta"]
 
@@ -1087,8 +1100,8 @@ class CoreClient:
         assert conn is not None
         while actor.queue and actor.queue[0].ready:
             task = actor.queue.popleft()
-            if task.cancelled:
-                continue
+            if task.cancelled or task.task_id not in self._tasks:
+                continue  # cancelled, or failed by an errored argument
             task.conn = conn
             actor.inflight[task.task_id] = task
             conn.send(
@@ -1103,8 +1116,8 @@ class CoreClient:
                     0,
                     [],
                     actor.actor_id,
-                    self.job_id,
-                    self.namespace,
+                    self.current_job(),
+                    self.current_namespace(),
                     task.args_ref,
                 )
             )

@@ -280,7 +280,13 @@ class NodeManager:
             )
         elif isinstance(msg, m.ReturnLease):
             self.lease_holder.pop(msg.lease_id, None)
-            self.run_actions(self.scheduler.return_lease(msg.lease_id))
+            lease = self.scheduler.lease(msg.lease_id)
+            if msg.worker_failed and lease is not None:
+                # The caller lost its connection to this worker: never lease it again.
+                self.kill_worker(lease.worker_id)
+                self.run_actions(self.scheduler.worker_died(lease.worker_id))
+            else:
+                self.run_actions(self.scheduler.return_lease(msg.lease_id))
         elif isinstance(msg, m.CancelLeaseRequest):
             self.run_actions(self.scheduler.cancel_request(conn, msg.rid))
         elif isinstance(msg, m.TaskBlocked):

@@ -97,6 +97,7 @@ class Worker:
         self.actor: Any = None
         self.actor_id = b""
         self.actor_name = ""
+        self.actor_gpu_ids: list[int] = []
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
@@ -134,7 +135,7 @@ class Worker:
             msg.namespace,
             msg.lease_id,
             msg.actor_id,
-            list(msg.gpu_ids),
+            list(msg.gpu_ids) or self.actor_gpu_ids,
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
@@ -326,6 +327,7 @@ class Worker:
         self.actor_id = msg.actor_id
         self.actor_name = spec["class_name"]
         _OUTPUT_NAME[0] = spec["class_name"]
+        self.actor_gpu_ids = list(msg.gpu_ids)
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         try:
