@@ -605,8 +605,9 @@ def put_100mb(ctx):
         ("get_100mb_time", "ms", "lower"),
         ("memcpy_copyto_get", "GB/s", "higher", True),
     ],
-    "ray.get of a put 100 MB float64 array; zero-copy check: result is read-only, two gets "
-    "share memory, and the get is much faster than a memcpy of the same bytes",
+    "ray.get of a put 100 MB float64 array; zero-copy check: result is read-only and the get "
+    "is much faster than a memcpy of the same bytes (whether two gets share one buffer is "
+    "reported too)",
 )
 def get_100mb(ctx):
     import numpy as np

@@ -11,9 +11,21 @@ are pickled by value, so they do not depend on the workers being able to import 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Functions and classes defined at module level in a test file are pickled by reference (by
+# module name), so worker processes must be able to import the test modules. pytest puts this
+# directory only on the driver's sys.path; like Ray, Ember's workers inherit the driver's
+# environment, so export it through PYTHONPATH for every process started by the tests.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+if _HERE not in _paths:
+    os.environ["PYTHONPATH"] = os.pathsep.join([*_paths, _HERE])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,12 +52,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def gate(tmp_path: Path) -> Any:
+    """A latch backed by a file: ``gate.wait()`` (in a task) returns once ``gate.open()`` ran.
+
+    Unlike waiting on a Signal actor, waiting on the gate does not call ``get``: a task blocked
+    in ``get`` gives its CPU back (as in Ray), while a task in ``gate.wait()`` keeps holding
+    its resources, which is what tests about resource limits need. ``wait_arrivals(n)`` lets
+    the test wait until ``n`` tasks are inside ``gate.wait()``.
+    """
+
+    class Gate:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def open(self) -> None:
+            Path(self.path).touch()
+
+        def is_open(self) -> bool:
+            return os.path.exists(self.path)
+
+        def wait(self, timeout: float = 30.0) -> bool:
+            """Record an arrival, then poll (without get) until the gate is opened."""
+            Path(f"{self.path}.arrived.{os.getpid()}.{time.time_ns()}").touch()
+            deadline = time.monotonic() + timeout
+            while not os.path.exists(self.path):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"gate {self.path} was never opened")
+                time.sleep(0.01)
+            return True
+
+        def arrivals(self) -> int:
+            folder, name = os.path.split(self.path)
+            return sum(1 for f in os.listdir(folder) if f.startswith(name + ".arrived."))
+
+        def wait_arrivals(self, n: int, timeout: float = 30.0) -> None:
+            """In the test: block until ``n`` callers are inside ``wait()``."""
+            deadline = time.monotonic() + timeout
+            while self.arrivals() < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {self.arrivals()} of {n} arrived at the gate")
+                time.sleep(0.01)
+
+    return Gate(str(tmp_path / "gate"))
+
+
+@pytest.fixture
 def signal_cls() -> Any:
     """An actor class ``Signal``: ``send()`` sets it once, ``wait()`` blocks until it is set.
 
     Use: ``sig = signal_cls.remote()``; a task calls ``ray.get(sig.wait.remote())``; the test
     releases it with ``ray.get(sig.send.remote())``. ``wait`` gives up after ``timeout`` seconds
-    (raising inside the actor) so a bug cannot hang a test.
+    (raising inside the actor) so a bug cannot hang a test. ``num_waiting()`` counts the
+    callers currently inside ``wait()``.
     """
     import ember
 
@@ -53,16 +111,24 @@ def signal_cls() -> Any:
     class Signal:
         def __init__(self) -> None:
             self._event = asyncio.Event()
+            self._waiting = 0
 
         async def send(self) -> None:
             self._event.set()
 
         async def wait(self, timeout: float = 30.0) -> bool:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            finally:
+                self._waiting -= 1
             return True
 
         async def is_set(self) -> bool:
             return self._event.is_set()
+
+        async def num_waiting(self) -> int:
+            return self._waiting
 
     return Signal
 

@@ -9,6 +9,7 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - Accessing a method that does not exist on a handle raises AttributeError on the driver.
 - After kill(actor), calls raise ActorDiedError (a RayActorError). kill(no_restart=False) on
   an actor with max_restarts=1 restarts it; its state is rebuilt by __init__.
+- A named actor that is not detached still dies when its creator's last handle goes away.
 - An exception in __init__ makes every method call raise ActorDiedError.
 """
 
@@ -319,17 +320,20 @@ def test_get_actor_missing_name_raises_value_error(ray):
 
 def test_named_actor_in_namespace(ray):
     Counter = _counter_cls(ray)
-    Counter.options(name="nsactor", namespace="team").remote(5)
+    # Keep the handle: a named actor that is not detached dies with its last handle.
+    keep = Counter.options(name="nsactor", namespace="team").remote(5)
     h = ray.get_actor("nsactor", namespace="team")
     assert ray.get(h.incr.remote(), timeout=T) == 6
     with pytest.raises(ValueError):
         ray.get_actor("nsactor")  # not in the driver's namespace
+    assert ray.get(keep.get.remote(), timeout=T) == 6
 
 
 def test_init_namespace_is_default_for_get_actor(start_ember):
     ray = start_ember(num_cpus=2, namespace="mine")
     Counter = _counter_cls(ray)
-    Counter.options(name="c").remote(1)
+    keep = Counter.options(name="c").remote(1)
+    assert ray.get(keep.get.remote(), timeout=T) == 1
     assert ray.get(ray.get_actor("c").get.remote(), timeout=T) == 1
     assert ray.get(ray.get_actor("c", namespace="mine").get.remote(), timeout=T) == 1
     assert ray.get_runtime_context().namespace == "mine"

@@ -7,6 +7,7 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - An actor by default needs 1 CPU to be placed but holds 0 CPUs while alive, so more default
   actors than CPUs can exist at once; an actor created with num_cpus=N holds N CPUs until it
   dies.
+- A task blocked in get() gives its CPU back while it waits, so other tasks can run.
 - A request larger than the machine (infeasible) stays pending: get(timeout=...) raises
   GetTimeoutError; nothing raises at submission.
 """
@@ -14,6 +15,7 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -135,41 +137,60 @@ def test_custom_resource_allows_its_amount(start_ember, barrier_cls):
     assert ray.get(barrier.max_inside.remote(), timeout=T) == 2
 
 
-def test_cpu_limit_blocks_extra_task_until_release(ray, signal_cls):
-    sig = signal_cls.remote()
-
+def test_cpu_limit_blocks_extra_task_until_release(ray, gate):
     @ray.remote(num_cpus=1)
-    def hold(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
+    def hold(gate):
+        return gate.wait()  # busy, not blocked in get(): keeps its CPU
 
     @ray.remote(num_cpus=1)
     def third():
         return "ran"
 
-    holders = [hold.remote(sig) for _ in range(2)]
+    holders = [hold.remote(gate) for _ in range(2)]
+    gate.wait_arrivals(2)
     extra = third.remote()
     ready, _ = ray.wait([extra], timeout=0.5)
     assert ready == []  # both CPUs are held
-    ray.get(sig.send.remote(), timeout=T)
+    gate.open()
     assert ray.get(extra, timeout=T) == "ran"
     assert ray.get(holders, timeout=T) == [True, True]
 
 
-def test_zero_cpu_task_runs_while_cpus_busy(ray, signal_cls):
+def test_task_blocked_in_get_releases_its_cpu(ray, signal_cls):
     sig = signal_cls.remote()
 
     @ray.remote(num_cpus=1)
-    def hold(sig):
+    def waiter(sig):
         return ray.get(sig.wait.remote(), timeout=T)
+
+    @ray.remote(num_cpus=1)
+    def worker():
+        return "ran"
+
+    waiters = [waiter.remote(sig) for _ in range(2)]  # both CPUs, but blocked in get()
+    deadline = time.monotonic() + T
+    while ray.get(sig.num_waiting.remote(), timeout=T) < 2:
+        assert time.monotonic() < deadline, "the two waiting tasks never started"
+        time.sleep(0.01)
+    assert ray.get(worker.remote(), timeout=T) == "ran"
+    ray.get(sig.send.remote(), timeout=T)
+    assert ray.get(waiters, timeout=T) == [True, True]
+
+
+def test_zero_cpu_task_runs_while_cpus_busy(ray, gate):
+    @ray.remote(num_cpus=1)
+    def hold(gate):
+        return gate.wait()
 
     @ray.remote(num_cpus=0)
     def free():
         return "ran"
 
-    holders = [hold.remote(sig) for _ in range(2)]
+    holders = [hold.remote(gate) for _ in range(2)]
+    gate.wait_arrivals(2)
     assert ray.get(free.remote(), timeout=T) == "ran"
-    ray.get(sig.send.remote(), timeout=T)
-    ray.get(holders, timeout=T)
+    gate.open()
+    assert ray.get(holders, timeout=T) == [True, True]
 
 
 def test_infeasible_cpu_task_stays_pending(ray):

@@ -8,9 +8,14 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - A task that returns ObjectRefs returns them as refs (no automatic flattening), and they stay
   gettable after the task that created them has finished.
 - cancel() of a queued or running task makes get() raise TaskCancelledError; with force=True
-  the worker running it is killed, and get() still raises TaskCancelledError.
-- Functions defined at module level in a test file are usable in workers: the workers must be
-  able to import the test module (or receive it by value).
+  the worker running it is killed, and get() still raises TaskCancelledError (Ray's docs say
+  WorkerCrashedError for force=True, but Ray 2.60 raises TaskCancelledError). A non-forced
+  cancel is a KeyboardInterrupt in the task, so a task ignoring SIGINT needs force=True.
+- fib(15) as recursive tasks (~2000 tasks) takes ~19 s on Ray (one worker process per blocked
+  task); Ember should be much faster, hence the generous timeout.
+- Functions defined at module level are pickled by reference: Ray workers import the test
+  module by name, which works only because tests/system/conftest.py exports the test
+  directory through PYTHONPATH (workers inherit the driver's environment, not its sys.path).
 """
 
 from __future__ import annotations
@@ -232,27 +237,54 @@ def test_task_can_put_and_pass_to_subtask(ray):
     assert ray.get(parent.remote(), timeout=T) == 45
 
 
-def test_cancel_queued_task(ray, signal_cls):
-    sig = signal_cls.remote()
-
+def test_cancel_queued_task(ray, gate):
     @ray.remote(num_cpus=1)
-    def block(sig):
-        ray.get(sig.wait.remote(), timeout=T)
-        return "done"
+    def block(gate):
+        return gate.wait()  # busy, not blocked in get(): keeps its CPU
 
     @ray.remote(num_cpus=2)
     def queued():
         return "should not run"
 
-    blocker = block.remote(sig)
+    blocker = block.remote(gate)
+    gate.wait_arrivals(1)
     q = queued.remote()  # needs both CPUs: cannot start while `blocker` runs
     ready, _ = ray.wait([q], timeout=0.3)
     assert not ready
     ray.cancel(q)
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(q, timeout=T)
-    ray.get(sig.send.remote(), timeout=T)
-    assert ray.get(blocker, timeout=T) == "done"
+    gate.open()
+    assert ray.get(blocker, timeout=T) is True
+
+
+def test_cancelled_queued_task_never_runs(ray, gate, tmp_path):
+    ran = tmp_path / "ran"
+
+    @ray.remote(num_cpus=2)
+    def block(gate):
+        return gate.wait()
+
+    @ray.remote(num_cpus=2)
+    def queued(path):
+        open(path, "w").close()
+        return "ran"
+
+    blocker = block.remote(gate)
+    gate.wait_arrivals(1)
+    q = queued.remote(str(ran))
+    ray.cancel(q)
+    gate.open()
+    assert ray.get(blocker, timeout=T) is True
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(q, timeout=T)
+
+    @ray.remote(num_cpus=2)
+    def after():
+        return "after"
+
+    assert ray.get(after.remote(), timeout=T) == "after"  # runs after `queued` would have
+    assert not ran.exists()
 
 
 def test_cancel_running_task(ray, signal_cls):

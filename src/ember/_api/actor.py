@@ -160,8 +160,7 @@ class ActorHandle:
         methods = self.__dict__.get("_meta", {}).get("methods", {})
         if name not in methods:
             raise AttributeError(
-                f"Actor {self.__dict__.get('_meta', {}).get('class_name')!r} has no method "
-                f"{name!r}"
+                f"Actor {self.__dict__.get('_meta', {}).get('class_name')!r} has no method {name!r}"
             )
         return ActorMethod(self, name, methods[name])
 

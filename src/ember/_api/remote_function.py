@@ -51,7 +51,9 @@ class RemoteFunction:
             self._pickled = cloudpickle.dumps(self._function)
         return self._pickled
 
-    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> Any:
+    def _remote(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Any:
         rt = runtime()
         fn_id, data = self._fn_key()
         rt.export_function(fn_id, data, self._function)

@@ -98,15 +98,16 @@ class NodeResources:
 
     def release_cpus(self, alloc: Allocation) -> None:
         """A blocked task lends its CPUs back so that the tasks it waits for can run."""
-        if not alloc.cpus_released:
+        cpus = dict(alloc.shape).get("CPU", 0)
+        if cpus and not alloc.cpus_released:
             alloc.cpus_released = True
-            self.available["CPU"] = self.available.get("CPU", 0) + dict(alloc.shape).get("CPU", 0)
+            self.available["CPU"] += cpus
 
     def reacquire_cpus(self, alloc: Allocation) -> None:
         """Take the CPUs back when the task resumes, even if that oversubscribes for a while."""
         if alloc.cpus_released:
             alloc.cpus_released = False
-            self.available["CPU"] = self.available.get("CPU", 0) - dict(alloc.shape).get("CPU", 0)
+            self.available["CPU"] -= dict(alloc.shape)["CPU"]
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
         total = {k: float(from_units(v)) for k, v in self.total.items()}

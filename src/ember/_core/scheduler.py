@@ -114,16 +114,19 @@ class LeaseScheduler:
         return self._dispatch()
 
     def return_lease(self, lease_id: int) -> list[Action]:
+        return self._dispatch() if self._release(lease_id) else []
+
+    def _release(self, lease_id: int) -> bool:
         lease = self._leases.pop(lease_id, None)
         if lease is None:
-            return []
+            return False
         self.resources.release(lease.alloc)
         worker = self._workers.get(lease.worker_id)
         if worker is not None:
             worker.leases.discard(lease_id)
             if lease.dedicated:
                 worker.dedicated = False
-        return self._dispatch()
+        return True
 
     def worker_started(self, worker_id: bytes) -> list[Action]:
         self._starting = max(0, self._starting - 1)
@@ -133,6 +136,12 @@ class LeaseScheduler:
     def worker_start_failed(self) -> list[Action]:
         self._starting = max(0, self._starting - 1)
         return self._dispatch()
+
+    def drain(self) -> list[tuple[Hashable, int]]:
+        """Give up on every queued request (workers cannot start); returns (client, rid)s."""
+        out = [(r.client, r.rid) for r in self._queue]
+        self._queue = []
+        return out
 
     def worker_died(self, worker_id: bytes) -> list[Action]:
         worker = self._workers.pop(worker_id, None)
@@ -147,7 +156,7 @@ class LeaseScheduler:
     def client_gone(self, client: Hashable) -> list[Action]:
         self._queue = [r for r in self._queue if r.client != client]
         for lease_id in [i for i, lease in self._leases.items() if lease.client == client]:
-            self.return_lease(lease_id)
+            self._release(lease_id)
         return self._dispatch()
 
     def blocked(self, lease_id: int) -> list[Action]:
@@ -194,9 +203,13 @@ class LeaseScheduler:
                 continue
             if not w.leases:
                 return w.worker_id
-            if shareable and fallback is None and all(
-                self._leases[i].blocked and not _uses_gpu(self._leases[i].alloc.shape)
-                for i in w.leases
+            if (
+                shareable
+                and fallback is None
+                and all(
+                    self._leases[i].blocked and not _uses_gpu(self._leases[i].alloc.shape)
+                    for i in w.leases
+                )
             ):
                 fallback = w.worker_id
         return fallback
@@ -248,8 +261,8 @@ class LeaseScheduler:
         for lease in self._leases.values():
             if lease.revoked or lease.blocked or lease.dedicated:
                 continue
-            if (lease.client, lease.alloc.shape) in wanted:
-                continue  # the same caller asking for more of the same: not a conflict
+            if wanted == {(lease.client, lease.alloc.shape)}:
+                continue  # only its holder wants more of the same: not a conflict
             lease.revoked = True
             out.append(Revoke(lease.client, lease.lease_id))
         return out

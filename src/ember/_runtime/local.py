@@ -7,7 +7,6 @@ but a debugger's breakpoints in remote code work and tracebacks are local.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 from concurrent.futures import Future
@@ -32,7 +31,7 @@ class LocalRuntime:
         self._actors: dict[bytes, Any] = {}
         self._dead: dict[bytes, str] = {}
         self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: Any = None  # an asyncio loop, made for the first async method
 
     def close(self) -> None:
         if self._loop is not None:
@@ -116,6 +115,8 @@ class LocalRuntime:
             value = fn(*args, **kwargs)
             if inspect.isawaitable(value):
                 if self._loop is None:
+                    import asyncio
+
                     self._loop = asyncio.new_event_loop()
                 value = self._loop.run_until_complete(value)
             values = [value] if num_returns == 1 else list(value) if num_returns else []

@@ -133,6 +133,7 @@ class NodeManager:
         self.worker_env.pop("CUDA_VISIBLE_DEVICES", None)
         self._waiting_owner: dict[bytes, bytes] = {}
         self._free_timer = False
+        self.start_failures = 0
         self.stopping = False
 
     # ------------------------------------------------------------------ process lifetime
@@ -209,13 +210,31 @@ class NodeManager:
         for w in list(self.workers.values()):
             if w.proc.poll() is not None and w.client is None:
                 del self.workers[w.worker_id]
-                tail = _tail(w.log_path)
-                sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
-                self.run_actions(self.scheduler.worker_start_failed())
+                self.worker_start_failed(w)
         if self.owner_pid and not _alive(self.owner_pid):
             self.shutdown()
             return
         self.reactor.call_later(0.5, self.reap)
+
+    def worker_start_failed(self, w: _WorkerProc) -> None:
+        """After a few workers in a row die before connecting, fail what waits for them
+        with their log instead of starting more for ever."""
+        tail = _tail(w.log_path)
+        sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
+        self.start_failures += 1
+        if self.start_failures < 3:
+            self.run_actions(self.scheduler.worker_start_failed())
+            return
+        self.scheduler.worker_start_failed()
+        text = f"Ember workers fail to start on this node. The last one's log says:\n{tail}"
+        for client, rid in self.scheduler.drain():
+            if isinstance(client, tuple):
+                rec = self.actors.get(client[1])
+                if rec is not None:
+                    rec.no_restart = True
+                    self.mark_dead(rec, text, None)
+            else:
+                client.send(m.Reply(rid, ["WorkerStartFailed", text]))
 
     def kill_worker(self, worker_id: bytes) -> None:
         w = self.workers.get(worker_id)
@@ -357,6 +376,7 @@ class NodeManager:
             w = self.workers.get(msg.client_id)
             if w is not None:
                 w.client = client
+                self.start_failures = 0
                 self.run_actions(self.scheduler.worker_started(msg.client_id))
 
     def client_closed(self, conn: Connection) -> None:
@@ -552,8 +572,7 @@ class NodeManager:
         code = w.proc.returncode
         self.mark_dead(
             rec,
-            rec.reason or f"its worker process exited (exit code {code}); "
-            f"worker log: {w.log_path}",
+            rec.reason or f"its worker process exited (exit code {code}); worker log: {w.log_path}",
             None,
         )
 

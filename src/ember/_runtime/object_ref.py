@@ -8,7 +8,6 @@ process) tells the runtime that the object is now shared.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import Generator
 from typing import Any
@@ -66,9 +65,12 @@ class ObjectRef:
         return _runtime_of(self).future_of(self)
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return asyncio.wrap_future(self.future()).__await__()
+        return self.as_future().__await__()
 
-    def as_future(self) -> asyncio.Future[Any]:
+    def as_future(self) -> Any:
+        """An asyncio future for the value; asyncio is imported only by code that awaits."""
+        import asyncio
+
         return asyncio.wrap_future(self.future())
 
 

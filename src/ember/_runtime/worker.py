@@ -35,7 +35,8 @@ from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
 from ember._runtime import serialization, state, task_context
-from ember._runtime.core_client import CoreClient, _Placeholder
+from ember._runtime.client_state import _Placeholder
+from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor
@@ -320,8 +321,13 @@ class Worker:
     def start_actor(self, msg: m.StartActor) -> None:
         spec = serialization.loads(msg.spec)
         ctx = TaskContext(
-            ids.new_task_id(), spec["class_name"], spec["job_id"], spec["namespace"], 0,
-            msg.actor_id, list(msg.gpu_ids),
+            ids.new_task_id(),
+            spec["class_name"],
+            spec["job_id"],
+            spec["namespace"],
+            0,
+            msg.actor_id,
+            list(msg.gpu_ids),
         )
         task_context.current.set(ctx)
         self.actor_id = msg.actor_id

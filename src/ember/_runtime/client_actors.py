@@ -1,0 +1,263 @@
+"""CoreClient's actors: creation, ordered method calls, restarts and deaths."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from ember import exceptions as exc
+from ember._core.resources import Shape, shape_dict
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._runtime import serialization, task_context
+from ember._runtime.client_state import (
+    ACTOR,
+    _Actor,
+    _actor_died,
+    _Obj,
+    _settle,
+    _Task,
+)
+from ember._runtime.object_ref import ObjectRef
+from ember._transport.rpc import RemoteError
+
+
+class ActorsMixin:
+    # ------------------------------------------------------------------ actors
+
+    def create_actor(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        class_name: str,
+        shape: Shape,
+        options: dict[str, Any],
+        handle_meta: bytes,
+    ) -> bytes:
+        """Start an actor; returns its id (an existing one's, for ``get_if_exists``)."""
+        task = self._new_task(fn_id, args, kwargs, 0, class_name)
+        actor_id = ids.new_actor_id()
+        name = options.get("name")
+        namespace = options.get("namespace") or self.current_namespace()
+        job_id = self.current_job()
+        detached = options.get("lifetime") == "detached"
+        done: Future[Any] = Future()
+
+        def send(task: _Task) -> None:
+            spec = serialization.dumps(
+                {
+                    "fn_id": fn_id,
+                    "blob": task.blob,
+                    "deps": task.deps,
+                    "args_ref": task.args_ref,
+                    "class_name": class_name,
+                    "max_concurrency": options.get("max_concurrency"),
+                    "job_id": job_id,
+                    "namespace": namespace,
+                }
+            )
+            msg = lambda rid: m.CreateActor(  # noqa: E731
+                rid,
+                actor_id,
+                spec,
+                shape_dict(shape),
+                self.client_id,
+                job_id,
+                name,
+                namespace,
+                detached,
+                bool(options.get("get_if_exists")),
+                int(options.get("max_restarts") or 0),
+                handle_meta,
+            )
+            self.calls.call(self.node, msg, lambda reply: _settle(done, reply))
+
+        with self._lock:
+            self._drain_decs()
+            self._resolve_deps(task, send)
+            actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
+            actor.pins = task.pins
+            self._actors[actor_id] = actor
+        if name is not None:
+            try:
+                value = done.result(timeout=60)
+            except RemoteError as e:
+                with self._lock:
+                    self._actors.pop(actor_id, None)
+                raise ValueError(str(e)) from None
+            if value["actor_id"] != actor_id:
+                with self._lock:
+                    self._actors.pop(actor_id, None)
+                return value["actor_id"]
+        with self._lock:
+            obj = self._objects[actor_id] = _Obj(True, self.client_id)
+            obj.kind = ACTOR
+            obj.ready = True
+            obj.detached = detached or name is not None
+        return actor_id
+
+    def current_namespace(self) -> str:
+        """The namespace of the job the running code belongs to."""
+        ctx = task_context.current.get()
+        return ctx.namespace if ctx is not None and ctx.namespace else self.namespace
+
+    def current_job(self) -> bytes:
+        ctx = task_context.current.get()
+        return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
+
+    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
+        value = self.calls.future(
+            self.control,
+            lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace()),
+        ).result(timeout=60)
+        return value["actor_id"], value["handle_meta"]
+
+    def add_actor_ref(self, actor_id: bytes, owner_id: bytes) -> None:
+        with self._lock:
+            obj = self._objects.get(actor_id)
+            if obj is None:
+                obj = self._objects[actor_id] = _Obj(owner_id == self.client_id, owner_id)
+                obj.kind = ACTOR
+                obj.ready = True
+                if not obj.owned:
+                    self.node.send(m.IncRef([actor_id]))
+            obj.refs += 1
+
+    def actor_ref_serialized(self, actor_id: bytes) -> None:
+        with self._lock:
+            obj = self._objects.get(actor_id)
+            if obj is not None and obj.owned and not obj.shared:
+                obj.shared = True
+                self.node.send(m.IncRef([actor_id]))
+
+    def submit_actor_task(
+        self,
+        actor_id: bytes,
+        class_name: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        num_returns: int,
+        max_task_retries: int | None,
+        retry_exceptions: Any,
+    ) -> list[ObjectRef]:
+        task = self._new_task(method.encode(), args, kwargs, num_returns, method)
+        task.retry_exceptions = retry_exceptions
+        with self._lock:
+            self._drain_decs()
+            actor = self._actors.get(actor_id)
+            if actor is None:
+                actor = self._actors[actor_id] = _Actor(actor_id, class_name, 0)
+            task.retries_left = (
+                actor.max_task_retries if max_task_retries is None else max_task_retries
+            )
+            task.actor = actor
+            refs = self._returns(task)
+            actor.queue.append(task)
+            self._resolve_deps(task, lambda t: self._flush_actor(actor))
+        return refs
+
+    def _flush_actor(self, actor: _Actor) -> None:
+        """Under lock: send queued calls in order while the head's arguments are ready."""
+        if actor.state == "dead":
+            while actor.queue:
+                self._fail(actor.queue.popleft(), actor.error or _actor_died(actor, "dead"))
+            return
+        if actor.state != "alive":
+            self._resolve_actor(actor)
+            return
+        conn = actor.conn
+        assert conn is not None
+        while actor.queue and actor.queue[0].ready:
+            task = actor.queue.popleft()
+            if task.cancelled or task.task_id not in self._tasks:
+                continue  # cancelled, or failed by an errored argument
+            task.conn = conn
+            actor.inflight[task.task_id] = task
+            conn.send(
+                m.PushTask(
+                    task.task_id,
+                    task.fn_id,
+                    task.blob,
+                    task.deps,
+                    task.num_returns,
+                    task.name,
+                    self.client_id,
+                    0,
+                    [],
+                    actor.actor_id,
+                    self.current_job(),
+                    self.current_namespace(),
+                    task.args_ref,
+                )
+            )
+
+    def _resolve_actor(self, actor: _Actor) -> None:
+        if actor.resolving or self._closed:
+            return
+        actor.resolving = True
+        self.calls.call(
+            self.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, actor.incarnation + 1),
+            lambda reply: self._on_actor_resolved(actor, reply),
+        )
+
+    def _on_actor_resolved(self, actor: _Actor, reply: m.Reply) -> None:
+        conn = None
+        if reply.error is None:
+            try:
+                conn = self._peer(reply.value["addr"])
+            except OSError:
+                conn = None
+        with self._lock:
+            actor.resolving = False
+            if reply.error is not None:
+                actor.state = "dead"
+                actor.error = _actor_died(actor, reply.error[1])
+            elif conn is None:
+                actor.incarnation = reply.value["incarnation"]
+                self._resolve_actor(actor)
+                return
+            else:
+                actor.state = "alive"
+                actor.conn = conn
+                actor.incarnation = reply.value["incarnation"]
+            self._flush_actor(actor)
+
+    def _actor_lost(self, actor: _Actor) -> None:
+        """Under lock: the connection to the actor's process closed."""
+        actor.state = "pending"
+        actor.conn = None
+        lost = sorted(actor.inflight.values(), key=lambda t: t.task_id)
+        actor.inflight.clear()
+        for task in reversed(lost):
+            if task.retries_left != 0 and not task.cancelled:
+                if task.retries_left > 0:
+                    task.retries_left -= 1
+                actor.queue.appendleft(task)
+            else:
+                self._task_lost_to_actor(actor, task)
+        self._resolve_actor(actor)
+
+    def _task_lost_to_actor(self, actor: _Actor, task: _Task) -> None:
+        if task.cancelled:
+            self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+            return
+
+        # Ask the node why the actor died, so the error says so; fail the call when it answers.
+        def answered(reply: m.Reply) -> None:
+            reason = reply.error[1] if reply.error else "its process exited"
+            with self._lock:
+                self._fail(task, _actor_died(actor, reason))
+
+        self.calls.call(
+            self.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, -1),
+            lambda reply: answered(reply if reply.error else m.Reply(reply.rid, ["", ""])),
+        )
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+        self.node.send(m.KillActor(actor_id, no_restart))

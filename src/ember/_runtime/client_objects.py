@@ -1,0 +1,276 @@
+"""CoreClient's object table: reference counts, put, get, wait and fetching borrowed refs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from ember import exceptions as exc
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._runtime import serialization
+from ember._runtime.client_state import (
+    ACTOR,
+    _Latch,
+    _Obj,
+)
+from ember._runtime.object_ref import ObjectRef
+
+
+class ObjectsMixin:
+    # ------------------------------------------------------------------ reference counting
+
+    def add_local_ref(self, object_id: bytes, owner_id: bytes) -> None:
+        with self._lock:
+            obj = self._objects.get(object_id)
+            if obj is None:
+                obj = self._objects[object_id] = _Obj(owner_id == self.client_id, owner_id)
+                if not obj.owned and not self._closed:
+                    self.node.send(m.IncRef([object_id]))
+            obj.refs += 1
+
+    def remove_local_ref(self, object_id: bytes) -> None:
+        # Runs from __del__, possibly in the middle of another operation on this thread:
+        # only queue it; the queue is drained under the lock.
+        self._decs.append(object_id)
+
+    def _drain_decs(self) -> None:
+        decs = self._decs
+        while decs:
+            oid = decs.popleft()
+            obj = self._objects.get(oid)
+            if obj is None:
+                continue
+            obj.refs -= 1
+            if obj.refs <= 0:
+                self._release(oid, obj)
+
+    def _release(self, oid: bytes, obj: _Obj) -> None:
+        if obj.owned and not obj.ready and obj.kind != ACTOR:
+            obj.released = True  # freed when its task finishes
+            return
+        if obj.waiters:
+            return  # someone still waits on it; released once they are done
+        del self._objects[oid]
+        if self._closed:
+            return
+        if obj.kind == ACTOR:
+            if obj.owned and not obj.detached:
+                if obj.shared:
+                    self.node.send(m.DecRef([oid]))
+                else:
+                    self.node.send(m.KillActor(oid, True))
+            elif not obj.owned:
+                self.node.send(m.DecRef([oid]))
+            return
+        if obj.contained:
+            self.node.send(m.DecRef([c[0] for c in obj.contained]))
+        if not obj.owned:
+            self.node.send(m.DecRef([oid]))
+        elif obj.shared or obj.promoted:
+            self.node.send(m.DecRef([oid]))
+        elif obj.kind == STORED:
+            self.node.send(m.FreeObjects([oid]))
+
+    def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
+        """This process is sending a ref it holds to another process."""
+        with self._lock:
+            obj = self._objects.get(object_id)
+            if obj is None or not obj.owned or obj.shared:
+                return
+            obj.shared = True
+            if obj.ready:
+                self._promote(object_id, obj)
+
+    def _promote(self, oid: bytes, obj: _Obj) -> None:
+        """Make an owned object reachable by other processes on this node."""
+        if obj.promoted or self._closed:
+            return
+        obj.promoted = True
+        if obj.kind == STORED:
+            self.node.send(m.IncRef([oid]))
+        else:
+            self.node.send(m.PutInline(oid, [obj.kind, obj.data], self.client_id))
+
+    # ------------------------------------------------------------------ objects
+
+    def put(self, value: Any, owner_id: bytes | None = None) -> ObjectRef:
+        oid = ids.put_object_id()
+        ser = serialization.serialize(value)
+        obj = _Obj(True, self.client_id)
+        obj.ready = True
+        if ser.nbytes <= serialization.INLINE_MAX:
+            obj.data = ser.inline()
+        else:
+            obj.kind = STORED
+            obj.data = self.store.write(oid, ser.meta, ser.buffers)
+            self.node.send(m.ObjectCreated(oid, obj.data, self.client_id))
+        with self._lock:
+            self._drain_decs()
+            self._objects[oid] = obj
+            return ObjectRef(oid, self.client_id, self)
+
+    def _entry_for(self, ref: ObjectRef) -> _Obj:
+        """The entry of a ref, starting a fetch if this process borrows it. Under lock."""
+        oid = ref._id
+        obj = self._objects.get(oid)
+        if obj is None:  # a ref made before this runtime (or by a raw id): treat as borrowed
+            self.add_local_ref(oid, ref._owner)
+            self._decs.append(oid)
+            obj = self._objects[oid]
+        if not obj.ready and not obj.owned and not obj.fetching:
+            obj.fetching = True
+            if self.store.exists(oid):
+                self._set_ready(oid, obj, STORED, 0)
+            else:
+                self.calls.call(
+                    self.node,
+                    lambda rid: m.WaitObject(rid, oid, obj.owner),
+                    lambda reply: self._on_fetched(oid, reply),
+                )
+        return obj
+
+    def _on_fetched(self, oid: bytes, reply: m.Reply) -> None:
+        with self._lock:
+            obj = self._objects.get(oid)
+            if obj is None or obj.ready:
+                return
+            if reply.error is not None:
+                kind, text = reply.error
+                err: BaseException
+                if kind == "OwnerDiedError":
+                    err = exc.OwnerDiedError(oid.hex(), text)
+                else:
+                    err = exc.ObjectLostError(oid.hex(), text)
+                self._set_ready(oid, obj, ERROR, serialization.dumps(err))
+            else:
+                kind, data = reply.value
+                self._set_ready(oid, obj, kind, data)
+        self._run_ready_callbacks(oid)
+
+    def _set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:
+        """Under lock. Callbacks run afterwards via ``_run_ready_callbacks``."""
+        obj.ready = True
+        obj.kind = kind
+        obj.data = data
+        if obj.shared and obj.owned:
+            self._promote(oid, obj)
+
+    def _run_ready_callbacks(self, oid: bytes) -> None:
+        with self._lock:
+            obj = self._objects.get(oid)
+            if obj is None or not obj.waiters:
+                return
+            waiters, obj.waiters = obj.waiters, None
+            for fn in waiters:
+                fn()
+            if obj.refs <= 0:
+                self._release(oid, obj)
+
+    def _on_ready(self, obj: _Obj, fn: Callable[[], None]) -> None:
+        """Under lock: call ``fn`` (under lock) once ``obj`` is ready."""
+        if obj.ready:
+            fn()
+        elif obj.waiters is None:
+            obj.waiters = [fn]
+        else:
+            obj.waiters.append(fn)
+
+    def _wait_ready(self, refs: Sequence[ObjectRef], num: int, timeout: float | None) -> None:
+        """Block until ``num`` of ``refs`` are ready or the timeout passes."""
+        with self._lock:
+            self._drain_decs()
+            latch = _Latch(num)
+            for ref in refs:
+                self._on_ready(self._entry_for(ref), latch.hit)
+        if latch.n <= 0:
+            return
+        if timeout is not None and timeout <= 0:
+            return
+        blocked = self.on_block is not None
+        if blocked:
+            self.on_block()  # type: ignore[misc]
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not latch.wait(
+                0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            ):
+                if self.node_lost:
+                    raise exc.LocalRayletDiedError(
+                        "the Ember node manager this process was connected to has died"
+                    )
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+        finally:
+            if blocked:
+                self.on_unblock()  # type: ignore[misc]
+
+    def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
+        self._wait_ready(refs, len(refs), timeout)
+        out = []
+        for ref in refs:
+            obj = self._objects.get(ref._id)
+            if obj is None or not obj.ready:
+                raise exc.GetTimeoutError(
+                    f"Get timed out: some object(s) not ready after {timeout} s "
+                    f"(first missing: {ref!r})."
+                )
+            out.append(self._value(ref._id, obj))
+        return out
+
+    def _value(self, oid: bytes, obj: _Obj) -> Any:
+        kind, data = obj.kind, obj.data
+        if kind == INLINE:
+            return serialization.loads(data)
+        if kind == STORED:
+            found = self.store.read(oid)
+            if found is None:
+                raise exc.ObjectLostError(
+                    oid.hex(), "the object's data is no longer in the object store"
+                )
+            return serialization.loads_stored(*found)
+        err = serialization.loads(data)
+        if isinstance(err, exc.RayTaskError):
+            raise err.as_instanceof_cause()
+        raise err
+
+    def wait(
+        self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        self._wait_ready(refs, num_returns, timeout)
+        ready: list[ObjectRef] = []
+        rest: list[ObjectRef] = []
+        with self._lock:
+            for ref in refs:
+                obj = self._objects.get(ref._id)
+                if obj is not None and obj.ready and len(ready) < num_returns:
+                    ready.append(ref)
+                else:
+                    rest.append(ref)
+        return ready, rest
+
+    def future_of(self, ref: ObjectRef) -> Future[Any]:
+        fut: Future[Any] = Future()
+
+        def resolve() -> None:
+            # Runs under the lock on whichever thread made the object ready; hand the
+            # deserialization to the reactor so that user callbacks never run under the lock.
+            self.reactor.call_soon(deliver)
+
+        def deliver() -> None:
+            try:
+                with self._lock:
+                    obj = self._objects.get(ref._id)
+                value = self._value(ref._id, obj) if obj is not None else None
+            except BaseException as e:  # noqa: BLE001 - delivered to the future's owner
+                fut.set_exception(e)
+            else:
+                fut.set_result(value)
+
+        with self._lock:
+            self._on_ready(self._entry_for(ref), resolve)
+        fut._ember_ref = ref  # type: ignore[attr-defined]  # keep the object alive until done
+        return fut

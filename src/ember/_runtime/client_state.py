@@ -1,0 +1,207 @@
+"""The records a CoreClient keeps: objects, tasks, leases, actors, and small helpers."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ember import exceptions as exc
+from ember._core.resources import Shape
+from ember._protocol import messages as m
+from ember._protocol.messages import INLINE
+from ember._runtime import serialization
+from ember._runtime.object_ref import ObjectRef
+from ember._transport.reactor import Connection
+from ember._transport.rpc import RemoteError
+
+IDLE_LEASE_SECONDS = 1.0
+MAX_LEASE_REQUESTS = 16
+ACTOR = 3  # object-table kind for an actor id (counted like objects, killed when unreferenced)
+
+
+class _Obj:
+    """What this process knows of one object (or actor id)."""
+
+    __slots__ = (
+        "ready",
+        "kind",
+        "data",
+        "owned",
+        "owner",
+        "refs",
+        "shared",
+        "promoted",
+        "released",
+        "fetching",
+        "waiters",
+        "contained",
+        "detached",
+    )
+
+    def __init__(self, owned: bool, owner: bytes) -> None:
+        self.ready = False
+        self.kind = INLINE
+        self.data: Any = None
+        self.owned = owned
+        self.owner = owner
+        self.refs = 0
+        self.shared = False
+        self.promoted = False
+        self.released = False
+        self.fetching = False
+        self.waiters: list[Callable[[], None]] | None = None
+        self.contained: list[list[bytes]] | None = None
+        self.detached = False
+
+
+class _Task:
+    __slots__ = (
+        "task_id",
+        "fn_id",
+        "blob",
+        "args_ref",
+        "dep_refs",
+        "deps",
+        "missing",
+        "num_returns",
+        "name",
+        "shape",
+        "retries_left",
+        "retry_exceptions",
+        "cancelled",
+        "actor",
+        "lease",
+        "return_ids",
+        "pins",
+        "ready",
+        "conn",
+    )
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.lease: _Lease | None = None
+        self.actor: _Actor | None = None
+        self.ready = False
+        self.conn: Connection | None = None
+        self.deps: list[list[Any]] = []
+        self.args_ref = b""
+
+
+class _Lease:
+    __slots__ = ("lease_id", "worker_id", "conn", "gpu_ids", "task", "revoked", "idle_since", "key")
+
+    def __init__(self, lease_id: int, worker_id: bytes, conn: Connection, gpu_ids: list[int]):
+        self.lease_id = lease_id
+        self.worker_id = worker_id
+        self.conn = conn
+        self.gpu_ids = gpu_ids
+        self.task: _Task | None = None
+        self.revoked = False
+        self.idle_since = time.monotonic()
+        self.key: _Key | None = None
+
+
+class _Key:
+    """Tasks of one resource shape and the leases that run them."""
+
+    __slots__ = ("shape", "queue", "leases", "requests", "describe")
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self.queue: collections.deque[_Task] = collections.deque()
+        self.leases: dict[int, _Lease] = {}
+        self.requests: set[int] = set()
+        self.describe = ""
+
+
+class _Actor:
+    __slots__ = (
+        "actor_id",
+        "class_name",
+        "state",
+        "conn",
+        "incarnation",
+        "queue",
+        "inflight",
+        "error",
+        "resolving",
+        "max_task_retries",
+        "pins",
+    )
+
+    def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
+        self.actor_id = actor_id
+        self.class_name = class_name
+        self.state = "pending"  # pending | alive | dead
+        self.conn: Connection | None = None
+        self.incarnation = -1
+        self.queue: collections.deque[_Task] = collections.deque()
+        self.inflight: dict[bytes, _Task] = {}
+        self.error: BaseException | None = None
+        self.resolving = False
+        self.max_task_retries = max_task_retries
+        self.pins: list[Any] = []
+
+
+class _Latch:
+    """Released when ``n`` awaited objects are ready; ``hit`` is called under the client lock."""
+
+    __slots__ = ("n", "_lock")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def hit(self) -> None:
+        if self.n > 0:
+            self.n -= 1
+            if self.n == 0:
+                self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.n <= 0:
+            return True
+        return self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+
+
+class _Placeholder:
+    """Stands for the n-th top-level ObjectRef argument; the worker swaps in the value."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return (_Placeholder, (self.index,))
+
+
+def _placeholder(value: Any, refs: list[ObjectRef]) -> Any:
+    if isinstance(value, ObjectRef):
+        refs.append(value)
+        return _Placeholder(len(refs) - 1)
+    return value
+
+
+_EMPTY_ARGS = serialization.serialize(((), {}))
+
+
+def _settle(fut: Future[Any], reply: m.Reply) -> None:
+    if reply.error is None:
+        fut.set_result(reply.value)
+    else:
+        fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
+
+
+def _cause(data: bytes) -> BaseException | None:
+    err = serialization.loads(data)
+    return err.cause if isinstance(err, exc.RayTaskError) else err
+
+
+def _actor_died(actor: _Actor, reason: str) -> exc.ActorDiedError:
+    return exc.ActorDiedError(reason, actor_id=actor.actor_id.hex(), class_name=actor.class_name)

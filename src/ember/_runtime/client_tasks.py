@@ -1,0 +1,401 @@
+"""CoreClient's task submission: dependencies, leases, direct pushes, results and retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ember import exceptions as exc
+from ember._core import retry
+from ember._core.resources import Shape, shape_dict
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._runtime import serialization
+from ember._runtime.client_state import (
+    _EMPTY_ARGS,
+    ACTOR,
+    IDLE_LEASE_SECONDS,
+    MAX_LEASE_REQUESTS,
+    _Actor,
+    _actor_died,
+    _cause,
+    _Key,
+    _Lease,
+    _Obj,
+    _placeholder,
+    _Task,
+)
+from ember._runtime.object_ref import ObjectRef
+from ember._transport.reactor import Connection
+
+
+class TasksMixin:
+    # ------------------------------------------------------------------ task submission
+
+    def _new_task(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        num_returns: int,
+        name: str,
+    ) -> _Task:
+        task = _Task()
+        task.task_id = ids.new_task_id()
+        task.fn_id = fn_id
+        task.num_returns = num_returns
+        task.name = name
+        dep_refs: list[ObjectRef] = []
+        if any(isinstance(a, ObjectRef) for a in args) or any(
+            isinstance(v, ObjectRef) for v in kwargs.values()
+        ):
+            args = tuple(_placeholder(a, dep_refs) for a in args)
+            kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
+        ser = serialization.serialize((args, kwargs)) if args or kwargs else _EMPTY_ARGS
+        if ser.nbytes > serialization.INLINE_MAX:
+            ref = self.put_serialized(ser)
+            task.args_ref = ref._id
+            task.blob = b""
+            task.pins = [ref, *dep_refs]
+        else:
+            task.blob = ser.inline()
+            task.pins = dep_refs
+        task.dep_refs = dep_refs
+        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
+        return task
+
+    def put_serialized(self, ser: serialization.Serialized) -> ObjectRef:
+        oid = ids.put_object_id()
+        obj = _Obj(True, self.client_id)
+        obj.ready = True
+        obj.kind = STORED
+        obj.data = self.store.write(oid, ser.meta, ser.buffers)
+        self.node.send(m.ObjectCreated(oid, obj.data, self.client_id))
+        with self._lock:
+            self._objects[oid] = obj
+            return ObjectRef(oid, self.client_id, self)
+
+    def _returns(self, task: _Task) -> list[ObjectRef]:
+        """Under lock: register the task's return objects and make their refs."""
+        refs = []
+        for oid in task.return_ids:
+            self._objects[oid] = _Obj(True, self.client_id)
+            refs.append(ObjectRef(oid, self.client_id, self))
+        self._tasks[task.task_id] = task
+        return refs
+
+    def submit_task(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        num_returns: int,
+        name: str,
+        shape: Shape,
+        max_retries: int,
+        retry_exceptions: Any,
+    ) -> list[ObjectRef]:
+        task = self._new_task(fn_id, args, kwargs, num_returns, name)
+        task.shape = shape
+        task.retries_left = max_retries
+        task.retry_exceptions = retry_exceptions
+        with self._lock:
+            self._drain_decs()
+            refs = self._returns(task)
+            self._resolve_deps(task, self._enqueue)
+        return refs
+
+    def _resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
+        """Under lock: call ``then(task)`` once every top-level ref argument is ready."""
+        if not task.dep_refs:
+            task.ready = True
+            then(task)
+            return
+        task.missing = len(task.dep_refs)
+
+        def one_ready() -> None:
+            task.missing -= 1
+            if task.missing == 0:
+                self._deps_ready(task, then)
+
+        for ref in task.dep_refs:
+            self._on_ready(self._entry_for(ref), one_ready)
+
+    def _deps_ready(self, task: _Task, then: Callable[[_Task], None]) -> None:
+        deps = []
+        for ref in task.dep_refs:
+            obj = self._objects[ref._id]
+            if obj.kind == ERROR:
+                task.ready = True
+                self._finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
+                if task.actor is not None:
+                    self._flush_actor(task.actor)
+                return
+            deps.append([STORED, ref._id] if obj.kind == STORED else [INLINE, obj.data])
+        task.deps = deps
+        task.ready = True
+        if not task.cancelled:
+            then(task)
+
+    def _enqueue(self, task: _Task) -> None:
+        key = self._keys.get(task.shape)
+        if key is None:
+            key = self._keys[task.shape] = _Key(task.shape)
+            key.describe = task.name
+        key.queue.append(task)
+        self._pump(key)
+
+    def _pump(self, key: _Key) -> None:
+        """Under lock: push queued tasks to free leases, and ask for or give back leases."""
+        if key.queue:
+            for lease in key.leases.values():
+                if lease.task is None and not lease.revoked:
+                    self._push(key.queue.popleft(), lease)
+                    if not key.queue:
+                        break
+        for lease in [x for x in key.leases.values() if x.task is None and x.revoked]:
+            self._return_lease(lease)
+        wanted = min(len(key.queue), MAX_LEASE_REQUESTS) - len(key.requests)
+        for _ in range(max(0, wanted)):
+            self._request_lease(key)
+        if not key.queue and key.requests:
+            for rid in key.requests:
+                self.node.send(m.CancelLeaseRequest(rid))
+            key.requests.clear()
+
+    def _request_lease(self, key: _Key) -> None:
+        rid = self.calls.call(
+            self.node,
+            lambda rid: m.RequestLease(rid, shape_dict(key.shape), self.client_id, key.describe),
+            lambda reply: self._on_lease(key, reply),
+        )
+        key.requests.add(rid)
+
+    def _on_lease(self, key: _Key, reply: m.Reply) -> None:
+        if reply.error is not None:
+            with self._lock:
+                key.requests.discard(reply.rid)
+                if reply.error[0] == "WorkerStartFailed":
+                    while key.queue:
+                        self._fail(key.queue.popleft(), exc.RaySystemError(reply.error[1]))
+            return
+        grant = reply.value
+        try:
+            conn = self._peer(grant["addr"])
+        except OSError:
+            self.node.send(m.ReturnLease(grant["lease_id"], True))
+            with self._lock:
+                key.requests.discard(reply.rid)
+                self._pump(key)
+            return
+        with self._lock:
+            lease = _Lease(grant["lease_id"], grant["worker_id"], conn, grant["gpu_ids"])
+            lease.key = key
+            if reply.rid not in key.requests or self._closed:
+                self.node.send(m.ReturnLease(lease.lease_id))
+                return
+            key.requests.discard(reply.rid)
+            key.leases[lease.lease_id] = lease
+            self._leases[lease.lease_id] = lease
+            self._pump(key)
+
+    def _push(self, task: _Task, lease: _Lease) -> None:
+        lease.task = task
+        task.lease = lease
+        task.conn = lease.conn
+        lease.conn.send(
+            m.PushTask(
+                task.task_id,
+                task.fn_id,
+                task.blob,
+                task.deps,
+                task.num_returns,
+                task.name,
+                self.client_id,
+                lease.lease_id,
+                lease.gpu_ids,
+                b"",
+                self.current_job(),
+                self.current_namespace(),
+                task.args_ref,
+            )
+        )
+
+    def _return_lease(self, lease: _Lease, failed: bool = False) -> None:
+        key = lease.key
+        if key is not None:
+            key.leases.pop(lease.lease_id, None)
+        self._leases.pop(lease.lease_id, None)
+        if not self._closed:
+            self.node.send(m.ReturnLease(lease.lease_id, failed))
+
+    def _expire_idle_leases(self) -> None:
+        now = time.monotonic()
+        for lease in list(self._leases.values()):
+            if lease.task is None and now - lease.idle_since > IDLE_LEASE_SECONDS:
+                self._return_lease(lease)
+
+    def _on_revoke(self, lease_id: int) -> None:
+        with self._lock:
+            lease = self._leases.get(lease_id)
+            if lease is None:
+                return
+            lease.revoked = True
+            if lease.task is None:
+                self._return_lease(lease)
+
+    # ------------------------------------------------------------------ results
+
+    def _on_task_done(self, msg: m.TaskDone) -> None:
+        with self._lock:
+            task = self._tasks.get(msg.task_id)
+            if task is None:
+                return
+            results = msg.results
+            if (
+                results
+                and results[0][0] == ERROR
+                and task.retries_left != 0
+                and not task.cancelled
+                and retry.should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+            ):
+                self._detach(task)
+                self._retry(task)
+                return
+            self._detach(task)
+            self._finish(task, results)
+
+    def _detach(self, task: _Task) -> None:
+        """Under lock: the task no longer occupies its lease or actor slot."""
+        lease = task.lease
+        if lease is not None:
+            task.lease = None
+            lease.task = None
+            lease.idle_since = time.monotonic()
+            if lease.key is not None:
+                self._pump(lease.key)
+        actor = task.actor
+        if actor is not None:
+            actor.inflight.pop(task.task_id, None)
+
+    def _retry(self, task: _Task) -> None:
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        if task.actor is not None:
+            task.actor.queue.appendleft(task)
+            self._flush_actor(task.actor)
+        else:
+            self._enqueue(task)
+
+    def _finish(self, task: _Task, results: list[list[Any]]) -> None:
+        """Under lock: record the task's return values and wake whoever waits for them."""
+        self._tasks.pop(task.task_id, None)
+        task.pins = []
+        if len(results) != len(task.return_ids):
+            err = exc.RayTaskError(
+                task.name,
+                "",
+                ValueError(
+                    f"Task {task.name!r} declared num_returns={len(task.return_ids)} but "
+                    f"returned {len(results)} values."
+                ),
+            )
+            results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
+        ready = []
+        for oid, result in zip(task.return_ids, results, strict=True):
+            obj = self._objects.get(oid)
+            if obj is None:
+                continue
+            if len(result) > 2 and result[2]:
+                obj.contained = result[2]
+                self.node.send(m.IncRef([c[0] for c in result[2]]))
+            self._set_ready(oid, obj, result[0], result[1])
+            ready.append((oid, obj))
+        for oid, obj in ready:
+            if obj.waiters:
+                waiters, obj.waiters = obj.waiters, None
+                for fn in waiters:
+                    fn()
+            if obj.released or obj.refs <= 0:
+                obj.released = False
+                if oid in self._objects and obj.refs <= 0:
+                    self._release(oid, obj)
+
+    def _fail(self, task: _Task, error: BaseException) -> None:
+        self._finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
+
+    def _on_peer_lost(self, conn: Connection) -> None:
+        with self._lock:
+            self._peers.pop(conn.peer, None)
+            for lease in [x for x in self._leases.values() if x.conn is conn]:
+                task = lease.task
+                lease.task = None
+                self._return_lease(lease, failed=True)
+                if task is not None:
+                    task.lease = None
+                    self._task_lost(task, None)
+                if lease.key is not None:
+                    self._pump(lease.key)
+            for actor in self._actors.values():
+                if actor.conn is conn:
+                    self._actor_lost(actor)
+
+    def _task_lost(self, task: _Task, actor: _Actor | None) -> None:
+        if task.cancelled:
+            self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+        elif task.retries_left != 0:
+            self._retry(task)
+        elif actor is not None:
+            self._fail(task, actor.error or _actor_died(actor, "its process exited"))
+        else:
+            self._fail(
+                task,
+                exc.WorkerCrashedError(
+                    f"The worker running task {task.name!r} died unexpectedly (the process "
+                    "exited, crashed or was killed). Retry with max_retries > 0 if the task "
+                    "is safe to run again; the worker logs are in the session folder "
+                    f"{self.info.get('session_dir', '')}/logs."
+                ),
+            )
+
+    def _on_node_lost(self) -> None:
+        if self._closed:
+            return
+        self.node_lost = True
+        if self.on_node_lost is not None:
+            self.on_node_lost()
+        with self._lock:
+            err = exc.LocalRayletDiedError("the Ember node manager died; the session is over")
+            for task in list(self._tasks.values()):
+                self._fail(task, err)
+            for oid, obj in list(self._objects.items()):
+                if not obj.ready and obj.kind != ACTOR:
+                    self._set_ready(oid, obj, ERROR, serialization.dumps(err))
+                    self._run_ready_callbacks(oid)
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        task_id = ids.task_of(ref._id)
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                return
+            task.cancelled = True
+            if task.actor is None and task.lease is None:
+                key = self._keys.get(task.shape)
+                if key is not None and task in key.queue:
+                    key.queue.remove(task)
+                self._fail(task, exc.TaskCancelledError(task_id.hex()))
+                return
+            if task.actor is not None and task in task.actor.queue:
+                task.actor.queue.remove(task)
+                self._fail(task, exc.TaskCancelledError(task_id.hex()))
+                return
+            conn = task.conn
+        if conn is not None:
+            if force and task.actor is None and task.lease is not None:
+                self.node.send(m.KillWorker(task.lease.worker_id))
+            else:
+                conn.send(m.CancelTask(task_id, force))

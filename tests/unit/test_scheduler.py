@@ -1,0 +1,639 @@
+"""Tests for ember._core.scheduler.LeaseScheduler, driven with plain events and values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ember._core.resources import NodeResources, Shape, shape_of
+from ember._core.scheduler import (
+    Action,
+    Grant,
+    LeaseLost,
+    LeaseScheduler,
+    Revoke,
+    StartWorker,
+    WarnInfeasible,
+)
+
+CPU1 = shape_of({"CPU": 1})
+CPU2 = shape_of({"CPU": 2})
+GPU1 = shape_of({"CPU": 1, "GPU": 1})
+
+
+def make(total: Mapping[str, float] | None = None, max_starting: int = 2) -> LeaseScheduler:
+    return LeaseScheduler(NodeResources(total or {"CPU": 2}), max_starting=max_starting)
+
+
+def grants(actions: Sequence[Action]) -> list[Grant]:
+    return [a for a in actions if isinstance(a, Grant)]
+
+
+def starts(actions: Sequence[Action]) -> int:
+    return sum(isinstance(a, StartWorker) for a in actions)
+
+
+def revokes(actions: Sequence[Action]) -> list[Revoke]:
+    return [a for a in actions if isinstance(a, Revoke)]
+
+
+def warnings_(actions: Sequence[Action]) -> list[WarnInfeasible]:
+    return [a for a in actions if isinstance(a, WarnInfeasible)]
+
+
+def with_workers(s: LeaseScheduler, *names: bytes) -> LeaseScheduler:
+    for name in names:
+        assert s.worker_started(name) == []
+    return s
+
+
+def grant_one(
+    s: LeaseScheduler,
+    client: str,
+    rid: int,
+    shape: Shape = CPU1,
+    what: str = "",
+    dedicated: bool = False,
+) -> Grant:
+    out = grants(s.request(client, rid, shape, what, dedicated=dedicated))
+    assert len(out) == 1, out
+    return out[0]
+
+
+# ----------------------------------------------------------------------------- starting workers
+
+
+def test_request_without_worker_starts_one_then_grants() -> None:
+    s = make()
+    actions = s.request("a", 1, CPU1, "f()")
+    assert actions == [StartWorker()]
+    assert s.pending() == [("f()", True)]
+    actions = s.worker_started(b"w1")
+    assert actions == [Grant("a", 1, 1, b"w1", ())]
+    assert s.pending() == []
+    lease = s.lease(1)
+    assert lease is not None and lease.client == "a" and lease.worker_id == b"w1"
+    assert s.resources.available["CPU"] == 10_000
+
+
+def test_resources_are_not_held_while_waiting_for_a_worker() -> None:
+    s = make({"CPU": 1})
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    assert s.resources.available["CPU"] == 10_000
+
+
+def test_worker_starts_are_bounded_by_max_starting() -> None:
+    s = make({"CPU": 8}, max_starting=2)
+    started = 0
+    for rid in range(6):
+        started += starts(s.request("a", rid, CPU1))
+    assert started == 2
+    # Each worker that comes up takes one request and lets one more start.
+    outstanding = 2
+    granted = 0
+    worker = 0
+    while granted < 6:
+        worker += 1
+        actions = s.worker_started(b"w%d" % worker)
+        outstanding -= 1
+        granted += len(grants(actions))
+        outstanding += starts(actions)
+        assert 0 <= outstanding <= 2
+    assert worker == 6
+    assert outstanding == 0
+
+
+def test_max_starting_is_at_least_one() -> None:
+    s = make(max_starting=0)
+    assert s.max_starting == 1
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    assert s.request("a", 2, CPU1) == []
+
+
+def test_failed_worker_start_starts_another() -> None:
+    s = make(max_starting=1)
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    assert s.worker_start_failed() == [StartWorker()]
+    assert s.worker_started(b"w1") == [Grant("a", 1, 1, b"w1", ())]
+
+
+def test_request_that_does_not_fit_starts_no_worker() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU1) == []
+
+
+def test_idle_worker_is_reused_without_starting_one() -> None:
+    s = with_workers(make(), b"w1")
+    g = grant_one(s, "a", 1)
+    assert g.worker_id == b"w1"
+    assert s.return_lease(g.lease_id) == []
+    assert s.idle_workers() == [b"w1"]
+    assert s.request("a", 2, CPU1) == [Grant("a", 2, 2, b"w1", ())]
+
+
+# ----------------------------------------------------------------------------- granting
+
+
+def test_grants_follow_request_order_as_resources_allow() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2", b"w3", b"w4")
+    g1 = grant_one(s, "a", 1)
+    g2 = grant_one(s, "b", 2)
+    assert g1.worker_id != g2.worker_id
+    assert grants(s.request("c", 3, CPU1)) == []
+    assert grants(s.request("d", 4, CPU1)) == []
+    out = grants(s.return_lease(g1.lease_id))
+    assert [(g.client, g.rid) for g in out] == [("c", 3)]
+    out = grants(s.return_lease(g2.lease_id))
+    assert [(g.client, g.rid) for g in out] == [("d", 4)]
+
+
+def test_several_requests_granted_at_once_in_order() -> None:
+    s = make({"CPU": 3})
+    for rid in (1, 2, 3):
+        s.request("a", rid, CPU1)
+    assert grants(s.worker_started(b"w1")) == [Grant("a", 1, 1, b"w1", ())]
+    assert grants(s.worker_started(b"w2")) == [Grant("a", 2, 2, b"w2", ())]
+    assert s.worker_started(b"w3") == [Grant("a", 3, 3, b"w3", ())]
+
+
+def test_request_that_does_not_fit_waits_for_a_returned_lease() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    g = grant_one(s, "a", 1, CPU2)
+    assert grants(s.request("a", 2, CPU1)) == []
+    assert s.pending() == [("", True)]
+    out = grants(s.return_lease(g.lease_id))
+    assert [(x.client, x.rid) for x in out] == [("a", 2)]
+    assert s.pending() == []
+
+
+def test_smaller_request_behind_a_waiting_one_is_granted() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    grant_one(s, "a", 1)
+    assert grants(s.request("b", 2, CPU2)) == []  # needs both CPUs
+    out = grants(s.request("c", 3, CPU1))  # fits in what is left
+    assert [(x.client, x.rid) for x in out] == [("c", 3)]
+
+
+def test_lease_ids_are_unique() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    seen = set()
+    for rid in range(5):
+        g = grant_one(s, "a", rid)
+        seen.add(g.lease_id)
+        s.return_lease(g.lease_id)
+    assert len(seen) == 5
+
+
+def test_return_of_unknown_or_returned_lease_is_ignored() -> None:
+    s = with_workers(make(), b"w1")
+    g = grant_one(s, "a", 1)
+    assert s.return_lease(g.lease_id) == []
+    assert s.return_lease(g.lease_id) == []
+    assert s.return_lease(12345) == []
+    assert s.resources.available == s.resources.total
+
+
+def test_gpu_grant_carries_gpu_ids() -> None:
+    s = with_workers(make({"CPU": 4, "GPU": 2}), b"w1", b"w2", b"w3")
+    g1 = grant_one(s, "a", 1, GPU1)
+    g2 = grant_one(s, "a", 2, GPU1)
+    assert {g1.gpu_ids, g2.gpu_ids} == {(0,), (1,)}
+    g3 = grant_one(s, "a", 3, CPU1)
+    assert g3.gpu_ids == ()
+    assert grants(s.request("a", 4, GPU1)) == []
+    out = grants(s.return_lease(g1.lease_id))
+    assert len(out) == 1 and out[0].gpu_ids == g1.gpu_ids
+
+
+def test_fractional_gpu_leases_share_a_device_but_not_a_worker() -> None:
+    s = with_workers(make({"CPU": 4, "GPU": 1}), b"w1", b"w2")
+    half = shape_of({"GPU": 0.5})
+    g1 = grant_one(s, "a", 1, half)
+    g2 = grant_one(s, "a", 2, half)
+    assert g1.gpu_ids == g2.gpu_ids == (0,)
+    assert g1.worker_id != g2.worker_id
+
+
+# ----------------------------------------------------------------------------- infeasible
+
+
+def test_infeasible_request_warns_once_and_stays_queued() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1")
+    actions = s.request("a", 7, shape_of({"CPU": 1, "GPU": 1}), "train()")
+    assert len(actions) == 1
+    (warn,) = warnings_(actions)
+    assert warn.client == "a" and warn.rid == 7
+    assert "train()" in warn.message
+    assert "GPU (needs 1, node has 0)" in warn.message
+    assert s.pending() == [("train()", False)]
+    # Nothing that happens later warns again, starts a worker for it or grants it.
+    later: list[Action] = []
+    g = grant_one(s, "b", 1)
+    later += s.return_lease(g.lease_id)
+    later += s.worker_started(b"w2")
+    later += s.request("c", 2, shape_of({"CPU": 4}))  # another infeasible one
+    later += s.worker_died(b"w2")
+    later += s.cancel_request("zzz", 0)
+    assert [w.rid for w in warnings_(later)] == [2]
+    assert starts(later) == 0
+    assert all(g.rid != 7 for g in grants(later))
+    assert ("train()", False) in s.pending()
+
+
+def test_infeasible_request_message_mentions_default_name() -> None:
+    s = make({"CPU": 1})
+    (warn,) = warnings_(s.request("a", 1, shape_of({"CPU": 2})))
+    assert warn.message.startswith("a task requires {CPU: 2}")
+    assert "CPU (needs 2, node has 1)" in warn.message
+
+
+def test_infeasible_request_can_be_cancelled() -> None:
+    s = make({"CPU": 1})
+    s.request("a", 1, shape_of({"GPU": 1}))
+    assert s.cancel_request("a", 1) == []
+    assert s.pending() == []
+
+
+def test_infeasible_request_causes_no_revocation() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    grant_one(s, "a", 1)
+    actions = s.request("b", 1, shape_of({"GPU": 1}))
+    assert revokes(actions) == []
+
+
+# ----------------------------------------------------------------------------- blocked workers
+
+
+def test_worker_with_every_lease_blocked_takes_another_cpu_lease() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU1) == []  # no CPU left
+    actions = s.blocked(g1.lease_id)
+    assert actions == [Grant("a", 2, 2, b"w1", ())]  # same worker, no new process
+    assert s.resources.available["CPU"] == 0
+
+
+def test_blocked_worker_is_fallback_behind_an_idle_worker() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g1 = grant_one(s, "a", 1)
+    assert g1.worker_id == b"w1"
+    s.blocked(g1.lease_id)
+    g2 = grant_one(s, "a", 2)
+    assert g2.worker_id == b"w2"  # an idle worker is preferred
+
+
+def test_blocked_worker_does_not_take_a_gpu_lease() -> None:
+    s = with_workers(make({"CPU": 1, "GPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    actions = s.request("a", 2, shape_of({"GPU": 1}))
+    assert grants(actions) == []
+    assert starts(actions) == 1
+    assert s.worker_started(b"w2") == [Grant("a", 2, 2, b"w2", (0,))]
+
+
+def test_blocked_worker_does_not_take_a_dedicated_lease() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    actions = s.request("a", 2, CPU1, "Actor", dedicated=True)
+    assert grants(actions) == []
+    assert starts(actions) == 1
+    assert s.worker_started(b"w2") == [Grant("a", 2, 2, b"w2", ())]
+
+
+def test_blocked_gpu_lease_does_not_share_its_worker() -> None:
+    s = with_workers(make({"CPU": 2, "GPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1, GPU1)
+    s.blocked(g1.lease_id)
+    assert s.resources.available["CPU"] == 20_000
+    actions = s.request("a", 2, CPU1)
+    assert grants(actions) == []
+    assert starts(actions) == 1
+
+
+def test_worker_with_one_unblocked_lease_is_not_shared() -> None:
+    s = with_workers(make({"CPU": 3}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    g2 = grant_one(s, "a", 2)
+    assert g2.worker_id == b"w1"
+    # w1 now runs g2's task: a third request needs another worker.
+    actions = s.request("a", 3, CPU1)
+    assert grants(actions) == []
+    assert starts(actions) == 1
+    # Once both are blocked, w1 can take it after all.
+    actions = s.blocked(g2.lease_id)
+    assert [(g.rid, g.worker_id) for g in grants(actions)] == [(3, b"w1")]
+
+
+def test_unblocked_takes_cpus_back_and_may_oversubscribe() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.request("a", 2, CPU1)
+    g2 = grants(s.blocked(g1.lease_id))[0]
+    assert s.unblocked(g1.lease_id) == []
+    assert s.resources.available["CPU"] == -10_000
+    assert s.request("a", 3, CPU1) == []  # nothing fits while oversubscribed
+    s.return_lease(g2.lease_id)
+    assert s.resources.available["CPU"] == 0
+    out = grants(s.return_lease(g1.lease_id))
+    assert [g.rid for g in out] == [3]
+
+
+def test_blocked_and_unblocked_are_idempotent() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    assert s.blocked(g1.lease_id) == []
+    assert s.resources.available["CPU"] == 10_000
+    s.unblocked(g1.lease_id)
+    assert s.unblocked(g1.lease_id) == []
+    assert s.resources.available["CPU"] == 0
+    assert s.blocked(999) == [] and s.unblocked(999) == []
+
+
+def test_returning_a_blocked_lease_frees_its_cpus_once() -> None:
+    s = with_workers(make({"CPU": 2, "custom": 1}), b"w1")
+    g = grant_one(s, "a", 1, shape_of({"CPU": 2, "custom": 1}))
+    s.blocked(g.lease_id)
+    s.return_lease(g.lease_id)
+    assert s.resources.available == s.resources.total
+
+
+# ----------------------------------------------------------------------------- dedicated
+
+
+def test_dedicated_lease_takes_its_worker_exclusively() -> None:
+    s = with_workers(make({"CPU": 4}), b"w1")
+    actor = grant_one(s, "a", 1, CPU1, "Actor", dedicated=True)
+    assert actor.worker_id == b"w1"
+    assert s.idle_workers() == []
+    actions = s.request("a", 2, CPU1)
+    assert grants(actions) == [] and starts(actions) == 1
+    g = grants(s.worker_started(b"w2"))[0]
+    assert g.worker_id == b"w2"
+
+
+def test_blocked_actor_worker_is_not_shared() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1")
+    actor = grant_one(s, "a", 1, CPU1, dedicated=True)
+    s.blocked(actor.lease_id)
+    actions = s.request("a", 2, CPU1)
+    assert grants(actions) == [] and starts(actions) == 1
+
+
+def test_dedicated_request_skips_a_busy_worker() -> None:
+    s = with_workers(make({"CPU": 4}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    actor = grant_one(s, "b", 2, CPU1, dedicated=True)
+    assert actor.worker_id != g.worker_id
+
+
+def test_two_dedicated_requests_need_two_workers() -> None:
+    s = with_workers(make({"CPU": 4}), b"w1")
+    s.request("a", 1, CPU1, dedicated=True)
+    actions = s.request("a", 2, CPU1, dedicated=True)
+    assert grants(actions) == [] and starts(actions) == 1
+    g = grants(s.worker_started(b"w2"))
+    assert [(x.rid, x.worker_id) for x in g] == [(2, b"w2")]
+
+
+def test_returned_dedicated_lease_frees_the_worker() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    actor = grant_one(s, "a", 1, CPU1, dedicated=True)
+    assert s.request("a", 2, CPU1) == []  # CPU is taken
+    out = s.return_lease(actor.lease_id)
+    assert out == [Grant("a", 2, 2, b"w1", ())]
+
+
+def test_zero_cpu_actor_still_owns_its_worker() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    actor = grant_one(s, "a", 1, (), dedicated=True)
+    assert actor.worker_id == b"w1"
+    actions = s.request("a", 2, CPU1)
+    assert grants(actions) == [] and starts(actions) == 1
+
+
+# ----------------------------------------------------------------------------- worker death
+
+
+def test_worker_died_reports_lost_leases_and_frees_resources() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    g2 = grant_one(s, "b", 2)  # w2 is idle, so it goes there
+    assert g2.worker_id == b"w2"
+    g3 = grant_one(s, "c", 3)  # the blocked w1 takes it
+    assert g3.worker_id == b"w1"
+    actions = s.worker_died(b"w1")
+    assert actions == [LeaseLost("a", g1.lease_id), LeaseLost("c", g3.lease_id)]
+    assert s.lease(g1.lease_id) is None and s.lease(g3.lease_id) is None
+    assert s.resources.available["CPU"] == 10_000  # g2 still holds one
+    s.return_lease(g2.lease_id)
+    assert s.resources.available == s.resources.total
+
+
+def test_worker_died_then_queued_request_goes_elsewhere() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g1 = grant_one(s, "a", 1)
+    assert s.request("b", 1, CPU1) == [Revoke("a", g1.lease_id)]
+    actions = s.worker_died(b"w1")
+    assert actions[0] == LeaseLost("a", g1.lease_id)
+    assert grants(actions) == [Grant("b", 1, 2, b"w2", ())]
+    assert b"w1" not in s.idle_workers()
+
+
+def test_worker_died_starts_a_replacement_for_queued_work() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.request("a", 2, CPU1)
+    actions = s.worker_died(b"w1")
+    assert actions == [LeaseLost("a", g1.lease_id), StartWorker()]
+
+
+def test_death_of_idle_or_unknown_worker() -> None:
+    s = with_workers(make(), b"w1")
+    assert s.worker_died(b"w1") == []
+    assert s.idle_workers() == []
+    assert s.worker_died(b"nope") == []
+
+
+def test_death_of_actor_worker_loses_the_actor_lease() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    actor = grant_one(s, "a", 1, CPU1, dedicated=True)
+    assert s.worker_died(b"w1") == [LeaseLost("a", actor.lease_id)]
+    assert s.resources.available == s.resources.total
+
+
+def test_forget_worker_removes_an_idle_worker() -> None:
+    s = with_workers(make(), b"w1", b"w2")
+    s.forget_worker(b"w1")
+    assert s.idle_workers() == [b"w2"]
+    s.forget_worker(b"unknown")  # no error
+    g = grant_one(s, "a", 1)
+    assert g.worker_id == b"w2"
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+def test_client_gone_drops_its_requests_and_leases() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    g1 = grant_one(s, "a", 1)
+    s.blocked(g1.lease_id)
+    grant_one(s, "a", 2)
+    s.request("a", 3, CPU2)
+    s.request("a", 4, shape_of({"GPU": 1}))
+    assert len(s.pending()) == 2
+    s.client_gone("a")
+    assert s.pending() == []
+    assert s.lease(1) is None and s.lease(2) is None
+    assert s.resources.available == s.resources.total
+    assert sorted(s.idle_workers()) == [b"w1", b"w2"]
+
+
+def test_client_gone_leaves_other_clients_alone() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    grant_one(s, "a", 1)
+    gb = grant_one(s, "b", 1)
+    s.request("b", 2, CPU2)
+    s.client_gone("a")
+    assert s.lease(gb.lease_id) is not None
+    assert s.pending() == [("", True)]
+
+
+def test_client_gone_without_state_is_harmless() -> None:
+    s = with_workers(make(), b"w1")
+    assert s.client_gone("nobody") == []
+
+
+def test_client_gone_grants_what_its_leases_free() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g = grant_one(s, "a", 1)
+    s.request("b", 1, CPU1)  # waits for a's CPU
+    actions = s.client_gone("a")
+    assert grants(actions) == [Grant("b", 1, g.lease_id + 1, b"w1", ())]
+
+
+def test_client_gone_starts_workers_its_leases_make_room_for() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1")
+    grant_one(s, "a", 1, CPU2)
+    s.request("b", 1, CPU1)
+    s.request("b", 2, CPU1)
+    actions = s.client_gone("a")
+    assert starts(actions) == 1
+
+
+def test_cancel_request_removes_a_queued_request() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g = grant_one(s, "a", 1)
+    s.request("b", 1, CPU1)
+    s.request("c", 1, CPU1)
+    assert s.cancel_request("b", 1) == []
+    assert len(s.pending()) == 1
+    out = grants(s.return_lease(g.lease_id))
+    assert [(x.client, x.rid) for x in out] == [("c", 1)]
+
+
+def test_cancel_request_matches_client_and_rid() -> None:
+    s = make({"CPU": 1})
+    s.request("a", 1, shape_of({"GPU": 1}))
+    s.request("b", 1, shape_of({"GPU": 1}))
+    s.request("a", 2, shape_of({"GPU": 1}))
+    s.cancel_request("a", 1)
+    assert len(s.pending()) == 2
+    s.cancel_request("a", 99)
+    assert len(s.pending()) == 2
+
+
+def test_cancelled_request_that_waited_for_a_worker_is_not_granted() -> None:
+    s = make()
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    s.cancel_request("a", 1)
+    assert s.worker_started(b"w1") == []
+    assert s.idle_workers() == [b"w1"]
+
+
+# ----------------------------------------------------------------------------- revocation
+
+
+def test_starved_request_revokes_other_clients_leases_once() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    assert s.request("b", 1, CPU1) == [Revoke("a", g.lease_id)]
+    assert s.lease(g.lease_id).revoked  # type: ignore[union-attr]
+    assert s.request("c", 1, CPU1) == []  # already asked
+    assert s.request("b", 2, CPU1) == []
+    out = s.return_lease(g.lease_id)
+    assert [(x.client, x.rid) for x in grants(out)] == [("b", 1)]
+
+
+def test_same_client_same_shape_is_not_revoked() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU1) == []
+    assert not s.lease(g.lease_id).revoked  # type: ignore[union-attr]
+
+
+def test_same_client_other_shape_is_revoked() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU2) == [Revoke("a", g.lease_id)]
+
+
+def test_blocked_and_dedicated_leases_are_not_revoked() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2", b"w3")
+    actor = grant_one(s, "a", 1, CPU1, dedicated=True)
+    blocked = grant_one(s, "a", 2)
+    s.blocked(blocked.lease_id)
+    busy = grant_one(s, "a", 3)  # takes the CPU the blocked one lent
+    actions = s.request("b", 1, CPU1)
+    assert revokes(actions) == [Revoke("a", busy.lease_id)]
+    assert not s.lease(actor.lease_id).revoked  # type: ignore[union-attr]
+    assert not s.lease(blocked.lease_id).revoked  # type: ignore[union-attr]
+
+
+def test_no_revocation_when_waiting_only_for_a_worker() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1")
+    grant_one(s, "a", 1)
+    actions = s.request("b", 1, CPU1)  # fits; only a process is missing
+    assert actions == [StartWorker()]
+
+
+def test_revocation_on_a_later_event() -> None:
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2", b"w3")
+    g1 = grant_one(s, "a", 1)
+    s.request("b", 1, CPU2)  # starved: revokes a's lease
+    g2 = grant_one(s, "c", 1)  # backfills the free CPU ...
+    # ... and is revoked at once, as the starved request still needs it.
+    assert s.lease(g1.lease_id).revoked  # type: ignore[union-attr]
+    assert s.lease(g2.lease_id).revoked  # type: ignore[union-attr]
+
+
+def test_other_clients_starved_request_revokes_even_if_holder_also_waits() -> None:
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU1) == []  # a wants more: no conflict yet
+    actions = s.request("b", 1, CPU1)  # b is starved by a's lease
+    assert revokes(actions) == [Revoke("a", g.lease_id)]
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def test_pending_reports_description_and_feasibility() -> None:
+    s = make({"CPU": 1})
+    s.request("a", 1, CPU1, "f()")
+    s.request("a", 2, shape_of({"GPU": 1}), "g()")
+    assert s.pending() == [("f()", True), ("g()", False)]
+
+
+def test_lease_query() -> None:
+    s = with_workers(make(), b"w1")
+    g = grant_one(s, "a", 1, CPU1, dedicated=True)
+    lease = s.lease(g.lease_id)
+    assert lease is not None
+    assert lease.dedicated and not lease.blocked and not lease.revoked
+    assert lease.alloc.shape == CPU1
+    assert s.lease(g.lease_id + 1) is None
