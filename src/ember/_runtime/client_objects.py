@@ -183,9 +183,20 @@ class ObjectsMixin:
         """Block until ``num`` of ``refs`` are ready or the timeout passes."""
         with self._lock:
             self._drain_decs()
-            latch = _Latch(num)
+            objects = self._objects
+            pending = []
             for ref in refs:
-                self._on_ready(self._entry_for(ref), latch.hit)
+                obj = objects.get(ref._id)
+                if obj is None or not obj.ready:
+                    obj = self._entry_for(ref)
+                    if not obj.ready:
+                        pending.append(obj)
+            missing = num - (len(refs) - len(pending))
+            if missing <= 0:
+                return
+            latch = _Latch(missing)
+            for obj in pending:
+                self._on_ready(obj, latch.hit)
         if latch.n <= 0:
             return
         if timeout is not None and timeout <= 0:
@@ -240,12 +251,21 @@ class ObjectsMixin:
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        self._wait_ready(refs, num_returns, timeout)
+        ready, rest = self._split_ready(refs, num_returns)
+        if len(ready) < num_returns:
+            self._wait_ready(refs, num_returns, timeout)
+            ready, rest = self._split_ready(refs, num_returns)
+        return ready, rest
+
+    def _split_ready(
+        self, refs: Sequence[ObjectRef], num_returns: int
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
         ready: list[ObjectRef] = []
         rest: list[ObjectRef] = []
+        objects = self._objects
         with self._lock:
             for ref in refs:
-                obj = self._objects.get(ref._id)
+                obj = objects.get(ref._id)
                 if obj is not None and obj.ready and len(ready) < num_returns:
                     ready.append(ref)
                 else:

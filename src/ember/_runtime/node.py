@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
-from ember._runtime import serialization
+from ember._runtime import serialization, worker
 from ember._runtime.control_store import ControlStore, NameTaken
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
@@ -49,10 +48,40 @@ class _Client:
     log_to_driver: bool
 
 
+class _Forked:
+    """A worker forked from this process, with the parts of Popen's interface we use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self.returncode
+
+
 @dataclass
 class _WorkerProc:
     worker_id: bytes
-    proc: subprocess.Popen[bytes]
+    proc: _Forked
     log_path: str
     client: _Client | None = None
     actor_id: bytes = b""
@@ -134,6 +163,7 @@ class NodeManager:
         self._waiting_owner: dict[bytes, bytes] = {}
         self._free_timer = False
         self.start_failures = 0
+        self.exited: list[_Forked] = []
         self.stopping = False
 
     # ------------------------------------------------------------------ process lifetime
@@ -148,14 +178,14 @@ class NodeManager:
             self.config.get("control_address") or f"unix:{sock_dir}/control",
             lambda: _Handler(self, True),
         )
-        for _ in range(int(self.config.get("prestart_workers", 0))):
-            self.start_worker(prestart=True)
         self.reactor.call_later(0.5, self.reap)
         fd = self.config.get("ready_fd")
         if fd is not None:
             ready = {"node": self.address, "control": self.control_address}
             os.write(fd, json.dumps(ready).encode() + b"\n")
             os.close(fd)
+        for _ in range(int(self.config.get("prestart_workers", 0))):
+            self.start_worker(prestart=True)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.reactor.call_soon(self.shutdown))
@@ -169,12 +199,11 @@ class NodeManager:
         self.reactor.stop()
 
     def cleanup(self) -> None:
-        for w in self.workers.values():
-            with contextlib.suppress(OSError):
-                w.proc.kill()
-        for w in self.workers.values():
-            with contextlib.suppress(Exception):
-                w.proc.wait(timeout=5)
+        procs = [w.proc for w in self.workers.values()] + self.exited
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=5)
         shutil.rmtree(self.store.shm_dir, ignore_errors=True)
         shutil.rmtree(self.store.spill_dir, ignore_errors=True)
         shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
@@ -182,28 +211,38 @@ class NodeManager:
     # ------------------------------------------------------------------ workers
 
     def start_worker(self, prestart: bool = False) -> None:
+        """Fork a worker: this process has the runtime imported and no threads, so a fork
+        costs a few milliseconds where starting an interpreter costs a hundred or more."""
         worker_id = ids.random_id()
         log_path = os.path.join(self.session_dir, "logs", f"worker-{worker_id.hex()[:12]}.log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ember._runtime.worker",
-                    self.address,
-                    self.control_address,
-                    self.session_dir,
-                    worker_id.hex(),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.worker_env,
-                cwd=self.config.get("cwd") or None,
-            )
-        self.workers[worker_id] = _WorkerProc(worker_id, proc, log_path)
+        pid = os.fork()
+        if pid == 0:
+            self._become_worker(worker_id, log_path)
+        self.workers[worker_id] = _WorkerProc(worker_id, _Forked(pid), log_path)
         if prestart:
             self.scheduler._starting += 1  # counted as starting, so no extra one is launched
+
+    def _become_worker(self, worker_id: bytes, log_path: str) -> None:
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.reactor.close_in_child()
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+            os.environ.clear()
+            os.environ.update(self.worker_env)
+            worker.main([self.address, self.control_address, self.session_dir, worker_id.hex()])
+            code = 0
+        except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
 
     def reap(self) -> None:
         """Notice workers that exited without ever connecting (a crash at start-up)."""
@@ -211,6 +250,7 @@ class NodeManager:
             if w.proc.poll() is not None and w.client is None:
                 del self.workers[w.worker_id]
                 self.worker_start_failed(w)
+        self.exited = [p for p in self.exited if p.poll() is None]
         if self.owner_pid and not _alive(self.owner_pid):
             self.shutdown()
             return
@@ -403,8 +443,8 @@ class NodeManager:
             w = self.workers.pop(client.client_id, None)
             self.run_actions(self.scheduler.worker_died(client.client_id))
             if w is not None:
-                with contextlib.suppress(Exception):
-                    w.proc.wait(timeout=2)
+                if w.proc.poll() is None:
+                    self.exited.append(w.proc)  # reaped later, without blocking the loop
                 if w.actor_id:
                     self.actor_process_died(w.actor_id, w)
         else:
@@ -569,12 +609,10 @@ class NodeManager:
             rec.state = "restarting"
             self.request_placement(rec)
             return
-        code = w.proc.returncode
-        self.mark_dead(
-            rec,
-            rec.reason or f"its worker process exited (exit code {code}); worker log: {w.log_path}",
-            None,
-        )
+        code = w.proc.poll()
+        how = f" with code {code}" if code is not None else ""
+        why = f"its worker process (pid {w.proc.pid}) exited{how}; worker log: {w.log_path}"
+        self.mark_dead(rec, rec.reason or why, None)
 
     def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
         rec = self.actors.get(actor_id)

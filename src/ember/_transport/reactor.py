@@ -217,6 +217,19 @@ class Reactor:
         if self._thread is not None and not self.in_reactor():
             self._thread.join(timeout=5)
 
+    def close_in_child(self) -> None:
+        """In a forked child: let go of every socket the parent's loop owns."""
+        for conn in list(self._conns):
+            conn.closed = True
+            conn.sock.close()
+        for sock, _ in self._listeners.values():
+            sock.close()  # the socket file stays: it is the parent's
+        self._conns.clear()
+        self._listeners.clear()
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
     # -- reactor thread -------------------------------------------------------------------
 
     def _wake(self) -> None:
