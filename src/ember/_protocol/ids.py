@@ -55,7 +55,7 @@ def random_id(length: int = UNIQUE_ID_LEN) -> bytes:
 
 
 def return_object_id(task_id: bytes, index: int) -> bytes:
-    """The id of a task's index-th return value (1-based): anyone who knows the task can derive it."""
+    """The id of a task's index-th return value (1-based), derivable from the task id."""
     return task_id + index.to_bytes(OBJECT_ID_LEN - TASK_ID_LEN, "big")
 
 
