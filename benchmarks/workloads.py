@@ -723,6 +723,29 @@ def wait_1k(ctx):
     return once
 
 
+@workload(
+    "wait_1k_tasks",
+    [("wait_1k_tasks", "refs/s", "higher")],
+    "submit 1000 no-op tasks and ray.wait(refs, num_returns=1000) for all of them: the "
+    "'single client wait 1k refs' case of Ray's own microbenchmark",
+)
+def wait_1k_tasks(ctx):
+    ray, n = ctx.ray, 1000
+
+    @ray.remote
+    def noop():
+        return None
+
+    def once():
+        t0 = time.perf_counter()
+        ready, rest = ray.wait([noop.remote() for _ in range(n)], num_returns=n)
+        dt = _elapsed(t0)
+        _check(len(ready) == n and not rest, f"wait returned {len(ready)} ready")
+        return {"wait_1k_tasks": n / dt}
+
+    return once
+
+
 # --------------------------------------------------------------------------- vs. Pool
 
 

@@ -62,6 +62,10 @@ class Connection:
         self._out = bytearray()
         self._lock = threading.Lock()
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
+        # One receive buffer for the connection's life: recv() of a large size would
+        # allocate (and, past malloc's mmap threshold, map and unmap) memory on every call.
+        self._inbuf = bytearray(_READ_SIZE)
+        self._inview = memoryview(self._inbuf)
 
     def send(self, msg: Message) -> None:
         self.send_raw(_packb(msg.encode()))
@@ -104,14 +108,14 @@ class Connection:
 
     def _read(self) -> bool:
         try:
-            data = self.sock.recv(_READ_SIZE)
+            n = self.sock.recv_into(self._inbuf)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:
             return False
-        if not data:
+        if not n:
             return False
-        self._unpacker.feed(data)
+        self._unpacker.feed(self._inview[:n])
         handler = self.handler
         for raw in self._unpacker:
             handler.on_message(self, decode(raw))
