@@ -1,33 +1,64 @@
 """Ember: a small, fast distributed computing framework with Ray's API.
 
 ``import ember as ray`` runs Ray programs: ``@ray.remote`` functions and classes, ``ray.get``,
-``ray.put``, ``ray.wait`` and friends. Importing starts nothing; ``ember.init()`` (or the first
-remote call) starts a node on this machine.
+``ray.put``, ``ray.wait`` and friends. Importing starts nothing, and the public names load on
+first use, so processes that need only the runtime (the node manager, workers) do not pay for
+the API layer; ``ember.init()`` (or the first remote call) starts a node on this machine.
 """
 
-from ember import exceptions
-from ember._api.actor import ActorClass, ActorHandle, method
-from ember._api.api import (
-    available_resources,
-    cancel,
-    cluster_resources,
-    get,
-    get_actor,
-    get_gpu_ids,
-    kill,
-    nodes,
-    put,
-    remote,
-    wait,
-)
-from ember._api.remote_function import RemoteFunction
-from ember._api.runtime_context import RuntimeContext, get_runtime_context
-from ember._api.session import init, is_initialized, shutdown
-from ember._runtime.object_ref import ObjectRef
+from __future__ import annotations
 
-ObjectID = ObjectRef  # the name used by Ray before 1.0
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ember import exceptions
+    from ember._api.actor import ActorClass, ActorHandle, method
+    from ember._api.api import (
+        available_resources,
+        cancel,
+        cluster_resources,
+        get,
+        get_actor,
+        get_gpu_ids,
+        kill,
+        nodes,
+        put,
+        remote,
+        wait,
+    )
+    from ember._api.remote_function import RemoteFunction
+    from ember._api.runtime_context import RuntimeContext, get_runtime_context
+    from ember._api.session import init, is_initialized, shutdown
+    from ember._runtime.object_ref import ObjectRef
+
+    ObjectID = ObjectRef
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "ActorClass": "ember._api.actor",
+    "ActorHandle": "ember._api.actor",
+    "method": "ember._api.actor",
+    "available_resources": "ember._api.api",
+    "cancel": "ember._api.api",
+    "cluster_resources": "ember._api.api",
+    "get": "ember._api.api",
+    "get_actor": "ember._api.api",
+    "get_gpu_ids": "ember._api.api",
+    "kill": "ember._api.api",
+    "nodes": "ember._api.api",
+    "put": "ember._api.api",
+    "remote": "ember._api.api",
+    "wait": "ember._api.api",
+    "RemoteFunction": "ember._api.remote_function",
+    "RuntimeContext": "ember._api.runtime_context",
+    "get_runtime_context": "ember._api.runtime_context",
+    "init": "ember._api.session",
+    "is_initialized": "ember._api.session",
+    "shutdown": "ember._api.session",
+    "ObjectRef": "ember._runtime.object_ref",
+}
 
 __all__ = [
     "ActorClass",
@@ -54,3 +85,20 @@ __all__ = [
     "shutdown",
     "wait",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "exceptions":
+        return importlib.import_module("ember.exceptions")
+    if name == "ObjectID":  # the name used by Ray before 1.0
+        name = "ObjectRef"
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ember' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

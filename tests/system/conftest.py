@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 
 # Functions and classes defined at module level in a test file are pickled by reference (by
-# module name), so worker processes must be able to import the test modules. pytest puts this
-# directory only on the driver's sys.path; like Ray, Ember's workers inherit the driver's
-# environment, so export it through PYTHONPATH for every process started by the tests.
+# module name), so worker processes must be able to import the test modules. With pytest's
+# importlib import mode (pyproject.toml) they are named ``tests.system.test_x`` and are found
+# from the repository root, the driver's working directory, which Ray also puts on its
+# workers' sys.path. With the default "prepend" mode they are named ``test_x`` and pytest puts
+# this directory only on the driver's sys.path; workers inherit the driver's environment (not
+# its sys.path), so export it through PYTHONPATH too.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 if _HERE not in _paths:

@@ -479,3 +479,77 @@ def test_actor_handle_dropped_actor_exits(ray):
             break
         assert time.monotonic() < deadline, "actor process kept running after its handle died"
         time.sleep(0.05)
+
+
+def test_kill_interrupts_running_method(ray, signal_cls):
+    started = signal_cls.remote()
+
+    @ray.remote
+    class Busy:
+        def spin(self, started):
+            ray.get(started.send.remote(), timeout=T)
+            end = time.monotonic() + T
+            while time.monotonic() < end:
+                time.sleep(0.01)
+            return "finished"
+
+    b = Busy.remote()
+    ref = b.spin.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    t0 = time.monotonic()
+    ray.kill(b)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(ref, timeout=T)
+    assert time.monotonic() - t0 < T / 2
+
+
+def test_async_actor_awaits_other_actor(ray):
+    Counter = _counter_cls(ray)
+
+    @ray.remote
+    class Client:
+        def __init__(self, counter):
+            self.counter = counter
+
+        async def bump_twice(self):
+            first = await self.counter.incr.remote()
+            second = await self.counter.incr.remote()
+            return first, second
+
+    c = Counter.remote()
+    client = Client.remote(c)
+    assert ray.get(client.bump_twice.remote(), timeout=T) == (1, 2)
+
+
+def test_async_actor_method_error(ray):
+    @ray.remote
+    class A:
+        async def fail(self):
+            await asyncio.sleep(0)
+            raise LookupError("async failure")
+
+        async def ok(self):
+            return "ok"
+
+    a = A.remote()
+    with pytest.raises(LookupError, match="async failure") as info:
+        ray.get(a.fail.remote(), timeout=T)
+    assert isinstance(info.value, ray.exceptions.RayTaskError)
+    assert ray.get(a.ok.remote(), timeout=T) == "ok"
+
+
+def test_actor_method_returns_large_array(ray):
+    import numpy as np
+
+    @ray.remote
+    class Holder:
+        def __init__(self):
+            self.data = np.arange(1_000_000, dtype=np.float64)
+
+        def data_(self):
+            return self.data
+
+    h = Holder.remote()
+    out = ray.get(h.data_.remote(), timeout=T)
+    assert out.shape == (1_000_000,) and out[-1] == 999_999.0
+    assert out.flags.writeable is False

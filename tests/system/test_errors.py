@@ -8,7 +8,7 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
   the original exception's type and message.
 - A task whose argument is a failed object fails with the same error without running.
 - Exception classes defined at module level in the test file are pickled by reference, so the
-  workers must import the test module (see PYTHONPATH in tests/system/conftest.py).
+  workers must import the test module (see tests/system/conftest.py).
 - Passing an argument that cannot be pickled raises TypeError at .remote(); a task result
   that cannot be pickled fails the task (RayTaskError whose cause is a TypeError).
 """

@@ -280,3 +280,15 @@ def test_actor_with_custom_resource(start_ember):
         ray.get(second.ping.remote(), timeout=0.5)  # cannot be placed while `first` lives
     ray.kill(first)
     assert ray.get(second.ping.remote(), timeout=T) == "pong"
+
+
+def test_assigned_resources_in_task(start_ember):
+    ray = start_ember(num_cpus=2, resources={"custom": 4})
+
+    @ray.remote(num_cpus=0.5, resources={"custom": 2})
+    def assigned():
+        return ray.get_runtime_context().get_assigned_resources()
+
+    got = ray.get(assigned.remote(), timeout=T)
+    assert got.get("CPU") == 0.5
+    assert got.get("custom") == 2

@@ -14,8 +14,9 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - fib(15) as recursive tasks (~2000 tasks) takes ~19 s on Ray (one worker process per blocked
   task); Ember should be much faster, hence the generous timeout.
 - Functions defined at module level are pickled by reference: Ray workers import the test
-  module by name, which works only because tests/system/conftest.py exports the test
-  directory through PYTHONPATH (workers inherit the driver's environment, not its sys.path).
+  module by name (tests.system.test_tasks, found from the driver's working directory, which
+  Ray puts on the workers' sys.path; see tests/system/conftest.py). Ray does not pass the
+  driver's sys.path additions to workers.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ class RuntimeContext:
 
     def get_assigned_resources(self) -> dict[str, float]:
         ctx = task_context.current.get()
-        return {"GPU": float(len(ctx.gpu_ids))} if ctx is not None and ctx.gpu_ids else {}
+        if ctx is None or not ctx.resources:
+            return {}
+        return {k: float(v) for k, v in ctx.resources.items()}
 
     def get_accelerator_ids(self) -> dict[str, list[str]]:
         ctx = task_context.current.get()

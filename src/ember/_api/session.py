@@ -15,10 +15,7 @@ from typing import Any
 
 from ember._protocol import ids
 from ember._runtime import state
-from ember._runtime.core_client import CoreClient
-from ember._runtime.launcher import LocalNode, start_node, total_memory
-from ember._runtime.local import LocalRuntime
-from ember._runtime.object_store import StoreFiles
+from ember._runtime.launcher import LocalNode, spawn_node, total_memory
 
 _lock = threading.RLock()
 _node: LocalNode | None = None
@@ -75,13 +72,20 @@ def init(
         total = _resources(num_cpus, num_gpus, resources)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
         if local_mode:
+            from ember._runtime.local import LocalRuntime
+
             state.set_current(LocalRuntime(total, ns))
             return _context_info()
-        node = start_node(
+        spawned = spawn_node(
             resources=total,
             object_store_memory=object_store_memory,
             prestart_workers=min(int(total.get("CPU", 1)), 8),
         )
+        # Imported while the node boots: the two overlap on a multi-core machine.
+        from ember._runtime.core_client import CoreClient
+        from ember._runtime.object_store import StoreFiles
+
+        node = spawned.wait()
         try:
             client = CoreClient(
                 kind="driver",

@@ -71,6 +71,7 @@ class ActorsMixin:
                 bool(options.get("get_if_exists")),
                 int(options.get("max_restarts") or 0),
                 handle_meta,
+                class_name,
             )
             self.calls.call(self.node, msg, lambda reply: _settle(done, reply))
 

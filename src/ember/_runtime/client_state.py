@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ember import exceptions as exc
-from ember._core.resources import Shape
+from ember._core.resources import Shape, shape_dict
 from ember._protocol import messages as m
 from ember._protocol.messages import INLINE
 from ember._runtime import serialization
@@ -108,7 +108,7 @@ class _Lease:
 class _Key:
     """Tasks of one resource shape and the leases that run them."""
 
-    __slots__ = ("shape", "queue", "leases", "requests", "describe")
+    __slots__ = ("shape", "queue", "leases", "requests", "describe", "resources")
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
@@ -116,6 +116,7 @@ class _Key:
         self.leases: dict[int, _Lease] = {}
         self.requests: set[int] = set()
         self.describe = ""
+        self.resources = shape_dict(shape)
 
 
 class _Actor:

@@ -221,6 +221,7 @@ class TasksMixin:
                 self.current_job(),
                 self.current_namespace(),
                 task.args_ref,
+                lease.key.resources if lease.key is not None else None,
             )
         )
 

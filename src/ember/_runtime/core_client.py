@@ -130,13 +130,19 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
             self.reactor.start()
         self.node = self.reactor.connect(node_address, _NodeHandler(self))
         self.control = self.reactor.connect(control_address, _NodeHandler(self))
-        self.info: dict[str, Any] = self.calls.future(
+        # Not awaited here: init() returns while the node finishes booting; the first thing
+        # that needs the answer waits for it.
+        self._hello = self.calls.future(
             self.node,
             lambda rid: m.Hello(
                 rid, kind, client_id, os.getpid(), job_id, listen_address, log_to_driver
             ),
-        ).result(timeout=30)
+        )
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._hello.result(timeout=30)
 
     # ------------------------------------------------------------------ lifetime
 

@@ -73,12 +73,48 @@ def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
     return os.path.join(tempfile.gettempdir(), "ember", f"objects-{name}"), capacity
 
 
-def start_node(
+@dataclass
+class SpawnedNode:
+    """A node manager that was started and may not listen yet; ``wait()`` for it."""
+
+    proc: subprocess.Popen[bytes]
+    read_fd: int
+    config: dict[str, Any]
+
+    def wait(self, timeout: float = 30.0) -> LocalNode:
+        config = self.config
+        session_dir = config["session_dir"]
+        try:
+            line = _read_line(self.read_fd, timeout=timeout, proc=self.proc)
+        finally:
+            os.close(self.read_fd)
+        if not line:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(
+                "The Ember node manager did not start. Its log says:\n"
+                + _tail(os.path.join(session_dir, "logs", "node.log"))
+            )
+        ready = json.loads(line)
+        return LocalNode(
+            self.proc,
+            ready["node"],
+            ready["control"],
+            session_dir,
+            config["shm_dir"],
+            config["spill_dir"],
+            bytes.fromhex(config["node_id"]),
+            config["resources"],
+        )
+
+
+def spawn_node(
     *,
     resources: dict[str, float],
     object_store_memory: int | None,
     prestart_workers: int,
-) -> LocalNode:
+) -> SpawnedNode:
+    """Start the node manager and return at once, so the caller can work while it boots."""
     name = ids.random_id(4).hex()
     session_dir = os.path.join(tempfile.gettempdir(), "ember", f"s-{name}")
     for sub in ("logs", "sockets", "spill"):
@@ -115,28 +151,7 @@ def start_node(
             start_new_session=True,
         )
     os.close(write_fd)
-    try:
-        line = _read_line(read_fd, timeout=30.0, proc=proc)
-    finally:
-        os.close(read_fd)
-    if not line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(
-            "The Ember node manager did not start. Its log says:\n"
-            + _tail(os.path.join(session_dir, "logs", "node.log"))
-        )
-    ready = json.loads(line)
-    return LocalNode(
-        proc,
-        ready["node"],
-        ready["control"],
-        session_dir,
-        shm_dir,
-        config["spill_dir"],
-        node_id,
-        resources,
-    )
+    return SpawnedNode(proc, read_fd, config)
 
 
 def _read_line(fd: int, timeout: float, proc: subprocess.Popen[bytes]) -> str:

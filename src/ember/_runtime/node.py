@@ -26,11 +26,10 @@ from typing import Any
 
 from ember._core import scheduler as sched
 from ember._core.refcount import RefTable
-from ember._core.resources import NodeResources, describe, shape_of
+from ember._core.resources import NodeResources, describe, shape_dict, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
-from ember._runtime import serialization, worker
 from ember._runtime.control_store import ControlStore, NameTaken
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
@@ -184,6 +183,10 @@ class NodeManager:
             ready = {"node": self.address, "control": self.control_address}
             os.write(fd, json.dumps(ready).encode() + b"\n")
             os.close(fd)
+        # Only now load what workers run: the driver is already connecting meanwhile, and
+        # every forked worker inherits these modules instead of importing them itself.
+        from ember._runtime import worker  # noqa: F401
+
         for _ in range(int(self.config.get("prestart_workers", 0))):
             self.start_worker(prestart=True)
 
@@ -235,6 +238,8 @@ class NodeManager:
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.environ.clear()
             os.environ.update(self.worker_env)
+            from ember._runtime import worker  # already imported by start(): no cost here
+
             worker.main([self.address, self.control_address, self.session_dir, worker_id.hex()])
             code = 0
         except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
@@ -547,7 +552,6 @@ class NodeManager:
         conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
         if actor_id != msg.actor_id:
             return
-        spec = serialization.loads(msg.spec)
         rec = _ActorRecord(
             msg.actor_id,
             msg.spec,
@@ -557,7 +561,7 @@ class NodeManager:
             msg.name,
             msg.detached,
             msg.max_restarts,
-            class_name=spec["class_name"],
+            class_name=msg.class_name,
         )
         self.actors[msg.actor_id] = rec
         self.refs.add(msg.actor_id, msg.owner_id)
@@ -581,7 +585,9 @@ class NodeManager:
         incarnation = rec.incarnation
         self.calls.call(
             w.client.conn,
-            lambda rid: m.StartActor(rid, rec.actor_id, rec.spec, incarnation, list(g.gpu_ids)),
+            lambda rid: m.StartActor(
+                rid, rec.actor_id, rec.spec, incarnation, list(g.gpu_ids), shape_dict(rec.shape)
+            ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
 

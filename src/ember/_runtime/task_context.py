@@ -19,6 +19,7 @@ class TaskContext:
     lease_id: int = 0
     actor_id: bytes = b""
     gpu_ids: list[int] = field(default_factory=list)
+    resources: dict[str, float] | None = None
     cancelled: bool = False
 
 

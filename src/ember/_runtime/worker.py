@@ -15,9 +15,7 @@ Start: ``python -m ember._runtime.worker NODE_ADDR CONTROL_ADDR SESSION_DIR WORK
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ctypes
 import inspect
 import io
 import os
@@ -25,8 +23,7 @@ import queue
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -40,6 +37,10 @@ from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
 
@@ -99,6 +100,7 @@ class Worker:
         self.actor_id = b""
         self.actor_name = ""
         self.actor_gpu_ids: list[int] = []
+        self.actor_resources: dict[str, float] | None = None
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
@@ -137,6 +139,7 @@ class Worker:
             msg.lease_id,
             msg.actor_id,
             list(msg.gpu_ids) or self.actor_gpu_ids,
+            msg.resources or self.actor_resources,
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
@@ -202,7 +205,7 @@ class Worker:
                 if inspect.isawaitable(value):
                     value = await value
                 results = self.pack(msg, value)
-        except asyncio.CancelledError:
+        except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
         except BaseException as e:  # noqa: BLE001
             results = self.failure(msg, ctx, e)
@@ -334,6 +337,7 @@ class Worker:
         self.actor_name = spec["class_name"]
         _OUTPUT_NAME[0] = spec["class_name"]
         self.actor_gpu_ids = list(msg.gpu_ids)
+        self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         try:
@@ -358,15 +362,21 @@ class Worker:
             return
         concurrency = spec.get("max_concurrency")
         if is_async:
+            import asyncio
+
             self.loop = asyncio.new_event_loop()
             self.async_sem = asyncio.Semaphore(concurrency or 1000)
             self.main_slot.queue.put(self._run_loop)
         elif concurrency and concurrency > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
         self.client.node.send(m.Reply(msg.rid, None, {"addr": self.address}))
 
     def _run_loop(self) -> None:
+        import asyncio
+
         assert self.loop is not None
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
@@ -399,6 +409,8 @@ class Worker:
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         else:
+            import ctypes
+
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(slot.thread.ident),  # type: ignore[arg-type]
                 ctypes.py_object(exc.TaskCancelledError),
@@ -406,6 +418,12 @@ class Worker:
 
 
 _ASYNC_TASKS: dict[bytes, asyncio.Task[Any]] = {}
+
+
+def _cancelled_error() -> type[BaseException]:
+    import asyncio
+
+    return asyncio.CancelledError
 
 
 def _on_sigint(signum: int, frame: Any) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember._protocol.messages import Message, Reply
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 ReplyCallback = Callable[[Reply], None]
 
@@ -44,6 +46,8 @@ class Calls:
         return rid
 
     def future(self, conn: Any, make: Callable[[int], Message]) -> Future[Any]:
+        from concurrent.futures import Future  # only clients wait on futures, not the node
+
         fut: Future[Any] = Future()
 
         def done(reply: Reply) -> None:
