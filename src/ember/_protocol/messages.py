@@ -275,6 +275,7 @@ class TaskDone(Message):
 class CancelTask(Message):
     task_id: bytes
     force: bool = False
+    recursive: bool = True  # also cancel the tasks this task submitted
 
 
 @_message(63)

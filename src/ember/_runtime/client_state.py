@@ -79,6 +79,7 @@ class _Task:
         "pins",
         "ready",
         "conn",
+        "parent",
     )
 
     def __init__(self) -> None:

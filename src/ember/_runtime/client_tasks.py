@@ -12,7 +12,7 @@ from ember._core.resources import Shape, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
-from ember._runtime import serialization
+from ember._runtime import serialization, task_context
 from ember._runtime.client_state import (
     _EMPTY_ARGS,
     ACTOR,
@@ -44,6 +44,8 @@ class TasksMixin:
     ) -> _Task:
         task = _Task()
         task.task_id = ids.new_task_id()
+        ctx = task_context.current.get()
+        task.parent = ctx.task_id if ctx is not None else b""
         task.fn_id = fn_id
         task.num_returns = num_returns
         task.name = name
@@ -377,12 +379,26 @@ class TasksMixin:
                     self._set_ready(oid, obj, ERROR, serialization.dumps(err))
                     self._run_ready_callbacks(oid)
 
-    def cancel(self, ref: ObjectRef, force: bool) -> None:
-        task_id = ids.task_of(ref._id)
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+        self._cancel_task(ids.task_of(ref._id), force, recursive)
+
+    def cancel_children(self, parent_id: bytes, force: bool) -> None:
+        """The task ``parent_id`` (running here) was cancelled: cancel what it submitted."""
+        with self._lock:
+            children = [t.task_id for t in self._tasks.values() if t.parent == parent_id]
+        for child in children:
+            self._cancel_task(child, force, True)
+
+    def _cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
                 return
+            if force and task.actor is not None:
+                raise ValueError(
+                    "force=True is not supported for actor tasks; use ember.kill(actor) to "
+                    "end the actor, or cancel without force."
+                )
             task.cancelled = True
             if task.actor is None and task.lease is None:
                 key = self._keys.get(task.shape)
@@ -396,7 +412,6 @@ class TasksMixin:
                 return
             conn = task.conn
         if conn is not None:
-            if force and task.actor is None and task.lease is not None:
+            conn.send(m.CancelTask(task_id, force, recursive))
+            if force and task.lease is not None:
                 self.node.send(m.KillWorker(task.lease.worker_id))
-            else:
-                conn.send(m.CancelTask(task_id, force))

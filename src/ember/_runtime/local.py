@@ -91,7 +91,7 @@ class LocalRuntime:
             fut.set_exception(e)
         return fut
 
-    def cancel(self, ref: ObjectRef, force: bool) -> None:
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
         pass  # every task has already finished
 
     # ------------------------------------------------------------------ tasks

@@ -53,6 +53,8 @@ class _CallerHandler:
         if isinstance(msg, m.PushTask):
             self.worker.dispatch(conn, msg)
         elif isinstance(msg, m.CancelTask):
+            if msg.recursive:
+                self.worker.client.cancel_children(msg.task_id, msg.force)
             self.worker.cancel(msg.task_id)
 
     def on_close(self, conn: Connection) -> None:
