@@ -56,6 +56,7 @@ class ActorsMixin:
                     "max_concurrency": options.get("max_concurrency"),
                     "job_id": job_id,
                     "namespace": namespace,
+                    "owner_id": self.client_id,
                 }
             )
             msg = lambda rid: m.CreateActor(  # noqa: E731

@@ -90,9 +90,7 @@ class ObjectsMixin:
         if obj.promoted or self._closed:
             return
         obj.promoted = True
-        if obj.kind == STORED:
-            self.node.send(m.IncRef([oid]))
-        else:
+        if obj.kind != STORED:  # stored objects are known to the node since their creation
             self.node.send(m.PutInline(oid, [obj.kind, obj.data], self.client_id))
 
     # ------------------------------------------------------------------ objects
@@ -237,16 +235,21 @@ class ObjectsMixin:
         if kind == INLINE:
             return serialization.loads(data)
         if kind == STORED:
-            found = self.store.read(oid)
-            if found is None:
-                raise exc.ObjectLostError(
-                    oid.hex(), "the object's data is no longer in the object store"
-                )
-            return serialization.loads_stored(*found)
+            return self.read_stored(oid, obj.owner)
         err = serialization.loads(data)
         if isinstance(err, exc.RayTaskError):
             raise err.as_instanceof_cause()
         raise err
+
+    def read_stored(self, oid: bytes, owner: bytes) -> Any:
+        """Deserialize a store object as views of its mapping; the mapping holds the object
+        like a ref until its last view is gone, so its memory is never reused under it."""
+        self.add_local_ref(oid, owner)
+        found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
+        if found is None:
+            self.remove_local_ref(oid)
+            raise exc.ObjectLostError(oid.hex(), "the object's data is no longer in the store")
+        return serialization.loads_stored(*found)
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool

@@ -136,7 +136,11 @@ class TasksMixin:
                 if task.actor is not None:
                     self._flush_actor(task.actor)
                 return
-            deps.append([STORED, ref._id] if obj.kind == STORED else [INLINE, obj.data])
+            if obj.kind == STORED:
+                obj.shared = True  # the worker's hold on it may reach the node after our free
+                deps.append([STORED, ref._id])
+            else:
+                deps.append([INLINE, obj.data])
         task.deps = deps
         task.ready = True
         if not task.cancelled:

@@ -120,7 +120,7 @@ def spawn_node(
     for sub in ("logs", "sockets", "spill"):
         os.makedirs(os.path.join(session_dir, sub), exist_ok=True)
     shm_dir, capacity = _store_dirs(name, object_store_memory)
-    os.makedirs(shm_dir, mode=0o700, exist_ok=True)
+    os.makedirs(os.path.join(shm_dir, "pool"), mode=0o700, exist_ok=True)
     node_id = ids.random_id(16)
     read_fd, write_fd = os.pipe()
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -491,7 +491,9 @@ class NodeManager:
         obj = self.objects.pop(oid, None)
         if obj is not None and obj.in_shm and obj.inline is None:
             self.used -= obj.size
-        if obj is None or obj.inline is None:
+        if obj is not None and obj.in_shm and obj.inline is None:
+            self.store.recycle(oid, obj.size, max_bytes=min(self.capacity // 4, 1 << 30))
+        elif obj is None or obj.inline is None:
             self.store.delete(oid)
         if oid in self.actors:
             self.kill_actor(oid, True, "all references to it were dropped")

@@ -7,6 +7,12 @@ views of the shared pages: no copy, whatever the size. Deleting the name frees t
 the last reader drops its view. Spilled objects move to a folder on disk under the same name;
 readers look there next, so a spilled object is read back transparently.
 
+Freed files go to a small pool instead of being deleted when there is room: the next large
+write renames one into place and overwrites pages the kernel has already allocated, which is
+about twice as fast as filling fresh shared memory. This is safe because a process holds an
+object (like a ref) for as long as any view of its mapping is alive, so a freed file is mapped
+nowhere.
+
 File layout: ``b"EMB1"``, buffer count (u32), metadata length (u64), each buffer's length (u64),
 then the metadata and the buffers, each buffer starting on a 64-byte boundary.
 """
@@ -18,9 +24,10 @@ import mmap
 import os
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _MAGIC = b"EMB1"
+POOL = "pool"
 _HEAD = struct.Struct("<4sIQ")
 _ALIGN = 64
 
@@ -54,6 +61,16 @@ def parse(view: memoryview) -> tuple[memoryview, list[memoryview]]:
     return meta, [view[o : o + n] for o, n in zip(offsets, lens, strict=True)]
 
 
+class _Mapping(mmap.mmap):
+    """A read-only mapping that calls ``release`` once the last view of it is gone."""
+
+    release: Callable[[], None] | None = None
+
+    def __del__(self) -> None:
+        if self.release is not None:
+            self.release()
+
+
 class StoreFiles:
     """Reading and writing object files; any process on the node may use one of these."""
 
@@ -72,7 +89,10 @@ class StoreFiles:
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
         final = self.path(object_id)
         tmp = f"{final}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        if not self._take_pooled(total, tmp):
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        else:
+            fd = os.open(tmp, os.O_RDWR)
         try:
             os.ftruncate(fd, total)
             _write_all(fd, header + meta, 0)
@@ -87,8 +107,11 @@ class StoreFiles:
         os.rename(tmp, final)
         return total
 
-    def read(self, object_id: bytes) -> tuple[memoryview, list[memoryview]] | None:
-        """Map a sealed object; None if it is not (or no longer) here."""
+    def read(
+        self, object_id: bytes, release: Callable[[], None] | None = None
+    ) -> tuple[memoryview, list[memoryview]] | None:
+        """Map a sealed object; None if it is not (or no longer) here. ``release`` is called
+        when no view of the mapping is left."""
         for path in (self.path(object_id), self.spill_path(object_id)):
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -96,11 +119,46 @@ class StoreFiles:
                 continue
             try:
                 size = os.fstat(fd).st_size
-                mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+                mapped = _Mapping(fd, size, access=mmap.ACCESS_READ)
             finally:
                 os.close(fd)
+            mapped.release = release
             return parse(memoryview(mapped))
         return None
+
+    def recycle(self, object_id: bytes, size: int, max_bytes: int, max_files: int = 4) -> None:
+        """Free an object, keeping its file for reuse when the pool has room."""
+        pool = os.path.join(self.shm_dir, POOL)
+        try:
+            pooled = os.listdir(pool)
+        except FileNotFoundError:
+            pooled = []
+        held = sum(int(name.split("-", 1)[0]) for name in pooled)
+        if len(pooled) < max_files and held + size <= max_bytes:
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.path(object_id), os.path.join(pool, f"{size}-{object_id.hex()}"))
+                return
+        self.delete(object_id)
+
+    def _take_pooled(self, size: int, dest: str) -> bool:
+        """Move a pooled file of about ``size`` bytes to ``dest``; False if none fits."""
+        pool = os.path.join(self.shm_dir, POOL)
+        try:
+            names = os.listdir(pool)
+        except FileNotFoundError:
+            return False
+        fitting = sorted(
+            (int(name.split("-", 1)[0]), name)
+            for name in names
+            if size <= int(name.split("-", 1)[0]) <= 2 * size
+        )
+        for _, name in fitting:
+            try:
+                os.rename(os.path.join(pool, name), dest)
+            except FileNotFoundError:
+                continue  # another writer took it first
+            return True
+        return False
 
     def exists(self, object_id: bytes) -> bool:
         return os.path.exists(self.path(object_id)) or os.path.exists(self.spill_path(object_id))

@@ -235,34 +235,28 @@ class Worker:
         else:
             fn = self.function(msg.fn_id)
             fn = getattr(fn, "_function", fn)
-        args, kwargs = self.load_args(msg.blob, msg.args_ref, msg.deps)
+        args, kwargs = self.load_args(msg.blob, msg.args_ref, msg.deps, msg.owner_id)
         return fn, args, kwargs
 
     def load_args(
-        self, blob: bytes, args_ref: bytes, deps: list[list[Any]]
+        self, blob: bytes, args_ref: bytes, deps: list[list[Any]], owner: bytes
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if args_ref:
-            found = self.store.read(args_ref)
-            if found is None:
-                raise exc.ObjectLostError(args_ref.hex(), "the task's arguments were lost")
-            args, kwargs = serialization.loads_stored(*found)
+            args, kwargs = self.client.read_stored(args_ref, owner)
         else:
             args, kwargs = serialization.loads(blob)
         if deps:
-            values = [self.load_dep(kind, data) for kind, data in deps]
+            values = [self.load_dep(kind, data, owner) for kind, data in deps]
             args = tuple(values[a.index] if isinstance(a, _Placeholder) else a for a in args)
             kwargs = {
                 k: values[v.index] if isinstance(v, _Placeholder) else v for k, v in kwargs.items()
             }
         return args, kwargs
 
-    def load_dep(self, kind: int, data: Any) -> Any:
+    def load_dep(self, kind: int, data: Any, owner: bytes) -> Any:
         if kind == INLINE:
             return serialization.loads(data)
-        found = self.store.read(data)
-        if found is None:
-            raise exc.ObjectLostError(data.hex(), "an argument's data is no longer in the store")
-        return serialization.loads_stored(*found)
+        return self.client.read_stored(data, owner)
 
     def pack(self, msg: m.PushTask, value: Any) -> list[list[Any]]:
         n = msg.num_returns
@@ -345,7 +339,9 @@ class Worker:
         try:
             cls = self.function(spec["fn_id"])
             cls = getattr(cls, "_cls", cls)
-            args, kwargs = self.load_args(spec["blob"], spec["args_ref"], spec["deps"])
+            args, kwargs = self.load_args(
+                spec["blob"], spec["args_ref"], spec["deps"], spec["owner_id"]
+            )
             is_async = any(
                 inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
