@@ -186,11 +186,10 @@ class Reactor:
             host, port = sock.getsockname()[:2]
             address = f"tcp:{host}:{port}"
 
-        def register() -> None:
-            self._listeners[sock.fileno()] = (sock, handler_factory)
-            self._sel.register(sock, selectors.EVENT_READ, sock)
-
-        self.call_soon(register)
+        # Known at once (a fork before the loop runs must be able to close it); watched from
+        # the loop thread.
+        self._listeners[sock.fileno()] = (sock, handler_factory)
+        self.call_soon(lambda: self._sel.register(sock, selectors.EVENT_READ, sock))
         return address
 
     def connect(self, address: str, handler: Handler, timeout: float = 10.0) -> Connection:
@@ -230,6 +229,7 @@ class Reactor:
             sock.close()  # the socket file stays: it is the parent's
         self._conns.clear()
         self._listeners.clear()
+        self._pending.clear()
         self._sel.close()
         self._wake_r.close()
         self._wake_w.close()

@@ -1,0 +1,356 @@
+"""Chaos tests: real worker and actor processes are killed (SIGKILL) while work runs.
+
+Each test is bounded (a few seconds on 2 cores), waits for events instead of sleeping for
+fixed times, and gives every ``get`` a timeout, so a bug fails the test instead of hanging it.
+Processes are only ever killed by pid, and only if they belong to the Ember instance this test
+started: descendants of the test process that run the node manager's command line (workers
+are forked from the node manager, so they share it) and are not the node manager itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.ember_only  # inspects Ember's own processes and store
+
+T = 30  # upper bound for every get/wait: a bug fails the test instead of hanging it
+_NODE_MODULE = "ember._runtime.node"
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def _node_manager() -> psutil.Process:
+    """The node manager: the direct child of the test process running ember._runtime.node."""
+    nodes = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if _NODE_MODULE in child.cmdline():
+                nodes.append(child)
+        except psutil.Error:
+            continue
+    assert len(nodes) == 1, f"expected one node manager, found {nodes}"
+    return nodes[0]
+
+
+def _worker_pids() -> set[int]:
+    """Pids of the live workers: descendants with the node manager's command line, minus it."""
+    node = _node_manager()
+    try:
+        node_cmdline = node.cmdline()
+    except psutil.Error:
+        return set()
+    pids = set()
+    for proc in psutil.Process().children(recursive=True):
+        if proc.pid == node.pid:
+            continue
+        try:
+            if proc.cmdline() == node_cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+                pids.add(proc.pid)
+        except psutil.Error:
+            continue
+    return pids
+
+
+def _kill_worker(pid: int) -> None:
+    """SIGKILL one worker of this test's Ember instance, checked to be one just before."""
+    assert pid in _worker_pids(), f"pid {pid} is not a worker of this test's Ember"
+    os.kill(pid, signal.SIGKILL)
+
+
+def _wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
+        time.sleep(0.02)
+
+
+def _wait_for_pid_file(folder: Path, within: float = T) -> int:
+    """Wait until a task wrote its pid in ``folder`` (one file named after the pid)."""
+    _wait_until(lambda: any(folder.iterdir()), within, f"a pid file in {folder}")
+    return int(next(folder.iterdir()).name)
+
+
+# -- 1. many retried tasks while workers are killed -----------------------------------------
+
+
+def test_tasks_survive_workers_killed_at_intervals(ray):
+    @ray.remote(max_retries=3)
+    def square(i):
+        time.sleep(0.002)  # long enough that the kills land while tasks are in flight
+        return i * i, os.getpid()
+
+    n = 1000
+    kill_at = (150, 400, 650)  # completed-task counts after which a worker is killed
+    reached = [threading.Event() for _ in kill_at]
+    killed: list[int] = []
+    errors: list[BaseException] = []
+
+    def killer() -> None:
+        try:
+            for event in reached:
+                if not event.wait(T):
+                    return
+                # the node forks replacements; kill one that is alive and was not killed yet
+                _wait_until(lambda: bool(_worker_pids() - set(killed)), 10, "a live worker")
+                pid = min(_worker_pids() - set(killed))
+                _kill_worker(pid)
+                killed.append(pid)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    refs = [square.remote(i) for i in range(n)]
+    pending = list(refs)
+    done = 0
+    deadline = time.monotonic() + T
+    while pending:
+        assert time.monotonic() < deadline, f"{len(pending)} tasks still pending"
+        ready, pending = ray.wait(pending, num_returns=min(50, len(pending)), timeout=T)
+        done += len(ready)
+        for threshold, event in zip(kill_at, reached, strict=True):
+            if done >= threshold:
+                event.set()
+    thread.join(T)
+    assert not errors, errors
+    assert len(killed) == 3, killed
+
+    results = ray.get(refs, timeout=T)
+    assert [value for value, _ in results] == [i * i for i in range(n)]
+    pids = {pid for _, pid in results}
+    assert pids - set(killed), "no result came from a replacement worker"
+
+
+# -- 2. an actor killed under a stream of calls ---------------------------------------------
+
+
+def test_actor_restarted_under_load_answers_every_call(ray):
+    @ray.remote(max_restarts=2, max_task_retries=2)
+    class Echo:
+        def echo(self, i):
+            time.sleep(0.002)
+            return i, os.getpid()
+
+        def pid(self):
+            return os.getpid()
+
+    actor = Echo.remote()
+    first_pid = ray.get(actor.pid.remote(), timeout=T)
+    n = 200
+    refs = [actor.echo.remote(i) for i in range(n)]
+    ray.wait(refs, num_returns=50, timeout=T)  # a quarter done: kill it mid-stream
+    _kill_worker(first_pid)
+
+    results = ray.get(refs, timeout=T)
+    assert [i for i, _ in results] == list(range(n))  # every call answered with its own arg
+    pids = [pid for _, pid in results]
+    assert pids[0] == first_pid
+    assert pids[-1] != first_pid, "the last calls did not run on a restarted instance"
+    assert ray.get(actor.pid.remote(), timeout=T) == pids[-1]
+
+
+# -- 3. a tree of nested tasks with a worker killed mid-way ---------------------------------
+
+
+@pytest.mark.xfail(
+    reason="node leaks the leases held by a dead worker: NodeManager.client_closed() calls "
+    "scheduler.worker_died() (leases ON the worker) but not client_gone() (leases the worker "
+    "HOLDS for its nested tasks), so their CPUs are never released; with both CPUs leaked the "
+    "retried root and the orphans' retries never get a lease and the tree hangs",
+    strict=False,
+)
+def test_nested_task_tree_survives_worker_kill(ray, tmp_path):
+    arrivals = tmp_path / "leaves"
+    arrivals.mkdir()
+    depth, fan_out = 4, 3
+
+    @ray.remote(max_retries=3)
+    def tree(level, index, folder):
+        if level == 0:
+            Path(folder, f"{index}.{os.getpid()}.{time.time_ns()}").touch()
+            time.sleep(0.02)
+            return index
+        children = [tree.remote(level - 1, index * fan_out + k, folder) for k in range(fan_out)]
+        return sum(ray.get(children, timeout=T))
+
+    leaves = fan_out**depth  # 81 leaves numbered 0..80
+    ref = tree.remote(depth, 0, str(arrivals))
+    # mid-way: a third of the leaves ran; kill the worker hosting the most tasks (threads)
+    _wait_until(lambda: len(list(arrivals.iterdir())) >= leaves // 3, T, "a third of the leaves")
+
+    def threads(pid: int) -> int:
+        try:
+            return psutil.Process(pid).num_threads()
+        except psutil.Error:
+            return 0
+
+    victim = max(_worker_pids(), key=threads)
+    _kill_worker(victim)
+    assert ray.get(ref, timeout=T) == sum(range(leaves))
+
+
+# -- 4. unreferenced actors are killed ------------------------------------------------------
+
+
+def test_dropped_actors_do_not_leave_processes(ray):
+    @ray.remote
+    class Holder:
+        def __init__(self, i):
+            self.i = i
+
+        def get(self):
+            return self.i, os.getpid()
+
+    ray.get([ray.remote(lambda: 0).remote() for _ in range(2)], timeout=T)  # warm the pool
+    baseline = len(_worker_pids())
+    actor_pids = set()
+
+    def use_one(i: int) -> int:
+        actor = Holder.remote(i)
+        value, pid = ray.get(actor.get.remote(), timeout=T)
+        assert value == i
+        return pid  # the handle goes out of scope here
+
+    for i in range(20):
+        actor_pids.add(use_one(i))
+    batch = [Holder.remote(i) for i in range(20)]  # and 20 alive at once
+    answers = ray.get([a.get.remote() for a in batch], timeout=T)
+    assert [v for v, _ in answers] == list(range(20))
+    actor_pids |= {pid for _, pid in answers}
+    del batch, answers
+    gc.collect()
+    assert len(actor_pids) >= 21  # each alive-at-once actor had a process of its own
+
+    bound = max(baseline, 2) + 2
+    _wait_until(lambda: len(_worker_pids()) <= bound, 15, f"at most {bound} workers")
+    assert not (actor_pids & _worker_pids()), "an unreferenced actor's process is still alive"
+
+
+# -- 5. many objects, nested refs, and the store empties afterwards -------------------------
+
+
+def _shm_used() -> int:
+    return shutil.disk_usage("/dev/shm").used
+
+
+def test_objects_through_tasks_and_store_returns_to_start(ray):
+    np = pytest.importorskip("numpy")
+    from ember._api import session
+
+    shm_dir = session._node.shm_dir
+
+    def session_bytes() -> int:
+        try:
+            return sum(e.stat().st_size for e in os.scandir(shm_dir) if e.is_file())
+        except FileNotFoundError:
+            return 0
+
+    start = _shm_used()
+    big = 2 * 1024 * 1024 // 8  # float64 elements in 2 MB
+
+    @ray.remote
+    def total(nested):
+        # refs nested in containers arrive as refs: fetch them here
+        return sum(ray.get(nested["small"], timeout=T))
+
+    @ray.remote
+    def scale(arr, factor):  # a top-level ref: arrives as the value
+        return arr * factor
+
+    @ray.remote
+    def check_nested(items):
+        arrays = ray.get([item["array"] for item in items], timeout=T)
+        return [
+            (item["i"], float(a[0]), float(a[-1]), a.nbytes)
+            for item, a in zip(items, arrays, strict=True)
+        ]
+
+    small = [ray.put(i) for i in range(1000)]
+    assert ray.get(small, timeout=T) == list(range(1000))
+    assert ray.get(total.remote({"small": small}), timeout=T) == sum(range(1000))
+    chunks = [small[k : k + 100] for k in range(0, 1000, 100)]
+    sums = ray.get([total.remote({"small": chunk}) for chunk in chunks], timeout=T)
+    assert sums == [sum(range(k, k + 100)) for k in range(0, 1000, 100)]
+
+    large = [ray.put(np.full(big, float(i))) for i in range(50)]
+    scaled = [scale.remote(ref, 2.0) for ref in large]
+    checks = ray.get(
+        check_nested.remote([{"i": i, "array": ref} for i, ref in enumerate(large)]), timeout=T
+    )
+    assert checks == [(i, float(i), float(i), big * 8) for i in range(50)]
+    values = ray.get(scaled, timeout=T)
+    for i, arr in enumerate(values):
+        assert arr.shape == (big,) and arr[0] == 2.0 * i and arr[-1] == 2.0 * i
+    peak = _shm_used()
+    assert peak - start >= 100 * 2**20, (start, peak)  # 50 puts + 50 results of 2 MB
+
+    del small, chunks, sums, large, scaled, checks, values, arr
+    gc.collect()
+    _wait_until(lambda: session_bytes() < 2**20, 15, "the session's store to empty")
+    _wait_until(lambda: _shm_used() - start < 16 * 2**20, 15, f"/dev/shm back near {start} bytes")
+
+
+# -- 6. get on a task whose worker is killed, no retries ------------------------------------
+
+
+def test_get_of_killed_task_without_retries_raises_quickly(ray, tmp_path):
+    folder = tmp_path / "pids"
+    folder.mkdir()
+
+    @ray.remote(max_retries=0)
+    def victim(path):
+        Path(path, str(os.getpid())).touch()
+        time.sleep(60)
+        return "should not finish"
+
+    ref = victim.remote(str(folder))
+    _kill_worker(_wait_for_pid_file(folder))
+    start = time.monotonic()
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(ref, timeout=T)
+    assert time.monotonic() - start < 5
+
+
+# -- 7. wait with a timeout, then cancel the slow tasks -------------------------------------
+
+
+def test_wait_timeout_split_then_cancel_frees_cpus(ray):
+    @ray.remote
+    def fast(i):
+        return i
+
+    @ray.remote
+    def slow(i):
+        time.sleep(10)
+        return i
+
+    # the fast half first: with 2 CPUs, slow tasks ahead of them would hold both CPUs
+    fast_refs = [fast.remote(i) for i in range(50)]
+    slow_refs = [slow.remote(i) for i in range(50)]
+    timeout = 3.0
+    start = time.monotonic()
+    ready, not_ready = ray.wait(fast_refs + slow_refs, num_returns=100, timeout=timeout)
+    elapsed = time.monotonic() - start
+    assert elapsed < timeout + 1.5, elapsed
+    assert set(ready) == set(fast_refs)
+    assert set(not_ready) == set(slow_refs)
+    assert ray.get(ready, timeout=T) == list(range(50))
+
+    for ref in slow_refs:
+        ray.cancel(ref)
+    for ref in slow_refs:
+        with pytest.raises(ray.exceptions.TaskCancelledError):
+            ray.get(ref, timeout=T)
+    _wait_until(lambda: ray.available_resources().get("CPU", 0) == 2, 10, "both CPUs to come back")
+    assert time.monotonic() - start < 10  # well before the slow tasks would have finished
