@@ -163,13 +163,6 @@ def test_actor_restarted_under_load_answers_every_call(ray):
 # -- 3. a tree of nested tasks with a worker killed mid-way ---------------------------------
 
 
-@pytest.mark.xfail(
-    reason="node leaks the leases held by a dead worker: NodeManager.client_closed() calls "
-    "scheduler.worker_died() (leases ON the worker) but not client_gone() (leases the worker "
-    "HOLDS for its nested tasks), so their CPUs are never released; with both CPUs leaked the "
-    "retried root and the orphans' retries never get a lease and the tree hangs",
-    strict=False,
-)
 def test_nested_task_tree_survives_worker_kill(ray, tmp_path):
     arrivals = tmp_path / "leaves"
     arrivals.mkdir()
@@ -197,7 +190,8 @@ def test_nested_task_tree_survives_worker_kill(ray, tmp_path):
 
     victim = max(_worker_pids(), key=threads)
     _kill_worker(victim)
-    assert ray.get(ref, timeout=T) == sum(range(leaves))
+    # without the kill the tree takes under a second; with retries a few: 10 s is ample
+    assert ray.get(ref, timeout=10) == sum(range(leaves))
 
 
 # -- 4. unreferenced actors are killed ------------------------------------------------------
@@ -338,7 +332,7 @@ def test_wait_timeout_split_then_cancel_frees_cpus(ray):
     # the fast half first: with 2 CPUs, slow tasks ahead of them would hold both CPUs
     fast_refs = [fast.remote(i) for i in range(50)]
     slow_refs = [slow.remote(i) for i in range(50)]
-    timeout = 3.0
+    timeout = 2.0
     start = time.monotonic()
     ready, not_ready = ray.wait(fast_refs + slow_refs, num_returns=100, timeout=timeout)
     elapsed = time.monotonic() - start

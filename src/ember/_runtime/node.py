@@ -35,6 +35,8 @@ from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls
 
+IDLE_WORKER_SECONDS = 10.0  # idle workers beyond one per CPU are stopped after this
+
 
 @dataclass
 class _Client:
@@ -163,6 +165,8 @@ class NodeManager:
         self._free_timer = False
         self.start_failures = 0
         self.exited: list[_Forked] = []
+        self.idle_since: dict[bytes, float] = {}
+        self.soft_limit = max(1, int(config["resources"].get("CPU", 1)))
         self.stopping = False
 
     # ------------------------------------------------------------------ process lifetime
@@ -250,16 +254,29 @@ class NodeManager:
             os._exit(code)
 
     def reap(self) -> None:
-        """Notice workers that exited without ever connecting (a crash at start-up)."""
+        """Notice workers that exited without ever connecting (a crash at start-up), and
+        stop workers that have been idle for a while beyond one per CPU."""
         for w in list(self.workers.values()):
             if w.proc.poll() is not None and w.client is None:
                 del self.workers[w.worker_id]
                 self.worker_start_failed(w)
         self.exited = [p for p in self.exited if p.poll() is None]
+        self.stop_idle_workers(time.monotonic())
         if self.owner_pid and not _alive(self.owner_pid):
             self.shutdown()
             return
         self.reactor.call_later(0.5, self.reap)
+
+    def stop_idle_workers(self, now: float) -> None:
+        idle = set(self.scheduler.idle_workers())
+        self.idle_since = {w: self.idle_since.get(w, now) for w in idle}
+        spare = len(idle) - self.soft_limit
+        for worker_id, since in sorted(self.idle_since.items(), key=lambda kv: kv[1]):
+            if spare <= 0 or now - since < IDLE_WORKER_SECONDS:
+                break
+            self.scheduler.forget_worker(worker_id)
+            self.kill_worker(worker_id)
+            spare -= 1
 
     def worker_start_failed(self, w: _WorkerProc) -> None:
         """After a few workers in a row die before connecting, fail what waits for them
@@ -444,6 +461,9 @@ class NodeManager:
                         )
                     )
                 del self.waiters[oid]
+        # Whatever this process held or asked for as a caller (leases for its nested tasks)
+        # goes back, whether it was a driver or a worker.
+        self.run_actions(self.scheduler.client_gone(conn))
         if client.kind == "worker":
             w = self.workers.pop(client.client_id, None)
             self.run_actions(self.scheduler.worker_died(client.client_id))
@@ -453,7 +473,6 @@ class NodeManager:
                 if w.actor_id:
                     self.actor_process_died(w.actor_id, w)
         else:
-            self.run_actions(self.scheduler.client_gone(conn))
             for rec in list(self.actors.values()):
                 if rec.owner == client.client_id and not rec.detached:
                     self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
