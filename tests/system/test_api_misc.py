@@ -17,6 +17,9 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 
 from __future__ import annotations
 
+import os
+import select
+import sys
 import time
 
 import psutil
@@ -313,7 +316,14 @@ def test_actor_class_cannot_be_instantiated_directly():
         A()
 
 
-def test_print_in_task_reaches_driver_with_pid_prefix(ray, capfd):
+def test_print_in_task_reaches_driver_with_pid_prefix(ray, monkeypatch):
+    # The driver prints worker output from a background thread. pytest's capfd loses a write
+    # that lands between the read and the truncate of its readouterr(), so the test reads the
+    # driver's output through a pipe of its own instead.
+    read_fd, write_fd = os.pipe()
+    pipe = os.fdopen(write_fd, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    monkeypatch.setattr(sys, "stderr", pipe)
     token = f"ember-print-token-{time.time_ns()}"
 
     @ray.remote
@@ -323,14 +333,19 @@ def test_print_in_task_reaches_driver_with_pid_prefix(ray, capfd):
         print(token, flush=True)
         return os.getpid()
 
-    pid = ray.get(chatty.remote(token), timeout=T)
-    seen = ""
-    deadline = time.monotonic() + 15
-    while token not in seen:
-        assert time.monotonic() < deadline, f"task output never reached the driver: {seen!r}"
-        out, err = capfd.readouterr()
-        seen += out + err
-        time.sleep(0.05)
+    try:
+        pid = ray.get(chatty.remote(token), timeout=T)
+        seen = ""
+        deadline = time.monotonic() + 15
+        while token not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"task output never reached the driver: {seen!r}"
+            if select.select([read_fd], [], [], left)[0]:
+                seen += os.read(read_fd, 65536).decode(errors="replace")
+    finally:
+        monkeypatch.undo()
+        pipe.close()
+        os.close(read_fd)
     line = next(ln for ln in seen.splitlines() if token in ln)
     assert f"pid={pid}" in line
     assert line.index(f"pid={pid}") < line.index(token)

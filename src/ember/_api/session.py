@@ -167,6 +167,10 @@ def _context_info() -> dict[str, Any]:
 
 
 def _print_logs(lines: list[str], err: bool) -> None:
-    stream = sys.stderr if err else sys.stdout
-    stream.write("".join(line + "\n" for line in lines))
-    stream.flush()
+    text = "".join(line + "\n" for line in lines)
+    try:
+        stream = sys.stderr if err else sys.stdout
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):  # the program closed or replaced its stream
+        sys.__stderr__.write(text)

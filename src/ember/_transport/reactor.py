@@ -18,6 +18,7 @@ import itertools
 import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -118,7 +119,10 @@ class Connection:
         self._unpacker.feed(self._inview[:n])
         handler = self.handler
         for raw in self._unpacker:
-            handler.on_message(self, decode(raw))
+            try:
+                handler.on_message(self, decode(raw))
+            except Exception:  # noqa: BLE001 - one bad message must not stop the loop
+                _report(f"{self.reactor.name}: error while handling a message")
             if self.closed:
                 return True
         return True
@@ -132,6 +136,17 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.handler.on_close(self)
+
+
+def _report(what: str) -> None:
+    """A bug in a handler or callback: say so on stderr and keep serving."""
+    import traceback
+
+    try:
+        sys.__stderr__.write(f"ember: {what}:\n{traceback.format_exc()}")
+        sys.__stderr__.flush()
+    except Exception:  # noqa: BLE001 - nowhere left to report to
+        pass
 
 
 class Reactor:
@@ -257,7 +272,10 @@ class Reactor:
         with self._pending_lock:
             pending, self._pending = self._pending, []
         for fn in pending:
-            fn()
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                _report(f"{self.name}: error in a scheduled callback")
 
     def run(self) -> None:
         if self._thread is None:
@@ -283,7 +301,10 @@ class Reactor:
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 _, _, fn = heapq.heappop(self._timers)
-                fn()
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001
+                    _report(f"{self.name}: error in a timer")
             if self._pending:
                 self._run_pending()
         self._teardown()
