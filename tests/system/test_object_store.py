@@ -112,3 +112,31 @@ def test_infeasible_task_warns_and_waits(start_ember, capfd):
         err += capfd.readouterr().err
         time.sleep(0.05)
     assert "needs_gpu" in err and "GPU" in err, err
+
+
+def test_named_actor_lives_while_another_process_holds_it(ray):
+    @ray.remote(num_cpus=1)
+    class Named:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    class Holder:
+        def grab(self, name):
+            self.handle = ray.get_actor(name)
+            return True
+
+        def call(self):
+            return ray.get(self.handle.ping.remote(), timeout=T)
+
+    handle = Named.options(name="kept").remote()
+    holder = Holder.remote()
+    assert ray.get(holder.grab.remote("kept"), timeout=T)
+    del handle
+    time.sleep(1.5)  # longer than the node's grace period
+    assert ray.get(holder.call.remote(), timeout=T) == "pong"
+    del holder  # now nobody holds "kept": it goes, and gives its CPU back
+    deadline = time.monotonic() + 10
+    while ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, "the unreferenced named actor is still alive"
+        time.sleep(0.1)

@@ -97,7 +97,8 @@ class ActorsMixin:
             obj = self._objects[actor_id] = _Obj(True, self.client_id)
             obj.kind = ACTOR
             obj.ready = True
-            obj.detached = detached or name is not None
+            obj.detached = detached
+            obj.shared = name is not None  # others may hold it through get_actor()
         return actor_id
 
     def current_namespace(self) -> str:
