@@ -576,10 +576,12 @@ def test_same_client_same_shape_is_not_revoked() -> None:
     assert not s.lease(g.lease_id).revoked  # type: ignore[union-attr]
 
 
-def test_same_client_other_shape_is_revoked() -> None:
+def test_same_client_other_shape_is_not_revoked() -> None:
+    # A caller's own shapes compete only inside that caller, which hands back idle leases of
+    # one shape when it asks for another; revoking would make two busy queues churn.
     s = with_workers(make({"CPU": 2}), b"w1", b"w2")
-    g = grant_one(s, "a", 1)
-    assert s.request("a", 2, CPU2) == [Revoke("a", g.lease_id)]
+    grant_one(s, "a", 1)
+    assert s.request("a", 2, CPU2) == []
 
 
 def test_blocked_and_dedicated_leases_are_not_revoked() -> None:

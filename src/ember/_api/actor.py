@@ -94,7 +94,7 @@ class ActorClass:
             "methods": self._methods,
             "max_task_retries": options.get("max_task_retries") or 0,
         }
-        actor_id = rt.create_actor(
+        actor_id, created = rt.create_actor(
             self._fn_id,
             args,
             kwargs,
@@ -103,7 +103,8 @@ class ActorClass:
             options=options,
             handle_meta=serialization.dumps(meta),
         )
-        return ActorHandle(actor_id, meta, rt.client_id, rt)
+        # A handle to an actor that already existed (get_if_exists) is borrowed, not owned.
+        return ActorHandle(actor_id, meta, rt.client_id if created else b"", rt)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The method table travels too: while cloudpickle rebuilds a class that refers to

@@ -32,6 +32,9 @@ class RefTable:
         entry = self._entries.get(key)
         return sum(entry.holders.values()) if entry else 0
 
+    def holds(self, holder: Hashable) -> bool:
+        return any(holder in e.holders for e in self._entries.values())
+
     def add(self, key: bytes, holder: Hashable) -> None:
         entry = self._entries.setdefault(key, _Entry())
         entry.holders[holder] = entry.holders.get(holder, 0) + 1

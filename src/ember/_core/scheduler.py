@@ -184,6 +184,21 @@ class LeaseScheduler:
         """What waits for resources: (description, feasible) per queued request."""
         return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
 
+    def workers_leased_to(self, client: Hashable) -> list[bytes]:
+        return sorted(
+            {
+                lease.worker_id
+                for lease in self._leases.values()
+                if lease.client == client and not lease.dedicated
+            }
+        )
+
+    def has_client(self, client: Hashable) -> bool:
+        """Does this caller hold a lease or wait for one?"""
+        return any(lease.client == client for lease in self._leases.values()) or any(
+            r.client == client for r in self._queue
+        )
+
     def idle_workers(self) -> list[bytes]:
         return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
 
@@ -256,14 +271,36 @@ class LeaseScheduler:
         """Ask holders of other leases to hand them back when idle, so starved requests run."""
         if not starved:
             return []
-        wanted = {(r.client, r.shape) for r in starved}
         out: list[Action] = []
+        # Revoke only until the leases being handed back (with what is free) cover what the
+        # starved requests need, and only leases holding something they need.
+        need: dict[str, int] = {}
+        for r in starved:
+            for name, units in r.shape:
+                need[name] = need.get(name, 0) + units
+        coming = {name: max(0, self.resources.available.get(name, 0)) for name in need}
         for lease in self._leases.values():
+            if lease.revoked:
+                for name, units in lease.alloc.shape:
+                    if name in coming:
+                        coming[name] += units
+
+        def covered() -> bool:
+            return all(coming[name] >= units for name, units in need.items())
+
+        for lease in self._leases.values():
+            if covered():
+                break
             if lease.revoked or lease.blocked or lease.dedicated:
                 continue
-            if wanted == {(lease.client, lease.alloc.shape)}:
-                continue  # only its holder wants more of the same: not a conflict
+            if not any(name in need for name, _ in lease.alloc.shape):
+                continue
+            if all(r.client == lease.client for r in starved):
+                continue  # only its own holder waits: it hands leases back as its queues drain
             lease.revoked = True
+            for name, units in lease.alloc.shape:
+                if name in coming:
+                    coming[name] += units
             out.append(Revoke(lease.client, lease.lease_id))
         return out
 

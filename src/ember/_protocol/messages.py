@@ -138,6 +138,15 @@ class CreateActor(Message):
     class_name: str = ""
 
 
+@_message(30)
+class ActorArgs(Message):
+    """Client -> node: an actor's constructor arguments are ready (or one of them failed)."""
+
+    actor_id: bytes
+    spec: bytes
+    error: bytes | None  # a serialized exception when an argument failed
+
+
 @_message(18)
 class ResolveActor(Message):
     rid: int
@@ -149,6 +158,7 @@ class ResolveActor(Message):
 class KillActor(Message):
     actor_id: bytes
     no_restart: bool = True
+    reason: str = ""
 
 
 @_message(20)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
 from ember import exceptions as exc
@@ -15,7 +14,6 @@ from ember._runtime.client_state import (
     _Actor,
     _actor_died,
     _Obj,
-    _settle,
     _Task,
 )
 from ember._runtime.object_ref import ObjectRef
@@ -35,18 +33,19 @@ class ActorsMixin:
         shape: Shape,
         options: dict[str, Any],
         handle_meta: bytes,
-    ) -> bytes:
-        """Start an actor; returns its id (an existing one's, for ``get_if_exists``)."""
+    ) -> tuple[bytes, bool]:
+        """Start an actor: (its id, True), or (an existing one's id, False) for
+        ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
+        when they are ready, and calls wait for the actor meanwhile."""
         task = self._new_task(fn_id, args, kwargs, 0, class_name)
         actor_id = ids.new_actor_id()
         name = options.get("name")
         namespace = options.get("namespace") or self.current_namespace()
         job_id = self.current_job()
         detached = options.get("lifetime") == "detached"
-        done: Future[Any] = Future()
 
-        def send(task: _Task) -> None:
-            spec = serialization.dumps(
+        def spec(task: _Task) -> bytes:
+            return serialization.dumps(
                 {
                     "fn_id": fn_id,
                     "blob": task.blob,
@@ -59,30 +58,41 @@ class ActorsMixin:
                     "owner_id": self.client_id,
                 }
             )
-            msg = lambda rid: m.CreateActor(  # noqa: E731
-                rid,
-                actor_id,
-                spec,
-                shape_dict(shape),
-                self.client_id,
-                job_id,
-                name,
-                namespace,
-                detached,
-                bool(options.get("get_if_exists")),
-                int(options.get("max_restarts") or 0),
-                handle_meta,
-                class_name,
-            )
-            self.calls.call(self.node, msg, lambda reply: _settle(done, reply))
+
+        def args_ready(task: _Task) -> None:
+            self.node.send(m.ActorArgs(actor_id, spec(task), None))
+
+        def args_failed(error: bytes) -> None:
+            self.node.send(m.ActorArgs(actor_id, b"", error))
 
         with self._lock:
             self._drain_decs()
-            self._resolve_deps(task, send)
+            task.on_error = args_failed
+            ready_now = not task.dep_refs
+            done = self.calls.future(
+                self.node,
+                lambda rid: m.CreateActor(
+                    rid,
+                    actor_id,
+                    spec(task) if ready_now else b"",
+                    shape_dict(shape),
+                    self.client_id,
+                    job_id,
+                    name,
+                    namespace,
+                    detached,
+                    bool(options.get("get_if_exists")),
+                    int(options.get("max_restarts") or 0),
+                    handle_meta,
+                    class_name,
+                ),
+            )
+            if not ready_now:
+                self._resolve_deps(task, args_ready)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
             self._actors[actor_id] = actor
-        if name is not None:
+        if name is not None:  # a name can be taken: find out now, as Ray does
             try:
                 value = done.result(timeout=60)
             except RemoteError as e:
@@ -92,14 +102,39 @@ class ActorsMixin:
             if value["actor_id"] != actor_id:
                 with self._lock:
                     self._actors.pop(actor_id, None)
-                return value["actor_id"]
+                return value["actor_id"], False
         with self._lock:
             obj = self._objects[actor_id] = _Obj(True, self.client_id)
             obj.kind = ACTOR
             obj.ready = True
             obj.detached = detached
             obj.shared = name is not None  # others may hold it through get_actor()
-        return actor_id
+        return actor_id, True
+
+    def _release_actor(self, actor_id: bytes, obj: _Obj) -> None:
+        """Under lock: no handle to this actor is left in this process. Its calls already
+        submitted still run; then the node learns (and ends the actor if nobody else has it)."""
+        if obj.owned and obj.detached:
+            msg: m.Message | None = None
+        elif obj.owned and not obj.shared:
+            msg = m.KillActor(actor_id, True, "all references to it were dropped")
+        else:
+            msg = m.DecRef([actor_id])
+        actor = self._actors.get(actor_id)
+        if actor is not None and (actor.queue or actor.inflight):
+            actor.on_idle = msg
+            return
+        self._actors.pop(actor_id, None)
+        if msg is not None:
+            self.node.send(msg)
+
+    def _actor_idle(self, actor: _Actor) -> None:
+        """Under lock: the actor's last call finished; send what its release deferred."""
+        if actor.on_idle is not None and not actor.queue and not actor.inflight:
+            msg, actor.on_idle = actor.on_idle, None
+            self._actors.pop(actor.actor_id, None)
+            if not self._closed:
+                self.node.send(msg)
 
     def current_namespace(self) -> str:
         """The namespace of the job the running code belongs to."""
@@ -129,11 +164,12 @@ class ActorsMixin:
             obj.refs += 1
 
     def actor_ref_serialized(self, actor_id: bytes) -> None:
+        """A handle is being sent to another process: from now on the node counts holders
+        (it counted this owner at creation)."""
         with self._lock:
             obj = self._objects.get(actor_id)
-            if obj is not None and obj.owned and not obj.shared:
+            if obj is not None and obj.owned:
                 obj.shared = True
-                self.node.send(m.IncRef([actor_id]))
 
     def submit_actor_task(
         self,
@@ -168,6 +204,7 @@ class ActorsMixin:
         if actor.state == "dead":
             while actor.queue:
                 self._fail(actor.queue.popleft(), actor.error or _actor_died(actor, "dead"))
+            self._actor_idle(actor)
             return
         if actor.state != "alive":
             self._resolve_actor(actor)
@@ -219,7 +256,7 @@ class ActorsMixin:
             actor.resolving = False
             if reply.error is not None:
                 actor.state = "dead"
-                actor.error = _actor_died(actor, reply.error[1])
+                actor.error = _death(actor, reply)
             elif conn is None:
                 actor.incarnation = reply.value["incarnation"]
                 self._resolve_actor(actor)
@@ -252,15 +289,31 @@ class ActorsMixin:
 
         # Ask the node why the actor died, so the error says so; fail the call when it answers.
         def answered(reply: m.Reply) -> None:
-            reason = reply.error[1] if reply.error else "its process exited"
+            if reply.error is not None:
+                error = _death(actor, reply)
+            else:
+                error = _actor_died(
+                    actor,
+                    "its process died while running this call; the actor was restarted, but "
+                    "the call was not retried because max_task_retries is 0",
+                )
             with self._lock:
-                self._fail(task, _actor_died(actor, reason))
+                self._fail(task, error)
+                self._actor_idle(actor)
 
-        self.calls.call(
-            self.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, -1),
-            lambda reply: answered(reply if reply.error else m.Reply(reply.rid, ["", ""])),
-        )
+        self.calls.call(self.node, lambda rid: m.ResolveActor(rid, actor.actor_id, -1), answered)
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self.node.send(m.KillActor(actor_id, no_restart))
+
+
+def _death(actor: _Actor, reply: m.Reply) -> exc.ActorDiedError:
+    """The error for calls to an actor the node reports dead, with the constructor's
+    exception as the cause when that is why."""
+    cause: Any = reply.error[1] if reply.error else "dead"
+    if isinstance(reply.value, bytes):
+        try:
+            cause = serialization.loads(reply.value)
+        except Exception:  # noqa: BLE001 - keep the node's text
+            pass
+    return exc.ActorDiedError(cause, actor_id=actor.actor_id.hex(), class_name=actor.class_name)

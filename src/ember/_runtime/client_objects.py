@@ -27,8 +27,10 @@ class ObjectsMixin:
         with self._lock:
             obj = self._objects.get(object_id)
             if obj is None:
-                obj = self._objects[object_id] = _Obj(owner_id == self.client_id, owner_id)
-                if not obj.owned and not self._closed:
+                # Unknown here: borrowed, even if this process made it and already let it go
+                # (it came back inside another value); then the node still has it, or says lost.
+                obj = self._objects[object_id] = _Obj(False, owner_id)
+                if not self._closed:
                     self.node.send(m.IncRef([object_id]))
             obj.refs += 1
 
@@ -58,14 +60,9 @@ class ObjectsMixin:
         if self._closed:
             return
         if obj.kind == ACTOR:
-            if obj.owned and not obj.detached:
-                if obj.shared:
-                    self.node.send(m.DecRef([oid]))
-                else:
-                    self.node.send(m.KillActor(oid, True))
-            elif not obj.owned:
-                self.node.send(m.DecRef([oid]))
+            self._release_actor(oid, obj)
             return
+        obj.pins = None
         if obj.contained:
             self.node.send(m.DecRef([c[0] for c in obj.contained]))
         if not obj.owned:
@@ -100,6 +97,8 @@ class ObjectsMixin:
         ser = serialization.serialize(value)
         obj = _Obj(True, self.client_id)
         obj.ready = True
+        if ser.refs:  # the value holds refs: keep their objects alive as long as it lives
+            obj.pins = [ObjectRef(i, o, self) for i, o in ser.refs]
         if ser.nbytes <= serialization.INLINE_MAX:
             obj.data = ser.inline()
         else:
@@ -163,10 +162,22 @@ class ObjectsMixin:
             if obj is None or not obj.waiters:
                 return
             waiters, obj.waiters = obj.waiters, None
-            for fn in waiters:
-                fn()
+            self._fire(waiters)
             if obj.refs <= 0:
                 self._release(oid, obj)
+
+    def _fire(self, callbacks: list[Callable[[], None]]) -> None:
+        """Under lock: run ready-callbacks one after another, never nested, so a failure that
+        flows down a chain of a thousand dependent tasks does not recurse a thousand deep."""
+        self._to_fire.extend(callbacks)
+        if self._firing:
+            return
+        self._firing = True
+        try:
+            while self._to_fire:
+                self._to_fire.popleft()()
+        finally:
+            self._firing = False
 
     def _on_ready(self, obj: _Obj, fn: Callable[[], None]) -> None:
         """Under lock: call ``fn`` (under lock) once ``obj`` is ready."""
@@ -190,15 +201,21 @@ class ObjectsMixin:
                     if not obj.ready:
                         pending.append(obj)
             missing = num - (len(refs) - len(pending))
-            if missing <= 0:
+            if missing <= 0 or (timeout is not None and timeout <= 0):
                 return
             latch = _Latch(missing)
             for obj in pending:
                 self._on_ready(obj, latch.hit)
-        if latch.n <= 0:
-            return
-        if timeout is not None and timeout <= 0:
-            return
+        try:
+            self._block_on(latch, timeout)
+        finally:
+            if latch.n > 0:  # timed out: take our callback back off the objects
+                with self._lock:
+                    for obj in pending:
+                        if obj.waiters and latch.hit in obj.waiters:
+                            obj.waiters.remove(latch.hit)
+
+    def _block_on(self, latch: _Latch, timeout: float | None) -> None:
         blocked = self.on_block is not None
         if blocked:
             self.on_block()  # type: ignore[misc]
@@ -211,6 +228,8 @@ class ObjectsMixin:
                     raise exc.LocalRayletDiedError(
                         "the Ember node manager this process was connected to has died"
                     )
+                if self._closed:
+                    raise exc.RaySystemError("ember.shutdown() was called while this waited")
                 if deadline is not None and time.monotonic() >= deadline:
                     return
         finally:

@@ -40,6 +40,7 @@ class _Obj:
         "waiters",
         "contained",
         "detached",
+        "pins",
     )
 
     def __init__(self, owned: bool, owner: bytes) -> None:
@@ -56,6 +57,7 @@ class _Obj:
         self.waiters: list[Callable[[], None]] | None = None
         self.contained: list[list[bytes]] | None = None
         self.detached = False
+        self.pins: list[Any] | None = None
 
 
 class _Task:
@@ -80,10 +82,12 @@ class _Task:
         "ready",
         "conn",
         "parent",
+        "on_error",
     )
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.on_error: Callable[[bytes], None] | None = None
         self.lease: _Lease | None = None
         self.actor: _Actor | None = None
         self.ready = False
@@ -133,6 +137,7 @@ class _Actor:
         "resolving",
         "max_task_retries",
         "pins",
+        "on_idle",
     )
 
     def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
@@ -147,6 +152,7 @@ class _Actor:
         self.resolving = False
         self.max_task_retries = max_task_retries
         self.pins: list[Any] = []
+        self.on_idle: Any = None  # a message to send once the last call is done
 
 
 class _Latch:
@@ -201,7 +207,10 @@ def _settle(fut: Future[Any], reply: m.Reply) -> None:
 
 
 def _cause(data: bytes) -> BaseException | None:
-    err = serialization.loads(data)
+    try:
+        err = serialization.loads(data)
+    except Exception:  # noqa: BLE001 - an unreadable error matches no retry_exceptions class
+        return None
     return err.cause if isinstance(err, exc.RayTaskError) else err
 
 

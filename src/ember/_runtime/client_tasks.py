@@ -56,14 +56,16 @@ class TasksMixin:
             args = tuple(_placeholder(a, dep_refs) for a in args)
             kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
         ser = serialization.serialize((args, kwargs)) if args or kwargs else _EMPTY_ARGS
+        # Refs nested in the arguments stay alive until the task is done with them.
+        pins: list[Any] = [*dep_refs, *(ObjectRef(i, o, self) for i, o in ser.refs)]
         if ser.nbytes > serialization.INLINE_MAX:
             ref = self.put_serialized(ser)
             task.args_ref = ref._id
             task.blob = b""
-            task.pins = [ref, *dep_refs]
+            pins.append(ref)
         else:
             task.blob = ser.inline()
-            task.pins = dep_refs
+        task.pins = pins
         task.dep_refs = dep_refs
         task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
         return task
@@ -132,6 +134,8 @@ class TasksMixin:
             obj = self._objects[ref._id]
             if obj.kind == ERROR:
                 task.ready = True
+                if task.on_error is not None:
+                    task.on_error(obj.data)
                 self._finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
                 if task.actor is not None:
                     self._flush_actor(task.actor)
@@ -173,6 +177,9 @@ class TasksMixin:
             key.requests.clear()
 
     def _request_lease(self, key: _Key) -> None:
+        # Idle leases of other shapes would only hold resources this request may need.
+        for lease in [x for x in self._leases.values() if x.task is None and x.key is not key]:
+            self._return_lease(lease)
         rid = self.calls.call(
             self.node,
             lambda rid: m.RequestLease(rid, shape_dict(key.shape), self.client_id, key.describe),
@@ -287,6 +294,7 @@ class TasksMixin:
         actor = task.actor
         if actor is not None:
             actor.inflight.pop(task.task_id, None)
+            self._actor_idle(actor)
 
     def _retry(self, task: _Task) -> None:
         if task.retries_left > 0:
@@ -324,8 +332,7 @@ class TasksMixin:
         for oid, obj in ready:
             if obj.waiters:
                 waiters, obj.waiters = obj.waiters, None
-                for fn in waiters:
-                    fn()
+                self._fire(waiters)
             if obj.released or obj.refs <= 0:
                 obj.released = False
                 if oid in self._objects and obj.refs <= 0:

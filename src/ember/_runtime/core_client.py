@@ -115,6 +115,8 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._actors: dict[bytes, _Actor] = {}
         self._peers: dict[str, Connection] = {}
         self._decs: collections.deque[bytes] = collections.deque()
+        self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
+        self._firing = False
         self._exported: set[bytes] = set()
         self._closed = False
         self.node_lost = False

@@ -148,12 +148,12 @@ class LocalRuntime:
         options: dict[str, Any],
         handle_meta: bytes,
         **_: Any,
-    ) -> bytes:
+    ) -> tuple[bytes, bool]:
         name = options.get("name")
         namespace = options.get("namespace") or self.namespace
         if name is not None and (namespace, name) in self._names:
             if options.get("get_if_exists"):
-                return self._names[(namespace, name)][0]
+                return self._names[(namespace, name)][0], False
             raise ValueError(f"The name {name!r} (namespace={namespace!r}) is already taken.")
         actor_id = ids.new_actor_id()
         args, kwargs = self._resolve(args, kwargs)
@@ -164,7 +164,7 @@ class LocalRuntime:
             self._dead[actor_id] = str(err)
         if name is not None:
             self._names[(namespace, name)] = (actor_id, handle_meta)
-        return actor_id
+        return actor_id, True
 
     def submit_actor_task(
         self,

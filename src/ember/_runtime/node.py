@@ -166,6 +166,7 @@ class NodeManager:
         self.start_failures = 0
         self.exited: list[_Forked] = []
         self.idle_since: dict[bytes, float] = {}
+        self.freed: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.soft_limit = max(1, int(config["resources"].get("CPU", 1)))
         self.stopping = False
 
@@ -274,9 +275,21 @@ class NodeManager:
         for worker_id, since in sorted(self.idle_since.items(), key=lambda kv: kv[1]):
             if spare <= 0 or now - since < IDLE_WORKER_SECONDS:
                 break
+            if self.owns_anything(worker_id):
+                continue  # objects, actors or leases of its own still depend on it
             self.scheduler.forget_worker(worker_id)
             self.kill_worker(worker_id)
             spare -= 1
+
+    def owns_anything(self, client_id: bytes) -> bool:
+        w = self.workers.get(client_id)
+        conn = w.client.conn if w is not None and w.client is not None else None
+        return (
+            (conn is not None and self.scheduler.has_client(conn))
+            or self.refs.holds(client_id)
+            or any(obj.owner == client_id for obj in self.objects.values())
+            or any(a.owner == client_id and a.state != "dead" for a in self.actors.values())
+        )
 
     def worker_start_failed(self, w: _WorkerProc) -> None:
         """After a few workers in a row die before connecting, fail what waits for them
@@ -402,7 +415,9 @@ class NodeManager:
         elif isinstance(msg, m.ResolveActor):
             self.resolve_actor(conn, msg.rid, msg.actor_id, msg.min_incarnation)
         elif isinstance(msg, m.KillActor):
-            self.kill_actor(msg.actor_id, msg.no_restart, "it was killed by ember.kill()")
+            self.kill_actor(msg.actor_id, msg.no_restart, msg.reason or "ember.kill() ended it")
+        elif isinstance(msg, m.ActorArgs):
+            self.actor_args(msg)
         elif isinstance(msg, m.ActorDone):
             self.kill_actor(msg.actor_id, True, msg.reason)
         elif isinstance(msg, m.KillWorker):
@@ -462,8 +477,13 @@ class NodeManager:
                     )
                 del self.waiters[oid]
         # Whatever this process held or asked for as a caller (leases for its nested tasks)
-        # goes back, whether it was a driver or a worker.
+        # goes back, whether it was a driver or a worker; the workers running its tasks are
+        # stopped, since nobody is left to take their results (as Ray does).
+        orphaned = self.scheduler.workers_leased_to(conn)
         self.run_actions(self.scheduler.client_gone(conn))
+        for worker_id in orphaned:
+            self.scheduler.forget_worker(worker_id)
+            self.kill_worker(worker_id)
         if client.kind == "worker":
             w = self.workers.pop(client.client_id, None)
             self.run_actions(self.scheduler.worker_died(client.client_id))
@@ -488,6 +508,7 @@ class NodeManager:
     def object_created(self, msg: m.ObjectCreated) -> None:
         if not os.path.exists(self.store.path(msg.object_id)):
             return  # freed by its owner before this notice arrived
+        self.freed.pop(msg.object_id, None)
         self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
         self.used += msg.size
         self.refs.add(msg.object_id, msg.owner_id)
@@ -507,6 +528,9 @@ class NodeManager:
                 self.used -= obj.size
 
     def free(self, oid: bytes) -> None:
+        self.freed[oid] = None
+        if len(self.freed) > 100_000:
+            self.freed.popitem(last=False)
         obj = self.objects.pop(oid, None)
         if obj is not None and obj.in_shm and obj.inline is None:
             self.used -= obj.size
@@ -516,6 +540,7 @@ class NodeManager:
             self.store.delete(oid)
         if oid in self.actors:
             self.kill_actor(oid, True, "all references to it were dropped")
+            self.freed.pop(oid, None)
 
     def schedule_free(self) -> None:
         if self._free_timer:
@@ -539,6 +564,12 @@ class NodeManager:
             return
         if os.path.exists(self.store.path(msg.object_id)):
             conn.send(m.Reply(msg.rid, None, [STORED, 0]))
+            return
+        asker: _Client | None = conn.peer
+        if msg.object_id in self.freed or (asker is not None and asker.client_id == msg.owner_id):
+            conn.send(
+                m.Reply(msg.rid, ["ObjectLostError", "the object was freed: no ref to it was left"])
+            )
             return
         if msg.owner_id not in self.clients:
             conn.send(
@@ -586,6 +617,19 @@ class NodeManager:
         )
         self.actors[msg.actor_id] = rec
         self.refs.add(msg.actor_id, msg.owner_id)
+        if msg.spec:
+            self.request_placement(rec)
+        # else its arguments are still being computed: ActorArgs follows
+
+    def actor_args(self, msg: m.ActorArgs) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None or rec.state == "dead":
+            return
+        if msg.error is not None:
+            rec.no_restart = True
+            self.mark_dead(rec, "an argument of its constructor failed", msg.error)
+            return
+        rec.spec = msg.spec
         self.request_placement(rec)
 
     def request_placement(self, rec: _ActorRecord) -> None:
@@ -648,6 +692,7 @@ class NodeManager:
         if no_restart:
             rec.no_restart = True
             rec.reason = reason
+            self.control.actor_dead(actor_id)  # its name is free again at once
         if rec.worker_id and rec.worker_id in self.workers:
             self.kill_worker(rec.worker_id)
         elif no_restart:

@@ -193,7 +193,6 @@ class Worker:
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
         task = self.loop.create_task(self._run_async(conn, msg, ctx))
-        ctx.cancelled = False
         self.by_task[msg.task_id] = (None, ctx)
         _ASYNC_TASKS[msg.task_id] = task
 
@@ -202,6 +201,8 @@ class Worker:
         task_context.current.set(ctx)
         try:
             async with self.async_sem:
+                if ctx.cancelled:  # cancelled while it waited for the loop
+                    raise exc.TaskCancelledError(ctx.task_id.hex())
                 fn, args, kwargs = self.prepare(msg)
                 value = fn(*args, **kwargs)
                 if inspect.isawaitable(value):
@@ -275,8 +276,9 @@ class Worker:
                     f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
                 )
         results = []
-        for i, v in enumerate(values):
-            ser = serialization.serialize(v)
+        # Serialize every value before writing any: a value that fails to pickle must not
+        # leave the ones before it in the store with nobody to free them.
+        for i, ser in enumerate([serialization.serialize(v) for v in values]):
             if ser.nbytes <= serialization.INLINE_MAX:
                 results.append([INLINE, ser.inline(), ser.refs])
             else:
@@ -297,12 +299,7 @@ class Worker:
             err = exc.RayTaskError.from_exception(
                 error, msg.name, actor_repr=self.actor_name or None
             )
-        try:
-            data = serialization.dumps(err)
-        except Exception:  # noqa: BLE001 - the cause cannot be pickled: keep its text
-            tb = getattr(err, "traceback_str", "") or repr(error)
-            data = serialization.dumps(exc.RayTaskError(msg.name, tb, None, os.getpid()))
-        return [[ERROR, data]] * max(1, msg.num_returns)
+        return [[ERROR, _error_bytes(err, msg.name)]] * max(1, msg.num_returns)
 
     def _special(self, name: str) -> Any:
         if name == "__ray_ready__":
@@ -349,12 +346,7 @@ class Worker:
             self.actor = cls(*args, **kwargs)
         except BaseException as e:  # noqa: BLE001 - reported as the actor's death cause
             err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
-            try:
-                data = serialization.dumps(err)
-            except Exception:  # noqa: BLE001
-                data = serialization.dumps(
-                    exc.RayTaskError(err.function_name, err.traceback_str, None, os.getpid())
-                )
+            data = _error_bytes(err, err.function_name)
             _flush_output()
             self.client.node.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
             return
@@ -413,6 +405,18 @@ class Worker:
                 ctypes.c_ulong(slot.thread.ident),  # type: ignore[arg-type]
                 ctypes.py_object(exc.TaskCancelledError),
             )
+
+
+def _error_bytes(err: BaseException, name: str) -> bytes:
+    """Serialize an error so that the caller can surely read it back: an exception whose
+    class cannot be pickled or rebuilt (a custom ``__init__``) travels as its text."""
+    try:
+        data = serialization.dumps(err)
+        serialization.loads(data)
+        return data
+    except Exception:  # noqa: BLE001
+        tb = getattr(err, "traceback_str", "") or repr(err)
+        return serialization.dumps(exc.RayTaskError(name, tb, None, os.getpid()))
 
 
 _ASYNC_TASKS: dict[bytes, asyncio.Task[Any]] = {}
