@@ -217,23 +217,7 @@ class ActorsMixin:
                 continue  # cancelled, or failed by an errored argument
             task.conn = conn
             actor.inflight[task.task_id] = task
-            conn.send(
-                m.PushTask(
-                    task.task_id,
-                    task.fn_id,
-                    task.blob,
-                    task.deps,
-                    task.num_returns,
-                    task.name,
-                    self.client_id,
-                    0,
-                    [],
-                    actor.actor_id,
-                    self.current_job(),
-                    self.current_namespace(),
-                    task.args_ref,
-                )
-            )
+            conn.send(self._push_message(task, 0, [], actor.actor_id, None))
 
     def _resolve_actor(self, actor: _Actor) -> None:
         if actor.resolving or self._closed:

@@ -219,23 +219,36 @@ class TasksMixin:
         lease.task = task
         task.lease = lease
         task.conn = lease.conn
+        key = lease.key
         lease.conn.send(
-            m.PushTask(
-                task.task_id,
-                task.fn_id,
-                task.blob,
-                task.deps,
-                task.num_returns,
-                task.name,
-                self.client_id,
-                lease.lease_id,
-                lease.gpu_ids,
-                b"",
-                self.current_job(),
-                self.current_namespace(),
-                task.args_ref,
-                lease.key.resources if lease.key is not None else None,
+            self._push_message(
+                task, lease.lease_id, lease.gpu_ids, b"", key.resources if key else None
             )
+        )
+
+    def _push_message(
+        self,
+        task: _Task,
+        lease_id: int,
+        gpu_ids: list[int],
+        actor_id: bytes,
+        resources: dict[str, float] | None,
+    ) -> m.PushTask:
+        return m.PushTask(
+            task.task_id,
+            task.fn_id,
+            task.blob,
+            task.deps,
+            task.num_returns,
+            task.name,
+            self.client_id,
+            lease_id,
+            gpu_ids,
+            actor_id,
+            self.current_job(),
+            self.current_namespace(),
+            task.args_ref,
+            resources,
         )
 
     def _return_lease(self, lease: _Lease, failed: bool = False) -> None:
