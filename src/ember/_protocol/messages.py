@@ -138,6 +138,9 @@ class CreateActor(Message):
     class_name: str = ""
 
 
+ARGUMENT_FAILED = "an argument of its constructor failed"  # the node's reason, in ActorDied
+
+
 @_message(30)
 class ActorArgs(Message):
     """Client -> node: an actor's constructor arguments are ready (or one of them failed)."""

@@ -294,10 +294,13 @@ class ActorsMixin:
 def _death(actor: _Actor, reply: m.Reply) -> exc.ActorDiedError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why."""
-    cause: Any = reply.error[1] if reply.error else "dead"
+    reason = reply.error[1] if reply.error else "dead"
+    cause: Any = reason
     if isinstance(reply.value, bytes):
         try:
             cause = serialization.loads(reply.value)
         except Exception:  # noqa: BLE001 - keep the node's text
             pass
+        if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
+            cause = f"{reason}:\n{cause}"
     return exc.ActorDiedError(cause, actor_id=actor.actor_id.hex(), class_name=actor.class_name)

@@ -627,7 +627,7 @@ class NodeManager:
             return
         if msg.error is not None:
             rec.no_restart = True
-            self.mark_dead(rec, "an argument of its constructor failed", msg.error)
+            self.mark_dead(rec, m.ARGUMENT_FAILED, msg.error)
             return
         rec.spec = msg.spec
         self.request_placement(rec)

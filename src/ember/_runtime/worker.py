@@ -77,10 +77,15 @@ class _Slot:
         if self.thread is None:
             self.thread = threading.current_thread()
         while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            item()
+            try:
+                item = self.queue.get()
+                if item is None:
+                    return
+                item()
+            except exc.TaskCancelledError:
+                # A cancel aimed at a task that finished just before it arrived: nothing to
+                # interrupt any more, and this executor must go on.
+                continue
 
 
 class Worker:
@@ -185,10 +190,16 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        if slot is not None and not msg.actor_id:
-            with self.slots_lock:
-                self.idle.append(slot)  # before answering, so the next task finds it free
-        conn.send(m.TaskDone(msg.task_id, results))
+        done = m.TaskDone(msg.task_id, results)
+        while True:
+            try:
+                if slot is not None and not msg.actor_id and slot not in self.idle:
+                    with self.slots_lock:
+                        self.idle.append(slot)  # before answering: the next task finds it free
+                conn.send(done)
+                return
+            except exc.TaskCancelledError:
+                continue  # a late cancel landed here: the answer must still go out
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
