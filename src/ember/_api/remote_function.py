@@ -24,6 +24,7 @@ class RemoteFunction:
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
         self._shapes: dict[Any, Shape] = {}
+        self._plan: tuple[Any, ...] | None = None
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -57,22 +58,38 @@ class RemoteFunction:
         rt = runtime()
         fn_id, data = self._fn_key()
         rt.export_function(fn_id, data, self._function)
-        num_returns = options["num_returns"]
-        if not isinstance(num_returns, int):
-            raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        if options is self._options and self._plan is not None:
+            plan = self._plan  # the plain f.remote() path: options never change
+        else:
+            plan = self._make_plan(options)
+            if options is self._options:
+                self._plan = plan
+        num_returns, name, shape, max_retries, retry_exceptions = plan
         refs = rt.submit_task(
             fn_id,
             args,
             kwargs,
             num_returns=num_returns,
-            name=options.get("name") or self._name,
-            shape=self._shape(options),
-            max_retries=options["max_retries"],
-            retry_exceptions=options["retry_exceptions"],
+            name=name,
+            shape=shape,
+            max_retries=max_retries,
+            retry_exceptions=retry_exceptions,
         )
         if num_returns == 1:
             return refs[0]
         return None if num_returns == 0 else refs
+
+    def _make_plan(self, options: dict[str, Any]) -> tuple[Any, ...]:
+        num_returns = options["num_returns"]
+        if not isinstance(num_returns, int):
+            raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        return (
+            num_returns,
+            options.get("name") or self._name,
+            self._shape(options),
+            options["max_retries"],
+            options["retry_exceptions"],
+        )
 
     def _shape(self, options: dict[str, Any]) -> Shape:
         key = (options.get("num_cpus"), options.get("num_gpus"), _freeze(options.get("resources")))

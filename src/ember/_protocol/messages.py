@@ -40,10 +40,17 @@ def _message(code: int):  # noqa: ANN202 - decorator factory
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
         params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
         body = "".join(f"    self.{n} = {n}\n" for n in names) or "    pass\n"
+        fields = "".join(f", self.{n}" for n in names)
         scope = {f"_d_{n}": v for n, v in defaults.items()}
-        exec(f"def __init__(self, {params}):\n{body}", scope)  # noqa: S102 - fixed template
+        exec(  # noqa: S102 - a fixed template over the class's own field names
+            f"def __init__(self, {params}):\n{body}\n"
+            f"def encode(self):\n    return [{code}{fields}]\n",
+            scope,
+        )
         namespace = {k: v for k, v in cls.__dict__.items() if k not in defaults and k != "__dict__"}
-        namespace.update(__slots__=tuple(names), __init__=scope["__init__"], CODE=code)
+        namespace.update(
+            __slots__=tuple(names), __init__=scope["__init__"], encode=scope["encode"], CODE=code
+        )
         new = type(cls.__name__, (Message,), namespace)
         new.__qualname__ = cls.__qualname__
         if code in _BY_CODE:

@@ -20,6 +20,11 @@ from ember._transport.rpc import RemoteError
 
 IDLE_LEASE_SECONDS = 1.0
 MAX_LEASE_REQUESTS = 16
+# When the node has no room for another lease of a shape, no other worker would take more of
+# our tasks of that shape, so a lease may carry a second one queued behind the first: that
+# hides the round trip between one task's end and the next one's start. (Not for GPU tasks:
+# a task queued behind a blocked one may start beside it, in the same process.)
+PIPELINE_DEPTH = 2
 ACTOR = 3  # object-table kind for an actor id (counted like objects, killed when unreferenced)
 
 
@@ -97,14 +102,23 @@ class _Task:
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "conn", "gpu_ids", "task", "revoked", "idle_since", "key")
+    __slots__ = (
+        "lease_id",
+        "worker_id",
+        "conn",
+        "gpu_ids",
+        "tasks",
+        "revoked",
+        "idle_since",
+        "key",
+    )
 
     def __init__(self, lease_id: int, worker_id: bytes, conn: Connection, gpu_ids: list[int]):
         self.lease_id = lease_id
         self.worker_id = worker_id
         self.conn = conn
         self.gpu_ids = gpu_ids
-        self.task: _Task | None = None
+        self.tasks: list[_Task] = []  # pushed and not finished, in order
         self.revoked = False
         self.idle_since = time.monotonic()
         self.key: _Key | None = None
@@ -113,15 +127,16 @@ class _Lease:
 class _Key:
     """Tasks of one resource shape and the leases that run them."""
 
-    __slots__ = ("shape", "queue", "leases", "requests", "describe", "resources")
+    __slots__ = ("shape", "queue", "leases", "requests", "describe", "resources", "saturated")
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
         self.queue: collections.deque[_Task] = collections.deque()
         self.leases: dict[int, _Lease] = {}
-        self.requests: set[int] = set()
+        self.requests: dict[int, float] = {}  # lease requests waiting: rid -> when asked
         self.describe = ""
         self.resources = shape_dict(shape)
+        self.saturated = False  # the node said it has no room for another lease of this shape
 
 
 class _Actor:

@@ -18,6 +18,7 @@ from ember._runtime.client_state import (
     ACTOR,
     IDLE_LEASE_SECONDS,
     MAX_LEASE_REQUESTS,
+    PIPELINE_DEPTH,
     _Actor,
     _actor_died,
     _cause,
@@ -161,12 +162,13 @@ class TasksMixin:
     def _pump(self, key: _Key) -> None:
         """Under lock: push queued tasks to free leases, and ask for or give back leases."""
         if key.queue:
+            depth = PIPELINE_DEPTH if key.saturated and key.requests else 1
             for lease in key.leases.values():
-                if lease.task is None and not lease.revoked:
+                while key.queue and len(lease.tasks) < depth and not lease.revoked:
                     self._push(key.queue.popleft(), lease)
-                    if not key.queue:
-                        break
-        for lease in [x for x in key.leases.values() if x.task is None and x.revoked]:
+                if not key.queue:
+                    break
+        for lease in [x for x in key.leases.values() if not x.tasks and x.revoked]:
             self._return_lease(lease)
         wanted = min(len(key.queue), MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(max(0, wanted)):
@@ -178,19 +180,19 @@ class TasksMixin:
 
     def _request_lease(self, key: _Key) -> None:
         # Idle leases of other shapes would only hold resources this request may need.
-        for lease in [x for x in self._leases.values() if x.task is None and x.key is not key]:
+        for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
             self._return_lease(lease)
         rid = self.calls.call(
             self.node,
             lambda rid: m.RequestLease(rid, shape_dict(key.shape), self.client_id, key.describe),
             lambda reply: self._on_lease(key, reply),
         )
-        key.requests.add(rid)
+        key.requests[rid] = time.monotonic()
 
     def _on_lease(self, key: _Key, reply: m.Reply) -> None:
         if reply.error is not None:
             with self._lock:
-                key.requests.discard(reply.rid)
+                key.requests.pop(reply.rid, None)
                 if reply.error[0] == "WorkerStartFailed":
                     while key.queue:
                         self._fail(key.queue.popleft(), exc.RaySystemError(reply.error[1]))
@@ -201,22 +203,23 @@ class TasksMixin:
         except OSError:
             self.node.send(m.ReturnLease(grant["lease_id"], True))
             with self._lock:
-                key.requests.discard(reply.rid)
+                key.requests.pop(reply.rid, None)
                 self._pump(key)
             return
         with self._lock:
             lease = _Lease(grant["lease_id"], grant["worker_id"], conn, grant["gpu_ids"])
             lease.key = key
+            key.saturated = grant["saturated"] and not grant["gpu_ids"]
             if reply.rid not in key.requests or self._closed:
                 self.node.send(m.ReturnLease(lease.lease_id))
                 return
-            key.requests.discard(reply.rid)
+            key.requests.pop(reply.rid, None)
             key.leases[lease.lease_id] = lease
             self._leases[lease.lease_id] = lease
             self._pump(key)
 
     def _push(self, task: _Task, lease: _Lease) -> None:
-        lease.task = task
+        lease.tasks.append(task)
         task.lease = lease
         task.conn = lease.conn
         key = lease.key
@@ -262,7 +265,7 @@ class TasksMixin:
     def _expire_idle_leases(self) -> None:
         now = time.monotonic()
         for lease in list(self._leases.values()):
-            if lease.task is None and now - lease.idle_since > IDLE_LEASE_SECONDS:
+            if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
                 self._return_lease(lease)
 
     def _on_revoke(self, lease_id: int) -> None:
@@ -271,7 +274,7 @@ class TasksMixin:
             if lease is None:
                 return
             lease.revoked = True
-            if lease.task is None:
+            if not lease.tasks:
                 self._return_lease(lease)
 
     # ------------------------------------------------------------------ results
@@ -300,8 +303,10 @@ class TasksMixin:
         lease = task.lease
         if lease is not None:
             task.lease = None
-            lease.task = None
-            lease.idle_since = time.monotonic()
+            if task in lease.tasks:
+                lease.tasks.remove(task)
+            if not lease.tasks:
+                lease.idle_since = time.monotonic()
             if lease.key is not None:
                 self._pump(lease.key)
         actor = task.actor
@@ -358,10 +363,9 @@ class TasksMixin:
         with self._lock:
             self._peers.pop(conn.peer, None)
             for lease in [x for x in self._leases.values() if x.conn is conn]:
-                task = lease.task
-                lease.task = None
+                lost, lease.tasks = lease.tasks, []
                 self._return_lease(lease, failed=True)
-                if task is not None:
+                for task in lost:
                     task.lease = None
                     self._task_lost(task, None)
                 if lease.key is not None:

@@ -349,6 +349,7 @@ class NodeManager:
             return
         self.lease_holder[g.lease_id] = g.client
         assert w.client is not None
+        lease = self.scheduler.lease(g.lease_id)
         g.client.send(
             m.Reply(
                 g.rid,
@@ -358,6 +359,9 @@ class NodeManager:
                     "worker_id": g.worker_id,
                     "addr": w.client.listen_addr,
                     "gpu_ids": list(g.gpu_ids),
+                    # No room for another lease of this shape now: the caller may queue a
+                    # task behind another on its leases instead of waiting for a new one.
+                    "saturated": lease is not None and not self.resources.fits(lease.alloc.shape),
                 },
             )
         )

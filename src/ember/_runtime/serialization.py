@@ -64,11 +64,19 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if depth > 2:
         return False
     if kind is tuple or kind is list:
-        return len(value) <= 32 and all(_plain(v, depth + 1) for v in value)
+        if len(value) > 32:
+            return False
+        for v in value:
+            if type(v) not in _PLAIN and not _plain(v, depth + 1):
+                return False
+        return True
     if kind is dict:
-        return len(value) <= 32 and all(
-            type(k) in _PLAIN and _plain(v, depth + 1) for k, v in value.items()
-        )
+        if len(value) > 32:
+            return False
+        for k, v in value.items():
+            if type(k) not in _PLAIN or (type(v) not in _PLAIN and not _plain(v, depth + 1)):
+                return False
+        return True
     return False
 
 

@@ -15,6 +15,7 @@ Start: ``python -m ember._runtime.worker NODE_ADDR CONTROL_ADDR SESSION_DIR WORK
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import io
@@ -88,6 +89,29 @@ class _Slot:
                 continue
 
 
+class _LeaseRun:
+    """The tasks pushed on one lease: queued in order, and how many executors drain them."""
+
+    __slots__ = ("queue", "drainers", "blocked", "lent")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[Connection, m.PushTask, TaskContext]] = (
+            collections.deque()
+        )
+        self.drainers = 0
+        self.blocked = 0
+        self.lent = False  # the node was told that this lease's CPU is free meanwhile
+
+
+def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
+    while True:
+        try:
+            conn.send(done)
+            return
+        except exc.TaskCancelledError:
+            continue  # a late cancel landed here: the answer must still go out
+
+
 class Worker:
     def __init__(self, node_addr: str, control_addr: str, session_dir: str, worker_id: bytes):
         self.worker_id = worker_id
@@ -103,6 +127,7 @@ class Worker:
         self.idle: list[_Slot] = [self.main_slot]
         self.slots_lock = threading.Lock()
         self.by_task: dict[bytes, tuple[_Slot | None, TaskContext]] = {}
+        self.lease_runs: dict[int, _LeaseRun] = {}
         self.actor: Any = None
         self.actor_id = b""
         self.actor_name = ""
@@ -158,11 +183,56 @@ class Worker:
             return
         if msg.actor_id:
             slot = self.main_slot
-        else:
+            self.by_task[msg.task_id] = (slot, ctx)
+            slot.queue.put(lambda: self.run(conn, msg, ctx, slot))
+            return
+        # Tasks of one lease run one after another, in the order pushed (a caller may push
+        # the next before the last is done); a slot drains the lease's queue.
+        self.by_task[msg.task_id] = (None, ctx)
+        with self.slots_lock:
+            run = self.lease_runs.get(msg.lease_id)
+            if run is None:
+                run = self.lease_runs[msg.lease_id] = _LeaseRun()
+            run.queue.append((conn, msg, ctx))
+            lends_all = set(ctx.resources or {}) <= {"CPU"}
+            if run.drainers > (run.blocked if lends_all else 0):
+                return  # a drainer of this lease that is not blocked will get to it
+            slot = self._take_slot(run)
+            self._sync_lent(msg.lease_id, run)
+        slot.queue.put(lambda: self._drain(slot, msg.lease_id, run))
+
+    def _take_slot(self, run: _LeaseRun) -> _Slot:
+        """Under slots_lock: an executor for one more drainer of ``run``."""
+        run.drainers += 1
+        return self.idle.pop() if self.idle else _Slot(self, main=False)
+
+    def _drain(self, slot: _Slot, lease_id: int, run: _LeaseRun) -> None:
+        item = None
+        while True:
             with self.slots_lock:
-                slot = self.idle.pop() if self.idle else _Slot(self, main=False)
-        self.by_task[msg.task_id] = (slot, ctx)
-        slot.queue.put(lambda: self.run(conn, msg, ctx, slot))
+                if item is None and run.queue:
+                    item = run.queue.popleft()
+                if item is None:
+                    self._drainer_done(slot, lease_id, run)
+                    return
+            conn, msg, ctx = item
+            self.by_task[msg.task_id] = (slot, ctx)
+            done = self.execute(msg, ctx, slot)
+            with self.slots_lock:
+                item = run.queue.popleft() if run.queue else None
+                if item is None:  # before answering, so the next push finds the slot free
+                    self._drainer_done(slot, lease_id, run)
+            _send_through_cancels(conn, done)
+            if item is None:
+                return
+
+    def _drainer_done(self, slot: _Slot, lease_id: int, run: _LeaseRun) -> None:
+        run.drainers -= 1
+        self._sync_lent(lease_id, run)
+        if run.drainers == 0 and self.lease_runs.get(lease_id) is run:
+            del self.lease_runs[lease_id]
+        if slot not in self.idle:
+            self.idle.append(slot)
 
     def on_node_message(self, msg: m.Message) -> None:
         if isinstance(msg, m.StartActor):
@@ -171,6 +241,9 @@ class Worker:
     # ------------------------------------------------------------------ running
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
+        _send_through_cancels(conn, self.execute(msg, ctx, slot))
+
+    def execute(self, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> m.TaskDone:
         token = task_context.current.set(ctx)
         if slot is not None:
             slot.running = ctx
@@ -190,16 +263,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        done = m.TaskDone(msg.task_id, results)
-        while True:
-            try:
-                if slot is not None and not msg.actor_id and slot not in self.idle:
-                    with self.slots_lock:
-                        self.idle.append(slot)  # before answering: the next task finds it free
-                conn.send(done)
-                return
-            except exc.TaskCancelledError:
-                continue  # a late cancel landed here: the answer must still go out
+        return m.TaskDone(msg.task_id, results)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -385,14 +449,41 @@ class Worker:
     # ------------------------------------------------------------------ blocking and cancel
 
     def _blocked(self) -> None:
+        """A task waits in get(). If the tasks of its lease are all blocked, the lease's CPU
+        is lent back to the node; if the lease is CPU-only and has tasks queued behind, the
+        next of those starts on another executor instead, using that CPU."""
         ctx = task_context.current.get()
-        if ctx is not None and ctx.lease_id:
-            self.client.node.send(m.TaskBlocked(ctx.lease_id))
+        if ctx is None or not ctx.lease_id:
+            return
+        slot = None
+        with self.slots_lock:
+            run = self.lease_runs.get(ctx.lease_id)
+            if run is None:
+                return
+            run.blocked += 1
+            if set(ctx.resources or {}) <= {"CPU"} and run.queue and run.drainers == run.blocked:
+                slot = self._take_slot(run)
+            self._sync_lent(ctx.lease_id, run)
+        if slot is not None:
+            slot.queue.put(lambda: self._drain(slot, ctx.lease_id, run))
 
     def _unblocked(self) -> None:
         ctx = task_context.current.get()
-        if ctx is not None and ctx.lease_id:
-            self.client.node.send(m.TaskUnblocked(ctx.lease_id))
+        if ctx is None or not ctx.lease_id:
+            return
+        with self.slots_lock:
+            run = self.lease_runs.get(ctx.lease_id)
+            if run is not None:
+                run.blocked -= 1
+                self._sync_lent(ctx.lease_id, run)
+
+    def _sync_lent(self, lease_id: int, run: _LeaseRun) -> None:
+        """Under slots_lock: tell the node when the lease starts or stops lending its CPU,
+        which it does while every task running on it is blocked."""
+        lent = run.drainers > 0 and run.blocked == run.drainers
+        if lent != run.lent:
+            run.lent = lent
+            self.client.node.send(m.TaskBlocked(lease_id) if lent else m.TaskUnblocked(lease_id))
 
     def cancel(self, task_id: bytes) -> None:
         entry = self.by_task.get(task_id)
