@@ -65,7 +65,6 @@ class _Request:
     shape: Shape
     describe: str
     dedicated: bool
-    warned: bool = False
 
 
 @dataclass
@@ -104,7 +103,6 @@ class LeaseScheduler:
         req = _Request(client, rid, shape, what, dedicated)
         actions: list[Action] = []
         if not self.resources.feasible(shape):
-            req.warned = True
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()

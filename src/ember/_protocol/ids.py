@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 
 TASK_ID_LEN = 12
 OBJECT_ID_LEN = 16
@@ -27,7 +26,6 @@ class IdGenerator:
     def _reseed(self) -> None:
         self._prefix = os.urandom(6)
         self._counter = itertools.count(1)
-        self._lock = threading.Lock()
 
     def unique(self, length: int = UNIQUE_ID_LEN) -> bytes:
         # itertools.count is atomic under the GIL, so no lock is needed on the hot path.
@@ -44,10 +42,6 @@ def new_task_id() -> bytes:
 
 def new_actor_id() -> bytes:
     return _gen.unique(ACTOR_ID_LEN)
-
-
-def new_unique_id() -> bytes:
-    return _gen.unique(UNIQUE_ID_LEN)
 
 
 def random_id(length: int = UNIQUE_ID_LEN) -> bytes:

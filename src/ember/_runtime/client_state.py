@@ -6,17 +6,14 @@ import collections
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape, shape_dict
-from ember._protocol import messages as m
 from ember._protocol.messages import INLINE
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
-from ember._transport.rpc import RemoteError
 
 IDLE_LEASE_SECONDS = 1.0
 MAX_LEASE_REQUESTS = 16
@@ -212,13 +209,6 @@ def _placeholder(value: Any, refs: list[ObjectRef]) -> Any:
 
 
 _EMPTY_ARGS = serialization.serialize(((), {}))
-
-
-def _settle(fut: Future[Any], reply: m.Reply) -> None:
-    if reply.error is None:
-        fut.set_result(reply.value)
-    else:
-        fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
 
 
 def _cause(data: bytes) -> BaseException | None:

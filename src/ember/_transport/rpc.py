@@ -23,10 +23,6 @@ class RemoteError(Exception):
         self.kind = kind
 
 
-class ConnectionLost(Exception):
-    pass
-
-
 class Calls:
     """Outstanding requests of one process, across all its connections."""
 
@@ -34,9 +30,6 @@ class Calls:
         self._rids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[Any, ReplyCallback]] = {}
-
-    def next_rid(self) -> int:
-        return next(self._rids)
 
     def call(self, conn: Any, make: Callable[[int], Message], on_reply: ReplyCallback) -> int:
         rid = next(self._rids)
