@@ -51,11 +51,17 @@ class TasksMixin:
         task.num_returns = num_returns
         task.name = name
         dep_refs: list[ObjectRef] = []
-        if any(isinstance(a, ObjectRef) for a in args) or any(
-            isinstance(v, ObjectRef) for v in kwargs.values()
-        ):
+        if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
             args = tuple(_placeholder(a, dep_refs) for a in args)
             kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
+        task.dep_refs = dep_refs
+        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
+        if not kwargs and serialization.plain(args):  # the common case, without the machinery
+            blob = serialization.dump_plain((args, kwargs))
+            if len(blob) <= serialization.INLINE_MAX:
+                task.blob = blob
+                task.pins = dep_refs
+                return task
         ser = serialization.serialize((args, kwargs)) if args or kwargs else _EMPTY_ARGS
         # Refs nested in the arguments stay alive until the task is done with them.
         pins: list[Any] = [*dep_refs, *(ObjectRef(i, o, self) for i, o in ser.refs)]
@@ -67,8 +73,6 @@ class TasksMixin:
         else:
             task.blob = ser.inline()
         task.pins = pins
-        task.dep_refs = dep_refs
-        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
         return task
 
     def put_serialized(self, ser: serialization.Serialized) -> ObjectRef:

@@ -55,7 +55,7 @@ class Serialized:
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
+def plain(value: Any, depth: int = 0) -> bool:
     """Builtin data only (no classes, functions or refs): the C pickler handles it alone,
     an order of magnitude faster than setting up a CloudPickler for a small argument tuple."""
     kind = type(value)
@@ -67,21 +67,26 @@ def _plain(value: Any, depth: int = 0) -> bool:
         if len(value) > 32:
             return False
         for v in value:
-            if type(v) not in _PLAIN and not _plain(v, depth + 1):
+            if type(v) not in _PLAIN and not plain(v, depth + 1):
                 return False
         return True
     if kind is dict:
         if len(value) > 32:
             return False
         for k, v in value.items():
-            if type(k) not in _PLAIN or (type(v) not in _PLAIN and not _plain(v, depth + 1)):
+            if type(k) not in _PLAIN or (type(v) not in _PLAIN and not plain(v, depth + 1)):
                 return False
         return True
     return False
 
 
+def dump_plain(value: Any) -> bytes:
+    """Pickle a value that ``plain()`` accepted; its inline form is the pickle itself."""
+    return pickle.dumps(value, protocol=5)
+
+
 def serialize(value: Any) -> Serialized:
-    if _plain(value):
+    if plain(value):
         return Serialized(pickle.dumps(value, protocol=5), [])
     buffers: list[pickle.PickleBuffer] = []
     outer = getattr(_collect, "refs", None)
