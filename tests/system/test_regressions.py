@@ -370,8 +370,10 @@ def test_named_actor_can_be_recreated_right_after_kill(ray):
 # -- 12. the idle-worker reaper spares owners -------------------------------------------------
 
 
-def test_idle_worker_that_owns_objects_is_not_reaped(ray, gate):
+def test_idle_worker_that_owns_objects_is_not_reaped(start_ember, gate, monkeypatch):
     """An idle worker owning its child tasks' results used to be reaped, losing those results."""
+    monkeypatch.setenv("EMBER_IDLE_WORKER_SECONDS", "1")  # Ember's knob; Ray ignores it
+    ray = start_ember(num_cpus=2)
     child_gate = type(gate)(gate.path + "-child")
 
     @ray.remote(num_cpus=0)

@@ -35,7 +35,8 @@ from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls
 
-IDLE_WORKER_SECONDS = 10.0  # idle workers beyond one per CPU are stopped after this
+# Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
+IDLE_WORKER_SECONDS = 10.0
 
 
 @dataclass
@@ -166,6 +167,9 @@ class NodeManager:
         self.start_failures = 0
         self.exited: list[_Forked] = []
         self.idle_since: dict[bytes, float] = {}
+        self.idle_worker_seconds = float(
+            os.environ.get("EMBER_IDLE_WORKER_SECONDS", IDLE_WORKER_SECONDS)
+        )
         self.freed: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.soft_limit = max(1, int(config["resources"].get("CPU", 1)))
         self.stopping = False
@@ -273,7 +277,7 @@ class NodeManager:
         self.idle_since = {w: self.idle_since.get(w, now) for w in idle}
         spare = len(idle) - self.soft_limit
         for worker_id, since in sorted(self.idle_since.items(), key=lambda kv: kv[1]):
-            if spare <= 0 or now - since < IDLE_WORKER_SECONDS:
+            if spare <= 0 or now - since < self.idle_worker_seconds:
                 break
             if self.owns_anything(worker_id):
                 continue  # objects, actors or leases of its own still depend on it
