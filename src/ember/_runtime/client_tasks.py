@@ -213,7 +213,9 @@ class TasksMixin:
         with self._lock:
             lease = _Lease(grant["lease_id"], grant["worker_id"], conn, grant["gpu_ids"])
             lease.key = key
-            key.saturated = grant["saturated"] and not grant["gpu_ids"]
+            # Only CPU-only leases carry a second task: only they let it start when the first
+            # blocks (a GPU, custom resource or memory stays with the blocked task).
+            key.saturated = grant["saturated"] and set(key.resources) <= {"CPU"}
             if reply.rid not in key.requests or self._closed:
                 self.node.send(m.ReturnLease(lease.lease_id))
                 return
@@ -369,9 +371,12 @@ class TasksMixin:
             for lease in [x for x in self._leases.values() if x.conn is conn]:
                 lost, lease.tasks = lease.tasks, []
                 self._return_lease(lease, failed=True)
-                for task in lost:
+                for i, task in enumerate(lost):
                     task.lease = None
-                    self._task_lost(task, None)
+                    if i == 0:
+                        self._task_lost(task, None)
+                    else:  # queued behind the first: it most likely never ran; no retry used
+                        self._enqueue(task)
                 if lease.key is not None:
                     self._pump(lease.key)
             for actor in self._actors.values():
@@ -445,5 +450,8 @@ class TasksMixin:
             conn = task.conn
         if conn is not None:
             conn.send(m.CancelTask(task_id, force, recursive))
-            if force and task.lease is not None:
-                self.node.send(m.KillWorker(task.lease.worker_id))
+            lease = task.lease
+            if force and lease is not None and lease.tasks and lease.tasks[0] is task:
+                # Only the running task is killed with its worker; one queued behind it on the
+                # lease is skipped by the worker when its turn comes.
+                self.node.send(m.KillWorker(lease.worker_id))
