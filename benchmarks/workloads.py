@@ -291,9 +291,7 @@ def idle_memory(ctx):
 
     ray = ctx.ray
 
-    @ray.remote
-    def noop():
-        return None
+    noop = _remote_noop(ray)
 
     ray.get(noop.remote())
 
@@ -335,6 +333,14 @@ def idle_memory(ctx):
 # --------------------------------------------------------------------------- tasks
 
 
+def _remote_noop(ray):
+    @ray.remote
+    def noop():
+        return None
+
+    return noop
+
+
 @workload(
     "tasks_sync",
     [("tasks_sync", "tasks/s", "higher")],
@@ -343,9 +349,7 @@ def idle_memory(ctx):
 def tasks_sync(ctx):
     ray, n = ctx.ray, 500
 
-    @ray.remote
-    def noop():
-        return None
+    noop = _remote_noop(ray)
 
     def once():
         t0 = time.perf_counter()
@@ -364,9 +368,7 @@ def tasks_sync(ctx):
 def tasks_async(ctx):
     ray, n = ctx.ray, 1000
 
-    @ray.remote
-    def noop():
-        return None
+    noop = _remote_noop(ray)
 
     def once():
         t0 = time.perf_counter()
@@ -703,9 +705,7 @@ def task_return_100mb(ctx):
 def wait_1k(ctx):
     ray, n, min_waits, min_time = ctx.ray, 1000, 5, 0.2
 
-    @ray.remote
-    def noop():
-        return None
+    noop = _remote_noop(ray)
 
     refs = [noop.remote() for _ in range(n)]
     ray.get(refs)
@@ -732,9 +732,7 @@ def wait_1k(ctx):
 def wait_1k_tasks(ctx):
     ray, n = ctx.ray, 1000
 
-    @ray.remote
-    def noop():
-        return None
+    noop = _remote_noop(ray)
 
     def once():
         t0 = time.perf_counter()

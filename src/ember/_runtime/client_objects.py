@@ -92,9 +92,12 @@ class ObjectsMixin:
 
     # ------------------------------------------------------------------ objects
 
-    def put(self, value: Any, owner_id: bytes | None = None) -> ObjectRef:
+    def put(self, value: Any) -> ObjectRef:
+        return self.put_serialized(serialization.serialize(value))
+
+    def put_serialized(self, ser: serialization.Serialized) -> ObjectRef:
+        """Own a new object holding ``ser``: inline if small, else in the node's store."""
         oid = ids.put_object_id()
-        ser = serialization.serialize(value)
         obj = _Obj(True, self.client_id)
         obj.ready = True
         if ser.refs:  # the value holds refs: keep their objects alive as long as it lives

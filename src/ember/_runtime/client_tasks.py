@@ -75,17 +75,6 @@ class TasksMixin:
         task.pins = pins
         return task
 
-    def put_serialized(self, ser: serialization.Serialized) -> ObjectRef:
-        oid = ids.put_object_id()
-        obj = _Obj(True, self.client_id)
-        obj.ready = True
-        obj.kind = STORED
-        obj.data = self.store.write(oid, ser.meta, ser.buffers)
-        self.node.send(m.ObjectCreated(oid, obj.data, self.client_id))
-        with self._lock:
-            self._objects[oid] = obj
-            return ObjectRef(oid, self.client_id, self)
-
     def _returns(self, task: _Task) -> list[ObjectRef]:
         """Under lock: register the task's return objects and make their refs."""
         refs = []
