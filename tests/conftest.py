@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -46,3 +51,62 @@ def start_ember() -> Iterator[Callable[..., Any]]:
 def ray(start_ember: Callable[..., Any]) -> Any:
     """Ember started with 2 CPUs, under the name Ray programs use."""
     return start_ember(num_cpus=2)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[str]:
+    """A real ``redis-server`` on a free loopback port, in memory only; yields its URL and
+    stops it afterwards. Skips when Redis is not installed (``apt-get install redis-server``)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    for _attempt in range(3):  # the free port may be taken before Redis binds it
+        port = _free_port()
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--daemonize", "no", "--dir", str(tmp_path)],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10.0
+            while proc.poll() is None and time.monotonic() < deadline:
+                if _answers_ping(port):
+                    break
+                time.sleep(0.02)
+            else:
+                if proc.poll() is not None:  # exited: most likely the port was taken
+                    continue
+                raise RuntimeError(f"redis-server on port {port} did not answer PING in 10 s")
+            yield f"redis://127.0.0.1:{port}"
+            return
+        finally:
+            _stop(proc)
+    raise RuntimeError("redis-server did not start after 3 attempts")

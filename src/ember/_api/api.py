@@ -135,27 +135,38 @@ def get_gpu_ids() -> list[int]:
     return []
 
 
+def _sum(key: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for node in runtime().cluster_info()["nodes"]:
+        if node["alive"]:
+            for name, amount in node.get(key, {}).items():
+                out[name] = out.get(name, 0) + amount
+    return out
+
+
 def cluster_resources() -> dict[str, float]:
-    return dict(runtime().cluster_info()["total"])
+    return _sum("total")
 
 
 def available_resources() -> dict[str, float]:
-    return dict(runtime().cluster_info()["available"])
+    return _sum("available")
 
 
 def nodes() -> list[dict[str, Any]]:
-    info = runtime().cluster_info()
     return [
         {
-            "NodeID": info["node_id"].hex(),
-            "Alive": True,
-            "NodeManagerAddress": "127.0.0.1",
-            "NodeManagerHostname": os.uname().nodename,
-            "NodeName": "127.0.0.1",
-            "Resources": dict(info["total"]),
-            "ObjectStoreSocketName": info.get("address", ""),
-            "alive": True,
+            "NodeID": node["node_id"].hex(),
+            "Alive": node["alive"],
+            "NodeManagerAddress": node["host"],
+            "NodeManagerHostname": os.uname().nodename
+            if node["host"] == "127.0.0.1"
+            else node["host"],
+            "NodeName": node["host"],
+            "Resources": dict(node["total"]),
+            "ObjectStoreSocketName": node.get("address", ""),
+            "alive": node["alive"],
         }
+        for node in runtime().cluster_info()["nodes"]
     ]
 
 

@@ -92,7 +92,7 @@ def init(
                 node_address=node.node_address,
                 control_address=node.control_address,
                 store=StoreFiles(node.shm_dir, node.spill_dir),
-                client_id=ids.random_id(),
+                client_id=node.node_id[:4] + ids.random_id(8),
                 job_id=ids.random_id(4),
                 namespace=ns,
                 node_id=node.node_id,

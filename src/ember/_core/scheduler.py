@@ -6,6 +6,10 @@ a worker process, and the caller then pushes tasks straight to that worker. This
 grants and nothing else: the node manager feeds it events (requests, returns, workers starting
 and dying, tasks blocking in ``get``) and carries out the actions it returns.
 
+On a cluster, a ``Placement`` first decides whether a request stays here or *spills* to
+another node (the caller then asks that node); requests queued here spill later when the
+cluster view shows room elsewhere and none here (``rebalance``).
+
 A worker whose every lease is blocked in ``get`` counts as free: it may take another lease and
 run that task on another thread. That is how nested tasks (fib by recursion) run on two CPUs
 without starting a process per waiting task.
@@ -17,6 +21,7 @@ import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from ember._core.placement import Placement, Unschedulable
 from ember._core.resources import Allocation, NodeResources, Shape, describe
 
 
@@ -48,6 +53,24 @@ class Revoke:
 
 
 @dataclass(frozen=True)
+class Spill:
+    """Ask another node instead."""
+
+    client: Hashable
+    rid: int
+    node_id: bytes
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The request can never run (a hard node affinity to a node that is gone)."""
+
+    client: Hashable
+    rid: int
+    message: str
+
+
+@dataclass(frozen=True)
 class LeaseLost:
     """The worker behind a lease died; tell its holder."""
 
@@ -55,7 +78,7 @@ class LeaseLost:
     lease_id: int
 
 
-Action = Grant | StartWorker | WarnInfeasible | Revoke | LeaseLost
+Action = Grant | StartWorker | WarnInfeasible | Revoke | LeaseLost | Spill | Refuse
 
 
 @dataclass
@@ -65,6 +88,7 @@ class _Request:
     shape: Shape
     describe: str
     dedicated: bool
+    movable: bool = False  # may still spill to another node
 
 
 @dataclass
@@ -86,8 +110,14 @@ class _Worker:
 
 
 class LeaseScheduler:
-    def __init__(self, resources: NodeResources, max_starting: int = 2) -> None:
+    def __init__(
+        self,
+        resources: NodeResources,
+        max_starting: int = 2,
+        placement: Placement | None = None,
+    ) -> None:
         self.resources = resources
+        self.placement = placement
         self.max_starting = max(1, max_starting)
         self._queue: list[_Request] = []
         self._leases: dict[int, _Lease] = {}
@@ -98,14 +128,49 @@ class LeaseScheduler:
     # -- events -------------------------------------------------------------------------------
 
     def request(
-        self, client: Hashable, rid: int, shape: Shape, what: str = "", dedicated: bool = False
+        self,
+        client: Hashable,
+        rid: int,
+        shape: Shape,
+        what: str = "",
+        dedicated: bool = False,
+        strategy: object = None,
+        spilled: bool = False,
     ) -> list[Action]:
-        req = _Request(client, rid, shape, what, dedicated)
+        movable = self.placement is not None and not spilled
+        if movable:
+            assert self.placement is not None
+            target = self.placement.choose(shape, strategy, self.resources)
+            if isinstance(target, Unschedulable):
+                return [Refuse(client, rid, target.message)]
+            if target is not None:
+                return [Spill(client, rid, target)]
+        req = _Request(client, rid, shape, what, dedicated, movable and strategy is None)
         actions: list[Action] = []
-        if not self.resources.feasible(shape):
+        if not self.resources.feasible(shape) and not (
+            self.placement is not None and self.placement.peers
+        ):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
+
+    def rebalance(self) -> list[Action]:
+        """After a new cluster view: spill queued requests that do not fit here to nodes
+        that now have room for them."""
+        if self.placement is None:
+            return []
+        actions: list[Action] = []
+        keep = []
+        for req in self._queue:
+            target = None
+            if req.movable and not self.resources.fits(req.shape):
+                target = self.placement.spill_target(req.shape)
+            if target is None:
+                keep.append(req)
+            else:
+                actions.append(Spill(req.client, req.rid, target))
+        self._queue = keep
+        return actions
 
     def cancel_request(self, client: Hashable, rid: int) -> list[Action]:
         self._queue = [r for r in self._queue if not (r.client == client and r.rid == rid)]

@@ -98,6 +98,9 @@ class RequestLease(Message):
     shape: dict[str, float]
     owner_id: bytes
     describe: str = ""  # for the infeasible-task warning
+    strategy: Any = None  # None, "SPREAD" or ["node", node_id, soft]: where it may run
+    spilled: bool = False  # sent here by another node: grant or queue, never spill again
+    dedicated: bool = False  # a worker of its own, for an actor placed from another node
 
 
 @_message(12)
@@ -190,6 +193,7 @@ class WaitObject(Message):
     rid: int
     object_id: bytes
     owner_id: bytes
+    fetch: bool = True  # False: answer once it exists anywhere, without pulling it here
 
 
 @_message(23)
@@ -233,6 +237,103 @@ class ActorDone(Message):
 
     actor_id: bytes
     reason: str
+
+
+# ---- cluster: nodes, the control store, and objects between nodes ----------------------------
+
+
+@_message(2)
+class Auth(Message):
+    """The first message on every TCP connection; anything else first closes it."""
+
+    token: str
+
+
+@_message(80)
+class RegisterNode(Message):
+    """Node -> control store; the reply carries the cluster's settings and view."""
+
+    rid: int
+    node_id: bytes
+    address: str  # tcp: where other nodes and remote callers reach this node
+    local_address: str  # unix: for processes on the same host
+    host: str
+    total: dict[str, float]
+    pid: int
+
+
+@_message(81)
+class Heartbeat(Message):
+    """Node -> control store, a few times a second; the reply is the cluster view."""
+
+    rid: int
+    node_id: bytes
+    available: dict[str, float]
+    pending: int
+
+
+@_message(82)
+class NodeDied(Message):
+    """Control store -> nodes -> clients: stop waiting for anything on this node."""
+
+    node_id: bytes
+    reason: str
+
+
+@_message(83)
+class ObjectLocated(Message):
+    """Owner -> its node: a task on another node stored this return value there."""
+
+    object_id: bytes
+    node_id: bytes
+    size: int
+
+
+@_message(84)
+class LocateObject(Message):
+    """Node -> the owner's node: where is this object (answered once it exists)?"""
+
+    rid: int
+    object_id: bytes
+    owner_id: bytes
+
+
+@_message(85)
+class PullObject(Message):
+    """Node -> node holding an object: the reply gives its size, then its bytes follow raw."""
+
+    rid: int
+    object_id: bytes
+
+
+@_message(86)
+class DropOwner(Message):
+    """Owner's node -> node holding an object: the owner let go of these objects."""
+
+    ids: list[bytes]
+    owner_id: bytes
+
+
+@_message(87)
+class GetNodes(Message):
+    """Any process -> control store: the node table."""
+
+    rid: int
+
+
+@_message(89)
+class ActorGone(Message):
+    """Node -> control store: forget this actor and free its name."""
+
+    actor_id: bytes
+
+
+@_message(88)
+class LookupActor(Message):
+    """Node -> control store: which node manages this actor?"""
+
+    rid: int
+    actor_id: bytes
 
 
 # ---- client -> control store ----------------------------------------------------------------

@@ -233,7 +233,7 @@ class ActorsMixin:
         conn = None
         if reply.error is None:
             try:
-                conn = self._peer(reply.value["addr"])
+                conn = self._peer(reply.value["addr"], reply.value.get("node", b""))
             except OSError:
                 conn = None
         with self._lock:

@@ -113,8 +113,9 @@ class ObjectsMixin:
             self._objects[oid] = obj
             return ObjectRef(oid, self.client_id, self)
 
-    def _entry_for(self, ref: ObjectRef) -> _Obj:
-        """The entry of a ref, starting a fetch if this process borrows it. Under lock."""
+    def _entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
+        """The entry of a ref, starting a fetch if this process borrows it (with ``fetch``
+        False, only learning that it exists, without pulling it to this node). Under lock."""
         oid = ref._id
         obj = self._objects.get(oid)
         if obj is None:  # a ref made before this runtime (or by a raw id): treat as borrowed
@@ -128,7 +129,7 @@ class ObjectsMixin:
             else:
                 self.calls.call(
                     self.node,
-                    lambda rid: m.WaitObject(rid, oid, obj.owner),
+                    lambda rid: m.WaitObject(rid, oid, obj.owner, fetch),
                     lambda reply: self._on_fetched(oid, reply),
                 )
         return obj
@@ -191,7 +192,9 @@ class ObjectsMixin:
         else:
             obj.waiters.append(fn)
 
-    def _wait_ready(self, refs: Sequence[ObjectRef], num: int, timeout: float | None) -> None:
+    def _wait_ready(
+        self, refs: Sequence[ObjectRef], num: int, timeout: float | None, fetch: bool = True
+    ) -> None:
         """Block until ``num`` of ``refs`` are ready or the timeout passes."""
         with self._lock:
             self._drain_decs()
@@ -200,7 +203,7 @@ class ObjectsMixin:
             for ref in refs:
                 obj = objects.get(ref._id)
                 if obj is None or not obj.ready:
-                    obj = self._entry_for(ref)
+                    obj = self._entry_for(ref, fetch)
                     if not obj.ready:
                         pending.append(obj)
             missing = num - (len(refs) - len(pending))
@@ -269,16 +272,35 @@ class ObjectsMixin:
         self.add_local_ref(oid, owner)
         found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
+            # Not on this node (made elsewhere, or spilled out of reach): the node pulls it.
+            try:
+                self._pull_here(oid, owner)
+            except BaseException:
+                self.remove_local_ref(oid)
+                raise
+            found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
+        if found is None:
             self.remove_local_ref(oid)
             raise exc.ObjectLostError(oid.hex(), "the object's data is no longer in the store")
         return serialization.loads_stored(*found)
+
+    def _pull_here(self, oid: bytes, owner: bytes) -> None:
+        from ember._transport.rpc import RemoteError
+
+        fut = self.calls.future(self.node, lambda rid: m.WaitObject(rid, oid, owner))
+        try:
+            fut.result()
+        except RemoteError as e:
+            if e.kind == "OwnerDiedError":
+                raise exc.OwnerDiedError(oid.hex(), str(e)) from None
+            raise exc.ObjectLostError(oid.hex(), str(e)) from None
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
         ready, rest = self._split_ready(refs, num_returns)
         if len(ready) < num_returns:
-            self._wait_ready(refs, num_returns, timeout)
+            self._wait_ready(refs, num_returns, timeout, fetch_local)
             ready, rest = self._split_ready(refs, num_returns)
         return ready, rest
 

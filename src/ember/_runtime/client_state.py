@@ -43,6 +43,7 @@ class _Obj:
         "contained",
         "detached",
         "pins",
+        "where",
     )
 
     def __init__(self, owned: bool, owner: bytes) -> None:
@@ -60,6 +61,7 @@ class _Obj:
         self.contained: list[list[bytes]] | None = None
         self.detached = False
         self.pins: list[Any] | None = None
+        self.where = b""  # for a stored value on another node: that node's id
 
 
 class _Task:
@@ -85,6 +87,7 @@ class _Task:
         "conn",
         "parent",
         "on_error",
+        "strategy",
     )
 
     def __init__(self) -> None:
@@ -96,6 +99,7 @@ class _Task:
         self.conn: Connection | None = None
         self.deps: list[list[Any]] = []
         self.args_ref = b""
+        self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
 
 
 class _Lease:
@@ -108,6 +112,7 @@ class _Lease:
         "revoked",
         "idle_since",
         "key",
+        "node_conn",
     )
 
     def __init__(self, lease_id: int, worker_id: bytes, conn: Connection, gpu_ids: list[int]):
@@ -119,18 +124,29 @@ class _Lease:
         self.revoked = False
         self.idle_since = time.monotonic()
         self.key: _Key | None = None
+        self.node_conn: Connection | None = None  # the node that granted it
 
 
 class _Key:
-    """Tasks of one resource shape and the leases that run them."""
+    """Tasks of one resource shape and placement, and the leases that run them."""
 
-    __slots__ = ("shape", "queue", "leases", "requests", "describe", "resources", "saturated")
+    __slots__ = (
+        "shape",
+        "strategy",
+        "queue",
+        "leases",
+        "requests",
+        "describe",
+        "resources",
+        "saturated",
+    )
 
-    def __init__(self, shape: Shape) -> None:
+    def __init__(self, shape: Shape, strategy: Any = None) -> None:
         self.shape = shape
+        self.strategy = strategy
         self.queue: collections.deque[_Task] = collections.deque()
         self.leases: dict[int, _Lease] = {}
-        self.requests: dict[int, float] = {}  # lease requests waiting: rid -> when asked
+        self.requests: dict[int, Connection] = {}  # lease requests waiting: rid -> node asked
         self.describe = ""
         self.resources = shape_dict(shape)
         self.saturated = False  # the node said it has no room for another lease of this shape

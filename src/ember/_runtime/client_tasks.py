@@ -31,6 +31,15 @@ from ember._runtime.client_state import (
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
+# A task whose stored arguments on one other node add up to this much prefers to run there.
+LOCALITY_MIN_BYTES = 1 << 20
+
+
+def _key_id(task: _Task) -> Any:
+    """Tasks share leases when they have the same shape and the same placement."""
+    strategy = task.strategy
+    return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
+
 
 class TasksMixin:
     # ------------------------------------------------------------------ task submission
@@ -95,9 +104,11 @@ class TasksMixin:
         shape: Shape,
         max_retries: int,
         retry_exceptions: Any,
+        strategy: Any = None,
     ) -> list[ObjectRef]:
         task = self._new_task(fn_id, args, kwargs, num_returns, name)
         task.shape = shape
+        task.strategy = strategy
         task.retries_left = max_retries
         task.retry_exceptions = retry_exceptions
         with self._lock:
@@ -124,8 +135,14 @@ class TasksMixin:
 
     def _deps_ready(self, task: _Task, then: Callable[[_Task], None]) -> None:
         deps = []
+        biggest = LOCALITY_MIN_BYTES
         for ref in task.dep_refs:
             obj = self._objects[ref._id]
+            if obj.where and obj.kind == STORED and obj.data >= biggest and task.actor is None:
+                # Large arguments on another node: prefer running there, if it has room.
+                biggest = obj.data
+                if task.strategy is None or task.strategy[0] == "locality":
+                    task.strategy = ["locality", obj.where]
             if obj.kind == ERROR:
                 task.ready = True
                 if task.on_error is not None:
@@ -145,9 +162,10 @@ class TasksMixin:
             then(task)
 
     def _enqueue(self, task: _Task) -> None:
-        key = self._keys.get(task.shape)
+        key_id = _key_id(task)
+        key = self._keys.get(key_id)
         if key is None:
-            key = self._keys[task.shape] = _Key(task.shape)
+            key = self._keys[key_id] = _Key(task.shape, task.strategy)
             key.describe = task.name
         key.queue.append(task)
         self._pump(key)
@@ -167,34 +185,55 @@ class TasksMixin:
         for _ in range(max(0, wanted)):
             self._request_lease(key)
         if not key.queue and key.requests:
-            for rid in key.requests:
-                self.node.send(m.CancelLeaseRequest(rid))
+            for rid, via in key.requests.items():
+                via.send(m.CancelLeaseRequest(rid))
             key.requests.clear()
 
     def _request_lease(self, key: _Key) -> None:
         # Idle leases of other shapes would only hold resources this request may need.
         for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
             self._return_lease(lease)
+        self._ask_lease(key, self.node, False)
+
+    def _ask_lease(self, key: _Key, via: Connection, spilled: bool) -> None:
         rid = self.calls.call(
-            self.node,
-            lambda rid: m.RequestLease(rid, shape_dict(key.shape), self.client_id, key.describe),
+            via,
+            lambda rid: m.RequestLease(
+                rid, shape_dict(key.shape), self.client_id, key.describe, key.strategy, spilled
+            ),
             lambda reply: self._on_lease(key, reply),
         )
-        key.requests[rid] = time.monotonic()
+        key.requests[rid] = via
 
     def _on_lease(self, key: _Key, reply: m.Reply) -> None:
         if reply.error is not None:
             with self._lock:
                 key.requests.pop(reply.rid, None)
-                if reply.error[0] == "WorkerStartFailed":
+                kind, text = reply.error
+                if kind == "WorkerStartFailed":
                     while key.queue:
-                        self._fail(key.queue.popleft(), exc.RaySystemError(reply.error[1]))
+                        self._fail(key.queue.popleft(), exc.RaySystemError(text))
+                elif kind == "Unschedulable":
+                    while key.queue:
+                        self._fail(key.queue.popleft(), exc.TaskUnschedulableError(text))
+                else:  # the node asked went away: ask again
+                    self._pump(key)
             return
         grant = reply.value
+        if "spill" in grant:  # that node has no room: ask the one it names
+            with self._lock:
+                if key.requests.pop(reply.rid, None) is None or self._closed:
+                    return
+                try:
+                    self._ask_lease(key, self._remote_node(grant["spill"], grant["address"]), True)
+                except OSError:
+                    self._pump(key)
+            return
+        via = key.requests.get(reply.rid) or self.node
         try:
-            conn = self._peer(grant["addr"])
+            conn = self._peer(grant["addr"], grant["node"])
         except OSError:
-            self.node.send(m.ReturnLease(grant["lease_id"], True))
+            via.send(m.ReturnLease(grant["lease_id"], True))
             with self._lock:
                 key.requests.pop(reply.rid, None)
                 self._pump(key)
@@ -202,11 +241,12 @@ class TasksMixin:
         with self._lock:
             lease = _Lease(grant["lease_id"], grant["worker_id"], conn, grant["gpu_ids"])
             lease.key = key
+            lease.node_conn = via
             # Only CPU-only leases carry a second task: only they let it start when the first
             # blocks (a GPU, custom resource or memory stays with the blocked task).
             key.saturated = grant["saturated"] and set(key.resources) <= {"CPU"}
             if reply.rid not in key.requests or self._closed:
-                self.node.send(m.ReturnLease(lease.lease_id))
+                via.send(m.ReturnLease(lease.lease_id))
                 return
             key.requests.pop(reply.rid, None)
             key.leases[lease.lease_id] = lease
@@ -255,7 +295,7 @@ class TasksMixin:
             key.leases.pop(lease.lease_id, None)
         self._leases.pop(lease.lease_id, None)
         if not self._closed:
-            self.node.send(m.ReturnLease(lease.lease_id, failed))
+            (lease.node_conn or self.node).send(m.ReturnLease(lease.lease_id, failed))
 
     def _expire_idle_leases(self) -> None:
         now = time.monotonic()
@@ -340,6 +380,9 @@ class TasksMixin:
             if len(result) > 2 and result[2]:
                 obj.contained = result[2]
                 self.node.send(m.IncRef([c[0] for c in result[2]]))
+            if len(result) > 3 and result[3] != self.node_id and result[0] == STORED:
+                obj.where = result[3]  # its node keeps it; ours is told, to find it later
+                self.node.send(m.ObjectLocated(oid, result[3], result[1]))
             self._set_ready(oid, obj, result[0], result[1])
             ready.append((oid, obj))
         for oid, obj in ready:
@@ -427,7 +470,7 @@ class TasksMixin:
                 )
             task.cancelled = True
             if task.actor is None and task.lease is None:
-                key = self._keys.get(task.shape)
+                key = self._keys.get(_key_id(task))
                 if key is not None and task in key.queue:
                     key.queue.remove(task)
                 self._fail(task, exc.TaskCancelledError(task_id.hex()))
@@ -443,4 +486,4 @@ class TasksMixin:
             if force and lease is not None and lease.tasks and lease.tasks[0] is task:
                 # Only the running task is killed with its worker; one queued behind it on the
                 # lease is skipped by the worker when its turn comes.
-                self.node.send(m.KillWorker(lease.worker_id))
+                (lease.node_conn or self.node).send(m.KillWorker(lease.worker_id))

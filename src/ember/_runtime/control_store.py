@@ -1,32 +1,114 @@
-"""The control store: cluster metadata that outlives any one worker.
+"""The control store: cluster metadata that outlives any one worker or node.
 
-It holds exported functions and classes (so a function is shipped to each worker once, by
-id), actor names per namespace with what a handle needs, and the jobs that are connected. It is
-off the per-task path: callers touch it when they first use a function on a worker or look up
-a named actor. On one machine it runs inside the node manager's process, behind its own
-socket, so that a cluster can later move it to a process of its own.
+It holds the node table (addresses, resources, liveness), exported functions and classes (so a
+function is shipped to each worker once, by id), actors by id with the node that manages them,
+and actor names per namespace. It is off the per-task path: nodes heartbeat to it a few times a
+second and get the cluster view back; callers touch it when they first use a function on a
+worker or look up an actor elsewhere.
+
+Liveness: a node that has not heartbeated for ``node_timeout`` seconds, or whose connection
+closed, is declared dead and every node is told (``NodeDied``); a node declared dead that
+comes back is told so and stops, as its work has been redone elsewhere.
+
+On one machine it runs inside the node manager's process, behind its own socket; on a cluster
+it is a process of its own on the head (``python -m ember._runtime.control_store CONFIG``),
+optionally writing through to Redis (``_runtime/storage.py``) so that it can restart.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from ember._protocol import messages as m
-from ember._transport.reactor import Connection
+from ember._runtime.storage import Storage, open_storage
+from ember._transport.reactor import Connection, Reactor
+
+NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
+HEARTBEAT_INTERVAL = 0.5
 
 
 class NameTaken(ValueError):
     pass
 
 
+@dataclass
+class NodeEntry:
+    node_id: bytes
+    address: str
+    local_address: str
+    host: str
+    total: dict[str, float]
+    pid: int
+    available: dict[str, float] = field(default_factory=dict)
+    pending: int = 0
+    alive: bool = True
+    last_seen: float = 0.0
+    conn: Connection | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "local_address": self.local_address,
+            "host": self.host,
+            "total": self.total,
+            "available": self.available,
+            "pending": self.pending,
+            "alive": self.alive,
+            "pid": self.pid,
+        }
+
+
 class ControlStore:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        node_timeout: float = NODE_TIMEOUT,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    ) -> None:
+        self.storage = storage or Storage()
+        self.node_timeout = node_timeout
+        self.heartbeat_interval = heartbeat_interval
         self.functions: dict[bytes, bytes] = {}
         self._fn_waiters: dict[bytes, list[tuple[Connection, int]]] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.actors: dict[bytes, dict[str, Any]] = {}
+        self.nodes: dict[bytes, NodeEntry] = {}
+        self._load()
 
-    # ------------------------------------------------------------------ for the node manager
+    def _load(self) -> None:
+        """Pick up where an earlier process left off (a no-op without external storage)."""
+        self.functions = {bytes.fromhex(k): v for k, v in self.storage.load("functions").items()}
+        for key, raw in self.storage.load("actors").items():
+            info = json.loads(raw)
+            info["handle_meta"] = bytes.fromhex(info["handle_meta"])
+            info["home"] = bytes.fromhex(info["home"])
+            actor_id = bytes.fromhex(key)
+            self.actors[actor_id] = info
+            if info["name"] is not None:
+                self.names[(info["namespace"], info["name"])] = actor_id
+        now = time.monotonic()
+        for key, raw in self.storage.load("nodes").items():
+            info = json.loads(raw)
+            # Known again, and given a full timeout to reconnect before being declared dead.
+            self.nodes[bytes.fromhex(key)] = NodeEntry(
+                bytes.fromhex(key),
+                info["address"],
+                info["local_address"],
+                info["host"],
+                info["total"],
+                info["pid"],
+                available=dict(info["total"]),
+                last_seen=now,
+            )
+
+    # ------------------------------------------------------------------ actors
 
     def register_actor(
         self,
@@ -35,6 +117,7 @@ class ControlStore:
         namespace: str,
         handle_meta: bytes,
         get_if_exists: bool,
+        home: bytes,
     ) -> bytes:
         """Record an actor; returns the id to use (an existing one for get_if_exists)."""
         if name is not None:
@@ -48,19 +131,105 @@ class ControlStore:
                     "get_if_exists=True to reuse it."
                 )
             self.names[(namespace, name)] = actor_id
-        self.actors[actor_id] = {"name": name, "namespace": namespace, "handle_meta": handle_meta}
+        info = {"name": name, "namespace": namespace, "handle_meta": handle_meta, "home": home}
+        self.actors[actor_id] = info
+        self.storage.put(
+            "actors",
+            actor_id.hex(),
+            json.dumps({**info, "handle_meta": handle_meta.hex(), "home": home.hex()}),
+        )
         return actor_id
 
     def actor_dead(self, actor_id: bytes) -> None:
         info = self.actors.pop(actor_id, None)
-        if info and info["name"] is not None:
+        if info is None:
+            return
+        self.storage.delete("actors", actor_id.hex())
+        if info["name"] is not None:
             self.names.pop((info["namespace"], info["name"]), None)
 
-    # ------------------------------------------------------------------ for clients
+    # ------------------------------------------------------------------ nodes
+
+    def register_node(self, conn: Connection, msg: m.RegisterNode, now: float) -> dict[str, Any]:
+        entry = NodeEntry(
+            msg.node_id,
+            msg.address,
+            msg.local_address,
+            msg.host,
+            msg.total,
+            msg.pid,
+            available=dict(msg.total),
+            last_seen=now,
+            conn=conn,
+        )
+        self.nodes[msg.node_id] = entry
+        conn.peer = msg.node_id
+        self.storage.put(
+            "nodes",
+            msg.node_id.hex(),
+            json.dumps(
+                {
+                    "address": msg.address,
+                    "local_address": msg.local_address,
+                    "host": msg.host,
+                    "total": msg.total,
+                    "pid": msg.pid,
+                }
+            ),
+        )
+        return {
+            "heartbeat_interval": self.heartbeat_interval,
+            "node_timeout": self.node_timeout,
+            "view": self.view(),
+        }
+
+    def heartbeat(self, conn: Connection, msg: m.Heartbeat, now: float) -> m.Reply:
+        entry = self.nodes.get(msg.node_id)
+        if entry is None or not entry.alive:
+            return m.Reply(
+                msg.rid,
+                ["NodeDiedError", "this node was declared dead by the control store"],
+            )
+        entry.available = msg.available
+        entry.pending = msg.pending
+        entry.last_seen = now
+        if entry.conn is not conn:  # came back after the control store restarted
+            entry.conn = conn
+            conn.peer = msg.node_id
+        return m.Reply(msg.rid, None, self.view())
+
+    def view(self) -> list[dict[str, Any]]:
+        return [e.public() for e in self.nodes.values()]
+
+    def expire(self, now: float) -> list[bytes]:
+        """Nodes silent for longer than the timeout: declared dead now."""
+        return [
+            e.node_id
+            for e in self.nodes.values()
+            if e.alive and now - e.last_seen > self.node_timeout
+        ]
+
+    def node_dead(self, node_id: bytes, reason: str) -> list[Connection]:
+        """Mark a node dead and forget its actors; returns who must be told."""
+        entry = self.nodes.get(node_id)
+        if entry is None or not entry.alive:
+            return []
+        entry.alive = False
+        entry.available = {}
+        self.storage.delete("nodes", node_id.hex())
+        for actor_id in [a for a, info in self.actors.items() if info["home"] == node_id]:
+            self.actor_dead(actor_id)
+        if entry.conn is not None:
+            entry.conn.close()
+        return [e.conn for e in self.nodes.values() if e.alive and e.conn is not None]
+
+    # ------------------------------------------------------------------ messages
 
     def handle(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.ExportFunction):
-            self.functions[msg.fn_id] = msg.data
+            if msg.fn_id not in self.functions:
+                self.functions[msg.fn_id] = msg.data
+                self.storage.put("functions", msg.fn_id.hex(), msg.data)
             for waiter, rid in self._fn_waiters.pop(msg.fn_id, []):
                 waiter.send(m.Reply(rid, None, msg.data))
         elif isinstance(msg, m.FetchFunction):
@@ -69,6 +238,29 @@ class ControlStore:
                 self._fn_waiters.setdefault(msg.fn_id, []).append((conn, msg.rid))
             else:
                 conn.send(m.Reply(msg.rid, None, data))
+        elif isinstance(msg, m.CreateActor):
+            try:
+                actor_id = self.register_actor(
+                    msg.actor_id,
+                    msg.name,
+                    msg.namespace,
+                    msg.handle_meta,
+                    msg.get_if_exists,
+                    conn.peer or b"",
+                )
+            except NameTaken as e:
+                conn.send(m.Reply(msg.rid, ["ValueError", str(e)]))
+            else:
+                conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
+        elif isinstance(msg, m.ActorGone):
+            self.actor_dead(msg.actor_id)
+        elif isinstance(msg, m.LookupActor):
+            info = self.actors.get(msg.actor_id)
+            node = self.nodes.get(info["home"]) if info is not None else None
+            if node is None or not node.alive:
+                conn.send(m.Reply(msg.rid, ["ActorDiedError", "the actor is unknown or gone"]))
+            else:
+                conn.send(m.Reply(msg.rid, None, node.public()))
         elif isinstance(msg, m.GetNamedActor):
             actor_id = self.names.get((msg.namespace, msg.name))
             if actor_id is None:
@@ -93,3 +285,76 @@ class ControlStore:
                 if msg.namespace is None or ns == msg.namespace
             ]
             conn.send(m.Reply(msg.rid, None, names))
+        elif isinstance(msg, m.GetNodes):
+            conn.send(m.Reply(msg.rid, None, self.view()))
+
+
+class _Handler:
+    def __init__(self, server: ControlStoreServer) -> None:
+        self.server = server
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        self.server.handle(conn, msg)
+
+    def on_close(self, conn: Connection) -> None:
+        self.server.closed(conn)
+
+
+class ControlStoreServer:
+    """The control store's own loop: serves the store, times out silent nodes. Also used by
+    the single-machine node manager, which shares its reactor."""
+
+    def __init__(self, store: ControlStore, reactor: Reactor) -> None:
+        self.store = store
+        self.reactor = reactor
+
+    def listen(self, address: str, token: str | None) -> str:
+        bound = self.reactor.listen(address, lambda: _Handler(self), token=token)
+        self.reactor.call_later(self.store.heartbeat_interval, self._check)
+        return bound
+
+    def handle(self, conn: Connection, msg: m.Message) -> None:
+        now = time.monotonic()
+        if isinstance(msg, m.RegisterNode):
+            conn.send(m.Reply(msg.rid, None, self.store.register_node(conn, msg, now)))
+        elif isinstance(msg, m.Heartbeat):
+            conn.send(self.store.heartbeat(conn, msg, now))
+        else:
+            self.store.handle(conn, msg)
+
+    def closed(self, conn: Connection) -> None:
+        node_id = conn.peer
+        entry = self.store.nodes.get(node_id) if isinstance(node_id, bytes) else None
+        if entry is not None and entry.conn is conn:
+            self.declare_dead(node_id, "its node manager's connection closed")
+
+    def declare_dead(self, node_id: bytes, reason: str) -> None:
+        for conn in self.store.node_dead(node_id, reason):
+            conn.send(m.NodeDied(node_id, reason))
+
+    def _check(self) -> None:
+        for node_id in self.store.expire(time.monotonic()):
+            self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
+        self.reactor.call_later(self.store.heartbeat_interval, self._check)
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(argv[0])
+    store = ControlStore(
+        open_storage(config.get("storage")),
+        node_timeout=float(config.get("node_timeout", NODE_TIMEOUT)),
+        heartbeat_interval=float(config.get("heartbeat_interval", HEARTBEAT_INTERVAL)),
+    )
+    reactor = Reactor("ember-control")
+    server = ControlStoreServer(store, reactor)
+    bound = server.listen(config["address"], config.get("token"))
+    signal.signal(signal.SIGTERM, lambda *_: reactor.call_soon(reactor.stop))
+    fd = config.get("ready_fd")
+    if fd is not None:
+        os.write(fd, json.dumps({"control": bound, "pid": os.getpid()}).encode() + b"\n")
+        os.close(fd)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

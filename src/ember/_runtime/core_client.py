@@ -56,12 +56,22 @@ class _NodeHandler:
             client._on_revoke(msg.lease_id)
         elif isinstance(msg, m.LogLines):
             client.on_log_lines(msg.lines, msg.err)
+        elif isinstance(msg, m.NodeDied):
+            client._on_node_died(msg.node_id)
         elif client.extra_handler is not None:
             client.extra_handler(msg)
 
     def on_close(self, conn: Connection) -> None:
         self.client.calls.on_close(conn)
         self.client._on_node_lost()
+
+
+class _RemoteNodeHandler(_NodeHandler):
+    """Another node this process leases workers from: losing it is not the end."""
+
+    def on_close(self, conn: Connection) -> None:
+        self.client.calls.on_close(conn)
+        self.client._on_remote_node_lost(conn)
 
 
 class _PeerHandler:
@@ -99,6 +109,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         listen_address: str | None = None,
         reactor: Reactor | None = None,
         extra_handler: Callable[[m.Message], None] | None = None,
+        token: str | None = None,
     ) -> None:
         self.kind = kind
         self.client_id = client_id
@@ -114,6 +125,8 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._leases: dict[int, _Lease] = {}
         self._actors: dict[bytes, _Actor] = {}
         self._peers: dict[str, Connection] = {}
+        self._nodes: dict[bytes, Connection] = {}  # other nodes, for spilled lease requests
+        self.token = token  # the cluster's, for TCP connections
         self._decs: collections.deque[bytes] = collections.deque()
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
@@ -131,7 +144,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         if self._own_reactor:
             self.reactor.start()
         self.node = self.reactor.connect(node_address, _NodeHandler(self))
-        self.control = self.reactor.connect(control_address, _NodeHandler(self))
+        self.control = self.reactor.connect(control_address, _NodeHandler(self), token=token)
         # Not awaited here: init() returns while the node finishes booting; the first thing
         # that needs the answer waits for it.
         self._hello = self.calls.future(
@@ -154,7 +167,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 return
             self._closed = True
             self._drain_decs()
-        for conn in [self.node, self.control, *self._peers.values()]:
+        for conn in [self.node, self.control, *self._peers.values(), *self._nodes.values()]:
             conn.close()
         if self._own_reactor:
             self.reactor.stop()
@@ -167,13 +180,40 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
             self._expire_idle_leases()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 
-    def _peer(self, addr: str) -> Connection:
+    def _peer(self, addr: str, node: bytes = b"") -> Connection:
         conn = self._peers.get(addr)
         if conn is None or conn.closed:
-            conn = self.reactor.connect(addr, _PeerHandler(self))
+            conn = self.reactor.connect(addr, _PeerHandler(self), token=self._token_for(addr))
             conn.peer = addr
+            if node != self.node_id:
+                conn.node = node
             self._peers[addr] = conn
         return conn
+
+    def _token_for(self, addr: str) -> str | None:
+        return self.token if addr.startswith("tcp:") else None
+
+    def _remote_node(self, node_id: bytes, addr: str) -> Connection:
+        """A connection to another node's manager (spilled lease requests go there)."""
+        conn = self._nodes.get(node_id)
+        if conn is None or conn.closed:
+            conn = self.reactor.connect(addr, _RemoteNodeHandler(self), token=self.token)
+            conn.node = node_id
+            self._nodes[node_id] = conn
+            kind = "driver" if self.kind == "driver" else "caller"
+            conn.send(m.Hello(0, kind, self.client_id, os.getpid(), self.job_id, None, True))
+        return conn
+
+    def _on_remote_node_lost(self, conn: Connection) -> None:
+        with self._lock:
+            if self._nodes.get(conn.node) is conn:
+                del self._nodes[conn.node]
+
+    def _on_node_died(self, node_id: bytes) -> None:
+        """Reactor thread: whatever this process has open to a dead node is gone."""
+        for conn in [*self._peers.values(), *self._nodes.values()]:
+            if conn.node == node_id:
+                conn.close()
 
     # ------------------------------------------------------------------ functions
 

@@ -211,8 +211,12 @@ class LocalRuntime:
         return found
 
     def cluster_info(self) -> dict[str, Any]:
-        return {
+        node = {
             "node_id": self.node_id,
+            "host": "127.0.0.1",
+            "address": "",
             "total": dict(self.resources),
             "available": dict(self.resources),
+            "alive": True,
         }
+        return {**node, "nodes": [node]}

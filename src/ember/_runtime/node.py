@@ -4,8 +4,11 @@ Theory of operation: one single-threaded reactor serves every local process. Lea
 come from ``_core.scheduler.LeaseScheduler`` and reference counts from ``_core.refcount``;
 this module carries out their actions (answering callers, starting and killing workers) and
 keeps the index of objects in the node's shared-memory folder (sizes, owners, who waits for
-them, and what to spill when the store is over capacity). On one machine the control store
-runs in this process too, behind its own socket.
+them, and what to spill when the store is over capacity). Objects are in ``node_objects``,
+actors in ``node_actors``, and the node's part in a cluster (registration, heartbeats, other
+nodes) in ``node_cluster``. On one machine the control store runs in this process too, behind
+its own socket; on a cluster the node joins the head's, and also listens on TCP for other
+nodes and for callers on other hosts.
 
 Start: ``python -m ember._runtime.node CONFIG_JSON``; it prints ``ready`` on the file
 descriptor named in the config once it listens.
@@ -21,16 +24,19 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ember._core import scheduler as sched
+from ember._core.placement import Placement
 from ember._core.refcount import RefTable
-from ember._core.resources import NodeResources, describe, shape_dict, shape_of
+from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._protocol.messages import STORED
-from ember._runtime.control_store import ControlStore, NameTaken
+from ember._runtime.control_store import ControlStore, ControlStoreServer
+from ember._runtime.node_actors import ActorsMixin, _ActorRecord
+from ember._runtime.node_cluster import ClusterMixin, node_host
+from ember._runtime.node_objects import ObjectsMixin, _Object, _Waiter
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls
@@ -89,54 +95,18 @@ class _WorkerProc:
     actor_id: bytes = b""
 
 
-@dataclass
-class _Object:
-    size: int
-    owner: bytes
-    inline: list[Any] | None = None  # [kind, data] for promoted small objects
-    in_shm: bool = True
-
-
-@dataclass
-class _ActorRecord:
-    actor_id: bytes
-    spec: bytes
-    shape: Any
-    owner: bytes
-    job_id: bytes
-    name: str | None
-    detached: bool
-    max_restarts: int
-    class_name: str = ""
-    restarts: int = 0
-    incarnation: int = 0
-    state: str = "pending"  # pending | alive | restarting | dead
-    worker_id: bytes = b""
-    lease_id: int = 0
-    addr: str = ""
-    reason: str = ""
-    cause: bytes | None = None
-    no_restart: bool = False
-    waiters: list[tuple[Connection, int, int]] = field(default_factory=list)
-
-
 class _Handler:
-    def __init__(self, node: NodeManager, control: bool) -> None:
+    def __init__(self, node: NodeManager, control: bool = False) -> None:
         self.node = node
-        self.control = control
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if self.control:
-            self.node.control.handle(conn, msg)
-        else:
-            self.node.handle(conn, msg)
+        self.node.handle(conn, msg)
 
     def on_close(self, conn: Connection) -> None:
-        if not self.control:
-            self.node.client_closed(conn)
+        self.node.client_closed(conn)
 
 
-class NodeManager:
+class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.node_id = bytes.fromhex(config["node_id"])
@@ -144,24 +114,43 @@ class NodeManager:
         self.store = StoreFiles(config["shm_dir"], config["spill_dir"])
         self.capacity = int(config["object_store_memory"])
         self.resources = NodeResources(config["resources"])
+        # Joining a cluster (a control store elsewhere) means deciding where work goes.
+        self.clustered = bool(config.get("control_address"))
         self.scheduler = sched.LeaseScheduler(
-            self.resources, max_starting=max(2, int(config["resources"].get("CPU", 1)))
+            self.resources,
+            max_starting=max(2, int(config["resources"].get("CPU", 1))),
+            placement=Placement(self.node_id) if self.clustered else None,
         )
         self.refs = RefTable(grace=float(config.get("ref_grace", 1.0)))
-        self.control = ControlStore()
+        self.token: str | None = config.get("token")
+        self.host = node_host(config) if self.clustered else "127.0.0.1"
+        self.tcp_address: str | None = None
+        self.view: dict[bytes, dict[str, Any]] = {}
+        self.by_tag: dict[bytes, bytes] = {self.node_id[:4]: self.node_id}
+        self.peer_conns: dict[bytes, Connection] = {}
+        self.joined = False
+        self.heartbeat_interval = 0.5
+        self.located: dict[bytes, tuple[bytes, int, bytes]] = {}  # oid -> (node, size, owner)
+        self.lost: dict[bytes, str] = {}
+        self.pulls: dict[bytes, list[Any]] = {}
+        self.locating: dict[bytes, list[_Waiter]] = {}
+        self.sending: dict[bytes, int] = {}
         self.calls = Calls()
         self.reactor = Reactor("ember-node")
         self.clients: dict[bytes, _Client] = {}
         self.workers: dict[bytes, _WorkerProc] = {}
         self.objects: collections.OrderedDict[bytes, _Object] = collections.OrderedDict()
-        self.waiters: dict[bytes, list[tuple[Connection, int]]] = {}
+        self.waiters: dict[bytes, list[_Waiter]] = {}
         self.actors: dict[bytes, _ActorRecord] = {}
+        self.registering: dict[bytes, list[Any]] = {}
         self.lease_holder: dict[int, Connection] = {}
         self.used = 0
         self.owner_pid = int(config.get("owner_pid", 0))
         self.worker_env = dict(os.environ)
         self.worker_env.update(config.get("worker_env", {}))
         self.worker_env.pop("CUDA_VISIBLE_DEVICES", None)
+        if config.get("token"):
+            self.worker_env["EMBER_TOKEN"] = config["token"]
         self._waiting_owner: dict[bytes, bytes] = {}
         self._free_timer = False
         self.start_failures = 0
@@ -178,18 +167,26 @@ class NodeManager:
 
     def start(self) -> None:
         sock_dir = os.path.join(self.session_dir, "sockets")
-        self.address = self.reactor.listen(
-            self.config.get("node_address") or f"unix:{sock_dir}/node",
-            lambda: _Handler(self, False),
-        )
-        self.control_address = self.reactor.listen(
-            self.config.get("control_address") or f"unix:{sock_dir}/control",
-            lambda: _Handler(self, True),
-        )
+        self.address = self.reactor.listen(f"unix:{sock_dir}/node", lambda: _Handler(self))
+        if self.clustered:
+            self.control_address = self.config["control_address"]
+            port = int(self.config.get("node_port", 0))
+            self.tcp_address = self.reactor.listen(
+                f"tcp:{self.host}:{port}", lambda: _Handler(self), token=self.token
+            )
+        else:
+            server = ControlStoreServer(ControlStore(node_timeout=float("inf")), self.reactor)
+            self.control_address = server.listen(f"unix:{sock_dir}/control", None)
+        self.join()
         self.reactor.call_later(0.5, self.reap)
         fd = self.config.get("ready_fd")
         if fd is not None:
-            ready = {"node": self.address, "control": self.control_address}
+            ready = {
+                "node": self.address,
+                "control": self.control_address,
+                "tcp": self.tcp_address,
+                "pid": os.getpid(),
+            }
             os.write(fd, json.dumps(ready).encode() + b"\n")
             os.close(fd)
         # Only now load what workers run: the driver is already connecting meanwhile, and
@@ -225,7 +222,7 @@ class NodeManager:
     def start_worker(self, prestart: bool = False) -> None:
         """Fork a worker: this process has the runtime imported and no threads, so a fork
         costs a few milliseconds where starting an interpreter costs a hundred or more."""
-        worker_id = ids.random_id()
+        worker_id = self.node_id[:4] + ids.random_id(8)
         log_path = os.path.join(self.session_dir, "logs", f"worker-{worker_id.hex()[:12]}.log")
         pid = os.fork()
         if pid == 0:
@@ -249,7 +246,10 @@ class NodeManager:
             os.environ.update(self.worker_env)
             from ember._runtime import worker  # already imported by start(): no cost here
 
-            worker.main([self.address, self.control_address, self.session_dir, worker_id.hex()])
+            listen = f"tcp:{self.host}:0" if self.clustered else ""
+            worker.main(
+                [self.address, self.control_address, self.session_dir, worker_id.hex(), listen]
+            )
             code = 0
         except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
             import traceback
@@ -338,6 +338,29 @@ class NodeManager:
                     conn.send(m.LogLines([f"(ember) Warning: {action.message}"]))
             elif isinstance(action, sched.LeaseLost):
                 self.lease_holder.pop(action.lease_id, None)
+            elif isinstance(action, sched.Spill):
+                self.spill(action)
+            elif isinstance(action, sched.Refuse):
+                if isinstance(action.client, Connection):
+                    action.client.send(m.Reply(action.rid, ["Unschedulable", action.message]))
+                elif isinstance(action.client, tuple):
+                    rec = self.actors.get(action.client[1])
+                    if rec is not None:
+                        rec.no_restart = True
+                        self.mark_dead(rec, action.message, None)
+
+    def spill(self, action: sched.Spill) -> None:
+        """Send a lease request on to another node: the caller asks there, or (for an actor
+        this node manages) this node does."""
+        if isinstance(action.client, tuple):
+            rec = self.actors.get(action.client[1])
+            if rec is not None and rec.state != "dead":
+                self.place_actor_remotely(rec, action.node_id)
+            return
+        info = self.view[action.node_id]
+        action.client.send(
+            m.Reply(action.rid, None, {"spill": action.node_id, "address": info["address"]})
+        )
 
     def _conn_for(self, client: Any) -> Connection | None:
         if isinstance(client, Connection):
@@ -366,6 +389,7 @@ class NodeManager:
                     # No room for another lease of this shape now: the caller may queue a
                     # task behind another on its leases instead of waiting for a new one.
                     "saturated": lease is not None and not self.resources.fits(lease.alloc.shape),
+                    "node": self.node_id,
                 },
             )
         )
@@ -378,7 +402,15 @@ class NodeManager:
             self.hello(conn, msg)
         elif isinstance(msg, m.RequestLease):
             self.run_actions(
-                self.scheduler.request(conn, msg.rid, shape_of(msg.shape), msg.describe)
+                self.scheduler.request(
+                    conn,
+                    msg.rid,
+                    shape_of(msg.shape),
+                    msg.describe,
+                    msg.dedicated,
+                    msg.strategy,
+                    msg.spilled,
+                )
             )
         elif isinstance(msg, m.ReturnLease):
             self.lease_holder.pop(msg.lease_id, None)
@@ -398,9 +430,7 @@ class NodeManager:
         elif isinstance(msg, m.ObjectCreated):
             self.object_created(msg)
         elif isinstance(msg, m.PutInline):
-            self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
-            self.refs.add(msg.object_id, msg.owner_id)
-            self.wake_waiters(msg.object_id)
+            self.put_inline(msg)
         elif isinstance(msg, m.WaitObject):
             self.wait_object(conn, msg)
         elif isinstance(msg, m.IncRef):
@@ -438,12 +468,24 @@ class NodeManager:
                     c.conn.send(msg)
         elif isinstance(msg, m.Reply):
             self.calls.on_reply(msg)
+        elif isinstance(msg, m.ObjectLocated):
+            assert client is not None
+            self.object_located(msg, client.client_id)
+        elif isinstance(msg, m.LocateObject):
+            self.locate_object(conn, msg)
+        elif isinstance(msg, m.PullObject):
+            self.serve_pull(conn, msg)
+        elif isinstance(msg, m.DropOwner):
+            self.drop_owner(msg)
 
     def hello(self, conn: Connection, msg: m.Hello) -> None:
         client = _Client(
             conn, msg.kind, msg.client_id, msg.pid, msg.job_id, msg.listen_addr, msg.log_to_driver
         )
         conn.peer = client
+        home = self.home_of(msg.client_id)
+        if home != self.node_id:
+            conn.node = home or b"?"  # a caller on another node
         self.clients[msg.client_id] = client
         conn.send(
             m.Reply(
@@ -454,6 +496,8 @@ class NodeManager:
                     "shm_dir": self.store.shm_dir,
                     "spill_dir": self.store.spill_dir,
                     "session_dir": self.session_dir,
+                    "token": self.token,
+                    "control_address": self.control_address,
                 },
             )
         )
@@ -474,14 +518,10 @@ class NodeManager:
         self.refs.holder_gone(client.client_id, now)
         self.schedule_free()
         for oid, waiting in list(self.waiters.items()):
-            obj_owner_gone = self._pending_owner(oid) == client.client_id
-            if obj_owner_gone:
-                for wconn, rid in waiting:
-                    wconn.send(
-                        m.Reply(
-                            rid,
-                            ["OwnerDiedError", "the process that owned this object has exited"],
-                        )
+            if self._pending_owner(oid) == client.client_id:
+                for w in waiting:
+                    w.answer(
+                        ["OwnerDiedError", "the process that owned this object has exited"], None
                     )
                 del self.waiters[oid]
         # Whatever this process held or asked for as a caller (leases for its nested tasks)
@@ -498,246 +538,46 @@ class NodeManager:
             if w is not None:
                 if w.proc.poll() is None:
                     self.exited.append(w.proc)  # reaped later, without blocking the loop
-                if w.actor_id:
-                    self.actor_process_died(w.actor_id, w)
+                rec = self.actors.get(w.actor_id) if w.actor_id else None
+                if rec is not None:
+                    code = w.proc.poll()
+                    how = f" with code {code}" if code is not None else ""
+                    self.actor_process_died(
+                        rec,
+                        f"its worker process (pid {w.proc.pid}) exited{how}; "
+                        f"worker log: {w.log_path}",
+                    )
         else:
             for rec in list(self.actors.values()):
                 if rec.owner == client.client_id and not rec.detached:
                     self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
-            if self.owner_pid and client.pid == self.owner_pid:
+            if self.owner_pid and client.pid == self.owner_pid and not conn.node:
                 self.shutdown()
 
     def _pending_owner(self, oid: bytes) -> bytes | None:
         """Who owns an object that waiters are waiting for; the owner is in the id's task."""
         return self._waiting_owner.get(oid)
 
-    # ------------------------------------------------------------------ objects
-
-    def object_created(self, msg: m.ObjectCreated) -> None:
-        if not os.path.exists(self.store.path(msg.object_id)):
-            return  # freed by its owner before this notice arrived
-        self.freed.pop(msg.object_id, None)
-        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
-        self.used += msg.size
-        self.refs.add(msg.object_id, msg.owner_id)
-        self.wake_waiters(msg.object_id)
-        self.spill_if_needed(msg.object_id)
-
-    def spill_if_needed(self, keep: bytes) -> None:
-        if self.used <= self.capacity:
-            return
-        for oid, obj in list(self.objects.items()):
-            if self.used <= self.capacity:
-                break
-            if oid == keep or not obj.in_shm or obj.inline is not None:
-                continue
-            if self.store.spill(oid):
-                obj.in_shm = False
-                self.used -= obj.size
-
-    def free(self, oid: bytes) -> None:
-        self.freed[oid] = None
-        if len(self.freed) > 100_000:
-            self.freed.popitem(last=False)
-        obj = self.objects.pop(oid, None)
-        if obj is not None and obj.in_shm and obj.inline is None:
-            self.used -= obj.size
-        if obj is not None and obj.in_shm and obj.inline is None:
-            self.store.recycle(oid, obj.size, max_bytes=min(self.capacity // 4, 1 << 30))
-        elif obj is None or obj.inline is None:
-            self.store.delete(oid)
-        if oid in self.actors:
-            self.kill_actor(oid, True, "all references to it were dropped")
-            self.freed.pop(oid, None)
-
-    def schedule_free(self) -> None:
-        if self._free_timer:
-            return
-        due = self.refs.next_due()
-        if due is None:
-            return
-        self._free_timer = True
-        self.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
-
-    def free_due(self) -> None:
-        self._free_timer = False
-        for oid in self.refs.due(time.monotonic()):
-            self.free(oid)
-        self.schedule_free()
-
-    def wait_object(self, conn: Connection, msg: m.WaitObject) -> None:
-        obj = self.objects.get(msg.object_id)
-        if obj is not None:
-            conn.send(m.Reply(msg.rid, None, obj.inline or [STORED, obj.size]))
-            return
-        if os.path.exists(self.store.path(msg.object_id)):
-            conn.send(m.Reply(msg.rid, None, [STORED, 0]))
-            return
-        asker: _Client | None = conn.peer
-        if msg.object_id in self.freed or (asker is not None and asker.client_id == msg.owner_id):
-            conn.send(
-                m.Reply(msg.rid, ["ObjectLostError", "the object was freed: no ref to it was left"])
-            )
-            return
-        if msg.owner_id not in self.clients:
-            conn.send(
-                m.Reply(
-                    msg.rid,
-                    ["OwnerDiedError", "the process that owned this object has exited"],
-                )
-            )
-            return
-        self._waiting_owner[msg.object_id] = msg.owner_id
-        self.waiters.setdefault(msg.object_id, []).append((conn, msg.rid))
-
-    def wake_waiters(self, oid: bytes) -> None:
-        waiting = self.waiters.pop(oid, None)
-        self._waiting_owner.pop(oid, None)
-        if waiting:
-            obj = self.objects[oid]
-            value = obj.inline or [STORED, obj.size]
-            for conn, rid in waiting:
-                conn.send(m.Reply(rid, None, value))
-
-    # ------------------------------------------------------------------ actors
-
-    def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
-        try:
-            actor_id = self.control.register_actor(
-                msg.actor_id, msg.name, msg.namespace, msg.handle_meta, msg.get_if_exists
-            )
-        except NameTaken as e:
-            conn.send(m.Reply(msg.rid, ["ValueError", str(e)]))
-            return
-        conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
-        if actor_id != msg.actor_id:
-            return
-        rec = _ActorRecord(
-            msg.actor_id,
-            msg.spec,
-            shape_of(msg.shape),
-            msg.owner_id,
-            msg.job_id,
-            msg.name,
-            msg.detached,
-            msg.max_restarts,
-            class_name=msg.class_name,
-        )
-        self.actors[msg.actor_id] = rec
-        self.refs.add(msg.actor_id, msg.owner_id)
-        if msg.spec:
-            self.request_placement(rec)
-        # else its arguments are still being computed: ActorArgs follows
-
-    def actor_args(self, msg: m.ActorArgs) -> None:
-        rec = self.actors.get(msg.actor_id)
-        if rec is None or rec.state == "dead":
-            return
-        if msg.error is not None:
-            rec.no_restart = True
-            self.mark_dead(rec, m.ARGUMENT_FAILED, msg.error)
-            return
-        rec.spec = msg.spec
-        self.request_placement(rec)
-
-    def request_placement(self, rec: _ActorRecord) -> None:
-        self.run_actions(
-            self.scheduler.request(
-                ("actor", rec.actor_id), 0, rec.shape, f"actor {rec.class_name}", dedicated=True
-            )
-        )
-
-    def place_actor(self, rec: _ActorRecord, g: sched.Grant, w: _WorkerProc) -> None:
-        if rec.state == "dead":
-            self.run_actions(self.scheduler.return_lease(g.lease_id))
-            return
-        rec.worker_id = g.worker_id
-        rec.lease_id = g.lease_id
-        w.actor_id = rec.actor_id
-        assert w.client is not None
-        incarnation = rec.incarnation
-        self.calls.call(
-            w.client.conn,
-            lambda rid: m.StartActor(
-                rid, rec.actor_id, rec.spec, incarnation, list(g.gpu_ids), shape_dict(rec.shape)
-            ),
-            lambda reply: self.actor_started(rec, incarnation, reply),
-        )
-
-    def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
-        if rec.state == "dead" or rec.incarnation != incarnation:
-            return
-        if reply.error is not None:
-            if reply.error[0] == "ConnectionLost":
-                return  # the process died while starting; actor_process_died handles it
-            rec.no_restart = True
-            self.mark_dead(rec, reply.error[1], reply.value)
-            self.kill_worker(rec.worker_id)
-            return
-        rec.state = "alive"
-        rec.addr = reply.value["addr"]
-        self.answer_resolvers(rec)
-
-    def actor_process_died(self, actor_id: bytes, w: _WorkerProc) -> None:
-        rec = self.actors.get(actor_id)
-        if rec is None or rec.state == "dead":
-            return
-        if not rec.no_restart and (rec.max_restarts < 0 or rec.restarts < rec.max_restarts):
-            rec.restarts += 1
-            rec.incarnation += 1
-            rec.state = "restarting"
-            self.request_placement(rec)
-            return
-        code = w.proc.poll()
-        how = f" with code {code}" if code is not None else ""
-        why = f"its worker process (pid {w.proc.pid}) exited{how}; worker log: {w.log_path}"
-        self.mark_dead(rec, rec.reason or why, None)
-
-    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
-        rec = self.actors.get(actor_id)
-        if rec is None or rec.state == "dead":
-            return
-        if no_restart:
-            rec.no_restart = True
-            rec.reason = reason
-            self.control.actor_dead(actor_id)  # its name is free again at once
-        if rec.worker_id and rec.worker_id in self.workers:
-            self.kill_worker(rec.worker_id)
-        elif no_restart:
-            self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
-            self.mark_dead(rec, reason, None)
-
-    def mark_dead(self, rec: _ActorRecord, reason: str, cause: bytes | None) -> None:
-        rec.state = "dead"
-        rec.reason = reason
-        rec.cause = cause
-        self.control.actor_dead(rec.actor_id)
-        self.answer_resolvers(rec)
-
-    def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
-        rec = self.actors.get(actor_id)
-        if rec is None:
-            conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown to this node"]))
-            return
-        rec.waiters.append((conn, rid, min_inc))
-        self.answer_resolvers(rec)
-
-    def answer_resolvers(self, rec: _ActorRecord) -> None:
-        keep = []
-        for conn, rid, min_inc in rec.waiters:
-            if rec.state == "dead":
-                conn.send(m.Reply(rid, ["ActorDiedError", rec.reason], rec.cause))
-            elif rec.state == "alive" and rec.incarnation >= min_inc:
-                conn.send(m.Reply(rid, None, {"addr": rec.addr, "incarnation": rec.incarnation}))
-            else:
-                keep.append((conn, rid, min_inc))
-        rec.waiters = keep
-
     # ------------------------------------------------------------------ info
 
     def cluster_info(self) -> dict[str, Any]:
+        """This node in detail, and every node of the cluster as last heard of."""
         total, available = self.resources.snapshot()
+        nodes = [
+            {**n, "available": available} if n["node_id"] == self.node_id else n
+            for n in self.view.values()
+        ] or [
+            {
+                "node_id": self.node_id,
+                "host": self.host,
+                "address": self.address,
+                "total": total,
+                "available": available,
+                "alive": True,
+            }
+        ]
         return {
+            "nodes": nodes,
             "node_id": self.node_id,
             "address": self.address,
             "total": total,

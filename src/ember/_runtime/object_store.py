@@ -160,6 +160,13 @@ class StoreFiles:
             return True
         return False
 
+    def open_sealed(self, object_id: bytes) -> int | None:
+        """A read-only descriptor of a sealed object's file (in memory or spilled), or None."""
+        for path in (self.path(object_id), self.spill_path(object_id)):
+            with contextlib.suppress(FileNotFoundError):
+                return os.open(path, os.O_RDONLY)
+        return None
+
     def exists(self, object_id: bytes) -> bool:
         return os.path.exists(self.path(object_id)) or os.path.exists(self.spill_path(object_id))
 

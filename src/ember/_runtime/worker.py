@@ -53,6 +53,8 @@ class _CallerHandler:
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.PushTask):
             self.worker.dispatch(conn, msg)
+        elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
+            self.worker.main_slot.queue.put(lambda: self.worker.start_actor(msg, conn))
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.worker.client.cancel_children(msg.task_id, msg.force)
@@ -113,13 +115,24 @@ def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
 
 
 class Worker:
-    def __init__(self, node_addr: str, control_addr: str, session_dir: str, worker_id: bytes):
+    def __init__(
+        self,
+        node_addr: str,
+        control_addr: str,
+        session_dir: str,
+        worker_id: bytes,
+        listen: str = "",
+        token: str | None = None,
+    ):
         self.worker_id = worker_id
         self.session_dir = session_dir
         self.reactor = Reactor("ember-worker")
         self.reactor.start()
+        # On a cluster, callers on other hosts push tasks here over TCP, with the token.
         sock = os.path.join(session_dir, "sockets", f"w-{worker_id.hex()}")
-        self.address = self.reactor.listen(f"unix:{sock}", lambda: _CallerHandler(self))
+        self.address = self.reactor.listen(
+            listen or f"unix:{sock}", lambda: _CallerHandler(self), token=token
+        )
         self.store = StoreFiles("", "")  # the node tells where, in its answer to Hello
         self.functions: dict[bytes, Any] = {}
         self.fn_lock = threading.Lock()
@@ -147,6 +160,7 @@ class Worker:
             node_id=b"",
             listen_address=self.address,
             reactor=self.reactor,
+            token=token,
             extra_handler=self.on_node_message,
         )
         info = self.client.info
@@ -236,7 +250,7 @@ class Worker:
 
     def on_node_message(self, msg: m.Message) -> None:
         if isinstance(msg, m.StartActor):
-            self.main_slot.queue.put(lambda: self.start_actor(msg))
+            self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
 
     # ------------------------------------------------------------------ running
 
@@ -360,7 +374,7 @@ class Worker:
                 oid = ids.return_object_id(msg.task_id, i + 1)
                 size = self.store.write(oid, ser.meta, ser.buffers)
                 self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id))
-                results.append([STORED, size, ser.refs])
+                results.append([STORED, size, ser.refs, self.client.node_id])
         return results
 
     def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[list[Any]]:
@@ -389,7 +403,7 @@ class Worker:
 
     # ------------------------------------------------------------------ actors
 
-    def start_actor(self, msg: m.StartActor) -> None:
+    def start_actor(self, msg: m.StartActor, reply_to: Connection) -> None:
         spec = serialization.loads(msg.spec)
         ctx = TaskContext(
             ids.new_task_id(),
@@ -423,7 +437,7 @@ class Worker:
             err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
-            self.client.node.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
+            reply_to.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
             return
         concurrency = spec.get("max_concurrency")
         if is_async:
@@ -437,7 +451,7 @@ class Worker:
 
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
-        self.client.node.send(m.Reply(msg.rid, None, {"addr": self.address}))
+        reply_to.send(m.Reply(msg.rid, None, {"addr": self.address}))
 
     def _run_loop(self) -> None:
         import asyncio
@@ -593,8 +607,9 @@ def _flush_output() -> None:
 
 
 def main(argv: list[str]) -> None:
-    node_addr, control_addr, session_dir, worker_hex = argv[:4]
-    worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex))
+    node_addr, control_addr, session_dir, worker_hex, listen = argv[:5]
+    token = os.environ.get("EMBER_TOKEN") if listen else None
+    worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex), listen, token)
     worker.main_slot.loop()
 
 

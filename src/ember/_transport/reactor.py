@@ -8,12 +8,19 @@ one system call on each side and no thread hand-off on the sending side.
 
 Messages are msgpack arrays written back to back; msgpack's streaming unpacker finds the
 boundaries, so there is no extra framing. Addresses are ``unix:/path`` or ``tcp:host:port``.
+
+TCP reaches beyond this user's files, so a TCP listener may require a token: the first message
+on each accepted connection must be ``Auth`` with it, and a connection that sends anything else
+first is logged and closed before any of its data is looked at further. (Unix sockets live in
+folders only this user can open.) A connection can also be *detached* from the loop to carry
+raw bytes, such as an object's contents (``RawChannel``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import hmac
 import itertools
 import os
 import selectors
@@ -26,7 +33,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from ember._protocol.messages import Message, decode
+from ember._protocol.messages import Auth, Message, decode
 
 _READ_SIZE = 1 << 18
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -48,10 +55,24 @@ def parse_address(address: str) -> tuple[int, Any]:
     raise ValueError(f"bad address {address!r}: expected 'unix:/path' or 'tcp:host:port'")
 
 
+def connect_socket(address: str, timeout: float = 10.0) -> socket.socket:
+    family, where = parse_address(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(where)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Connection:
     """One socket to a peer. ``send`` is safe from any thread."""
 
-    def __init__(self, sock: socket.socket, reactor: Reactor, handler: Handler) -> None:
+    def __init__(
+        self, sock: socket.socket, reactor: Reactor, handler: Handler, token: str | None = None
+    ) -> None:
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -60,6 +81,7 @@ class Connection:
         self.handler = handler
         self.closed = False
         self.peer: Any = None  # whatever the owner wants to remember about the other side
+        self.node = b""  # the node the peer runs on, when it matters (cluster failures)
         self._out = bytearray()
         self._lock = threading.Lock()
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
@@ -67,6 +89,7 @@ class Connection:
         # allocate (and, past malloc's mmap threshold, map and unmap) memory on every call.
         self._inbuf = bytearray(_READ_SIZE)
         self._inview = memoryview(self._inbuf)
+        self._token = token  # what an accepted peer must show before anything else
 
     def send(self, msg: Message) -> None:
         self.send_raw(_packb(msg.encode()))
@@ -119,6 +142,10 @@ class Connection:
         self._unpacker.feed(self._inview[:n])
         handler = self.handler
         for raw in self._unpacker:
+            if self._token is not None:
+                if not self._check_auth(raw):
+                    return False
+                continue
             try:
                 handler.on_message(self, decode(raw))
             except Exception:  # noqa: BLE001 - one bad message must not stop the loop
@@ -126,6 +153,33 @@ class Connection:
             if self.closed:
                 return True
         return True
+
+    def _check_auth(self, raw: Any) -> bool:
+        token = self._token or ""
+        shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
+        if isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode()):
+            self._token = None
+            return True
+        try:
+            who = self.sock.getpeername()
+        except OSError:
+            who = "?"
+        _log(
+            f"{self.reactor.name}: refused a connection from {who}: it did not present the "
+            "cluster's token"
+        )
+        return False
+
+    def detach(self) -> tuple[socket.socket, bytes, bytes]:
+        """Reactor thread: take the socket out of the loop to carry raw bytes. Returns it with
+        the bytes already received past the last message and those not yet sent."""
+        with self._lock:
+            self.closed = True
+            out = bytes(self._out)
+            self._out.clear()
+        self.reactor._forget(self)
+        leftover = self._unpacker.read_bytes(1 << 62)
+        return self.sock, leftover, out
 
     def _close(self) -> None:
         if self.closed:
@@ -136,6 +190,21 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.handler.on_close(self)
+
+
+class RawChannel:
+    """A socket the loop watches for a raw transfer (see ``Connection.detach``)."""
+
+    sock: socket.socket
+
+    def on_event(self, readable: bool, writable: bool) -> None:
+        raise NotImplementedError
+
+
+def _log(text: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.__stderr__.write(text + "\n")
+        sys.__stderr__.flush()
 
 
 def _report(what: str) -> None:
@@ -165,7 +234,7 @@ class Reactor:
         self._timer_seq = itertools.count()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler]]] = {}
+        self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler], str | None]] = {}
         self._conns: set[Connection] = set()
 
     # -- any thread -----------------------------------------------------------------------
@@ -188,8 +257,11 @@ class Reactor:
     def watch_write(self, conn: Connection) -> None:
         self.call_soon(lambda: self._set_events(conn, selectors.EVENT_READ | selectors.EVENT_WRITE))
 
-    def listen(self, address: str, handler_factory: Callable[[], Handler]) -> str:
-        """Listen on ``address``; returns the address actually bound (port 0 picks one)."""
+    def listen(
+        self, address: str, handler_factory: Callable[[], Handler], token: str | None = None
+    ) -> str:
+        """Listen on ``address``; returns the address actually bound (port 0 picks one).
+        With a ``token``, peers must authenticate first (see the module docstring)."""
         family, where = parse_address(address)
         sock = socket.socket(family, socket.SOCK_STREAM)
         if family == socket.AF_INET:
@@ -203,22 +275,35 @@ class Reactor:
 
         # Known at once (a fork before the loop runs must be able to close it); watched from
         # the loop thread.
-        self._listeners[sock.fileno()] = (sock, handler_factory)
+        self._listeners[sock.fileno()] = (sock, handler_factory, token)
         self.call_soon(lambda: self._sel.register(sock, selectors.EVENT_READ, sock))
         return address
 
-    def connect(self, address: str, handler: Handler, timeout: float = 10.0) -> Connection:
-        family, where = parse_address(address)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(where)
-        except OSError:
-            sock.close()
-            raise
-        conn = Connection(sock, self, handler)
+    def connect(
+        self, address: str, handler: Handler, timeout: float = 10.0, token: str | None = None
+    ) -> Connection:
+        """Connect to ``address``; with a ``token``, authenticate before anything else."""
+        conn = Connection(connect_socket(address, timeout), self, handler)
+        if token is not None:
+            conn.send(Auth(token))
         self.adopt(conn)
         return conn
+
+    def connections(self) -> list[Connection]:
+        """Reactor thread: the open connections."""
+        return list(self._conns)
+
+    def add_raw(self, channel: RawChannel, write: bool) -> None:
+        """Watch a detached socket (any thread)."""
+        events = selectors.EVENT_WRITE if write else selectors.EVENT_READ
+        self.call_soon(lambda: self._sel.register(channel.sock, events, channel))
+
+    def remove_raw(self, channel: RawChannel) -> None:
+        """Reactor thread: stop watching a raw channel and close its socket."""
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._sel.unregister(channel.sock)
+        with contextlib.suppress(OSError):
+            channel.sock.close()
 
     def adopt(self, conn: Connection) -> None:
         def register() -> None:
@@ -240,7 +325,7 @@ class Reactor:
         for conn in list(self._conns):
             conn.closed = True
             conn.sock.close()
-        for sock, _ in self._listeners.values():
+        for sock, _, _ in self._listeners.values():
             sock.close()  # the socket file stays: it is the parent's
         self._conns.clear()
         self._listeners.clear()
@@ -296,6 +381,15 @@ class Reactor:
                         self._set_events(obj, selectors.EVENT_READ)
                     if events & selectors.EVENT_READ and not obj.closed and not obj._read():
                         obj._close()
+                elif isinstance(obj, RawChannel):
+                    try:
+                        obj.on_event(
+                            bool(events & selectors.EVENT_READ),
+                            bool(events & selectors.EVENT_WRITE),
+                        )
+                    except Exception:  # noqa: BLE001
+                        _report(f"{self.name}: error in a transfer")
+                        self.remove_raw(obj)
                 else:
                     self._accept(obj)
             now = time.monotonic()
@@ -310,7 +404,7 @@ class Reactor:
         self._teardown()
 
     def _accept(self, lsock: socket.socket) -> None:
-        _, factory = self._listeners[lsock.fileno()]
+        _, factory, token = self._listeners[lsock.fileno()]
         while True:
             try:
                 sock, _ = lsock.accept()
@@ -318,7 +412,7 @@ class Reactor:
                 return
             except OSError:
                 return
-            conn = Connection(sock, self, factory())
+            conn = Connection(sock, self, factory(), token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
 
@@ -327,7 +421,7 @@ class Reactor:
             conn.closed = True
             with contextlib.suppress(OSError):
                 conn.sock.close()
-        for sock, _ in self._listeners.values():
+        for sock, _, _ in self._listeners.values():
             with contextlib.suppress(OSError):
                 if sock.family == socket.AF_UNIX:
                     os.unlink(sock.getsockname())

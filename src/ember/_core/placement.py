@@ -1,0 +1,121 @@
+"""Which node a lease request should go to: the bottom-up choice of the seeds' scheduler.
+
+A node keeps requests while it has room for them (or could never send them anywhere better);
+otherwise it *spills* them to a node that has room now, as last reported in the cluster view,
+and lowers that node's reported room so that a burst of requests spreads out instead of piling
+onto one node before its next report. Strategies from the caller change the choice:
+``"SPREAD"`` takes the nodes in turn, ``["node", id, soft]`` pins work to a node (or prefers
+it, when soft), and ``["locality", id]`` prefers the node holding the task's large arguments.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ember._core.resources import NodeResources, Shape, to_units
+
+
+@dataclass
+class PeerView:
+    node_id: bytes
+    total: dict[str, int]
+    available: dict[str, int]
+
+    def feasible(self, shape: Shape) -> bool:
+        return all(self.total.get(k, 0) >= v for k, v in shape)
+
+    def fits(self, shape: Shape) -> bool:
+        return all(self.available.get(k, 0) >= v for k, v in shape)
+
+    def take(self, shape: Shape) -> None:
+        for k, v in shape:
+            self.available[k] = self.available.get(k, 0) - v
+
+
+@dataclass(frozen=True)
+class Unschedulable:
+    message: str
+
+
+HERE = None  # the choice "keep it on this node"
+
+
+class Placement:
+    def __init__(self, local_id: bytes) -> None:
+        self.local_id = local_id
+        self.peers: dict[bytes, PeerView] = {}
+        self._turn = itertools.count()
+
+    def update(self, view: Iterable[Mapping[str, Any]]) -> None:
+        """A new cluster view (the control store's node table, amounts as floats)."""
+        self.peers = {
+            n["node_id"]: PeerView(
+                n["node_id"],
+                {k: to_units(v) for k, v in n["total"].items()},
+                {k: to_units(v) for k, v in n["available"].items()},
+            )
+            for n in view
+            if n["alive"] and n["node_id"] != self.local_id
+        }
+
+    def choose(
+        self, shape: Shape, strategy: Any, local: NodeResources
+    ) -> bytes | None | Unschedulable:
+        """HERE (None), another node's id, or Unschedulable."""
+        if isinstance(strategy, (list, tuple)) and strategy and strategy[0] == "node":
+            target, soft = strategy[1], bool(strategy[2])
+            if target == self.local_id and (local.feasible(shape) or not soft):
+                return HERE
+            peer = self.peers.get(target)
+            if peer is not None and (peer.feasible(shape) or not soft):
+                peer.take(shape)
+                return target
+            if not soft:
+                return Unschedulable(
+                    f"node {target.hex()} named by NodeAffinitySchedulingStrategy(soft=False) "
+                    "is not alive in the cluster"
+                )
+        elif strategy == "SPREAD":
+            return self._spread(shape, local)
+        elif isinstance(strategy, (list, tuple)) and strategy and strategy[0] == "locality":
+            peer = self.peers.get(strategy[1])  # None when the arguments are here
+            if peer is not None and peer.fits(shape):
+                peer.take(shape)
+                return peer.node_id
+        return self._default(shape, local)
+
+    def _default(self, shape: Shape, local: NodeResources) -> bytes | None:
+        if local.fits(shape):
+            return HERE
+        spill = self.spill_target(shape)
+        if spill is not None or local.feasible(shape):
+            return spill
+        feasible = [p for p in self.peers.values() if p.feasible(shape)]
+        return feasible[0].node_id if feasible else HERE
+
+    def spill_target(self, shape: Shape) -> bytes | None:
+        """The node with the most room for ``shape`` right now, if any has room."""
+        fitting = [p for p in self.peers.values() if p.fits(shape)]
+        if not fitting:
+            return None
+        names = [k for k, _ in shape] or ["CPU"]
+        best = max(fitting, key=lambda p: min(p.available.get(k, 0) for k in names))
+        best.take(shape)
+        return best.node_id
+
+    def _spread(self, shape: Shape, local: NodeResources) -> bytes | None:
+        nodes: list[tuple[bytes, bool, bool]] = [
+            (self.local_id, local.feasible(shape), local.fits(shape))
+        ] + [(p.node_id, p.feasible(shape), p.fits(shape)) for p in self.peers.values()]
+        nodes.sort()
+        pool = [n for n, _, fits in nodes if fits] or [n for n, feasible, _ in nodes if feasible]
+        if not pool:
+            return HERE
+        pick = pool[next(self._turn) % len(pool)]
+        if pick == self.local_id:
+            return HERE
+        self.peers[pick].take(shape)
+        return pick

@@ -1,0 +1,294 @@
+"""The node manager's actors: registration, placement (here or on another node), restarts and
+death, and telling callers where an actor lives.
+
+The node where an actor is created manages it for its whole life (its *home*): the control
+store records the actor (and its name) with that node, so a caller anywhere asks its own node,
+which asks the control store for the home and forwards the question there. The home places the
+actor on one of its own workers or, when it lacks the resources, asks another node for a
+dedicated worker and starts the actor there over a direct connection; either way, the end of
+that worker's connection is the actor's death, and it is restarted per ``max_restarts``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ember._core import scheduler as sched
+from ember._core.resources import shape_dict, shape_of
+from ember._protocol import messages as m
+from ember._transport.reactor import Connection
+
+
+@dataclass
+class _ActorRecord:
+    actor_id: bytes
+    spec: bytes
+    shape: Any
+    owner: bytes
+    job_id: bytes
+    name: str | None
+    detached: bool
+    max_restarts: int
+    class_name: str = ""
+    restarts: int = 0
+    incarnation: int = 0
+    state: str = "pending"  # pending | alive | restarting | dead
+    worker_id: bytes = b""
+    lease_id: int = 0
+    addr: str = ""
+    node: bytes = b""  # where its worker runs
+    remote: Connection | None = None  # the direct connection to a worker on another node
+    reason: str = ""
+    cause: bytes | None = None
+    no_restart: bool = False
+    waiters: list[tuple[Connection, int, int]] = field(default_factory=list)
+
+
+class _RemoteActorHandler:
+    """The home's connection to an actor's worker on another node."""
+
+    def __init__(self, node: Any, rec: _ActorRecord) -> None:
+        self.node = node
+        self.rec = rec
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        if isinstance(msg, m.Reply):
+            self.node.calls.on_reply(msg)
+
+    def on_close(self, conn: Connection) -> None:
+        self.node.calls.on_close(conn)
+        if self.rec.remote is conn:
+            self.rec.remote = None
+            self.node.actor_process_died(self.rec, "its node or worker process went away")
+
+
+class ActorsMixin:
+    def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
+        """Register with the control store (which checks the name), then place it."""
+        fields = msg.encode()[2:]
+        self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
+        self.calls.call(
+            self.gcs,
+            lambda rid: m.CreateActor(rid, *fields),
+            lambda reply: self.actor_registered(conn, msg, reply),
+        )
+
+    def actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
+        deferred = self.registering.pop(msg.actor_id, [])
+        try:
+            self._actor_registered(conn, msg, reply)
+        finally:
+            for resolve in deferred:
+                resolve()
+
+    def _actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
+        if reply.error is not None:
+            conn.send(m.Reply(msg.rid, reply.error))
+            return
+        actor_id = reply.value["actor_id"]
+        conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
+        if actor_id != msg.actor_id:
+            return
+        rec = _ActorRecord(
+            msg.actor_id,
+            msg.spec,
+            shape_of(msg.shape),
+            msg.owner_id,
+            msg.job_id,
+            msg.name,
+            msg.detached,
+            msg.max_restarts,
+            class_name=msg.class_name,
+        )
+        self.actors[msg.actor_id] = rec
+        self.refs.add(msg.actor_id, msg.owner_id)
+        if msg.spec:
+            self.request_placement(rec)
+        # else its arguments are still being computed: ActorArgs follows
+
+    def actor_args(self, msg: m.ActorArgs) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None or rec.state == "dead":
+            return
+        if msg.error is not None:
+            rec.no_restart = True
+            self.mark_dead(rec, m.ARGUMENT_FAILED, msg.error)
+            return
+        rec.spec = msg.spec
+        self.request_placement(rec)
+
+    def request_placement(self, rec: _ActorRecord) -> None:
+        self.run_actions(
+            self.scheduler.request(
+                ("actor", rec.actor_id), 0, rec.shape, f"actor {rec.class_name}", dedicated=True
+            )
+        )
+
+    def place_actor(self, rec: _ActorRecord, g: sched.Grant, w: Any) -> None:
+        if rec.state == "dead":
+            self.run_actions(self.scheduler.return_lease(g.lease_id))
+            return
+        rec.worker_id = g.worker_id
+        rec.lease_id = g.lease_id
+        rec.node = self.node_id
+        w.actor_id = rec.actor_id
+        assert w.client is not None
+        self.start_actor(rec, w.client.conn, list(g.gpu_ids))
+
+    def place_actor_remotely(self, rec: _ActorRecord, node_id: bytes) -> None:
+        """Ask another node for a dedicated worker; the actor starts there."""
+        conn = self.node_conn(node_id)
+        if conn is None:
+            self.request_placement(rec)
+            return
+        incarnation = rec.incarnation
+        self.calls.call(
+            conn,
+            lambda rid: m.RequestLease(
+                rid,
+                shape_dict(rec.shape),
+                self.node_id,
+                f"actor {rec.class_name}",
+                None,
+                True,
+                True,
+            ),
+            lambda reply: self.remote_granted(rec, incarnation, node_id, reply),
+        )
+
+    def remote_granted(
+        self, rec: _ActorRecord, incarnation: int, node_id: bytes, reply: m.Reply
+    ) -> None:
+        if reply.error is not None:
+            if rec.state != "dead" and rec.incarnation == incarnation:
+                self.request_placement(rec)  # that node went away meanwhile: place it again
+            return
+        grant = reply.value
+        if rec.state == "dead" or rec.incarnation != incarnation:
+            conn = self.node_conn(node_id)
+            if conn is not None:
+                conn.send(m.ReturnLease(grant["lease_id"]))
+            return
+        try:
+            conn = self.reactor.connect(
+                grant["addr"], _RemoteActorHandler(self, rec), token=self.token
+            )
+        except OSError:
+            self.request_placement(rec)
+            return
+        conn.node = node_id
+        rec.remote = conn
+        rec.node = node_id
+        rec.worker_id = grant["worker_id"]
+        self.start_actor(rec, conn, grant["gpu_ids"])
+
+    def start_actor(self, rec: _ActorRecord, conn: Connection, gpu_ids: list[int]) -> None:
+        incarnation = rec.incarnation
+        self.calls.call(
+            conn,
+            lambda rid: m.StartActor(
+                rid, rec.actor_id, rec.spec, incarnation, gpu_ids, shape_dict(rec.shape)
+            ),
+            lambda reply: self.actor_started(rec, incarnation, reply),
+        )
+
+    def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
+        if rec.state == "dead" or rec.incarnation != incarnation:
+            return
+        if reply.error is not None:
+            if reply.error[0] == "ConnectionLost":
+                return  # the process died while starting; actor_process_died handles it
+            rec.no_restart = True
+            self.mark_dead(rec, reply.error[1], reply.value)
+            self.end_actor_worker(rec)
+            return
+        rec.state = "alive"
+        rec.addr = reply.value["addr"]
+        self.answer_resolvers(rec)
+
+    def actor_process_died(self, rec: _ActorRecord, why: str) -> None:
+        if rec.state == "dead":
+            return
+        if not rec.no_restart and (rec.max_restarts < 0 or rec.restarts < rec.max_restarts):
+            rec.restarts += 1
+            rec.incarnation += 1
+            rec.state = "restarting"
+            rec.remote = None
+            self.request_placement(rec)
+            return
+        self.mark_dead(rec, rec.reason or why, None)
+
+    def end_actor_worker(self, rec: _ActorRecord) -> bool:
+        """Stop the actor's process; False if it has none."""
+        if rec.remote is not None:
+            node = self.node_conn(rec.node)
+            if node is not None:
+                node.send(m.KillWorker(rec.worker_id))
+            rec.remote.close()
+            return True
+        if rec.worker_id and rec.worker_id in self.workers:
+            self.kill_worker(rec.worker_id)
+            return True
+        return False
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        rec = self.actors.get(actor_id)
+        if rec is None or rec.state == "dead":
+            return
+        if no_restart:
+            rec.no_restart = True
+            rec.reason = reason
+            self.gcs.send(m.ActorGone(actor_id))  # its name is free again at once
+        if not self.end_actor_worker(rec) and no_restart:
+            self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
+            self.mark_dead(rec, reason, None)
+
+    def mark_dead(self, rec: _ActorRecord, reason: str, cause: bytes | None) -> None:
+        rec.state = "dead"
+        rec.reason = reason
+        rec.cause = cause
+        self.gcs.send(m.ActorGone(rec.actor_id))
+        self.answer_resolvers(rec)
+
+    def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
+        if actor_id in self.registering:
+            self.registering[actor_id].append(
+                lambda: self.resolve_actor(conn, rid, actor_id, min_inc)
+            )
+            return
+        rec = self.actors.get(actor_id)
+        if rec is not None:
+            rec.waiters.append((conn, rid, min_inc))
+            self.answer_resolvers(rec)
+            return
+
+        def relay(reply: m.Reply) -> None:
+            conn.send(m.Reply(rid, reply.error, reply.value))
+
+        def at_home(reply: m.Reply) -> None:
+            home = None if reply.error else reply.value["node_id"]
+            target = self.node_conn(home) if home and home != self.node_id else None
+            if target is None:
+                conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
+                return
+            self.calls.call(target, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
+
+        self.calls.call(self.gcs, lambda r: m.LookupActor(r, actor_id), at_home)
+
+    def answer_resolvers(self, rec: _ActorRecord) -> None:
+        keep = []
+        for conn, rid, min_inc in rec.waiters:
+            if rec.state == "dead":
+                conn.send(m.Reply(rid, ["ActorDiedError", rec.reason], rec.cause))
+            elif rec.state == "alive" and rec.incarnation >= min_inc:
+                conn.send(
+                    m.Reply(
+                        rid,
+                        None,
+                        {"addr": rec.addr, "incarnation": rec.incarnation, "node": rec.node},
+                    )
+                )
+            else:
+                keep.append((conn, rid, min_inc))
+        rec.waiters = keep

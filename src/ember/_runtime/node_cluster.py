@@ -1,0 +1,168 @@
+"""The node manager's place in a cluster: joining, heartbeats, the cluster view, other nodes.
+
+A node registers with the control store and then heartbeats a few times a second with what it
+has available; each answer is the node table, which feeds the placement decisions (spilling
+work to nodes with room) and tells where other nodes listen. Connections to other nodes are
+opened on first use, authenticated with the cluster's token, and say ``Hello`` as a "node".
+
+When the control store declares a node dead, every node closes whatever it has open to that
+node, which turns into the ordinary failure paths (lost leases are retried, actors restarted,
+transfers fail); objects that lived only there are marked lost, and local clients are told so
+that their own connections to it close too. A node that learns it was declared dead stops.
+A lost connection to the control store is retried, so a control store that restarts (with
+Redis) finds its nodes again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._transport.reactor import Connection
+
+_RECONNECT_SECONDS = 0.5
+
+
+class _GcsHandler:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        if isinstance(msg, m.Reply):
+            self.node.calls.on_reply(msg)
+        elif isinstance(msg, m.NodeDied):
+            self.node.node_died(msg.node_id, msg.reason)
+
+    def on_close(self, conn: Connection) -> None:
+        self.node.calls.on_close(conn)
+        self.node.gcs_lost(conn)
+
+
+class ClusterMixin:
+    def join(self) -> None:
+        """Connect to the control store and register (again, after a reconnect)."""
+        try:
+            self.gcs = self.reactor.connect(
+                self.control_address, _GcsHandler(self), token=self.token
+            )
+        except OSError:
+            self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+            return
+        total, _ = self.resources.snapshot()
+        self.calls.call(
+            self.gcs,
+            lambda rid: m.RegisterNode(
+                rid,
+                self.node_id,
+                self.tcp_address or self.address,
+                self.address,
+                self.host,
+                total,
+                os.getpid(),
+            ),
+            self.registered,
+        )
+
+    def registered(self, reply: m.Reply) -> None:
+        if reply.error is not None:
+            return  # the connection went away; gcs_lost reconnects
+        settings = reply.value
+        first = not self.joined
+        self.joined = True
+        self.heartbeat_interval = float(settings["heartbeat_interval"])
+        self.update_view(settings["view"])
+        if first:
+            self.reactor.call_later(self.heartbeat_interval, self.heartbeat)
+
+    def gcs_lost(self, conn: Connection) -> None:
+        if conn is self.gcs and not self.stopping:
+            self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+
+    def heartbeat(self) -> None:
+        if self.stopping:
+            return
+        _, available = self.resources.snapshot()
+        pending = len(self.scheduler.pending())
+        if not self.gcs.closed:
+            self.calls.call(
+                self.gcs,
+                lambda rid: m.Heartbeat(rid, self.node_id, available, pending),
+                self.heartbeat_answered,
+            )
+        self.reactor.call_later(self.heartbeat_interval, self.heartbeat)
+
+    def heartbeat_answered(self, reply: m.Reply) -> None:
+        if reply.error is None:
+            self.update_view(reply.value)
+        elif reply.error[0] == "NodeDiedError":
+            os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
+            self.shutdown()
+
+    def update_view(self, view: list[dict[str, Any]]) -> None:
+        for node in view:
+            known = self.view.get(node["node_id"])
+            if known is not None and known["alive"] and not node["alive"]:
+                self.node_died(node["node_id"], "the control store declared it dead")
+            self.view[node["node_id"]] = node
+            self.by_tag[node["node_id"][:4]] = node["node_id"]
+        if self.scheduler.placement is not None:
+            self.scheduler.placement.update(view)
+            self.run_actions(self.scheduler.rebalance())
+
+    def home_of(self, client_id: bytes) -> bytes | None:
+        """The node a process runs on: client ids start with their node's tag."""
+        return self.by_tag.get(client_id[:4])
+
+    def node_conn(self, node_id: bytes | None) -> Connection | None:
+        """A connection to another node's manager, opened on first use; None if it is gone."""
+        if node_id is None:
+            return None
+        conn = self.peer_conns.get(node_id)
+        if conn is not None and not conn.closed:
+            return conn
+        info = self.view.get(node_id)
+        if info is None or not info["alive"]:
+            return None
+        from ember._runtime.node import _Handler
+
+        try:
+            conn = self.reactor.connect(info["address"], _Handler(self, False), token=self.token)
+        except OSError:
+            return None
+        conn.node = node_id
+        self.peer_conns[node_id] = conn
+        conn.send(m.Hello(0, "node", self.node_id[:4] + ids.random_id(8), os.getpid(), b"", None))
+        return conn
+
+    def node_died(self, node_id: bytes, reason: str) -> None:
+        info = self.view.get(node_id)
+        if info is not None:
+            info["alive"] = False
+        if self.scheduler.placement is not None:
+            self.scheduler.placement.peers.pop(node_id, None)
+        for conn in self.reactor.connections():
+            if conn.node == node_id:
+                conn.close()
+        self.peer_conns.pop(node_id, None)
+        for oid, where in list(self.located.items()):
+            if where[0] == node_id:
+                del self.located[oid]
+                self.lost[oid] = f"the node that held it died ({reason})"
+                self.freed[oid] = None
+        for client in self.clients.values():
+            if client.kind in ("driver", "worker"):
+                client.conn.send(m.NodeDied(node_id, reason))
+
+
+def node_host(config: dict[str, Any]) -> str:
+    """The address other hosts reach this node at."""
+    host = config.get("node_ip")
+    if host:
+        return str(host)
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

@@ -1,0 +1,339 @@
+"""The node manager's object index: local objects, spilling, freeing, and objects of other nodes.
+
+Every object has a *home*: the node of its owner (the owner's client id starts with its node's
+tag). The home knows where each of its owners' objects is: here (the node's own store, or a
+small value the owner promoted), or on the node whose worker stored it (the owner reports it
+with ``ObjectLocated``). A node asked for an object it does not have asks the home where it is
+(``LocateObject``) and then pulls it from there (``PullObject``): one TCP connection per pull,
+the file's bytes sent with ``sendfile`` and received straight into a new store file
+(``_transport/bulk.py``). The copy is counted like any object here and freed when its local
+holders let go; when the owner lets go, the home tells the node holding the primary copy
+(``DropOwner``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ember._protocol import messages as m
+from ember._protocol.messages import STORED
+from ember._transport.bulk import FileReceiver, FileSender
+from ember._transport.reactor import Connection
+
+Answer = Callable[[Any, Any], None]  # (error or None, value): [kind, data] / [STORED, size]
+
+
+@dataclass
+class _Object:
+    size: int
+    owner: bytes
+    inline: list[Any] | None = None  # [kind, data] for promoted small objects
+    in_shm: bool = True
+
+
+@dataclass
+class _Waiter:
+    answer: Answer
+    fetch: bool = True
+    # For a LocateObject from another node: told where the object is rather than given it.
+    where: Callable[[bytes], None] | None = None
+
+
+def _lost(text: str) -> list[str]:
+    return ["ObjectLostError", text]
+
+
+_OWNER_DIED = ["OwnerDiedError", "the process that owned this object has exited"]
+
+
+class _PullHandler:
+    """The connection of one pull: a reply with the size, then the raw bytes."""
+
+    def __init__(self, node: Any, oid: bytes) -> None:
+        self.node = node
+        self.oid = oid
+        self.detached = False
+
+    def on_message(self, conn: Connection, msg: m.Message) -> None:
+        if not isinstance(msg, m.Reply) or self.detached:
+            return
+        if msg.error is not None:
+            self.node.pull_done(self.oid, None, msg.error)
+            conn.close()
+            return
+        self.detached = True
+        sock, leftover, _ = conn.detach()
+        size = int(msg.value["size"])
+        tmp = f"{self.node.store.path(self.oid)}.pull"
+        FileReceiver(
+            self.node.reactor,
+            sock,
+            leftover,
+            tmp,
+            size,
+            lambda ok: self.node.pull_done(self.oid, (tmp, size) if ok else None, None),
+        ).start()
+
+    def on_close(self, conn: Connection) -> None:
+        if not self.detached:
+            self.node.pull_done(self.oid, None, None)
+
+
+class ObjectsMixin:
+    # ------------------------------------------------------------------ local objects
+
+    def object_created(self, msg: m.ObjectCreated) -> None:
+        if not os.path.exists(self.store.path(msg.object_id)):
+            return  # freed by its owner before this notice arrived
+        self.freed.pop(msg.object_id, None)
+        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
+        self.used += msg.size
+        self.refs.add(msg.object_id, msg.owner_id)
+        self.wake_waiters(msg.object_id)
+        self.spill_if_needed(msg.object_id)
+
+    def put_inline(self, msg: m.PutInline) -> None:
+        self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
+        self.refs.add(msg.object_id, msg.owner_id)
+        self.wake_waiters(msg.object_id)
+
+    def spill_if_needed(self, keep: bytes) -> None:
+        if self.used <= self.capacity:
+            return
+        for oid, obj in list(self.objects.items()):
+            if self.used <= self.capacity:
+                break
+            if oid == keep or not obj.in_shm or obj.inline is not None:
+                continue
+            if self.store.spill(oid):
+                obj.in_shm = False
+                self.used -= obj.size
+
+    def free(self, oid: bytes) -> None:
+        self.freed[oid] = None
+        if len(self.freed) > 100_000:
+            self.freed.popitem(last=False)
+        obj = self.objects.pop(oid, None)
+        stored_here = obj is not None and obj.in_shm and obj.inline is None
+        if stored_here:
+            self.used -= obj.size
+        if stored_here and oid not in self.sending:
+            self.store.recycle(oid, obj.size, max_bytes=min(self.capacity // 4, 1 << 30))
+        elif obj is None or obj.inline is None:
+            self.store.delete(oid)  # a file being sent stays readable through its descriptor
+        where = self.located.pop(oid, None)
+        if where is not None:
+            conn = self.node_conn(where[0])
+            if conn is not None:
+                conn.send(m.DropOwner([oid], where[2]))
+        if oid in self.actors:
+            self.kill_actor(oid, True, "all references to it were dropped")
+            self.freed.pop(oid, None)
+
+    def schedule_free(self) -> None:
+        if self._free_timer:
+            return
+        due = self.refs.next_due()
+        if due is None:
+            return
+        self._free_timer = True
+        self.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
+
+    def free_due(self) -> None:
+        self._free_timer = False
+        for oid in self.refs.due(time.monotonic()):
+            self.free(oid)
+        self.schedule_free()
+
+    def drop_owner(self, msg: m.DropOwner) -> None:
+        now = time.monotonic()
+        for oid in msg.ids:
+            self.refs.remove(oid, msg.owner_id, now)
+        self.schedule_free()
+
+    # ------------------------------------------------------------------ finding objects
+
+    def wait_object(self, conn: Connection, msg: m.WaitObject) -> None:
+        asker = conn.peer
+        self.find_object(
+            msg.object_id,
+            msg.owner_id,
+            lambda err, value: conn.send(m.Reply(msg.rid, err, value)),
+            asker_is_owner=asker is not None and asker.client_id == msg.owner_id,
+            fetch=msg.fetch,
+        )
+
+    def find_object(
+        self,
+        oid: bytes,
+        owner: bytes,
+        answer: Answer,
+        asker_is_owner: bool = False,
+        fetch: bool = True,
+    ) -> None:
+        """Answer with the object's value here once this node has it, pulling it from another
+        node if needed (or, without ``fetch``, as soon as it exists anywhere)."""
+        obj = self.objects.get(oid)
+        if obj is not None:
+            answer(None, obj.inline or [STORED, obj.size])
+        elif os.path.exists(self.store.path(oid)):
+            answer(None, [STORED, 0])
+        elif oid in self.pulls:
+            self.pulls[oid].append(answer)
+        elif oid in self.located:
+            self.pull_or_answer(oid, self.located[oid][0], answer, fetch)
+        elif oid in self.freed or asker_is_owner:
+            answer(_lost(self.lost.get(oid, "the object was freed: no ref to it was left")), None)
+        elif self.home_of(owner) != self.node_id:
+            self.locate_remote(oid, owner, _Waiter(answer, fetch))
+        elif owner not in self.clients:
+            answer(_OWNER_DIED, None)
+        else:
+            self._waiting_owner[oid] = owner
+            self.waiters.setdefault(oid, []).append(_Waiter(answer, fetch))
+
+    def pull_or_answer(self, oid: bytes, node_id: bytes, answer: Answer, fetch: bool) -> None:
+        if fetch:
+            self.pull(oid, node_id, answer)
+        else:
+            answer(None, [STORED, 0])
+
+    def locate_object(self, conn: Connection, msg: m.LocateObject) -> None:
+        """Another node asks the home of an object where it is."""
+        oid = msg.object_id
+
+        def at(node_id: bytes) -> None:
+            conn.send(m.Reply(msg.rid, None, {"node": node_id}))
+
+        def answer(err: Any, value: Any) -> None:
+            if err is not None:
+                conn.send(m.Reply(msg.rid, err))
+            elif value[0] == STORED:
+                at(self.node_id)
+            else:
+                conn.send(m.Reply(msg.rid, None, {"inline": value}))
+
+        where = self.located.get(oid)
+        if where is not None:
+            at(where[0])
+        elif oid in self.objects or os.path.exists(self.store.path(oid)) or oid in self.freed:
+            self.find_object(oid, msg.owner_id, answer)
+        elif msg.owner_id not in self.clients:
+            answer(_OWNER_DIED, None)
+        else:
+            self._waiting_owner[oid] = msg.owner_id
+            self.waiters.setdefault(oid, []).append(_Waiter(answer, where=at))
+
+    def locate_remote(self, oid: bytes, owner: bytes, waiter: _Waiter) -> None:
+        waiting = self.locating.get(oid)
+        if waiting is not None:
+            waiting.append(waiter)
+            return
+        self.locating[oid] = [waiter]
+        conn = self.node_conn(self.home_of(owner))
+        if conn is None:
+            self.located_reply(oid, m.Reply(0, ["OwnerDiedError", "its owner's node is gone"]))
+            return
+        self.calls.call(
+            conn,
+            lambda rid: m.LocateObject(rid, oid, owner),
+            lambda reply: self.located_reply(oid, reply),
+        )
+
+    def located_reply(self, oid: bytes, reply: m.Reply) -> None:
+        waiting = self.locating.pop(oid, [])
+        for w in waiting:
+            if reply.error is not None:
+                kind = reply.error[0]
+                err = reply.error if kind != "ConnectionLost" else _OWNER_DIED
+                w.answer(err, None)
+            elif "inline" in reply.value:
+                w.answer(None, reply.value["inline"])
+            else:
+                self.pull_or_answer(oid, reply.value["node"], w.answer, w.fetch)
+
+    def object_located(self, msg: m.ObjectLocated, owner: bytes) -> None:
+        """An owner here reports that its object is stored on another node."""
+        oid = msg.object_id
+        if msg.node_id not in self.view or not self.view[msg.node_id]["alive"]:
+            self.lost[oid] = "the node that held it died"
+            self.freed[oid] = None
+        else:
+            self.located[oid] = (msg.node_id, msg.size, owner)
+        self.refs.add(oid, owner)
+        self._waiting_owner.pop(oid, None)
+        for w in self.waiters.pop(oid, []):
+            if oid not in self.located:
+                w.answer(_lost(self.lost[oid]), None)
+            elif w.where is not None:
+                w.where(msg.node_id)
+            else:
+                self.pull_or_answer(oid, msg.node_id, w.answer, w.fetch)
+
+    def wake_waiters(self, oid: bytes) -> None:
+        waiting = self.waiters.pop(oid, None)
+        self._waiting_owner.pop(oid, None)
+        if waiting:
+            obj = self.objects[oid]
+            value = obj.inline or [STORED, obj.size]
+            for w in waiting:
+                w.answer(None, value)
+
+    # ------------------------------------------------------------------ transfers
+
+    def pull(self, oid: bytes, node_id: bytes, answer: Answer) -> None:
+        if os.path.exists(self.store.path(oid)) or oid in self.objects:
+            self.find_object(oid, b"", answer)
+            return
+        waiting = self.pulls.get(oid)
+        if waiting is not None:
+            waiting.append(answer)
+            return
+        self.pulls[oid] = [answer]
+        info = self.view.get(node_id)
+        if info is None or not info["alive"]:
+            self.pull_done(oid, None, _lost("the node that held it died"))
+            return
+        try:
+            conn = self.reactor.connect(info["address"], _PullHandler(self, oid), token=self.token)
+        except OSError as e:
+            self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
+            return
+        conn.node = node_id
+        conn.send(m.PullObject(0, oid))
+
+    def pull_done(self, oid: bytes, got: tuple[str, int] | None, error: Any) -> None:
+        waiting = self.pulls.pop(oid, [])
+        if got is not None:
+            tmp, size = got
+            os.rename(tmp, self.store.path(oid))
+            self.objects[oid] = _Object(size, b"")
+            self.used += size
+            self.spill_if_needed(oid)
+            result: tuple[Any, Any] = (None, [STORED, size])
+        else:
+            result = (error or _lost("the transfer from the node that holds it failed"), None)
+        for answer in waiting:
+            answer(*result)
+
+    def serve_pull(self, conn: Connection, msg: m.PullObject) -> None:
+        fd = self.store.open_sealed(msg.object_id)
+        if fd is None:
+            conn.send(m.Reply(msg.rid, _lost("the object is no longer on the node that held it")))
+            return
+        size = os.fstat(fd).st_size
+        conn.send(m.Reply(msg.rid, None, {"size": size}))
+        sock, _, out = conn.detach()
+        oid = msg.object_id
+        self.sending[oid] = self.sending.get(oid, 0) + 1
+
+        def done(ok: bool) -> None:
+            left = self.sending.pop(oid, 1) - 1
+            if left:
+                self.sending[oid] = left
+
+        FileSender(self.reactor, sock, out, fd, size, done).start()
