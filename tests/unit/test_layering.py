@@ -57,6 +57,8 @@ def tier_of(module: str) -> str | None:
         return "exceptions"
     if head in ("_protocol", "_transport", "_core", "_runtime", "_api", "cli"):
         return head
+    if head == "testing":  # drives processes, like the CLI
+        return "cli"
     if head in LIBRARIES:
         return "library"
     return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from ember._protocol import ids
 from ember._runtime import state
-from ember._runtime.launcher import LocalNode, spawn_node, total_memory
+from ember._runtime.launcher import LocalNode, node_resources, spawn_node
 
 _lock = threading.RLock()
 _node: LocalNode | None = None
@@ -47,7 +47,8 @@ def init(
     include_dashboard: bool | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Start Ember on this machine (or, later, connect to a cluster) and connect this driver."""
+    """Start Ember on this machine and connect this driver; with ``address`` ("auto" or
+    "HOST:PORT"), connect to a running cluster through this host's node instead."""
     global _node
     with _lock:
         if state.current() is not None:
@@ -64,13 +65,20 @@ def init(
                 "address, num_cpus, num_gpus, resources, object_store_memory, namespace, "
                 "ignore_reinit_error, log_to_driver, local_mode."
             )
-        if address not in (None, "local"):
-            raise ValueError(
-                f"address={address!r}: connecting to an existing cluster is not supported yet; "
-                "call ember.init() without an address to start Ember on this machine."
-            )
-        total = _resources(num_cpus, num_gpus, resources)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
+        if address is None:
+            address = os.environ.get("EMBER_ADDRESS")
+        if address not in (None, "local"):
+            if local_mode or num_cpus is not None or num_gpus is not None or resources:
+                raise ValueError(
+                    "When connecting to a running cluster (address=...), resources are set by "
+                    "`ember start` on each node: drop num_cpus, num_gpus, resources and "
+                    "local_mode from init()."
+                )
+            client = _connect_cluster(address, ns, log_to_driver)
+            state.set_current(client)
+            return _context_info()
+        total = node_resources(num_cpus, num_gpus, resources)
         if local_mode:
             from ember._runtime.local import LocalRuntime
 
@@ -82,29 +90,78 @@ def init(
             prestart_workers=min(int(total.get("CPU", 1)), 8),
         )
         # Imported while the node boots: the two overlap on a multi-core machine.
-        from ember._runtime.core_client import CoreClient
-        from ember._runtime.object_store import StoreFiles
+        from ember._runtime.core_client import CoreClient  # noqa: F401
+        from ember._runtime.object_store import StoreFiles  # noqa: F401
 
         node = spawned.wait()
         try:
-            client = CoreClient(
-                kind="driver",
-                node_address=node.node_address,
-                control_address=node.control_address,
-                store=StoreFiles(node.shm_dir, node.spill_dir),
-                client_id=node.node_id[:4] + ids.random_id(8),
-                job_id=ids.random_id(4),
-                namespace=ns,
-                node_id=node.node_id,
-                log_to_driver=log_to_driver,
+            client = _client(
+                node.node_address,
+                node.control_address,
+                node.shm_dir,
+                node.spill_dir,
+                node.node_id,
+                None,
+                ns,
+                log_to_driver,
             )
         except BaseException:
             node.stop()
             raise
-        client.log_handler = _print_logs
         _node = node
         state.set_current(client)
         return _context_info()
+
+
+def _client(
+    node_address: str,
+    control_address: str,
+    shm_dir: str,
+    spill_dir: str,
+    node_id: bytes,
+    token: str | None,
+    namespace: str,
+    log_to_driver: bool,
+) -> Any:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_store import StoreFiles
+
+    client = CoreClient(
+        kind="driver",
+        node_address=node_address,
+        control_address=control_address,
+        store=StoreFiles(shm_dir, spill_dir),
+        client_id=node_id[:4] + ids.random_id(8),
+        job_id=ids.random_id(4),
+        namespace=namespace,
+        node_id=node_id,
+        log_to_driver=log_to_driver,
+        token=token,
+    )
+    client.log_handler = _print_logs
+    return client
+
+
+def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> Any:
+    """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
+    from ember._runtime import cluster_files
+
+    if address.startswith("ember://"):
+        raise ValueError(
+            f"address={address!r}: client mode (ember://) is not available yet; run the "
+            "driver on a host that has a node of the cluster (`ember start --address=...`)."
+        )
+    record = cluster_files.find_node(address)
+    return _client(
+        record["local_address"],
+        "tcp:" + record["address"],
+        record["shm_dir"],
+        record["spill_dir"],
+        bytes.fromhex(record["node_id"]),
+        record["token"],
+        namespace,
+        log_to_driver,
+    )
 
 
 def shutdown() -> None:
@@ -136,29 +193,6 @@ _IGNORED_INIT_ARGS = {
     "_node_ip_address",
     "_redis_password",
 }
-
-
-def _resources(
-    num_cpus: float | None, num_gpus: float | None, custom: dict[str, float] | None
-) -> dict[str, float]:
-    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-        if value is not None and (isinstance(value, bool) or value < 0):
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    custom = dict(custom or {})
-    for key in ("CPU", "GPU"):
-        if key in custom:
-            raise ValueError(
-                f"Use num_{key.lower()}s=... instead of resources={{'{key}': ...}} in init()."
-            )
-    total: dict[str, float] = {
-        "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
-        "GPU": float(num_gpus or 0),
-        "memory": float(int(total_memory() * 0.7)),
-        "node:127.0.0.1": 1.0,
-        "node:__internal_head__": 1.0,
-    }
-    total.update({k: float(v) for k, v in custom.items()})
-    return {k: v for k, v in total.items() if v}
 
 
 def _context_info() -> dict[str, Any]:

@@ -147,9 +147,7 @@ class LeaseScheduler:
                 return [Spill(client, rid, target)]
         req = _Request(client, rid, shape, what, dedicated, movable and strategy is None)
         actions: list[Action] = []
-        if not self.resources.feasible(shape) and not (
-            self.placement is not None and self.placement.peers
-        ):
+        if not self.resources.feasible(shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -368,8 +366,9 @@ class LeaseScheduler:
         return out
 
     def _infeasible_message(self, req: _Request) -> str:  # noqa: D102
+        where = "no node of the cluster has it" if self.placement is not None else "this node"
         return (
-            f"{req.describe or 'a task'} requires {{{describe(req.shape)}}} but this node has "
+            f"{req.describe or 'a task'} requires {{{describe(req.shape)}}} but {where} has "
             f"only {self.resources.missing(req.shape)}. It will wait until a node with these "
             "resources joins; lower its requirements or start Ember with more resources."
         )

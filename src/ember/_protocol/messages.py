@@ -321,6 +321,14 @@ class GetNodes(Message):
     rid: int
 
 
+@_message(90)
+class ClusterView(Message):
+    """Control store -> nodes, when a node joins: the node table, without waiting for the
+    next heartbeat."""
+
+    view: list[Any]
+
+
 @_message(89)
 class ActorGone(Message):
     """Node -> control store: forget this actor and free its name."""

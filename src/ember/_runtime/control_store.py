@@ -317,6 +317,10 @@ class ControlStoreServer:
         now = time.monotonic()
         if isinstance(msg, m.RegisterNode):
             conn.send(m.Reply(msg.rid, None, self.store.register_node(conn, msg, now)))
+            view = m.ClusterView(self.store.view())
+            for entry in self.store.nodes.values():
+                if entry.alive and entry.conn is not None and entry.conn is not conn:
+                    entry.conn.send(view)
         elif isinstance(msg, m.Heartbeat):
             conn.send(self.store.heartbeat(conn, msg, now))
         else:

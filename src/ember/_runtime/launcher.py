@@ -34,6 +34,7 @@ class LocalNode:
     spill_dir: str
     node_id: bytes
     resources: dict[str, float]
+    tcp_address: str | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
@@ -83,66 +84,48 @@ class SpawnedNode:
 
     def wait(self, timeout: float = 30.0) -> LocalNode:
         config = self.config
-        session_dir = config["session_dir"]
-        try:
-            line = _read_line(self.read_fd, timeout=timeout, proc=self.proc)
-        finally:
-            os.close(self.read_fd)
-        if not line:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(
-                "The Ember node manager did not start. Its log says:\n"
-                + _tail(os.path.join(session_dir, "logs", "node.log"))
-            )
-        ready = json.loads(line)
+        ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config["log"])
         return LocalNode(
             self.proc,
             ready["node"],
             ready["control"],
-            session_dir,
+            config["session_dir"],
             config["shm_dir"],
             config["spill_dir"],
             bytes.fromhex(config["node_id"]),
             config["resources"],
+            ready.get("tcp"),
         )
 
 
-def spawn_node(
-    *,
-    resources: dict[str, float],
-    object_store_memory: int | None,
-    prestart_workers: int,
-) -> SpawnedNode:
-    """Start the node manager and return at once, so the caller can work while it boots."""
-    name = ids.random_id(4).hex()
-    session_dir = os.path.join(tempfile.gettempdir(), "ember", f"s-{name}")
-    for sub in ("logs", "sockets", "spill"):
-        os.makedirs(os.path.join(session_dir, sub), exist_ok=True)
-    shm_dir, capacity = _store_dirs(name, object_store_memory)
-    os.makedirs(os.path.join(shm_dir, "pool"), mode=0o700, exist_ok=True)
-    node_id = ids.random_id(16)
+def _wait_ready(
+    proc: subprocess.Popen[bytes], read_fd: int, timeout: float, what: str, log: str
+) -> dict[str, Any]:
+    try:
+        line = _read_line(read_fd, timeout=timeout, proc=proc)
+    finally:
+        os.close(read_fd)
+    if not line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"The Ember {what} did not start. Its log says:\n{_tail(log)}")
+    return json.loads(line)
+
+
+def _spawn(
+    module: str, config: dict[str, Any], log_path: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``python -m module CONFIG`` in its own session, with a pipe to say it is ready."""
     read_fd, write_fd = os.pipe()
+    config["ready_fd"] = write_fd
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
-    config: dict[str, Any] = {
-        "node_id": node_id.hex(),
-        "session_dir": session_dir,
-        "shm_dir": shm_dir,
-        "spill_dir": os.path.join(session_dir, "spill"),
-        "object_store_memory": capacity,
-        "resources": resources,
-        "ready_fd": write_fd,
-        "owner_pid": os.getpid(),
-        "prestart_workers": prestart_workers,
-        "cwd": os.getcwd(),
-    }
-    log = open(os.path.join(session_dir, "logs", "node.log"), "ab")  # noqa: SIM115
+    log = open(log_path, "ab")  # noqa: SIM115
     with log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ember._runtime.node", json.dumps(config)],
+            [sys.executable, "-m", module, json.dumps(config)],
             pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -151,7 +134,81 @@ def spawn_node(
             start_new_session=True,
         )
     os.close(write_fd)
+    return proc, read_fd
+
+
+def new_session() -> str:
+    name = ids.random_id(4).hex()
+    session_dir = os.path.join(tempfile.gettempdir(), "ember", f"s-{name}")
+    for sub in ("logs", "sockets", "spill"):
+        os.makedirs(os.path.join(session_dir, sub), mode=0o700, exist_ok=True)
+    return session_dir
+
+
+def spawn_node(
+    *,
+    resources: dict[str, float],
+    object_store_memory: int | None,
+    prestart_workers: int,
+    cluster: dict[str, Any] | None = None,
+) -> SpawnedNode:
+    """Start the node manager and return at once, so the caller can work while it boots.
+
+    Without ``cluster`` the node runs its own control store and ends with this process; with
+    it (``control_address``, ``token``, ``node_ip``, ``node_port``) it joins that cluster and
+    lives until it is stopped."""
+    session_dir = new_session()
+    name = os.path.basename(session_dir)[2:]
+    shm_dir, capacity = _store_dirs(name, object_store_memory)
+    os.makedirs(os.path.join(shm_dir, "pool"), mode=0o700, exist_ok=True)
+    node_id = ids.random_id(16)
+    config: dict[str, Any] = {
+        "node_id": node_id.hex(),
+        "session_dir": session_dir,
+        "shm_dir": shm_dir,
+        "spill_dir": os.path.join(session_dir, "spill"),
+        "object_store_memory": capacity,
+        "resources": resources,
+        "owner_pid": 0 if cluster else os.getpid(),
+        "prestart_workers": prestart_workers,
+        "cwd": os.getcwd(),
+        "log": os.path.join(session_dir, "logs", "node.log"),
+        **(cluster or {}),
+    }
+    proc, read_fd = _spawn("ember._runtime.node", config, config["log"])
     return SpawnedNode(proc, read_fd, config)
+
+
+@dataclass
+class ControlStoreProcess:
+    proc: subprocess.Popen[bytes]
+    address: str  # tcp:host:port
+    log: str
+
+
+def spawn_control_store(
+    *,
+    host: str,
+    port: int,
+    token: str,
+    storage: str | None = None,
+    node_timeout: float | None = None,
+    heartbeat_interval: float | None = None,
+    timeout: float = 30.0,
+) -> ControlStoreProcess:
+    """Start a cluster's control store (on the head) and wait until it listens."""
+    session_dir = new_session()
+    config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token}
+    if storage:
+        config["storage"] = storage
+    if node_timeout is not None:
+        config["node_timeout"] = node_timeout
+    if heartbeat_interval is not None:
+        config["heartbeat_interval"] = heartbeat_interval
+    log = os.path.join(session_dir, "logs", "control_store.log")
+    proc, read_fd = _spawn("ember._runtime.control_store", config, log)
+    ready = _wait_ready(proc, read_fd, timeout, "control store", log)
+    return ControlStoreProcess(proc, ready["control"], log)
 
 
 def _read_line(fd: int, timeout: float, proc: subprocess.Popen[bytes]) -> str:
@@ -175,3 +232,92 @@ def _tail(path: str, lines: int = 30) -> str:
             return "".join(f.readlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def node_resources(
+    num_cpus: float | None,
+    num_gpus: float | None,
+    custom: dict[str, float] | None,
+    host: str = "127.0.0.1",
+    head: bool = True,
+) -> dict[str, float]:
+    """A node's resources as Ray counts them, with the ``node:<ip>`` marker."""
+    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        if value is not None and (isinstance(value, bool) or value < 0):
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    custom = dict(custom or {})
+    for key in ("CPU", "GPU"):
+        if key in custom:
+            raise ValueError(
+                f"Use num_{key.lower()}s=... instead of resources={{'{key}': ...}} in init()."
+            )
+    total: dict[str, float] = {
+        "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
+        "GPU": float(num_gpus or 0),
+        "memory": float(int(total_memory() * 0.7)),
+        f"node:{host}": 1.0,
+    }
+    if head:
+        total["node:__internal_head__"] = 1.0
+    total.update({k: float(v) for k, v in custom.items()})
+    return {k: v for k, v in total.items() if v}
+
+
+def start_cluster_node(
+    *,
+    address: str | None,
+    token: str,
+    host: str,
+    port: int = 0,
+    resources: dict[str, float],
+    object_store_memory: int | None = None,
+    storage: str | None = None,
+    node_timeout: float | None = None,
+    heartbeat_interval: float | None = None,
+    origin: str = "cli",
+) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
+    """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
+    and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
+    ``ember stop`` and ``init(address=...)``; returns the record, the node and the store."""
+    from ember._runtime import cluster_files
+
+    store = None
+    if address is None:
+        store = spawn_control_store(
+            host=host,
+            port=port,
+            token=token,
+            storage=storage,
+            node_timeout=node_timeout,
+            heartbeat_interval=heartbeat_interval,
+        )
+        address = cluster_files.cluster_address(store.address)
+    try:
+        node = spawn_node(
+            resources=resources,
+            object_store_memory=object_store_memory,
+            prestart_workers=min(int(resources.get("CPU", 1)), 8),
+            cluster={"control_address": f"tcp:{address}", "token": token, "node_ip": host},
+        ).wait()
+    except BaseException:
+        if store is not None:
+            store.proc.kill()
+            store.proc.wait()
+        raise
+    record = {
+        "node_id": node.node_id.hex(),
+        "pid": node.proc.pid,
+        "control_pid": store.proc.pid if store is not None else None,
+        "origin": origin,
+        "address": address,
+        "token": token,
+        "is_head": store is not None,
+        "host": host,
+        "local_address": node.node_address,
+        "tcp_address": node.tcp_address,
+        "shm_dir": node.shm_dir,
+        "spill_dir": node.spill_dir,
+        "session_dir": node.session_dir,
+    }
+    cluster_files.write_record(record)
+    return record, node, store

@@ -461,7 +461,18 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         elif isinstance(msg, m.KillWorker):
             self.kill_worker(msg.worker_id)
         elif isinstance(msg, m.ClusterInfo):
-            conn.send(m.Reply(msg.rid, None, self.cluster_info()))
+            # The node table fresh from the control store, this node's own entry exact.
+            self.calls.call(
+                self.gcs,
+                lambda rid: m.GetNodes(rid),
+                lambda reply: conn.send(
+                    m.Reply(
+                        msg.rid,
+                        None,
+                        self.cluster_info(reply.value if reply.error is None else None),
+                    )
+                ),
+            )
         elif isinstance(msg, m.LogLines):
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
@@ -560,12 +571,13 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
 
     # ------------------------------------------------------------------ info
 
-    def cluster_info(self) -> dict[str, Any]:
-        """This node in detail, and every node of the cluster as last heard of."""
+    def cluster_info(self, view: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """This node in detail, and every node of the cluster (as the control store has it,
+        or as last heard of)."""
         total, available = self.resources.snapshot()
         nodes = [
             {**n, "available": available} if n["node_id"] == self.node_id else n
-            for n in self.view.values()
+            for n in (view if view is not None else self.view.values())
         ] or [
             {
                 "node_id": self.node_id,

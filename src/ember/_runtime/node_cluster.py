@@ -35,6 +35,8 @@ class _GcsHandler:
             self.node.calls.on_reply(msg)
         elif isinstance(msg, m.NodeDied):
             self.node.node_died(msg.node_id, msg.reason)
+        elif isinstance(msg, m.ClusterView):
+            self.node.update_view(msg.view)
 
     def on_close(self, conn: Connection) -> None:
         self.node.calls.on_close(conn)

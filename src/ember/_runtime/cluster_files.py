@@ -1,0 +1,106 @@
+"""What long-lived nodes leave on their host: a record per node and the cluster's token.
+
+``ember start`` (and ``ember.testing.Cluster``) write one record per node they start into a
+folder only this user can open: the node's processes, where it listens locally, and the
+cluster it belongs to with that cluster's token. ``ember stop`` ends exactly the processes in
+the records it wrote; ``init(address="auto")`` or ``init(address="HOST:PORT")`` finds the
+node to connect through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from typing import Any
+
+
+def records_dir() -> str:
+    path = os.path.join(tempfile.gettempdir(), "ember", f"nodes-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def cluster_address(tcp_address: str) -> str:
+    """``tcp:HOST:PORT`` -> ``HOST:PORT``, the form users type."""
+    return tcp_address[4:] if tcp_address.startswith("tcp:") else tcp_address
+
+
+def write_record(record: dict[str, Any]) -> str:
+    path = os.path.join(records_dir(), f"{record['node_id']}.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    return path
+
+
+def remove_record(node_id_hex: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(records_dir(), f"{node_id_hex}.json"))
+
+
+def read_records() -> list[dict[str, Any]]:
+    """Records of nodes whose process still runs; stale ones are removed."""
+    out = []
+    folder = records_dir()
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if _alive(int(record.get("pid", 0))):
+            out.append(record)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return out
+
+
+def find_node(address: str) -> dict[str, Any]:
+    """The node on this host to connect a driver through, for ``"auto"`` or ``HOST:PORT``."""
+    records = read_records()
+    if address == "auto":
+        address = os.environ.get("EMBER_ADDRESS", "auto")
+    if address == "auto":
+        clusters = sorted({r["address"] for r in records})
+        if not clusters:
+            raise ConnectionError(
+                "Could not find a running Ember cluster on this machine. Start one with "
+                "`ember start --head`, or call ember.init() without an address to run on this "
+                "machine alone."
+            )
+        if len(clusters) > 1:
+            raise ConnectionError(
+                f"Several Ember clusters run on this machine ({', '.join(clusters)}): pass "
+                "the one you mean, as ember.init(address='HOST:PORT')."
+            )
+        address = clusters[0]
+    mine = [r for r in records if r["address"] == address]
+    if not mine:
+        raise ConnectionError(
+            f"No node of the Ember cluster at {address} runs on this machine. Join one first "
+            f"with `ember start --address={address}`, or connect as a remote client with "
+            f"ember.init('ember://{address}')."
+        )
+    mine.sort(key=lambda r: not r.get("is_head", False))
+    return mine[0]
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""The ``ember`` command: start, stop and inspect the nodes of a cluster."""

@@ -1,0 +1,185 @@
+"""A cluster of real Ember nodes on this machine, for tests: ``ember.testing.Cluster``.
+
+Shaped like Ray's ``ray.cluster_utils.Cluster``: a head (control store and node) and as many
+nodes as you add, each a real node manager process with its own port, shared-memory folder and
+resources, joined over TCP on loopback with the cluster's token. ``remove_node`` kills a node
+and its workers at once, as a machine that dies; ``cut_off`` freezes them (SIGSTOP) so that
+they stop answering without closing any connection, as a machine that drops off the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from typing import Any
+
+from ember._runtime import cluster_files, launcher
+
+
+class ClusterNode:
+    """A node of a test cluster."""
+
+    def __init__(self, record: dict[str, Any], node: launcher.LocalNode) -> None:
+        self.record = record
+        self.node = node
+        self.node_id: str = record["node_id"]
+        self.pid: int = node.proc.pid
+        self.address: str = record["tcp_address"]
+        self.resources = dict(node.resources)
+
+    @property
+    def alive(self) -> bool:
+        return self.node.proc.poll() is None
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)  # the node and the workers it forked share its group
+
+    def __repr__(self) -> str:
+        return f"ClusterNode({self.node_id[:12]}, pid={self.pid})"
+
+
+class Cluster:
+    """``Cluster(initialize_head=True, head_node_args={"num_cpus": 2})``, then ``add_node``,
+    ``ember.init(address=cluster.address)``, and ``shutdown()`` at the end."""
+
+    def __init__(
+        self,
+        initialize_head: bool = False,
+        connect: bool = False,
+        head_node_args: dict[str, Any] | None = None,
+        *,
+        node_timeout: float = 3.0,
+        heartbeat_interval: float = 0.2,
+        storage: str | None = None,
+    ) -> None:
+        self.token = cluster_files.new_token()
+        self.node_timeout = node_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.storage = storage
+        self.head: ClusterNode | None = None
+        self.control: launcher.ControlStoreProcess | None = None
+        self.address = ""
+        self.nodes: list[ClusterNode] = []
+        if initialize_head:
+            self.add_node(**(head_node_args or {}))
+            if connect:
+                self.connect()
+
+    def add_node(
+        self,
+        num_cpus: float | None = 1,
+        num_gpus: float | None = None,
+        resources: dict[str, float] | None = None,
+        object_store_memory: int | None = 256 << 20,
+        **ignored: Any,
+    ) -> ClusterNode:
+        """Start a node (the head, the first time) and wait until the cluster knows it."""
+        head = self.head is None
+        record, node, store = launcher.start_cluster_node(
+            address=None if head else self.address,
+            token=self.token,
+            host="127.0.0.1",
+            resources=launcher.node_resources(num_cpus, num_gpus, resources, head=head),
+            object_store_memory=object_store_memory,
+            storage=self.storage,
+            node_timeout=self.node_timeout,
+            heartbeat_interval=self.heartbeat_interval,
+            origin="testing",
+        )
+        handle = ClusterNode(record, node)
+        if head:
+            self.head = handle
+            self.control = store
+            self.address = record["address"]
+        self.nodes.append(handle)
+        self.wait_for_nodes()
+        return handle
+
+    def connect(self, **init_args: Any) -> dict[str, Any]:
+        import ember
+
+        return ember.init(address=self.address, **init_args)
+
+    def remove_node(self, node: ClusterNode, allow_graceful: bool = False) -> None:
+        """Kill a node and its workers (gracefully with ``allow_graceful``)."""
+        if allow_graceful:
+            node.node.stop()
+        else:
+            node._signal(signal.SIGKILL)
+            node.node.proc.wait()
+        cluster_files.remove_record(node.node_id)
+        if node in self.nodes:
+            self.nodes.remove(node)
+
+    def cut_off(self, node: ClusterNode) -> None:
+        """Freeze a node and its workers: it stops answering but closes nothing."""
+        node._signal(signal.SIGSTOP)
+
+    def restore(self, node: ClusterNode) -> None:
+        node._signal(signal.SIGCONT)
+
+    def kill_control_store(self) -> None:
+        assert self.control is not None
+        self.control.proc.kill()
+        self.control.proc.wait()
+
+    def restart_control_store(self) -> None:
+        """Start the control store again on the same port (state comes back from Redis)."""
+        port = int(self.address.rsplit(":", 1)[1])
+        self.control = launcher.spawn_control_store(
+            host="127.0.0.1",
+            port=port,
+            token=self.token,
+            storage=self.storage,
+            node_timeout=self.node_timeout,
+            heartbeat_interval=self.heartbeat_interval,
+        )
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        from ember._runtime import admin
+
+        return admin.nodes(self.address, self.token)
+
+    def wait_for_nodes(self, timeout: float = 30.0) -> None:
+        """Wait until every node started here is alive in the control store's table."""
+        want = {n.node_id for n in self.nodes}
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = {n["node_id"].hex() for n in self.list_nodes() if n["alive"]}
+            if want <= alive:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nodes {sorted(want - alive)} did not join within {timeout} s")
+            time.sleep(0.02)
+
+    def shutdown(self) -> None:
+        import ember
+
+        if ember.is_initialized():
+            ember.shutdown()
+        for node in list(self.nodes):
+            node._signal(signal.SIGCONT)
+            node.node.stop()
+            cluster_files.remove_record(node.node_id)
+        self.nodes.clear()
+        if self.control is not None:
+            self.control.proc.terminate()
+            try:
+                self.control.proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                self.control.proc.kill()
+                self.control.proc.wait()
+            self.control = None
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return json.dumps({"address": self.address, "nodes": [n.node_id for n in self.nodes]})
