@@ -11,6 +11,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api.session import runtime
+from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
 
 
@@ -64,7 +65,7 @@ class RemoteFunction:
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions = plan
+        num_returns, name, shape, max_retries, retry_exceptions, strategy = plan
         refs = rt.submit_task(
             fn_id,
             args,
@@ -74,6 +75,7 @@ class RemoteFunction:
             shape=shape,
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
+            strategy=strategy,
         )
         if num_returns == 1:
             return refs[0]
@@ -89,6 +91,7 @@ class RemoteFunction:
             self._shape(options),
             options["max_retries"],
             options["retry_exceptions"],
+            strategy_on_wire(options.get("scheduling_strategy")),
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:

@@ -43,6 +43,24 @@ class Unschedulable:
 HERE = None  # the choice "keep it on this node"
 
 
+def strategy_on_wire(value: Any) -> Any:
+    """A scheduling strategy as the node understands it: None, "SPREAD" or
+    ["node", node id, soft]. Placement groups are not supported and count as the default."""
+    if value == "SPREAD":
+        return "SPREAD"
+    node_id = getattr(value, "node_id", None)
+    if isinstance(node_id, str):
+        try:
+            raw = bytes.fromhex(node_id)
+        except ValueError:
+            raise ValueError(
+                f"NodeAffinitySchedulingStrategy(node_id={node_id!r}): a node id is the hex "
+                "string that ember.get_runtime_context().get_node_id() or ember.nodes() gives."
+            ) from None
+        return ["node", raw, bool(getattr(value, "soft", False))]
+    return None
+
+
 class Placement:
     def __init__(self, local_id: bytes) -> None:
         self.local_id = local_id
@@ -62,9 +80,10 @@ class Placement:
         }
 
     def choose(
-        self, shape: Shape, strategy: Any, local: NodeResources
+        self, shape: Shape, strategy: Any, local: NodeResources, busy: bool = False
     ) -> bytes | None | Unschedulable:
-        """HERE (None), another node's id, or Unschedulable."""
+        """HERE (None), another node's id, or Unschedulable. ``busy``: requests already wait
+        here, so this node has no room now whatever its free resources say."""
         if isinstance(strategy, (list, tuple)) and strategy and strategy[0] == "node":
             target, soft = strategy[1], bool(strategy[2])
             if target == self.local_id and (local.feasible(shape) or not soft):
@@ -85,16 +104,19 @@ class Placement:
             if peer is not None and peer.fits(shape):
                 peer.take(shape)
                 return peer.node_id
-        return self._default(shape, local)
+        return self._default(shape, local, busy)
 
-    def _default(self, shape: Shape, local: NodeResources) -> bytes | None:
-        if local.fits(shape):
+    def _default(self, shape: Shape, local: NodeResources, busy: bool) -> bytes | None:
+        if local.fits(shape) and not busy:
             return HERE
         spill = self.spill_target(shape)
         if spill is not None or local.feasible(shape):
             return spill
         feasible = [p for p in self.peers.values() if p.feasible(shape)]
         return feasible[0].node_id if feasible else HERE
+
+    def room_elsewhere(self, shape: Shape) -> bool:
+        return any(p.fits(shape) for p in self.peers.values())
 
     def spill_target(self, shape: Shape) -> bytes | None:
         """The node with the most room for ``shape`` right now, if any has room."""

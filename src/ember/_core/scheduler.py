@@ -140,7 +140,7 @@ class LeaseScheduler:
         movable = self.placement is not None and not spilled
         if movable:
             assert self.placement is not None
-            target = self.placement.choose(shape, strategy, self.resources)
+            target = self.placement.choose(shape, strategy, self.resources, bool(self._queue))
             if isinstance(target, Unschedulable):
                 return [Refuse(client, rid, target.message)]
             if target is not None:
@@ -151,6 +151,12 @@ class LeaseScheduler:
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
+
+    def saturated(self, shape: Shape) -> bool:
+        """No room for another lease of this shape here, nor (as far as we know) elsewhere."""
+        if self.resources.fits(shape):
+            return False
+        return self.placement is None or not self.placement.room_elsewhere(shape)
 
     def rebalance(self) -> list[Action]:
         """After a new cluster view: spill queued requests that do not fit here to nodes

@@ -146,6 +146,7 @@ class CreateActor(Message):
     max_restarts: int
     handle_meta: bytes  # serialized method table, for get_actor() in other processes
     class_name: str = ""
+    strategy: Any = None  # as in RequestLease
 
 
 ARGUMENT_FAILED = "an argument of its constructor failed"  # the node's reason, in ActorDied

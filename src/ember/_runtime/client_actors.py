@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ember import exceptions as exc
+from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
@@ -85,6 +86,7 @@ class ActorsMixin:
                     int(options.get("max_restarts") or 0),
                     handle_meta,
                     class_name,
+                    strategy_on_wire(options.get("scheduling_strategy")),
                 ),
             )
             if not ready_now:

@@ -260,7 +260,12 @@ class ObjectsMixin:
         if kind == INLINE:
             return serialization.loads(data)
         if kind == STORED:
-            return self.read_stored(oid, obj.owner)
+            try:
+                return self.read_stored(oid, obj.owner)
+            except exc.ObjectLostError:
+                if not self._rebuild(obj):
+                    raise
+                return self._value(oid, obj)
         err = serialization.loads(data)
         if isinstance(err, exc.RayTaskError):
             raise err.as_instanceof_cause()
@@ -283,6 +288,31 @@ class ObjectsMixin:
             self.remove_local_ref(oid)
             raise exc.ObjectLostError(oid.hex(), "the object's data is no longer in the store")
         return serialization.loads_stored(*found)
+
+    def _rebuild(self, obj: _Obj) -> bool:
+        """The node holding an object this process made died: run the task that made it
+        again (lineage reconstruction, within its ``max_retries``) and wait for it."""
+        with self._lock:
+            task = obj.lineage
+            if task is None or task.retries_left == 0 or self._closed:
+                return False
+            if task.retries_left > 0:
+                task.retries_left -= 1
+            for rid in task.return_ids:
+                again = self._objects.get(rid)
+                if again is not None and again.lineage is task:
+                    again.ready = False
+                    again.kind = INLINE
+                    again.data = None
+                    again.where = b""
+                    again.lineage = None
+            self._tasks[task.task_id] = task
+            task.lease = None
+            self._enqueue(task)
+            latch = _Latch(1)
+            self._on_ready(obj, latch.hit)
+        self._block_on(latch, None)
+        return True
 
     def _pull_here(self, oid: bytes, owner: bytes) -> None:
         from ember._transport.rpc import RemoteError

@@ -44,6 +44,7 @@ class _Obj:
         "detached",
         "pins",
         "where",
+        "lineage",
     )
 
     def __init__(self, owned: bool, owner: bytes) -> None:
@@ -62,6 +63,7 @@ class _Obj:
         self.detached = False
         self.pins: list[Any] | None = None
         self.where = b""  # for a stored value on another node: that node's id
+        self.lineage: Any = None  # the task that made it, to run again if that node dies
 
 
 class _Task:
@@ -113,6 +115,7 @@ class _Lease:
         "idle_since",
         "key",
         "node_conn",
+        "spent",
     )
 
     def __init__(self, lease_id: int, worker_id: bytes, conn: Connection, gpu_ids: list[int]):
@@ -125,6 +128,7 @@ class _Lease:
         self.idle_since = time.monotonic()
         self.key: _Key | None = None
         self.node_conn: Connection | None = None  # the node that granted it
+        self.spent = False  # has run a task
 
 
 class _Key:

@@ -172,14 +172,20 @@ class TasksMixin:
 
     def _pump(self, key: _Key) -> None:
         """Under lock: push queued tasks to free leases, and ask for or give back leases."""
+        # SPREAD: one task per lease, so that every task is placed on its own.
+        spread = key.strategy == "SPREAD"
         if key.queue:
-            depth = PIPELINE_DEPTH if key.saturated and key.requests else 1
+            depth = PIPELINE_DEPTH if key.saturated and key.requests and not spread else 1
             for lease in key.leases.values():
                 while key.queue and len(lease.tasks) < depth and not lease.revoked:
+                    if spread and lease.spent:
+                        break
                     self._push(key.queue.popleft(), lease)
                 if not key.queue:
                     break
-        for lease in [x for x in key.leases.values() if not x.tasks and x.revoked]:
+        for lease in [
+            x for x in key.leases.values() if not x.tasks and (x.revoked or spread and x.spent)
+        ]:
             self._return_lease(lease)
         wanted = min(len(key.queue), MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(max(0, wanted)):
@@ -254,6 +260,7 @@ class TasksMixin:
             self._pump(key)
 
     def _push(self, task: _Task, lease: _Lease) -> None:
+        lease.spent = True
         lease.tasks.append(task)
         task.lease = lease
         task.conn = lease.conn
@@ -361,7 +368,7 @@ class TasksMixin:
     def _finish(self, task: _Task, results: list[list[Any]]) -> None:
         """Under lock: record the task's return values and wake whoever waits for them."""
         self._tasks.pop(task.task_id, None)
-        task.pins = []
+        rebuildable = task.actor is None and task.retries_left != 0
         if len(results) != len(task.return_ids):
             err = exc.RayTaskError(
                 task.name,
@@ -383,8 +390,12 @@ class TasksMixin:
             if len(result) > 3 and result[3] != self.node_id and result[0] == STORED:
                 obj.where = result[3]  # its node keeps it; ours is told, to find it later
                 self.node.send(m.ObjectLocated(oid, result[3], result[1]))
+                if rebuildable:
+                    obj.lineage = task  # if that node dies, the task runs again
             self._set_ready(oid, obj, result[0], result[1])
             ready.append((oid, obj))
+        if not any(obj.lineage is task for _, obj in ready):
+            task.pins = []  # (a task kept as lineage keeps its arguments alive)
         for oid, obj in ready:
             if obj.waiters:
                 waiters, obj.waiters = obj.waiters, None

@@ -316,6 +316,10 @@ class ControlStoreServer:
     def handle(self, conn: Connection, msg: m.Message) -> None:
         now = time.monotonic()
         if isinstance(msg, m.RegisterNode):
+            known = self.store.nodes.get(msg.node_id)
+            if known is not None and not known.alive:  # its work was redone: it must stop
+                conn.send(m.Reply(msg.rid, ["NodeDiedError", "this node was declared dead"]))
+                return
             conn.send(m.Reply(msg.rid, None, self.store.register_node(conn, msg, now)))
             view = m.ClusterView(self.store.view())
             for entry in self.store.nodes.values():

@@ -135,6 +135,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.pulls: dict[bytes, list[Any]] = {}
         self.locating: dict[bytes, list[_Waiter]] = {}
         self.sending: dict[bytes, int] = {}
+        self.receiving: dict[bytes, tuple[bytes, Any]] = {}  # oid -> (node, FileReceiver)
         self.calls = Calls()
         self.reactor = Reactor("ember-node")
         self.clients: dict[bytes, _Client] = {}
@@ -388,7 +389,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                     "gpu_ids": list(g.gpu_ids),
                     # No room for another lease of this shape now: the caller may queue a
                     # task behind another on its leases instead of waiting for a new one.
-                    "saturated": lease is not None and not self.resources.fits(lease.alloc.shape),
+                    "saturated": lease is not None and self.scheduler.saturated(lease.alloc.shape),
                     "node": self.node_id,
                 },
             )

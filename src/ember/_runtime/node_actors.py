@@ -31,6 +31,7 @@ class _ActorRecord:
     detached: bool
     max_restarts: int
     class_name: str = ""
+    strategy: Any = None
     restarts: int = 0
     incarnation: int = 0
     state: str = "pending"  # pending | alive | restarting | dead
@@ -100,6 +101,7 @@ class ActorsMixin:
             msg.detached,
             msg.max_restarts,
             class_name=msg.class_name,
+            strategy=msg.strategy,
         )
         self.actors[msg.actor_id] = rec
         self.refs.add(msg.actor_id, msg.owner_id)
@@ -121,7 +123,12 @@ class ActorsMixin:
     def request_placement(self, rec: _ActorRecord) -> None:
         self.run_actions(
             self.scheduler.request(
-                ("actor", rec.actor_id), 0, rec.shape, f"actor {rec.class_name}", dedicated=True
+                ("actor", rec.actor_id),
+                0,
+                rec.shape,
+                f"actor {rec.class_name}",
+                dedicated=True,
+                strategy=rec.strategy,
             )
         )
 

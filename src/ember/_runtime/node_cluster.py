@@ -70,7 +70,8 @@ class ClusterMixin:
 
     def registered(self, reply: m.Reply) -> None:
         if reply.error is not None:
-            return  # the connection went away; gcs_lost reconnects
+            self.heartbeat_answered(reply)  # declared dead: stop; else gcs_lost reconnects
+            return
         settings = reply.value
         first = not self.joined
         self.joined = True
@@ -149,6 +150,8 @@ class ClusterMixin:
             if conn.node == node_id:
                 conn.close()
         self.peer_conns.pop(node_id, None)
+        for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
+            receiver.abort()
         for oid, where in list(self.located.items()):
             if where[0] == node_id:
                 del self.located[oid]

@@ -69,14 +69,16 @@ class _PullHandler:
         sock, leftover, _ = conn.detach()
         size = int(msg.value["size"])
         tmp = f"{self.node.store.path(self.oid)}.pull"
-        FileReceiver(
+        receiver = FileReceiver(
             self.node.reactor,
             sock,
             leftover,
             tmp,
             size,
             lambda ok: self.node.pull_done(self.oid, (tmp, size) if ok else None, None),
-        ).start()
+        )
+        self.node.receiving[self.oid] = (conn.node, receiver)
+        receiver.start()
 
     def on_close(self, conn: Connection) -> None:
         if not self.detached:
@@ -264,7 +266,8 @@ class ObjectsMixin:
             self.freed[oid] = None
         else:
             self.located[oid] = (msg.node_id, msg.size, owner)
-        self.refs.add(oid, owner)
+        if oid not in self.lost:  # (a rebuilt object was counted when first located)
+            self.refs.add(oid, owner)
         self._waiting_owner.pop(oid, None)
         for w in self.waiters.pop(oid, []):
             if oid not in self.located:
@@ -307,6 +310,7 @@ class ObjectsMixin:
         conn.send(m.PullObject(0, oid))
 
     def pull_done(self, oid: bytes, got: tuple[str, int] | None, error: Any) -> None:
+        self.receiving.pop(oid, None)
         waiting = self.pulls.pop(oid, [])
         if got is not None:
             tmp, size = got

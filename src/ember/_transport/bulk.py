@@ -97,7 +97,9 @@ class FileReceiver(RawChannel):
             self.map = mmap.mmap(fd, size) if size else None
         finally:
             os.close(fd)
-        self.view = memoryview(self.map) if self.map is not None else memoryview(b"")
+        self.view: memoryview | None = (
+            memoryview(self.map) if self.map is not None else memoryview(b"")
+        )
         if leftover:
             n = min(len(leftover), size)
             self.view[:n] = leftover[:n]
@@ -110,9 +112,12 @@ class FileReceiver(RawChannel):
             self.reactor.add_raw(self, write=False)
 
     def on_event(self, readable: bool, writable: bool) -> None:
+        view = self.view
+        if view is None:
+            return
         try:
             while self.got < self.size:
-                n = self.sock.recv_into(self.view[self.got : self.got + _CHUNK])
+                n = self.sock.recv_into(view[self.got : self.got + _CHUNK])
                 if n == 0:
                     self._finish(False)
                     return
@@ -124,8 +129,15 @@ class FileReceiver(RawChannel):
             return
         self._finish(True)
 
+    def abort(self) -> None:
+        """Reactor thread: give up (the sending node is gone)."""
+        self._finish(False)
+
     def _finish(self, ok: bool) -> None:
-        self.view.release()
+        if self.view is None:
+            return
+        view, self.view = self.view, None
+        view.release()
         if self.map is not None:
             self.map.close()
         self.reactor.remove_raw(self)

@@ -1,0 +1,276 @@
+"""Clusters of real node processes on this machine (``ember.testing.Cluster``): joining,
+spilling work, pinning it with resources and strategies, objects crossing nodes, actors placed
+elsewhere, node failures, and the token."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import numpy as np
+import psutil
+import pytest
+
+import ember
+from ember.testing import Cluster
+from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+pytestmark = pytest.mark.ember_only
+
+
+@pytest.fixture
+def make_cluster() -> Iterator[Any]:
+    """``cluster = make_cluster(head_cpus, node_args...)``; everything ends afterwards."""
+    made: list[Cluster] = []
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def make(head: dict[str, Any] | None = None, *nodes: dict[str, Any], **kw: Any) -> Cluster:
+        cluster = Cluster(initialize_head=True, head_node_args=head or {"num_cpus": 1}, **kw)
+        made.append(cluster)
+        for args in nodes:
+            cluster.add_node(**args)
+        cluster.connect()
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.shutdown()
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    for p in left:
+        p.kill()
+    assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
+
+
+@ember.remote
+def node_of(delay: float = 0.0) -> str:
+    time.sleep(delay)
+    return ember.get_runtime_context().get_node_id()
+
+
+@ember.remote
+def array(n: int, value: float = 1.0) -> np.ndarray:
+    return np.full(n, value)
+
+
+@ember.remote
+def total(a: np.ndarray) -> tuple[float, str]:
+    return float(a.sum()), ember.get_runtime_context().get_node_id()
+
+
+def test_nodes_join_and_resources_add_up(make_cluster: Any) -> None:
+    make_cluster({"num_cpus": 1}, {"num_cpus": 2, "resources": {"shard": 1}}, {"num_cpus": 1})
+    nodes = ember.nodes()
+    assert len(nodes) == 3 and all(n["Alive"] for n in nodes)
+    res = ember.cluster_resources()
+    assert res["CPU"] == 4 and res["shard"] == 1
+    assert ember.available_resources()["CPU"] == 4
+
+
+def test_work_spills_to_other_nodes_when_the_head_is_busy(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1})
+    ran = ember.get([node_of.remote(0.5) for _ in range(3)])
+    assert set(ran) == {n.node_id for n in cluster.nodes}
+
+
+def test_custom_resources_pin_tasks_and_actors(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"shard": 1}})
+    shard_node = cluster.nodes[1].node_id
+    pinned = node_of.options(resources={"shard": 1})
+    assert set(ember.get([pinned.remote() for _ in range(5)])) == {shard_node}
+
+    @ember.remote(resources={"shard": 0.5})
+    class Where:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def node(self) -> tuple[int, str]:
+            self.calls += 1
+            return self.calls, ember.get_runtime_context().get_node_id()
+
+    actor = Where.remote()
+    assert ember.get([actor.node.remote() for _ in range(3)]) == [
+        (i, shard_node) for i in (1, 2, 3)
+    ]
+
+
+def test_large_objects_move_between_nodes(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"a": 1}},
+        {"num_cpus": 1, "resources": {"b": 1}},
+    )
+    a_node, b_node = cluster.nodes[1].node_id, cluster.nodes[2].node_id
+    made_on_a = array.options(resources={"a": 1}).remote(2_000_000, 2.0)
+    # A task on another node reads it there; the driver reads it here.
+    assert ember.get(total.options(resources={"b": 1}).remote(made_on_a)) == (4_000_000.0, b_node)
+    value = ember.get(made_on_a)
+    assert value.sum() == 4_000_000.0 and not value.flags.writeable
+    # A put on the driver's node, read on another node.
+    mine = ember.put(np.arange(1_000_000, dtype=np.float64))
+    assert ember.get(total.options(resources={"a": 1}).remote(mine)) == (
+        float(np.arange(1_000_000).sum()),
+        a_node,
+    )
+    # A ref passed inside a list (borrowed, not a top-level argument) is fetched by the borrower.
+
+    @ember.remote(resources={"b": 1})
+    def borrow(refs: list[Any]) -> float:
+        return float(ember.get(refs[0]).sum())
+
+    assert ember.get(borrow.remote([made_on_a])) == 4_000_000.0
+
+
+def test_wait_without_fetch_local_does_not_pull(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"a": 1}})
+    ref = array.options(resources={"a": 1}).remote(1_000_000)
+    here = os.path.join(cluster.head.record["shm_dir"], ref.hex())
+    ready, _ = ember.wait([ref], fetch_local=False, timeout=30)
+    assert ready == [ref]
+    assert not os.path.exists(here)
+    assert ember.get(ref).sum() == 1_000_000
+    assert os.path.exists(here)
+
+
+def test_spread_uses_every_node(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 2}, {"num_cpus": 2}, {"num_cpus": 2})
+    spread = node_of.options(scheduling_strategy="SPREAD")
+    ran = ember.get([spread.remote(0.3) for _ in range(6)])
+    assert set(ran) == {n.node_id for n in cluster.nodes}
+
+
+def test_node_affinity(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1})
+    target = cluster.nodes[2]
+    hard = node_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(target.node_id))
+    assert set(ember.get([hard.remote() for _ in range(4)])) == {target.node_id}
+    cluster.remove_node(target)
+    cluster_nodes = {n.node_id for n in cluster.nodes}
+    gone = NodeAffinitySchedulingStrategy(target.node_id, soft=False)
+    with pytest.raises(ember.exceptions.TaskUnschedulableError):
+        ember.get(node_of.options(scheduling_strategy=gone).remote(), timeout=30)
+    soft = NodeAffinitySchedulingStrategy(target.node_id, soft=True)
+    assert ember.get(node_of.options(scheduling_strategy=soft).remote(), timeout=30) in (
+        cluster_nodes
+    )
+
+
+def test_tasks_of_a_killed_node_are_retried_elsewhere(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 2, "resources": {"w": 2}},
+        {"num_cpus": 2, "resources": {"w": 2}},
+    )
+    victim, survivor = cluster.nodes[1], cluster.nodes[2]
+    work = node_of.options(resources={"w": 1}, max_retries=3)
+    refs = [work.remote(0.2) for _ in range(20)]
+    ember.wait(refs, num_returns=2, timeout=30)
+    cluster.remove_node(victim)
+    ran = ember.get(refs, timeout=60)
+    assert len(ran) == 20
+    assert survivor.node_id in ran
+
+
+def test_actor_restarts_on_another_node(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+
+    @ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
+    class Where:
+        def node(self) -> str:
+            return ember.get_runtime_context().get_node_id()
+
+    actor = Where.remote()
+    first = ember.get(actor.node.remote(), timeout=30)
+    cluster.remove_node(next(n for n in cluster.nodes if n.node_id == first))
+    second = ember.get(actor.node.remote(), timeout=60)
+    assert second != first and second in {n.node_id for n in cluster.nodes}
+
+
+def test_lost_objects_are_rebuilt_or_reported(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+    rebuildable = array.options(resources={"w": 1}, max_retries=2).remote(500_000, 3.0)
+    once = array.options(resources={"w": 1}, max_retries=0).remote(500_000, 3.0)
+    ember.wait([rebuildable, once], num_returns=2, timeout=30)
+    holders = set(ember.get([total.options(resources={"w": 1}).remote(0) for _ in range(0)]))
+    assert not holders
+    # Kill whichever node(s) hold them: both ran on "w" nodes; kill both, then add a new one.
+    for node in list(cluster.nodes[1:]):
+        cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, resources={"w": 1})
+    assert ember.get(rebuildable, timeout=60).sum() == 1_500_000.0
+    with pytest.raises(ember.exceptions.ObjectLostError):
+        ember.get(once, timeout=60)
+
+
+def test_a_node_cut_off_is_declared_dead_and_its_work_redone(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        node_timeout=2.0,
+    )
+    victim, survivor = cluster.nodes[1], cluster.nodes[2]
+    pinned = node_of.options(
+        resources={"w": 1},
+        max_retries=2,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(victim.node_id, soft=True),
+    )
+    assert ember.get(pinned.remote(), timeout=30) == victim.node_id
+    slow = pinned.remote(1.0)
+    time.sleep(0.2)  # the task is on the victim now (it takes 1 s there)
+    cut = time.monotonic()
+    cluster.cut_off(victim)
+    assert ember.get(slow, timeout=30) == survivor.node_id
+    assert time.monotonic() - cut < 2.0 + 1.0 + 1.0  # timeout, then a 1 s task elsewhere
+    alive = {n["node_id"].hex(): n["alive"] for n in cluster.list_nodes()}
+    assert alive[victim.node_id] is False
+    # Let back in, it learns that it was declared dead and stops.
+    cluster.restore(victim)
+    victim.node.proc.wait(timeout=10)
+
+
+def test_connections_without_the_token_are_refused(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1})
+    host, port = cluster.head.address[4:].rsplit(":", 1)
+    for first in ([1, 0, None], [2, "not-the-token"]):  # a Reply first; a wrong Auth
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(msgpack.packb(first, use_bin_type=True))
+            sock.settimeout(5)
+            assert sock.recv(100) == b""  # closed without an answer
+    log = os.path.join(cluster.head.record["session_dir"], "logs", "node.log")
+    with open(log) as f:
+        assert "did not present the cluster's token" in f.read()
+    assert ember.get(node_of.remote()) == cluster.head.node_id  # the cluster is unharmed
+
+
+def test_detached_actors_outlive_the_driver(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+
+    @ember.remote
+    class Box:
+        def __init__(self) -> None:
+            self.value = 0
+
+        def add(self, n: int) -> int:
+            self.value += n
+            return self.value
+
+    box = Box.options(name="box", lifetime="detached", namespace="keep").remote()
+    assert ember.get(box.add.remote(1)) == 1
+    ember.shutdown()
+    assert len(cluster.list_nodes()) == 2  # the cluster did not stop with the driver
+    cluster.connect(namespace="keep")
+    again = ember.get_actor("box")
+    assert ember.get(again.add.remote(2)) == 3
+    ember.kill(again)
