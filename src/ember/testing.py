@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from typing import Any
@@ -111,6 +112,8 @@ class Cluster:
         else:
             node._signal(signal.SIGKILL)
             node.node.proc.wait()
+            # A killed node cleans nothing up; its shared memory is ours to free.
+            shutil.rmtree(node.node.shm_dir, ignore_errors=True)
         cluster_files.remove_record(node.node_id)
         if node in self.nodes:
             self.nodes.remove(node)
@@ -137,6 +140,7 @@ class Cluster:
             storage=self.storage,
             node_timeout=self.node_timeout,
             heartbeat_interval=self.heartbeat_interval,
+            fresh=False,
         )
 
     def list_nodes(self) -> list[dict[str, Any]]:

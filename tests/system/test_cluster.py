@@ -274,3 +274,40 @@ def test_detached_actors_outlive_the_driver(make_cluster: Any) -> None:
     again = ember.get_actor("box")
     assert ember.get(again.add.remote(2)) == 3
     ember.kill(again)
+
+
+def test_control_store_restarts_with_redis(make_cluster: Any, redis_server: str) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}}, storage=redis_server
+    )
+
+    @ember.remote(resources={"w": 0.5})
+    class Keeper:
+        def __init__(self) -> None:
+            self.items: list[int] = []
+
+        def add(self, n: int) -> int:
+            self.items.append(n)
+            return len(self.items)
+
+    keeper = Keeper.options(name="keeper", lifetime="detached").remote()
+    assert ember.get(keeper.add.remote(1)) == 1
+    running = [node_of.remote(0.3) for _ in range(4)]
+    cluster.kill_control_store()
+    # Work goes on without it: leases and calls do not pass through the control store.
+    assert ember.get(keeper.add.remote(2)) == 2
+    during = [node_of.options(resources={"w": 0.5}).remote() for _ in range(3)]
+    cluster.restart_control_store()
+    assert len(ember.get(running + during, timeout=60)) == 7
+    # Its tables came back from Redis: the nodes, the named actor and the functions.
+    assert {n["node_id"].hex() for n in cluster.list_nodes() if n["alive"]} == {
+        n.node_id for n in cluster.nodes
+    }
+    assert ember.get(ember.get_actor("keeper").add.remote(3)) == 3
+
+    @ember.remote
+    def defined_after(x: int) -> int:
+        return x * 2
+
+    assert ember.get(defined_after.remote(21), timeout=60) == 42
+    ember.kill(keeper)

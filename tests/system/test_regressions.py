@@ -503,3 +503,18 @@ def test_two_task_shapes_do_not_revoke_leases_over_and_over(ray, monkeypatch):
     assert results == [1] * 2000
     assert revocations[0] <= 20, f"{revocations[0]} leases revoked"
     assert elapsed < 30, f"2,000 tasks took {elapsed:.1f} s"
+
+
+@pytest.mark.ember_only
+def test_shutdown_right_after_init_frees_the_shared_memory_folder() -> None:
+    """A node stopped before its loop ran used to die of SIGTERM without cleaning up,
+    leaving its /dev/shm folder behind."""
+    import ember
+    from ember._api import session
+
+    ember.init(num_cpus=1)
+    try:
+        shm_dir = session._node.shm_dir
+    finally:
+        ember.shutdown()
+    assert not os.path.exists(shm_dir)

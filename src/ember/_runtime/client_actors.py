@@ -148,10 +148,9 @@ class ActorsMixin:
         return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
 
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
-        value = self.calls.future(
-            self.control,
-            lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace()),
-        ).result(timeout=60)
+        value = self.control_request(
+            lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace())
+        )
         return value["actor_id"], value["handle_meta"]
 
     def add_actor_ref(self, actor_id: bytes, owner_id: bytes) -> None:

@@ -348,8 +348,11 @@ class ControlStoreServer:
 
 def main(argv: list[str]) -> None:
     config = json.loads(argv[0])
+    storage = open_storage(config.get("storage"))
+    if config.get("fresh"):
+        storage.clear()
     store = ControlStore(
-        open_storage(config.get("storage")),
+        storage,
         node_timeout=float(config.get("node_timeout", NODE_TIMEOUT)),
         heartbeat_interval=float(config.get("heartbeat_interval", HEARTBEAT_INTERVAL)),
     )

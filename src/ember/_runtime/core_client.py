@@ -28,6 +28,7 @@ import collections
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ from ember._runtime.client_state import _Actor, _Key, _Lease, _Obj, _Task
 from ember._runtime.client_tasks import TasksMixin
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
-from ember._transport.rpc import Calls
+from ember._transport.rpc import Calls, RemoteError
 
 _DEC_FLUSH_SECONDS = 0.05
 
@@ -64,6 +65,14 @@ class _NodeHandler:
     def on_close(self, conn: Connection) -> None:
         self.client.calls.on_close(conn)
         self.client._on_node_lost()
+
+
+class _ControlHandler(_NodeHandler):
+    """The control store: it may restart (with Redis); the next request reconnects."""
+
+    def on_close(self, conn: Connection) -> None:
+        self.client.calls.on_close(conn)
+        self.client.reactor.call_later(0.2, self.client._keep_reconnecting)
 
 
 class _RemoteNodeHandler(_NodeHandler):
@@ -130,7 +139,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._decs: collections.deque[bytes] = collections.deque()
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
-        self._exported: set[bytes] = set()
+        # What this process exported, sent again to a control store that restarted (one
+        # killed before it stored an export would otherwise never have it).
+        self._exported: dict[bytes, Callable[[], bytes]] = {}
         self._closed = False
         self.node_lost = False
         # Called around blocking waits by a worker, to lend its CPU back to the node.
@@ -144,7 +155,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         if self._own_reactor:
             self.reactor.start()
         self.node = self.reactor.connect(node_address, _NodeHandler(self))
-        self.control = self.reactor.connect(control_address, _NodeHandler(self), token=token)
+        self.control_address = control_address
+        self._control_lock = threading.Lock()
+        self.control = self.reactor.connect(control_address, _ControlHandler(self), token=token)
         # Not awaited here: init() returns while the node finishes booting; the first thing
         # that needs the answer waits for it.
         self._hello = self.calls.future(
@@ -220,13 +233,55 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     def export_function(self, fn_id: bytes, data: Callable[[], bytes], obj: Any = None) -> None:
         if fn_id in self._exported:
             return
-        self._exported.add(fn_id)
-        self.control.send(m.ExportFunction(fn_id, data()))
+        self._exported[fn_id] = data
+        self._control().send(m.ExportFunction(fn_id, data()))
 
     def fetch_function(self, fn_id: bytes) -> bytes:
-        return self.calls.future(self.control, lambda rid: m.FetchFunction(rid, fn_id)).result(
-            timeout=60
-        )
+        return self.control_request(lambda rid: m.FetchFunction(rid, fn_id))  # type: ignore[no-any-return]
+
+    def _control(self, timeout: float = 60.0) -> Connection:
+        """The connection to the control store, opened again if it restarted."""
+        deadline = time.monotonic() + timeout
+        while not self._reconnect_control():
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"the control store at {self.control_address} is down")
+            time.sleep(0.1)
+        return self.control
+
+    def _reconnect_control(self) -> bool:
+        """One attempt to reconnect to the control store (from any thread); True when
+        connected. A reconnect exports this process's functions again."""
+        with self._control_lock:
+            if not self.control.closed or self._closed:
+                return True
+            try:
+                conn = self.reactor.connect(
+                    self.control_address, _ControlHandler(self), token=self.token, timeout=2.0
+                )
+            except OSError:
+                return False
+            for fn_id, data in list(self._exported.items()):
+                conn.send(m.ExportFunction(fn_id, data()))
+            self.control = conn
+            return True
+
+    def _keep_reconnecting(self) -> None:
+        """Reactor thread: a restarted control store must get this process's exports even if
+        nothing here asks it anything."""
+        if not self._reconnect_control():
+            self.reactor.call_later(0.2, self._keep_reconnecting)
+
+    def control_request(self, make: Callable[[int], m.Message], timeout: float = 60.0) -> Any:
+        """Ask the control store, again if it restarts before it answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.calls.future(self._control(timeout), make).result(
+                    timeout=max(0.1, deadline - time.monotonic())
+                )
+            except RemoteError as e:
+                if e.kind != "ConnectionLost" or time.monotonic() > deadline:
+                    raise
 
     # ------------------------------------------------------------------ misc
 

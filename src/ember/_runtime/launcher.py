@@ -195,10 +195,13 @@ def spawn_control_store(
     node_timeout: float | None = None,
     heartbeat_interval: float | None = None,
     timeout: float = 30.0,
+    fresh: bool = True,
 ) -> ControlStoreProcess:
-    """Start a cluster's control store (on the head) and wait until it listens."""
+    """Start a cluster's control store (on the head) and wait until it listens. With
+    external ``storage``, ``fresh`` starts a new cluster's tables; otherwise it is a restart
+    and picks up the tables where the last one left them."""
     session_dir = new_session()
-    config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token}
+    config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token, "fresh": fresh}
     if storage:
         config["storage"] = storage
     if node_timeout is not None:

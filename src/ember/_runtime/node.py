@@ -129,6 +129,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.by_tag: dict[bytes, bytes] = {self.node_id[:4]: self.node_id}
         self.peer_conns: dict[bytes, Connection] = {}
         self.joined = False
+        self.gcs_ready = False
+        self.gcs_queue: list[tuple[Any, Any]] = []
         self.heartbeat_interval = 0.5
         self.located: dict[bytes, tuple[bytes, int, bytes]] = {}  # oid -> (node, size, owner)
         self.lost: dict[bytes, str] = {}
@@ -198,7 +200,6 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.start_worker(prestart=True)
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.reactor.call_soon(self.shutdown))
         try:
             self.reactor.run()
         finally:
@@ -463,8 +464,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.kill_worker(msg.worker_id)
         elif isinstance(msg, m.ClusterInfo):
             # The node table fresh from the control store, this node's own entry exact.
-            self.calls.call(
-                self.gcs,
+            self.gcs_call(
                 lambda rid: m.GetNodes(rid),
                 lambda reply: conn.send(
                     m.Reply(
@@ -627,6 +627,9 @@ def _tail(path: str, lines: int = 20) -> str:
 def main(argv: list[str]) -> None:
     config = json.loads(argv[0])
     node = NodeManager(config)
+    # Before anything else: a stop that comes while the node is still starting must also
+    # clean up (the loop runs the queued shutdown as soon as it starts).
+    signal.signal(signal.SIGTERM, lambda *_: node.reactor.call_soon(node.shutdown))
     node.start()
     node.run()
 

@@ -69,8 +69,7 @@ class ActorsMixin:
         """Register with the control store (which checks the name), then place it."""
         fields = msg.encode()[2:]
         self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
-        self.calls.call(
-            self.gcs,
+        self.gcs_call(
             lambda rid: m.CreateActor(rid, *fields),
             lambda reply: self.actor_registered(conn, msg, reply),
         )
@@ -246,7 +245,7 @@ class ActorsMixin:
         if no_restart:
             rec.no_restart = True
             rec.reason = reason
-            self.gcs.send(m.ActorGone(actor_id))  # its name is free again at once
+            self.gcs_call(lambda _: m.ActorGone(actor_id))  # its name is free again at once
         if not self.end_actor_worker(rec) and no_restart:
             self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
             self.mark_dead(rec, reason, None)
@@ -255,7 +254,7 @@ class ActorsMixin:
         rec.state = "dead"
         rec.reason = reason
         rec.cause = cause
-        self.gcs.send(m.ActorGone(rec.actor_id))
+        self.gcs_call(lambda _: m.ActorGone(rec.actor_id))
         self.answer_resolvers(rec)
 
     def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
@@ -281,7 +280,7 @@ class ActorsMixin:
                 return
             self.calls.call(target, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
 
-        self.calls.call(self.gcs, lambda r: m.LookupActor(r, actor_id), at_home)
+        self.gcs_call(lambda r: m.LookupActor(r, actor_id), at_home)
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []

@@ -10,7 +10,8 @@ node, which turns into the ordinary failure paths (lost leases are retried, acto
 transfers fail); objects that lived only there are marked lost, and local clients are told so
 that their own connections to it close too. A node that learns it was declared dead stops.
 A lost connection to the control store is retried, so a control store that restarts (with
-Redis) finds its nodes again.
+Redis) finds its nodes again; requests for it meanwhile wait in ``gcs_queue`` and go out
+once the node has registered again.
 """
 
 from __future__ import annotations
@@ -68,6 +69,24 @@ class ClusterMixin:
             self.registered,
         )
 
+    def gcs_call(self, make: Any, on_reply: Any = None) -> None:
+        """A request (or, without ``on_reply``, a notice) to the control store; held while
+        it is unreachable and sent again if the connection drops before the answer."""
+        if self.gcs_ready:
+            if on_reply is None:
+                self.gcs.send(make(0))
+                return
+
+            def answered(reply: m.Reply) -> None:
+                if reply.error is not None and reply.error[0] == "ConnectionLost":
+                    self.gcs_call(make, on_reply)
+                else:
+                    on_reply(reply)
+
+            self.calls.call(self.gcs, make, answered)
+        else:
+            self.gcs_queue.append((make, on_reply))
+
     def registered(self, reply: m.Reply) -> None:
         if reply.error is not None:
             self.heartbeat_answered(reply)  # declared dead: stop; else gcs_lost reconnects
@@ -75,12 +94,18 @@ class ClusterMixin:
         settings = reply.value
         first = not self.joined
         self.joined = True
+        self.gcs_ready = True
+        queued, self.gcs_queue = self.gcs_queue, []
+        for make, on_reply in queued:
+            self.gcs_call(make, on_reply)
         self.heartbeat_interval = float(settings["heartbeat_interval"])
         self.update_view(settings["view"])
         if first:
             self.reactor.call_later(self.heartbeat_interval, self.heartbeat)
 
     def gcs_lost(self, conn: Connection) -> None:
+        if conn is self.gcs:
+            self.gcs_ready = False
         if conn is self.gcs and not self.stopping:
             self.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
@@ -89,7 +114,7 @@ class ClusterMixin:
             return
         _, available = self.resources.snapshot()
         pending = len(self.scheduler.pending())
-        if not self.gcs.closed:
+        if self.gcs_ready:
             self.calls.call(
                 self.gcs,
                 lambda rid: m.Heartbeat(rid, self.node_id, available, pending),
