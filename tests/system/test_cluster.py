@@ -311,3 +311,68 @@ def test_control_store_restarts_with_redis(make_cluster: Any, redis_server: str)
 
     assert ember.get(defined_after.remote(21), timeout=60) == 42
     ember.kill(keeper)
+
+
+def test_client_mode_runs_a_driver_on_no_node(make_cluster: Any, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+    driver = textwrap.dedent(
+        """
+        import json, sys
+        import numpy as np
+        import ember as ray
+
+        ray.init(sys.argv[1])
+
+        @ray.remote
+        def double(x):
+            return x * 2
+
+        @ray.remote(resources={"far": 1})
+        def ones(n):
+            return np.ones(n)
+
+        @ray.remote(resources={"far": 1})
+        def total(a):
+            return float(a.sum())
+
+        @ray.remote
+        class Greeter:
+            def hi(self, who):
+                return "hi " + who
+
+        mine = ray.put(np.arange(2_000_000, dtype=float))
+        print(json.dumps({
+            "tasks": ray.get([double.remote(i) for i in range(5)]),
+            "far_array": float(ray.get(ones.remote(3_000_000)).sum()),
+            "put_read_far": ray.get(total.remote(mine)),
+            "put_read_here": float(ray.get(mine)[-1]),
+            "actor": ray.get(Greeter.remote().hi.remote("you")),
+            "nodes": len(ray.nodes()),
+        }))
+        ray.shutdown()
+        """
+    )
+    # No node of the cluster on "this host": a folder without records, the token by env.
+    env = dict(os.environ, EMBER_TOKEN=cluster.token, TMPDIR=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", driver, f"ember://{cluster.address}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "tasks": [0, 2, 4, 6, 8],
+        "far_array": 3_000_000.0,
+        "put_read_far": float(np.arange(2_000_000).sum()),
+        "put_read_here": 1_999_999.0,
+        "actor": "hi you",
+        "nodes": 2,
+    }

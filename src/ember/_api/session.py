@@ -122,6 +122,7 @@ def _client(
     token: str | None,
     namespace: str,
     log_to_driver: bool,
+    store: Any = None,
 ) -> Any:
     from ember._runtime.core_client import CoreClient
     from ember._runtime.object_store import StoreFiles
@@ -130,7 +131,7 @@ def _client(
         kind="driver",
         node_address=node_address,
         control_address=control_address,
-        store=StoreFiles(shm_dir, spill_dir),
+        store=store or StoreFiles(shm_dir, spill_dir),
         client_id=node_id[:4] + ids.random_id(8),
         job_id=ids.random_id(4),
         namespace=namespace,
@@ -142,15 +143,45 @@ def _client(
     return client
 
 
+def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
+    """Client mode: this host has no node; the head's node manager serves as this driver's
+    node, over TCP, and keeps its objects (``_runtime/remote_store.py``)."""
+    from ember._runtime import admin, cluster_files
+    from ember._runtime.remote_store import RemoteStore
+
+    token = cluster_files.token_for(address)
+    heads = [
+        n
+        for n in admin.nodes(address, token)
+        if n["alive"] and "node:__internal_head__" in n["total"]
+    ]
+    if not heads:
+        raise ConnectionError(f"the cluster at {address} has no live head node")
+    head = heads[0]
+    client: list[Any] = []
+    store = RemoteStore(lambda: client[0].node, head["address"], token)
+    client.append(
+        _client(
+            head["address"],
+            "tcp:" + address,
+            "",
+            "",
+            head["node_id"],
+            token,
+            namespace,
+            log_to_driver,
+            store,
+        )
+    )
+    return client[0]
+
+
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> Any:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
     from ember._runtime import cluster_files
 
     if address.startswith("ember://"):
-        raise ValueError(
-            f"address={address!r}: client mode (ember://) is not available yet; run the "
-            "driver on a host that has a node of the cluster (`ember start --address=...`)."
-        )
+        return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
     return _client(
         record["local_address"],

@@ -330,6 +330,14 @@ class ClusterView(Message):
     view: list[Any]
 
 
+@_message(91)
+class PutObject(Message):
+    """A driver in client mode -> the head: store this object file (its bytes) for me."""
+
+    object_id: bytes
+    data: bytes
+
+
 @_message(89)
 class ActorGone(Message):
     """Node -> control store: forget this actor and free its name."""

@@ -64,6 +64,21 @@ def read_records() -> list[dict[str, Any]]:
     return out
 
 
+def token_for(address: str, given: str | None = None) -> str:
+    """The token of the cluster at ``address``: given, from $EMBER_TOKEN, or from a record of
+    one of its nodes on this host."""
+    token = given or os.environ.get("EMBER_TOKEN")
+    if token:
+        return token
+    for record in read_records():
+        if record["address"] == address:
+            return str(record["token"])
+    raise ValueError(
+        f"no token for the cluster at {address}: pass --token (`ember start --head` printed "
+        "it) or set EMBER_TOKEN."
+    )
+
+
 def find_node(address: str) -> dict[str, Any]:
     """The node on this host to connect a driver through, for ``"auto"`` or ``HOST:PORT``."""
     records = read_records()

@@ -154,7 +154,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self.reactor = reactor or Reactor("ember-client")
         if self._own_reactor:
             self.reactor.start()
-        self.node = self.reactor.connect(node_address, _NodeHandler(self))
+        self.node = self.reactor.connect(
+            node_address, _NodeHandler(self), token=self._token_for(node_address)
+        )
         self.control_address = control_address
         self._control_lock = threading.Lock()
         self.control = self.reactor.connect(control_address, _ControlHandler(self), token=token)

@@ -489,6 +489,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.serve_pull(conn, msg)
         elif isinstance(msg, m.DropOwner):
             self.drop_owner(msg)
+        elif isinstance(msg, m.PutObject):
+            self.store.write_file(msg.object_id, msg.data)
 
     def hello(self, conn: Connection, msg: m.Hello) -> None:
         client = _Client(

@@ -99,19 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _token_for(address: str, given: str | None) -> str:
-    token = given or os.environ.get("EMBER_TOKEN")
-    if token:
-        return token
-    for record in cluster_files.read_records():
-        if record["address"] == address:
-            return str(record["token"])
-    raise ValueError(
-        f"no token for the cluster at {address}: pass --token (`ember start --head` printed "
-        "it) or set EMBER_TOKEN."
-    )
-
-
 def _start(args: argparse.Namespace) -> int:
     try:
         custom = json.loads(args.resources)
@@ -125,7 +112,7 @@ def _start(args: argparse.Namespace) -> int:
     head = bool(args.head)
     token = cluster_files.new_token() if head and not args.token else None
     if not head:
-        token = _token_for(args.address, args.token)
+        token = cluster_files.token_for(args.address, args.token)
     resources = launcher.node_resources(args.num_cpus, args.num_gpus, custom, host, head)
     record, node, _ = launcher.start_cluster_node(
         address=None if head else args.address,
@@ -189,7 +176,7 @@ def _status(args: argparse.Namespace) -> int:
     address = args.address
     if address == "auto":
         address = cluster_files.find_node("auto")["address"]
-    nodes: list[dict[str, Any]] = admin.nodes(address, _token_for(address, args.token))
+    nodes: list[dict[str, Any]] = admin.nodes(address, cluster_files.token_for(address, args.token))
     alive = [n for n in nodes if n["alive"]]
     print(f"Ember cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} dead")
     for n in nodes:

@@ -1,0 +1,76 @@
+"""The object store of a driver that runs on no node (client mode, ``ember://HOST:PORT``).
+
+Such a driver cannot map another host's shared memory, so the head's node manager keeps its
+objects: a large ``put`` is sent whole to the head (``PutObject``) and stored there like any
+object of that node, and reading a large object pulls the bytes of its file from the head
+(``PullObject``, the same transfer nodes use between themselves) into memory here. The head
+pulls objects from other nodes first when needed, as for its own processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgpack
+
+from ember._protocol import messages as m
+from ember._runtime.object_store import _Mapping, layout, parse
+from ember._transport.reactor import Connection, connect_socket
+
+
+class RemoteStore:
+    def __init__(self, node: Callable[[], Connection], node_address: str, token: str) -> None:
+        self._node = node
+        self.node_address = node_address
+        self.token = token
+        self.shm_dir = self.spill_dir = ""
+
+    def exists(self, object_id: bytes) -> bool:
+        return False  # never here: the head is asked
+
+    def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
+        header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
+        data = bytearray(total)
+        data[: len(header) + len(meta)] = header + meta
+        for buf, off in zip(buffers, offsets, strict=True):
+            data[off : off + buf.nbytes] = memoryview(buf).cast("B")
+        self._node().send(m.PutObject(object_id, bytes(data)))
+        return total
+
+    def read(
+        self, object_id: bytes, release: Callable[[], None] | None = None
+    ) -> tuple[memoryview, list[memoryview]] | None:
+        """Pull the object's bytes from the head; None if the head does not have it (yet)."""
+        sock = connect_socket(self.node_address, 30.0)
+        try:
+            pack = msgpack.Packer(use_bin_type=True).pack
+            sock.sendall(
+                pack(m.Auth(self.token).encode()) + pack(m.PullObject(1, object_id).encode())
+            )
+            unpacker = msgpack.Unpacker(raw=False)
+            reply = None
+            while reply is None:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    return None
+                unpacker.feed(chunk)
+                for raw in unpacker:
+                    reply = m.decode(raw)
+                    break
+            assert isinstance(reply, m.Reply)
+            if reply.error is not None:
+                return None
+            size = int(reply.value["size"])
+            mapped = _Mapping(-1, max(size, 1))
+            view = memoryview(mapped)
+            got = len(leftover := unpacker.read_bytes(size))
+            view[:got] = leftover
+            while got < size:
+                n = sock.recv_into(view[got:size])
+                if not n:
+                    return None
+                got += n
+        finally:
+            sock.close()
+        mapped.release = release
+        return parse(view[:size])
