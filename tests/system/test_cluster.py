@@ -376,3 +376,13 @@ def test_client_mode_runs_a_driver_on_no_node(make_cluster: Any, tmp_path: Any) 
         "actor": "hi you",
         "nodes": 2,
     }
+
+
+def test_tasks_go_to_the_node_holding_their_large_arguments(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 2}, {"num_cpus": 2, "resources": {"a": 1}})
+    a_node = cluster.nodes[1].node_id
+    big = array.options(resources={"a": 1}).remote(1_000_000)  # 8 MB, stored on node a
+    small = array.options(resources={"a": 1}).remote(10)  # inline: no preference
+    ember.wait([big, small], num_returns=2, timeout=30)
+    assert {ember.get(total.remote(big))[1] for _ in range(3)} == {a_node}
+    assert ember.get(total.remote(small))[1] == cluster.head.node_id
