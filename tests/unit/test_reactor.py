@@ -74,3 +74,60 @@ def test_peer_close_is_reported():
     peer.close()
     assert handler.closed.wait(10)
     reactor.stop()
+
+
+def _listening(token: str | None) -> tuple[Reactor, _Collect, str]:
+    reactor = Reactor("test")
+    reactor.start()
+    server = _Collect()
+    address = reactor.listen("tcp:127.0.0.1:0", lambda: server, token=token)
+    return reactor, server, address
+
+
+def test_a_tcp_listener_with_a_token_serves_only_peers_that_show_it(capfd):
+    reactor, server, address = _listening("s3cret")
+    try:
+        good = reactor.connect(address, _Collect(), token="s3cret")
+        good.send(m.Reply(1, None, "hello"))
+        assert [g.value for g in server.wait_for(1)] == ["hello"]
+        for token in (None, "wrong"):  # nothing first, or the wrong token: closed unread
+            bad = reactor.connect(address, (client := _Collect()), token=token)
+            bad.send(m.Reply(2, None, "should not arrive"))
+            assert client.closed.wait(10)
+        assert [g.value for g in server.got] == ["hello"]
+        assert "did not present the cluster's token" in capfd.readouterr().err
+    finally:
+        reactor.stop()
+
+
+def test_a_file_crosses_a_detached_connection(tmp_path):
+    import os
+
+    from ember._transport.bulk import FileReceiver, FileSender
+
+    source = tmp_path / "source"
+    payload = os.urandom(5 << 20)
+    source.write_bytes(payload)
+    reactor = Reactor("test")
+    reactor.start()
+    try:
+        a, b = socket.socketpair()
+        done = threading.Event()
+        results: list[bool] = []
+
+        def finished(ok: bool) -> None:
+            results.append(ok)
+            done.set()
+
+        dest = str(tmp_path / "dest")
+        # The file's first bytes travel as the sender's "head" (output a connection had not
+        # flushed when it was detached); the receiver already read some (its "leftover").
+        FileSender(reactor, a, payload[:10], os.open(source, os.O_RDONLY), len(payload)).start()
+        leftover = b.recv(1000, socket.MSG_WAITALL)
+        FileReceiver(reactor, b, leftover, dest, len(payload) + 10, finished).start()
+        assert done.wait(10) and results == [True]
+        with open(dest, "rb") as f:
+            got = f.read()
+        assert got == payload[:10] + payload
+    finally:
+        reactor.stop()
