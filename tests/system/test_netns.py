@@ -92,7 +92,7 @@ class Host:
 
     def records(self) -> list[dict[str, Any]]:
         """The node records `ember start` wrote in this host's folder."""
-        folder = Path(self.tmpdir, "ember", f"nodes-{os.getuid()}")
+        folder = Path(self.tmpdir, f"ember-{os.getuid()}", "nodes")
         if not folder.is_dir():
             return []
         out = []

@@ -115,7 +115,10 @@ class LeaseScheduler:
         resources: NodeResources,
         max_starting: int = 2,
         placement: Placement | None = None,
+        first_lease_id: int = 1,
     ) -> None:
+        """``first_lease_id``: on a cluster each node numbers its leases from its own start,
+        so that a caller holding leases of several nodes never sees the same id twice."""
         self.resources = resources
         self.placement = placement
         self.max_starting = max(1, max_starting)
@@ -123,7 +126,7 @@ class LeaseScheduler:
         self._leases: dict[int, _Lease] = {}
         self._workers: dict[bytes, _Worker] = {}
         self._starting = 0
-        self._lease_ids = itertools.count(1)
+        self._lease_ids = itertools.count(first_lease_id)
 
     # -- events -------------------------------------------------------------------------------
 

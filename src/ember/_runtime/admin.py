@@ -36,6 +36,6 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
         sock.close()
 
 
-def nodes(address: str, token: str) -> list[dict[str, Any]]:
+def nodes(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control store's node table."""
-    return query(address, token, m.GetNodes)  # type: ignore[no-any-return]
+    return query(address, token, m.GetNodes, timeout)  # type: ignore[no-any-return]

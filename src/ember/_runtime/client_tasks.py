@@ -207,11 +207,11 @@ class TasksMixin:
             lambda rid: m.RequestLease(
                 rid, shape_dict(key.shape), self.client_id, key.describe, key.strategy, spilled
             ),
-            lambda reply: self._on_lease(key, reply),
+            lambda reply: self._on_lease(key, reply, via),
         )
         key.requests[rid] = via
 
-    def _on_lease(self, key: _Key, reply: m.Reply) -> None:
+    def _on_lease(self, key: _Key, reply: m.Reply, via: Connection) -> None:
         if reply.error is not None:
             with self._lock:
                 key.requests.pop(reply.rid, None)
@@ -235,7 +235,6 @@ class TasksMixin:
                 except OSError:
                     self._pump(key)
             return
-        via = key.requests.get(reply.rid) or self.node
         try:
             conn = self._peer(grant["addr"], grant["node"])
         except OSError:

@@ -13,13 +13,31 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 import tempfile
 from typing import Any
 
 
+def ember_tmp() -> str:
+    """This user's folder for Ember's files (sessions, logs, records), which only this user
+    may open: on a shared temp folder, another user must not plant or read records."""
+    return _private_dir(os.path.join(tempfile.gettempdir(), f"ember-{os.getuid()}"))
+
+
 def records_dir() -> str:
-    path = os.path.join(tempfile.gettempdir(), "ember", f"nodes-{os.getuid()}")
+    return _private_dir(os.path.join(ember_tmp(), "nodes"))
+
+
+def _private_dir(path: str) -> str:
+    """Make ``path`` a folder of this user's that only this user can open, or refuse."""
     os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PermissionError(
+            f"{path} is not a folder of this user's: remove it, or point TMPDIR elsewhere"
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
     return path
 
 

@@ -11,7 +11,7 @@ closed, is declared dead and every node is told (``NodeDied``); a node declared 
 comes back is told so and stops, as its work has been redone elsewhere.
 
 On one machine it runs inside the node manager's process, behind its own socket; on a cluster
-it is a process of its own on the head (``python -m ember._runtime.control_store CONFIG``),
+it is a process of its own on the head (``python -m ember._runtime.control_store``),
 optionally writing through to Redis (``_runtime/storage.py``) so that it can restart.
 """
 
@@ -346,8 +346,17 @@ class ControlStoreServer:
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 
+def read_config() -> dict[str, Any]:
+    """A started process's settings, from its stdin (see ``launcher._spawn``)."""
+    config: dict[str, Any] = json.loads(sys.stdin.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return config
+
+
 def main(argv: list[str]) -> None:
-    config = json.loads(argv[0])
+    config = read_config()
     storage = open_storage(config.get("storage"))
     if config.get("fresh"):
         storage.clear()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._protocol import ids
+from ember._runtime import cluster_files
 
 _SHM = "/dev/shm"
 
@@ -71,7 +72,7 @@ def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
         "so large objects are slower to share.",
         stacklevel=4,
     )
-    return os.path.join(tempfile.gettempdir(), "ember", f"objects-{name}"), capacity
+    return os.path.join(cluster_files.ember_tmp(), f"objects-{name}"), capacity
 
 
 @dataclass
@@ -115,7 +116,9 @@ def _wait_ready(
 def _spawn(
     module: str, config: dict[str, Any], log_path: str
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``python -m module CONFIG`` in its own session, with a pipe to say it is ready."""
+    """Start ``python -m module`` in its own session with ``config`` on its stdin (not on its
+    command line, which any user can read: it may hold the cluster's token), and a pipe on
+    which it says it is ready."""
     read_fd, write_fd = os.pipe()
     config["ready_fd"] = write_fd
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,21 +128,24 @@ def _spawn(
     log = open(log_path, "ab")  # noqa: SIM115
     with log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, json.dumps(config)],
+            [sys.executable, "-m", module],
             pass_fds=(write_fd,),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
         )
     os.close(write_fd)
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(json.dumps(config).encode())
     return proc, read_fd
 
 
 def new_session() -> str:
     name = ids.random_id(4).hex()
-    session_dir = os.path.join(tempfile.gettempdir(), "ember", f"s-{name}")
+    session_dir = os.path.join(cluster_files.ember_tmp(), f"s-{name}")
     for sub in ("logs", "sockets", "spill"):
         os.makedirs(os.path.join(session_dir, sub), mode=0o700, exist_ok=True)
     return session_dir
@@ -237,6 +243,29 @@ def _tail(path: str, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.0) -> None:
+    """Return once the control store lists the node alive; else stop it and say why."""
+    from ember._runtime import admin
+
+    deadline = time.monotonic() + timeout
+    problem = ""
+    while time.monotonic() < deadline and node.proc.poll() is None:
+        try:
+            table = admin.nodes(address, token, timeout=2.0)
+        except (OSError, ConnectionError) as e:
+            problem = str(e)
+        else:
+            if any(n["node_id"] == node.node_id and n["alive"] for n in table):
+                return
+        time.sleep(0.05)
+    node.stop()
+    raise RuntimeError(
+        f"The node did not join the cluster at {address} within {timeout:g} s "
+        f"({problem or 'it never registered'}). Check the address and the token; the node's "
+        f"log says:\n{_tail(os.path.join(node.session_dir, 'logs', 'node.log'))}"
+    )
+
+
 def node_resources(
     num_cpus: float | None,
     num_gpus: float | None,
@@ -252,7 +281,8 @@ def node_resources(
     for key in ("CPU", "GPU"):
         if key in custom:
             raise ValueError(
-                f"Use num_{key.lower()}s=... instead of resources={{'{key}': ...}} in init()."
+                f"{key} is not a custom resource: set it with num_{key.lower()}s=... in init() "
+                f"(--num-{key.lower()}s on the command line), not in resources."
             )
     total: dict[str, float] = {
         "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
@@ -282,8 +312,6 @@ def start_cluster_node(
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
     ``ember stop`` and ``init(address=...)``; returns the record, the node and the store."""
-    from ember._runtime import cluster_files
-
     store = None
     if address is None:
         store = spawn_control_store(
@@ -302,6 +330,7 @@ def start_cluster_node(
             prestart_workers=min(int(resources.get("CPU", 1)), 8),
             cluster={"control_address": f"tcp:{address}", "token": token, "node_ip": host},
         ).wait()
+        _wait_joined(address, token, node)
     except BaseException:
         if store is not None:
             store.proc.kill()

@@ -10,8 +10,8 @@ nodes) in ``node_cluster``. On one machine the control store runs in this proces
 its own socket; on a cluster the node joins the head's, and also listens on TCP for other
 nodes and for callers on other hosts.
 
-Start: ``python -m ember._runtime.node CONFIG_JSON``; it prints ``ready`` on the file
-descriptor named in the config once it listens.
+Start: ``python -m ember._runtime.node`` with its settings as JSON on stdin; it writes its
+addresses on the file descriptor named in them once it listens.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ember._core.refcount import RefTable
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime.control_store import ControlStore, ControlStoreServer
+from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
 from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
 from ember._runtime.node_objects import ObjectsMixin, _Object, _Waiter
@@ -120,6 +120,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.resources,
             max_starting=max(2, int(config["resources"].get("CPU", 1))),
             placement=Placement(self.node_id) if self.clustered else None,
+            first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
         )
         self.refs = RefTable(grace=float(config.get("ref_grace", 1.0)))
         self.token: str | None = config.get("token")
@@ -627,7 +628,7 @@ def _tail(path: str, lines: int = 20) -> str:
 
 
 def main(argv: list[str]) -> None:
-    config = json.loads(argv[0])
+    config = read_config()
     node = NodeManager(config)
     # Before anything else: a stop that comes while the node is still starting must also
     # clean up (the loop runs the queued shutdown as soon as it starts).

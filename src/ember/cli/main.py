@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -110,6 +111,8 @@ def _start(args: argparse.Namespace) -> int:
         raise ValueError("--storage belongs to the head: use it with --head")
     host = args.node_ip_address or node_host({})
     head = bool(args.head)
+    if head:
+        _check_port_free(host, args.port)
     token = cluster_files.new_token() if head and not args.token else None
     if not head:
         token = cluster_files.token_for(args.address, args.token)
@@ -136,6 +139,18 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, logs in {node.session_dir}/logs")
     print("To stop the nodes started on this host:  ember stop")
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ValueError(
+                f"cannot listen on {host}:{port} ({e.strerror}): pick another port with --port, "
+                "or stop what uses it (`ember stop` for an earlier head)"
+            ) from None
 
 
 def _ours(pid: int) -> bool:

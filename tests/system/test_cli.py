@@ -1,0 +1,448 @@
+"""The ``ember`` command (start, stop, status) run for real, as subprocesses.
+
+Every command runs with its own ``TMPDIR`` (this test's ``tmp_path``), so the node records it
+reads and writes (``<TMPDIR>/ember/nodes-<uid>/``) are this test's alone, and on a free port.
+The ``ember_cli`` fixture remembers every process that ``ember start`` left running (from the
+records, and their children) and, whatever happens in the test, runs ``ember stop`` at the
+end and kills by pid whatever is still left, then fails if anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.ember_only
+
+CLI = [sys.executable, "-m", "ember.cli.main"]
+COMMAND_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+class EmberCLI:
+    """Runs ``ember ...`` and drivers with ``TMPDIR`` set to one folder; tracks what started."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.env = dict(os.environ, TMPDIR=str(tmp))
+        for name in ("EMBER_TOKEN", "EMBER_ADDRESS"):
+            self.env.pop(name, None)
+        self.seen: dict[int, psutil.Process] = {}
+
+    @property
+    def records_dir(self) -> Path:
+        return self.tmp / f"ember-{os.getuid()}" / "nodes"
+
+    def run(
+        self, *args: str, command: list[str] | None = None, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                [*(command or CLI), *args],
+                env=self.env,
+                cwd=self.tmp,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        finally:
+            self.track()
+
+    def driver(
+        self, code: str, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        script = self.tmp / f"driver_{time.monotonic_ns()}.py"
+        script.write_text(code)
+        return self.run(str(script), command=[sys.executable], timeout=timeout)
+
+    def start_head(self, *extra: str) -> tuple[int, subprocess.CompletedProcess[str]]:
+        """``ember start --head`` on a free port (another one if it was taken meanwhile)."""
+        for _attempt in range(3):
+            port = _free_port()
+            out = self.run(
+                "start", "--head", "--port", str(port), "--num-cpus", "1",
+                "--node-ip-address", "127.0.0.1", *extra,
+            )  # fmt: skip
+            if out.returncode == 0 or "Address already in use" not in out.stderr:
+                return port, out
+        return port, out
+
+    def join(self, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
+            "--node-ip-address", "127.0.0.1", *extra,
+        )  # fmt: skip
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.records_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.records_dir.glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def processes(self) -> list[psutil.Process]:
+        """The running processes of the recorded nodes: node, control store, workers."""
+        found: dict[int, psutil.Process] = {}
+        for record in self.records():
+            for pid in (record.get("pid"), record.get("control_pid")):
+                if not pid:
+                    continue
+                try:
+                    proc = psutil.Process(pid)
+                    found[pid] = proc
+                    for child in proc.children(recursive=True):
+                        found[child.pid] = child
+                except psutil.NoSuchProcess:
+                    continue
+        return [p for p in found.values() if not _gone(p)]
+
+    def track(self) -> None:
+        for proc in self.processes():
+            self.seen.setdefault(proc.pid, proc)
+
+
+@pytest.fixture
+def ember_cli(tmp_path: Path) -> Iterator[EmberCLI]:
+    cli = EmberCLI(tmp_path)
+    try:
+        yield cli
+    finally:
+        cli.track()
+        try:
+            cli.run("stop", "--grace", "5")
+        except Exception:  # noqa: BLE001 - whatever happened, kill the leftovers below
+            pass
+        _, still = psutil.wait_procs([p for p in cli.seen.values() if not _gone(p)], timeout=10)
+        left = [p for p in still if not _gone(p)]
+        for proc in left:
+            try:
+                proc.kill()  # psutil refuses if the pid now belongs to another process
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=5)
+        assert not left, f"processes left after `ember stop`: {[p.pid for p in left]}"
+
+
+def _started_cluster(cli: EmberCLI) -> int:
+    """A head and one node with ``{"x": 1}``; returns the head's port."""
+    port, head = cli.start_head()
+    assert head.returncode == 0, head.stderr
+    node = cli.join(port, "--resources", '{"x": 1}')
+    assert node.returncode == 0, node.stderr
+    return port
+
+
+# ---------------------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize(
+    ("sub", "mentions"),
+    [
+        ([], ["start", "stop", "status"]),
+        (
+            ["start"],
+            ["--head", "--address", "--port", "--num-cpus", "--num-gpus", "--resources"]
+            + ["--node-ip-address", "--token", "--object-store-memory", "--node-timeout"],
+        ),
+        (["stop"], ["--grace"]),
+        (["status"], ["--address", "--token"]),
+    ],
+    ids=["ember", "start", "stop", "status"],
+)
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_help(tmp_path: Path, sub: list[str], mentions: list[str], how: str) -> None:
+    command = CLI
+    if how == "script":
+        script = shutil.which("ember")
+        if script is None:
+            pytest.skip("the `ember` console script is not installed (pip install -e .)")
+        command = [script]
+    out = EmberCLI(tmp_path).run(*sub, "--help", command=command)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: ember"), out.stdout
+    for word in mentions:
+        assert word in out.stdout, f"{word} missing from `ember {' '.join(sub)} --help`"
+
+
+# ------------------------------------------------------------------------------ start
+
+
+def test_head_prints_the_join_command_and_keeps_its_token_private(ember_cli: EmberCLI) -> None:
+    port, out = ember_cli.start_head()
+    assert out.returncode == 0, out.stderr
+    found = re.search(r"ember start --address=(\S+) --token=([0-9a-f]+)", out.stdout)
+    assert found, out.stdout
+    assert found.group(1) == f"127.0.0.1:{port}"
+    token = found.group(2)
+    assert len(token) >= 32
+    assert "ember.init(address='auto')" in out.stdout and "ember stop" in out.stdout
+
+    (record,) = ember_cli.records()
+    assert record["token"] == token and record["is_head"] and record["origin"] == "cli"
+    assert record["address"] == f"127.0.0.1:{port}"
+    folder = ember_cli.records_dir
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = list(folder.iterdir())
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    # The node and the control store both run.
+    assert all(psutil.pid_exists(record[k]) for k in ("pid", "control_pid"))
+
+
+def test_the_records_folder_is_private_even_if_it_was_there_before(ember_cli: EmberCLI) -> None:
+    """A records folder found with looser permissions (or another owner) must not be used
+    as it is: others could read the records' names, or plant and replace records."""
+    ember_cli.records_dir.mkdir(parents=True, mode=0o755)
+    ember_cli.records_dir.chmod(0o755)
+    _, out = ember_cli.start_head()
+    folder = ember_cli.records_dir
+    assert out.returncode == 1 or stat.S_IMODE(folder.stat().st_mode) == 0o700, (
+        f"records written into a folder with mode {oct(stat.S_IMODE(folder.stat().st_mode))}"
+    )
+
+
+def test_the_token_is_not_on_any_command_line(ember_cli: EmberCLI) -> None:
+    """The records are 0600 in a 0700 folder, but /proc/PID/cmdline is readable by every
+    user of the host: a token passed there is visible to anyone who runs `ps`."""
+    _started_cluster(ember_cli)
+    token = ember_cli.records()[0]["token"]
+    shown = {}
+    for proc in ember_cli.processes():
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if token in cmdline:
+            shown[proc.pid] = cmdline[:80]
+    assert not shown, f"the cluster's token is on the command line of {shown}"
+
+
+def test_a_node_joins_with_the_token_of_the_heads_record(ember_cli: EmberCLI) -> None:
+    port, head = ember_cli.start_head()
+    assert head.returncode == 0, head.stderr
+    out = ember_cli.join(port, "--resources", '{"x": 1}')
+    assert out.returncode == 0, out.stderr
+    assert f"Started a node of the Ember cluster at 127.0.0.1:{port}" in out.stdout
+    records = ember_cli.records()
+    assert len(records) == 2
+    (joined,) = [r for r in records if not r["is_head"]]
+    (first,) = [r for r in records if r["is_head"]]
+    assert joined["token"] == first["token"] and joined["address"] == first["address"]
+    assert joined["control_pid"] is None
+
+
+def test_status_lists_the_nodes_and_their_resources(ember_cli: EmberCLI) -> None:
+    port = _started_cluster(ember_cli)
+    out = ember_cli.run("status")
+    assert out.returncode == 0, out.stderr
+    assert f"Ember cluster at 127.0.0.1:{port}: 2 node(s) alive, 0 dead" in out.stdout
+    for record in ember_cli.records():
+        assert re.search(
+            rf"node {record['node_id'][:12]} at tcp:127\.0\.0\.1:\d+ .*alive", out.stdout
+        )
+    assert out.stdout.count("CPU: 0/1 in use") == 2
+    assert out.stdout.count("x: 0/1 in use") == 1
+    # An explicit address (and the token from the records) gives the same table.
+    again = ember_cli.run("status", "--address", f"127.0.0.1:{port}")
+    assert again.returncode == 0, again.stderr
+    assert "2 node(s) alive" in again.stdout
+
+
+DRIVER = """
+import json
+import ember
+
+ember.init(address="auto")
+
+@ember.remote(resources={"x": 1}, num_cpus=0)
+def square(n):
+    return n * n, ember.get_runtime_context().get_node_id()
+
+out = ember.get([square.remote(n) for n in range(10)], timeout=60)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _result(out: subprocess.CompletedProcess[str]) -> Any:
+    assert out.returncode == 0, f"driver failed:\n{out.stdout}\n{out.stderr}"
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, out.stdout
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def test_a_driver_runs_a_pinned_task_and_the_cluster_outlives_it(ember_cli: EmberCLI) -> None:
+    port = _started_cluster(ember_cli)
+    records = ember_cli.records()
+    (x_node,) = [r["node_id"] for r in records if not r["is_head"]]
+    nodes = {r["pid"] for r in records} | {r["control_pid"] for r in records if r["control_pid"]}
+
+    results = _result(ember_cli.driver(DRIVER))
+    assert [value for value, _ in results] == [n * n for n in range(10)]
+    assert {node for _, node in results} == {x_node}
+
+    # The driver is gone; the cluster is not.
+    assert nodes <= {p.pid for p in ember_cli.processes()}
+    deadline = time.monotonic() + 15
+    while True:  # the driver's leases go back when it disconnects
+        out = ember_cli.run("status")
+        assert out.returncode == 0, out.stderr
+        assert f"127.0.0.1:{port}: 2 node(s) alive, 0 dead" in out.stdout
+        if "x: 0/1 in use" in out.stdout or time.monotonic() > deadline:
+            break
+    assert "x: 0/1 in use" in out.stdout, out.stdout
+    # ... and another driver can use it.
+    assert _result(ember_cli.driver(DRIVER)) == results
+
+
+# ------------------------------------------------------------------------------- stop
+
+DETACHED = """
+import os
+import ember
+
+ember.init(address="auto", namespace="cli-test")
+
+@ember.remote(resources={"x": 1})
+class Keeper:
+    def pid(self):
+        return os.getpid()
+
+keeper = Keeper.options(name="keeper", lifetime="detached").remote()
+print("RESULT", ember.get(keeper.pid.remote(), timeout=60))
+"""
+
+
+def test_stop_ends_exactly_what_start_started(
+    ember_cli: EmberCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _started_cluster(ember_cli)
+    # A detached actor keeps a worker of the x node running after its driver is gone.
+    actor_pid = _result(ember_cli.driver(DETACHED))
+    records = ember_cli.records()
+    started = ember_cli.processes()
+    pids = {p.pid for p in started}
+    recorded = {r["pid"] for r in records} | {r["control_pid"] for r in records}
+    assert recorded - {None} <= pids
+    assert actor_pid in pids
+    shm_dirs = [r["shm_dir"] for r in records]
+    assert all(os.path.isdir(d) for d in shm_dirs)
+
+    # Not started by `ember start`: a plain process of ours, and a test cluster recorded in
+    # the same folder (origin "testing").
+    bystander = subprocess.Popen(["sleep", "60"])
+    from ember.testing import Cluster
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its record goes to our folder
+    other = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        other_procs = [psutil.Process(other.head.pid), psutil.Process(other.control.proc.pid)]
+        assert len(ember_cli.records()) == 3
+
+        out = ember_cli.run("stop")
+        assert out.returncode == 0, out.stderr
+        assert "Stopped 2 node(s)" in out.stdout
+        _, alive = psutil.wait_procs(started, timeout=15)
+        assert not [p.pid for p in alive if not _gone(p)], "`ember stop` left these running"
+        assert not any(os.path.exists(d) for d in shm_dirs)
+        assert bystander.poll() is None
+        assert not any(_gone(p) for p in other_procs)
+        assert [r["node_id"] for r in ember_cli.records()] == [other.head.node_id]
+        # With nothing started any more, stop has nothing to do and status says so.
+        again = ember_cli.run("stop")
+        assert again.returncode == 0 and "Stopped 0 node(s)" in again.stdout
+    finally:
+        other.shutdown()
+        bystander.kill()
+        bystander.wait()
+    status = ember_cli.run("status")
+    assert status.returncode == 1
+    assert "Could not find a running Ember cluster" in status.stderr
+    assert "ember start --head" in status.stderr
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--resources", "{x: 1}"], "--resources is not valid JSON"),
+        (["--resources", '["x"]'], "--resources must be a JSON object"),
+        (["--num-cpus", "-1"], "must be a non-negative number"),
+        # The way to give CPUs here is --num-cpus (not init()'s num_cpus=...).
+        (["--resources", '{"CPU": 2}'], "--num-cpus"),
+    ],
+    ids=["not-json", "not-an-object", "negative-cpus", "cpu-in-resources"],
+)
+def test_bad_resources_are_refused(ember_cli: EmberCLI, args: list[str], says: str) -> None:
+    out = ember_cli.run(
+        "start", "--head", "--port", str(_free_port()), "--node-ip-address", "127.0.0.1", *args
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("ember start: ") and says in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not ember_cli.records() and not ember_cli.seen
+
+
+def test_joining_without_a_token_is_refused(ember_cli: EmberCLI) -> None:
+    port = _free_port()
+    out = ember_cli.join(port)
+    assert out.returncode == 1
+    assert f"no token for the cluster at 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert "--token" in out.stderr and "EMBER_TOKEN" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not ember_cli.records() and not ember_cli.seen
+
+
+@pytest.mark.parametrize("problem", ["wrong token", "nothing listening"])
+def test_a_node_that_cannot_join_is_reported(ember_cli: EmberCLI, problem: str) -> None:
+    """`ember start --address` must not say "Started a node of the cluster" (exit 0) when
+    the node never became part of it."""
+    if problem == "wrong token":
+        port, head = ember_cli.start_head()
+        assert head.returncode == 0, head.stderr
+        token = "0" * 32
+    else:
+        port, token = _free_port(), "0" * 32
+    out = ember_cli.join(port, "--token", token)
+    assert out.returncode == 1, f"exit 0 for a node that did not join:\n{out.stdout}"
+    assert not [r for r in ember_cli.records() if not r["is_head"]]
+
+
+def test_init_auto_without_a_cluster_says_how_to_start_one(ember_cli: EmberCLI) -> None:
+    out = ember_cli.driver('import ember\nember.init(address="auto")\n')
+    assert out.returncode == 1
+    assert "ConnectionError" in out.stderr
+    assert "ember start --head" in out.stderr, out.stderr
+    status = ember_cli.run("status")
+    assert status.returncode == 1 and "ember start --head" in status.stderr
