@@ -36,7 +36,7 @@ def test_roomy_dev_shm_keeps_the_requested_capacity(monkeypatch):
 
 
 def test_missing_dev_shm_falls_back_to_a_temp_folder_with_a_warning(monkeypatch):
-    monkeypatch.setattr(launcher.os.path, "isdir", lambda p: False)
+    monkeypatch.setattr(launcher, "_SHM", "/no/such/shared/memory")
     with pytest.warns(UserWarning, match="not available"):
         path, _ = launcher._store_dirs("abcd", 2**30)
     assert not path.startswith("/dev/shm") and os.path.basename(path) == "objects-abcd"

@@ -102,6 +102,7 @@ class _Task:
         self.deps: list[list[Any]] = []
         self.args_ref = b""
         self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
+        self.retries_left = 0  # (actor creation and actor calls set their own)
 
 
 class _Lease:
