@@ -69,6 +69,7 @@ class _PullHandler:
         sock, leftover, _ = conn.detach()
         size = int(msg.value["size"])
         tmp = f"{self.node.store.path(self.oid)}.pull"
+        self.node.store.take_pooled(size, tmp)  # a freed file of about that size, if any
         receiver = FileReceiver(
             self.node.reactor,
             sock,

@@ -89,7 +89,7 @@ class StoreFiles:
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
         final = self.path(object_id)
         tmp = f"{final}.{os.getpid()}.tmp"
-        if not self._take_pooled(total, tmp):
+        if not self.take_pooled(total, tmp):
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         else:
             fd = os.open(tmp, os.O_RDWR)
@@ -151,7 +151,7 @@ class StoreFiles:
                 return
         self.delete(object_id)
 
-    def _take_pooled(self, size: int, dest: str) -> bool:
+    def take_pooled(self, size: int, dest: str) -> bool:
         """Move a pooled file of about ``size`` bytes to ``dest``; False if none fits."""
         pool = os.path.join(self.shm_dir, POOL)
         try:

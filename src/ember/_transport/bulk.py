@@ -1,8 +1,8 @@
 """Raw transfers of object files between nodes, inside the reactor loop.
 
 An object crosses nodes as the bytes of its store file. The sender hands the file to the kernel
-with ``sendfile`` (no copy through Python); the receiver maps a new file of the right size and
-``recv_into``s the mapping, so the object is never held twice in memory. Both sides are
+with ``sendfile`` (no copy through Python); the receiver writes the bytes into a new file as
+they come, through one small buffer, so the object is never held twice in memory. Both sides are
 non-blocking channels of the process's reactor, so many transfers run at once, interleaved with
 the node's other work, and no thread is needed (the node manager forks workers, and forking is
 only safe without threads).
@@ -11,14 +11,21 @@ only safe without threads).
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import socket
 from collections.abc import Callable
 
 from ember._transport.reactor import RawChannel, Reactor
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 24  # most bytes one sendfile call is asked for
+_BUFFER = 8 << 20  # the receiver's buffer
+
+
+def _big_buffers(sock: socket.socket) -> None:
+    """Fewer, larger wake-ups per transfer."""
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, _BUFFER)
 
 
 class FileSender(RawChannel):
@@ -41,6 +48,7 @@ class FileSender(RawChannel):
         self.size = size
         self.on_done = on_done
         sock.setblocking(False)
+        _big_buffers(sock)
 
     def start(self) -> None:
         self.reactor.add_raw(self, write=True)
@@ -72,8 +80,12 @@ class FileSender(RawChannel):
 
 
 class FileReceiver(RawChannel):
-    """Read exactly ``size`` bytes from ``sock`` into a new file at ``path`` (created with
-    mode 0600); ``on_done(ok)`` runs in the loop when it is complete or has failed."""
+    """Read exactly ``size`` bytes from ``sock`` into the file at ``path`` (created with mode
+    0600 if it is not there); ``on_done(ok)`` runs in the loop when it is complete or failed.
+
+    The bytes go through one reusable buffer and ``pwrite``: on tmpfs that is about twice as
+    fast as receiving into a shared mapping of the file, whose every page is faulted in one
+    by one."""
 
     def __init__(
         self,
@@ -90,20 +102,16 @@ class FileReceiver(RawChannel):
         self.size = size
         self.on_done = on_done
         self.got = 0
+        self.done = False
         sock.setblocking(False)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.ftruncate(fd, size)
-            self.map = mmap.mmap(fd, size) if size else None
-        finally:
-            os.close(fd)
-        self.view: memoryview | None = (
-            memoryview(self.map) if self.map is not None else memoryview(b"")
-        )
+        _big_buffers(sock)
+        # No O_TRUNC: a recycled file already at ``path`` keeps its allocated pages, and
+        # writing over those is several times faster than allocating new ones.
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(self.fd, size)
+        self.buf = memoryview(bytearray(min(_BUFFER, max(size, 1))))
         if leftover:
-            n = min(len(leftover), size)
-            self.view[:n] = leftover[:n]
-            self.got = n
+            self._write(memoryview(leftover)[:size])
 
     def start(self) -> None:
         if self.got >= self.size:
@@ -111,17 +119,22 @@ class FileReceiver(RawChannel):
         else:
             self.reactor.add_raw(self, write=False)
 
+    def _write(self, data: memoryview) -> None:
+        while data:
+            n = os.pwrite(self.fd, data, self.got)
+            self.got += n
+            data = data[n:]
+
     def on_event(self, readable: bool, writable: bool) -> None:
-        view = self.view
-        if view is None:
+        if self.done:
             return
         try:
             while self.got < self.size:
-                n = self.sock.recv_into(view[self.got : self.got + _CHUNK])
+                n = self.sock.recv_into(self.buf[: self.size - self.got])
                 if n == 0:
                     self._finish(False)
                     return
-                self.got += n
+                self._write(self.buf[:n])
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -134,12 +147,10 @@ class FileReceiver(RawChannel):
         self._finish(False)
 
     def _finish(self, ok: bool) -> None:
-        if self.view is None:
+        if self.done:
             return
-        view, self.view = self.view, None
-        view.release()
-        if self.map is not None:
-            self.map.close()
+        self.done = True
+        os.close(self.fd)
         self.reactor.remove_raw(self)
         if not ok:
             with contextlib.suppress(OSError):
