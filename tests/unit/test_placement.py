@@ -92,11 +92,12 @@ def test_node_affinity() -> None:
     assert p.choose(CPU1, ["node", C, True], local) is HERE  # soft: the default choice
 
 
-def test_locality_prefers_the_node_with_the_arguments_when_it_has_room() -> None:
+def test_locality_sends_work_to_the_node_with_the_arguments_if_it_could_run_it() -> None:
     p = placement(node(B, {"CPU": 1}), node(C, {"CPU": 1}, {"CPU": 0}))
     local = NodeResources({"CPU": 1})
     assert p.choose(CPU1, ["locality", B], local) == B
-    assert p.choose(CPU1, ["locality", C], local) is HERE  # no room there: default
+    assert p.choose(CPU1, ["locality", C], local) == C  # busy now: it waits there
+    assert p.choose(shape_of({"GPU": 1}), ["locality", C], NodeResources({"GPU": 1})) is HERE
     assert p.choose(CPU1, ["locality", LOCAL], local) is HERE
 
 

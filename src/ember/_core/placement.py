@@ -5,7 +5,8 @@ otherwise it *spills* them to a node that has room now, as last reported in the 
 and lowers that node's reported room so that a burst of requests spreads out instead of piling
 onto one node before its next report. Strategies from the caller change the choice:
 ``"SPREAD"`` takes the nodes in turn, ``["node", id, soft]`` pins work to a node (or prefers
-it, when soft), and ``["locality", id]`` prefers the node holding the task's large arguments.
+it, when soft), and ``["locality", id]`` sends work to the node holding the task's large
+arguments whenever that node could run it.
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ class Placement:
         elif strategy == "SPREAD":
             return self._spread(shape, local)
         elif isinstance(strategy, (list, tuple)) and strategy and strategy[0] == "locality":
-            peer = self.peers.get(strategy[1])  # None when the arguments are here
-            if peer is not None and peer.fits(shape):
+            # Moving large arguments costs more than waiting a little for the node that has
+            # them, so go there whenever it could run the task (None: they are here).
+            peer = self.peers.get(strategy[1])
+            if peer is not None and peer.feasible(shape):
                 peer.take(shape)
                 return peer.node_id
         return self._default(shape, local, busy)
