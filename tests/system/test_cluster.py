@@ -386,3 +386,17 @@ def test_tasks_go_to_the_node_holding_their_large_arguments(make_cluster: Any) -
     ember.wait([big, small], num_returns=2, timeout=30)
     assert {ember.get(total.remote(big))[1] for _ in range(3)} == {a_node}
     assert ember.get(total.remote(small))[1] == cluster.head.node_id
+
+
+def test_the_control_store_knows_the_connected_jobs(make_cluster: Any) -> None:
+    from ember._runtime import admin
+
+    cluster = make_cluster({"num_cpus": 1})
+    (job,) = admin.jobs(cluster.address, cluster.token)
+    assert job["job_id"].hex() == ember.get_runtime_context().get_job_id()
+    assert job["pid"] == os.getpid()
+    ember.shutdown()
+    deadline = time.monotonic() + 10
+    while admin.jobs(cluster.address, cluster.token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert admin.jobs(cluster.address, cluster.token) == []

@@ -338,6 +338,23 @@ class PutObject(Message):
     data: bytes
 
 
+@_message(92)
+class JobStarted(Message):
+    """Driver -> control store, on connecting: the job ends when this connection closes."""
+
+    job_id: bytes
+    namespace: str
+    host: str
+    pid: int
+
+
+@_message(93)
+class ListJobs(Message):
+    """Any process -> control store: the connected jobs."""
+
+    rid: int
+
+
 @_message(89)
 class ActorGone(Message):
     """Node -> control store: forget this actor and free its name."""

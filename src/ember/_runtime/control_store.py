@@ -1,10 +1,10 @@
 """The control store: cluster metadata that outlives any one worker or node.
 
-It holds the node table (addresses, resources, liveness), exported functions and classes (so a
-function is shipped to each worker once, by id), actors by id with the node that manages them,
-and actor names per namespace. It is off the per-task path: nodes heartbeat to it a few times a
-second and get the cluster view back; callers touch it when they first use a function on a
-worker or look up an actor elsewhere.
+It holds the node table (addresses, resources, liveness), the jobs (drivers) that are
+connected, exported functions and classes (so a function is shipped to each worker once, by
+id), actors by id with the node that manages them, and actor names per namespace. It is off
+the per-task path: nodes heartbeat to it a few times a second and get the cluster view back;
+callers touch it when they first use a function on a worker or look up an actor elsewhere.
 
 Liveness: a node that has not heartbeated for ``node_timeout`` seconds, or whose connection
 closed, is declared dead and every node is told (``NodeDied``); a node declared dead that
@@ -80,6 +80,7 @@ class ControlStore:
         self.names: dict[tuple[str, str], bytes] = {}
         self.actors: dict[bytes, dict[str, Any]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
+        self.jobs: dict[bytes, dict[str, Any]] = {}
         self._load()
 
     def _load(self) -> None:
@@ -93,6 +94,7 @@ class ControlStore:
             self.actors[actor_id] = info
             if info["name"] is not None:
                 self.names[(info["namespace"], info["name"])] = actor_id
+        self.jobs = {bytes.fromhex(k): json.loads(v) for k, v in self.storage.load("jobs").items()}
         now = time.monotonic()
         for key, raw in self.storage.load("nodes").items():
             info = json.loads(raw)
@@ -287,6 +289,18 @@ class ControlStore:
             conn.send(m.Reply(msg.rid, None, names))
         elif isinstance(msg, m.GetNodes):
             conn.send(m.Reply(msg.rid, None, self.view()))
+        elif isinstance(msg, m.ListJobs):
+            jobs = [{"job_id": job_id, **info} for job_id, info in self.jobs.items()]
+            conn.send(m.Reply(msg.rid, None, jobs))
+        elif isinstance(msg, m.JobStarted):
+            info = {"namespace": msg.namespace, "host": msg.host, "pid": msg.pid}
+            self.jobs[msg.job_id] = info
+            self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
+            conn.peer = ("job", msg.job_id)
+
+    def job_ended(self, job_id: bytes) -> None:
+        if self.jobs.pop(job_id, None) is not None:
+            self.storage.delete("jobs", job_id.hex())
 
 
 class _Handler:
@@ -331,6 +345,9 @@ class ControlStoreServer:
             self.store.handle(conn, msg)
 
     def closed(self, conn: Connection) -> None:
+        if isinstance(conn.peer, tuple):  # a driver's connection: its job is over
+            self.store.job_ended(conn.peer[1])
+            return
         node_id = conn.peer
         entry = self.store.nodes.get(node_id) if isinstance(node_id, bytes) else None
         if entry is not None and entry.conn is conn:

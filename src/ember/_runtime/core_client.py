@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import sys
 import threading
 import time
@@ -160,6 +161,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self.control_address = control_address
         self._control_lock = threading.Lock()
         self.control = self.reactor.connect(control_address, _ControlHandler(self), token=token)
+        self._announce_job(self.control)
         # Not awaited here: init() returns while the node finishes booting; the first thing
         # that needs the answer waits for it.
         self._hello = self.calls.future(
@@ -264,8 +266,13 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 return False
             for fn_id, data in list(self._exported.items()):
                 conn.send(m.ExportFunction(fn_id, data()))
+            self._announce_job(conn)
             self.control = conn
             return True
+
+    def _announce_job(self, conn: Connection) -> None:
+        if self.kind == "driver":
+            conn.send(m.JobStarted(self.job_id, self.namespace, socket.gethostname(), os.getpid()))
 
     def _keep_reconnecting(self) -> None:
         """Reactor thread: a restarted control store must get this process's exports even if

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-TABLES = ("functions", "actors", "nodes")
+TABLES = ("functions", "actors", "nodes", "jobs")
 
 
 class Storage:

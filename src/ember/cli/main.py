@@ -191,9 +191,14 @@ def _status(args: argparse.Namespace) -> int:
     address = args.address
     if address == "auto":
         address = cluster_files.find_node("auto")["address"]
-    nodes: list[dict[str, Any]] = admin.nodes(address, cluster_files.token_for(address, args.token))
+    token = cluster_files.token_for(address, args.token)
+    nodes: list[dict[str, Any]] = admin.nodes(address, token)
+    jobs = admin.jobs(address, token)
     alive = [n for n in nodes if n["alive"]]
-    print(f"Ember cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} dead")
+    print(
+        f"Ember cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} "
+        f"dead, {len(jobs)} driver(s) connected"
+    )
     for n in nodes:
         state = "alive" if n["alive"] else "dead"
         print(f"- node {n['node_id'].hex()[:12]} at {n['address']} ({n['host']}), {state}")
