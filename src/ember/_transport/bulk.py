@@ -21,13 +21,6 @@ _CHUNK = 1 << 24  # most bytes one sendfile call is asked for
 _BUFFER = 8 << 20  # the receiver's buffer
 
 
-def _big_buffers(sock: socket.socket) -> None:
-    """Fewer, larger wake-ups per transfer."""
-    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, _BUFFER)
-
-
 class FileSender(RawChannel):
     """Write ``head`` and then ``size`` bytes of the file ``fd`` to ``sock``, then close both."""
 
@@ -48,7 +41,6 @@ class FileSender(RawChannel):
         self.size = size
         self.on_done = on_done
         sock.setblocking(False)
-        _big_buffers(sock)
 
     def start(self) -> None:
         self.reactor.add_raw(self, write=True)
@@ -104,7 +96,6 @@ class FileReceiver(RawChannel):
         self.got = 0
         self.done = False
         sock.setblocking(False)
-        _big_buffers(sock)
         # No O_TRUNC: a recycled file already at ``path`` keeps its allocated pages, and
         # writing over those is several times faster than allocating new ones.
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
