@@ -9,6 +9,7 @@ they stop answering without closing any connection, as a machine that drops off 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -65,6 +66,8 @@ class Cluster:
         self.control: launcher.ControlStoreProcess | None = None
         self.address = ""
         self.nodes: list[ClusterNode] = []
+        # A test that dies without calling shutdown() must not leave nodes running.
+        atexit.register(self.shutdown)
         if initialize_head:
             self.add_node(**(head_node_args or {}))
             if connect:
@@ -163,6 +166,7 @@ class Cluster:
     def shutdown(self) -> None:
         import ember
 
+        atexit.unregister(self.shutdown)
         if ember.is_initialized():
             ember.shutdown()
         for node in list(self.nodes):

@@ -131,3 +131,28 @@ def test_a_file_crosses_a_detached_connection(tmp_path):
         assert got == payload[:10] + payload
     finally:
         reactor.stop()
+
+
+def test_a_large_transfer_leaves_room_for_the_loop_s_other_work(tmp_path):
+    """A receiver used to read until the whole object was in whenever the sender kept up, so
+    a node pulling 1 GB sent no heartbeats for seconds and was declared dead. Each wake-up
+    now does at most a slice of the work (the selector wakes it again for the rest)."""
+    from ember._transport import bulk
+    from ember._transport.bulk import FileReceiver
+
+    class Firehose:  # a peer that always has more bytes ready
+        def setblocking(self, flag: bool) -> None:
+            pass
+
+        def recv_into(self, view: memoryview) -> int:
+            return len(view)
+
+        def close(self) -> None:
+            pass
+
+    size = 8 * bulk._SLICE
+    reactor = Reactor("test")
+    receiver = FileReceiver(reactor, Firehose(), b"", str(tmp_path / "dest"), size, print)
+    receiver.on_event(True, False)
+    assert 0 < receiver.got <= bulk._SLICE + bulk._BUFFER < size
+    receiver.abort()

@@ -125,7 +125,9 @@ class ObjectsMixin:
         if stored_here:
             self.used -= obj.size
         if stored_here and oid not in self.sending:
-            self.store.recycle(oid, obj.size, max_bytes=min(self.capacity // 4, 1 << 30))
+            # Up to a quarter of the store stays allocated for reuse: new tmpfs pages cost
+            # far more than overwriting old ones (for a pulled copy as for a put).
+            self.store.recycle(oid, obj.size, max_bytes=self.capacity // 4)
         elif obj is None or obj.inline is None:
             self.store.delete(oid)  # a file being sent stays readable through its descriptor
         where = self.located.pop(oid, None)

@@ -19,6 +19,9 @@ from ember._transport.reactor import RawChannel, Reactor
 
 _CHUNK = 1 << 24  # most bytes one sendfile call is asked for
 _BUFFER = 8 << 20  # the receiver's buffer
+# At most this much per wake-up, so a large transfer never keeps the loop from the node's other
+# work (heartbeats above all: a node busy for seconds would be declared dead).
+_SLICE = 32 << 20
 
 
 class FileSender(RawChannel):
@@ -46,23 +49,26 @@ class FileSender(RawChannel):
         self.reactor.add_raw(self, write=True)
 
     def on_event(self, readable: bool, writable: bool) -> None:
+        budget = _SLICE
         try:
             while self.head:
                 n = self.sock.send(self.head)
                 self.head = self.head[n:]
-            while self.offset < self.size:
+            while self.offset < self.size and budget > 0:
                 n = os.sendfile(
                     self.sock.fileno(), self.fd, self.offset, min(_CHUNK, self.size - self.offset)
                 )
                 if n == 0:
                     raise ConnectionError("the file ended early")
                 self.offset += n
+                budget -= n
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self._finish(False)
             return
-        self._finish(True)
+        if self.offset >= self.size:
+            self._finish(True)
 
     def _finish(self, ok: bool) -> None:
         os.close(self.fd)
@@ -119,19 +125,22 @@ class FileReceiver(RawChannel):
     def on_event(self, readable: bool, writable: bool) -> None:
         if self.done:
             return
+        budget = _SLICE
         try:
-            while self.got < self.size:
+            while self.got < self.size and budget > 0:
                 n = self.sock.recv_into(self.buf[: self.size - self.got])
                 if n == 0:
                     self._finish(False)
                     return
                 self._write(self.buf[:n])
+                budget -= n
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self._finish(False)
             return
-        self._finish(True)
+        if self.got >= self.size:
+            self._finish(True)
 
     def abort(self) -> None:
         """Reactor thread: give up (the sending node is gone)."""
