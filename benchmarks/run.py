@@ -1,8 +1,14 @@
 #!/usr/bin/env python
 """Run the Ember-vs-Ray benchmarks and print a comparison table.
 
-    python benchmarks/run.py [--only NAME,...] [--repeat N] [--frameworks ember,ray]
-                             [--json out.json] [--timeout S] [--python PATH] [--list]
+    python benchmarks/run.py [--cluster] [--only NAME,...] [--repeat N]
+                             [--frameworks ember,ray] [--json out.json] [--md out.md]
+                             [--timeout S] [--python PATH] [--list]
+
+Without ``--cluster`` the single-node workloads of ``workloads.py`` run; with it, the
+multi-node ones of ``cluster.py`` (each starts a cluster of several nodes on this machine:
+``ember.testing.Cluster`` / ``ray.cluster_utils.Cluster``) and the table is printed in
+markdown.
 
 Every (workload, framework) pair runs in a fresh subprocess
 (``python benchmarks/workloads.py FRAMEWORK WORKLOAD --repeat N``) started in a new
@@ -25,13 +31,16 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import cluster as cw  # noqa: E402  (the multi-node workload table; nothing heavy either)
 import workloads as wl  # noqa: E402  (the workload table; imports nothing heavy)
 
 WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
+CLUSTER_SCRIPT = os.path.join(HERE, "cluster.py")
 REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 DEFAULT_TIMEOUT = 300.0
 
@@ -86,6 +95,30 @@ class AtLeast:
         return None if v is None else v >= self.value
 
 
+class AtMost:
+    needs_ray = False
+
+    def __init__(self, value, text):
+        self.value, self.text = value, text
+
+    def check(self, metric, res, _unused=None):
+        v = _median(res, metric)
+        return None if v is None else v <= self.value
+
+
+class AllOf:
+    """Every one of several targets (each on its own is checked the same way)."""
+
+    def __init__(self, *targets):
+        self.targets = targets
+        self.needs_ray = any(t.needs_ray for t in targets)
+        self.text = ", ".join(t.text for t in targets)
+
+    def check(self, metric, res, other=None):
+        oks = [t.check(metric, res, other) for t in self.targets]
+        return None if None in oks else all(oks)
+
+
 class ZeroCopy:
     """get must return a read-only array and be >= 10x faster than a memcpy of the same bytes.
     (Whether two gets return the same buffer is reported but not required: separate mappings
@@ -117,6 +150,35 @@ TARGETS = {
     "tiny_tasks": VsOwnRef("pool_apply_async", 0.5, "<= 2x pool_apply_async"),
     "matmul_speedup_k8": AtLeast(1.8, ">= 1.8x at k=8"),
 }
+
+_WITHIN = cw.NODE_TIMEOUT + 1.0
+_WITHIN_TEXT = f"<= {_WITHIN:g} s (timeout {cw.NODE_TIMEOUT:g} s + 1 s)"
+CLUSTER_TARGETS = {
+    "spill_noop": VsRay(2, ">= 2x ray"),
+    "spread_noop": VsRay(2, ">= 2x ray"),
+    "transfer_100mb": VsOwnRef("loopback_100mb", 0.7, ">= 0.7x loopback"),
+    "transfer_1gb": AllOf(
+        VsOwnRef("loopback_1gb", 0.7, ">= 0.7x loopback"), AtLeast(1.0, ">= 1 GB/s")
+    ),
+    "kill_detect": AtMost(_WITHIN, _WITHIN_TEXT),
+    "kill_recovery": AtMost(_WITHIN, _WITHIN_TEXT),
+    "cutoff_detect": AtMost(_WITHIN, _WITHIN_TEXT),
+    "cutoff_recovery": AtMost(_WITHIN, _WITHIN_TEXT),
+}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A set of workloads: the script that runs one, its table, and its targets."""
+
+    name: str
+    script: str
+    workloads: dict
+    targets: dict
+
+
+SINGLE_NODE = Group("single-node", WORKLOAD_SCRIPT, wl.WORKLOADS, TARGETS)
+MULTI_NODE = Group("multi-node", CLUSTER_SCRIPT, cw.CLUSTER_WORKLOADS, CLUSTER_TARGETS)
 
 
 def _metric(res, name):
@@ -236,12 +298,12 @@ def _parse(text, marker):
     return found
 
 
-def run_one(python, framework, workload, repeat, timeout, extra_env):
+def run_one(python, framework, workload, repeat, timeout, extra_env, script=WORKLOAD_SCRIPT):
     tag = uuid.uuid4().hex
     env = dict(os.environ)
     env.update(extra_env)
     env[wl.TAG_ENV] = tag
-    cmd = [python, WORKLOAD_SCRIPT, framework, workload, "--repeat", str(repeat)]
+    cmd = [python, script, framework, workload, "--repeat", str(repeat)]
     timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -302,18 +364,31 @@ def fmt(v):
     return f"{v:.3g}"
 
 
+def censored(res, metric):
+    """Did most samples of this metric hit the workload's time limit (so the median is only
+    a bound)? Workloads count such samples in info["censored"]."""
+    m = _metric(res, metric)
+    if m is None:
+        return False
+    hits = res.get("info", {}).get("censored", {}).get(metric, 0)
+    return 2 * hits > len(m.get("samples", []))
+
+
 def cell(res, metric):
     if res is None:
         return "-"
     m = _metric(res, metric)
     if m is not None:
-        return fmt(m["median"])
+        bound = (">" if m["better"] == "lower" else "<") if censored(res, metric) else ""
+        return bound + fmt(m["median"])
     if res.get("error"):
         return "error: " + res["error"].split(":")[0][:24]  # full message under Details
     return "-"
 
 
-def status_of(target, metric, results):
+def status_of(target, metric, results, detailed=False):
+    """Ember's PASS/MISS. ``detailed``: also the factor reached against an own reference and,
+    for targets that do not need Ray, Ray's own result against the same target."""
     ember, ray = results.get("ember"), results.get("ray")
     if target.needs_ray:
         if ember is None or ray is None:
@@ -321,26 +396,56 @@ def status_of(target, metric, results):
         ok = target.check(metric, ember, ray)
     else:
         ok = target.check(metric, ember) if ember is not None else None
-        if ember is None or ok is None:
+        if ember is None or ok is None or detailed:
             r = target.check(metric, ray) if ray is not None else None
-            base = "n/a" if ember is None else "MISS"
-            return base if r is None else f"{base} (ray: {'PASS' if r else 'MISS'})"
+            base = "n/a" if ember is None else "MISS" if ok is None else _pass(ok)
+            base += _ref_factors(target, metric, ember) if detailed else ""
+            if r is None:
+                return base
+            return (
+                f"{base} (ray: {_pass(r)}{_ref_factors(target, metric, ray) if detailed else ''})"
+            )
     if ok is None:
         return "MISS"  # ember errored on this workload
+    return _pass(ok)
+
+
+def _pass(ok):
     return "PASS" if ok else "MISS"
 
 
-def build_rows(selected, frameworks, results):
+def _ref_factors(target, metric, res):
+    """' 0.42x' for each own-reference part of a target (how far the metric got)."""
+    parts = target.targets if isinstance(target, AllOf) else (target,)
+    out = ""
+    for t in parts:
+        if isinstance(t, VsOwnRef) and res is not None:
+            f = better_factor(
+                _median(res, metric), _median(res, t.ref_metric), _better(res, metric)
+            )
+            if f is not None:
+                out += f" {f:.2f}x"
+    return out
+
+
+def build_rows(selected, frameworks, results, group=SINGLE_NODE, detailed=False):
     rows = []
     for name in selected:
-        w = wl.WORKLOADS[name]
+        w = group.workloads[name]
         per_fw = {fw: results.get((name, fw)) for fw in frameworks}
         for m in w.metrics:
             ember, ray = per_fw.get("ember"), per_fw.get("ray")
-            ratio = None
+            ratio, bound = None, ""
             if not m.ref and ember is not None and ray is not None:
                 ratio = better_factor(_median(ember, m.name), _median(ray, m.name), m.better)
-            target = TARGETS.get(m.name)
+                # A median that is only a bound makes the ratio one too.
+                if censored(ray, m.name) and not censored(ember, m.name):
+                    bound = ">"
+                elif censored(ember, m.name) and not censored(ray, m.name):
+                    bound = "<"
+                elif censored(ember, m.name):
+                    bound = "~"
+            target = group.targets.get(m.name)
             rows.append(
                 {
                     "workload": name,
@@ -349,8 +454,9 @@ def build_rows(selected, frameworks, results):
                     "values": {fw: _median(per_fw[fw], m.name) for fw in frameworks},
                     "cells": {fw: cell(per_fw[fw], m.name) for fw in frameworks},
                     "ember_vs_ray": ratio,
+                    "ratio_bound": bound,
                     "target": target.text if target else "",
-                    "status": status_of(target, m.name, per_fw) if target else "",
+                    "status": status_of(target, m.name, per_fw, detailed) if target else "",
                 }
             )
     return rows
@@ -365,7 +471,7 @@ def print_table(rows, frameworks):
     for r in rows:
         line = [r["metric"], r["unit"]] + [r["cells"][fw] for fw in frameworks]
         if "ember/ray" in headers:
-            line.append("-" if r["ember_vs_ray"] is None else f"{r['ember_vs_ray']:.2f}x")
+            line.append(_ratio(r))
         line += [r["target"] or "-", r["status"] or "-"]
         table.append(line)
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *table, strict=False)]
@@ -386,7 +492,36 @@ def print_table(rows, frameworks):
         print("rates). '(ref)' rows are reference measurements (memcpy, Pool), not the framework.")
 
 
-def print_details(selected, frameworks, results):
+def _ratio(row):
+    if row["ember_vs_ray"] is None:
+        return "-"
+    return f"{row.get('ratio_bound', '')}{row['ember_vs_ray']:.2f}x"
+
+
+def markdown_table(rows, frameworks):
+    """The table as markdown: workload, metric, unit, one column per framework, ember/ray,
+    target, status."""
+    both = "ember" in frameworks and "ray" in frameworks
+    headers = ["workload", "metric", "unit", *frameworks]
+    headers += ["ember/ray"] if both else []
+    headers += ["target", "pass/miss"]
+    lines = ["| " + " | ".join(headers) + " |"]
+    right = {i for i, h in enumerate(headers) if h in frameworks or h == "ember/ray"}
+    lines.append(
+        "| " + " | ".join("---:" if i in right else "---" for i in range(len(headers))) + " |"
+    )
+    last = None
+    for r in rows:
+        line = [r["workload"] if r["workload"] != last else "", r["metric"], r["unit"]]
+        last = r["workload"]
+        line += [r["cells"][fw] for fw in frameworks]
+        line += [_ratio(r)] if both else []
+        line += [r["target"] or "-", r["status"] or "-"]
+        lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in line) + " |")
+    return "\n".join(lines)
+
+
+def details_lines(selected, frameworks, results):
     lines = []
     for name in selected:
         for fw in frameworks:
@@ -399,10 +534,65 @@ def print_details(selected, frameworks, results):
             items += res.get("notes", [])
             items += [f"WARNING: {p}" for p in res.get("problems", [])]
             for item in items:
-                lines.append(f"  {name} [{fw}] {item}")
+                lines.append(f"{name} [{fw}] {item}")
+    return lines
+
+
+def print_details(selected, frameworks, results):
+    lines = details_lines(selected, frameworks, results)
     if lines:
         print("\nDetails:")
-        print("\n".join(lines))
+        print("\n".join(f"  {line}" for line in lines))
+
+
+def machine_description():
+    """CPU model, cores and memory of this machine, for the report."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        memory = f"{mem:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        memory = "RAM unknown"
+    return f"{model}, {os.cpu_count()} CPUs, {memory}, {platform.platform()}"
+
+
+def write_markdown_report(path, group, meta, rows, frameworks, details, argv):
+    title = "Ember vs Ray" + (", multi-node" if group is MULTI_NODE else "")
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) or "unknown"
+    out = [
+        f"# {title}",
+        "",
+        f"- date: {meta['time']}",
+        f"- machine: {machine_description()}",
+        f"- python: {meta['python']} ({platform.python_version()}); versions: {versions}",
+        f"- command: `python benchmarks/run.py {' '.join(argv)}`".rstrip(),
+        f"- repeat: {meta['repeat']} (a workload may cap it; medians are shown)",
+        f"- load average: {meta['loadavg_start']} at the start, {meta['loadavg_end']} at the end",
+        "",
+        markdown_table(rows, frameworks),
+        "",
+        "ember/ray: >1 means Ember is better (ray/ember for times, ember/ray for rates). "
+        "'(ref)' rows are reference measurements, not the framework. pass/miss is Ember's "
+        "result; for targets that do not need Ray, Ray's own result against the same target "
+        "is in brackets, and 'Nx' is the factor reached against the reference. '>X' is a "
+        "limit: most samples did not finish within X.",
+    ]
+    if details:
+        out += ["", "## Details", ""] + [f"- {line}" for line in details]
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        if name == rows[0]["workload"]:
+            out += ["", "## Workloads", ""]
+        out.append(f"- `{name}`: {group.workloads[name].doc}")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 # --------------------------------------------------------------------------- main
@@ -433,32 +623,38 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Ember vs Ray benchmarks", formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument(
+        "--cluster", action="store_true", help="the multi-node workloads (cluster.py)"
+    )
     parser.add_argument("--only", help="comma-separated workload (or metric) names")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per workload")
     parser.add_argument("--frameworks", default="ember,ray", help="default: ember,ray")
     parser.add_argument("--json", dest="json_out", help="write all results to this file")
+    parser.add_argument("--md", dest="md_out", help="write a markdown report to this file")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="s per run")
     parser.add_argument("--python", default=sys.executable, help="interpreter for workloads")
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
     args = parser.parse_args(argv)
+    group = MULTI_NODE if args.cluster else SINGLE_NODE
+    table = group.workloads
 
     if args.list:
-        for w in wl.WORKLOADS.values():
+        for w in table.values():
             metrics = ", ".join(f"{m.name} [{m.unit}]" for m in w.metrics)
             print(f"{w.name}: {metrics}\n    {w.doc}")
         return 0
 
-    metric_owner = {m.name: w.name for w in wl.WORKLOADS.values() for m in w.metrics}
+    metric_owner = {m.name: w.name for w in table.values() for m in w.metrics}
     if args.only:
         selected = []
         for name in (x.strip() for x in args.only.split(",") if x.strip()):
-            owner = name if name in wl.WORKLOADS else metric_owner.get(name)
+            owner = name if name in table else metric_owner.get(name)
             if owner is None:
-                parser.error(f"unknown workload {name!r}; choose from {', '.join(wl.WORKLOADS)}")
+                parser.error(f"unknown workload {name!r}; choose from {', '.join(table)}")
             if owner not in selected:
                 selected.append(owner)
     else:
-        selected = list(wl.WORKLOADS)
+        selected = list(table)
 
     frameworks = []
     env_for = {}
@@ -480,7 +676,8 @@ def main(argv=None):
     total = len(selected) * len(frameworks)
     load_start = _loadavg()
     print(
-        f"Running {len(selected)} workload(s) x {', '.join(frameworks)}, repeat={args.repeat}, "
+        f"Running {len(selected)} {group.name} workload(s) x {', '.join(frameworks)}, "
+        f"repeat={args.repeat}, "
         f"timeout={args.timeout:.0f}s, python={args.python}, cpus={os.cpu_count()}, "
         f"load average {load_start}",
         flush=True,
@@ -489,14 +686,14 @@ def main(argv=None):
     runs = []
     i = 0
     for name in selected:
-        w = wl.WORKLOADS[name]
+        w = table[name]
         for fw in frameworks:
             i += 1
             env = dict(env_for[fw])
             if w.single_thread_blas:
                 env.update({k: "1" for k in wl.THREAD_ENV})
             print(f"[{i}/{total}] {name} / {fw} ...", end=" ", flush=True)
-            res = run_one(args.python, fw, name, args.repeat, args.timeout, env)
+            res = run_one(args.python, fw, name, args.repeat, args.timeout, env, group.script)
             if w.single_thread_blas:
                 note = "numpy single-threaded: OMP/OPENBLAS/MKL_NUM_THREADS=1 set by run.py"
                 res.setdefault("notes", []).insert(0, note)
@@ -509,26 +706,39 @@ def main(argv=None):
     load_end = _loadavg()
     print(f"load average at the end: {load_end} (other jobs on the machine skew results)")
     print()
-    rows = build_rows(selected, frameworks, results)
-    print_table(rows, frameworks)
+    markdown = group is MULTI_NODE
+    rows = build_rows(selected, frameworks, results, group, detailed=markdown)
+    if markdown:
+        print(markdown_table(rows, frameworks))
+        print("ember/ray: >1 means Ember is better. pass/miss is Ember's; Ray's own result")
+        print("against the same target is in brackets; Nx = factor reached against a reference.")
+    else:
+        print_table(rows, frameworks)
     print_details(selected, frameworks, results)
 
+    versions = {r["framework"]: r.get("version") for r in runs if r.get("version")}
+    meta = {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "group": group.name,
+        "python": args.python,
+        "platform": platform.platform(),
+        "machine": machine_description(),
+        "cpu_count": os.cpu_count(),
+        "repeat": args.repeat,
+        "frameworks": frameworks,
+        "versions": versions,
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+    }
     if args.json_out:
-        versions = {r["framework"]: r.get("version") for r in runs if r.get("version")}
-        meta = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "python": args.python,
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "repeat": args.repeat,
-            "frameworks": frameworks,
-            "versions": versions,
-            "loadavg_start": load_start,
-            "loadavg_end": load_end,
-        }
         with open(args.json_out, "w") as f:
             json.dump({"meta": meta, "runs": runs, "rows": rows}, f, indent=2)
         print(f"\nwrote {args.json_out}")
+    if args.md_out:
+        details = details_lines(selected, frameworks, results)
+        shown = sys.argv[1:] if argv is None else list(argv)
+        write_markdown_report(args.md_out, group, meta, rows, frameworks, details, shown)
+        print(f"wrote {args.md_out}")
     return 0
 
 

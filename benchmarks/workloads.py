@@ -891,7 +891,10 @@ def _emit(marker, obj):
     sys.stdout.flush()
 
 
-def run_workload(framework, name, repeat):
+def run_workload(framework, name, repeat, registry=None):
+    """Run one workload of ``registry`` (default: this module's ``WORKLOADS``) and print its
+    ``BENCH_RESULT`` line; returns the process exit code."""
+    registry = WORKLOADS if registry is None else registry
     os.environ.setdefault(TAG_ENV, uuid.uuid4().hex)
     out = {
         "framework": framework,
@@ -907,7 +910,7 @@ def run_workload(framework, name, repeat):
     ctx = None
     t_start = time.perf_counter()
     try:
-        wl = WORKLOADS[name]
+        wl = registry[name]
         ray = importlib.import_module(framework)
         out["version"] = getattr(ray, "__version__", None)
         if wl.init:
@@ -942,7 +945,8 @@ def run_workload(framework, name, repeat):
                 try:
                     fn()
                 except Exception as exc:
-                    print(f"cleanup failed: {exc!r}", file=sys.stderr)
+                    traceback.print_exc()
+                    ctx.note(f"WARNING: clean-up step failed: {type(exc).__name__}: {exc}"[:300])
             out["info"], out["notes"] = ctx.info, ctx.notes
         out["wall_s"] = _elapsed(t_start)
         _emit(RESULT_MARKER, out)
@@ -957,13 +961,14 @@ def run_workload(framework, name, repeat):
     return 0 if out["error"] is None else 1
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, registry=None, description=None):
+    registry = WORKLOADS if registry is None else registry
+    parser = argparse.ArgumentParser(description=description or __doc__.split("\n\n")[0])
     parser.add_argument("framework", help="module to import as ray: ember or ray")
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("workload", choices=sorted(registry))
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    return run_workload(args.framework, args.workload, max(1, args.repeat))
+    return run_workload(args.framework, args.workload, max(1, args.repeat), registry)
 
 
 if __name__ == "__main__":
