@@ -175,3 +175,36 @@ def barrier_cls() -> Any:
             return self._max_inside
 
     return Barrier
+
+
+@pytest.fixture
+def make_cluster() -> Any:
+    """``cluster = make_cluster(head_args, node_args..., **Cluster_kwargs)``: a cluster of real
+    nodes on this machine (``ember.testing.Cluster``) with the driver connected. Everything
+    ends afterwards: no process is left, nor any node's shared-memory folder (killed nodes'
+    included)."""
+    import psutil
+
+    from ember.testing import Cluster
+
+    made: list[Any] = []
+    shm_dirs: list[str] = []
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def make(head: dict[str, Any] | None = None, *nodes: dict[str, Any], **kw: Any) -> Any:
+        cluster = Cluster(initialize_head=True, head_node_args=head or {"num_cpus": 1}, **kw)
+        made.append(cluster)
+        for args in nodes:
+            cluster.add_node(**args)
+        shm_dirs.extend(n.record["shm_dir"] for n in cluster.nodes)
+        cluster.connect()
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.shutdown()
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    for p in left:
+        p.kill()
+    assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
+    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory folders left"

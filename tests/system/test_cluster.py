@@ -7,42 +7,16 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 import numpy as np
-import psutil
 import pytest
 
 import ember
-from ember.testing import Cluster
 from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 pytestmark = pytest.mark.ember_only
-
-
-@pytest.fixture
-def make_cluster() -> Iterator[Any]:
-    """``cluster = make_cluster(head_cpus, node_args...)``; everything ends afterwards."""
-    made: list[Cluster] = []
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-
-    def make(head: dict[str, Any] | None = None, *nodes: dict[str, Any], **kw: Any) -> Cluster:
-        cluster = Cluster(initialize_head=True, head_node_args=head or {"num_cpus": 1}, **kw)
-        made.append(cluster)
-        for args in nodes:
-            cluster.add_node(**args)
-        cluster.connect()
-        return cluster
-
-    yield make
-    for cluster in made:
-        cluster.shutdown()
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    for p in left:
-        p.kill()
-    assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
 
 
 @ember.remote

@@ -2,7 +2,7 @@
 or cut off (SIGSTOP) in the middle of a large job, and every result must still be right.
 
 Each test waits on results (``wait``/``get`` with timeouts), never on fixed sleeps, and stays
-well under 30 s on 2 cores. The ``make_cluster`` fixture (as in ``test_cluster.py``) shuts the
+well under 30 s on 2 cores. The ``make_cluster`` fixture (tests/system/conftest.py) shuts the
 cluster down afterwards and fails if any process it started is left.
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 
 import ember
@@ -24,33 +22,6 @@ pytestmark = pytest.mark.ember_only
 
 T = 30  # the bound on every wait/get: a bug fails the test instead of hanging it
 N_TASKS = 1000
-
-
-@pytest.fixture
-def make_cluster() -> Iterator[Any]:
-    """``cluster = make_cluster(head_args, node_args...)``; everything ends afterwards: no
-    process is left, nor any node's shared-memory folder (killed nodes' included)."""
-    made: list[Cluster] = []
-    shm_dirs: list[str] = []
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-
-    def make(head: dict[str, Any] | None = None, *nodes: dict[str, Any], **kw: Any) -> Cluster:
-        cluster = Cluster(initialize_head=True, head_node_args=head or {"num_cpus": 1}, **kw)
-        made.append(cluster)
-        for args in nodes:
-            cluster.add_node(**args)
-        shm_dirs.extend(n.record["shm_dir"] for n in cluster.nodes)
-        cluster.connect()
-        return cluster
-
-    yield make
-    for cluster in made:
-        cluster.shutdown()
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    for p in left:
-        p.kill()
-    assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
-    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory folders left"
 
 
 def expected(i: int) -> int:

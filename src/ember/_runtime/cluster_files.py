@@ -74,7 +74,7 @@ def read_records() -> list[dict[str, Any]]:
                 record = json.load(f)
         except (OSError, ValueError):
             continue
-        if _alive(int(record.get("pid", 0))):
+        if alive(int(record.get("pid", 0))):
             out.append(record)
         else:
             with contextlib.suppress(FileNotFoundError):
@@ -127,7 +127,7 @@ def find_node(address: str) -> dict[str, Any]:
     return mine[0]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:

@@ -33,6 +33,7 @@ from ember._core.refcount import RefTable
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
+from ember._runtime.cluster_files import alive
 from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
 from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
@@ -270,7 +271,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                 self.worker_start_failed(w)
         self.exited = [p for p in self.exited if p.poll() is None]
         self.stop_idle_workers(time.monotonic())
-        if self.owner_pid and not _alive(self.owner_pid):
+        if self.owner_pid and not alive(self.owner_pid):
             self.shutdown()
             return
         self.reactor.call_later(0.5, self.reap)
@@ -607,16 +608,6 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             "actors": sum(1 for a in self.actors.values() if a.state != "dead"),
             "describe": describe(shape_of(total)),
         }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _tail(path: str, lines: int = 20) -> str:
