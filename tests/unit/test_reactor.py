@@ -156,3 +156,18 @@ def test_a_large_transfer_leaves_room_for_the_loop_s_other_work(tmp_path):
     receiver.on_event(True, False)
     assert 0 < receiver.got <= bulk._SLICE + bulk._BUFFER < size
     receiver.abort()
+
+
+def test_a_peer_without_the_token_cannot_make_the_listener_buffer_much(capfd):
+    reactor, server, address = _listening("s3cret")
+    try:
+        host, port = address[4:].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            # The header of a 1 GiB binary, then bytes: without the token, refused at 4 KiB.
+            sock.sendall(b"\xc6" + (1 << 30).to_bytes(4, "big") + b"x" * 8192)
+            sock.settimeout(5)
+            assert sock.recv(100) == b""
+        assert server.got == []
+        assert "did not present the cluster's token" in capfd.readouterr().err
+    finally:
+        reactor.stop()

@@ -229,3 +229,13 @@ def test_next_due_is_the_earliest_zero_plus_grace() -> None:
     assert t.next_due() == 2.5
     t.add(X, "q")  # X is saved; Y is next
     assert t.next_due() == 3.5
+
+
+def test_the_holders_of_a_dead_node_let_go_at_once():
+    table = RefTable(grace=1.0)
+    table.add(b"o1", b"nodeA-worker")
+    table.add(b"o1", b"nodeB-driver")
+    table.add(b"o2", b"nodeA-driver")
+    table.holders_gone(lambda h: h.startswith(b"nodeA"), now=10.0)
+    assert table.count(b"o1") == 1
+    assert table.due(11.0) == [b"o2"]

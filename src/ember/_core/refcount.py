@@ -10,7 +10,7 @@ shared is freed at once (``free_now``), which keeps put-and-drop loops flat in m
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 
@@ -64,8 +64,15 @@ class RefTable:
         return True
 
     def holder_gone(self, holder: Hashable, now: float) -> None:
+        self.holders_gone(lambda h: h == holder, now)
+
+    def holders_gone(self, gone: Callable[[Hashable], bool], now: float) -> None:
+        """Every holder for which ``gone`` is true let go (a whole node died)."""
         for entry in self._entries.values():
-            if entry.holders.pop(holder, None) is not None and not entry.holders:
+            lost = [h for h in entry.holders if gone(h)]
+            for h in lost:
+                del entry.holders[h]
+            if lost and not entry.holders:
                 entry.zero_since = now
 
     def due(self, now: float) -> list[bytes]:

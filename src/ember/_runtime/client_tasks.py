@@ -222,7 +222,7 @@ class TasksMixin:
                 elif kind == "Unschedulable":
                     while key.queue:
                         self._fail(key.queue.popleft(), exc.TaskUnschedulableError(text))
-                else:  # the node asked went away: ask again
+                elif not self.node.closed:  # another node asked went away: ask again
                     self._pump(key)
             return
         grant = reply.value

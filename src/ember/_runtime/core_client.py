@@ -214,7 +214,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         """A connection to another node's manager (spilled lease requests go there)."""
         conn = self._nodes.get(node_id)
         if conn is None or conn.closed:
-            conn = self.reactor.connect(addr, _RemoteNodeHandler(self), token=self.token)
+            conn = self.reactor.connect(
+                addr, _RemoteNodeHandler(self), timeout=2.0, token=self.token
+            )
             conn.node = node_id
             self._nodes[node_id] = conn
             kind = "driver" if self.kind == "driver" else "caller"

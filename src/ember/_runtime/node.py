@@ -97,7 +97,7 @@ class _WorkerProc:
 
 
 class _Handler:
-    def __init__(self, node: NodeManager, control: bool = False) -> None:
+    def __init__(self, node: NodeManager) -> None:
         self.node = node
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
@@ -134,7 +134,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.gcs_ready = False
         self.gcs_queue: list[tuple[Any, Any]] = []
         self.heartbeat_interval = 0.5
-        self.located: dict[bytes, tuple[bytes, int, bytes]] = {}  # oid -> (node, size, owner)
+        self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
         self.lost: dict[bytes, str] = {}
         self.pulls: dict[bytes, list[Any]] = {}
         self.locating: dict[bytes, list[_Waiter]] = {}

@@ -178,9 +178,12 @@ class ActorsMixin:
             return
         try:
             conn = self.reactor.connect(
-                grant["addr"], _RemoteActorHandler(self, rec), token=self.token
+                grant["addr"], _RemoteActorHandler(self, rec), timeout=1.0, token=self.token
             )
         except OSError:
+            granter = self.node_conn(node_id)
+            if granter is not None:
+                granter.send(m.ReturnLease(grant["lease_id"], True))
             self.request_placement(rec)
             return
         conn.node = node_id

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import Any
 
 from ember._protocol import ids
@@ -25,6 +26,9 @@ from ember._protocol import messages as m
 from ember._transport.reactor import Connection
 
 _RECONNECT_SECONDS = 0.5
+# Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
+# host that died without a word answers nothing until it is declared dead).
+CONNECT_SECONDS = 1.0
 
 
 class _GcsHandler:
@@ -157,7 +161,9 @@ class ClusterMixin:
         from ember._runtime.node import _Handler
 
         try:
-            conn = self.reactor.connect(info["address"], _Handler(self, False), token=self.token)
+            conn = self.reactor.connect(
+                info["address"], _Handler(self), timeout=CONNECT_SECONDS, token=self.token
+            )
         except OSError:
             return None
         conn.node = node_id
@@ -177,6 +183,11 @@ class ClusterMixin:
         self.peer_conns.pop(node_id, None)
         for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
             receiver.abort()
+        # Processes of that node held objects here (as owners or borrowers): they are gone.
+        self.refs.holders_gone(
+            lambda h: isinstance(h, bytes) and self.home_of(h) == node_id, time.monotonic()
+        )
+        self.schedule_free()
         for oid, where in list(self.located.items()):
             if where[0] == node_id:
                 del self.located[oid]

@@ -21,6 +21,7 @@ from typing import Any
 
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
+from ember._runtime.node_cluster import CONNECT_SECONDS
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
 
@@ -119,7 +120,8 @@ class ObjectsMixin:
     def free(self, oid: bytes) -> None:
         self.freed[oid] = None
         if len(self.freed) > 100_000:
-            self.freed.popitem(last=False)
+            old, _ = self.freed.popitem(last=False)
+            self.lost.pop(old, None)
         obj = self.objects.pop(oid, None)
         stored_here = obj is not None and obj.in_shm and obj.inline is None
         if stored_here:
@@ -134,7 +136,7 @@ class ObjectsMixin:
         if where is not None:
             conn = self.node_conn(where[0])
             if conn is not None:
-                conn.send(m.DropOwner([oid], where[2]))
+                conn.send(m.DropOwner([oid], where[1]))
         if oid in self.actors:
             self.kill_actor(oid, True, "all references to it were dropped")
             self.freed.pop(oid, None)
@@ -268,7 +270,7 @@ class ObjectsMixin:
             self.lost[oid] = "the node that held it died"
             self.freed[oid] = None
         else:
-            self.located[oid] = (msg.node_id, msg.size, owner)
+            self.located[oid] = (msg.node_id, owner)
         if oid not in self.lost:  # (a rebuilt object was counted when first located)
             self.refs.add(oid, owner)
         self._waiting_owner.pop(oid, None)
@@ -305,7 +307,9 @@ class ObjectsMixin:
             self.pull_done(oid, None, _lost("the node that held it died"))
             return
         try:
-            conn = self.reactor.connect(info["address"], _PullHandler(self, oid), token=self.token)
+            conn = self.reactor.connect(
+                info["address"], _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=self.token
+            )
         except OSError as e:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
@@ -315,13 +319,16 @@ class ObjectsMixin:
     def pull_done(self, oid: bytes, got: tuple[str, int] | None, error: Any) -> None:
         self.receiving.pop(oid, None)
         waiting = self.pulls.pop(oid, [])
-        if got is not None:
+        if got is not None and oid in self.freed and oid not in self.refs:
+            os.unlink(got[0])  # every holder let go while it came: nobody will free it
+            result: tuple[Any, Any] = (_lost("the object was freed while it was fetched"), None)
+        elif got is not None:
             tmp, size = got
             os.rename(tmp, self.store.path(oid))
             self.objects[oid] = _Object(size, b"")
             self.used += size
             self.spill_if_needed(oid)
-            result: tuple[Any, Any] = (None, [STORED, size])
+            result = (None, [STORED, size])
         else:
             result = (error or _lost("the transfer from the node that holds it failed"), None)
         for answer in waiting:

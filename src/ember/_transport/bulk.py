@@ -70,6 +70,10 @@ class FileSender(RawChannel):
         if self.offset >= self.size:
             self._finish(True)
 
+    def close_in_child(self) -> None:
+        super().close_in_child()
+        os.close(self.fd)
+
     def _finish(self, ok: bool) -> None:
         os.close(self.fd)
         self.reactor.remove_raw(self)
@@ -141,6 +145,10 @@ class FileReceiver(RawChannel):
             return
         if self.got >= self.size:
             self._finish(True)
+
+    def close_in_child(self) -> None:
+        super().close_in_child()
+        os.close(self.fd)
 
     def abort(self) -> None:
         """Reactor thread: give up (the sending node is gone)."""

@@ -36,6 +36,7 @@ import msgpack
 from ember._protocol.messages import Auth, Message, decode
 
 _READ_SIZE = 1 << 18
+_AUTH_MAX = 4096  # an unauthenticated peer may make us hold this much, no more
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -90,6 +91,7 @@ class Connection:
         self._inbuf = bytearray(_READ_SIZE)
         self._inview = memoryview(self._inbuf)
         self._token = token  # what an accepted peer must show before anything else
+        self._pre = bytearray()  # bytes of a peer that has not authenticated yet
 
     def send(self, msg: Message) -> None:
         self.send_raw(_packb(msg.encode()))
@@ -139,13 +141,14 @@ class Connection:
             return False
         if not n:
             return False
-        self._unpacker.feed(self._inview[:n])
+        data: Any = self._inview[:n]
+        if self._token is not None:
+            data = self._authenticate(data)
+            if data is None:
+                return False
+        self._unpacker.feed(data)
         handler = self.handler
         for raw in self._unpacker:
-            if self._token is not None:
-                if not self._check_auth(raw):
-                    return False
-                continue
             try:
                 handler.on_message(self, decode(raw))
             except Exception:  # noqa: BLE001 - one bad message must not stop the loop
@@ -153,6 +156,26 @@ class Connection:
             if self.closed:
                 return True
         return True
+
+    def _authenticate(self, data: memoryview) -> bytes | None:
+        """Look for ``Auth`` in the first few KiB a peer sends, without buffering more for a
+        peer that has not shown the token. Returns what follows it, or None to refuse."""
+        self._pre += data
+        probe = msgpack.Unpacker(raw=False, max_buffer_size=_AUTH_MAX)
+        try:
+            probe.feed(bytes(self._pre[:_AUTH_MAX]))
+            raw = next(probe)
+        except StopIteration:
+            if len(self._pre) < _AUTH_MAX:
+                return b""  # the first message is not complete yet
+            raw = None
+        except Exception:  # noqa: BLE001 - not even msgpack: refused like a wrong token
+            raw = None
+        if not self._check_auth(raw):
+            return None
+        rest = bytes(self._pre[probe.tell() :])
+        self._pre = bytearray()
+        return rest
 
     def _check_auth(self, raw: Any) -> bool:
         token = self._token or ""
@@ -200,6 +223,10 @@ class RawChannel:
     def on_event(self, readable: bool, writable: bool) -> None:
         raise NotImplementedError
 
+    def close_in_child(self) -> None:
+        """In a forked child: let go of the socket and any file the transfer holds open."""
+        self.sock.close()
+
 
 def _log(text: str) -> None:
     with contextlib.suppress(Exception):
@@ -236,6 +263,7 @@ class Reactor:
         self._thread: threading.Thread | None = None
         self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler], str | None]] = {}
         self._conns: set[Connection] = set()
+        self._raw: set[RawChannel] = set()
 
     # -- any thread -----------------------------------------------------------------------
 
@@ -296,10 +324,16 @@ class Reactor:
     def add_raw(self, channel: RawChannel, write: bool) -> None:
         """Watch a detached socket (any thread)."""
         events = selectors.EVENT_WRITE if write else selectors.EVENT_READ
-        self.call_soon(lambda: self._sel.register(channel.sock, events, channel))
+
+        def register() -> None:
+            self._raw.add(channel)
+            self._sel.register(channel.sock, events, channel)
+
+        self.call_soon(register)
 
     def remove_raw(self, channel: RawChannel) -> None:
         """Reactor thread: stop watching a raw channel and close its socket."""
+        self._raw.discard(channel)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._sel.unregister(channel.sock)
         with contextlib.suppress(OSError):
@@ -327,6 +361,9 @@ class Reactor:
             conn.sock.close()
         for sock, _, _ in self._listeners.values():
             sock.close()  # the socket file stays: it is the parent's
+        for channel in self._raw:  # a transfer under way must end when the parent ends it
+            channel.close_in_child()
+        self._raw.clear()
         self._conns.clear()
         self._listeners.clear()
         self._pending.clear()
