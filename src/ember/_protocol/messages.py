@@ -305,6 +305,7 @@ class PullObject(Message):
 
     rid: int
     object_id: bytes
+    node_id: bytes = b""  # who pulls: if that node dies, the sender gives up
 
 
 @_message(86)

@@ -321,6 +321,7 @@ class ControlStoreServer:
     def __init__(self, store: ControlStore, reactor: Reactor) -> None:
         self.store = store
         self.reactor = reactor
+        self._last_check = time.monotonic()
 
     def listen(self, address: str, token: str | None) -> str:
         bound = self.reactor.listen(address, lambda: _Handler(self), token=token)
@@ -358,7 +359,14 @@ class ControlStoreServer:
             conn.send(m.NodeDied(node_id, reason))
 
     def _check(self) -> None:
-        for node_id in self.store.expire(time.monotonic()):
+        now = time.monotonic()
+        if now - self._last_check > max(1.0, 4 * self.store.heartbeat_interval):
+            # This loop was held up (a slow Redis write, say): the silence may be ours, so
+            # every node gets a full timeout again rather than being declared dead for it.
+            for entry in self.store.nodes.values():
+                entry.last_seen = max(entry.last_seen, now)
+        self._last_check = now
+        for node_id in self.store.expire(now):
             self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 

@@ -140,6 +140,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.locating: dict[bytes, list[_Waiter]] = {}
         self.sending: dict[bytes, int] = {}
         self.receiving: dict[bytes, tuple[bytes, Any]] = {}  # oid -> (node, FileReceiver)
+        self.senders: dict[Any, bytes] = {}  # FileSender -> the node pulling
         self.calls = Calls()
         self.reactor = Reactor("ember-node")
         self.clients: dict[bytes, _Client] = {}

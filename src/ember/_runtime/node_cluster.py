@@ -183,6 +183,8 @@ class ClusterMixin:
         self.peer_conns.pop(node_id, None)
         for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
             receiver.abort()
+        for sender in [s for s, puller in self.senders.items() if puller == node_id]:
+            sender.abort()
         # Processes of that node held objects here (as owners or borrowers): they are gone.
         self.refs.holders_gone(
             lambda h: isinstance(h, bytes) and self.home_of(h) == node_id, time.monotonic()

@@ -314,7 +314,7 @@ class ObjectsMixin:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
         conn.node = node_id
-        conn.send(m.PullObject(0, oid))
+        conn.send(m.PullObject(0, oid, self.node_id))
 
     def pull_done(self, oid: bytes, got: tuple[str, int] | None, error: Any) -> None:
         self.receiving.pop(oid, None)
@@ -345,9 +345,14 @@ class ObjectsMixin:
         oid = msg.object_id
         self.sending[oid] = self.sending.get(oid, 0) + 1
 
+        sender = FileSender(self.reactor, sock, out, fd, size)
+
         def done(ok: bool) -> None:
             left = self.sending.pop(oid, 1) - 1
             if left:
                 self.sending[oid] = left
+            self.senders.pop(sender, None)
 
-        FileSender(self.reactor, sock, out, fd, size, done).start()
+        sender.on_done = done
+        self.senders[sender] = msg.node_id
+        sender.start()

@@ -74,8 +74,15 @@ class FileSender(RawChannel):
         super().close_in_child()
         os.close(self.fd)
 
+    def abort(self) -> None:
+        """Reactor thread: give up (the pulling node is gone)."""
+        self._finish(False)
+
     def _finish(self, ok: bool) -> None:
+        if self.fd < 0:
+            return
         os.close(self.fd)
+        self.fd = -1
         self.reactor.remove_raw(self)
         if self.on_done is not None:
             self.on_done(ok)
