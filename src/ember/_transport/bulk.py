@@ -24,7 +24,50 @@ _BUFFER = 8 << 20  # the receiver's buffer
 _SLICE = 32 << 20
 
 
-class FileSender(RawChannel):
+class _Transfer(RawChannel):
+    """One file's bytes over a detached socket, a slice at a time; ``_move`` does the work."""
+
+    reactor: Reactor
+    fd: int
+
+    def on_event(self, readable: bool, writable: bool) -> None:
+        if self.fd < 0:
+            return
+        try:
+            complete = self._move(_SLICE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._finish(False)
+            return
+        if complete:
+            self._finish(True)
+
+    def _move(self, budget: int) -> bool:
+        """Move up to about ``budget`` bytes; True once the whole file has crossed."""
+        raise NotImplementedError
+
+    def close_in_child(self) -> None:
+        super().close_in_child()
+        os.close(self.fd)
+
+    def abort(self) -> None:
+        """Reactor thread: give up (the node at the other end is gone)."""
+        self._finish(False)
+
+    def _finish(self, ok: bool) -> None:
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        self.reactor.remove_raw(self)
+        self._done(ok)
+
+    def _done(self, ok: bool) -> None:
+        raise NotImplementedError
+
+
+class FileSender(_Transfer):
     """Write ``head`` and then ``size`` bytes of the file ``fd`` to ``sock``, then close both."""
 
     def __init__(
@@ -48,47 +91,26 @@ class FileSender(RawChannel):
     def start(self) -> None:
         self.reactor.add_raw(self, write=True)
 
-    def on_event(self, readable: bool, writable: bool) -> None:
-        budget = _SLICE
-        try:
-            while self.head:
-                n = self.sock.send(self.head)
-                self.head = self.head[n:]
-            while self.offset < self.size and budget > 0:
-                n = os.sendfile(
-                    self.sock.fileno(), self.fd, self.offset, min(_CHUNK, self.size - self.offset)
-                )
-                if n == 0:
-                    raise ConnectionError("the file ended early")
-                self.offset += n
-                budget -= n
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._finish(False)
-            return
-        if self.offset >= self.size:
-            self._finish(True)
+    def _move(self, budget: int) -> bool:
+        while self.head:
+            n = self.sock.send(self.head)
+            self.head = self.head[n:]
+        while self.offset < self.size and budget > 0:
+            n = os.sendfile(
+                self.sock.fileno(), self.fd, self.offset, min(_CHUNK, self.size - self.offset)
+            )
+            if n == 0:
+                raise ConnectionError("the file ended early")
+            self.offset += n
+            budget -= n
+        return self.offset >= self.size
 
-    def close_in_child(self) -> None:
-        super().close_in_child()
-        os.close(self.fd)
-
-    def abort(self) -> None:
-        """Reactor thread: give up (the pulling node is gone)."""
-        self._finish(False)
-
-    def _finish(self, ok: bool) -> None:
-        if self.fd < 0:
-            return
-        os.close(self.fd)
-        self.fd = -1
-        self.reactor.remove_raw(self)
+    def _done(self, ok: bool) -> None:
         if self.on_done is not None:
             self.on_done(ok)
 
 
-class FileReceiver(RawChannel):
+class FileReceiver(_Transfer):
     """Read exactly ``size`` bytes from ``sock`` into the file at ``path`` (created with mode
     0600 if it is not there); ``on_done(ok)`` runs in the loop when it is complete or failed.
 
@@ -111,7 +133,6 @@ class FileReceiver(RawChannel):
         self.size = size
         self.on_done = on_done
         self.got = 0
-        self.done = False
         sock.setblocking(False)
         # No O_TRUNC: a recycled file already at ``path`` keeps its allocated pages, and
         # writing over those is several times faster than allocating new ones.
@@ -133,40 +154,16 @@ class FileReceiver(RawChannel):
             self.got += n
             data = data[n:]
 
-    def on_event(self, readable: bool, writable: bool) -> None:
-        if self.done:
-            return
-        budget = _SLICE
-        try:
-            while self.got < self.size and budget > 0:
-                n = self.sock.recv_into(self.buf[: self.size - self.got])
-                if n == 0:
-                    self._finish(False)
-                    return
-                self._write(self.buf[:n])
-                budget -= n
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._finish(False)
-            return
-        if self.got >= self.size:
-            self._finish(True)
+    def _move(self, budget: int) -> bool:
+        while self.got < self.size and budget > 0:
+            n = self.sock.recv_into(self.buf[: self.size - self.got])
+            if n == 0:
+                raise ConnectionError("the sender closed the connection early")
+            self._write(self.buf[:n])
+            budget -= n
+        return self.got >= self.size
 
-    def close_in_child(self) -> None:
-        super().close_in_child()
-        os.close(self.fd)
-
-    def abort(self) -> None:
-        """Reactor thread: give up (the sending node is gone)."""
-        self._finish(False)
-
-    def _finish(self, ok: bool) -> None:
-        if self.done:
-            return
-        self.done = True
-        os.close(self.fd)
-        self.reactor.remove_raw(self)
+    def _done(self, ok: bool) -> None:
         if not ok:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
