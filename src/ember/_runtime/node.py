@@ -173,12 +173,12 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
 
     def start(self) -> None:
         sock_dir = os.path.join(self.session_dir, "sockets")
-        self.address = self.reactor.listen(f"unix:{sock_dir}/node", lambda: _Handler(self))
+        self.address = self.reactor.listen(f"unix:{sock_dir}/node", self.new_handler)
         if self.clustered:
             self.control_address = self.config["control_address"]
             port = int(self.config.get("node_port", 0))
             self.tcp_address = self.reactor.listen(
-                f"tcp:{self.host}:{port}", lambda: _Handler(self), token=self.token
+                f"tcp:{self.host}:{port}", self.new_handler, token=self.token
             )
         else:
             server = ControlStoreServer(ControlStore(node_timeout=float("inf")), self.reactor)
@@ -201,6 +201,10 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
 
         for _ in range(int(self.config.get("prestart_workers", 0))):
             self.start_worker(prestart=True)
+
+    def new_handler(self) -> _Handler:
+        """For every connection the node serves or opens to another node."""
+        return _Handler(self)
 
     def run(self) -> None:
         try:

@@ -158,11 +158,9 @@ class ClusterMixin:
         info = self.view.get(node_id)
         if info is None or not info["alive"]:
             return None
-        from ember._runtime.node import _Handler
-
         try:
             conn = self.reactor.connect(
-                info["address"], _Handler(self), timeout=CONNECT_SECONDS, token=self.token
+                info["address"], self.new_handler(), timeout=CONNECT_SECONDS, token=self.token
             )
         except OSError:
             return None

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import msgpack
-
 from ember._protocol import messages as m
 from ember._runtime.object_store import _Mapping, layout, parse
 from ember._transport.reactor import Connection, connect_socket
+from ember._transport.rpc import ask
 
 
 class RemoteStore:
@@ -43,22 +42,8 @@ class RemoteStore:
         """Pull the object's bytes from the head; None if the head does not have it (yet)."""
         sock = connect_socket(self.node_address, 30.0)
         try:
-            pack = msgpack.Packer(use_bin_type=True).pack
-            sock.sendall(
-                pack(m.Auth(self.token).encode()) + pack(m.PullObject(1, object_id).encode())
-            )
-            unpacker = msgpack.Unpacker(raw=False)
-            reply = None
-            while reply is None:
-                chunk = sock.recv(1 << 16)
-                if not chunk:
-                    return None
-                unpacker.feed(chunk)
-                for raw in unpacker:
-                    reply = m.decode(raw)
-                    break
-            assert isinstance(reply, m.Reply)
-            if reply.error is not None:
+            reply, unpacker = ask(sock, self.token, m.PullObject(1, object_id))
+            if reply is None or reply.error is not None:
                 return None
             size = int(reply.value["size"])
             mapped = _Mapping(-1, max(size, 1))

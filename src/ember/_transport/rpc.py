@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ember._protocol.messages import Message, Reply
+import msgpack
+
+from ember._protocol.messages import Auth, Message, Reply, decode
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -69,3 +72,21 @@ class Calls:
                 del self._waiting[rid]
         for rid, cb in lost:
             cb(Reply(rid, ["ConnectionLost", "the connection closed before an answer came"]))
+
+
+def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None, Any]:
+    """Blocking, for processes without a reactor: authenticate on ``sock``, send ``message``
+    (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
+    unpacker holds whatever bytes came after the reply."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    sock.sendall(pack(Auth(token).encode()) + pack(message.encode()))
+    unpacker = msgpack.Unpacker(raw=False)
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            return None, unpacker
+        unpacker.feed(data)
+        for raw in unpacker:
+            reply = decode(raw)
+            if isinstance(reply, Reply) and reply.rid == 1:
+                return reply, unpacker
