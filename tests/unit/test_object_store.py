@@ -73,3 +73,42 @@ def test_inline_form_round_trips_with_and_without_buffers():
             assert out[1] == value[1]
         else:
             assert out == value
+
+
+def _pooled_sizes(store: StoreFiles) -> list[int]:
+    return sorted(int(n.split("-")[0]) for n in os.listdir(os.path.join(store.shm_dir, "pool")))
+
+
+def test_freed_files_are_pooled_within_bounds_and_reused(tmp_path):
+    store = _store(tmp_path)
+    os.mkdir(os.path.join(store.shm_dir, "pool"))
+    for i, n in enumerate([1000, 5000, 300]):  # (none fits in a pooled file)
+        ser = serialization.serialize(b"x" * n)
+        size = store.write(bytes([i]) * 16, ser.meta, ser.buffers)
+        store.recycle(bytes([i]) * 16, size, max_bytes=4000)
+    kept = _pooled_sizes(store)
+    assert len(kept) == 2 and sum(kept) <= 4000  # the second did not fit: deleted
+    assert not store.exists(b"\x01" * 16) and not store.exists(b"\x00" * 16)
+    # A new object of about a pooled file's size takes that file.
+    ser = serialization.serialize(b"y" * 900)
+    store.write(b"\x09" * 16, ser.meta, ser.buffers)
+    assert len(_pooled_sizes(store)) == 1
+    meta, buffers = store.read(b"\x09" * 16)
+    assert pickle.loads(meta, buffers=buffers) == b"y" * 900
+
+
+def test_the_pool_shrinks_to_the_room_left_and_empties_when_idle(tmp_path):
+    store = _store(tmp_path)
+    os.mkdir(os.path.join(store.shm_dir, "pool"))
+    for i, n in enumerate([1000, 2000, 3000]):
+        ser = serialization.serialize(b"x" * n)
+        size = store.write(bytes([i]) * 16, ser.meta, ser.buffers)
+        store.recycle(bytes([i]) * 16, size, max_bytes=10_000)
+    assert len(_pooled_sizes(store)) == 3
+    two_smallest = sum(_pooled_sizes(store)[:2])
+    store.trim_pool(max_bytes=two_smallest)  # the largest goes first
+    assert sum(_pooled_sizes(store)) == two_smallest
+    store.trim_pool(max_bytes=10_000, idle_seconds=3600)  # recently pooled: kept
+    assert len(_pooled_sizes(store)) == 2
+    store.trim_pool(max_bytes=10_000, idle_seconds=-1)  # every file counts as idle
+    assert _pooled_sizes(store) == []

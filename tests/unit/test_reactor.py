@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -137,25 +138,35 @@ def test_a_large_transfer_leaves_room_for_the_loop_s_other_work(tmp_path):
     """A receiver used to read until the whole object was in whenever the sender kept up, so
     a node pulling 1 GB sent no heartbeats for seconds and was declared dead. Each wake-up
     now does at most a slice of the work (the selector wakes it again for the rest)."""
+    import select
+
     from ember._transport import bulk
     from ember._transport.bulk import FileReceiver
 
-    class Firehose:  # a peer that always has more bytes ready
-        def setblocking(self, flag: bool) -> None:
-            pass
-
-        def recv_into(self, view: memoryview) -> int:
-            return len(view)
-
-        def close(self) -> None:
-            pass
-
     size = 8 * bulk._SLICE
+    a, b = socket.socketpair()
+    stop = threading.Event()
+
+    def firehose() -> None:  # a peer that always has more bytes ready
+        chunk = b"x" * (1 << 20)
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                a.sendall(chunk)
+
+    writer = threading.Thread(target=firehose, daemon=True)
+    writer.start()
     reactor = Reactor("test")
-    receiver = FileReceiver(reactor, Firehose(), b"", str(tmp_path / "dest"), size, print)
-    receiver.on_event(True, False)
-    assert 0 < receiver.got <= bulk._SLICE + bulk._BUFFER < size
-    receiver.abort()
+    receiver = FileReceiver(reactor, b, b"", str(tmp_path / "dest"), size, lambda ok: None)
+    try:
+        assert select.select([b], [], [], 10)[0]
+        receiver.on_event(True, False)
+        assert 0 < receiver.got <= bulk._SLICE + bulk._PIPE < size
+    finally:
+        receiver.abort()
+        stop.set()
+        a.close()
+        b.close()
+        writer.join(10)
 
 
 def test_a_peer_without_the_token_cannot_make_the_listener_buffer_much(capfd):

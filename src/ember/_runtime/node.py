@@ -44,6 +44,8 @@ from ember._transport.rpc import Calls
 
 # Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
 IDLE_WORKER_SECONDS = 10.0
+# Freed store files kept for reuse go back to the system after this long unused.
+_POOL_IDLE_SECONDS = 30.0
 
 
 @dataclass
@@ -276,6 +278,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                 self.worker_start_failed(w)
         self.exited = [p for p in self.exited if p.poll() is None]
         self.stop_idle_workers(time.monotonic())
+        self.store.trim_pool(self.capacity - self.used, idle_seconds=_POOL_IDLE_SECONDS)
         if self.owner_pid and not alive(self.owner_pid):
             self.shutdown()
             return

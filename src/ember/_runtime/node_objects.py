@@ -106,6 +106,7 @@ class ObjectsMixin:
         self.wake_waiters(msg.object_id)
 
     def spill_if_needed(self, keep: bytes) -> None:
+        self.store.trim_pool(self.capacity - self.used)  # freed files kept count as used
         if self.used <= self.capacity:
             return
         for oid, obj in list(self.objects.items()):
@@ -127,9 +128,11 @@ class ObjectsMixin:
         if stored_here:
             self.used -= obj.size
         if stored_here and oid not in self.sending:
-            # Up to a quarter of the store stays allocated for reuse: new tmpfs pages cost
-            # far more than overwriting old ones (for a pulled copy as for a put).
-            self.store.recycle(oid, obj.size, max_bytes=self.capacity // 4)
+            # Up to half of the store's free room stays allocated for reuse, for a while:
+            # new tmpfs pages cost far more than overwriting old ones (for a pulled copy as
+            # for a put).
+            room = min(self.capacity // 2, self.capacity - self.used)
+            self.store.recycle(oid, obj.size, max_bytes=room)
         elif obj is None or obj.inline is None:
             self.store.delete(oid)  # a file being sent stays readable through its descriptor
         where = self.located.pop(oid, None)

@@ -24,6 +24,7 @@ import mmap
 import os
 import shutil
 import struct
+import time
 from collections.abc import Callable, Sequence
 
 _MAGIC = b"EMB1"
@@ -137,35 +138,49 @@ class StoreFiles:
             return parse(memoryview(mapped))
         return None
 
-    def recycle(self, object_id: bytes, size: int, max_bytes: int, max_files: int = 4) -> None:
-        """Free an object, keeping its file for reuse when the pool has room."""
-        pool = os.path.join(self.shm_dir, POOL)
-        try:
-            pooled = os.listdir(pool)
-        except FileNotFoundError:
-            pooled = []
-        held = sum(int(name.split("-", 1)[0]) for name in pooled)
-        if len(pooled) < max_files and held + size <= max_bytes:
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(self.path(object_id), os.path.join(pool, f"{size}-{object_id.hex()}"))
-                return
-        self.delete(object_id)
-
-    def take_pooled(self, size: int, dest: str) -> bool:
-        """Move a pooled file of about ``size`` bytes to ``dest``; False if none fits."""
+    def _pooled(self) -> list[tuple[int, str]]:
+        """(size, path) of the freed files kept for reuse, largest first."""
         pool = os.path.join(self.shm_dir, POOL)
         try:
             names = os.listdir(pool)
         except FileNotFoundError:
-            return False
-        fitting = sorted(
-            (int(name.split("-", 1)[0]), name)
-            for name in names
-            if size <= int(name.split("-", 1)[0]) <= 2 * size
+            return []
+        return sorted(
+            ((int(name.split("-", 1)[0]), os.path.join(pool, name)) for name in names),
+            reverse=True,
         )
-        for _, name in fitting:
+
+    def recycle(self, object_id: bytes, size: int, max_bytes: int, max_files: int = 4) -> None:
+        """Free an object, keeping its file for reuse when the pool has room."""
+        pooled = self._pooled()
+        if len(pooled) < max_files and sum(n for n, _ in pooled) + size <= max_bytes:
+            kept = os.path.join(self.shm_dir, POOL, f"{size}-{object_id.hex()}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.path(object_id), kept)
+                return
+        self.delete(object_id)
+
+    def trim_pool(self, max_bytes: int, idle_seconds: float | None = None) -> None:
+        """Delete pooled files, largest first, until they hold at most ``max_bytes``; and,
+        given ``idle_seconds``, every file pooled for longer than that (idle memory goes
+        back to the system)."""
+        pooled = self._pooled()
+        held = sum(n for n, _ in pooled)
+        now = time.time()
+        for size, path in pooled:
+            with contextlib.suppress(FileNotFoundError):  # a writer may take one meanwhile
+                if held <= max_bytes and (
+                    idle_seconds is None or now - os.stat(path).st_ctime <= idle_seconds
+                ):
+                    continue
+                os.unlink(path)
+            held -= size
+
+    def take_pooled(self, size: int, dest: str) -> bool:
+        """Move a pooled file of about ``size`` bytes to ``dest``; False if none fits."""
+        for _, path in sorted(p for p in self._pooled() if size <= p[0] <= 2 * size):
             try:
-                os.rename(os.path.join(pool, name), dest)
+                os.rename(path, dest)
             except FileNotFoundError:
                 continue  # another writer took it first
             return True
