@@ -233,6 +233,22 @@ def test_dropped_actors_do_not_leave_processes(ray):
     assert len(_worker_pids()) <= bound, f"more than {bound} workers are left"
 
 
+def test_actors_dropped_before_any_call_end(ray):
+    """An actor whose handle is dropped at once is ended even when the node is told before
+    it has finished registering the actor (that message used to be lost: the actor lived on
+    with nobody to call it)."""
+    from ember._api.api import runtime
+
+    @ray.remote
+    class Idle:
+        pass
+
+    for _ in range(10):
+        Idle.remote()
+    gc.collect()
+    _wait_until(lambda: runtime().cluster_info()["actors"] == 0, 15, "no live actor")
+
+
 # -- 5. many objects, nested refs, and the store empties afterwards -------------------------
 
 

@@ -108,7 +108,18 @@ class ActorsMixin:
             self.request_placement(rec)
         # else its arguments are still being computed: ActorArgs follows
 
+    def after_registration(self, actor_id: bytes, then: Any) -> bool:
+        """True if the actor is still being registered: ``then`` runs once it is (a message
+        about it that arrives meanwhile, such as its arguments or its end, must not be lost)."""
+        deferred = self.registering.get(actor_id)
+        if deferred is None:
+            return False
+        deferred.append(then)
+        return True
+
     def actor_args(self, msg: m.ActorArgs) -> None:
+        if self.after_registration(msg.actor_id, lambda: self.actor_args(msg)):
+            return
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == "dead":
             return
@@ -242,6 +253,8 @@ class ActorsMixin:
         return False
 
     def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        if self.after_registration(actor_id, lambda: self.kill_actor(actor_id, no_restart, reason)):
+            return
         rec = self.actors.get(actor_id)
         if rec is None or rec.state == "dead":
             return
@@ -261,10 +274,9 @@ class ActorsMixin:
         self.answer_resolvers(rec)
 
     def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
-        if actor_id in self.registering:
-            self.registering[actor_id].append(
-                lambda: self.resolve_actor(conn, rid, actor_id, min_inc)
-            )
+        if self.after_registration(
+            actor_id, lambda: self.resolve_actor(conn, rid, actor_id, min_inc)
+        ):
             return
         rec = self.actors.get(actor_id)
         if rec is not None:
