@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -446,3 +447,50 @@ def test_init_auto_without_a_cluster_says_how_to_start_one(ember_cli: EmberCLI) 
     assert "ember start --head" in out.stderr, out.stderr
     status = ember_cli.run("status")
     assert status.returncode == 1 and "ember start --head" in status.stderr
+
+
+COUNTER = """
+import ember
+
+ember.init(address="auto", namespace="cli-test")
+
+@ember.remote
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def add(self):
+        self.n += 1
+        return self.n
+
+try:
+    counter = ember.get_actor("counter")
+except ValueError:
+    counter = Counter.options(name="counter", lifetime="detached").remote()
+print("RESULT", ember.get(counter.add.remote(), timeout=60))
+"""
+
+
+def test_a_dead_control_store_is_started_again_by_the_head(
+    ember_cli: EmberCLI, redis_server: str
+) -> None:
+    """With --storage, the head's node starts the control store again if it dies; the
+    cluster's state (here a named detached actor) comes back, and `ember stop` ends the new
+    process too."""
+    _, out = ember_cli.start_head("--storage", redis_server)
+    assert out.returncode == 0, out.stderr
+    assert _result(ember_cli.driver(COUNTER)) == 1
+    assert _result(ember_cli.driver(COUNTER)) == 2
+    (head,) = ember_cli.records()
+    os.kill(head["control_pid"], signal.SIGKILL)
+
+    deadline = time.monotonic() + 15
+    while ember_cli.records()[0]["control_pid"] == head["control_pid"]:
+        assert time.monotonic() < deadline, "the control store was not started again in 15 s"
+        time.sleep(0.05)
+    store = psutil.Process(ember_cli.records()[0]["control_pid"])
+    assert store.ppid() == head["pid"]  # started by the head's node
+    assert _result(ember_cli.driver(COUNTER)) == 3  # the same actor, found again
+    assert ember_cli.run("stop").returncode == 0
+    _, left = psutil.wait_procs([store], timeout=10)
+    assert not left, "`ember stop` left the new control store running"

@@ -167,21 +167,31 @@ def test_actor_restarts_on_another_node(make_cluster: Any) -> None:
     assert second != first and second in {n.node_id for n in cluster.nodes}
 
 
+@ember.remote
+def scaled(a: np.ndarray, k: float) -> np.ndarray:
+    return a * k
+
+
 def test_lost_objects_are_rebuilt_or_reported(make_cluster: Any) -> None:
     cluster = make_cluster(
         {"num_cpus": 1},
         {"num_cpus": 1, "resources": {"w": 1}},
         {"num_cpus": 1, "resources": {"w": 1}},
     )
-    rebuildable = array.options(resources={"w": 1}, max_retries=2).remote(500_000, 3.0)
+    w = {"resources": {"w": 1}, "max_retries": 2}
+    alone = array.options(**w).remote(500_000, 1.0)
+    rebuildable = array.options(**w).remote(500_000, 3.0)
+    doubled = scaled.options(**w).remote(rebuildable, 2.0)  # a chain of two
     once = array.options(resources={"w": 1}, max_retries=0).remote(500_000, 3.0)
-    ember.wait([rebuildable, once], num_returns=2, timeout=30)
-    holders = set(ember.get([total.options(resources={"w": 1}).remote(0) for _ in range(0)]))
-    assert not holders
-    # Kill whichever node(s) hold them: both ran on "w" nodes; kill both, then add a new one.
+    ember.wait([alone, rebuildable, doubled, once], num_returns=4, timeout=30)
+    # Kill whichever node(s) hold them: all ran on "w" nodes; kill both, then add a new one.
     for node in list(cluster.nodes[1:]):
         cluster.remove_node(node)
     cluster.add_node(num_cpus=1, resources={"w": 1})
+    assert ember.get(alone, timeout=60).sum() == 500_000.0  # made again by get
+    # A new task's lost argument is made again first, and so is that one's lost argument.
+    assert ember.get(scaled.options(**w).remote(doubled, 0.5), timeout=60).sum() == 1_500_000.0
+    assert ember.get(doubled, timeout=60).sum() == 3_000_000.0
     assert ember.get(rebuildable, timeout=60).sum() == 1_500_000.0
     with pytest.raises(ember.exceptions.ObjectLostError):
         ember.get(once, timeout=60)
@@ -244,6 +254,9 @@ def test_detached_actors_outlive_the_driver(make_cluster: Any) -> None:
     assert ember.get(box.add.remote(1)) == 1
     ember.shutdown()
     assert len(cluster.list_nodes()) == 2  # the cluster did not stop with the driver
+    # Nothing refers to it now: it must outlive the grace period after which unreferenced
+    # objects and actors are let go (1 s; it once ended then). No event marks "not ended".
+    time.sleep(2.5)
     cluster.connect(namespace="keep")
     again = ember.get_actor("box")
     assert ember.get(again.add.remote(2)) == 3

@@ -293,25 +293,33 @@ class ObjectsMixin:
         """The node holding an object this process made died: run the task that made it
         again (lineage reconstruction, within its ``max_retries``) and wait for it."""
         with self._lock:
-            task = obj.lineage
-            if task is None or task.retries_left == 0 or self._closed:
+            if not self._resubmit(obj):
                 return False
-            if task.retries_left > 0:
-                task.retries_left -= 1
-            for rid in task.return_ids:
-                again = self._objects.get(rid)
-                if again is not None and again.lineage is task:
-                    again.ready = False
-                    again.kind = INLINE
-                    again.data = None
-                    again.where = b""
-                    again.lineage = None
-            self._tasks[task.task_id] = task
-            task.lease = None
-            self._enqueue(task)
             latch = _Latch(1)
             self._on_ready(obj, latch.hit)
         self._block_on(latch, None)
+        return True
+
+    def _resubmit(self, obj: _Obj) -> bool:
+        """Under lock: run the task that made ``obj`` again, once its arguments are ready
+        (those lost with a dead node too are made again first, however far back the chain
+        goes: see ``_resolve_deps``)."""
+        task = obj.lineage
+        if task is None or task.retries_left == 0 or self._closed:
+            return False
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        for rid in task.return_ids:
+            again = self._objects.get(rid)
+            if again is not None and again.lineage is task:
+                again.ready = False
+                again.kind = INLINE
+                again.data = None
+                again.where = b""
+                again.lineage = None
+        self._tasks[task.task_id] = task
+        task.lease = None
+        self._resolve_deps(task, self._enqueue)
         return True
 
     def _pull_here(self, oid: bytes, owner: bytes) -> None:

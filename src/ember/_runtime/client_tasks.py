@@ -123,6 +123,10 @@ class TasksMixin:
             task.ready = True
             then(task)
             return
+        for ref in task.dep_refs:
+            dep = self._objects.get(ref._id)
+            if dep is not None and dep.ready and dep.where in self._dead_nodes:
+                self._resubmit(dep)  # lost with its node: made again first, if it can be
         task.missing = len(task.dep_refs)
 
         def one_ready() -> None:

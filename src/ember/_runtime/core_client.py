@@ -44,6 +44,7 @@ from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls, RemoteError
 
 _DEC_FLUSH_SECONDS = 0.05
+_CONTROL_START_SECONDS = 10.0  # how long a new process waits for the control store
 
 
 class _NodeHandler:
@@ -138,6 +139,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._nodes: dict[bytes, Connection] = {}  # other nodes, for spilled lease requests
         self.token = token  # the cluster's, for TCP connections
         self._decs: collections.deque[bytes] = collections.deque()
+        self._dead_nodes: set[bytes] = set()
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
         # What this process exported, sent again to a control store that restarted (one
@@ -160,7 +162,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         )
         self.control_address = control_address
         self._control_lock = threading.Lock()
-        self.control = self.reactor.connect(control_address, _ControlHandler(self), token=token)
+        self.control = self._connect_control_at_start()
         self._announce_job(self.control)
         # Not awaited here: init() returns while the node finishes booting; the first thing
         # that needs the answer waits for it.
@@ -230,6 +232,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
 
     def _on_node_died(self, node_id: bytes) -> None:
         """Reactor thread: whatever this process has open to a dead node is gone."""
+        self._dead_nodes.add(node_id)  # objects there are lost (rebuilt from lineage)
         for conn in [*self._peers.values(), *self._nodes.values()]:
             if conn.node == node_id:
                 conn.close()
@@ -253,6 +256,20 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 raise ConnectionError(f"the control store at {self.control_address} is down")
             time.sleep(0.1)
         return self.control
+
+    def _connect_control_at_start(self) -> Connection:
+        """The first connection to the control store; one that is being started again (by
+        a head started with ``--storage``) listens within a second or two."""
+        deadline = time.monotonic() + _CONTROL_START_SECONDS
+        while True:
+            try:
+                return self.reactor.connect(
+                    self.control_address, _ControlHandler(self), token=self.token
+                )
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def _reconnect_control(self) -> bool:
         """One attempt to reconnect to the control store (from any thread); True when

@@ -114,13 +114,14 @@ def _wait_ready(
 
 
 def _spawn(
-    module: str, config: dict[str, Any], log_path: str
+    module: str, config: dict[str, Any], log_path: str, ready: bool = True
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``python -m module`` in its own session with ``config`` on its stdin (not on its
-    command line, which any user can read: it may hold the cluster's token), and a pipe on
-    which it says it is ready."""
-    read_fd, write_fd = os.pipe()
-    config["ready_fd"] = write_fd
+    command line, which any user can read: it may hold the cluster's token), and (if
+    ``ready``) a pipe on which it says it is ready; else the returned descriptor is -1."""
+    read_fd, write_fd = os.pipe() if ready else (-1, -1)
+    if ready:
+        config["ready_fd"] = write_fd
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
@@ -129,14 +130,15 @@ def _spawn(
     with log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd,) if ready else (),
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
         )
-    os.close(write_fd)
+    if ready:
+        os.close(write_fd)
     assert proc.stdin is not None
     with proc.stdin:
         proc.stdin.write(json.dumps(config).encode())
@@ -202,10 +204,11 @@ def spawn_control_store(
     heartbeat_interval: float | None = None,
     timeout: float = 30.0,
     fresh: bool = True,
+    wait: bool = True,
 ) -> ControlStoreProcess:
-    """Start a cluster's control store (on the head) and wait until it listens. With
-    external ``storage``, ``fresh`` starts a new cluster's tables; otherwise it is a restart
-    and picks up the tables where the last one left them."""
+    """Start a cluster's control store (on the head) and, unless told not to ``wait``, wait
+    until it listens. With external ``storage``, ``fresh`` starts a new cluster's tables;
+    otherwise it is a restart and picks up the tables where the last one left them."""
     session_dir = new_session()
     config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token, "fresh": fresh}
     if storage:
@@ -215,7 +218,9 @@ def spawn_control_store(
     if heartbeat_interval is not None:
         config["heartbeat_interval"] = heartbeat_interval
     log = os.path.join(session_dir, "logs", "control_store.log")
-    proc, read_fd = _spawn("ember._runtime.control_store", config, log)
+    proc, read_fd = _spawn("ember._runtime.control_store", config, log, ready=wait)
+    if not wait:
+        return ControlStoreProcess(proc, config["address"], log)
     ready = _wait_ready(proc, read_fd, timeout, "control store", log)
     return ControlStoreProcess(proc, ready["control"], log)
 
@@ -308,27 +313,36 @@ def start_cluster_node(
     node_timeout: float | None = None,
     heartbeat_interval: float | None = None,
     origin: str = "cli",
+    supervise: bool = False,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
-    ``ember stop`` and ``init(address=...)``; returns the record, the node and the store."""
+    ``ember stop`` and ``init(address=...)``; returns the record, the node and the store.
+
+    With ``supervise`` and ``storage``, the head node starts the control store again if it
+    dies (its tables survive in the storage)."""
     store = None
+    cluster: dict[str, Any] = {"token": token, "node_ip": host}
     if address is None:
-        store = spawn_control_store(
-            host=host,
-            port=port,
-            token=token,
-            storage=storage,
-            node_timeout=node_timeout,
-            heartbeat_interval=heartbeat_interval,
-        )
+        settings = {
+            "host": host,
+            "token": token,
+            "storage": storage,
+            "node_timeout": node_timeout,
+            "heartbeat_interval": heartbeat_interval,
+        }
+        store = spawn_control_store(port=port, **settings)
         address = cluster_files.cluster_address(store.address)
+        if supervise and storage:
+            port = int(address.rsplit(":", 1)[1])
+            cluster["control_store"] = {"pid": store.proc.pid, "port": port, **settings}
+    cluster["control_address"] = f"tcp:{address}"
     try:
         node = spawn_node(
             resources=resources,
             object_store_memory=object_store_memory,
             prestart_workers=min(int(resources.get("CPU", 1)), 8),
-            cluster={"control_address": f"tcp:{address}", "token": token, "node_ip": host},
+            cluster=cluster,
         ).wait()
         _wait_joined(address, token, node)
     except BaseException:

@@ -151,6 +151,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.waiters: dict[bytes, list[_Waiter]] = {}
         self.actors: dict[bytes, _ActorRecord] = {}
         self.registering: dict[bytes, list[Any]] = {}
+        self.control_proc: Any = None  # a control store this (head) node started again
+        self.control_revived = -float("inf")  # when
         self.lease_holder: dict[int, Connection] = {}
         self.used = 0
         self.owner_pid = int(config.get("owner_pid", 0))
@@ -277,6 +279,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                 del self.workers[w.worker_id]
                 self.worker_start_failed(w)
         self.exited = [p for p in self.exited if p.poll() is None]
+        if self.control_proc is not None:
+            self.control_proc.poll()  # reaped when it exits, so it is not taken for alive
         self.stop_idle_workers(time.monotonic())
         self.store.trim_pool(self.capacity - self.used, idle_seconds=_POOL_IDLE_SECONDS)
         if self.owner_pid and not alive(self.owner_pid):

@@ -23,9 +23,12 @@ from typing import Any
 
 from ember._protocol import ids
 from ember._protocol import messages as m
+from ember._runtime import cluster_files, launcher
+from ember._runtime.cluster_files import alive
 from ember._transport.reactor import Connection
 
 _RECONNECT_SECONDS = 0.5
+_REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
 # Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
 # host that died without a word answers nothing until it is declared dead).
 CONNECT_SECONDS = 1.0
@@ -56,6 +59,7 @@ class ClusterMixin:
                 self.control_address, _GcsHandler(self), token=self.token
             )
         except OSError:
+            self.revive_control_store()
             self.reactor.call_later(_RECONNECT_SECONDS, self.join)
             return
         total, _ = self.resources.snapshot()
@@ -111,7 +115,38 @@ class ClusterMixin:
         if conn is self.gcs:
             self.gcs_ready = False
         if conn is self.gcs and not self.stopping:
+            self.revive_control_store()
             self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+
+    def revive_control_store(self) -> None:
+        """On a head started by ``ember start --head --storage ...``: start the control store
+        again if its process died (its tables come back from the storage). The node then
+        reconnects and registers as after any restart."""
+        settings = self.config.get("control_store")
+        if not settings or self.stopping:
+            return
+        proc = self.control_proc  # None until this node has started one itself
+        running = alive(settings["pid"]) if proc is None else proc.poll() is None
+        if running or time.monotonic() < self.control_revived + _REVIVE_SECONDS:
+            return  # the connection will be retried (one that fails at once, later)
+        self.control_revived = time.monotonic()
+        store = launcher.spawn_control_store(
+            host=settings["host"],
+            port=settings["port"],
+            token=settings["token"],
+            storage=settings["storage"],
+            node_timeout=settings["node_timeout"],
+            heartbeat_interval=settings["heartbeat_interval"],
+            fresh=False,
+            wait=False,
+        )
+        self.control_proc = store.proc
+        for record in cluster_files.read_records():
+            if record.get("node_id") == self.node_id.hex():
+                record["control_pid"] = store.proc.pid  # for `ember stop`
+                cluster_files.write_record(record)
+        note = f"ember: the control store died; started it again (pid {store.proc.pid})\n"
+        os.write(2, note.encode())
 
     def heartbeat(self) -> None:
         if self.stopping:
@@ -170,6 +205,11 @@ class ClusterMixin:
         return conn
 
     def node_died(self, node_id: bytes, reason: str) -> None:
+        # Local processes hear of it before any answer that it caused (an object lost with
+        # it), so an owner knows to rebuild the object's own lost arguments too.
+        for client in self.clients.values():
+            if client.kind in ("driver", "worker"):
+                client.conn.send(m.NodeDied(node_id, reason))
         info = self.view.get(node_id)
         if info is not None:
             info["alive"] = False
@@ -193,9 +233,6 @@ class ClusterMixin:
                 del self.located[oid]
                 self.lost[oid] = f"the node that held it died ({reason})"
                 self.freed[oid] = None
-        for client in self.clients.values():
-            if client.kind in ("driver", "worker"):
-                client.conn.send(m.NodeDied(node_id, reason))
 
 
 def node_host(config: dict[str, Any]) -> str:

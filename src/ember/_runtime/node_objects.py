@@ -141,7 +141,8 @@ class ObjectsMixin:
             if conn is not None:
                 conn.send(m.DropOwner([oid], where[1]))
         if oid in self.actors:
-            self.kill_actor(oid, True, "all references to it were dropped")
+            if not self.actors[oid].detached:  # a detached one lives until it is killed
+                self.kill_actor(oid, True, "all references to it were dropped")
             self.freed.pop(oid, None)
 
     def schedule_free(self) -> None:

@@ -126,6 +126,7 @@ def _start(args: argparse.Namespace) -> int:
         object_store_memory=args.object_store_memory,
         storage=args.storage,
         node_timeout=args.node_timeout,
+        supervise=True,
     )
     cpus = resources.get("CPU", 0)
     if head:
