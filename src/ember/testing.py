@@ -57,9 +57,11 @@ class Cluster:
         node_timeout: float = 3.0,
         heartbeat_interval: float = 0.2,
         storage: str | None = None,
+        control_store_timeout: float | None = None,
     ) -> None:
         self.token = cluster_files.new_token()
         self.node_timeout = node_timeout
+        self.control_store_timeout = control_store_timeout
         self.heartbeat_interval = heartbeat_interval
         self.storage = storage
         self.head: ClusterNode | None = None
@@ -93,6 +95,7 @@ class Cluster:
             node_timeout=self.node_timeout,
             heartbeat_interval=self.heartbeat_interval,
             origin="testing",
+            control_store_timeout=self.control_store_timeout,
         )
         handle = ClusterNode(record, node)
         if head:

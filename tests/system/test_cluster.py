@@ -387,3 +387,13 @@ def test_the_control_store_knows_the_connected_jobs(make_cluster: Any) -> None:
     while admin.jobs(cluster.address, cluster.token) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert admin.jobs(cluster.address, cluster.token) == []
+
+
+def test_nodes_stop_when_the_control_store_stays_unreachable(make_cluster: Any) -> None:
+    """No node lingers for ever after its head's control store vanished."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, control_store_timeout=1.0)
+    ember.shutdown()
+    procs = [node.node.proc for node in cluster.nodes]
+    cluster.kill_control_store()
+    for proc in procs:
+        assert proc.wait(timeout=15) == 0  # each stopped by itself, cleaning up

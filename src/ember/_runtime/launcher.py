@@ -314,15 +314,19 @@ def start_cluster_node(
     heartbeat_interval: float | None = None,
     origin: str = "cli",
     supervise: bool = False,
+    control_store_timeout: float | None = None,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
     ``ember stop`` and ``init(address=...)``; returns the record, the node and the store.
 
     With ``supervise`` and ``storage``, the head node starts the control store again if it
-    dies (its tables survive in the storage)."""
+    dies (its tables survive in the storage). A node that cannot reach the control store for
+    ``control_store_timeout`` seconds stops."""
     store = None
     cluster: dict[str, Any] = {"token": token, "node_ip": host}
+    if control_store_timeout is not None:
+        cluster["control_store_timeout"] = control_store_timeout
     if address is None:
         settings = {
             "host": host,

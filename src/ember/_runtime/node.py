@@ -153,6 +153,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.registering: dict[bytes, list[Any]] = {}
         self.control_proc: Any = None  # a control store this (head) node started again
         self.control_revived = -float("inf")  # when
+        self.gcs_down_since: float | None = None  # since when the control store is unreachable
         self.lease_holder: dict[int, Connection] = {}
         self.used = 0
         self.owner_pid = int(config.get("owner_pid", 0))

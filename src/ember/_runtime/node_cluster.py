@@ -28,6 +28,7 @@ from ember._runtime.cluster_files import alive
 from ember._transport.reactor import Connection
 
 _RECONNECT_SECONDS = 0.5
+CONTROL_STORE_TIMEOUT = 60.0  # default of ``control_store_timeout`` (see gcs_unreachable)
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
 # Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
 # host that died without a word answers nothing until it is declared dead).
@@ -59,8 +60,7 @@ class ClusterMixin:
                 self.control_address, _GcsHandler(self), token=self.token
             )
         except OSError:
-            self.revive_control_store()
-            self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+            self.gcs_unreachable()
             return
         total, _ = self.resources.snapshot()
         self.calls.call(
@@ -95,10 +95,27 @@ class ClusterMixin:
         else:
             self.gcs_queue.append((make, on_reply))
 
+    def gcs_unreachable(self) -> None:
+        """The control store did not take a connection: try again shortly, or, after
+        ``control_store_timeout`` seconds of that, stop (the cluster is gone, as a Ray
+        raylet decides; no node lingers for ever after its head vanished)."""
+        now = time.monotonic()
+        if self.gcs_down_since is None:
+            self.gcs_down_since = now
+        limit = float(self.config.get("control_store_timeout", CONTROL_STORE_TIMEOUT))
+        if now - self.gcs_down_since > limit:
+            why = f"the control store has been unreachable for {limit:g} s; stopping\n"
+            os.write(2, b"ember: " + why.encode())
+            self.shutdown()
+            return
+        self.revive_control_store()
+        self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+
     def registered(self, reply: m.Reply) -> None:
         if reply.error is not None:
             self.heartbeat_answered(reply)  # declared dead: stop; else gcs_lost reconnects
             return
+        self.gcs_down_since = None
         settings = reply.value
         first = not self.joined
         self.joined = True
