@@ -460,8 +460,9 @@ class LoopbackCopy:
     "hold 2.5 GiB. Right before each timed get and each tmpfs reference copy a /dev/shm file "
     "of 1.2x the size is written and deleted, so that all of them start from recently freed "
     "memory (a VM artefact, see _recycle_pages); transfer_1gb_fresh is one more 1 GB get per "
-    "sample without that step, as a program would see it here. Ember node timeout 30 s here "
-    "(see the code)",
+    "sample without that step, as a program would see it here (Ember's store may reuse the "
+    "file of a freed earlier copy for it; the warm-up run under Details shows a first pull). "
+    "Ember node timeout 30 s here (see the code)",
 )
 def transfer(ctx):
     import numpy as np
