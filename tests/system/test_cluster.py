@@ -397,3 +397,58 @@ def test_nodes_stop_when_the_control_store_stays_unreachable(make_cluster: Any) 
     cluster.kill_control_store()
     for proc in procs:
         assert proc.wait(timeout=15) == 0  # each stopped by itself, cleaning up
+
+
+@ember.remote
+def total_after(a: np.ndarray, folder: str, delay: float) -> float:
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    time.sleep(delay)
+    return float(a.sum())
+
+
+def test_a_task_running_on_a_node_that_dies_with_its_argument_is_redone(
+    make_cluster: Any, tmp_path: Any
+) -> None:
+    """The task is retried elsewhere and finds its argument lost: the argument is made
+    again (its lineage) and the task runs once more, instead of failing with ObjectLostError."""
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+    w = {"resources": {"w": 1}, "max_retries": 2}
+    argument = array.options(**w).remote(500_000, 2.0)
+    ember.wait([argument], timeout=30)
+    result = total_after.options(**w).remote(argument, str(tmp_path), 3.0)
+    deadline = time.monotonic() + 30
+    while not any(tmp_path.iterdir()):  # it runs
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    for node in list(cluster.nodes[1:]):
+        cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, resources={"w": 1})
+    assert ember.get(result, timeout=60) == 1_000_000.0
+
+
+@ember.remote
+def plus_one(a: np.ndarray) -> np.ndarray:
+    return a + 1
+
+
+def test_a_long_lost_chain_is_rebuilt(make_cluster: Any) -> None:
+    """Rebuilding walked a chain by recursion and failed past a few hundred links."""
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+    links = 600
+    step = plus_one.options(resources={"w": 1}, max_retries=1)
+    ref = array.options(resources={"w": 1}, max_retries=1).remote(15_000, 0.0)  # 120 KB
+    for _ in range(links):
+        ref = step.remote(ref)
+    ember.wait([ref], timeout=60)
+    for node in list(cluster.nodes[1:]):
+        cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, resources={"w": 1})
+    assert ember.get(ref, timeout=120)[0] == links

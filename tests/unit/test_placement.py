@@ -156,3 +156,17 @@ def test_rebalance_spills_queued_work_when_another_node_has_room() -> None:
     assert not s.saturated(CPU1)
     assert s.rebalance() == [Spill("caller", 2, B)]
     assert s.pending() == []
+
+
+def test_rebalance_moves_work_that_only_preferred_this_node() -> None:
+    """A request for the node holding its arguments waited for ever once that node had died
+    and the request sat here (it was never moved); only a hard node affinity stays put."""
+    s = scheduler(node(B, {"CPU": 1}, {"CPU": 0}))
+    s.request("caller", 1, CPU1)  # granted here
+    assert s.request("caller", 2, CPU1, "x", strategy=["locality", C]) == []  # C is gone
+    assert s.request("caller", 3, CPU1, "y", strategy=["node", LOCAL, True]) == []
+    assert s.request("caller", 4, CPU1, "z", strategy=["node", LOCAL, False]) == []
+    assert s.placement is not None
+    s.placement.update([node(B, {"CPU": 3})])
+    assert s.rebalance() == [Spill("caller", 2, B), Spill("caller", 3, B)]
+    assert [what for what, _ in s.pending()] == ["z"]

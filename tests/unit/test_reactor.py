@@ -182,3 +182,23 @@ def test_a_peer_without_the_token_cannot_make_the_listener_buffer_much(capfd):
         assert "did not present the cluster's token" in capfd.readouterr().err
     finally:
         reactor.stop()
+
+
+def test_a_receiver_that_cannot_start_leaves_nothing_behind(tmp_path):
+    """It raises, and neither its file nor any descriptor is left (the pull then fails)."""
+    import os
+
+    import pytest
+
+    from ember._transport.bulk import FileReceiver
+
+    a, b = socket.socketpair()
+    reactor = Reactor("test")
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError):  # a size the file cannot take
+        FileReceiver(reactor, b, b"", str(tmp_path / "dest"), -1, lambda ok: None)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not (tmp_path / "dest").exists()
+    reactor.stop()
+    a.close()
+    b.close()

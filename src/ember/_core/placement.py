@@ -19,6 +19,17 @@ from typing import Any
 from ember._core.resources import NodeResources, Shape, to_units
 
 
+def pinned(strategy: Any) -> bool:
+    """Whether a request must stay on the node it was placed on (hard node affinity); any
+    other request queued on a node may spill later to a node with room (``rebalance``)."""
+    return (
+        isinstance(strategy, (list, tuple))
+        and bool(strategy)
+        and strategy[0] == "node"
+        and not strategy[2]
+    )
+
+
 @dataclass
 class PeerView:
     node_id: bytes

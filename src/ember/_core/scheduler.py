@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from ember._core.placement import Placement, Unschedulable
+from ember._core.placement import Placement, Unschedulable, pinned
 from ember._core.resources import Allocation, NodeResources, Shape, describe
 
 
@@ -148,7 +148,7 @@ class LeaseScheduler:
                 return [Refuse(client, rid, target.message)]
             if target is not None:
                 return [Spill(client, rid, target)]
-        req = _Request(client, rid, shape, what, dedicated, movable and strategy is None)
+        req = _Request(client, rid, shape, what, dedicated, movable and not pinned(strategy))
         actions: list[Action] = []
         if not self.resources.feasible(shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))

@@ -256,7 +256,11 @@ class ObjectsMixin:
         return out
 
     def _value(self, oid: bytes, obj: _Obj) -> Any:
-        kind, data = obj.kind, obj.data
+        with self._lock:  # another thread may be making it again (lineage) meanwhile
+            ready, kind, data = obj.ready, obj.kind, obj.data
+        if not ready:
+            self._await(obj)
+            return self._value(oid, obj)
         if kind == INLINE:
             return serialization.loads(data)
         if kind == STORED:
@@ -293,19 +297,25 @@ class ObjectsMixin:
         """The node holding an object this process made died: run the task that made it
         again (lineage reconstruction, within its ``max_retries``) and wait for it."""
         with self._lock:
-            if not self._resubmit(obj):
+            if obj.ready and not self._resubmit(obj):
                 return False
+        self._await(obj)  # (another thread may have started making it again first)
+        return True
+
+    def _await(self, obj: _Obj) -> None:
+        with self._lock:
+            if obj.ready:
+                return
             latch = _Latch(1)
             self._on_ready(obj, latch.hit)
         self._block_on(latch, None)
-        return True
 
     def _resubmit(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again, once its arguments are ready
-        (those lost with a dead node too are made again first, however far back the chain
-        goes: see ``_resolve_deps``)."""
+        (those lost too are made again first: see ``_resolve_deps``; the chain is walked
+        through ``_fire``'s queue, not by recursion, however long it is)."""
         task = obj.lineage
-        if task is None or task.retries_left == 0 or self._closed:
+        if task is None or task.retries_left == 0 or task.cancelled or self._closed:
             return False
         if task.retries_left > 0:
             task.retries_left -= 1
@@ -319,7 +329,7 @@ class ObjectsMixin:
                 again.lineage = None
         self._tasks[task.task_id] = task
         task.lease = None
-        self._resolve_deps(task, self._enqueue)
+        self._fire([lambda: self._resolve_deps(task, self._enqueue)])
         return True
 
     def _pull_here(self, oid: bytes, owner: bytes) -> None:

@@ -125,7 +125,12 @@ class TasksMixin:
             return
         for ref in task.dep_refs:
             dep = self._objects.get(ref._id)
-            if dep is not None and dep.ready and dep.where in self._dead_nodes:
+            if (
+                dep is not None
+                and dep.ready
+                and dep.where in self._dead_nodes
+                and not self.store.exists(ref._id)  # (no copy was pulled here either)
+            ):
                 self._resubmit(dep)  # lost with its node: made again first, if it can be
         task.missing = len(task.dep_refs)
 
@@ -330,6 +335,13 @@ class TasksMixin:
             if task is None:
                 return
             results = msg.results
+            lost = self._lost_argument(task, results)
+            if lost is not None and (not lost.ready or self._resubmit(lost)):
+                # It failed for want of an argument that is being made again: run it once
+                # that is ready (its own retries are not used: the fault was not its own).
+                self._detach(task)
+                self._resolve_deps(task, self._enqueue)
+                return
             if (
                 results
                 and results[0][0] == ERROR
@@ -342,6 +354,20 @@ class TasksMixin:
                 return
             self._detach(task)
             self._finish(task, results)
+
+    def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
+        """Under lock: the argument this process owns whose loss made the task fail, if
+        that is how it failed."""
+        if task.actor is not None or not results or results[0][0] != ERROR:
+            return None
+        cause = _cause(results[0][1])
+        if not isinstance(cause, exc.ObjectLostError):
+            return None
+        for ref in task.dep_refs:
+            if ref._id.hex() == cause.object_ref_hex:
+                dep = self._objects.get(ref._id)
+                return dep if dep is not None and dep.owned else None
+        return None
 
     def _detach(self, task: _Task) -> None:
         """Under lock: the task no longer occupies its lease or actor slot."""

@@ -51,10 +51,13 @@ def cluster_address(tcp_address: str) -> str:
 
 
 def write_record(record: dict[str, Any]) -> str:
+    """Write (or rewrite) a node's record whole: readers never see half of one."""
     path = os.path.join(records_dir(), f"{record['node_id']}.json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(record, f)
+    os.replace(tmp, path)
     return path
 
 

@@ -266,7 +266,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 return self.reactor.connect(
                     self.control_address, _ControlHandler(self), token=self.token
                 )
-            except OSError:
+            except ConnectionRefusedError:  # (a wrong address fails at once)
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)

@@ -205,11 +205,13 @@ def spawn_control_store(
     timeout: float = 30.0,
     fresh: bool = True,
     wait: bool = True,
+    session_dir: str | None = None,
 ) -> ControlStoreProcess:
     """Start a cluster's control store (on the head) and, unless told not to ``wait``, wait
     until it listens. With external ``storage``, ``fresh`` starts a new cluster's tables;
-    otherwise it is a restart and picks up the tables where the last one left them."""
-    session_dir = new_session()
+    otherwise it is a restart and picks up the tables where the last one left them. Its log
+    goes in ``session_dir`` (a new one by default)."""
+    session_dir = session_dir or new_session()
     config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token, "fresh": fresh}
     if storage:
         config["storage"] = storage
@@ -338,8 +340,8 @@ def start_cluster_node(
         store = spawn_control_store(port=port, **settings)
         address = cluster_files.cluster_address(store.address)
         if supervise and storage:
-            port = int(address.rsplit(":", 1)[1])
-            cluster["control_store"] = {"pid": store.proc.pid, "port": port, **settings}
+            settings["port"] = int(address.rsplit(":", 1)[1])
+            cluster["control_store"] = {"pid": store.proc.pid, "settings": settings}
     cluster["control_address"] = f"tcp:{address}"
     try:
         node = spawn_node(

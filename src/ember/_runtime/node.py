@@ -152,7 +152,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.actors: dict[bytes, _ActorRecord] = {}
         self.registering: dict[bytes, list[Any]] = {}
         self.control_proc: Any = None  # a control store this (head) node started again
-        self.control_revived = -float("inf")  # when
+        self.control_revived = -float("inf")  # when it last did
         self.gcs_down_since: float | None = None  # since when the control store is unreachable
         self.lease_holder: dict[int, Connection] = {}
         self.used = 0
@@ -273,8 +273,9 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             os._exit(code)
 
     def reap(self) -> None:
-        """Notice workers that exited without ever connecting (a crash at start-up), and
-        stop workers that have been idle for a while beyond one per CPU."""
+        """Notice workers that exited without ever connecting (a crash at start-up), stop
+        workers that have been idle for a while beyond one per CPU, give pooled store files
+        unused for a while back to the system, and reap a control store this node started."""
         for w in list(self.workers.values()):
             if w.proc.poll() is not None and w.client is None:
                 del self.workers[w.worker_id]

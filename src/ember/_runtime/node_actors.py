@@ -104,7 +104,9 @@ class ActorsMixin:
         )
         self.actors[msg.actor_id] = rec
         self.refs.add(msg.actor_id, msg.owner_id)
-        if msg.spec:
+        if conn.closed and not msg.detached:  # its owner exited while it was registered
+            self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
+        elif msg.spec:
             self.request_placement(rec)
         # else its arguments are still being computed: ActorArgs follows
 

@@ -132,13 +132,15 @@ class ClusterMixin:
         if conn is self.gcs:
             self.gcs_ready = False
         if conn is self.gcs and not self.stopping:
-            self.revive_control_store()
+            # Not revived from here: `ember stop` ends the store and this node together, and
+            # this node may see the store go before its own stop signal.
             self.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
     def revive_control_store(self) -> None:
         """On a head started by ``ember start --head --storage ...``: start the control store
-        again if its process died (its tables come back from the storage). The node then
-        reconnects and registers as after any restart."""
+        again if its process died (its tables come back from the storage; its log goes to
+        this node's session folder). The node then reconnects and registers as after any
+        restart."""
         settings = self.config.get("control_store")
         if not settings or self.stopping:
             return
@@ -148,14 +150,7 @@ class ClusterMixin:
             return  # the connection will be retried (one that fails at once, later)
         self.control_revived = time.monotonic()
         store = launcher.spawn_control_store(
-            host=settings["host"],
-            port=settings["port"],
-            token=settings["token"],
-            storage=settings["storage"],
-            node_timeout=settings["node_timeout"],
-            heartbeat_interval=settings["heartbeat_interval"],
-            fresh=False,
-            wait=False,
+            **settings["settings"], fresh=False, wait=False, session_dir=self.session_dir
         )
         self.control_proc = store.proc
         for record in cluster_files.read_records():

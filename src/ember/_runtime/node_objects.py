@@ -71,14 +71,19 @@ class _PullHandler:
         size = int(msg.value["size"])
         tmp = f"{self.node.store.path(self.oid)}.pull"
         self.node.store.take_pooled(size, tmp)  # a freed file of about that size, if any
-        receiver = FileReceiver(
-            self.node.reactor,
-            sock,
-            leftover,
-            tmp,
-            size,
-            lambda ok: self.node.pull_done(self.oid, (tmp, size) if ok else None, None),
-        )
+        try:
+            receiver = FileReceiver(
+                self.node.reactor,
+                sock,
+                leftover,
+                tmp,
+                size,
+                lambda ok: self.node.pull_done(self.oid, (tmp, size) if ok else None, None),
+            )
+        except OSError as e:
+            sock.close()
+            self.node.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
+            return
         self.node.receiving[self.oid] = (conn.node, receiver)
         receiver.start()
 
@@ -128,9 +133,9 @@ class ObjectsMixin:
         if stored_here:
             self.used -= obj.size
         if stored_here and oid not in self.sending:
-            # Up to half of the store's free room stays allocated for reuse, for a while:
-            # new tmpfs pages cost far more than overwriting old ones (for a pulled copy as
-            # for a put).
+            # Freed files stay allocated for reuse, for a while, within the store's free room
+            # and at most half the store: new tmpfs pages cost far more than overwriting old
+            # ones (for a pulled copy as for a put).
             room = min(self.capacity // 2, self.capacity - self.used)
             self.store.recycle(oid, obj.size, max_bytes=room)
         elif obj is None or obj.inline is None:

@@ -3,10 +3,9 @@
 An object crosses nodes as the bytes of its store file. The sender hands the file to the kernel
 with ``sendfile``; the receiver ``splice``s the socket's bytes through a pipe into the new file
 as they come. Neither side copies the bytes through Python, and the object is never held twice
-in memory. Both sides are
-non-blocking channels of the process's reactor, so many transfers run at once, interleaved with
-the node's other work, and no thread is needed (the node manager forks workers, and forking is
-only safe without threads).
+in memory. Both sides are non-blocking channels of the process's reactor, so many transfers
+run at once, interleaved with the node's other work, and no thread is needed (the node manager
+forks workers, and forking is only safe without threads).
 """
 
 from __future__ import annotations
@@ -138,15 +137,26 @@ class FileReceiver(_Transfer):
         # No O_TRUNC: a recycled file already at ``path`` keeps its allocated pages, and
         # writing over those is several times faster than allocating new ones.
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.ftruncate(self.fd, size)
-        self.pipe_r, self.pipe_w = os.pipe()
-        with contextlib.suppress(OSError):  # a lower system limit keeps the default size
-            fcntl.fcntl(self.pipe_w, fcntl.F_SETPIPE_SZ, _PIPE)
-        data = memoryview(leftover)[:size]
-        while data:
-            n = os.pwrite(self.fd, data, self.got)
-            self.got += n
-            data = data[n:]
+        self.pipe_r = self.pipe_w = -1
+        try:
+            os.ftruncate(self.fd, size)
+            self.pipe_r, self.pipe_w = os.pipe()
+            # A larger pipe means fewer calls; past the user's pipe quota the kernel keeps the
+            # default size, which is slower but works.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self.pipe_w, fcntl.F_SETPIPE_SZ, _PIPE)
+            data = memoryview(leftover)[:size]
+            while data:
+                n = os.pwrite(self.fd, data, self.got)
+                self.got += n
+                data = data[n:]
+        except OSError:  # out of descriptors or of space: nothing is left behind
+            for fd in (self.fd, self.pipe_r, self.pipe_w):
+                if fd >= 0:
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
 
     def start(self) -> None:
         if self.got >= self.size:
@@ -174,9 +184,11 @@ class FileReceiver(_Transfer):
         os.close(self.pipe_w)
 
     def _finish(self, ok: bool) -> None:
-        if self.fd >= 0:
-            os.close(self.pipe_r)
-            os.close(self.pipe_w)
+        if self.fd < 0:
+            return
+        os.close(self.pipe_r)
+        os.close(self.pipe_w)
+        self.pipe_r = self.pipe_w = -1
         super()._finish(ok)
 
     def _done(self, ok: bool) -> None:
