@@ -170,3 +170,12 @@ def test_rebalance_moves_work_that_only_preferred_this_node() -> None:
     s.placement.update([node(B, {"CPU": 3})])
     assert s.rebalance() == [Spill("caller", 2, B), Spill("caller", 3, B)]
     assert [what for what, _ in s.pending()] == ["z"]
+
+
+def test_the_infeasible_warning_on_a_cluster_reads_well() -> None:
+    s = scheduler(node(B, {"CPU": 1}))
+    (warn,) = s.request("caller", 1, shape_of({"CPU": 1, "w": 1}), "train")
+    assert warn.message.startswith(
+        "train requires {CPU: 1, w: 1}, but no node of the cluster has them (this node lacks "
+        "w (needs 1, node has 0)). It will wait until a node with these resources joins"
+    ), warn.message

@@ -243,7 +243,7 @@ def test_infeasible_request_warns_once_and_stays_queued() -> None:
 def test_infeasible_request_message_mentions_default_name() -> None:
     s = make({"CPU": 1})
     (warn,) = warnings_(s.request("a", 1, shape_of({"CPU": 2})))
-    assert warn.message.startswith("a task requires {CPU: 2}")
+    assert warn.message.startswith("a task requires {CPU: 2}, but this node lacks CPU")
     assert "CPU (needs 2, node has 1)" in warn.message
 
 

@@ -375,11 +375,12 @@ class LeaseScheduler:
         return out
 
     def _infeasible_message(self, req: _Request) -> str:  # noqa: D102
-        where = "no node of the cluster has it" if self.placement is not None else "this node"
+        lacks = f"this node lacks {self.resources.missing(req.shape)}"
+        where = f"no node of the cluster has them ({lacks})" if self.placement else lacks
         return (
-            f"{req.describe or 'a task'} requires {{{describe(req.shape)}}} but {where} has "
-            f"only {self.resources.missing(req.shape)}. It will wait until a node with these "
-            "resources joins; lower its requirements or start Ember with more resources."
+            f"{req.describe or 'a task'} requires {{{describe(req.shape)}}}, but {where}. It "
+            "will wait until a node with these resources joins; lower its requirements or "
+            "start Ember with more resources."
         )
 
 
