@@ -84,23 +84,8 @@ def test_actor_constructor_argument_may_be_pending_or_fail(ray, signal_cls):
         assert "argument" in message and "constructor" in message, message
         assert "bad_argument" in message and "bad constructor argument" in message, message
 
-
-def test_actor_whose_argument_already_failed_dies_at_once(ray):
-    """The failure of an argument that had already failed reached the node while it was
-    still registering the actor, and was dropped: calls on the actor hung."""
-
-    @ray.remote
-    def bad_argument():
-        raise ValueError("bad constructor argument")
-
-    @ray.remote
-    class Holder:
-        def __init__(self, x):
-            self.x = x
-
-        def get(self):
-            return self.x
-
+    # The argument had failed before the actor was made: its failure reached the node while
+    # the node was still registering the actor, and was dropped (calls hung).
     bad = bad_argument.remote()
     ray.wait([bad], timeout=T)
     for _ in range(10):
