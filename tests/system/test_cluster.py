@@ -42,6 +42,9 @@ def test_nodes_join_and_resources_add_up(make_cluster: Any) -> None:
     res = ember.cluster_resources()
     assert res["CPU"] == 4 and res["shard"] == 1
     assert ember.available_resources()["CPU"] == 4
+    # Each node's store size is a resource, as in Ray (ember.testing gives each 256 MiB).
+    assert res["object_store_memory"] == 3 * (256 << 20)
+    assert all(n["Resources"]["object_store_memory"] == 256 << 20 for n in nodes)
 
 
 def test_work_spills_to_other_nodes_when_the_head_is_busy(make_cluster: Any) -> None:

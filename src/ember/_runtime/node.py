@@ -116,7 +116,11 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.session_dir = config["session_dir"]
         self.store = StoreFiles(config["shm_dir"], config["spill_dir"])
         self.capacity = int(config["object_store_memory"])
-        self.resources = NodeResources(config["resources"])
+        # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
+        # asks for it.
+        self.resources = NodeResources(
+            {**config["resources"], "object_store_memory": float(self.capacity)}
+        )
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
         self.clustered = bool(config.get("control_address"))
         self.scheduler = sched.LeaseScheduler(

@@ -206,7 +206,7 @@ def _status(args: argparse.Namespace) -> int:
         if not n["alive"]:
             continue
         for name, total in sorted(n["total"].items()):
-            if name.startswith("node:") or name == "memory":
+            if name.startswith("node:") or name in ("memory", "object_store_memory"):
                 continue
             used = total - n["available"].get(name, 0)
             print(f"    {name}: {used:g}/{total:g} in use")
