@@ -455,3 +455,25 @@ def test_a_long_lost_chain_is_rebuilt(make_cluster: Any) -> None:
         cluster.remove_node(node)
     cluster.add_node(num_cpus=1, resources={"w": 1})
     assert ember.get(ref, timeout=120)[0] == links
+
+
+def test_kill_works_from_another_node(make_cluster: Any) -> None:
+    """`kill` from a task on another node than the actor's own used to do nothing."""
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
+
+    @ember.remote
+    class Pinger:
+        def ping(self) -> str:
+            return "pong"
+
+    @ember.remote(resources={"w": 1})
+    def kill_it(handle: Any) -> None:
+        ember.kill(handle)
+
+    pinger = Pinger.remote()
+    assert ember.get(pinger.ping.remote(), timeout=30) == "pong"
+    ember.get(kill_it.remote(pinger), timeout=30)
+    deadline = time.monotonic() + 30  # kill, as in Ray, returns before the actor is gone
+    with pytest.raises(ember.exceptions.ActorDiedError):
+        while time.monotonic() < deadline:
+            ember.get(pinger.ping.remote(), timeout=30)

@@ -258,7 +258,15 @@ class ActorsMixin:
         if self.after_registration(actor_id, lambda: self.kill_actor(actor_id, no_restart, reason)):
             return
         rec = self.actors.get(actor_id)
-        if rec is None or rec.state == "dead":
+        if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
+
+            def at_home(home: Connection | None) -> None:
+                if home is not None:
+                    home.send(m.KillActor(actor_id, no_restart, reason))
+
+            self.via_home(actor_id, at_home)
+            return
+        if rec.state == "dead":
             return
         if no_restart:
             rec.no_restart = True
@@ -289,15 +297,23 @@ class ActorsMixin:
         def relay(reply: m.Reply) -> None:
             conn.send(m.Reply(rid, reply.error, reply.value))
 
-        def at_home(reply: m.Reply) -> None:
-            home = None if reply.error else reply.value["node_id"]
-            target = self.node_conn(home) if home and home != self.node_id else None
-            if target is None:
+        def at_home(home: Connection | None) -> None:
+            if home is None:
                 conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
                 return
-            self.calls.call(target, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
+            self.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
 
-        self.gcs_call(lambda r: m.LookupActor(r, actor_id), at_home)
+        self.via_home(actor_id, at_home)
+
+    def via_home(self, actor_id: bytes, then: Any) -> None:
+        """For an actor managed by another node: ask the control store which node that is
+        and call ``then`` with a connection to it (None if it is unknown or gone)."""
+
+        def found(reply: m.Reply) -> None:
+            home = None if reply.error else reply.value["node_id"]
+            then(self.node_conn(home) if home and home != self.node_id else None)
+
+        self.gcs_call(lambda r: m.LookupActor(r, actor_id), found)
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
