@@ -4,6 +4,7 @@ elsewhere, node failures, and the token."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import time
@@ -477,3 +478,35 @@ def test_kill_works_from_another_node(make_cluster: Any) -> None:
     with pytest.raises(ember.exceptions.ActorDiedError):
         while time.monotonic() < deadline:
             ember.get(pinger.ping.remote(), timeout=30)
+
+
+def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) -> None:
+    """An actor on another node keeps a ref to an object and a handle to an actor after the
+    owner let go of its own: both stay alive (the owner's node used to count only holders on
+    its own node, and freed the object and ended the actor)."""
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
+
+    @ember.remote
+    class Pinger:
+        def ping(self) -> str:
+            return "pong"
+
+    @ember.remote(resources={"w": 1})
+    class Keeper:
+        def keep(self, refs: list[Any]) -> None:
+            self.refs = refs
+
+        def use(self) -> tuple[float, str]:
+            array_ref, pinger = self.refs
+            return float(ember.get(array_ref, timeout=30).sum()), ember.get(
+                pinger.ping.remote(), timeout=30
+            )
+
+    keeper = Keeper.remote()
+    kept = [ember.put(np.ones(200_000)), Pinger.remote()]
+    ember.get(keeper.keep.remote(kept), timeout=30)
+    del kept
+    gc.collect()
+    # Past the 1 s grace after which an unreferenced object is freed; no event marks "not".
+    time.sleep(2.5)
+    assert ember.get(keeper.use.remote(), timeout=30) == (200_000.0, "pong")

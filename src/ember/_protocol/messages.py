@@ -8,6 +8,7 @@ with the same ``rid``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 _BY_CODE: dict[int, type[Message]] = {}
@@ -200,6 +201,7 @@ class WaitObject(Message):
 @_message(23)
 class IncRef(Message):
     ids: list[bytes]
+    owners: Sequence[bytes] = ()  # each id's owner, when known (for holders on other nodes)
 
 
 @_message(24)

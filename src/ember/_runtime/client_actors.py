@@ -161,7 +161,7 @@ class ActorsMixin:
                 obj.kind = ACTOR
                 obj.ready = True
                 if not obj.owned:
-                    self.node.send(m.IncRef([actor_id]))
+                    self.node.send(m.IncRef([actor_id], [owner_id]))
             obj.refs += 1
 
     def actor_ref_serialized(self, actor_id: bytes) -> None:

@@ -31,7 +31,7 @@ class ObjectsMixin:
                 # (it came back inside another value); then the node still has it, or says lost.
                 obj = self._objects[object_id] = _Obj(False, owner_id)
                 if not self._closed:
-                    self.node.send(m.IncRef([object_id]))
+                    self.node.send(m.IncRef([object_id], [owner_id]))
             obj.refs += 1
 
     def remove_local_ref(self, object_id: bytes) -> None:

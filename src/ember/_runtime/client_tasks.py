@@ -415,7 +415,7 @@ class TasksMixin:
                 continue
             if len(result) > 2 and result[2]:
                 obj.contained = result[2]
-                self.node.send(m.IncRef([c[0] for c in result[2]]))
+                self.node.send(m.IncRef([c[0] for c in result[2]], [c[1] for c in result[2]]))
             if len(result) > 3 and result[3] != self.node_id and result[0] == STORED:
                 obj.where = result[3]  # its node keeps it; ours is told, to find it later
                 self.node.send(m.ObjectLocated(oid, result[3], result[1]))

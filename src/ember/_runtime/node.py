@@ -141,6 +141,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.gcs_queue: list[tuple[Any, Any]] = []
         self.heartbeat_interval = 0.5
         self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
+        self.borrowed: dict[bytes, bytes] = {}  # oid -> the node that counts its holders
         self.lost: dict[bytes, str] = {}
         self.pulls: dict[bytes, list[Any]] = {}
         self.locating: dict[bytes, list[_Waiter]] = {}
@@ -457,8 +458,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.wait_object(conn, msg)
         elif isinstance(msg, m.IncRef):
             assert client is not None
-            for oid in msg.ids:
-                self.refs.add(oid, client.client_id)
+            self.add_refs(client.client_id, msg.ids, msg.owners)
         elif isinstance(msg, m.DecRef):
             assert client is not None
             now = time.monotonic()

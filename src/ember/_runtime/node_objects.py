@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,27 @@ class ObjectsMixin:
                 obj.in_shm = False
                 self.used -= obj.size
 
+    def add_refs(self, holder: bytes, ids: list[bytes], owners: Sequence[bytes]) -> None:
+        """Count ``holder``'s new refs. For an object or actor owned on another node, this
+        node holds it there, once, for all its local holders (until ``free``): its owner's
+        node then does not let it go while processes here still use it."""
+        for oid in ids:
+            self.refs.add(oid, holder)
+        for oid, owner in zip(ids, owners, strict=False):  # (owners may be absent)
+            home = self.home_of(owner)
+            if home is None or home == self.node_id or oid in self.borrowed:
+                continue
+            conn = self.node_conn(home)
+            if conn is not None:
+                self.borrowed[oid] = home
+                conn.send(m.IncRef([oid]))
+
     def free(self, oid: bytes) -> None:
+        home = self.borrowed.pop(oid, None)
+        if home is not None:  # no holder is left here: let the owner's node know
+            conn = self.node_conn(home)
+            if conn is not None:
+                conn.send(m.DecRef([oid]))
         self.freed[oid] = None
         if len(self.freed) > 100_000:
             old, _ = self.freed.popitem(last=False)
