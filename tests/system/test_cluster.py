@@ -502,11 +502,19 @@ def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) ->
                 pinger.ping.remote(), timeout=30
             )
 
+        def find(self, name: str) -> None:
+            self.found = ember.get_actor(name)
+
+        def use_found(self) -> str:
+            return ember.get(self.found.ping.remote(), timeout=30)
+
     keeper = Keeper.remote()
     kept = [ember.put(np.ones(200_000)), Pinger.remote()]
-    ember.get(keeper.keep.remote(kept), timeout=30)
-    del kept
+    named = Pinger.options(name="found-by-name").remote()
+    ember.get([keeper.keep.remote(kept), keeper.find.remote("found-by-name")], timeout=30)
+    del kept, named
     gc.collect()
     # Past the 1 s grace after which an unreferenced object is freed; no event marks "not".
     time.sleep(2.5)
     assert ember.get(keeper.use.remote(), timeout=30) == (200_000.0, "pong")
+    assert ember.get(keeper.use_found.remote(), timeout=30) == "pong"

@@ -169,7 +169,7 @@ def test_control_store_reloads_actors_functions_and_nodes(redis_server: str) -> 
     assert fetcher.sent == [m.Reply(7, None, FN_DATA)]
     asker = FakeConn()
     second.handle(asker, m.GetNamedActor(8, "counter", "ns"))  # type: ignore[arg-type]
-    assert asker.sent == [m.Reply(8, None, {"actor_id": ACTOR, "handle_meta": META})]
+    assert asker.sent == [m.Reply(8, None, {"actor_id": ACTOR, "handle_meta": META, "home": NODE})]
 
 
 def test_control_store_unnamed_actor_is_reloaded_without_a_name(redis_server: str) -> None:

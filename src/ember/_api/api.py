@@ -121,10 +121,10 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
         raise ValueError("get_actor() needs a non-empty actor name")
     rt = runtime()
     try:
-        actor_id, meta = rt.actor_handle_meta(name, namespace)
+        actor_id, meta, holders_at = rt.actor_handle_meta(name, namespace)
     except Exception as e:  # the lookup's own message says what went wrong
         raise ValueError(str(e)) from None
-    return ActorHandle(actor_id, serialization.loads(meta), b"", rt)
+    return ActorHandle(actor_id, serialization.loads(meta), holders_at, rt)
 
 
 def get_gpu_ids() -> list[int]:

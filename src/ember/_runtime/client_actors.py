@@ -147,11 +147,13 @@ class ActorsMixin:
         ctx = task_context.current.get()
         return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
 
-    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
+    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
+        """A named actor's id, handle metadata, and where its holders are counted: the node
+        that manages it (its id starts with that node's tag, as an owner's does)."""
         value = self.control_request(
             lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace())
         )
-        return value["actor_id"], value["handle_meta"]
+        return value["actor_id"], value["handle_meta"], value["home"]
 
     def add_actor_ref(self, actor_id: bytes, owner_id: bytes) -> None:
         with self._lock:

@@ -278,8 +278,18 @@ class ControlStore:
                     )
                 )
             else:
-                meta = self.actors[actor_id]["handle_meta"]
-                conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id, "handle_meta": meta}))
+                info = self.actors[actor_id]
+                conn.send(
+                    m.Reply(
+                        msg.rid,
+                        None,
+                        {
+                            "actor_id": actor_id,
+                            "handle_meta": info["handle_meta"],
+                            "home": info["home"],
+                        },
+                    )
+                )
         elif isinstance(msg, m.ListNamedActors):
             names = [
                 {"name": name, "namespace": ns}

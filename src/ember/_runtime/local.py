@@ -204,11 +204,11 @@ class LocalRuntime:
             if aid == actor_id:
                 del self._names[key]
 
-    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes]:
+    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         found = self._names.get((namespace or self.namespace, name))
         if found is None:
             raise ValueError(f"Failed to look up actor with name {name!r}")
-        return found
+        return found[0], found[1], b""
 
     def cluster_info(self) -> dict[str, Any]:
         node = {
