@@ -226,3 +226,18 @@ def test_in_memory_control_store_keeps_nothing() -> None:
     register_actor(first)
     second = ControlStore()
     assert second.nodes == {} and second.actors == {} and second.names == {}
+
+
+def test_reloaded_jobs_whose_drivers_do_not_come_back_are_forgotten(redis_server: str) -> None:
+    first = redis_store(redis_server)
+    for job_id, pid in ((b"\x05" * 4, 11), (b"\x06" * 4, 12)):
+        first.handle(FakeConn(), m.JobStarted(job_id, "ns", "host-a", pid))  # type: ignore[arg-type]
+
+    second = redis_store(redis_server)  # restarted while both drivers were away
+    assert set(second.jobs) == {b"\x05" * 4, b"\x06" * 4}
+    second.handle(FakeConn(), m.JobStarted(b"\x05" * 4, "ns", "host-a", 11))  # type: ignore[arg-type]
+    second.forget_unclaimed_jobs(second.loaded_at + 1.0)  # within the node timeout: kept
+    assert len(second.jobs) == 2
+    second.forget_unclaimed_jobs(second.loaded_at + second.node_timeout + 1)
+    assert set(second.jobs) == {b"\x05" * 4}  # the driver that came back stays
+    assert set(redis_store(redis_server).jobs) == {b"\x05" * 4}

@@ -96,6 +96,10 @@ class ControlStore:
                 self.names[(info["namespace"], info["name"])] = actor_id
         self.jobs = {bytes.fromhex(k): json.loads(v) for k, v in self.storage.load("jobs").items()}
         now = time.monotonic()
+        # Their drivers announce themselves again when they reconnect; those that do not
+        # within a node timeout ended while the store was down (see forget_unclaimed_jobs).
+        self.unclaimed_jobs = set(self.jobs)
+        self.loaded_at = now
         for key, raw in self.storage.load("nodes").items():
             info = json.loads(raw)
             # Known again, and given a full timeout to reconnect before being declared dead.
@@ -203,6 +207,13 @@ class ControlStore:
     def view(self) -> list[dict[str, Any]]:
         return [e.public() for e in self.nodes.values()]
 
+    def forget_unclaimed_jobs(self, now: float) -> None:
+        """Drop the reloaded jobs whose drivers did not come back within a node timeout."""
+        if self.unclaimed_jobs and now - self.loaded_at > self.node_timeout:
+            for job_id in self.unclaimed_jobs:
+                self.job_ended(job_id)
+            self.unclaimed_jobs.clear()
+
     def expire(self, now: float) -> list[bytes]:
         """Nodes silent for longer than the timeout: declared dead now."""
         return [
@@ -305,6 +316,7 @@ class ControlStore:
         elif isinstance(msg, m.JobStarted):
             info = {"namespace": msg.namespace, "host": msg.host, "pid": msg.pid}
             self.jobs[msg.job_id] = info
+            self.unclaimed_jobs.discard(msg.job_id)
             self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
             conn.peer = ("job", msg.job_id)
 
@@ -378,6 +390,7 @@ class ControlStoreServer:
         self._last_check = now
         for node_id in self.store.expire(now):
             self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
+        self.store.forget_unclaimed_jobs(now)
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 
