@@ -518,3 +518,38 @@ def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) ->
     time.sleep(2.5)
     assert ember.get(keeper.use.remote(), timeout=30) == (200_000.0, "pong")
     assert ember.get(keeper.use_found.remote(), timeout=30) == "pong"
+
+
+def test_a_detached_actor_outlives_the_node_it_was_created_from(make_cluster: Any) -> None:
+    """A detached actor made by a task on a node that then dies lives on (the head manages
+    it); it used to die with that node, even where it ran elsewhere."""
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"maker": 1}},
+        {"num_cpus": 1, "resources": {"home": 1}},
+    )
+
+    @ember.remote(resources={"home": 0.5})
+    class Box:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        def get(self) -> int:
+            return self.value
+
+    @ember.remote(num_cpus=0)
+    def seven() -> int:
+        time.sleep(0.3)
+        return 7
+
+    @ember.remote(resources={"maker": 1})
+    def make() -> None:
+        # Its argument is still being computed when the head registers it (ActorArgs follows).
+        box = Box.options(name="box", namespace="keep", lifetime="detached").remote(seven.remote())
+        assert ember.get(box.get.remote(), timeout=30) == 7
+
+    ember.get(make.remote(), timeout=30)
+    cluster.remove_node(cluster.nodes[1])  # the node of the task that made it
+    box = ember.get_actor("box", namespace="keep")
+    assert ember.get(box.get.remote(), timeout=30) == 7
+    ember.kill(box)

@@ -66,18 +66,33 @@ class _RemoteActorHandler:
 
 class ActorsMixin:
     def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
-        """Register with the control store (which checks the name), then place it."""
+        """Register with the control store (which checks the name), then place it. A detached
+        actor is managed by the head node instead, so that it outlives the node it was
+        created from (messages about it that reach this node are forwarded there)."""
         fields = msg.encode()[2:]
         self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
+        head = self.head_conn() if msg.detached else None
+        if head is not None:
+            self.calls.call(
+                head,
+                lambda rid: m.CreateActor(rid, *fields),
+                lambda reply: self.actor_registered(conn, msg, reply, here=False),
+            )
+            return
         self.gcs_call(
             lambda rid: m.CreateActor(rid, *fields),
             lambda reply: self.actor_registered(conn, msg, reply),
         )
 
-    def actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
+    def actor_registered(
+        self, conn: Connection, msg: m.CreateActor, reply: m.Reply, here: bool = True
+    ) -> None:
         deferred = self.registering.pop(msg.actor_id, [])
         try:
-            self._actor_registered(conn, msg, reply)
+            if here:
+                self._actor_registered(conn, msg, reply)
+            else:  # the head registered it: pass its answer on
+                conn.send(m.Reply(msg.rid, reply.error, reply.value))
         finally:
             for resolve in deferred:
                 resolve()
@@ -123,7 +138,10 @@ class ActorsMixin:
         if self.after_registration(msg.actor_id, lambda: self.actor_args(msg)):
             return
         rec = self.actors.get(msg.actor_id)
-        if rec is None or rec.state == "dead":
+        if rec is None:  # managed by another node (the head, for a detached actor)
+            self.send_home(msg.actor_id, msg)
+            return
+        if rec.state == "dead":
             return
         if msg.error is not None:
             rec.no_restart = True
@@ -259,12 +277,7 @@ class ActorsMixin:
             return
         rec = self.actors.get(actor_id)
         if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
-
-            def at_home(home: Connection | None) -> None:
-                if home is not None:
-                    home.send(m.KillActor(actor_id, no_restart, reason))
-
-            self.via_home(actor_id, at_home)
+            self.send_home(actor_id, m.KillActor(actor_id, no_restart, reason))
             return
         if rec.state == "dead":
             return
@@ -302,6 +315,15 @@ class ActorsMixin:
                 conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
                 return
             self.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
+
+        self.via_home(actor_id, at_home)
+
+    def send_home(self, actor_id: bytes, msg: m.Message) -> None:
+        """Pass a message about an actor on to the node that manages it (if any)."""
+
+        def at_home(home: Connection | None) -> None:
+            if home is not None:
+                home.send(msg)
 
         self.via_home(actor_id, at_home)
 

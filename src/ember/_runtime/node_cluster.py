@@ -191,6 +191,13 @@ class ClusterMixin:
             self.scheduler.placement.update(view)
             self.run_actions(self.scheduler.rebalance())
 
+    def head_conn(self) -> Connection | None:
+        """A connection to the head node, if this node is not it (None on one machine)."""
+        for node_id, info in self.view.items():
+            if info["alive"] and "node:__internal_head__" in info["total"]:
+                return None if node_id == self.node_id else self.node_conn(node_id)
+        return None
+
     def home_of(self, client_id: bytes) -> bytes | None:
         """The node a process runs on: client ids start with their node's tag."""
         return self.by_tag.get(client_id[:4])
