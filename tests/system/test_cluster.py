@@ -553,3 +553,21 @@ def test_a_detached_actor_outlives_the_node_it_was_created_from(make_cluster: An
     box = ember.get_actor("box", namespace="keep")
     assert ember.get(box.get.remote(), timeout=30) == 7
     ember.kill(box)
+
+
+def test_an_actor_whose_only_node_dies_waits_for_another(make_cluster: Any) -> None:
+    """Placing it again chose the dying node again and again: the head recursed until it
+    crashed. It now waits for a node with the resource, and restarts there."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
+
+    @ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
+    class Where:
+        def node(self) -> str:
+            return ember.get_runtime_context().get_node_id()
+
+    actor = Where.remote()
+    first = ember.get(actor.node.remote(), timeout=30)
+    cluster.remove_node(cluster.nodes[1])
+    replacement = cluster.add_node(num_cpus=1, resources={"w": 1})
+    assert ember.get(actor.node.remote(), timeout=30) == replacement.node_id != first
+    assert cluster.head is not None and cluster.head.node.proc.poll() is None

@@ -177,6 +177,7 @@ class ActorsMixin:
         """Ask another node for a dedicated worker; the actor starts there."""
         conn = self.node_conn(node_id)
         if conn is None:
+            self.peer_unreachable(node_id)  # (else it could be chosen again at once, for ever)
             self.request_placement(rec)
             return
         incarnation = rec.incarnation
@@ -199,7 +200,8 @@ class ActorsMixin:
     ) -> None:
         if reply.error is not None:
             if rec.state != "dead" and rec.incarnation == incarnation:
-                self.request_placement(rec)  # that node went away meanwhile: place it again
+                self.peer_unreachable(node_id)  # that node went away meanwhile: place it again
+                self.request_placement(rec)
             return
         grant = reply.value
         if rec.state == "dead" or rec.incarnation != incarnation:

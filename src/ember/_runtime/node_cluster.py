@@ -191,6 +191,11 @@ class ClusterMixin:
             self.scheduler.placement.update(view)
             self.run_actions(self.scheduler.rebalance())
 
+    def peer_unreachable(self, node_id: bytes) -> None:
+        """No work goes to that node until a new view says it is alive (it may be dying)."""
+        if self.scheduler.placement is not None:
+            self.scheduler.placement.peers.pop(node_id, None)
+
     def head_conn(self) -> Connection | None:
         """A connection to the head node, if this node is not it (None on one machine)."""
         for node_id, info in self.view.items():
@@ -232,8 +237,7 @@ class ClusterMixin:
         info = self.view.get(node_id)
         if info is not None:
             info["alive"] = False
-        if self.scheduler.placement is not None:
-            self.scheduler.placement.peers.pop(node_id, None)
+        self.peer_unreachable(node_id)
         for conn in self.reactor.connections():
             if conn.node == node_id:
                 conn.close()
