@@ -571,3 +571,43 @@ def test_an_actor_whose_only_node_dies_waits_for_another(make_cluster: Any) -> N
     replacement = cluster.add_node(num_cpus=1, resources={"w": 1})
     assert ember.get(actor.node.remote(), timeout=30) == replacement.node_id != first
     assert cluster.head is not None and cluster.head.node.proc.poll() is None
+
+
+def test_an_actor_ends_with_the_node_that_manages_it(make_cluster: Any) -> None:
+    """A task on one node makes an actor that runs on another; the task's node dies. The actor
+    shares its owner's fate (as in Ray): it used to live on, unmanaged."""
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"maker": 1}},
+        {"num_cpus": 1, "resources": {"runs": 1}},
+    )
+
+    @ember.remote(resources={"runs": 1})
+    class Child:
+        def ping(self) -> str:
+            return "pong"
+
+    @ember.remote(resources={"maker": 1}, max_retries=0)
+    def make() -> None:
+        child = Child.options(name="child", namespace="fate").remote()
+        assert ember.get(child.ping.remote(), timeout=30) == "pong"
+        time.sleep(60)
+
+    making = make.remote()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            child = ember.get_actor("child", namespace="fate")
+            break
+        except ValueError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert ember.get(child.ping.remote(), timeout=30) == "pong"
+    cluster.remove_node(cluster.nodes[1])
+    with pytest.raises(ember.exceptions.RayError):
+        ember.get(making, timeout=30)
+    deadline = time.monotonic() + 15  # its worker is ended once its manager is known dead
+    with pytest.raises(ember.exceptions.ActorDiedError):
+        while time.monotonic() < deadline:
+            ember.get(child.ping.remote(), timeout=30)
+            time.sleep(0.05)

@@ -255,12 +255,10 @@ class LeaseScheduler:
         return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
 
     def workers_leased_to(self, client: Hashable) -> list[bytes]:
+        """The workers whose leases ``client`` holds, an actor's among them when ``client``
+        is the node that manages the actor."""
         return sorted(
-            {
-                lease.worker_id
-                for lease in self._leases.values()
-                if lease.client == client and not lease.dedicated
-            }
+            {lease.worker_id for lease in self._leases.values() if lease.client == client}
         )
 
     def has_client(self, client: Hashable) -> bool:
