@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -611,3 +612,69 @@ def test_an_actor_ends_with_the_node_that_manages_it(make_cluster: Any) -> None:
         while time.monotonic() < deadline:
             ember.get(child.ping.remote(), timeout=30)
             time.sleep(0.05)
+
+
+def test_a_get_waiting_while_its_objects_are_rebuilt_waits_for_them(make_cluster: Any) -> None:
+    """A get that had found its objects ready raised GetTimeoutError at once (long before
+    its timeout) when another thread's task made them be rebuilt meanwhile."""
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"b": 1}},
+        {"num_cpus": 1, "resources": {"c": 1}},
+    )
+    made = [
+        array.options(resources={"c": 0.1}, max_retries=2).remote(2_000_000, float(i))
+        for i in range(3)
+    ]
+    ember.wait(made, num_returns=3, timeout=30, fetch_local=False)
+    readers = [total.options(resources={"b": 0.2}).remote(m) for m in made]
+    got: dict[str, Any] = {}
+
+    def getter() -> None:
+        try:
+            got["values"] = [float(v[0]) for v in ember.get(made, timeout=40)]
+        except Exception as e:  # noqa: BLE001 - reported below
+            got["error"] = e
+
+    thread = threading.Thread(target=getter)
+    thread.start()
+    cluster.remove_node(cluster.nodes[2])
+    cluster.add_node(num_cpus=1, resources={"c": 1})
+    assert [s for s, _ in ember.get(readers, timeout=40)] == [i * 2_000_000.0 for i in range(3)]
+    thread.join(45)
+    assert got == {"values": [0.0, 1.0, 2.0]}
+
+
+def test_the_api_says_at_once_that_this_process_s_node_died(make_cluster: Any) -> None:
+    """Asked after the driver's node died, cluster_resources() and the like waited 30 s and
+    raised a builtin TimeoutError."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    cluster.remove_node(cluster.head)
+    start = time.monotonic()
+    for call in (ember.cluster_resources, ember.available_resources, ember.nodes):
+        with pytest.raises(ember.exceptions.LocalRayletDiedError):
+            call()
+    assert time.monotonic() - start < 10
+
+
+def test_objects_lost_mid_get_are_rebuilt_within_their_retries(make_cluster: Any) -> None:
+    """The node holding them dies just as the get starts. A rebuilt task used to be pushed
+    to the leases still held on that node (not yet known dead), and each loss used a retry:
+    about one run in six raised WorkerCrashedError despite max_retries=2."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"c": 1}})
+    for round_ in range(3):
+        made = [
+            array.options(resources={"c": 0.1}, max_retries=2).remote(6_000_000, float(i))
+            for i in range(3)
+        ]
+        ember.wait(made, num_returns=3, timeout=30, fetch_local=False)
+        killer = threading.Timer(0.01, cluster.remove_node, [cluster.nodes[1]])
+        killer.start()
+        replacement = threading.Timer(0.3, cluster.add_node, kwargs={"resources": {"c": 1}})
+        replacement.start()
+        try:
+            assert [float(v[0]) for v in ember.get(made, timeout=60)] == [0.0, 1.0, 2.0], round_
+        finally:
+            killer.join()
+            replacement.join()
+        del made

@@ -349,3 +349,28 @@ def test_object_ref_future_timeout(ray, signal_cls):
         fut.result(timeout=0.2)
     ray.get(sig.send.remote(), timeout=T)
     assert fut.result(timeout=T) is True
+
+
+def test_refs_inside_a_value_a_worker_put_live_as_long_as_the_value(ray):
+    """A worker puts objects (and makes an actor), puts a list of their refs and returns a
+    ref to that list. The worker lets go of everything; the driver still holds the list, so
+    what it refers to must live on (they were freed, and the actor ended)."""
+
+    @ray.remote
+    class Pinger:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    def make():
+        stored = ray.put(np.full(300_000, 8.0))
+        small = ray.put("small")
+        return [ray.put([stored, small, Pinger.remote()])]
+
+    [box] = ray.get(make.remote(), timeout=T)
+    # Past the 1 s grace after which unreferenced objects go; no event marks "not gone".
+    time.sleep(2.5)
+    stored, small, pinger = ray.get(box, timeout=T)
+    assert ray.get(stored, timeout=T)[0] == 8.0
+    assert ray.get(small, timeout=T) == "small"
+    assert ray.get(pinger.ping.remote(), timeout=T) == "pong"

@@ -166,6 +166,8 @@ class ActorHandle:
         return ActorMethod(self, name, methods[name])
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # Counted like an ObjectRef inside the value: what holds the value holds the actor.
+        serialization.note_ref(self._actor_id, self._owner)
         if self._rt is not None:
             self._rt.actor_ref_serialized(self._actor_id)
         return (_rebuild_handle, (self._actor_id, self._meta, self._owner))

@@ -181,6 +181,7 @@ class ObjectCreated(Message):
     object_id: bytes
     size: int
     owner_id: bytes
+    contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
 
 
 @_message(21)
@@ -188,6 +189,7 @@ class PutInline(Message):
     object_id: bytes
     data: bytes
     owner_id: bytes
+    contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
 
 
 @_message(22)

@@ -88,7 +88,9 @@ class ObjectsMixin:
             return
         obj.promoted = True
         if obj.kind != STORED:  # stored objects are known to the node since their creation
-            self.node.send(m.PutInline(oid, [obj.kind, obj.data], self.client_id))
+            # The refs inside it (a put's, or a task result's) live as long as it does there.
+            inside = obj.contained or [[r._id, r._owner] for r in obj.pins or ()]
+            self.node.send(m.PutInline(oid, [obj.kind, obj.data], self.client_id, inside))
 
     # ------------------------------------------------------------------ objects
 
@@ -107,7 +109,7 @@ class ObjectsMixin:
         else:
             obj.kind = STORED
             obj.data = self.store.write(oid, ser.meta, ser.buffers)
-            self.node.send(m.ObjectCreated(oid, obj.data, self.client_id))
+            self.node.send(m.ObjectCreated(oid, obj.data, self.client_id, ser.refs))
         with self._lock:
             self._drain_decs()
             self._objects[oid] = obj
@@ -243,17 +245,21 @@ class ObjectsMixin:
                 self.on_unblock()  # type: ignore[misc]
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
-        self._wait_ready(refs, len(refs), timeout)
-        out = []
-        for ref in refs:
-            obj = self._objects.get(ref._id)
-            if obj is None or not obj.ready:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._wait_ready(refs, len(refs), left)
+            with self._lock:
+                missing = [r for r in refs if not getattr(self._objects.get(r._id), "ready", 0)]
+            if not missing:
+                break
+            # Not ready after all: one that was ready is being made again (lineage) meanwhile.
+            if deadline is not None and time.monotonic() >= deadline:
                 raise exc.GetTimeoutError(
                     f"Get timed out: some object(s) not ready after {timeout} s "
-                    f"(first missing: {ref!r})."
+                    f"(first missing: {missing[0]!r})."
                 )
-            out.append(self._value(ref._id, obj))
-        return out
+        return [self._value(ref._id, self._objects[ref._id]) for ref in refs]
 
     def _value(self, oid: bytes, obj: _Obj) -> Any:
         with self._lock:  # another thread may be making it again (lineage) meanwhile
@@ -319,6 +325,13 @@ class ObjectsMixin:
             return False
         if task.retries_left > 0:
             task.retries_left -= 1
+        if obj.where:
+            # Its copy there could not be had: that node is likely dying, before anyone has
+            # said so. Put no task on the leases held there (each loss would use a retry).
+            for lease in [x for x in self._leases.values() if x.worker_id[:4] == obj.where[:4]]:
+                lease.revoked = True
+                if not lease.tasks:
+                    self._return_lease(lease)
         for rid in task.return_ids:
             again = self._objects.get(rid)
             if again is not None and again.lineage is task:

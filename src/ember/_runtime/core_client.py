@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ember import exceptions as exc
 from ember._core.resources import Shape
 from ember._protocol import messages as m
 from ember._runtime.client_actors import ActorsMixin
@@ -233,8 +234,12 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     def _on_node_died(self, node_id: bytes) -> None:
         """Reactor thread: whatever this process has open to a dead node is gone."""
         self._dead_nodes.add(node_id)  # objects there are lost (rebuilt from lineage)
-        for conn in [*self._peers.values(), *self._nodes.values()]:
-            if conn.node == node_id:
+        # Workers' ids start with their node's tag: a lease there is gone too, even on a
+        # connection that has not noticed yet (no task may be pushed to it meanwhile).
+        with self._lock:
+            leased = [x.conn for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
+        for conn in [*self._peers.values(), *self._nodes.values(), *leased]:
+            if conn.node == node_id or conn in leased:
                 conn.close()
 
     # ------------------------------------------------------------------ functions
@@ -314,7 +319,14 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     # ------------------------------------------------------------------ misc
 
     def cluster_info(self) -> dict[str, Any]:
-        return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid)).result(timeout=30)
+        try:
+            return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid)).result(timeout=30)
+        except RemoteError as e:
+            if e.kind == "ConnectionLost":
+                raise exc.LocalRayletDiedError(
+                    "the Ember node manager this process used has died"
+                ) from None
+            raise
 
     def on_log_lines(self, lines: list[str], err: bool = True) -> None:
         if self.log_handler is not None:

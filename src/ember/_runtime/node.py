@@ -142,6 +142,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.heartbeat_interval = 0.5
         self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
         self.borrowed: dict[bytes, bytes] = {}  # oid -> the node that counts its holders
+        self.contains: dict[bytes, list[bytes]] = {}  # oid -> ids of the refs inside it
         self.lost: dict[bytes, str] = {}
         self.pulls: dict[bytes, list[Any]] = {}
         self.locating: dict[bytes, list[_Waiter]] = {}

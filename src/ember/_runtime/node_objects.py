@@ -102,13 +102,22 @@ class ObjectsMixin:
         self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
         self.used += msg.size
         self.refs.add(msg.object_id, msg.owner_id)
+        self.hold_contained(msg.object_id, msg.contained)
         self.wake_waiters(msg.object_id)
         self.spill_if_needed(msg.object_id)
 
     def put_inline(self, msg: m.PutInline) -> None:
         self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
         self.refs.add(msg.object_id, msg.owner_id)
+        self.hold_contained(msg.object_id, msg.contained)
         self.wake_waiters(msg.object_id)
+
+    def hold_contained(self, oid: bytes, contained: Sequence[Sequence[bytes]]) -> None:
+        """The objects (and actors) whose refs are inside ``oid`` are held for it until it is
+        freed, whoever else lets go of them: a borrower of ``oid`` may read them later."""
+        if contained and oid not in self.contains:
+            self.contains[oid] = [c[0] for c in contained]
+            self.add_refs(("in", oid), [c[0] for c in contained], [c[1] for c in contained])
 
     def spill_if_needed(self, keep: bytes) -> None:
         self.store.trim_pool(self.capacity - self.used)  # freed files kept count as used
@@ -123,7 +132,7 @@ class ObjectsMixin:
                 obj.in_shm = False
                 self.used -= obj.size
 
-    def add_refs(self, holder: bytes, ids: list[bytes], owners: Sequence[bytes]) -> None:
+    def add_refs(self, holder: Any, ids: list[bytes], owners: Sequence[bytes]) -> None:
         """Count ``holder``'s new refs. For an object or actor owned on another node, this
         node holds it there, once, for all its local holders (until ``free``): its owner's
         node then does not let it go while processes here still use it."""
@@ -139,6 +148,12 @@ class ObjectsMixin:
                 conn.send(m.IncRef([oid]))
 
     def free(self, oid: bytes) -> None:
+        inside = self.contains.pop(oid, None)
+        if inside:
+            now = time.monotonic()
+            for held in inside:
+                self.refs.remove(held, ("in", oid), now)
+            self.schedule_free()
         home = self.borrowed.pop(oid, None)
         if home is not None:  # no holder is left here: let the owner's node know
             conn = self.node_conn(home)

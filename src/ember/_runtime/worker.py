@@ -373,7 +373,7 @@ class Worker:
             else:
                 oid = ids.return_object_id(msg.task_id, i + 1)
                 size = self.store.write(oid, ser.meta, ser.buffers)
-                self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id))
+                self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id, ser.refs))
                 results.append([STORED, size, ser.refs, self.client.node_id])
         return results
 

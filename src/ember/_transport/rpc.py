@@ -52,7 +52,12 @@ class Calls:
             else:
                 fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
 
-        self.call(conn, make, done)
+        rid = self.call(conn, make, done)
+        if getattr(conn, "closed", False):  # closed before it was sent: no answer will come
+            with self._lock:
+                entry = self._waiting.pop(rid, None)
+            if entry is not None:
+                done(Reply(rid, ["ConnectionLost", "the connection was closed"]))
         return fut
 
     def cancel(self, rid: int) -> None:
