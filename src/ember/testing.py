@@ -118,8 +118,10 @@ class Cluster:
         else:
             node._signal(signal.SIGKILL)
             node.node.proc.wait()
-            # A killed node cleans nothing up; its shared memory is ours to free.
+            # A killed node cleans nothing up; its shared memory and spilled objects are ours
+            # to free.
             shutil.rmtree(node.node.shm_dir, ignore_errors=True)
+            shutil.rmtree(node.node.spill_dir, ignore_errors=True)
         cluster_files.remove_record(node.node_id)
         if node in self.nodes:
             self.nodes.remove(node)

@@ -196,7 +196,10 @@ def make_cluster() -> Any:
         made.append(cluster)
         for args in nodes:
             cluster.add_node(**args)
-        shm_dirs.extend(n.record["shm_dir"] for n in cluster.nodes)
+        # (and the spill folders: a killed node's are the helper's to remove)
+        shm_dirs.extend(
+            d for n in cluster.nodes for d in (n.record["shm_dir"], n.record["spill_dir"])
+        )
         cluster.connect()
         return cluster
 
@@ -207,4 +210,4 @@ def make_cluster() -> Any:
     for p in left:
         p.kill()
     assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
-    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory folders left"
+    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory or spill folders left"
