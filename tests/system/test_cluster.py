@@ -37,6 +37,12 @@ def total(a: np.ndarray) -> tuple[float, str]:
     return float(a.sum()), ember.get_runtime_context().get_node_id()
 
 
+@ember.remote
+class Pinger:
+    def ping(self) -> str:
+        return "pong"
+
+
 def test_nodes_join_and_resources_add_up(make_cluster: Any) -> None:
     make_cluster({"num_cpus": 1}, {"num_cpus": 2, "resources": {"shard": 1}}, {"num_cpus": 1})
     nodes = ember.nodes()
@@ -463,11 +469,6 @@ def test_kill_works_from_another_node(make_cluster: Any) -> None:
     """`kill` from a task on another node than the actor's own used to do nothing."""
     make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
 
-    @ember.remote
-    class Pinger:
-        def ping(self) -> str:
-            return "pong"
-
     @ember.remote(resources={"w": 1})
     def kill_it(handle: Any) -> None:
         ember.kill(handle)
@@ -486,11 +487,6 @@ def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) ->
     owner let go of its own: both stay alive (the owner's node used to count only holders on
     its own node, and freed the object and ended the actor)."""
     make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
-
-    @ember.remote
-    class Pinger:
-        def ping(self) -> str:
-            return "pong"
 
     @ember.remote(resources={"w": 1})
     class Keeper:
@@ -583,14 +579,9 @@ def test_an_actor_ends_with_the_node_that_manages_it(make_cluster: Any) -> None:
         {"num_cpus": 1, "resources": {"runs": 1}},
     )
 
-    @ember.remote(resources={"runs": 1})
-    class Child:
-        def ping(self) -> str:
-            return "pong"
-
     @ember.remote(resources={"maker": 1}, max_retries=0)
     def make() -> None:
-        child = Child.options(name="child", namespace="fate").remote()
+        child = Pinger.options(name="child", namespace="fate", resources={"runs": 1}).remote()
         assert ember.get(child.ping.remote(), timeout=30) == "pong"
         time.sleep(60)
 
