@@ -155,10 +155,11 @@ class ObjectsMixin:
         self._run_ready_callbacks(oid)
 
     def _set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:
-        """Under lock. Callbacks run afterwards via ``_run_ready_callbacks``."""
-        obj.ready = True
+        """Under lock. Callbacks run afterwards via ``_run_ready_callbacks``. Ready is set
+        last: ``_value`` reads without the lock."""
         obj.kind = kind
         obj.data = data
+        obj.ready = True
         if obj.shared and obj.owned:
             self._promote(oid, obj)
 
@@ -246,27 +247,35 @@ class ObjectsMixin:
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        left = timeout
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             self._wait_ready(refs, len(refs), left)
-            with self._lock:
-                missing = [r for r in refs if not getattr(self._objects.get(r._id), "ready", 0)]
-            if not missing:
-                break
+            objects = self._objects
+            out = []
+            for ref in refs:
+                obj = objects.get(ref._id)
+                if obj is None or not obj.ready:
+                    break
+                out.append(self._value(ref._id, obj))
+            else:
+                return out
             # Not ready after all: one that was ready is being made again (lineage) meanwhile.
-            if deadline is not None and time.monotonic() >= deadline:
-                raise exc.GetTimeoutError(
-                    f"Get timed out: some object(s) not ready after {timeout} s "
-                    f"(first missing: {missing[0]!r})."
-                )
-        return [self._value(ref._id, self._objects[ref._id]) for ref in refs]
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise exc.GetTimeoutError(
+                        f"Get timed out: some object(s) not ready after {timeout} s "
+                        f"(first missing: {ref!r})."
+                    )
 
     def _value(self, oid: bytes, obj: _Obj) -> Any:
-        with self._lock:  # another thread may be making it again (lineage) meanwhile
-            ready, kind, data = obj.ready, obj.kind, obj.data
-        if not ready:
+        kind, data = obj.kind, obj.data
+        if not obj.ready or obj.kind is not kind or obj.data is not data:
+            # Another thread is making it again (lineage) meanwhile (``_set_ready`` marks it
+            # ready last): read it under the lock, once it is ready again.
             self._await(obj)
-            return self._value(oid, obj)
+            with self._lock:
+                kind, data = obj.kind, obj.data
         if kind == INLINE:
             return serialization.loads(data)
         if kind == STORED:
