@@ -43,6 +43,22 @@ class Pinger:
         return "pong"
 
 
+def _with_two_w_nodes(make_cluster: Any) -> Any:
+    """A head and two nodes with resource "w" (where the lineage tests run their work)."""
+    return make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+
+
+def _replace_the_w_nodes(cluster: Any) -> None:
+    """Kill every node but the head (whichever held the work's objects), add a new "w" one."""
+    for node in list(cluster.nodes[1:]):
+        cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, resources={"w": 1})
+
+
 def test_nodes_join_and_resources_add_up(make_cluster: Any) -> None:
     make_cluster({"num_cpus": 1}, {"num_cpus": 2, "resources": {"shard": 1}}, {"num_cpus": 1})
     nodes = ember.nodes()
@@ -160,11 +176,7 @@ def test_tasks_of_a_killed_node_are_retried_elsewhere(make_cluster: Any) -> None
 
 
 def test_actor_restarts_on_another_node(make_cluster: Any) -> None:
-    cluster = make_cluster(
-        {"num_cpus": 1},
-        {"num_cpus": 1, "resources": {"w": 1}},
-        {"num_cpus": 1, "resources": {"w": 1}},
-    )
+    cluster = _with_two_w_nodes(make_cluster)
 
     @ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
     class Where:
@@ -184,21 +196,15 @@ def scaled(a: np.ndarray, k: float) -> np.ndarray:
 
 
 def test_lost_objects_are_rebuilt_or_reported(make_cluster: Any) -> None:
-    cluster = make_cluster(
-        {"num_cpus": 1},
-        {"num_cpus": 1, "resources": {"w": 1}},
-        {"num_cpus": 1, "resources": {"w": 1}},
-    )
+    cluster = _with_two_w_nodes(make_cluster)
     w = {"resources": {"w": 1}, "max_retries": 2}
     alone = array.options(**w).remote(500_000, 1.0)
     rebuildable = array.options(**w).remote(500_000, 3.0)
     doubled = scaled.options(**w).remote(rebuildable, 2.0)  # a chain of two
     once = array.options(resources={"w": 1}, max_retries=0).remote(500_000, 3.0)
     ember.wait([alone, rebuildable, doubled, once], num_returns=4, timeout=30)
-    # Kill whichever node(s) hold them: all ran on "w" nodes; kill both, then add a new one.
-    for node in list(cluster.nodes[1:]):
-        cluster.remove_node(node)
-    cluster.add_node(num_cpus=1, resources={"w": 1})
+    # All ran on "w" nodes.
+    _replace_the_w_nodes(cluster)
     assert ember.get(alone, timeout=60).sum() == 500_000.0  # made again by get
     # A new task's lost argument is made again first, and so is that one's lost argument.
     assert ember.get(scaled.options(**w).remote(doubled, 0.5), timeout=60).sum() == 1_500_000.0
@@ -422,11 +428,7 @@ def test_a_task_running_on_a_node_that_dies_with_its_argument_is_redone(
 ) -> None:
     """The task is retried elsewhere and finds its argument lost: the argument is made
     again (its lineage) and the task runs once more, instead of failing with ObjectLostError."""
-    cluster = make_cluster(
-        {"num_cpus": 1},
-        {"num_cpus": 1, "resources": {"w": 1}},
-        {"num_cpus": 1, "resources": {"w": 1}},
-    )
+    cluster = _with_two_w_nodes(make_cluster)
     w = {"resources": {"w": 1}, "max_retries": 2}
     argument = array.options(**w).remote(500_000, 2.0)
     ember.wait([argument], timeout=30)
@@ -435,9 +437,7 @@ def test_a_task_running_on_a_node_that_dies_with_its_argument_is_redone(
     while not any(tmp_path.iterdir()):  # it runs
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    for node in list(cluster.nodes[1:]):
-        cluster.remove_node(node)
-    cluster.add_node(num_cpus=1, resources={"w": 1})
+    _replace_the_w_nodes(cluster)
     assert ember.get(result, timeout=60) == 1_000_000.0
 
 
@@ -448,20 +448,14 @@ def plus_one(a: np.ndarray) -> np.ndarray:
 
 def test_a_long_lost_chain_is_rebuilt(make_cluster: Any) -> None:
     """Rebuilding walked a chain by recursion and failed past a few hundred links."""
-    cluster = make_cluster(
-        {"num_cpus": 1},
-        {"num_cpus": 1, "resources": {"w": 1}},
-        {"num_cpus": 1, "resources": {"w": 1}},
-    )
+    cluster = _with_two_w_nodes(make_cluster)
     links = 600
     step = plus_one.options(resources={"w": 1}, max_retries=1)
     ref = array.options(resources={"w": 1}, max_retries=1).remote(15_000, 0.0)  # 120 KB
     for _ in range(links):
         ref = step.remote(ref)
     ember.wait([ref], timeout=60)
-    for node in list(cluster.nodes[1:]):
-        cluster.remove_node(node)
-    cluster.add_node(num_cpus=1, resources={"w": 1})
+    _replace_the_w_nodes(cluster)
     assert ember.get(ref, timeout=120)[0] == links
 
 

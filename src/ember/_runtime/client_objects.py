@@ -337,7 +337,7 @@ class ObjectsMixin:
         if obj.where:
             # Its copy there could not be had: that node is likely dying, before anyone has
             # said so. Put no task on the leases held there (each loss would use a retry).
-            for lease in [x for x in self._leases.values() if x.worker_id[:4] == obj.where[:4]]:
+            for lease in self._leases_on(obj.where):
                 lease.revoked = True
                 if not lease.tasks:
                     self._return_lease(lease)

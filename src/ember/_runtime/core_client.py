@@ -231,13 +231,17 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
             if self._nodes.get(conn.node) is conn:
                 del self._nodes[conn.node]
 
+    def _leases_on(self, node_id: bytes) -> list[_Lease]:
+        """Under lock: the leases of workers on that node (worker ids start with its tag)."""
+        return [x for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
+
     def _on_node_died(self, node_id: bytes) -> None:
         """Reactor thread: whatever this process has open to a dead node is gone."""
         self._dead_nodes.add(node_id)  # objects there are lost (rebuilt from lineage)
-        # Workers' ids start with their node's tag: a lease there is gone too, even on a
-        # connection that has not noticed yet (no task may be pushed to it meanwhile).
+        # A lease there is gone too, even on a connection that has not noticed yet (no task
+        # may be pushed to it meanwhile).
         with self._lock:
-            leased = [x.conn for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
+            leased = [lease.conn for lease in self._leases_on(node_id)]
         for conn in [*self._peers.values(), *self._nodes.values(), *leased]:
             if conn.node == node_id or conn in leased:
                 conn.close()
