@@ -43,6 +43,14 @@ class Pinger:
         return "pong"
 
 
+@ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
+class Where:
+    """A restartable actor on a "w" node that says which node it runs on."""
+
+    def node(self) -> str:
+        return ember.get_runtime_context().get_node_id()
+
+
 def _with_two_w_nodes(make_cluster: Any) -> Any:
     """A head and two nodes with resource "w" (where the lineage tests run their work)."""
     return make_cluster(
@@ -177,11 +185,6 @@ def test_tasks_of_a_killed_node_are_retried_elsewhere(make_cluster: Any) -> None
 
 def test_actor_restarts_on_another_node(make_cluster: Any) -> None:
     cluster = _with_two_w_nodes(make_cluster)
-
-    @ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
-    class Where:
-        def node(self) -> str:
-            return ember.get_runtime_context().get_node_id()
 
     actor = Where.remote()
     first = ember.get(actor.node.remote(), timeout=30)
@@ -550,11 +553,6 @@ def test_an_actor_whose_only_node_dies_waits_for_another(make_cluster: Any) -> N
     """Placing it again chose the dying node again and again: the head recursed until it
     crashed. It now waits for a node with the resource, and restarts there."""
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
-
-    @ember.remote(resources={"w": 1}, max_restarts=1, max_task_retries=1)
-    class Where:
-        def node(self) -> str:
-            return ember.get_runtime_context().get_node_id()
 
     actor = Where.remote()
     first = ember.get(actor.node.remote(), timeout=30)
