@@ -9,6 +9,7 @@ are forked from the node manager, so they share it) and are not the node manager
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
@@ -366,3 +367,57 @@ def test_wait_timeout_split_then_cancel_frees_cpus(ray):
             ray.get(ref, timeout=T)
     _wait_until(lambda: ray.available_resources().get("CPU", 0) == 2, 10, "both CPUs to come back")
     assert time.monotonic() - start < 10  # well before the slow tasks would have finished
+
+
+# -- 8. nested tasks while workers are killed: the node never wedges ------------------------
+
+
+def test_nested_gets_with_workers_killed_never_wedge_the_node(ray):
+    """Parents that each get their children, on 2 CPUs, while workers are killed every
+    100 ms: a parent's death stops the workers running its children, and any other caller's
+    lease sharing those processes; the node once kept those CPUs held for ever (no worker
+    left, 0 CPUs free, every request waiting)."""
+
+    @ray.remote(max_retries=1)
+    def child(i):
+        time.sleep(0.005)
+        return i
+
+    @ray.remote(max_retries=1)
+    def parent(i):
+        return sum(ray.get([child.remote(i * 5 + k) for k in range(5)], timeout=T))
+
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def killer() -> None:
+        while not stop.wait(0.1) and len(killed) < 15:
+            with contextlib.suppress(AssertionError, psutil.Error, ProcessLookupError):
+                live = _worker_pids() - set(killed)
+                if live:
+                    pid = max(live)
+                    _kill_worker(pid)
+                    killed.append(pid)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    refs = [parent.remote(i) for i in range(100)]
+    outcomes = []
+    try:
+        for i, ref in enumerate(refs):
+            try:
+                outcomes.append(ray.get(ref, timeout=T) == sum(range(i * 5, i * 5 + 5)))
+            except ray.exceptions.WorkerCrashedError:
+                outcomes.append(None)  # it ran out of retries: an error, not a hang
+            except ray.exceptions.RayTaskError as e:  # a child's crash, raised by its parent
+                assert isinstance(e, ray.exceptions.WorkerCrashedError), e
+                outcomes.append(None)
+    finally:
+        stop.set()
+        thread.join(T)
+    assert len(killed) >= 5, killed
+    assert all(o is not False for o in outcomes)
+
+    # The node takes new work, and every CPU comes back.
+    assert ray.get(child.remote(7), timeout=T) == 7
+    _wait_until(lambda: ray.available_resources().get("CPU", 0) == 2, T, "both CPUs back")

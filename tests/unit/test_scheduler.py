@@ -12,6 +12,7 @@ from ember._core.scheduler import (
     LeaseScheduler,
     Revoke,
     StartWorker,
+    StopWorker,
     WarnInfeasible,
 )
 
@@ -466,11 +467,10 @@ def test_death_of_actor_worker_loses_the_actor_lease() -> None:
     assert s.resources.available == s.resources.total
 
 
-def test_forget_worker_removes_an_idle_worker() -> None:
+def test_stopping_an_idle_worker_removes_it() -> None:
     s = with_workers(make(), b"w1", b"w2")
-    s.forget_worker(b"w1")
+    assert s.worker_died(b"w1") == []
     assert s.idle_workers() == [b"w2"]
-    s.forget_worker(b"unknown")  # no error
     g = grant_one(s, "a", 1)
     assert g.worker_id == b"w2"
 
@@ -486,11 +486,12 @@ def test_client_gone_drops_its_requests_and_leases() -> None:
     s.request("a", 3, CPU2)
     s.request("a", 4, shape_of({"GPU": 1}))
     assert len(s.pending()) == 2
-    s.client_gone("a")
+    actions = s.client_gone("a")
+    assert actions == [StopWorker(b"w1"), StopWorker(b"w2")]  # nobody takes their results
     assert s.pending() == []
     assert s.lease(1) is None and s.lease(2) is None
     assert s.resources.available == s.resources.total
-    assert sorted(s.idle_workers()) == [b"w1", b"w2"]
+    assert s.idle_workers() == []
 
 
 def test_client_gone_leaves_other_clients_alone() -> None:
@@ -503,17 +504,36 @@ def test_client_gone_leaves_other_clients_alone() -> None:
     assert s.pending() == [("", True)]
 
 
+def test_dead_caller_ends_other_leases_on_the_workers_it_orphans() -> None:
+    """A caller dies while its task, blocked in get, shares its worker with another caller's
+    lease: stopping that worker ends both leases, so no CPU stays held when its connection
+    closes (this wedged a node: every CPU held, no worker left)."""
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    busy = grant_one(s, "driver", 1)  # w1, running
+    parent = grant_one(s, "dead", 1)  # w2, blocked in get: lends its CPU
+    s.blocked(parent.lease_id)
+    other = grant_one(s, "sibling", 1)  # w2 again: its every lease is blocked
+    assert (busy.worker_id, other.worker_id) == (b"w1", b"w2")
+    actions = s.client_gone("dead")
+    assert StopWorker(b"w2") in actions
+    assert LeaseLost("sibling", other.lease_id) in actions
+    assert s.worker_died(b"w2") == []  # its connection closes later: nothing left to free
+    assert s.resources.available["CPU"] == 10_000  # only the driver's lease holds a CPU
+    assert s.request("new", 1, CPU1) == [StartWorker()]
+    assert grants(s.worker_started(b"w3")) == [Grant("new", 1, other.lease_id + 1, b"w3", ())]
+
+
 def test_client_gone_without_state_is_harmless() -> None:
     s = with_workers(make(), b"w1")
     assert s.client_gone("nobody") == []
 
 
 def test_client_gone_grants_what_its_leases_free() -> None:
-    s = with_workers(make({"CPU": 1}), b"w1")
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
     g = grant_one(s, "a", 1)
     s.request("b", 1, CPU1)  # waits for a's CPU
     actions = s.client_gone("a")
-    assert grants(actions) == [Grant("b", 1, g.lease_id + 1, b"w1", ())]
+    assert actions == [StopWorker(b"w1"), Grant("b", 1, g.lease_id + 1, b"w2", ())]
 
 
 def test_client_gone_starts_workers_its_leases_make_room_for() -> None:
@@ -522,7 +542,7 @@ def test_client_gone_starts_workers_its_leases_make_room_for() -> None:
     s.request("b", 1, CPU1)
     s.request("b", 2, CPU1)
     actions = s.client_gone("a")
-    assert starts(actions) == 1
+    assert starts(actions) == 2  # a's worker is stopped with it
 
 
 def test_cancel_request_removes_a_queued_request() -> None:

@@ -71,6 +71,13 @@ class Refuse:
 
 
 @dataclass(frozen=True)
+class StopWorker:
+    """End this worker: its caller is gone, so nobody would take what it computes."""
+
+    worker_id: bytes
+
+
+@dataclass(frozen=True)
 class LeaseLost:
     """The worker behind a lease died; tell its holder."""
 
@@ -78,7 +85,7 @@ class LeaseLost:
     lease_id: int
 
 
-Action = Grant | StartWorker | WarnInfeasible | Revoke | LeaseLost | Spill | Refuse
+Action = Grant | StartWorker | StopWorker | WarnInfeasible | Revoke | LeaseLost | Spill | Refuse
 
 
 @dataclass
@@ -214,6 +221,11 @@ class LeaseScheduler:
         return out
 
     def worker_died(self, worker_id: bytes) -> list[Action]:
+        """The worker died, or the node is stopping it: every lease on it ends (whoever
+        holds one is told) and it takes no more."""
+        return self._drop_worker(worker_id) + self._dispatch()
+
+    def _drop_worker(self, worker_id: bytes) -> list[Action]:
         worker = self._workers.pop(worker_id, None)
         actions: list[Action] = []
         if worker is not None:
@@ -221,13 +233,22 @@ class LeaseScheduler:
                 lease = self._leases.pop(lease_id)
                 self.resources.release(lease.alloc)
                 actions.append(LeaseLost(lease.client, lease_id))
-        return actions + self._dispatch()
+        return actions
 
     def client_gone(self, client: Hashable) -> list[Action]:
+        """Its requests and leases go; the workers running its tasks are stopped (as Ray
+        does), with any other caller's lease that shares their process (a blocked task
+        lends its process too): those holders retry, their CPUs are not lost."""
         self._queue = [r for r in self._queue if r.client != client]
-        for lease_id in [i for i, lease in self._leases.items() if lease.client == client]:
+        mine = [i for i, lease in self._leases.items() if lease.client == client]
+        orphaned = sorted({self._leases[i].worker_id for i in mine})
+        for lease_id in mine:
             self._release(lease_id)
-        return self._dispatch()
+        actions: list[Action] = []
+        for worker_id in orphaned:
+            actions.append(StopWorker(worker_id))
+            actions += self._drop_worker(worker_id)
+        return actions + self._dispatch()
 
     def blocked(self, lease_id: int) -> list[Action]:
         lease = self._leases.get(lease_id)
@@ -254,13 +275,6 @@ class LeaseScheduler:
         """What waits for resources: (description, feasible) per queued request."""
         return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
 
-    def workers_leased_to(self, client: Hashable) -> list[bytes]:
-        """The workers whose leases ``client`` holds, an actor's among them when ``client``
-        is the node that manages the actor."""
-        return sorted(
-            {lease.worker_id for lease in self._leases.values() if lease.client == client}
-        )
-
     def has_client(self, client: Hashable) -> bool:
         """Does this caller hold a lease or wait for one?"""
         return any(lease.client == client for lease in self._leases.values()) or any(
@@ -269,10 +283,6 @@ class LeaseScheduler:
 
     def idle_workers(self) -> list[bytes]:
         return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
-
-    def forget_worker(self, worker_id: bytes) -> None:
-        """The node stopped an idle worker on purpose."""
-        self._workers.pop(worker_id, None)
 
     # -- the decision -------------------------------------------------------------------------
 

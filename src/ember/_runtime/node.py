@@ -305,7 +305,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                 break
             if self.owns_anything(worker_id):
                 continue  # objects, actors or leases of its own still depend on it
-            self.scheduler.forget_worker(worker_id)
+            self.run_actions(self.scheduler.worker_died(worker_id))
             self.kill_worker(worker_id)
             spare -= 1
 
@@ -353,6 +353,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                 self.grant(action)
             elif isinstance(action, sched.StartWorker):
                 self.start_worker()
+            elif isinstance(action, sched.StopWorker):
+                self.kill_worker(action.worker_id)
             elif isinstance(action, sched.Revoke):
                 if isinstance(action.client, Connection):
                     action.client.send(m.RevokeLease(action.lease_id))
@@ -562,11 +564,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         # Whatever this process held or asked for as a caller (leases for its nested tasks)
         # goes back, whether it was a driver or a worker; the workers running its tasks are
         # stopped, since nobody is left to take their results (as Ray does).
-        orphaned = self.scheduler.workers_leased_to(conn)
         self.run_actions(self.scheduler.client_gone(conn))
-        for worker_id in orphaned:
-            self.scheduler.forget_worker(worker_id)
-            self.kill_worker(worker_id)
         if client.kind == "worker":
             w = self.workers.pop(client.client_id, None)
             self.run_actions(self.scheduler.worker_died(client.client_id))
