@@ -20,6 +20,8 @@ from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 pytestmark = pytest.mark.ember_only
 
+T = 30
+
 
 @ember.remote
 def node_of(delay: float = 0.0) -> str:
@@ -661,3 +663,19 @@ def test_objects_lost_mid_get_are_rebuilt_within_their_retries(make_cluster: Any
             killer.join()
             replacement.join()
         del made
+
+
+def test_a_new_actor_s_handle_works_at_once_on_another_node(make_cluster: Any) -> None:
+    """A handle that reaches another node before its actor is registered with the control
+    store: that node's lookup used to say "unknown or gone", and the call failed with
+    ActorDiedError."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    other = cluster.nodes[1].node_id
+
+    @ember.remote(scheduling_strategy=NodeAffinitySchedulingStrategy(other, soft=False))
+    def call(pinger: Any) -> str:
+        return ember.get(pinger.ping.remote(), timeout=T)
+
+    for _ in range(50):  # (the leases on the other node stay warm: the push is immediate)
+        pinger = Pinger.options(num_cpus=0).remote()
+        assert ember.get(call.remote(pinger), timeout=T) == "pong"

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from ember._runtime.control_store import ControlStore, ControlStoreServer, NodeEntry
+from ember._runtime.control_store import (
+    ACTOR_REGISTRATION_WAIT,
+    ControlStore,
+    ControlStoreServer,
+    NodeEntry,
+)
 from ember._transport.reactor import Reactor
 
 
@@ -29,3 +35,40 @@ def test_nobody_is_declared_dead_for_the_control_store_s_own_stall() -> None:
     server._last_check = time.monotonic() - 5.0
     server._check()
     assert entry.alive
+
+
+class _Sent:
+    """Stands for a connection: keeps what is sent on it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, msg: Any) -> None:
+        self.sent.append(msg)
+
+
+def test_a_lookup_of_an_actor_not_registered_yet_waits_for_its_registration() -> None:
+    """A handle can reach another node before its actor is registered; that node's lookup
+    used to be answered "unknown or gone", and the call failed with ActorDiedError."""
+    store = ControlStore()
+    home = NodeEntry(b"h" * 16, "tcp:127.0.0.1:1", "unix:/x", "127.0.0.1", {"CPU": 1.0}, 1)
+    store.nodes[home.node_id] = home
+    asker = _Sent()
+    store.lookup_actor(asker, 7, b"a" * 12, now=100.0)  # type: ignore[arg-type]
+    assert asker.sent == []
+    store.register_actor(b"a" * 12, None, "ns", b"", False, home.node_id)
+    assert [(r.rid, r.error) for r in asker.sent] == [(7, None)]
+    assert asker.sent[0].value["node_id"] == home.node_id
+
+
+def test_a_lookup_of_an_ended_or_never_registered_actor_fails() -> None:
+    store = ControlStore()
+    asker = _Sent()
+    store.actor_dead(b"d" * 12)
+    store.lookup_actor(asker, 1, b"d" * 12, now=100.0)  # type: ignore[arg-type]
+    assert asker.sent[0].error[0] == "ActorDiedError"
+    store.lookup_actor(asker, 2, b"n" * 12, now=100.0)  # type: ignore[arg-type]
+    store.expire_lookups(100.0 + ACTOR_REGISTRATION_WAIT / 2)
+    assert len(asker.sent) == 1
+    store.expire_lookups(100.0 + ACTOR_REGISTRATION_WAIT + 0.1)
+    assert [(r.rid, r.error[0]) for r in asker.sent[1:]] == [(2, "ActorDiedError")]

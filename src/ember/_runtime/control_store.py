@@ -17,6 +17,7 @@ optionally writing through to Redis (``_runtime/storage.py``) so that it can res
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -31,6 +32,10 @@ from ember._transport.reactor import Connection, Reactor
 
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
+# How long a lookup of an actor waits for its registration before calling it unknown: long
+# enough for a node to send it, and for a node that died before it could to be declared dead.
+ACTOR_REGISTRATION_WAIT = 2 * NODE_TIMEOUT
+_GONE_ACTORS_KEPT = 100_000
 
 
 class NameTaken(ValueError):
@@ -79,6 +84,11 @@ class ControlStore:
         self._fn_waiters: dict[bytes, list[tuple[Connection, int]]] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.actors: dict[bytes, dict[str, Any]] = {}
+        # Ids of actors that ended (bounded): a lookup of any other unknown id waits for its
+        # registration, which may still be on its way (a handle can reach another node
+        # before its actor is registered here).
+        self.gone_actors: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._lookups: dict[bytes, list[tuple[Connection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
         self._load()
@@ -144,15 +154,47 @@ class ControlStore:
             actor_id.hex(),
             json.dumps({**info, "handle_meta": handle_meta.hex(), "home": home.hex()}),
         )
+        for conn, rid, _ in self._lookups.pop(actor_id, []):
+            self.lookup_actor(conn, rid, actor_id, 0.0)
         return actor_id
 
     def actor_dead(self, actor_id: bytes) -> None:
+        self.gone_actors[actor_id] = None
+        if len(self.gone_actors) > _GONE_ACTORS_KEPT:
+            self.gone_actors.popitem(last=False)
         info = self.actors.pop(actor_id, None)
         if info is None:
             return
         self.storage.delete("actors", actor_id.hex())
         if info["name"] is not None:
             self.names.pop((info["namespace"], info["name"]), None)
+
+    def lookup_actor(self, conn: Connection, rid: int, actor_id: bytes, now: float) -> None:
+        """Answer which node manages an actor; for an id not registered yet, once it is (or
+        as unknown after ``ACTOR_REGISTRATION_WAIT``)."""
+        info = self.actors.get(actor_id)
+        if info is None and actor_id not in self.gone_actors:
+            self._lookups.setdefault(actor_id, []).append(
+                (conn, rid, now + ACTOR_REGISTRATION_WAIT)
+            )
+            return
+        node = self.nodes.get(info["home"]) if info is not None else None
+        if node is None or not node.alive:
+            conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or gone"]))
+        else:
+            conn.send(m.Reply(rid, None, node.public()))
+
+    def expire_lookups(self, now: float) -> None:
+        """Lookups of ids that were never registered (their creator died first) fail."""
+        for actor_id, waiting in list(self._lookups.items()):
+            for conn, rid, due in waiting:
+                if due <= now:
+                    conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or gone"]))
+            keep = [w for w in waiting if w[2] > now]
+            if keep:
+                self._lookups[actor_id] = keep
+            else:
+                del self._lookups[actor_id]
 
     # ------------------------------------------------------------------ nodes
 
@@ -268,12 +310,7 @@ class ControlStore:
         elif isinstance(msg, m.ActorGone):
             self.actor_dead(msg.actor_id)
         elif isinstance(msg, m.LookupActor):
-            info = self.actors.get(msg.actor_id)
-            node = self.nodes.get(info["home"]) if info is not None else None
-            if node is None or not node.alive:
-                conn.send(m.Reply(msg.rid, ["ActorDiedError", "the actor is unknown or gone"]))
-            else:
-                conn.send(m.Reply(msg.rid, None, node.public()))
+            self.lookup_actor(conn, msg.rid, msg.actor_id, time.monotonic())
         elif isinstance(msg, m.GetNamedActor):
             actor_id = self.names.get((msg.namespace, msg.name))
             if actor_id is None:
@@ -391,6 +428,7 @@ class ControlStoreServer:
         for node_id in self.store.expire(now):
             self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
         self.store.forget_unclaimed_jobs(now)
+        self.store.expire_lookups(now)
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 
