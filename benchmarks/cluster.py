@@ -332,6 +332,33 @@ def spread_tasks(ctx):
     return _spill_samples(ctx, cluster, ids, "spread")
 
 
+# --------------------------------------------------------------------------- makespan
+
+
+@cluster_workload(
+    "makespan_cluster",
+    wl.makespan_metrics("cluster_makespan"),
+    "head with 1 CPU + 2 nodes with 1 CPU each, a fresh cluster; the driver on the head "
+    "submits tasks that hold one CPU for a given time (time.sleep: three 1-CPU nodes on this "
+    "machine's cores cannot all spin) all at once; each metric is the makespan divided by the "
+    "ideal first-free-CPU FIFO schedule on the 3 CPUs: long_first = 3, 1, 1, 1 s (ideal 3 s); "
+    "mixed = 30 tasks log-uniform in 10 ms..1 s; 10ms = 200 tasks of 10 ms",
+    max_repeat=3,
+)
+def makespan_cluster(ctx):
+    ray = ctx.ray
+    cluster = TestCluster(ctx, {"num_cpus": 1})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.connect()
+
+    @ray.remote
+    def hold(seconds):
+        time.sleep(seconds)
+
+    return wl.makespan_sampler(ray, hold, 3, "cluster_makespan")
+
+
 # --------------------------------------------------------------------------- transfer
 
 

@@ -149,6 +149,7 @@ TARGETS = {
     "get_100mb": ZeroCopy(),
     "tiny_tasks": VsOwnRef("pool_apply_async", 0.5, "<= 2x pool_apply_async"),
     "matmul_speedup_k8": AtLeast(1.8, ">= 1.8x at k=8"),
+    **{m: AtMost(1.08, "<= 1.08x ideal") for m, *_ in wl.makespan_metrics("makespan")},
 }
 
 _WITHIN = cw.NODE_TIMEOUT + 1.0
@@ -164,6 +165,7 @@ CLUSTER_TARGETS = {
     "kill_recovery": AtMost(_WITHIN, _WITHIN_TEXT),
     "cutoff_detect": AtMost(_WITHIN, _WITHIN_TEXT),
     "cutoff_recovery": AtMost(_WITHIN, _WITHIN_TEXT),
+    **{m: AtMost(1.2, "<= 1.2x ideal") for m, *_ in wl.makespan_metrics("cluster_makespan")},
 }
 
 

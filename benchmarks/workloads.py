@@ -744,6 +744,75 @@ def wait_1k_tasks(ctx):
     return once
 
 
+# --------------------------------------------------------------------------- makespan
+
+
+def fifo_makespan(durations, cpus):
+    """The makespan of the ideal schedule that every workload below is held to: tasks start
+    in submission order, each on the first CPU that is free, with no overhead at all."""
+    import heapq
+
+    free = [0.0] * cpus
+    for d in durations:
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return max(free)
+
+
+def makespan_mixes(seed=7):
+    """Task lengths (s) per mix: long tasks ahead of short ones, a log-uniform mix from 10 ms
+    to 1 s (seeded), and many 10 ms tasks."""
+    import random
+
+    rng = random.Random(seed)
+    return {
+        "long_first": [3.0, 1.0, 1.0, 1.0],
+        "mixed": [0.01 * 100 ** rng.random() for _ in range(30)],
+        "10ms": [0.01] * 200,
+    }
+
+
+def makespan_sampler(ray, task, cpus, prefix, mixes=None):
+    """A sample function running each mix once: submit all its tasks at once, get them, and
+    report the makespan as a ratio to ``fifo_makespan`` on ``cpus`` CPUs (1.0 is ideal)."""
+    mixes = mixes or makespan_mixes()
+
+    def once():
+        out = {}
+        for name, durations in mixes.items():
+            t0 = time.perf_counter()
+            done = ray.get([task.remote(d) for d in durations], timeout=600)
+            _check(len(done) == len(durations), f"{name} results")
+            out[f"{prefix}_{name}"] = _elapsed(t0) / fifo_makespan(durations, cpus)
+        return out
+
+    return once
+
+
+def makespan_metrics(prefix):
+    return [(f"{prefix}_{name}", "x ideal", "lower") for name in makespan_mixes()]
+
+
+@workload(
+    "makespan",
+    makespan_metrics("makespan"),
+    "CPU-bound tasks (a busy loop) submitted at once, all with num_cpus=1; each metric is the "
+    "wall time from the first submit to the last result divided by the ideal first-free-CPU "
+    "FIFO schedule on the 2 CPUs: long_first = 3, 1, 1, 1 s (ideal 3 s); mixed = 30 tasks "
+    "log-uniform in 10 ms..1 s; 10ms = 200 tasks of 10 ms (ideal 1 s)",
+    max_repeat=3,
+)
+def makespan(ctx):
+    ray = ctx.ray
+
+    @ray.remote
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return makespan_sampler(ray, spin, NUM_CPUS, "makespan")
+
+
 # --------------------------------------------------------------------------- vs. Pool
 
 

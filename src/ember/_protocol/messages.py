@@ -438,6 +438,16 @@ class CancelTask(Message):
     recursive: bool = True  # also cancel the tasks this task submitted
 
 
+@_message(64)
+class TakeBackTasks(Message):
+    """Caller -> worker: hand back those of these tasks queued on the lease that have not
+    started (the Reply's value lists them), for a worker that became free to run instead."""
+
+    rid: int
+    lease_id: int
+    task_ids: list[bytes]
+
+
 @_message(63)
 class StartActor(Message):
     """Node -> worker: become this actor."""

@@ -17,10 +17,11 @@ from ember._transport.reactor import Connection
 
 IDLE_LEASE_SECONDS = 1.0
 MAX_LEASE_REQUESTS = 16
-# When the node has no room for another lease of a shape, no other worker would take more of
-# our tasks of that shape, so a lease may carry a second one queued behind the first: that
-# hides the round trip between one task's end and the next one's start. (Not for GPU tasks:
-# a task queued behind a blocked one may start beside it, in the same process.)
+# When the node has no room for another lease of a shape, a lease may carry a second task
+# queued behind the first: that hides the round trip between one task's end and the next
+# one's start. A lease that becomes free takes such a task back if it has not started, so no
+# task waits behind a long one while a worker is free. (Not for GPU tasks: a task queued
+# behind a blocked one may start beside it, in the same process.)
 PIPELINE_DEPTH = 2
 ACTOR = 3  # object-table kind for an actor id (counted like objects, killed when unreferenced)
 
@@ -90,10 +91,12 @@ class _Task:
         "parent",
         "on_error",
         "strategy",
+        "started",
     )
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.started = False  # known to run: its worker refused to hand it back
         self.on_error: Callable[[bytes], None] | None = None
         self.lease: _Lease | None = None
         self.actor: _Actor | None = None
@@ -144,6 +147,7 @@ class _Key:
         "describe",
         "resources",
         "saturated",
+        "taking_back",
     )
 
     def __init__(self, shape: Shape, strategy: Any = None) -> None:
@@ -155,6 +159,7 @@ class _Key:
         self.describe = ""
         self.resources = shape_dict(shape)
         self.saturated = False  # the node said it has no room for another lease of this shape
+        self.taking_back: set[bytes] = set()  # queued behind another task, asked back
 
 
 class _Actor:

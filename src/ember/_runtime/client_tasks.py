@@ -180,29 +180,96 @@ class TasksMixin:
         self._pump(key)
 
     def _pump(self, key: _Key) -> None:
-        """Under lock: push queued tasks to free leases, and ask for or give back leases."""
+        """Under lock: push queued tasks to free leases (or take back, for a free lease, a
+        task waiting behind another), and ask for or give back leases."""
         # SPREAD: one task per lease, so that every task is placed on its own.
         spread = key.strategy == "SPREAD"
         if key.queue:
             depth = PIPELINE_DEPTH if key.saturated and key.requests and not spread else 1
-            for lease in key.leases.values():
-                while key.queue and len(lease.tasks) < depth and not lease.revoked:
-                    if spread and lease.spent:
+            for room in range(1, depth + 1):  # free leases first, then seconds on busy ones
+                for lease in key.leases.values():
+                    if not key.queue:
                         break
-                    self._push(key.queue.popleft(), lease)
-                if not key.queue:
-                    break
+                    if (
+                        len(lease.tasks) < room
+                        and not lease.revoked
+                        and not (spread and lease.spent)
+                    ):
+                        self._push(key.queue.popleft(), lease)
+        waiting = len(key.queue)
+        if waiting < MAX_LEASE_REQUESTS:
+            # Tasks queued behind another still want a worker of their own: a lease granted
+            # later takes them back.
+            waiting += sum(not task.started for x in key.leases.values() for task in x.tasks[1:])
+            if not key.queue and waiting:
+                self._take_back(key)
         for lease in [
             x for x in key.leases.values() if not x.tasks and (x.revoked or spread and x.spent)
         ]:
             self._return_lease(lease)
-        wanted = min(len(key.queue), MAX_LEASE_REQUESTS) - len(key.requests)
+        wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(max(0, wanted)):
             self._request_lease(key)
-        if not key.queue and key.requests:
+        if not waiting and key.requests:
             for rid, via in key.requests.items():
                 via.send(m.CancelLeaseRequest(rid))
             key.requests.clear()
+
+    def _take_back(self, key: _Key) -> None:
+        """Under lock, with no task queued here: for each free lease, ask the worker of the
+        oldest task waiting behind another on its lease to hand it back; unless it started
+        meanwhile, it then runs on the free lease (``_took_back``)."""
+        free = sum(1 for x in key.leases.values() if not x.tasks and not x.revoked)
+        free -= len(key.taking_back)
+        if free <= 0:
+            return
+        behind = sorted(
+            ((task, lease) for lease in key.leases.values() for task in lease.tasks[1:]),
+            key=lambda pair: pair[0].task_id,  # (ids count up in submission order)
+        )
+        asks: dict[_Lease, list[bytes]] = {}
+        for task, lease in behind:
+            if free <= 0:
+                break
+            if not task.started and task.task_id not in key.taking_back:
+                asks.setdefault(lease, []).append(task.task_id)
+                free -= 1
+        for lease, task_ids in asks.items():
+            key.taking_back.update(task_ids)
+            self.calls.call(
+                lease.conn,
+                lambda rid, lease=lease, task_ids=task_ids: m.TakeBackTasks(
+                    rid, lease.lease_id, task_ids
+                ),
+                lambda reply, lease=lease, task_ids=task_ids: self._took_back(
+                    key, lease, task_ids, reply
+                ),
+            )
+
+    def _took_back(self, key: _Key, lease: _Lease, asked: list[bytes], reply: m.Reply) -> None:
+        """Reactor thread: the worker answered a take-back with the tasks it handed back."""
+        with self._lock:
+            key.taking_back.difference_update(asked)
+            back = set(reply.value or ()) if reply.error is None else set()
+            returned = []
+            # (The task ahead may have finished meanwhile: a task handed back can be first.)
+            for task in lease.tasks:
+                if task.task_id in back:
+                    returned.append(task)
+                elif task.task_id in asked:
+                    task.started = True
+            for task in returned:
+                lease.tasks.remove(task)
+                task.lease = None
+                task.conn = None
+            if not lease.tasks:
+                lease.idle_since = time.monotonic()
+            for task in reversed(returned):
+                if task.cancelled:
+                    self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+                else:
+                    key.queue.appendleft(task)
+            self._pump(key)
 
     def _request_lease(self, key: _Key) -> None:
         # Idle leases of other shapes would only hold resources this request may need.

@@ -55,6 +55,8 @@ class _CallerHandler:
             self.worker.dispatch(conn, msg)
         elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
             self.worker.main_slot.queue.put(lambda: self.worker.start_actor(msg, conn))
+        elif isinstance(msg, m.TakeBackTasks):
+            conn.send(m.Reply(msg.rid, None, self.worker.take_back(msg.lease_id, msg.task_ids)))
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.worker.client.cancel_children(msg.task_id, msg.force)
@@ -247,6 +249,21 @@ class Worker:
             del self.lease_runs[lease_id]
         if slot not in self.idle:
             self.idle.append(slot)
+
+    def take_back(self, lease_id: int, task_ids: list[bytes]) -> list[bytes]:
+        """Reactor thread: drop those of ``task_ids`` that wait, not started, in the lease's
+        queue; their caller runs them elsewhere. Returns the ids dropped."""
+        wanted = set(task_ids)
+        with self.slots_lock:
+            run = self.lease_runs.get(lease_id)
+            if run is None:
+                return []
+            back = [item for item in run.queue if item[1].task_id in wanted]
+            for item in back:
+                run.queue.remove(item)
+        for _, msg, _ in back:
+            self.by_task.pop(msg.task_id, None)
+        return [msg.task_id for _, msg, _ in back]
 
     def on_node_message(self, msg: m.Message) -> None:
         if isinstance(msg, m.StartActor):
