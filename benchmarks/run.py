@@ -689,6 +689,9 @@ def main(argv=None):
         w = table[name]
         for fw in frameworks:
             i += 1
+            if w.frameworks is not None and fw not in w.frameworks:
+                print(f"[{i}/{total}] {name} / {fw}: not run on {fw}", flush=True)
+                continue
             env = dict(env_for[fw])
             if w.single_thread_blas:
                 env.update({k: "1" for k in wl.THREAD_ENV})

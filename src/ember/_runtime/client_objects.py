@@ -11,7 +11,7 @@ from ember import exceptions as exc
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
-from ember._runtime import serialization
+from ember._runtime import serialization, task_context
 from ember._runtime.client_state import (
     ACTOR,
     _Latch,
@@ -212,38 +212,69 @@ class ObjectsMixin:
             missing = num - (len(refs) - len(pending))
             if missing <= 0 or (timeout is not None and timeout <= 0):
                 return
-            latch = _Latch(missing)
+            latch = self._latch(missing)
             for obj in pending:
                 self._on_ready(obj, latch.hit)
         try:
             self._block_on(latch, timeout)
         finally:
-            if latch.n > 0:  # timed out: take our callback back off the objects
+            if latch.n != 0:  # timed out or woken early: take our callback back off the objects
                 with self._lock:
                     for obj in pending:
                         if obj.waiters and latch.hit in obj.waiters:
                             obj.waiters.remove(latch.hit)
 
+    def _latch(self, n: int) -> _Latch:
+        """Under lock: a latch for this thread to block on until ``n`` objects are ready,
+        known to the client so that node loss, ``close`` or a cancel wake it."""
+        self._check_open()
+        latch = _Latch(n)
+        self._latches.add(latch)
+        return latch
+
+    def _check_open(self) -> None:
+        if self.node_lost:
+            raise exc.LocalRayletDiedError(
+                "the Ember node manager this process was connected to has died"
+            )
+        if self._closed:
+            raise exc.RaySystemError("ember.shutdown() was called while this waited")
+
+    def _wake_all(self) -> None:
+        """Under lock: the node is lost or the client closes; every blocked wait raises."""
+        for latch in self._latches:
+            latch.wake()
+
+    def interrupt_wait(self, thread: int) -> bool:
+        """Wake the wait that ``thread`` (running a task just cancelled) is blocked in, which
+        then raises TaskCancelledError; False if that thread is not blocked in one."""
+        with self._lock:
+            for latch in self._latches:
+                if latch.thread == thread and latch.n > 0:
+                    latch.cancelled = True
+                    latch.wake()
+                    return True
+        return False
+
     def _block_on(self, latch: _Latch, timeout: float | None) -> None:
-        blocked = self.on_block is not None
-        if blocked:
-            self.on_block()  # type: ignore[misc]
+        """Sleep until the latch is released or the timeout passes; raise if it was woken
+        early by node loss, ``close`` or a cancel."""
+        blocked = False
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not latch.wait(
-                0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            ):
-                if self.node_lost:
-                    raise exc.LocalRayletDiedError(
-                        "the Ember node manager this process was connected to has died"
-                    )
-                if self._closed:
-                    raise exc.RaySystemError("ember.shutdown() was called while this waited")
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
+            if self.on_block is not None:
+                self.on_block()  # (a worker may refuse: too many of its tasks wait already)
+                blocked = True
+            latch.wait(timeout)
         finally:
+            with self._lock:
+                self._latches.discard(latch)
             if blocked:
                 self.on_unblock()  # type: ignore[misc]
+        if latch.n < 0:
+            if latch.cancelled:
+                ctx = task_context.current.get()
+                raise exc.TaskCancelledError(ctx.task_id.hex() if ctx else None)
+            self._check_open()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -321,7 +352,7 @@ class ObjectsMixin:
         with self._lock:
             if obj.ready:
                 return
-            latch = _Latch(1)
+            latch = self._latch(1)
             self._on_ready(obj, latch.hit)
         self._block_on(latch, None)
 
