@@ -776,6 +776,31 @@ def wait_1k_tasks(ctx):
     return once
 
 
+@workload(
+    "wait_loop_1k",
+    [("wait_loop_1k", "refs/s", "higher")],
+    "submit 1000 no-op tasks, then ray.wait(refs, num_returns=1) in a loop, each time on the "
+    "refs it left not ready, until none is left",
+)
+def wait_loop_1k(ctx):
+    ray, n = ctx.ray, 1000
+
+    noop = _remote_noop(ray)
+
+    def once():
+        t0 = time.perf_counter()
+        rest = [noop.remote() for _ in range(n)]
+        done = 0
+        while rest:
+            ready, rest = ray.wait(rest, num_returns=1)
+            done += len(ready)
+        dt = _elapsed(t0)
+        _check(done == n, f"wait returned {done} ready in all")
+        return {"wait_loop_1k": n / dt}
+
+    return once
+
+
 # --------------------------------------------------------------------------- vs. Pool
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from operator import attrgetter
 from typing import Any
 
 from ember import exceptions as exc
+from ember._core.wait_index import WaitIndex
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
@@ -17,7 +19,7 @@ from ember._runtime.client_state import (
     _Latch,
     _Obj,
 )
-from ember._runtime.object_ref import ObjectRef
+from ember._runtime.object_ref import ObjectRef, check_wait_args
 
 
 class ObjectsMixin:
@@ -162,6 +164,9 @@ class ObjectsMixin:
         obj.ready = True
         if obj.shared and obj.owned:
             self._promote(oid, obj)
+        index = self._wait_index
+        if index is not None and index.arrived(oid) and self._wait_latch is not None:
+            self._wait_latch.hit()
 
     def _run_ready_callbacks(self, oid: bytes) -> None:
         with self._lock:
@@ -397,13 +402,78 @@ class ObjectsMixin:
             raise exc.ObjectLostError(oid.hex(), str(e)) from None
 
     def wait(
-        self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        try:
+            ids = list(map(_ID, refs))
+        except AttributeError:
+            ids = None  # not all refs: check_wait_args says so
+        with self._lock:
+            index = self._wait_index
+            known = ids is not None and index is not None and index.matches(ids, fetch_local)
+        check_wait_args(refs, num_returns, known)
+        if ids is not None and num_returns * _INDEX_BELOW <= len(refs):
+            done = self._wait_indexed(refs, ids, num_returns, timeout, fetch_local)
+            if done is not None:
+                return done
         ready, rest = self._split_ready(refs, num_returns)
         if len(ready) < num_returns:
             self._wait_ready(refs, num_returns, timeout, fetch_local)
             ready, rest = self._split_ready(refs, num_returns)
         return ready, rest
+
+    def _wait_indexed(
+        self, refs: list[ObjectRef], ids: list[bytes], num: int, timeout: float | None, fetch: bool
+    ) -> tuple[list[ObjectRef], list[ObjectRef]] | None:
+        """``wait`` through the index of the list (see ``WaitIndex``), made now if this is
+        not the list the last call left; None if the index cannot serve this call (another
+        thread sleeps on it, or a ref is unknown here): the scan does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._wait_latch is not None:
+                    return None
+                self._drain_decs()
+                index = self._wait_index
+                if index is None or not index.matches(ids, fetch):
+                    index = self._index_wait(refs, ids, fetch)
+                    if index is None:
+                        return None
+                first = index.first(num, self._is_ready)
+                left = None if deadline is None else deadline - time.monotonic()
+                if len(first) == num or (left is not None and left <= 0):
+                    at = index.take(first)
+                    if not index.expected:
+                        self._wait_index = None
+                    return _split_at(refs, at)
+                latch = self._wait_latch = self._latch(num - len(first))
+            try:
+                self._block_on(latch, left)
+            finally:
+                with self._lock:
+                    if self._wait_latch is latch:
+                        self._wait_latch = None
+
+    def _index_wait(self, refs: list[ObjectRef], ids: list[bytes], fetch: bool) -> WaitIndex | None:
+        """Under lock: index a new wait list, fetching the borrowed refs not ready yet;
+        None if one is unknown here (made before this runtime): the scan handles those."""
+        objects = self._objects
+        ready = []
+        for i, ref in enumerate(refs):
+            obj = objects.get(ref._id)
+            if obj is None:
+                return None
+            if not obj.ready:
+                obj = self._entry_for(ref, fetch)
+                if not obj.ready:
+                    continue
+            ready.append(i)
+        self._wait_index = WaitIndex(ids, ready, fetch)
+        return self._wait_index
+
+    def _is_ready(self, oid: bytes) -> bool:
+        obj = self._objects.get(oid)
+        return obj is not None and obj.ready
 
     def _split_ready(
         self, refs: Sequence[ObjectRef], num_returns: int
@@ -442,3 +512,20 @@ class ObjectsMixin:
             self._on_ready(self._entry_for(ref), resolve)
         fut._ember_ref = ref  # type: ignore[attr-defined]  # keep the object alive until done
         return fut
+
+
+_ID = attrgetter("_id")
+# A wait() for fewer than 1/8 of its refs goes through the index; a larger share costs more
+# to take out of the index one by one than a scan of the list does.
+_INDEX_BELOW = 8
+
+
+def _split_at(refs: list[ObjectRef], at: list[int]) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """The refs at positions ``at`` (ascending), and the others, both in order."""
+    rest: list[ObjectRef] = []
+    start = 0
+    for i in at:
+        rest += refs[start:i]
+        start = i + 1
+    rest += refs[start:]
+    return [refs[i] for i in at], rest

@@ -35,6 +35,7 @@ from typing import Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape
+from ember._core.wait_index import WaitIndex
 from ember._protocol import messages as m
 from ember._runtime.client_actors import ActorsMixin
 from ember._runtime.client_objects import ObjectsMixin
@@ -144,6 +145,8 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
         self._latches: set[_Latch] = set()  # the waits blocked in get/wait, to wake early
+        self._wait_index: WaitIndex | None = None  # the list of the last wait() loop
+        self._wait_latch: _Latch | None = None  # the wait() sleeping on that index
         # What this process exported, sent again to a control store that restarted (one
         # killed before it stored an export would otherwise never have it).
         self._exported: dict[bytes, Callable[[], bytes]] = {}
