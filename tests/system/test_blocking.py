@@ -50,7 +50,6 @@ def test_past_the_limit_of_blocked_tasks_a_get_raises_naming_it(
     with pytest.raises(ray.exceptions.BlockedTasksLimitExceeded) as info:
         ray.get(nested.remote(10), timeout=T)
     assert "EMBER_MAX_BLOCKED_TASKS=3" in str(info.value)
-    assert ray.get(nested.remote(2), timeout=T) == 2  # the process is fine afterwards
 
 
 def _blocked_getter(ray: Any) -> tuple[threading.Thread, list[BaseException]]:
