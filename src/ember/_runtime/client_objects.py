@@ -404,15 +404,17 @@ class ObjectsMixin:
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        try:
-            ids = list(map(_ID, refs))
-        except AttributeError:
-            ids = None  # not all refs: check_wait_args says so
+        ids = None
+        if isinstance(num_returns, int) and num_returns * _INDEX_BELOW <= len(refs):
+            try:
+                ids = list(map(_ID, refs))
+            except AttributeError:
+                pass  # not all refs: check_wait_args says so
         with self._lock:
             index = self._wait_index
             known = ids is not None and index is not None and index.matches(ids, fetch_local)
         check_wait_args(refs, num_returns, known)
-        if ids is not None and num_returns * _INDEX_BELOW <= len(refs):
+        if ids is not None:
             done = self._wait_indexed(refs, ids, num_returns, timeout, fetch_local)
             if done is not None:
                 return done
