@@ -145,6 +145,7 @@ TARGETS = {
     "actor_async": VsRay(2, ">= 2x ray"),
     "wait_1k": VsRay(3, ">= 3x ray"),
     "wait_1k_tasks": VsRay(3, ">= 3x ray"),
+    "wait_loop_1k": VsRay(3, ">= 3x ray"),
     "put_100mb": VsOwnRef("memcpy_copyto", 0.9, ">= 0.9x memcpy_copyto"),
     "get_100mb": ZeroCopy(),
     "tiny_tasks": VsOwnRef("pool_apply_async", 0.5, "<= 2x pool_apply_async"),
@@ -691,6 +692,9 @@ def main(argv=None):
         w = table[name]
         for fw in frameworks:
             i += 1
+            if w.frameworks is not None and fw not in w.frameworks:
+                print(f"[{i}/{total}] {name} / {fw}: not run on {fw}", flush=True)
+                continue
             env = dict(env_for[fw])
             if w.single_thread_blas:
                 env.update({k: "1" for k in wl.THREAD_ENV})

@@ -69,6 +69,7 @@ class Workload:
     warmup: bool = True  # harness calls the sample function once before measuring
     max_repeat: int | None = None
     single_thread_blas: bool = False  # run.py pins BLAS/OpenMP threads to 1
+    frameworks: tuple[str, ...] | None = None  # run.py runs it only on these (None: all)
 
 
 WORKLOADS: dict[str, Workload] = {}
@@ -431,6 +432,37 @@ def nested_tasks(ctx):
     return once
 
 
+NESTED_DEPTHS = (1000, 3000, 5000)
+
+
+@workload(
+    "nested_deep",
+    [(f"nested_deep_{d // 1000}k", "s", "lower") for d in NESTED_DEPTHS],
+    "f(n) = get(f.remote(n - 1)) + 1: n tasks each blocked in get() on the next, for n = "
+    "1000, 3000 and 5000 one after another; Ember only (Ray starts a process per blocked "
+    "task: 200 levels took it 41 s and 16 GB on the 2-core machine)",
+    max_repeat=3,
+    frameworks=("ember",),
+)
+def nested_deep(ctx):
+    ray = ctx.ray
+
+    @ray.remote
+    def f(n):
+        return 0 if n == 0 else ray.get(f.remote(n - 1)) + 1
+
+    def once():
+        out = {}
+        for depth in NESTED_DEPTHS:
+            t0 = time.perf_counter()
+            got = ray.get(f.remote(depth))
+            out[f"nested_deep_{depth // 1000}k"] = _elapsed(t0)
+            _check(got == depth, f"f({depth}) returned {got}")
+        return out
+
+    return once
+
+
 # --------------------------------------------------------------------------- actors
 
 
@@ -740,6 +772,31 @@ def wait_1k_tasks(ctx):
         dt = _elapsed(t0)
         _check(len(ready) == n and not rest, f"wait returned {len(ready)} ready")
         return {"wait_1k_tasks": n / dt}
+
+    return once
+
+
+@workload(
+    "wait_loop_1k",
+    [("wait_loop_1k", "refs/s", "higher")],
+    "submit 1000 no-op tasks, then ray.wait(refs, num_returns=1) in a loop, each time on the "
+    "refs it left not ready, until none is left",
+)
+def wait_loop_1k(ctx):
+    ray, n = ctx.ray, 1000
+
+    noop = _remote_noop(ray)
+
+    def once():
+        t0 = time.perf_counter()
+        rest = [noop.remote() for _ in range(n)]
+        done = 0
+        while rest:
+            ready, rest = ray.wait(rest, num_returns=1)
+            done += len(ready)
+        dt = _elapsed(t0)
+        _check(done == n, f"wait returned {done} ready in all")
+        return {"wait_loop_1k": n / dt}
 
     return once
 

@@ -43,6 +43,7 @@ __all__ = [
     "RuntimeEnvSetupError",
     "RaySystemError",
     "PendingCallsLimitExceeded",
+    "BlockedTasksLimitExceeded",
     "CrossLanguageError",
     "UnserializableException",
 ]
@@ -608,6 +609,18 @@ class PendingCallsLimitExceeded(RayError):
             message
             or "Too many calls are pending on this actor. Wait for some results before "
             "submitting more, or raise max_pending_calls in the actor's options."
+        )
+
+
+class BlockedTasksLimitExceeded(RayError):
+    """Too many tasks wait in ``get``/``wait`` at once in one worker process (each holds a
+    thread there); an Ember limit, set by ``EMBER_MAX_BLOCKED_TASKS``."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "Too many tasks are blocked in get() or wait() in this worker process. Raise "
+            "EMBER_MAX_BLOCKED_TASKS, or have fewer tasks wait for the tasks they submit."
         )
 
 

@@ -286,6 +286,89 @@ def test_wait_argument_errors(ray):
         ray.wait([ref, ref])
     with pytest.raises(ValueError):
         ray.wait([ref], num_returns=2)
+    with pytest.raises(TypeError):  # the refs are checked before num_returns, as in Ray
+        ray.wait([ref, 1], num_returns=3)
+    assert ray.wait([], num_returns=0) == ([], [])
+
+
+def test_wait_for_none_of_the_refs_is_refused(ray):
+    """Ray refuses num_returns=0 for a list of refs; Ember used to return ([], refs)."""
+    with pytest.raises(ValueError):
+        ray.wait([ray.put(1)], num_returns=0)
+
+
+def _wait_loop(ray, refs, until):
+    """wait(num_returns=1) on what the last call left, until ``until`` refs are returned;
+    checks each call's split against the input order. Returns (returned, left)."""
+    rest, returned = list(refs), []
+    while len(returned) < until:
+        ready, after = ray.wait(rest, num_returns=1, timeout=T)
+        assert len(ready) == 1 and ready[0] in rest
+        _assert_split_keeps_order(rest, ready, after)
+        returned += ready
+        rest = after
+    return returned, rest
+
+
+def test_wait_loop_over_pending_tasks_returns_each_once(ray, signal_cls):
+    sig = signal_cls.remote()
+
+    @ray.remote
+    def held(sig):
+        return ray.get(sig.wait.remote(), timeout=T)
+
+    @ray.remote
+    def echo(i, *_):
+        return i
+
+    gate = held.remote(sig)
+    gated = {i for i in range(40) if i % 10 == 3}  # these wait for the gate (no CPU held)
+    refs = [echo.remote(i, gate) if i in gated else echo.remote(i) for i in range(40)]
+    returned, rest = _wait_loop(ray, refs, 40 - len(gated))
+    assert sorted(ray.get(returned, timeout=T)) == [i for i in range(40) if i not in gated]
+    assert rest == [refs[i] for i in sorted(gated)]
+    assert ray.wait(rest, num_returns=1, timeout=0.2) == ([], rest)  # timed out: nothing
+    ray.get(sig.send.remote(), timeout=T)
+    returned, rest = _wait_loop(ray, rest, len(gated))
+    assert rest == [] and sorted(ray.get(returned, timeout=T)) == sorted(gated)
+
+
+def test_wait_loop_on_a_list_changed_between_calls(ray):
+    refs = [ray.put(i) for i in range(30)]
+    ready, rest = ray.wait(refs, num_returns=1, timeout=T)
+    _assert_split_keeps_order(refs, ready, rest)
+    rest.reverse()
+    rest.remove(rest[5])
+    rest.append(ray.put("extra"))
+    for n, fetch_local in ((2, True), (1, False), (1, True)):
+        ready, after = ray.wait(rest, num_returns=n, timeout=T, fetch_local=fetch_local)
+        assert len(ready) == n
+        _assert_split_keeps_order(rest, ready, after)
+        rest = after
+    assert len(rest) == 30 - 1 - 1 + 1 - 4
+
+
+def test_wait_loops_in_two_threads_at_once(ray):
+    import threading
+
+    @ray.remote
+    def slow(i):
+        time.sleep(0.01)
+        return i
+
+    lists = [[slow.remote(i) for i in range(k, k + 30)] for k in (0, 100)]
+    got = {}
+
+    def loop(k):
+        returned, _ = _wait_loop(ray, lists[k], 30)
+        got[k] = sorted(ray.get(returned, timeout=T))
+
+    threads = [threading.Thread(target=loop, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(T)
+    assert got == {0: list(range(30)), 1: list(range(100, 130))}
 
 
 def test_wait_counts_failed_tasks_as_ready(ray):

@@ -115,6 +115,7 @@ SAMPLES: list[ex.RayError] = [
     ex.LocalRayletDiedError(),
     ex.RaySystemError("socket closed", "tb here"),
     ex.PendingCallsLimitExceeded(),
+    ex.BlockedTasksLimitExceeded(),
     ex.AsyncioActorExit(),
     ex.CrossLanguageError("java said no"),
     ex.UnserializableException("stack"),

@@ -328,6 +328,23 @@ def test_worker_with_one_unblocked_lease_is_not_shared() -> None:
     assert [(g.rid, g.worker_id) for g in grants(actions)] == [(3, b"w1")]
 
 
+def test_sharing_follows_leases_that_block_unblock_and_return() -> None:
+    """What keeps a worker from being shared is counted as its leases change (thousands of
+    nested tasks may be blocked in one process), whether a lease returns running or blocked."""
+    s = with_workers(make({"CPU": 1}), b"w1")
+    g1 = grant_one(s, "a", 1)
+    s.request("a", 2, CPU1)
+    g2 = grants(s.blocked(g1.lease_id))[0]
+    s.unblocked(g1.lease_id)
+    s.return_lease(g2.lease_id)  # returned while running
+    assert s.request("a", 3, CPU1) == []  # g1 runs again: no CPU, no sharing
+    g3 = grants(s.blocked(g1.lease_id))[0]
+    assert g3.worker_id == b"w1"
+    s.blocked(g3.lease_id)
+    s.return_lease(g3.lease_id)  # returned while blocked
+    assert grant_one(s, "a", 4).worker_id == b"w1"  # only blocked g1 is left on w1
+
+
 def test_unblocked_takes_cpus_back_and_may_oversubscribe() -> None:
     s = with_workers(make({"CPU": 1}), b"w1")
     g1 = grant_one(s, "a", 1)

@@ -114,6 +114,9 @@ class _Worker:
     worker_id: bytes
     leases: set[int] = field(default_factory=set)
     dedicated: bool = False  # an actor lives here
+    # Its leases that keep it from taking another (running, or holding a GPU): counted, not
+    # looked up per grant, since thousands of nested tasks may be blocked in one process.
+    holding: int = 0
 
 
 class LeaseScheduler:
@@ -201,6 +204,7 @@ class LeaseScheduler:
         worker = self._workers.get(lease.worker_id)
         if worker is not None:
             worker.leases.discard(lease_id)
+            worker.holding -= _holds(lease)
             if lease.dedicated:
                 worker.dedicated = False
         return True
@@ -255,6 +259,7 @@ class LeaseScheduler:
         if lease is None or lease.blocked:
             return []
         lease.blocked = True
+        self._held(lease, -1)
         self.resources.release_cpus(lease.alloc)
         return self._dispatch()
 
@@ -263,8 +268,14 @@ class LeaseScheduler:
         if lease is None or not lease.blocked:
             return []
         lease.blocked = False
+        self._held(lease, 1)
         self.resources.reacquire_cpus(lease.alloc)
         return []
+
+    def _held(self, lease: _Lease, change: int) -> None:
+        worker = self._workers.get(lease.worker_id)
+        if worker is not None and not _uses_gpu(lease.alloc.shape):
+            worker.holding += change
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -296,14 +307,7 @@ class LeaseScheduler:
                 continue
             if not w.leases:
                 return w.worker_id
-            if (
-                shareable
-                and fallback is None
-                and all(
-                    self._leases[i].blocked and not _uses_gpu(self._leases[i].alloc.shape)
-                    for i in w.leases
-                )
-            ):
+            if shareable and fallback is None and not w.holding:
                 fallback = w.worker_id
         return fallback
 
@@ -329,6 +333,7 @@ class LeaseScheduler:
             self._leases[lease.lease_id] = lease
             worker = self._workers[worker_id]
             worker.leases.add(lease.lease_id)
+            worker.holding += 1
             worker.dedicated = req.dedicated
             if req.dedicated:
                 taken.add(worker_id)
@@ -390,6 +395,11 @@ class LeaseScheduler:
             "will wait until a node with these resources joins; lower its requirements or "
             "start Ember with more resources."
         )
+
+
+def _holds(lease: _Lease) -> bool:
+    """Does this lease keep its worker from being shared (see ``_Worker.holding``)?"""
+    return not lease.blocked or _uses_gpu(lease.alloc.shape)
 
 
 def _uses_gpu(shape: Shape) -> bool:

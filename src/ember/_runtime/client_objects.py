@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from operator import attrgetter
 from typing import Any
 
 from ember import exceptions as exc
+from ember._core.wait_index import WaitIndex
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
-from ember._runtime import serialization
+from ember._runtime import serialization, task_context
 from ember._runtime.client_state import (
     ACTOR,
     _Latch,
     _Obj,
 )
-from ember._runtime.object_ref import ObjectRef
+from ember._runtime.object_ref import ObjectRef, check_wait_args
 
 
 class ObjectsMixin:
@@ -162,6 +164,9 @@ class ObjectsMixin:
         obj.ready = True
         if obj.shared and obj.owned:
             self._promote(oid, obj)
+        index = self._wait_index
+        if index is not None and index.arrived(oid) and self._wait_latch is not None:
+            self._wait_latch.hit()
 
     def _run_ready_callbacks(self, oid: bytes) -> None:
         with self._lock:
@@ -212,38 +217,69 @@ class ObjectsMixin:
             missing = num - (len(refs) - len(pending))
             if missing <= 0 or (timeout is not None and timeout <= 0):
                 return
-            latch = _Latch(missing)
+            latch = self._latch(missing)
             for obj in pending:
                 self._on_ready(obj, latch.hit)
         try:
             self._block_on(latch, timeout)
         finally:
-            if latch.n > 0:  # timed out: take our callback back off the objects
+            if latch.n != 0:  # timed out or woken early: take our callback back off the objects
                 with self._lock:
                     for obj in pending:
                         if obj.waiters and latch.hit in obj.waiters:
                             obj.waiters.remove(latch.hit)
 
+    def _latch(self, n: int) -> _Latch:
+        """Under lock: a latch for this thread to block on until ``n`` objects are ready,
+        known to the client so that node loss, ``close`` or a cancel wake it."""
+        self._check_open()
+        latch = _Latch(n)
+        self._latches.add(latch)
+        return latch
+
+    def _check_open(self) -> None:
+        if self.node_lost:
+            raise exc.LocalRayletDiedError(
+                "the Ember node manager this process was connected to has died"
+            )
+        if self._closed:
+            raise exc.RaySystemError("ember.shutdown() was called while this waited")
+
+    def _wake_all(self) -> None:
+        """Under lock: the node is lost or the client closes; every blocked wait raises."""
+        for latch in self._latches:
+            latch.wake()
+
+    def interrupt_wait(self, thread: int) -> bool:
+        """Wake the wait that ``thread`` (running a task just cancelled) is blocked in, which
+        then raises TaskCancelledError; False if that thread is not blocked in one."""
+        with self._lock:
+            for latch in self._latches:
+                if latch.thread == thread and latch.n > 0:
+                    latch.cancelled = True
+                    latch.wake()
+                    return True
+        return False
+
     def _block_on(self, latch: _Latch, timeout: float | None) -> None:
-        blocked = self.on_block is not None
-        if blocked:
-            self.on_block()  # type: ignore[misc]
+        """Sleep until the latch is released or the timeout passes; raise if it was woken
+        early by node loss, ``close`` or a cancel."""
+        blocked = False
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not latch.wait(
-                0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            ):
-                if self.node_lost:
-                    raise exc.LocalRayletDiedError(
-                        "the Ember node manager this process was connected to has died"
-                    )
-                if self._closed:
-                    raise exc.RaySystemError("ember.shutdown() was called while this waited")
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
+            if self.on_block is not None:
+                self.on_block()  # (a worker may refuse: too many of its tasks wait already)
+                blocked = True
+            latch.wait(timeout)
         finally:
+            with self._lock:
+                self._latches.discard(latch)
             if blocked:
                 self.on_unblock()  # type: ignore[misc]
+        if latch.n < 0:
+            if latch.cancelled:
+                ctx = task_context.current.get()
+                raise exc.TaskCancelledError(ctx.task_id.hex() if ctx else None)
+            self._check_open()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -321,7 +357,7 @@ class ObjectsMixin:
         with self._lock:
             if obj.ready:
                 return
-            latch = _Latch(1)
+            latch = self._latch(1)
             self._on_ready(obj, latch.hit)
         self._block_on(latch, None)
 
@@ -366,13 +402,80 @@ class ObjectsMixin:
             raise exc.ObjectLostError(oid.hex(), str(e)) from None
 
     def wait(
-        self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        ids = None
+        if isinstance(num_returns, int) and num_returns * _INDEX_BELOW <= len(refs):
+            try:
+                ids = list(map(_ID, refs))
+            except AttributeError:
+                pass  # not all refs: check_wait_args says so
+        with self._lock:
+            index = self._wait_index
+            known = ids is not None and index is not None and index.matches(ids, fetch_local)
+        check_wait_args(refs, num_returns, known)
+        if ids is not None:
+            done = self._wait_indexed(refs, ids, num_returns, timeout, fetch_local)
+            if done is not None:
+                return done
         ready, rest = self._split_ready(refs, num_returns)
         if len(ready) < num_returns:
             self._wait_ready(refs, num_returns, timeout, fetch_local)
             ready, rest = self._split_ready(refs, num_returns)
         return ready, rest
+
+    def _wait_indexed(
+        self, refs: list[ObjectRef], ids: list[bytes], num: int, timeout: float | None, fetch: bool
+    ) -> tuple[list[ObjectRef], list[ObjectRef]] | None:
+        """``wait`` through the index of the list (see ``WaitIndex``), made now if this is
+        not the list the last call left; None if the index cannot serve this call (another
+        thread sleeps on it, or a ref is unknown here): the scan does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._wait_latch is not None:
+                    return None
+                self._drain_decs()
+                index = self._wait_index
+                if index is None or not index.matches(ids, fetch):
+                    index = self._index_wait(refs, ids, fetch)
+                    if index is None:
+                        return None
+                first = index.first(num, self._is_ready)
+                left = None if deadline is None else deadline - time.monotonic()
+                if len(first) == num or (left is not None and left <= 0):
+                    at = index.take(first)
+                    if not index.expected:
+                        self._wait_index = None
+                    return _split_at(refs, at)
+                latch = self._wait_latch = self._latch(num - len(first))
+            try:
+                self._block_on(latch, left)
+            finally:
+                with self._lock:
+                    if self._wait_latch is latch:
+                        self._wait_latch = None
+
+    def _index_wait(self, refs: list[ObjectRef], ids: list[bytes], fetch: bool) -> WaitIndex | None:
+        """Under lock: index a new wait list, fetching the borrowed refs not ready yet;
+        None if one is unknown here (made before this runtime): the scan handles those."""
+        objects = self._objects
+        ready = []
+        for i, ref in enumerate(refs):
+            obj = objects.get(ref._id)
+            if obj is None:
+                return None
+            if not obj.ready:
+                obj = self._entry_for(ref, fetch)
+                if not obj.ready:
+                    continue
+            ready.append(i)
+        self._wait_index = WaitIndex(ids, ready, fetch)
+        return self._wait_index
+
+    def _is_ready(self, oid: bytes) -> bool:
+        obj = self._objects.get(oid)
+        return obj is not None and obj.ready
 
     def _split_ready(
         self, refs: Sequence[ObjectRef], num_returns: int
@@ -411,3 +514,20 @@ class ObjectsMixin:
             self._on_ready(self._entry_for(ref), resolve)
         fut._ember_ref = ref  # type: ignore[attr-defined]  # keep the object alive until done
         return fut
+
+
+_ID = attrgetter("_id")
+# A wait() for fewer than 1/8 of its refs goes through the index; a larger share costs more
+# to take out of the index one by one than a scan of the list does.
+_INDEX_BELOW = 8
+
+
+def _split_at(refs: list[ObjectRef], at: list[int]) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """The refs at positions ``at`` (ascending), and the others, both in order."""
+    rest: list[ObjectRef] = []
+    start = 0
+    for i in at:
+        rest += refs[start:i]
+        start = i + 1
+    rest += refs[start:]
+    return [refs[i] for i in at], rest

@@ -194,20 +194,31 @@ class _Actor:
 
 
 class _Latch:
-    """Released when ``n`` awaited objects are ready; ``hit`` is called under the client lock."""
+    """Released once: when ``n`` awaited objects are ready (``n`` reaches 0), or early by
+    ``wake`` (``n`` becomes -1) when the node is lost, the client closes or the waiting task
+    is cancelled. So a blocked thread sleeps until something it cares about happens: with
+    thousands of tasks blocked in nested ``get``s, periodic wake-ups would starve the rest.
+    ``hit`` and ``wake`` are called under the client lock."""
 
-    __slots__ = ("n", "_lock")
+    __slots__ = ("n", "_lock", "thread", "cancelled")
 
     def __init__(self, n: int) -> None:
         self.n = n
         self._lock = threading.Lock()
         self._lock.acquire()
+        self.thread = threading.get_ident()
+        self.cancelled = False
 
     def hit(self) -> None:
         if self.n > 0:
             self.n -= 1
             if self.n == 0:
                 self._lock.release()
+
+    def wake(self) -> None:
+        if self.n > 0:
+            self.n = -1
+            self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
         if self.n <= 0:

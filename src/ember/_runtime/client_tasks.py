@@ -547,6 +547,7 @@ class TasksMixin:
         if self.on_node_lost is not None:
             self.on_node_lost()
         with self._lock:
+            self._wake_all()
             err = exc.LocalRayletDiedError("the Ember node manager died; the session is over")
             for task in list(self._tasks.values()):
                 self._fail(task, err)

@@ -35,10 +35,11 @@ from typing import Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape
+from ember._core.wait_index import WaitIndex
 from ember._protocol import messages as m
 from ember._runtime.client_actors import ActorsMixin
 from ember._runtime.client_objects import ObjectsMixin
-from ember._runtime.client_state import _Actor, _Key, _Lease, _Obj, _Task
+from ember._runtime.client_state import _Actor, _Key, _Latch, _Lease, _Obj, _Task
 from ember._runtime.client_tasks import TasksMixin
 from ember._runtime.object_store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
@@ -143,6 +144,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._dead_nodes: set[bytes] = set()
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
+        self._latches: set[_Latch] = set()  # the waits blocked in get/wait, to wake early
+        self._wait_index: WaitIndex | None = None  # the list of the last wait() loop
+        self._wait_latch: _Latch | None = None  # the wait() sleeping on that index
         # What this process exported, sent again to a control store that restarted (one
         # killed before it stored an export would otherwise never have it).
         self._exported: dict[bytes, Callable[[], bytes]] = {}
@@ -187,6 +191,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 return
             self._closed = True
             self._drain_decs()
+            self._wake_all()
         for conn in [self.node, self.control, *self._peers.values(), *self._nodes.values()]:
             conn.close()
         if self._own_reactor:

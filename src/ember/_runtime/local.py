@@ -15,7 +15,7 @@ from typing import Any
 from ember import exceptions as exc
 from ember._protocol import ids
 from ember._runtime import serialization, task_context
-from ember._runtime.object_ref import ObjectRef
+from ember._runtime.object_ref import ObjectRef, check_wait_args
 from ember._runtime.task_context import TaskContext
 
 
@@ -80,6 +80,7 @@ class LocalRuntime:
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        check_wait_args(refs, num_returns, False)
         ready = [r for r in refs if r._id in self._values][:num_returns]
         return ready, [r for r in refs if r not in ready]
 

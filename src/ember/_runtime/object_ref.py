@@ -81,5 +81,24 @@ def _runtime_of(ref: ObjectRef) -> Any:
     return rt
 
 
+def check_wait_args(refs: list[Any], num_returns: Any, known: bool) -> None:
+    """Ray's checks of a non-empty ``wait()`` list and of ``num_returns``, in Ray's order.
+    ``known``: ``refs`` is what the last wait returned as not ready, checked then."""
+    if not known:
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(
+                    f"wait() expects a list of ObjectRefs; it holds a {type(r).__name__}"
+                )
+        if len({r._id for r in refs}) != len(refs):
+            raise ValueError("wait() requires a list of unique ObjectRefs.")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 1:
+        raise ValueError(f"num_returns must be a positive integer, got {num_returns!r}")
+    if num_returns > len(refs):
+        raise ValueError(
+            f"num_returns={num_returns} is more than the {len(refs)} refs given to wait()"
+        )
+
+
 def _rebuild(object_id: bytes, owner_id: bytes) -> ObjectRef:
     return ObjectRef(object_id, owner_id, state.current())

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+# Tasks that may wait in get/wait at once in one worker process, each on its own executor
+# thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
+# threads and leases in one process slow every nested call down (each submit costs in
+# proportion to the leases its process holds) and near the system's limit of threads.
+MAX_BLOCKED_TASKS = 4000
 
 
 class _CallerHandler:
@@ -143,6 +148,8 @@ class Worker:
         self.slots_lock = threading.Lock()
         self.by_task: dict[bytes, tuple[_Slot | None, TaskContext]] = {}
         self.lease_runs: dict[int, _LeaseRun] = {}
+        self.blocked = 0  # tasks of leases blocked in get/wait, under slots_lock
+        self.max_blocked = _max_blocked_tasks()
         self.actor: Any = None
         self.actor_id = b""
         self.actor_name = ""
@@ -491,6 +498,16 @@ class Worker:
             run = self.lease_runs.get(ctx.lease_id)
             if run is None:
                 return
+            if self.blocked >= self.max_blocked:
+                raise exc.BlockedTasksLimitExceeded(
+                    f"{self.blocked} tasks are already blocked in get() or wait() in this "
+                    f"worker process (pid {os.getpid()}), the most that "
+                    f"EMBER_MAX_BLOCKED_TASKS={self.max_blocked} allows: each holds a thread "
+                    "while it waits. Set EMBER_MAX_BLOCKED_TASKS higher in the environment of "
+                    "ember.init() or `ember start`, or have fewer tasks wait at once for the "
+                    "tasks they submit (e.g. return their ObjectRefs instead of getting them)."
+                )
+            self.blocked += 1
             run.blocked += 1
             if set(ctx.resources or {}) <= {"CPU"} and run.queue and run.drainers == run.blocked:
                 slot = self._take_slot(run)
@@ -505,6 +522,7 @@ class Worker:
         with self.slots_lock:
             run = self.lease_runs.get(ctx.lease_id)
             if run is not None:
+                self.blocked -= 1
                 run.blocked -= 1
                 self._sync_lent(ctx.lease_id, run)
 
@@ -531,13 +549,27 @@ class Worker:
             return  # queued: it is skipped when its turn comes
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-        else:
+        elif not self.client.interrupt_wait(slot.thread.ident):  # type: ignore[arg-type]
+            # Not blocked in get/wait (which sleeps without waking to look): raise it there.
             import ctypes
 
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(slot.thread.ident),  # type: ignore[arg-type]
                 ctypes.py_object(exc.TaskCancelledError),
             )
+
+
+def _max_blocked_tasks() -> int:
+    text = os.environ.get("EMBER_MAX_BLOCKED_TASKS", "")
+    try:
+        limit = int(text) if text else MAX_BLOCKED_TASKS
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ValueError(
+            f"EMBER_MAX_BLOCKED_TASKS must be a positive whole number of tasks, got {text!r}"
+        )
+    return limit
 
 
 def _error_bytes(err: BaseException, name: str) -> bytes:
