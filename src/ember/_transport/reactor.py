@@ -11,9 +11,11 @@ boundaries, so there is no extra framing. Addresses are ``unix:/path`` or ``tcp:
 
 TCP reaches beyond this user's files, so a TCP listener may require a token: the first message
 on each accepted connection must be ``Auth`` with it, and a connection that sends anything else
-first is logged and closed before any of its data is looked at further. (Unix sockets live in
-folders only this user can open.) A connection can also be *detached* from the loop to carry
-raw bytes, such as an object's contents (``RawChannel``).
+first is logged and closed before any of its data is looked at further. Until then a peer costs
+little: no receive buffer or unpacker of its own, at most the length of that ``Auth`` in bytes,
+``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such peers at once. (Unix
+sockets live in folders only this user can open.) A connection can also be *detached* from the
+loop to carry raw bytes, such as an object's contents (``RawChannel``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ import msgpack
 from ember._protocol.messages import Auth, Message, decode
 
 _READ_SIZE = 1 << 18
-_AUTH_MAX = 4096  # an unauthenticated peer may make us hold this much, no more
+# A peer that must authenticate sends Auth with its first bytes, so this covers a loaded
+# machine many times over, while a silent or trickling peer (one byte a second) is closed
+# before it can pile up with others.
+AUTH_SECONDS = 5.0
+# Accepted connections waiting to authenticate, at most, per process: each costs a few KiB
+# and a descriptor. Peers authenticate within a round trip, so even a large cluster's nodes
+# all connecting at once stay far below it; past it the oldest waiting one is closed, so a
+# flood of silent connections cannot lock legitimate peers out.
+MAX_UNAUTHENTICATED = 128
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -85,13 +95,20 @@ class Connection:
         self.node = b""  # the node the peer runs on, when it matters (cluster failures)
         self._out = bytearray()
         self._lock = threading.Lock()
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
-        # One receive buffer for the connection's life: recv() of a large size would
-        # allocate (and, past malloc's mmap threshold, map and unmap) memory on every call.
-        self._inbuf = bytearray(_READ_SIZE)
-        self._inview = memoryview(self._inbuf)
+        # The reactor's receive buffer, shared by all its connections (only its thread
+        # reads): recv() of a large size would allocate memory on every call, and a buffer
+        # per connection cost 256 KiB each, kept after close too (freeing one raises glibc's
+        # mmap threshold, so the next ones came from the heap, which seldom shrinks).
+        self._inbuf = reactor._inbuf
+        self._inview = reactor._inview
         self._token = token  # what an accepted peer must show before anything else
         self._pre = bytearray()  # bytes of a peer that has not authenticated yet
+        if token is None:
+            self._new_unpacker()  # (a peer that must authenticate gets one once it has)
+
+    def _new_unpacker(self) -> None:
+        # About 40 KiB each (its parse stack), so only for peers that may talk.
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
 
     def send(self, msg: Message) -> None:
         self.send_raw(_packb(msg.encode()))
@@ -146,6 +163,8 @@ class Connection:
             data = self._authenticate(data)
             if data is None:
                 return False
+            if self._token is not None:
+                return True  # Auth is not complete yet
         self._unpacker.feed(data)
         handler = self.handler
         for raw in self._unpacker:
@@ -158,40 +177,42 @@ class Connection:
         return True
 
     def _authenticate(self, data: memoryview) -> bytes | None:
-        """Look for ``Auth`` in the first few KiB a peer sends, without buffering more for a
-        peer that has not shown the token. Returns what follows it, or None to refuse."""
+        """Look for ``Auth`` with the token in the first bytes a peer sends, holding no more
+        than that message's length meanwhile. Returns what follows it (the peer is then
+        authenticated), b"" while it is incomplete, or None to refuse."""
+        token = self._token or ""
+        need = len(_packb(Auth(token).encode()))
         self._pre += data
-        probe = msgpack.Unpacker(raw=False, max_buffer_size=_AUTH_MAX)
+        probe = msgpack.Unpacker(raw=False, max_buffer_size=need)
         try:
-            probe.feed(bytes(self._pre[:_AUTH_MAX]))
+            probe.feed(bytes(self._pre[:need]))
             raw = next(probe)
         except StopIteration:
-            if len(self._pre) < _AUTH_MAX:
-                return b""  # the first message is not complete yet
-            raw = None
+            if len(self._pre) < need:
+                return b""  # not all of it yet (AUTH_SECONDS bounds the wait)
+            raw = None  # longer than the right Auth: say a 4 GB length header
         except Exception:  # noqa: BLE001 - not even msgpack: refused like a wrong token
             raw = None
-        if not self._check_auth(raw):
+        shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
+        if not (isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode())):
+            self.refuse("it did not present the cluster's token")
             return None
+        self._token = None
+        self.reactor._done_waiting(self)
+        self._new_unpacker()
         rest = bytes(self._pre[probe.tell() :])
         self._pre = bytearray()
         return rest
 
-    def _check_auth(self, raw: Any) -> bool:
-        token = self._token or ""
-        shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
-        if isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode()):
-            self._token = None
-            return True
+    def refuse(self, why: str) -> None:
+        """Reactor thread: log why a peer is not served, and close its connection."""
         try:
-            who = self.sock.getpeername()
+            who: Any = self.sock.getpeername()
         except OSError:
             who = "?"
-        _log(
-            f"{self.reactor.name}: refused a connection from {who}: it did not present the "
-            "cluster's token"
-        )
-        return False
+        _log(f"{self.reactor.name}: refused a connection from {who}: {why}")
+        self.reactor._done_waiting(self)
+        self._close()
 
     def detach(self) -> tuple[socket.socket, bytes, bytes]:
         """Reactor thread: take the socket out of the loop to carry raw bytes. Returns it with
@@ -229,8 +250,11 @@ class RawChannel:
 
 
 def _log(text: str) -> None:
+    """A line for whoever reads the process's log later: it says when."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
     with contextlib.suppress(Exception):
-        sys.__stderr__.write(text + "\n")
+        sys.__stderr__.write(f"{stamp} {text}\n")
         sys.__stderr__.flush()
 
 
@@ -264,6 +288,11 @@ class Reactor:
         self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler], str | None]] = {}
         self._conns: set[Connection] = set()
         self._raw: set[RawChannel] = set()
+        self._inbuf = bytearray(_READ_SIZE)  # what every connection reads into (see there)
+        self._inview = memoryview(self._inbuf)
+        # Accepted connections yet to authenticate, oldest first, with their deadlines.
+        self._unauthenticated: dict[Connection, float] = {}
+        self._sweeping = False
 
     # -- any thread -----------------------------------------------------------------------
 
@@ -365,6 +394,7 @@ class Reactor:
             channel.close_in_child()
         self._raw.clear()
         self._conns.clear()
+        self._unauthenticated.clear()
         self._listeners.clear()
         self._pending.clear()
         self._sel.close()
@@ -387,6 +417,7 @@ class Reactor:
 
     def _forget(self, conn: Connection) -> None:
         self._conns.discard(conn)
+        self._unauthenticated.pop(conn, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._sel.unregister(conn.sock)
 
@@ -452,6 +483,37 @@ class Reactor:
             conn = Connection(sock, self, factory(), token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
+            if token is not None:
+                self._await_auth(conn)
+
+    def _await_auth(self, conn: Connection) -> None:
+        waiting = self._unauthenticated
+        waiting[conn] = time.monotonic() + AUTH_SECONDS
+        while len(waiting) > MAX_UNAUTHENTICATED:
+            oldest = next(iter(waiting))
+            oldest.refuse(
+                f"more than {MAX_UNAUTHENTICATED} connections were waiting to authenticate"
+            )
+        if not self._sweeping:
+            self._sweeping = True
+            self._add_timer(AUTH_SECONDS, self._expire_auth)
+
+    def _done_waiting(self, conn: Connection) -> None:
+        self._unauthenticated.pop(conn, None)
+
+    def _expire_auth(self) -> None:
+        """Close the connections whose time to authenticate is up (oldest first: each got
+        the same time), then look again when the next one's is."""
+        waiting = self._unauthenticated
+        now = time.monotonic()
+        self._sweeping = False
+        while waiting:
+            conn, deadline = next(iter(waiting.items()))
+            if deadline > now:
+                self._sweeping = True
+                self._add_timer(deadline - now, self._expire_auth)
+                return
+            conn.refuse(f"it did not present the cluster's token within {AUTH_SECONDS:g} s")
 
     def _teardown(self) -> None:
         for conn in list(self._conns):
