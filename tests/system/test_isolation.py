@@ -1,10 +1,14 @@
-"""What others can reach: peers without the token (what they cost a listener, for how long)."""
+"""What others can reach: peers without the token (what they cost a listener, for how long),
+where the cluster's token is (not in any environment user code inherits), and who may open the
+session's folders."""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
+import stat
+import subprocess
 from typing import Any
 
 import psutil
@@ -12,7 +16,7 @@ import pytest
 
 import ember
 from ember._protocol import messages as m
-from ember._runtime import admin
+from ember._runtime import admin, cluster_files
 from ember._transport.rpc import ask
 
 pytestmark = pytest.mark.ember_only
@@ -79,3 +83,50 @@ def test_peers_without_the_token_cost_a_listener_little_and_not_for_long(
         refusals = [line for line in f if "refused" in line]
     assert len(refusals) == n and all(_STAMPED.match(line) for line in refusals), refusals[:3]
     assert "did not present the cluster's token within" in refusals[0]
+
+
+def _environ(proc: psutil.Process) -> bytes:
+    """What ``ps e`` shows: the environment the process was started with."""
+    with open(f"/proc/{proc.pid}/environ", "rb") as f:
+        return f.read()
+
+
+@ember.remote
+def _task_environment() -> tuple[dict[str, str], str, int]:
+    child = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+    return dict(os.environ), child, os.getpid()
+
+
+def test_the_token_is_in_no_environment_user_code_inherits(
+    make_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers found the token in $EMBER_TOKEN, so every task and every program a task
+    started could read it; and a token set in the user's shell reached every process."""
+    token = cluster_files.new_token()
+    monkeypatch.setenv("EMBER_TOKEN", token)  # the user's shell has it
+    monkeypatch.setattr(cluster_files, "new_token", lambda: token)
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    env, child_env, worker_pid = ember.get(_task_environment.remote())
+    assert "EMBER_TOKEN" not in env and token not in env.values()
+    assert "EMBER_TOKEN" not in child_env and token not in child_env
+    ours = [psutil.Process(cluster.control.proc.pid)]
+    for node in cluster.nodes:
+        ours += [psutil.Process(node.pid), *psutil.Process(node.pid).children(recursive=True)]
+    assert worker_pid in {p.pid for p in ours}
+    for proc in ours:
+        shown = _environ(proc)
+        assert b"EMBER_TOKEN" not in shown and token.encode() not in shown, proc
+
+
+def _mode(path: str) -> str:
+    return oct(stat.S_IMODE(os.stat(path).st_mode))
+
+
+def test_the_session_s_folders_are_this_user_s_alone(make_cluster: Any) -> None:
+    """The shared-memory folder was created readable by everyone (0755)."""
+    cluster = make_cluster({"num_cpus": 1})
+    record = cluster.head.record
+    folders = [record["shm_dir"], os.path.join(record["shm_dir"], "pool")]
+    folders += [record["session_dir"], record["spill_dir"], f"{record['session_dir']}/logs"]
+    folders.append(os.path.dirname(os.path.dirname(cluster.control.log)))  # its own session
+    assert {f: _mode(f) for f in folders} == {f: "0o700" for f in folders}

@@ -166,8 +166,6 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.worker_env = dict(os.environ)
         self.worker_env.update(config.get("worker_env", {}))
         self.worker_env.pop("CUDA_VISIBLE_DEVICES", None)
-        if config.get("token"):
-            self.worker_env["EMBER_TOKEN"] = config["token"]
         self._waiting_owner: dict[bytes, bytes] = {}
         self._free_timer = False
         self.start_failures = 0
@@ -268,7 +266,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
 
             listen = f"tcp:{self.host}:0" if self.clustered else ""
             worker.main(
-                [self.address, self.control_address, self.session_dir, worker_id.hex(), listen]
+                [self.address, self.control_address, self.session_dir, worker_id.hex(), listen],
+                token=self.token if self.clustered else None,
             )
             code = 0
         except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
