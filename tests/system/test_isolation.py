@@ -1,6 +1,6 @@
 """What others can reach: peers without the token (what they cost a listener, for how long),
-where the cluster's token is (not in any environment user code inherits), and who may open the
-session's folders."""
+where the cluster's token is (not in any environment user code inherits), who may open the
+session's folders, and who may connect to the local sockets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import stat
 import subprocess
 from typing import Any
 
+import msgpack
 import psutil
 import pytest
 
@@ -130,3 +131,40 @@ def test_the_session_s_folders_are_this_user_s_alone(make_cluster: Any) -> None:
     folders += [record["session_dir"], record["spill_dir"], f"{record['session_dir']}/logs"]
     folders.append(os.path.dirname(os.path.dirname(cluster.control.log)))  # its own session
     assert {f: _mode(f) for f in folders} == {f: "0o700" for f in folders}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to connect as another user")
+def test_another_user_cannot_use_the_local_sockets(ray: Any) -> None:
+    """Local sockets have abstract names, which carry no file permissions: the node checks
+    who connects."""
+    from ember._api import session
+
+    node = session._node
+    assert node is not None
+    hello = msgpack.packb(m.Hello(1, "driver", b"x" * 12, 1, b"", None, False).encode())
+    for address in (node.node_address, node.control_address):
+        assert address.startswith("unix:@")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # as nobody: connect, say hello, report what came back
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(10)
+                    sock.connect("\0" + address.removeprefix("unix:@"))
+                    sock.sendall(hello)
+                    os.write(write, b"closed" if sock.recv(100) == b"" else b"answered")
+            except OSError as e:
+                os.write(write, type(e).__name__.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as f:
+            got = f.read()
+        os.waitpid(pid, 0)
+        assert got in (b"closed", b"ConnectionResetError"), got
+    with open(os.path.join(node.session_dir, "logs", "node.log")) as f:  # (written first)
+        refused = [line for line in f if "refused a local connection" in line]
+    assert len(refused) == 2 and all("uid 65534" in line for line in refused), refused
+    assert ember.get(_ping.remote()) == "pong"  # still serving

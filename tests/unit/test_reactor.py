@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import threading
@@ -324,3 +325,48 @@ def test_a_receiver_that_cannot_start_leaves_nothing_behind(tmp_path):
     reactor.stop()
     a.close()
     b.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to listen as another user")
+def test_a_local_socket_served_by_another_user_is_not_talked_to():
+    """Anyone may bind an abstract name (a dead worker's, say): the caller checks who
+    listens before sending anything."""
+    address = f"unix:@ember-test-{os.getpid()}/squatted"
+    bound_r, bound_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # as nobody: listen on the name until the test is done
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(reactor_mod.parse_address(address)[1])
+                sock.listen(1)
+                os.write(bound_w, b"!")
+                os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(bound_r, 1) == b"!"
+        with pytest.raises(PermissionError, match="another user's process"):
+            reactor_mod.connect_socket(address)
+    finally:
+        os.write(done_w, b"!")
+        os.waitpid(pid, 0)
+        for fd in (bound_r, bound_w, done_r, done_w):
+            os.close(fd)
+
+
+def test_local_sockets_have_paths_only_where_there_are_no_abstract_names(monkeypatch, tmp_path):
+    """Linux: an abstract name, whatever TMPDIR's length. Elsewhere a path in the session's
+    folder, and one too long says which variable to change."""
+    session = tmp_path / ("s" * 150)
+    assert reactor_mod.local_address(str(session), "node").startswith("unix:@ember-")
+    monkeypatch.setattr(reactor_mod, "ABSTRACT_SOCKETS", False)
+    with pytest.raises(OSError, match="set TMPDIR to a shorter folder"):
+        reactor_mod.local_address(str(session), "node")
+    short = tmp_path / "s"
+    short.mkdir()
+    monkeypatch.setattr(reactor_mod, "_SUN_PATH_MAX", 4096)  # whatever TMPDIR this test has
+    assert reactor_mod.local_address(str(short), "node") == f"unix:{short}/sockets/node"
+    assert oct((short / "sockets").stat().st_mode & 0o777) == "0o700"

@@ -152,7 +152,7 @@ def new_session() -> str:
     name = ids.random_id(4).hex()
     session_dir = os.path.join(cluster_files.ember_tmp(), f"s-{name}")
     os.mkdir(session_dir, 0o700)
-    for sub in ("logs", "sockets", "spill"):
+    for sub in ("logs", "spill"):
         os.mkdir(os.path.join(session_dir, sub), 0o700)
     return session_dir
 

@@ -37,7 +37,7 @@ from ember._runtime.client_state import _Placeholder
 from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
-from ember._transport.reactor import Connection, Reactor
+from ember._transport.reactor import Connection, Reactor, local_address
 
 if TYPE_CHECKING:
     import asyncio
@@ -129,9 +129,10 @@ class Worker:
         self.reactor = Reactor("ember-worker")
         self.reactor.start()
         # On a cluster, callers on other hosts push tasks here over TCP, with the token.
-        sock = os.path.join(session_dir, "sockets", f"w-{worker_id.hex()}")
         self.address = self.reactor.listen(
-            listen or f"unix:{sock}", lambda: _CallerHandler(self), token=token
+            listen or local_address(session_dir, f"w-{worker_id.hex()}"),
+            lambda: _CallerHandler(self),
+            token=token,
         )
         self.store = StoreFiles("", "")  # the node tells where, in its answer to Hello
         self.functions: dict[bytes, Any] = {}

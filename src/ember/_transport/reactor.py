@@ -7,15 +7,19 @@ output buffer that the reactor flushes. So the hot path (send a task, receive it
 one system call on each side and no thread hand-off on the sending side.
 
 Messages are msgpack arrays written back to back; msgpack's streaming unpacker finds the
-boundaries, so there is no extra framing. Addresses are ``unix:/path`` or ``tcp:host:port``.
+boundaries, so there is no extra framing. Addresses are ``unix:/path``, ``unix:@name`` (an
+abstract name) or ``tcp:host:port``.
 
 TCP reaches beyond this user's files, so a TCP listener may require a token: the first message
 on each accepted connection must be ``Auth`` with it, and a connection that sends anything else
 first is logged and closed before any of its data is looked at further. Until then a peer costs
 little: no receive buffer or unpacker of its own, at most the length of that ``Auth`` in bytes,
-``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such peers at once. (Unix
-sockets live in folders only this user can open.) A connection can also be *detached* from the
-loop to carry raw bytes, such as an object's contents (``RawChannel``).
+``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such peers at once. Local
+sockets are Linux abstract names (``unix:@name``): no path, so no length limit and nothing to
+clean up, but no file permissions either, so both ends check that the other runs as this user
+(or root) before anything is exchanged. Elsewhere they are paths in a folder only this user can
+open. A connection can also be *detached* from the loop to carry raw bytes, such as an
+object's contents (``RawChannel``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import itertools
 import os
 import selectors
 import socket
+import struct
 import sys
 import threading
 import time
@@ -47,6 +52,9 @@ AUTH_SECONDS = 5.0
 # all connecting at once stay far below it; past it the oldest waiting one is closed, so a
 # flood of silent connections cannot lock legitimate peers out.
 MAX_UNAUTHENTICATED = 128
+# Local sockets have Linux's abstract names there (see the module docstring); elsewhere paths.
+ABSTRACT_SOCKETS = sys.platform == "linux"
+_SUN_PATH_MAX = 104  # sockaddr_un's sun_path elsewhere (macOS, the BSDs), with its closing NUL
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -59,11 +67,29 @@ class Handler(Protocol):
 def parse_address(address: str) -> tuple[int, Any]:
     kind, _, rest = address.partition(":")
     if kind == "unix":
-        return socket.AF_UNIX, rest
+        return socket.AF_UNIX, "\0" + rest[1:] if rest.startswith("@") else rest
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
         return socket.AF_INET, (host, int(port))
-    raise ValueError(f"bad address {address!r}: expected 'unix:/path' or 'tcp:host:port'")
+    raise ValueError(
+        f"bad address {address!r}: expected 'unix:/path', 'unix:@name' or 'tcp:host:port'"
+    )
+
+
+def local_address(session_dir: str, name: str) -> str:
+    """The address of the local socket ``name`` of the session in ``session_dir``."""
+    if ABSTRACT_SOCKETS:
+        # Unique per session (its folder's name is random), and the uid keeps users apart.
+        return f"unix:@ember-{os.getuid()}-{os.path.basename(session_dir)}/{name}"
+    folder = os.path.join(session_dir, "sockets")
+    path = os.path.join(folder, name)
+    if len(os.fsencode(path)) >= _SUN_PATH_MAX:
+        raise OSError(
+            f"the socket path {path} is longer than this system allows "
+            f"({_SUN_PATH_MAX - 1} bytes): set TMPDIR to a shorter folder"
+        )
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return f"unix:{path}"
 
 
 def connect_socket(address: str, timeout: float = 10.0) -> socket.socket:
@@ -72,10 +98,29 @@ def connect_socket(address: str, timeout: float = 10.0) -> socket.socket:
     sock.settimeout(timeout)
     try:
         sock.connect(where)
+        if family == socket.AF_UNIX and ABSTRACT_SOCKETS:
+            # Anyone may bind an abstract name, e.g. a dead worker's: talk only to our own.
+            pid, uid = peer_credentials(sock)
+            if not _trusted(uid):
+                raise PermissionError(
+                    f"{address} is served by another user's process (pid {pid}, uid {uid}); "
+                    "refusing to talk to it"
+                )
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int]:
+    """(pid, effective uid) of the process at the other end of a local socket (Linux)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    return pid, uid
+
+
+def _trusted(uid: int) -> bool:
+    return uid == os.geteuid() or uid == 0
 
 
 class Connection:
@@ -473,6 +518,7 @@ class Reactor:
 
     def _accept(self, lsock: socket.socket) -> None:
         _, factory, token = self._listeners[lsock.fileno()]
+        local = lsock.family == socket.AF_UNIX and ABSTRACT_SOCKETS
         while True:
             try:
                 sock, _ = lsock.accept()
@@ -480,11 +526,26 @@ class Reactor:
                 return
             except OSError:
                 return
+            if local and not self._local_peer_trusted(sock):
+                continue
             conn = Connection(sock, self, factory(), token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
             if token is not None:
                 self._await_auth(conn)
+
+    def _local_peer_trusted(self, sock: socket.socket) -> bool:
+        """An abstract socket has no file permissions: serve only this user (or root)."""
+        try:
+            pid, uid = peer_credentials(sock)
+        except OSError:
+            pid, uid = 0, -1
+        if _trusted(uid):
+            return True
+        _log(f"{self.name}: refused a local connection from pid {pid}: it runs as uid {uid}")
+        with contextlib.suppress(OSError):
+            sock.close()
+        return False
 
     def _await_auth(self, conn: Connection) -> None:
         waiting = self._unauthenticated
@@ -522,8 +583,9 @@ class Reactor:
                 conn.sock.close()
         for sock, _, _ in self._listeners.values():
             with contextlib.suppress(OSError):
-                if sock.family == socket.AF_UNIX:
-                    os.unlink(sock.getsockname())
+                name = sock.getsockname() if sock.family == socket.AF_UNIX else None
+                if isinstance(name, str) and name:  # a path (an abstract name is bytes)
+                    os.unlink(name)
                 sock.close()
         self._sel.close()
         self._wake_r.close()
