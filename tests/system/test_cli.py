@@ -134,8 +134,11 @@ class EmberCLI:
 
 
 @pytest.fixture
-def ember_cli(tmp_path: Path) -> Iterator[EmberCLI]:
-    cli = EmberCLI(tmp_path)
+def ember_cli(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EmberCLI]:
+    # (Parametrized indirectly, TMPDIR is that folder below tmp_path.)
+    tmp = tmp_path / getattr(request, "param", "")
+    tmp.mkdir(parents=True, exist_ok=True)
+    cli = EmberCLI(tmp)
     try:
         yield cli
     finally:
@@ -447,6 +450,53 @@ def test_init_auto_without_a_cluster_says_how_to_start_one(ember_cli: EmberCLI) 
     assert "ember start --head" in out.stderr, out.stderr
     status = ember_cli.run("status")
     assert status.returncode == 1 and "ember start --head" in status.stderr
+
+
+AFTER_INIT = """
+import json
+import ember
+from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+mine = NodeAffinitySchedulingStrategy(ember.get_runtime_context().get_node_id(), soft=False)
+
+@ember.remote
+def where(n):
+    return n * n, ember.get_runtime_context().get_node_id()
+
+@ember.remote
+class Echo:
+    def echo(self, x):
+        return x
+
+echo = Echo.remote()
+out = {
+    "here": ember.get([where.options(scheduling_strategy=mine).remote(n) for n in range(4)]),
+    "there": ember.get(where.options(resources={"x": 1}).remote(5)),
+    "actor": ember.get([echo.echo.remote(i) for i in range(3)]),
+}
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("ember_cli", ["d" * 80 + "/" + "e" * 80], indirect=True)
+def test_a_long_tmpdir_works(ember_cli: EmberCLI) -> None:
+    """Unix sockets in the session's folder broke init() and `ember start` with a TMPDIR of
+    about 70 characters or more (`OSError: AF_UNIX path too long`)."""
+    assert len(str(ember_cli.tmp)) >= 150
+
+    def run(init_args: str) -> Any:
+        return _result(ember_cli.driver(f"import ember\nember.init({init_args})\n{AFTER_INIT}"))
+
+    alone = run("num_cpus=1, resources={'x': 1}")
+    assert [v for v, _ in alone["here"]] == [0, 1, 4, 9] and alone["actor"] == [0, 1, 2]
+    _started_cluster(ember_cli)
+    (head,) = [r["node_id"] for r in ember_cli.records() if r["is_head"]]
+    (x_node,) = [r["node_id"] for r in ember_cli.records() if not r["is_head"]]
+    clustered = run("address='auto'")
+    assert clustered["here"] == [[n * n, head] for n in range(4)]  # (pushed over Unix sockets)
+    assert clustered["there"] == [25, x_node] and clustered["actor"] == [0, 1, 2]
+    assert ember_cli.run("status").returncode == 0
+    assert ember_cli.run("stop").returncode == 0 and not ember_cli.records()
 
 
 COUNTER = """

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
 import threading
 
+import psutil
+import pytest
+
 from ember._protocol import messages as m
+from ember._transport import reactor as reactor_mod
 from ember._transport.reactor import Connection, Reactor
 
 
@@ -184,6 +190,123 @@ def test_a_peer_without_the_token_cannot_make_the_listener_buffer_much(capfd):
         reactor.stop()
 
 
+_TOKEN = "0123456789abcdef" * 2  # as long as a real one
+_STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} test: refused", re.M)
+
+
+def _raw_peer(address: str) -> socket.socket:
+    host, port = address[4:].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Without waiting: has the other end closed (EOF or reset)?"""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\xc6\xff\xff\xff\xff",  # a 4 GB binary
+        b"\x92" + bytes([m.Auth.CODE]) + b"\xdb\xff\xff\xff\xff",  # Auth with a 4 GB token
+    ],
+)
+def test_a_huge_length_header_is_refused_at_once(capfd, monkeypatch, header):
+    """A few KiB behind a 4 GB length header used to be held open, waiting for the rest:
+    the right Auth is a few dozen bytes, so a first message longer than that is refused."""
+    monkeypatch.setattr(reactor_mod, "AUTH_SECONDS", 60.0)  # not what closes it here
+    reactor, server, address = _listening(_TOKEN)
+    try:
+        with _raw_peer(address) as sock:
+            sock.sendall(header + b"x" * 3000)
+            assert sock.recv(100) == b""  # (a hang fails on the socket's timeout)
+        assert server.got == []
+        err = capfd.readouterr().err
+        assert "did not present the cluster's token" in err and _STAMPED.search(err)
+    finally:
+        reactor.stop()
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_a_peer_that_does_not_authenticate_in_time_is_closed(capfd, monkeypatch, slow):
+    """A silent peer, or one sending a byte at a time (slowloris), used to keep its
+    connection for ever."""
+    monkeypatch.setattr(reactor_mod, "AUTH_SECONDS", 0.5)
+    reactor, server, address = _listening(_TOKEN)
+    try:
+        with _raw_peer(address) as sock:
+            auth = reactor_mod._packb(m.Auth(_TOKEN).encode())
+            sock.settimeout(0.1 if slow else 10)
+            sent = 0
+            while True:
+                try:
+                    if sock.recv(1) == b"":
+                        break
+                except TimeoutError:  # (slow: a byte every 0.1 s while the peer waits)
+                    sock.sendall(auth[sent : sent + 1])
+                    sent += 1
+                assert sent < len(auth) - 1, "the listener waited for all of Auth"
+        assert server.got == []
+        err = capfd.readouterr().err
+        assert "did not present the cluster's token within 0.5 s" in err and _STAMPED.search(err)
+    finally:
+        reactor.stop()
+
+
+def test_few_connections_may_wait_to_authenticate_at_once(capfd, monkeypatch):
+    """Past the cap, the oldest waiting connection is closed; a peer that shows the token
+    is served (it authenticates with its first bytes)."""
+    monkeypatch.setattr(reactor_mod, "MAX_UNAUTHENTICATED", 4)
+    reactor, server, address = _listening(_TOKEN)
+    silent = [_raw_peer(address) for _ in range(10)]
+    try:
+        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good.send(m.Reply(1, None, "hello"))
+        # Accepted after all the silent ones (in order), so they were all accepted first,
+        # and the good one was waiting too for a moment: 11 - 4 were closed, oldest first.
+        assert [g.value for g in server.wait_for(1)] == ["hello"]
+        assert [_closed_by_peer(s) for s in silent] == [True] * 7 + [False] * 3
+        err = capfd.readouterr().err
+        assert err.count("connections were waiting to authenticate") == 7
+        assert _STAMPED.search(err)
+    finally:
+        reactor.stop()
+        for s in silent:
+            s.close()
+
+
+def test_peers_that_have_not_authenticated_cost_little_memory(monkeypatch):
+    """Each accepted connection had a 256 KiB receive buffer and an unpacker from the start:
+    3,000 idle connections took a process from 19 MB to 900 MB. Now they share the loop's
+    buffer and get an unpacker once they authenticate."""
+    monkeypatch.setattr(reactor_mod, "MAX_UNAUTHENTICATED", 10_000)  # to measure each one
+    monkeypatch.setattr(reactor_mod, "AUTH_SECONDS", 600.0)
+    reactor, server, address = _listening(_TOKEN)
+    peers: list[socket.socket] = []
+    try:
+        me = psutil.Process()
+        before = me.memory_info().rss
+        for _ in range(500):
+            peers.append(_raw_peer(address))
+            peers[-1].sendall(b"\x92")
+        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good.send(m.Reply(1, None, "hello"))
+        server.wait_for(1)  # so every one of them was accepted and read (see above)
+        grown = me.memory_info().rss - before
+        assert grown < 500 * 16 * 1024, f"{grown / 500 / 1024:.0f} KiB per connection"
+        assert len(reactor._unauthenticated) == 500
+    finally:
+        reactor.stop()
+        for s in peers:
+            s.close()
+
+
 def test_a_receiver_that_cannot_start_leaves_nothing_behind(tmp_path):
     """It raises, and neither its file nor any descriptor is left (the pull then fails)."""
     import os
@@ -202,3 +325,48 @@ def test_a_receiver_that_cannot_start_leaves_nothing_behind(tmp_path):
     reactor.stop()
     a.close()
     b.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to listen as another user")
+def test_a_local_socket_served_by_another_user_is_not_talked_to():
+    """Anyone may bind an abstract name (a dead worker's, say): the caller checks who
+    listens before sending anything."""
+    address = f"unix:@ember-test-{os.getpid()}/squatted"
+    bound_r, bound_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # as nobody: listen on the name until the test is done
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(reactor_mod.parse_address(address)[1])
+                sock.listen(1)
+                os.write(bound_w, b"!")
+                os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(bound_r, 1) == b"!"
+        with pytest.raises(PermissionError, match="another user's process"):
+            reactor_mod.connect_socket(address)
+    finally:
+        os.write(done_w, b"!")
+        os.waitpid(pid, 0)
+        for fd in (bound_r, bound_w, done_r, done_w):
+            os.close(fd)
+
+
+def test_local_sockets_have_paths_only_where_there_are_no_abstract_names(monkeypatch, tmp_path):
+    """Linux: an abstract name, whatever TMPDIR's length. Elsewhere a path in the session's
+    folder, and one too long says which variable to change."""
+    session = tmp_path / ("s" * 150)
+    assert reactor_mod.local_address(str(session), "node").startswith("unix:@ember-")
+    monkeypatch.setattr(reactor_mod, "ABSTRACT_SOCKETS", False)
+    with pytest.raises(OSError, match="set TMPDIR to a shorter folder"):
+        reactor_mod.local_address(str(session), "node")
+    short = tmp_path / "s"
+    short.mkdir()
+    monkeypatch.setattr(reactor_mod, "_SUN_PATH_MAX", 4096)  # whatever TMPDIR this test has
+    assert reactor_mod.local_address(str(short), "node") == f"unix:{short}/sockets/node"
+    assert oct((short / "sockets").stat().st_mode & 0o777) == "0o700"

@@ -126,6 +126,9 @@ def _spawn(
     path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    # The token comes in the config; in the environment every task and its subprocesses
+    # would inherit it (and /proc/PID/environ keeps showing it even once removed there).
+    env.pop("EMBER_TOKEN", None)
     log = open(log_path, "ab")  # noqa: SIM115
     with log:
         proc = subprocess.Popen(
@@ -148,8 +151,9 @@ def _spawn(
 def new_session() -> str:
     name = ids.random_id(4).hex()
     session_dir = os.path.join(cluster_files.ember_tmp(), f"s-{name}")
-    for sub in ("logs", "sockets", "spill"):
-        os.makedirs(os.path.join(session_dir, sub), mode=0o700, exist_ok=True)
+    os.mkdir(session_dir, 0o700)
+    for sub in ("logs", "spill"):
+        os.mkdir(os.path.join(session_dir, sub), 0o700)
     return session_dir
 
 
@@ -168,7 +172,10 @@ def spawn_node(
     session_dir = new_session()
     name = os.path.basename(session_dir)[2:]
     shm_dir, capacity = _store_dirs(name, object_store_memory)
-    os.makedirs(os.path.join(shm_dir, "pool"), mode=0o700, exist_ok=True)
+    # Only this user's processes read and write objects (makedirs would give the store's
+    # own folder the default mode: readable by everyone).
+    os.mkdir(shm_dir, 0o700)
+    os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
     node_id = ids.random_id(16)
     config: dict[str, Any] = {
         "node_id": node_id.hex(),

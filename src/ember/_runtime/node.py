@@ -39,7 +39,7 @@ from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
 from ember._runtime.node_objects import ObjectsMixin, _Object, _Waiter
 from ember._runtime.object_store import StoreFiles
-from ember._transport.reactor import Connection, Reactor
+from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls
 
 # Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
@@ -166,8 +166,6 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.worker_env = dict(os.environ)
         self.worker_env.update(config.get("worker_env", {}))
         self.worker_env.pop("CUDA_VISIBLE_DEVICES", None)
-        if config.get("token"):
-            self.worker_env["EMBER_TOKEN"] = config["token"]
         self._waiting_owner: dict[bytes, bytes] = {}
         self._free_timer = False
         self.start_failures = 0
@@ -183,8 +181,9 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     # ------------------------------------------------------------------ process lifetime
 
     def start(self) -> None:
-        sock_dir = os.path.join(self.session_dir, "sockets")
-        self.address = self.reactor.listen(f"unix:{sock_dir}/node", self.new_handler)
+        self.address = self.reactor.listen(
+            local_address(self.session_dir, "node"), self.new_handler
+        )
         if self.clustered:
             self.control_address = self.config["control_address"]
             port = int(self.config.get("node_port", 0))
@@ -193,7 +192,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             )
         else:
             server = ControlStoreServer(ControlStore(node_timeout=float("inf")), self.reactor)
-            self.control_address = server.listen(f"unix:{sock_dir}/control", None)
+            self.control_address = server.listen(local_address(self.session_dir, "control"), None)
         self.join()
         self.reactor.call_later(0.5, self.reap)
         fd = self.config.get("ready_fd")
@@ -268,7 +267,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
 
             listen = f"tcp:{self.host}:0" if self.clustered else ""
             worker.main(
-                [self.address, self.control_address, self.session_dir, worker_id.hex(), listen]
+                [self.address, self.control_address, self.session_dir, worker_id.hex(), listen],
+                token=self.token if self.clustered else None,
             )
             code = 0
         except BaseException:  # noqa: BLE001 - a child must never return into the node's loop

@@ -10,7 +10,7 @@ As an actor, the process runs ``__init__`` when the node sends ``StartActor`` an
 method calls in arrival order on the main thread, on a thread pool (``max_concurrency`` > 1) or
 on an asyncio event loop (any ``async def`` method).
 
-Start: ``python -m ember._runtime.worker NODE_ADDR CONTROL_ADDR SESSION_DIR WORKER_ID``.
+Start: the node manager forks itself and calls ``main`` (see ``NodeManager.start_worker``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ember._runtime.client_state import _Placeholder
 from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
-from ember._transport.reactor import Connection, Reactor
+from ember._transport.reactor import Connection, Reactor, local_address
 
 if TYPE_CHECKING:
     import asyncio
@@ -136,9 +136,10 @@ class Worker:
         self.reactor = Reactor("ember-worker")
         self.reactor.start()
         # On a cluster, callers on other hosts push tasks here over TCP, with the token.
-        sock = os.path.join(session_dir, "sockets", f"w-{worker_id.hex()}")
         self.address = self.reactor.listen(
-            listen or f"unix:{sock}", lambda: _CallerHandler(self), token=token
+            listen or local_address(session_dir, f"w-{worker_id.hex()}"),
+            lambda: _CallerHandler(self),
+            token=token,
         )
         self.store = StoreFiles("", "")  # the node tells where, in its answer to Hello
         self.functions: dict[bytes, Any] = {}
@@ -655,9 +656,10 @@ def _flush_output() -> None:
         out.flush()
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], token: str | None = None) -> None:
+    """Run a worker; the node manager forks and calls this, handing over the cluster's
+    ``token`` in memory (the environment would pass it on to the tasks' subprocesses)."""
     node_addr, control_addr, session_dir, worker_hex, listen = argv[:5]
-    token = os.environ.get("EMBER_TOKEN") if listen else None
     worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex), listen, token)
     worker.main_slot.loop()
 

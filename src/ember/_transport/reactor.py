@@ -7,13 +7,19 @@ output buffer that the reactor flushes. So the hot path (send a task, receive it
 one system call on each side and no thread hand-off on the sending side.
 
 Messages are msgpack arrays written back to back; msgpack's streaming unpacker finds the
-boundaries, so there is no extra framing. Addresses are ``unix:/path`` or ``tcp:host:port``.
+boundaries, so there is no extra framing. Addresses are ``unix:/path``, ``unix:@name`` (an
+abstract name) or ``tcp:host:port``.
 
 TCP reaches beyond this user's files, so a TCP listener may require a token: the first message
 on each accepted connection must be ``Auth`` with it, and a connection that sends anything else
-first is logged and closed before any of its data is looked at further. (Unix sockets live in
-folders only this user can open.) A connection can also be *detached* from the loop to carry
-raw bytes, such as an object's contents (``RawChannel``).
+first is logged and closed before any of its data is looked at further. Until then a peer costs
+little: no receive buffer or unpacker of its own, at most the length of that ``Auth`` in bytes,
+``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such peers at once. Local
+sockets are Linux abstract names (``unix:@name``): no path, so no length limit and nothing to
+clean up, but no file permissions either, so both ends check that the other runs as this user
+(or root) before anything is exchanged. Elsewhere they are paths in a folder only this user can
+open. A connection can also be *detached* from the loop to carry raw bytes, such as an
+object's contents (``RawChannel``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import itertools
 import os
 import selectors
 import socket
+import struct
 import sys
 import threading
 import time
@@ -36,7 +43,18 @@ import msgpack
 from ember._protocol.messages import Auth, Message, decode
 
 _READ_SIZE = 1 << 18
-_AUTH_MAX = 4096  # an unauthenticated peer may make us hold this much, no more
+# A peer that must authenticate sends Auth with its first bytes, so this covers a loaded
+# machine many times over, while a silent or trickling peer (one byte a second) is closed
+# before it can pile up with others.
+AUTH_SECONDS = 5.0
+# Accepted connections waiting to authenticate, at most, per process: each costs a few KiB
+# and a descriptor. Peers authenticate within a round trip, so even a large cluster's nodes
+# all connecting at once stay far below it; past it the oldest waiting one is closed, so a
+# flood of silent connections cannot lock legitimate peers out.
+MAX_UNAUTHENTICATED = 128
+# Local sockets have Linux's abstract names there (see the module docstring); elsewhere paths.
+ABSTRACT_SOCKETS = sys.platform == "linux"
+_SUN_PATH_MAX = 104  # sockaddr_un's sun_path elsewhere (macOS, the BSDs), with its closing NUL
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -49,11 +67,29 @@ class Handler(Protocol):
 def parse_address(address: str) -> tuple[int, Any]:
     kind, _, rest = address.partition(":")
     if kind == "unix":
-        return socket.AF_UNIX, rest
+        return socket.AF_UNIX, "\0" + rest[1:] if rest.startswith("@") else rest
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
         return socket.AF_INET, (host, int(port))
-    raise ValueError(f"bad address {address!r}: expected 'unix:/path' or 'tcp:host:port'")
+    raise ValueError(
+        f"bad address {address!r}: expected 'unix:/path', 'unix:@name' or 'tcp:host:port'"
+    )
+
+
+def local_address(session_dir: str, name: str) -> str:
+    """The address of the local socket ``name`` of the session in ``session_dir``."""
+    if ABSTRACT_SOCKETS:
+        # Unique per session (its folder's name is random), and the uid keeps users apart.
+        return f"unix:@ember-{os.getuid()}-{os.path.basename(session_dir)}/{name}"
+    folder = os.path.join(session_dir, "sockets")
+    path = os.path.join(folder, name)
+    if len(os.fsencode(path)) >= _SUN_PATH_MAX:
+        raise OSError(
+            f"the socket path {path} is longer than this system allows "
+            f"({_SUN_PATH_MAX - 1} bytes): set TMPDIR to a shorter folder"
+        )
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return f"unix:{path}"
 
 
 def connect_socket(address: str, timeout: float = 10.0) -> socket.socket:
@@ -62,10 +98,29 @@ def connect_socket(address: str, timeout: float = 10.0) -> socket.socket:
     sock.settimeout(timeout)
     try:
         sock.connect(where)
+        if family == socket.AF_UNIX and ABSTRACT_SOCKETS:
+            # Anyone may bind an abstract name, e.g. a dead worker's: talk only to our own.
+            pid, uid = peer_credentials(sock)
+            if not _trusted(uid):
+                raise PermissionError(
+                    f"{address} is served by another user's process (pid {pid}, uid {uid}); "
+                    "refusing to talk to it"
+                )
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int]:
+    """(pid, effective uid) of the process at the other end of a local socket (Linux)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    return pid, uid
+
+
+def _trusted(uid: int) -> bool:
+    return uid == os.geteuid() or uid == 0
 
 
 class Connection:
@@ -85,13 +140,20 @@ class Connection:
         self.node = b""  # the node the peer runs on, when it matters (cluster failures)
         self._out = bytearray()
         self._lock = threading.Lock()
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
-        # One receive buffer for the connection's life: recv() of a large size would
-        # allocate (and, past malloc's mmap threshold, map and unmap) memory on every call.
-        self._inbuf = bytearray(_READ_SIZE)
-        self._inview = memoryview(self._inbuf)
+        # The reactor's receive buffer, shared by all its connections (only its thread
+        # reads): recv() of a large size would allocate memory on every call, and a buffer
+        # per connection cost 256 KiB each, kept after close too (freeing one raises glibc's
+        # mmap threshold, so the next ones came from the heap, which seldom shrinks).
+        self._inbuf = reactor._inbuf
+        self._inview = reactor._inview
         self._token = token  # what an accepted peer must show before anything else
         self._pre = bytearray()  # bytes of a peer that has not authenticated yet
+        if token is None:
+            self._new_unpacker()  # (a peer that must authenticate gets one once it has)
+
+    def _new_unpacker(self) -> None:
+        # About 40 KiB each (its parse stack), so only for peers that may talk.
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
 
     def send(self, msg: Message) -> None:
         self.send_raw(_packb(msg.encode()))
@@ -146,6 +208,8 @@ class Connection:
             data = self._authenticate(data)
             if data is None:
                 return False
+            if self._token is not None:
+                return True  # Auth is not complete yet
         self._unpacker.feed(data)
         handler = self.handler
         for raw in self._unpacker:
@@ -158,40 +222,42 @@ class Connection:
         return True
 
     def _authenticate(self, data: memoryview) -> bytes | None:
-        """Look for ``Auth`` in the first few KiB a peer sends, without buffering more for a
-        peer that has not shown the token. Returns what follows it, or None to refuse."""
+        """Look for ``Auth`` with the token in the first bytes a peer sends, holding no more
+        than that message's length meanwhile. Returns what follows it (the peer is then
+        authenticated), b"" while it is incomplete, or None to refuse."""
+        token = self._token or ""
+        need = len(_packb(Auth(token).encode()))
         self._pre += data
-        probe = msgpack.Unpacker(raw=False, max_buffer_size=_AUTH_MAX)
+        probe = msgpack.Unpacker(raw=False, max_buffer_size=need)
         try:
-            probe.feed(bytes(self._pre[:_AUTH_MAX]))
+            probe.feed(bytes(self._pre[:need]))
             raw = next(probe)
         except StopIteration:
-            if len(self._pre) < _AUTH_MAX:
-                return b""  # the first message is not complete yet
-            raw = None
+            if len(self._pre) < need:
+                return b""  # not all of it yet (AUTH_SECONDS bounds the wait)
+            raw = None  # longer than the right Auth: say a 4 GB length header
         except Exception:  # noqa: BLE001 - not even msgpack: refused like a wrong token
             raw = None
-        if not self._check_auth(raw):
+        shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
+        if not (isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode())):
+            self.refuse("it did not present the cluster's token")
             return None
+        self._token = None
+        self.reactor._done_waiting(self)
+        self._new_unpacker()
         rest = bytes(self._pre[probe.tell() :])
         self._pre = bytearray()
         return rest
 
-    def _check_auth(self, raw: Any) -> bool:
-        token = self._token or ""
-        shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
-        if isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode()):
-            self._token = None
-            return True
+    def refuse(self, why: str) -> None:
+        """Reactor thread: log why a peer is not served, and close its connection."""
         try:
-            who = self.sock.getpeername()
+            who: Any = self.sock.getpeername()
         except OSError:
             who = "?"
-        _log(
-            f"{self.reactor.name}: refused a connection from {who}: it did not present the "
-            "cluster's token"
-        )
-        return False
+        _log(f"{self.reactor.name}: refused a connection from {who}: {why}")
+        self.reactor._done_waiting(self)
+        self._close()
 
     def detach(self) -> tuple[socket.socket, bytes, bytes]:
         """Reactor thread: take the socket out of the loop to carry raw bytes. Returns it with
@@ -229,8 +295,11 @@ class RawChannel:
 
 
 def _log(text: str) -> None:
+    """A line for whoever reads the process's log later: it says when."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
     with contextlib.suppress(Exception):
-        sys.__stderr__.write(text + "\n")
+        sys.__stderr__.write(f"{stamp} {text}\n")
         sys.__stderr__.flush()
 
 
@@ -264,6 +333,11 @@ class Reactor:
         self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler], str | None]] = {}
         self._conns: set[Connection] = set()
         self._raw: set[RawChannel] = set()
+        self._inbuf = bytearray(_READ_SIZE)  # what every connection reads into (see there)
+        self._inview = memoryview(self._inbuf)
+        # Accepted connections yet to authenticate, oldest first, with their deadlines.
+        self._unauthenticated: dict[Connection, float] = {}
+        self._sweeping = False
 
     # -- any thread -----------------------------------------------------------------------
 
@@ -365,6 +439,7 @@ class Reactor:
             channel.close_in_child()
         self._raw.clear()
         self._conns.clear()
+        self._unauthenticated.clear()
         self._listeners.clear()
         self._pending.clear()
         self._sel.close()
@@ -387,6 +462,7 @@ class Reactor:
 
     def _forget(self, conn: Connection) -> None:
         self._conns.discard(conn)
+        self._unauthenticated.pop(conn, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._sel.unregister(conn.sock)
 
@@ -442,6 +518,7 @@ class Reactor:
 
     def _accept(self, lsock: socket.socket) -> None:
         _, factory, token = self._listeners[lsock.fileno()]
+        local = lsock.family == socket.AF_UNIX and ABSTRACT_SOCKETS
         while True:
             try:
                 sock, _ = lsock.accept()
@@ -449,9 +526,55 @@ class Reactor:
                 return
             except OSError:
                 return
+            if local and not self._local_peer_trusted(sock):
+                continue
             conn = Connection(sock, self, factory(), token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
+            if token is not None:
+                self._await_auth(conn)
+
+    def _local_peer_trusted(self, sock: socket.socket) -> bool:
+        """An abstract socket has no file permissions: serve only this user (or root)."""
+        try:
+            pid, uid = peer_credentials(sock)
+        except OSError:
+            pid, uid = 0, -1
+        if _trusted(uid):
+            return True
+        _log(f"{self.name}: refused a local connection from pid {pid}: it runs as uid {uid}")
+        with contextlib.suppress(OSError):
+            sock.close()
+        return False
+
+    def _await_auth(self, conn: Connection) -> None:
+        waiting = self._unauthenticated
+        waiting[conn] = time.monotonic() + AUTH_SECONDS
+        while len(waiting) > MAX_UNAUTHENTICATED:
+            oldest = next(iter(waiting))
+            oldest.refuse(
+                f"more than {MAX_UNAUTHENTICATED} connections were waiting to authenticate"
+            )
+        if not self._sweeping:
+            self._sweeping = True
+            self._add_timer(AUTH_SECONDS, self._expire_auth)
+
+    def _done_waiting(self, conn: Connection) -> None:
+        self._unauthenticated.pop(conn, None)
+
+    def _expire_auth(self) -> None:
+        """Close the connections whose time to authenticate is up (oldest first: each got
+        the same time), then look again when the next one's is."""
+        waiting = self._unauthenticated
+        now = time.monotonic()
+        self._sweeping = False
+        while waiting:
+            conn, deadline = next(iter(waiting.items()))
+            if deadline > now:
+                self._sweeping = True
+                self._add_timer(deadline - now, self._expire_auth)
+                return
+            conn.refuse(f"it did not present the cluster's token within {AUTH_SECONDS:g} s")
 
     def _teardown(self) -> None:
         for conn in list(self._conns):
@@ -460,8 +583,9 @@ class Reactor:
                 conn.sock.close()
         for sock, _, _ in self._listeners.values():
             with contextlib.suppress(OSError):
-                if sock.family == socket.AF_UNIX:
-                    os.unlink(sock.getsockname())
+                name = sock.getsockname() if sock.family == socket.AF_UNIX else None
+                if isinstance(name, str) and name:  # a path (an abstract name is bytes)
+                    os.unlink(name)
                 sock.close()
         self._sel.close()
         self._wake_r.close()
