@@ -167,6 +167,10 @@ class ResolveActor(Message):
     rid: int
     actor_id: bytes
     min_incarnation: int = 0
+    # Answer once incarnation min_incarnation - 1 has ended, without waiting for the next to
+    # start: the value says how it ended and that it was restarted (or the error, that the
+    # actor is dead). For the error of a call that the end of that process interrupted.
+    ended: bool = False
 
 
 @_message(19)
@@ -220,6 +224,15 @@ class FreeObjects(Message):
 
 @_message(25)
 class KillWorker(Message):
+    worker_id: bytes
+
+
+@_message(31)
+class WorkerExit(Message):
+    """Client -> the node that leased it a worker whose connection closed: how did that
+    process end? Answered once it has: ``{"pid", "code", "log"}`` (None if unknown)."""
+
+    rid: int
     worker_id: bytes
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import faulthandler
 import inspect
 import io
 import os
@@ -607,6 +608,9 @@ def _flush_output() -> None:
 
 
 def main(argv: list[str]) -> None:
+    # A crash in native code (a segfault) leaves the Python traceback in the worker's log, which
+    # the caller's WorkerCrashedError names (stderr is that log here, not yet the forwarder).
+    faulthandler.enable(all_threads=True)
     node_addr, control_addr, session_dir, worker_hex, listen = argv[:5]
     token = os.environ.get("EMBER_TOKEN") if listen else None
     worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex), listen, token)
