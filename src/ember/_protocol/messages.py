@@ -249,6 +249,16 @@ class LogLines(Message):
     err: bool = True  # printed on stderr (True) or stdout (False)
 
 
+@_message(32)
+class FlushOutput(Message):
+    """Driver -> node, when the driver leaves; node -> each of its workers: answer once every
+    line printed before this has been passed on. A worker answers on the connection that
+    carries its lines, so the answer comes after them; the node answers once its workers
+    have (or a moment has passed)."""
+
+    rid: int
+
+
 @_message(28)
 class ActorDone(Message):
     """Worker -> node: this actor's process may go (its __init__ failed or it called exit)."""

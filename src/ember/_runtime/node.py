@@ -53,6 +53,9 @@ _ENDED_WORKERS_KEPT = 64
 # for its exit status, and how often to look.
 _EXIT_WAIT_SECONDS = 1.0
 _EXIT_POLL_SECONDS = 0.005
+# How long a leaving driver's FlushOutput waits for workers (one that is stuck must not hold
+# the driver's exit).
+_FLUSH_OUTPUT_SECONDS = 1.0
 
 
 @dataclass
@@ -542,6 +545,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
                     c.conn.send(msg)
+        elif isinstance(msg, m.FlushOutput):
+            self.flush_output(conn, msg.rid)
         elif isinstance(msg, m.Reply):
             self.calls.on_reply(msg)
         elif isinstance(msg, m.ObjectLocated):
@@ -555,6 +560,30 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.drop_owner(msg)
         elif isinstance(msg, m.PutObject):
             self.store.write_file(msg.object_id, msg.data)
+
+    def flush_output(self, conn: Connection, rid: int) -> None:
+        """A driver leaves: answer once every worker here has answered a FlushOutput (so the
+        lines they printed before it were passed on, ahead of this answer), or after a
+        moment."""
+        workers = [c.conn for c in self.clients.values() if c.kind == "worker"]
+        waiting = {"left": len(workers), "answered": False}
+
+        def answer() -> None:
+            if not waiting["answered"]:
+                waiting["answered"] = True
+                conn.send(m.Reply(rid, None))
+
+        def flushed(reply: m.Reply) -> None:
+            waiting["left"] -= 1
+            if waiting["left"] == 0:
+                answer()
+
+        for worker in workers:
+            self.calls.call(worker, m.FlushOutput, flushed)
+        if workers:
+            self.reactor.call_later(_FLUSH_OUTPUT_SECONDS, answer)
+        else:
+            answer()
 
     def hello(self, conn: Connection, msg: m.Hello) -> None:
         client = _Client(

@@ -252,6 +252,8 @@ class Worker:
     def on_node_message(self, msg: m.Message) -> None:
         if isinstance(msg, m.StartActor):
             self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
+        elif isinstance(msg, m.FlushOutput):  # (after every line already sent, on this conn)
+            self.client.node.send(m.Reply(msg.rid, None))
 
     # ------------------------------------------------------------------ running
 
