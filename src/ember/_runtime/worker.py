@@ -150,6 +150,8 @@ class Worker:
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
+        # Unless the user set it, as in Ray: see _set_omp_threads.
+        self.omp_threads = "OMP_NUM_THREADS" not in os.environ
         self.client = CoreClient(
             kind="worker",
             node_address=node_addr,
@@ -269,6 +271,8 @@ class Worker:
                 raise exc.TaskCancelledError(ctx.task_id.hex())
             if msg.gpu_ids and not msg.actor_id:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+            if self.omp_threads and not msg.actor_id:
+                _set_omp_threads(msg.resources)
             fn, args, kwargs = self.prepare(msg)
             value = fn(*args, **kwargs)
             results = self.pack(msg, value)
@@ -425,6 +429,8 @@ class Worker:
         self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+        if self.omp_threads:
+            _set_omp_threads(msg.resources)
         try:
             cls = self.function(spec["fn_id"])
             cls = getattr(cls, "_cls", cls)
@@ -524,6 +530,17 @@ class Worker:
                 ctypes.c_ulong(slot.thread.ident),  # type: ignore[arg-type]
                 ctypes.py_object(exc.TaskCancelledError),
             )
+
+
+def _set_omp_threads(resources: dict[str, float] | None) -> None:
+    """Size the thread pools of BLAS and OpenMP libraries (numpy's matrix products) to the CPUs
+    the task holds, at least one, as Ray does: by default each would start a thread per core
+    of the machine, in every worker at once. OpenBLAS and MKL read OMP_NUM_THREADS when they
+    load (unless their own variable is set), so it counts for the first task that imports
+    them in this process; the node, which workers are forked from, never does."""
+    threads = str(max(1, int((resources or {}).get("CPU", 1))))
+    if os.environ.get("OMP_NUM_THREADS") != threads:
+        os.environ["OMP_NUM_THREADS"] = threads
 
 
 def _error_bytes(err: BaseException, name: str) -> bytes:
