@@ -334,7 +334,8 @@ class ActorDiedError(RayActorError):
 
 
 def _sentence(text: str) -> str:
-    return text if text.endswith(".") else f"{text}."
+    """End a clause with a full stop (not one that ends with a traceback)."""
+    return text if text.endswith(".") or "\n" in text else f"{text}."
 
 
 def describe_exit(returncode: int | None) -> str:
