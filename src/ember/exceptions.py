@@ -8,6 +8,7 @@ the driver.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import traceback
 from typing import Any
@@ -290,7 +291,11 @@ class RayActorError(RayError):
 
 
 class ActorDiedError(RayActorError):
-    """The actor's process is gone, or the actor was killed, before this call finished."""
+    """The actor's process is gone, or the actor was killed, before this call finished.
+
+    ``cause`` is the constructor's error when ``__init__`` raised, or a clause that says what
+    happened (and what to do), as the node that manages the actor tells it.
+    """
 
     def __init__(
         self,
@@ -315,19 +320,37 @@ class ActorDiedError(RayActorError):
                 f"run any method. Fix the error below and create the actor again.\n{cause}"
             )
         elif isinstance(cause, str) and cause:
-            msg = f"{who} died unexpectedly before finishing this task: {cause}"
+            msg = f"{who} died before finishing this task: {_sentence(cause)}"
         elif isinstance(cause, BaseException):
-            msg = f"{who} died unexpectedly before finishing this task: {cause!r}"
+            msg = f"{who} died before finishing this task: {cause!r}."
         else:
-            msg = f"{who} died unexpectedly before finishing this task."
-        if not init_failed:
-            msg += (
-                " If the actor should survive failures, create it with max_restarts > 0 "
-                "(and max_task_retries > 0 to retry its pending calls)."
+            msg = (
+                f"{who} died unexpectedly before finishing this task. If the actor should "
+                "survive failures, create it with max_restarts > 0 (and max_task_retries > 0 "
+                "to retry its pending calls)."
             )
         super().__init__(
             actor_id=actor_id, error_msg=msg, actor_init_failed=init_failed, preempted=preempted
         )
+
+
+def _sentence(text: str) -> str:
+    """End a clause with a full stop (not one that ends with a traceback)."""
+    return text if text.endswith(".") or "\n" in text else f"{text}."
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a process ended, from its status as ``Popen.returncode`` has it (a signal as its
+    negative number): "exited with code 3", "was killed by signal SIGSEGV (11)"."""
+    if returncode is None:
+        return "exited"
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"was killed by signal {-returncode}"
+    return f"was killed by signal {name} ({-returncode})"
 
 
 class ActorUnavailableError(RayActorError):
@@ -417,15 +440,42 @@ class TaskPlacementGroupRemoved(RayError):
 
 
 class WorkerCrashedError(RayError):
-    """The worker process died while running the task (segfault, ``os._exit``, OOM kill...)."""
+    """The worker process died while running the task (segfault, ``os._exit``, OOM kill...).
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or "The worker died unexpectedly while executing this task. It may have crashed in "
-            "native code, called os._exit(), or been killed for using too much memory. Set "
-            "max_retries on the task to retry it automatically."
-        )
+    ``pid``, ``exit_code`` (a signal as its negative number) and ``log_path`` say which process
+    it was and how it ended, when its node could tell.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        task_name: str | None = None,
+        pid: int | None = None,
+        exit_code: int | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        self.task_name = task_name
+        self.pid = pid
+        self.exit_code = exit_code
+        self.log_path = log_path
+        if message is None:
+            task = f"task {task_name!r}" if task_name else "this task"
+            if pid is None:
+                message = f"The worker running {task} died unexpectedly."
+            else:
+                message = (
+                    f"The worker running {task} died: its process (pid {pid}) "
+                    f"{describe_exit(exit_code)}."
+                )
+            if log_path:
+                message += f" Its log ends with what it printed last: {log_path}."
+            message += (
+                " It may have crashed in native code, called os._exit(), or been killed for "
+                "using too much memory. A task is run again up to max_retries times when its "
+                "worker dies: raise max_retries if the task is safe to run again."
+            )
+        super().__init__(message)
 
 
 class NodeDiedError(RayError):
@@ -452,22 +502,32 @@ class LocalRayletDiedError(RayError):
 
 
 class ObjectLostError(RayError):
-    """Every copy of an object is gone and it could not be recovered."""
+    """Every copy of an object is gone and it could not be recovered.
 
-    _reason = (
-        "All copies of it were lost, usually because the node(s) storing it died, and it could "
-        "not be recomputed."
+    ``detail`` says what happened, in place of the class's usual reason; ``message`` replaces
+    the whole text.
+    """
+
+    _reason = "All copies of it were lost, usually because the node(s) storing it died."
+    _advice = (
+        "It could not be recomputed: only the results of tasks with retries left (max_retries) "
+        "are made again, never objects made by put(). Check the logs of the failed node(s)."
     )
-    _advice = "Check the logs of the failed node(s); tasks with max_retries > 0 can be rebuilt."
 
     def __init__(
-        self, object_ref_hex: str = "", message: str | None = None, *, call_site: str = ""
+        self,
+        object_ref_hex: str = "",
+        message: str | None = None,
+        *,
+        call_site: str = "",
+        detail: str = "",
     ) -> None:
         self.object_ref_hex = object_ref_hex
         self.call_site = call_site
         if message is None:
             ref = f"object {object_ref_hex}" if object_ref_hex else "an object"
-            message = f"Failed to retrieve {ref}. {self._reason} {self._advice}"
+            why = f": {_sentence(detail)}" if detail else f". {self._reason}"
+            message = f"Failed to retrieve {ref}{why} {self._advice}"
             if call_site:
                 message += f"\nThe object was created at: {call_site}"
         super().__init__(message)

@@ -10,11 +10,14 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - A task blocked in get() gives its CPU back while it waits, so other tasks can run.
 - A request larger than the machine (infeasible) stays pending: get(timeout=...) raises
   GetTimeoutError; nothing raises at submission.
+- Tasks and actors see OMP_NUM_THREADS set to their whole CPUs (at least 1) unless the user
+  set it; no other thread-count variable is set.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -292,3 +295,53 @@ def test_assigned_resources_in_task(start_ember):
     got = ray.get(assigned.remote(), timeout=T)
     assert got.get("CPU") == 0.5
     assert got.get("custom") == 2
+
+
+def _omp_threads() -> str | None:
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+def test_omp_num_threads_follows_the_cpus_held(start_ember, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    ray = start_ember(num_cpus=2)
+    omp = ray.remote(_omp_threads)
+
+    @ray.remote
+    class Holder:
+        def omp(self):
+            return _omp_threads()
+
+    assert ray.get(omp.remote(), timeout=T) == "1"
+    assert ray.get(omp.options(num_cpus=2).remote(), timeout=T) == "2"
+    assert ray.get(omp.options(num_cpus=0.5).remote(), timeout=T) == "1"
+    assert ray.get(omp.options(num_cpus=0).remote(), timeout=T) == "1"
+    assert ray.get(Holder.remote().omp.remote(), timeout=T) == "1"
+    assert ray.get(Holder.options(num_cpus=2).remote().omp.remote(), timeout=T) == "2"
+
+
+def test_a_user_s_omp_num_threads_is_kept(start_ember, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    ray = start_ember(num_cpus=2)
+    omp = ray.remote(_omp_threads)
+    assert ray.get([omp.remote(), omp.options(num_cpus=2).remote()], timeout=T) == ["3", "3"]
+
+
+@pytest.mark.ember_only
+def test_numpy_in_a_one_cpu_task_starts_no_blas_threads(start_ember, monkeypatch):
+    """Two 1-CPU tasks must not each start a BLAS thread per core of the machine."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    ray = start_ember(num_cpus=2)
+
+    @ray.remote(num_cpus=1)
+    def blas_threads():
+        # Workers are forked from the node, which never loads numpy: its BLAS starts here.
+        fresh = "numpy" not in sys.modules
+        before = len(os.listdir("/proc/self/task"))
+        import numpy as np
+
+        a = np.ones((256, 256))
+        a @ a
+        return fresh, len(os.listdir("/proc/self/task")) - before
+
+    assert ray.get(blas_threads.remote(), timeout=T) == (True, 0)

@@ -99,9 +99,11 @@ SAMPLES: list[ex.RayError] = [
     ex.TaskUnschedulableError("no node"),
     ex.TaskPlacementGroupRemoved(),
     ex.WorkerCrashedError(),
+    ex.WorkerCrashedError(task_name="f", pid=12, exit_code=-11, log_path="/logs/w.log"),
     ex.NodeDiedError(node_id="n1"),
     ex.ObjectLostError("ff" * 14, call_site="script.py:3"),
     ex.OwnerDiedError("aa" * 14),
+    ex.OwnerDiedError("aa" * 14, detail="its owner's node is gone"),
     ex.ObjectFreedError("bb" * 14),
     ex.ObjectReconstructionFailedError("cc" * 14),
     ex.ObjectReconstructionFailedMaxAttemptsExceededError("dd" * 14),
@@ -150,8 +152,10 @@ def test_actor_error_attributes() -> None:
 def test_actor_died_message_names_actor_and_reason() -> None:
     err = _roundtrip(ex.ActorDiedError("killed by ray.kill", actor_id="a1", class_name="Counter"))
     text = str(err)
-    assert "Counter" in text and "a1" in text and "killed by ray.kill" in text
-    assert "max_restarts" in text
+    assert text == (
+        "The actor (Counter, id=a1) died before finishing this task: killed by ray.kill."
+    )
+    assert "max_restarts" in str(ex.ActorDiedError())  # with no reason: the usual advice
     assert err.cause == "killed by ray.kill"
     assert err.class_name == "Counter"
     assert err.actor_id == "a1"
@@ -175,6 +179,39 @@ def test_object_lost_messages_and_attributes() -> None:
     assert err.call_site == "main.py:10"
     assert ref in str(err) and "owner" in str(err)
     assert str(ex.ObjectLostError(ref, "explicit")) == "explicit"
+
+
+def test_object_lost_detail_keeps_the_id_and_the_advice() -> None:
+    ref = "ab" * 14
+    text = str(ex.ObjectLostError(ref, detail="the node that held it died"))
+    assert text == (
+        f"Failed to retrieve object {ref}: the node that held it died. {ex.ObjectLostError._advice}"
+    )
+    assert ex.OwnerDiedError._advice in str(ex.OwnerDiedError(ref, detail="its owner exited"))
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (3, "exited with code 3"),
+        (0, "exited with code 0"),
+        (-11, "was killed by signal SIGSEGV (11)"),
+        (-9, "was killed by signal SIGKILL (9)"),
+        (-99, "was killed by signal 99"),
+        (None, "exited"),
+    ],
+)
+def test_describe_exit(code: int | None, text: str) -> None:
+    assert ex.describe_exit(code) == text
+
+
+def test_worker_crashed_error_says_how_the_process_ended() -> None:
+    err = _roundtrip(ex.WorkerCrashedError(task_name="f", pid=12, exit_code=3, log_path="/w.log"))
+    assert (err.task_name, err.pid, err.exit_code, err.log_path) == ("f", 12, 3, "/w.log")
+    text = str(err)
+    assert text.startswith("The worker running task 'f' died: its process (pid 12) exited with")
+    assert "/w.log." in text and "max_retries" in text
+    assert "died unexpectedly" in str(ex.WorkerCrashedError(task_name="f"))  # (node unknown)
 
 
 def test_task_cancelled_error_keeps_task_id() -> None:

@@ -167,6 +167,10 @@ class ResolveActor(Message):
     rid: int
     actor_id: bytes
     min_incarnation: int = 0
+    # Answer once incarnation min_incarnation - 1 has ended, without waiting for the next to
+    # start: the value says how it ended and that it was restarted (or the error, that the
+    # actor is dead). For the error of a call that the end of that process interrupted.
+    ended: bool = False
 
 
 @_message(19)
@@ -223,6 +227,15 @@ class KillWorker(Message):
     worker_id: bytes
 
 
+@_message(31)
+class WorkerExit(Message):
+    """Client -> the node that leased it a worker whose connection closed: how did that
+    process end? Answered once it has: ``{"pid", "code", "log"}`` (None if unknown)."""
+
+    rid: int
+    worker_id: bytes
+
+
 @_message(26)
 class ClusterInfo(Message):
     rid: int
@@ -234,6 +247,16 @@ class LogLines(Message):
 
     lines: list[str]
     err: bool = True  # printed on stderr (True) or stdout (False)
+
+
+@_message(32)
+class FlushOutput(Message):
+    """Driver -> node, when the driver leaves; node -> each of its workers: answer once every
+    line printed before this has been passed on. A worker answers on the connection that
+    carries its lines, so the answer comes after them; the node answers once its workers
+    have (or a moment has passed)."""
+
+    rid: int
 
 
 @_message(28)

@@ -274,21 +274,32 @@ class ActorsMixin:
             self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
             return
 
-        # Ask the node why the actor died, so the error says so; fail the call when it answers.
+        # Ask the node how the process running the call ended (once it knows: it may hear of
+        # it after this process did), so the error says so; fail the call when it answers.
+        lost = actor.incarnation
+
         def answered(reply: m.Reply) -> None:
             if reply.error is not None:
                 error = _death(actor, reply)
             else:
+                retries = actor.max_task_retries
                 error = _actor_died(
                     actor,
-                    "its process died while running this call; the actor was restarted, but "
-                    "the call was not retried because max_task_retries is 0",
+                    f"{reply.value['ended']}, but this call was not retried because "
+                    + (
+                        "max_task_retries is 0: set max_task_retries > 0 (-1 for no limit) to "
+                        "retry calls after a restart."
+                        if retries == 0
+                        else f"it had used its retries (max_task_retries={retries})."
+                    ),
                 )
             with self._lock:
                 self._fail(task, error)
                 self._actor_idle(actor)
 
-        self.calls.call(self.node, lambda rid: m.ResolveActor(rid, actor.actor_id, -1), answered)
+        self.calls.call(
+            self.node, lambda rid: m.ResolveActor(rid, actor.actor_id, lost + 1, True), answered
+        )
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self.node.send(m.KillActor(actor_id, no_restart))

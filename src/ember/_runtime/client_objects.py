@@ -147,9 +147,9 @@ class ObjectsMixin:
                 kind, text = reply.error
                 err: BaseException
                 if kind == "OwnerDiedError":
-                    err = exc.OwnerDiedError(oid.hex(), text)
+                    err = exc.OwnerDiedError(oid.hex(), detail=text)
                 else:
-                    err = exc.ObjectLostError(oid.hex(), text)
+                    err = exc.ObjectLostError(oid.hex(), detail=text)
                 self._set_ready(oid, obj, ERROR, serialization.dumps(err))
             else:
                 kind, data = reply.value
@@ -341,7 +341,7 @@ class ObjectsMixin:
             found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
             self.remove_local_ref(oid)
-            raise exc.ObjectLostError(oid.hex(), "the object's data is no longer in the store")
+            raise exc.ObjectLostError(oid.hex(), detail="its data is no longer in the store")
         return serialization.loads_stored(*found)
 
     def _rebuild(self, obj: _Obj) -> bool:
@@ -398,8 +398,8 @@ class ObjectsMixin:
             fut.result()
         except RemoteError as e:
             if e.kind == "OwnerDiedError":
-                raise exc.OwnerDiedError(oid.hex(), str(e)) from None
-            raise exc.ObjectLostError(oid.hex(), str(e)) from None
+                raise exc.OwnerDiedError(oid.hex(), detail=str(e)) from None
+            raise exc.ObjectLostError(oid.hex(), detail=str(e)) from None
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool

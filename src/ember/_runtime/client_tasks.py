@@ -19,8 +19,6 @@ from ember._runtime.client_state import (
     IDLE_LEASE_SECONDS,
     MAX_LEASE_REQUESTS,
     PIPELINE_DEPTH,
-    _Actor,
-    _actor_died,
     _cause,
     _Key,
     _Lease,
@@ -513,7 +511,7 @@ class TasksMixin:
                 for i, task in enumerate(lost):
                     task.lease = None
                     if i == 0:
-                        self._task_lost(task, None)
+                        self._task_lost(task, lease)
                     else:  # queued behind the first: it most likely never ran; no retry used
                         self._enqueue(task)
                 if lease.key is not None:
@@ -522,23 +520,35 @@ class TasksMixin:
                 if actor.conn is conn:
                     self._actor_lost(actor)
 
-    def _task_lost(self, task: _Task, actor: _Actor | None) -> None:
+    def _task_lost(self, task: _Task, lease: _Lease) -> None:
         if task.cancelled:
             self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
         elif task.retries_left != 0:
             self._retry(task)
-        elif actor is not None:
-            self._fail(task, actor.error or _actor_died(actor, "its process exited"))
         else:
-            self._fail(
-                task,
-                exc.WorkerCrashedError(
-                    f"The worker running task {task.name!r} died unexpectedly (the process "
-                    "exited, crashed or was killed). Retry with max_retries > 0 if the task "
-                    "is safe to run again; the worker logs are in the session folder "
-                    f"{self.info.get('session_dir', '')}/logs."
-                ),
+            self._worker_crashed(task, lease)
+
+    def _worker_crashed(self, task: _Task, lease: _Lease) -> None:
+        """Under lock: fail a task whose worker died, once the node that leased it says how
+        the process ended (it may see the end after this process did)."""
+
+        def answered(reply: m.Reply) -> None:
+            end = reply.value if reply.error is None and reply.value else {}
+            error = exc.WorkerCrashedError(
+                task_name=task.name,
+                pid=end.get("pid"),
+                exit_code=end.get("code"),
+                log_path=end.get("log"),
             )
+            with self._lock:
+                if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
+                    self._fail(task, error)
+
+        node = lease.node_conn or self.node
+        if node.closed:
+            answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
+        else:
+            self.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
 
     def _on_node_lost(self) -> None:
         if self._closed:

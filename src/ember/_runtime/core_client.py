@@ -25,6 +25,7 @@ according to ``max_task_retries`` while the node restarts the actor or declares 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import socket
 import sys
@@ -47,6 +48,10 @@ from ember._transport.rpc import Calls, RemoteError
 
 _DEC_FLUSH_SECONDS = 0.05
 _CONTROL_START_SECONDS = 10.0  # how long a new process waits for the control store
+# A leaving driver's tasks still running get this long to finish (and print), as they do in
+# Ray's slower shutdown; then its nodes get this long to pass on what their workers printed.
+_EXIT_GRACE_SECONDS = 0.5
+_FLUSH_OUTPUT_SECONDS = 2.0
 
 
 class _NodeHandler:
@@ -125,6 +130,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         token: str | None = None,
     ) -> None:
         self.kind = kind
+        self.log_to_driver = log_to_driver
         self.client_id = client_id
         self.job_id = job_id
         self.namespace = namespace
@@ -186,6 +192,8 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
+        if self.kind == "driver" and self.log_to_driver and not self._closed:
+            self._flush_output()
         with self._lock:
             if self._closed:
                 return
@@ -196,6 +204,22 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
             conn.close()
         if self._own_reactor:
             self.reactor.stop()
+
+    def _flush_output(self) -> None:
+        """Before a driver leaves, what its tasks printed must reach it: the lines come
+        through the nodes, after the results that came straight from the workers. Tasks still
+        running get a moment to finish; then every node this driver used passes on what its
+        workers printed before it answers (a bounded wait: exit never hangs on it)."""
+        deadline = time.monotonic() + _EXIT_GRACE_SECONDS
+        while self._tasks and not self.node_lost and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            nodes = [c for c in [self.node, *self._nodes.values()] if not c.closed]
+        flushed = [self.calls.future(c, m.FlushOutput) for c in nodes]
+        deadline = time.monotonic() + _FLUSH_OUTPUT_SECONDS
+        for done in flushed:
+            with contextlib.suppress(Exception):  # a node gone meanwhile has nothing to pass on
+                done.result(timeout=max(0.0, deadline - time.monotonic()))
 
     def _periodic(self) -> None:
         if self._closed:

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ember import exceptions as exc
 from ember._core import scheduler as sched
 from ember._core.placement import Placement
 from ember._core.refcount import RefTable
@@ -46,6 +47,15 @@ from ember._transport.rpc import Calls
 IDLE_WORKER_SECONDS = 10.0
 # Freed store files kept for reuse go back to the system after this long unused.
 _POOL_IDLE_SECONDS = 30.0
+# Workers whose process ended, kept so that a caller can still ask how (WorkerExit).
+_ENDED_WORKERS_KEPT = 64
+# A worker's connection closes a moment before its process can be reaped: how long to wait
+# for its exit status, and how often to look.
+_EXIT_WAIT_SECONDS = 1.0
+_EXIT_POLL_SECONDS = 0.005
+# How long a leaving driver's FlushOutput waits for workers (one that is stuck must not hold
+# the driver's exit).
+_FLUSH_OUTPUT_SECONDS = 1.0
 
 
 @dataclass
@@ -153,6 +163,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.reactor = Reactor("ember-node")
         self.clients: dict[bytes, _Client] = {}
         self.workers: dict[bytes, _WorkerProc] = {}
+        self.ended_workers: collections.OrderedDict[bytes, _WorkerProc] = collections.OrderedDict()
         self.objects: collections.OrderedDict[bytes, _Object] = collections.OrderedDict()
         self.waiters: dict[bytes, list[_Waiter]] = {}
         self.actors: dict[bytes, _ActorRecord] = {}
@@ -345,6 +356,37 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             with contextlib.suppress(OSError):
                 w.proc.kill()
 
+    def when_exited(self, w: _WorkerProc, then: Any, deadline: float | None = None) -> None:
+        """Call ``then`` once the worker's exit status is known (or after a second: a process
+        whose connection closed is normally reaped within milliseconds), without blocking."""
+        now = time.monotonic()
+        deadline = now + _EXIT_WAIT_SECONDS if deadline is None else deadline
+        if w.proc.poll() is not None or now >= deadline:
+            then()
+        else:
+            self.reactor.call_later(_EXIT_POLL_SECONDS, lambda: self.when_exited(w, then, deadline))
+
+    def worker_exit(self, conn: Connection, msg: m.WorkerExit) -> None:
+        w = self.workers.get(msg.worker_id) or self.ended_workers.get(msg.worker_id)
+        if w is None:
+            conn.send(m.Reply(msg.rid, None, None))
+            return
+        self.when_exited(
+            w,
+            lambda: conn.send(
+                m.Reply(
+                    msg.rid, None, {"pid": w.proc.pid, "code": w.proc.poll(), "log": w.log_path}
+                )
+            ),
+        )
+
+    def process_end(self, w: _WorkerProc) -> str:
+        """How an actor's process ended, for its death or restart."""
+        return (
+            f"its worker process (pid {w.proc.pid}, log {w.log_path}) "
+            f"{exc.describe_exit(w.proc.poll())}"
+        )
+
     # ------------------------------------------------------------------ actions
 
     def run_actions(self, actions: list[sched.Action]) -> None:
@@ -476,15 +518,19 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         elif isinstance(msg, m.CreateActor):
             self.create_actor(conn, msg)
         elif isinstance(msg, m.ResolveActor):
-            self.resolve_actor(conn, msg.rid, msg.actor_id, msg.min_incarnation)
+            self.resolve_actor(conn, msg.rid, msg.actor_id, msg.min_incarnation, msg.ended)
         elif isinstance(msg, m.KillActor):
-            self.kill_actor(msg.actor_id, msg.no_restart, msg.reason or "ember.kill() ended it")
+            self.kill_actor(
+                msg.actor_id, msg.no_restart, msg.reason or "it was killed by ember.kill()"
+            )
         elif isinstance(msg, m.ActorArgs):
             self.actor_args(msg)
         elif isinstance(msg, m.ActorDone):
             self.kill_actor(msg.actor_id, True, msg.reason)
         elif isinstance(msg, m.KillWorker):
             self.kill_worker(msg.worker_id)
+        elif isinstance(msg, m.WorkerExit):
+            self.worker_exit(conn, msg)
         elif isinstance(msg, m.ClusterInfo):
             # The node table fresh from the control store, this node's own entry exact.
             self.gcs_call(
@@ -501,6 +547,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
                     c.conn.send(msg)
+        elif isinstance(msg, m.FlushOutput):
+            self.flush_output(conn, msg.rid)
         elif isinstance(msg, m.Reply):
             self.calls.on_reply(msg)
         elif isinstance(msg, m.ObjectLocated):
@@ -514,6 +562,30 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.drop_owner(msg)
         elif isinstance(msg, m.PutObject):
             self.store.write_file(msg.object_id, msg.data)
+
+    def flush_output(self, conn: Connection, rid: int) -> None:
+        """A driver leaves: answer once every worker here has answered a FlushOutput (so the
+        lines they printed before it were passed on, ahead of this answer), or after a
+        moment."""
+        workers = [c.conn for c in self.clients.values() if c.kind == "worker"]
+        waiting = {"left": len(workers), "answered": False}
+
+        def answer() -> None:
+            if not waiting["answered"]:
+                waiting["answered"] = True
+                conn.send(m.Reply(rid, None))
+
+        def flushed(reply: m.Reply) -> None:
+            waiting["left"] -= 1
+            if waiting["left"] == 0:
+                answer()
+
+        for worker in workers:
+            self.calls.call(worker, m.FlushOutput, flushed)
+        if workers:
+            self.reactor.call_later(_FLUSH_OUTPUT_SECONDS, answer)
+        else:
+            answer()
 
     def hello(self, conn: Connection, msg: m.Hello) -> None:
         client = _Client(
@@ -571,15 +643,12 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             if w is not None:
                 if w.proc.poll() is None:
                     self.exited.append(w.proc)  # reaped later, without blocking the loop
+                self.ended_workers[w.worker_id] = w
+                while len(self.ended_workers) > _ENDED_WORKERS_KEPT:
+                    self.ended_workers.popitem(last=False)
                 rec = self.actors.get(w.actor_id) if w.actor_id else None
                 if rec is not None:
-                    code = w.proc.poll()
-                    how = f" with code {code}" if code is not None else ""
-                    self.actor_process_died(
-                        rec,
-                        f"its worker process (pid {w.proc.pid}) exited{how}; "
-                        f"worker log: {w.log_path}",
-                    )
+                    self.when_exited(w, lambda: self.actor_process_died(rec, self.process_end(w)))
         else:
             for rec in list(self.actors.values()):
                 if rec.owner == client.client_id and not rec.detached:

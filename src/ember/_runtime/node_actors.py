@@ -43,7 +43,10 @@ class _ActorRecord:
     reason: str = ""
     cause: bytes | None = None
     no_restart: bool = False
-    waiters: list[tuple[Connection, int, int]] = field(default_factory=list)
+    killing: str = ""  # why its process is being ended, when it may restart
+    last_end: str = ""  # how its last process ended, and that it was restarted
+    # (caller, rid, min incarnation, answer once the one before has ended)
+    waiters: list[tuple[Connection, int, int, bool]] = field(default_factory=list)
 
 
 class _RemoteActorHandler:
@@ -61,7 +64,9 @@ class _RemoteActorHandler:
         self.node.calls.on_close(conn)
         if self.rec.remote is conn:
             self.rec.remote = None
-            self.node.actor_process_died(self.rec, "its node or worker process went away")
+            self.node.actor_process_died(
+                self.rec, f"its worker process on node {self.rec.node.hex()[:8]} went away"
+            )
 
 
 class ActorsMixin:
@@ -252,14 +257,17 @@ class ActorsMixin:
     def actor_process_died(self, rec: _ActorRecord, why: str) -> None:
         if rec.state == "dead":
             return
+        why, rec.killing = rec.killing or why, ""
         if not rec.no_restart and (rec.max_restarts < 0 or rec.restarts < rec.max_restarts):
             rec.restarts += 1
             rec.incarnation += 1
             rec.state = "restarting"
             rec.remote = None
+            rec.last_end = f"{why}. It was restarted ({_restarts_used(rec)})"
+            self.answer_resolvers(rec)
             self.request_placement(rec)
             return
-        self.mark_dead(rec, rec.reason or why, None)
+        self.mark_dead(rec, rec.reason or _stays_dead(why, rec), None)
 
     def end_actor_worker(self, rec: _ActorRecord) -> bool:
         """Stop the actor's process; False if it has none."""
@@ -287,6 +295,8 @@ class ActorsMixin:
             rec.no_restart = True
             rec.reason = reason
             self.gcs_call(lambda _: m.ActorGone(actor_id))  # its name is free again at once
+        else:
+            rec.killing = f"{reason} (with no_restart=False)"
         if not self.end_actor_worker(rec) and no_restart:
             self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
             self.mark_dead(rec, reason, None)
@@ -298,14 +308,16 @@ class ActorsMixin:
         self.gcs_call(lambda _: m.ActorGone(rec.actor_id))
         self.answer_resolvers(rec)
 
-    def resolve_actor(self, conn: Connection, rid: int, actor_id: bytes, min_inc: int) -> None:
+    def resolve_actor(
+        self, conn: Connection, rid: int, actor_id: bytes, min_inc: int, ended: bool = False
+    ) -> None:
         if self.after_registration(
-            actor_id, lambda: self.resolve_actor(conn, rid, actor_id, min_inc)
+            actor_id, lambda: self.resolve_actor(conn, rid, actor_id, min_inc, ended)
         ):
             return
         rec = self.actors.get(actor_id)
         if rec is not None:
-            rec.waiters.append((conn, rid, min_inc))
+            rec.waiters.append((conn, rid, min_inc, ended))
             self.answer_resolvers(rec)
             return
 
@@ -316,7 +328,7 @@ class ActorsMixin:
             if home is None:
                 conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
                 return
-            self.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc), relay)
+            self.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc, ended), relay)
 
         self.via_home(actor_id, at_home)
 
@@ -341,9 +353,11 @@ class ActorsMixin:
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
-        for conn, rid, min_inc in rec.waiters:
+        for conn, rid, min_inc, ended in rec.waiters:
             if rec.state == "dead":
                 conn.send(m.Reply(rid, ["ActorDiedError", rec.reason], rec.cause))
+            elif ended and rec.incarnation >= min_inc:
+                conn.send(m.Reply(rid, None, {"ended": rec.last_end}))
             elif rec.state == "alive" and rec.incarnation >= min_inc:
                 conn.send(
                     m.Reply(
@@ -353,5 +367,25 @@ class ActorsMixin:
                     )
                 )
             else:
-                keep.append((conn, rid, min_inc))
+                keep.append((conn, rid, min_inc, ended))
         rec.waiters = keep
+
+
+def _restarts_used(rec: _ActorRecord) -> str:
+    if rec.max_restarts < 0:
+        return f"restart {rec.restarts}, max_restarts=-1 sets no limit"
+    return f"{rec.restarts} of {rec.max_restarts} restarts used"
+
+
+def _stays_dead(why: str, rec: _ActorRecord) -> str:
+    """Why an actor whose process ended is not restarted, and what to do about it."""
+    if rec.max_restarts == 0:
+        return (
+            f"{why}. It stays dead because max_restarts is 0: create the actor with "
+            "max_restarts > 0 if it should survive crashes (and max_task_retries > 0 to retry "
+            "the calls they interrupt)."
+        )
+    return (
+        f"{why}. It stays dead: {_restarts_used(rec)}. Raise max_restarts (-1 for no limit) "
+        "if it should survive more crashes."
+    )

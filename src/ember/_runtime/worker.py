@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import faulthandler
 import inspect
 import io
 import os
@@ -159,6 +160,8 @@ class Worker:
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
+        # Unless the user set it, as in Ray: see _set_omp_threads.
+        self.omp_threads = "OMP_NUM_THREADS" not in os.environ
         self.client = CoreClient(
             kind="worker",
             node_address=node_addr,
@@ -276,6 +279,8 @@ class Worker:
     def on_node_message(self, msg: m.Message) -> None:
         if isinstance(msg, m.StartActor):
             self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
+        elif isinstance(msg, m.FlushOutput):  # (after every line already sent, on this conn)
+            self.client.node.send(m.Reply(msg.rid, None))
 
     # ------------------------------------------------------------------ running
 
@@ -291,6 +296,8 @@ class Worker:
                 raise exc.TaskCancelledError(ctx.task_id.hex())
             if msg.gpu_ids and not msg.actor_id:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+            if self.omp_threads and not msg.actor_id:
+                _set_omp_threads(msg.resources)
             fn, args, kwargs = self.prepare(msg)
             value = fn(*args, **kwargs)
             results = self.pack(msg, value)
@@ -447,6 +454,8 @@ class Worker:
         self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+        if self.omp_threads:
+            _set_omp_threads(msg.resources)
         try:
             cls = self.function(spec["fn_id"])
             cls = getattr(cls, "_cls", cls)
@@ -573,6 +582,17 @@ def _max_blocked_tasks() -> int:
     return limit
 
 
+def _set_omp_threads(resources: dict[str, float] | None) -> None:
+    """Size the thread pools of BLAS and OpenMP libraries (numpy's matrix products) to the CPUs
+    the task holds, at least one, as Ray does: by default each would start a thread per core
+    of the machine, in every worker at once. OpenBLAS and MKL read OMP_NUM_THREADS when they
+    load (unless their own variable is set), so it counts for the first task that imports
+    them in this process; the node, which workers are forked from, never does."""
+    threads = str(max(1, int((resources or {}).get("CPU", 1))))
+    if os.environ.get("OMP_NUM_THREADS") != threads:
+        os.environ["OMP_NUM_THREADS"] = threads
+
+
 def _error_bytes(err: BaseException, name: str) -> bytes:
     """Serialize an error so that the caller can surely read it back: an exception whose
     class cannot be pickled or rebuilt (a custom ``__init__``) travels as its text."""
@@ -659,6 +679,9 @@ def _flush_output() -> None:
 def main(argv: list[str], token: str | None = None) -> None:
     """Run a worker; the node manager forks and calls this, handing over the cluster's
     ``token`` in memory (the environment would pass it on to the tasks' subprocesses)."""
+    # A crash in native code (a segfault) leaves the Python traceback in the worker's log, which
+    # the caller's WorkerCrashedError names (stderr is that log here, not yet the forwarder).
+    faulthandler.enable(all_threads=True)
     node_addr, control_addr, session_dir, worker_hex, listen = argv[:5]
     worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex), listen, token)
     worker.main_slot.loop()
