@@ -28,6 +28,7 @@ from ember._runtime.client_state import (
     _placeholder,
     _Task,
 )
+from ember._runtime.cluster_files import describe_logs
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
@@ -468,8 +469,8 @@ class TasksMixin:
                 exc.WorkerCrashedError(
                     f"The worker running task {task.name!r} died unexpectedly (the process "
                     "exited, crashed or was killed). Retry with max_retries > 0 if the task "
-                    "is safe to run again; the worker logs are in the session folder "
-                    f"{self.info.get('session_dir', '')}/logs."
+                    "is safe to run again; the worker logs are in "
+                    f"{describe_logs(self.info['log_dir'], self.info['session_dir'])}."
                 ),
             )
 
