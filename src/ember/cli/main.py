@@ -1,8 +1,9 @@
 """``ember start``, ``ember stop`` and ``ember status``.
 
-Thin commands: they parse arguments and call the runtime's launcher. ``start`` leaves the
-node's processes running in the background and records them (``_runtime/cluster_files.py``),
-so ``stop`` ends exactly those and nothing else.
+Thin commands: they parse and check arguments and call the runtime's launcher; what they
+refuse is said in terms of their own flags. ``start`` leaves the node's processes running in
+the background and records them (``_runtime/cluster_files.py``), so ``stop`` ends exactly
+those and nothing else.
 """
 
 from __future__ import annotations
