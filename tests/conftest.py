@@ -1,10 +1,13 @@
-"""Shared fixtures: every test that starts Ember ends every process it started."""
+"""Shared fixtures: every test that starts Ember ends every process it started, and leaves
+no session folder behind."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,12 +24,23 @@ def _descendants() -> list[psutil.Process]:
         return []
 
 
+def _session_dirs() -> set[str]:
+    """Ember's session folders in this user's temp folder (none when running against Ray)."""
+    folder = os.path.join(tempfile.gettempdir(), f"ember-{os.getuid()}")
+    try:
+        return {os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("s-")}
+    except FileNotFoundError:
+        return set()
+
+
 @pytest.fixture
 def start_ember() -> Iterator[Callable[..., Any]]:
-    """Call as ``ray = start_ember(num_cpus=2)``; shuts down and checks for leaks afterwards."""
+    """Call as ``ray = start_ember(num_cpus=2)``; shuts down and checks for leaks afterwards
+    (processes, and session folders)."""
     import ember
 
     before = {p.pid for p in _descendants()}
+    sessions = _session_dirs()
 
     def start(**kwargs: Any) -> Any:
         kwargs.setdefault("num_cpus", 2)
@@ -45,6 +59,10 @@ def start_ember() -> Iterator[Callable[..., Any]]:
                 pass
         psutil.wait_procs(leaked, timeout=5)
         assert not leaked, f"processes left after shutdown(): {[p.pid for p in leaked]}"
+        left = sorted(_session_dirs() - sessions)
+        for folder in left:
+            shutil.rmtree(folder, ignore_errors=True)
+        assert not left, f"session folders left after shutdown(): {left}"
 
 
 @pytest.fixture

@@ -454,7 +454,10 @@ class WorkerCrashedError(RayError):
         pid: int | None = None,
         exit_code: int | None = None,
         log_path: str | None = None,
+        log_note: str | None = None,
     ) -> None:
+        """``log_note``: how the message names the log, when it says more than its path
+        (that it is deleted when the session ends, say)."""
         self.task_name = task_name
         self.pid = pid
         self.exit_code = exit_code
@@ -469,7 +472,7 @@ class WorkerCrashedError(RayError):
                     f"{describe_exit(exit_code)}."
                 )
             if log_path:
-                message += f" Its log ends with what it printed last: {log_path}."
+                message += f" Its log ends with what it printed last: {log_note or log_path}."
             message += (
                 " It may have crashed in native code, called os._exit(), or been killed for "
                 "using too much memory. A task is run again up to max_retries times when its "

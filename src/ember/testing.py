@@ -13,7 +13,6 @@ import atexit
 import contextlib
 import json
 import os
-import shutil
 import signal
 import time
 from typing import Any
@@ -118,10 +117,9 @@ class Cluster:
         else:
             node._signal(signal.SIGKILL)
             node.node.proc.wait()
-            # A killed node cleans nothing up; its shared memory and spilled objects are ours
-            # to free.
-            shutil.rmtree(node.node.shm_dir, ignore_errors=True)
-            shutil.rmtree(node.node.spill_dir, ignore_errors=True)
+        # A killed node cleans nothing up: its shared memory and session folder are ours to
+        # remove.
+        node.node.remove_files()
         cluster_files.remove_record(node.node_id)
         if node in self.nodes:
             self.nodes.remove(node)
@@ -141,7 +139,9 @@ class Cluster:
     def restart_control_store(self) -> None:
         """Start the control store again on the same port (state comes back from Redis)."""
         port = int(self.address.rsplit(":", 1)[1])
+        assert self.control is not None
         self.control = launcher.spawn_control_store(
+            log_dir=os.path.dirname(self.control.log),
             host="127.0.0.1",
             port=port,
             token=self.token,
@@ -177,6 +177,7 @@ class Cluster:
         for node in list(self.nodes):
             node._signal(signal.SIGCONT)
             node.node.stop()
+            node.node.remove_files()
             cluster_files.remove_record(node.node_id)
         self.nodes.clear()
         if self.control is not None:

@@ -181,8 +181,8 @@ def barrier_cls() -> Any:
 def make_cluster() -> Any:
     """``cluster = make_cluster(head_args, node_args..., **Cluster_kwargs)``: a cluster of real
     nodes on this machine (``ember.testing.Cluster``) with the driver connected. Everything
-    ends afterwards: no process is left, nor any node's shared-memory folder (killed nodes'
-    included)."""
+    ends afterwards: no process is left, nor any node's shared-memory or session folder
+    (killed nodes' included)."""
     import psutil
 
     from ember.testing import Cluster
@@ -196,9 +196,9 @@ def make_cluster() -> Any:
         made.append(cluster)
         for args in nodes:
             cluster.add_node(**args)
-        # (and the spill folders: a killed node's are the helper's to remove)
+        # (and the session folders: a killed node's are the helper's to remove)
         shm_dirs.extend(
-            d for n in cluster.nodes for d in (n.record["shm_dir"], n.record["spill_dir"])
+            d for n in cluster.nodes for d in (n.record["shm_dir"], n.record["session_dir"])
         )
         cluster.connect()
         return cluster
@@ -210,4 +210,4 @@ def make_cluster() -> Any:
     for p in left:
         p.kill()
     assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
-    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory or spill folders left"
+    assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory or session folders left"

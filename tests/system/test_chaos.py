@@ -3,8 +3,7 @@
 Each test is bounded (a few seconds on 2 cores), waits for events instead of sleeping for
 fixed times, and gives every ``get`` a timeout, so a bug fails the test instead of hanging it.
 Processes are only ever killed by pid, and only if they belong to the Ember instance this test
-started: descendants of the test process that run the node manager's command line (workers
-are forked from the node manager, so they share it) and are not the node manager itself.
+started: children of the test's node manager (``ember::node``), which forks its workers.
 """
 
 from __future__ import annotations
@@ -25,18 +24,18 @@ import pytest
 pytestmark = pytest.mark.ember_only  # inspects Ember's own processes and store
 
 T = 30  # upper bound for every get/wait: a bug fails the test instead of hanging it
-_NODE_MODULE = "ember._runtime.node"
+_NODE_TITLE = "ember::node"
 
 
 # -- processes ------------------------------------------------------------------------------
 
 
 def _node_manager() -> psutil.Process:
-    """The node manager: the direct child of the test process running ember._runtime.node."""
+    """The node manager: the direct child of the test process named ``ember::node``."""
     nodes = []
     for child in psutil.Process().children(recursive=False):
         try:
-            if _NODE_MODULE in child.cmdline():
+            if child.name() == _NODE_TITLE:
                 nodes.append(child)
         except psutil.Error:
             continue
@@ -45,18 +44,15 @@ def _node_manager() -> psutil.Process:
 
 
 def _worker_pids() -> set[int]:
-    """Pids of the live workers: descendants with the node manager's command line, minus it."""
-    node = _node_manager()
-    try:
-        node_cmdline = node.cmdline()
-    except psutil.Error:
-        return set()
+    """Pids of the live workers: the node manager's children (it forks them)."""
     pids = set()
-    for proc in psutil.Process().children(recursive=True):
-        if proc.pid == node.pid:
-            continue
+    try:
+        children = _node_manager().children()
+    except psutil.Error:
+        return pids
+    for proc in children:
         try:
-            if proc.cmdline() == node_cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() != psutil.STATUS_ZOMBIE:
                 pids.add(proc.pid)
         except psutil.Error:
             continue

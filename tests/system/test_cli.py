@@ -3,15 +3,18 @@
 Every command runs with its own ``TMPDIR`` (this test's ``tmp_path``), so the node records it
 reads and writes (``<TMPDIR>/ember/nodes-<uid>/``) are this test's alone, and on a free port.
 The ``ember_cli`` fixture remembers every process that ``ember start`` left running (from the
-records, and their children) and, whatever happens in the test, runs ``ember stop`` at the
-end and kills by pid whatever is still left, then fails if anything was.
+records and their children, and any process with this test's ``TMPDIR``, so an unrecorded
+orphan too) and, whatever happens in the test, runs ``ember stop`` at the end and kills by pid
+whatever is still left, then fails if anything was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -19,6 +22,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +63,9 @@ class EmberCLI:
     @property
     def records_dir(self) -> Path:
         return self.tmp / f"ember-{os.getuid()}" / "nodes"
+
+    def session_dirs(self) -> list[Path]:
+        return sorted((self.tmp / f"ember-{os.getuid()}").glob("s-*"))
 
     def run(
         self, *args: str, command: list[str] | None = None, timeout: float = COMMAND_TIMEOUT
@@ -113,8 +120,9 @@ class EmberCLI:
         return out
 
     def processes(self) -> list[psutil.Process]:
-        """The running processes of the recorded nodes: node, control store, workers."""
-        found: dict[int, psutil.Process] = {}
+        """The running processes of the recorded nodes (node, control store, workers), and
+        any other process started with this test's ``TMPDIR`` (an unrecorded node)."""
+        found: dict[int, psutil.Process] = {p.pid: p for p in self.strays()}
         for record in self.records():
             for pid in (record.get("pid"), record.get("control_pid")):
                 if not pid:
@@ -127,6 +135,17 @@ class EmberCLI:
                 except psutil.NoSuchProcess:
                     continue
         return [p for p in found.values() if not _gone(p)]
+
+    def strays(self) -> list[psutil.Process]:
+        """Processes (other than the commands ``run`` waits for) with this test's ``TMPDIR``."""
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("TMPDIR") == str(self.tmp):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
 
     def track(self) -> None:
         for proc in self.processes():
@@ -219,8 +238,10 @@ def test_head_prints_the_join_command_and_keeps_its_token_private(ember_cli: Emb
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = list(folder.iterdir())
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
-    # The node and the control store both run.
-    assert all(psutil.pid_exists(record[k]) for k in ("pid", "control_pid"))
+    # The node and the control store both run, named for `ps`.
+    node, store = psutil.Process(record["pid"]), psutil.Process(record["control_pid"])
+    assert (node.name(), node.cmdline()[0]) == ("ember::node", "ember::node")
+    assert (store.name(), store.cmdline()[0]) == ("ember::control_store",) * 2
 
 
 def test_the_records_folder_is_private_even_if_it_was_there_before(ember_cli: EmberCLI) -> None:
@@ -280,6 +301,63 @@ def test_status_lists_the_nodes_and_their_resources(ember_cli: EmberCLI) -> None
     again = ember_cli.run("status", "--address", f"127.0.0.1:{port}")
     assert again.returncode == 0, again.stderr
     assert "2 node(s) alive" in again.stdout
+
+
+WAITING = """
+import time
+import ember
+
+ember.init(address="auto")
+
+@ember.remote(num_cpus=1)
+def hold():
+    time.sleep(120)
+
+@ember.remote(num_gpus=1)
+class NeedsGPU:
+    pass
+
+refs = [hold.remote() for _ in range(3)]
+actor = NeedsGPU.remote()
+print("SUBMITTED", flush=True)
+time.sleep(120)
+"""
+
+
+def test_status_tells_what_waits_by_kind_and_shape(ember_cli: EmberCLI) -> None:
+    """Tasks and actors waiting for resources, grouped by what they ask for (in the words
+    of someone who submitted tasks, not of the lease protocol)."""
+    _, head = ember_cli.start_head()  # 1 CPU, no GPU: one task runs, the rest waits
+    assert head.returncode == 0, head.stderr
+    script = ember_cli.tmp / "waiting.py"
+    script.write_text(WAITING)
+    driver = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=ember_cli.env,
+        cwd=ember_cli.tmp,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert driver.stdout is not None
+        assert select.select([driver.stdout], [], [], COMMAND_TIMEOUT)[0], "the driver hung"
+        assert driver.stdout.readline().strip() == "SUBMITTED"
+        deadline = time.monotonic() + 30
+        while True:  # the node reports what waits with its next heartbeat
+            out = ember_cli.run("status")
+            assert out.returncode == 0, out.stderr
+            tasks = re.search(r"^    (\d+)\+? tasks? waiting for \{CPU: 1\}$", out.stdout, re.M)
+            actors = "    1 actor waiting for {GPU: 1}\n" in out.stdout
+            if tasks and actors or time.monotonic() > deadline:
+                break
+        assert tasks and actors, out.stdout
+        assert 1 <= int(tasks.group(1)) <= 2  # (a task may queue behind the running one)
+        assert "lease" not in out.stdout
+    finally:
+        driver.kill()
+        driver.wait()
 
 
 DRIVER = """
@@ -394,6 +472,37 @@ def test_stop_ends_exactly_what_start_started(
     assert "ember start --head" in status.stderr
 
 
+def test_stop_removes_the_sessions_and_keeps_the_logs_asked_for(ember_cli: EmberCLI) -> None:
+    port, head = ember_cli.start_head()
+    assert head.returncode == 0, head.stderr
+    assert "(removed by `ember stop`; --log-dir keeps them)" in head.stdout
+    kept = ember_cli.tmp / "kept"
+    node = ember_cli.join(port, "--log-dir", str(kept))
+    assert node.returncode == 0, node.stderr
+    assert f"logs in {kept}/session_" in node.stdout and "(kept after `ember stop`)" in node.stdout
+    # the head's (with its control store's log) and the node's (its sockets)
+    assert len(ember_cli.session_dirs()) == 2
+
+    assert ember_cli.run("stop").returncode == 0
+    assert ember_cli.session_dirs() == []
+    (logs,) = kept.iterdir()
+    names = {p.name for p in logs.iterdir()}
+    assert "node.log" in names and any(n.startswith("worker-") for n in names), names
+
+
+def test_a_node_that_crashed_keeps_its_log_for_stop(ember_cli: EmberCLI) -> None:
+    """`ember stop` ends nodes and their sessions; one that crashed before is not
+    stopped by it, and its folder, with its log, stays for whoever looks into it."""
+    _started_cluster(ember_cli)
+    (crashed,) = [r for r in ember_cli.records() if not r["is_head"]]
+    victims = [psutil.Process(crashed["pid"]), *psutil.Process(crashed["pid"]).children()]
+    os.killpg(crashed["pid"], signal.SIGKILL)  # the node and its workers
+    psutil.wait_procs(victims, timeout=COMMAND_TIMEOUT)
+    assert ember_cli.run("stop").returncode == 0
+    assert ember_cli.session_dirs() == [Path(crashed["session_dir"])]
+    assert (Path(crashed["log_dir"]) / "node.log").is_file()
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -402,25 +511,126 @@ def test_stop_ends_exactly_what_start_started(
     [
         (["--resources", "{x: 1}"], "--resources is not valid JSON"),
         (["--resources", '["x"]'], "--resources must be a JSON object"),
-        (["--num-cpus", "-1"], "must be a non-negative number"),
+        (["--resources", '{"x": "one"}'], "--resources: 'x' must be a non-negative number"),
+        (["--num-cpus", "-1"], "--num-cpus must be a non-negative number"),
         # The way to give CPUs here is --num-cpus (not init()'s num_cpus=...).
         (["--resources", '{"CPU": 2}'], "--num-cpus"),
+        (["--port", "99999"], "--port 99999 is not a port number"),
+        # (an address of the documentation range, TEST-NET-2: on no host)
+        (["--node-ip-address", "198.51.100.7"], "--node-ip-address 198.51.100.7 is not an"),
     ],
-    ids=["not-json", "not-an-object", "negative-cpus", "cpu-in-resources"],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "not-a-number",
+        "negative-cpus",
+        "cpu-in-resources",
+        "port-out-of-range",
+        "not-this-hosts-address",
+    ],
 )
-def test_bad_resources_are_refused(ember_cli: EmberCLI, args: list[str], says: str) -> None:
+def test_bad_start_arguments_are_refused(ember_cli: EmberCLI, args: list[str], says: str) -> None:
     out = ember_cli.run(
         "start", "--head", "--port", str(_free_port()), "--node-ip-address", "127.0.0.1", *args
     )
     assert out.returncode == 1
     assert out.stderr.startswith("ember start: ") and says in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in out.stderr and "pick another port" not in out.stderr
     assert not ember_cli.records() and not ember_cli.seen
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["start", "--address", "127.0.0.1"], "--address 127.0.0.1 is not HOST:PORT"),
+        (["status", "--address", "127.0.0.1"], "--address 127.0.0.1 is not HOST:PORT"),
+        (
+            ["status", "--address", "127.0.0.1:{port}"],
+            "no Ember cluster at 127.0.0.1:{port}: nothing",
+        ),
+    ],
+    ids=["start-without-port", "status-without-port", "status-of-nothing"],
+)
+def test_bad_addresses_are_named(ember_cli: EmberCLI, args: list[str], says: str) -> None:
+    port = str(_free_port())
+    out = ember_cli.run(*[a.format(port=port) for a in args])
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"ember {args[0]}: "), out.stderr
+    assert says.format(port=port) in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "Errno" not in out.stderr
+
+
+def test_status_with_two_clusters_asks_for_address(ember_cli: EmberCLI) -> None:
+    """A CLI user names a cluster with --address, not with ember.init(...)."""
+    for _ in range(2):
+        _, head = ember_cli.start_head()
+        assert head.returncode == 0, head.stderr
+    out = ember_cli.run("status")
+    assert out.returncode == 1
+    assert "Several Ember clusters" in out.stderr and "--address" in out.stderr, out.stderr
+    assert "init(" not in out.stderr
+
+
+def test_version(ember_cli: EmberCLI) -> None:
+    import importlib.metadata
+
+    import ember
+
+    out = ember_cli.run("--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"ember, version {ember.__version__}"
+    assert ember.__version__ == importlib.metadata.version("ember")
+
+
+@pytest.mark.parametrize("listening", [True, False], ids=["no-token", "nothing-there"])
+def test_client_mode_errors_speak_to_python_users(ember_cli: EmberCLI, listening: bool) -> None:
+    """``init("ember://...")`` is Python: no advice about command-line flags."""
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(_other_server(None)) if listening else _free_port()
+        out = ember_cli.driver(f'import ember\nember.init("ember://127.0.0.1:{port}")\n')
+    assert out.returncode == 1
+    says = "EMBER_TOKEN" if listening else f"no Ember cluster at 127.0.0.1:{port}"
+    assert says in out.stderr, out.stderr
+    assert "--token" not in out.stderr
+
+
+@contextlib.contextmanager
+def _other_server(answer: bytes | None) -> Iterator[int]:
+    """A TCP server on a free loopback port that is not Ember: it takes connections and
+    answers whatever comes first with ``answer`` (an HTTP error, say) or, with None, says
+    nothing and keeps the connection open. Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            held.append(conn)
+            if answer is not None:
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=5)
+
+
+_HTTP_ERROR = b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+
+
 def test_joining_without_a_token_is_refused(ember_cli: EmberCLI) -> None:
-    port = _free_port()
-    out = ember_cli.join(port)
+    with _other_server(None) as port:  # something listens, so a token is what is missing
+        out = ember_cli.join(port)
     assert out.returncode == 1
     assert f"no token for the cluster at 127.0.0.1:{port}" in out.stderr, out.stderr
     assert "--token" in out.stderr and "EMBER_TOKEN" in out.stderr
@@ -428,19 +638,43 @@ def test_joining_without_a_token_is_refused(ember_cli: EmberCLI) -> None:
     assert not ember_cli.records() and not ember_cli.seen
 
 
-@pytest.mark.parametrize("problem", ["wrong token", "nothing listening"])
+def test_joining_where_nothing_listens_says_so_not_no_token(ember_cli: EmberCLI) -> None:
+    port = _free_port()
+    out = ember_cli.join(port)
+    assert out.returncode == 1
+    assert f"no Ember cluster at 127.0.0.1:{port}: nothing listens there" in out.stderr
+    assert "token" not in out.stderr, out.stderr
+    assert not ember_cli.records() and not ember_cli.seen
+
+
+@pytest.mark.parametrize("problem", ["wrong token", "nothing listening", "not Ember"])
 def test_a_node_that_cannot_join_is_reported(ember_cli: EmberCLI, problem: str) -> None:
     """`ember start --address` must not say "Started a node of the cluster" (exit 0) when
-    the node never became part of it."""
-    if problem == "wrong token":
-        port, head = ember_cli.start_head()
-        assert head.returncode == 0, head.stderr
-        token = "0" * 32
-    else:
-        port, token = _free_port(), "0" * 32
-    out = ember_cli.join(port, "--token", token)
+    the node never became part of it; it says why, at once, and leaves no process (nor an
+    orphan that `ember stop` cannot see) and no session folder behind."""
+    with contextlib.ExitStack() as stack:
+        if problem == "wrong token":
+            port, head = ember_cli.start_head()
+            assert head.returncode == 0, head.stderr
+            says = "closed the connection: the cluster's token is wrong"
+        elif problem == "nothing listening":
+            port = _free_port()
+            says = f"no Ember cluster at 127.0.0.1:{port}: nothing listens there"
+        else:
+            port = stack.enter_context(_other_server(_HTTP_ERROR))
+            says = f"no Ember cluster at 127.0.0.1:{port}: another kind of server listens there"
+        sessions = set(ember_cli.session_dirs())
+        out = ember_cli.join(port, "--token", "0" * 32)
     assert out.returncode == 1, f"exit 0 for a node that did not join:\n{out.stdout}"
+    assert out.stderr.startswith("ember start: ") and says in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not out.stderr.rstrip().endswith(":")
     assert not [r for r in ember_cli.records() if not r["is_head"]]
+    heads = {r["pid"] for r in ember_cli.records()} | {
+        r["control_pid"] for r in ember_cli.records()
+    }
+    left = [p for p in ember_cli.strays() if p.pid not in heads and p.ppid() not in heads]
+    assert not left, f"the failed join left processes running: {left}"
+    assert set(ember_cli.session_dirs()) == sessions
 
 
 def test_init_auto_without_a_cluster_says_how_to_start_one(ember_cli: EmberCLI) -> None:

@@ -668,6 +668,19 @@ def test_pending_reports_description_and_feasibility() -> None:
     assert s.pending() == [("f()", True), ("g()", False)]
 
 
+def test_waiting_groups_requests_by_kind_and_shape() -> None:
+    """What `ember status` shows: tasks and actors waiting, per shape; a group is marked
+    capped when one caller has as many requests queued as a caller asks for at once."""
+    s = make({"CPU": 1})
+    for rid in range(1, 4):
+        s.request("a", rid, CPU1, "f()")  # no worker yet: all three wait
+    s.request("b", 1, CPU1, "f()")
+    s.request(("actor", b"x"), 0, GPU1, "actor A", dedicated=True)
+    s.request("node-2", 1, GPU1, "actor B", dedicated=True)  # placed from another node
+    assert sorted(s.waiting(cap=3)) == [("actor", GPU1, 2, False), ("task", CPU1, 4, True)]
+    assert sorted(s.waiting(cap=4)) == [("actor", GPU1, 2, False), ("task", CPU1, 4, False)]
+
+
 def test_lease_query() -> None:
     s = with_workers(make(), b"w1")
     g = grant_one(s, "a", 1, CPU1, dedicated=True)

@@ -149,12 +149,19 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
     from ember._runtime import admin, cluster_files
     from ember._runtime.remote_store import RemoteStore
 
-    token = cluster_files.token_for(address)
-    heads = [
-        n
-        for n in admin.nodes(address, token)
-        if n["alive"] and "node:__internal_head__" in n["total"]
-    ]
+    try:
+        token = cluster_files.token_for(address)
+    except ValueError:
+        admin.reachable(address)  # nothing there at all says more than a missing token
+        raise ValueError(
+            f"no token for the cluster at {address}: set the environment variable EMBER_TOKEN "
+            "to the cluster's token (`ember start --head` printed it)"
+        ) from None
+    try:
+        table = admin.nodes(address, token)
+    except admin.TokenRefused as e:
+        raise ConnectionError(f"{e}; check EMBER_TOKEN") from None
+    heads = [n for n in table if n["alive"] and "node:__internal_head__" in n["total"]]
     if not heads:
         raise ConnectionError(f"the cluster at {address} has no live head node")
     head = heads[0]
@@ -206,6 +213,7 @@ def shutdown() -> None:
         node, _node = _node, None
         if node is not None:
             node.stop()
+            node.remove_files()  # if it was killed, or died, before it could clean up
 
 
 atexit.register(shutdown)

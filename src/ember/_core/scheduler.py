@@ -18,6 +18,7 @@ without starting a process per waiting task.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -285,6 +286,20 @@ class LeaseScheduler:
     def pending(self) -> list[tuple[str, bool]]:
         """What waits for resources: (description, feasible) per queued request."""
         return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
+
+    def waiting(self, cap: int) -> list[tuple[str, Shape, int, bool]]:
+        """What waits for resources, by kind ("task", or "actor": an actor's request is for a
+        dedicated worker) and shape: (kind, shape, how many requests, whether one caller has
+        ``cap`` of them). A caller asks for at most ``cap`` leases of a shape at a time, so
+        more of its work may wait behind a capped group."""
+        groups: dict[tuple[str, Shape], Counter[Hashable]] = {}
+        for r in self._queue:
+            key = ("actor" if r.dedicated else "task", r.shape)
+            groups.setdefault(key, Counter())[r.client] += 1
+        return [
+            (kind, shape, sum(by.values()), max(by.values()) >= cap)
+            for (kind, shape), by in groups.items()
+        ]
 
     def has_client(self, client: Hashable) -> bool:
         """Does this caller hold a lease or wait for one?"""

@@ -297,7 +297,7 @@ class Heartbeat(Message):
     rid: int
     node_id: bytes
     available: dict[str, float]
-    pending: int
+    pending: list[list[Any]]  # what waits here: [kind, shape, count, capped] (see waiting())
 
 
 @_message(82)

@@ -1,7 +1,12 @@
-"""One-off requests to a cluster's control store from outside any runtime (CLI, tests)."""
+"""One-off requests to a cluster's control store from outside any runtime (CLI, tests).
+
+A failure says what is at the address: nothing, something that is not Ember, or an Ember
+cluster that refused the token; each is a ``ConnectionError`` whose message names the address.
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -10,16 +15,55 @@ from ember._transport.reactor import connect_socket
 from ember._transport.rpc import RemoteError, ask
 
 
+class TokenRefused(ConnectionError):
+    """The server closed the connection after seeing the token: a wrong one, most likely."""
+
+
+def _connect(address: str, timeout: float) -> socket.socket:
+    try:
+        return connect_socket(f"tcp:{address}", timeout)
+    except ConnectionRefusedError:
+        raise ConnectionError(
+            f"no Ember cluster at {address}: nothing listens there (connection refused). "
+            "Check the address, and that the cluster's head runs."
+        ) from None
+    except TimeoutError:
+        raise ConnectionError(
+            f"no Ember cluster at {address}: no answer to connecting within {timeout:g} s. "
+            "Check the address (a firewall may drop connections to it)."
+        ) from None
+    except OSError as e:  # no route, unknown host, ...
+        raise ConnectionError(f"cannot reach {address}: {e.strerror or e}") from None
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise the ``ConnectionError`` of ``query`` if nothing takes a connection there."""
+    _connect(address, timeout).close()
+
+
 def query(address: str, token: str, make: Callable[[int], m.Message], timeout: float = 10.0) -> Any:
     """Send one request to the control store at ``HOST:PORT`` and return its answer."""
-    sock = connect_socket(f"tcp:{address}", timeout)
+    sock = _connect(address, timeout)
     try:
         reply, _ = ask(sock, token, make(1))
+    except TimeoutError:
+        raise ConnectionError(
+            f"no Ember cluster at {address}: it took the connection but answered nothing "
+            f"within {timeout:g} s. Check the address: it may be another kind of server."
+        ) from None
+    except OSError as e:
+        raise ConnectionError(f"the connection to {address} failed: {e.strerror or e}") from None
+    except Exception:  # noqa: BLE001 - bytes that do not decode as Ember's messages
+        raise ConnectionError(
+            f"no Ember cluster at {address}: another kind of server listens there (its answer "
+            "is not Ember's protocol). Check the address and port."
+        ) from None
     finally:
         sock.close()
     if reply is None:
-        raise ConnectionError(
-            f"the control store at {address} closed the connection (wrong token?)"
+        raise TokenRefused(
+            f"the server at {address} closed the connection: the cluster's token is wrong, or "
+            "it is not an Ember cluster"
         )
     if reply.error is not None:
         raise RemoteError(reply.error[0], reply.error[1])

@@ -539,6 +539,7 @@ class TasksMixin:
                 pid=end.get("pid"),
                 exit_code=end.get("code"),
                 log_path=end.get("log"),
+                log_note=end.get("log_note"),
             )
             with self._lock:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)

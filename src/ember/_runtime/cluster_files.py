@@ -17,11 +17,30 @@ import stat
 import tempfile
 from typing import Any
 
+# Where the user wants logs kept (as ``ember start --log-dir`` does for one node): a folder
+# per session in it, left in place. Without it a session's logs go with the session.
+LOG_DIR_ENV = "EMBER_LOG_DIR"
+
 
 def ember_tmp() -> str:
     """This user's folder for Ember's files (sessions, logs, records), which only this user
     may open: on a shared temp folder, another user must not plant or read records."""
     return _private_dir(os.path.join(tempfile.gettempdir(), f"ember-{os.getuid()}"))
+
+
+def logs_kept(log_dir: str, session_dir: str) -> bool:
+    """Are a session's logs kept after it (not in its folder)?"""
+    return not log_dir.startswith(os.path.join(session_dir, "logs"))
+
+
+def describe_logs(path: str, session_dir: str) -> str:
+    """A log file or folder, for a message that points to it: says when it goes away."""
+    if logs_kept(path, session_dir):
+        return path
+    return (
+        f"{path} (deleted when the session ends; to keep logs, set {LOG_DIR_ENV} or start "
+        "the node with `ember start --log-dir`)"
+    )
 
 
 def records_dir() -> str:
@@ -100,13 +119,18 @@ def token_for(address: str, given: str | None = None) -> str:
     )
 
 
+def local_clusters() -> list[str]:
+    """The addresses of the clusters that have a node recorded on this host."""
+    return sorted({r["address"] for r in read_records()})
+
+
 def find_node(address: str) -> dict[str, Any]:
     """The node on this host to connect a driver through, for ``"auto"`` or ``HOST:PORT``."""
     records = read_records()
     if address == "auto":
         address = os.environ.get("EMBER_ADDRESS", "auto")
     if address == "auto":
-        clusters = sorted({r["address"] for r in records})
+        clusters = local_clusters()
         if not clusters:
             raise ConnectionError(
                 "Could not find a running Ember cluster on this machine. Start one with "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember._protocol import messages as m
+from ember._runtime import proctitle
 from ember._runtime.storage import Storage, open_storage
 from ember._transport.reactor import Connection, Reactor
 
@@ -51,7 +52,7 @@ class NodeEntry:
     total: dict[str, float]
     pid: int
     available: dict[str, float] = field(default_factory=dict)
-    pending: int = 0
+    pending: list[list[Any]] = field(default_factory=list)  # as in Heartbeat
     alive: bool = True
     last_seen: float = 0.0
     conn: Connection | None = None
@@ -442,6 +443,7 @@ def read_config() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
+    proctitle.show("ember::control_store")
     config = read_config()
     storage = open_storage(config.get("storage"))
     if config.get("fresh"):

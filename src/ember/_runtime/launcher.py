@@ -3,6 +3,10 @@
 The node manager runs as a child process in its own session (so Ctrl-C in the driver's
 terminal reaches only the driver), watches the driver's pid, and exits with it. ``init()``
 returns as soon as the node listens; the node starts its first workers meanwhile.
+
+Each node has a session folder (its sockets, spilled objects and, by default, its logs) that
+goes when the node ends on request; logs are kept only where the user asked for them
+(``$EMBER_LOG_DIR``, ``ember start --log-dir``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +40,7 @@ class LocalNode:
     spill_dir: str
     node_id: bytes
     resources: dict[str, float]
+    log_dir: str
     tcp_address: str | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -46,6 +52,12 @@ class LocalNode:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+
+    def remove_files(self) -> None:
+        """What a node that was killed (not stopped) leaves: its shared memory and session
+        folder. Kept logs ($EMBER_LOG_DIR) are elsewhere and stay."""
+        shutil.rmtree(self.shm_dir, ignore_errors=True)
+        shutil.rmtree(self.session_dir, ignore_errors=True)
 
 
 def total_memory() -> int:
@@ -84,8 +96,15 @@ class SpawnedNode:
     config: dict[str, Any]
 
     def wait(self, timeout: float = 30.0) -> LocalNode:
+        """The node, once it listens; if it fails to start, its folders go (the error
+        carries its log)."""
         config = self.config
-        ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config["log"])
+        try:
+            ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config["log"])
+        except BaseException:
+            shutil.rmtree(config["shm_dir"], ignore_errors=True)
+            shutil.rmtree(config["session_dir"], ignore_errors=True)
+            raise
         return LocalNode(
             self.proc,
             ready["node"],
@@ -95,6 +114,7 @@ class SpawnedNode:
             config["spill_dir"],
             bytes.fromhex(config["node_id"]),
             config["resources"],
+            config["log_dir"],
             ready.get("tcp"),
         )
 
@@ -109,7 +129,11 @@ def _wait_ready(
     if not line:
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"The Ember {what} did not start. Its log says:\n{_tail(log)}")
+        said = _tail(log).strip()
+        raise RuntimeError(
+            f"The Ember {what} did not start"
+            + (f". Its log says:\n{said}" if said else " (it wrote nothing to its log).")
+        )
     return json.loads(line)
 
 
@@ -148,13 +172,39 @@ def _spawn(
     return proc, read_fd
 
 
-def new_session() -> str:
+@dataclass(frozen=True)
+class Session:
+    """A node's folders: ``dir`` (sockets, spilled objects) is removed when the node ends;
+    ``log_dir`` is ``dir/logs``, or a folder of its own under the folder the user asked
+    to keep logs in."""
+
+    dir: str
+    log_dir: str
+
+
+def new_session(log_root: str | None = None) -> Session:
+    """Make a session's folders; its logs go under ``log_root`` (default $EMBER_LOG_DIR) and
+    stay there, or, without one, in the session folder and go with it."""
     name = ids.random_id(4).hex()
     session_dir = os.path.join(cluster_files.ember_tmp(), f"s-{name}")
-    os.mkdir(session_dir, 0o700)
-    for sub in ("logs", "spill"):
-        os.mkdir(os.path.join(session_dir, sub), 0o700)
-    return session_dir
+    os.mkdir(session_dir, 0o700)  # (not makedirs: a folder planted there is refused)
+    os.mkdir(os.path.join(session_dir, "spill"), 0o700)
+    log_root = log_root or os.environ.get(cluster_files.LOG_DIR_ENV)
+    if not log_root:
+        log_dir = os.path.join(session_dir, "logs")
+        os.mkdir(log_dir, 0o700)
+        return Session(session_dir, log_dir)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    log_dir = os.path.join(os.path.abspath(log_root), f"session_{stamp}_{name}")
+    try:
+        os.makedirs(log_dir, mode=0o700, exist_ok=True)
+    except OSError as e:
+        shutil.rmtree(session_dir, ignore_errors=True)
+        raise ValueError(
+            f"cannot keep logs in {log_root} ({e.strerror}): choose a folder you can write "
+            f"to ({cluster_files.LOG_DIR_ENV}=... or `ember start --log-dir ...`)"
+        ) from None
+    return Session(session_dir, log_dir)
 
 
 def spawn_node(
@@ -163,13 +213,15 @@ def spawn_node(
     object_store_memory: int | None,
     prestart_workers: int,
     cluster: dict[str, Any] | None = None,
+    session: Session | None = None,
 ) -> SpawnedNode:
     """Start the node manager and return at once, so the caller can work while it boots.
 
     Without ``cluster`` the node runs its own control store and ends with this process; with
     it (``control_address``, ``token``, ``node_ip``, ``node_port``) it joins that cluster and
-    lives until it is stopped."""
-    session_dir = new_session()
+    lives until it is stopped. Its folders are ``session`` (a new one by default)."""
+    session = session or new_session()
+    session_dir = session.dir
     name = os.path.basename(session_dir)[2:]
     shm_dir, capacity = _store_dirs(name, object_store_memory)
     # Only this user's processes read and write objects (makedirs would give the store's
@@ -187,7 +239,8 @@ def spawn_node(
         "owner_pid": 0 if cluster else os.getpid(),
         "prestart_workers": prestart_workers,
         "cwd": os.getcwd(),
-        "log": os.path.join(session_dir, "logs", "node.log"),
+        "log_dir": session.log_dir,
+        "log": os.path.join(session.log_dir, "node.log"),
         **(cluster or {}),
     }
     proc, read_fd = _spawn("ember._runtime.node", config, config["log"])
@@ -212,13 +265,12 @@ def spawn_control_store(
     timeout: float = 30.0,
     fresh: bool = True,
     wait: bool = True,
-    session_dir: str | None = None,
+    log_dir: str,
 ) -> ControlStoreProcess:
     """Start a cluster's control store (on the head) and, unless told not to ``wait``, wait
     until it listens. With external ``storage``, ``fresh`` starts a new cluster's tables;
     otherwise it is a restart and picks up the tables where the last one left them. Its log
-    goes in ``session_dir`` (a new one by default)."""
-    session_dir = session_dir or new_session()
+    goes in ``log_dir`` (the head node's)."""
     config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token, "fresh": fresh}
     if storage:
         config["storage"] = storage
@@ -226,7 +278,7 @@ def spawn_control_store(
         config["node_timeout"] = node_timeout
     if heartbeat_interval is not None:
         config["heartbeat_interval"] = heartbeat_interval
-    log = os.path.join(session_dir, "logs", "control_store.log")
+    log = os.path.join(log_dir, "control_store.log")
     proc, read_fd = _spawn("ember._runtime.control_store", config, log, ready=wait)
     if not wait:
         return ControlStoreProcess(proc, config["address"], log)
@@ -258,11 +310,12 @@ def _tail(path: str, lines: int = 30) -> str:
 
 
 def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.0) -> None:
-    """Return once the control store lists the node alive; else stop it and say why."""
+    """Return once the control store lists the node alive; else say why (the caller stops
+    the node)."""
     from ember._runtime import admin
 
     deadline = time.monotonic() + timeout
-    problem = ""
+    problem = "it never registered"
     while time.monotonic() < deadline and node.proc.poll() is None:
         try:
             table = admin.nodes(address, token, timeout=2.0)
@@ -272,11 +325,12 @@ def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.
             if any(n["node_id"] == node.node_id and n["alive"] for n in table):
                 return
         time.sleep(0.05)
-    node.stop()
+    if node.proc.poll() is not None:
+        problem = f"the node exited with code {node.proc.returncode}"
+    log = _tail(os.path.join(node.log_dir, "node.log")).strip()
     raise RuntimeError(
-        f"The node did not join the cluster at {address} within {timeout:g} s "
-        f"({problem or 'it never registered'}). Check the address and the token; the node's "
-        f"log says:\n{_tail(os.path.join(node.session_dir, 'logs', 'node.log'))}"
+        f"The node did not join the cluster at {address} ({problem})."
+        + (f" Its log says:\n{log}" if log else "")
     )
 
 
@@ -324,44 +378,61 @@ def start_cluster_node(
     origin: str = "cli",
     supervise: bool = False,
     control_store_timeout: float | None = None,
+    log_dir: str | None = None,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
     ``ember stop`` and ``init(address=...)``; returns the record, the node and the store.
 
+    A node joins only an Ember cluster that takes its token: anything else at ``address``
+    fails at once, before a process starts. Whatever fails ends what was started here, and
+    its folders (the error carries the log). Logs are kept under ``log_dir`` if given.
+
     With ``supervise`` and ``storage``, the head node starts the control store again if it
     dies (its tables survive in the storage). A node that cannot reach the control store for
     ``control_store_timeout`` seconds stops."""
+    from ember._runtime import admin
+
     store = None
+    node = None
     cluster: dict[str, Any] = {"token": token, "node_ip": host}
     if control_store_timeout is not None:
         cluster["control_store_timeout"] = control_store_timeout
-    if address is None:
-        settings = {
-            "host": host,
-            "token": token,
-            "storage": storage,
-            "node_timeout": node_timeout,
-            "heartbeat_interval": heartbeat_interval,
-        }
-        store = spawn_control_store(port=port, **settings)
-        address = cluster_files.cluster_address(store.address)
-        if supervise and storage:
-            settings["port"] = int(address.rsplit(":", 1)[1])
-            cluster["control_store"] = {"pid": store.proc.pid, "settings": settings}
-    cluster["control_address"] = f"tcp:{address}"
+    if address is not None:
+        admin.nodes(address, token, timeout=5.0)
+    session = new_session(log_dir)
     try:
+        if address is None:
+            settings = {
+                "host": host,
+                "token": token,
+                "storage": storage,
+                "node_timeout": node_timeout,
+                "heartbeat_interval": heartbeat_interval,
+                "log_dir": session.log_dir,
+            }
+            store = spawn_control_store(port=port, **settings)
+            address = cluster_files.cluster_address(store.address)
+            if supervise and storage:
+                settings["port"] = int(address.rsplit(":", 1)[1])
+                cluster["control_store"] = {"pid": store.proc.pid, "settings": settings}
+        cluster["control_address"] = f"tcp:{address}"
         node = spawn_node(
             resources=resources,
             object_store_memory=object_store_memory,
             prestart_workers=min(int(resources.get("CPU", 1)), 8),
             cluster=cluster,
+            session=session,
         ).wait()
         _wait_joined(address, token, node)
     except BaseException:
+        if node is not None:
+            node.stop()
+            node.remove_files()
         if store is not None:
             store.proc.kill()
             store.proc.wait()
+        shutil.rmtree(session.dir, ignore_errors=True)
         raise
     record = {
         "node_id": node.node_id.hex(),
@@ -377,6 +448,7 @@ def start_cluster_node(
         "shm_dir": node.shm_dir,
         "spill_dir": node.spill_dir,
         "session_dir": node.session_dir,
+        "log_dir": node.log_dir,
     }
     cluster_files.write_record(record)
     return record, node, store

@@ -34,7 +34,8 @@ from ember._core.refcount import RefTable
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime.cluster_files import alive
+from ember._runtime import proctitle
+from ember._runtime.cluster_files import alive, describe_logs, logs_kept
 from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
 from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
@@ -124,6 +125,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.config = config
         self.node_id = bytes.fromhex(config["node_id"])
         self.session_dir = config["session_dir"]
+        self.log_dir = config["log_dir"]
         self.store = StoreFiles(config["shm_dir"], config["spill_dir"])
         self.capacity = int(config["object_store_memory"])
         # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
@@ -188,6 +190,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.freed: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.soft_limit = max(1, int(config["resources"].get("CPU", 1)))
         self.stopping = False
+        self.failed = False  # stopped by a failure, not on request: keep the logs
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -230,22 +233,32 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     def run(self) -> None:
         try:
             self.reactor.run()
+        except BaseException:
+            self.failed = True
+            raise
         finally:
             self.cleanup()
 
-    def shutdown(self) -> None:
+    def shutdown(self, failed: bool = False) -> None:
+        """Stop: on request (a stop signal, the end of the driver), or because of a failure
+        this node's log tells of."""
+        self.failed = self.failed or failed
         self.stopping = True
         self.reactor.stop()
 
     def cleanup(self) -> None:
+        """A node that ends on request leaves nothing; one that failed leaves its logs."""
         procs = [w.proc for w in self.workers.values()] + self.exited
         for proc in procs:
             proc.kill()
         for proc in procs:
             proc.wait(timeout=5)
         shutil.rmtree(self.store.shm_dir, ignore_errors=True)
-        shutil.rmtree(self.store.spill_dir, ignore_errors=True)
-        shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
+        if self.failed and not logs_kept(self.log_dir, self.session_dir):
+            shutil.rmtree(self.store.spill_dir, ignore_errors=True)
+            shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
+        else:
+            shutil.rmtree(self.session_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ workers
 
@@ -253,7 +266,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         """Fork a worker: this process has the runtime imported and no threads, so a fork
         costs a few milliseconds where starting an interpreter costs a hundred or more."""
         worker_id = self.node_id[:4] + ids.random_id(8)
-        log_path = os.path.join(self.session_dir, "logs", f"worker-{worker_id.hex()[:12]}.log")
+        log_path = os.path.join(self.log_dir, f"worker-{worker_id.hex()[:12]}.log")
         pid = os.fork()
         if pid == 0:
             self._become_worker(worker_id, log_path)
@@ -375,7 +388,14 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             w,
             lambda: conn.send(
                 m.Reply(
-                    msg.rid, None, {"pid": w.proc.pid, "code": w.proc.poll(), "log": w.log_path}
+                    msg.rid,
+                    None,
+                    {
+                        "pid": w.proc.pid,
+                        "code": w.proc.poll(),
+                        "log": w.log_path,
+                        "log_note": describe_logs(w.log_path, self.session_dir),
+                    },
                 )
             ),
         )
@@ -383,7 +403,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     def process_end(self, w: _WorkerProc) -> str:
         """How an actor's process ended, for its death or restart."""
         return (
-            f"its worker process (pid {w.proc.pid}, log {w.log_path}) "
+            f"its worker process (pid {w.proc.pid}, log "
+            f"{describe_logs(w.log_path, self.session_dir)}) "
             f"{exc.describe_exit(w.proc.poll())}"
         )
 
@@ -605,6 +626,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                     "shm_dir": self.store.shm_dir,
                     "spill_dir": self.store.spill_dir,
                     "session_dir": self.session_dir,
+                    "log_dir": self.log_dir,
                     "token": self.token,
                     "control_address": self.control_address,
                 },
@@ -705,6 +727,7 @@ def _tail(path: str, lines: int = 20) -> str:
 
 
 def main(argv: list[str]) -> None:
+    proctitle.show("ember::node")
     config = read_config()
     node = NodeManager(config)
     # Before anything else: a stop that comes while the node is still starting must also

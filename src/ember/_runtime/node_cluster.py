@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Any
 
+from ember._core.resources import shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import cluster_files, launcher
@@ -106,7 +107,7 @@ class ClusterMixin:
         if now - self.gcs_down_since > limit:
             why = f"the control store has been unreachable for {limit:g} s; stopping\n"
             os.write(2, b"ember: " + why.encode())
-            self.shutdown()
+            self.shutdown(failed=True)
             return
         self.revive_control_store()
         self.reactor.call_later(_RECONNECT_SECONDS, self.join)
@@ -139,7 +140,7 @@ class ClusterMixin:
     def revive_control_store(self) -> None:
         """On a head started by ``ember start --head --storage ...``: start the control store
         again if its process died (its tables come back from the storage; its log goes to
-        this node's session folder). The node then reconnects and registers as after any
+        this node's log folder). The node then reconnects and registers as after any
         restart."""
         settings = self.config.get("control_store")
         if not settings or self.stopping:
@@ -149,9 +150,7 @@ class ClusterMixin:
         if running or time.monotonic() < self.control_revived + _REVIVE_SECONDS:
             return  # the connection will be retried (one that fails at once, later)
         self.control_revived = time.monotonic()
-        store = launcher.spawn_control_store(
-            **settings["settings"], fresh=False, wait=False, session_dir=self.session_dir
-        )
+        store = launcher.spawn_control_store(**settings["settings"], fresh=False, wait=False)
         self.control_proc = store.proc
         for record in cluster_files.read_records():
             if record.get("node_id") == self.node_id.hex():
@@ -163,8 +162,14 @@ class ClusterMixin:
     def heartbeat(self) -> None:
         if self.stopping:
             return
+        # (imported with the worker code once the node listens; not before, to start sooner)
+        from ember._runtime.client_state import MAX_LEASE_REQUESTS
+
         _, available = self.resources.snapshot()
-        pending = len(self.scheduler.pending())
+        pending = [
+            [kind, shape_dict(shape), n, capped]
+            for kind, shape, n, capped in self.scheduler.waiting(MAX_LEASE_REQUESTS)
+        ]
         if self.gcs_ready:
             self.calls.call(
                 self.gcs,
@@ -178,7 +183,7 @@ class ClusterMixin:
             self.update_view(reply.value)
         elif reply.error[0] == "NodeDiedError":
             os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
-            self.shutdown()
+            self.shutdown(failed=True)
 
     def update_view(self, view: list[dict[str, Any]]) -> None:
         for node in view:

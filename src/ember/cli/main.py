@@ -1,13 +1,15 @@
 """``ember start``, ``ember stop`` and ``ember status``.
 
-Thin commands: they parse arguments and call the runtime's launcher. ``start`` leaves the
-node's processes running in the background and records them (``_runtime/cluster_files.py``),
-so ``stop`` ends exactly those and nothing else.
+Thin commands: they parse and check arguments and call the runtime's launcher; what they
+refuse is said in terms of their own flags. ``start`` leaves the node's processes running in
+the background and records them (``_runtime/cluster_files.py``), so ``stop`` ends exactly
+those and nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -16,7 +18,10 @@ import sys
 import time
 from typing import Any
 
-from ember._runtime import cluster_files, launcher
+import psutil
+
+from ember import __version__
+from ember._runtime import admin, cluster_files, launcher
 from ember._runtime.node_cluster import node_host
 
 DEFAULT_PORT = 6380
@@ -26,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ember", description="Start, stop and inspect Ember nodes on this host."
     )
+    parser.add_argument("--version", action="version", version=f"ember, version {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     start = commands.add_parser(
@@ -70,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="head only: how long a silent node lives before it is declared dead (default 5)",
     )
+    start.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="keep this node's logs (and its workers' and control store's) in a folder of its "
+        f"own in DIR (default: ${cluster_files.LOG_DIR_ENV}; without either, they are in the "
+        "node's session folder, which `ember stop` removes)",
+    )
 
     stop = commands.add_parser(
         "stop",
@@ -83,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status",
-        help="show the cluster's nodes, their resources and pending work",
-        description="Show the nodes of a cluster, their resources and usage, and pending work.",
+        help="show the cluster's nodes, their resources and the work waiting for them",
+        description="Show the nodes of a cluster, their resources and usage, and the tasks "
+        "and actors waiting for resources.",
     )
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
@@ -100,46 +114,122 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+_TOKEN_HINT = "pass the token `ember start --head` printed with --token, or set EMBER_TOKEN"
+
+
 def _start(args: argparse.Namespace) -> int:
-    try:
-        custom = json.loads(args.resources)
-    except ValueError as e:
-        raise ValueError(f"--resources is not valid JSON ({e}): use e.g. '{{\"ssd\": 1}}'") from e
-    if not isinstance(custom, dict):
-        raise ValueError("--resources must be a JSON object, e.g. '{\"ssd\": 1}'")
+    custom = _custom_resources(args.resources)
+    _check_numbers(args)
     if args.storage and not args.head:
         raise ValueError("--storage belongs to the head: use it with --head")
+    address = None if args.head else _host_port(args.address, "--address")
     host = args.node_ip_address or node_host({})
-    head = bool(args.head)
-    if head:
+    _check_node_ip(host, given=bool(args.node_ip_address))
+    if address is None:
         _check_port_free(host, args.port)
-    token = cluster_files.new_token() if head and not args.token else None
-    if not head:
-        token = cluster_files.token_for(args.address, args.token)
-    resources = launcher.node_resources(args.num_cpus, args.num_gpus, custom, host, head)
-    record, node, _ = launcher.start_cluster_node(
-        address=None if head else args.address,
-        token=token or args.token,
-        host=host,
-        port=args.port,
-        resources=resources,
-        object_store_memory=args.object_store_memory,
-        storage=args.storage,
-        node_timeout=args.node_timeout,
-        supervise=True,
-    )
+        token = args.token or cluster_files.new_token()
+    else:
+        token = _token(address, args.token)
+    resources = launcher.node_resources(args.num_cpus, args.num_gpus, custom, host, not address)
+    try:
+        record, node, _ = launcher.start_cluster_node(
+            address=address,
+            token=token,
+            host=host,
+            port=args.port,
+            resources=resources,
+            object_store_memory=args.object_store_memory,
+            storage=args.storage,
+            node_timeout=args.node_timeout,
+            supervise=True,
+            log_dir=args.log_dir,
+        )
+    except admin.TokenRefused as e:
+        raise ConnectionError(f"{e}: {_TOKEN_HINT}") from None
     cpus = resources.get("CPU", 0)
-    if head:
+    if cluster_files.logs_kept(node.log_dir, node.session_dir):
+        logs = f"logs in {node.log_dir} (kept after `ember stop`)"
+    else:
+        logs = f"logs in {node.log_dir} (removed by `ember stop`; --log-dir keeps them)"
+    if address is None:
         print(f"Started the head of an Ember cluster at {record['address']}.")
-        print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, logs in {node.session_dir}/logs")
+        print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, {logs}")
         print("To add a node on another host:")
         print(f"  ember start --address={record['address']} --token={record['token']}")
         print("To connect a driver on this host:  ember.init(address='auto')")
     else:
         print(f"Started a node of the Ember cluster at {record['address']}.")
-        print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, logs in {node.session_dir}/logs")
+        print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, {logs}")
     print("To stop the nodes started on this host:  ember stop")
     return 0
+
+
+def _custom_resources(text: str) -> dict[str, float]:
+    try:
+        custom = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"--resources is not valid JSON ({e}): use e.g. '{{\"ssd\": 1}}'") from e
+    if not isinstance(custom, dict):
+        raise ValueError("--resources must be a JSON object, e.g. '{\"ssd\": 1}'")
+    for name, value in custom.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(
+                f"--resources: {name!r} must be a non-negative number, got {json.dumps(value)}: "
+                f"use e.g. '{{\"{name}\": 1}}'"
+            )
+    return custom
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port {args.port} is not a port number: use 1 to 65535")
+    for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
+        if value is not None and not value >= 0:
+            raise ValueError(f"{flag} must be a non-negative number, got {value:g}")
+    for flag, value in (
+        ("--object-store-memory", args.object_store_memory),
+        ("--node-timeout", args.node_timeout),
+    ):
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be a positive number, got {value:g}")
+
+
+def _host_port(value: str, flag: str) -> str:
+    """``value`` if it is HOST:PORT, else an error that says so in terms of ``flag``."""
+    host, _, port = value.rpartition(":")
+    if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"{flag} {value} is not HOST:PORT: give the head's address and port, e.g. "
+            f"{flag} 127.0.0.1:{DEFAULT_PORT}"
+        )
+    return value
+
+
+def _check_node_ip(host: str, given: bool) -> None:
+    """Refuse an address that is not one of this host's: nothing could listen on it."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, 0))
+            return
+        except OSError as e:
+            why = e.strerror or str(e)
+    mine = sorted(
+        {
+            a.address
+            for addrs in psutil.net_if_addrs().values()
+            for a in addrs
+            if a.family == socket.AF_INET
+        }
+    )
+    if given:
+        raise ValueError(
+            f"--node-ip-address {host} is not an address of this host ({why}): give one of "
+            f"its own: {', '.join(mine)}"
+        )
+    raise ValueError(
+        f"this host's address {host} (from its name) cannot be listened on ({why}): give one "
+        f"with --node-ip-address: {', '.join(mine)}"
+    )
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -148,19 +238,33 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as e:
-            raise ValueError(
-                f"cannot listen on {host}:{port} ({e.strerror}): pick another port with --port, "
-                "or stop what uses it (`ember stop` for an earlier head)"
-            ) from None
+            if e.errno == errno.EACCES:
+                advice = "ports below 1024 need root: pick another port with --port"
+            else:
+                advice = (
+                    "pick another port with --port, or stop what uses it (`ember stop` for an "
+                    "earlier head)"
+                )
+            raise ValueError(f"cannot listen on {host}:{port} ({e.strerror}): {advice}") from None
+
+
+def _token(address: str, given: str | None) -> str:
+    try:
+        return cluster_files.token_for(address, given)
+    except ValueError:
+        admin.reachable(address)  # nothing there at all says more than a missing token
+        raise
 
 
 def _ours(pid: int) -> bool:
     """The process is still one we started (its pid was not reused by something else)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"ember._runtime" in f.read()
+            command = f.read()
     except OSError:
         return False
+    # Named by setproctitle once running ("ember::node"), by its module before that.
+    return command.startswith(b"ember::") or b"ember._runtime" in command
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -187,14 +291,13 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ember._runtime import admin
-
-    address = args.address
-    if address == "auto":
-        address = cluster_files.find_node("auto")["address"]
-    token = cluster_files.token_for(address, args.token)
-    nodes: list[dict[str, Any]] = admin.nodes(address, token)
-    jobs = admin.jobs(address, token)
+    address = _auto_address() if args.address == "auto" else _host_port(args.address, "--address")
+    token = _token(address, args.token)
+    try:
+        nodes: list[dict[str, Any]] = admin.nodes(address, token)
+        jobs = admin.jobs(address, token)
+    except admin.TokenRefused as e:
+        raise ConnectionError(f"{e}: {_TOKEN_HINT}") from None
     alive = [n for n in nodes if n["alive"]]
     print(
         f"Ember cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} "
@@ -210,8 +313,40 @@ def _status(args: argparse.Namespace) -> int:
                 continue
             used = total - n["available"].get(name, 0)
             print(f"    {name}: {used:g}/{total:g} in use")
-        print(f"    pending lease requests: {n['pending']}")
+        for line in _waiting(n["pending"]) or ["nothing waiting for resources"]:
+            print(f"    {line}")
     return 0
+
+
+def _auto_address() -> str:
+    """The cluster to show when none is named: $EMBER_ADDRESS, or the one on this host."""
+    named = os.environ.get("EMBER_ADDRESS")
+    if named:
+        return _host_port(named, "EMBER_ADDRESS")
+    clusters = cluster_files.local_clusters()
+    if not clusters:
+        raise ConnectionError(
+            "Could not find a running Ember cluster on this machine: start one with "
+            "`ember start --head`, or name one elsewhere with --address HOST:PORT."
+        )
+    if len(clusters) > 1:
+        raise ConnectionError(
+            f"Several Ember clusters run on this machine ({', '.join(clusters)}): name the one "
+            "you mean with --address HOST:PORT."
+        )
+    return clusters[0]
+
+
+def _waiting(pending: list[list[Any]]) -> list[str]:
+    """ "3 tasks waiting for {CPU: 1}" per kind and shape; "16+" where a caller has asked for
+    as many workers as it asks for at once, so more of its tasks may wait behind them."""
+    lines = []
+    for kind, shape, count, capped in sorted(pending, key=lambda p: (p[0] != "task", str(p[1]))):
+        what = ", ".join(f"{name}: {amount:g}" for name, amount in sorted(shape.items()))
+        plural = "s" if count != 1 or capped else ""
+        more = "+" if capped else ""
+        lines.append(f"{count}{more} {kind}{plural} waiting for {{{what}}}")
+    return lines
 
 
 if __name__ == "__main__":

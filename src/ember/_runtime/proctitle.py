@@ -1,0 +1,33 @@
+"""Process names in ``ps``: ``ember::node``, ``ember::control_store``, ``ember::worker``, and
+the running task's or actor's name (``ember::f``, ``ember::Counter``), as Ray names its own."""
+
+from __future__ import annotations
+
+import os
+
+from setproctitle import setproctitle
+
+_shown = ""
+
+
+def show(title: str) -> None:
+    """Name this process ``title``, if that is not its name already (a change costs about a
+    microsecond)."""
+    global _shown
+    if title == _shown:
+        return
+    if not _shown:
+        # The first call decides how: within the command line's own memory (SPT_NOENV), since
+        # by default setproctitle moves the environment away to make room, which blanks
+        # /proc/PID/environ for tools that find processes by their environment. Forked
+        # workers inherit the decision.
+        added = "SPT_NOENV" not in os.environ
+        os.environ.setdefault("SPT_NOENV", "1")
+        try:
+            setproctitle(title)
+        finally:
+            if added:
+                del os.environ["SPT_NOENV"]
+    else:
+        setproctitle(title)
+    _shown = title
