@@ -184,6 +184,16 @@ class ObjectCreated(Message):
     contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
 
 
+@_message(31)
+class MakeRoom(Message):
+    """Writer -> node: the store is full; make room for a new object of ``size`` bytes (by
+    spilling objects no process maps) and count it. The reply is False if that cannot be done:
+    the writer then writes the object to the spill folder."""
+
+    rid: int
+    size: int
+
+
 @_message(21)
 class PutInline(Message):
     object_id: bytes

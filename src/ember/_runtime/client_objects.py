@@ -115,6 +115,11 @@ class ObjectsMixin:
             self._objects[oid] = obj
             return ObjectRef(oid, self.client_id, self)
 
+    def _make_room(self, size: int) -> bool:
+        """The store is full: ask the node to make room for a new object of ``size`` bytes
+        (it spills objects no process maps). False: the object goes to disk instead."""
+        return bool(self.calls.future(self.node, lambda rid: m.MakeRoom(rid, size)).result())
+
     def _entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
         """The entry of a ref, starting a fetch if this process borrows it (with ``fetch``
         False, only learning that it exists, without pulling it to this node). Under lock."""
