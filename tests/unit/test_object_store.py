@@ -82,12 +82,12 @@ def _pooled_sizes(store: StoreFiles) -> list[int]:
 
 
 def test_freed_files_are_pooled_within_bounds_and_reused(tmp_path):
-    store = _store(tmp_path)
+    store = _store(tmp_path, capacity=8000)  # the pool holds at most half of it
     os.mkdir(os.path.join(store.shm_dir, "pool"))
     for i, n in enumerate([1000, 5000, 300]):  # (none fits in a pooled file)
         ser = serialization.serialize(b"x" * n)
-        size = store.write(bytes([i]) * 16, ser.meta, ser.buffers)
-        store.recycle(bytes([i]) * 16, size, max_bytes=4000)
+        store.write(bytes([i]) * 16, ser.meta, ser.buffers)
+        store.recycle(bytes([i]) * 16)
     kept = _pooled_sizes(store)
     assert len(kept) == 2 and sum(kept) <= 4000  # the second did not fit: deleted
     assert not store.exists(b"\x01" * 16) and not store.exists(b"\x00" * 16)
@@ -104,8 +104,8 @@ def test_the_pool_shrinks_to_the_room_left_and_empties_when_idle(tmp_path):
     os.mkdir(os.path.join(store.shm_dir, "pool"))
     for i, n in enumerate([1000, 2000, 3000]):
         ser = serialization.serialize(b"x" * n)
-        size = store.write(bytes([i]) * 16, ser.meta, ser.buffers)
-        store.recycle(bytes([i]) * 16, size, max_bytes=10_000)
+        store.write(bytes([i]) * 16, ser.meta, ser.buffers)
+        store.recycle(bytes([i]) * 16)
     assert len(_pooled_sizes(store)) == 3
     two_smallest = sum(_pooled_sizes(store)[:2])
     store.trim_pool(max_bytes=two_smallest)  # the largest goes first
@@ -132,7 +132,7 @@ def test_usage_counts_every_file_in_shared_memory(tmp_path):
     a = _put(store, b"\x01" * 16, 100_000)
     b = _put(store, b"\x02" * 16, 50_000)
     assert store.usage.used == a + b
-    store.recycle(b"\x01" * 16, a, max_bytes=1 << 20)  # pooled files count too
+    store.recycle(b"\x01" * 16)  # pooled files count too
     assert store.usage.used == a + b and store.pooled_bytes() == a
     c = _put(store, b"\x03" * 16, 60_000)  # takes the pooled file, cut to its size
     assert store.pooled_bytes() == 0 and store.usage.used == b + c
@@ -173,15 +173,15 @@ def test_a_full_store_asks_for_room_and_else_writes_to_disk(tmp_path):
 def test_mapped_objects_are_neither_spilled_nor_recycled(tmp_path):
     store = _store(tmp_path)
     os.mkdir(os.path.join(store.shm_dir, "pool"))
-    size = _put(store, b"\x01" * 16, 100_000, fill=3)
+    _put(store, b"\x01" * 16, 100_000, fill=3)
     view = _get(store, b"\x01" * 16)
     assert not store.spill(b"\x01" * 16)
-    store.recycle(b"\x01" * 16, size, max_bytes=1 << 20)  # freed while mapped: deleted
+    store.recycle(b"\x01" * 16)  # freed while mapped: deleted
     assert store.pooled_bytes() == 0 and store.usage.used == 0
     _put(store, b"\x02" * 16, 100_000, fill=9)
     assert view[0] == 3 and view[-1] == 3  # its memory was not reused under it
     del view
-    size = _put(store, b"\x03" * 16, 100_000)
+    _put(store, b"\x03" * 16, 100_000)
     assert store.spill(b"\x03" * 16)
 
 
@@ -191,10 +191,10 @@ def test_a_writer_keeps_its_pooled_files_mapped_until_they_are_deleted(tmp_path)
     size = _put(store, b"\x01" * 16, 1_000_000)  # a new file, written through the file
     assert not store._kept
     for i in range(2, 5):  # the pooled file again and again: mapped once, then kept
-        store.recycle(bytes([i - 1]) * 16, size, max_bytes=1 << 30)
+        store.recycle(bytes([i - 1]) * 16)
         assert _put(store, bytes([i]) * 16, 1_000_000, fill=i) == size
         assert len(store._kept) == 1 and _get(store, bytes([i]) * 16)[-1] == i
-    store.recycle(b"\x04" * 16, size, max_bytes=1 << 30)
+    store.recycle(b"\x04" * 16)
     store.trim_pool(max_bytes=0)  # the pool gives its memory back...
     store.tidy()
     assert not store._kept  # ...and so does the writer's mapping

@@ -70,6 +70,9 @@ class ObjectsMixin:
         elif obj.shared or obj.promoted:
             self.node.send(m.DecRef([oid]))
         elif obj.kind == STORED:
+            # Nobody else saw it: its file goes to the pool now (unless a view here maps it),
+            # where this process's next large put finds it without waiting for the node.
+            self.store.recycle(oid)
             self.node.send(m.FreeObjects([oid]))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
@@ -107,6 +110,8 @@ class ObjectsMixin:
         if ser.nbytes <= serialization.INLINE_MAX:
             obj.data = ser.inline()
         else:
+            with self._lock:
+                self._drain_decs()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
             obj.data = self.store.write(oid, ser.meta, ser.buffers)
             self.node.send(m.ObjectCreated(oid, obj.data, self.client_id, ser.refs))

@@ -177,11 +177,11 @@ class ObjectsMixin:
         if stored_here:
             self.used -= obj.size
         if stored_here:
-            # Freed files stay allocated for reuse, for a while, up to half the store (they
-            # count as taken): new tmpfs pages cost far more than overwriting old ones (for a
-            # pulled copy as for a put). A file being sent or mapped is deleted instead; it
-            # stays readable through its descriptor or mapping.
-            self.store.recycle(oid, obj.size, max_bytes=self.capacity // 2)
+            # Freed files stay allocated for reuse, for a while (they count as taken): new
+            # tmpfs pages cost far more than overwriting old ones (for a pulled copy as for a
+            # put). A file being sent or mapped is deleted instead; it stays readable through
+            # its descriptor or mapping. (An owner has pooled an object only it knew already.)
+            self.store.recycle(oid)
         elif obj is None or obj.inline is None:
             self.store.delete(oid)
         where = self.located.pop(oid, None)

@@ -378,17 +378,20 @@ class StoreFiles:
             if counted:
                 self.usage.add(-size)
 
-    def recycle(self, object_id: bytes, size: int, max_bytes: int, max_files: int = 4) -> None:
-        """Free an object, keeping its file for reuse when the pool has room and no process
-        maps it (a freed object mapped somewhere is only deleted: its readers keep it)."""
+    def recycle(self, object_id: bytes, max_files: int = 4) -> None:
+        """Free an object, keeping its file for reuse while the pool has room (at most half the
+        store) and no process maps it (a freed object still mapped is only deleted: its readers
+        keep it). The node does this, and an owner for an object no other process knows of."""
         path = self.path(object_id)
         fd = _lock_exclusive(path)
         if fd is None:
             self.delete(object_id)
             return
         try:
+            size = os.fstat(fd).st_size
             pooled = self._pooled()
-            if len(pooled) < max_files and sum(n for n, _ in pooled) + size <= max_bytes:
+            room = self.usage.capacity // 2 - sum(n for n, _ in pooled)
+            if len(pooled) < max_files and size <= room:
                 os.rename(path, os.path.join(self.shm_dir, POOL, f"{size}-{object_id.hex()}"))
             else:
                 self._unlink_counted(path)

@@ -30,6 +30,9 @@ class RemoteStore:
     def tidy(self) -> None:
         """Nothing is kept mapped here."""
 
+    def recycle(self, object_id: bytes) -> None:
+        """The head frees it (told by ``FreeObjects``)."""
+
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
         data = bytearray(total)
