@@ -70,9 +70,9 @@ class ObjectsMixin:
         elif obj.shared or obj.promoted:
             self.node.send(m.DecRef([oid]))
         elif obj.kind == STORED:
-            # Nobody else saw it: its file goes to the pool now (unless a view here maps it),
-            # where this process's next large put finds it without waiting for the node.
-            self.store.recycle(oid)
+            # Nobody else saw it: its file goes to the pool now (unless a process still maps
+            # it), where this process's next large put finds it without waiting for the node.
+            self.store.pool(oid)
             self.node.send(m.FreeObjects([oid]))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:

@@ -378,15 +378,20 @@ class StoreFiles:
             if counted:
                 self.usage.add(-size)
 
-    def recycle(self, object_id: bytes, max_files: int = 4) -> None:
-        """Free an object, keeping its file for reuse while the pool has room (at most half the
-        store) and no process maps it (a freed object still mapped is only deleted: its readers
-        keep it). The node does this, and an owner for an object no other process knows of."""
+    def recycle(self, object_id: bytes) -> None:
+        """The node frees an object: its file goes to the pool (see ``pool``), or is deleted (a
+        freed object still mapped somewhere stays readable to its readers)."""
+        if not self.pool(object_id):
+            self.delete(object_id)
+
+    def pool(self, object_id: bytes, max_files: int = 4) -> bool:
+        """Keep a freed object's file for reuse while the pool has room (at most half the store),
+        else delete it; False, doing nothing, if it is not here or some process maps it. An
+        owner does this itself for an object no other process knows of."""
         path = self.path(object_id)
         fd = _lock_exclusive(path)
         if fd is None:
-            self.delete(object_id)
-            return
+            return False
         try:
             size = os.fstat(fd).st_size
             pooled = self._pooled()
@@ -397,6 +402,7 @@ class StoreFiles:
                 self._unlink_counted(path)
         finally:
             os.close(fd)
+        return True
 
     def trim_pool(self, max_bytes: int, idle_seconds: float | None = None) -> None:
         """Delete pooled files, largest first, until they hold at most ``max_bytes``; and,

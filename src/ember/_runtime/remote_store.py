@@ -30,8 +30,9 @@ class RemoteStore:
     def tidy(self) -> None:
         """Nothing is kept mapped here."""
 
-    def recycle(self, object_id: bytes) -> None:
+    def pool(self, object_id: bytes) -> bool:
         """The head frees it (told by ``FreeObjects``)."""
+        return False
 
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
