@@ -234,23 +234,24 @@ class StoreFiles:
     def _take_pooled(self, size: int, final: str, tmp: str, keep_mapped: bool) -> Claim | None:
         """Rename a pooled file of ``size`` to 2 × ``size`` bytes to ``tmp``, preferring one this
         process keeps mapped; None if none fits."""
-        candidates = []
-        for pooled, path in self._pooled():
-            if size <= pooled <= 2 * size:
-                with contextlib.suppress(FileNotFoundError):
-                    candidates.append((os.stat(path).st_ino not in self._kept, pooled, path))
-        for _, pooled, path in sorted(candidates):
+        candidates = sorted(
+            (inode not in self._kept, pooled, inode, path)
+            for pooled, inode, path in self._pooled()
+            if size <= pooled <= 2 * size
+        )
+        for _, pooled, inode, path in candidates:
             try:
                 os.rename(path, tmp)
             except FileNotFoundError:
                 continue  # another writer took it first
-            kept = self._take_kept(os.stat(tmp).st_ino) if keep_mapped else None
+            kept = self._take_kept(inode) if keep_mapped else None
             fd = kept.fd if kept is not None else os.open(tmp, os.O_RDWR)
             claim = Claim(tmp, final, fd, pooled, True, kept)
             try:
-                os.ftruncate(fd, size)
-                self.usage.add(size - pooled)
-                claim.size = size
+                if size != pooled:
+                    os.ftruncate(fd, size)
+                    self.usage.add(size - pooled)
+                    claim.size = size
                 if keep_mapped and kept is None:
                     # Faulting the pages in with the mapping costs about what writing them
                     # through the file would; every later write into this file is a copy.
@@ -355,20 +356,22 @@ class StoreFiles:
 
     # ------------------------------------------------------------------ the node's part
 
-    def _pooled(self) -> list[tuple[int, str]]:
-        """(size, path) of the freed files kept for reuse, largest first."""
+    def _pooled(self) -> list[tuple[int, int, str]]:
+        """(size, inode, path) of the freed files kept for reuse, largest first. A pooled file
+        is named ``<size>-<inode>``: no two files have one name."""
         pool = os.path.join(self.shm_dir, POOL)
         try:
             names = os.listdir(pool)
         except FileNotFoundError:
             return []
-        return sorted(
-            ((int(name.split("-", 1)[0]), os.path.join(pool, name)) for name in names),
-            reverse=True,
-        )
+        found = []
+        for name in names:
+            size, inode = name.split("-")
+            found.append((int(size), int(inode), os.path.join(pool, name)))
+        return sorted(found, reverse=True)
 
     def pooled_bytes(self) -> int:
-        return sum(n for n, _ in self._pooled())
+        return sum(n for n, _, _ in self._pooled())
 
     def _unlink_counted(self, path: str, counted: bool = True) -> None:
         """Delete a file, and its count if it is in shared memory."""
@@ -393,11 +396,11 @@ class StoreFiles:
         if fd is None:
             return False
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
             pooled = self._pooled()
-            room = self.usage.capacity // 2 - sum(n for n, _ in pooled)
-            if len(pooled) < max_files and size <= room:
-                os.rename(path, os.path.join(self.shm_dir, POOL, f"{size}-{object_id.hex()}"))
+            room = self.usage.capacity // 2 - sum(n for n, _, _ in pooled)
+            if len(pooled) < max_files and st.st_size <= room:
+                os.rename(path, os.path.join(self.shm_dir, POOL, f"{st.st_size}-{st.st_ino}"))
             else:
                 self._unlink_counted(path)
         finally:
@@ -409,9 +412,9 @@ class StoreFiles:
         given ``idle_seconds``, every file pooled for longer than that (idle memory goes
         back to the system)."""
         pooled = self._pooled()
-        held = sum(n for n, _ in pooled)
+        held = sum(n for n, _, _ in pooled)
         now = time.time()
-        for size, path in pooled:
+        for size, _, path in pooled:
             with contextlib.suppress(FileNotFoundError):  # a writer may take one meanwhile
                 if held <= max_bytes and (
                     idle_seconds is None or now - os.stat(path).st_ctime <= idle_seconds
