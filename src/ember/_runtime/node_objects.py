@@ -70,21 +70,24 @@ class _PullHandler:
         self.detached = True
         sock, leftover, _ = conn.detach()
         store = self.node.store
-        # A pooled file of about that size if any, else new room (or the spill folder).
-        claim = store.claim(self.oid, int(msg.value["size"]), ".pull")
-        os.close(claim.fd)  # (the receiver opens it itself)
-        claim.fd = -1
+        claim: Claim | None = None
 
         def done(ok: bool) -> None:
+            assert claim is not None
             if not ok:
                 store.abandon(claim)
             self.node.pull_done(self.oid, claim if ok else None, None)
 
         try:
+            # A pooled file of about that size if any, else new room (or the spill folder).
+            claim = store.claim(self.oid, int(msg.value["size"]), ".pull")
+            os.close(claim.fd)  # (the receiver opens it itself)
+            claim.fd = -1
             receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
         except OSError as e:
             sock.close()
-            store.abandon(claim)
+            if claim is not None:
+                store.abandon(claim)
             self.node.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
             return
         self.node.receiving[self.oid] = (conn.node, receiver)

@@ -117,23 +117,20 @@ class Usage:
 
     def reserve(self, n: int) -> bool:
         """Count ``n`` more bytes if they fit in the capacity."""
-        with self._lock:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                capacity, used = _USAGE.unpack_from(self._map)
-                if used + n > capacity:
-                    return False
-                _USAGE.pack_into(self._map, 0, capacity, used + n)
-                return True
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return self._change(n, if_room=True)
 
     def add(self, n: int) -> None:
+        self._change(n, if_room=False)
+
+    def _change(self, n: int, if_room: bool) -> bool:
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 capacity, used = _USAGE.unpack_from(self._map)
+                if if_room and used + n > capacity:
+                    return False
                 _USAGE.pack_into(self._map, 0, capacity, max(0, used + n))
+                return True
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
