@@ -135,6 +135,18 @@ def test_large_objects_move_between_nodes(make_cluster: Any) -> None:
     assert ember.get(borrow.remote([made_on_a])) == 4_000_000.0
 
 
+def test_a_pulled_object_larger_than_the_store_lands_on_disk(make_cluster: Any) -> None:
+    cluster = make_cluster(
+        {"num_cpus": 1, "object_store_memory": 8 << 20},
+        {"num_cpus": 1, "resources": {"a": 1}},
+    )
+    ref = array.options(resources={"a": 1}).remote(2_500_000, 2.0)  # 20 MB
+    assert ember.get(ref).sum() == 5_000_000.0  # pulled to the head, into its spill folder
+    head = cluster.head.record
+    assert not os.path.exists(os.path.join(head["shm_dir"], ref.hex()))
+    assert os.path.exists(os.path.join(head["spill_dir"], ref.hex()))
+
+
 def test_wait_without_fetch_local_does_not_pull(make_cluster: Any) -> None:
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"a": 1}})
     ref = array.options(resources={"a": 1}).remote(1_000_000)

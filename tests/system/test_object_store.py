@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -30,19 +31,120 @@ def test_put_and_drop_loop_does_not_grow_memory(ray):
     assert peak < 400 * MB, f"shared memory grew by {peak / MB:.0f} MB"
 
 
+def _folders() -> tuple[str, str]:
+    """The store's shared-memory folder and spill folder of the node init() started."""
+    from ember._api import session
+
+    return session._node.shm_dir, session._node.spill_dir
+
+
+def _shm_bytes(shm_dir: str) -> int:
+    """What the store's files take in shared memory: objects, pooled files, files being
+    written (not the 16-byte usage counter)."""
+    total = 0
+    for folder in (shm_dir, os.path.join(shm_dir, "pool")):
+        with os.scandir(folder) as entries:
+            total += sum(e.stat().st_size for e in entries if e.is_file() and e.name != "usage")
+    return total
+
+
+def _where(ref) -> str:
+    shm_dir, spill_dir = _folders()
+    here = [d for d in (shm_dir, spill_dir) if os.path.exists(os.path.join(d, ref.hex()))]
+    assert len(here) == 1, f"{ref.hex()} is in {here}"
+    return "shm" if here[0] == shm_dir else "disk"
+
+
 def test_objects_spill_to_disk_and_read_back(start_ember):
     ray = start_ember(num_cpus=2, object_store_memory=120 * MB)
     arrays = [np.full(50 * MB // 8, i, dtype=np.float64) for i in range(5)]
-    before = _shm_used()
     refs = [ray.put(a) for a in arrays]
-    # Give the node a moment to move objects out; it does so as each notice arrives.
-    deadline = time.monotonic() + 10
-    while _shm_used() - before > 160 * MB and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _shm_used() - before <= 160 * MB, "objects were not spilled past the capacity"
+    assert _shm_bytes(_folders()[0]) <= 120 * MB
+    assert [_where(r) for r in refs] == ["disk"] * 3 + ["shm"] * 2  # the oldest went
     for i, ref in enumerate(refs):
         value = ray.get(ref, timeout=T)
         assert value[0] == i and value[-1] == i and value.shape == arrays[i].shape
+
+
+def test_a_put_larger_than_the_store_is_written_to_disk(start_ember):
+    ray = start_ember(num_cpus=1, object_store_memory=8 * MB)
+    data = np.arange(20 * MB // 8, dtype=np.float64)
+    ref = ray.put(data)
+    assert _where(ref) == "disk"
+    assert _shm_bytes(_folders()[0]) == 0
+    np.testing.assert_array_equal(ray.get(ref, timeout=T), data)
+
+    @ray.remote
+    def make(n):
+        return np.arange(n, dtype=np.float64)
+
+    returned = make.remote(20 * MB // 8)  # written straight to disk by the worker as well
+    np.testing.assert_array_equal(ray.get(returned, timeout=T), data)
+    assert _where(returned) == "disk"
+
+
+def test_mapped_objects_are_never_spilled(start_ember):
+    """Objects a live view maps stay in shared memory (spilling them would leave their memory
+    held by the views and copy them to disk too); unmapped ones are spilled, and once all are
+    mapped, new objects go to disk."""
+    ray = start_ember(num_cpus=1, object_store_memory=16 * MB)
+    n = 6 * MB // 8
+    a, b = ray.put(np.full(n, 1.0)), ray.put(np.full(n, 2.0))
+    view_a = ray.get(a, timeout=T)  # maps a
+    c = ray.put(np.full(n, 3.0))  # no room: b, not the older a, makes room
+    assert (_where(a), _where(b), _where(c)) == ("shm", "disk", "shm")
+    view_c = ray.get(c, timeout=T)
+    d = ray.put(np.full(n, 4.0))  # a and c are mapped: nothing can be spilled
+    assert (_where(a), _where(c), _where(d)) == ("shm", "shm", "disk")
+    assert _shm_bytes(_folders()[0]) <= 16 * MB
+    assert view_a[0] == 1.0 and view_c[-1] == 3.0
+    assert [ray.get(r, timeout=T)[-1] for r in (a, b, c, d)] == [1.0, 2.0, 3.0, 4.0]
+    del view_a
+    e = ray.put(np.full(n, 5.0))  # a is no longer mapped: it goes now
+    assert (_where(a), _where(e)) == ("disk", "shm")
+
+
+def test_shared_memory_never_exceeds_the_capacity(start_ember):
+    """Puts and task results of many sizes, some kept mapped, some dropped: after each one the
+    store's folder holds at most its capacity, and every value reads back right."""
+    capacity = 24 * MB
+    ray = start_ember(num_cpus=2, object_store_memory=capacity)
+    shm_dir = _folders()[0]
+
+    @ray.remote
+    def make(n, value):
+        return np.full(n, value)
+
+    rng = np.random.default_rng(1)
+    kept, views, peak = [], [], 0
+    for i in range(40):
+        n = int(rng.integers(200_000, 1_500_000))  # 1.6 to 12 MB
+        ref = ray.put(np.full(n, float(i))) if i % 2 else make.remote(n, float(i))
+        value = ray.get(ref, timeout=T)
+        assert value[0] == value[-1] == float(i) and value.size == n
+        if i % 3 == 0:
+            views.append(value)  # stays mapped
+        if i % 4 != 1:
+            kept.append((ref, float(i)))
+        del value
+        peak = max(peak, _shm_bytes(shm_dir))
+    assert peak <= capacity, f"the store took {peak / MB:.1f} MB of shared memory"
+    assert all(ray.get(ref, timeout=T)[-1] == v for ref, v in kept)
+    assert all(v[0] == v[-1] for v in views)
+
+
+def test_a_put_reuses_the_file_of_an_object_just_dropped(ray):
+    """Memory that is already allocated (and mapped here) is several times faster to fill than
+    new memory: the owner of an object nobody else saw pools its file as soon as it drops it,
+    so the next put of about that size writes into it."""
+    shm_dir = _folders()[0]
+    data = np.ones(20 * MB // 8)
+    inodes = []
+    for _ in range(3):
+        ref = ray.put(data)
+        inodes.append(os.stat(os.path.join(shm_dir, ref.hex())).st_ino)
+        del ref
+    assert inodes[0] == inodes[1] == inodes[2]
 
 
 def test_large_task_result_is_zero_copy_and_read_only(ray):

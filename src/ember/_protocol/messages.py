@@ -188,6 +188,16 @@ class ObjectCreated(Message):
     contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
 
 
+@_message(33)
+class MakeRoom(Message):
+    """Writer -> node: the store is full; make room for a new object of ``size`` bytes (by
+    spilling objects no process maps) and count it. The reply is False if that cannot be done:
+    the writer then writes the object to the spill folder."""
+
+    rid: int
+    size: int
+
+
 @_message(21)
 class PutInline(Message):
     object_id: bytes
@@ -230,7 +240,7 @@ class KillWorker(Message):
 @_message(31)
 class WorkerExit(Message):
     """Client -> the node that leased it a worker whose connection closed: how did that
-    process end? Answered once it has: ``{"pid", "code", "log"}`` (None if unknown)."""
+    process end? Answered once it has: ``{"pid", "code", "log", "log_note"}`` (None if unknown)."""
 
     rid: int
     worker_id: bytes

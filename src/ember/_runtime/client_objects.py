@@ -72,6 +72,9 @@ class ObjectsMixin:
         elif obj.shared or obj.promoted:
             self.node.send(m.DecRef([oid]))
         elif obj.kind == STORED:
+            # Nobody else saw it: its file goes to the pool now (unless a process still maps
+            # it), where this process's next large put finds it without waiting for the node.
+            self.store.pool(oid)
             self.node.send(m.FreeObjects([oid]))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
@@ -109,6 +112,8 @@ class ObjectsMixin:
         if ser.nbytes <= serialization.INLINE_MAX:
             obj.data = ser.inline()
         else:
+            with self._lock:
+                self._drain_decs()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
             obj.data = self.store.write(oid, ser.meta, ser.buffers)
             self.node.send(m.ObjectCreated(oid, obj.data, self.client_id, ser.refs))
@@ -116,6 +121,11 @@ class ObjectsMixin:
             self._drain_decs()
             self._objects[oid] = obj
             return ObjectRef(oid, self.client_id, self)
+
+    def _make_room(self, size: int) -> bool:
+        """The store is full: ask the node to make room for a new object of ``size`` bytes
+        (it spills objects no process maps). False: the object goes to disk instead."""
+        return bool(self.calls.future(self.node, lambda rid: m.MakeRoom(rid, size)).result())
 
     def _entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
         """The entry of a ref, starting a fetch if this process borrows it (with ``fetch``

@@ -136,6 +136,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self.namespace = namespace
         self.node_id = node_id
         self.store = store
+        store.make_room = self._make_room
         self.calls = Calls()
         self._lock = threading.RLock()
         self._objects: dict[bytes, _Obj] = {}
@@ -227,6 +228,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         with self._lock:
             self._drain_decs()
             self._expire_idle_leases()
+        self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 
     def _peer(self, addr: str, node: bytes = b"") -> Connection:

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -128,6 +129,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.log_dir = config["log_dir"]
         self.store = StoreFiles(config["shm_dir"], config["spill_dir"])
         self.capacity = int(config["object_store_memory"])
+        self.store.create_usage(self.capacity)
+        self.store.make_room = self.make_room
         # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
         # asks for it.
         self.resources = NodeResources(
@@ -158,7 +161,6 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.lost: dict[bytes, str] = {}
         self.pulls: dict[bytes, list[Any]] = {}
         self.locating: dict[bytes, list[_Waiter]] = {}
-        self.sending: dict[bytes, int] = {}
         self.receiving: dict[bytes, tuple[bytes, Any]] = {}  # oid -> (node, FileReceiver)
         self.senders: dict[Any, bytes] = {}  # FileSender -> the node pulling
         self.calls = Calls()
@@ -314,7 +316,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         if self.control_proc is not None:
             self.control_proc.poll()  # reaped when it exits, so it is not taken for alive
         self.stop_idle_workers(time.monotonic())
-        self.store.trim_pool(self.capacity - self.used, idle_seconds=_POOL_IDLE_SECONDS)
+        self.store.trim_pool(self.capacity // 2, idle_seconds=_POOL_IDLE_SECONDS)
         if self.owner_pid and not alive(self.owner_pid):
             self.shutdown()
             return
@@ -518,6 +520,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.run_actions(self.scheduler.unblocked(msg.lease_id))
         elif isinstance(msg, m.ObjectCreated):
             self.object_created(msg)
+        elif isinstance(msg, m.MakeRoom):
+            conn.send(m.Reply(msg.rid, None, self.make_room(msg.size)))
         elif isinstance(msg, m.PutInline):
             self.put_inline(msg)
         elif isinstance(msg, m.WaitObject):
@@ -645,6 +649,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         if client is None or self.stopping:
             return
         self.clients.pop(client.client_id, None)
+        if conn.sock.family == socket.AF_UNIX:  # a process of this node: its unsealed files
+            self.store.discard_unsealed(client.pid)
         now = time.monotonic()
         self.refs.holder_gone(client.client_id, now)
         self.schedule_free()

@@ -22,6 +22,7 @@ from typing import Any
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
 from ember._runtime.node_cluster import CONNECT_SECONDS
+from ember._runtime.object_store import Claim
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
 
@@ -68,20 +69,25 @@ class _PullHandler:
             return
         self.detached = True
         sock, leftover, _ = conn.detach()
-        size = int(msg.value["size"])
-        tmp = f"{self.node.store.path(self.oid)}.pull"
-        self.node.store.take_pooled(size, tmp)  # a freed file of about that size, if any
+        store = self.node.store
+        claim: Claim | None = None
+
+        def done(ok: bool) -> None:
+            assert claim is not None
+            if not ok:
+                store.abandon(claim)
+            self.node.pull_done(self.oid, claim if ok else None, None)
+
         try:
-            receiver = FileReceiver(
-                self.node.reactor,
-                sock,
-                leftover,
-                tmp,
-                size,
-                lambda ok: self.node.pull_done(self.oid, (tmp, size) if ok else None, None),
-            )
+            # A pooled file of about that size if any, else new room (or the spill folder).
+            claim = store.claim(self.oid, int(msg.value["size"]), ".pull")
+            os.close(claim.fd)  # (the receiver opens it itself)
+            claim.fd = -1
+            receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
         except OSError as e:
             sock.close()
+            if claim is not None:
+                store.abandon(claim)
             self.node.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
             return
         self.node.receiving[self.oid] = (conn.node, receiver)
@@ -96,15 +102,16 @@ class ObjectsMixin:
     # ------------------------------------------------------------------ local objects
 
     def object_created(self, msg: m.ObjectCreated) -> None:
-        if not os.path.exists(self.store.path(msg.object_id)):
+        in_shm = os.path.exists(self.store.path(msg.object_id))
+        if not in_shm and not os.path.exists(self.store.spill_path(msg.object_id)):
             return  # freed by its owner before this notice arrived
         self.freed.pop(msg.object_id, None)
-        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id)
-        self.used += msg.size
+        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id, in_shm=in_shm)
+        if in_shm:
+            self.used += msg.size
         self.refs.add(msg.object_id, msg.owner_id)
         self.hold_contained(msg.object_id, msg.contained)
         self.wake_waiters(msg.object_id)
-        self.spill_if_needed(msg.object_id)
 
     def put_inline(self, msg: m.PutInline) -> None:
         self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
@@ -119,18 +126,23 @@ class ObjectsMixin:
             self.contains[oid] = [c[0] for c in contained]
             self.add_refs(("in", oid), [c[0] for c in contained], [c[1] for c in contained])
 
-    def spill_if_needed(self, keep: bytes) -> None:
-        self.store.trim_pool(self.capacity - self.used)  # freed files kept count as used
-        if self.used <= self.capacity:
-            return
+    def make_room(self, size: int) -> bool:
+        """Count ``size`` more bytes of the store's shared memory for a new file, making room
+        first if needed: pooled files go (largest first), then the oldest objects that no
+        process maps are spilled to disk. False if the store cannot hold it even so."""
+        usage = self.store.usage
+        if size > self.capacity:
+            return False
+        if usage.reserve(size):
+            return True
+        self.store.trim_pool(self.store.pooled_bytes() - (usage.used + size - self.capacity))
         for oid, obj in list(self.objects.items()):
-            if self.used <= self.capacity:
-                break
-            if oid == keep or not obj.in_shm or obj.inline is not None:
-                continue
-            if self.store.spill(oid):
+            if usage.reserve(size):
+                return True
+            if obj.in_shm and obj.inline is None and self.store.spill(oid):
                 obj.in_shm = False
                 self.used -= obj.size
+        return usage.reserve(size)
 
     def add_refs(self, holder: Any, ids: list[bytes], owners: Sequence[bytes]) -> None:
         """Count ``holder``'s new refs. For an object or actor owned on another node, this
@@ -167,14 +179,14 @@ class ObjectsMixin:
         stored_here = obj is not None and obj.in_shm and obj.inline is None
         if stored_here:
             self.used -= obj.size
-        if stored_here and oid not in self.sending:
-            # Freed files stay allocated for reuse, for a while, within the store's free room
-            # and at most half the store: new tmpfs pages cost far more than overwriting old
-            # ones (for a pulled copy as for a put).
-            room = min(self.capacity // 2, self.capacity - self.used)
-            self.store.recycle(oid, obj.size, max_bytes=room)
+        if stored_here:
+            # Freed files stay allocated for reuse, for a while (they count as taken): new
+            # tmpfs pages cost far more than overwriting old ones (for a pulled copy as for a
+            # put). A file being sent or mapped is deleted instead; it stays readable through
+            # its descriptor or mapping. (An owner has pooled an object only it knew already.)
+            self.store.recycle(oid)
         elif obj is None or obj.inline is None:
-            self.store.delete(oid)  # a file being sent stays readable through its descriptor
+            self.store.delete(oid)
         where = self.located.pop(oid, None)
         if where is not None:
             conn = self.node_conn(where[0])
@@ -231,7 +243,7 @@ class ObjectsMixin:
         obj = self.objects.get(oid)
         if obj is not None:
             answer(None, obj.inline or [STORED, obj.size])
-        elif os.path.exists(self.store.path(oid)):
+        elif self.store.exists(oid):
             answer(None, [STORED, 0])
         elif oid in self.pulls:
             self.pulls[oid].append(answer)
@@ -271,7 +283,7 @@ class ObjectsMixin:
         where = self.located.get(oid)
         if where is not None:
             at(where[0])
-        elif oid in self.objects or os.path.exists(self.store.path(oid)) or oid in self.freed:
+        elif oid in self.objects or self.store.exists(oid) or oid in self.freed:
             self.find_object(oid, msg.owner_id, answer)
         elif msg.owner_id not in self.clients:
             answer(_OWNER_DIED, None)
@@ -338,7 +350,7 @@ class ObjectsMixin:
     # ------------------------------------------------------------------ transfers
 
     def pull(self, oid: bytes, node_id: bytes, answer: Answer) -> None:
-        if os.path.exists(self.store.path(oid)) or oid in self.objects:
+        if self.store.exists(oid) or oid in self.objects:
             self.find_object(oid, b"", answer)
             return
         waiting = self.pulls.get(oid)
@@ -360,19 +372,18 @@ class ObjectsMixin:
         conn.node = node_id
         conn.send(m.PullObject(0, oid, self.node_id))
 
-    def pull_done(self, oid: bytes, got: tuple[str, int] | None, error: Any) -> None:
+    def pull_done(self, oid: bytes, got: Claim | None, error: Any) -> None:
         self.receiving.pop(oid, None)
         waiting = self.pulls.pop(oid, [])
         if got is not None and oid in self.freed and oid not in self.refs:
-            os.unlink(got[0])  # every holder let go while it came: nobody will free it
+            self.store.abandon(got)  # every holder let go while it came: nobody will free it
             result: tuple[Any, Any] = (_lost("the object was freed while it was fetched"), None)
         elif got is not None:
-            tmp, size = got
-            os.rename(tmp, self.store.path(oid))
-            self.objects[oid] = _Object(size, b"")
-            self.used += size
-            self.spill_if_needed(oid)
-            result = (None, [STORED, size])
+            os.rename(got.tmp, got.final)
+            self.objects[oid] = _Object(got.size, b"", in_shm=got.in_shm)
+            if got.in_shm:
+                self.used += got.size
+            result = (None, [STORED, got.size])
         else:
             result = (error or _lost("the transfer from the node that holds it failed"), None)
         for answer in waiting:
@@ -386,17 +397,8 @@ class ObjectsMixin:
         size = os.fstat(fd).st_size
         conn.send(m.Reply(msg.rid, None, {"size": size}))
         sock, _, out = conn.detach()
-        oid = msg.object_id
-        self.sending[oid] = self.sending.get(oid, 0) + 1
-
+        # The descriptor's lock keeps the file from being spilled or reused while it is sent.
         sender = FileSender(self.reactor, sock, out, fd, size)
-
-        def done(ok: bool) -> None:
-            left = self.sending.pop(oid, 1) - 1
-            if left:
-                self.sending[oid] = left
-            self.senders.pop(sender, None)
-
-        sender.on_done = done
+        sender.on_done = lambda ok: self.senders.pop(sender, None)
         self.senders[sender] = msg.node_id
         sender.start()

@@ -3,15 +3,26 @@
 A sealed object is a file named by the object's hex id; writers fill a temporary name and
 rename it, so a reader that can open the name sees a whole object. Readers map the file
 read-only and hand its buffers to pickle (protocol 5), so numpy arrays come back as read-only
-views of the shared pages: no copy, whatever the size. Deleting the name frees the memory once
-the last reader drops its view. Spilled objects move to a folder on disk under the same name;
-readers look there next, so a spilled object is read back transparently.
+views of the shared pages: no copy, whatever the size. Spilled objects move to a folder on disk
+under the same name; readers look there next, so a spilled object is read back transparently.
 
-Freed files go to a small pool instead of being deleted when there is room: the next large
-write renames one into place and overwrites pages the kernel has already allocated, which is
-about twice as fast as filling fresh shared memory. This is safe because a process holds an
-object (like a ref) for as long as any view of its mapping is alive, so a freed file is mapped
-nowhere.
+Room. The store's files in shared memory (objects, pooled files, files being written) never
+take more than its capacity: a small file of the folder, ``usage``, holds the capacity and the
+bytes taken, and every writer reserves room there for a new file itself (under a lock on that
+file), so a put asks the node only when the store is full. The node then makes room by
+deleting pooled files and spilling the oldest objects that no process maps; an object it cannot
+make room for (larger than the store, or everything is mapped) is written to the spill folder.
+
+Mapped objects. A reader holds a shared ``flock`` on an object's file for as long as its mapping
+lives (the mapping keeps a duplicate of the descriptor, and with it the lock). The node spills
+or recycles only a file it can lock exclusively, so a mapped object is never copied to disk or
+overwritten under its readers.
+
+Reuse. Freed files go to a small pool instead of being deleted when there is room: the next
+large write renames one into place and overwrites pages the kernel has already allocated. A
+writer keeps its mappings of the pooled files it wrote into (a few), so writing into one of them
+again is a plain memory copy: no page faults, no page allocation. A kept mapping of a file that
+was deleted since is dropped at the next ``tidy``, so it never holds memory the store gave back.
 
 File layout: ``b"EMB1"``, buffer count (u32), metadata length (u64), each buffer's length (u64),
 then the metadata and the buffers, each buffer starting on a 64-byte boundary.
@@ -20,17 +31,27 @@ then the metadata and the buffers, each buffer starting on a 64-byte boundary.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
 import shutil
 import struct
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 _MAGIC = b"EMB1"
 POOL = "pool"
+USAGE = "usage"
 _HEAD = struct.Struct("<4sIQ")
 _ALIGN = 64
+_USAGE = struct.Struct("<QQ")  # capacity, bytes taken
+_KEPT_MAPPINGS = 4  # pooled files a writer keeps mapped
+# Copies into a mapping hold the GIL: a slice at a time lets other threads run in between.
+_COPY_SLICE = 16 << 20
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _aligned(n: int) -> int:
@@ -72,12 +93,96 @@ class _Mapping(mmap.mmap):
             self.release()
 
 
+class Usage:
+    """The store's capacity and the bytes its files take in shared memory, in a 16-byte file
+    that every process of the node maps; changed under an exclusive ``flock`` of that file (and
+    a thread lock, since threads of one process share the file's lock)."""
+
+    def __init__(self, path: str, capacity: int | None = None) -> None:
+        """Open the node's counter, or create it (the node does) given ``capacity``."""
+        flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if capacity is not None else 0)
+        self._fd = os.open(path, flags, 0o600)
+        if capacity is not None:
+            os.pwrite(self._fd, _USAGE.pack(capacity, 0), 0)
+        self._map = mmap.mmap(self._fd, _USAGE.size)
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return int(_USAGE.unpack_from(self._map)[0])
+
+    @property
+    def used(self) -> int:
+        return int(_USAGE.unpack_from(self._map)[1])
+
+    def reserve(self, n: int) -> bool:
+        """Count ``n`` more bytes if they fit in the capacity."""
+        return self._change(n, if_room=True)
+
+    def add(self, n: int) -> None:
+        self._change(n, if_room=False)
+
+    def _change(self, n: int, if_room: bool) -> bool:
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                capacity, used = _USAGE.unpack_from(self._map)
+                if if_room and used + n > capacity:
+                    return False
+                _USAGE.pack_into(self._map, 0, capacity, max(0, used + n))
+                return True
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+@dataclass
+class _Kept:
+    """A writer's read-write mapping of a store file, kept to write into it again."""
+
+    fd: int
+    map: mmap.mmap
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
+
+
+@dataclass
+class Claim:
+    """A new file for an object, counted in the store's usage; seal it by renaming ``tmp`` to
+    ``final`` (in shared memory, or in the spill folder when ``in_shm`` is False)."""
+
+    tmp: str
+    final: str
+    fd: int
+    size: int
+    in_shm: bool
+    kept: _Kept | None = None
+
+
 class StoreFiles:
     """Reading and writing object files; any process on the node may use one of these."""
 
     def __init__(self, shm_dir: str, spill_dir: str) -> None:
         self.shm_dir = shm_dir
         self.spill_dir = spill_dir
+        # Asks the node to make room for a new file of so many bytes when the store is full
+        # (the node's own store calls its method directly); False: write it to disk.
+        self.make_room: Callable[[int], bool] | None = None
+        self._usage: Usage | None = None
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()  # by inode, least recent first
+
+    def create_usage(self, capacity: int) -> None:
+        """The node sets the store's capacity up before any process writes."""
+        self._usage = Usage(os.path.join(self.shm_dir, USAGE), capacity)
+
+    @property
+    def usage(self) -> Usage:
+        with self._lock:
+            if self._usage is None:
+                self._usage = Usage(os.path.join(self.shm_dir, USAGE))
+            return self._usage
 
     def path(self, object_id: bytes) -> str:
         return os.path.join(self.shm_dir, object_id.hex())
@@ -85,135 +190,293 @@ class StoreFiles:
     def spill_path(self, object_id: bytes) -> str:
         return os.path.join(self.spill_dir, object_id.hex())
 
+    # ------------------------------------------------------------------ writing
+
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         """Write and seal an object; returns its size in bytes."""
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
-        final = self.path(object_id)
-        tmp = f"{final}.{os.getpid()}.tmp"
-        if not self.take_pooled(total, tmp):
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        else:
-            fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.ftruncate(fd, total)
-            _write_all(fd, header + meta, 0)
-            for buf, off in zip(buffers, offsets, strict=True):
-                _write_all(fd, buf, off)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.rename(tmp, final)
+        claim = self.claim(object_id, total, f".{os.getpid()}.tmp", keep_mapped=True)
+        self._fill(claim, [(header + meta, 0), *zip(buffers, offsets, strict=True)])
         return total
 
     def write_file(self, object_id: bytes, data: bytes) -> None:
         """Store an object given as the bytes of its file (from a driver in client mode)."""
+        self._fill(self.claim(object_id, len(data), ".put"), [(data, 0)])
+
+    def claim(self, object_id: bytes, size: int, suffix: str, keep_mapped: bool = False) -> Claim:
+        """A new file of ``size`` bytes for an object: a pooled file of about that size (its
+        pages are allocated already; with ``keep_mapped``, mapped here and kept so), else a new
+        one if the store has room or the node makes some, else a file in the spill folder."""
+        usage = self.usage
         final = self.path(object_id)
-        tmp = f"{final}.put"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if size <= usage.capacity:
+            claim = self._take_pooled(size, final, final + suffix, keep_mapped)
+            if claim is not None:
+                return claim
+            if usage.reserve(size) or (self.make_room is not None and self.make_room(size)):
+                return self._new_file(final, final + suffix, size, True)
+        final = self.spill_path(object_id)
+        return self._new_file(final, final + suffix, size, False)
+
+    def _new_file(self, final: str, tmp: str, size: int, in_shm: bool) -> Claim:
+        claim = Claim(tmp, final, -1, size, in_shm)
         try:
-            _write_all(fd, data, 0)
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
+            claim.fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.ftruncate(claim.fd, size)
+        except BaseException:
+            self.abandon(claim)
+            raise
+        return claim
+
+    def _take_pooled(self, size: int, final: str, tmp: str, keep_mapped: bool) -> Claim | None:
+        """Rename a pooled file of ``size`` to 2 × ``size`` bytes to ``tmp``, preferring one this
+        process keeps mapped; None if none fits."""
+        candidates = sorted(
+            (inode not in self._kept, pooled, inode, path)
+            for pooled, inode, path in self._pooled()
+            if size <= pooled <= 2 * size
+        )
+        for _, pooled, inode, path in candidates:
+            try:
+                os.rename(path, tmp)
+            except FileNotFoundError:
+                continue  # another writer took it first
+            kept = self._take_kept(inode) if keep_mapped else None
+            fd = kept.fd if kept is not None else os.open(tmp, os.O_RDWR)
+            claim = Claim(tmp, final, fd, pooled, True, kept)
+            try:
+                if size != pooled:
+                    os.ftruncate(fd, size)
+                    self.usage.add(size - pooled)
+                    claim.size = size
+                if keep_mapped and kept is None:
+                    # Faulting the pages in with the mapping costs about what writing them
+                    # through the file would; every later write into this file is a copy.
+                    claim.kept = _Kept(fd, mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _POPULATE))
+            except BaseException:
+                self.abandon(claim)
+                raise
+            return claim
+        return None
+
+    def _take_kept(self, inode: int) -> _Kept | None:
+        with self._lock:
+            kept = self._kept.pop(inode, None)
+        if kept is not None and os.fstat(kept.fd).st_nlink == 0:  # (a reused inode number)
+            kept.close()
+            return None
+        return kept
+
+    def _fill(self, claim: Claim, pieces: Sequence[tuple[bytes | memoryview, int]]) -> None:
+        """Write ``pieces`` (data, offset) into a claimed file and seal it."""
+        try:
+            for data, offset in pieces:
+                if claim.kept is not None:
+                    _copy_into(claim.kept.map, data, offset)
+                else:
+                    _write_all(claim.fd, data, offset)
+            os.rename(claim.tmp, claim.final)
+        except BaseException:
+            self.abandon(claim)
+            raise
+        if claim.kept is None:
+            os.close(claim.fd)
+            return
+        evicted = []
+        with self._lock:
+            self._kept[os.fstat(claim.fd).st_ino] = claim.kept
+            while len(self._kept) > _KEPT_MAPPINGS:
+                evicted.append(self._kept.popitem(last=False)[1])
+        for kept in evicted:
+            kept.close()
+
+    def abandon(self, claim: Claim) -> None:
+        """Give a claimed file up unsealed (a failed write or transfer): delete it and its
+        count."""
+        if claim.kept is not None:
+            claim.kept.close()
+        elif claim.fd >= 0:
+            os.close(claim.fd)
+        claim.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(claim.tmp)
+        if claim.in_shm:
+            self.usage.add(-claim.size)
+
+    def tidy(self) -> None:
+        """Drop the kept mappings of files deleted since (spilled, or pooled files given back),
+        so that this process does not hold memory the store has let go."""
+        if not self._kept:
+            return
+        with self._lock:
+            gone = [(i, k) for i, k in self._kept.items() if os.fstat(k.fd).st_nlink == 0]
+            for inode, _ in gone:
+                del self._kept[inode]
+        for _, kept in gone:
+            kept.close()
+
+    # ------------------------------------------------------------------ reading
 
     def read(
         self, object_id: bytes, release: Callable[[], None] | None = None
     ) -> tuple[memoryview, list[memoryview]] | None:
         """Map a sealed object; None if it is not (or no longer) here. ``release`` is called
         when no view of the mapping is left."""
+        fd = self.open_sealed(object_id)
+        if fd is None:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            mapped = _Mapping(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)  # the mapping keeps a duplicate of it, and with it the lock
+        mapped.release = release
+        return parse(memoryview(mapped))
+
+    def open_sealed(self, object_id: bytes) -> int | None:
+        """A read-only descriptor of a sealed object's file (in memory or spilled), holding a
+        shared lock on it, or None: while it is open the node neither spills nor recycles it."""
         for path in (self.path(object_id), self.spill_path(object_id)):
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 continue
-            try:
-                size = os.fstat(fd).st_size
-                mapped = _Mapping(fd, size, access=mmap.ACCESS_READ)
-            finally:
-                os.close(fd)
-            mapped.release = release
-            return parse(memoryview(mapped))
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits while the node moves it
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samestat(os.fstat(fd), os.stat(path)):
+                    return fd
+            os.close(fd)  # moved meanwhile (spilled: it is in the spill folder now)
         return None
 
-    def _pooled(self) -> list[tuple[int, str]]:
-        """(size, path) of the freed files kept for reuse, largest first."""
+    def exists(self, object_id: bytes) -> bool:
+        return os.path.exists(self.path(object_id)) or os.path.exists(self.spill_path(object_id))
+
+    # ------------------------------------------------------------------ the node's part
+
+    def _pooled(self) -> list[tuple[int, int, str]]:
+        """(size, inode, path) of the freed files kept for reuse, largest first. A pooled file
+        is named ``<size>-<inode>``: no two files have one name."""
         pool = os.path.join(self.shm_dir, POOL)
         try:
             names = os.listdir(pool)
         except FileNotFoundError:
             return []
-        return sorted(
-            ((int(name.split("-", 1)[0]), os.path.join(pool, name)) for name in names),
-            reverse=True,
-        )
+        found = []
+        for name in names:
+            size, inode = name.split("-")
+            found.append((int(size), int(inode), os.path.join(pool, name)))
+        return sorted(found, reverse=True)
 
-    def recycle(self, object_id: bytes, size: int, max_bytes: int, max_files: int = 4) -> None:
-        """Free an object, keeping its file for reuse when the pool has room."""
-        pooled = self._pooled()
-        if len(pooled) < max_files and sum(n for n, _ in pooled) + size <= max_bytes:
-            kept = os.path.join(self.shm_dir, POOL, f"{size}-{object_id.hex()}")
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(self.path(object_id), kept)
-                return
-        self.delete(object_id)
+    def pooled_bytes(self) -> int:
+        return sum(n for n, _, _ in self._pooled())
+
+    def _unlink_counted(self, path: str, counted: bool = True) -> None:
+        """Delete a file, and its count if it is in shared memory."""
+        with contextlib.suppress(FileNotFoundError):
+            size = os.stat(path).st_size
+            os.unlink(path)
+            if counted:
+                self.usage.add(-size)
+
+    def recycle(self, object_id: bytes) -> None:
+        """The node frees an object: its file goes to the pool (see ``pool``), or is deleted (a
+        freed object still mapped somewhere stays readable to its readers)."""
+        if not self.pool(object_id):
+            self.delete(object_id)
+
+    def pool(self, object_id: bytes, max_files: int = 4) -> bool:
+        """Keep a freed object's file for reuse while the pool has room (at most half the store),
+        else delete it; False, doing nothing, if it is not here or some process maps it. An
+        owner does this itself for an object no other process knows of."""
+        path = self.path(object_id)
+        fd = _lock_exclusive(path)
+        if fd is None:
+            return False
+        try:
+            st = os.fstat(fd)
+            pooled = self._pooled()
+            room = self.usage.capacity // 2 - sum(n for n, _, _ in pooled)
+            if len(pooled) < max_files and st.st_size <= room:
+                os.rename(path, os.path.join(self.shm_dir, POOL, f"{st.st_size}-{st.st_ino}"))
+            else:
+                self._unlink_counted(path)
+        finally:
+            os.close(fd)
+        return True
 
     def trim_pool(self, max_bytes: int, idle_seconds: float | None = None) -> None:
         """Delete pooled files, largest first, until they hold at most ``max_bytes``; and,
         given ``idle_seconds``, every file pooled for longer than that (idle memory goes
         back to the system)."""
         pooled = self._pooled()
-        held = sum(n for n, _ in pooled)
+        held = sum(n for n, _, _ in pooled)
         now = time.time()
-        for size, path in pooled:
+        for size, _, path in pooled:
             with contextlib.suppress(FileNotFoundError):  # a writer may take one meanwhile
                 if held <= max_bytes and (
                     idle_seconds is None or now - os.stat(path).st_ctime <= idle_seconds
                 ):
                     continue
                 os.unlink(path)
-            held -= size
-
-    def take_pooled(self, size: int, dest: str) -> bool:
-        """Move a pooled file of about ``size`` bytes to ``dest``; False if none fits."""
-        for _, path in sorted(p for p in self._pooled() if size <= p[0] <= 2 * size):
-            try:
-                os.rename(path, dest)
-            except FileNotFoundError:
-                continue  # another writer took it first
-            return True
-        return False
-
-    def open_sealed(self, object_id: bytes) -> int | None:
-        """A read-only descriptor of a sealed object's file (in memory or spilled), or None."""
-        for path in (self.path(object_id), self.spill_path(object_id)):
-            with contextlib.suppress(FileNotFoundError):
-                return os.open(path, os.O_RDONLY)
-        return None
-
-    def exists(self, object_id: bytes) -> bool:
-        return os.path.exists(self.path(object_id)) or os.path.exists(self.spill_path(object_id))
+                self.usage.add(-size)
+                held -= size
 
     def delete(self, object_id: bytes) -> None:
-        for path in (self.path(object_id), self.spill_path(object_id)):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        self._unlink_counted(self.path(object_id))
+        self._unlink_counted(self.spill_path(object_id), counted=False)
 
     def spill(self, object_id: bytes) -> bool:
-        """Move an object from shared memory to disk; readers keep finding it."""
+        """Move an object from shared memory to disk, unless a process maps it (or the disk
+        is full); readers keep finding it."""
         src = self.path(object_id)
-        dst = self.spill_path(object_id)
-        tmp = f"{dst}.tmp"
-        try:
-            shutil.copyfile(src, tmp)
-        except FileNotFoundError:
+        fd = _lock_exclusive(src)
+        if fd is None:
             return False
-        os.rename(tmp, dst)
-        with contextlib.suppress(FileNotFoundError):
+        try:
+            size = os.fstat(fd).st_size
+            dst = self.spill_path(object_id)
+            try:
+                shutil.copyfile(src, f"{dst}.tmp")
+            except OSError:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{dst}.tmp")
+                return False
+            os.rename(f"{dst}.tmp", dst)
             os.unlink(src)
+        finally:
+            os.close(fd)
+        self.usage.add(-size)
         return True
+
+    def discard_unsealed(self, pid: int) -> None:
+        """Delete the files a process that ended was writing (and their count)."""
+        for folder in (self.shm_dir, self.spill_dir):
+            with contextlib.suppress(FileNotFoundError):
+                for name in os.listdir(folder):
+                    if name.endswith(f".{pid}.tmp"):
+                        self._unlink_counted(os.path.join(folder, name), folder == self.shm_dir)
+
+
+def _lock_exclusive(path: str) -> int | None:
+    """A descriptor of ``path`` holding an exclusive lock, or None if the file is not there or
+    some process holds it (maps it, or sends it to another node)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _copy_into(mapping: mmap.mmap, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    for start in range(0, len(view), _COPY_SLICE):
+        piece = view[start : start + _COPY_SLICE]
+        mapping[offset + start : offset + start + len(piece)] = piece
 
 
 def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:

@@ -27,6 +27,13 @@ class RemoteStore:
     def exists(self, object_id: bytes) -> bool:
         return False  # never here: the head is asked
 
+    def tidy(self) -> None:
+        """Nothing is kept mapped here."""
+
+    def pool(self, object_id: bytes) -> bool:
+        """The head frees it (told by ``FreeObjects``)."""
+        return False
+
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
         data = bytearray(total)
