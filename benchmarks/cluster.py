@@ -335,14 +335,19 @@ def spread_tasks(ctx):
 # --------------------------------------------------------------------------- makespan
 
 
+# The mixes of the single-node workload, and six tasks of 1 s (ideal 2 s on three CPUs).
+CLUSTER_MIXES = {**wl.makespan_mixes(), "six_1s": [1.0] * 6}
+
+
 @cluster_workload(
     "makespan_cluster",
-    wl.makespan_metrics("cluster_makespan"),
+    wl.makespan_metrics("cluster_makespan", CLUSTER_MIXES),
     "head with 1 CPU + 2 nodes with 1 CPU each, a fresh cluster; the driver on the head "
     "submits tasks that hold one CPU for a given time (time.sleep: three 1-CPU nodes on this "
     "machine's cores cannot all spin) all at once; each metric is the makespan divided by the "
     "ideal first-free-CPU FIFO schedule on the 3 CPUs: long_first = 3, 1, 1, 1 s (ideal 3 s); "
-    "mixed = 30 tasks log-uniform in 10 ms..1 s; 10ms = 200 tasks of 10 ms",
+    "mixed = 30 tasks log-uniform in 10 ms..1 s; 10ms = 200 tasks of 10 ms; six_1s = six "
+    "tasks of 1 s (ideal 2 s)",
     max_repeat=3,
 )
 def makespan_cluster(ctx):
@@ -356,7 +361,7 @@ def makespan_cluster(ctx):
     def hold(seconds):
         time.sleep(seconds)
 
-    return wl.makespan_sampler(ray, hold, 3, "cluster_makespan")
+    return wl.makespan_sampler(ray, hold, 3, "cluster_makespan", CLUSTER_MIXES)
 
 
 # --------------------------------------------------------------------------- transfer

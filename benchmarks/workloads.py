@@ -886,8 +886,8 @@ def makespan_sampler(ray, task, cpus, prefix, mixes=None):
     return once
 
 
-def makespan_metrics(prefix):
-    return [(f"{prefix}_{name}", "x ideal", "lower") for name in makespan_mixes()]
+def makespan_metrics(prefix, mixes=None):
+    return [(f"{prefix}_{name}", "x ideal", "lower") for name in mixes or makespan_mixes()]
 
 
 @workload(

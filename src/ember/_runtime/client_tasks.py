@@ -182,31 +182,40 @@ class TasksMixin:
         task waiting behind another), and ask for or give back leases."""
         # SPREAD: one task per lease, so that every task is placed on its own.
         spread = key.strategy == "SPREAD"
-        if key.queue:
+        queue = key.queue
+        if queue:
             depth = PIPELINE_DEPTH if key.saturated and key.requests and not spread else 1
             for room in range(1, depth + 1):  # free leases first, then seconds on busy ones
                 for lease in key.leases.values():
-                    if not key.queue:
-                        break
-                    if (
-                        len(lease.tasks) < room
-                        and not lease.revoked
-                        and not (spread and lease.spent)
-                    ):
-                        self._push(key.queue.popleft(), lease)
-        waiting = len(key.queue)
-        if waiting < MAX_LEASE_REQUESTS:
-            # Tasks queued behind another still want a worker of their own: a lease granted
-            # later takes them back.
-            waiting += sum(not task.started for x in key.leases.values() for task in x.tasks[1:])
-            if not key.queue and waiting:
-                self._take_back(key)
-        for lease in [
-            x for x in key.leases.values() if not x.tasks and (x.revoked or spread and x.spent)
-        ]:
+                    if len(lease.tasks) < room and not lease.revoked:
+                        if spread and lease.spent:
+                            continue
+                        self._push(queue.popleft(), lease)
+                        if not queue:
+                            break
+                if not queue:
+                    break
+        # Tasks queued behind another still want a worker of their own: a lease granted
+        # later takes them back. (One pass over the leases: this runs for every task.)
+        waiting = len(queue)
+        behind = 0
+        done: list[_Lease] = []
+        for lease in key.leases.values():
+            tasks = lease.tasks
+            if len(tasks) > 1:
+                for i in range(1, len(tasks)):
+                    if not tasks[i].started:
+                        behind += 1
+            elif not tasks and (lease.revoked or spread and lease.spent):
+                done.append(lease)
+        for lease in done:
             self._return_lease(lease)
+        if behind:
+            waiting += behind
+            if not queue:
+                self._take_back(key)
         wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
-        for _ in range(max(0, wanted)):
+        for _ in range(wanted):
             self._request_lease(key)
         if not waiting and key.requests:
             for rid, via in key.requests.items():

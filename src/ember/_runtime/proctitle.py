@@ -3,7 +3,9 @@ the running task's or actor's name (``ember::f``, ``ember::Counter``), as Ray na
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 from setproctitle import setproctitle
 
@@ -30,4 +32,10 @@ def show(title: str) -> None:
                 del os.environ["SPT_NOENV"]
     else:
         setproctitle(title)
+    if threading.current_thread() is not threading.main_thread():
+        # setproctitle names the calling thread; ps shows the main thread's name (whose id
+        # is the process's: threading's record of it is stale in a forked worker).
+        with contextlib.suppress(OSError):
+            with open(f"/proc/self/task/{os.getpid()}/comm", "w") as f:
+                f.write(title[:15])
     _shown = title

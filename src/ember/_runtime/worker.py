@@ -54,15 +54,17 @@ MAX_BLOCKED_TASKS = 4000
 
 class _Title:
     """The process's name in ``ps``: ``ember::f`` while task ``f`` runs (the latest started,
-    when several do), ``ember::worker`` once a lease's queue is drained and none runs; an
-    actor's process is named after its class (``ember::Counter``) for its life. Tasks pushed
-    back to back on a lease keep the name (a change costs about 1.5 microseconds)."""
+    when several do), and ``ember::worker`` again once none runs, set by a periodic tick
+    (``Worker._retitle``) rather than after each task: a rename costs about a microsecond and
+    a half, and tasks pushed back to back keep the name. An actor's process is named after
+    its class (``ember::Counter``) for its life."""
 
     IDLE = "ember::worker"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: list[str] = []
+        self.running = 0
+        self._titles: dict[str, str] = {}
 
     @staticmethod
     def of(name: str) -> str:
@@ -70,23 +72,24 @@ class _Title:
         return "ember::" + name.rpartition("<locals>.")[2]
 
     def enter(self, name: str) -> None:
+        title = self._titles.get(name)
+        if title is None:
+            title = self._titles[name] = self.of(name)
         with self._lock:
-            self._running.append(name)
-            proctitle.show(self.of(name))
+            self.running += 1
+        proctitle.show(title)
 
-    def leave(self, name: str) -> None:
+    def leave(self) -> None:
         with self._lock:
-            self._running.remove(name)
-            if self._running:
-                proctitle.show(self.of(self._running[-1]))
+            self.running -= 1
 
     def idle(self) -> None:
-        with self._lock:
-            if not self._running:
-                proctitle.show(self.IDLE)
+        if not self.running:
+            proctitle.show(self.IDLE)
 
 
 _TITLE = _Title()
+_RETITLE_SECONDS = 0.1
 
 
 class _CallerHandler:
@@ -222,6 +225,13 @@ class Worker:
         state.set_current(self.client)
         _install_output(self)
         signal.signal(signal.SIGINT, _on_sigint)
+        self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
+
+    def _retitle(self) -> None:
+        """Reactor thread, periodically: named ``ember::worker`` again once no task runs."""
+        if not self.actor_id:
+            _TITLE.idle()
+            self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -291,7 +301,6 @@ class Worker:
                 return
 
     def _drainer_done(self, slot: _Slot, lease_id: int, run: _LeaseRun) -> None:
-        _TITLE.idle()
         run.drainers -= 1
         self._sync_lent(lease_id, run)
         if run.drainers == 0 and self.lease_runs.get(lease_id) is run:
@@ -347,7 +356,7 @@ class Worker:
             if slot is not None:
                 slot.running = None
             if not msg.actor_id:
-                _TITLE.leave(msg.name)
+                _TITLE.leave()
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
@@ -631,9 +640,13 @@ def _set_omp_threads(resources: dict[str, float] | None) -> None:
     of the machine, in every worker at once. OpenBLAS and MKL read OMP_NUM_THREADS when they
     load (unless their own variable is set), so it counts for the first task that imports
     them in this process; the node, which workers are forked from, never does."""
-    threads = str(max(1, int((resources or {}).get("CPU", 1))))
-    if os.environ.get("OMP_NUM_THREADS") != threads:
-        os.environ["OMP_NUM_THREADS"] = threads
+    cpus = resources.get("CPU", 1) if resources else 1
+    if cpus != _OMP_CPUS[0]:  # (the environment is slow to read: once per change)
+        _OMP_CPUS[0] = cpus
+        os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
+
+
+_OMP_CPUS: list[float | None] = [None]
 
 
 def _error_bytes(err: BaseException, name: str) -> bytes:
