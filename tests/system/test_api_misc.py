@@ -116,6 +116,19 @@ def test_available_resources_drop_while_task_runs(ray, gate):
         time.sleep(0.05)
 
 
+@pytest.mark.ember_only  # (Ray's figures come from its control store, a moment later)
+def test_available_resources_right_after_get(ray):
+    """The CPUs of tasks that finished are free at once: their leases were kept idle for a
+    second, and reported as used meanwhile."""
+
+    @ray.remote
+    def nap():
+        time.sleep(0.05)
+
+    ray.get([nap.remote() for _ in range(4)], timeout=T)
+    assert ray.available_resources().get("CPU") == 2
+
+
 def test_nodes_has_one_alive_node(ray):
     nodes = ray.nodes()
     assert isinstance(nodes, list)

@@ -691,3 +691,19 @@ def test_a_new_actor_s_handle_works_at_once_on_another_node(make_cluster: Any) -
     for _ in range(50):  # (the leases on the other node stay warm: the push is immediate)
         pinger = Pinger.options(num_cpus=0).remote()
         assert ember.get(call.remote(pinger), timeout=T) == "pong"
+
+
+def test_free_resources_of_another_node_are_reported_within_a_heartbeat(
+    make_cluster: Any,
+) -> None:
+    """A node reports a change of its free resources soon (not at its next heartbeat only),
+    and this driver's idle leases there go back when it asks: the CPUs its tasks used there
+    showed as busy for more than a second."""
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 2})
+    other = NodeAffinitySchedulingStrategy(cluster.nodes[1].node_id, soft=False)
+    # (long enough for a heartbeat to see them run: 0.2 s apart in ember.testing)
+    ember.get([node_of.options(scheduling_strategy=other).remote(0.3) for _ in range(2)])
+    start = time.monotonic()
+    while ember.available_resources().get("CPU") != 3:
+        assert time.monotonic() - start < 0.9, ember.available_resources()
+        time.sleep(0.01)

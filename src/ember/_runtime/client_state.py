@@ -15,7 +15,9 @@ from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
-IDLE_LEASE_SECONDS = 1.0
+# A lease left without tasks goes back this long after (a loop of submit-and-get reuses it
+# meanwhile): until then its resources count as used in available_resources().
+IDLE_LEASE_SECONDS = 0.1
 MAX_LEASE_REQUESTS = 16
 # When the node has no room for another lease of a shape, a lease may carry a second task
 # queued behind the first: that hides the round trip between one task's end and the next

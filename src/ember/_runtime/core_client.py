@@ -354,6 +354,12 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     # ------------------------------------------------------------------ misc
 
     def cluster_info(self) -> dict[str, Any]:
+        """The nodes and their resources. This process's idle leases go back first (each
+        node hears of that before the question that follows it on the same connection), so
+        what its finished tasks held counts as free, as in Ray."""
+        with self._lock:
+            for lease in [x for x in self._leases.values() if not x.tasks]:
+                self._return_lease(lease)
         try:
             return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid)).result(timeout=30)
         except RemoteError as e:

@@ -155,6 +155,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.gcs_ready = False
         self.gcs_queue: list[tuple[Any, Any]] = []
         self.heartbeat_interval = 0.5
+        self.beat_at = -float("inf")  # when the last heartbeat went, with these free resources
+        self.beat_sent: dict[str, float] = {}
         self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
         self.borrowed: dict[bytes, bytes] = {}  # oid -> the node that counts its holders
         self.contains: dict[bytes, list[bytes]] = {}  # oid -> ids of the refs inside it

@@ -31,6 +31,7 @@ from ember._transport.reactor import Connection
 _RECONNECT_SECONDS = 0.5
 CONTROL_STORE_TIMEOUT = 60.0  # default of ``control_store_timeout`` (see gcs_unreachable)
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
+_CHANGE_SECONDS = 0.1  # how soon a change of this node's free resources is reported
 # Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
 # host that died without a word answers nothing until it is declared dead).
 CONNECT_SECONDS = 1.0
@@ -160,23 +161,29 @@ class ClusterMixin:
         os.write(2, note.encode())
 
     def heartbeat(self) -> None:
+        """Every ``heartbeat_interval``, and sooner (within ``_CHANGE_SECONDS``) when this
+        node's free resources changed: other nodes place work, and ``ember status`` and
+        ``available_resources()`` report it, from these."""
         if self.stopping:
             return
         # (imported with the worker code once the node listens; not before, to start sooner)
         from ember._runtime.client_state import MAX_LEASE_REQUESTS
 
         _, available = self.resources.snapshot()
-        pending = [
-            [kind, shape_dict(shape), n, capped]
-            for kind, shape, n, capped in self.scheduler.waiting(MAX_LEASE_REQUESTS)
-        ]
-        if self.gcs_ready:
+        now = time.monotonic()
+        due = now - self.beat_at >= self.heartbeat_interval or available != self.beat_sent
+        if due and self.gcs_ready:
+            pending = [
+                [kind, shape_dict(shape), n, capped]
+                for kind, shape, n, capped in self.scheduler.waiting(MAX_LEASE_REQUESTS)
+            ]
+            self.beat_at, self.beat_sent = now, available
             self.calls.call(
                 self.gcs,
                 lambda rid: m.Heartbeat(rid, self.node_id, available, pending),
                 self.heartbeat_answered,
             )
-        self.reactor.call_later(self.heartbeat_interval, self.heartbeat)
+        self.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
 
     def heartbeat_answered(self, reply: m.Reply) -> None:
         if reply.error is None:
