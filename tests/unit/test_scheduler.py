@@ -540,6 +540,18 @@ def test_dead_caller_ends_other_leases_on_the_workers_it_orphans() -> None:
     assert grants(s.worker_started(b"w3")) == [Grant("new", 1, other.lease_id + 1, b"w3", ())]
 
 
+def test_a_blocked_worker_is_shared_only_within_its_job() -> None:
+    """Another job's request gets a worker of its own: sharing a process across jobs let one
+    job's failure (its caller's death stops that process) end another job's task."""
+    s = with_workers(make({"CPU": 2}), b"w1")
+    g = grants(s.request("a", 1, CPU1, job=b"A"))[0]
+    s.blocked(g.lease_id)
+    assert s.request("b", 1, CPU1, job=b"B") == [StartWorker()]
+    assert grants(s.worker_started(b"w2"))[0].worker_id == b"w2"
+    s.return_lease(grants(s.request("a2", 1, CPU1, job=b"A"))[0].lease_id)  # w1 again: job A
+    assert grants(s.request("a3", 1, CPU1, job=b"A"))[0].worker_id == b"w1"
+
+
 def test_client_gone_without_state_is_harmless() -> None:
     s = with_workers(make(), b"w1")
     assert s.client_gone("nobody") == []

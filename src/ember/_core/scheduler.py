@@ -97,6 +97,7 @@ class _Request:
     describe: str
     dedicated: bool
     movable: bool = False  # may still spill to another node
+    job: bytes = b""
 
 
 @dataclass
@@ -118,6 +119,10 @@ class _Worker:
     # Its leases that keep it from taking another (running, or holding a GPU): counted, not
     # looked up per grant, since thousands of nested tasks may be blocked in one process.
     holding: int = 0
+    # The job its leases serve: a process is shared only within one job, so that one job's
+    # failures (a caller that dies takes the workers running its tasks with it) never end
+    # another job's tasks.
+    job: bytes = b""
 
 
 class LeaseScheduler:
@@ -150,6 +155,7 @@ class LeaseScheduler:
         dedicated: bool = False,
         strategy: object = None,
         spilled: bool = False,
+        job: bytes = b"",
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -159,7 +165,7 @@ class LeaseScheduler:
                 return [Refuse(client, rid, target.message)]
             if target is not None:
                 return [Spill(client, rid, target)]
-        req = _Request(client, rid, shape, what, dedicated, movable and not pinned(strategy))
+        req = _Request(client, rid, shape, what, dedicated, movable and not pinned(strategy), job)
         actions: list[Action] = []
         if not self.resources.feasible(shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
@@ -313,8 +319,9 @@ class LeaseScheduler:
     # -- the decision -------------------------------------------------------------------------
 
     def _free_worker(self, req: _Request, taken: set[bytes]) -> bytes | None:
-        """An idle worker, else one whose every task is blocked in get() (CPU-only work:
-        GPU tasks own their process, since CUDA_VISIBLE_DEVICES is per process)."""
+        """An idle worker, else one of the same job whose every task is blocked in get()
+        (CPU-only work: GPU tasks own their process, since CUDA_VISIBLE_DEVICES is per
+        process)."""
         shareable = not req.dedicated and not _uses_gpu(req.shape)
         fallback = None
         for w in self._workers.values():
@@ -322,7 +329,7 @@ class LeaseScheduler:
                 continue
             if not w.leases:
                 return w.worker_id
-            if shareable and fallback is None and not w.holding:
+            if shareable and fallback is None and not w.holding and w.job == req.job:
                 fallback = w.worker_id
         return fallback
 
@@ -350,6 +357,7 @@ class LeaseScheduler:
             worker.leases.add(lease.lease_id)
             worker.holding += 1
             worker.dedicated = req.dedicated
+            worker.job = req.job
             if req.dedicated:
                 taken.add(worker_id)
             actions.append(

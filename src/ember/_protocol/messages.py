@@ -102,6 +102,7 @@ class RequestLease(Message):
     strategy: Any = None  # None, "SPREAD" or ["node", node_id, soft]: where it may run
     spilled: bool = False  # sent here by another node: grant or queue, never spill again
     dedicated: bool = False  # a worker of its own, for an actor placed from another node
+    job_id: bytes = b""  # the job of the tasks it is for (a worker is shared within one)
 
 
 @_message(12)

@@ -94,11 +94,15 @@ class _Task:
         "on_error",
         "strategy",
         "started",
+        "job",
+        "namespace",
     )
 
     def __init__(self) -> None:
         self.cancelled = False
         self.started = False  # known to run: its worker refused to hand it back
+        self.job = b""  # the submitter's job and namespace, as they were at submission
+        self.namespace = ""
         self.on_error: Callable[[bytes], None] | None = None
         self.lease: _Lease | None = None
         self.actor: _Actor | None = None
@@ -150,6 +154,7 @@ class _Key:
         "resources",
         "saturated",
         "taking_back",
+        "job",
     )
 
     def __init__(self, shape: Shape, strategy: Any = None) -> None:
@@ -161,6 +166,7 @@ class _Key:
         self.describe = ""
         self.resources = shape_dict(shape)
         self.saturated = False  # the node said it has no room for another lease of this shape
+        self.job = b""  # of the latest task queued: leases are asked for that job
         self.taking_back: set[bytes] = set()  # queued behind another task, asked back
 
 

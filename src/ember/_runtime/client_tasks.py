@@ -54,6 +54,9 @@ class TasksMixin:
         task.task_id = ids.new_task_id()
         ctx = task_context.current.get()
         task.parent = ctx.task_id if ctx is not None else b""
+        # (Read now, on the submitting thread: a task may be pushed later from the reactor's.)
+        task.job = self.current_job()
+        task.namespace = self.current_namespace()
         task.fn_id = fn_id
         task.num_returns = num_returns
         task.name = name
@@ -174,6 +177,7 @@ class TasksMixin:
         if key is None:
             key = self._keys[key_id] = _Key(task.shape, task.strategy)
             key.describe = task.name
+        key.job = task.job
         key.queue.append(task)
         self._pump(key)
 
@@ -188,8 +192,8 @@ class TasksMixin:
             for room in range(1, depth + 1):  # free leases first, then seconds on busy ones
                 for lease in key.leases.values():
                     if len(lease.tasks) < room and not lease.revoked:
-                        if spread and lease.spent:
-                            continue
+                        if spread and lease.spent or lease.conn.closed:
+                            continue  # (a closed one is about to be handled as lost)
                         self._push(queue.popleft(), lease)
                         if not queue:
                             break
@@ -257,13 +261,14 @@ class TasksMixin:
         """Reactor thread: the worker answered a take-back with the tasks it handed back."""
         with self._lock:
             key.taking_back.difference_update(asked)
-            back = set(reply.value or ()) if reply.error is None else set()
+            answered = reply.error is None  # (else the worker is gone: its tasks are redone)
+            back = set(reply.value or ()) if answered else set()
             returned = []
             # (The task ahead may have finished meanwhile: a task handed back can be first.)
             for task in lease.tasks:
                 if task.task_id in back:
                     returned.append(task)
-                elif task.task_id in asked:
+                elif answered and task.task_id in asked:
                     task.started = True
             for task in returned:
                 lease.tasks.remove(task)
@@ -288,7 +293,13 @@ class TasksMixin:
         rid = self.calls.call(
             via,
             lambda rid: m.RequestLease(
-                rid, shape_dict(key.shape), self.client_id, key.describe, key.strategy, spilled
+                rid,
+                shape_dict(key.shape),
+                self.client_id,
+                key.describe,
+                key.strategy,
+                spilled,
+                job_id=key.job,
             ),
             lambda reply: self._on_lease(key, reply, via),
         )
@@ -343,6 +354,7 @@ class TasksMixin:
 
     def _push(self, task: _Task, lease: _Lease) -> None:
         lease.spent = True
+        task.started = False  # (not known to run here yet, whatever happened elsewhere)
         lease.tasks.append(task)
         task.lease = lease
         task.conn = lease.conn
@@ -372,8 +384,8 @@ class TasksMixin:
             lease_id,
             gpu_ids,
             actor_id,
-            self.current_job(),
-            self.current_namespace(),
+            task.job,
+            task.namespace,
             task.args_ref,
             resources,
         )
@@ -519,7 +531,7 @@ class TasksMixin:
                 self._return_lease(lease, failed=True)
                 for i, task in enumerate(lost):
                     task.lease = None
-                    if i == 0:
+                    if i == 0 or task.started:
                         self._task_lost(task, lease)
                     else:  # queued behind the first: it most likely never ran; no retry used
                         self._enqueue(task)

@@ -354,9 +354,10 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     # ------------------------------------------------------------------ misc
 
     def cluster_info(self) -> dict[str, Any]:
-        """The nodes and their resources. This process's idle leases go back first (each
-        node hears of that before the question that follows it on the same connection), so
-        what its finished tasks held counts as free, as in Ray."""
+        """The nodes and their resources. This process's idle leases go back first: its
+        own node hears of that before the question (on the same connection), so what its
+        finished tasks held there counts as free; other nodes report theirs to the control
+        store within a heartbeat of the change (0.1 s)."""
         with self._lock:
             for lease in [x for x in self._leases.values() if not x.tasks]:
                 self._return_lease(lease)

@@ -157,6 +157,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.heartbeat_interval = 0.5
         self.beat_at = -float("inf")  # when the last heartbeat went, with these free resources
         self.beat_sent: dict[str, float] = {}
+        self.beat_waiting = False  # for the control store's answer to the last one
         self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
         self.borrowed: dict[bytes, bytes] = {}  # oid -> the node that counts its holders
         self.contains: dict[bytes, list[bytes]] = {}  # oid -> ids of the refs inside it
@@ -503,6 +504,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                     msg.dedicated,
                     msg.strategy,
                     msg.spilled,
+                    msg.job_id,
                 )
             )
         elif isinstance(msg, m.ReturnLease):

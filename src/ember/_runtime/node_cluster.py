@@ -172,12 +172,12 @@ class ClusterMixin:
         _, available = self.resources.snapshot()
         now = time.monotonic()
         due = now - self.beat_at >= self.heartbeat_interval or available != self.beat_sent
-        if due and self.gcs_ready:
+        if due and self.gcs_ready and not self.beat_waiting:  # (one at a time: a slow store)
             pending = [
                 [kind, shape_dict(shape), n, capped]
                 for kind, shape, n, capped in self.scheduler.waiting(MAX_LEASE_REQUESTS)
             ]
-            self.beat_at, self.beat_sent = now, available
+            self.beat_at, self.beat_sent, self.beat_waiting = now, available, True
             self.calls.call(
                 self.gcs,
                 lambda rid: m.Heartbeat(rid, self.node_id, available, pending),
@@ -186,6 +186,7 @@ class ClusterMixin:
         self.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
 
     def heartbeat_answered(self, reply: m.Reply) -> None:
+        self.beat_waiting = False
         if reply.error is None:
             self.update_view(reply.value)
         elif reply.error[0] == "NodeDiedError":
