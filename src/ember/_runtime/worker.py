@@ -623,7 +623,7 @@ class Worker:
             return  # queued: it is skipped when its turn comes
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-        elif not self.client.interrupt_wait(slot.thread.ident):  # type: ignore[arg-type]
+        elif not self.client.interrupt_wait(task_id):
             # Not blocked in get/wait (which sleeps without waking to look): raise it there.
             import ctypes
 
