@@ -341,9 +341,10 @@ def _sentence(text: str) -> str:
 
 def describe_exit(returncode: int | None) -> str:
     """How a process ended, from its status as ``Popen.returncode`` has it (a signal as its
-    negative number): "exited with code 3", "was killed by signal SIGSEGV (11)"."""
+    negative number): "exited with code 3", "was killed by signal SIGSEGV (11)"; None when
+    that is not known (the process may even be running still)."""
     if returncode is None:
-        return "exited"
+        return "ended (its exit status is not known)"
     if returncode >= 0:
         return f"exited with code {returncode}"
     try:
@@ -513,8 +514,9 @@ class ObjectLostError(RayError):
 
     _reason = "All copies of it were lost, usually because the node(s) storing it died."
     _advice = (
-        "It could not be recomputed: only the results of tasks with retries left (max_retries) "
-        "are made again, never objects made by put(). Check the logs of the failed node(s)."
+        "Only its owner (the process that submitted the task that made it) makes a lost object "
+        "again, and only if that task ran on another node and has retries left (max_retries); "
+        "objects made by put() are never made again."
     )
 
     def __init__(

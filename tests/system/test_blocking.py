@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import ember
-from ember._runtime import state
+from ember._runtime import client_objects, state, task_context
 
 pytestmark = pytest.mark.ember_only
 
@@ -119,3 +119,110 @@ def test_a_cancel_wakes_a_task_blocked_in_get_on_an_executor_thread(
     ray.cancel(refs[0], recursive=False)
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(refs[0], timeout=T)
+
+
+def _as_task(ray: Any, ref: Any, task_id: bytes, cancelled: bool = False, wait: Any = None) -> Any:
+    """A driver thread that waits for ``ref`` as the task ``task_id`` would (its context
+    set, as a worker's executor thread has it); ``wait`` replaces ``get``."""
+    errors: list[BaseException] = []
+    ctx = task_context.TaskContext(task_id, "t", b"", "", lease_id=1, cancelled=cancelled)
+
+    def run() -> None:
+        task_context.current.set(ctx)
+        try:
+            (wait or (lambda: ray.get(ref, timeout=T)))()
+        except BaseException as e:  # noqa: BLE001 - checked by the test
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _until_blocked(client: Any, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + T
+    while not client._latches:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.01)
+
+
+def test_a_cancel_wakes_only_the_wait_of_the_task_it_names(ray: Any) -> None:
+    """Waits were found for a cancel by thread: a cancel of a task that had just finished
+    woke the get of the next task on that executor thread, which raised TaskCancelledError
+    though nobody had cancelled it. They are found by task."""
+    client = state.current()
+    first, second = b"\x01" * 12, b"\x02" * 12  # (the first ran on that thread and ended)
+    thread, errors = _as_task(ray, never.remote(), second)
+    _until_blocked(client, thread)
+    assert not client.interrupt_wait(first)
+    assert [latch.n for latch in client._latches] == [1]  # still asleep
+    assert client.interrupt_wait(second)
+    thread.join(T)
+    assert [type(e) for e in errors] == [ray.exceptions.TaskCancelledError]
+
+
+def test_a_task_cancelled_before_it_waits_does_not_block(ray: Any) -> None:
+    """A cancel that came as the task was about to wait found no wait to wake, and the get
+    slept on (or an exception raised in its thread left its wait registered for good)."""
+    client = state.current()
+    thread, errors = _as_task(ray, never.remote(), b"\x03" * 12, cancelled=True)
+    thread.join(T)
+    assert [type(e) for e in errors] == [ray.exceptions.TaskCancelledError]
+    assert not client._latches
+
+
+def test_a_wait_over_before_it_sleeps_is_not_reported_as_blocked(ray: Any) -> None:
+    """A worker told its node the task was blocked (lending its CPU, maybe starting the next
+    task beside it) even when what it waited for came between taking the lock and sleeping."""
+    client = state.current()
+    seen: list[str] = []
+    client.on_block = lambda: seen.append("blocked")
+    client.on_unblock = lambda: seen.append("unblocked")
+    try:
+        with client._lock:
+            latch = client._latch(1)
+            latch.hit()  # (what it waits for became ready meanwhile)
+        client._block_on(latch, None)
+    finally:
+        client.on_block = client.on_unblock = None
+    assert seen == []
+
+
+def test_a_wait_for_an_object_being_made_again_leaves_nothing_on_it_when_it_fails(
+    ray: Any,
+) -> None:
+    """Waiting for an object that lineage makes again (``_await``) left its callback on the
+    object when the wait ended early (here: too many blocked tasks), which also kept the
+    object from ever being released."""
+    client = state.current()
+    ref = never.remote()
+    obj = client._objects[ref._id]
+
+    def refuse() -> None:
+        raise ray.exceptions.BlockedTasksLimitExceeded("too many")
+
+    client.on_block = refuse
+    try:
+        thread, errors = _as_task(ray, ref, b"\x04" * 12, wait=lambda: client._await(obj))
+        thread.join(T)
+    finally:
+        client.on_block = None
+    assert [type(e) for e in errors] == [ray.exceptions.BlockedTasksLimitExceeded]
+    assert not obj.waiters
+
+
+def test_an_abandoned_wait_loop_lets_go_of_the_index_of_its_list(
+    ray: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait() loop that stopped early (a break at the first result wanted) kept the index
+    of its list (a tuple, a dict and lists over all of it) for the life of the process, and
+    every object that became ready afterwards was looked up in it."""
+    monkeypatch.setattr(client_objects, "_WAIT_INDEX_IDLE_SECONDS", 0.2)
+    client = state.current()
+    refs = [ray.put(i) for i in range(100)]
+    ready, _ = ray.wait(refs, num_returns=1, timeout=T)
+    assert ready and client._wait_index is not None
+    deadline = time.monotonic() + T
+    while client._wait_index is not None:
+        assert time.monotonic() < deadline, "the index was kept"
+        time.sleep(0.05)

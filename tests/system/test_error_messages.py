@@ -80,6 +80,23 @@ def test_a_killed_actor_says_it_was_killed(ray: Any) -> None:
         _reads_cleanly(text)
 
 
+def test_a_kill_that_found_no_process_is_not_blamed_for_a_later_crash(start_ember: Any) -> None:
+    """kill(no_restart=False) of an actor that had no process yet (not placed) ended nothing,
+    but its next real end was reported as "killed by ember.kill()"."""
+    ray = start_ember(num_cpus=1, resources={"slot": 1})
+    holder = Fragile.options(resources={"slot": 1}).remote()
+    ray.get(holder.pid.remote(), timeout=T)
+    waiting = Fragile.options(resources={"slot": 1}).remote()  # no room for it yet
+    ray.kill(waiting, no_restart=False)
+    ray.kill(holder)  # (after the first kill, on the same connection): now it starts
+    pid = ray.get(waiting.pid.remote(), timeout=T)
+    with pytest.raises(ray.exceptions.ActorDiedError) as info:
+        ray.get(waiting.exit.remote(3), timeout=T)
+    text = str(info.value)
+    assert "exited with code 3" in text and f"pid {pid}" in text, text
+    assert "kill" not in text, text
+
+
 def test_an_actor_that_used_up_its_restarts_says_so(ray: Any) -> None:
     actor = Twice.remote()
     texts = []

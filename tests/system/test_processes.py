@@ -75,6 +75,39 @@ def test_processes_are_named_after_their_role_and_task(ray, gate):
     assert _titles(actor) == ("ember::Counter", "ember::Counter")  # tasks run elsewhere
 
 
+def test_an_idle_worker_s_loop_does_not_tick_to_rename_it(ray, tmp_path):
+    """A worker's loop woke 10 times a second for the whole life of the process to rename it
+    idle, idle or not. It ticks only while a task's name is shown."""
+    out = tmp_path / "ticks"
+
+    @ray.remote
+    def watch(path):
+        import threading
+
+        from ember._runtime import proctitle, state
+
+        timers = state.current().reactor._timers
+
+        def ticking():
+            return any(getattr(fn, "__name__", "") == "_retitle" for _, _, fn in list(timers))
+
+        def look():  # (not a task: once this one is over and the worker shows it is idle)
+            deadline = time.monotonic() + T
+            while proctitle._shown != "ember::worker" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            samples = []
+            for _ in range(10):
+                samples.append(ticking())
+                time.sleep(0.05)
+            Path(path).write_text(f"{proctitle._shown} {samples.count(True)}")
+
+        threading.Thread(target=look, daemon=True).start()
+
+    ray.get(watch.remote(str(out)), timeout=T)
+    _wait_until(lambda: out.exists() and out.read_text(), "the worker's report")
+    assert out.read_text() == "ember::worker 0"
+
+
 # --------------------------------------------------------------------------- sessions
 
 

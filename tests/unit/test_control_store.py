@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from ember._runtime.control_store import (
-    ACTOR_REGISTRATION_WAIT,
+    NODE_TIMEOUT,
     ControlStore,
     ControlStoreServer,
     NodeEntry,
@@ -68,7 +70,26 @@ def test_a_lookup_of_an_ended_or_never_registered_actor_fails() -> None:
     store.lookup_actor(asker, 1, b"d" * 12, now=100.0)  # type: ignore[arg-type]
     assert asker.sent[0].error[0] == "ActorDiedError"
     store.lookup_actor(asker, 2, b"n" * 12, now=100.0)  # type: ignore[arg-type]
-    store.expire_lookups(100.0 + ACTOR_REGISTRATION_WAIT / 2)
+    store.expire_lookups(100.0 + store.registration_wait / 2)
     assert len(asker.sent) == 1
-    store.expire_lookups(100.0 + ACTOR_REGISTRATION_WAIT + 0.1)
+    store.expire_lookups(100.0 + store.registration_wait + 0.1)
     assert [(r.rid, r.error[0]) for r in asker.sent[1:]] == [(2, "ActorDiedError")]
+
+
+@pytest.mark.parametrize(
+    ("node_timeout", "wait"), [(1.0, 2.0), (30.0, 60.0), (float("inf"), 2 * NODE_TIMEOUT)]
+)
+def test_a_lookup_waits_for_a_registration_as_long_as_the_configured_node_timeout_asks(
+    node_timeout: float, wait: float
+) -> None:
+    """The wait was two default node timeouts (10 s) whatever the cluster's node_timeout:
+    a lookup of an actor whose creator died failed long after, or before, that node could
+    be declared dead. It is two of the store's own (and finite on one machine, where nodes
+    never time out)."""
+    store = ControlStore(node_timeout=node_timeout)
+    asker = _Sent()
+    store.lookup_actor(asker, 1, b"n" * 12, now=100.0)  # type: ignore[arg-type]
+    store.expire_lookups(100.0 + wait - 0.1)
+    assert asker.sent == []
+    store.expire_lookups(100.0 + wait + 0.1)
+    assert [(r.rid, r.error[0]) for r in asker.sent] == [(1, "ActorDiedError")]

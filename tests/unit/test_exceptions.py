@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import subprocess
+import sys
 from typing import Any
 
 import cloudpickle
@@ -198,11 +200,32 @@ def test_object_lost_detail_keeps_the_id_and_the_advice() -> None:
         (-11, "was killed by signal SIGSEGV (11)"),
         (-9, "was killed by signal SIGKILL (9)"),
         (-99, "was killed by signal 99"),
-        (None, "exited"),
+        (None, "ended (its exit status is not known)"),
     ],
 )
 def test_describe_exit(code: int | None, text: str) -> None:
     assert ex.describe_exit(code) == text
+
+
+def test_a_worker_whose_status_cannot_be_had_is_not_said_to_be_killed_by_a_signal() -> None:
+    """A worker reaped elsewhere (not the node's child any more) was given exit status -1,
+    which read "was killed by signal SIGHUP (1)"."""
+    from ember._runtime.node import _Forked
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait(timeout=30)  # reaped here, as by someone else than the node
+    proc = _Forked(done.pid)
+    proc.wait(timeout=30)
+    assert ex.describe_exit(proc.returncode) == "ended (its exit status is not known)"
+    assert proc.has_ended()
+
+
+def test_the_advice_on_a_lost_object_promises_no_rebuild_it_cannot_make() -> None:
+    """It said the results of tasks with retries left "are made again", for borrowers too
+    and for objects lost on this node, which are never made again."""
+    advice = ex.ObjectLostError._advice
+    assert "Only its owner" in advice and "on another node" in advice, advice
+    assert "put()" in advice, advice
 
 
 def test_worker_crashed_error_says_how_the_process_ended() -> None:

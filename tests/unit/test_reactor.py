@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import threading
+import time
 
 import psutil
 import pytest
@@ -259,25 +260,124 @@ def test_a_peer_that_does_not_authenticate_in_time_is_closed(capfd, monkeypatch,
         reactor.stop()
 
 
+def _listening_later(token: str | None) -> tuple[Reactor, _Collect, str]:
+    """A listener whose loop is not running yet: connections made meanwhile wait in its
+    backlog (with whatever they sent), and the loop finds them all at once when started."""
+    reactor = Reactor("test")
+    server = _Collect()
+    address = reactor.listen("tcp:127.0.0.1:0", lambda: server, token=token)
+    return reactor, server, address
+
+
+def _authenticated_peer(address: str, text: str) -> socket.socket:
+    """A peer that sends Auth and a message with its first bytes, as Ember's processes do."""
+    sock = _raw_peer(address)
+    pack = reactor_mod._packb
+    sock.sendall(pack(m.Auth(_TOKEN).encode()) + pack(m.Reply(1, None, text).encode()))
+    return sock
+
+
 def test_few_connections_may_wait_to_authenticate_at_once(capfd, monkeypatch):
     """Past the cap, the oldest waiting connection is closed; a peer that shows the token
-    is served (it authenticates with its first bytes)."""
+    with its connection is served and never waits."""
     monkeypatch.setattr(reactor_mod, "MAX_UNAUTHENTICATED", 4)
-    reactor, server, address = _listening(_TOKEN)
+    reactor, server, address = _listening_later(_TOKEN)
     silent = [_raw_peer(address) for _ in range(10)]
+    good = _authenticated_peer(address, "hello")
     try:
-        good = reactor.connect(address, _Collect(), token=_TOKEN)
-        good.send(m.Reply(1, None, "hello"))
-        # Accepted after all the silent ones (in order), so they were all accepted first,
-        # and the good one was waiting too for a moment: 11 - 4 were closed, oldest first.
+        reactor.start()
+        # Accepted after all the silent ones (in order), so they were all accepted first:
+        # 10 - 4 were closed, oldest first.
         assert [g.value for g in server.wait_for(1)] == ["hello"]
-        assert [_closed_by_peer(s) for s in silent] == [True] * 7 + [False] * 3
+        assert [_closed_by_peer(s) for s in silent] == [True] * 6 + [False] * 4
+        assert not _closed_by_peer(good)
         err = capfd.readouterr().err
-        assert err.count("connections were waiting to authenticate") == 7
+        assert err.count("connections were waiting to authenticate") == 6
         assert _STAMPED.search(err)
     finally:
         reactor.stop()
-        for s in silent:
+        for s in [*silent, good]:
+            s.close()
+
+
+def test_a_burst_of_silent_connections_does_not_push_out_a_peer_that_showed_the_token(
+    monkeypatch,
+):
+    """The loop accepted until nothing was left and closed the oldest waiting connection as
+    it went: a peer accepted just before a burst of silent ones was closed before its Auth,
+    already in its socket, was read. It is read as the peer is accepted now."""
+    monkeypatch.setattr(reactor_mod, "MAX_UNAUTHENTICATED", 4)
+    reactor, server, address = _listening_later(_TOKEN)
+    good = _authenticated_peer(address, "hello")
+    silent = [_raw_peer(address) for _ in range(10)]
+    try:
+        reactor.start()
+        assert [g.value for g in server.wait_for(1)] == ["hello"]
+        assert not _closed_by_peer(good)
+    finally:
+        reactor.stop()
+        for s in [good, *silent]:
+            s.close()
+
+
+def test_a_flood_of_connections_leaves_the_loop_time_for_its_timers(monkeypatch):
+    """The loop used to accept until the backlog was empty: a peer opening connections as
+    fast as it could kept it there, its timers (heartbeats) stopped and its node was
+    declared dead. It accepts a bounded number per wake-up and looks at the rest again."""
+    monkeypatch.setattr(reactor_mod, "AUTH_SECONDS", 600.0)
+    accepted: list[int] = []
+    timer_saw: list[int] = []
+    server = _Collect()
+    reactor = Reactor("test")
+
+    def handler() -> _Collect:
+        accepted.append(1)
+        if len(accepted) == 1:  # a timer due at once, while the rest still wait
+            reactor.call_later(0, lambda: timer_saw.append(len(accepted)))
+        return server
+
+    address = reactor.listen("tcp:127.0.0.1:0", handler, token=_TOKEN)
+    flood = [_raw_peer(address) for _ in range(100)]
+    try:
+        reactor.start()
+        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good.send(m.Reply(1, None, "hello"))
+        server.wait_for(1)  # (after every one of the flood was accepted)
+        assert timer_saw and timer_saw[0] <= 2 * reactor_mod.ACCEPTS_PER_WAKEUP, timer_saw
+    finally:
+        reactor.stop()
+        for s in flood:
+            s.close()
+
+
+def test_refusals_under_a_flood_are_logged_at_a_bounded_rate(capfd, monkeypatch):
+    """Each refused connection wrote a line, however many came: a flood filled the log, which
+    lives on tmpfs (memory). Past a few per interval they are counted in one line."""
+    monkeypatch.setattr(reactor_mod, "REFUSAL_LOG_INTERVAL", 2.0)
+    reactor, server, address = _listening_later(_TOKEN)
+    flood = []
+    for _ in range(60):  # each sends something else than Auth: refused at once
+        flood.append(_raw_peer(address))
+        flood[-1].sendall(b"\x00" * 40)
+    try:
+        reactor.start()
+        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good.send(m.Reply(1, None, "hello"))
+        assert [g.value for g in server.wait_for(1)] == ["hello"]
+        for s in flood:
+            s.settimeout(10)
+            assert s.recv(1) == b""  # every one refused
+        err = ""
+        deadline = time.monotonic() + 10
+        while "more connections" not in err:  # the interval's count, at its end
+            assert time.monotonic() < deadline, err
+            time.sleep(0.1)
+            err += capfd.readouterr().err
+        assert err.count("refused a connection from") == reactor_mod.REFUSALS_LOGGED
+        assert f"refused {60 - reactor_mod.REFUSALS_LOGGED} more connections" in err
+    finally:
+        reactor.stop()
+        for s in flood:
             s.close()
 
 

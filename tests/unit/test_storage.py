@@ -220,6 +220,22 @@ def test_dead_node_and_its_actors_are_gone_after_reload(redis_server: str) -> No
     assert second.actors == {} and second.names == {}
 
 
+def test_a_lookup_of_an_actor_that_ended_before_a_restart_fails_at_once(redis_server: str) -> None:
+    """The ids of ended actors were kept in memory only: after a restart, a lookup of one
+    waited for its registration (as for an actor not registered yet) until it gave up."""
+    first = redis_store(redis_server)
+    register_node(first)
+    register_actor(first)
+    first.actor_dead(ACTOR)
+
+    second = redis_store(redis_server)
+    asker = FakeConn()
+    second.lookup_actor(asker, 9, ACTOR, now=100.0)  # type: ignore[arg-type]
+    assert [(r.rid, r.error[0]) for r in asker.sent] == [(9, "ActorDiedError")]
+    second.actor_dead(OTHER_ACTOR)  # (numbered after those it found)
+    assert list(second.gone_actors.items()) == [(ACTOR, 0), (OTHER_ACTOR, 1)]
+
+
 def test_in_memory_control_store_keeps_nothing() -> None:
     first = ControlStore()
     register_node(first)

@@ -233,17 +233,27 @@ class ObjectsMixin:
         try:
             self._block_on(latch, timeout)
         finally:
-            if latch.n != 0:  # timed out or woken early: take our callback back off the objects
-                with self._lock:
-                    for obj in pending:
-                        if obj.waiters and latch.hit in obj.waiters:
-                            obj.waiters.remove(latch.hit)
+            self._unhook(latch, pending)
+
+    def _unhook(self, latch: _Latch, objects: list[_Obj]) -> None:
+        """After a wait that timed out or was woken early: take its callback back off the
+        objects (one left there would also keep a dropped object from being released)."""
+        if latch.n != 0:
+            with self._lock:
+                for obj in objects:
+                    if obj.waiters and latch.hit in obj.waiters:
+                        obj.waiters.remove(latch.hit)
 
     def _latch(self, n: int) -> _Latch:
         """Under lock: a latch for this thread to block on until ``n`` objects are ready,
-        known to the client so that node loss, ``close`` or a cancel wake it."""
+        known to the client so that node loss, ``close`` or a cancel of its task wake it.
+        A task cancelled already raises here: its cancel (which marks it first, then looks
+        for its latch under this lock) has either found this latch or will not look again."""
         self._check_open()
-        latch = _Latch(n)
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.cancelled and not ctx.actor_id:
+            raise exc.TaskCancelledError(ctx.task_id.hex())
+        latch = _Latch(n, ctx.task_id if ctx is not None else None)
         self._latches.add(latch)
         return latch
 
@@ -260,12 +270,13 @@ class ObjectsMixin:
         for latch in self._latches:
             latch.wake()
 
-    def interrupt_wait(self, thread: int) -> bool:
-        """Wake the wait that ``thread`` (running a task just cancelled) is blocked in, which
-        then raises TaskCancelledError; False if that thread is not blocked in one."""
+    def interrupt_wait(self, task_id: bytes) -> bool:
+        """Wake the wait that the task ``task_id`` (just cancelled) is blocked in, which then
+        raises TaskCancelledError; False if it is not blocked in one. (By task, not thread:
+        the thread may have gone on to the next task of its lease meanwhile.)"""
         with self._lock:
             for latch in self._latches:
-                if latch.thread == thread and latch.n > 0:
+                if latch.task_id == task_id and latch.n > 0:
                     latch.cancelled = True
                     latch.wake()
                     return True
@@ -276,7 +287,9 @@ class ObjectsMixin:
         early by node loss, ``close`` or a cancel."""
         blocked = False
         try:
-            if self.on_block is not None:
+            # Not when the wait ended already (between the caller's lock and here): a worker
+            # would tell the node for nothing, and start the next task of the lease beside it.
+            if self.on_block is not None and latch.n > 0:
                 self.on_block()  # (a worker may refuse: too many of its tasks wait already)
                 blocked = True
             latch.wait(timeout)
@@ -369,7 +382,10 @@ class ObjectsMixin:
                 return
             latch = self._latch(1)
             self._on_ready(obj, latch.hit)
-        self._block_on(latch, None)
+        try:
+            self._block_on(latch, None)
+        finally:
+            self._unhook(latch, [obj])
 
     def _resubmit(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again, once its arguments are ready
@@ -457,6 +473,7 @@ class ObjectsMixin:
                     at = index.take(first)
                     if not index.expected:
                         self._wait_index = None
+                    self._wait_index_used = time.monotonic()
                     return _split_at(refs, at)
                 latch = self._wait_latch = self._latch(num - len(first))
             try:
@@ -466,6 +483,18 @@ class ObjectsMixin:
                     if self._wait_latch is latch:
                         self._wait_latch = None
 
+    def _drop_idle_wait_index(self, now: float) -> None:
+        """Under lock, periodically: a loop that stopped before its list was done (a break
+        at the first result it wanted) leaves its index, which holds a tuple, a dict and
+        lists over the whole list and is told of every object that becomes ready: dropped
+        once no call has used it for a while (the next call over that list indexes it anew)."""
+        if (
+            self._wait_index is not None
+            and self._wait_latch is None
+            and now - self._wait_index_used > _WAIT_INDEX_IDLE_SECONDS
+        ):
+            self._wait_index = None
+
     def _index_wait(self, refs: list[ObjectRef], ids: list[bytes], fetch: bool) -> WaitIndex | None:
         """Under lock: index a new wait list, fetching the borrowed refs not ready yet;
         None if one is unknown here (made before this runtime): the scan handles those."""
@@ -474,6 +503,7 @@ class ObjectsMixin:
         for i, ref in enumerate(refs):
             obj = objects.get(ref._id)
             if obj is None:
+                self._wait_index = None  # (the last list's loop is over)
                 return None
             if not obj.ready:
                 obj = self._entry_for(ref, fetch)
@@ -530,6 +560,7 @@ _ID = attrgetter("_id")
 # A wait() for fewer than 1/8 of its refs goes through the index; a larger share costs more
 # to take out of the index one by one than a scan of the list does.
 _INDEX_BELOW = 8
+_WAIT_INDEX_IDLE_SECONDS = 5.0  # unused this long, the index of a wait() list is dropped
 
 
 def _split_at(refs: list[ObjectRef], at: list[int]) -> tuple[list[ObjectRef], list[ObjectRef]]:

@@ -204,17 +204,17 @@ class _Actor:
 class _Latch:
     """Released once: when ``n`` awaited objects are ready (``n`` reaches 0), or early by
     ``wake`` (``n`` becomes -1) when the node is lost, the client closes or the waiting task
-    is cancelled. So a blocked thread sleeps until something it cares about happens: with
-    thousands of tasks blocked in nested ``get``s, periodic wake-ups would starve the rest.
-    ``hit`` and ``wake`` are called under the client lock."""
+    (``task_id``, None outside tasks) is cancelled. So a blocked thread sleeps until something
+    it cares about happens: with thousands of tasks blocked in nested ``get``s, periodic
+    wake-ups would starve the rest. ``hit`` and ``wake`` are called under the client lock."""
 
-    __slots__ = ("n", "_lock", "thread", "cancelled")
+    __slots__ = ("n", "_lock", "task_id", "cancelled")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, task_id: bytes | None = None) -> None:
         self.n = n
         self._lock = threading.Lock()
         self._lock.acquire()
-        self.thread = threading.get_ident()
+        self.task_id = task_id
         self.cancelled = False
 
     def hit(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import signal
 import sys
@@ -33,9 +34,6 @@ from ember._transport.reactor import Connection, Reactor
 
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
-# How long a lookup of an actor waits for its registration before calling it unknown: long
-# enough for a node to send it, and for a node that died before it could to be declared dead.
-ACTOR_REGISTRATION_WAIT = 2 * NODE_TIMEOUT
 _GONE_ACTORS_KEPT = 100_000
 
 
@@ -81,14 +79,20 @@ class ControlStore:
         self.storage = storage or Storage()
         self.node_timeout = node_timeout
         self.heartbeat_interval = heartbeat_interval
+        # How long a lookup of an actor waits for its registration before calling it unknown:
+        # long enough for a node to send it, and for a node that died before it could to be
+        # declared dead (on one machine nodes never time out: as for the default timeout).
+        self.registration_wait = 2 * (node_timeout if math.isfinite(node_timeout) else NODE_TIMEOUT)
         self.functions: dict[bytes, bytes] = {}
         self._fn_waiters: dict[bytes, list[tuple[Connection, int]]] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.actors: dict[bytes, dict[str, Any]] = {}
-        # Ids of actors that ended (bounded): a lookup of any other unknown id waits for its
-        # registration, which may still be on its way (a handle can reach another node
-        # before its actor is registered here).
-        self.gone_actors: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        # Ids of actors that ended (bounded, and stored: a restart must not take them for
+        # actors not registered yet), oldest first, each with its number in that order: a
+        # lookup of any other unknown id waits for its registration, which may still be on
+        # its way (a handle can reach another node before its actor is registered here).
+        self.gone_actors: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self._gone_count = 0
         self._lookups: dict[bytes, list[tuple[Connection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
@@ -106,6 +110,9 @@ class ControlStore:
             if info["name"] is not None:
                 self.names[(info["namespace"], info["name"])] = actor_id
         self.jobs = {bytes.fromhex(k): json.loads(v) for k, v in self.storage.load("jobs").items()}
+        gone = sorted((int(v), bytes.fromhex(k)) for k, v in self.storage.load("gone").items())
+        self.gone_actors.update((actor_id, n) for n, actor_id in gone)
+        self._gone_count = gone[-1][0] + 1 if gone else 0
         now = time.monotonic()
         # Their drivers announce themselves again when they reconnect; those that do not
         # within a node timeout ended while the store was down (see forget_unclaimed_jobs).
@@ -160,9 +167,13 @@ class ControlStore:
         return actor_id
 
     def actor_dead(self, actor_id: bytes) -> None:
-        self.gone_actors[actor_id] = None
-        if len(self.gone_actors) > _GONE_ACTORS_KEPT:
-            self.gone_actors.popitem(last=False)
+        gone = self.gone_actors
+        if actor_id not in gone:
+            gone[actor_id] = n = self._gone_count
+            self._gone_count += 1
+            self.storage.put("gone", actor_id.hex(), str(n))
+            if len(gone) > _GONE_ACTORS_KEPT:
+                self.storage.delete("gone", gone.popitem(last=False)[0].hex())
         info = self.actors.pop(actor_id, None)
         if info is None:
             return
@@ -172,12 +183,10 @@ class ControlStore:
 
     def lookup_actor(self, conn: Connection, rid: int, actor_id: bytes, now: float) -> None:
         """Answer which node manages an actor; for an id not registered yet, once it is (or
-        as unknown after ``ACTOR_REGISTRATION_WAIT``)."""
+        as unknown after ``registration_wait``)."""
         info = self.actors.get(actor_id)
         if info is None and actor_id not in self.gone_actors:
-            self._lookups.setdefault(actor_id, []).append(
-                (conn, rid, now + ACTOR_REGISTRATION_WAIT)
-            )
+            self._lookups.setdefault(actor_id, []).append((conn, rid, now + self.registration_wait))
             return
         node = self.nodes.get(info["home"]) if info is not None else None
         if node is None or not node.alive:

@@ -154,6 +154,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._latches: set[_Latch] = set()  # the waits blocked in get/wait, to wake early
         self._wait_index: WaitIndex | None = None  # the list of the last wait() loop
         self._wait_latch: _Latch | None = None  # the wait() sleeping on that index
+        self._wait_index_used = 0.0  # when a wait() last returned through it
         # What this process exported, sent again to a control store that restarted (one
         # killed before it stored an export would otherwise never have it).
         self._exported: dict[bytes, Callable[[], bytes]] = {}
@@ -228,6 +229,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         with self._lock:
             self._drain_decs()
             self._expire_idle_leases()
+            self._drop_idle_wait_index(time.monotonic())
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 

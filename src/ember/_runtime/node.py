@@ -72,33 +72,36 @@ class _Client:
 
 
 class _Forked:
-    """A worker forked from this process, with the parts of Popen's interface we use."""
+    """A worker forked from this process. ``returncode`` is its exit status as Popen has it
+    (a signal as its negative number) once it is reaped, and stays None for one that ended
+    with a status nobody can tell (reaped elsewhere: not this process's child any more)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self._ended = False
 
-    def poll(self) -> int | None:
-        if self.returncode is None:
+    def has_ended(self) -> bool:
+        if not self._ended:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
-                self.returncode = -1
-                return self.returncode
+                self._ended = True
+                return True
             if pid:
+                self._ended = True
                 self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        return self._ended
 
     def kill(self) -> None:
-        if self.returncode is None:
+        if not self._ended:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
-    def wait(self, timeout: float) -> int | None:
+    def wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.poll() is None and time.monotonic() < deadline:
+        while not self.has_ended() and time.monotonic() < deadline:
             time.sleep(0.002)
-        return self.returncode
 
 
 @dataclass
@@ -312,10 +315,10 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         workers that have been idle for a while beyond one per CPU, give pooled store files
         unused for a while back to the system, and reap a control store this node started."""
         for w in list(self.workers.values()):
-            if w.proc.poll() is not None and w.client is None:
+            if w.proc.has_ended() and w.client is None:
                 del self.workers[w.worker_id]
                 self.worker_start_failed(w)
-        self.exited = [p for p in self.exited if p.poll() is None]
+        self.exited = [p for p in self.exited if not p.has_ended()]
         if self.control_proc is not None:
             self.control_proc.poll()  # reaped when it exits, so it is not taken for alive
         self.stop_idle_workers(time.monotonic())
@@ -379,7 +382,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         whose connection closed is normally reaped within milliseconds), without blocking."""
         now = time.monotonic()
         deadline = now + _EXIT_WAIT_SECONDS if deadline is None else deadline
-        if w.proc.poll() is not None or now >= deadline:
+        if w.proc.has_ended() or now >= deadline:
             then()
         else:
             self.reactor.call_later(_EXIT_POLL_SECONDS, lambda: self.when_exited(w, then, deadline))
@@ -397,7 +400,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
                     None,
                     {
                         "pid": w.proc.pid,
-                        "code": w.proc.poll(),
+                        "code": w.proc.returncode,
                         "log": w.log_path,
                         "log_note": describe_logs(w.log_path, self.session_dir),
                     },
@@ -410,7 +413,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         return (
             f"its worker process (pid {w.proc.pid}, log "
             f"{describe_logs(w.log_path, self.session_dir)}) "
-            f"{exc.describe_exit(w.proc.poll())}"
+            f"{exc.describe_exit(w.proc.returncode)}"
         )
 
     # ------------------------------------------------------------------ actions
@@ -673,7 +676,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             w = self.workers.pop(client.client_id, None)
             self.run_actions(self.scheduler.worker_died(client.client_id))
             if w is not None:
-                if w.proc.poll() is None:
+                if not w.proc.has_ended():
                     self.exited.append(w.proc)  # reaped later, without blocking the loop
                 self.ended_workers[w.worker_id] = w
                 while len(self.ended_workers) > _ENDED_WORKERS_KEPT:

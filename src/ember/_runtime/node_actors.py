@@ -295,11 +295,13 @@ class ActorsMixin:
             rec.no_restart = True
             rec.reason = reason
             self.gcs_call(lambda _: m.ActorGone(actor_id))  # its name is free again at once
-        else:
+            if not self.end_actor_worker(rec):
+                self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
+                self.mark_dead(rec, reason, None)
+        elif self.end_actor_worker(rec):
+            # Only a process ended here: an actor without one (restarting, not placed yet)
+            # is not restarted by this kill, and its next real end must not be blamed on it.
             rec.killing = f"{reason} (with no_restart=False)"
-        if not self.end_actor_worker(rec) and no_restart:
-            self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
-            self.mark_dead(rec, reason, None)
 
     def mark_dead(self, rec: _ActorRecord, reason: str, cause: bytes | None) -> None:
         rec.state = "dead"

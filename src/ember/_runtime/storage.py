@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-TABLES = ("functions", "actors", "nodes", "jobs")
+TABLES = ("functions", "actors", "nodes", "jobs", "gone")  # gone: ids of actors that ended
 
 
 class Storage:

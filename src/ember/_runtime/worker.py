@@ -25,6 +25,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -56,8 +57,9 @@ class _Title:
     """The process's name in ``ps``: ``ember::f`` while task ``f`` runs (the latest started,
     when several do), and ``ember::worker`` again once none runs, set by a periodic tick
     (``Worker._retitle``) rather than after each task: a rename costs about a microsecond and
-    a half, and tasks pushed back to back keep the name. An actor's process is named after
-    its class (``ember::Counter``) for its life."""
+    a half, and tasks pushed back to back keep the name. The tick runs only while a task's
+    name is shown (``on_busy`` starts it), so an idle worker's loop sleeps. An actor's
+    process is named after its class (``ember::Counter``) for its life."""
 
     IDLE = "ember::worker"
 
@@ -65,6 +67,8 @@ class _Title:
         self._lock = threading.Lock()
         self.running = 0
         self._titles: dict[str, str] = {}
+        self._ticking = False
+        self.on_busy: Callable[[], None] | None = None  # starts the tick
 
     @staticmethod
     def of(name: str) -> str:
@@ -77,15 +81,23 @@ class _Title:
             title = self._titles[name] = self.of(name)
         with self._lock:
             self.running += 1
+            start, self._ticking = not self._ticking, True
         proctitle.show(title)
+        if start and self.on_busy is not None:
+            self.on_busy()
 
     def leave(self) -> None:
         with self._lock:
             self.running -= 1
 
-    def idle(self) -> None:
-        if not self.running:
+    def idle(self) -> bool:
+        """Show the idle name if no task runs (and stop ticking); False if one does."""
+        with self._lock:
+            if self.running:
+                return False
+            self._ticking = False
             proctitle.show(self.IDLE)
+            return True
 
 
 _TITLE = _Title()
@@ -225,12 +237,12 @@ class Worker:
         state.set_current(self.client)
         _install_output(self)
         signal.signal(signal.SIGINT, _on_sigint)
-        self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
+        _TITLE.on_busy = lambda: self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
 
     def _retitle(self) -> None:
-        """Reactor thread, periodically: named ``ember::worker`` again once no task runs."""
-        if not self.actor_id:
-            _TITLE.idle()
+        """Reactor thread, while a task's name is shown: named ``ember::worker`` again once
+        no task runs (then the tick stops until the next task)."""
+        if not self.actor_id and not _TITLE.idle():
             self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
 
     # ------------------------------------------------------------------ dispatch
@@ -611,7 +623,7 @@ class Worker:
             return  # queued: it is skipped when its turn comes
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-        elif not self.client.interrupt_wait(slot.thread.ident):  # type: ignore[arg-type]
+        elif not self.client.interrupt_wait(task_id):
             # Not blocked in get/wait (which sleeps without waking to look): raise it there.
             import ctypes
 

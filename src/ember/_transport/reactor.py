@@ -12,9 +12,10 @@ abstract name) or ``tcp:host:port``.
 
 TCP reaches beyond this user's files, so a TCP listener may require a token: the first message
 on each accepted connection must be ``Auth`` with it, and a connection that sends anything else
-first is logged and closed before any of its data is looked at further. Until then a peer costs
-little: no receive buffer or unpacker of its own, at most the length of that ``Auth`` in bytes,
-``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such peers at once. Local
+first is logged (at a bounded rate) and closed before any of its data is looked at further.
+Until then a peer costs little: no receive buffer or unpacker of its own, at most the length of
+that ``Auth`` in bytes, ``AUTH_SECONDS`` to show it, and at most ``MAX_UNAUTHENTICATED`` such
+peers at once; and the loop accepts a bounded number of connections per wake-up. Local
 sockets are Linux abstract names (``unix:@name``): no path, so no length limit and nothing to
 clean up, but no file permissions either, so both ends check that the other runs as this user
 (or root) before anything is exchanged. Elsewhere they are paths in a folder only this user can
@@ -50,8 +51,17 @@ AUTH_SECONDS = 5.0
 # Accepted connections waiting to authenticate, at most, per process: each costs a few KiB
 # and a descriptor. Peers authenticate within a round trip, so even a large cluster's nodes
 # all connecting at once stay far below it; past it the oldest waiting one is closed, so a
-# flood of silent connections cannot lock legitimate peers out.
+# flood of silent connections cannot lock legitimate peers out (and a peer whose Auth came
+# with its connection is served at once, never waiting: see ``Reactor._accept``).
 MAX_UNAUTHENTICATED = 128
+# Connections accepted per wake-up of the loop, at most: a peer opening connections as fast
+# as it can must not keep the loop from its timers (heartbeats) and other sockets.
+ACCEPTS_PER_WAKEUP = 32
+# Refused connections logged one by one per interval, at most; the rest are counted in one
+# line at the interval's end, so that a flood neither fills the log (often on tmpfs: memory)
+# nor spends the loop's time writing it.
+REFUSALS_LOGGED = 10
+REFUSAL_LOG_INTERVAL = 10.0
 # Local sockets have Linux's abstract names there (see the module docstring); elsewhere paths.
 ABSTRACT_SOCKETS = sys.platform == "linux"
 _SUN_PATH_MAX = 104  # sockaddr_un's sun_path elsewhere (macOS, the BSDs), with its closing NUL
@@ -251,11 +261,12 @@ class Connection:
 
     def refuse(self, why: str) -> None:
         """Reactor thread: log why a peer is not served, and close its connection."""
-        try:
-            who: Any = self.sock.getpeername()
-        except OSError:
-            who = "?"
-        _log(f"{self.reactor.name}: refused a connection from {who}: {why}")
+        if self.reactor._refusal_logged():
+            try:
+                who: Any = self.sock.getpeername()
+            except OSError:
+                who = "?"
+            _log(f"{self.reactor.name}: refused a connection from {who}: {why}")
         self.reactor._done_waiting(self)
         self._close()
 
@@ -338,6 +349,9 @@ class Reactor:
         # Accepted connections yet to authenticate, oldest first, with their deadlines.
         self._unauthenticated: dict[Connection, float] = {}
         self._sweeping = False
+        self._refusals_logged = 0  # one by one in this interval (see REFUSALS_LOGGED)
+        self._refusals_unlogged = 0  # refused in this interval past those
+        self._refusal_interval_ends = 0.0
 
     # -- any thread -----------------------------------------------------------------------
 
@@ -352,6 +366,13 @@ class Reactor:
         with self._pending_lock:
             self._pending.append(fn)
         self._wake()
+
+    def call_soon_or_now(self, fn: Callable[[], None]) -> None:
+        """``call_soon``, or call it now once the loop has stopped (nothing else would)."""
+        if self._stopping:
+            fn()
+        else:
+            self.call_soon(fn)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         self.call_soon(lambda: self._add_timer(delay, fn))
@@ -517,21 +538,29 @@ class Reactor:
         self._teardown()
 
     def _accept(self, lsock: socket.socket) -> None:
+        """Accept what waits, up to ``ACCEPTS_PER_WAKEUP`` (the selector reports the rest
+        again on the next wake-up, after the timers and the other sockets had their turn)."""
         _, factory, token = self._listeners[lsock.fileno()]
         local = lsock.family == socket.AF_UNIX and ABSTRACT_SOCKETS
-        while True:
+        for _ in range(ACCEPTS_PER_WAKEUP):
             try:
                 sock, _ = lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # (BlockingIOError: nothing more waits)
                 return
             if local and not self._local_peer_trusted(sock):
                 continue
             conn = Connection(sock, self, factory(), token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
-            if token is not None:
+            if token is None:
+                continue
+            # A peer sends Auth with its connection, so it is often in the socket already:
+            # read it now, so that only peers that have not shown it wait, and only those can
+            # be closed to make room for newer ones (a burst of silent connections accepted
+            # after it in this loop would otherwise push it out before it is read).
+            if not conn._read():
+                conn._close()
+            elif conn._token is not None and not conn.closed:
                 self._await_auth(conn)
 
     def _local_peer_trusted(self, sock: socket.socket) -> bool:
@@ -542,7 +571,8 @@ class Reactor:
             pid, uid = 0, -1
         if _trusted(uid):
             return True
-        _log(f"{self.name}: refused a local connection from pid {pid}: it runs as uid {uid}")
+        if self._refusal_logged():
+            _log(f"{self.name}: refused a local connection from pid {pid}: it runs as uid {uid}")
         with contextlib.suppress(OSError):
             sock.close()
         return False
@@ -561,6 +591,28 @@ class Reactor:
 
     def _done_waiting(self, conn: Connection) -> None:
         self._unauthenticated.pop(conn, None)
+
+    def _refusal_logged(self) -> bool:
+        """A connection is refused: True if it gets a line of its own in the log; else it
+        is counted in the line that ends the interval."""
+        now = time.monotonic()
+        if now >= self._refusal_interval_ends:
+            self._refusal_interval_ends = now + REFUSAL_LOG_INTERVAL
+            self._refusals_logged = 0
+        if self._refusals_logged < REFUSALS_LOGGED:
+            self._refusals_logged += 1
+            return True
+        if not self._refusals_unlogged:
+            self._add_timer(self._refusal_interval_ends - now, self._log_unlogged_refusals)
+        self._refusals_unlogged += 1
+        return False
+
+    def _log_unlogged_refusals(self) -> None:
+        n, self._refusals_unlogged = self._refusals_unlogged, 0
+        _log(
+            f"{self.name}: refused {n} more connection{'s' if n > 1 else ''} (not logged one "
+            f"by one: at most {REFUSALS_LOGGED} are every {REFUSAL_LOG_INTERVAL:g} s)"
+        )
 
     def _expire_auth(self) -> None:
         """Close the connections whose time to authenticate is up (oldest first: each got

@@ -35,10 +35,21 @@ class Calls:
         self._waiting: dict[int, tuple[Any, ReplyCallback]] = {}
 
     def call(self, conn: Any, make: Callable[[int], Message], on_reply: ReplyCallback) -> int:
+        """Send a request; ``on_reply`` gets its answer on the reactor thread, or a
+        ConnectionLost error once the connection closes first."""
         rid = next(self._rids)
         with self._lock:
             self._waiting[rid] = (conn, on_reply)
         conn.send(make(rid))
+        if conn.closed:
+            # Closed before this was registered: its ``on_close`` ran already and nothing
+            # will answer. Answered from the loop like any reply, not here: the caller may
+            # hold its lock and not have recorded the rid yet.
+            with self._lock:
+                entry = self._waiting.pop(rid, None)
+            if entry is not None:
+                lost = Reply(rid, ["ConnectionLost", "the connection was closed"])
+                conn.reactor.call_soon_or_now(lambda: on_reply(lost))
         return rid
 
     def future(self, conn: Any, make: Callable[[int], Message]) -> Future[Any]:
@@ -52,12 +63,7 @@ class Calls:
             else:
                 fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
 
-        rid = self.call(conn, make, done)
-        if getattr(conn, "closed", False):  # closed before it was sent: no answer will come
-            with self._lock:
-                entry = self._waiting.pop(rid, None)
-            if entry is not None:
-                done(Reply(rid, ["ConnectionLost", "the connection was closed"]))
+        self.call(conn, make, done)
         return fut
 
     def cancel(self, rid: int) -> None:
