@@ -49,6 +49,8 @@ from ember._transport.rpc import Calls
 IDLE_WORKER_SECONDS = 10.0
 # Freed store files kept for reuse go back to the system after this long unused.
 _POOL_IDLE_SECONDS = 30.0
+# How often the store's count of its shared memory is checked against its files (at least).
+_RECOUNT_SECONDS = 1.0
 # Workers whose process ended, kept so that a caller can still ask how (WorkerExit).
 _ENDED_WORKERS_KEPT = 64
 # A worker's connection closes a moment before its process can be reaped: how long to wait
@@ -178,7 +180,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.control_revived = -float("inf")  # when it last did
         self.gcs_down_since: float | None = None  # since when the control store is unreachable
         self.lease_holder: dict[int, Connection] = {}
-        self.used = 0
+        self.recount_at = 0.0  # when to recount the store's files next (see ``reap``)
         self.owner_pid = int(config.get("owner_pid", 0))
         self.worker_env = dict(os.environ)
         self.worker_env.update(config.get("worker_env", {}))
@@ -309,7 +311,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     def reap(self) -> None:
         """Notice workers that exited without ever connecting (a crash at start-up), stop
         workers that have been idle for a while beyond one per CPU, give pooled store files
-        unused for a while back to the system, and reap a control store this node started."""
+        unused for a while back to the system, repair the store's count of its shared memory
+        (``StoreFiles.recount``), and reap a control store this node started."""
         for w in list(self.workers.values()):
             if w.proc.poll() is not None and w.client is None:
                 del self.workers[w.worker_id]
@@ -319,6 +322,11 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.control_proc.poll()  # reaped when it exits, so it is not taken for alive
         self.stop_idle_workers(time.monotonic())
         self.store.trim_pool(self.capacity // 2, idle_seconds=_POOL_IDLE_SECONDS)
+        now = time.monotonic()
+        if now >= self.recount_at:
+            self.store.recount()
+            # (a folder of many thousands of objects takes a while to go through: then less often)
+            self.recount_at = now + max(_RECOUNT_SECONDS, 100 * (time.monotonic() - now))
         if self.owner_pid and not alive(self.owner_pid):
             self.shutdown()
             return
@@ -716,7 +724,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             "total": total,
             "available": available,
             "object_store_memory": self.capacity,
-            "object_store_used": self.used,
+            "object_store_used": self.store.usage.used,
             "pending": [
                 {"what": what, "feasible": feasible} for what, feasible in self.scheduler.pending()
             ],
