@@ -20,7 +20,6 @@ import collections
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -36,7 +35,7 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import proctitle
-from ember._runtime.cluster_files import alive, describe_logs, logs_kept
+from ember._runtime.cluster_files import alive, describe_logs, remove_node_files
 from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
 from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
@@ -259,12 +258,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             proc.kill()
         for proc in procs:
             proc.wait(timeout=5)
-        shutil.rmtree(self.store.shm_dir, ignore_errors=True)
-        if self.failed and not logs_kept(self.log_dir, self.session_dir):
-            shutil.rmtree(self.store.spill_dir, ignore_errors=True)
-            shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
-        else:
-            shutil.rmtree(self.session_dir, ignore_errors=True)
+        remove_node_files(self.store.shm_dir, self.session_dir, self.log_dir, self.failed)
 
     # ------------------------------------------------------------------ workers
 
