@@ -491,16 +491,72 @@ def test_stop_removes_the_sessions_and_keeps_the_logs_asked_for(ember_cli: Ember
 
 
 def test_a_node_that_crashed_keeps_its_log_for_stop(ember_cli: EmberCLI) -> None:
-    """`ember stop` ends nodes and their sessions; one that crashed before is not
-    stopped by it, and its folder, with its log, stays for whoever looks into it."""
+    """`ember stop` ends nodes and their sessions; one that crashed before (killed: out of
+    memory, say) is not stopped by it: its shared memory and spilled objects go, and its log
+    stays for whoever looks into it, as stop says."""
     _started_cluster(ember_cli)
     (crashed,) = [r for r in ember_cli.records() if not r["is_head"]]
     victims = [psutil.Process(crashed["pid"]), *psutil.Process(crashed["pid"]).children()]
     os.killpg(crashed["pid"], signal.SIGKILL)  # the node and its workers
     psutil.wait_procs(victims, timeout=COMMAND_TIMEOUT)
-    assert ember_cli.run("stop").returncode == 0
+    assert os.path.isdir(crashed["shm_dir"])
+    out = ember_cli.run("stop")
+    assert out.returncode == 0
+    assert f"died; its logs are in {crashed['log_dir']}" in out.stderr
+    assert not os.path.exists(crashed["shm_dir"])
     assert ember_cli.session_dirs() == [Path(crashed["session_dir"])]
+    assert os.listdir(crashed["session_dir"]) == ["logs"]
     assert (Path(crashed["log_dir"]) / "node.log").is_file()
+
+
+def test_stop_removes_what_a_node_it_had_to_kill_leaves(ember_cli: EmberCLI) -> None:
+    """A node that does not end within the grace period is killed: it cleans nothing up, so
+    `ember stop` removes its shared memory (real memory) and session folder."""
+    port, head = ember_cli.start_head()
+    assert head.returncode == 0, head.stderr
+    (record,) = ember_cli.records()
+    os.kill(record["pid"], signal.SIGSTOP)  # (a stopped node does not act on SIGTERM)
+    out = ember_cli.run("stop", "--grace", "0.2")
+    assert out.returncode == 0, out.stderr
+    assert not os.path.exists(record["shm_dir"])
+    assert ember_cli.session_dirs() == []
+
+
+def test_stop_leaves_a_process_that_took_a_nodes_pid(ember_cli: EmberCLI) -> None:
+    """The pid of a node that died went to another Ember process of this user: `ember stop`
+    tells them apart by the start time, and leaves that one alone."""
+    code = "import setproctitle, time; setproctitle.setproctitle('ember::node'); time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while not Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(b"ember::node"):
+            assert time.monotonic() < deadline, "the process never took its title"
+            time.sleep(0.01)
+        session = ember_cli.tmp / "s-dead"
+        (session / "logs").mkdir(parents=True)
+        record = {
+            "node_id": "ab" * 16,
+            "pid": other.pid,
+            "pid_started": psutil.Process(other.pid).create_time() - 60,  # (the dead node's)
+            "control_pid": None,
+            "origin": "cli",
+            "address": "127.0.0.1:1",
+            "token": "t",
+            "shm_dir": str(ember_cli.tmp / "shm-dead"),
+            "spill_dir": str(session / "spill"),
+            "session_dir": str(session),
+            "log_dir": str(session / "logs"),
+        }
+        ember_cli.records_dir.mkdir(parents=True, exist_ok=True)
+        (ember_cli.records_dir / f"{record['node_id']}.json").write_text(json.dumps(record))
+        out = ember_cli.run("stop")
+        assert out.returncode == 0, out.stderr
+        assert "Stopped 0 node(s)" in out.stdout
+        assert other.poll() is None
+        assert ember_cli.records() == []
+    finally:
+        other.kill()
+        other.wait()
 
 
 # ----------------------------------------------------------------------------- errors

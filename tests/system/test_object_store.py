@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -242,3 +244,145 @@ def test_named_actor_lives_while_another_process_holds_it(ray):
     while ray.available_resources().get("CPU", 0) < 2:
         assert time.monotonic() < deadline, "the unreferenced named actor is still alive"
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------- the store's count of memory
+
+
+def _runtime():
+    from ember._runtime import state
+
+    return state.current()
+
+
+def _wait_for(check, what: str, timeout: float = T) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_writer_that_dies_waiting_for_room_leaves_no_count(start_ember):
+    """A writer that asked the node for room is killed before it writes (cancelled, out of
+    memory): nothing stays counted for it, or large puts would go to disk for good."""
+    ray = start_ember(num_cpus=1, object_store_memory=32 * MB)
+    store = _runtime().store
+
+    @ray.remote(max_retries=0)
+    def ask_for_room_and_die(size):
+        from ember._runtime import state
+
+        state.current()._make_room(size)  # answered: the node made room...
+        os._exit(1)  # ...and the writer is gone before it took it
+
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(ask_for_room_and_die.remote(16 * MB), timeout=T)
+    assert store.usage.used == _shm_bytes(_folders()[0]) == 0
+    ref = ray.put(np.ones(24 * MB // 8))  # it all fits in shared memory still
+    assert _where(ref) == "shm"
+
+
+def test_a_count_left_wrong_is_repaired_by_the_node(ray):
+    """However the count went wrong (a process killed between counting a file and making
+    it), the node recounts the store's files and repairs it."""
+    store = _runtime().store
+    ref = ray.put(np.ones(MB))
+    with store.usage.locked():
+        store.usage.set_used(store.usage.used + 100 * MB)  # counted; the file never made
+    _wait_for(lambda: store.usage.used == _shm_bytes(_folders()[0]), "the node to recount")
+    assert store.usage.used >= MB
+    del ref
+
+
+def test_a_task_that_stored_its_result_and_died_runs_again_counted_once(ray, tmp_path):
+    """The worker died after storing the task's result and telling the node, before the
+    result reached the caller: the task runs again and writes the same return id. The file
+    there stays, counted once, and held once by its owner, so it is freed once dropped."""
+    from ember._protocol import ids
+    from ember._protocol import messages as m
+
+    first_run = tmp_path / "first"
+    owner = _runtime().client_id
+
+    @ray.remote(max_retries=1)
+    def make(first_run, owner):
+        from ember._runtime import serialization, state
+
+        value = np.full(MB, 7.0)
+        if not os.path.exists(first_run):
+            open(first_run, "w").close()
+            client = state.current()
+            task_id = bytes.fromhex(ray.get_runtime_context().get_task_id())
+            oid = ids.return_object_id(task_id, 1)
+            ser = serialization.serialize(value)
+            size = client.store.write(oid, ser.meta, ser.buffers)
+            client.node.send(m.ObjectCreated(oid, size, owner, []))
+            client.cluster_info()  # (the node has taken the notice in)
+            os._exit(1)
+        return value
+
+    @ray.remote
+    def total(refs):
+        return float(ray.get(refs[0], timeout=T).sum())
+
+    ref = make.remote(str(first_run), owner)
+    assert ray.get(total.remote([ref]), timeout=T) == 7.0 * MB  # shared with another process
+    shm_dir = _folders()[0]
+    path = os.path.join(shm_dir, ref.hex())
+    assert os.path.exists(path)
+    del ref
+    _wait_for(lambda: not os.path.exists(path), "the object to be freed")
+    assert _runtime().store.usage.used == _shm_bytes(shm_dir)
+
+
+def test_nothing_is_spilled_for_a_put_it_would_not_make_room_for(start_ember):
+    """Spilling every object nobody maps would not make room for the put: none is copied to
+    disk for nothing; the new object goes there itself."""
+    ray = start_ember(num_cpus=1, object_store_memory=16 * MB)
+    a = ray.put(np.full(5 * MB // 8, 1.0))
+    view_a = ray.get(a, timeout=T)  # mapped: stays
+    b = ray.put(np.full(5 * MB // 8, 2.0))
+    c = ray.put(np.full(12 * MB // 8, 3.0))  # with b gone, a and c would not fit either
+    assert (_where(a), _where(b), _where(c)) == ("shm", "shm", "disk")
+    assert view_a[0] == 1.0 and ray.get(c, timeout=T)[-1] == 3.0
+
+
+def test_dropped_files_are_pooled_outside_the_client_lock(ray, monkeypatch):
+    """Deleting a large file takes a while: the owner pools (or deletes) the files of the
+    objects it dropped with its lock free, so other threads (and the reactor) go on; and a
+    failure there (out of descriptors) does not fail the put or submit that came next."""
+    client = _runtime()
+    lock_free = []
+
+    def take_lock() -> None:
+        lock_free.append(client._lock.acquire(blocking=False))
+        if lock_free[-1]:
+            client._lock.release()
+
+    def pool(oid):
+        taker = threading.Thread(target=take_lock)
+        taker.start()
+        taker.join()
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(client.store, "pool", pool)
+    shm_dir = _folders()[0]
+    ref = ray.put(np.ones(MB))
+    path = os.path.join(shm_dir, ref.hex())
+    del ref
+    again = ray.put(np.ones(MB))  # drops the first: its file is pooled now
+    assert lock_free and all(lock_free)
+    _wait_for(lambda: not os.path.exists(path), "the node to free the first")
+    assert ray.get(again, timeout=T)[0] == 1.0
+
+
+def test_the_store_use_reported_is_what_limits_the_store(ray):
+    """``object_store_used`` is the count that limits the store: objects, and pooled files."""
+    shm_dir = _folders()[0]
+    keep = ray.put(np.ones(2 * MB))
+    ref = ray.put(np.ones(MB))
+    path = os.path.join(shm_dir, ref.hex())
+    del ref
+    _wait_for(lambda: not os.path.exists(path), "the dropped object's file to be pooled")
+    assert _runtime().cluster_info()["object_store_used"] == _shm_bytes(shm_dir) > 16 * MB
+    del keep

@@ -4,6 +4,7 @@ leaves (none, unless the user asked to keep its logs)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,16 +121,52 @@ def test_a_session_leaves_no_folder(start_ember):
     assert not os.path.exists(info["shm_dir"])
 
 
-def test_a_killed_node_leaves_no_folder_after_shutdown(start_ember):
+def test_a_killed_node_keeps_only_its_logs_after_shutdown(start_ember, capfd):
+    """A node that was killed (out of memory, say) could not clean up: shutdown() removes its
+    shared memory and spilled objects, keeps its logs, and says where they are."""
+    from ember._api import session
+
     ray = start_ember(num_cpus=1)
     info = _session()
-    (node,) = psutil.Process().children()
+    node = session._node.proc
     os.killpg(node.pid, signal.SIGKILL)  # the node and its workers, at once: no clean-up
     node.wait(timeout=T)
-    assert os.path.isdir(info["session_dir"])
-    ray.shutdown()
-    assert not os.path.exists(info["session_dir"])
-    assert not os.path.exists(info["shm_dir"])
+    assert os.path.isdir(info["shm_dir"])
+    try:
+        ray.shutdown()
+        assert not os.path.exists(info["shm_dir"])
+        assert os.listdir(info["session_dir"]) == ["logs"]
+        assert os.path.isfile(os.path.join(info["log_dir"], "node.log"))
+        assert f"its logs are kept in {info['log_dir']}" in capfd.readouterr().err
+    finally:
+        shutil.rmtree(info["session_dir"], ignore_errors=True)
+
+
+def test_a_start_interrupted_stops_the_node_and_removes_its_folders(monkeypatch):
+    """Ctrl-C while init() (or `ember start`) waits for the node to listen: the node is
+    stopped, not left running without anyone to stop it, and its folders go."""
+    from ember._runtime import launcher
+
+    def interrupted(*args: Any, **kwargs: Any) -> str:
+        raise KeyboardInterrupt
+
+    spawned = launcher.spawn_node(
+        resources={"CPU": 1.0}, object_store_memory=64 << 20, prestart_workers=0
+    )
+    try:
+        monkeypatch.setattr(launcher, "_read_line", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            spawned.wait()
+        assert spawned.proc.poll() is not None
+        assert not os.path.exists(spawned.config["session_dir"])
+        assert not os.path.exists(spawned.config["shm_dir"])
+    finally:
+        if spawned.proc.poll() is None:
+            spawned.proc.kill()
+            spawned.proc.wait()
+            launcher.cluster_files.remove_node_files(
+                spawned.config["shm_dir"], spawned.config["session_dir"]
+            )
 
 
 def test_a_crashed_workers_log_is_there_while_the_driver_runs(ray):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -213,7 +214,14 @@ def shutdown() -> None:
         node, _node = _node, None
         if node is not None:
             node.stop()
-            node.remove_files()  # if it was killed, or died, before it could clean up
+            # If it was killed, or died, it could not clean up; then its logs stay.
+            code = node.proc.returncode
+            kept = node.remove_files(keep_logs=code not in (0, -signal.SIGTERM))
+            if kept:
+                sys.stderr.write(
+                    f"ember: the node manager ended with exit code {code}; its logs are kept "
+                    f"in {kept}\n"
+                )
 
 
 atexit.register(shutdown)

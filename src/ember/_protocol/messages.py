@@ -192,8 +192,9 @@ class ObjectCreated(Message):
 @_message(33)
 class MakeRoom(Message):
     """Writer -> node: the store is full; make room for a new object of ``size`` bytes (by
-    spilling objects no process maps) and count it. The reply is False if that cannot be done:
-    the writer then writes the object to the spill folder."""
+    spilling objects no process maps). The reply is True once there is room, which the writer
+    then reserves itself (nothing is reserved for a writer that dies waiting); False if there
+    cannot be: the writer then writes the object to the spill folder."""
 
     rid: int
     size: int

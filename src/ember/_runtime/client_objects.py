@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -72,10 +73,27 @@ class ObjectsMixin:
         elif obj.shared or obj.promoted:
             self.node.send(m.DecRef([oid]))
         elif obj.kind == STORED:
-            # Nobody else saw it: its file goes to the pool now (unless a process still maps
-            # it), where this process's next large put finds it without waiting for the node.
-            self.store.pool(oid)
-            self.node.send(m.FreeObjects([oid]))
+            # Nobody else saw it: its file goes to the pool (unless a process still maps it),
+            # where this process's next large put finds it without waiting for the node; once
+            # the lock is let go (``_pool_dropped``), since deleting a large file takes a while.
+            self._dropped.append(oid)
+
+    def _pool_dropped(self) -> None:
+        """Not under the lock: pool the files of the objects only this process knew that it
+        dropped, then let the node free them. A file this cannot pool (out of descriptors, say)
+        is left to the node, which recycles or deletes it."""
+        ids = []
+        dropped = self._dropped
+        while dropped:
+            try:
+                oid = dropped.popleft()
+            except IndexError:  # (another thread took the last one first)
+                break
+            with contextlib.suppress(OSError):
+                self.store.pool(oid)
+            ids.append(oid)
+        if ids:
+            self.node.send(m.FreeObjects(ids))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
         """This process is sending a ref it holds to another process."""
@@ -113,7 +131,8 @@ class ObjectsMixin:
             obj.data = ser.inline()
         else:
             with self._lock:
-                self._drain_decs()  # the files of objects dropped meanwhile are free to reuse
+                self._drain_decs()
+            self._pool_dropped()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
             obj.data = self.store.write(oid, ser.meta, ser.buffers)
             self.node.send(m.ObjectCreated(oid, obj.data, self.client_id, ser.refs))
@@ -124,7 +143,8 @@ class ObjectsMixin:
 
     def _make_room(self, size: int) -> bool:
         """The store is full: ask the node to make room for a new object of ``size`` bytes
-        (it spills objects no process maps). False: the object goes to disk instead."""
+        (it spills objects no process maps); then the store reserves it. False: the object
+        goes to disk instead."""
         return bool(self.calls.future(self.node, lambda rid: m.MakeRoom(rid, size)).result())
 
     def _entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:

@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import stat
+import sys
 import tempfile
 from typing import Any
 
@@ -41,6 +43,25 @@ def describe_logs(path: str, session_dir: str) -> str:
         f"{path} (deleted when the session ends; to keep logs, set {LOG_DIR_ENV} or start "
         "the node with `ember start --log-dir`)"
     )
+
+
+def remove_node_files(
+    shm_dir: str | None, session_dir: str, log_dir: str | None = None, keep_logs: bool = False
+) -> str | None:
+    """Remove what a node leaves on this host: its shared memory (real memory, not disk) and
+    its session folder (sockets, spilled objects, and its logs unless they are kept
+    elsewhere). With ``keep_logs`` (it failed), logs in the session folder stay: returns that
+    folder then, if it is there."""
+    if shm_dir:
+        shutil.rmtree(shm_dir, ignore_errors=True)
+    if not (keep_logs and log_dir and not logs_kept(log_dir, session_dir)):
+        shutil.rmtree(session_dir, ignore_errors=True)
+        return None
+    with contextlib.suppress(FileNotFoundError), os.scandir(session_dir) as entries:
+        for entry in entries:
+            if entry.path != log_dir:
+                shutil.rmtree(entry.path, ignore_errors=True)
+    return log_dir if os.path.isdir(log_dir) else None
 
 
 def records_dir() -> str:
@@ -86,7 +107,8 @@ def remove_record(node_id_hex: str) -> None:
 
 
 def read_records() -> list[dict[str, Any]]:
-    """Records of nodes whose process still runs; stale ones are removed."""
+    """Records of nodes whose process still runs. A node that died (killed, out of memory)
+    cleaned nothing up: its folders go with its record (its logs stay, and we say where)."""
     out = []
     folder = records_dir()
     for name in sorted(os.listdir(folder)):
@@ -96,12 +118,47 @@ def read_records() -> list[dict[str, Any]]:
                 record = json.load(f)
         except (OSError, ValueError):
             continue
-        if alive(int(record.get("pid", 0))):
+        if running(record.get("pid"), record.get("pid_started")):
             out.append(record)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            continue
+        kept = remove_record_files(record, keep_logs=True)
+        if kept:
+            sys.stderr.write(
+                f"ember: node {record['node_id'][:12]} (pid {record.get('pid')}) of the cluster "
+                f"at {record.get('address')} died; its logs are in {kept}\n"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     return out
+
+
+def remove_record_files(record: dict[str, Any], keep_logs: bool = False) -> str | None:
+    """``remove_node_files`` for a recorded node."""
+    return remove_node_files(
+        record["shm_dir"], record["session_dir"], record.get("log_dir"), keep_logs
+    )
+
+
+def started_at(pid: int) -> float | None:
+    """When a process started (None if there is none): with its pid, this names it, since
+    pids are reused."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def running(pid: int | None, started: float | None) -> bool:
+    """Does the process recorded as ``pid``, started at ``started``, still run? (A start time
+    is derived from the boot time, which the clock's adjustments can move by a little.)"""
+    if not pid or not alive(pid):
+        return False
+    if started is None:  # (recorded before start times were)
+        return True
+    now = started_at(pid)
+    return now is not None and abs(now - started) < 1.0
 
 
 def token_for(address: str, given: str | None = None) -> str:

@@ -148,6 +148,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self._nodes: dict[bytes, Connection] = {}  # other nodes, for spilled lease requests
         self.token = token  # the cluster's, for TCP connections
         self._decs: collections.deque[bytes] = collections.deque()
+        self._dropped: collections.deque[bytes] = collections.deque()  # files to pool
         self._dead_nodes: set[bytes] = set()
         self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
         self._firing = False
@@ -230,6 +231,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
             self._drain_decs()
             self._expire_idle_leases()
             self._drop_idle_wait_index(time.monotonic())
+        self._pool_dropped()
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 

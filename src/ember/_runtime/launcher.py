@@ -53,11 +53,13 @@ class LocalNode:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
 
-    def remove_files(self) -> None:
+    def remove_files(self, keep_logs: bool = False) -> str | None:
         """What a node that was killed (not stopped) leaves: its shared memory and session
-        folder. Kept logs ($EMBER_LOG_DIR) are elsewhere and stay."""
-        shutil.rmtree(self.shm_dir, ignore_errors=True)
-        shutil.rmtree(self.session_dir, ignore_errors=True)
+        folder; with ``keep_logs``, not its logs: returns their folder if they stayed there.
+        Kept logs ($EMBER_LOG_DIR) are elsewhere and stay anyway."""
+        return cluster_files.remove_node_files(
+            self.shm_dir, self.session_dir, self.log_dir, keep_logs
+        )
 
 
 def total_memory() -> int:
@@ -96,14 +98,15 @@ class SpawnedNode:
     config: dict[str, Any]
 
     def wait(self, timeout: float = 30.0) -> LocalNode:
-        """The node, once it listens; if it fails to start, its folders go (the error
-        carries its log)."""
+        """The node, once it listens; if it fails to start (or this is interrupted), it is
+        stopped and its folders go (the error carries its log)."""
         config = self.config
         try:
             ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config["log"])
         except BaseException:
-            shutil.rmtree(config["shm_dir"], ignore_errors=True)
-            shutil.rmtree(config["session_dir"], ignore_errors=True)
+            self.proc.kill()
+            self.proc.wait()
+            cluster_files.remove_node_files(config["shm_dir"], config["session_dir"])
             raise
         return LocalNode(
             self.proc,
@@ -227,7 +230,6 @@ def spawn_node(
     # Only this user's processes read and write objects (makedirs would give the store's
     # own folder the default mode: readable by everyone).
     os.mkdir(shm_dir, 0o700)
-    os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
     node_id = ids.random_id(16)
     config: dict[str, Any] = {
         "node_id": node_id.hex(),
@@ -243,7 +245,12 @@ def spawn_node(
         "log": os.path.join(session.log_dir, "node.log"),
         **(cluster or {}),
     }
-    proc, read_fd = _spawn("ember._runtime.node", config, config["log"])
+    try:
+        os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
+        proc, read_fd = _spawn("ember._runtime.node", config, config["log"])
+    except BaseException:
+        cluster_files.remove_node_files(shm_dir, session_dir)
+        raise
     return SpawnedNode(proc, read_fd, config)
 
 
@@ -428,16 +435,18 @@ def start_cluster_node(
     except BaseException:
         if node is not None:
             node.stop()
-            node.remove_files()
         if store is not None:
             store.proc.kill()
             store.proc.wait()
-        shutil.rmtree(session.dir, ignore_errors=True)
+        # (a node that did not start removed its shared memory's folder itself)
+        cluster_files.remove_node_files(node.shm_dir if node else None, session.dir)
         raise
     record = {
         "node_id": node.node_id.hex(),
         "pid": node.proc.pid,
+        "pid_started": cluster_files.started_at(node.proc.pid),
         "control_pid": store.proc.pid if store is not None else None,
+        "control_started": cluster_files.started_at(store.proc.pid) if store else None,
         "origin": origin,
         "address": address,
         "token": token,

@@ -20,7 +20,6 @@ import collections
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -36,7 +35,7 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import proctitle
-from ember._runtime.cluster_files import alive, describe_logs, logs_kept
+from ember._runtime.cluster_files import alive, describe_logs, remove_node_files
 from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
 from ember._runtime.node_actors import ActorsMixin, _ActorRecord
 from ember._runtime.node_cluster import ClusterMixin, node_host
@@ -49,6 +48,8 @@ from ember._transport.rpc import Calls
 IDLE_WORKER_SECONDS = 10.0
 # Freed store files kept for reuse go back to the system after this long unused.
 _POOL_IDLE_SECONDS = 30.0
+# How often the store's count of its shared memory is checked against its files (at least).
+_RECOUNT_SECONDS = 1.0
 # Workers whose process ended, kept so that a caller can still ask how (WorkerExit).
 _ENDED_WORKERS_KEPT = 64
 # A worker's connection closes a moment before its process can be reaped: how long to wait
@@ -182,7 +183,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         self.control_revived = -float("inf")  # when it last did
         self.gcs_down_since: float | None = None  # since when the control store is unreachable
         self.lease_holder: dict[int, Connection] = {}
-        self.used = 0
+        self.recount_at = 0.0  # when to recount the store's files next (see ``reap``)
         self.owner_pid = int(config.get("owner_pid", 0))
         self.worker_env = dict(os.environ)
         self.worker_env.update(config.get("worker_env", {}))
@@ -261,12 +262,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             proc.kill()
         for proc in procs:
             proc.wait(timeout=5)
-        shutil.rmtree(self.store.shm_dir, ignore_errors=True)
-        if self.failed and not logs_kept(self.log_dir, self.session_dir):
-            shutil.rmtree(self.store.spill_dir, ignore_errors=True)
-            shutil.rmtree(os.path.join(self.session_dir, "sockets"), ignore_errors=True)
-        else:
-            shutil.rmtree(self.session_dir, ignore_errors=True)
+        remove_node_files(self.store.shm_dir, self.session_dir, self.log_dir, self.failed)
 
     # ------------------------------------------------------------------ workers
 
@@ -313,7 +309,8 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
     def reap(self) -> None:
         """Notice workers that exited without ever connecting (a crash at start-up), stop
         workers that have been idle for a while beyond one per CPU, give pooled store files
-        unused for a while back to the system, and reap a control store this node started."""
+        unused for a while back to the system, repair the store's count of its shared memory
+        (``StoreFiles.recount``), and reap a control store this node started."""
         for w in list(self.workers.values()):
             if w.proc.has_ended() and w.client is None:
                 del self.workers[w.worker_id]
@@ -323,6 +320,11 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             self.control_proc.poll()  # reaped when it exits, so it is not taken for alive
         self.stop_idle_workers(time.monotonic())
         self.store.trim_pool(self.capacity // 2, idle_seconds=_POOL_IDLE_SECONDS)
+        now = time.monotonic()
+        if now >= self.recount_at:
+            self.store.recount()
+            # (a folder of many thousands of objects takes a while to go through: then less often)
+            self.recount_at = now + max(_RECOUNT_SECONDS, 100 * (time.monotonic() - now))
         if self.owner_pid and not alive(self.owner_pid):
             self.shutdown()
             return
@@ -721,7 +723,7 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
             "total": total,
             "available": available,
             "object_store_memory": self.capacity,
-            "object_store_used": self.used,
+            "object_store_used": self.store.usage.used,
             "pending": [
                 {"what": what, "feasible": feasible} for what, feasible in self.scheduler.pending()
             ],

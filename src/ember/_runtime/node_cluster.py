@@ -156,6 +156,7 @@ class ClusterMixin:
         for record in cluster_files.read_records():
             if record.get("node_id") == self.node_id.hex():
                 record["control_pid"] = store.proc.pid  # for `ember stop`
+                record["control_started"] = cluster_files.started_at(store.proc.pid)
                 cluster_files.write_record(record)
         note = f"ember: the control store died; started it again (pid {store.proc.pid})\n"
         os.write(2, note.encode())

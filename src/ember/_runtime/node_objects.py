@@ -102,16 +102,24 @@ class ObjectsMixin:
     # ------------------------------------------------------------------ local objects
 
     def object_created(self, msg: m.ObjectCreated) -> None:
-        in_shm = os.path.exists(self.store.path(msg.object_id))
-        if not in_shm and not os.path.exists(self.store.spill_path(msg.object_id)):
+        oid = msg.object_id
+        obj = self.objects.get(oid)
+        if obj is not None:
+            # Made again where it is already (a task that ran again; a rebuild on a node that
+            # pulled a copy): the writer kept the file here. Its owner holds it once.
+            if obj.owner != msg.owner_id:
+                obj.owner = msg.owner_id
+                self.refs.add(oid, msg.owner_id)
+                self.hold_contained(oid, msg.contained)
+            return
+        in_shm = os.path.exists(self.store.path(oid))
+        if not in_shm and not os.path.exists(self.store.spill_path(oid)):
             return  # freed by its owner before this notice arrived
-        self.freed.pop(msg.object_id, None)
-        self.objects[msg.object_id] = _Object(msg.size, msg.owner_id, in_shm=in_shm)
-        if in_shm:
-            self.used += msg.size
-        self.refs.add(msg.object_id, msg.owner_id)
-        self.hold_contained(msg.object_id, msg.contained)
-        self.wake_waiters(msg.object_id)
+        self.freed.pop(oid, None)
+        self.objects[oid] = _Object(msg.size, msg.owner_id, in_shm=in_shm)
+        self.refs.add(oid, msg.owner_id)
+        self.hold_contained(oid, msg.contained)
+        self.wake_waiters(oid)
 
     def put_inline(self, msg: m.PutInline) -> None:
         self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
@@ -127,22 +135,38 @@ class ObjectsMixin:
             self.add_refs(("in", oid), [c[0] for c in contained], [c[1] for c in contained])
 
     def make_room(self, size: int) -> bool:
-        """Count ``size`` more bytes of the store's shared memory for a new file, making room
-        first if needed: pooled files go (largest first), then the oldest objects that no
-        process maps are spilled to disk. False if the store cannot hold it even so."""
-        usage = self.store.usage
+        """Make room in the store's shared memory for a new file of ``size`` bytes: pooled
+        files go (largest first), then the oldest objects that no process maps are spilled to
+        disk, if together they make room enough (else none is: copying them would not help).
+        True if there is room now; the writer then reserves it itself, so that nothing stays
+        reserved for a writer that died meanwhile (it may lose the room to another writer)."""
+        store = self.store
         if size > self.capacity:
             return False
-        if usage.reserve(size):
-            return True
-        self.store.trim_pool(self.store.pooled_bytes() - (usage.used + size - self.capacity))
-        for oid, obj in list(self.objects.items()):
-            if usage.reserve(size):
-                return True
-            if obj.in_shm and obj.inline is None and self.store.spill(oid):
-                obj.in_shm = False
-                self.used -= obj.size
-        return usage.reserve(size)
+        short = store.usage.used + size - self.capacity
+        if short > 0:
+            store.trim_pool(store.pooled_bytes() - short)
+            short = store.usage.used + size - self.capacity
+        chosen: list[tuple[_Object, bytes, int]] = []  # locked, so nobody maps them meanwhile
+        try:
+            for oid, obj in self.objects.items():
+                if short <= 0:
+                    break
+                if obj.in_shm and obj.inline is None:
+                    fd = store.lock(oid)
+                    if fd is not None:
+                        chosen.append((obj, oid, fd))
+                        short -= os.fstat(fd).st_size
+            if short > 0:
+                return False
+            while chosen:
+                obj, oid, fd = chosen.pop(0)
+                if store.spill(oid, fd):
+                    obj.in_shm = False
+        finally:
+            for _, _, fd in chosen:
+                os.close(fd)
+        return store.usage.used + size <= self.capacity
 
     def add_refs(self, holder: Any, ids: list[bytes], owners: Sequence[bytes]) -> None:
         """Count ``holder``'s new refs. For an object or actor owned on another node, this
@@ -176,10 +200,7 @@ class ObjectsMixin:
             old, _ = self.freed.popitem(last=False)
             self.lost.pop(old, None)
         obj = self.objects.pop(oid, None)
-        stored_here = obj is not None and obj.in_shm and obj.inline is None
-        if stored_here:
-            self.used -= obj.size
-        if stored_here:
+        if obj is not None and obj.in_shm and obj.inline is None:
             # Freed files stay allocated for reuse, for a while (they count as taken): new
             # tmpfs pages cost far more than overwriting old ones (for a pulled copy as for a
             # put). A file being sent or mapped is deleted instead; it stays readable through
@@ -379,11 +400,11 @@ class ObjectsMixin:
             self.store.abandon(got)  # every holder let go while it came: nobody will free it
             result: tuple[Any, Any] = (_lost("the object was freed while it was fetched"), None)
         elif got is not None:
-            os.rename(got.tmp, got.final)
-            self.objects[oid] = _Object(got.size, b"", in_shm=got.in_shm)
-            if got.in_shm:
-                self.used += got.size
-            result = (None, [STORED, got.size])
+            size = self.store.seal(got)
+            if oid not in self.objects:  # (else made here meanwhile, and kept)
+                in_shm = os.path.exists(self.store.path(oid))
+                self.objects[oid] = _Object(size, b"", in_shm=in_shm)
+            result = (None, [STORED, size])
         else:
             result = (error or _lost("the transfer from the node that holds it failed"), None)
         for answer in waiting:

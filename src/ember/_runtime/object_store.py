@@ -10,8 +10,12 @@ Room. The store's files in shared memory (objects, pooled files, files being wri
 take more than its capacity: a small file of the folder, ``usage``, holds the capacity and the
 bytes taken, and every writer reserves room there for a new file itself (under a lock on that
 file), so a put asks the node only when the store is full. The node then makes room by
-deleting pooled files and spilling the oldest objects that no process maps; an object it cannot
-make room for (larger than the store, or everything is mapped) is written to the spill folder.
+deleting pooled files and spilling the oldest objects that no process maps, and the writer
+reserves it; an object it cannot make room for (larger than the store, or everything is
+mapped), or that ``/dev/shm`` itself has no space for, is written to the spill folder. A file
+in shared memory is made, resized or deleted under that lock, together with the change of the
+count; so the node can recount the files (``recount``), and a count a process left wrong
+(killed between the two) is repaired.
 
 Mapped objects. A reader holds a shared ``flock`` on an object's file for as long as its mapping
 lives (the mapping keeps a duplicate of the descriptor, and with it the lock). The node spills
@@ -31,6 +35,7 @@ then the metadata and the buffers, each buffer starting on a 64-byte boundary.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import mmap
 import os
@@ -39,7 +44,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 _MAGIC = b"EMB1"
@@ -48,6 +53,7 @@ USAGE = "usage"
 _HEAD = struct.Struct("<4sIQ")
 _ALIGN = 64
 _USAGE = struct.Struct("<QQ")  # capacity, bytes taken
+_USED = struct.Struct("<Q")  # (the second of those)
 _KEPT_MAPPINGS = 4  # pooled files a writer keeps mapped
 # Copies into a mapping hold the GIL: a slice at a time lets other threads run in between.
 _COPY_SLICE = 16 << 20
@@ -115,24 +121,20 @@ class Usage:
     def used(self) -> int:
         return int(_USAGE.unpack_from(self._map)[1])
 
-    def reserve(self, n: int) -> bool:
-        """Count ``n`` more bytes if they fit in the capacity."""
-        return self._change(n, if_room=True)
-
-    def add(self, n: int) -> None:
-        self._change(n, if_room=False)
-
-    def _change(self, n: int, if_room: bool) -> bool:
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the counter: no other thread or process changes it, or the store's files in
+        shared memory, meanwhile."""
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                capacity, used = _USAGE.unpack_from(self._map)
-                if if_room and used + n > capacity:
-                    return False
-                _USAGE.pack_into(self._map, 0, capacity, max(0, used + n))
-                return True
+                yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def set_used(self, n: int) -> None:
+        """Holding the counter (``locked``): the store's files take ``n`` bytes now."""
+        _USED.pack_into(self._map, 8, max(0, n))
 
 
 @dataclass
@@ -172,6 +174,7 @@ class StoreFiles:
         self._usage: Usage | None = None
         self._lock = threading.Lock()
         self._kept: OrderedDict[int, _Kept] = OrderedDict()  # by inode, least recent first
+        self._drift = 0  # how far the count was off the files at the last ``recount``
 
     def create_usage(self, capacity: int) -> None:
         """The node sets the store's capacity up before any process writes."""
@@ -195,38 +198,66 @@ class StoreFiles:
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         """Write and seal an object; returns its size in bytes."""
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
-        claim = self.claim(object_id, total, f".{os.getpid()}.tmp", keep_mapped=True)
-        self._fill(claim, [(header + meta, 0), *zip(buffers, offsets, strict=True)])
-        return total
+        pieces = [(header + meta, 0), *zip(buffers, offsets, strict=True)]
+        return self._store(object_id, total, f".{os.getpid()}.tmp", pieces, keep_mapped=True)
 
     def write_file(self, object_id: bytes, data: bytes) -> None:
         """Store an object given as the bytes of its file (from a driver in client mode)."""
-        self._fill(self.claim(object_id, len(data), ".put"), [(data, 0)])
+        self._store(object_id, len(data), ".put", [(data, 0)])
+
+    def _store(
+        self,
+        object_id: bytes,
+        size: int,
+        suffix: str,
+        pieces: Sequence[tuple[bytes | memoryview, int]],
+        keep_mapped: bool = False,
+    ) -> int:
+        claim = self.claim(object_id, size, suffix, keep_mapped)
+        try:
+            return self._fill(claim, pieces)
+        except OSError as e:
+            if e.errno != errno.ENOSPC or not claim.in_shm:
+                raise
+        # /dev/shm is full whatever the count says (another tenant of a small container's
+        # /dev/shm, or deleted pooled files that a writer still maps for a moment): to disk.
+        return self._fill(self._disk_file(object_id, size, suffix), pieces)
 
     def claim(self, object_id: bytes, size: int, suffix: str, keep_mapped: bool = False) -> Claim:
         """A new file of ``size`` bytes for an object: a pooled file of about that size (its
         pages are allocated already; with ``keep_mapped``, mapped here and kept so), else a new
         one if the store has room or the node makes some, else a file in the spill folder."""
-        usage = self.usage
         final = self.path(object_id)
-        if size <= usage.capacity:
+        if size <= self.usage.capacity:
             claim = self._take_pooled(size, final, final + suffix, keep_mapped)
+            if claim is None:
+                claim = self._new_file(final, final + suffix, size)
+            if claim is None and self.make_room is not None and self.make_room(size):
+                # (another writer may take that room first: then this object goes to disk)
+                claim = self._new_file(final, final + suffix, size)
             if claim is not None:
                 return claim
-            if usage.reserve(size) or (self.make_room is not None and self.make_room(size)):
-                return self._new_file(final, final + suffix, size, True)
-        final = self.spill_path(object_id)
-        return self._new_file(final, final + suffix, size, False)
+        return self._disk_file(object_id, size, suffix)
 
-    def _new_file(self, final: str, tmp: str, size: int, in_shm: bool) -> Claim:
-        claim = Claim(tmp, final, -1, size, in_shm)
-        try:
-            claim.fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.ftruncate(claim.fd, size)
-        except BaseException:
-            self.abandon(claim)
-            raise
-        return claim
+    def _new_file(self, final: str, tmp: str, size: int) -> Claim | None:
+        """A new file in shared memory, counted, if the store has room for it (and /dev/shm
+        the space); the count and the file come together, under the counter's lock."""
+        usage = self.usage
+        with usage.locked():
+            if usage.used + size > usage.capacity:
+                return None
+            try:
+                fd = _create(tmp, size)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    return None
+                raise
+            usage.set_used(usage.used + size)
+        return Claim(tmp, final, fd, size, True)
+
+    def _disk_file(self, object_id: bytes, size: int, suffix: str) -> Claim:
+        final = self.spill_path(object_id)
+        return Claim(final + suffix, final, _create(final + suffix, size), size, False)
 
     def _take_pooled(self, size: int, final: str, tmp: str, keep_mapped: bool) -> Claim | None:
         """Rename a pooled file of ``size`` to 2 × ``size`` bytes to ``tmp``, preferring one this
@@ -236,23 +267,26 @@ class StoreFiles:
             for pooled, inode, path in self._pooled()
             if size <= pooled <= 2 * size
         )
+        usage = self.usage
         for _, pooled, inode, path in candidates:
             try:
                 os.rename(path, tmp)
             except FileNotFoundError:
                 continue  # another writer took it first
             kept = self._take_kept(inode) if keep_mapped else None
-            fd = kept.fd if kept is not None else os.open(tmp, os.O_RDWR)
-            claim = Claim(tmp, final, fd, pooled, True, kept)
+            claim = Claim(tmp, final, -1, pooled, True, kept)
             try:
+                claim.fd = kept.fd if kept is not None else os.open(tmp, os.O_RDWR)
                 if size != pooled:
-                    os.ftruncate(fd, size)
-                    self.usage.add(size - pooled)
+                    with usage.locked():
+                        os.ftruncate(claim.fd, size)
+                        usage.set_used(usage.used - (pooled - size))
                     claim.size = size
                 if keep_mapped and kept is None:
                     # Faulting the pages in with the mapping costs about what writing them
                     # through the file would; every later write into this file is a copy.
-                    claim.kept = _Kept(fd, mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _POPULATE))
+                    m = mmap.mmap(claim.fd, size, flags=mmap.MAP_SHARED | _POPULATE)
+                    claim.kept = _Kept(claim.fd, m)
             except BaseException:
                 self.abandon(claim)
                 raise
@@ -267,21 +301,24 @@ class StoreFiles:
             return None
         return kept
 
-    def _fill(self, claim: Claim, pieces: Sequence[tuple[bytes | memoryview, int]]) -> None:
-        """Write ``pieces`` (data, offset) into a claimed file and seal it."""
+    def _fill(self, claim: Claim, pieces: Sequence[tuple[bytes | memoryview, int]]) -> int:
+        """Write ``pieces`` (data, offset) into a claimed file and seal it; returns the size
+        of the object's file."""
         try:
             for data, offset in pieces:
                 if claim.kept is not None:
                     _copy_into(claim.kept.map, data, offset)
                 else:
                     _write_all(claim.fd, data, offset)
-            os.rename(claim.tmp, claim.final)
+            size = self.seal(claim)
         except BaseException:
             self.abandon(claim)
             raise
+        if claim.fd < 0:  # (abandoned: the object was here already)
+            return size
         if claim.kept is None:
             os.close(claim.fd)
-            return
+            return size
         evicted = []
         with self._lock:
             self._kept[os.fstat(claim.fd).st_ino] = claim.kept
@@ -289,19 +326,40 @@ class StoreFiles:
                 evicted.append(self._kept.popitem(last=False)[1])
         for kept in evicted:
             kept.close()
+        return size
+
+    def seal(self, claim: Claim) -> int:
+        """Rename a written file to its object's name, unless that file is there already (a
+        task that runs again writes the same return ids, and a rebuilt object may land where
+        a copy was pulled): objects do not change, so the file there stays (replacing it would
+        lose its count) and this one is abandoned. Returns the size of the object's file. (A
+        copy of a spilled object may come to be in shared memory too: the node frees both.)"""
+        if os.access(claim.final, os.F_OK):  # (cheaper than a stat that fails, the usual case)
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(claim.final).st_size
+                self.abandon(claim)
+                return size
+        os.rename(claim.tmp, claim.final)
+        return claim.size
 
     def abandon(self, claim: Claim) -> None:
         """Give a claimed file up unsealed (a failed write or transfer): delete it and its
         count."""
         if claim.kept is not None:
             claim.kept.close()
+            claim.kept = None
         elif claim.fd >= 0:
             os.close(claim.fd)
         claim.fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(claim.tmp)
-        if claim.in_shm:
-            self.usage.add(-claim.size)
+        if not claim.in_shm:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim.tmp)
+            return
+        usage = self.usage
+        with usage.locked():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim.tmp)
+            usage.set_used(usage.used - claim.size)
 
     def tidy(self) -> None:
         """Drop the kept mappings of files deleted since (spilled, or pooled files given back),
@@ -370,13 +428,13 @@ class StoreFiles:
     def pooled_bytes(self) -> int:
         return sum(n for n, _, _ in self._pooled())
 
-    def _unlink_counted(self, path: str, counted: bool = True) -> None:
-        """Delete a file, and its count if it is in shared memory."""
-        with contextlib.suppress(FileNotFoundError):
+    def _unlink_counted(self, path: str) -> None:
+        """Delete a file in shared memory, and its count."""
+        usage = self.usage
+        with usage.locked(), contextlib.suppress(FileNotFoundError):
             size = os.stat(path).st_size
             os.unlink(path)
-            if counted:
-                self.usage.add(-size)
+            usage.set_used(usage.used - size)
 
     def recycle(self, object_id: bytes) -> None:
         """The node frees an object: its file goes to the pool (see ``pool``), or is deleted (a
@@ -397,7 +455,9 @@ class StoreFiles:
             pooled = self._pooled()
             room = self.usage.capacity // 2 - sum(n for n, _, _ in pooled)
             if len(pooled) < max_files and st.st_size <= room:
-                os.rename(path, os.path.join(self.shm_dir, POOL, f"{st.st_size}-{st.st_ino}"))
+                # (gone meanwhile: the node deleted it as this owner locked it)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(path, os.path.join(self.shm_dir, POOL, f"{st.st_size}-{st.st_ino}"))
             else:
                 self._unlink_counted(path)
         finally:
@@ -417,35 +477,43 @@ class StoreFiles:
                     idle_seconds is None or now - os.stat(path).st_ctime <= idle_seconds
                 ):
                     continue
-                os.unlink(path)
-                self.usage.add(-size)
+                self._unlink_counted(path)
                 held -= size
 
     def delete(self, object_id: bytes) -> None:
         self._unlink_counted(self.path(object_id))
-        self._unlink_counted(self.spill_path(object_id), counted=False)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.spill_path(object_id))
 
-    def spill(self, object_id: bytes) -> bool:
+    def lock(self, object_id: bytes) -> int | None:
+        """A descriptor of an object's file in shared memory holding an exclusive lock on it
+        (for ``spill``), or None if it is not there or some process maps it."""
+        return _lock_exclusive(self.path(object_id))
+
+    def spill(self, object_id: bytes, fd: int | None = None) -> bool:
         """Move an object from shared memory to disk, unless a process maps it (or the disk
-        is full); readers keep finding it."""
-        src = self.path(object_id)
-        fd = _lock_exclusive(src)
+        is full); readers keep finding it. ``fd``: from ``lock``; closed here."""
         if fd is None:
-            return False
+            fd = self.lock(object_id)
+            if fd is None:
+                return False
+        src = self.path(object_id)
+        dst = self.spill_path(object_id)
+        usage = self.usage
         try:
             size = os.fstat(fd).st_size
-            dst = self.spill_path(object_id)
             try:
                 shutil.copyfile(src, f"{dst}.tmp")
             except OSError:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{dst}.tmp")
                 return False
-            os.rename(f"{dst}.tmp", dst)
-            os.unlink(src)
+            with usage.locked():
+                os.rename(f"{dst}.tmp", dst)
+                os.unlink(src)
+                usage.set_used(usage.used - size)
         finally:
             os.close(fd)
-        self.usage.add(-size)
         return True
 
     def discard_unsealed(self, pid: int) -> None:
@@ -453,8 +521,55 @@ class StoreFiles:
         for folder in (self.shm_dir, self.spill_dir):
             with contextlib.suppress(FileNotFoundError):
                 for name in os.listdir(folder):
-                    if name.endswith(f".{pid}.tmp"):
-                        self._unlink_counted(os.path.join(folder, name), folder == self.shm_dir)
+                    if not name.endswith(f".{pid}.tmp"):
+                        continue
+                    path = os.path.join(folder, name)
+                    if folder == self.shm_dir:
+                        self._unlink_counted(path)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(path)
+
+    def recount(self) -> None:
+        """Repair the count from what the store's files in shared memory take. Each change to
+        them goes with its change of the count, under the count's lock; but a process killed
+        between the two (or an interrupt there) leaves the count wrong, and a count too high
+        never goes back down by itself, sending large objects to disk for good. A file that
+        is renamed meanwhile may be missed by one look at the folder: the count is set only
+        when it differs from the files by the same amount twice in a row."""
+        usage = self.usage
+        drift = 0
+        if self._files_bytes() != usage.used:  # (looked at without the lock first: no wait)
+            with usage.locked():
+                drift = usage.used - self._files_bytes()
+                if drift == self._drift:
+                    usage.set_used(usage.used - drift)
+                    drift = 0
+        self._drift = drift
+
+    def _files_bytes(self) -> int:
+        sizes = {}  # by inode: (a file may be seen twice while it is renamed)
+        for folder in (self.shm_dir, os.path.join(self.shm_dir, POOL)):
+            with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name == USAGE or not entry.is_file(follow_symlinks=False):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        sizes[entry.inode()] = entry.stat(follow_symlinks=False).st_size
+        return sum(sizes.values())
+
+
+def _create(path: str, size: int) -> int:
+    """A new file of ``size`` bytes (none of its pages allocated yet), open for writing."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return fd
 
 
 def _lock_exclusive(path: str) -> int | None:

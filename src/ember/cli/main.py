@@ -9,6 +9,7 @@ those and nothing else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -256,8 +257,11 @@ def _token(address: str, given: str | None) -> str:
         raise
 
 
-def _ours(pid: int) -> bool:
-    """The process is still one we started (its pid was not reused by something else)."""
+def _ours(pid: int, started: float | None) -> bool:
+    """The process is still one we started: the pid was not reused by something else (even
+    another Ember process: the start time tells)."""
+    if not cluster_files.running(pid, started):
+        return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             command = f.read()
@@ -269,22 +273,28 @@ def _ours(pid: int) -> bool:
 
 def _stop(args: argparse.Namespace) -> int:
     records = [r for r in cluster_files.read_records() if r.get("origin") == "cli"]
-    pids = []
+    procs = []
     for record in records:
-        for pid in (record.get("pid"), record.get("control_pid")):
-            if pid and _ours(pid):
-                pids.append(pid)
+        for pid, started in (
+            (record.get("pid"), record.get("pid_started")),
+            (record.get("control_pid"), record.get("control_started")),
+        ):
+            if pid and _ours(pid, started):
+                procs.append((pid, started))
                 os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.grace
-    while any(_ours(p) for p in pids) and time.monotonic() < deadline:
+    while any(_ours(*p) for p in procs) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in pids:
-        if _ours(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    killed = [p for p in procs if _ours(*p)]
+    for pid, _ in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0  # (gone in an instant; not while it still writes)
+    while any(_ours(*p) for p in killed) and time.monotonic() < deadline:
+        time.sleep(0.01)
     for record in records:
+        # A node that stopped removed its files; one that had to be killed could not.
+        cluster_files.remove_record_files(record)
         cluster_files.remove_record(record["node_id"])
     print(f"Stopped {len(records)} node(s) started by `ember start` on this host.")
     return 0
