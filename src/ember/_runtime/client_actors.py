@@ -200,7 +200,8 @@ class ActorsMixin:
             refs = self._returns(task)
             actor.queue.append(task)
             self._resolve_deps(task, lambda t: self._flush_actor(actor))
-        self._pool_dropped()
+        if self._dropped:
+            self._pool_dropped()
         return refs
 
     def _flush_actor(self, actor: _Actor) -> None:

@@ -116,7 +116,8 @@ class TasksMixin:
             self._drain_decs()
             refs = self._returns(task)
             self._resolve_deps(task, self._enqueue)
-        self._pool_dropped()
+        if self._dropped:
+            self._pool_dropped()
         return refs
 
     def _resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
