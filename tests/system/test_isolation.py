@@ -166,7 +166,8 @@ def test_another_user_cannot_use_the_local_sockets(ray: Any) -> None:
         with os.fdopen(read, "rb") as f:
             got = f.read()
         os.waitpid(pid, 0)
-        assert got in (b"closed", b"ConnectionResetError"), got
+        # (closed before, while or after it spoke: all refusals)
+        assert got in (b"closed", b"ConnectionResetError", b"BrokenPipeError"), got
     with open(os.path.join(node.session_dir, "logs", "node.log")) as f:  # (written first)
         refused = [line for line in f if "refused a local connection" in line]
     assert len(refused) == 2 and all("uid 65534" in line for line in refused), refused
