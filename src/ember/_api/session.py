@@ -147,13 +147,12 @@ def _client(
 def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
     """Client mode: this host has no node; the head's node manager serves as this driver's
     node, over TCP, and keeps its objects (``_runtime/remote_store.py``)."""
-    from ember._runtime import admin, cluster_files
+    from ember._runtime import admin
     from ember._runtime.remote_store import RemoteStore
 
     try:
-        token = cluster_files.token_for(address)
+        token = admin.token_for(address)
     except ValueError:
-        admin.reachable(address)  # nothing there at all says more than a missing token
         raise ValueError(
             f"no token for the cluster at {address}: set the environment variable EMBER_TOKEN "
             "to the cluster's token (`ember start --head` printed it)"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember._protocol import messages as m
+from ember._runtime import cluster_files
 from ember._transport.reactor import connect_socket
 from ember._transport.rpc import RemoteError, ask
 
@@ -39,6 +40,16 @@ def _connect(address: str, timeout: float) -> socket.socket:
 def reachable(address: str, timeout: float = 5.0) -> None:
     """Raise the ``ConnectionError`` of ``query`` if nothing takes a connection there."""
     _connect(address, timeout).close()
+
+
+def token_for(address: str, given: str | None = None) -> str:
+    """The token of the cluster at ``address`` (``cluster_files.token_for``). Without one,
+    first say so if nothing listens there at all: that tells the user more."""
+    try:
+        return cluster_files.token_for(address, given)
+    except ValueError:
+        reachable(address)
+        raise
 
 
 def query(address: str, token: str, make: Callable[[int], m.Message], timeout: float = 10.0) -> Any:

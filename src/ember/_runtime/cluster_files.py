@@ -176,9 +176,17 @@ def token_for(address: str, given: str | None = None) -> str:
     )
 
 
-def local_clusters() -> list[str]:
-    """The addresses of the clusters that have a node recorded on this host."""
-    return sorted({r["address"] for r in read_records()})
+def the_local_cluster(if_none: str, if_several: str) -> str:
+    """The address of the one cluster with a node on this host; else an error that ends with
+    advice in the words of the caller's interface (CLI flags or init() arguments)."""
+    clusters = sorted({r["address"] for r in read_records()})
+    if not clusters:
+        raise ConnectionError(f"Could not find a running Ember cluster on this machine: {if_none}.")
+    if len(clusters) > 1:
+        raise ConnectionError(
+            f"Several Ember clusters run on this machine ({', '.join(clusters)}): {if_several}."
+        )
+    return clusters[0]
 
 
 def find_node(address: str) -> dict[str, Any]:
@@ -187,19 +195,11 @@ def find_node(address: str) -> dict[str, Any]:
     if address == "auto":
         address = os.environ.get("EMBER_ADDRESS", "auto")
     if address == "auto":
-        clusters = local_clusters()
-        if not clusters:
-            raise ConnectionError(
-                "Could not find a running Ember cluster on this machine. Start one with "
-                "`ember start --head`, or call ember.init() without an address to run on this "
-                "machine alone."
-            )
-        if len(clusters) > 1:
-            raise ConnectionError(
-                f"Several Ember clusters run on this machine ({', '.join(clusters)}): pass "
-                "the one you mean, as ember.init(address='HOST:PORT')."
-            )
-        address = clusters[0]
+        address = the_local_cluster(
+            "start one with `ember start --head`, or call ember.init() without an address to "
+            "run on this machine alone",
+            "pass the one you mean, as ember.init(address='HOST:PORT')",
+        )
     mine = [r for r in records if r["address"] == address]
     if not mine:
         raise ConnectionError(

@@ -602,16 +602,19 @@ class NodeManager(ObjectsMixin, ActorsMixin, ClusterMixin):
         lines they printed before it were passed on, ahead of this answer), or after a
         moment."""
         workers = [c.conn for c in self.clients.values() if c.kind == "worker"]
-        waiting = {"left": len(workers), "answered": False}
+        left = len(workers)
+        answered = False
 
         def answer() -> None:
-            if not waiting["answered"]:
-                waiting["answered"] = True
+            nonlocal answered
+            if not answered:
+                answered = True
                 conn.send(m.Reply(rid, None))
 
         def flushed(reply: m.Reply) -> None:
-            waiting["left"] -= 1
-            if waiting["left"] == 0:
+            nonlocal left
+            left -= 1
+            if left == 0:
                 answer()
 
         for worker in workers:

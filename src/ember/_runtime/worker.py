@@ -212,8 +212,9 @@ class Worker:
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
-        # Unless the user set it, as in Ray: see _set_omp_threads.
-        self.omp_threads = "OMP_NUM_THREADS" not in os.environ
+        # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
+        self.set_omp = "OMP_NUM_THREADS" not in os.environ
+        self.omp_cpus: float | None = None
         self.client = CoreClient(
             kind="worker",
             node_address=node_addr,
@@ -238,6 +239,18 @@ class Worker:
         _install_output(self)
         signal.signal(signal.SIGINT, _on_sigint)
         _TITLE.on_busy = lambda: self.reactor.call_later(_RETITLE_SECONDS, self._retitle)
+
+    def size_blas(self, resources: dict[str, float] | None) -> None:
+        """Size the thread pools of BLAS and OpenMP libraries (numpy's matrix products) to the
+        CPUs the task holds, at least one, as Ray does (unless the user set them): by default
+        each would start a thread per core of the machine, in every worker at once. OpenBLAS
+        and MKL read OMP_NUM_THREADS when they load (unless their own variable is set), so it
+        counts for the first task that imports them in this process; the node, which workers
+        are forked from, never does."""
+        cpus = resources.get("CPU", 1) if resources else 1
+        if self.set_omp and cpus != self.omp_cpus:  # (written once per change: it is slow)
+            self.omp_cpus = cpus
+            os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
 
     def _retitle(self) -> None:
         """Reactor thread, while a task's name is shown: named ``ember::worker`` again once
@@ -355,10 +368,10 @@ class Worker:
         try:
             if ctx.cancelled:
                 raise exc.TaskCancelledError(ctx.task_id.hex())
-            if msg.gpu_ids and not msg.actor_id:
-                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
-            if self.omp_threads and not msg.actor_id:
-                _set_omp_threads(msg.resources)
+            if not msg.actor_id:  # (an actor's process was set up for it once)
+                if msg.gpu_ids:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
+                self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
             value = fn(*args, **kwargs)
             results = self.pack(msg, value)
@@ -518,8 +531,7 @@ class Worker:
         self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
-        if self.omp_threads:
-            _set_omp_threads(msg.resources)
+        self.size_blas(msg.resources)
         try:
             cls = self.function(spec["fn_id"])
             cls = getattr(cls, "_cls", cls)
@@ -644,21 +656,6 @@ def _max_blocked_tasks() -> int:
             f"EMBER_MAX_BLOCKED_TASKS must be a positive whole number of tasks, got {text!r}"
         )
     return limit
-
-
-def _set_omp_threads(resources: dict[str, float] | None) -> None:
-    """Size the thread pools of BLAS and OpenMP libraries (numpy's matrix products) to the CPUs
-    the task holds, at least one, as Ray does: by default each would start a thread per core
-    of the machine, in every worker at once. OpenBLAS and MKL read OMP_NUM_THREADS when they
-    load (unless their own variable is set), so it counts for the first task that imports
-    them in this process; the node, which workers are forked from, never does."""
-    cpus = resources.get("CPU", 1) if resources else 1
-    if cpus != _OMP_CPUS[0]:  # (the environment is slow to read: once per change)
-        _OMP_CPUS[0] = cpus
-        os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
-
-
-_OMP_CPUS: list[float | None] = [None]
 
 
 def _error_bytes(err: BaseException, name: str) -> bytes:

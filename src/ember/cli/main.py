@@ -130,7 +130,7 @@ def _start(args: argparse.Namespace) -> int:
         _check_port_free(host, args.port)
         token = args.token or cluster_files.new_token()
     else:
-        token = _token(address, args.token)
+        token = admin.token_for(address, args.token)
     resources = launcher.node_resources(args.num_cpus, args.num_gpus, custom, host, not address)
     try:
         record, node, _ = launcher.start_cluster_node(
@@ -249,14 +249,6 @@ def _check_port_free(host: str, port: int) -> None:
             raise ValueError(f"cannot listen on {host}:{port} ({e.strerror}): {advice}") from None
 
 
-def _token(address: str, given: str | None) -> str:
-    try:
-        return cluster_files.token_for(address, given)
-    except ValueError:
-        admin.reachable(address)  # nothing there at all says more than a missing token
-        raise
-
-
 def _ours(pid: int, started: float | None) -> bool:
     """The process is still one we started: the pid was not reused by something else (even
     another Ember process: the start time tells)."""
@@ -302,7 +294,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     address = _auto_address() if args.address == "auto" else _host_port(args.address, "--address")
-    token = _token(address, args.token)
+    token = admin.token_for(address, args.token)
     try:
         nodes: list[dict[str, Any]] = admin.nodes(address, token)
         jobs = admin.jobs(address, token)
@@ -333,18 +325,10 @@ def _auto_address() -> str:
     named = os.environ.get("EMBER_ADDRESS")
     if named:
         return _host_port(named, "EMBER_ADDRESS")
-    clusters = cluster_files.local_clusters()
-    if not clusters:
-        raise ConnectionError(
-            "Could not find a running Ember cluster on this machine: start one with "
-            "`ember start --head`, or name one elsewhere with --address HOST:PORT."
-        )
-    if len(clusters) > 1:
-        raise ConnectionError(
-            f"Several Ember clusters run on this machine ({', '.join(clusters)}): name the one "
-            "you mean with --address HOST:PORT."
-        )
-    return clusters[0]
+    return cluster_files.the_local_cluster(
+        "start one with `ember start --head`, or name one elsewhere with --address HOST:PORT",
+        "name the one you mean with --address HOST:PORT",
+    )
 
 
 def _waiting(pending: list[list[Any]]) -> list[str]:
