@@ -236,7 +236,7 @@ class Connection:
         than that message's length meanwhile. Returns what follows it (the peer is then
         authenticated), b"" while it is incomplete, or None to refuse."""
         token = self._token or ""
-        need = len(_packb(Auth(token).encode()))
+        need = len(_packb(Auth(token=token).encode()))
         self._pre += data
         probe = msgpack.Unpacker(raw=False, max_buffer_size=need)
         try:
@@ -309,18 +309,23 @@ def _log(text: str) -> None:
     """A line for whoever reads the process's log later: it says when."""
     now = time.time()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-    with contextlib.suppress(Exception):
-        sys.__stderr__.write(f"{stamp} {text}\n")
-        sys.__stderr__.flush()
+    stream = sys.__stderr__
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.write(f"{stamp} {text}\n")
+            stream.flush()
 
 
 def _report(what: str) -> None:
     """A bug in a handler or callback: say so on stderr and keep serving."""
     import traceback
 
+    stream = sys.__stderr__
+    if stream is None:
+        return
     try:
-        sys.__stderr__.write(f"ember: {what}:\n{traceback.format_exc()}")
-        sys.__stderr__.flush()
+        stream.write(f"ember: {what}:\n{traceback.format_exc()}")
+        stream.flush()
     except Exception:  # noqa: BLE001 - nowhere left to report to
         pass
 
@@ -335,7 +340,7 @@ class Reactor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._pending: list[Callable[[], None]] = []
+        self._pending: list[Callable[[], object]] = []
         self._pending_lock = threading.Lock()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -362,7 +367,7 @@ class Reactor:
     def in_reactor(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def call_soon(self, fn: Callable[[], None]) -> None:
+    def call_soon(self, fn: Callable[[], object]) -> None:
         with self._pending_lock:
             self._pending.append(fn)
         self._wake()
@@ -408,7 +413,7 @@ class Reactor:
         """Connect to ``address``; with a ``token``, authenticate before anything else."""
         conn = Connection(connect_socket(address, timeout), self, handler)
         if token is not None:
-            conn.send(Auth(token))
+            conn.send(Auth(token=token))
         self.adopt(conn)
         return conn
 
