@@ -164,7 +164,7 @@ class ActorHandle(Generic[_C]):
         if rt is not None:
             try:
                 rt.remove_local_ref(self._actor_id)
-            except Exception:  # noqa: BLE001 - interpreter teardown
+            except Exception:  # interpreter teardown
                 pass
 
     def __getattr__(self, name: str) -> ActorMethod:

@@ -88,7 +88,7 @@ class LocalRuntime:
         fut: Future[Any] = Future()
         try:
             fut.set_result(self._value(ref))
-        except BaseException as e:  # noqa: BLE001 - delivered through the future
+        except BaseException as e:  # delivered through the future
             fut.set_exception(e)
         return fut
 
@@ -125,7 +125,7 @@ class LocalRuntime:
                 raise ValueError(f"{name!r} declared num_returns={num_returns}")
         except exc.RayTaskError as e:
             return [self._store(oid, e, error=True) for oid in oids]
-        except Exception as e:  # noqa: BLE001 - stored, raised at get()
+        except Exception as e:  # stored, raised at get()
             err = exc.RayTaskError.from_exception(e, name, pid=os.getpid())
             return [self._store(oid, err, error=True) for oid in oids]
         finally:
@@ -160,7 +160,7 @@ class LocalRuntime:
         args, kwargs = self._resolve(args, kwargs)
         try:
             self._actors[actor_id] = self._functions[fn_id](*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - reported on every call, as on a node
+        except Exception as e:  # reported on every call, as on a node
             err = exc.RayTaskError.from_exception(e, f"{class_name}.__init__")
             self._dead[actor_id] = str(err)
         if name is not None:
@@ -191,9 +191,9 @@ class LocalRuntime:
                 for i in range(max(1, num_returns))
             ]
         if method == "__ray_ready__":
-            fn: Any = lambda: True  # noqa: E731
+            fn: Any = lambda: True
         elif method == "__ray_terminate__":
-            fn = lambda: self.kill_actor(actor_id, True)  # noqa: E731
+            fn = lambda: self.kill_actor(actor_id, True)
         else:
             fn = getattr(instance, method)
         return self._run(fn, method, args, kwargs, num_returns, actor_id)

@@ -39,7 +39,7 @@ class ObjectRef(Generic[_T_co]):
         if rt is not None:
             try:
                 rt.remove_local_ref(self._id)
-            except Exception:  # noqa: BLE001 - interpreter teardown: nothing left to tell
+            except Exception:  # interpreter teardown: nothing left to tell
                 pass
 
     def __reduce__(self) -> tuple[Any, tuple[bytes, bytes]]:

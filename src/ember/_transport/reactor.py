@@ -225,7 +225,7 @@ class Connection:
         for raw in self._unpacker:
             try:
                 handler.on_message(self, decode(raw))
-            except Exception:  # noqa: BLE001 - one bad message must not stop the loop
+            except Exception:  # one bad message must not stop the loop
                 _report(f"{self.reactor.name}: error while handling a message")
             if self.closed:
                 return True
@@ -246,7 +246,7 @@ class Connection:
             if len(self._pre) < need:
                 return b""  # not all of it yet (AUTH_SECONDS bounds the wait)
             raw = None  # longer than the right Auth: say a 4 GB length header
-        except Exception:  # noqa: BLE001 - not even msgpack: refused like a wrong token
+        except Exception:  # not even msgpack: refused like a wrong token
             raw = None
         shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
         if not (isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode())):
@@ -326,7 +326,7 @@ def _report(what: str) -> None:
     try:
         stream.write(f"ember: {what}:\n{traceback.format_exc()}")
         stream.flush()
-    except Exception:  # noqa: BLE001 - nowhere left to report to
+    except Exception:  # nowhere left to report to
         pass
 
 
@@ -498,7 +498,7 @@ class Reactor:
         for fn in pending:
             try:
                 fn()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _report(f"{self.name}: error in a scheduled callback")
 
     def run(self) -> None:
@@ -526,7 +526,7 @@ class Reactor:
                             bool(events & selectors.EVENT_READ),
                             bool(events & selectors.EVENT_WRITE),
                         )
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         _report(f"{self.name}: error in a transfer")
                         self.remove_raw(obj)
                 else:
@@ -536,7 +536,7 @@ class Reactor:
                 _, _, fn = heapq.heappop(self._timers)
                 try:
                     fn()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     _report(f"{self.name}: error in a timer")
             if self._pending:
                 self._run_pending()
