@@ -57,34 +57,34 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ objects
 
-    def _store(self, oid: bytes, value: Any, error: bool = False) -> ObjectRef:
+    def _store(self, oid: bytes, value: Any, error: bool = False) -> ObjectRef[Any]:
         self._values[oid] = (error, serialization.dumps(value))
         return ObjectRef(oid, self.client_id, self)
 
-    def put(self, value: Any) -> ObjectRef:
+    def put(self, value: Any) -> ObjectRef[Any]:
         return self._store(ids.put_object_id(), value)
 
-    def _value(self, ref: ObjectRef) -> Any:
+    def _value(self, ref: ObjectRef[Any]) -> Any:
         error, data = self._values[ref._id]
         value = serialization.loads(data)
         if error:
             raise value.as_instanceof_cause() if isinstance(value, exc.RayTaskError) else value
         return value
 
-    def get(self, refs: list[ObjectRef], timeout: float | None = None) -> list[Any]:
+    def get(self, refs: list[ObjectRef[Any]], timeout: float | None = None) -> list[Any]:
         for ref in refs:
             if ref._id not in self._values:
                 raise exc.GetTimeoutError(f"{ref!r} will never be ready in local mode")
         return [self._value(ref) for ref in refs]
 
     def wait(
-        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
-    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        self, refs: list[ObjectRef[Any]], num_returns: int, timeout: float | None, fetch_local: bool
+    ) -> tuple[list[ObjectRef[Any]], list[ObjectRef[Any]]]:
         check_wait_args(refs, num_returns, False)
         ready = [r for r in refs if r._id in self._values][:num_returns]
         return ready, [r for r in refs if r not in ready]
 
-    def future_of(self, ref: ObjectRef) -> Future[Any]:
+    def future_of(self, ref: ObjectRef[Any]) -> Future[Any]:
         fut: Future[Any] = Future()
         try:
             fut.set_result(self._value(ref))
@@ -92,7 +92,7 @@ class LocalRuntime:
             fut.set_exception(e)
         return fut
 
-    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+    def cancel(self, ref: ObjectRef[Any], force: bool, recursive: bool = True) -> None:
         pass  # every task has already finished
 
     # ------------------------------------------------------------------ tasks
@@ -105,7 +105,7 @@ class LocalRuntime:
 
     def _run(
         self, fn: Any, name: str, args: Any, kwargs: Any, num_returns: int, actor_id: bytes = b""
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         task_id = ids.new_task_id()
         oids = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         token = task_context.current.set(
@@ -134,7 +134,7 @@ class LocalRuntime:
 
     def submit_task(
         self, fn_id: bytes, args: Any, kwargs: Any, *, num_returns: int, name: str, **_: Any
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         return self._run(self._functions[fn_id], name, args, kwargs, num_returns)
 
     # ------------------------------------------------------------------ actors
@@ -177,7 +177,7 @@ class LocalRuntime:
         *,
         num_returns: int,
         **_: Any,
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         instance = self._actors.get(actor_id)
         if instance is None:
             err = exc.ActorDiedError(
