@@ -11,20 +11,24 @@ that worker's connection is the actor's death, and it is restarted per ``max_res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember._core import scheduler as sched
-from ember._core.resources import shape_dict, shape_of
+from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
+
+if TYPE_CHECKING:
+    from ember._runtime.node import NodeManager
 
 
 @dataclass
 class _ActorRecord:
     actor_id: bytes
     spec: bytes
-    shape: Any
+    shape: Shape
     owner: bytes
     job_id: bytes
     name: str | None
@@ -52,39 +56,97 @@ class _ActorRecord:
 class _RemoteActorHandler:
     """The home's connection to an actor's worker on another node."""
 
-    def __init__(self, node: Any, rec: _ActorRecord) -> None:
-        self.node = node
+    def __init__(self, manager: ActorManager, rec: _ActorRecord) -> None:
+        self.manager = manager
         self.rec = rec
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.Reply):
-            self.node.calls.on_reply(msg)
+            self.manager.node.calls.on_reply(msg)
 
     def on_close(self, conn: Connection) -> None:
-        self.node.calls.on_close(conn)
+        self.manager.node.calls.on_close(conn)
         if self.rec.remote is conn:
             self.rec.remote = None
-            self.node.actor_process_died(
+            self.manager.actor_process_died(
                 self.rec, f"its worker process on node {self.rec.node.hex()[:8]} went away"
             )
 
 
-class ActorsMixin:
+class ActorManager:
+    """The actors this node manages (their *home*), and the way to the home of others."""
+
+    def __init__(self, node: NodeManager) -> None:
+        self.node = node
+        self.actors: dict[bytes, _ActorRecord] = {}
+        # Actors being registered with the control store: what to do once they are.
+        self.registering: dict[bytes, list[Callable[[], None]]] = {}
+
+    # ------------------------------------------------------------------ the node's questions
+
+    def owned_by(self, client_id: bytes) -> bool:
+        return any(a.owner == client_id and a.state != "dead" for a in self.actors.values())
+
+    def live_count(self) -> int:
+        return sum(1 for a in self.actors.values() if a.state != "dead")
+
+    def owner_conn(self, actor_id: bytes) -> Connection | None:
+        """The connection of the process that created the actor, if it is on this node."""
+        rec = self.actors.get(actor_id)
+        return self.node.client_conn(rec.owner) if rec is not None else None
+
+    def owner_gone(self, client_id: bytes) -> None:
+        """A driver or worker ended: the actors it created (other than detached ones) die."""
+        for rec in list(self.actors.values()):
+            if rec.owner == client_id and not rec.detached:
+                self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
+
+    def refs_dropped(self, oid: bytes) -> bool:
+        """Every ref to ``oid`` was dropped: if it is an actor of this node, it ends (unless
+        detached: such one lives until it is killed). True if it is one."""
+        rec = self.actors.get(oid)
+        if rec is None:
+            return False
+        if not rec.detached:
+            self.kill_actor(oid, True, "all references to it were dropped")
+        return True
+
+    def cannot_place(self, actor_id: bytes, message: str) -> None:
+        """Its placement can never succeed: it dies with ``message``."""
+        rec = self.actors.get(actor_id)
+        if rec is not None:
+            rec.no_restart = True
+            self.mark_dead(rec, message, None)
+
+    def spill_to(self, actor_id: bytes, node_id: bytes) -> None:
+        """The scheduler sends its placement on to another node."""
+        rec = self.actors.get(actor_id)
+        if rec is not None and rec.state != "dead":
+            self.place_actor_remotely(rec, node_id)
+
+    def worker_died(self, actor_id: bytes, why: str) -> None:
+        """The local worker process hosting the actor ended."""
+        rec = self.actors.get(actor_id)
+        if rec is not None:
+            self.actor_process_died(rec, why)
+
+    # ------------------------------------------------------------------ lifecycle
+
     def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
         """Register with the control store (which checks the name), then place it. A detached
         actor is managed by the head node instead, so that it outlives the node it was
         created from (messages about it that reach this node are forwarded there)."""
         fields = msg.encode()[2:]
         self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
-        head = self.head_conn() if msg.detached else None
+        head = self.node.cluster.head_conn() if msg.detached else None
         if head is not None:
-            self.calls.call(
+            self.node.calls.call(
                 head,
                 lambda rid: m.CreateActor(rid, *fields),
                 lambda reply: self.actor_registered(conn, msg, reply, here=False),
             )
             return
-        self.gcs_call(
+        self.node.cluster.gcs_call(
             lambda rid: m.CreateActor(rid, *fields),
             lambda reply: self.actor_registered(conn, msg, reply),
         )
@@ -123,14 +185,14 @@ class ActorsMixin:
             strategy=msg.strategy,
         )
         self.actors[msg.actor_id] = rec
-        self.refs.add(msg.actor_id, msg.owner_id)
+        self.node.objects.hold(msg.actor_id, msg.owner_id)
         if conn.closed and not msg.detached:  # its owner exited while it was registered
             self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
         elif msg.spec:
             self.request_placement(rec)
         # else its arguments are still being computed: ActorArgs follows
 
-    def after_registration(self, actor_id: bytes, then: Any) -> bool:
+    def after_registration(self, actor_id: bytes, then: Callable[[], None]) -> bool:
         """True if the actor is still being registered: ``then`` runs once it is (a message
         about it that arrives meanwhile, such as its arguments or its end, must not be lost)."""
         deferred = self.registering.get(actor_id)
@@ -156,8 +218,8 @@ class ActorsMixin:
         self.request_placement(rec)
 
     def request_placement(self, rec: _ActorRecord) -> None:
-        self.run_actions(
-            self.scheduler.request(
+        self.node.run_actions(
+            self.node.scheduler.request(
                 ("actor", rec.actor_id),
                 0,
                 rec.shape,
@@ -167,31 +229,33 @@ class ActorsMixin:
             )
         )
 
-    def place_actor(self, rec: _ActorRecord, g: sched.Grant, w: Any) -> None:
+    def place_actor(self, actor_id: bytes, g: sched.Grant) -> None:
+        """The scheduler granted the actor a dedicated worker here."""
+        rec = self.actors[actor_id]
         if rec.state == "dead":
-            self.run_actions(self.scheduler.return_lease(g.lease_id))
+            self.node.run_actions(self.node.scheduler.return_lease(g.lease_id))
             return
         rec.worker_id = g.worker_id
         rec.lease_id = g.lease_id
-        rec.node = self.node_id
-        w.actor_id = rec.actor_id
-        assert w.client is not None
-        self.start_actor(rec, w.client.conn, list(g.gpu_ids))
+        rec.node = self.node.node_id
+        self.start_actor(rec, self.node.pool.host(g.worker_id, actor_id), list(g.gpu_ids))
 
     def place_actor_remotely(self, rec: _ActorRecord, node_id: bytes) -> None:
         """Ask another node for a dedicated worker; the actor starts there."""
-        conn = self.node_conn(node_id)
+        conn = self.node.cluster.node_conn(node_id)
         if conn is None:
-            self.peer_unreachable(node_id)  # (else it could be chosen again at once, for ever)
+            self.node.cluster.peer_unreachable(
+                node_id
+            )  # (else it could be chosen again at once, for ever)
             self.request_placement(rec)
             return
         incarnation = rec.incarnation
-        self.calls.call(
+        self.node.calls.call(
             conn,
             lambda rid: m.RequestLease(
                 rid,
                 shape_dict(rec.shape),
-                self.node_id,
+                self.node.node_id,
                 f"actor {rec.class_name}",
                 None,
                 True,
@@ -205,21 +269,23 @@ class ActorsMixin:
     ) -> None:
         if reply.error is not None:
             if rec.state != "dead" and rec.incarnation == incarnation:
-                self.peer_unreachable(node_id)  # that node went away meanwhile: place it again
+                self.node.cluster.peer_unreachable(
+                    node_id
+                )  # that node went away meanwhile: place it again
                 self.request_placement(rec)
             return
         grant = reply.value
         if rec.state == "dead" or rec.incarnation != incarnation:
-            conn = self.node_conn(node_id)
+            conn = self.node.cluster.node_conn(node_id)
             if conn is not None:
                 conn.send(m.ReturnLease(grant["lease_id"]))
             return
         try:
-            conn = self.reactor.connect(
-                grant["addr"], _RemoteActorHandler(self, rec), timeout=1.0, token=self.token
+            conn = self.node.reactor.connect(
+                grant["addr"], _RemoteActorHandler(self, rec), timeout=1.0, token=self.node.token
             )
         except OSError:
-            granter = self.node_conn(node_id)
+            granter = self.node.cluster.node_conn(node_id)
             if granter is not None:
                 granter.send(m.ReturnLease(grant["lease_id"], True))
             self.request_placement(rec)
@@ -232,7 +298,7 @@ class ActorsMixin:
 
     def start_actor(self, rec: _ActorRecord, conn: Connection, gpu_ids: list[int]) -> None:
         incarnation = rec.incarnation
-        self.calls.call(
+        self.node.calls.call(
             conn,
             lambda rid: m.StartActor(
                 rid, rec.actor_id, rec.spec, incarnation, gpu_ids, shape_dict(rec.shape)
@@ -272,13 +338,13 @@ class ActorsMixin:
     def end_actor_worker(self, rec: _ActorRecord) -> bool:
         """Stop the actor's process; False if it has none."""
         if rec.remote is not None:
-            node = self.node_conn(rec.node)
+            node = self.node.cluster.node_conn(rec.node)
             if node is not None:
                 node.send(m.KillWorker(rec.worker_id))
             rec.remote.close()
             return True
-        if rec.worker_id and rec.worker_id in self.workers:
-            self.kill_worker(rec.worker_id)
+        if rec.worker_id and self.node.pool.get(rec.worker_id) is not None:
+            self.node.pool.kill(rec.worker_id)
             return True
         return False
 
@@ -294,9 +360,11 @@ class ActorsMixin:
         if no_restart:
             rec.no_restart = True
             rec.reason = reason
-            self.gcs_call(lambda _: m.ActorGone(actor_id))  # its name is free again at once
+            self.node.cluster.gcs_call(
+                lambda _: m.ActorGone(actor_id)
+            )  # its name is free again at once
             if not self.end_actor_worker(rec):
-                self.run_actions(self.scheduler.cancel_request(("actor", actor_id), 0))
+                self.node.run_actions(self.node.scheduler.cancel_request(("actor", actor_id), 0))
                 self.mark_dead(rec, reason, None)
         elif self.end_actor_worker(rec):
             # Only a process ended here: an actor without one (restarting, not placed yet)
@@ -307,7 +375,7 @@ class ActorsMixin:
         rec.state = "dead"
         rec.reason = reason
         rec.cause = cause
-        self.gcs_call(lambda _: m.ActorGone(rec.actor_id))
+        self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
         self.answer_resolvers(rec)
 
     def resolve_actor(
@@ -330,7 +398,7 @@ class ActorsMixin:
             if home is None:
                 conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
                 return
-            self.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc, ended), relay)
+            self.node.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc, ended), relay)
 
         self.via_home(actor_id, at_home)
 
@@ -343,15 +411,15 @@ class ActorsMixin:
 
         self.via_home(actor_id, at_home)
 
-    def via_home(self, actor_id: bytes, then: Any) -> None:
+    def via_home(self, actor_id: bytes, then: Callable[[Connection | None], None]) -> None:
         """For an actor managed by another node: ask the control store which node that is
         and call ``then`` with a connection to it (None if it is unknown or gone)."""
 
         def found(reply: m.Reply) -> None:
             home = None if reply.error else reply.value["node_id"]
-            then(self.node_conn(home) if home and home != self.node_id else None)
+            then(self.node.cluster.node_conn(home) if home and home != self.node.node_id else None)
 
-        self.gcs_call(lambda r: m.LookupActor(r, actor_id), found)
+        self.node.cluster.gcs_call(lambda r: m.LookupActor(r, actor_id), found)
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []

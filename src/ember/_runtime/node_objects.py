@@ -13,18 +13,28 @@ holders let go; when the owner lets go, the home tells the node holding the prim
 
 from __future__ import annotations
 
+import collections
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ember._core.refcount import RefTable
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
 from ember._runtime.node_cluster import CONNECT_SECONDS
-from ember._runtime.object_store import Claim
+from ember._runtime.object_store import Claim, StoreFiles
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
+
+if TYPE_CHECKING:
+    from ember._runtime.node import NodeManager
+
+# Freed store files kept for reuse go back to the system after this long unused.
+_POOL_IDLE_SECONDS = 30.0
+# How often the store's count of its shared memory is checked against its files (at least).
+_RECOUNT_SECONDS = 1.0
 
 Answer = Callable[[Any, Any], None]  # (error or None, value): [kind, data] / [STORED, size]
 
@@ -55,50 +65,151 @@ _OWNER_DIED = ["OwnerDiedError", "the process that owned this object has exited"
 class _PullHandler:
     """The connection of one pull: a reply with the size, then the raw bytes."""
 
-    def __init__(self, node: Any, oid: bytes) -> None:
-        self.node = node
+    def __init__(self, directory: ObjectDirectory, oid: bytes) -> None:
+        self.directory = directory
         self.oid = oid
         self.detached = False
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if not isinstance(msg, m.Reply) or self.detached:
             return
+        directory = self.directory
         if msg.error is not None:
-            self.node.pull_done(self.oid, None, msg.error)
+            directory.pull_done(self.oid, None, msg.error)
             conn.close()
             return
         self.detached = True
         sock, leftover, _ = conn.detach()
-        store = self.node.store
+        store = directory.store
         claim: Claim | None = None
 
         def done(ok: bool) -> None:
             assert claim is not None
             if not ok:
                 store.abandon(claim)
-            self.node.pull_done(self.oid, claim if ok else None, None)
+            directory.pull_done(self.oid, claim if ok else None, None)
 
         try:
             # A pooled file of about that size if any, else new room (or the spill folder).
             claim = store.claim(self.oid, int(msg.value["size"]), ".pull")
             os.close(claim.fd)  # (the receiver opens it itself)
             claim.fd = -1
-            receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
+            receiver = FileReceiver(
+                directory.node.reactor, sock, leftover, claim.tmp, claim.size, done
+            )
         except OSError as e:
             sock.close()
             if claim is not None:
                 store.abandon(claim)
-            self.node.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
+            directory.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
             return
-        self.node.receiving[self.oid] = (conn.node, receiver)
+        directory.receiving[self.oid] = (conn.node, receiver)
         receiver.start()
 
     def on_close(self, conn: Connection) -> None:
         if not self.detached:
-            self.node.pull_done(self.oid, None, None)
+            self.directory.pull_done(self.oid, None, None)
 
 
-class ObjectsMixin:
+class ObjectDirectory:
+    """The node's objects: what its store holds, who holds refs to them, who waits for them,
+    and where objects owned here are on other nodes."""
+
+    def __init__(
+        self, node: NodeManager, store: StoreFiles, capacity: int, ref_grace: float
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.capacity = capacity
+        store.create_usage(capacity)
+        store.make_room = self.make_room
+        self.refs = RefTable(grace=ref_grace)
+        self.objects: collections.OrderedDict[bytes, _Object] = collections.OrderedDict()
+        self.waiters: dict[bytes, list[_Waiter]] = {}
+        self._waiting_owner: dict[bytes, bytes] = {}  # oid -> its owner, while waited for
+        self._free_timer = False
+        self.freed: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.lost: dict[bytes, str] = {}
+        self.located: dict[bytes, tuple[bytes, bytes]] = {}  # oid -> (node holding it, owner)
+        self.borrowed: dict[bytes, bytes] = {}  # oid -> the node that counts its holders
+        self.contains: dict[bytes, list[bytes]] = {}  # oid -> ids of the refs inside it
+        self.pulls: dict[bytes, list[Answer]] = {}
+        self.locating: dict[bytes, list[_Waiter]] = {}
+        self.receiving: dict[bytes, tuple[bytes, FileReceiver]] = {}  # oid -> (node, receiver)
+        self.senders: dict[FileSender, bytes] = {}  # sender -> the node pulling
+        self.recount_at = 0.0  # when to recount the store's files next (see ``reap``)
+
+    # ------------------------------------------------------------------ upkeep
+
+    def reap(self, now: float) -> None:
+        """Give pooled store files unused for a while back to the system, and repair the
+        store's count of its shared memory (``StoreFiles.recount``)."""
+        self.store.trim_pool(self.capacity // 2, idle_seconds=_POOL_IDLE_SECONDS)
+        if now >= self.recount_at:
+            self.store.recount()
+            # (a folder of many thousands of objects takes a while to go through: then less often)
+            self.recount_at = now + max(_RECOUNT_SECONDS, 100 * (time.monotonic() - now))
+
+    def usage(self) -> tuple[int, int]:
+        """(capacity, bytes used) of the node's shared memory."""
+        return self.capacity, self.store.usage.used
+
+    def owned_by(self, client_id: bytes) -> bool:
+        """Does this process hold refs, or own objects here?"""
+        return self.refs.holds(client_id) or any(
+            obj.owner == client_id for obj in self.objects.values()
+        )
+
+    def client_gone(self, client_id: bytes, pid: int | None) -> None:
+        """A process ended: its refs go (after the grace period), its unsealed files (if it
+        ran here, ``pid``) and the waits for objects it owned fail."""
+        if pid is not None:
+            self.store.discard_unsealed(pid)
+        self.refs.holder_gone(client_id, time.monotonic())
+        self.schedule_free()
+        for oid, waiting in list(self.waiters.items()):
+            if self._waiting_owner.get(oid) == client_id:
+                for w in waiting:
+                    w.answer(_OWNER_DIED, None)
+                del self.waiters[oid]
+
+    def node_died(self, node_id: bytes, reason: str) -> None:
+        """Transfers from and to that node end; its processes' refs go; objects that lived
+        only there are lost."""
+        for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
+            receiver.abort()
+        for sender in [s for s, puller in self.senders.items() if puller == node_id]:
+            sender.abort()
+        # Processes of that node held objects here (as owners or borrowers): they are gone.
+        home_of = self.node.cluster.home_of
+        self.refs.holders_gone(
+            lambda h: isinstance(h, bytes) and home_of(h) == node_id, time.monotonic()
+        )
+        self.schedule_free()
+        for oid, where in list(self.located.items()):
+            if where[0] == node_id:
+                del self.located[oid]
+                self.lost[oid] = f"the node that held it died ({reason})"
+                self.freed[oid] = None
+
+    # ------------------------------------------------------------------ refs
+
+    def hold(self, oid: bytes, holder: Hashable) -> None:
+        """Count a ref (an actor's owner holds its actor like an object)."""
+        self.refs.add(oid, holder)
+
+    def dec_refs(self, holder: bytes, ids: list[bytes]) -> None:
+        """``holder`` let go of these (a process here, or the owner on another node)."""
+        now = time.monotonic()
+        for oid in ids:
+            self.refs.remove(oid, holder, now)
+        self.schedule_free()
+
+    def free_now(self, holder: bytes, ids: list[bytes]) -> None:
+        for oid in ids:
+            if self.refs.free_now(oid, holder):
+                self.free(oid)
+
     # ------------------------------------------------------------------ local objects
 
     def object_created(self, msg: m.ObjectCreated) -> None:
@@ -168,17 +279,17 @@ class ObjectsMixin:
                 os.close(fd)
         return store.usage.used + size <= self.capacity
 
-    def add_refs(self, holder: Any, ids: list[bytes], owners: Sequence[bytes]) -> None:
+    def add_refs(self, holder: Hashable, ids: list[bytes], owners: Sequence[bytes]) -> None:
         """Count ``holder``'s new refs. For an object or actor owned on another node, this
         node holds it there, once, for all its local holders (until ``free``): its owner's
         node then does not let it go while processes here still use it."""
         for oid in ids:
             self.refs.add(oid, holder)
         for oid, owner in zip(ids, owners, strict=False):  # (owners may be absent)
-            home = self.home_of(owner)
-            if home is None or home == self.node_id or oid in self.borrowed:
+            home = self.node.cluster.home_of(owner)
+            if home is None or home == self.node.node_id or oid in self.borrowed:
                 continue
-            conn = self.node_conn(home)
+            conn = self.node.cluster.node_conn(home)
             if conn is not None:
                 self.borrowed[oid] = home
                 conn.send(m.IncRef([oid]))
@@ -192,7 +303,7 @@ class ObjectsMixin:
             self.schedule_free()
         home = self.borrowed.pop(oid, None)
         if home is not None:  # no holder is left here: let the owner's node know
-            conn = self.node_conn(home)
+            conn = self.node.cluster.node_conn(home)
             if conn is not None:
                 conn.send(m.DecRef([oid]))
         self.freed[oid] = None
@@ -210,13 +321,11 @@ class ObjectsMixin:
             self.store.delete(oid)
         where = self.located.pop(oid, None)
         if where is not None:
-            conn = self.node_conn(where[0])
+            conn = self.node.cluster.node_conn(where[0])
             if conn is not None:
                 conn.send(m.DropOwner([oid], where[1]))
-        if oid in self.actors:
-            if not self.actors[oid].detached:  # a detached one lives until it is killed
-                self.kill_actor(oid, True, "all references to it were dropped")
-            self.freed.pop(oid, None)
+        if self.node.actors.refs_dropped(oid):
+            self.freed.pop(oid, None)  # (an actor's id, not an object's)
 
     def schedule_free(self) -> None:
         if self._free_timer:
@@ -225,7 +334,7 @@ class ObjectsMixin:
         if due is None:
             return
         self._free_timer = True
-        self.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
+        self.node.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
 
     def free_due(self) -> None:
         self._free_timer = False
@@ -233,21 +342,14 @@ class ObjectsMixin:
             self.free(oid)
         self.schedule_free()
 
-    def drop_owner(self, msg: m.DropOwner) -> None:
-        now = time.monotonic()
-        for oid in msg.ids:
-            self.refs.remove(oid, msg.owner_id, now)
-        self.schedule_free()
-
     # ------------------------------------------------------------------ finding objects
 
-    def wait_object(self, conn: Connection, msg: m.WaitObject) -> None:
-        asker = conn.peer
+    def wait_object(self, conn: Connection, msg: m.WaitObject, asker: bytes | None) -> None:
         self.find_object(
             msg.object_id,
             msg.owner_id,
             lambda err, value: conn.send(m.Reply(msg.rid, err, value)),
-            asker_is_owner=asker is not None and asker.client_id == msg.owner_id,
+            asker_is_owner=asker == msg.owner_id,
             fetch=msg.fetch,
         )
 
@@ -272,9 +374,9 @@ class ObjectsMixin:
             self.pull_or_answer(oid, self.located[oid][0], answer, fetch)
         elif oid in self.freed or asker_is_owner:
             answer(_lost(self.lost.get(oid, "the object was freed: no ref to it was left")), None)
-        elif self.home_of(owner) != self.node_id:
+        elif self.node.cluster.home_of(owner) != self.node.node_id:
             self.locate_remote(oid, owner, _Waiter(answer, fetch))
-        elif owner not in self.clients:
+        elif not self.node.is_connected(owner):
             answer(_OWNER_DIED, None)
         else:
             self._waiting_owner[oid] = owner
@@ -297,7 +399,7 @@ class ObjectsMixin:
             if err is not None:
                 conn.send(m.Reply(msg.rid, err))
             elif value[0] == STORED:
-                at(self.node_id)
+                at(self.node.node_id)
             else:
                 conn.send(m.Reply(msg.rid, None, {"inline": value}))
 
@@ -306,7 +408,7 @@ class ObjectsMixin:
             at(where[0])
         elif oid in self.objects or self.store.exists(oid) or oid in self.freed:
             self.find_object(oid, msg.owner_id, answer)
-        elif msg.owner_id not in self.clients:
+        elif not self.node.is_connected(msg.owner_id):
             answer(_OWNER_DIED, None)
         else:
             self._waiting_owner[oid] = msg.owner_id
@@ -318,11 +420,11 @@ class ObjectsMixin:
             waiting.append(waiter)
             return
         self.locating[oid] = [waiter]
-        conn = self.node_conn(self.home_of(owner))
+        conn = self.node.cluster.node_conn(self.node.cluster.home_of(owner))
         if conn is None:
             self.located_reply(oid, m.Reply(0, ["OwnerDiedError", "its owner's node is gone"]))
             return
-        self.calls.call(
+        self.node.calls.call(
             conn,
             lambda rid: m.LocateObject(rid, oid, owner),
             lambda reply: self.located_reply(oid, reply),
@@ -343,7 +445,7 @@ class ObjectsMixin:
     def object_located(self, msg: m.ObjectLocated, owner: bytes) -> None:
         """An owner here reports that its object is stored on another node."""
         oid = msg.object_id
-        if msg.node_id not in self.view or not self.view[msg.node_id]["alive"]:
+        if not self.node.cluster.is_alive(msg.node_id):
             self.lost[oid] = "the node that held it died"
             self.freed[oid] = None
         else:
@@ -379,19 +481,19 @@ class ObjectsMixin:
             waiting.append(answer)
             return
         self.pulls[oid] = [answer]
-        info = self.view.get(node_id)
-        if info is None or not info["alive"]:
+        address = self.node.cluster.address_of(node_id)
+        if address is None:
             self.pull_done(oid, None, _lost("the node that held it died"))
             return
         try:
-            conn = self.reactor.connect(
-                info["address"], _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=self.token
+            conn = self.node.reactor.connect(
+                address, _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=self.node.token
             )
         except OSError as e:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
         conn.node = node_id
-        conn.send(m.PullObject(0, oid, self.node_id))
+        conn.send(m.PullObject(0, oid, self.node.node_id))
 
     def pull_done(self, oid: bytes, got: Claim | None, error: Any) -> None:
         self.receiving.pop(oid, None)
@@ -419,7 +521,7 @@ class ObjectsMixin:
         conn.send(m.Reply(msg.rid, None, {"size": size}))
         sock, _, out = conn.detach()
         # The descriptor's lock keeps the file from being spilled or reused while it is sent.
-        sender = FileSender(self.reactor, sock, out, fd, size)
+        sender = FileSender(self.node.reactor, sock, out, fd, size)
         sender.on_done = lambda ok: self.senders.pop(sender, None)
         self.senders[sender] = msg.node_id
         sender.start()
