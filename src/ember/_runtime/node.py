@@ -148,8 +148,7 @@ class NodeManager:
         # every forked worker inherits these modules instead of importing them itself.
         from ember._runtime import worker  # noqa: F401
 
-        for _ in range(int(self.config.get("prestart_workers", 0))):
-            self.pool.start(prestart=True)
+        self.run_actions(self.scheduler.prestart(int(self.config.get("prestart_workers", 0))))
 
     def new_handler(self) -> _Handler:
         """For every connection the node serves or opens to another node."""
@@ -215,7 +214,7 @@ class NodeManager:
                 self.spill(action)
             elif isinstance(action, sched.Refuse):
                 if isinstance(action.client, Connection):
-                    action.client.send(m.Reply(action.rid, ["Unschedulable", action.message]))
+                    action.client.send(m.Reply(action.rid, [action.error, action.message]))
                 elif isinstance(action.client, tuple):
                     self.actors.cannot_place(action.client[1], action.message)
 

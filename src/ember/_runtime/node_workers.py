@@ -103,7 +103,7 @@ class WorkerPool:
     def get(self, worker_id: bytes) -> WorkerProc | None:
         return self.workers.get(worker_id)
 
-    def start(self, prestart: bool = False) -> None:
+    def start(self) -> None:
         """Fork a worker: this process has the runtime imported and no threads, so a fork
         costs a few milliseconds where starting an interpreter costs a hundred or more."""
         node = self.node
@@ -113,8 +113,6 @@ class WorkerPool:
         if pid == 0:
             self._become_worker(worker_id, log_path)
         self.workers[worker_id] = WorkerProc(worker_id, _Forked(pid), log_path)
-        if prestart:
-            node.scheduler._starting += 1  # counted as starting, so no extra one is launched
 
     def _become_worker(self, worker_id: bytes, log_path: str) -> None:
         code = 1
@@ -220,17 +218,10 @@ class WorkerPool:
         tail = _tail(w.log_path)
         sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
         self.start_failures += 1
-        node = self.node
-        if self.start_failures < _START_FAILURES_TOLERATED:
-            node.run_actions(node.scheduler.worker_start_failed())
-            return
-        node.scheduler.worker_start_failed()
-        text = f"Ember workers fail to start on this node. The last one's log says:\n{tail}"
-        for client, rid in node.scheduler.drain():
-            if isinstance(client, tuple):
-                node.actors.cannot_place(client[1], text)
-            else:
-                client.send(m.Reply(rid, ["WorkerStartFailed", text]))
+        give_up = None
+        if self.start_failures >= _START_FAILURES_TOLERATED:
+            give_up = f"Ember workers fail to start on this node. The last one's log says:\n{tail}"
+        self.node.run_actions(self.node.scheduler.worker_start_failed(give_up))
 
     def when_exited(
         self, w: WorkerProc, then: Callable[[], None], deadline: float | None = None
