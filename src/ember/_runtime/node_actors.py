@@ -7,6 +7,8 @@ which asks the control store for the home and forwards the question there. The h
 actor on one of its own workers or, when it lacks the resources, asks another node for a
 dedicated worker and starts the actor there over a direct connection; either way, the end of
 that worker's connection is the actor's death, and it is restarted per ``max_restarts``.
+Its states and what each event does to it are ``_core.actor_lifecycle``; this module turns
+messages into its events and its actions into messages.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ember._core import actor_lifecycle as life
 from ember._core import scheduler as sched
+from ember._core.actor_lifecycle import ActorLifecycle, ActorState
 from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
@@ -33,24 +37,26 @@ class _ActorRecord:
     job_id: bytes
     name: str | None
     detached: bool
-    max_restarts: int
+    life: ActorLifecycle
     class_name: str = ""
     strategy: Any = None
-    restarts: int = 0
-    incarnation: int = 0
-    state: str = "pending"  # pending | alive | restarting | dead
     worker_id: bytes = b""
     lease_id: int = 0
-    addr: str = ""
     node: bytes = b""  # where its worker runs
     remote: Connection | None = None  # the direct connection to a worker on another node
-    reason: str = ""
-    cause: bytes | None = None
-    no_restart: bool = False
-    killing: str = ""  # why its process is being ended, when it may restart
-    last_end: str = ""  # how its last process ended, and that it was restarted
     # (caller, rid, min incarnation, answer once the one before has ended)
     waiters: list[tuple[Connection, int, int, bool]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A dedicated worker for an actor: here (``addr`` None) or on node ``node_id``."""
+
+    node_id: bytes
+    lease_id: int
+    worker_id: bytes
+    gpu_ids: list[int]
+    addr: str | None = None
 
 
 class _RemoteActorHandler:
@@ -68,9 +74,8 @@ class _RemoteActorHandler:
         self.manager.node.calls.on_close(conn)
         if self.rec.remote is conn:
             self.rec.remote = None
-            self.manager.actor_process_died(
-                self.rec, f"its worker process on node {self.rec.node.hex()[:8]} went away"
-            )
+            why = f"its worker process on node {self.rec.node.hex()[:8]} went away"
+            self.manager.handle(self.rec, life.ProcessDied(why))
 
 
 class ActorManager:
@@ -85,10 +90,13 @@ class ActorManager:
     # ------------------------------------------------------------------ the node's questions
 
     def owned_by(self, client_id: bytes) -> bool:
-        return any(a.owner == client_id and a.state != "dead" for a in self.actors.values())
+        return any(
+            a.owner == client_id and a.life.state is not ActorState.DEAD
+            for a in self.actors.values()
+        )
 
     def live_count(self) -> int:
-        return sum(1 for a in self.actors.values() if a.state != "dead")
+        return sum(1 for a in self.actors.values() if a.life.state is not ActorState.DEAD)
 
     def owner_conn(self, actor_id: bytes) -> Connection | None:
         """The connection of the process that created the actor, if it is on this node."""
@@ -115,22 +123,43 @@ class ActorManager:
         """Its placement can never succeed: it dies with ``message``."""
         rec = self.actors.get(actor_id)
         if rec is not None:
-            rec.no_restart = True
-            self.mark_dead(rec, message, None)
+            self.handle(rec, life.Unplaceable(message))
 
     def spill_to(self, actor_id: bytes, node_id: bytes) -> None:
         """The scheduler sends its placement on to another node."""
         rec = self.actors.get(actor_id)
-        if rec is not None and rec.state != "dead":
+        if rec is not None and rec.life.state is not ActorState.DEAD:
             self.place_actor_remotely(rec, node_id)
 
     def worker_died(self, actor_id: bytes, why: str) -> None:
         """The local worker process hosting the actor ended."""
         rec = self.actors.get(actor_id)
         if rec is not None:
-            self.actor_process_died(rec, why)
+            self.handle(rec, life.ProcessDied(why))
 
     # ------------------------------------------------------------------ lifecycle
+
+    def handle(self, rec: _ActorRecord, event: life.Event, grant: _Grant | None = None) -> None:
+        """Feed an event to the actor's lifecycle and carry out every action it returns
+        (``grant``: the worker a ``Granted`` event is about)."""
+        for action in rec.life.handle(event):
+            if isinstance(action, life.RequestWorker):
+                self.request_placement(rec)
+            elif isinstance(action, life.CancelRequest):
+                cancel = self.node.scheduler.cancel_request(("actor", rec.actor_id), 0)
+                self.node.run_actions(cancel)
+            elif isinstance(action, life.StartProcess):
+                assert grant is not None
+                self.start_process(rec, action.incarnation, grant)
+            elif isinstance(action, life.ReturnWorker):
+                assert grant is not None
+                self.return_worker(grant)
+            elif isinstance(action, life.EndProcess):
+                self.end_process(rec)
+            elif isinstance(action, life.Unregister):
+                self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
+            elif isinstance(action, life.AnswerCallers):
+                self.answer_resolvers(rec)
 
     def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
         """Register with the control store (which checks the name), then place it. A detached
@@ -180,7 +209,7 @@ class ActorManager:
             msg.job_id,
             msg.name,
             msg.detached,
-            msg.max_restarts,
+            ActorLifecycle(msg.max_restarts),
             class_name=msg.class_name,
             strategy=msg.strategy,
         )
@@ -189,7 +218,7 @@ class ActorManager:
         if conn.closed and not msg.detached:  # its owner exited while it was registered
             self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
         elif msg.spec:
-            self.request_placement(rec)
+            self.handle(rec, life.SpecReady())
         # else its arguments are still being computed: ActorArgs follows
 
     def after_registration(self, actor_id: bytes, then: Callable[[], None]) -> bool:
@@ -208,14 +237,11 @@ class ActorManager:
         if rec is None:  # managed by another node (the head, for a detached actor)
             self.send_home(msg.actor_id, msg)
             return
-        if rec.state == "dead":
-            return
         if msg.error is not None:
-            rec.no_restart = True
-            self.mark_dead(rec, m.ARGUMENT_FAILED, msg.error)
+            self.handle(rec, life.SpecFailed(m.ARGUMENT_FAILED, msg.error))
             return
         rec.spec = msg.spec
-        self.request_placement(rec)
+        self.handle(rec, life.SpecReady())
 
     def request_placement(self, rec: _ActorRecord) -> None:
         self.node.run_actions(
@@ -232,24 +258,18 @@ class ActorManager:
     def place_actor(self, actor_id: bytes, g: sched.Grant) -> None:
         """The scheduler granted the actor a dedicated worker here."""
         rec = self.actors[actor_id]
-        if rec.state == "dead":
-            self.node.run_actions(self.node.scheduler.return_lease(g.lease_id))
-            return
-        rec.worker_id = g.worker_id
-        rec.lease_id = g.lease_id
-        rec.node = self.node.node_id
-        self.start_actor(rec, self.node.pool.host(g.worker_id, actor_id), list(g.gpu_ids))
+        grant = _Grant(self.node.node_id, g.lease_id, g.worker_id, list(g.gpu_ids))
+        self.handle(rec, life.Granted(rec.life.incarnation), grant)
 
     def place_actor_remotely(self, rec: _ActorRecord, node_id: bytes) -> None:
         """Ask another node for a dedicated worker; the actor starts there."""
+        incarnation = rec.life.incarnation
         conn = self.node.cluster.node_conn(node_id)
         if conn is None:
-            self.node.cluster.peer_unreachable(
-                node_id
-            )  # (else it could be chosen again at once, for ever)
-            self.request_placement(rec)
+            # (else it could be chosen again at once, for ever)
+            self.node.cluster.peer_unreachable(node_id)
+            self.handle(rec, life.GrantFailed(incarnation))
             return
-        incarnation = rec.incarnation
         self.node.calls.call(
             conn,
             lambda rid: m.RequestLease(
@@ -267,86 +287,72 @@ class ActorManager:
     def remote_granted(
         self, rec: _ActorRecord, incarnation: int, node_id: bytes, reply: m.Reply
     ) -> None:
-        if reply.error is not None:
-            if rec.state != "dead" and rec.incarnation == incarnation:
-                self.node.cluster.peer_unreachable(
-                    node_id
-                )  # that node went away meanwhile: place it again
-                self.request_placement(rec)
+        if reply.error is not None:  # that node went away meanwhile: place it again
+            self.node.cluster.peer_unreachable(node_id)
+            self.handle(rec, life.GrantFailed(incarnation))
             return
-        grant = reply.value
-        if rec.state == "dead" or rec.incarnation != incarnation:
-            conn = self.node.cluster.node_conn(node_id)
-            if conn is not None:
-                conn.send(m.ReturnLease(grant["lease_id"]))
+        v = reply.value
+        grant = _Grant(node_id, v["lease_id"], v["worker_id"], v["gpu_ids"], v["addr"])
+        self.handle(rec, life.Granted(incarnation), grant)
+
+    def start_process(self, rec: _ActorRecord, incarnation: int, grant: _Grant) -> None:
+        """Start the actor on the worker granted: here, or over a direct connection."""
+        if grant.addr is None:
+            rec.worker_id = grant.worker_id
+            rec.lease_id = grant.lease_id
+            rec.node = grant.node_id
+            self.start_actor(rec, self.node.pool.host(grant.worker_id, rec.actor_id), grant)
             return
         try:
             conn = self.node.reactor.connect(
-                grant["addr"], _RemoteActorHandler(self, rec), timeout=1.0, token=self.node.token
+                grant.addr, _RemoteActorHandler(self, rec), timeout=1.0, token=self.node.token
             )
         except OSError:
-            granter = self.node.cluster.node_conn(node_id)
+            granter = self.node.cluster.node_conn(grant.node_id)
             if granter is not None:
-                granter.send(m.ReturnLease(grant["lease_id"], True))
-            self.request_placement(rec)
+                granter.send(m.ReturnLease(grant.lease_id, True))
+            self.handle(rec, life.GrantFailed(incarnation))
             return
-        conn.node = node_id
+        conn.node = grant.node_id
         rec.remote = conn
-        rec.node = node_id
-        rec.worker_id = grant["worker_id"]
-        self.start_actor(rec, conn, grant["gpu_ids"])
+        rec.node = grant.node_id
+        rec.worker_id = grant.worker_id
+        self.start_actor(rec, conn, grant)
 
-    def start_actor(self, rec: _ActorRecord, conn: Connection, gpu_ids: list[int]) -> None:
-        incarnation = rec.incarnation
+    def return_worker(self, grant: _Grant) -> None:
+        if grant.addr is None:
+            self.node.run_actions(self.node.scheduler.return_lease(grant.lease_id))
+            return
+        conn = self.node.cluster.node_conn(grant.node_id)
+        if conn is not None:
+            conn.send(m.ReturnLease(grant.lease_id))
+
+    def start_actor(self, rec: _ActorRecord, conn: Connection, grant: _Grant) -> None:
+        incarnation = rec.life.incarnation
         self.node.calls.call(
             conn,
             lambda rid: m.StartActor(
-                rid, rec.actor_id, rec.spec, incarnation, gpu_ids, shape_dict(rec.shape)
+                rid, rec.actor_id, rec.spec, incarnation, grant.gpu_ids, shape_dict(rec.shape)
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
 
     def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
-        if rec.state == "dead" or rec.incarnation != incarnation:
-            return
-        if reply.error is not None:
-            if reply.error[0] == "ConnectionLost":
-                return  # the process died while starting; actor_process_died handles it
-            rec.no_restart = True
-            self.mark_dead(rec, reply.error[1], reply.value)
-            self.end_actor_worker(rec)
-            return
-        rec.state = "alive"
-        rec.addr = reply.value["addr"]
-        self.answer_resolvers(rec)
+        if reply.error is None:
+            self.handle(rec, life.Started(incarnation, reply.value["addr"]))
+        elif reply.error[0] != "ConnectionLost":
+            self.handle(rec, life.StartFailed(incarnation, reply.error[1], reply.value))
+        # else the process died while starting: its ProcessDied follows
 
-    def actor_process_died(self, rec: _ActorRecord, why: str) -> None:
-        if rec.state == "dead":
-            return
-        why, rec.killing = rec.killing or why, ""
-        if not rec.no_restart and (rec.max_restarts < 0 or rec.restarts < rec.max_restarts):
-            rec.restarts += 1
-            rec.incarnation += 1
-            rec.state = "restarting"
-            rec.remote = None
-            rec.last_end = f"{why}. It was restarted ({_restarts_used(rec)})"
-            self.answer_resolvers(rec)
-            self.request_placement(rec)
-            return
-        self.mark_dead(rec, rec.reason or _stays_dead(why, rec), None)
-
-    def end_actor_worker(self, rec: _ActorRecord) -> bool:
-        """Stop the actor's process; False if it has none."""
+    def end_process(self, rec: _ActorRecord) -> None:
+        """Stop the actor's process (its end comes back as ProcessDied)."""
         if rec.remote is not None:
             node = self.node.cluster.node_conn(rec.node)
             if node is not None:
                 node.send(m.KillWorker(rec.worker_id))
             rec.remote.close()
-            return True
-        if rec.worker_id and self.node.pool.get(rec.worker_id) is not None:
+        elif rec.worker_id:
             self.node.pool.kill(rec.worker_id)
-            return True
-        return False
 
     def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
         if self.after_registration(actor_id, lambda: self.kill_actor(actor_id, no_restart, reason)):
@@ -355,28 +361,7 @@ class ActorManager:
         if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
             self.send_home(actor_id, m.KillActor(actor_id, no_restart, reason))
             return
-        if rec.state == "dead":
-            return
-        if no_restart:
-            rec.no_restart = True
-            rec.reason = reason
-            self.node.cluster.gcs_call(
-                lambda _: m.ActorGone(actor_id)
-            )  # its name is free again at once
-            if not self.end_actor_worker(rec):
-                self.node.run_actions(self.node.scheduler.cancel_request(("actor", actor_id), 0))
-                self.mark_dead(rec, reason, None)
-        elif self.end_actor_worker(rec):
-            # Only a process ended here: an actor without one (restarting, not placed yet)
-            # is not restarted by this kill, and its next real end must not be blamed on it.
-            rec.killing = f"{reason} (with no_restart=False)"
-
-    def mark_dead(self, rec: _ActorRecord, reason: str, cause: bytes | None) -> None:
-        rec.state = "dead"
-        rec.reason = reason
-        rec.cause = cause
-        self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
-        self.answer_resolvers(rec)
+        self.handle(rec, life.Kill(no_restart, reason))
 
     def resolve_actor(
         self, conn: Connection, rid: int, actor_id: bytes, min_inc: int, ended: bool = False
@@ -423,39 +408,20 @@ class ActorManager:
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
+        lc = rec.life
         for conn, rid, min_inc, ended in rec.waiters:
-            if rec.state == "dead":
-                conn.send(m.Reply(rid, ["ActorDiedError", rec.reason], rec.cause))
-            elif ended and rec.incarnation >= min_inc:
-                conn.send(m.Reply(rid, None, {"ended": rec.last_end}))
-            elif rec.state == "alive" and rec.incarnation >= min_inc:
+            if lc.state is ActorState.DEAD:
+                conn.send(m.Reply(rid, ["ActorDiedError", lc.reason], lc.cause))
+            elif ended and lc.incarnation >= min_inc:
+                conn.send(m.Reply(rid, None, {"ended": lc.last_end}))
+            elif lc.state is ActorState.ALIVE and lc.incarnation >= min_inc:
                 conn.send(
                     m.Reply(
                         rid,
                         None,
-                        {"addr": rec.addr, "incarnation": rec.incarnation, "node": rec.node},
+                        {"addr": lc.addr, "incarnation": lc.incarnation, "node": rec.node},
                     )
                 )
             else:
                 keep.append((conn, rid, min_inc, ended))
         rec.waiters = keep
-
-
-def _restarts_used(rec: _ActorRecord) -> str:
-    if rec.max_restarts < 0:
-        return f"restart {rec.restarts}, max_restarts=-1 sets no limit"
-    return f"{rec.restarts} of {rec.max_restarts} restarts used"
-
-
-def _stays_dead(why: str, rec: _ActorRecord) -> str:
-    """Why an actor whose process ended is not restarted, and what to do about it."""
-    if rec.max_restarts == 0:
-        return (
-            f"{why}. It stays dead because max_restarts is 0: create the actor with "
-            "max_restarts > 0 if it should survive crashes (and max_task_retries > 0 to retry "
-            "the calls they interrupt)."
-        )
-    return (
-        f"{why}. It stays dead: {_restarts_used(rec)}. Raise max_restarts (-1 for no limit) "
-        "if it should survive more crashes."
-    )
