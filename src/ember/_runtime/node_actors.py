@@ -109,15 +109,12 @@ class ActorManager:
             if rec.owner == client_id and not rec.detached:
                 self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
 
-    def refs_dropped(self, oid: bytes) -> bool:
-        """Every ref to ``oid`` was dropped: if it is an actor of this node, it ends (unless
-        detached: such one lives until it is killed). True if it is one."""
-        rec = self.actors.get(oid)
-        if rec is None:
-            return False
-        if not rec.detached:
-            self.kill_actor(oid, True, "all references to it were dropped")
-        return True
+    def refs_dropped(self, actor_id: bytes) -> None:
+        """Every ref to the actor was dropped: it ends (unless detached: such one lives until
+        it is killed)."""
+        rec = self.actors.get(actor_id)
+        if rec is not None and not rec.detached:
+            self.kill_actor(actor_id, True, "all references to it were dropped")
 
     def cannot_place(self, actor_id: bytes, message: str) -> None:
         """Its placement can never succeed: it dies with ``message``."""
@@ -214,7 +211,7 @@ class ActorManager:
             strategy=msg.strategy,
         )
         self.actors[msg.actor_id] = rec
-        self.node.objects.hold(msg.actor_id, msg.owner_id)
+        self.node.objects.hold_actor(msg.actor_id, msg.owner_id)
         if conn.closed and not msg.detached:  # its owner exited while it was registered
             self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
         elif msg.spec:
