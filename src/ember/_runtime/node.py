@@ -31,12 +31,13 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.cluster_files import alive, remove_node_files
-from ember._runtime.control_store import ControlStore, ControlStoreServer, read_config
+from ember._runtime.control_store import ControlStore, ControlStoreServer
 from ember._runtime.node_actors import ActorManager
-from ember._runtime.node_cluster import CONTROL_STORE_TIMEOUT, ClusterLink, node_host
+from ember._runtime.node_cluster import ClusterLink, node_host
 from ember._runtime.node_objects import ObjectDirectory
 from ember._runtime.node_workers import WorkerPool
 from ember._runtime.object_store import StoreFiles
+from ember._runtime.process_config import NodeConfig, read_config
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls
 
@@ -69,53 +70,46 @@ class _Handler:
 
 
 class NodeManager:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.node_id = bytes.fromhex(config["node_id"])
-        self.session_dir: str = config["session_dir"]
-        self.log_dir: str = config["log_dir"]
-        capacity = int(config["object_store_memory"])
+        self.node_id = config.node_id
+        self.session_dir = config.session_dir
+        self.log_dir = config.log_dir
+        capacity = config.object_store_memory
         # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
         # asks for it.
-        self.resources = NodeResources(
-            {**config["resources"], "object_store_memory": float(capacity)}
-        )
+        self.resources = NodeResources({**config.resources, "object_store_memory": float(capacity)})
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
-        self.clustered = bool(config.get("control_address"))
-        cpus = max(1, int(config["resources"].get("CPU", 1)))
+        self.clustered = bool(config.control_address)
+        cpus = max(1, int(config.resources.get("CPU", 1)))
         self.scheduler = sched.LeaseScheduler(
             self.resources,
             max_starting=max(2, cpus),
             placement=Placement(self.node_id) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
         )
-        self.token: str | None = config.get("token")
-        self.host = node_host(config) if self.clustered else "127.0.0.1"
+        self.token = config.token
+        self.host = node_host(config.node_ip) if self.clustered else "127.0.0.1"
         self.address = ""
         self.tcp_address: str | None = None
         self.control_address = ""
         self.calls = Calls()
         self.reactor = Reactor("ember-node")
         self.clients: dict[bytes, _Client] = {}
-        self.owner_pid = int(config.get("owner_pid", 0))
+        self.owner_pid = config.owner_pid
         self.stopping = False
         self.failed = False  # stopped by a failure, not on request: keep the logs
         worker_env = dict(os.environ)
-        worker_env.update(config.get("worker_env", {}))
         worker_env.pop("CUDA_VISIBLE_DEVICES", None)
         self.pool = WorkerPool(self, worker_env, soft_limit=cpus)
         self.objects = ObjectDirectory(
             self,
-            StoreFiles(config["shm_dir"], config["spill_dir"]),
+            StoreFiles(config.shm_dir, config.spill_dir),
             capacity,
-            ref_grace=float(config.get("ref_grace", 1.0)),
+            ref_grace=config.ref_grace_s,
         )
         self.actors = ActorManager(self)
-        self.cluster = ClusterLink(
-            self,
-            float(config.get("control_store_timeout", CONTROL_STORE_TIMEOUT)),
-            config.get("control_store"),
-        )
+        self.cluster = ClusterLink(self)
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -123,18 +117,17 @@ class NodeManager:
         self.address = self.reactor.listen(
             local_address(self.session_dir, "node"), self.new_handler
         )
-        if self.clustered:
-            self.control_address = self.config["control_address"]
-            port = int(self.config.get("node_port", 0))
+        if self.config.control_address:
+            self.control_address = self.config.control_address
             self.tcp_address = self.reactor.listen(
-                f"tcp:{self.host}:{port}", self.new_handler, token=self.token
+                f"tcp:{self.host}:0", self.new_handler, token=self.token
             )
         else:
             server = ControlStoreServer(ControlStore(node_timeout=float("inf")), self.reactor)
             self.control_address = server.listen(local_address(self.session_dir, "control"), None)
         self.cluster.join()
         self.reactor.call_later(_REAP_SECONDS, self.reap)
-        fd = self.config.get("ready_fd")
+        fd = self.config.ready_fd
         if fd is not None:
             ready = {
                 "node": self.address,
@@ -148,7 +141,7 @@ class NodeManager:
         # every forked worker inherits these modules instead of importing them itself.
         from ember._runtime import worker  # noqa: F401
 
-        self.run_actions(self.scheduler.prestart(int(self.config.get("prestart_workers", 0))))
+        self.run_actions(self.scheduler.prestart(self.config.prestart_workers))
 
     def new_handler(self) -> _Handler:
         """For every connection the node serves or opens to another node."""
@@ -493,8 +486,7 @@ class NodeManager:
 
 def main(argv: list[str]) -> None:
     proctitle.show("ember::node")
-    config = read_config()
-    node = NodeManager(config)
+    node = NodeManager(read_config(NodeConfig))
     # Before anything else: a stop that comes while the node is still starting must also
     # clean up (the loop runs the queued shutdown as soon as it starts).
     signal.signal(signal.SIGTERM, lambda *_: node.reactor.call_soon(node.shutdown))

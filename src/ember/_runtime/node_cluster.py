@@ -36,7 +36,6 @@ MakeRequest = Callable[[int], m.Message]  # a request to the control store, give
 OnReply = Callable[[m.Reply], None]
 
 _RECONNECT_SECONDS = 0.5
-CONTROL_STORE_TIMEOUT = 60.0  # default of ``control_store_timeout`` (see gcs_unreachable)
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
 _CHANGE_SECONDS = 0.1  # how soon a change of this node's free resources is reported
 # Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
@@ -65,16 +64,8 @@ class ClusterLink:
     """This node's connections to the control store and to other nodes, and its view of the
     cluster."""
 
-    def __init__(
-        self,
-        node: NodeManager,
-        control_store_timeout: float,
-        control_store: dict[str, Any] | None,
-    ) -> None:
+    def __init__(self, node: NodeManager) -> None:
         self.node = node
-        self.control_store_timeout = control_store_timeout
-        # On a supervising head: how to start the control store again (see revive_control_store).
-        self.control_store = control_store
         self.gcs: Connection | None = None
         self.joined = False
         self.gcs_ready = False
@@ -141,7 +132,7 @@ class ClusterLink:
         now = time.monotonic()
         if self.gcs_down_since is None:
             self.gcs_down_since = now
-        limit = self.control_store_timeout
+        limit = self.node.config.control_store_timeout
         if now - self.gcs_down_since > limit:
             why = f"the control store has been unreachable for {limit:g} s; stopping\n"
             os.write(2, b"ember: " + why.encode())
@@ -180,15 +171,16 @@ class ClusterLink:
         again if its process died (its tables come back from the storage; its log goes to
         this node's log folder). The node then reconnects and registers as after any
         restart."""
-        settings = self.control_store
-        if not settings or self.node.stopping:
+        config = self.node.config
+        settings, pid = config.control_store_settings, config.control_store_pid
+        if settings is None or pid is None or self.node.stopping:
             return
         proc = self.control_proc  # None until this node has started one itself
-        running = alive(settings["pid"]) if proc is None else proc.poll() is None
+        running = alive(pid) if proc is None else proc.poll() is None
         if running or time.monotonic() < self.control_revived + _REVIVE_SECONDS:
             return  # the connection will be retried (one that fails at once, later)
         self.control_revived = time.monotonic()
-        store = launcher.spawn_control_store(**settings["settings"], fresh=False, wait=False)
+        store = launcher.spawn_control_store(**settings, fresh=False, wait=False)
         self.control_proc = store.proc
         node_id = self.node.node_id.hex()
         for record in cluster_files.read_records():
@@ -316,11 +308,10 @@ class ClusterLink:
         self.peer_conns.pop(node_id, None)
 
 
-def node_host(config: dict[str, Any]) -> str:
+def node_host(node_ip: str | None) -> str:
     """The address other hosts reach this node at."""
-    host = config.get("node_ip")
-    if host:
-        return str(host)
+    if node_ip:
+        return node_ip
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
