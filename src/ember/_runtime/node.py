@@ -117,7 +117,7 @@ class NodeManager:
         self.address = self.reactor.listen(
             local_address(self.session_dir, "node"), self.new_handler
         )
-        if self.config.control_address:
+        if self.config.control_address:  # (clustered)
             self.control_address = self.config.control_address
             self.tcp_address = self.reactor.listen(
                 f"tcp:{self.host}:0", self.new_handler, token=self.token
@@ -166,9 +166,9 @@ class NodeManager:
     def cleanup(self) -> None:
         """A node that ends on request leaves nothing; one that failed leaves its logs."""
         self.pool.stop_all()
-        remove_node_files(self.objects.store.shm_dir, self.session_dir, self.log_dir, self.failed)
+        remove_node_files(self.config.shm_dir, self.session_dir, self.log_dir, self.failed)
 
-    # ------------------------------------------------------------------ workers
+    # ------------------------------------------------------------------ upkeep
 
     def reap(self) -> None:
         """Every half second: upkeep of the parts, and the end of this node when the driver
@@ -365,7 +365,7 @@ class NodeManager:
         elif isinstance(msg, m.DropOwner):
             self.objects.dec_refs(msg.owner_id, msg.ids)
         elif isinstance(msg, m.PutObject):
-            self.objects.store.write_file(msg.object_id, msg.data)
+            self.objects.put_file(msg.object_id, msg.data)
 
     def flush_output(self, conn: Connection, rid: int) -> None:
         """A driver leaves: answer once every worker here has answered a FlushOutput (so the
@@ -409,8 +409,8 @@ class NodeManager:
                 None,
                 {
                     "node_id": self.node_id,
-                    "shm_dir": self.objects.store.shm_dir,
-                    "spill_dir": self.objects.store.spill_dir,
+                    "shm_dir": self.config.shm_dir,
+                    "spill_dir": self.config.spill_dir,
                     "session_dir": self.session_dir,
                     "log_dir": self.log_dir,
                     "token": self.token,

@@ -221,6 +221,10 @@ class ObjectDirectory:
     def put_inline(self, msg: m.PutInline) -> None:
         self.run(self.index.put_inline(msg.object_id, msg.owner_id, msg.data, msg.contained))
 
+    def put_file(self, oid: bytes, data: bytes) -> None:
+        """An object sent whole by a driver on no node (client mode, ``remote_store.py``)."""
+        self.store.write_file(oid, data)
+
     def hold_actor(self, actor_id: bytes, owner: bytes) -> None:
         self.index.hold_actor(actor_id, owner)
 
