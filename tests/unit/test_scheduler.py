@@ -143,7 +143,7 @@ def test_giving_up_on_worker_starts_refuses_every_queued_request_and_starts_none
     assert s.worker_started(b"w1") == [Grant("a", 2, 1, b"w1", ())]
 
 
-def test_giving_up_still_grants_what_running_workers_can_take() -> None:
+def test_giving_up_refuses_only_what_is_still_queued() -> None:
     s = with_workers(make({"CPU": 2}, max_starting=1), b"w1")
     grant_one(s, "a", 1, dedicated=True)
     assert s.request("b", 2, CPU1) == [StartWorker()]
