@@ -16,6 +16,9 @@ pytestmark = pytest.mark.ember_only
 
 MB = 1024 * 1024
 T = 30
+# A short grace period before the node frees a shared object nobody refers to (1 s by
+# default), for the tests that check that a ref still held keeps its object past it.
+GRACE = 0.05
 
 
 def test_put_and_drop_loop_does_not_grow_memory(ray):
@@ -157,8 +160,9 @@ def test_large_task_result_is_zero_copy_and_read_only(ray):
     assert value[-1] == 2 * MB - 1
 
 
-def test_borrowed_ref_outlives_the_owners_handle(ray):
+def test_borrowed_ref_outlives_the_owners_handle(start_ember):
     """An actor keeps a ref it received inside a list after the driver dropped its own."""
+    ray = start_ember(num_cpus=2, _system_config={"ref_grace_s": GRACE})
 
     @ray.remote
     class Keeper:
@@ -179,11 +183,13 @@ def test_borrowed_ref_outlives_the_owners_handle(ray):
     small = ray.put(41)
     assert ray.get(keeper.keep.remote([small]), timeout=T)
     del ref, small
-    time.sleep(1.5)  # longer than the node's grace period for shared objects
+    time.sleep(5 * GRACE)  # longer than the node's grace period for shared objects
     assert ray.get(keeper.read.remote(), timeout=T) == 1 * MB // 8 + 41
 
 
-def test_refs_returned_inside_a_value_stay_alive(ray):
+def test_refs_returned_inside_a_value_stay_alive(start_ember):
+    ray = start_ember(num_cpus=2, _system_config={"ref_grace_s": GRACE})
+
     @ray.remote
     def leaf(i):
         return np.full(200_000, i)
@@ -193,7 +199,7 @@ def test_refs_returned_inside_a_value_stay_alive(ray):
         return [leaf.remote(i) for i in range(3)]
 
     inner = ray.get(parent.remote(), timeout=T)
-    time.sleep(1.5)  # the parent's worker dropped its refs long ago
+    time.sleep(5 * GRACE)  # the parent's worker dropped its refs long ago
     values = ray.get(inner, timeout=T)
     assert [int(v[0]) for v in values] == [0, 1, 2]
 
@@ -219,7 +225,9 @@ def test_infeasible_task_warns_and_waits(start_ember, capfd):
     assert "GPU" in err, err
 
 
-def test_named_actor_lives_while_another_process_holds_it(ray):
+def test_named_actor_lives_while_another_process_holds_it(start_ember):
+    ray = start_ember(num_cpus=2, _system_config={"ref_grace_s": GRACE})
+
     @ray.remote(num_cpus=1)
     class Named:
         def ping(self):
@@ -238,7 +246,7 @@ def test_named_actor_lives_while_another_process_holds_it(ray):
     holder = Holder.remote()
     assert ray.get(holder.grab.remote("kept"), timeout=T)
     del handle
-    time.sleep(1.5)  # longer than the node's grace period
+    time.sleep(5 * GRACE)  # longer than the node's grace period
     assert ray.get(holder.call.remote(), timeout=T) == "pong"
     del holder  # now nobody holds "kept": it goes, and gives its CPU back
     wait_until(free_cpus, 10, "the unreferenced named actor to end", until=lambda n: n >= 2)

@@ -154,14 +154,14 @@ def test_a_start_interrupted_stops_the_node_and_removes_its_folders(monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             spawned.wait()
         assert spawned.proc.poll() is not None
-        assert not os.path.exists(spawned.config["session_dir"])
-        assert not os.path.exists(spawned.config["shm_dir"])
+        assert not os.path.exists(spawned.config.session_dir)
+        assert not os.path.exists(spawned.config.shm_dir)
     finally:
         if spawned.proc.poll() is None:
             spawned.proc.kill()
             spawned.proc.wait()
             launcher.cluster_files.remove_node_files(
-                spawned.config["shm_dir"], spawned.config["session_dir"]
+                spawned.config.shm_dir, spawned.config.session_dir
             )
 
 

@@ -10,6 +10,7 @@ from ember._core.scheduler import (
     Grant,
     LeaseLost,
     LeaseScheduler,
+    Refuse,
     Revoke,
     StartWorker,
     StopWorker,
@@ -115,6 +116,41 @@ def test_failed_worker_start_starts_another() -> None:
     assert s.request("a", 1, CPU1) == [StartWorker()]
     assert s.worker_start_failed() == [StartWorker()]
     assert s.worker_started(b"w1") == [Grant("a", 1, 1, b"w1", ())]
+
+
+def test_prestarted_workers_count_as_starting() -> None:
+    s = make({"CPU": 4}, max_starting=2)
+    assert s.prestart(2) == [StartWorker(), StartWorker()]
+    assert s.request("a", 1, CPU1) == []  # two are on their way already
+    assert s.worker_started(b"w1") == [Grant("a", 1, 1, b"w1", ())]
+
+
+def test_giving_up_on_worker_starts_refuses_every_queued_request_and_starts_none() -> None:
+    """The node used to drop the actions of its last worker_start_failed() and drain the
+    queue itself: every queued request must come back as an action instead."""
+    s = make({"CPU": 2}, max_starting=1)
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    assert s.request(("actor", b"x"), 0, CPU1, dedicated=True) == []
+    assert s.worker_start_failed() == [StartWorker()]
+    out = s.worker_start_failed(give_up="the log says why")
+    assert out == [
+        Refuse("a", 1, "the log says why", "WorkerStartFailed"),
+        Refuse(("actor", b"x"), 0, "the log says why", "WorkerStartFailed"),
+    ]
+    assert s.pending() == []
+    # A worker that starts later still serves new requests.
+    assert s.request("a", 2, CPU1) == [StartWorker()]
+    assert s.worker_started(b"w1") == [Grant("a", 2, 1, b"w1", ())]
+
+
+def test_giving_up_refuses_only_what_is_still_queued() -> None:
+    s = with_workers(make({"CPU": 2}, max_starting=1), b"w1")
+    grant_one(s, "a", 1, dedicated=True)
+    assert s.request("b", 2, CPU1) == [StartWorker()]
+    assert s.request("c", 3, CPU1) == []
+    assert s.return_lease(1) == [Grant("b", 2, 2, b"w1", ())]
+    out = s.worker_start_failed(give_up="no workers")
+    assert out == [Refuse("c", 3, "no workers", "WorkerStartFailed")]
 
 
 def test_request_that_does_not_fit_starts_no_worker() -> None:

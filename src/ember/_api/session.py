@@ -95,6 +95,7 @@ def init(
             resources=total,
             object_store_memory=object_store_memory,
             prestart_workers=min(int(total.get("CPU", 1)), 8),
+            settings=kwargs.get("_system_config"),
         )
         # Imported while the node boots: the two overlap on a multi-core machine.
         from ember._runtime.core_client import CoreClient  # noqa: F401

@@ -64,11 +64,13 @@ class Spill:
 
 @dataclass(frozen=True)
 class Refuse:
-    """The request can never run (a hard node affinity to a node that is gone)."""
+    """The request fails: it can never run (a hard node affinity to a node that is gone,
+    ``Unschedulable``), or workers fail to start here (``WorkerStartFailed``)."""
 
     client: Hashable
     rid: int
     message: str
+    error: str = "Unschedulable"
 
 
 @dataclass(frozen=True)
@@ -221,15 +223,22 @@ class LeaseScheduler:
         self._workers[worker_id] = _Worker(worker_id)
         return self._dispatch()
 
-    def worker_start_failed(self) -> list[Action]:
-        self._starting = max(0, self._starting - 1)
-        return self._dispatch()
+    def prestart(self, count: int) -> list[Action]:
+        """Start ``count`` workers ahead of any request (counted as starting, so a request
+        meanwhile does not launch extra ones)."""
+        self._starting += count
+        return [StartWorker() for _ in range(count)]
 
-    def drain(self) -> list[tuple[Hashable, int]]:
-        """Give up on every queued request (workers cannot start); returns (client, rid)s."""
-        out = [(r.client, r.rid) for r in self._queue]
+    def worker_start_failed(self, give_up: str | None = None) -> list[Action]:
+        """A worker died before it connected. With ``give_up`` (why workers cannot start
+        here), start no more: grant what the running workers can take and refuse the rest."""
+        self._starting = max(0, self._starting - 1)
+        if give_up is None:
+            return self._dispatch()
+        actions = self._dispatch(grant_only=True)
+        actions += [Refuse(r.client, r.rid, give_up, "WorkerStartFailed") for r in self._queue]
         self._queue = []
-        return out
+        return actions
 
     def worker_died(self, worker_id: bytes) -> list[Action]:
         """The worker died, or the node is stopping it: every lease on it ends (whoever
@@ -333,7 +342,9 @@ class LeaseScheduler:
                 fallback = w.worker_id
         return fallback
 
-    def _dispatch(self) -> list[Action]:
+    def _dispatch(self, grant_only: bool = False) -> list[Action]:
+        """Grant what can be granted; unless ``grant_only``, start workers for requests that
+        have resources but no worker, and revoke leases for requests that lack resources."""
         actions: list[Action] = []
         waiting_for_worker: list[Allocation] = []
         taken: set[bytes] = set()
@@ -366,6 +377,8 @@ class LeaseScheduler:
         for alloc in waiting_for_worker:
             self.resources.release(alloc)
         self._queue = remaining
+        if grant_only:
+            return actions
         want = min(len(waiting_for_worker), self.max_starting) - self._starting
         for _ in range(max(0, want)):
             self._starting += 1

@@ -29,6 +29,7 @@ from typing import Any
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
+from ember._runtime.process_config import ControlStoreConfig, read_config
 from ember._runtime.storage import Storage, open_storage
 from ember._transport.reactor import Connection, Reactor
 
@@ -442,31 +443,24 @@ class ControlStoreServer:
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 
-def read_config() -> dict[str, Any]:
-    """A started process's settings, from its stdin (see ``launcher._spawn``)."""
-    config: dict[str, Any] = json.loads(sys.stdin.read())
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    return config
-
-
 def main(argv: list[str]) -> None:
     proctitle.show("ember::control_store")
-    config = read_config()
-    storage = open_storage(config.get("storage"))
-    if config.get("fresh"):
+    config = read_config(ControlStoreConfig)
+    storage = open_storage(config.storage)
+    if config.fresh:
         storage.clear()
     store = ControlStore(
         storage,
-        node_timeout=float(config.get("node_timeout", NODE_TIMEOUT)),
-        heartbeat_interval=float(config.get("heartbeat_interval", HEARTBEAT_INTERVAL)),
+        node_timeout=NODE_TIMEOUT if config.node_timeout is None else config.node_timeout,
+        heartbeat_interval=(
+            HEARTBEAT_INTERVAL if config.heartbeat_interval is None else config.heartbeat_interval
+        ),
     )
     reactor = Reactor("ember-control")
     server = ControlStoreServer(store, reactor)
-    bound = server.listen(config["address"], config.get("token"))
+    bound = server.listen(config.address, config.token)
     signal.signal(signal.SIGTERM, lambda *_: reactor.call_soon(reactor.stop))
-    fd = config.get("ready_fd")
+    fd = config.ready_fd
     if fd is not None:
         os.write(fd, json.dumps({"control": bound, "pid": os.getpid()}).encode() + b"\n")
         os.close(fd)

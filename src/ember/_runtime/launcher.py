@@ -12,6 +12,7 @@ goes when the node ends on request; logs are kept only where the user asked for 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -26,6 +27,12 @@ from typing import Any
 
 from ember._protocol import ids
 from ember._runtime import cluster_files
+from ember._runtime.process_config import (
+    ControlStoreConfig,
+    NodeConfig,
+    encode,
+    system_config,
+)
 
 _SHM = "/dev/shm"
 
@@ -95,29 +102,29 @@ class SpawnedNode:
 
     proc: subprocess.Popen[bytes]
     read_fd: int
-    config: dict[str, Any]
+    config: NodeConfig
 
     def wait(self, timeout: float = 30.0) -> LocalNode:
         """The node, once it listens; if it fails to start (or this is interrupted), it is
         stopped and its folders go (the error carries its log)."""
         config = self.config
         try:
-            ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config["log"])
+            ready = _wait_ready(self.proc, self.read_fd, timeout, "node manager", config.log)
         except BaseException:
             self.proc.kill()
             self.proc.wait()
-            cluster_files.remove_node_files(config["shm_dir"], config["session_dir"])
+            cluster_files.remove_node_files(config.shm_dir, config.session_dir)
             raise
         return LocalNode(
             self.proc,
             ready["node"],
             ready["control"],
-            config["session_dir"],
-            config["shm_dir"],
-            config["spill_dir"],
-            bytes.fromhex(config["node_id"]),
-            config["resources"],
-            config["log_dir"],
+            config.session_dir,
+            config.shm_dir,
+            config.spill_dir,
+            config.node_id,
+            config.resources,
+            config.log_dir,
             ready.get("tcp"),
         )
 
@@ -141,14 +148,14 @@ def _wait_ready(
 
 
 def _spawn(
-    module: str, config: dict[str, Any], log_path: str, ready: bool = True
+    module: str, config: NodeConfig | ControlStoreConfig, log_path: str, ready: bool = True
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``python -m module`` in its own session with ``config`` on its stdin (not on its
     command line, which any user can read: it may hold the cluster's token), and (if
     ``ready``) a pipe on which it says it is ready; else the returned descriptor is -1."""
     read_fd, write_fd = os.pipe() if ready else (-1, -1)
     if ready:
-        config["ready_fd"] = write_fd
+        config = dataclasses.replace(config, ready_fd=write_fd)
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
@@ -171,7 +178,7 @@ def _spawn(
         os.close(write_fd)
     assert proc.stdin is not None
     with proc.stdin:
-        proc.stdin.write(json.dumps(config).encode())
+        proc.stdin.write(encode(config))
     return proc, read_fd
 
 
@@ -217,12 +224,15 @@ def spawn_node(
     prestart_workers: int,
     cluster: dict[str, Any] | None = None,
     session: Session | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> SpawnedNode:
     """Start the node manager and return at once, so the caller can work while it boots.
 
     Without ``cluster`` the node runs its own control store and ends with this process; with
-    it (``control_address``, ``token``, ``node_ip``, ``node_port``) it joins that cluster and
-    lives until it is stopped. Its folders are ``session`` (a new one by default)."""
+    it (``NodeConfig``'s cluster fields: ``control_address``, ``token``, ``node_ip``...) it
+    joins that cluster and lives until it is stopped. Its folders are ``session`` (a new one
+    by default). ``settings``: ``init(_system_config=...)``, of which the node takes the keys
+    it knows (``process_config.SYSTEM_CONFIG_KEYS``)."""
     session = session or new_session()
     session_dir = session.dir
     name = os.path.basename(session_dir)[2:]
@@ -230,24 +240,23 @@ def spawn_node(
     # Only this user's processes read and write objects (makedirs would give the store's
     # own folder the default mode: readable by everyone).
     os.mkdir(shm_dir, 0o700)
-    node_id = ids.random_id(16)
-    config: dict[str, Any] = {
-        "node_id": node_id.hex(),
-        "session_dir": session_dir,
-        "shm_dir": shm_dir,
-        "spill_dir": os.path.join(session_dir, "spill"),
-        "object_store_memory": capacity,
-        "resources": resources,
-        "owner_pid": 0 if cluster else os.getpid(),
-        "prestart_workers": prestart_workers,
-        "cwd": os.getcwd(),
-        "log_dir": session.log_dir,
-        "log": os.path.join(session.log_dir, "node.log"),
+    config = NodeConfig(
+        node_id=ids.random_id(16),
+        session_dir=session_dir,
+        shm_dir=shm_dir,
+        spill_dir=os.path.join(session_dir, "spill"),
+        log_dir=session.log_dir,
+        log=os.path.join(session.log_dir, "node.log"),
+        object_store_memory=capacity,
+        resources=resources,
+        owner_pid=0 if cluster else os.getpid(),
+        prestart_workers=prestart_workers,
+        **system_config(settings),
         **(cluster or {}),
-    }
+    )
     try:
         os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
-        proc, read_fd = _spawn("ember._runtime.node", config, config["log"])
+        proc, read_fd = _spawn("ember._runtime.node", config, config.log)
     except BaseException:
         cluster_files.remove_node_files(shm_dir, session_dir)
         raise
@@ -278,17 +287,18 @@ def spawn_control_store(
     until it listens. With external ``storage``, ``fresh`` starts a new cluster's tables;
     otherwise it is a restart and picks up the tables where the last one left them. Its log
     goes in ``log_dir`` (the head node's)."""
-    config: dict[str, Any] = {"address": f"tcp:{host}:{port}", "token": token, "fresh": fresh}
-    if storage:
-        config["storage"] = storage
-    if node_timeout is not None:
-        config["node_timeout"] = node_timeout
-    if heartbeat_interval is not None:
-        config["heartbeat_interval"] = heartbeat_interval
+    config = ControlStoreConfig(
+        f"tcp:{host}:{port}",
+        token,
+        fresh=fresh,
+        storage=storage or None,
+        node_timeout=node_timeout,
+        heartbeat_interval=heartbeat_interval,
+    )
     log = os.path.join(log_dir, "control_store.log")
     proc, read_fd = _spawn("ember._runtime.control_store", config, log, ready=wait)
     if not wait:
-        return ControlStoreProcess(proc, config["address"], log)
+        return ControlStoreProcess(proc, config.address, log)
     ready = _wait_ready(proc, read_fd, timeout, "control store", log)
     return ControlStoreProcess(proc, ready["control"], log)
 
@@ -410,7 +420,7 @@ def start_cluster_node(
     session = new_session(log_dir)
     try:
         if address is None:
-            settings = {
+            settings: dict[str, Any] = {
                 "host": host,
                 "token": token,
                 "storage": storage,
@@ -422,7 +432,8 @@ def start_cluster_node(
             address = cluster_files.cluster_address(store.address)
             if supervise and storage:
                 settings["port"] = int(address.rsplit(":", 1)[1])
-                cluster["control_store"] = {"pid": store.proc.pid, "settings": settings}
+                cluster["control_store_pid"] = store.proc.pid
+                cluster["control_store_settings"] = settings
         cluster["control_address"] = f"tcp:{address}"
         node = spawn_node(
             resources=resources,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ember._core.resources import shape_dict
 from ember._protocol import ids
@@ -28,8 +29,13 @@ from ember._runtime import cluster_files, launcher
 from ember._runtime.cluster_files import alive
 from ember._transport.reactor import Connection
 
+if TYPE_CHECKING:
+    from ember._runtime.node import NodeManager
+
+MakeRequest = Callable[[int], m.Message]  # a request to the control store, given its rid
+OnReply = Callable[[m.Reply], None]
+
 _RECONNECT_SECONDS = 0.5
-CONTROL_STORE_TIMEOUT = 60.0  # default of ``control_store_timeout`` (see gcs_unreachable)
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
 _CHANGE_SECONDS = 0.1  # how soon a change of this node's free resources is reported
 # Connecting from the node's loop blocks it: keep that well under the heartbeat timeout (a
@@ -38,62 +44,84 @@ CONNECT_SECONDS = 1.0
 
 
 class _GcsHandler:
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    def __init__(self, link: ClusterLink) -> None:
+        self.link = link
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.Reply):
-            self.node.calls.on_reply(msg)
+            self.link.node.calls.on_reply(msg)
         elif isinstance(msg, m.NodeDied):
-            self.node.node_died(msg.node_id, msg.reason)
+            self.link.node.node_died(msg.node_id, msg.reason)
         elif isinstance(msg, m.ClusterView):
-            self.node.update_view(msg.view)
+            self.link.update_view(msg.view)
 
     def on_close(self, conn: Connection) -> None:
-        self.node.calls.on_close(conn)
-        self.node.gcs_lost(conn)
+        self.link.node.calls.on_close(conn)
+        self.link.gcs_lost(conn)
 
 
-class ClusterMixin:
+class ClusterLink:
+    """This node's connections to the control store and to other nodes, and its view of the
+    cluster."""
+
+    def __init__(self, node: NodeManager) -> None:
+        self.node = node
+        self.gcs: Connection | None = None
+        self.joined = False
+        self.gcs_ready = False
+        self.gcs_queue: list[tuple[MakeRequest, OnReply | None]] = []
+        self.heartbeat_interval = 0.5
+        self.beat_at = -float("inf")  # when the last heartbeat went, with these free resources
+        self.beat_sent: dict[str, float] = {}
+        self.beat_waiting = False  # for the control store's answer to the last one
+        self.view: dict[bytes, dict[str, Any]] = {}
+        self.by_tag: dict[bytes, bytes] = {node.node_id[:4]: node.node_id}
+        self.peer_conns: dict[bytes, Connection] = {}
+        self.control_proc: Any = None  # a control store this (head) node started again
+        self.control_revived = -float("inf")  # when it last did
+        self.gcs_down_since: float | None = None  # since when the control store is unreachable
+
     def join(self) -> None:
         """Connect to the control store and register (again, after a reconnect)."""
+        node = self.node
         try:
-            self.gcs = self.reactor.connect(
-                self.control_address, _GcsHandler(self), token=self.token
+            self.gcs = gcs = node.reactor.connect(
+                node.control_address, _GcsHandler(self), token=node.token
             )
         except OSError:
             self.gcs_unreachable()
             return
-        total, _ = self.resources.snapshot()
-        self.calls.call(
-            self.gcs,
+        total, _ = node.resources.snapshot()
+        node.calls.call(
+            gcs,
             lambda rid: m.RegisterNode(
                 rid,
-                self.node_id,
-                self.tcp_address or self.address,
-                self.address,
-                self.host,
+                node.node_id,
+                node.tcp_address or node.address,
+                node.address,
+                node.host,
                 total,
                 os.getpid(),
             ),
             self.registered,
         )
 
-    def gcs_call(self, make: Any, on_reply: Any = None) -> None:
+    def gcs_call(self, make: MakeRequest, on_reply: OnReply | None = None) -> None:
         """A request (or, without ``on_reply``, a notice) to the control store; held while
         it is unreachable and sent again if the connection drops before the answer."""
-        if self.gcs_ready:
+        if self.gcs_ready and self.gcs is not None:
             if on_reply is None:
                 self.gcs.send(make(0))
                 return
+            then = on_reply
 
             def answered(reply: m.Reply) -> None:
                 if reply.error is not None and reply.error[0] == "ConnectionLost":
-                    self.gcs_call(make, on_reply)
+                    self.gcs_call(make, then)
                 else:
-                    on_reply(reply)
+                    then(reply)
 
-            self.calls.call(self.gcs, make, answered)
+            self.node.calls.call(self.gcs, make, answered)
         else:
             self.gcs_queue.append((make, on_reply))
 
@@ -104,14 +132,14 @@ class ClusterMixin:
         now = time.monotonic()
         if self.gcs_down_since is None:
             self.gcs_down_since = now
-        limit = float(self.config.get("control_store_timeout", CONTROL_STORE_TIMEOUT))
+        limit = self.node.config.control_store_timeout
         if now - self.gcs_down_since > limit:
             why = f"the control store has been unreachable for {limit:g} s; stopping\n"
             os.write(2, b"ember: " + why.encode())
-            self.shutdown(failed=True)
+            self.node.shutdown(failed=True)
             return
         self.revive_control_store()
-        self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+        self.node.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
     def registered(self, reply: m.Reply) -> None:
         if reply.error is not None:
@@ -128,63 +156,72 @@ class ClusterMixin:
         self.heartbeat_interval = float(settings["heartbeat_interval"])
         self.update_view(settings["view"])
         if first:
-            self.reactor.call_later(self.heartbeat_interval, self.heartbeat)
+            self.node.reactor.call_later(self.heartbeat_interval, self.heartbeat)
 
     def gcs_lost(self, conn: Connection) -> None:
         if conn is self.gcs:
             self.gcs_ready = False
-        if conn is self.gcs and not self.stopping:
+        if conn is self.gcs and not self.node.stopping:
             # Not revived from here: `ember stop` ends the store and this node together, and
             # this node may see the store go before its own stop signal.
-            self.reactor.call_later(_RECONNECT_SECONDS, self.join)
+            self.node.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
     def revive_control_store(self) -> None:
         """On a head started by ``ember start --head --storage ...``: start the control store
         again if its process died (its tables come back from the storage; its log goes to
         this node's log folder). The node then reconnects and registers as after any
         restart."""
-        settings = self.config.get("control_store")
-        if not settings or self.stopping:
+        config = self.node.config
+        settings, pid = config.control_store_settings, config.control_store_pid
+        if settings is None or pid is None or self.node.stopping:
             return
         proc = self.control_proc  # None until this node has started one itself
-        running = alive(settings["pid"]) if proc is None else proc.poll() is None
+        running = alive(pid) if proc is None else proc.poll() is None
         if running or time.monotonic() < self.control_revived + _REVIVE_SECONDS:
             return  # the connection will be retried (one that fails at once, later)
         self.control_revived = time.monotonic()
-        store = launcher.spawn_control_store(**settings["settings"], fresh=False, wait=False)
+        store = launcher.spawn_control_store(**settings, fresh=False, wait=False)
         self.control_proc = store.proc
+        node_id = self.node.node_id.hex()
         for record in cluster_files.read_records():
-            if record.get("node_id") == self.node_id.hex():
+            if record.get("node_id") == node_id:
                 record["control_pid"] = store.proc.pid  # for `ember stop`
                 record["control_started"] = cluster_files.started_at(store.proc.pid)
                 cluster_files.write_record(record)
         note = f"ember: the control store died; started it again (pid {store.proc.pid})\n"
         os.write(2, note.encode())
 
+    def reap(self) -> None:
+        """Reap a control store this node started (so that it is not taken for alive)."""
+        if self.control_proc is not None:
+            self.control_proc.poll()
+
     def heartbeat(self) -> None:
         """Every ``heartbeat_interval``, and sooner (within ``_CHANGE_SECONDS``) when this
         node's free resources changed: other nodes place work, and ``ember status`` and
         ``available_resources()`` report it, from these."""
-        if self.stopping:
+        node = self.node
+        if node.stopping:
             return
         # (imported with the worker code once the node listens; not before, to start sooner)
         from ember._runtime.client_state import MAX_LEASE_REQUESTS
 
-        _, available = self.resources.snapshot()
+        _, available = node.resources.snapshot()
         now = time.monotonic()
         due = now - self.beat_at >= self.heartbeat_interval or available != self.beat_sent
-        if due and self.gcs_ready and not self.beat_waiting:  # (one at a time: a slow store)
+        # (one at a time: a slow store)
+        if due and self.gcs_ready and self.gcs is not None and not self.beat_waiting:
             pending = [
                 [kind, shape_dict(shape), n, capped]
-                for kind, shape, n, capped in self.scheduler.waiting(MAX_LEASE_REQUESTS)
+                for kind, shape, n, capped in node.scheduler.waiting(MAX_LEASE_REQUESTS)
             ]
             self.beat_at, self.beat_sent, self.beat_waiting = now, available, True
-            self.calls.call(
+            node.calls.call(
                 self.gcs,
-                lambda rid: m.Heartbeat(rid, self.node_id, available, pending),
+                lambda rid: m.Heartbeat(rid, node.node_id, available, pending),
                 self.heartbeat_answered,
             )
-        self.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
+        node.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
 
     def heartbeat_answered(self, reply: m.Reply) -> None:
         self.beat_waiting = False
@@ -192,29 +229,44 @@ class ClusterMixin:
             self.update_view(reply.value)
         elif reply.error[0] == "NodeDiedError":
             os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
-            self.shutdown(failed=True)
+            self.node.shutdown(failed=True)
 
     def update_view(self, view: list[dict[str, Any]]) -> None:
-        for node in view:
-            known = self.view.get(node["node_id"])
-            if known is not None and known["alive"] and not node["alive"]:
-                self.node_died(node["node_id"], "the control store declared it dead")
-            self.view[node["node_id"]] = node
-            self.by_tag[node["node_id"][:4]] = node["node_id"]
-        if self.scheduler.placement is not None:
-            self.scheduler.placement.update(view)
-            self.run_actions(self.scheduler.rebalance())
+        node = self.node
+        for entry in view:
+            known = self.view.get(entry["node_id"])
+            if known is not None and known["alive"] and not entry["alive"]:
+                node.node_died(entry["node_id"], "the control store declared it dead")
+            self.view[entry["node_id"]] = entry
+            self.by_tag[entry["node_id"][:4]] = entry["node_id"]
+        if node.scheduler.placement is not None:
+            node.scheduler.placement.update(view)
+            node.run_actions(node.scheduler.rebalance())
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node as last heard of."""
+        return list(self.view.values())
+
+    def is_alive(self, node_id: bytes) -> bool:
+        info = self.view.get(node_id)
+        return info is not None and bool(info["alive"])
+
+    def address_of(self, node_id: bytes, live: bool = True) -> str | None:
+        """Where a node listens; None if it is unknown (or, if ``live``, dead)."""
+        info = self.view.get(node_id)
+        return info["address"] if info is not None and (info["alive"] or not live) else None
 
     def peer_unreachable(self, node_id: bytes) -> None:
         """No work goes to that node until a new view says it is alive (it may be dying)."""
-        if self.scheduler.placement is not None:
-            self.scheduler.placement.peers.pop(node_id, None)
+        placement = self.node.scheduler.placement
+        if placement is not None:
+            placement.peers.pop(node_id, None)
 
     def head_conn(self) -> Connection | None:
         """A connection to the head node, if this node is not it (None on one machine)."""
         for node_id, info in self.view.items():
             if info["alive"] and "node:__internal_head__" in info["total"]:
-                return None if node_id == self.node_id else self.node_conn(node_id)
+                return None if node_id == self.node.node_id else self.node_conn(node_id)
         return None
 
     def home_of(self, client_id: bytes) -> bytes | None:
@@ -228,55 +280,38 @@ class ClusterMixin:
         conn = self.peer_conns.get(node_id)
         if conn is not None and not conn.closed:
             return conn
-        info = self.view.get(node_id)
-        if info is None or not info["alive"]:
+        address = self.address_of(node_id)
+        if address is None:
             return None
+        node = self.node
         try:
-            conn = self.reactor.connect(
-                info["address"], self.new_handler(), timeout=CONNECT_SECONDS, token=self.token
+            conn = node.reactor.connect(
+                address, node.new_handler(), timeout=CONNECT_SECONDS, token=node.token
             )
         except OSError:
             return None
         conn.node = node_id
         self.peer_conns[node_id] = conn
-        conn.send(m.Hello(0, "node", self.node_id[:4] + ids.random_id(8), os.getpid(), b"", None))
+        conn.send(m.Hello(0, "node", node.node_id[:4] + ids.random_id(8), os.getpid(), b"", None))
         return conn
 
-    def node_died(self, node_id: bytes, reason: str) -> None:
-        # Local processes hear of it before any answer that it caused (an object lost with
-        # it), so an owner knows to rebuild the object's own lost arguments too.
-        for client in self.clients.values():
-            if client.kind in ("driver", "worker"):
-                client.conn.send(m.NodeDied(node_id, reason))
+    def forget(self, node_id: bytes) -> None:
+        """That node died: it takes no more work, and whatever is open to it closes (which
+        turns into the ordinary failure paths of what used it)."""
         info = self.view.get(node_id)
         if info is not None:
             info["alive"] = False
         self.peer_unreachable(node_id)
-        for conn in self.reactor.connections():
+        for conn in self.node.reactor.connections():
             if conn.node == node_id:
                 conn.close()
         self.peer_conns.pop(node_id, None)
-        for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
-            receiver.abort()
-        for sender in [s for s, puller in self.senders.items() if puller == node_id]:
-            sender.abort()
-        # Processes of that node held objects here (as owners or borrowers): they are gone.
-        self.refs.holders_gone(
-            lambda h: isinstance(h, bytes) and self.home_of(h) == node_id, time.monotonic()
-        )
-        self.schedule_free()
-        for oid, where in list(self.located.items()):
-            if where[0] == node_id:
-                del self.located[oid]
-                self.lost[oid] = f"the node that held it died ({reason})"
-                self.freed[oid] = None
 
 
-def node_host(config: dict[str, Any]) -> str:
+def node_host(node_ip: str | None) -> str:
     """The address other hosts reach this node at."""
-    host = config.get("node_ip")
-    if host:
-        return str(host)
+    if node_ip:
+        return node_ip
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:

@@ -1,138 +1,295 @@
-"""The node manager's object index: local objects, spilling, freeing, and objects of other nodes.
+"""The node manager's object directory: the node's store, the transfers of objects between
+nodes, and the messages about objects, around ``_core.object_index`` (which decides where an
+object is, who waits for it, what to pull, spill and free: its docstring tells how objects
+are found across a cluster).
 
-Every object has a *home*: the node of its owner (the owner's client id starts with its node's
-tag). The home knows where each of its owners' objects is: here (the node's own store, or a
-small value the owner promoted), or on the node whose worker stored it (the owner reports it
-with ``ObjectLocated``). A node asked for an object it does not have asks the home where it is
-(``LocateObject``) and then pulls it from there (``PullObject``): one TCP connection per pull,
-the file's bytes sent with ``sendfile`` and received straight into a new store file
-(``_transport/bulk.py``). The copy is counted like any object here and freed when its local
-holders let go; when the owner lets go, the home tells the node holding the primary copy
-(``DropOwner``).
+A pull is one TCP connection to the node holding the object: the file's bytes are sent with
+``sendfile`` and received straight into a new store file (``_transport/bulk.py``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from ember._core import object_index as ix
+from ember._core.object_index import ObjectIndex, Waiter
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
 from ember._runtime.node_cluster import CONNECT_SECONDS
-from ember._runtime.object_store import Claim
+from ember._runtime.object_store import Claim, StoreFiles
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
+
+if TYPE_CHECKING:
+    from ember._runtime.node import NodeManager
+
+# Freed store files kept for reuse go back to the system after this long unused.
+_POOL_IDLE_SECONDS = 30.0
+# How often the store's count of its shared memory is checked against its files (at least).
+_RECOUNT_SECONDS = 1.0
 
 Answer = Callable[[Any, Any], None]  # (error or None, value): [kind, data] / [STORED, size]
 
 
-@dataclass
-class _Object:
-    size: int
-    owner: bytes
-    inline: list[Any] | None = None  # [kind, data] for promoted small objects
-    in_shm: bool = True
-
-
-@dataclass
-class _Waiter:
-    answer: Answer
-    fetch: bool = True
-    # For a LocateObject from another node: told where the object is rather than given it.
-    where: Callable[[bytes], None] | None = None
-
-
 def _lost(text: str) -> list[str]:
-    return ["ObjectLostError", text]
+    return [ix.OBJECT_LOST, text]
 
 
-_OWNER_DIED = ["OwnerDiedError", "the process that owned this object has exited"]
+def _caller(waiter: Waiter) -> tuple[Connection, int]:
+    """Another node that asked where an object is: its connection and request id."""
+    return cast(tuple[Connection, int], waiter.token)
 
 
 class _PullHandler:
     """The connection of one pull: a reply with the size, then the raw bytes."""
 
-    def __init__(self, node: Any, oid: bytes) -> None:
-        self.node = node
+    def __init__(self, directory: ObjectDirectory, oid: bytes) -> None:
+        self.directory = directory
         self.oid = oid
         self.detached = False
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if not isinstance(msg, m.Reply) or self.detached:
             return
+        directory = self.directory
         if msg.error is not None:
-            self.node.pull_done(self.oid, None, msg.error)
+            directory.pull_done(self.oid, None, msg.error)
             conn.close()
             return
         self.detached = True
         sock, leftover, _ = conn.detach()
-        store = self.node.store
+        store = directory.store
         claim: Claim | None = None
 
         def done(ok: bool) -> None:
             assert claim is not None
             if not ok:
                 store.abandon(claim)
-            self.node.pull_done(self.oid, claim if ok else None, None)
+            directory.pull_done(self.oid, claim if ok else None, None)
 
         try:
             # A pooled file of about that size if any, else new room (or the spill folder).
             claim = store.claim(self.oid, int(msg.value["size"]), ".pull")
             os.close(claim.fd)  # (the receiver opens it itself)
             claim.fd = -1
-            receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
+            receiver = FileReceiver(
+                directory.node.reactor, sock, leftover, claim.tmp, claim.size, done
+            )
         except OSError as e:
             sock.close()
             if claim is not None:
                 store.abandon(claim)
-            self.node.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
+            directory.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
             return
-        self.node.receiving[self.oid] = (conn.node, receiver)
+        directory.receiving[self.oid] = (conn.node, receiver)
         receiver.start()
 
     def on_close(self, conn: Connection) -> None:
         if not self.detached:
-            self.node.pull_done(self.oid, None, None)
+            self.directory.pull_done(self.oid, None, None)
 
 
-class ObjectsMixin:
-    # ------------------------------------------------------------------ local objects
+class ObjectDirectory:
+    """The node's objects: what its store holds, who holds refs to them, who waits for them,
+    and where objects owned here are on other nodes."""
+
+    def __init__(
+        self, node: NodeManager, store: StoreFiles, capacity: int, ref_grace: float
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.capacity = capacity
+        store.create_usage(capacity)
+        store.make_room = self.make_room
+        self.index = ObjectIndex(node.node_id, self, ref_grace)
+        self._free_timer = False
+        self.receiving: dict[bytes, tuple[bytes, FileReceiver]] = {}  # oid -> (node, receiver)
+        self.senders: dict[FileSender, bytes] = {}  # sender -> the node pulling
+        self.recount_at = 0.0  # when to recount the store's files next (see ``reap``)
+
+    # ------------------------------------------------------------------ what the index asks
+
+    def home_of(self, client_id: bytes) -> bytes | None:
+        return self.node.cluster.home_of(client_id)
+
+    def is_connected(self, client_id: bytes) -> bool:
+        return self.node.is_connected(client_id)
+
+    def is_alive(self, node_id: bytes) -> bool:
+        return self.node.cluster.is_alive(node_id)
+
+    def stored(self, oid: bytes) -> bool:
+        return self.store.exists(oid)
+
+    def in_shm(self, oid: bytes) -> bool | None:
+        if os.path.exists(self.store.path(oid)):
+            return True
+        return False if os.path.exists(self.store.spill_path(oid)) else None
+
+    # ------------------------------------------------------------------ actions
+
+    def run(self, actions: list[ix.Action]) -> None:
+        """Carry out every action of the index."""
+        for a in actions:
+            if isinstance(a, ix.Found):
+                self._answer(a.waiter, None, a.inline or [STORED, a.size])
+            elif isinstance(a, ix.Failed):
+                self._answer(a.waiter, [a.kind, a.text], None)
+            elif isinstance(a, ix.FoundAt):
+                conn, rid = _caller(a.waiter)
+                conn.send(m.Reply(rid, None, {"node": a.node_id}))
+            elif isinstance(a, ix.Pull):
+                self.pull(a.oid, a.node_id)
+            elif isinstance(a, ix.Locate):
+                self.locate_remote(a.oid, a.owner, a.home)
+            elif isinstance(a, ix.DeleteFile):
+                # A file being sent or mapped is deleted instead of recycled; it stays
+                # readable through its descriptor or mapping.
+                if a.recycle:
+                    self.store.recycle(a.oid)
+                else:
+                    self.store.delete(a.oid)
+            elif isinstance(a, ix.IncRef | ix.DecRef | ix.DropOwner):
+                peer = self.node.cluster.node_conn(a.node_id)
+                if peer is None:
+                    continue
+                if isinstance(a, ix.IncRef):
+                    peer.send(m.IncRef([a.oid]))
+                elif isinstance(a, ix.DecRef):
+                    peer.send(m.DecRef([a.oid]))
+                else:
+                    peer.send(m.DropOwner([a.oid], a.owner))
+            elif isinstance(a, ix.ActorUnreferenced):
+                self.node.actors.refs_dropped(a.actor_id)
+
+    def _answer(self, waiter: Waiter, err: Any, value: Any) -> None:
+        if not waiter.where_only:
+            cast(Answer, waiter.token)(err, value)
+            return
+        conn, rid = _caller(waiter)
+        if err is not None:
+            conn.send(m.Reply(rid, err))
+        elif value[0] == STORED:
+            conn.send(m.Reply(rid, None, {"node": self.node.node_id}))
+        else:
+            conn.send(m.Reply(rid, None, {"inline": value}))
+
+    # ------------------------------------------------------------------ upkeep
+
+    def reap(self, now: float) -> None:
+        """Give pooled store files unused for a while back to the system, and repair the
+        store's count of its shared memory (``StoreFiles.recount``)."""
+        self.store.trim_pool(self.capacity // 2, idle_seconds=_POOL_IDLE_SECONDS)
+        if now >= self.recount_at:
+            self.store.recount()
+            # (a folder of many thousands of objects takes a while to go through: then less often)
+            self.recount_at = now + max(_RECOUNT_SECONDS, 100 * (time.monotonic() - now))
+
+    def usage(self) -> tuple[int, int]:
+        """(capacity, bytes used) of the node's shared memory."""
+        return self.capacity, self.store.usage.used
+
+    def owned_by(self, client_id: bytes) -> bool:
+        return self.index.owned_by(client_id)
+
+    def client_gone(self, client_id: bytes, pid: int | None) -> None:
+        """A process ended: its refs go (after the grace period), its unsealed files (if it
+        ran here, ``pid``) and the waits for objects it owned fail."""
+        if pid is not None:
+            self.store.discard_unsealed(pid)
+        self.run(self.index.holder_gone(client_id, time.monotonic()))
+        self.schedule_free()
+
+    def node_died(self, node_id: bytes, reason: str) -> None:
+        """Transfers from and to that node end; its processes' refs go; objects that lived
+        only there are lost."""
+        for _, receiver in [r for r in self.receiving.values() if r[0] == node_id]:
+            receiver.abort()
+        for sender in [s for s, puller in self.senders.items() if puller == node_id]:
+            sender.abort()
+        self.index.node_died(node_id, reason, time.monotonic())
+        self.schedule_free()
+
+    # ------------------------------------------------------------------ messages
 
     def object_created(self, msg: m.ObjectCreated) -> None:
-        oid = msg.object_id
-        obj = self.objects.get(oid)
-        if obj is not None:
-            # Made again where it is already (a task that ran again; a rebuild on a node that
-            # pulled a copy): the writer kept the file here. Its owner holds it once.
-            if obj.owner != msg.owner_id:
-                obj.owner = msg.owner_id
-                self.refs.add(oid, msg.owner_id)
-                self.hold_contained(oid, msg.contained)
-            return
-        in_shm = os.path.exists(self.store.path(oid))
-        if not in_shm and not os.path.exists(self.store.spill_path(oid)):
-            return  # freed by its owner before this notice arrived
-        self.freed.pop(oid, None)
-        self.objects[oid] = _Object(msg.size, msg.owner_id, in_shm=in_shm)
-        self.refs.add(oid, msg.owner_id)
-        self.hold_contained(oid, msg.contained)
-        self.wake_waiters(oid)
+        self.run(self.index.created(msg.object_id, msg.owner_id, msg.size, msg.contained))
 
     def put_inline(self, msg: m.PutInline) -> None:
-        self.objects[msg.object_id] = _Object(0, msg.owner_id, msg.data)
-        self.refs.add(msg.object_id, msg.owner_id)
-        self.hold_contained(msg.object_id, msg.contained)
-        self.wake_waiters(msg.object_id)
+        self.run(self.index.put_inline(msg.object_id, msg.owner_id, msg.data, msg.contained))
 
-    def hold_contained(self, oid: bytes, contained: Sequence[Sequence[bytes]]) -> None:
-        """The objects (and actors) whose refs are inside ``oid`` are held for it until it is
-        freed, whoever else lets go of them: a borrower of ``oid`` may read them later."""
-        if contained and oid not in self.contains:
-            self.contains[oid] = [c[0] for c in contained]
-            self.add_refs(("in", oid), [c[0] for c in contained], [c[1] for c in contained])
+    def put_file(self, oid: bytes, data: bytes) -> None:
+        """An object sent whole by a driver on no node (client mode, ``remote_store.py``)."""
+        self.store.write_file(oid, data)
+
+    def hold_actor(self, actor_id: bytes, owner: bytes) -> None:
+        self.index.hold_actor(actor_id, owner)
+
+    def add_refs(self, holder: Hashable, ids: list[bytes], owners: Sequence[bytes]) -> None:
+        self.run(self.index.add_refs(holder, ids, owners))
+
+    def dec_refs(self, holder: bytes, ids: list[bytes]) -> None:
+        """``holder`` let go of these (a process here, or the owner on another node)."""
+        self.index.dec_refs(holder, ids, time.monotonic())
+        self.schedule_free()
+
+    def free_now(self, holder: bytes, ids: list[bytes]) -> None:
+        self.run(self.index.free_now(holder, ids, time.monotonic()))
+        self.schedule_free()
+
+    def schedule_free(self) -> None:
+        if self._free_timer:
+            return
+        due = self.index.next_due()
+        if due is None:
+            return
+        self._free_timer = True
+        self.node.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
+
+    def free_due(self) -> None:
+        self._free_timer = False
+        self.run(self.index.free_due(time.monotonic()))
+        self.schedule_free()
+
+    def wait_object(self, conn: Connection, msg: m.WaitObject, asker: bytes | None) -> None:
+        def answer(err: Any, value: Any) -> None:
+            conn.send(m.Reply(msg.rid, err, value))
+
+        waiter = Waiter(answer, fetch=msg.fetch)
+        self.run(self.index.find(waiter, msg.object_id, msg.owner_id, asker == msg.owner_id))
+
+    def locate_object(self, conn: Connection, msg: m.LocateObject) -> None:
+        """Another node asks the home of an object where it is."""
+        waiter = Waiter((conn, msg.rid), where_only=True)
+        self.run(self.index.locate(waiter, msg.object_id, msg.owner_id))
+
+    def object_located(self, msg: m.ObjectLocated, owner: bytes) -> None:
+        """An owner here reports that its object is stored on another node."""
+        self.run(self.index.located(msg.object_id, msg.node_id, owner))
+
+    def locate_remote(self, oid: bytes, owner: bytes, home: bytes | None) -> None:
+        conn = self.node.cluster.node_conn(home)
+        if conn is None:
+            self.run(self.index.located_reply(oid, [ix.OWNER_DIED, "its owner's node is gone"]))
+            return
+        self.node.calls.call(
+            conn,
+            lambda rid: m.LocateObject(rid, oid, owner),
+            lambda reply: self.located_reply(oid, reply),
+        )
+
+    def located_reply(self, oid: bytes, reply: m.Reply) -> None:
+        if reply.error is not None:
+            self.run(self.index.located_reply(oid, reply.error))
+        elif "inline" in reply.value:
+            self.run(self.index.located_reply(oid, inline=reply.value["inline"]))
+        else:
+            self.run(self.index.located_reply(oid, node_id=reply.value["node"]))
+
+    # ------------------------------------------------------------------ the store
 
     def make_room(self, size: int) -> bool:
         """Make room in the store's shared memory for a new file of ``size`` bytes: pooled
@@ -147,268 +304,52 @@ class ObjectsMixin:
         if short > 0:
             store.trim_pool(store.pooled_bytes() - short)
             short = store.usage.used + size - self.capacity
-        chosen: list[tuple[_Object, bytes, int]] = []  # locked, so nobody maps them meanwhile
+        chosen: list[tuple[bytes, int]] = []  # locked, so nobody maps them meanwhile
         try:
-            for oid, obj in self.objects.items():
+            for oid in self.index.spill_order():
                 if short <= 0:
                     break
-                if obj.in_shm and obj.inline is None:
-                    fd = store.lock(oid)
-                    if fd is not None:
-                        chosen.append((obj, oid, fd))
-                        short -= os.fstat(fd).st_size
+                fd = store.lock(oid)
+                if fd is not None:
+                    chosen.append((oid, fd))
+                    short -= os.fstat(fd).st_size
             if short > 0:
                 return False
             while chosen:
-                obj, oid, fd = chosen.pop(0)
+                oid, fd = chosen.pop(0)
                 if store.spill(oid, fd):
-                    obj.in_shm = False
+                    self.index.spilled(oid)
         finally:
-            for _, _, fd in chosen:
+            for _, fd in chosen:
                 os.close(fd)
         return store.usage.used + size <= self.capacity
 
-    def add_refs(self, holder: Any, ids: list[bytes], owners: Sequence[bytes]) -> None:
-        """Count ``holder``'s new refs. For an object or actor owned on another node, this
-        node holds it there, once, for all its local holders (until ``free``): its owner's
-        node then does not let it go while processes here still use it."""
-        for oid in ids:
-            self.refs.add(oid, holder)
-        for oid, owner in zip(ids, owners, strict=False):  # (owners may be absent)
-            home = self.home_of(owner)
-            if home is None or home == self.node_id or oid in self.borrowed:
-                continue
-            conn = self.node_conn(home)
-            if conn is not None:
-                self.borrowed[oid] = home
-                conn.send(m.IncRef([oid]))
-
-    def free(self, oid: bytes) -> None:
-        inside = self.contains.pop(oid, None)
-        if inside:
-            now = time.monotonic()
-            for held in inside:
-                self.refs.remove(held, ("in", oid), now)
-            self.schedule_free()
-        home = self.borrowed.pop(oid, None)
-        if home is not None:  # no holder is left here: let the owner's node know
-            conn = self.node_conn(home)
-            if conn is not None:
-                conn.send(m.DecRef([oid]))
-        self.freed[oid] = None
-        if len(self.freed) > 100_000:
-            old, _ = self.freed.popitem(last=False)
-            self.lost.pop(old, None)
-        obj = self.objects.pop(oid, None)
-        if obj is not None and obj.in_shm and obj.inline is None:
-            # Freed files stay allocated for reuse, for a while (they count as taken): new
-            # tmpfs pages cost far more than overwriting old ones (for a pulled copy as for a
-            # put). A file being sent or mapped is deleted instead; it stays readable through
-            # its descriptor or mapping. (An owner has pooled an object only it knew already.)
-            self.store.recycle(oid)
-        elif obj is None or obj.inline is None:
-            self.store.delete(oid)
-        where = self.located.pop(oid, None)
-        if where is not None:
-            conn = self.node_conn(where[0])
-            if conn is not None:
-                conn.send(m.DropOwner([oid], where[1]))
-        if oid in self.actors:
-            if not self.actors[oid].detached:  # a detached one lives until it is killed
-                self.kill_actor(oid, True, "all references to it were dropped")
-            self.freed.pop(oid, None)
-
-    def schedule_free(self) -> None:
-        if self._free_timer:
-            return
-        due = self.refs.next_due()
-        if due is None:
-            return
-        self._free_timer = True
-        self.reactor.call_later(max(0.0, due - time.monotonic()) + 0.01, self.free_due)
-
-    def free_due(self) -> None:
-        self._free_timer = False
-        for oid in self.refs.due(time.monotonic()):
-            self.free(oid)
-        self.schedule_free()
-
-    def drop_owner(self, msg: m.DropOwner) -> None:
-        now = time.monotonic()
-        for oid in msg.ids:
-            self.refs.remove(oid, msg.owner_id, now)
-        self.schedule_free()
-
-    # ------------------------------------------------------------------ finding objects
-
-    def wait_object(self, conn: Connection, msg: m.WaitObject) -> None:
-        asker = conn.peer
-        self.find_object(
-            msg.object_id,
-            msg.owner_id,
-            lambda err, value: conn.send(m.Reply(msg.rid, err, value)),
-            asker_is_owner=asker is not None and asker.client_id == msg.owner_id,
-            fetch=msg.fetch,
-        )
-
-    def find_object(
-        self,
-        oid: bytes,
-        owner: bytes,
-        answer: Answer,
-        asker_is_owner: bool = False,
-        fetch: bool = True,
-    ) -> None:
-        """Answer with the object's value here once this node has it, pulling it from another
-        node if needed (or, without ``fetch``, as soon as it exists anywhere)."""
-        obj = self.objects.get(oid)
-        if obj is not None:
-            answer(None, obj.inline or [STORED, obj.size])
-        elif self.store.exists(oid):
-            answer(None, [STORED, 0])
-        elif oid in self.pulls:
-            self.pulls[oid].append(answer)
-        elif oid in self.located:
-            self.pull_or_answer(oid, self.located[oid][0], answer, fetch)
-        elif oid in self.freed or asker_is_owner:
-            answer(_lost(self.lost.get(oid, "the object was freed: no ref to it was left")), None)
-        elif self.home_of(owner) != self.node_id:
-            self.locate_remote(oid, owner, _Waiter(answer, fetch))
-        elif owner not in self.clients:
-            answer(_OWNER_DIED, None)
-        else:
-            self._waiting_owner[oid] = owner
-            self.waiters.setdefault(oid, []).append(_Waiter(answer, fetch))
-
-    def pull_or_answer(self, oid: bytes, node_id: bytes, answer: Answer, fetch: bool) -> None:
-        if fetch:
-            self.pull(oid, node_id, answer)
-        else:
-            answer(None, [STORED, 0])
-
-    def locate_object(self, conn: Connection, msg: m.LocateObject) -> None:
-        """Another node asks the home of an object where it is."""
-        oid = msg.object_id
-
-        def at(node_id: bytes) -> None:
-            conn.send(m.Reply(msg.rid, None, {"node": node_id}))
-
-        def answer(err: Any, value: Any) -> None:
-            if err is not None:
-                conn.send(m.Reply(msg.rid, err))
-            elif value[0] == STORED:
-                at(self.node_id)
-            else:
-                conn.send(m.Reply(msg.rid, None, {"inline": value}))
-
-        where = self.located.get(oid)
-        if where is not None:
-            at(where[0])
-        elif oid in self.objects or self.store.exists(oid) or oid in self.freed:
-            self.find_object(oid, msg.owner_id, answer)
-        elif msg.owner_id not in self.clients:
-            answer(_OWNER_DIED, None)
-        else:
-            self._waiting_owner[oid] = msg.owner_id
-            self.waiters.setdefault(oid, []).append(_Waiter(answer, where=at))
-
-    def locate_remote(self, oid: bytes, owner: bytes, waiter: _Waiter) -> None:
-        waiting = self.locating.get(oid)
-        if waiting is not None:
-            waiting.append(waiter)
-            return
-        self.locating[oid] = [waiter]
-        conn = self.node_conn(self.home_of(owner))
-        if conn is None:
-            self.located_reply(oid, m.Reply(0, ["OwnerDiedError", "its owner's node is gone"]))
-            return
-        self.calls.call(
-            conn,
-            lambda rid: m.LocateObject(rid, oid, owner),
-            lambda reply: self.located_reply(oid, reply),
-        )
-
-    def located_reply(self, oid: bytes, reply: m.Reply) -> None:
-        waiting = self.locating.pop(oid, [])
-        for w in waiting:
-            if reply.error is not None:
-                kind = reply.error[0]
-                err = reply.error if kind != "ConnectionLost" else _OWNER_DIED
-                w.answer(err, None)
-            elif "inline" in reply.value:
-                w.answer(None, reply.value["inline"])
-            else:
-                self.pull_or_answer(oid, reply.value["node"], w.answer, w.fetch)
-
-    def object_located(self, msg: m.ObjectLocated, owner: bytes) -> None:
-        """An owner here reports that its object is stored on another node."""
-        oid = msg.object_id
-        if msg.node_id not in self.view or not self.view[msg.node_id]["alive"]:
-            self.lost[oid] = "the node that held it died"
-            self.freed[oid] = None
-        else:
-            self.located[oid] = (msg.node_id, owner)
-        if oid not in self.lost:  # (a rebuilt object was counted when first located)
-            self.refs.add(oid, owner)
-        self._waiting_owner.pop(oid, None)
-        for w in self.waiters.pop(oid, []):
-            if oid not in self.located:
-                w.answer(_lost(self.lost[oid]), None)
-            elif w.where is not None:
-                w.where(msg.node_id)
-            else:
-                self.pull_or_answer(oid, msg.node_id, w.answer, w.fetch)
-
-    def wake_waiters(self, oid: bytes) -> None:
-        waiting = self.waiters.pop(oid, None)
-        self._waiting_owner.pop(oid, None)
-        if waiting:
-            obj = self.objects[oid]
-            value = obj.inline or [STORED, obj.size]
-            for w in waiting:
-                w.answer(None, value)
-
     # ------------------------------------------------------------------ transfers
 
-    def pull(self, oid: bytes, node_id: bytes, answer: Answer) -> None:
-        if self.store.exists(oid) or oid in self.objects:
-            self.find_object(oid, b"", answer)
-            return
-        waiting = self.pulls.get(oid)
-        if waiting is not None:
-            waiting.append(answer)
-            return
-        self.pulls[oid] = [answer]
-        info = self.view.get(node_id)
-        if info is None or not info["alive"]:
+    def pull(self, oid: bytes, node_id: bytes) -> None:
+        node = self.node
+        address = node.cluster.address_of(node_id)
+        if address is None:
             self.pull_done(oid, None, _lost("the node that held it died"))
             return
         try:
-            conn = self.reactor.connect(
-                info["address"], _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=self.token
+            conn = node.reactor.connect(
+                address, _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=node.token
             )
         except OSError as e:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
         conn.node = node_id
-        conn.send(m.PullObject(0, oid, self.node_id))
+        conn.send(m.PullObject(0, oid, node.node_id))
 
     def pull_done(self, oid: bytes, got: Claim | None, error: Any) -> None:
         self.receiving.pop(oid, None)
-        waiting = self.pulls.pop(oid, [])
-        if got is not None and oid in self.freed and oid not in self.refs:
+        if got is not None and not self.index.pull_wanted(oid):
             self.store.abandon(got)  # every holder let go while it came: nobody will free it
-            result: tuple[Any, Any] = (_lost("the object was freed while it was fetched"), None)
-        elif got is not None:
-            size = self.store.seal(got)
-            if oid not in self.objects:  # (else made here meanwhile, and kept)
-                in_shm = os.path.exists(self.store.path(oid))
-                self.objects[oid] = _Object(size, b"", in_shm=in_shm)
-            result = (None, [STORED, size])
-        else:
-            result = (error or _lost("the transfer from the node that holds it failed"), None)
-        for answer in waiting:
-            answer(*result)
+            error = _lost("the object was freed while it was fetched")
+            got = None
+        size = self.store.seal(got) if got is not None else None
+        self.run(self.index.pull_finished(oid, size, error))
 
     def serve_pull(self, conn: Connection, msg: m.PullObject) -> None:
         fd = self.store.open_sealed(msg.object_id)
@@ -419,7 +360,11 @@ class ObjectsMixin:
         conn.send(m.Reply(msg.rid, None, {"size": size}))
         sock, _, out = conn.detach()
         # The descriptor's lock keeps the file from being spilled or reused while it is sent.
-        sender = FileSender(self.reactor, sock, out, fd, size)
-        sender.on_done = lambda ok: self.senders.pop(sender, None)
+        sender = FileSender(self.node.reactor, sock, out, fd, size)
+
+        def sent(ok: bool) -> None:
+            self.senders.pop(sender, None)
+
+        sender.on_done = sent
         self.senders[sender] = msg.node_id
         sender.start()

@@ -124,7 +124,7 @@ def _start(args: argparse.Namespace) -> int:
     if args.storage and not args.head:
         raise ValueError("--storage belongs to the head: use it with --head")
     address = None if args.head else _host_port(args.address, "--address")
-    host = args.node_ip_address or node_host({})
+    host = args.node_ip_address or node_host(None)
     _check_node_ip(host, given=bool(args.node_ip_address))
     if address is None:
         _check_port_free(host, args.port)

@@ -1,0 +1,285 @@
+"""The node manager's worker pool: forking workers, noticing how they end, stopping idle ones.
+
+Workers are forked from the node process (which has the runtime imported and no threads), so
+a start costs milliseconds. The lease scheduler decides when to start or stop one; the pool
+carries that out and keeps each worker's process, so that a caller or an actor's restart can
+be told how a process ended (its exit status and log). Workers that die before they connect
+count as start failures: after a few in a row, what waits for a worker fails with the last
+one's log instead of workers being started for ever.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ember import exceptions as exc
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._runtime.cluster_files import describe_logs
+from ember._transport.reactor import Connection
+
+if TYPE_CHECKING:
+    from ember._runtime.node import NodeManager, _Client
+
+# Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
+IDLE_WORKER_SECONDS = 10.0
+# Workers whose process ended, kept so that a caller can still ask how (WorkerExit).
+_ENDED_WORKERS_KEPT = 64
+# A worker's connection closes a moment before its process can be reaped: how long to wait
+# for its exit status, and how often to look.
+_EXIT_WAIT_SECONDS = 1.0
+_EXIT_POLL_SECONDS = 0.005
+# This many workers in a row that die before connecting: stop starting more.
+_START_FAILURES_TOLERATED = 3
+
+
+class _Forked:
+    """A worker forked from this process. ``returncode`` is its exit status as Popen has it
+    (a signal as its negative number) once it is reaped, and stays None for one that ended
+    with a status nobody can tell (reaped elsewhere: not this process's child any more)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._ended = False
+
+    def has_ended(self) -> bool:
+        if not self._ended:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self._ended = True
+                return True
+            if pid:
+                self._ended = True
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self._ended
+
+    def kill(self) -> None:
+        if not self._ended:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.has_ended() and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
+@dataclass
+class WorkerProc:
+    worker_id: bytes
+    proc: _Forked
+    log_path: str
+    client: _Client | None = None  # once it has connected
+    actor_id: bytes = b""  # the actor it hosts, if any
+
+
+class WorkerPool:
+    def __init__(self, node: NodeManager, worker_env: dict[str, str], soft_limit: int) -> None:
+        self.node = node
+        self.worker_env = worker_env
+        self.soft_limit = soft_limit  # idle workers kept however long they idle
+        self.idle_worker_seconds = float(
+            os.environ.get("EMBER_IDLE_WORKER_SECONDS", IDLE_WORKER_SECONDS)
+        )
+        self.workers: dict[bytes, WorkerProc] = {}
+        self.ended: collections.OrderedDict[bytes, WorkerProc] = collections.OrderedDict()
+        self.exited: list[_Forked] = []  # ended processes not reaped yet
+        self.idle_since: dict[bytes, float] = {}
+        self.start_failures = 0
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def get(self, worker_id: bytes) -> WorkerProc | None:
+        return self.workers.get(worker_id)
+
+    def start(self) -> None:
+        """Fork a worker: this process has the runtime imported and no threads, so a fork
+        costs a few milliseconds where starting an interpreter costs a hundred or more."""
+        node = self.node
+        worker_id = node.node_id[:4] + ids.random_id(8)
+        log_path = os.path.join(node.log_dir, f"worker-{worker_id.hex()[:12]}.log")
+        pid = os.fork()
+        if pid == 0:
+            self._become_worker(worker_id, log_path)
+        self.workers[worker_id] = WorkerProc(worker_id, _Forked(pid), log_path)
+
+    def _become_worker(self, worker_id: bytes, log_path: str) -> None:
+        code = 1
+        node = self.node
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            node.reactor.close_in_child()
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+            os.environ.clear()
+            os.environ.update(self.worker_env)
+            from ember._runtime import worker  # already imported by start(): no cost here
+
+            listen = f"tcp:{node.host}:0" if node.clustered else ""
+            worker.main(
+                [node.address, node.control_address, node.session_dir, worker_id.hex(), listen],
+                token=node.token if node.clustered else None,
+            )
+            code = 0
+        except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def connected(self, client: _Client) -> bool:
+        """A worker said Hello; False if it is not one this pool started."""
+        w = self.workers.get(client.client_id)
+        if w is None:
+            return False
+        w.client = client
+        self.start_failures = 0
+        return True
+
+    def host(self, worker_id: bytes, actor_id: bytes) -> Connection:
+        """The worker is leased to an actor for good: its connection, to start the actor on."""
+        w = self.workers[worker_id]
+        w.actor_id = actor_id
+        assert w.client is not None
+        return w.client.conn
+
+    def kill(self, worker_id: bytes) -> None:
+        w = self.workers.get(worker_id)
+        if w is not None:
+            with contextlib.suppress(OSError):
+                w.proc.kill()
+
+    def disconnected(self, worker_id: bytes) -> WorkerProc | None:
+        """A worker's connection closed: it is gone from the pool (its process is reaped
+        later, without blocking the loop; how it ended stays known for a while)."""
+        w = self.workers.pop(worker_id, None)
+        if w is None:
+            return None
+        if not w.proc.has_ended():
+            self.exited.append(w.proc)
+        self.ended[w.worker_id] = w
+        while len(self.ended) > _ENDED_WORKERS_KEPT:
+            self.ended.popitem(last=False)
+        return w
+
+    def reap(self, now: float) -> None:
+        """Notice workers that exited without ever connecting (a crash at start-up), reap
+        ended processes, and stop workers idle for a while beyond one per CPU."""
+        for w in list(self.workers.values()):
+            if w.proc.has_ended() and w.client is None:
+                del self.workers[w.worker_id]
+                self._start_failed(w)
+        self.exited = [p for p in self.exited if not p.has_ended()]
+        self._stop_idle(now)
+
+    def _stop_idle(self, now: float) -> None:
+        node = self.node
+        idle = set(node.scheduler.idle_workers())
+        self.idle_since = {w: self.idle_since.get(w, now) for w in idle}
+        spare = len(idle) - self.soft_limit
+        for worker_id, since in sorted(self.idle_since.items(), key=lambda kv: kv[1]):
+            if spare <= 0 or now - since < self.idle_worker_seconds:
+                break
+            if self._owns_anything(worker_id):
+                continue  # objects, actors or leases of its own still depend on it
+            node.run_actions(node.scheduler.worker_died(worker_id))
+            self.kill(worker_id)
+            spare -= 1
+
+    def _owns_anything(self, worker_id: bytes) -> bool:
+        node = self.node
+        w = self.workers.get(worker_id)
+        conn = w.client.conn if w is not None and w.client is not None else None
+        return (
+            (conn is not None and node.scheduler.has_client(conn))
+            or node.objects.owned_by(worker_id)
+            or node.actors.owned_by(worker_id)
+        )
+
+    def _start_failed(self, w: WorkerProc) -> None:
+        """After a few workers in a row die before connecting, fail what waits for them
+        with their log instead of starting more for ever."""
+        tail = _tail(w.log_path)
+        sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
+        self.start_failures += 1
+        give_up = None
+        if self.start_failures >= _START_FAILURES_TOLERATED:
+            give_up = f"Ember workers fail to start on this node. The last one's log says:\n{tail}"
+        self.node.run_actions(self.node.scheduler.worker_start_failed(give_up))
+
+    def when_exited(
+        self, w: WorkerProc, then: Callable[[], None], deadline: float | None = None
+    ) -> None:
+        """Call ``then`` once the worker's exit status is known (or after a second: a process
+        whose connection closed is normally reaped within milliseconds), without blocking."""
+        now = time.monotonic()
+        deadline = now + _EXIT_WAIT_SECONDS if deadline is None else deadline
+        if w.proc.has_ended() or now >= deadline:
+            then()
+        else:
+            self.node.reactor.call_later(
+                _EXIT_POLL_SECONDS, lambda: self.when_exited(w, then, deadline)
+            )
+
+    def worker_exit(self, conn: Connection, msg: m.WorkerExit) -> None:
+        """A caller asks how a worker's process ended (its connection to it closed)."""
+        w = self.workers.get(msg.worker_id) or self.ended.get(msg.worker_id)
+        if w is None:
+            conn.send(m.Reply(msg.rid, None, None))
+            return
+        session_dir = self.node.session_dir
+        self.when_exited(
+            w,
+            lambda: conn.send(
+                m.Reply(
+                    msg.rid,
+                    None,
+                    {
+                        "pid": w.proc.pid,
+                        "code": w.proc.returncode,
+                        "log": w.log_path,
+                        "log_note": describe_logs(w.log_path, session_dir),
+                    },
+                )
+            ),
+        )
+
+    def process_end(self, w: WorkerProc) -> str:
+        """How an actor's process ended, for its death or restart."""
+        return (
+            f"its worker process (pid {w.proc.pid}, log "
+            f"{describe_logs(w.log_path, self.node.session_dir)}) "
+            f"{exc.describe_exit(w.proc.returncode)}"
+        )
+
+    def stop_all(self) -> None:
+        """Kill every worker process this node started and wait for them (the node ends)."""
+        procs = [w.proc for w in self.workers.values()] + self.exited
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=5)
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
