@@ -80,9 +80,10 @@ class Cluster:
         num_gpus: float | None = None,
         resources: dict[str, float] | None = None,
         object_store_memory: int | None = 256 << 20,
-        **ignored: Any,
+        _system_config: dict[str, Any] | None = None,
     ) -> ClusterNode:
-        """Start a node (the head, the first time) and wait until the cluster knows it."""
+        """Start a node (the head, the first time) and wait until the cluster knows it.
+        ``_system_config`` takes the settings ``ember.init`` does (``ref_grace_s``)."""
         head = self.head is None
         record, node, store = launcher.start_cluster_node(
             address=None if head else self.address,
@@ -95,6 +96,7 @@ class Cluster:
             heartbeat_interval=self.heartbeat_interval,
             origin="testing",
             control_store_timeout=self.control_store_timeout,
+            settings=_system_config,
         )
         handle = ClusterNode(record, node)
         if head:

@@ -22,6 +22,9 @@ from tests._helpers import free_cpus, raised, wait_until
 pytestmark = pytest.mark.ember_only
 
 T = 30
+# A short grace before a node frees what nobody refers to (1 s by default), for the tests
+# that check something outlives it.
+GRACE = 0.05
 
 
 @ember.remote
@@ -279,7 +282,8 @@ def test_connections_without_the_token_are_refused(make_cluster: Any) -> None:
 
 
 def test_detached_actors_outlive_the_driver(make_cluster: Any) -> None:
-    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    short = {"_system_config": {"ref_grace_s": GRACE}}
+    cluster = make_cluster({"num_cpus": 1, **short}, {"num_cpus": 1, **short})
 
     @ember.remote
     class Box:
@@ -295,8 +299,8 @@ def test_detached_actors_outlive_the_driver(make_cluster: Any) -> None:
     ember.shutdown()
     assert len(cluster.list_nodes()) == 2  # the cluster did not stop with the driver
     # Nothing refers to it now: it must outlive the grace period after which unreferenced
-    # objects and actors are let go (1 s; it once ended then). No event marks "not ended".
-    time.sleep(2.5)
+    # objects and actors are let go (it once ended then). No event marks "not ended".
+    time.sleep(5 * GRACE)
     cluster.connect(namespace="keep")
     again = ember.get_actor("box")
     assert ember.get(again.add.remote(2)) == 3
@@ -483,7 +487,8 @@ def test_a_long_lost_chain_is_rebuilt(make_cluster: Any) -> None:
 
 def test_kill_works_from_another_node(make_cluster: Any) -> None:
     """`kill` from a task on another node than the actor's own used to do nothing."""
-    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"w": 1}})
+    short = {"_system_config": {"ref_grace_s": GRACE}}
+    make_cluster({"num_cpus": 1, **short}, {"num_cpus": 1, "resources": {"w": 1}, **short})
 
     @ember.remote(resources={"w": 1})
     def kill_it(handle: Any) -> None:
@@ -530,8 +535,8 @@ def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) ->
     ember.get([keeper.keep.remote(kept), keeper.find.remote("found-by-name")], timeout=30)
     del kept, named
     gc.collect()
-    # Past the 1 s grace after which an unreferenced object is freed; no event marks "not".
-    time.sleep(2.5)
+    # Past the grace after which an unreferenced object is freed; no event marks "not".
+    time.sleep(5 * GRACE)
     assert ember.get(keeper.use.remote(), timeout=30) == (200_000.0, "pong")
     assert ember.get(keeper.use_found.remote(), timeout=30) == "pong"
 

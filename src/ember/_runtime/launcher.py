@@ -396,6 +396,7 @@ def start_cluster_node(
     supervise: bool = False,
     control_store_timeout: float | None = None,
     log_dir: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
@@ -407,7 +408,7 @@ def start_cluster_node(
 
     With ``supervise`` and ``storage``, the head node starts the control store again if it
     dies (its tables survive in the storage). A node that cannot reach the control store for
-    ``control_store_timeout`` seconds stops."""
+    ``control_store_timeout`` seconds stops. ``settings`` as in ``spawn_node``."""
     from ember._runtime import admin
 
     store = None
@@ -420,7 +421,7 @@ def start_cluster_node(
     session = new_session(log_dir)
     try:
         if address is None:
-            settings: dict[str, Any] = {
+            store_settings: dict[str, Any] = {
                 "host": host,
                 "token": token,
                 "storage": storage,
@@ -428,12 +429,12 @@ def start_cluster_node(
                 "heartbeat_interval": heartbeat_interval,
                 "log_dir": session.log_dir,
             }
-            store = spawn_control_store(port=port, **settings)
+            store = spawn_control_store(port=port, **store_settings)
             address = cluster_files.cluster_address(store.address)
             if supervise and storage:
-                settings["port"] = int(address.rsplit(":", 1)[1])
+                store_settings["port"] = int(address.rsplit(":", 1)[1])
                 cluster["control_store_pid"] = store.proc.pid
-                cluster["control_store_settings"] = settings
+                cluster["control_store_settings"] = store_settings
         cluster["control_address"] = f"tcp:{address}"
         node = spawn_node(
             resources=resources,
@@ -441,6 +442,7 @@ def start_cluster_node(
             prestart_workers=min(int(resources.get("CPU", 1)), 8),
             cluster=cluster,
             session=session,
+            settings=settings,
         ).wait()
         _wait_joined(address, token, node)
     except BaseException:
