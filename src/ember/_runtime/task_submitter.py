@@ -1,10 +1,10 @@
-"""CoreClient's task submission: dependencies, leases, direct pushes, results and retries."""
+"""The client's task submitter: dependencies, leases, direct pushes, results and retries."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._core import retry
@@ -15,7 +15,6 @@ from ember._protocol.messages import ERROR, INLINE, STORED
 from ember._runtime import serialization, task_context
 from ember._runtime.client_state import (
     _EMPTY_ARGS,
-    ACTOR,
     IDLE_LEASE_SECONDS,
     MAX_LEASE_REQUESTS,
     PIPELINE_DEPTH,
@@ -29,6 +28,10 @@ from ember._runtime.client_state import (
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_table import ObjectTable
+
 # A task whose stored arguments on one other node add up to this much prefers to run there.
 LOCALITY_MIN_BYTES = 1 << 20
 
@@ -39,10 +42,27 @@ def _key_id(task: _Task) -> Any:
     return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
 
 
-class TasksMixin:
-    # ------------------------------------------------------------------ task submission
+class TaskSubmitter:
+    """Tasks this process submitted and has no result for yet (actor calls included), and
+    the leases that run the ones that are not actor calls.
 
-    def _new_task(
+    Shares the client's lock: methods named "under lock" expect the caller to hold it."""
+
+    def __init__(self, client: CoreClient, objects: ObjectTable) -> None:
+        self._client = client
+        self._lock = client.lock
+        self._objects = objects
+        self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
+        self._keys: dict[Any, _Key] = {}
+        self._leases: dict[int, _Lease] = {}
+
+    def pending(self) -> bool:
+        return bool(self._tasks)
+
+    def is_pending(self, task_id: bytes) -> bool:
+        return task_id in self._tasks
+
+    def new_task(
         self,
         fn_id: bytes,
         args: tuple[Any, ...],
@@ -55,8 +75,8 @@ class TasksMixin:
         ctx = task_context.current.get()
         task.parent = ctx.task_id if ctx is not None else b""
         # (Read now, on the submitting thread: a task may be pushed later from the reactor's.)
-        task.job = self.current_job()
-        task.namespace = self.current_namespace()
+        task.job = self._client.current_job()
+        task.namespace = self._client.current_namespace()
         task.fn_id = fn_id
         task.num_returns = num_returns
         task.name = name
@@ -74,9 +94,9 @@ class TasksMixin:
                 return task
         ser = serialization.serialize((args, kwargs)) if args or kwargs else _EMPTY_ARGS
         # Refs nested in the arguments stay alive until the task is done with them.
-        pins: list[Any] = [*dep_refs, *(ObjectRef(i, o, self) for i, o in ser.refs)]
+        pins: list[Any] = [*dep_refs, *(ObjectRef(i, o, self._client) for i, o in ser.refs)]
         if ser.nbytes > serialization.INLINE_MAX:
-            ref = self.put_serialized(ser)
+            ref = self._objects.put_serialized(ser)
             task.args_ref = ref._id
             task.blob = b""
             pins.append(ref)
@@ -85,12 +105,13 @@ class TasksMixin:
         task.pins = pins
         return task
 
-    def _returns(self, task: _Task) -> list[ObjectRef]:
+    def register(self, task: _Task) -> list[ObjectRef]:
         """Under lock: register the task's return objects and make their refs."""
         refs = []
+        client = self._client
         for oid in task.return_ids:
-            self._objects[oid] = _Obj(True, self.client_id)
-            refs.append(ObjectRef(oid, self.client_id, self))
+            self._objects.add_pending(oid)
+            refs.append(ObjectRef(oid, client.client_id, client))
         self._tasks[task.task_id] = task
         return refs
 
@@ -107,34 +128,28 @@ class TasksMixin:
         retry_exceptions: Any,
         strategy: Any = None,
     ) -> list[ObjectRef]:
-        task = self._new_task(fn_id, args, kwargs, num_returns, name)
+        task = self.new_task(fn_id, args, kwargs, num_returns, name)
         task.shape = shape
         task.strategy = strategy
         task.retries_left = max_retries
         task.retry_exceptions = retry_exceptions
         with self._lock:
-            self._drain_decs()
-            refs = self._returns(task)
-            self._resolve_deps(task, self._enqueue)
-        if self._dropped:
-            self._pool_dropped()
+            self._objects.drain_decs()
+            refs = self.register(task)
+            self.resolve_deps(task, self._enqueue)
+        self._objects.pool_dropped()
         return refs
 
-    def _resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
+    def resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
         """Under lock: call ``then(task)`` once every top-level ref argument is ready."""
         if not task.dep_refs:
             task.ready = True
             then(task)
             return
         for ref in task.dep_refs:
-            dep = self._objects.get(ref._id)
-            if (
-                dep is not None
-                and dep.ready
-                and dep.where in self._dead_nodes
-                and not self.store.exists(ref._id)  # (no copy was pulled here either)
-            ):
-                self._resubmit(dep)  # lost with its node: made again first, if it can be
+            dep = self._objects.lost(ref._id)
+            if dep is not None:
+                self.rerun(dep)  # lost with its node: made again first, if it can be
         task.missing = len(task.dep_refs)
 
         def one_ready() -> None:
@@ -143,13 +158,14 @@ class TasksMixin:
                 self._deps_ready(task, then)
 
         for ref in task.dep_refs:
-            self._on_ready(self._entry_for(ref), one_ready)
+            self._objects.on_ready(self._objects.entry_for(ref), one_ready)
 
     def _deps_ready(self, task: _Task, then: Callable[[_Task], None]) -> None:
         deps = []
         biggest = LOCALITY_MIN_BYTES
         for ref in task.dep_refs:
-            obj = self._objects[ref._id]
+            obj = self._objects.entry(ref._id)
+            assert obj is not None  # (held by the task's pins)
             if obj.where and obj.kind == STORED and obj.data >= biggest and task.actor is None:
                 # Large arguments on another node: prefer running there, if it has room.
                 biggest = obj.data
@@ -159,9 +175,9 @@ class TasksMixin:
                 task.ready = True
                 if task.on_error is not None:
                     task.on_error(obj.data)
-                self._finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
+                self.finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
                 if task.actor is not None:
-                    self._flush_actor(task.actor)
+                    self._client.actors.flush(task.actor)
                 return
             if obj.kind == STORED:
                 obj.shared = True  # the worker's hold on it may reach the node after our free
@@ -249,7 +265,7 @@ class TasksMixin:
                 free -= 1
         for lease, task_ids in asks.items():
             key.taking_back.update(task_ids)
-            self.calls.call(
+            self._client.calls.call(
                 lease.conn,
                 lambda rid, lease=lease, task_ids=task_ids: m.TakeBackTasks(
                     rid, lease.lease_id, task_ids
@@ -280,7 +296,7 @@ class TasksMixin:
                 lease.idle_since = time.monotonic()
             for task in reversed(returned):
                 if task.cancelled:
-                    self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+                    self.fail(task, exc.TaskCancelledError(task.task_id.hex()))
                 else:
                     key.queue.appendleft(task)
             self._pump(key)
@@ -289,15 +305,15 @@ class TasksMixin:
         # Idle leases of other shapes would only hold resources this request may need.
         for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
             self._return_lease(lease)
-        self._ask_lease(key, self.node, False)
+        self._ask_lease(key, self._client.node, False)
 
     def _ask_lease(self, key: _Key, via: Connection, spilled: bool) -> None:
-        rid = self.calls.call(
+        rid = self._client.calls.call(
             via,
             lambda rid: m.RequestLease(
                 rid,
                 shape_dict(key.shape),
-                self.client_id,
+                self._client.client_id,
                 key.describe,
                 key.strategy,
                 spilled,
@@ -314,25 +330,27 @@ class TasksMixin:
                 kind, text = reply.error
                 if kind == "WorkerStartFailed":
                     while key.queue:
-                        self._fail(key.queue.popleft(), exc.RaySystemError(text))
+                        self.fail(key.queue.popleft(), exc.RaySystemError(text))
                 elif kind == "Unschedulable":
                     while key.queue:
-                        self._fail(key.queue.popleft(), exc.TaskUnschedulableError(text))
-                elif not self.node.closed:  # another node asked went away: ask again
+                        self.fail(key.queue.popleft(), exc.TaskUnschedulableError(text))
+                elif not self._client.node.closed:  # another node asked went away: ask again
                     self._pump(key)
             return
         grant = reply.value
         if "spill" in grant:  # that node has no room: ask the one it names
             with self._lock:
-                if key.requests.pop(reply.rid, None) is None or self._closed:
+                if key.requests.pop(reply.rid, None) is None or self._client.closed:
                     return
                 try:
-                    self._ask_lease(key, self._remote_node(grant["spill"], grant["address"]), True)
+                    self._ask_lease(
+                        key, self._client.remote_node(grant["spill"], grant["address"]), True
+                    )
                 except OSError:
                     self._pump(key)
             return
         try:
-            conn = self._peer(grant["addr"], grant["node"])
+            conn = self._client.peer(grant["addr"], grant["node"])
         except OSError:
             via.send(m.ReturnLease(grant["lease_id"], True))
             with self._lock:
@@ -346,7 +364,7 @@ class TasksMixin:
             # Only CPU-only leases carry a second task: only they let it start when the first
             # blocks (a GPU, custom resource or memory stays with the blocked task).
             key.saturated = grant["saturated"] and set(key.resources) <= {"CPU"}
-            if reply.rid not in key.requests or self._closed:
+            if reply.rid not in key.requests or self._client.closed:
                 via.send(m.ReturnLease(lease.lease_id))
                 return
             key.requests.pop(reply.rid, None)
@@ -362,12 +380,12 @@ class TasksMixin:
         task.conn = lease.conn
         key = lease.key
         lease.conn.send(
-            self._push_message(
+            self.push_message(
                 task, lease.lease_id, lease.gpu_ids, b"", key.resources if key else None
             )
         )
 
-    def _push_message(
+    def push_message(
         self,
         task: _Task,
         lease_id: int,
@@ -382,7 +400,7 @@ class TasksMixin:
             task.deps,
             task.num_returns,
             task.name,
-            self.client_id,
+            self._client.client_id,
             lease_id,
             gpu_ids,
             actor_id,
@@ -397,16 +415,25 @@ class TasksMixin:
         if key is not None:
             key.leases.pop(lease.lease_id, None)
         self._leases.pop(lease.lease_id, None)
-        if not self._closed:
-            (lease.node_conn or self.node).send(m.ReturnLease(lease.lease_id, failed))
+        if not self._client.closed:
+            (lease.node_conn or self._client.node).send(m.ReturnLease(lease.lease_id, failed))
 
-    def _expire_idle_leases(self) -> None:
+    def leases_on(self, node_id: bytes) -> list[_Lease]:
+        """Under lock: the leases of workers on that node (worker ids start with its tag)."""
+        return [x for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
+
+    def return_idle_leases(self) -> None:
+        """Under lock: what the leases without a task hold is free again at their node."""
+        for lease in [x for x in self._leases.values() if not x.tasks]:
+            self._return_lease(lease)
+
+    def expire_idle_leases(self) -> None:
         now = time.monotonic()
         for lease in list(self._leases.values()):
             if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
                 self._return_lease(lease)
 
-    def _on_revoke(self, lease_id: int) -> None:
+    def on_revoke(self, lease_id: int) -> None:
         with self._lock:
             lease = self._leases.get(lease_id)
             if lease is None:
@@ -417,18 +444,18 @@ class TasksMixin:
 
     # ------------------------------------------------------------------ results
 
-    def _on_task_done(self, msg: m.TaskDone) -> None:
+    def on_task_done(self, msg: m.TaskDone) -> None:
         with self._lock:
             task = self._tasks.get(msg.task_id)
             if task is None:
                 return
             results = msg.results
             lost = self._lost_argument(task, results)
-            if lost is not None and (not lost.ready or self._resubmit(lost)):
+            if lost is not None and (not lost.ready or self.rerun(lost)):
                 # It failed for want of an argument that is being made again: run it once
                 # that is ready (its own retries are not used: the fault was not its own).
                 self._detach(task)
-                self._resolve_deps(task, self._enqueue)
+                self.resolve_deps(task, self._enqueue)
                 return
             if (
                 results
@@ -438,10 +465,10 @@ class TasksMixin:
                 and retry.should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
             ):
                 self._detach(task)
-                self._retry(task)
+                self.retry(task)
                 return
             self._detach(task)
-            self._finish(task, results)
+            self.finish(task, results)
 
     def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
         """Under lock: the argument this process owns whose loss made the task fail, if
@@ -453,7 +480,7 @@ class TasksMixin:
             return None
         for ref in task.dep_refs:
             if ref._id.hex() == cause.object_ref_hex:
-                dep = self._objects.get(ref._id)
+                dep = self._objects.entry(ref._id)
                 return dep if dep is not None and dep.owned else None
         return None
 
@@ -468,24 +495,20 @@ class TasksMixin:
                 lease.idle_since = time.monotonic()
             if lease.key is not None:
                 self._pump(lease.key)
-        actor = task.actor
-        if actor is not None:
-            actor.inflight.pop(task.task_id, None)
-            self._actor_idle(actor)
+        if task.actor is not None:
+            self._client.actors.call_ended(task)
 
-    def _retry(self, task: _Task) -> None:
+    def retry(self, task: _Task) -> None:
         if task.retries_left > 0:
             task.retries_left -= 1
         if task.actor is not None:
-            task.actor.queue.appendleft(task)
-            self._flush_actor(task.actor)
+            self._client.actors.retry(task)
         else:
             self._enqueue(task)
 
-    def _finish(self, task: _Task, results: list[list[Any]]) -> None:
+    def finish(self, task: _Task, results: list[list[Any]]) -> None:
         """Under lock: record the task's return values and wake whoever waits for them."""
         self._tasks.pop(task.task_id, None)
-        rebuildable = task.actor is None and task.retries_left != 0
         if len(results) != len(task.return_ids):
             err = exc.RayTaskError(
                 task.name,
@@ -496,58 +519,32 @@ class TasksMixin:
                 ),
             )
             results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
-        ready = []
-        for oid, result in zip(task.return_ids, results, strict=True):
-            obj = self._objects.get(oid)
-            if obj is None:
-                continue
-            if len(result) > 2 and result[2]:
-                obj.contained = result[2]
-                self.node.send(m.IncRef([c[0] for c in result[2]], [c[1] for c in result[2]]))
-            if len(result) > 3 and result[3] != self.node_id and result[0] == STORED:
-                obj.where = result[3]  # its node keeps it; ours is told, to find it later
-                self.node.send(m.ObjectLocated(oid, result[3], result[1]))
-                if rebuildable:
-                    obj.lineage = task  # if that node dies, the task runs again
-            self._set_ready(oid, obj, result[0], result[1])
-            ready.append((oid, obj))
-        if not any(obj.lineage is task for _, obj in ready):
+        lineage = task if task.actor is None and task.retries_left != 0 else None
+        if not self._objects.store_returns(task.return_ids, results, lineage):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
-        for oid, obj in ready:
-            if obj.waiters:
-                waiters, obj.waiters = obj.waiters, None
-                self._fire(waiters)
-            if obj.released or obj.refs <= 0:
-                obj.released = False
-                if oid in self._objects and obj.refs <= 0:
-                    self._release(oid, obj)
 
-    def _fail(self, task: _Task, error: BaseException) -> None:
-        self._finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
+    def fail(self, task: _Task, error: BaseException) -> None:
+        self.finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
 
-    def _on_peer_lost(self, conn: Connection) -> None:
-        with self._lock:
-            self._peers.pop(conn.peer, None)
-            for lease in [x for x in self._leases.values() if x.conn is conn]:
-                lost, lease.tasks = lease.tasks, []
-                self._return_lease(lease, failed=True)
-                for i, task in enumerate(lost):
-                    task.lease = None
-                    if i == 0 or task.started:
-                        self._task_lost(task, lease)
-                    else:  # queued behind the first: it most likely never ran; no retry used
-                        self._enqueue(task)
-                if lease.key is not None:
-                    self._pump(lease.key)
-            for actor in self._actors.values():
-                if actor.conn is conn:
-                    self._actor_lost(actor)
+    def peer_lost(self, conn: Connection) -> None:
+        """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
+        for lease in [x for x in self._leases.values() if x.conn is conn]:
+            lost, lease.tasks = lease.tasks, []
+            self._return_lease(lease, failed=True)
+            for i, task in enumerate(lost):
+                task.lease = None
+                if i == 0 or task.started:
+                    self._task_lost(task, lease)
+                else:  # queued behind the first: it most likely never ran; no retry used
+                    self._enqueue(task)
+            if lease.key is not None:
+                self._pump(lease.key)
 
     def _task_lost(self, task: _Task, lease: _Lease) -> None:
         if task.cancelled:
-            self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+            self.fail(task, exc.TaskCancelledError(task.task_id.hex()))
         elif task.retries_left != 0:
-            self._retry(task)
+            self.retry(task)
         else:
             self._worker_crashed(task, lease)
 
@@ -566,29 +563,40 @@ class TasksMixin:
             )
             with self._lock:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
-                    self._fail(task, error)
+                    self.fail(task, error)
 
-        node = lease.node_conn or self.node
+        node = lease.node_conn or self._client.node
         if node.closed:
             answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
         else:
-            self.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
+            self._client.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
 
-    def _on_node_lost(self) -> None:
-        if self._closed:
-            return
-        self.node_lost = True
-        if self.on_node_lost is not None:
-            self.on_node_lost()
-        with self._lock:
-            self._wake_all()
-            err = exc.LocalRayletDiedError("the Ember node manager died; the session is over")
-            for task in list(self._tasks.values()):
-                self._fail(task, err)
-            for oid, obj in list(self._objects.items()):
-                if not obj.ready and obj.kind != ACTOR:
-                    self._set_ready(oid, obj, ERROR, serialization.dumps(err))
-                    self._run_ready_callbacks(oid)
+    def rerun(self, obj: _Obj) -> bool:
+        """Under lock: run the task that made ``obj`` again, once its arguments are ready
+        (those lost too are made again first: see ``resolve_deps``; the chain is walked
+        through ``ObjectTable.fire``'s queue, not by recursion, however long it is)."""
+        task = obj.lineage
+        if task is None or task.retries_left == 0 or task.cancelled or self._client.closed:
+            return False
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        if obj.where:
+            # Its copy there could not be had: that node is likely dying, before anyone has
+            # said so. Put no task on the leases held there (each loss would use a retry).
+            for lease in self.leases_on(obj.where):
+                lease.revoked = True
+                if not lease.tasks:
+                    self._return_lease(lease)
+        self._objects.unready(task.return_ids, task)
+        self._tasks[task.task_id] = task
+        task.lease = None
+        self._objects.fire([lambda: self.resolve_deps(task, self._enqueue)])
+        return True
+
+    def fail_all(self, error: BaseException) -> None:
+        """Under lock: the node is lost; no task will finish."""
+        for task in list(self._tasks.values()):
+            self.fail(task, error)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
         self._cancel_task(ids.task_of(ref._id), force, recursive)
@@ -615,11 +623,10 @@ class TasksMixin:
                 key = self._keys.get(_key_id(task))
                 if key is not None and task in key.queue:
                     key.queue.remove(task)
-                self._fail(task, exc.TaskCancelledError(task_id.hex()))
+                self.fail(task, exc.TaskCancelledError(task_id.hex()))
                 return
-            if task.actor is not None and task in task.actor.queue:
-                task.actor.queue.remove(task)
-                self._fail(task, exc.TaskCancelledError(task_id.hex()))
+            if task.actor is not None and self._client.actors.withdraw(task):
+                self.fail(task, exc.TaskCancelledError(task_id.hex()))
                 return
             conn = task.conn
         if conn is not None:
@@ -628,4 +635,4 @@ class TasksMixin:
             if force and lease is not None and lease.tasks and lease.tasks[0] is task:
                 # Only the running task is killed with its worker; one queued behind it on the
                 # lease is skipped by the worker when its turn comes.
-                (lease.node_conn or self.node).send(m.KillWorker(lease.worker_id))
+                (lease.node_conn or self._client.node).send(m.KillWorker(lease.worker_id))

@@ -1,28 +1,43 @@
-"""CoreClient's actors: creation, ordered method calls, restarts and deaths."""
+"""The client's actor caller: creation, ordered method calls, restarts and deaths."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime import serialization, task_context
+from ember._runtime import serialization
 from ember._runtime.client_state import (
-    ACTOR,
     _Actor,
     _actor_died,
     _Obj,
     _Task,
 )
 from ember._runtime.object_ref import ObjectRef
+from ember._transport.reactor import Connection
 from ember._transport.rpc import RemoteError
 
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_table import ObjectTable
+    from ember._runtime.task_submitter import TaskSubmitter
 
-class ActorsMixin:
-    # ------------------------------------------------------------------ actors
+
+class ActorCaller:
+    """The actors this process created or calls: each one's queue of calls, sent in order
+    to its process once the node says where it lives.
+
+    Shares the client's lock: methods named "under lock" expect the caller to hold it."""
+
+    def __init__(self, client: CoreClient, objects: ObjectTable, tasks: TaskSubmitter) -> None:
+        self._client = client
+        self._lock = client.lock
+        self._objects = objects
+        self._tasks = tasks
+        self._actors: dict[bytes, _Actor] = {}
 
     def create_actor(
         self,
@@ -38,11 +53,11 @@ class ActorsMixin:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
         when they are ready, and calls wait for the actor meanwhile."""
-        task = self._new_task(fn_id, args, kwargs, 0, class_name)
+        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name)
         actor_id = ids.new_actor_id()
         name = options.get("name")
-        namespace = options.get("namespace") or self.current_namespace()
-        job_id = self.current_job()
+        namespace = options.get("namespace") or self._client.current_namespace()
+        job_id = self._client.current_job()
         detached = options.get("lifetime") == "detached"
 
         def spec(task: _Task) -> bytes:
@@ -56,28 +71,28 @@ class ActorsMixin:
                     "max_concurrency": options.get("max_concurrency"),
                     "job_id": job_id,
                     "namespace": namespace,
-                    "owner_id": self.client_id,
+                    "owner_id": self._client.client_id,
                 }
             )
 
         def args_ready(task: _Task) -> None:
-            self.node.send(m.ActorArgs(actor_id, spec(task), None))
+            self._client.node.send(m.ActorArgs(actor_id, spec(task), None))
 
         def args_failed(error: bytes) -> None:
-            self.node.send(m.ActorArgs(actor_id, b"", error))
+            self._client.node.send(m.ActorArgs(actor_id, b"", error))
 
         with self._lock:
-            self._drain_decs()
+            self._objects.drain_decs()
             task.on_error = args_failed
             ready_now = not task.dep_refs
-            done = self.calls.future(
-                self.node,
+            done = self._client.calls.future(
+                self._client.node,
                 lambda rid: m.CreateActor(
                     rid,
                     actor_id,
                     spec(task) if ready_now else b"",
                     shape_dict(shape),
-                    self.client_id,
+                    self._client.client_id,
                     job_id,
                     name,
                     namespace,
@@ -90,7 +105,7 @@ class ActorsMixin:
                 ),
             )
             if not ready_now:
-                self._resolve_deps(task, args_ready)
+                self._tasks.resolve_deps(task, args_ready)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
             self._actors[actor_id] = actor
@@ -105,15 +120,10 @@ class ActorsMixin:
                 with self._lock:
                     self._actors.pop(actor_id, None)
                 return value["actor_id"], False
-        with self._lock:
-            obj = self._objects[actor_id] = _Obj(True, self.client_id)
-            obj.kind = ACTOR
-            obj.ready = True
-            obj.detached = detached
-            obj.shared = name is not None  # others may hold it through get_actor()
+        self._objects.add_actor(actor_id, detached, shared=name is not None)
         return actor_id, True
 
-    def _release_actor(self, actor_id: bytes, obj: _Obj) -> None:
+    def release(self, actor_id: bytes, obj: _Obj) -> None:
         """Under lock: no handle to this actor is left in this process. Its calls already
         submitted still run; then the node learns (and ends the actor if nobody else has it)."""
         if obj.owned and obj.detached:
@@ -128,51 +138,23 @@ class ActorsMixin:
             return
         self._actors.pop(actor_id, None)
         if msg is not None:
-            self.node.send(msg)
+            self._client.node.send(msg)
 
-    def _actor_idle(self, actor: _Actor) -> None:
+    def _idle(self, actor: _Actor) -> None:
         """Under lock: the actor's last call finished; send what its release deferred."""
         if actor.on_idle is not None and not actor.queue and not actor.inflight:
             msg, actor.on_idle = actor.on_idle, None
             self._actors.pop(actor.actor_id, None)
-            if not self._closed:
-                self.node.send(msg)
-
-    def current_namespace(self) -> str:
-        """The namespace of the job the running code belongs to."""
-        ctx = task_context.current.get()
-        return ctx.namespace if ctx is not None and ctx.namespace else self.namespace
-
-    def current_job(self) -> bytes:
-        ctx = task_context.current.get()
-        return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
+            if not self._client.closed:
+                self._client.node.send(msg)
 
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         """A named actor's id, handle metadata, and where its holders are counted: the node
         that manages it (its id starts with that node's tag, as an owner's does)."""
-        value = self.control_request(
-            lambda rid: m.GetNamedActor(rid, name, namespace or self.current_namespace())
+        value = self._client.control_request(
+            lambda rid: m.GetNamedActor(rid, name, namespace or self._client.current_namespace())
         )
         return value["actor_id"], value["handle_meta"], value["home"]
-
-    def add_actor_ref(self, actor_id: bytes, owner_id: bytes) -> None:
-        with self._lock:
-            obj = self._objects.get(actor_id)
-            if obj is None:
-                obj = self._objects[actor_id] = _Obj(owner_id == self.client_id, owner_id)
-                obj.kind = ACTOR
-                obj.ready = True
-                if not obj.owned:
-                    self.node.send(m.IncRef([actor_id], [owner_id]))
-            obj.refs += 1
-
-    def actor_ref_serialized(self, actor_id: bytes) -> None:
-        """A handle is being sent to another process: from now on the node counts holders
-        (it counted this owner at creation)."""
-        with self._lock:
-            obj = self._objects.get(actor_id)
-            if obj is not None and obj.owned:
-                obj.shared = True
 
     def submit_actor_task(
         self,
@@ -186,10 +168,10 @@ class ActorsMixin:
         max_task_retries: int | None,
         retry_exceptions: Any,
     ) -> list[ObjectRef]:
-        task = self._new_task(method.encode(), args, kwargs, num_returns, method)
+        task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
         task.retry_exceptions = retry_exceptions
         with self._lock:
-            self._drain_decs()
+            self._objects.drain_decs()
             actor = self._actors.get(actor_id)
             if actor is None:
                 actor = self._actors[actor_id] = _Actor(actor_id, class_name, 0)
@@ -197,39 +179,38 @@ class ActorsMixin:
                 actor.max_task_retries if max_task_retries is None else max_task_retries
             )
             task.actor = actor
-            refs = self._returns(task)
+            refs = self._tasks.register(task)
             actor.queue.append(task)
-            self._resolve_deps(task, lambda t: self._flush_actor(actor))
-        if self._dropped:
-            self._pool_dropped()
+            self._tasks.resolve_deps(task, lambda t: self.flush(actor))
+        self._objects.pool_dropped()
         return refs
 
-    def _flush_actor(self, actor: _Actor) -> None:
+    def flush(self, actor: _Actor) -> None:
         """Under lock: send queued calls in order while the head's arguments are ready."""
         if actor.state == "dead":
             while actor.queue:
-                self._fail(actor.queue.popleft(), actor.error or _actor_died(actor, "dead"))
-            self._actor_idle(actor)
+                self._tasks.fail(actor.queue.popleft(), actor.error or _actor_died(actor, "dead"))
+            self._idle(actor)
             return
         if actor.state != "alive":
-            self._resolve_actor(actor)
+            self._resolve(actor)
             return
         conn = actor.conn
         assert conn is not None
         while actor.queue and actor.queue[0].ready:
             task = actor.queue.popleft()
-            if task.cancelled or task.task_id not in self._tasks:
+            if task.cancelled or not self._tasks.is_pending(task.task_id):
                 continue  # cancelled, or failed by an errored argument
             task.conn = conn
             actor.inflight[task.task_id] = task
-            conn.send(self._push_message(task, 0, [], actor.actor_id, None))
+            conn.send(self._tasks.push_message(task, 0, [], actor.actor_id, None))
 
-    def _resolve_actor(self, actor: _Actor) -> None:
-        if actor.resolving or self._closed:
+    def _resolve(self, actor: _Actor) -> None:
+        if actor.resolving or self._client.closed:
             return
         actor.resolving = True
-        self.calls.call(
-            self.node,
+        self._client.calls.call(
+            self._client.node,
             lambda rid: m.ResolveActor(rid, actor.actor_id, actor.incarnation + 1),
             lambda reply: self._on_actor_resolved(actor, reply),
         )
@@ -238,7 +219,7 @@ class ActorsMixin:
         conn = None
         if reply.error is None:
             try:
-                conn = self._peer(reply.value["addr"], reply.value.get("node", b""))
+                conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
             except OSError:
                 conn = None
         with self._lock:
@@ -248,15 +229,43 @@ class ActorsMixin:
                 actor.error = _death(actor, reply)
             elif conn is None:
                 actor.incarnation = reply.value["incarnation"]
-                self._resolve_actor(actor)
+                self._resolve(actor)
                 return
             else:
                 actor.state = "alive"
                 actor.conn = conn
                 actor.incarnation = reply.value["incarnation"]
-            self._flush_actor(actor)
+            self.flush(actor)
 
-    def _actor_lost(self, actor: _Actor) -> None:
+    def call_ended(self, task: _Task) -> None:
+        """Under lock: the call ``task`` no longer occupies its actor (done or lost)."""
+        actor = task.actor
+        assert actor is not None
+        actor.inflight.pop(task.task_id, None)
+        self._idle(actor)
+
+    def retry(self, task: _Task) -> None:
+        """Under lock: send the call ``task`` again, ahead of the calls queued after it."""
+        actor = task.actor
+        assert actor is not None
+        actor.queue.appendleft(task)
+        self.flush(actor)
+
+    def withdraw(self, task: _Task) -> bool:
+        """Under lock: take the call ``task`` off its actor's queue; False if it was sent."""
+        actor = task.actor
+        if actor is None or task not in actor.queue:
+            return False
+        actor.queue.remove(task)
+        return True
+
+    def peer_lost(self, conn: Connection) -> None:
+        """Under lock: a connection closed; the calls sent over it are lost."""
+        for actor in self._actors.values():
+            if actor.conn is conn:
+                self._lost(actor)
+
+    def _lost(self, actor: _Actor) -> None:
         """Under lock: the connection to the actor's process closed."""
         actor.state = "pending"
         actor.conn = None
@@ -268,12 +277,12 @@ class ActorsMixin:
                     task.retries_left -= 1
                 actor.queue.appendleft(task)
             else:
-                self._task_lost_to_actor(actor, task)
-        self._resolve_actor(actor)
+                self._call_lost(actor, task)
+        self._resolve(actor)
 
-    def _task_lost_to_actor(self, actor: _Actor, task: _Task) -> None:
+    def _call_lost(self, actor: _Actor, task: _Task) -> None:
         if task.cancelled:
-            self._fail(task, exc.TaskCancelledError(task.task_id.hex()))
+            self._tasks.fail(task, exc.TaskCancelledError(task.task_id.hex()))
             return
 
         # Ask the node how the process running the call ended (once it knows: it may hear of
@@ -296,15 +305,17 @@ class ActorsMixin:
                     ),
                 )
             with self._lock:
-                self._fail(task, error)
-                self._actor_idle(actor)
+                self._tasks.fail(task, error)
+                self._idle(actor)
 
-        self.calls.call(
-            self.node, lambda rid: m.ResolveActor(rid, actor.actor_id, lost + 1, True), answered
+        self._client.calls.call(
+            self._client.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, lost + 1, True),
+            answered,
         )
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self.node.send(m.KillActor(actor_id, no_restart))
+        self._client.node.send(m.KillActor(actor_id, no_restart))
 
 
 def _death(actor: _Actor, reply: m.Reply) -> exc.ActorDiedError:
