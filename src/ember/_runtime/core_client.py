@@ -283,7 +283,7 @@ class CoreClient:
         # may be pushed to it meanwhile).
         with self.lock:
             self.objects.node_died(node_id)
-            leased = [lease.conn for lease in self.tasks.leases_on(node_id)]
+            leased = [lease.peer for lease in self.tasks.leases_on(node_id)]
         for conn in [*self._peers.values(), *self._nodes.values(), *leased]:
             if conn.node == node_id or conn in leased:
                 conn.close()

@@ -1,4 +1,5 @@
-"""The client's task submitter: dependencies, leases, direct pushes, results and retries."""
+"""The client's task submitter: dependencies, direct pushes and results; the lease and retry
+decisions are ``_core.task_leases``'s, carried out here."""
 
 from __future__ import annotations
 
@@ -7,20 +8,31 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
-from ember._core import retry
-from ember._core.resources import Shape, shape_dict
+from ember._core.resources import Shape
+from ember._core.retry import should_retry_error
+from ember._core.task_leases import (
+    Action,
+    AskLease,
+    CancelAsk,
+    Fail,
+    Finish,
+    Key,
+    Lease,
+    Push,
+    ReturnLease,
+    SendCancel,
+    TakeBack,
+    Task,
+    TaskLeases,
+    WorkerCrashed,
+)
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
 from ember._runtime import serialization, task_context
 from ember._runtime.client_state import (
     _EMPTY_ARGS,
-    IDLE_LEASE_SECONDS,
-    MAX_LEASE_REQUESTS,
-    PIPELINE_DEPTH,
     _cause,
-    _Key,
-    _Lease,
     _Obj,
     _placeholder,
     _Task,
@@ -36,12 +48,6 @@ if TYPE_CHECKING:
 LOCALITY_MIN_BYTES = 1 << 20
 
 
-def _key_id(task: _Task) -> Any:
-    """Tasks share leases when they have the same shape and the same placement."""
-    strategy = task.strategy
-    return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
-
-
 class TaskSubmitter:
     """Tasks this process submitted and has no result for yet (actor calls included), and
     the leases that run the ones that are not actor calls.
@@ -53,8 +59,8 @@ class TaskSubmitter:
         self._lock = client.lock
         self._objects = objects
         self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
-        self._keys: dict[Any, _Key] = {}
-        self._leases: dict[int, _Lease] = {}
+        self._machine = TaskLeases()
+        self._asks: dict[int, tuple[int, Connection]] = {}  # lease requests: rid, node asked
 
     def pending(self) -> bool:
         return bool(self._tasks)
@@ -190,200 +196,133 @@ class TaskSubmitter:
             then(task)
 
     def _enqueue(self, task: _Task) -> None:
-        key_id = _key_id(task)
-        key = self._keys.get(key_id)
-        if key is None:
-            key = self._keys[key_id] = _Key(task.shape, task.strategy)
-            key.describe = task.name
-        key.job = task.job
-        key.queue.append(task)
-        self._pump(key)
+        self._run(self._machine.submit(task))
 
-    def _pump(self, key: _Key) -> None:
-        """Under lock: push queued tasks to free leases (or take back, for a free lease, a
-        task waiting behind another), and ask for or give back leases."""
-        # SPREAD: one task per lease, so that every task is placed on its own.
-        spread = key.strategy == "SPREAD"
-        queue = key.queue
-        if queue:
-            depth = PIPELINE_DEPTH if key.saturated and key.requests and not spread else 1
-            for room in range(1, depth + 1):  # free leases first, then seconds on busy ones
-                for lease in key.leases.values():
-                    if len(lease.tasks) < room and not lease.revoked:
-                        if spread and lease.spent or lease.conn.closed:
-                            continue  # (a closed one is about to be handled as lost)
-                        self._push(queue.popleft(), lease)
-                        if not queue:
-                            break
-                if not queue:
-                    break
-        # Tasks queued behind another still want a worker of their own: a lease granted
-        # later takes them back. (One pass over the leases: this runs for every task.)
-        waiting = len(queue)
-        behind = 0
-        done: list[_Lease] = []
-        for lease in key.leases.values():
-            tasks = lease.tasks
-            if len(tasks) > 1:
-                for i in range(1, len(tasks)):
-                    if not tasks[i].started:
-                        behind += 1
-            elif not tasks and (lease.revoked or spread and lease.spent):
-                done.append(lease)
-        for lease in done:
-            self._return_lease(lease)
-        if behind:
-            waiting += behind
-            if not queue:
-                self._take_back(key)
-        wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
-        for _ in range(wanted):
-            self._request_lease(key)
-        if not waiting and key.requests:
-            for rid, via in key.requests.items():
-                via.send(m.CancelLeaseRequest(rid))
-            key.requests.clear()
+    def _run(self, actions: list[Action]) -> None:
+        """Under lock: carry out the lease machine's actions, every one, in order. (Its
+        tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
+        for action in actions:
+            if isinstance(action, Push):
+                task, lease = action
+                conn = lease.peer
+                if conn.closed:  # (its loss is on its way; the task never ran there)
+                    self._run(self._machine.push_failed(task, lease))
+                    continue
+                key = lease.key
+                conn.send(
+                    self.push_message(task, lease.lease_id, lease.gpu_ids, b"", key.resources)  # type: ignore[arg-type]
+                )
+            elif isinstance(action, Finish):
+                self.finish(action.task, action.results)  # type: ignore[arg-type]
+            elif isinstance(action, AskLease):
+                self._ask_lease(action)
+            elif isinstance(action, ReturnLease):
+                lease = action.lease
+                if not self._client.closed:
+                    lease.via.send(m.ReturnLease(lease.lease_id, action.failed))
+            elif isinstance(action, CancelAsk):
+                asked = self._asks.pop(action.req, None)
+                if asked is not None:
+                    asked[1].send(m.CancelLeaseRequest(asked[0]))
+            elif isinstance(action, Fail):
+                self.fail(action.task, action.error)  # type: ignore[arg-type]
+            elif isinstance(action, TakeBack):
+                self._take_back(action)
+            elif isinstance(action, SendCancel):
+                lease = action.lease
+                task_id = action.task.task_id
+                lease.peer.send(m.CancelTask(task_id, action.force, action.recursive))
+                if action.kill:
+                    lease.via.send(m.KillWorker(lease.worker_id))
+            elif isinstance(action, WorkerCrashed):
+                self._worker_crashed(action.task, action.lease)
+            else:
+                raise AssertionError(f"unknown action {action!r}")
 
-    def _take_back(self, key: _Key) -> None:
-        """Under lock, with no task queued here: for each free lease, ask the worker of the
-        oldest task waiting behind another on its lease to hand it back; unless it started
-        meanwhile, it then runs on the free lease (``_took_back``)."""
-        free = sum(1 for x in key.leases.values() if not x.tasks and not x.revoked)
-        free -= len(key.taking_back)
-        if free <= 0:
-            return
-        behind = sorted(
-            ((task, lease) for lease in key.leases.values() for task in lease.tasks[1:]),
-            key=lambda pair: pair[0].task_id,  # (ids count up in submission order)
-        )
-        asks: dict[_Lease, list[bytes]] = {}
-        for task, lease in behind:
-            if free <= 0:
-                break
-            if not task.started and task.task_id not in key.taking_back:
-                asks.setdefault(lease, []).append(task.task_id)
-                free -= 1
-        for lease, task_ids in asks.items():
-            key.taking_back.update(task_ids)
-            self._client.calls.call(
-                lease.conn,
-                lambda rid, lease=lease, task_ids=task_ids: m.TakeBackTasks(
-                    rid, lease.lease_id, task_ids
-                ),
-                lambda reply, lease=lease, task_ids=task_ids: self._took_back(
-                    key, lease, task_ids, reply
-                ),
-            )
-
-    def _took_back(self, key: _Key, lease: _Lease, asked: list[bytes], reply: m.Reply) -> None:
-        """Reactor thread: the worker answered a take-back with the tasks it handed back."""
-        with self._lock:
-            key.taking_back.difference_update(asked)
-            answered = reply.error is None  # (else the worker is gone: its tasks are redone)
-            back = set(reply.value or ()) if answered else set()
-            returned = []
-            # (The task ahead may have finished meanwhile: a task handed back can be first.)
-            for task in lease.tasks:
-                if task.task_id in back:
-                    returned.append(task)
-                elif answered and task.task_id in asked:
-                    task.started = True
-            for task in returned:
-                lease.tasks.remove(task)
-                task.lease = None
-                task.conn = None
-            if not lease.tasks:
-                lease.idle_since = time.monotonic()
-            for task in reversed(returned):
-                if task.cancelled:
-                    self.fail(task, exc.TaskCancelledError(task.task_id.hex()))
-                else:
-                    key.queue.appendleft(task)
-            self._pump(key)
-
-    def _request_lease(self, key: _Key) -> None:
-        # Idle leases of other shapes would only hold resources this request may need.
-        for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
-            self._return_lease(lease)
-        self._ask_lease(key, self._client.node, False)
-
-    def _ask_lease(self, key: _Key, via: Connection, spilled: bool) -> None:
-        rid = self._client.calls.call(
+    def _ask_lease(self, ask: AskLease) -> None:
+        key, req = ask.key, ask.req
+        client = self._client
+        if ask.to is None:
+            via = client.node
+        else:
+            try:
+                via = client.remote_node(*ask.to)
+            except OSError:
+                self._run(self._machine.refused(key, req, None, True))
+                return
+        rid = client.calls.call(
             via,
             lambda rid: m.RequestLease(
                 rid,
-                shape_dict(key.shape),
-                self._client.client_id,
+                key.resources,
+                client.client_id,
                 key.describe,
                 key.strategy,
-                spilled,
+                ask.spilled,
                 job_id=key.job,
             ),
-            lambda reply: self._on_lease(key, reply, via),
+            lambda reply: self._on_lease(key, req, reply, via),
         )
-        key.requests[rid] = via
+        if req in key.requests:  # (not answered already: a connection closed meanwhile)
+            self._asks[req] = (rid, via)
 
-    def _on_lease(self, key: _Key, reply: m.Reply, via: Connection) -> None:
+    def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
+        """Reactor thread: a node answered a lease request."""
         if reply.error is not None:
+            kind, text = reply.error
+            error: BaseException | None = None
+            if kind == "WorkerStartFailed":
+                error = exc.RaySystemError(text)
+            elif kind == "Unschedulable":
+                error = exc.TaskUnschedulableError(text)
             with self._lock:
-                key.requests.pop(reply.rid, None)
-                kind, text = reply.error
-                if kind == "WorkerStartFailed":
-                    while key.queue:
-                        self.fail(key.queue.popleft(), exc.RaySystemError(text))
-                elif kind == "Unschedulable":
-                    while key.queue:
-                        self.fail(key.queue.popleft(), exc.TaskUnschedulableError(text))
-                elif not self._client.node.closed:  # another node asked went away: ask again
-                    self._pump(key)
+                self._asks.pop(req, None)
+                # (else another node asked went away: ask again, unless ours did)
+                self._run(self._machine.refused(key, req, error, not self._client.node.closed))
             return
         grant = reply.value
         if "spill" in grant:  # that node has no room: ask the one it names
             with self._lock:
-                if key.requests.pop(reply.rid, None) is None or self._client.closed:
-                    return
-                try:
-                    self._ask_lease(
-                        key, self._client.remote_node(grant["spill"], grant["address"]), True
-                    )
-                except OSError:
-                    self._pump(key)
+                self._asks.pop(req, None)
+                if not self._client.closed:
+                    self._run(self._machine.spilled(key, req, (grant["spill"], grant["address"])))
             return
+        conn: Connection | None
         try:
             conn = self._client.peer(grant["addr"], grant["node"])
         except OSError:
-            via.send(m.ReturnLease(grant["lease_id"], True))
-            with self._lock:
-                key.requests.pop(reply.rid, None)
-                self._pump(key)
-            return
+            conn = None
         with self._lock:
-            lease = _Lease(grant["lease_id"], grant["worker_id"], conn, grant["gpu_ids"])
-            lease.key = key
-            lease.node_conn = via
-            # Only CPU-only leases carry a second task: only they let it start when the first
-            # blocks (a GPU, custom resource or memory stays with the blocked task).
-            key.saturated = grant["saturated"] and set(key.resources) <= {"CPU"}
-            if reply.rid not in key.requests or self._client.closed:
-                via.send(m.ReturnLease(lease.lease_id))
+            self._asks.pop(req, None)
+            if self._client.closed:
+                via.send(m.ReturnLease(grant["lease_id"]))
                 return
-            key.requests.pop(reply.rid, None)
-            key.leases[lease.lease_id] = lease
-            self._leases[lease.lease_id] = lease
-            self._pump(key)
-
-    def _push(self, task: _Task, lease: _Lease) -> None:
-        lease.spent = True
-        task.started = False  # (not known to run here yet, whatever happened elsewhere)
-        lease.tasks.append(task)
-        task.lease = lease
-        task.conn = lease.conn
-        key = lease.key
-        lease.conn.send(
-            self.push_message(
-                task, lease.lease_id, lease.gpu_ids, b"", key.resources if key else None
+            self._run(
+                self._machine.granted(
+                    key,
+                    req,
+                    grant["lease_id"],
+                    grant["worker_id"],
+                    grant["gpu_ids"],
+                    grant["saturated"],
+                    via,
+                    conn,
+                )
             )
+
+    def _take_back(self, ask: TakeBack) -> None:
+        key, lease, task_ids = ask
+        self._client.calls.call(
+            lease.peer,
+            lambda rid: m.TakeBackTasks(rid, lease.lease_id, task_ids),
+            lambda reply: self._took_back(key, lease, task_ids, reply),
         )
+
+    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], reply: m.Reply) -> None:
+        """Reactor thread: the worker answered a take-back with the tasks it handed back."""
+        back = (reply.value or []) if reply.error is None else None
+        with self._lock:
+            self._run(self._machine.took_back(key, lease, asked, back, time.monotonic()))
 
     def push_message(
         self,
@@ -410,37 +349,20 @@ class TaskSubmitter:
             resources,
         )
 
-    def _return_lease(self, lease: _Lease, failed: bool = False) -> None:
-        key = lease.key
-        if key is not None:
-            key.leases.pop(lease.lease_id, None)
-        self._leases.pop(lease.lease_id, None)
-        if not self._client.closed:
-            (lease.node_conn or self._client.node).send(m.ReturnLease(lease.lease_id, failed))
-
-    def leases_on(self, node_id: bytes) -> list[_Lease]:
+    def leases_on(self, node_id: bytes) -> list[Lease]:
         """Under lock: the leases of workers on that node (worker ids start with its tag)."""
-        return [x for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
+        return self._machine.leases_on(node_id[:4])
 
     def return_idle_leases(self) -> None:
         """Under lock: what the leases without a task hold is free again at their node."""
-        for lease in [x for x in self._leases.values() if not x.tasks]:
-            self._return_lease(lease)
+        self._run(self._machine.return_idle())
 
     def expire_idle_leases(self) -> None:
-        now = time.monotonic()
-        for lease in list(self._leases.values()):
-            if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
-                self._return_lease(lease)
+        self._run(self._machine.tick(time.monotonic()))
 
     def on_revoke(self, lease_id: int) -> None:
         with self._lock:
-            lease = self._leases.get(lease_id)
-            if lease is None:
-                return
-            lease.revoked = True
-            if not lease.tasks:
-                self._return_lease(lease)
+            self._run(self._machine.revoked(lease_id))
 
     # ------------------------------------------------------------------ results
 
@@ -450,30 +372,35 @@ class TaskSubmitter:
             if task is None:
                 return
             results = msg.results
-            lost = self._lost_argument(task, results)
-            if lost is not None and (not lost.ready or self.rerun(lost)):
-                # It failed for want of an argument that is being made again: run it once
-                # that is ready (its own retries are not used: the fault was not its own).
-                self._detach(task)
-                self.resolve_deps(task, self._enqueue)
-                return
-            if (
+            retry = (
                 results
                 and results[0][0] == ERROR
                 and task.retries_left != 0
                 and not task.cancelled
-                and retry.should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
-            ):
-                self._detach(task)
-                self.retry(task)
+                and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+            )
+            if task.actor is not None:
+                self._client.actors.call_ended(task)
+                if retry:
+                    if task.retries_left > 0:
+                        task.retries_left -= 1
+                    self._client.actors.retry(task)
+                else:
+                    self.finish(task, results)
                 return
-            self._detach(task)
-            self.finish(task, results)
+            lost = self._lost_argument(task, results)
+            if lost is not None and (not lost.ready or self.rerun(lost)):
+                # It failed for want of an argument that is being made again: run it once
+                # that is ready (its own retries are not used: the fault was not its own).
+                self._run(self._machine.detach(task, time.monotonic()))
+                self.resolve_deps(task, self._enqueue)
+                return
+            self._run(self._machine.task_done(task, results, bool(retry), time.monotonic()))
 
     def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
         """Under lock: the argument this process owns whose loss made the task fail, if
         that is how it failed."""
-        if task.actor is not None or not results or results[0][0] != ERROR:
+        if not results or results[0][0] != ERROR:
             return None
         cause = _cause(results[0][1])
         if not isinstance(cause, exc.ObjectLostError):
@@ -483,28 +410,6 @@ class TaskSubmitter:
                 dep = self._objects.entry(ref._id)
                 return dep if dep is not None and dep.owned else None
         return None
-
-    def _detach(self, task: _Task) -> None:
-        """Under lock: the task no longer occupies its lease or actor slot."""
-        lease = task.lease
-        if lease is not None:
-            task.lease = None
-            if task in lease.tasks:
-                lease.tasks.remove(task)
-            if not lease.tasks:
-                lease.idle_since = time.monotonic()
-            if lease.key is not None:
-                self._pump(lease.key)
-        if task.actor is not None:
-            self._client.actors.call_ended(task)
-
-    def retry(self, task: _Task) -> None:
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        if task.actor is not None:
-            self._client.actors.retry(task)
-        else:
-            self._enqueue(task)
 
     def finish(self, task: _Task, results: list[list[Any]]) -> None:
         """Under lock: record the task's return values and wake whoever waits for them."""
@@ -528,27 +433,10 @@ class TaskSubmitter:
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
-        for lease in [x for x in self._leases.values() if x.conn is conn]:
-            lost, lease.tasks = lease.tasks, []
-            self._return_lease(lease, failed=True)
-            for i, task in enumerate(lost):
-                task.lease = None
-                if i == 0 or task.started:
-                    self._task_lost(task, lease)
-                else:  # queued behind the first: it most likely never ran; no retry used
-                    self._enqueue(task)
-            if lease.key is not None:
-                self._pump(lease.key)
+        for lease in self._machine.leases_of(conn):
+            self._run(self._machine.worker_lost(lease))
 
-    def _task_lost(self, task: _Task, lease: _Lease) -> None:
-        if task.cancelled:
-            self.fail(task, exc.TaskCancelledError(task.task_id.hex()))
-        elif task.retries_left != 0:
-            self.retry(task)
-        else:
-            self._worker_crashed(task, lease)
-
-    def _worker_crashed(self, task: _Task, lease: _Lease) -> None:
+    def _worker_crashed(self, task: Task, lease: Lease) -> None:
         """Under lock: fail a task whose worker died, once the node that leased it says how
         the process ended (it may see the end after this process did)."""
 
@@ -565,7 +453,7 @@ class TaskSubmitter:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
                     self.fail(task, error)
 
-        node = lease.node_conn or self._client.node
+        node = lease.via
         if node.closed:
             answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
         else:
@@ -581,12 +469,7 @@ class TaskSubmitter:
         if task.retries_left > 0:
             task.retries_left -= 1
         if obj.where:
-            # Its copy there could not be had: that node is likely dying, before anyone has
-            # said so. Put no task on the leases held there (each loss would use a retry).
-            for lease in self.leases_on(obj.where):
-                lease.revoked = True
-                if not lease.tasks:
-                    self._return_lease(lease)
+            self._run(self._machine.distrust(obj.where[:4]))
         self._objects.unready(task.return_ids, task)
         self._tasks[task.task_id] = task
         task.lease = None
@@ -613,26 +496,18 @@ class TaskSubmitter:
             task = self._tasks.get(task_id)
             if task is None:
                 return
-            if force and task.actor is not None:
+            if task.actor is None:
+                self._run(self._machine.cancel(task, force, recursive))
+                return
+            if force:
                 raise ValueError(
                     "force=True is not supported for actor tasks; use ember.kill(actor) to "
                     "end the actor, or cancel without force."
                 )
             task.cancelled = True
-            if task.actor is None and task.lease is None:
-                key = self._keys.get(_key_id(task))
-                if key is not None and task in key.queue:
-                    key.queue.remove(task)
-                self.fail(task, exc.TaskCancelledError(task_id.hex()))
-                return
-            if task.actor is not None and self._client.actors.withdraw(task):
+            if self._client.actors.withdraw(task):
                 self.fail(task, exc.TaskCancelledError(task_id.hex()))
                 return
             conn = task.conn
         if conn is not None:
             conn.send(m.CancelTask(task_id, force, recursive))
-            lease = task.lease
-            if force and lease is not None and lease.tasks and lease.tasks[0] is task:
-                # Only the running task is killed with its worker; one queued behind it on the
-                # lease is skipped by the worker when its turn comes.
-                (lease.node_conn or self._client.node).send(m.KillWorker(lease.worker_id))
