@@ -39,6 +39,7 @@ def task(retries: int = 0, shape: Any = CPU1, strategy: Any = None) -> Task:
     t.shape = shape
     t.strategy = strategy
     t.name = "f"
+    t.job = b""
     t.retries_left = retries
     return t
 

@@ -41,7 +41,8 @@ PIPELINE_DEPTH = 2
 
 
 class Task:
-    """What the machine knows of one task; the client's record of a task extends it."""
+    """What the client's machines (this one and ``actor_calls``) know of one task; the
+    client's record of a task extends it."""
 
     __slots__ = (
         "task_id",
@@ -49,18 +50,22 @@ class Task:
         "strategy",
         "name",
         "job",
+        "ready",
         "lease",
         "started",
         "cancelled",
         "retries_left",
     )
 
+    # Set by whoever makes the task:
+    task_id: bytes  # (ids count up in submission order)
+    shape: Shape
+    name: str
+    job: bytes  # the submitter's job, as it was at submission
+
     def __init__(self) -> None:
-        self.task_id = b""
-        self.shape: Shape = ()
         self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
-        self.name = ""
-        self.job = b""  # the submitter's job, as it was at submission
+        self.ready = False  # its arguments are
         self.lease: Lease | None = None  # pushed to it, and not done
         self.started = False  # known to run: its worker refused to hand it back
         self.cancelled = False

@@ -1,18 +1,30 @@
-"""The client's actor caller: creation, ordered method calls, restarts and deaths."""
+"""The client's actor caller: creation, ordered method calls, restarts and deaths; the
+decisions about calls are ``_core.actor_calls``'s, carried out here."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
+from ember._core.actor_calls import (
+    Action,
+    Actor,
+    ActorCalls,
+    AskHowLost,
+    CancelCall,
+    Resolve,
+    SendCall,
+    SendRelease,
+    died,
+)
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
+from ember._core.task_leases import Fail, Finish
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import serialization
 from ember._runtime.client_state import (
     _Actor,
-    _actor_died,
     _Obj,
     _Task,
 )
@@ -37,7 +49,7 @@ class ActorCaller:
         self._lock = client.lock
         self._objects = objects
         self._tasks = tasks
-        self._actors: dict[bytes, _Actor] = {}
+        self._machine = ActorCalls()
 
     def create_actor(
         self,
@@ -108,17 +120,17 @@ class ActorCaller:
                 self._tasks.resolve_deps(task, args_ready)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
-            self._actors[actor_id] = actor
+            self._machine.add(actor)
         if name is not None:  # a name can be taken: find out now, as Ray does
             try:
                 value = done.result(timeout=60)
             except RemoteError as e:
                 with self._lock:
-                    self._actors.pop(actor_id, None)
+                    self._machine.forget(actor_id)
                 raise ValueError(str(e)) from None
             if value["actor_id"] != actor_id:
                 with self._lock:
-                    self._actors.pop(actor_id, None)
+                    self._machine.forget(actor_id)
                 return value["actor_id"], False
         self._objects.add_actor(actor_id, detached, shared=name is not None)
         return actor_id, True
@@ -132,21 +144,7 @@ class ActorCaller:
             msg = m.KillActor(actor_id, True, "all references to it were dropped")
         else:
             msg = m.DecRef([actor_id])
-        actor = self._actors.get(actor_id)
-        if actor is not None and (actor.queue or actor.inflight):
-            actor.on_idle = msg
-            return
-        self._actors.pop(actor_id, None)
-        if msg is not None:
-            self._client.node.send(msg)
-
-    def _idle(self, actor: _Actor) -> None:
-        """Under lock: the actor's last call finished; send what its release deferred."""
-        if actor.on_idle is not None and not actor.queue and not actor.inflight:
-            msg, actor.on_idle = actor.on_idle, None
-            self._actors.pop(actor.actor_id, None)
-            if not self._client.closed:
-                self._client.node.send(msg)
+        self._run(self._machine.release(actor_id, msg))
 
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         """A named actor's id, handle metadata, and where its holders are counted: the node
@@ -172,129 +170,100 @@ class ActorCaller:
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()
-            actor = self._actors.get(actor_id)
-            if actor is None:
-                actor = self._actors[actor_id] = _Actor(actor_id, class_name, 0)
+            machine = self._machine
+            actor = machine.get(actor_id) or machine.add(_Actor(actor_id, class_name, 0))
             task.retries_left = (
                 actor.max_task_retries if max_task_retries is None else max_task_retries
             )
             task.actor = actor
             refs = self._tasks.register(task)
-            actor.queue.append(task)
+            machine.submit(actor, task)
             self._tasks.resolve_deps(task, lambda t: self.flush(actor))
         self._objects.pool_dropped()
         return refs
 
-    def flush(self, actor: _Actor) -> None:
-        """Under lock: send queued calls in order while the head's arguments are ready."""
-        if actor.state == "dead":
-            while actor.queue:
-                self._tasks.fail(actor.queue.popleft(), actor.error or _actor_died(actor, "dead"))
-            self._idle(actor)
-            return
-        if actor.state != "alive":
-            self._resolve(actor)
-            return
-        conn = actor.conn
-        assert conn is not None
-        while actor.queue and actor.queue[0].ready:
-            task = actor.queue.popleft()
-            if task.cancelled or not self._tasks.is_pending(task.task_id):
-                continue  # cancelled, or failed by an errored argument
-            task.conn = conn
-            actor.inflight[task.task_id] = task
-            conn.send(self._tasks.push_message(task, 0, [], actor.actor_id, None))
+    def flush(self, actor: Actor) -> None:
+        """Under lock: send the calls whose turn it is (see ``ActorCalls.flush``)."""
+        self._run(self._machine.flush(actor))
 
-    def _resolve(self, actor: _Actor) -> None:
-        if actor.resolving or self._client.closed:
-            return
-        actor.resolving = True
-        self._client.calls.call(
-            self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, actor.incarnation + 1),
-            lambda reply: self._on_actor_resolved(actor, reply),
-        )
-
-    def _on_actor_resolved(self, actor: _Actor, reply: m.Reply) -> None:
-        conn = None
-        if reply.error is None:
-            try:
-                conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
-            except OSError:
-                conn = None
-        with self._lock:
-            actor.resolving = False
-            if reply.error is not None:
-                actor.state = "dead"
-                actor.error = _death(actor, reply)
-            elif conn is None:
-                actor.incarnation = reply.value["incarnation"]
-                self._resolve(actor)
-                return
+    def _run(self, actions: list[Action]) -> None:
+        """Under lock: carry out the call machine's actions, every one, in order. (Its
+        tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
+        for action in actions:
+            if isinstance(action, SendCall):
+                actor = action.actor
+                msg = self._tasks.push_message(action.task, 0, [], actor.actor_id, None)  # type: ignore[arg-type]
+                actor.peer.send(msg)
+            elif isinstance(action, Finish):
+                self._tasks.finish(action.task, action.results)  # type: ignore[arg-type]
+            elif isinstance(action, Fail):
+                self._tasks.fail(action.task, action.error)  # type: ignore[arg-type]
+            elif isinstance(action, Resolve):
+                self._resolve(action.actor, action.incarnation)
+            elif isinstance(action, AskHowLost):
+                self._ask_how_lost(action)
+            elif isinstance(action, CancelCall):
+                action.actor.peer.send(m.CancelTask(action.task.task_id, False, action.recursive))
+            elif isinstance(action, SendRelease):
+                if not self._client.closed:
+                    self._client.node.send(action.message)
             else:
-                actor.state = "alive"
-                actor.conn = conn
-                actor.incarnation = reply.value["incarnation"]
-            self.flush(actor)
+                raise AssertionError(f"unknown action {action!r}")
 
-    def call_ended(self, task: _Task) -> None:
-        """Under lock: the call ``task`` no longer occupies its actor (done or lost)."""
-        actor = task.actor
-        assert actor is not None
-        actor.inflight.pop(task.task_id, None)
-        self._idle(actor)
-
-    def retry(self, task: _Task) -> None:
-        """Under lock: send the call ``task`` again, ahead of the calls queued after it."""
-        actor = task.actor
-        assert actor is not None
-        actor.queue.appendleft(task)
-        self.flush(actor)
+    def call_done(self, task: _Task, results: list[list[Any]], retry: bool) -> None:
+        """Under lock: the actor answered the call ``task``."""
+        assert task.actor is not None
+        self._run(self._machine.call_done(task, task.actor, results, retry))
 
     def withdraw(self, task: _Task) -> bool:
         """Under lock: take the call ``task`` off its actor's queue; False if it was sent."""
-        actor = task.actor
-        if actor is None or task not in actor.queue:
-            return False
-        actor.queue.remove(task)
-        return True
+        return task.actor is not None and self._machine.withdraw(task, task.actor)
+
+    def cancel(self, task: _Task, recursive: bool) -> None:
+        """Under lock."""
+        assert task.actor is not None
+        self._run(self._machine.cancel(task, task.actor, recursive))
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: a connection closed; the calls sent over it are lost."""
-        for actor in self._actors.values():
-            if actor.conn is conn:
-                self._lost(actor)
+        for actor in self._machine.on_peer(conn):
+            self._run(self._machine.connection_lost(actor))
 
-    def _lost(self, actor: _Actor) -> None:
-        """Under lock: the connection to the actor's process closed."""
-        actor.state = "pending"
-        actor.conn = None
-        lost = sorted(actor.inflight.values(), key=lambda t: t.task_id)
-        actor.inflight.clear()
-        for task in reversed(lost):
-            if task.retries_left != 0 and not task.cancelled:
-                if task.retries_left > 0:
-                    task.retries_left -= 1
-                actor.queue.appendleft(task)
-            else:
-                self._call_lost(actor, task)
-        self._resolve(actor)
-
-    def _call_lost(self, actor: _Actor, task: _Task) -> None:
-        if task.cancelled:
-            self._tasks.fail(task, exc.TaskCancelledError(task.task_id.hex()))
+    def _resolve(self, actor: Actor, incarnation: int) -> None:
+        if self._client.closed:
             return
+        self._client.calls.call(
+            self._client.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, incarnation),
+            lambda reply: self._on_resolved(actor, reply),
+        )
 
-        # Ask the node how the process running the call ended (once it knows: it may hear of
-        # it after this process did), so the error says so; fail the call when it answers.
-        lost = actor.incarnation
+    def _on_resolved(self, actor: Actor, reply: m.Reply) -> None:
+        """Reactor thread: the node said where the actor lives, or that it is dead."""
+        if reply.error is not None:
+            with self._lock:
+                self._run(self._machine.died(actor, _death(actor, reply)))
+            return
+        try:
+            conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
+        except OSError:
+            with self._lock:
+                self._run(self._machine.unreachable(actor, reply.value["incarnation"]))
+            return
+        with self._lock:
+            self._run(self._machine.resolved(actor, reply.value["incarnation"], conn))
+
+    def _ask_how_lost(self, ask: AskHowLost) -> None:
+        """Ask the node how the process running the call ended (once it knows: it may hear of
+        it after this process did), so the error says so; fail the call when it answers."""
+        task, actor = ask.task, ask.actor
 
         def answered(reply: m.Reply) -> None:
             if reply.error is not None:
                 error = _death(actor, reply)
             else:
                 retries = actor.max_task_retries
-                error = _actor_died(
+                error = died(
                     actor,
                     f"{reply.value['ended']}, but this call was not retried because "
                     + (
@@ -305,12 +274,11 @@ class ActorCaller:
                     ),
                 )
             with self._lock:
-                self._tasks.fail(task, error)
-                self._idle(actor)
+                self._run(self._machine.lost_call_failed(task, actor, error))
 
         self._client.calls.call(
             self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, lost + 1, True),
+            lambda rid: m.ResolveActor(rid, actor.actor_id, ask.incarnation + 1, True),
             answered,
         )
 
@@ -318,7 +286,7 @@ class ActorCaller:
         self._client.node.send(m.KillActor(actor_id, no_restart))
 
 
-def _death(actor: _Actor, reply: m.Reply) -> exc.ActorDiedError:
+def _death(actor: Actor, reply: m.Reply) -> exc.ActorDiedError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why."""
     reason = reply.error[1] if reply.error else "dead"
@@ -330,4 +298,4 @@ def _death(actor: _Actor, reply: m.Reply) -> exc.ActorDiedError:
             pass
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
             cause = f"{reason}:\n{cause}"
-    return exc.ActorDiedError(cause, actor_id=actor.actor_id.hex(), class_name=actor.class_name)
+    return died(actor, cause)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import collections
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from ember import exceptions as exc
-from ember._core import task_leases
+from ember._core import actor_calls, task_leases
 from ember._protocol.messages import INLINE
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
-from ember._transport.reactor import Connection
 
 # (The node reads it here, for the lease requests it reports waiting.)
 MAX_LEASE_REQUESTS = task_leases.MAX_LEASE_REQUESTS
@@ -75,62 +73,40 @@ class _Task(task_leases.Task):
         "retry_exceptions",
         "actor",
         "pins",
-        "ready",
-        "conn",
         "parent",
         "on_error",
         "namespace",
     )
 
+    # Set by ``TaskSubmitter.new_task`` (and the submit that calls it):
+    fn_id: bytes
+    blob: bytes
+    dep_refs: list[ObjectRef]
+    missing: int  # top-level ref arguments not ready yet
+    num_returns: int
+    return_ids: list[bytes]
+    retry_exceptions: Any
+    pins: list[Any]  # refs kept alive while the task may need them
+    parent: bytes
+    namespace: str  # the submitter's, as it was at submission
+
     def __init__(self) -> None:
         super().__init__()
-        self.fn_id = b""
-        self.blob = b""
         self.args_ref = b""
-        self.dep_refs: list[ObjectRef] = []
         self.deps: list[list[Any]] = []
-        self.missing = 0  # top-level ref arguments not ready yet
-        self.num_returns = 1
-        self.return_ids: list[bytes] = []
-        self.retry_exceptions: Any = False
-        self.actor: _Actor | None = None
-        self.pins: list[Any] = []  # refs kept alive while the task may need them
-        self.ready = False
-        self.conn: Connection | None = None  # an actor call's: the actor's process
-        self.parent = b""
+        self.actor: actor_calls.Actor | None = None
         self.on_error: Callable[[bytes], None] | None = None
-        self.namespace = ""  # the submitter's, as it was at submission
 
 
-class _Actor:
-    __slots__ = (
-        "actor_id",
-        "class_name",
-        "state",
-        "conn",
-        "incarnation",
-        "queue",
-        "inflight",
-        "error",
-        "resolving",
-        "max_task_retries",
-        "pins",
-        "on_idle",
-    )
+class _Actor(actor_calls.Actor):
+    """An actor this client calls: what the call machine knows, and the refs its
+    constructor's arguments hold (alive as long as the actor is known here)."""
+
+    __slots__ = ("pins",)
 
     def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
-        self.actor_id = actor_id
-        self.class_name = class_name
-        self.state = "pending"  # pending | alive | dead
-        self.conn: Connection | None = None
-        self.incarnation = -1
-        self.queue: collections.deque[_Task] = collections.deque()
-        self.inflight: dict[bytes, _Task] = {}
-        self.error: BaseException | None = None
-        self.resolving = False
-        self.max_task_retries = max_task_retries
+        super().__init__(actor_id, class_name, max_task_retries)
         self.pins: list[Any] = []
-        self.on_idle: Any = None  # a message to send once the last call is done
 
 
 class _Latch:
@@ -194,7 +170,3 @@ def _cause(data: bytes) -> BaseException | None:
     except Exception:  # noqa: BLE001 - an unreadable error matches no retry_exceptions class
         return None
     return err.cause if isinstance(err, exc.RayTaskError) else err
-
-
-def _actor_died(actor: _Actor, reason: str) -> exc.ActorDiedError:
-    return exc.ActorDiedError(reason, actor_id=actor.actor_id.hex(), class_name=actor.class_name)

@@ -181,6 +181,8 @@ class TaskSubmitter:
                 task.ready = True
                 if task.on_error is not None:
                     task.on_error(obj.data)
+                if task.actor is not None:  # (the calls queued behind it go on)
+                    self._client.actors.withdraw(task)
                 self.finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
                 if task.actor is not None:
                     self._client.actors.flush(task.actor)
@@ -380,13 +382,7 @@ class TaskSubmitter:
                 and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
             )
             if task.actor is not None:
-                self._client.actors.call_ended(task)
-                if retry:
-                    if task.retries_left > 0:
-                        task.retries_left -= 1
-                    self._client.actors.retry(task)
-                else:
-                    self.finish(task, results)
+                self._client.actors.call_done(task, results, bool(retry))
                 return
             lost = self._lost_argument(task, results)
             if lost is not None and (not lost.ready or self.rerun(lost)):
@@ -504,10 +500,4 @@ class TaskSubmitter:
                     "force=True is not supported for actor tasks; use ember.kill(actor) to "
                     "end the actor, or cancel without force."
                 )
-            task.cancelled = True
-            if self._client.actors.withdraw(task):
-                self.fail(task, exc.TaskCancelledError(task_id.hex()))
-                return
-            conn = task.conn
-        if conn is not None:
-            conn.send(m.CancelTask(task_id, force, recursive))
+            self._client.actors.cancel(task, recursive)
