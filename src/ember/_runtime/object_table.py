@@ -132,9 +132,12 @@ class ObjectTable:
     def entry(self, oid: bytes) -> _Obj | None:
         return self._entries.get(oid)
 
-    def add_pending(self, oid: bytes) -> None:
-        """Under lock: a return object of a task this process submitted."""
-        self._entries[oid] = _Obj(True, self._client.client_id)
+    def add_pending(self, oids: list[bytes]) -> None:
+        """Under lock: the return objects of a task this process submitted."""
+        entries = self._entries
+        client_id = self._client.client_id
+        for oid in oids:
+            entries[oid] = _Obj(True, client_id)
 
     def add_actor(self, actor_id: bytes, detached: bool, shared: bool) -> None:
         """An actor this process created; its handles are counted like refs."""

@@ -113,11 +113,9 @@ class TaskSubmitter:
 
     def register(self, task: _Task) -> list[ObjectRef]:
         """Under lock: register the task's return objects and make their refs."""
-        refs = []
         client = self._client
-        for oid in task.return_ids:
-            self._objects.add_pending(oid)
-            refs.append(ObjectRef(oid, client.client_id, client))
+        self._objects.add_pending(task.return_ids)
+        refs = [ObjectRef(oid, client.client_id, client) for oid in task.return_ids]
         self._tasks[task.task_id] = task
         return refs
 
@@ -204,7 +202,9 @@ class TaskSubmitter:
         """Under lock: carry out the lease machine's actions, every one, in order. (Its
         tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
         for action in actions:
-            if isinstance(action, Push):
+            if isinstance(action, Finish):  # (one per task: the common actions first)
+                self.finish(action.task, action.results)  # type: ignore[arg-type]
+            elif isinstance(action, Push):
                 task, lease = action
                 conn = lease.peer
                 if conn.closed:  # (its loss is on its way; the task never ran there)
@@ -214,8 +214,6 @@ class TaskSubmitter:
                 conn.send(
                     self.push_message(task, lease.lease_id, lease.gpu_ids, b"", key.resources)  # type: ignore[arg-type]
                 )
-            elif isinstance(action, Finish):
-                self.finish(action.task, action.results)  # type: ignore[arg-type]
             elif isinstance(action, AskLease):
                 self._ask_lease(action)
             elif isinstance(action, ReturnLease):
@@ -374,30 +372,30 @@ class TaskSubmitter:
             if task is None:
                 return
             results = msg.results
-            retry = (
-                results
-                and results[0][0] == ERROR
-                and task.retries_left != 0
-                and not task.cancelled
-                and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
-            )
+            retry = False
+            if results and results[0][0] == ERROR:
+                if task.actor is None:
+                    lost = self._lost_argument(task, results)
+                    if lost is not None and (not lost.ready or self.rerun(lost)):
+                        # It failed for want of an argument that is being made again: run it
+                        # once that is ready (its own retries are not used: the fault was not
+                        # its own).
+                        self._run(self._machine.detach(task, time.monotonic()))
+                        self.resolve_deps(task, self._enqueue)
+                        return
+                retry = (
+                    task.retries_left != 0
+                    and not task.cancelled
+                    and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+                )
             if task.actor is not None:
-                self._client.actors.call_done(task, results, bool(retry))
-                return
-            lost = self._lost_argument(task, results)
-            if lost is not None and (not lost.ready or self.rerun(lost)):
-                # It failed for want of an argument that is being made again: run it once
-                # that is ready (its own retries are not used: the fault was not its own).
-                self._run(self._machine.detach(task, time.monotonic()))
-                self.resolve_deps(task, self._enqueue)
-                return
-            self._run(self._machine.task_done(task, results, bool(retry), time.monotonic()))
+                self._client.actors.call_done(task, results, retry)
+            else:
+                self._run(self._machine.task_done(task, results, retry, time.monotonic()))
 
     def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
-        """Under lock: the argument this process owns whose loss made the task fail, if
-        that is how it failed."""
-        if not results or results[0][0] != ERROR:
-            return None
+        """Under lock, for a task that failed: the argument this process owns whose loss made
+        it fail, if that is how it failed."""
         cause = _cause(results[0][1])
         if not isinstance(cause, exc.ObjectLostError):
             return None
