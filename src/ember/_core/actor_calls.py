@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, NamedTuple
+from typing import Any
 
 from ember import exceptions as exc
-from ember._core.task_leases import Fail, Finish, Task
+from ember._core.task_leases import Fail, Finish, Task, _Action
 
 
 class State(enum.Enum):
@@ -62,38 +62,53 @@ class Actor:
 # -- actions (besides task_leases' Fail and Finish) ----------------------------------------
 
 
-class SendCall(NamedTuple):
-    task: Task
-    actor: Actor
+class SendCall(_Action):
+    __slots__ = ("task", "actor")
+
+    def __init__(self, task: Task, actor: Actor) -> None:
+        self.task = task
+        self.actor = actor
 
 
-class Resolve(NamedTuple):
+class Resolve(_Action):
     """Ask the node where incarnation ``incarnation`` of the actor lives; answer with
     ``resolved``, ``unreachable`` or ``died``."""
 
-    actor: Actor
-    incarnation: int
+    __slots__ = ("actor", "incarnation")
+
+    def __init__(self, actor: Actor, incarnation: int) -> None:
+        self.actor = actor
+        self.incarnation = incarnation
 
 
-class AskHowLost(NamedTuple):
+class AskHowLost(_Action):
     """The call ``task`` was lost with incarnation ``incarnation`` and has no retry left: ask
     the node how that process ended, then answer with ``lost_call_failed``."""
 
-    task: Task
-    actor: Actor
-    incarnation: int
+    __slots__ = ("task", "actor", "incarnation")
+
+    def __init__(self, task: Task, actor: Actor, incarnation: int) -> None:
+        self.task = task
+        self.actor = actor
+        self.incarnation = incarnation
 
 
-class CancelCall(NamedTuple):
-    task: Task
-    actor: Actor
-    recursive: bool
+class CancelCall(_Action):
+    __slots__ = ("task", "actor", "recursive")
+
+    def __init__(self, task: Task, actor: Actor, recursive: bool) -> None:
+        self.task = task
+        self.actor = actor
+        self.recursive = recursive
 
 
-class SendRelease(NamedTuple):
+class SendRelease(_Action):
     """No handle is left here and no call is pending: send the release deferred till now."""
 
-    message: Any
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
 
 
 Action = SendCall | Resolve | AskHowLost | CancelCall | SendRelease | Fail | Finish

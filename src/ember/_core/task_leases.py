@@ -25,7 +25,7 @@ for the node that granted a lease and the worker it names, opaque here.
 from __future__ import annotations
 
 import collections
-from typing import Any, NamedTuple
+from typing import Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape, shape_dict
@@ -141,66 +141,112 @@ class Key:
 # -- actions ---------------------------------------------------------------------------------
 
 
-class Push(NamedTuple):
-    task: Task
-    lease: Lease
+class _Action:
+    """An action: a plain slotted record, not changed once made (one or two are made per
+    task, and these cost less to make than NamedTuples or frozen dataclasses); compared and
+    shown by its fields."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, f) == getattr(other, f) for f in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-class AskLease(NamedTuple):
+class Push(_Action):
+    __slots__ = ("task", "lease")
+
+    def __init__(self, task: Task, lease: Lease) -> None:
+        self.task = task
+        self.lease = lease
+
+
+class AskLease(_Action):
     """Request a lease for ``key``, numbered ``req``, from ``to`` (None: this client's node;
     else the spill target a node named)."""
 
-    key: Key
-    req: int
-    to: Any
-    spilled: bool
+    __slots__ = ("key", "req", "to", "spilled")
+
+    def __init__(self, key: Key, req: int, to: Any, spilled: bool) -> None:
+        self.key = key
+        self.req = req
+        self.to = to
+        self.spilled = spilled
 
 
-class CancelAsk(NamedTuple):
-    key: Key
-    req: int
+class CancelAsk(_Action):
+    __slots__ = ("key", "req")
+
+    def __init__(self, key: Key, req: int) -> None:
+        self.key = key
+        self.req = req
 
 
-class ReturnLease(NamedTuple):
-    lease: Lease
-    failed: bool
+class ReturnLease(_Action):
+    __slots__ = ("lease", "failed")
+
+    def __init__(self, lease: Lease, failed: bool) -> None:
+        self.lease = lease
+        self.failed = failed
 
 
-class TakeBack(NamedTuple):
+class TakeBack(_Action):
     """Ask the worker of ``lease`` to hand back these tasks queued behind another; answer
     with ``took_back``."""
 
-    key: Key
-    lease: Lease
-    task_ids: list[bytes]
+    __slots__ = ("key", "lease", "task_ids")
+
+    def __init__(self, key: Key, lease: Lease, task_ids: list[bytes]) -> None:
+        self.key = key
+        self.lease = lease
+        self.task_ids = task_ids
 
 
-class Finish(NamedTuple):
-    task: Task
-    results: Any
+class Finish(_Action):
+    __slots__ = ("task", "results")
+
+    def __init__(self, task: Task, results: Any) -> None:
+        self.task = task
+        self.results = results
 
 
-class Fail(NamedTuple):
-    task: Task
-    error: BaseException
+class Fail(_Action):
+    __slots__ = ("task", "error")
+
+    def __init__(self, task: Task, error: BaseException) -> None:
+        self.task = task
+        self.error = error
 
 
-class SendCancel(NamedTuple):
+class SendCancel(_Action):
     """Ask the worker of ``lease`` to cancel ``task``; with ``kill``, have its node end it."""
 
-    task: Task
-    lease: Lease
-    force: bool
-    recursive: bool
-    kill: bool
+    __slots__ = ("task", "lease", "force", "recursive", "kill")
+
+    def __init__(self, task: Task, lease: Lease, force: bool, recursive: bool, kill: bool) -> None:
+        self.task = task
+        self.lease = lease
+        self.force = force
+        self.recursive = recursive
+        self.kill = kill
 
 
-class WorkerCrashed(NamedTuple):
+class WorkerCrashed(_Action):
     """The worker running ``task`` died and the task has no retry left: fail it with what
     the node says of how the worker ended."""
 
-    task: Task
-    lease: Lease
+    __slots__ = ("task", "lease")
+
+    def __init__(self, task: Task, lease: Lease) -> None:
+        self.task = task
+        self.lease = lease
 
 
 Action = (

@@ -78,10 +78,13 @@ class _Task(task_leases.Task):
         "namespace",
     )
 
-    # Set by ``TaskSubmitter.new_task`` (and the submit that calls it):
+    # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
+    # task is made per call, so no ``__init__`` here sets defaults first.
     fn_id: bytes
     blob: bytes
+    args_ref: bytes  # its arguments, when too large to go inline: a stored object's id
     dep_refs: list[ObjectRef]
+    deps: list[list[Any]]  # the top-level ref arguments' values (or store ids), once ready
     missing: int  # top-level ref arguments not ready yet
     num_returns: int
     return_ids: list[bytes]
@@ -89,13 +92,8 @@ class _Task(task_leases.Task):
     pins: list[Any]  # refs kept alive while the task may need them
     parent: bytes
     namespace: str  # the submitter's, as it was at submission
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.args_ref = b""
-        self.deps: list[list[Any]] = []
-        self.actor: actor_calls.Actor | None = None
-        self.on_error: Callable[[bytes], None] | None = None
+    actor: actor_calls.Actor | None  # (an actor call's)
+    on_error: Callable[[bytes], None] | None  # (an actor creation's: its arguments failed)
 
 
 class _Actor(actor_calls.Actor):

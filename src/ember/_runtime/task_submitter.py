@@ -78,6 +78,10 @@ class TaskSubmitter:
     ) -> _Task:
         task = _Task()
         task.task_id = ids.new_task_id()
+        task.args_ref = b""
+        task.deps = []
+        task.actor = None
+        task.on_error = None
         ctx = task_context.current.get()
         task.parent = ctx.task_id if ctx is not None else b""
         # (Read now, on the submitting thread: a task may be pushed later from the reactor's.)
@@ -196,7 +200,9 @@ class TaskSubmitter:
             then(task)
 
     def _enqueue(self, task: _Task) -> None:
-        self._run(self._machine.submit(task))
+        actions = self._machine.submit(task)
+        if actions:  # (most often none: the task queues behind busy leases)
+            self._run(actions)
 
     def _run(self, actions: list[Action]) -> None:
         """Under lock: carry out the lease machine's actions, every one, in order. (Its
@@ -205,7 +211,7 @@ class TaskSubmitter:
             if isinstance(action, Finish):  # (one per task: the common actions first)
                 self.finish(action.task, action.results)  # type: ignore[arg-type]
             elif isinstance(action, Push):
-                task, lease = action
+                task, lease = action.task, action.lease
                 conn = lease.peer
                 if conn.closed:  # (its loss is on its way; the task never ran there)
                     self._run(self._machine.push_failed(task, lease))
@@ -311,7 +317,7 @@ class TaskSubmitter:
             )
 
     def _take_back(self, ask: TakeBack) -> None:
-        key, lease, task_ids = ask
+        key, lease, task_ids = ask.key, ask.lease, ask.task_ids
         self._client.calls.call(
             lease.peer,
             lambda rid: m.TakeBackTasks(rid, lease.lease_id, task_ids),
