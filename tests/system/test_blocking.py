@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import ember
-from ember._runtime import client_objects, state, task_context
+from ember._runtime import object_table, state, task_context
 from tests._helpers import wait_until
 
 pytestmark = pytest.mark.ember_only
@@ -140,7 +140,7 @@ def _as_task(ray: Any, ref: Any, task_id: bytes, cancelled: bool = False, wait: 
 
 def _until_blocked(client: Any, thread: threading.Thread, errors: object = None) -> None:
     """Until the thread sleeps in a get; fails at once if it ended (with ``errors``)."""
-    wait_until(lambda: client._latches or not thread.is_alive(), T, "the thread to block")
+    wait_until(lambda: client.objects._latches or not thread.is_alive(), T, "the thread to block")
     assert thread.is_alive(), errors
 
 
@@ -153,7 +153,7 @@ def test_a_cancel_wakes_only_the_wait_of_the_task_it_names(ray: Any) -> None:
     thread, errors = _as_task(ray, never.remote(), second)
     _until_blocked(client, thread)
     assert not client.interrupt_wait(first)
-    assert [latch.n for latch in client._latches] == [1]  # still asleep
+    assert [latch.n for latch in client.objects._latches] == [1]  # still asleep
     assert client.interrupt_wait(second)
     thread.join(T)
     assert [type(e) for e in errors] == [ray.exceptions.TaskCancelledError]
@@ -166,7 +166,7 @@ def test_a_task_cancelled_before_it_waits_does_not_block(ray: Any) -> None:
     thread, errors = _as_task(ray, never.remote(), b"\x03" * 12, cancelled=True)
     thread.join(T)
     assert [type(e) for e in errors] == [ray.exceptions.TaskCancelledError]
-    assert not client._latches
+    assert not client.objects._latches
 
 
 def test_a_wait_over_before_it_sleeps_is_not_reported_as_blocked(ray: Any) -> None:
@@ -177,10 +177,10 @@ def test_a_wait_over_before_it_sleeps_is_not_reported_as_blocked(ray: Any) -> No
     client.on_block = lambda: seen.append("blocked")
     client.on_unblock = lambda: seen.append("unblocked")
     try:
-        with client._lock:
-            latch = client._latch(1)
+        with client.lock:
+            latch = client.objects.latch(1)
             latch.hit()  # (what it waits for became ready meanwhile)
-        client._block_on(latch, None)
+        client.objects.block_on(latch, None)
     finally:
         client.on_block = client.on_unblock = None
     assert seen == []
@@ -189,19 +189,21 @@ def test_a_wait_over_before_it_sleeps_is_not_reported_as_blocked(ray: Any) -> No
 def test_a_wait_for_an_object_being_made_again_leaves_nothing_on_it_when_it_fails(
     ray: Any,
 ) -> None:
-    """Waiting for an object that lineage makes again (``_await``) left its callback on the
+    """Waiting for an object that lineage makes again (``await_ready``) left its callback on the
     object when the wait ended early (here: too many blocked tasks), which also kept the
     object from ever being released."""
     client = state.current()
     ref = never.remote()
-    obj = client._objects[ref._id]
+    obj = client.objects.entry(ref._id)
 
     def refuse() -> None:
         raise ray.exceptions.BlockedTasksLimitExceeded("too many")
 
     client.on_block = refuse
     try:
-        thread, errors = _as_task(ray, ref, b"\x04" * 12, wait=lambda: client._await(obj))
+        thread, errors = _as_task(
+            ray, ref, b"\x04" * 12, wait=lambda: client.objects.await_ready(obj)
+        )
         thread.join(T)
     finally:
         client.on_block = None
@@ -215,9 +217,9 @@ def test_an_abandoned_wait_loop_lets_go_of_the_index_of_its_list(
     """A wait() loop that stopped early (a break at the first result wanted) kept the index
     of its list (a tuple, a dict and lists over all of it) for the life of the process, and
     every object that became ready afterwards was looked up in it."""
-    monkeypatch.setattr(client_objects, "_WAIT_INDEX_IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(object_table, "_WAIT_INDEX_IDLE_SECONDS", 0.2)
     client = state.current()
     refs = [ray.put(i) for i in range(100)]
     ready, _ = ray.wait(refs, num_returns=1, timeout=T)
-    assert ready and client._wait_index is not None
-    wait_until(lambda: client._wait_index is None, T, "the index to be dropped")
+    assert ready and client.objects._wait_index is not None
+    wait_until(lambda: client.objects._wait_index is None, T, "the index to be dropped")

@@ -271,7 +271,7 @@ def test_a_writer_that_dies_waiting_for_room_leaves_no_count(start_ember):
     def ask_for_room_and_die(size):
         from ember._runtime import state
 
-        state.current()._make_room(size)  # answered: the node made room...
+        state.current().objects.make_room(size)  # answered: the node made room...
         os._exit(1)  # ...and the writer is gone before it took it
 
     with pytest.raises(ray.exceptions.WorkerCrashedError):
@@ -354,9 +354,9 @@ def test_dropped_files_are_pooled_outside_the_client_lock(ray, monkeypatch):
     lock_free = []
 
     def take_lock() -> None:
-        lock_free.append(client._lock.acquire(blocking=False))
+        lock_free.append(client.lock.acquire(blocking=False))
         if lock_free[-1]:
-            client._lock.release()
+            client.lock.release()
 
     def pool(oid):
         taker = threading.Thread(target=take_lock)

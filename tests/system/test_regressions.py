@@ -310,7 +310,8 @@ def test_timed_out_get_and_wait_leave_no_callbacks(ray, blocked_task):
     for timeout in [0] * 500 + [0.001] * 100:
         with pytest.raises(ray.exceptions.GetTimeoutError):
             ray.get(ref, timeout=timeout)
-    entry = runtime()._objects[ref._id]
+    entry = runtime().objects.entry(ref._id)
+    assert entry is not None
     assert len(entry.waiters or []) <= 1, len(entry.waiters)
     blocked_task.release()
     assert ray.get(ref, timeout=T) is True
@@ -478,13 +479,13 @@ def test_two_task_shapes_do_not_revoke_leases_over_and_over(ray, monkeypatch):
 
     rt = runtime()
     revocations = [0]
-    on_revoke = rt._on_revoke
+    on_revoke = rt.tasks.on_revoke
 
     def counting(lease_id):
         revocations[0] += 1
         on_revoke(lease_id)
 
-    monkeypatch.setattr(rt, "_on_revoke", counting)
+    monkeypatch.setattr(rt.tasks, "on_revoke", counting)
 
     @ray.remote
     def f():

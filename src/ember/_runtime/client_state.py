@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ember import exceptions as exc
-from ember._core.resources import Shape, shape_dict
+from ember._core import actor_calls, task_leases
 from ember._protocol.messages import INLINE
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
-from ember._transport.reactor import Connection
 
-# A lease left without tasks goes back this long after (a loop of submit-and-get reuses it
-# meanwhile): until then its resources count as used in available_resources().
-IDLE_LEASE_SECONDS = 0.1
-MAX_LEASE_REQUESTS = 16
-# When the node has no room for another lease of a shape, a lease may carry a second task
-# queued behind the first: that hides the round trip between one task's end and the next
-# one's start. A lease that becomes free takes such a task back if it has not started, so no
-# task waits behind a long one while a worker is free. (Not for GPU tasks: a task queued
-# behind a blocked one may start beside it, in the same process.)
-PIPELINE_DEPTH = 2
+# (The node reads it here, for the lease requests it reports waiting.)
+MAX_LEASE_REQUESTS = task_leases.MAX_LEASE_REQUESTS
 ACTOR = 3  # object-table kind for an actor id (counted like objects, killed when unreferenced)
 
 
@@ -69,9 +58,10 @@ class _Obj:
         self.lineage: Any = None  # the task that made it, to run again if that node dies
 
 
-class _Task:
+class _Task(task_leases.Task):
+    """A submitted task: what the lease machine decides on (``Task``), and what it runs."""
+
     __slots__ = (
-        "task_id",
         "fn_id",
         "blob",
         "args_ref",
@@ -79,126 +69,42 @@ class _Task:
         "deps",
         "missing",
         "num_returns",
-        "name",
-        "shape",
-        "retries_left",
-        "retry_exceptions",
-        "cancelled",
-        "actor",
-        "lease",
         "return_ids",
+        "retry_exceptions",
+        "actor",
         "pins",
-        "ready",
-        "conn",
         "parent",
         "on_error",
-        "strategy",
-        "started",
-        "job",
         "namespace",
     )
 
-    def __init__(self) -> None:
-        self.cancelled = False
-        self.started = False  # known to run: its worker refused to hand it back
-        self.job = b""  # the submitter's job and namespace, as they were at submission
-        self.namespace = ""
-        self.on_error: Callable[[bytes], None] | None = None
-        self.lease: _Lease | None = None
-        self.actor: _Actor | None = None
-        self.ready = False
-        self.conn: Connection | None = None
-        self.deps: list[list[Any]] = []
-        self.args_ref = b""
-        self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
-        self.retries_left = 0  # (actor creation and actor calls set their own)
+    # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
+    # task is made per call, so no ``__init__`` here sets defaults first.
+    fn_id: bytes
+    blob: bytes
+    args_ref: bytes  # its arguments, when too large to go inline: a stored object's id
+    dep_refs: list[ObjectRef]
+    deps: list[list[Any]]  # the top-level ref arguments' values (or store ids), once ready
+    missing: int  # top-level ref arguments not ready yet
+    num_returns: int
+    return_ids: list[bytes]
+    retry_exceptions: Any
+    pins: list[Any]  # refs kept alive while the task may need them
+    parent: bytes
+    namespace: str  # the submitter's, as it was at submission
+    actor: actor_calls.Actor | None  # (an actor call's)
+    on_error: Callable[[bytes], None] | None  # (an actor creation's: its arguments failed)
 
 
-class _Lease:
-    __slots__ = (
-        "lease_id",
-        "worker_id",
-        "conn",
-        "gpu_ids",
-        "tasks",
-        "revoked",
-        "idle_since",
-        "key",
-        "node_conn",
-        "spent",
-    )
+class _Actor(actor_calls.Actor):
+    """An actor this client calls: what the call machine knows, and the refs its
+    constructor's arguments hold (alive as long as the actor is known here)."""
 
-    def __init__(self, lease_id: int, worker_id: bytes, conn: Connection, gpu_ids: list[int]):
-        self.lease_id = lease_id
-        self.worker_id = worker_id
-        self.conn = conn
-        self.gpu_ids = gpu_ids
-        self.tasks: list[_Task] = []  # pushed and not finished, in order
-        self.revoked = False
-        self.idle_since = time.monotonic()
-        self.key: _Key | None = None
-        self.node_conn: Connection | None = None  # the node that granted it
-        self.spent = False  # has run a task
-
-
-class _Key:
-    """Tasks of one resource shape and placement, and the leases that run them."""
-
-    __slots__ = (
-        "shape",
-        "strategy",
-        "queue",
-        "leases",
-        "requests",
-        "describe",
-        "resources",
-        "saturated",
-        "taking_back",
-        "job",
-    )
-
-    def __init__(self, shape: Shape, strategy: Any = None) -> None:
-        self.shape = shape
-        self.strategy = strategy
-        self.queue: collections.deque[_Task] = collections.deque()
-        self.leases: dict[int, _Lease] = {}
-        self.requests: dict[int, Connection] = {}  # lease requests waiting: rid -> node asked
-        self.describe = ""
-        self.resources = shape_dict(shape)
-        self.saturated = False  # the node said it has no room for another lease of this shape
-        self.job = b""  # of the latest task queued: leases are asked for that job
-        self.taking_back: set[bytes] = set()  # queued behind another task, asked back
-
-
-class _Actor:
-    __slots__ = (
-        "actor_id",
-        "class_name",
-        "state",
-        "conn",
-        "incarnation",
-        "queue",
-        "inflight",
-        "error",
-        "resolving",
-        "max_task_retries",
-        "pins",
-        "on_idle",
-    )
+    __slots__ = ("pins",)
 
     def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
-        self.actor_id = actor_id
-        self.class_name = class_name
-        self.state = "pending"  # pending | alive | dead
-        self.conn: Connection | None = None
-        self.incarnation = -1
-        self.queue: collections.deque[_Task] = collections.deque()
-        self.inflight: dict[bytes, _Task] = {}
-        self.error: BaseException | None = None
-        self.resolving = False
-        self.max_task_retries = max_task_retries
+        super().__init__(actor_id, class_name, max_task_retries)
         self.pins: list[Any] = []
-        self.on_idle: Any = None  # a message to send once the last call is done
 
 
 class _Latch:
@@ -262,7 +168,3 @@ def _cause(data: bytes) -> BaseException | None:
     except Exception:  # noqa: BLE001 - an unreadable error matches no retry_exceptions class
         return None
     return err.cause if isinstance(err, exc.RayTaskError) else err
-
-
-def _actor_died(actor: _Actor, reason: str) -> exc.ActorDiedError:
-    return exc.ActorDiedError(reason, actor_id=actor.actor_id.hex(), class_name=actor.class_name)

@@ -7,8 +7,11 @@ threads (``submit_task``, ``get``, ``put``...) change the client's tables under 
 write to sockets directly; answers come back on the reactor thread, which updates the tables
 and wakes waiters. Nothing is deserialized and no user code runs under the lock.
 
+The client is composed of three parts that share its lock and connections: an
+``ObjectTable``, a ``TaskSubmitter`` and an ``ActorCaller``.
+
 Objects: the process that makes an object (by ``put`` or by submitting the task that returns
-it) owns it and keeps its state in ``_objects``. Small values live inline in that table;
+it) owns it and keeps its state in its object table. Small values live inline in that table;
 values over ``INLINE_MAX`` live in the node's shared-memory store. A process that receives a
 ref it does not own (a borrower) fetches the value through the store or the node manager.
 
@@ -24,7 +27,6 @@ according to ``max_task_retries`` while the node restarts the actor or declares 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import socket
@@ -35,14 +37,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import exceptions as exc
-from ember._core.resources import Shape
-from ember._core.wait_index import WaitIndex
 from ember._protocol import messages as m
-from ember._runtime.client_actors import ActorsMixin
-from ember._runtime.client_objects import ObjectsMixin
-from ember._runtime.client_state import _Actor, _Key, _Latch, _Lease, _Obj, _Task
-from ember._runtime.client_tasks import TasksMixin
+from ember._runtime import task_context
+from ember._runtime.actor_caller import ActorCaller
 from ember._runtime.object_store import StoreFiles
+from ember._runtime.object_table import ObjectTable
+from ember._runtime.task_submitter import TaskSubmitter
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls, RemoteError
 
@@ -63,7 +63,7 @@ class _NodeHandler:
         if isinstance(msg, m.Reply):
             client.calls.on_reply(msg)
         elif isinstance(msg, m.RevokeLease):
-            client._on_revoke(msg.lease_id)
+            client.tasks.on_revoke(msg.lease_id)
         elif isinstance(msg, m.LogLines):
             client.on_log_lines(msg.lines, msg.err)
         elif isinstance(msg, m.NodeDied):
@@ -97,10 +97,11 @@ class _PeerHandler:
 
     def __init__(self, client: CoreClient) -> None:
         self.client = client
+        self.on_task_done = client.tasks.on_task_done
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.TaskDone):
-            self.client._on_task_done(msg)
+            self.on_task_done(msg)
         elif isinstance(msg, m.Reply):
             self.client.calls.on_reply(msg)
 
@@ -109,7 +110,7 @@ class _PeerHandler:
         self.client._on_peer_lost(conn)
 
 
-class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
+class CoreClient:
     """One per process; see the module docstring."""
 
     def __init__(
@@ -136,30 +137,15 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self.namespace = namespace
         self.node_id = node_id
         self.store = store
-        store.make_room = self._make_room
         self.calls = Calls()
-        self._lock = threading.RLock()
-        self._objects: dict[bytes, _Obj] = {}
-        self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
-        self._keys: dict[Shape, _Key] = {}
-        self._leases: dict[int, _Lease] = {}
-        self._actors: dict[bytes, _Actor] = {}
+        self.lock = threading.RLock()  # the client's tables, all parts' (see ObjectTable)
         self._peers: dict[str, Connection] = {}
         self._nodes: dict[bytes, Connection] = {}  # other nodes, for spilled lease requests
         self.token = token  # the cluster's, for TCP connections
-        self._decs: collections.deque[bytes] = collections.deque()
-        self._dropped: collections.deque[bytes] = collections.deque()  # files to pool
-        self._dead_nodes: set[bytes] = set()
-        self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
-        self._firing = False
-        self._latches: set[_Latch] = set()  # the waits blocked in get/wait, to wake early
-        self._wait_index: WaitIndex | None = None  # the list of the last wait() loop
-        self._wait_latch: _Latch | None = None  # the wait() sleeping on that index
-        self._wait_index_used = 0.0  # when a wait() last returned through it
         # What this process exported, sent again to a control store that restarted (one
         # killed before it stored an export would otherwise never have it).
         self._exported: dict[bytes, Callable[[], bytes]] = {}
-        self._closed = False
+        self.closed = False
         self.node_lost = False
         # Called around blocking waits by a worker, to lend its CPU back to the node.
         self.on_block: Callable[[], None] | None = None
@@ -167,6 +153,30 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         self.log_handler: Callable[[list[str], bool], None] | None = None
         self.extra_handler = extra_handler  # node messages for a worker, e.g. StartActor
         self.on_node_lost: Callable[[], None] | None = None
+        self.objects = ObjectTable(self, store)
+        self.tasks = TaskSubmitter(self, self.objects)
+        self.actors = ActorCaller(self, self.objects, self.tasks)
+        store.make_room = self.objects.make_room
+        # The calls the API makes, bound here once: a call per ref or task through a method
+        # that only passes it on would cost on the hot path.
+        self.add_local_ref = self.objects.add_local_ref
+        self.remove_local_ref = self.objects.remove_local_ref
+        self.ref_serialized = self.objects.ref_serialized
+        self.add_actor_ref = self.objects.add_actor_ref
+        self.actor_ref_serialized = self.objects.actor_ref_serialized
+        self.put = self.objects.put
+        self.get = self.objects.get
+        self.wait = self.objects.wait
+        self.future_of = self.objects.future_of
+        self.read_stored = self.objects.read_stored
+        self.interrupt_wait = self.objects.interrupt_wait
+        self.submit_task = self.tasks.submit_task
+        self.cancel = self.tasks.cancel
+        self.cancel_children = self.tasks.cancel_children
+        self.create_actor = self.actors.create_actor
+        self.submit_actor_task = self.actors.submit_actor_task
+        self.kill_actor = self.actors.kill_actor
+        self.actor_handle_meta = self.actors.actor_handle_meta
         self._own_reactor = reactor is None
         self.reactor = reactor or Reactor("ember-client")
         if self._own_reactor:
@@ -195,14 +205,14 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        if self.kind == "driver" and self.log_to_driver and not self._closed:
+        if self.kind == "driver" and self.log_to_driver and not self.closed:
             self._flush_output()
-        with self._lock:
-            if self._closed:
+        with self.lock:
+            if self.closed:
                 return
-            self._closed = True
-            self._drain_decs()
-            self._wake_all()
+            self.closed = True
+            self.objects.drain_decs()
+            self.objects.wake_all()
         for conn in [self.node, self.control, *self._peers.values(), *self._nodes.values()]:
             conn.close()
         if self._own_reactor:
@@ -214,9 +224,9 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         running get a moment to finish; then every node this driver used passes on what its
         workers printed before it answers (a bounded wait: exit never hangs on it)."""
         deadline = time.monotonic() + _EXIT_GRACE_SECONDS
-        while self._tasks and not self.node_lost and time.monotonic() < deadline:
+        while self.tasks.pending() and not self.node_lost and time.monotonic() < deadline:
             time.sleep(0.01)
-        with self._lock:
+        with self.lock:
             nodes = [c for c in [self.node, *self._nodes.values()] if not c.closed]
         flushed = [self.calls.future(c, m.FlushOutput) for c in nodes]
         deadline = time.monotonic() + _FLUSH_OUTPUT_SECONDS
@@ -225,17 +235,18 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
                 done.result(timeout=max(0.0, deadline - time.monotonic()))
 
     def _periodic(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        with self._lock:
-            self._drain_decs()
-            self._expire_idle_leases()
-            self._drop_idle_wait_index(time.monotonic())
-        self._pool_dropped()
+        with self.lock:
+            self.objects.drain_decs()
+            self.tasks.expire_idle_leases()
+            self.objects.drop_idle_wait_index(time.monotonic())
+        self.objects.pool_dropped()
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 
-    def _peer(self, addr: str, node: bytes = b"") -> Connection:
+    def peer(self, addr: str, node: bytes = b"") -> Connection:
+        """The connection to a worker or actor at ``addr`` (on ``node``), opened if need be."""
         conn = self._peers.get(addr)
         if conn is None or conn.closed:
             conn = self.reactor.connect(addr, _PeerHandler(self), token=self._token_for(addr))
@@ -248,7 +259,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
     def _token_for(self, addr: str) -> str | None:
         return self.token if addr.startswith("tcp:") else None
 
-    def _remote_node(self, node_id: bytes, addr: str) -> Connection:
+    def remote_node(self, node_id: bytes, addr: str) -> Connection:
         """A connection to another node's manager (spilled lease requests go there)."""
         conn = self._nodes.get(node_id)
         if conn is None or conn.closed:
@@ -262,24 +273,57 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         return conn
 
     def _on_remote_node_lost(self, conn: Connection) -> None:
-        with self._lock:
+        with self.lock:
             if self._nodes.get(conn.node) is conn:
                 del self._nodes[conn.node]
 
-    def _leases_on(self, node_id: bytes) -> list[_Lease]:
-        """Under lock: the leases of workers on that node (worker ids start with its tag)."""
-        return [x for x in self._leases.values() if x.worker_id[:4] == node_id[:4]]
-
     def _on_node_died(self, node_id: bytes) -> None:
         """Reactor thread: whatever this process has open to a dead node is gone."""
-        self._dead_nodes.add(node_id)  # objects there are lost (rebuilt from lineage)
         # A lease there is gone too, even on a connection that has not noticed yet (no task
         # may be pushed to it meanwhile).
-        with self._lock:
-            leased = [lease.conn for lease in self._leases_on(node_id)]
+        with self.lock:
+            self.objects.node_died(node_id)
+            leased = [lease.peer for lease in self.tasks.leases_on(node_id)]
         for conn in [*self._peers.values(), *self._nodes.values(), *leased]:
             if conn.node == node_id or conn in leased:
                 conn.close()
+
+    def _on_peer_lost(self, conn: Connection) -> None:
+        """Reactor thread: a worker or actor this process pushed to is gone."""
+        with self.lock:
+            self._peers.pop(conn.peer, None)
+            self.tasks.peer_lost(conn)
+            self.actors.peer_lost(conn)
+
+    def _on_node_lost(self) -> None:
+        if self.closed:
+            return
+        self.node_lost = True
+        if self.on_node_lost is not None:
+            self.on_node_lost()
+        with self.lock:
+            self.objects.wake_all()
+            err = exc.LocalRayletDiedError("the Ember node manager died; the session is over")
+            self.tasks.fail_all(err)
+            self.objects.fail_pending(err)
+
+    def check_open(self) -> None:
+        """Raise if this client can no longer wait for anything."""
+        if self.node_lost:
+            raise exc.LocalRayletDiedError(
+                "the Ember node manager this process was connected to has died"
+            )
+        if self.closed:
+            raise exc.RaySystemError("ember.shutdown() was called while this waited")
+
+    def current_namespace(self) -> str:
+        """The namespace of the job the running code belongs to."""
+        ctx = task_context.current.get()
+        return ctx.namespace if ctx is not None and ctx.namespace else self.namespace
+
+    def current_job(self) -> bytes:
+        ctx = task_context.current.get()
+        return ctx.job_id if ctx is not None and ctx.job_id else self.job_id
 
     # ------------------------------------------------------------------ functions
 
@@ -319,7 +363,7 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         """One attempt to reconnect to the control store (from any thread); True when
         connected. A reconnect exports this process's functions again."""
         with self._control_lock:
-            if not self.control.closed or self._closed:
+            if not self.control.closed or self.closed:
                 return True
             try:
                 conn = self.reactor.connect(
@@ -362,9 +406,8 @@ class CoreClient(ObjectsMixin, TasksMixin, ActorsMixin):
         own node hears of that before the question (on the same connection), so what its
         finished tasks held there counts as free; other nodes report theirs to the control
         store within a heartbeat of the change (0.1 s)."""
-        with self._lock:
-            for lease in [x for x in self._leases.values() if not x.tasks]:
-                self._return_lease(lease)
+        with self.lock:
+            self.tasks.return_idle_leases()
         try:
             return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid)).result(timeout=30)
         except RemoteError as e:

@@ -726,7 +726,7 @@ class _Forwarder(io.TextIOBase):
         with contextlib.suppress(Exception):
             self.original.write("".join(x + "\n" for x in out))
             self.original.flush()
-        if not self.worker.client._closed:
+        if not self.worker.client.closed:
             self.worker.client.node.send(m.LogLines(out, self.err))
 
 

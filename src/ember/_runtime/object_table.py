@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._core.wait_index import WaitIndex
@@ -22,19 +23,40 @@ from ember._runtime.client_state import (
 )
 from ember._runtime.object_ref import ObjectRef, check_wait_args
 
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_store import StoreFiles
 
-class ObjectsMixin:
-    # ------------------------------------------------------------------ reference counting
+
+class ObjectTable:
+    """What this process knows of each object it owns or borrows, and the waits on them.
+
+    Shares the client's lock: methods named "under lock" expect the caller to hold it."""
+
+    def __init__(self, client: CoreClient, store: StoreFiles) -> None:
+        self._client = client
+        self._lock = client.lock
+        self._store = store
+        self._entries: dict[bytes, _Obj] = {}
+        self._decs: collections.deque[bytes] = collections.deque()  # dropped refs, to count
+        self._dropped: collections.deque[bytes] = collections.deque()  # files to pool
+        self._lost_nodes: set[bytes] = set()  # the objects stored there are lost
+        self._to_fire: collections.deque[Callable[[], None]] = collections.deque()
+        self._firing = False
+        self._latches: set[_Latch] = set()  # the waits blocked in get/wait, to wake early
+        self._wait_index: WaitIndex | None = None  # the list of the last wait() loop
+        self._wait_latch: _Latch | None = None  # the wait() sleeping on that index
+        self._wait_index_used = 0.0  # when a wait() last returned through it
 
     def add_local_ref(self, object_id: bytes, owner_id: bytes) -> None:
         with self._lock:
-            obj = self._objects.get(object_id)
+            obj = self._entries.get(object_id)
             if obj is None:
                 # Unknown here: borrowed, even if this process made it and already let it go
                 # (it came back inside another value); then the node still has it, or says lost.
-                obj = self._objects[object_id] = _Obj(False, owner_id)
-                if not self._closed:
-                    self.node.send(m.IncRef([object_id], [owner_id]))
+                obj = self._entries[object_id] = _Obj(False, owner_id)
+                if not self._client.closed:
+                    self._client.node.send(m.IncRef([object_id], [owner_id]))
             obj.refs += 1
 
     def remove_local_ref(self, object_id: bytes) -> None:
@@ -42,78 +64,188 @@ class ObjectsMixin:
         # only queue it; the queue is drained under the lock.
         self._decs.append(object_id)
 
-    def _drain_decs(self) -> None:
+    def drain_decs(self) -> None:
         decs = self._decs
         while decs:
             oid = decs.popleft()
-            obj = self._objects.get(oid)
+            obj = self._entries.get(oid)
             if obj is None:
                 continue
             obj.refs -= 1
             if obj.refs <= 0:
-                self._release(oid, obj)
+                self.release(oid, obj)
 
-    def _release(self, oid: bytes, obj: _Obj) -> None:
+    def release(self, oid: bytes, obj: _Obj) -> None:
         if obj.owned and not obj.ready and obj.kind != ACTOR:
             obj.released = True  # freed when its task finishes
             return
         if obj.waiters:
             return  # someone still waits on it; released once they are done
-        del self._objects[oid]
-        if self._closed:
+        del self._entries[oid]
+        if self._client.closed:
             return
         if obj.kind == ACTOR:
-            self._release_actor(oid, obj)
+            self._client.actors.release(oid, obj)
             return
         obj.pins = None
         if obj.contained:
-            self.node.send(m.DecRef([c[0] for c in obj.contained]))
+            self._client.node.send(m.DecRef([c[0] for c in obj.contained]))
         if not obj.owned:
-            self.node.send(m.DecRef([oid]))
+            self._client.node.send(m.DecRef([oid]))
         elif obj.shared or obj.promoted:
-            self.node.send(m.DecRef([oid]))
+            self._client.node.send(m.DecRef([oid]))
         elif obj.kind == STORED:
             # Nobody else saw it: its file goes to the pool (unless a process still maps it),
             # where this process's next large put finds it without waiting for the node; once
-            # the lock is let go (``_pool_dropped``), since deleting a large file takes a while.
+            # the lock is let go (``pool_dropped``), since deleting a large file takes a while.
             self._dropped.append(oid)
 
-    def _pool_dropped(self) -> None:
+    def pool_dropped(self) -> None:
         """Not under the lock: pool the files of the objects only this process knew that it
         dropped, then let the node free them. A file this cannot pool (out of descriptors, say)
         is left to the node, which recycles or deletes it."""
-        ids = []
         dropped = self._dropped
+        if not dropped:
+            return
+        ids = []
         while dropped:
             try:
                 oid = dropped.popleft()
             except IndexError:  # (another thread took the last one first)
                 break
             with contextlib.suppress(OSError):
-                self.store.pool(oid)
+                self._store.pool(oid)
             ids.append(oid)
         if ids:
-            self.node.send(m.FreeObjects(ids))
+            self._client.node.send(m.FreeObjects(ids))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
         """This process is sending a ref it holds to another process."""
         with self._lock:
-            obj = self._objects.get(object_id)
+            obj = self._entries.get(object_id)
             if obj is None or not obj.owned or obj.shared:
                 return
             obj.shared = True
             if obj.ready:
                 self._promote(object_id, obj)
 
+    def entry(self, oid: bytes) -> _Obj | None:
+        return self._entries.get(oid)
+
+    def add_pending(self, oids: list[bytes]) -> None:
+        """Under lock: the return objects of a task this process submitted."""
+        entries = self._entries
+        client_id = self._client.client_id
+        for oid in oids:
+            entries[oid] = _Obj(True, client_id)
+
+    def add_actor(self, actor_id: bytes, detached: bool, shared: bool) -> None:
+        """An actor this process created; its handles are counted like refs."""
+        with self._lock:
+            obj = self._entries[actor_id] = _Obj(True, self._client.client_id)
+            obj.kind = ACTOR
+            obj.ready = True
+            obj.detached = detached
+            obj.shared = shared  # others may hold it through get_actor()
+
+    def add_actor_ref(self, actor_id: bytes, owner_id: bytes) -> None:
+        with self._lock:
+            obj = self._entries.get(actor_id)
+            if obj is None:
+                obj = self._entries[actor_id] = _Obj(owner_id == self._client.client_id, owner_id)
+                obj.kind = ACTOR
+                obj.ready = True
+                if not obj.owned:
+                    self._client.node.send(m.IncRef([actor_id], [owner_id]))
+            obj.refs += 1
+
+    def actor_ref_serialized(self, actor_id: bytes) -> None:
+        """A handle is being sent to another process: from now on the node counts holders
+        (it counted this owner at creation)."""
+        with self._lock:
+            obj = self._entries.get(actor_id)
+            if obj is not None and obj.owned:
+                obj.shared = True
+
+    def store_returns(
+        self, return_ids: list[bytes], results: list[list[Any]], lineage: Any
+    ) -> bool:
+        """Under lock: record a finished task's return values and wake whoever waits for
+        them. ``lineage``, if not None, is the task to run again should a node holding one
+        of them die; True if it is kept for that."""
+        node = self._client.node
+        ready = []
+        for oid, result in zip(return_ids, results, strict=True):
+            obj = self._entries.get(oid)
+            if obj is None:
+                continue
+            if len(result) > 2 and result[2]:
+                obj.contained = result[2]
+                node.send(m.IncRef([c[0] for c in result[2]], [c[1] for c in result[2]]))
+            if len(result) > 3 and result[3] != self._client.node_id and result[0] == STORED:
+                obj.where = result[3]  # its node keeps it; ours is told, to find it later
+                node.send(m.ObjectLocated(oid, result[3], result[1]))
+                if lineage is not None:
+                    obj.lineage = lineage  # if that node dies, the task runs again
+            self.set_ready(oid, obj, result[0], result[1])
+            ready.append((oid, obj))
+        kept = lineage is not None and any(obj.lineage is lineage for _, obj in ready)
+        for oid, obj in ready:
+            if obj.waiters:
+                waiters, obj.waiters = obj.waiters, None
+                self.fire(waiters)
+            if obj.released or obj.refs <= 0:
+                obj.released = False
+                if oid in self._entries and obj.refs <= 0:
+                    self.release(oid, obj)
+        return kept
+
+    def unready(self, return_ids: list[bytes], lineage: Any) -> None:
+        """Under lock: the task ``lineage`` runs again; its returns it made are pending."""
+        for oid in return_ids:
+            obj = self._entries.get(oid)
+            if obj is not None and obj.lineage is lineage:
+                obj.ready = False
+                obj.kind = INLINE
+                obj.data = None
+                obj.where = b""
+                obj.lineage = None
+
+    def node_died(self, node_id: bytes) -> None:
+        self._lost_nodes.add(node_id)  # (objects there are rebuilt from lineage when needed)
+
+    def lost(self, oid: bytes) -> _Obj | None:
+        """Under lock: the entry of a ready object lost with its node (no copy was pulled
+        here either), if it is one."""
+        obj = self._entries.get(oid)
+        if (
+            obj is not None
+            and obj.ready
+            and obj.where in self._lost_nodes
+            and not self._store.exists(oid)
+        ):
+            return obj
+        return None
+
+    def fail_pending(self, error: BaseException) -> None:
+        """Under lock: the node is lost; every object not ready yet fails with ``error``."""
+        data = serialization.dumps(error)
+        for oid, obj in list(self._entries.items()):
+            if not obj.ready and obj.kind != ACTOR:
+                self.set_ready(oid, obj, ERROR, data)
+                self.run_ready_callbacks(oid)
+
     def _promote(self, oid: bytes, obj: _Obj) -> None:
         """Make an owned object reachable by other processes on this node."""
-        if obj.promoted or self._closed:
+        if obj.promoted or self._client.closed:
             return
         obj.promoted = True
         if obj.kind != STORED:  # stored objects are known to the node since their creation
             # The refs inside it (a put's, or a task result's) live as long as it does there.
             inside = obj.contained or [[r._id, r._owner] for r in obj.pins or ()]
-            self.node.send(m.PutInline(oid, [obj.kind, obj.data], self.client_id, inside))
+            self._client.node.send(
+                m.PutInline(oid, [obj.kind, obj.data], self._client.client_id, inside)
+            )
 
     # ------------------------------------------------------------------ objects
 
@@ -123,46 +255,48 @@ class ObjectsMixin:
     def put_serialized(self, ser: serialization.Serialized) -> ObjectRef:
         """Own a new object holding ``ser``: inline if small, else in the node's store."""
         oid = ids.put_object_id()
-        obj = _Obj(True, self.client_id)
+        obj = _Obj(True, self._client.client_id)
         obj.ready = True
         if ser.refs:  # the value holds refs: keep their objects alive as long as it lives
-            obj.pins = [ObjectRef(i, o, self) for i, o in ser.refs]
+            obj.pins = [ObjectRef(i, o, self._client) for i, o in ser.refs]
         if ser.nbytes <= serialization.INLINE_MAX:
             obj.data = ser.inline()
         else:
             with self._lock:
-                self._drain_decs()
-            self._pool_dropped()  # the files of objects dropped meanwhile are free to reuse
+                self.drain_decs()
+            self.pool_dropped()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
-            obj.data = self.store.write(oid, ser.meta, ser.buffers)
-            self.node.send(m.ObjectCreated(oid, obj.data, self.client_id, ser.refs))
+            obj.data = self._store.write(oid, ser.meta, ser.buffers)
+            self._client.node.send(m.ObjectCreated(oid, obj.data, self._client.client_id, ser.refs))
         with self._lock:
-            self._drain_decs()
-            self._objects[oid] = obj
-            return ObjectRef(oid, self.client_id, self)
+            self.drain_decs()
+            self._entries[oid] = obj
+            return ObjectRef(oid, self._client.client_id, self._client)
 
-    def _make_room(self, size: int) -> bool:
+    def make_room(self, size: int) -> bool:
         """The store is full: ask the node to make room for a new object of ``size`` bytes
         (it spills objects no process maps); then the store reserves it. False: the object
         goes to disk instead."""
-        return bool(self.calls.future(self.node, lambda rid: m.MakeRoom(rid, size)).result())
+        return bool(
+            self._client.calls.future(self._client.node, lambda rid: m.MakeRoom(rid, size)).result()
+        )
 
-    def _entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
+    def entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
         """The entry of a ref, starting a fetch if this process borrows it (with ``fetch``
         False, only learning that it exists, without pulling it to this node). Under lock."""
         oid = ref._id
-        obj = self._objects.get(oid)
+        obj = self._entries.get(oid)
         if obj is None:  # a ref made before this runtime (or by a raw id): treat as borrowed
             self.add_local_ref(oid, ref._owner)
             self._decs.append(oid)
-            obj = self._objects[oid]
+            obj = self._entries[oid]
         if not obj.ready and not obj.owned and not obj.fetching:
             obj.fetching = True
-            if self.store.exists(oid):
-                self._set_ready(oid, obj, STORED, 0)
+            if self._store.exists(oid):
+                self.set_ready(oid, obj, STORED, 0)
             else:
-                self.calls.call(
-                    self.node,
+                self._client.calls.call(
+                    self._client.node,
                     lambda rid: m.WaitObject(rid, oid, obj.owner, fetch),
                     lambda reply: self._on_fetched(oid, reply),
                 )
@@ -170,7 +304,7 @@ class ObjectsMixin:
 
     def _on_fetched(self, oid: bytes, reply: m.Reply) -> None:
         with self._lock:
-            obj = self._objects.get(oid)
+            obj = self._entries.get(oid)
             if obj is None or obj.ready:
                 return
             if reply.error is not None:
@@ -180,14 +314,14 @@ class ObjectsMixin:
                     err = exc.OwnerDiedError(oid.hex(), detail=text)
                 else:
                     err = exc.ObjectLostError(oid.hex(), detail=text)
-                self._set_ready(oid, obj, ERROR, serialization.dumps(err))
+                self.set_ready(oid, obj, ERROR, serialization.dumps(err))
             else:
                 kind, data = reply.value
-                self._set_ready(oid, obj, kind, data)
-        self._run_ready_callbacks(oid)
+                self.set_ready(oid, obj, kind, data)
+        self.run_ready_callbacks(oid)
 
-    def _set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:
-        """Under lock. Callbacks run afterwards via ``_run_ready_callbacks``. Ready is set
+    def set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:
+        """Under lock. Callbacks run afterwards via ``run_ready_callbacks``. Ready is set
         last: ``_value`` reads without the lock."""
         obj.kind = kind
         obj.data = data
@@ -198,17 +332,17 @@ class ObjectsMixin:
         if index is not None and index.arrived(oid) and self._wait_latch is not None:
             self._wait_latch.hit()
 
-    def _run_ready_callbacks(self, oid: bytes) -> None:
+    def run_ready_callbacks(self, oid: bytes) -> None:
         with self._lock:
-            obj = self._objects.get(oid)
+            obj = self._entries.get(oid)
             if obj is None or not obj.waiters:
                 return
             waiters, obj.waiters = obj.waiters, None
-            self._fire(waiters)
+            self.fire(waiters)
             if obj.refs <= 0:
-                self._release(oid, obj)
+                self.release(oid, obj)
 
-    def _fire(self, callbacks: list[Callable[[], None]]) -> None:
+    def fire(self, callbacks: list[Callable[[], None]]) -> None:
         """Under lock: run ready-callbacks one after another, never nested, so a failure that
         flows down a chain of a thousand dependent tasks does not recurse a thousand deep."""
         self._to_fire.extend(callbacks)
@@ -221,7 +355,7 @@ class ObjectsMixin:
         finally:
             self._firing = False
 
-    def _on_ready(self, obj: _Obj, fn: Callable[[], None]) -> None:
+    def on_ready(self, obj: _Obj, fn: Callable[[], None]) -> None:
         """Under lock: call ``fn`` (under lock) once ``obj`` is ready."""
         if obj.ready:
             fn()
@@ -235,27 +369,27 @@ class ObjectsMixin:
     ) -> None:
         """Block until ``num`` of ``refs`` are ready or the timeout passes."""
         with self._lock:
-            self._drain_decs()
-            objects = self._objects
+            self.drain_decs()
+            objects = self._entries
             pending = []
             for ref in refs:
                 obj = objects.get(ref._id)
                 if obj is None or not obj.ready:
-                    obj = self._entry_for(ref, fetch)
+                    obj = self.entry_for(ref, fetch)
                     if not obj.ready:
                         pending.append(obj)
             missing = num - (len(refs) - len(pending))
             if missing <= 0 or (timeout is not None and timeout <= 0):
                 return
-            latch = self._latch(missing)
+            latch = self.latch(missing)
             for obj in pending:
-                self._on_ready(obj, latch.hit)
+                self.on_ready(obj, latch.hit)
         try:
-            self._block_on(latch, timeout)
+            self.block_on(latch, timeout)
         finally:
-            self._unhook(latch, pending)
+            self.unhook(latch, pending)
 
-    def _unhook(self, latch: _Latch, objects: list[_Obj]) -> None:
+    def unhook(self, latch: _Latch, objects: list[_Obj]) -> None:
         """After a wait that timed out or was woken early: take its callback back off the
         objects (one left there would also keep a dropped object from being released)."""
         if latch.n != 0:
@@ -264,12 +398,12 @@ class ObjectsMixin:
                     if obj.waiters and latch.hit in obj.waiters:
                         obj.waiters.remove(latch.hit)
 
-    def _latch(self, n: int) -> _Latch:
+    def latch(self, n: int) -> _Latch:
         """Under lock: a latch for this thread to block on until ``n`` objects are ready,
         known to the client so that node loss, ``close`` or a cancel of its task wake it.
         A task cancelled already raises here: its cancel (which marks it first, then looks
         for its latch under this lock) has either found this latch or will not look again."""
-        self._check_open()
+        self._client.check_open()
         ctx = task_context.current.get()
         if ctx is not None and ctx.cancelled and not ctx.actor_id:
             raise exc.TaskCancelledError(ctx.task_id.hex())
@@ -277,15 +411,7 @@ class ObjectsMixin:
         self._latches.add(latch)
         return latch
 
-    def _check_open(self) -> None:
-        if self.node_lost:
-            raise exc.LocalRayletDiedError(
-                "the Ember node manager this process was connected to has died"
-            )
-        if self._closed:
-            raise exc.RaySystemError("ember.shutdown() was called while this waited")
-
-    def _wake_all(self) -> None:
+    def wake_all(self) -> None:
         """Under lock: the node is lost or the client closes; every blocked wait raises."""
         for latch in self._latches:
             latch.wake()
@@ -302,34 +428,34 @@ class ObjectsMixin:
                     return True
         return False
 
-    def _block_on(self, latch: _Latch, timeout: float | None) -> None:
+    def block_on(self, latch: _Latch, timeout: float | None) -> None:
         """Sleep until the latch is released or the timeout passes; raise if it was woken
         early by node loss, ``close`` or a cancel."""
         blocked = False
         try:
             # Not when the wait ended already (between the caller's lock and here): a worker
             # would tell the node for nothing, and start the next task of the lease beside it.
-            if self.on_block is not None and latch.n > 0:
-                self.on_block()  # (a worker may refuse: too many of its tasks wait already)
+            if self._client.on_block is not None and latch.n > 0:
+                self._client.on_block()  # (a worker may refuse: too many of its tasks wait already)
                 blocked = True
             latch.wait(timeout)
         finally:
             with self._lock:
                 self._latches.discard(latch)
             if blocked:
-                self.on_unblock()  # type: ignore[misc]
+                self._client.on_unblock()  # type: ignore[misc]
         if latch.n < 0:
             if latch.cancelled:
                 ctx = task_context.current.get()
                 raise exc.TaskCancelledError(ctx.task_id.hex() if ctx else None)
-            self._check_open()
+            self._client.check_open()
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         left = timeout
         while True:
             self._wait_ready(refs, len(refs), left)
-            objects = self._objects
+            objects = self._entries
             out = []
             for ref in refs:
                 obj = objects.get(ref._id)
@@ -350,9 +476,9 @@ class ObjectsMixin:
     def _value(self, oid: bytes, obj: _Obj) -> Any:
         kind, data = obj.kind, obj.data
         if not obj.ready or obj.kind is not kind or obj.data is not data:
-            # Another thread is making it again (lineage) meanwhile (``_set_ready`` marks it
+            # Another thread is making it again (lineage) meanwhile (``set_ready`` marks it
             # ready last): read it under the lock, once it is ready again.
-            self._await(obj)
+            self.await_ready(obj)
             with self._lock:
                 kind, data = obj.kind, obj.data
         if kind == INLINE:
@@ -373,7 +499,7 @@ class ObjectsMixin:
         """Deserialize a store object as views of its mapping; the mapping holds the object
         like a ref until its last view is gone, so its memory is never reused under it."""
         self.add_local_ref(oid, owner)
-        found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
+        found = self._store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
             # Not on this node (made elsewhere, or spilled out of reach): the node pulls it.
             try:
@@ -381,7 +507,7 @@ class ObjectsMixin:
             except BaseException:
                 self.remove_local_ref(oid)
                 raise
-            found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
+            found = self._store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
             self.remove_local_ref(oid)
             raise exc.ObjectLostError(oid.hex(), detail="its data is no longer in the store")
@@ -391,55 +517,28 @@ class ObjectsMixin:
         """The node holding an object this process made died: run the task that made it
         again (lineage reconstruction, within its ``max_retries``) and wait for it."""
         with self._lock:
-            if obj.ready and not self._resubmit(obj):
+            if obj.ready and not self._client.tasks.rerun(obj):
                 return False
-        self._await(obj)  # (another thread may have started making it again first)
+        self.await_ready(obj)  # (another thread may have started making it again first)
         return True
 
-    def _await(self, obj: _Obj) -> None:
+    def await_ready(self, obj: _Obj) -> None:
         with self._lock:
             if obj.ready:
                 return
-            latch = self._latch(1)
-            self._on_ready(obj, latch.hit)
+            latch = self.latch(1)
+            self.on_ready(obj, latch.hit)
         try:
-            self._block_on(latch, None)
+            self.block_on(latch, None)
         finally:
-            self._unhook(latch, [obj])
-
-    def _resubmit(self, obj: _Obj) -> bool:
-        """Under lock: run the task that made ``obj`` again, once its arguments are ready
-        (those lost too are made again first: see ``_resolve_deps``; the chain is walked
-        through ``_fire``'s queue, not by recursion, however long it is)."""
-        task = obj.lineage
-        if task is None or task.retries_left == 0 or task.cancelled or self._closed:
-            return False
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        if obj.where:
-            # Its copy there could not be had: that node is likely dying, before anyone has
-            # said so. Put no task on the leases held there (each loss would use a retry).
-            for lease in self._leases_on(obj.where):
-                lease.revoked = True
-                if not lease.tasks:
-                    self._return_lease(lease)
-        for rid in task.return_ids:
-            again = self._objects.get(rid)
-            if again is not None and again.lineage is task:
-                again.ready = False
-                again.kind = INLINE
-                again.data = None
-                again.where = b""
-                again.lineage = None
-        self._tasks[task.task_id] = task
-        task.lease = None
-        self._fire([lambda: self._resolve_deps(task, self._enqueue)])
-        return True
+            self.unhook(latch, [obj])
 
     def _pull_here(self, oid: bytes, owner: bytes) -> None:
         from ember._transport.rpc import RemoteError
 
-        fut = self.calls.future(self.node, lambda rid: m.WaitObject(rid, oid, owner))
+        fut = self._client.calls.future(
+            self._client.node, lambda rid: m.WaitObject(rid, oid, owner)
+        )
         try:
             fut.result()
         except RemoteError as e:
@@ -481,7 +580,7 @@ class ObjectsMixin:
             with self._lock:
                 if self._wait_latch is not None:
                     return None
-                self._drain_decs()
+                self.drain_decs()
                 index = self._wait_index
                 if index is None or not index.matches(ids, fetch):
                     index = self._index_wait(refs, ids, fetch)
@@ -495,15 +594,15 @@ class ObjectsMixin:
                         self._wait_index = None
                     self._wait_index_used = time.monotonic()
                     return _split_at(refs, at)
-                latch = self._wait_latch = self._latch(num - len(first))
+                latch = self._wait_latch = self.latch(num - len(first))
             try:
-                self._block_on(latch, left)
+                self.block_on(latch, left)
             finally:
                 with self._lock:
                     if self._wait_latch is latch:
                         self._wait_latch = None
 
-    def _drop_idle_wait_index(self, now: float) -> None:
+    def drop_idle_wait_index(self, now: float) -> None:
         """Under lock, periodically: a loop that stopped before its list was done (a break
         at the first result it wanted) leaves its index, which holds a tuple, a dict and
         lists over the whole list and is told of every object that becomes ready: dropped
@@ -518,7 +617,7 @@ class ObjectsMixin:
     def _index_wait(self, refs: list[ObjectRef], ids: list[bytes], fetch: bool) -> WaitIndex | None:
         """Under lock: index a new wait list, fetching the borrowed refs not ready yet;
         None if one is unknown here (made before this runtime): the scan handles those."""
-        objects = self._objects
+        objects = self._entries
         ready = []
         for i, ref in enumerate(refs):
             obj = objects.get(ref._id)
@@ -526,7 +625,7 @@ class ObjectsMixin:
                 self._wait_index = None  # (the last list's loop is over)
                 return None
             if not obj.ready:
-                obj = self._entry_for(ref, fetch)
+                obj = self.entry_for(ref, fetch)
                 if not obj.ready:
                     continue
             ready.append(i)
@@ -534,7 +633,7 @@ class ObjectsMixin:
         return self._wait_index
 
     def _is_ready(self, oid: bytes) -> bool:
-        obj = self._objects.get(oid)
+        obj = self._entries.get(oid)
         return obj is not None and obj.ready
 
     def _split_ready(
@@ -542,7 +641,7 @@ class ObjectsMixin:
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
         ready: list[ObjectRef] = []
         rest: list[ObjectRef] = []
-        objects = self._objects
+        objects = self._entries
         with self._lock:
             for ref in refs:
                 obj = objects.get(ref._id)
@@ -558,12 +657,12 @@ class ObjectsMixin:
         def resolve() -> None:
             # Runs under the lock on whichever thread made the object ready; hand the
             # deserialization to the reactor so that user callbacks never run under the lock.
-            self.reactor.call_soon(deliver)
+            self._client.reactor.call_soon(deliver)
 
         def deliver() -> None:
             try:
                 with self._lock:
-                    obj = self._objects.get(ref._id)
+                    obj = self._entries.get(ref._id)
                 value = self._value(ref._id, obj) if obj is not None else None
             except BaseException as e:  # noqa: BLE001 - delivered to the future's owner
                 fut.set_exception(e)
@@ -571,7 +670,7 @@ class ObjectsMixin:
                 fut.set_result(value)
 
         with self._lock:
-            self._on_ready(self._entry_for(ref), resolve)
+            self.on_ready(self.entry_for(ref), resolve)
         fut._ember_ref = ref  # type: ignore[attr-defined]  # keep the object alive until done
         return fut
 

@@ -1,0 +1,589 @@
+"""The client's decisions about its tasks and the leases that run them.
+
+Theory of operation: tasks whose arguments are ready queue per *key* (resource shape and
+placement). For each key the client asks its node for leases, up to the queue length (at most
+``MAX_LEASE_REQUESTS`` at a time); a lease names a worker, and tasks are pushed straight to
+it, one at a time, or two when the node said it has no room for another lease of that shape
+(``saturated``): the second hides the round trip between one task's end and the next one's
+start. A task queued behind another still wants a worker of its own, so its request stays
+open, and a lease that becomes free asks for it back (*take-back*) if it has not started. A
+node with no room may answer a request by naming another node (*spill*); the client asks that
+one. A lease left without tasks goes back after ``IDLE_LEASE_SECONDS`` (a loop of
+submit-and-get reuses it meanwhile), or at once if the node revokes it.
+
+When a worker dies, the task it ran is retried while it has retries left (else the client
+asks the node how the worker ended and fails the task with that); a task queued behind it
+most likely never ran, and queues again without using a retry.
+
+This class decides and nothing else: the client feeds it events (a task ready, a lease
+granted, spilled or refused, a task done, a worker lost, a cancel, the time) and carries out
+every action it returns, in order. It holds no sockets, threads or clocks; the client's
+records for tasks extend ``Task``, and ``Lease.via``/``Lease.peer`` are the client's handles
+for the node that granted a lease and the worker it names, opaque here.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from ember import exceptions as exc
+from ember._core.resources import Shape, shape_dict
+
+# A lease left without tasks goes back this long after (a loop of submit-and-get reuses it
+# meanwhile): until then its resources count as used in available_resources().
+IDLE_LEASE_SECONDS = 0.1
+MAX_LEASE_REQUESTS = 16
+# When the node has no room for another lease of a shape, a lease may carry a second task
+# queued behind the first. (Not for GPU tasks: a task queued behind a blocked one may start
+# beside it, in the same process.)
+PIPELINE_DEPTH = 2
+
+
+class Task:
+    """What the client's machines (this one and ``actor_calls``) know of one task; the
+    client's record of a task extends it."""
+
+    __slots__ = (
+        "task_id",
+        "shape",
+        "strategy",
+        "name",
+        "job",
+        "ready",
+        "lease",
+        "started",
+        "cancelled",
+        "retries_left",
+    )
+
+    # Set by whoever makes the task:
+    task_id: bytes  # (ids count up in submission order)
+    shape: Shape
+    name: str
+    job: bytes  # the submitter's job, as it was at submission
+
+    def __init__(self) -> None:
+        self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
+        self.ready = False  # its arguments are
+        self.lease: Lease | None = None  # pushed to it, and not done
+        self.started = False  # known to run: its worker refused to hand it back
+        self.cancelled = False
+        self.retries_left = 0  # -1: no limit
+
+
+class Lease:
+    __slots__ = (
+        "lease_id",
+        "worker_id",
+        "gpu_ids",
+        "key",
+        "via",
+        "peer",
+        "tasks",
+        "revoked",
+        "idle_since",
+        "spent",
+        "lost",
+    )
+
+    def __init__(
+        self, lease_id: int, worker_id: bytes, gpu_ids: list[int], key: Key, via: Any, peer: Any
+    ) -> None:
+        self.lease_id = lease_id
+        self.worker_id = worker_id
+        self.gpu_ids = gpu_ids
+        self.key = key
+        self.via = via  # the node that granted it
+        self.peer = peer  # its worker
+        self.tasks: list[Task] = []  # pushed and not done, in order
+        self.revoked = False
+        self.idle_since = 0.0
+        self.spent = False  # has run a task
+        self.lost = False  # its worker cannot be reached: take no more tasks
+
+
+class Key:
+    """Tasks of one resource shape and placement, and the leases that run them."""
+
+    __slots__ = (
+        "shape",
+        "strategy",
+        "spread",
+        "resources",
+        "cpu_only",
+        "describe",
+        "job",
+        "queue",
+        "leases",
+        "requests",
+        "saturated",
+        "taking_back",
+    )
+
+    def __init__(self, shape: Shape, strategy: Any, describe: str) -> None:
+        self.shape = shape
+        self.strategy = strategy
+        self.spread = strategy == "SPREAD"  # one task per lease: each is placed on its own
+        self.resources = shape_dict(shape)
+        # Only CPU-only leases carry a second task: only they let it start when the first
+        # blocks (a GPU, custom resource or memory stays with the blocked task).
+        self.cpu_only = set(self.resources) <= {"CPU"}
+        self.describe = describe
+        self.job = b""  # of the latest task queued: leases are asked for that job
+        self.queue: collections.deque[Task] = collections.deque()
+        self.leases: dict[int, Lease] = {}
+        self.requests: set[int] = set()  # lease requests not answered yet
+        self.saturated = False  # the node said it has no room for another lease of this shape
+        self.taking_back: set[bytes] = set()  # queued behind another task, asked back
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+class _Action:
+    """An action: a plain slotted record, not changed once made (one or two are made per
+    task, and these cost less to make than NamedTuples or frozen dataclasses); compared and
+    shown by its fields."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, f) == getattr(other, f) for f in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Push(_Action):
+    __slots__ = ("task", "lease")
+
+    def __init__(self, task: Task, lease: Lease) -> None:
+        self.task = task
+        self.lease = lease
+
+
+class AskLease(_Action):
+    """Request a lease for ``key``, numbered ``req``, from ``to`` (None: this client's node;
+    else the spill target a node named)."""
+
+    __slots__ = ("key", "req", "to", "spilled")
+
+    def __init__(self, key: Key, req: int, to: Any, spilled: bool) -> None:
+        self.key = key
+        self.req = req
+        self.to = to
+        self.spilled = spilled
+
+
+class CancelAsk(_Action):
+    __slots__ = ("key", "req")
+
+    def __init__(self, key: Key, req: int) -> None:
+        self.key = key
+        self.req = req
+
+
+class ReturnLease(_Action):
+    __slots__ = ("lease", "failed")
+
+    def __init__(self, lease: Lease, failed: bool) -> None:
+        self.lease = lease
+        self.failed = failed
+
+
+class TakeBack(_Action):
+    """Ask the worker of ``lease`` to hand back these tasks queued behind another; answer
+    with ``took_back``."""
+
+    __slots__ = ("key", "lease", "task_ids")
+
+    def __init__(self, key: Key, lease: Lease, task_ids: list[bytes]) -> None:
+        self.key = key
+        self.lease = lease
+        self.task_ids = task_ids
+
+
+class Finish(_Action):
+    __slots__ = ("task", "results")
+
+    def __init__(self, task: Task, results: Any) -> None:
+        self.task = task
+        self.results = results
+
+
+class Fail(_Action):
+    __slots__ = ("task", "error")
+
+    def __init__(self, task: Task, error: BaseException) -> None:
+        self.task = task
+        self.error = error
+
+
+class SendCancel(_Action):
+    """Ask the worker of ``lease`` to cancel ``task``; with ``kill``, have its node end it."""
+
+    __slots__ = ("task", "lease", "force", "recursive", "kill")
+
+    def __init__(self, task: Task, lease: Lease, force: bool, recursive: bool, kill: bool) -> None:
+        self.task = task
+        self.lease = lease
+        self.force = force
+        self.recursive = recursive
+        self.kill = kill
+
+
+class WorkerCrashed(_Action):
+    """The worker running ``task`` died and the task has no retry left: fail it with what
+    the node says of how the worker ended."""
+
+    __slots__ = ("task", "lease")
+
+    def __init__(self, task: Task, lease: Lease) -> None:
+        self.task = task
+        self.lease = lease
+
+
+Action = (
+    Push
+    | AskLease
+    | CancelAsk
+    | ReturnLease
+    | TakeBack
+    | Finish
+    | Fail
+    | SendCancel
+    | WorkerCrashed
+)
+_NONE: list[Action] = []  # returned when there is nothing to do; never appended to
+
+
+def key_id(task: Task) -> Any:
+    """Tasks share leases when they have the same shape and the same placement."""
+    strategy = task.strategy
+    return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
+
+
+class TaskLeases:
+    def __init__(self) -> None:
+        self._keys: dict[Any, Key] = {}
+        self._leases: dict[int, Lease] = {}
+        self._reqs = 0
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def leases_of(self, peer: Any) -> list[Lease]:
+        return [x for x in self._leases.values() if x.peer is peer]
+
+    def leases_on(self, node_tag: bytes) -> list[Lease]:
+        """The leases of workers on the node whose id starts with ``node_tag``."""
+        n = len(node_tag)
+        return [x for x in self._leases.values() if x.worker_id[:n] == node_tag]
+
+    # -- events -------------------------------------------------------------------------------
+
+    def submit(self, task: Task) -> list[Action]:
+        """``task``'s arguments are ready: queue it to run."""
+        out: list[Action] = []
+        self._enqueue(task, out)
+        return out
+
+    def granted(
+        self,
+        key: Key,
+        req: int,
+        lease_id: int,
+        worker_id: bytes,
+        gpu_ids: list[int],
+        saturated: bool,
+        via: Any,
+        peer: Any,
+    ) -> list[Action]:
+        """A node granted request ``req``; ``peer`` None: its worker cannot be reached."""
+        lease = Lease(lease_id, worker_id, gpu_ids, key, via, peer)
+        if peer is None:
+            key.requests.discard(req)
+            out: list[Action] = [ReturnLease(lease, True)]
+            self._pump(key, out)
+            return out
+        key.saturated = saturated and key.cpu_only
+        if req not in key.requests:  # no longer wanted
+            return [ReturnLease(lease, False)]
+        key.requests.discard(req)
+        key.leases[lease_id] = lease
+        self._leases[lease_id] = lease
+        out = []
+        self._pump(key, out)
+        return out
+
+    def spilled(self, key: Key, req: int, to: Any) -> list[Action]:
+        """The node asked has no room and names another (``to``): ask that one."""
+        if req not in key.requests:
+            return _NONE
+        key.requests.discard(req)
+        return [self._ask(key, to, True)]
+
+    def refused(
+        self, key: Key, req: int, error: BaseException | None, ask_again: bool
+    ) -> list[Action]:
+        """Request ``req`` failed: with ``error``, every task queued for ``key`` fails with it
+        (no worker can run them); else (the node asked went away) ask again if
+        ``ask_again``."""
+        key.requests.discard(req)
+        out: list[Action] = []
+        if error is not None:
+            while key.queue:
+                out.append(Fail(key.queue.popleft(), error))
+        elif ask_again:
+            self._pump(key, out)
+        return out
+
+    def task_done(self, task: Task, results: Any, retry: bool, now: float) -> list[Action]:
+        """The task's worker answered; ``retry``: it failed with an error that counts for a
+        retry (one of its ``retry_exceptions``)."""
+        out: list[Action] = []
+        if retry and task.retries_left != 0 and not task.cancelled:
+            self._detach(task, now, out)
+            self._retry(task, out)
+        else:  # (the next task goes out first: the results are recorded while it runs)
+            self._detach(task, now, out)
+            out.append(Finish(task, results))
+        return out
+
+    def detach(self, task: Task, now: float) -> list[Action]:
+        """The task is off its lease (and submitted again once an argument is rebuilt)."""
+        out: list[Action] = []
+        self._detach(task, now, out)
+        return out
+
+    def push_failed(self, task: Task, lease: Lease) -> list[Action]:
+        """The worker of ``lease`` was gone when ``task`` was pushed to it: the task never
+        ran there; no more go there (its loss is reported with ``worker_lost``)."""
+        lease.lost = True
+        if task in lease.tasks:
+            lease.tasks.remove(task)
+        task.lease = None
+        key = lease.key
+        key.queue.appendleft(task)
+        out: list[Action] = []
+        self._pump(key, out)
+        return out
+
+    def worker_lost(self, lease: Lease) -> list[Action]:
+        """The connection to the lease's worker closed: the lease is gone, with its tasks."""
+        if self._leases.get(lease.lease_id) is not lease:
+            return _NONE
+        out: list[Action] = []
+        lost, lease.tasks = lease.tasks, []
+        self._return(lease, True, out)
+        for i, task in enumerate(lost):
+            task.lease = None
+            if i == 0 or task.started:
+                if task.cancelled:
+                    out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
+                elif task.retries_left != 0:
+                    self._retry(task, out)
+                else:
+                    out.append(WorkerCrashed(task, lease))
+            else:  # queued behind the first: it most likely never ran; no retry used
+                self._enqueue(task, out)
+        self._pump(lease.key, out)
+        return out
+
+    def took_back(
+        self, key: Key, lease: Lease, asked: list[bytes], back: list[bytes] | None, now: float
+    ) -> list[Action]:
+        """The worker answered a take-back with the tasks it handed back (None: it is gone,
+        and its tasks are redone when its loss is handled)."""
+        key.taking_back.difference_update(asked)
+        handed = set(back or ())
+        returned = []
+        # (The task ahead may have finished meanwhile: a task handed back can be first.)
+        for task in lease.tasks:
+            if task.task_id in handed:
+                returned.append(task)
+            elif back is not None and task.task_id in asked:
+                task.started = True
+        for task in returned:
+            lease.tasks.remove(task)
+            task.lease = None
+        if not lease.tasks:
+            lease.idle_since = now
+        out: list[Action] = []
+        for task in reversed(returned):
+            if task.cancelled:
+                out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
+            else:
+                key.queue.appendleft(task)
+        self._pump(key, out)
+        return out
+
+    def revoked(self, lease_id: int) -> list[Action]:
+        """The node wants the lease back (another caller is starved)."""
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            return _NONE
+        lease.revoked = True
+        out: list[Action] = []
+        if not lease.tasks:
+            self._return(lease, False, out)
+        return out
+
+    def distrust(self, node_tag: bytes) -> list[Action]:
+        """A copy of an object on that node could not be had: the node is likely dying before
+        anyone said so. Put no task on the leases held there (each loss would use a retry)."""
+        out: list[Action] = []
+        for lease in self.leases_on(node_tag):
+            lease.revoked = True
+            if not lease.tasks:
+                self._return(lease, False, out)
+        return out
+
+    def cancel(self, task: Task, force: bool, recursive: bool) -> list[Action]:
+        """Cancel a task: one not pushed yet fails at once; a pushed one is interrupted by
+        its worker (which also ends the task's children with ``recursive``); ``force`` has
+        the node end the worker too, if the task is the one it runs."""
+        task.cancelled = True
+        lease = task.lease
+        if lease is None:
+            key = self._keys.get(key_id(task))
+            if key is not None and task in key.queue:
+                key.queue.remove(task)
+            return [Fail(task, exc.TaskCancelledError(task.task_id.hex()))]
+        # Only the running task is killed with its worker; one queued behind it on the
+        # lease is skipped by the worker when its turn comes.
+        kill = force and lease.tasks[0] is task
+        return [SendCancel(task, lease, force, recursive, kill)]
+
+    def tick(self, now: float) -> list[Action]:
+        """Periodically: leases idle for long enough go back."""
+        out: list[Action] = []
+        for lease in list(self._leases.values()):
+            if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
+                self._return(lease, False, out)
+        return out
+
+    def return_idle(self) -> list[Action]:
+        """Every lease without tasks goes back now (the caller asks what is free)."""
+        out: list[Action] = []
+        for lease in [x for x in self._leases.values() if not x.tasks]:
+            self._return(lease, False, out)
+        return out
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def _enqueue(self, task: Task, out: list[Action]) -> None:
+        kid = key_id(task)
+        key = self._keys.get(kid)
+        if key is None:
+            key = self._keys[kid] = Key(task.shape, task.strategy, task.name)
+        key.job = task.job
+        key.queue.append(task)
+        self._pump(key, out)
+
+    def _retry(self, task: Task, out: list[Action]) -> None:
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        self._enqueue(task, out)
+
+    def _detach(self, task: Task, now: float, out: list[Action]) -> None:
+        lease = task.lease
+        if lease is not None:
+            task.lease = None
+            if task in lease.tasks:
+                lease.tasks.remove(task)
+            if not lease.tasks:
+                lease.idle_since = now
+            self._pump(lease.key, out)
+
+    def _push(self, task: Task, lease: Lease, out: list[Action]) -> None:
+        lease.spent = True
+        task.started = False  # (not known to run here yet, whatever happened elsewhere)
+        lease.tasks.append(task)
+        task.lease = lease
+        out.append(Push(task, lease))
+
+    def _pump(self, key: Key, out: list[Action]) -> None:
+        """Push queued tasks to free leases (or take back, for a free lease, a task waiting
+        behind another), and ask for or give back leases."""
+        spread = key.spread
+        queue = key.queue
+        if queue:
+            depth = PIPELINE_DEPTH if key.saturated and key.requests and not spread else 1
+            for room in range(1, depth + 1):  # free leases first, then seconds on busy ones
+                for lease in key.leases.values():
+                    if len(lease.tasks) < room and not lease.revoked and not lease.lost:
+                        if spread and lease.spent:
+                            continue
+                        self._push(queue.popleft(), lease, out)
+                        if not queue:
+                            break
+                if not queue:
+                    break
+        # Tasks queued behind another still want a worker of their own: a lease granted
+        # later takes them back. (One pass over the leases: this runs for every task.)
+        waiting = len(queue)
+        behind = 0
+        done: list[Lease] = []
+        for lease in key.leases.values():
+            tasks = lease.tasks
+            if len(tasks) > 1:
+                for i in range(1, len(tasks)):
+                    if not tasks[i].started:
+                        behind += 1
+            elif not tasks and (lease.revoked or spread and lease.spent):
+                done.append(lease)
+        for lease in done:
+            self._return(lease, False, out)
+        if behind:
+            waiting += behind
+            if not queue:
+                self._take_back(key, out)
+        wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
+        for _ in range(wanted):
+            # Idle leases of other shapes would only hold resources this request may need.
+            for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
+                self._return(lease, False, out)
+            out.append(self._ask(key, None, False))
+        if not waiting and key.requests:
+            for req in key.requests:
+                out.append(CancelAsk(key, req))
+            key.requests.clear()
+
+    def _ask(self, key: Key, to: Any, spilled: bool) -> AskLease:
+        self._reqs += 1
+        key.requests.add(self._reqs)
+        return AskLease(key, self._reqs, to, spilled)
+
+    def _take_back(self, key: Key, out: list[Action]) -> None:
+        """With no task queued for ``key``: for each free lease, ask the worker of the oldest
+        task waiting behind another on its lease to hand it back; unless it started
+        meanwhile, it then runs on the free lease (``took_back``)."""
+        free = sum(1 for x in key.leases.values() if not x.tasks and not x.revoked)
+        free -= len(key.taking_back)
+        if free <= 0:
+            return
+        behind = sorted(
+            ((task, lease) for lease in key.leases.values() for task in lease.tasks[1:]),
+            key=lambda pair: pair[0].task_id,  # (ids count up in submission order)
+        )
+        asks: dict[Lease, list[bytes]] = {}
+        for task, lease in behind:
+            if free <= 0:
+                break
+            if not task.started and task.task_id not in key.taking_back:
+                asks.setdefault(lease, []).append(task.task_id)
+                free -= 1
+        for lease, task_ids in asks.items():
+            key.taking_back.update(task_ids)
+            out.append(TakeBack(key, lease, task_ids))
+
+    def _return(self, lease: Lease, failed: bool, out: list[Action]) -> None:
+        lease.key.leases.pop(lease.lease_id, None)
+        self._leases.pop(lease.lease_id, None)
+        out.append(ReturnLease(lease, failed))

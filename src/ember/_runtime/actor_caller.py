@@ -1,0 +1,301 @@
+"""The client's actor caller: creation, ordered method calls, restarts and deaths; the
+decisions about calls are ``_core.actor_calls``'s, carried out here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ember import exceptions as exc
+from ember._core.actor_calls import (
+    Action,
+    Actor,
+    ActorCalls,
+    AskHowLost,
+    CancelCall,
+    Resolve,
+    SendCall,
+    SendRelease,
+    died,
+)
+from ember._core.placement import strategy_on_wire
+from ember._core.resources import Shape, shape_dict
+from ember._core.task_leases import Fail, Finish
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._runtime import serialization
+from ember._runtime.client_state import (
+    _Actor,
+    _Obj,
+    _Task,
+)
+from ember._runtime.object_ref import ObjectRef
+from ember._transport.reactor import Connection
+from ember._transport.rpc import RemoteError
+
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_table import ObjectTable
+    from ember._runtime.task_submitter import TaskSubmitter
+
+
+class ActorCaller:
+    """The actors this process created or calls: each one's queue of calls, sent in order
+    to its process once the node says where it lives.
+
+    Shares the client's lock: methods named "under lock" expect the caller to hold it."""
+
+    def __init__(self, client: CoreClient, objects: ObjectTable, tasks: TaskSubmitter) -> None:
+        self._client = client
+        self._lock = client.lock
+        self._objects = objects
+        self._tasks = tasks
+        self._machine = ActorCalls()
+
+    def create_actor(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        class_name: str,
+        shape: Shape,
+        options: dict[str, Any],
+        handle_meta: bytes,
+    ) -> tuple[bytes, bool]:
+        """Start an actor: (its id, True), or (an existing one's id, False) for
+        ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
+        when they are ready, and calls wait for the actor meanwhile."""
+        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name)
+        actor_id = ids.new_actor_id()
+        name = options.get("name")
+        namespace = options.get("namespace") or self._client.current_namespace()
+        job_id = self._client.current_job()
+        detached = options.get("lifetime") == "detached"
+
+        def spec(task: _Task) -> bytes:
+            return serialization.dumps(
+                {
+                    "fn_id": fn_id,
+                    "blob": task.blob,
+                    "deps": task.deps,
+                    "args_ref": task.args_ref,
+                    "class_name": class_name,
+                    "max_concurrency": options.get("max_concurrency"),
+                    "job_id": job_id,
+                    "namespace": namespace,
+                    "owner_id": self._client.client_id,
+                }
+            )
+
+        def args_ready(task: _Task) -> None:
+            self._client.node.send(m.ActorArgs(actor_id, spec(task), None))
+
+        def args_failed(error: bytes) -> None:
+            self._client.node.send(m.ActorArgs(actor_id, b"", error))
+
+        with self._lock:
+            self._objects.drain_decs()
+            task.on_error = args_failed
+            ready_now = not task.dep_refs
+            done = self._client.calls.future(
+                self._client.node,
+                lambda rid: m.CreateActor(
+                    rid,
+                    actor_id,
+                    spec(task) if ready_now else b"",
+                    shape_dict(shape),
+                    self._client.client_id,
+                    job_id,
+                    name,
+                    namespace,
+                    detached,
+                    bool(options.get("get_if_exists")),
+                    int(options.get("max_restarts") or 0),
+                    handle_meta,
+                    class_name,
+                    strategy_on_wire(options.get("scheduling_strategy")),
+                ),
+            )
+            if not ready_now:
+                self._tasks.resolve_deps(task, args_ready)
+            actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
+            actor.pins = task.pins
+            self._machine.add(actor)
+        if name is not None:  # a name can be taken: find out now, as Ray does
+            try:
+                value = done.result(timeout=60)
+            except RemoteError as e:
+                with self._lock:
+                    self._machine.forget(actor_id)
+                raise ValueError(str(e)) from None
+            if value["actor_id"] != actor_id:
+                with self._lock:
+                    self._machine.forget(actor_id)
+                return value["actor_id"], False
+        self._objects.add_actor(actor_id, detached, shared=name is not None)
+        return actor_id, True
+
+    def release(self, actor_id: bytes, obj: _Obj) -> None:
+        """Under lock: no handle to this actor is left in this process. Its calls already
+        submitted still run; then the node learns (and ends the actor if nobody else has it)."""
+        if obj.owned and obj.detached:
+            msg: m.Message | None = None
+        elif obj.owned and not obj.shared:
+            msg = m.KillActor(actor_id, True, "all references to it were dropped")
+        else:
+            msg = m.DecRef([actor_id])
+        self._run(self._machine.release(actor_id, msg))
+
+    def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
+        """A named actor's id, handle metadata, and where its holders are counted: the node
+        that manages it (its id starts with that node's tag, as an owner's does)."""
+        value = self._client.control_request(
+            lambda rid: m.GetNamedActor(rid, name, namespace or self._client.current_namespace())
+        )
+        return value["actor_id"], value["handle_meta"], value["home"]
+
+    def submit_actor_task(
+        self,
+        actor_id: bytes,
+        class_name: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        num_returns: int,
+        max_task_retries: int | None,
+        retry_exceptions: Any,
+    ) -> list[ObjectRef]:
+        task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
+        task.retry_exceptions = retry_exceptions
+        with self._lock:
+            self._objects.drain_decs()
+            machine = self._machine
+            actor = machine.get(actor_id) or machine.add(_Actor(actor_id, class_name, 0))
+            task.retries_left = (
+                actor.max_task_retries if max_task_retries is None else max_task_retries
+            )
+            task.actor = actor
+            refs = self._tasks.register(task)
+            machine.submit(actor, task)
+            self._tasks.resolve_deps(task, lambda t: self.flush(actor))
+        self._objects.pool_dropped()
+        return refs
+
+    def flush(self, actor: Actor) -> None:
+        """Under lock: send the calls whose turn it is (see ``ActorCalls.flush``)."""
+        self._run(self._machine.flush(actor))
+
+    def _run(self, actions: list[Action]) -> None:
+        """Under lock: carry out the call machine's actions, every one, in order. (Its
+        tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
+        for action in actions:
+            if isinstance(action, SendCall):
+                actor = action.actor
+                msg = self._tasks.push_message(action.task, 0, [], actor.actor_id, None)  # type: ignore[arg-type]
+                actor.peer.send(msg)
+            elif isinstance(action, Finish):
+                self._tasks.finish(action.task, action.results)  # type: ignore[arg-type]
+            elif isinstance(action, Fail):
+                self._tasks.fail(action.task, action.error)  # type: ignore[arg-type]
+            elif isinstance(action, Resolve):
+                self._resolve(action.actor, action.incarnation)
+            elif isinstance(action, AskHowLost):
+                self._ask_how_lost(action)
+            elif isinstance(action, CancelCall):
+                action.actor.peer.send(m.CancelTask(action.task.task_id, False, action.recursive))
+            elif isinstance(action, SendRelease):
+                if not self._client.closed:
+                    self._client.node.send(action.message)
+            else:
+                raise AssertionError(f"unknown action {action!r}")
+
+    def call_done(self, task: _Task, results: list[list[Any]], retry: bool) -> None:
+        """Under lock: the actor answered the call ``task``."""
+        assert task.actor is not None
+        self._run(self._machine.call_done(task, task.actor, results, retry))
+
+    def withdraw(self, task: _Task) -> bool:
+        """Under lock: take the call ``task`` off its actor's queue; False if it was sent."""
+        return task.actor is not None and self._machine.withdraw(task, task.actor)
+
+    def cancel(self, task: _Task, recursive: bool) -> None:
+        """Under lock."""
+        assert task.actor is not None
+        self._run(self._machine.cancel(task, task.actor, recursive))
+
+    def peer_lost(self, conn: Connection) -> None:
+        """Under lock: a connection closed; the calls sent over it are lost."""
+        for actor in self._machine.on_peer(conn):
+            self._run(self._machine.connection_lost(actor))
+
+    def _resolve(self, actor: Actor, incarnation: int) -> None:
+        if self._client.closed:
+            return
+        self._client.calls.call(
+            self._client.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, incarnation),
+            lambda reply: self._on_resolved(actor, reply),
+        )
+
+    def _on_resolved(self, actor: Actor, reply: m.Reply) -> None:
+        """Reactor thread: the node said where the actor lives, or that it is dead."""
+        if reply.error is not None:
+            with self._lock:
+                self._run(self._machine.died(actor, _death(actor, reply)))
+            return
+        try:
+            conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
+        except OSError:
+            with self._lock:
+                self._run(self._machine.unreachable(actor, reply.value["incarnation"]))
+            return
+        with self._lock:
+            self._run(self._machine.resolved(actor, reply.value["incarnation"], conn))
+
+    def _ask_how_lost(self, ask: AskHowLost) -> None:
+        """Ask the node how the process running the call ended (once it knows: it may hear of
+        it after this process did), so the error says so; fail the call when it answers."""
+        task, actor = ask.task, ask.actor
+
+        def answered(reply: m.Reply) -> None:
+            if reply.error is not None:
+                error = _death(actor, reply)
+            else:
+                retries = actor.max_task_retries
+                error = died(
+                    actor,
+                    f"{reply.value['ended']}, but this call was not retried because "
+                    + (
+                        "max_task_retries is 0: set max_task_retries > 0 (-1 for no limit) to "
+                        "retry calls after a restart."
+                        if retries == 0
+                        else f"it had used its retries (max_task_retries={retries})."
+                    ),
+                )
+            with self._lock:
+                self._run(self._machine.lost_call_failed(task, actor, error))
+
+        self._client.calls.call(
+            self._client.node,
+            lambda rid: m.ResolveActor(rid, actor.actor_id, ask.incarnation + 1, True),
+            answered,
+        )
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+        self._client.node.send(m.KillActor(actor_id, no_restart))
+
+
+def _death(actor: Actor, reply: m.Reply) -> exc.ActorDiedError:
+    """The error for calls to an actor the node reports dead, with the constructor's
+    exception as the cause when that is why."""
+    reason = reply.error[1] if reply.error else "dead"
+    cause: Any = reason
+    if isinstance(reply.value, bytes):
+        try:
+            cause = serialization.loads(reply.value)
+        except Exception:  # noqa: BLE001 - keep the node's text
+            pass
+        if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
+            cause = f"{reason}:\n{cause}"
+    return died(actor, cause)

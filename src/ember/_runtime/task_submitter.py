@@ -1,0 +1,507 @@
+"""The client's task submitter: dependencies, direct pushes and results; the lease and retry
+decisions are ``_core.task_leases``'s, carried out here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ember import exceptions as exc
+from ember._core.resources import Shape
+from ember._core.retry import should_retry_error
+from ember._core.task_leases import (
+    Action,
+    AskLease,
+    CancelAsk,
+    Fail,
+    Finish,
+    Key,
+    Lease,
+    Push,
+    ReturnLease,
+    SendCancel,
+    TakeBack,
+    Task,
+    TaskLeases,
+    WorkerCrashed,
+)
+from ember._protocol import ids
+from ember._protocol import messages as m
+from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._runtime import serialization, task_context
+from ember._runtime.client_state import (
+    _EMPTY_ARGS,
+    _cause,
+    _Obj,
+    _placeholder,
+    _Task,
+)
+from ember._runtime.object_ref import ObjectRef
+from ember._transport.reactor import Connection
+
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.object_table import ObjectTable
+
+# A task whose stored arguments on one other node add up to this much prefers to run there.
+LOCALITY_MIN_BYTES = 1 << 20
+
+
+class TaskSubmitter:
+    """Tasks this process submitted and has no result for yet (actor calls included), and
+    the leases that run the ones that are not actor calls.
+
+    Shares the client's lock: methods named "under lock" expect the caller to hold it."""
+
+    def __init__(self, client: CoreClient, objects: ObjectTable) -> None:
+        self._client = client
+        self._lock = client.lock
+        self._objects = objects
+        self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
+        self._machine = TaskLeases()
+        self._asks: dict[int, tuple[int, Connection]] = {}  # lease requests: rid, node asked
+
+    def pending(self) -> bool:
+        return bool(self._tasks)
+
+    def is_pending(self, task_id: bytes) -> bool:
+        return task_id in self._tasks
+
+    def new_task(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        num_returns: int,
+        name: str,
+    ) -> _Task:
+        task = _Task()
+        task.task_id = ids.new_task_id()
+        task.args_ref = b""
+        task.deps = []
+        task.actor = None
+        task.on_error = None
+        ctx = task_context.current.get()
+        task.parent = ctx.task_id if ctx is not None else b""
+        # (Read now, on the submitting thread: a task may be pushed later from the reactor's.)
+        task.job = self._client.current_job()
+        task.namespace = self._client.current_namespace()
+        task.fn_id = fn_id
+        task.num_returns = num_returns
+        task.name = name
+        dep_refs: list[ObjectRef] = []
+        if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
+            args = tuple(_placeholder(a, dep_refs) for a in args)
+            kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
+        task.dep_refs = dep_refs
+        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
+        if not kwargs and serialization.plain(args):  # the common case, without the machinery
+            blob = serialization.dump_plain((args, kwargs))
+            if len(blob) <= serialization.INLINE_MAX:
+                task.blob = blob
+                task.pins = dep_refs
+                return task
+        ser = serialization.serialize((args, kwargs)) if args or kwargs else _EMPTY_ARGS
+        # Refs nested in the arguments stay alive until the task is done with them.
+        pins: list[Any] = [*dep_refs, *(ObjectRef(i, o, self._client) for i, o in ser.refs)]
+        if ser.nbytes > serialization.INLINE_MAX:
+            ref = self._objects.put_serialized(ser)
+            task.args_ref = ref._id
+            task.blob = b""
+            pins.append(ref)
+        else:
+            task.blob = ser.inline()
+        task.pins = pins
+        return task
+
+    def register(self, task: _Task) -> list[ObjectRef]:
+        """Under lock: register the task's return objects and make their refs."""
+        client = self._client
+        self._objects.add_pending(task.return_ids)
+        refs = [ObjectRef(oid, client.client_id, client) for oid in task.return_ids]
+        self._tasks[task.task_id] = task
+        return refs
+
+    def submit_task(
+        self,
+        fn_id: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        num_returns: int,
+        name: str,
+        shape: Shape,
+        max_retries: int,
+        retry_exceptions: Any,
+        strategy: Any = None,
+    ) -> list[ObjectRef]:
+        task = self.new_task(fn_id, args, kwargs, num_returns, name)
+        task.shape = shape
+        task.strategy = strategy
+        task.retries_left = max_retries
+        task.retry_exceptions = retry_exceptions
+        with self._lock:
+            self._objects.drain_decs()
+            refs = self.register(task)
+            self.resolve_deps(task, self._enqueue)
+        self._objects.pool_dropped()
+        return refs
+
+    def resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
+        """Under lock: call ``then(task)`` once every top-level ref argument is ready."""
+        if not task.dep_refs:
+            task.ready = True
+            then(task)
+            return
+        for ref in task.dep_refs:
+            dep = self._objects.lost(ref._id)
+            if dep is not None:
+                self.rerun(dep)  # lost with its node: made again first, if it can be
+        task.missing = len(task.dep_refs)
+
+        def one_ready() -> None:
+            task.missing -= 1
+            if task.missing == 0:
+                self._deps_ready(task, then)
+
+        for ref in task.dep_refs:
+            self._objects.on_ready(self._objects.entry_for(ref), one_ready)
+
+    def _deps_ready(self, task: _Task, then: Callable[[_Task], None]) -> None:
+        deps = []
+        biggest = LOCALITY_MIN_BYTES
+        for ref in task.dep_refs:
+            obj = self._objects.entry(ref._id)
+            assert obj is not None  # (held by the task's pins)
+            if obj.where and obj.kind == STORED and obj.data >= biggest and task.actor is None:
+                # Large arguments on another node: prefer running there, if it has room.
+                biggest = obj.data
+                if task.strategy is None or task.strategy[0] == "locality":
+                    task.strategy = ["locality", obj.where]
+            if obj.kind == ERROR:
+                task.ready = True
+                if task.on_error is not None:
+                    task.on_error(obj.data)
+                if task.actor is not None:  # (the calls queued behind it go on)
+                    self._client.actors.withdraw(task)
+                self.finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
+                if task.actor is not None:
+                    self._client.actors.flush(task.actor)
+                return
+            if obj.kind == STORED:
+                obj.shared = True  # the worker's hold on it may reach the node after our free
+                deps.append([STORED, ref._id])
+            else:
+                deps.append([INLINE, obj.data])
+        task.deps = deps
+        task.ready = True
+        if not task.cancelled:
+            then(task)
+
+    def _enqueue(self, task: _Task) -> None:
+        actions = self._machine.submit(task)
+        if actions:  # (most often none: the task queues behind busy leases)
+            self._run(actions)
+
+    def _run(self, actions: list[Action]) -> None:
+        """Under lock: carry out the lease machine's actions, every one, in order. (Its
+        tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
+        for action in actions:
+            if isinstance(action, Finish):  # (one per task: the common actions first)
+                self.finish(action.task, action.results)  # type: ignore[arg-type]
+            elif isinstance(action, Push):
+                task, lease = action.task, action.lease
+                conn = lease.peer
+                if conn.closed:  # (its loss is on its way; the task never ran there)
+                    self._run(self._machine.push_failed(task, lease))
+                    continue
+                key = lease.key
+                conn.send(
+                    self.push_message(task, lease.lease_id, lease.gpu_ids, b"", key.resources)  # type: ignore[arg-type]
+                )
+            elif isinstance(action, AskLease):
+                self._ask_lease(action)
+            elif isinstance(action, ReturnLease):
+                lease = action.lease
+                if not self._client.closed:
+                    lease.via.send(m.ReturnLease(lease.lease_id, action.failed))
+            elif isinstance(action, CancelAsk):
+                asked = self._asks.pop(action.req, None)
+                if asked is not None:
+                    asked[1].send(m.CancelLeaseRequest(asked[0]))
+            elif isinstance(action, Fail):
+                self.fail(action.task, action.error)  # type: ignore[arg-type]
+            elif isinstance(action, TakeBack):
+                self._take_back(action)
+            elif isinstance(action, SendCancel):
+                lease = action.lease
+                task_id = action.task.task_id
+                lease.peer.send(m.CancelTask(task_id, action.force, action.recursive))
+                if action.kill:
+                    lease.via.send(m.KillWorker(lease.worker_id))
+            elif isinstance(action, WorkerCrashed):
+                self._worker_crashed(action.task, action.lease)
+            else:
+                raise AssertionError(f"unknown action {action!r}")
+
+    def _ask_lease(self, ask: AskLease) -> None:
+        key, req = ask.key, ask.req
+        client = self._client
+        if ask.to is None:
+            via = client.node
+        else:
+            try:
+                via = client.remote_node(*ask.to)
+            except OSError:
+                self._run(self._machine.refused(key, req, None, True))
+                return
+        rid = client.calls.call(
+            via,
+            lambda rid: m.RequestLease(
+                rid,
+                key.resources,
+                client.client_id,
+                key.describe,
+                key.strategy,
+                ask.spilled,
+                job_id=key.job,
+            ),
+            lambda reply: self._on_lease(key, req, reply, via),
+        )
+        if req in key.requests:  # (not answered already: a connection closed meanwhile)
+            self._asks[req] = (rid, via)
+
+    def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
+        """Reactor thread: a node answered a lease request."""
+        if reply.error is not None:
+            kind, text = reply.error
+            error: BaseException | None = None
+            if kind == "WorkerStartFailed":
+                error = exc.RaySystemError(text)
+            elif kind == "Unschedulable":
+                error = exc.TaskUnschedulableError(text)
+            with self._lock:
+                self._asks.pop(req, None)
+                # (else another node asked went away: ask again, unless ours did)
+                self._run(self._machine.refused(key, req, error, not self._client.node.closed))
+            return
+        grant = reply.value
+        if "spill" in grant:  # that node has no room: ask the one it names
+            with self._lock:
+                self._asks.pop(req, None)
+                if not self._client.closed:
+                    self._run(self._machine.spilled(key, req, (grant["spill"], grant["address"])))
+            return
+        conn: Connection | None
+        try:
+            conn = self._client.peer(grant["addr"], grant["node"])
+        except OSError:
+            conn = None
+        with self._lock:
+            self._asks.pop(req, None)
+            if self._client.closed:
+                via.send(m.ReturnLease(grant["lease_id"]))
+                return
+            self._run(
+                self._machine.granted(
+                    key,
+                    req,
+                    grant["lease_id"],
+                    grant["worker_id"],
+                    grant["gpu_ids"],
+                    grant["saturated"],
+                    via,
+                    conn,
+                )
+            )
+
+    def _take_back(self, ask: TakeBack) -> None:
+        key, lease, task_ids = ask.key, ask.lease, ask.task_ids
+        self._client.calls.call(
+            lease.peer,
+            lambda rid: m.TakeBackTasks(rid, lease.lease_id, task_ids),
+            lambda reply: self._took_back(key, lease, task_ids, reply),
+        )
+
+    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], reply: m.Reply) -> None:
+        """Reactor thread: the worker answered a take-back with the tasks it handed back."""
+        back = (reply.value or []) if reply.error is None else None
+        with self._lock:
+            self._run(self._machine.took_back(key, lease, asked, back, time.monotonic()))
+
+    def push_message(
+        self,
+        task: _Task,
+        lease_id: int,
+        gpu_ids: list[int],
+        actor_id: bytes,
+        resources: dict[str, float] | None,
+    ) -> m.PushTask:
+        return m.PushTask(
+            task.task_id,
+            task.fn_id,
+            task.blob,
+            task.deps,
+            task.num_returns,
+            task.name,
+            self._client.client_id,
+            lease_id,
+            gpu_ids,
+            actor_id,
+            task.job,
+            task.namespace,
+            task.args_ref,
+            resources,
+        )
+
+    def leases_on(self, node_id: bytes) -> list[Lease]:
+        """Under lock: the leases of workers on that node (worker ids start with its tag)."""
+        return self._machine.leases_on(node_id[:4])
+
+    def return_idle_leases(self) -> None:
+        """Under lock: what the leases without a task hold is free again at their node."""
+        self._run(self._machine.return_idle())
+
+    def expire_idle_leases(self) -> None:
+        self._run(self._machine.tick(time.monotonic()))
+
+    def on_revoke(self, lease_id: int) -> None:
+        with self._lock:
+            self._run(self._machine.revoked(lease_id))
+
+    # ------------------------------------------------------------------ results
+
+    def on_task_done(self, msg: m.TaskDone) -> None:
+        with self._lock:
+            task = self._tasks.get(msg.task_id)
+            if task is None:
+                return
+            results = msg.results
+            retry = False
+            if results and results[0][0] == ERROR:
+                if task.actor is None:
+                    lost = self._lost_argument(task, results)
+                    if lost is not None and (not lost.ready or self.rerun(lost)):
+                        # It failed for want of an argument that is being made again: run it
+                        # once that is ready (its own retries are not used: the fault was not
+                        # its own).
+                        self._run(self._machine.detach(task, time.monotonic()))
+                        self.resolve_deps(task, self._enqueue)
+                        return
+                retry = (
+                    task.retries_left != 0
+                    and not task.cancelled
+                    and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+                )
+            if task.actor is not None:
+                self._client.actors.call_done(task, results, retry)
+            else:
+                self._run(self._machine.task_done(task, results, retry, time.monotonic()))
+
+    def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
+        """Under lock, for a task that failed: the argument this process owns whose loss made
+        it fail, if that is how it failed."""
+        cause = _cause(results[0][1])
+        if not isinstance(cause, exc.ObjectLostError):
+            return None
+        for ref in task.dep_refs:
+            if ref._id.hex() == cause.object_ref_hex:
+                dep = self._objects.entry(ref._id)
+                return dep if dep is not None and dep.owned else None
+        return None
+
+    def finish(self, task: _Task, results: list[list[Any]]) -> None:
+        """Under lock: record the task's return values and wake whoever waits for them."""
+        self._tasks.pop(task.task_id, None)
+        if len(results) != len(task.return_ids):
+            err = exc.RayTaskError(
+                task.name,
+                "",
+                ValueError(
+                    f"Task {task.name!r} declared num_returns={len(task.return_ids)} but "
+                    f"returned {len(results)} values."
+                ),
+            )
+            results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
+        lineage = task if task.actor is None and task.retries_left != 0 else None
+        if not self._objects.store_returns(task.return_ids, results, lineage):
+            task.pins = []  # (a task kept as lineage keeps its arguments alive)
+
+    def fail(self, task: _Task, error: BaseException) -> None:
+        self.finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
+
+    def peer_lost(self, conn: Connection) -> None:
+        """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
+        for lease in self._machine.leases_of(conn):
+            self._run(self._machine.worker_lost(lease))
+
+    def _worker_crashed(self, task: Task, lease: Lease) -> None:
+        """Under lock: fail a task whose worker died, once the node that leased it says how
+        the process ended (it may see the end after this process did)."""
+
+        def answered(reply: m.Reply) -> None:
+            end = reply.value if reply.error is None and reply.value else {}
+            error = exc.WorkerCrashedError(
+                task_name=task.name,
+                pid=end.get("pid"),
+                exit_code=end.get("code"),
+                log_path=end.get("log"),
+                log_note=end.get("log_note"),
+            )
+            with self._lock:
+                if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
+                    self.fail(task, error)
+
+        node = lease.via
+        if node.closed:
+            answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
+        else:
+            self._client.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
+
+    def rerun(self, obj: _Obj) -> bool:
+        """Under lock: run the task that made ``obj`` again, once its arguments are ready
+        (those lost too are made again first: see ``resolve_deps``; the chain is walked
+        through ``ObjectTable.fire``'s queue, not by recursion, however long it is)."""
+        task = obj.lineage
+        if task is None or task.retries_left == 0 or task.cancelled or self._client.closed:
+            return False
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        if obj.where:
+            self._run(self._machine.distrust(obj.where[:4]))
+        self._objects.unready(task.return_ids, task)
+        self._tasks[task.task_id] = task
+        task.lease = None
+        self._objects.fire([lambda: self.resolve_deps(task, self._enqueue)])
+        return True
+
+    def fail_all(self, error: BaseException) -> None:
+        """Under lock: the node is lost; no task will finish."""
+        for task in list(self._tasks.values()):
+            self.fail(task, error)
+
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+        self._cancel_task(ids.task_of(ref._id), force, recursive)
+
+    def cancel_children(self, parent_id: bytes, force: bool) -> None:
+        """The task ``parent_id`` (running here) was cancelled: cancel what it submitted."""
+        with self._lock:
+            children = [t.task_id for t in self._tasks.values() if t.parent == parent_id]
+        for child in children:
+            self._cancel_task(child, force, True)
+
+    def _cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                return
+            if task.actor is None:
+                self._run(self._machine.cancel(task, force, recursive))
+                return
+            if force:
+                raise ValueError(
+                    "force=True is not supported for actor tasks; use ember.kill(actor) to "
+                    "end the actor, or cancel without force."
+                )
+            self._client.actors.cancel(task, recursive)

@@ -1,0 +1,174 @@
+"""Tests for ember._core.actor_calls.ActorCalls, driven with plain events and values."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from ember import exceptions as exc
+from ember._core.actor_calls import (
+    Action,
+    Actor,
+    ActorCalls,
+    AskHowLost,
+    CancelCall,
+    Resolve,
+    SendCall,
+    SendRelease,
+    State,
+)
+from ember._core.task_leases import Fail, Finish, Task
+
+_ids = itertools.count(1)
+PEER = "peer"  # the client's handle for the actor's process: opaque to the machine
+
+
+def call(retries: int = 0, ready: bool = True) -> Task:
+    t = Task()
+    t.task_id = next(_ids).to_bytes(4, "big")
+    t.name = "method"
+    t.retries_left = retries
+    t.ready = ready
+    return t
+
+
+def of(kind: type, actions: Sequence[Action]) -> list[Any]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def alive(m: ActorCalls, max_task_retries: int = 0) -> Actor:
+    actor = m.add(Actor(b"actor", "A", max_task_retries))
+    [resolve] = m.flush(actor)
+    assert resolve == Resolve(actor, 0)
+    assert m.resolved(actor, 0, PEER) == []
+    return actor
+
+
+def test_calls_wait_for_the_actor_to_be_resolved_then_go_in_order() -> None:
+    m = ActorCalls()
+    actor = m.add(Actor(b"actor", "A", 0))
+    a, b = call(), call()
+    m.submit(actor, a)
+    m.submit(actor, b)
+    assert m.flush(actor) == [Resolve(actor, 0)]
+    assert m.flush(actor) == []  # (one resolve at a time)
+    out = m.resolved(actor, 0, PEER)
+    assert [s.task for s in of(SendCall, out)] == [a, b] and actor.state is State.ALIVE
+
+
+def test_a_call_waits_for_its_arguments_and_holds_back_the_ones_behind() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b = call(ready=False), call()
+    m.submit(actor, a)
+    m.submit(actor, b)
+    assert m.flush(actor) == []
+    a.ready = True
+    assert [s.task for s in of(SendCall, m.flush(actor))] == [a, b]
+
+
+def test_an_unreachable_process_is_resolved_again_at_the_next_incarnation() -> None:
+    m = ActorCalls()
+    actor = m.add(Actor(b"actor", "A", 0))
+    m.flush(actor)
+    assert m.unreachable(actor, 3) == [Resolve(actor, 4)]
+
+
+def test_a_dead_actor_fails_every_call_with_why() -> None:
+    m = ActorCalls()
+    actor = m.add(Actor(b"actor", "A", 0))
+    a, b = call(), call()
+    m.submit(actor, a)
+    m.flush(actor)
+    m.submit(actor, b)
+    error = exc.ActorDiedError("constructor failed", actor_id="00", class_name="A")
+    out = m.died(actor, error)
+    assert [(f.task, f.error) for f in of(Fail, out)] == [(a, error), (b, error)]
+    later = call()
+    m.submit(actor, later)
+    assert [f.task for f in of(Fail, m.flush(actor))] == [later]
+
+
+def test_a_done_call_finishes_and_one_failing_retryably_is_sent_again() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call(retries=1)
+    m.submit(actor, a)
+    m.flush(actor)
+    out = m.call_done(a, actor, "error", retry=True)
+    assert [s.task for s in of(SendCall, out)] == [a] and a.retries_left == 0
+    assert m.call_done(a, actor, "error", retry=True) == [Finish(a, "error")]
+
+
+def test_a_lost_connection_resends_calls_with_retries_and_asks_about_the_others() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b, c = call(retries=1), call(retries=0), call(retries=-1)
+    for t in (a, b, c):
+        m.submit(actor, t)
+    m.flush(actor)
+    assert m.on_peer(PEER) == [actor]
+    out = m.connection_lost(actor)
+    assert of(AskHowLost, out) == [AskHowLost(b, actor, 0)]
+    assert of(Resolve, out) == [Resolve(actor, 1)] and actor.state is State.PENDING
+    assert list(actor.queue) == [a, c] and a.retries_left == 0 and c.retries_left == -1
+    out = m.resolved(actor, 1, "new peer")
+    assert [s.task for s in of(SendCall, out)] == [a, c]
+    error = exc.ActorDiedError("it crashed", actor_id="00", class_name="A")
+    assert m.lost_call_failed(b, actor, error) == [Fail(b, error)]
+
+
+def test_cancelling_a_queued_call_fails_it_and_a_sent_one_is_interrupted() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b = call(), call(ready=False)
+    m.submit(actor, a)
+    m.submit(actor, b)
+    m.flush(actor)
+    [fail] = m.cancel(b, actor, recursive=True)
+    assert isinstance(fail, Fail) and isinstance(fail.error, exc.TaskCancelledError)
+    assert m.cancel(a, actor, recursive=True) == [CancelCall(a, actor, True)]
+    [lost] = m.connection_lost(actor)[:1]  # a cancelled call is not retried
+    assert isinstance(lost, Fail) and lost.task is a
+
+
+def test_a_call_whose_arguments_failed_leaves_the_queue() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b = call(ready=False), call()
+    m.submit(actor, a)
+    m.submit(actor, b)
+    assert m.withdraw(a, actor) and not m.withdraw(a, actor)
+    assert [s.task for s in of(SendCall, m.flush(actor))] == [b]
+
+
+def test_a_release_waits_for_the_calls_already_submitted() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call()
+    m.submit(actor, a)
+    m.flush(actor)
+    assert m.release(b"actor", "kill it") == []
+    assert m.call_done(a, actor, "ok", retry=False) == [SendRelease("kill it"), Finish(a, "ok")]
+    assert m.get(b"actor") is None
+
+
+def test_a_release_of_an_idle_actor_goes_at_once_and_none_is_sent_for_a_detached_one() -> None:
+    m = ActorCalls()
+    alive(m)
+    assert m.release(b"actor", "dec ref") == [SendRelease("dec ref")]
+    alive(m)
+    assert m.release(b"actor", None) == []
+
+
+def test_a_release_deferred_behind_a_lost_call_goes_once_it_fails() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call(retries=0)
+    m.submit(actor, a)
+    m.flush(actor)
+    m.release(b"actor", "kill it")
+    m.connection_lost(actor)
+    error = exc.ActorDiedError("gone", actor_id="00", class_name="A")
+    assert m.lost_call_failed(a, actor, error) == [Fail(a, error), SendRelease("kill it")]
