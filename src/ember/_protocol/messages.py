@@ -1,69 +1,128 @@
 """Every message any two Ember processes exchange, defined in one place.
 
-A message is a small slotted dataclass. On the wire it is a msgpack array whose first element
-is the message's code and the rest its fields in order, so adding a message means adding a class
-here and nothing else. Requests that expect an answer carry ``rid``; the answer is a ``Reply``
-with the same ``rid``.
+A message is a small slotted class that type checkers see as a keyword-only, frozen dataclass.
+On the wire it is a msgpack array whose first element is the message's code and the rest its
+fields in order, so adding a message means adding a class here and nothing else. Requests that
+expect an answer carry ``rid``; the answer is a ``Reply`` with the same ``rid``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
+        return lambda decorator: decorator
+
+
+_T = TypeVar("_T")
 _BY_CODE: dict[int, type[Message]] = {}
+_DECODERS: dict[int, Callable[..., Message]] = {}
 
 
 class Message:
-    __slots__ = ()
+    """The base of every message. A class's ``__init__``, ``encode`` and decoder are compiled
+    from its fields the first time they are used (most processes use few of the messages), so
+    importing this module costs little more than defining the classes."""
+
+    __slots__: ClassVar[tuple[str, ...]] = ()
     CODE: ClassVar[int]
+    _defaults: ClassVar[dict[str, Any]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _compile_methods(type(self)).__init__(self, *args, **kwargs)
 
     def encode(self) -> list[Any]:
-        return [self.CODE, *[getattr(self, name) for name in self.__slots__]]
+        return _compile_methods(type(self)).encode(self)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.encode() == self.encode()
+        return (
+            isinstance(other, Message)
+            and type(other) is type(self)
+            and other.encode() == self.encode()
+        )
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
         return f"{type(self).__name__}({fields})"
 
 
-def _message(code: int):  # noqa: ANN202 - decorator factory
-    """Turn an annotated class into a slotted message with a generated ``__init__``.
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]]:
+    """Turn an annotated class into a slotted message.
 
     A small stand-in for ``dataclass``, which costs about a millisecond per class at import:
-    thirty messages would add that to every process start.
+    fifty messages would add that to every process start. ``frozen`` is checked statically
+    only: a runtime guard would cost every construction.
     """
 
-    def wrap(cls: type) -> type:
+    def wrap(cls: type[_T]) -> type[_T]:
         names = [n for n in cls.__dict__.get("__annotations__", {}) if n != "CODE"]
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
-        params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
-        body = "".join(f"    self.{n} = {n}\n" for n in names) or "    pass\n"
-        fields = "".join(f", self.{n}" for n in names)
-        scope = {f"_d_{n}": v for n, v in defaults.items()}
-        exec(  # noqa: S102 - a fixed template over the class's own field names
-            f"def __init__(self, {params}):\n{body}\n"
-            f"def encode(self):\n    return [{code}{fields}]\n",
-            scope,
-        )
         namespace = {k: v for k, v in cls.__dict__.items() if k not in defaults and k != "__dict__"}
-        namespace.update(
-            __slots__=tuple(names), __init__=scope["__init__"], encode=scope["encode"], CODE=code
-        )
+        namespace.update(__slots__=tuple(names), CODE=code, _defaults=defaults)
         new = type(cls.__name__, (Message,), namespace)
         new.__qualname__ = cls.__qualname__
         if code in _BY_CODE:
             raise RuntimeError(f"message code {code} used twice")
         _BY_CODE[code] = new
-        return new
+        return new  # type: ignore[return-value]
 
     return wrap
 
 
+def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
+    """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
+    ``{params}``) and whose ``{body}`` sets them on ``self``."""
+    names = cls.__slots__
+    params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
+    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
+    exec(source.format(params=params, body=body), scope)  # noqa: S102 - a fixed template
+    return scope
+
+
+def _compile_methods(cls: type[Message]) -> type[Message]:
+    fields = "".join(f", self.{n}" for n in cls.__slots__)
+    made = _compile(
+        cls,
+        "def __init__(self{params}):\n{body}    pass\n"
+        f"def encode(self):\n    return [{cls.CODE}{fields}]\n",
+    )
+    cls.__init__ = made["__init__"]  # type: ignore[method-assign]
+    cls.encode = made["encode"]  # type: ignore[method-assign]
+    return cls
+
+
+def _decoder(code: Any) -> Callable[..., Message]:
+    """The positional builder ``decode`` uses, independent of the constructor's signature:
+    ``f(code, *fields)``, so that decoding copies no list."""
+    cls = _BY_CODE.get(code) if isinstance(code, int) else None
+    if cls is None:
+        raise UnknownMessage(f"unknown message code {code!r}")
+    source = "def f(_code{params}):\n    self = _new(_cls)\n{body}    return self\n"
+    make: Callable[..., Message] = _compile(cls, source, _new=object.__new__, _cls=cls)["f"]
+    _DECODERS[code] = make
+    return make
+
+
+class UnknownMessage(ValueError):
+    """A peer sent something that is not a message this process knows."""
+
+
 def decode(raw: list[Any]) -> Message:
-    return _BY_CODE[raw[0]](*raw[1:])
+    """The message that ``raw`` (a list as ``encode`` made it) stands for."""
+    try:
+        make = _DECODERS[raw[0]]
+    except KeyError:
+        make = _decoder(raw[0])
+    except (IndexError, TypeError):
+        raise UnknownMessage(f"not a message: {raw!r:.100}") from None
+    return make(*raw)
 
 
 # Result kinds inside TaskDone.results and PushTask.deps.
@@ -75,7 +134,9 @@ ERROR = 2  # data is a serialized exception
 @_message(1)
 class Reply(Message):
     rid: int
-    error: list[str] | None  # [kind, message], kind names an ember.exceptions class or builtin
+    error: list[str] | None = (
+        None  # [kind, message], kind names an ember.exceptions class or builtin
+    )
     value: Any = None
 
 
@@ -451,7 +512,7 @@ class PushTask(Message):
     name: str
     owner_id: bytes
     lease_id: int = 0
-    gpu_ids: list[int] = ()  # type: ignore[assignment]
+    gpu_ids: Sequence[int] = ()
     actor_id: bytes = b""
     job_id: bytes = b""
     namespace: str = ""

@@ -83,9 +83,9 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
 
 def nodes(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control store's node table."""
-    return query(address, token, m.GetNodes, timeout)  # type: ignore[no-any-return]
+    return query(address, token, lambda rid: m.GetNodes(rid=rid), timeout)  # type: ignore[no-any-return]
 
 
 def jobs(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The jobs (drivers) connected to the cluster."""
-    return query(address, token, m.ListJobs, timeout)  # type: ignore[no-any-return]
+    return query(address, token, lambda rid: m.ListJobs(rid=rid), timeout)  # type: ignore[no-any-return]

@@ -40,7 +40,7 @@ class RemoteStore:
         data[: len(header) + len(meta)] = header + meta
         for buf, off in zip(buffers, offsets, strict=True):
             data[off : off + buf.nbytes] = memoryview(buf).cast("B")
-        self._node().send(m.PutObject(object_id, bytes(data)))
+        self._node().send(m.PutObject(object_id=object_id, data=bytes(data)))
         return total
 
     def read(
@@ -49,7 +49,7 @@ class RemoteStore:
         """Pull the object's bytes from the head; None if the head does not have it (yet)."""
         sock = connect_socket(self.node_address, 30.0)
         try:
-            reply, unpacker = ask(sock, self.token, m.PullObject(1, object_id))
+            reply, unpacker = ask(sock, self.token, m.PullObject(rid=1, object_id=object_id))
             if reply is None or reply.error is not None:
                 return None
             size = int(reply.value["size"])

@@ -114,7 +114,7 @@ class _CallerHandler:
         elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
             self.worker.main_slot.queue.put(lambda: self.worker.start_actor(msg, conn))
         elif isinstance(msg, m.TakeBackTasks):
-            conn.send(m.Reply(msg.rid, None, self.worker.take_back(msg.lease_id, msg.task_ids)))
+            conn.send(m.Reply(rid=msg.rid, value=self.worker.take_back(msg.lease_id, msg.task_ids)))
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.worker.client.cancel_children(msg.task_id, msg.force)
@@ -352,7 +352,7 @@ class Worker:
         if isinstance(msg, m.StartActor):
             self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
         elif isinstance(msg, m.FlushOutput):  # (after every line already sent, on this conn)
-            self.client.node.send(m.Reply(msg.rid, None))
+            self.client.node.send(m.Reply(rid=msg.rid))
 
     # ------------------------------------------------------------------ running
 
@@ -385,7 +385,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return m.TaskDone(msg.task_id, results)
+        return m.TaskDone(task_id=msg.task_id, results=results)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -413,7 +413,7 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(m.TaskDone(msg.task_id, results))
+        conn.send(m.TaskDone(task_id=msg.task_id, results=results))
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
@@ -481,7 +481,11 @@ class Worker:
             else:
                 oid = ids.return_object_id(msg.task_id, i + 1)
                 size = self.store.write(oid, ser.meta, ser.buffers)
-                self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id, ser.refs))
+                self.client.node.send(
+                    m.ObjectCreated(
+                        object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs
+                    )
+                )
                 results.append([STORED, size, ser.refs, self.client.node_id])
         return results
 
@@ -503,7 +507,9 @@ class Worker:
             return lambda: True
 
         def terminate() -> None:
-            self.client.node.send(m.ActorDone(self.actor_id, "exited by __ray_terminate__"))
+            self.client.node.send(
+                m.ActorDone(actor_id=self.actor_id, reason="exited by __ray_terminate__")
+            )
             _flush_output()
             os._exit(0)
 
@@ -547,7 +553,7 @@ class Worker:
             err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
-            reply_to.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
+            reply_to.send(m.Reply(rid=msg.rid, error=["ActorInitError", str(err)], value=data))
             return
         concurrency = spec.get("max_concurrency")
         if is_async:
@@ -561,7 +567,7 @@ class Worker:
 
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
-        reply_to.send(m.Reply(msg.rid, None, {"addr": self.address}))
+        reply_to.send(m.Reply(rid=msg.rid, value={"addr": self.address}))
 
     def _run_loop(self) -> None:
         import asyncio
@@ -618,7 +624,9 @@ class Worker:
         lent = run.drainers > 0 and run.blocked == run.drainers
         if lent != run.lent:
             run.lent = lent
-            self.client.node.send(m.TaskBlocked(lease_id) if lent else m.TaskUnblocked(lease_id))
+            self.client.node.send(
+                m.TaskBlocked(lease_id=lease_id) if lent else m.TaskUnblocked(lease_id=lease_id)
+            )
 
     def cancel(self, task_id: bytes) -> None:
         entry = self.by_task.get(task_id)
@@ -727,7 +735,7 @@ class _Forwarder(io.TextIOBase):
             self.original.write("".join(x + "\n" for x in out))
             self.original.flush()
         if not self.worker.client._closed:
-            self.worker.client.node.send(m.LogLines(out, self.err))
+            self.worker.client.node.send(m.LogLines(lines=out, err=self.err))
 
 
 def _install_output(worker: Worker) -> None:

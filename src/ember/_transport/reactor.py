@@ -236,7 +236,7 @@ class Connection:
         than that message's length meanwhile. Returns what follows it (the peer is then
         authenticated), b"" while it is incomplete, or None to refuse."""
         token = self._token or ""
-        need = len(_packb(Auth(token).encode()))
+        need = len(_packb(Auth(token=token).encode()))
         self._pre += data
         probe = msgpack.Unpacker(raw=False, max_buffer_size=need)
         try:
@@ -408,7 +408,7 @@ class Reactor:
         """Connect to ``address``; with a ``token``, authenticate before anything else."""
         conn = Connection(connect_socket(address, timeout), self, handler)
         if token is not None:
-            conn.send(Auth(token))
+            conn.send(Auth(token=token))
         self.adopt(conn)
         return conn
 

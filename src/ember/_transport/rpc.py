@@ -48,7 +48,7 @@ class Calls:
             with self._lock:
                 entry = self._waiting.pop(rid, None)
             if entry is not None:
-                lost = Reply(rid, ["ConnectionLost", "the connection was closed"])
+                lost = Reply(rid=rid, error=["ConnectionLost", "the connection was closed"])
                 conn.reactor.call_soon_or_now(lambda: on_reply(lost))
         return rid
 
@@ -82,7 +82,11 @@ class Calls:
             for rid, _ in lost:
                 del self._waiting[rid]
         for rid, cb in lost:
-            cb(Reply(rid, ["ConnectionLost", "the connection closed before an answer came"]))
+            cb(
+                Reply(
+                    rid=rid, error=["ConnectionLost", "the connection closed before an answer came"]
+                )
+            )
 
 
 def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None, Any]:
@@ -90,7 +94,7 @@ def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None
     (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
     unpacker holds whatever bytes came after the reply."""
     pack = msgpack.Packer(use_bin_type=True).pack
-    sock.sendall(pack(Auth(token).encode()) + pack(message.encode()))
+    sock.sendall(pack(Auth(token=token).encode()) + pack(message.encode()))
     unpacker = msgpack.Unpacker(raw=False)
     while True:
         data = sock.recv(1 << 16)

@@ -1,0 +1,50 @@
+"""The wire format: every message survives encode -> msgpack -> decode, and anything else is
+refused with ``UnknownMessage``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from ember._protocol import messages as m
+
+
+def _roundtrip(msg: m.Message) -> m.Message:
+    return m.decode(msgpack.unpackb(msgpack.packb(msg.encode(), use_bin_type=True), raw=False))
+
+
+def _sample(cls: type[m.Message]) -> m.Message:
+    values: dict[str, Any] = {n: f"{n}-value" for n in cls.__slots__}
+    return cls(**values)
+
+
+@pytest.mark.parametrize("cls", sorted(m._BY_CODE.values(), key=lambda c: c.CODE))
+def test_every_message_round_trips(cls: type[m.Message]) -> None:
+    msg = _sample(cls)
+    back = _roundtrip(msg)
+    assert type(back) is cls
+    assert back == msg
+    assert repr(back) == repr(msg)
+
+
+def test_defaults_and_keywords() -> None:
+    task = m.PushTask(
+        task_id=b"t", fn_id=b"f", blob=b"", deps=[], num_returns=1, name="f", owner_id=b"o"
+    )
+    assert task.lease_id == 0 and task.gpu_ids == () and task.resources is None
+    assert _roundtrip(task).encode() == [*task.encode()[:9], [], *task.encode()[10:]]
+    assert m.Reply(rid=3).encode() == [m.Reply.CODE, 3, None, None]
+
+
+def test_decode_builds_without_the_constructor() -> None:
+    done = m.decode([m.TaskDone.CODE, b"t", [[m.INLINE, b"x"]]])
+    assert isinstance(done, m.TaskDone)
+    assert done.task_id == b"t" and done.results == [[m.INLINE, b"x"]] and not done.worker_died
+
+
+@pytest.mark.parametrize("raw", [[], [9999, 1], ["Reply", 1], [[1], 2], 5])
+def test_unknown_messages_are_refused(raw: Any) -> None:
+    with pytest.raises(m.UnknownMessage):
+        m.decode(raw)
