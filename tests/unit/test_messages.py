@@ -48,3 +48,12 @@ def test_decode_builds_without_the_constructor() -> None:
 def test_unknown_messages_are_refused(raw: Any) -> None:
     with pytest.raises(m.UnknownMessage):
         m.decode(raw)
+
+
+def test_error_kinds_travel_as_their_names() -> None:
+    reply = m.error_reply(4, m.ErrorKind.OWNER_DIED, "gone", b"cause")
+    assert reply.encode() == [m.Reply.CODE, 4, ["OwnerDiedError", "gone"], b"cause"]
+    back = _roundtrip(reply)
+    assert isinstance(back, m.Reply)
+    assert back.kind is m.ErrorKind.OWNER_DIED and back.value == b"cause"
+    assert m.Reply(rid=4, value=1).kind is None

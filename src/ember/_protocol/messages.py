@@ -9,6 +9,7 @@ expect an answer carry ``rid``; the answer is a ``Reply`` with the same ``rid``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -131,13 +132,38 @@ STORED = 1  # the value is in the node's object store; data is its size
 ERROR = 2  # data is a serialized exception
 
 
+class ErrorKind(str, Enum):
+    """Why a request failed: the first element of ``Reply.error``. Most name the
+    ``ember.exceptions`` class (or builtin) the caller raises; the others are conditions the
+    caller handles itself."""
+
+    CONNECTION_LOST = "ConnectionLost"  # made locally: the connection closed before an answer
+    WORKER_START_FAILED = "WorkerStartFailed"  # the node could not start a worker for a lease
+    UNSCHEDULABLE = "Unschedulable"  # no node in the cluster can ever grant the shape
+    OWNER_DIED = "OwnerDiedError"
+    OBJECT_LOST = "ObjectLostError"
+    ACTOR_DIED = "ActorDiedError"
+    ACTOR_INIT_FAILED = "ActorInitError"
+    NODE_DIED = "NodeDiedError"
+    INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
+
+
 @_message(1)
 class Reply(Message):
     rid: int
-    error: list[str] | None = (
-        None  # [kind, message], kind names an ember.exceptions class or builtin
-    )
+    error: list[str] | None = None  # [ErrorKind value, message]
     value: Any = None
+
+    @property
+    def kind(self) -> ErrorKind | None:
+        """The error's kind, None for a success."""
+        return None if self.error is None else ErrorKind(self.error[0])
+
+
+def error_reply(rid: int, kind: ErrorKind, text: str, value: Any = None) -> Reply:
+    """The answer to request ``rid`` that it failed, with ``value`` as any detail (such as a
+    serialized cause)."""
+    return Reply(rid=rid, error=[kind.value, text], value=value)
 
 
 # ---- any client (driver or worker) -> node manager -------------------------------------------

@@ -190,7 +190,7 @@ class ControlStore:
             return
         node = self.nodes.get(info["home"]) if info is not None else None
         if node is None or not node.alive:
-            conn.send(m.Reply(rid=rid, error=["ActorDiedError", "the actor is unknown or gone"]))
+            conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or gone"))
         else:
             conn.send(m.Reply(rid=rid, value=node.public()))
 
@@ -200,7 +200,7 @@ class ControlStore:
             for conn, rid, due in waiting:
                 if due <= now:
                     conn.send(
-                        m.Reply(rid=rid, error=["ActorDiedError", "the actor is unknown or gone"])
+                        m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or gone")
                     )
             keep = [w for w in waiting if w[2] > now]
             if keep:
@@ -246,9 +246,8 @@ class ControlStore:
     def heartbeat(self, conn: Connection, msg: m.Heartbeat, now: float) -> m.Reply:
         entry = self.nodes.get(msg.node_id)
         if entry is None or not entry.alive:
-            return m.Reply(
-                rid=msg.rid,
-                error=["NodeDiedError", "this node was declared dead by the control store"],
+            return m.error_reply(
+                msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead by the control store"
             )
         entry.available = msg.available
         entry.pending = msg.pending
@@ -316,7 +315,7 @@ class ControlStore:
                     conn.peer or b"",
                 )
             except NameTaken as e:
-                conn.send(m.Reply(rid=msg.rid, error=["ValueError", str(e)]))
+                conn.send(m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e)))
             else:
                 conn.send(m.Reply(rid=msg.rid, value={"actor_id": actor_id}))
         elif isinstance(msg, m.ActorGone):
@@ -327,14 +326,12 @@ class ControlStore:
             actor_id = self.names.get((msg.namespace, msg.name))
             if actor_id is None:
                 conn.send(
-                    m.Reply(
-                        rid=msg.rid,
-                        error=[
-                            "ValueError",
-                            f"Failed to look up actor with name {msg.name!r} in namespace "
-                            f"{msg.namespace!r}. It was never created, it has died, or it lives "
-                            "in another namespace (pass namespace=...).",
-                        ],
+                    m.error_reply(
+                        msg.rid,
+                        m.ErrorKind.INVALID,
+                        f"Failed to look up actor with name {msg.name!r} in namespace "
+                        f"{msg.namespace!r}. It was never created, it has died, or it lives "
+                        "in another namespace (pass namespace=...).",
                     )
                 )
             else:
@@ -404,7 +401,7 @@ class ControlStoreServer:
             known = self.store.nodes.get(msg.node_id)
             if known is not None and not known.alive:  # its work was redone: it must stop
                 conn.send(
-                    m.Reply(rid=msg.rid, error=["NodeDiedError", "this node was declared dead"])
+                    m.error_reply(msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead")
                 )
                 return
             conn.send(m.Reply(rid=msg.rid, value=self.store.register_node(conn, msg, now)))

@@ -553,7 +553,7 @@ class Worker:
             err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
-            reply_to.send(m.Reply(rid=msg.rid, error=["ActorInitError", str(err)], value=data))
+            reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
         concurrency = spec.get("max_concurrency")
         if is_async:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from ember._protocol.messages import Auth, Message, Reply, decode
+from ember._protocol.messages import Auth, ErrorKind, Message, Reply, decode, error_reply
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -19,11 +19,11 @@ ReplyCallback = Callable[[Reply], None]
 
 
 class RemoteError(Exception):
-    """An error the peer answered with; ``kind`` names the exception class it stands for."""
+    """An error the peer answered with."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: ErrorKind | str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)
 
 
 class Calls:
@@ -48,7 +48,7 @@ class Calls:
             with self._lock:
                 entry = self._waiting.pop(rid, None)
             if entry is not None:
-                lost = Reply(rid=rid, error=["ConnectionLost", "the connection was closed"])
+                lost = error_reply(rid, ErrorKind.CONNECTION_LOST, "the connection was closed")
                 conn.reactor.call_soon_or_now(lambda: on_reply(lost))
         return rid
 
@@ -83,8 +83,8 @@ class Calls:
                 del self._waiting[rid]
         for rid, cb in lost:
             cb(
-                Reply(
-                    rid=rid, error=["ConnectionLost", "the connection closed before an answer came"]
+                error_reply(
+                    rid, ErrorKind.CONNECTION_LOST, "the connection closed before an answer came"
                 )
             )
 
