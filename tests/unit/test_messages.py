@@ -17,6 +17,7 @@ def _roundtrip(msg: m.Message) -> m.Message:
 
 def _sample(cls: type[m.Message]) -> m.Message:
     values: dict[str, Any] = {n: f"{n}-value" for n in cls.__slots__}
+    values.update({n: [] for n in cls._records if n in values})
     return cls(**values)
 
 
@@ -39,9 +40,10 @@ def test_defaults_and_keywords() -> None:
 
 
 def test_decode_builds_without_the_constructor() -> None:
-    done = m.decode([m.TaskDone.CODE, b"t", [[m.INLINE, b"x"]]])
+    done = m.decode([m.TaskDone.CODE, b"t", [[m.INLINE, b"x", [], b""]]])
     assert isinstance(done, m.TaskDone)
-    assert done.task_id == b"t" and done.results == [[m.INLINE, b"x"]] and not done.worker_died
+    assert done.task_id == b"t" and done.results == [(m.INLINE, b"x", [], b"")]
+    assert not done.worker_died
 
 
 @pytest.mark.parametrize("raw", [[], [9999, 1], ["Reply", 1], [[1], 2], 5])
@@ -57,3 +59,12 @@ def test_error_kinds_travel_as_their_names() -> None:
     assert isinstance(back, m.Reply)
     assert back.kind is m.ErrorKind.OWNER_DIED and back.value == b"cause"
     assert m.Reply(rid=4, value=1).kind is None
+
+
+def test_task_results_decode_into_records() -> None:
+    stored = m.ReturnValue(m.STORED, 1 << 20, [[b"i", b"o"]], b"node")
+    done = _roundtrip(m.TaskDone(task_id=b"t", results=[m.ReturnValue(m.INLINE, b"x"), stored]))
+    assert isinstance(done, m.TaskDone)
+    inline, back = done.results
+    assert isinstance(inline, m.ReturnValue) and inline.data == b"x" and not inline.contained
+    assert back.kind == m.STORED and back.node_id == b"node" and back.contained == [[b"i", b"o"]]

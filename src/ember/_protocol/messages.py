@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from typing_extensions import dataclass_transform
@@ -21,6 +22,7 @@ else:
 
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound=tuple[Any, ...])
 _BY_CODE: dict[int, type[Message]] = {}
 _DECODERS: dict[int, Callable[..., Message]] = {}
 
@@ -33,6 +35,8 @@ class Message:
     __slots__: ClassVar[tuple[str, ...]] = ()
     CODE: ClassVar[int]
     _defaults: ClassVar[dict[str, Any]]
+    # Fields that are lists of records: decode builds each element with this function.
+    _records: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         _compile_methods(type(self)).__init__(self, *args, **kwargs)
@@ -78,10 +82,16 @@ def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]
 
 def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
     """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
-    ``{params}``) and whose ``{body}`` sets them on ``self``."""
+    ``{params}``) and whose ``{body}`` sets them on ``self`` (lists of records through
+    ``_r_<name>`` when ``scope`` has that)."""
     names = cls.__slots__
     params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
-    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    body = "".join(
+        f"    self.{n} = list(map(_r_{n}, {n}))\n"
+        if f"_r_{n}" in scope
+        else f"    self.{n} = {n}\n"
+        for n in names
+    )
     scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
     exec(source.format(params=params, body=body), scope)  # noqa: S102 - a fixed template
     return scope
@@ -106,7 +116,10 @@ def _decoder(code: Any) -> Callable[..., Message]:
     if cls is None:
         raise UnknownMessage(f"unknown message code {code!r}")
     source = "def f(_code{params}):\n    self = _new(_cls)\n{body}    return self\n"
-    make: Callable[..., Message] = _compile(cls, source, _new=object.__new__, _cls=cls)["f"]
+    records = {f"_r_{n}": f for n, f in cls._records.items()}
+    make: Callable[..., Message] = _compile(cls, source, _new=object.__new__, _cls=cls, **records)[
+        "f"
+    ]
     _DECODERS[code] = make
     return make
 
@@ -130,6 +143,21 @@ def decode(raw: list[Any]) -> Message:
 INLINE = 0  # data is the serialized value
 STORED = 1  # the value is in the node's object store; data is its size
 ERROR = 2  # data is a serialized exception
+
+
+class ReturnValue(NamedTuple):
+    """One return value of a task, in TaskDone. A tuple, so that msgpack packs it as is."""
+
+    kind: int  # INLINE, STORED or ERROR
+    data: Any  # the serialized value (INLINE) or exception (ERROR); the size (STORED)
+    contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
+    node_id: bytes = b""  # STORED: the node whose store holds it
+
+
+def _record(cls: type[_R]) -> Callable[[list[Any]], _R]:
+    """Build a NamedTuple from its msgpack array in C, with no Python frame per record (a
+    peer sends each record whole, as msgpack packed it)."""
+    return partial(tuple.__new__, cls)
 
 
 class ErrorKind(str, Enum):
@@ -549,8 +577,10 @@ class PushTask(Message):
 @_message(61)
 class TaskDone(Message):
     task_id: bytes
-    results: list[list[Any]]  # [kind, data] per return value
+    results: Sequence[ReturnValue]
     worker_died: bool = False
+
+    _records = {"results": _record(ReturnValue)}
 
 
 @_message(62)

@@ -33,7 +33,7 @@ import cloudpickle
 from ember import exceptions as exc
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
 from ember._runtime import proctitle, serialization, state, task_context
 from ember._runtime.client_state import _Placeholder
 from ember._runtime.core_client import CoreClient
@@ -456,7 +456,7 @@ class Worker:
             return serialization.loads(data)
         return self.client.read_stored(data, owner)
 
-    def pack(self, msg: m.PushTask, value: Any) -> list[list[Any]]:
+    def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
         if n == 1:
             values = [value]
@@ -477,7 +477,7 @@ class Worker:
         # leave the ones before it in the store with nobody to free them.
         for i, ser in enumerate([serialization.serialize(v) for v in values]):
             if ser.nbytes <= serialization.INLINE_MAX:
-                results.append([INLINE, ser.inline(), ser.refs])
+                results.append(ReturnValue(INLINE, ser.inline(), ser.refs))
             else:
                 oid = ids.return_object_id(msg.task_id, i + 1)
                 size = self.store.write(oid, ser.meta, ser.buffers)
@@ -486,10 +486,10 @@ class Worker:
                         object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs
                     )
                 )
-                results.append([STORED, size, ser.refs, self.client.node_id])
+                results.append(ReturnValue(STORED, size, ser.refs, self.client.node_id))
         return results
 
-    def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[list[Any]]:
+    def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[ReturnValue]:
         if isinstance(error, exc.TaskCancelledError) or (
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
@@ -500,7 +500,7 @@ class Worker:
             err = exc.RayTaskError.from_exception(
                 error, msg.name, actor_repr=self.actor_name or None
             )
-        return [[ERROR, _error_bytes(err, msg.name)]] * max(1, msg.num_returns)
+        return [ReturnValue(ERROR, _error_bytes(err, msg.name))] * max(1, msg.num_returns)
 
     def _special(self, name: str) -> Any:
         if name == "__ray_ready__":
