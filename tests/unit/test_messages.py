@@ -15,9 +15,12 @@ def _roundtrip(msg: m.Message) -> m.Message:
     return m.decode(msgpack.unpackb(msgpack.packb(msg.encode(), use_bin_type=True), raw=False))
 
 
+_RECORD_SAMPLES: dict[str, Any] = {"results": [], "spec": None}
+
+
 def _sample(cls: type[m.Message]) -> m.Message:
     values: dict[str, Any] = {n: f"{n}-value" for n in cls.__slots__}
-    values.update({n: [] for n in cls._records if n in values})
+    values.update({n: _RECORD_SAMPLES[n] for n in cls._records})
     return cls(**values)
 
 
@@ -68,3 +71,14 @@ def test_task_results_decode_into_records() -> None:
     inline, back = done.results
     assert isinstance(inline, m.ReturnValue) and inline.data == b"x" and not inline.contained
     assert back.kind == m.STORED and back.node_id == b"node" and back.contained == [[b"i", b"o"]]
+
+
+def test_actor_spec_travels_as_a_record() -> None:
+    spec = m.ActorSpec(b"fn", b"blob", [[m.STORED, b"dep"]], b"", "Counter", 4, b"job", "ns", b"o")
+    start = m.StartActor(rid=1, actor_id=b"a", spec=spec, incarnation=0, gpu_ids=[])
+    back = _roundtrip(start)
+    assert isinstance(back, m.StartActor)
+    assert isinstance(back.spec, m.ActorSpec) and back.spec == spec
+    assert back.spec.max_concurrency == 4
+    pending = _roundtrip(m.ActorArgs(actor_id=b"a", spec=None, error=b"boom"))
+    assert isinstance(pending, m.ActorArgs) and pending.spec is None

@@ -35,7 +35,7 @@ class Message:
     __slots__: ClassVar[tuple[str, ...]] = ()
     CODE: ClassVar[int]
     _defaults: ClassVar[dict[str, Any]]
-    # Fields that are lists of records: decode builds each element with this function.
+    # Fields that hold records: decode builds each field's value with its function.
     _records: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,14 +82,12 @@ def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]
 
 def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
     """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
-    ``{params}``) and whose ``{body}`` sets them on ``self`` (lists of records through
-    ``_r_<name>`` when ``scope`` has that)."""
+    ``{params}``) and whose ``{body}`` sets them on ``self`` (through ``_r_<name>`` when
+    ``scope`` has that)."""
     names = cls.__slots__
     params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
     body = "".join(
-        f"    self.{n} = list(map(_r_{n}, {n}))\n"
-        if f"_r_{n}" in scope
-        else f"    self.{n} = {n}\n"
+        f"    self.{n} = _r_{n}({n})\n" if f"_r_{n}" in scope else f"    self.{n} = {n}\n"
         for n in names
     )
     scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
@@ -154,10 +152,11 @@ class ReturnValue(NamedTuple):
     node_id: bytes = b""  # STORED: the node whose store holds it
 
 
-def _record(cls: type[_R]) -> Callable[[list[Any]], _R]:
-    """Build a NamedTuple from its msgpack array in C, with no Python frame per record (a
-    peer sends each record whole, as msgpack packed it)."""
-    return partial(tuple.__new__, cls)
+def _records_of(cls: type[_R]) -> Callable[[list[list[Any]]], list[_R]]:
+    """Build NamedTuples from their msgpack arrays, in C: no Python frame per record (a peer
+    sends each record whole, as msgpack packed it)."""
+    make = partial(tuple.__new__, cls)
+    return lambda raw: list(map(make, raw))
 
 
 class ErrorKind(str, Enum):
@@ -248,11 +247,31 @@ class TaskUnblocked(Message):
     lease_id: int
 
 
+class ActorSpec(NamedTuple):
+    """What a worker needs to become an actor: made by its creator, kept by the node for
+    restarts, read by the worker."""
+
+    fn_id: bytes  # the exported class
+    blob: bytes  # the constructor's arguments, as in PushTask
+    deps: list[list[Any]]
+    args_ref: bytes
+    class_name: str
+    max_concurrency: int | None
+    job_id: bytes
+    namespace: str
+    owner_id: bytes
+
+
+def _actor_spec(raw: Any) -> Any:
+    # TRANSITION: bytes (a pickled dict) until every creator sends an ActorSpec.
+    return tuple.__new__(ActorSpec, raw) if type(raw) is list else raw
+
+
 @_message(17)
 class CreateActor(Message):
     rid: int
     actor_id: bytes
-    spec: bytes  # serialized ActorSpec, kept by the node for restarts
+    spec: ActorSpec | bytes | None  # None (or b"") until its arguments are ready
     shape: dict[str, float]
     owner_id: bytes
     job_id: bytes
@@ -265,6 +284,8 @@ class CreateActor(Message):
     class_name: str = ""
     strategy: Any = None  # as in RequestLease
 
+    _records = {"spec": _actor_spec}
+
 
 ARGUMENT_FAILED = "an argument of its constructor failed"  # the node's reason, in ActorDied
 
@@ -274,8 +295,10 @@ class ActorArgs(Message):
     """Client -> node: an actor's constructor arguments are ready (or one of them failed)."""
 
     actor_id: bytes
-    spec: bytes
+    spec: ActorSpec | bytes | None
     error: bytes | None  # a serialized exception when an argument failed
+
+    _records = {"spec": _actor_spec}
 
 
 @_message(18)
@@ -580,7 +603,7 @@ class TaskDone(Message):
     results: Sequence[ReturnValue]
     worker_died: bool = False
 
-    _records = {"results": _record(ReturnValue)}
+    _records = {"results": _records_of(ReturnValue)}
 
 
 @_message(62)
@@ -606,7 +629,9 @@ class StartActor(Message):
 
     rid: int
     actor_id: bytes
-    spec: bytes
+    spec: ActorSpec | bytes
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None
+
+    _records = {"spec": _actor_spec}

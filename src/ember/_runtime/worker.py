@@ -518,44 +518,44 @@ class Worker:
     # ------------------------------------------------------------------ actors
 
     def start_actor(self, msg: m.StartActor, reply_to: Connection) -> None:
-        spec = serialization.loads(msg.spec)
+        spec = msg.spec
+        if isinstance(spec, bytes):  # TRANSITION: a pickled dict from a creator not yet typed
+            spec = m.ActorSpec(**serialization.loads(spec))
         ctx = TaskContext(
             ids.new_task_id(),
-            spec["class_name"],
-            spec["job_id"],
-            spec["namespace"],
+            spec.class_name,
+            spec.job_id,
+            spec.namespace,
             0,
             msg.actor_id,
             list(msg.gpu_ids),
         )
         task_context.current.set(ctx)
         self.actor_id = msg.actor_id
-        self.actor_name = spec["class_name"]
+        self.actor_name = spec.class_name
         proctitle.show(_Title.of(self.actor_name))
-        _OUTPUT_NAME[0] = spec["class_name"]
+        _OUTPUT_NAME[0] = spec.class_name
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
         try:
-            cls = self.function(spec["fn_id"])
+            cls = self.function(spec.fn_id)
             cls = getattr(cls, "_cls", cls)
-            args, kwargs = self.load_args(
-                spec["blob"], spec["args_ref"], spec["deps"], spec["owner_id"]
-            )
+            args, kwargs = self.load_args(spec.blob, spec.args_ref, spec.deps, spec.owner_id)
             is_async = any(
                 inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
             )
             self.actor = cls(*args, **kwargs)
         except BaseException as e:  # noqa: BLE001 - reported as the actor's death cause
-            err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
+            err = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
             reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
-        concurrency = spec.get("max_concurrency")
+        concurrency = spec.max_concurrency
         if is_async:
             import asyncio
 
