@@ -9,6 +9,7 @@ import msgpack
 import pytest
 
 from ember._protocol import messages as m
+from ember._transport.rpc import Calls, RemoteError
 
 
 def _roundtrip(msg: m.Message) -> m.Message:
@@ -82,3 +83,43 @@ def test_actor_spec_travels_as_a_record() -> None:
     assert back.spec.max_concurrency == 4
     pending = _roundtrip(m.ActorArgs(actor_id=b"a", spec=None, error=b"boom"))
     assert isinstance(pending, m.ActorArgs) and pending.spec is None
+
+
+class _Conn:
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[m.Message] = []
+
+    def send(self, msg: m.Message) -> None:
+        self.sent.append(msg)
+
+
+def test_a_typed_answer_resolves_its_request() -> None:
+    calls = Calls()
+    conn = _Conn()
+    fut = calls.future(conn, lambda rid: m.RequestLease(rid=rid, shape={}, owner_id=b"o"))
+    [request] = conn.sent
+    assert isinstance(request, m.RequestLease)
+    grant = m.LeaseGranted(
+        rid=request.rid,
+        lease_id=7,
+        worker_id=b"w",
+        addr="a",
+        gpu_ids=[],
+        saturated=False,
+        node_id=b"n",
+    )
+    back = _roundtrip(grant)
+    assert isinstance(back, m.LeaseGranted)
+    calls.on_reply(back)
+    assert fut.result(timeout=0) == grant
+
+
+def test_an_error_reply_fails_a_request_with_its_kind() -> None:
+    calls = Calls()
+    conn = _Conn()
+    fut = calls.future(conn, lambda rid: m.WorkerExit(rid=rid, worker_id=b"w"))
+    calls.on_reply(m.error_reply(1, m.ErrorKind.UNSCHEDULABLE, "no node has 9 GPUs"))
+    error = fut.exception(timeout=0)
+    assert isinstance(error, RemoteError) and error.kind is m.ErrorKind.UNSCHEDULABLE

@@ -3,7 +3,9 @@
 A message is a small slotted class that type checkers see as a keyword-only, frozen dataclass.
 On the wire it is a msgpack array whose first element is the message's code and the rest its
 fields in order, so adding a message means adding a class here and nothing else. Requests that
-expect an answer carry ``rid``; the answer is a ``Reply`` with the same ``rid``.
+expect an answer carry ``rid``; the answer is an ``Answer`` with the same ``rid``: a typed
+answer where it has a structure of its own (``LeaseGranted``...), else a ``Reply`` (an
+acknowledgement, an error, or a plain value).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
         namespace = {k: v for k, v in cls.__dict__.items() if k not in defaults and k != "__dict__"}
         namespace.update(__slots__=tuple(names), CODE=code, _defaults=defaults)
-        new = type(cls.__name__, (Message,), namespace)
+        new = type(cls.__name__, cls.__bases__, namespace)
         new.__qualname__ = cls.__qualname__
         if code in _BY_CODE:
             raise RuntimeError(f"message code {code} used twice")
@@ -175,8 +177,17 @@ class ErrorKind(str, Enum):
     INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
 
 
+class Answer(Message):
+    """The base of every answer; ``rpc.Calls`` hands it to the callback of the request with
+    the same ``rid``. Each request's docstring names the answers it gets; any request may
+    also get an error ``Reply`` (from its peer, or ConnectionLost from rpc)."""
+
+    __slots__ = ()
+    rid: int
+
+
 @_message(1)
-class Reply(Message):
+class Reply(Answer):
     rid: int
     error: list[str] | None = None  # [ErrorKind value, message]
     value: Any = None
@@ -191,6 +202,119 @@ def error_reply(rid: int, kind: ErrorKind, text: str, value: Any = None) -> Repl
     """The answer to request ``rid`` that it failed, with ``value`` as any detail (such as a
     serialized cause)."""
     return Reply(rid=rid, error=[kind.value, text], value=value)
+
+
+# ---- typed answers -------------------------------------------------------------------------
+
+
+@_message(100)
+class LeaseGranted(Answer):
+    """Node -> client, for RequestLease: this worker is yours until you return the lease."""
+
+    rid: int
+    lease_id: int
+    worker_id: bytes
+    addr: str  # where the worker listens for PushTask
+    gpu_ids: list[int]
+    # No room for another lease of this shape now: the caller may queue a task behind
+    # another on its leases instead of waiting for a new one.
+    saturated: bool
+    node_id: bytes  # the node that granted it
+
+
+@_message(101)
+class LeaseSpilled(Answer):
+    """Node -> client, for RequestLease: no room here, ask that node (``spilled=True``).
+    A lease that can never be granted is refused with an error Reply instead
+    (ErrorKind.UNSCHEDULABLE or WORKER_START_FAILED)."""
+
+    rid: int
+    node_id: bytes
+    address: str
+
+
+@_message(102)
+class WorkerExited(Answer):
+    """Node -> client, for WorkerExit: how that worker's process ended (None: unknown)."""
+
+    rid: int
+    pid: int | None = None
+    code: int | None = None
+    log: str = ""
+    log_note: str = ""
+
+
+@_message(103)
+class NodeRegistered(Answer):
+    """Control store -> node, for RegisterNode: the cluster's settings and view."""
+
+    rid: int
+    heartbeat_interval: float
+    node_timeout: float
+    view: list[Any]
+
+
+@_message(104)
+class ActorStarted(Answer):
+    """Worker -> node, for StartActor: the actor is built and takes calls there."""
+
+    rid: int
+    addr: str
+
+
+@_message(105)
+class ActorRegistered(Answer):
+    """For CreateActor: the actor's id, another one's for ``get_if_exists`` on a taken name."""
+
+    rid: int
+    actor_id: bytes
+
+
+@_message(106)
+class NamedActor(Answer):
+    """Control store -> caller, for GetNamedActor."""
+
+    rid: int
+    actor_id: bytes
+    handle_meta: bytes
+    home: bytes | None  # the node that manages it
+
+
+@_message(107)
+class ActorAlive(Answer):
+    """Node -> caller, for ResolveActor: where the actor's current incarnation takes calls."""
+
+    rid: int
+    addr: str
+    incarnation: int
+    node_id: bytes
+
+
+@_message(108)
+class ActorEnded(Answer):
+    """Node -> caller, for ResolveActor with ``ended``: how that incarnation ended; the actor
+    was restarted."""
+
+    rid: int
+    how: Any
+
+
+@_message(109)
+class PullAccepted(Answer):
+    """Node -> node, for PullObject: ``size`` raw bytes of the object follow."""
+
+    rid: int
+    size: int
+
+
+@_message(110)
+class ObjectAt(Answer):
+    """Owner's node -> node, for LocateObject: the node that holds the object, or (``node_id``
+    empty) its value when it is small enough to travel inline."""
+
+    rid: int
+    node_id: bytes = b""
+    inline: list[Any] | None = None  # [kind, data]
 
 
 # ---- any client (driver or worker) -> node manager -------------------------------------------

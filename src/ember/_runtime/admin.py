@@ -76,6 +76,8 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
             f"the server at {address} closed the connection: the cluster's token is wrong, or "
             "it is not an Ember cluster"
         )
+    if not isinstance(reply, m.Reply):
+        return reply  # a typed answer
     if reply.error is not None:
         raise RemoteError(reply.error[0], reply.error[1])
     return reply.value

@@ -1,4 +1,5 @@
-"""Request/reply over a Connection: numbered requests, answers matched by ``rid``."""
+"""Request/answer over a Connection: numbered requests, answers (any ``Answer``: a ``Reply`` or
+a typed one) matched by ``rid``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from ember._protocol.messages import Auth, ErrorKind, Message, Reply, decode, error_reply
+from ember._protocol.messages import (
+    Answer,
+    Auth,
+    ErrorKind,
+    Message,
+    Reply,
+    decode,
+    error_reply,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-ReplyCallback = Callable[[Reply], None]
+ReplyCallback = Callable[[Answer], None]
 
 
 class RemoteError(Exception):
@@ -53,12 +62,16 @@ class Calls:
         return rid
 
     def future(self, conn: Any, make: Callable[[int], Message]) -> Future[Any]:
+        """The answer as a future: a Reply's value (a RemoteError for an error), or the
+        typed answer itself."""
         from concurrent.futures import Future  # only clients wait on futures, not the node
 
         fut: Future[Any] = Future()
 
-        def done(reply: Reply) -> None:
-            if reply.error is None:
+        def done(reply: Answer) -> None:
+            if not isinstance(reply, Reply):
+                fut.set_result(reply)  # a typed answer is its own result
+            elif reply.error is None:
                 fut.set_result(reply.value)
             else:
                 fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
@@ -70,7 +83,7 @@ class Calls:
         with self._lock:
             self._waiting.pop(rid, None)
 
-    def on_reply(self, reply: Reply) -> None:
+    def on_reply(self, reply: Answer) -> None:
         with self._lock:
             entry = self._waiting.pop(reply.rid, None)
         if entry is not None:
@@ -89,7 +102,7 @@ class Calls:
             )
 
 
-def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None, Any]:
+def ask(sock: socket.socket, token: str, message: Message) -> tuple[Answer | None, Any]:
     """Blocking, for processes without a reactor: authenticate on ``sock``, send ``message``
     (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
     unpacker holds whatever bytes came after the reply."""
@@ -103,5 +116,5 @@ def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None
         unpacker.feed(data)
         for raw in unpacker:
             reply = decode(raw)
-            if isinstance(reply, Reply) and reply.rid == 1:
+            if isinstance(reply, Answer) and reply.rid == 1:
                 return reply, unpacker
