@@ -175,6 +175,7 @@ class ErrorKind(str, Enum):
     ACTOR_INIT_FAILED = "ActorInitError"
     NODE_DIED = "NodeDiedError"
     INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
+    UNEXPECTED = "UnexpectedMessage"  # the peer does not take this request
 
 
 class Answer(Message):

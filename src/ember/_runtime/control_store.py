@@ -31,6 +31,7 @@ from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.storage import Storage, open_storage
 from ember._transport.reactor import Connection, Reactor
+from ember._transport.rpc import refuse
 
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
@@ -364,6 +365,8 @@ class ControlStore:
             self.unclaimed_jobs.discard(msg.job_id)
             self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
             conn.peer = ("job", msg.job_id)
+        else:
+            refuse(conn, msg, "the control store")
 
     def job_ended(self, job_id: bytes) -> None:
         if self.jobs.pop(job_id, None) is not None:

@@ -40,6 +40,7 @@ from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor, local_address
+from ember._transport.rpc import refuse
 
 if TYPE_CHECKING:
     import asyncio
@@ -119,6 +120,8 @@ class _CallerHandler:
             if msg.recursive:
                 self.worker.client.cancel_children(msg.task_id, msg.force)
             self.worker.cancel(msg.task_id)
+        else:
+            refuse(conn, msg, "a worker")
 
     def on_close(self, conn: Connection) -> None:
         pass

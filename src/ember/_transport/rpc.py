@@ -20,6 +20,7 @@ from ember._protocol.messages import (
     decode,
     error_reply,
 )
+from ember._transport.reactor import _log
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -100,6 +101,19 @@ class Calls:
                     rid, ErrorKind.CONNECTION_LOST, "the connection closed before an answer came"
                 )
             )
+
+
+def refuse(conn: Any, msg: Message, where: str) -> None:
+    """The explicit branch of a handler for a message it does not take: a request is answered
+    with an UNEXPECTED error; anything else is logged, and the connection closed (the peer
+    does not speak the protocol as this process does, and may wait for what never comes)."""
+    rid = getattr(msg, "rid", None)
+    if isinstance(rid, int) and not isinstance(msg, Answer):
+        text = f"{where} does not take {type(msg).__name__}"
+        conn.send(error_reply(rid, ErrorKind.UNEXPECTED, text))
+        return
+    _log(f"{where}: closing a connection that sent a message it does not take: {msg!r:.200}")
+    conn.close()
 
 
 def ask(sock: socket.socket, token: str, message: Message) -> tuple[Answer | None, Any]:
