@@ -324,8 +324,8 @@ class ControlStore:
         elif isinstance(msg, m.LookupActor):
             self.lookup_actor(conn, msg.rid, msg.actor_id, time.monotonic())
         elif isinstance(msg, m.GetNamedActor):
-            actor_id = self.names.get((msg.namespace, msg.name))
-            if actor_id is None:
+            named = self.names.get((msg.namespace, msg.name))
+            if named is None:
                 conn.send(
                     m.error_reply(
                         msg.rid,
@@ -336,12 +336,12 @@ class ControlStore:
                     )
                 )
             else:
-                info = self.actors[actor_id]
+                info = self.actors[named]
                 conn.send(
                     m.Reply(
                         rid=msg.rid,
                         value={
-                            "actor_id": actor_id,
+                            "actor_id": named,
                             "handle_meta": info["handle_meta"],
                             "home": info["home"],
                         },

@@ -469,8 +469,8 @@ class Worker:
             try:
                 values = list(value)
             except TypeError:
-                values = None
-            if values is None or len(values) != n:
+                values = []  # (n > 1: refused below)
+            if len(values) != n:
                 raise ValueError(
                     f"{msg.name!r} was declared with num_returns={n} but returned "
                     f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
