@@ -123,3 +123,9 @@ def test_an_error_reply_fails_a_request_with_its_kind() -> None:
     calls.on_reply(m.error_reply(1, m.ErrorKind.UNSCHEDULABLE, "no node has 9 GPUs"))
     error = fut.exception(timeout=0)
     assert isinstance(error, RemoteError) and error.kind is m.ErrorKind.UNSCHEDULABLE
+
+
+def test_replace_copies_with_changes() -> None:
+    ask = m.LookupActor(rid=1, actor_id=b"a")
+    again = m.replace(ask, rid=2)
+    assert again == m.LookupActor(rid=2, actor_id=b"a") and ask.rid == 1

@@ -24,6 +24,7 @@ else:
 
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound="Message")
 _R = TypeVar("_R", bound=tuple[Any, ...])
 _BY_CODE: dict[int, type[Message]] = {}
 _DECODERS: dict[int, Callable[..., Message]] = {}
@@ -107,6 +108,11 @@ def _compile_methods(cls: type[Message]) -> type[Message]:
     cls.__init__ = made["__init__"]  # type: ignore[method-assign]
     cls.encode = made["encode"]  # type: ignore[method-assign]
     return cls
+
+
+def replace(msg: _M, **changes: Any) -> _M:
+    """A copy of ``msg`` with some fields changed (a request passed on with a rid of its own)."""
+    return type(msg)(**{n: getattr(msg, n) for n in msg.__slots__} | changes)
 
 
 def _decoder(code: Any) -> Callable[..., Message]:
