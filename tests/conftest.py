@@ -8,13 +8,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+
+from tests._helpers import wait_until
 
 
 def _descendants() -> list[psutil.Process]:
@@ -86,6 +88,11 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+def _up(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """Redis answers, or it exited (most likely the port was taken)."""
+    return proc.poll() is not None or _answers_ping(port)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -114,15 +121,9 @@ def redis_server(tmp_path: Path) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10.0
-            while proc.poll() is None and time.monotonic() < deadline:
-                if _answers_ping(port):
-                    break
-                time.sleep(0.02)
-            else:
-                if proc.poll() is not None:  # exited: most likely the port was taken
-                    continue
-                raise RuntimeError(f"redis-server on port {port} did not answer PING in 10 s")
+            wait_until(partial(_up, proc, port), 10, f"redis-server on port {port} to answer PING")
+            if proc.poll() is not None:  # exited: most likely the port was taken
+                continue
             yield f"redis://127.0.0.1:{port}"
             return
         finally:

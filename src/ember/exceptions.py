@@ -67,8 +67,9 @@ class RayError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_error, (type(self), self.args), self.__dict__.copy())
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.__dict__.update(state)
 
 
 EmberError = RayError

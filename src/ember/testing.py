@@ -184,7 +184,7 @@ class Cluster:
             self.control.proc.terminate()
             try:
                 self.control.proc.wait(timeout=5)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.control.proc.kill()
                 self.control.proc.wait()
             self.control = None

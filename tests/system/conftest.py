@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests._helpers import wait_until
+
 # Functions and classes defined at module level in a test file are pickled by reference (by
 # module name), so worker processes must be able to import the test modules. With pytest's
 # importlib import mode (pyproject.toml) they are named ``tests.system.test_x`` and are found
@@ -77,12 +79,7 @@ def gate(tmp_path: Path) -> Any:
         def wait(self, timeout: float = 30.0) -> bool:
             """Record an arrival, then poll (without get) until the gate is opened."""
             Path(f"{self.path}.arrived.{os.getpid()}.{time.time_ns()}").touch()
-            deadline = time.monotonic() + timeout
-            while not os.path.exists(self.path):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"gate {self.path} was never opened")
-                time.sleep(0.01)
-            return True
+            return wait_until(self.is_open, timeout, f"gate {self.path} to be opened")
 
         def arrivals(self) -> int:
             folder, name = os.path.split(self.path)
@@ -90,11 +87,7 @@ def gate(tmp_path: Path) -> Any:
 
         def wait_arrivals(self, n: int, timeout: float = 30.0) -> None:
             """In the test: block until ``n`` callers are inside ``wait()``."""
-            deadline = time.monotonic() + timeout
-            while self.arrivals() < n:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"only {self.arrivals()} of {n} arrived at the gate")
-                time.sleep(0.01)
+            wait_until(self.arrivals, timeout, f"{n} arrivals at the gate", until=lambda k: k >= n)
 
     return Gate(str(tmp_path / "gate"))
 
@@ -134,6 +127,39 @@ def signal_cls() -> Any:
             return self._waiting
 
     return Signal
+
+
+@pytest.fixture
+def blocked_task(signal_cls: Any) -> Any:
+    """A task that waits until released: ``ref = blocked_task.remote()`` (as many as wanted),
+    then ``blocked_task.release()`` lets every one of them return True. It waits in ``get``
+    on a ``Signal``, so its CPU is lent back meanwhile (as in Ray); ``waiting()`` counts the
+    tasks inside that wait. (For a task that keeps its CPU, see ``gate``.)"""
+    import ember
+
+    @ember.remote
+    def blocked(signal: Any) -> bool:
+        return bool(ember.get(signal.wait.remote(), timeout=30))
+
+    class BlockedTask:
+        def __init__(self) -> None:
+            self._signal: Any = None
+
+        def _latch(self) -> Any:  # (made at first use: Ember runs by then)
+            if self._signal is None:
+                self._signal = signal_cls.remote()
+            return self._signal
+
+        def remote(self) -> Any:
+            return blocked.remote(self._latch())
+
+        def release(self) -> None:
+            ember.get(self._latch().send.remote(), timeout=30)
+
+        def waiting(self) -> int:
+            return int(ember.get(self._latch().num_waiting.remote(), timeout=30))
+
+    return BlockedTask()
 
 
 @pytest.fixture

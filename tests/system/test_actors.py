@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+from tests._helpers import get_when_answered, raised, wait_until
+
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
 
 
@@ -43,18 +45,6 @@ def _counter_cls(ray):
             return os.getpid()
 
     return Counter
-
-
-def _get_until_ok(ray, make_ref, seconds=T):
-    """Retry a call while the actor is restarting (bounded)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return ray.get(make_ref(), timeout=seconds)
-        except ray.exceptions.RayActorError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_actor_keeps_state(ray):
@@ -410,14 +400,11 @@ def test_exception_in_init_makes_calls_raise_actor_died(ray):
 
 def _call_until_actor_error(ray, make_ref, seconds=T):
     """kill() is asynchronous in Ray: a call made right after it may still be served."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            ray.get(make_ref(), timeout=seconds)
-        except ray.exceptions.RayActorError as e:
-            return e
-        assert time.monotonic() < deadline, "calls kept succeeding after kill()"
-        time.sleep(0.05)
+    return wait_until(
+        lambda: raised(ray.exceptions.RayActorError, lambda: ray.get(make_ref(), timeout=seconds)),
+        seconds,
+        "a call to fail after kill()",
+    )
 
 
 def test_kill_actor_then_calls_raise(ray):
@@ -436,14 +423,7 @@ def test_kill_named_actor_frees_name(ray):
     c = Counter.options(name="reusable").remote()
     ray.get(c.get.remote(), timeout=T)
     ray.kill(c)
-    deadline = time.monotonic() + T
-    while True:
-        try:
-            ray.get_actor("reusable")
-        except ValueError:
-            break
-        assert time.monotonic() < deadline, "name still registered after kill"
-        time.sleep(0.05)
+    wait_until(lambda: raised(ValueError, lambda: ray.get_actor("reusable")), T, "the name freed")
     again = Counter.options(name="reusable").remote(7)
     assert ray.get(again.get.remote(), timeout=T) == 7
 
@@ -455,10 +435,12 @@ def test_kill_with_restart(ray):
     old_pid = ray.get(c.pid.remote(), timeout=T)
     ray.kill(c, no_restart=False)
     # kill() is asynchronous: wait (bounded) until calls reach the restarted process.
-    deadline = time.monotonic() + T
-    while _get_until_ok(ray, c.pid.remote) == old_pid:
-        assert time.monotonic() < deadline, "actor was not restarted"
-        time.sleep(0.05)
+    wait_until(
+        lambda: get_when_answered(c.pid.remote),
+        T,
+        "calls to reach the restarted actor",
+        until=lambda pid: pid != old_pid,
+    )
     assert ray.get(c.get.remote(), timeout=T) == 0  # state rebuilt by __init__
     assert ray.get(c.incr.remote(), timeout=T) == 1
 
@@ -470,15 +452,13 @@ def test_actor_handle_dropped_actor_exits(ray):
     del c
     import psutil
 
-    deadline = time.monotonic() + T
-    while psutil.pid_exists(pid):
+    def ended() -> bool:
         try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
-            break
-        assert time.monotonic() < deadline, "actor process kept running after its handle died"
-        time.sleep(0.05)
+            return True
+
+    wait_until(ended, T, "the actor's process to end after its handle died")
 
 
 def test_kill_interrupts_running_method(ray, signal_cls):

@@ -25,6 +25,8 @@ import time
 import psutil
 import pytest
 
+from tests._helpers import free_cpus, wait_until
+
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
 
 
@@ -104,16 +106,10 @@ def test_available_resources_drop_while_task_runs(ray, gate):
     ref = hold.remote(gate)
     gate.wait_arrivals(1)
     # Resource accounting may be reported asynchronously: poll, bounded.
-    deadline = time.monotonic() + 15
-    while ray.available_resources().get("CPU", 0) != 1:
-        assert time.monotonic() < deadline, ray.available_resources()
-        time.sleep(0.05)
+    wait_until(free_cpus, 15, "one free CPU", until=lambda n: n == 1)
     gate.open()
     assert ray.get(ref, timeout=T) is True
-    deadline = time.monotonic() + 15
-    while ray.available_resources().get("CPU", 0) != 2:
-        assert time.monotonic() < deadline, ray.available_resources()
-        time.sleep(0.05)
+    wait_until(free_cpus, 15, "both CPUs free", until=lambda n: n == 2)
 
 
 @pytest.mark.ember_only  # (Ray's figures come from its control store, a moment later)

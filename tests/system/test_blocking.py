@@ -9,7 +9,7 @@ worker memory).
 from __future__ import annotations
 
 import threading
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 import ember
 from ember._runtime import client_objects, state, task_context
+from tests._helpers import wait_until
 
 pytestmark = pytest.mark.ember_only
 
@@ -66,10 +67,7 @@ def _blocked_getter(ray: Any) -> tuple[threading.Thread, list[BaseException]]:
 
     thread = threading.Thread(target=get, daemon=True)
     thread.start()
-    deadline = time.monotonic() + T
-    while not client._latches:  # until it sleeps in the get
-        assert time.monotonic() < deadline and thread.is_alive(), errors
-        time.sleep(0.01)
+    _until_blocked(client, thread, errors)
     return thread, errors
 
 
@@ -91,6 +89,10 @@ def test_the_death_of_the_node_wakes_a_blocked_get(make_cluster: Any) -> None:
     assert [type(e) for e in errors] == [ember.exceptions.LocalRayletDiedError]
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 @ember.remote
 def waiter(refs: list[Any], path: str) -> None:
     Path(path).write_text(str(threading.current_thread() is threading.main_thread()))
@@ -108,10 +110,7 @@ def test_a_cancel_wakes_a_task_blocked_in_get_on_an_executor_thread(
     refs = []
     for path in (first, second):
         refs.append(waiter.remote(pending, str(path)))
-        deadline = time.monotonic() + T
-        while not path.exists() or not path.read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(partial(_text, path), T, f"the task to write {path}")
     assert (first.read_text(), second.read_text()) == ("True", "False")
     ray.cancel(refs[1], recursive=False)
     with pytest.raises(ray.exceptions.TaskCancelledError):
@@ -139,11 +138,10 @@ def _as_task(ray: Any, ref: Any, task_id: bytes, cancelled: bool = False, wait: 
     return thread, errors
 
 
-def _until_blocked(client: Any, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + T
-    while not client._latches:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.01)
+def _until_blocked(client: Any, thread: threading.Thread, errors: object = None) -> None:
+    """Until the thread sleeps in a get; fails at once if it ended (with ``errors``)."""
+    wait_until(lambda: client._latches or not thread.is_alive(), T, "the thread to block")
+    assert thread.is_alive(), errors
 
 
 def test_a_cancel_wakes_only_the_wait_of_the_task_it_names(ray: Any) -> None:
@@ -222,7 +220,4 @@ def test_an_abandoned_wait_loop_lets_go_of_the_index_of_its_list(
     refs = [ray.put(i) for i in range(100)]
     ready, _ = ray.wait(refs, num_returns=1, timeout=T)
     assert ready and client._wait_index is not None
-    deadline = time.monotonic() + T
-    while client._wait_index is not None:
-        assert time.monotonic() < deadline, "the index was kept"
-        time.sleep(0.05)
+    wait_until(lambda: client._wait_index is None, T, "the index to be dropped")

@@ -6,14 +6,9 @@ import time
 
 import pytest
 
+from tests._helpers import free_cpus, wait_until
+
 T = 30
-
-
-def _wait_for_cpus(ray, n: float, within: float) -> None:
-    deadline = time.monotonic() + within
-    while ray.available_resources().get("CPU", 0) != n:
-        assert time.monotonic() < deadline, ray.available_resources()
-        time.sleep(0.05)
 
 
 def test_recursive_cancel_stops_the_children(ray):
@@ -27,11 +22,13 @@ def test_recursive_cancel_stops_the_children(ray):
         return ray.get(child.remote())
 
     ref = parent.remote()
-    _wait_for_cpus(ray, 1, within=10)  # the child holds one CPU (the parent lent its own)
+    # the child holds one CPU (the parent lent its own)
+    wait_until(free_cpus, 10, "the child to hold a CPU", until=lambda n: n == 1)
     ray.cancel(ref)
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(ref, timeout=T)
-    _wait_for_cpus(ray, 2, within=10)  # the child was cancelled too, long before its 60 s
+    # the child was cancelled too, long before its 60 s
+    wait_until(free_cpus, 10, "both CPUs back", until=lambda n: n == 2)
 
 
 def test_force_cancel_of_an_actor_task_is_refused(ray):

@@ -11,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests._helpers import free_cpus, session_shm_dir, shm_bytes, wait_until
 
 pytestmark = pytest.mark.ember_only  # inspects Ember's own processes and store
 
@@ -65,16 +65,9 @@ def _kill_worker(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def _wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
-        time.sleep(0.02)
-
-
 def _wait_for_pid_file(folder: Path, within: float = T) -> int:
     """Wait until a task wrote its pid in ``folder`` (one file named after the pid)."""
-    _wait_until(lambda: any(folder.iterdir()), within, f"a pid file in {folder}")
+    wait_until(lambda: any(folder.iterdir()), within, f"a pid file in {folder}")
     return int(next(folder.iterdir()).name)
 
 
@@ -99,7 +92,7 @@ def test_tasks_survive_workers_killed_at_intervals(ray):
                 if not event.wait(T):
                     return
                 # the node forks replacements; kill one that is alive and was not killed yet
-                _wait_until(lambda: bool(_worker_pids() - set(killed)), 10, "a live worker")
+                wait_until(lambda: bool(_worker_pids() - set(killed)), 10, "a live worker")
                 pid = min(_worker_pids() - set(killed))
                 _kill_worker(pid)
                 killed.append(pid)
@@ -177,7 +170,7 @@ def test_nested_task_tree_survives_worker_kill(ray, tmp_path):
     leaves = fan_out**depth  # 81 leaves numbered 0..80
     ref = tree.remote(depth, 0, str(arrivals))
     # mid-way: a third of the leaves ran; kill the worker hosting the most tasks (threads)
-    _wait_until(lambda: len(list(arrivals.iterdir())) >= leaves // 3, T, "a third of the leaves")
+    wait_until(lambda: len(list(arrivals.iterdir())) >= leaves // 3, T, "a third of the leaves")
 
     def threads(pid: int) -> int:
         try:
@@ -225,7 +218,7 @@ def test_dropped_actors_do_not_leave_processes(ray):
 
     # The node ends the dropped actors one after another: wait for the last, not for a count
     # that is reached while the last few are still being ended.
-    _wait_until(lambda: not (actor_pids & _worker_pids()), 15, "every dropped actor to end")
+    wait_until(lambda: not (actor_pids & _worker_pids()), 15, "every dropped actor to end")
     bound = max(baseline, 2) + 2
     assert len(_worker_pids()) <= bound, f"more than {bound} workers are left"
 
@@ -243,29 +236,26 @@ def test_actors_dropped_before_any_call_end(ray):
     for _ in range(10):
         Idle.remote()
     gc.collect()
-    _wait_until(lambda: runtime().cluster_info()["actors"] == 0, 15, "no live actor")
+    wait_until(
+        lambda: runtime().cluster_info()["actors"], 15, "no live actor", until=lambda n: n == 0
+    )
 
 
 # -- 5. many objects, nested refs, and the store empties afterwards -------------------------
 
 
-def _shm_used() -> int:
-    return shutil.disk_usage("/dev/shm").used
-
-
 def test_objects_through_tasks_and_store_returns_to_start(ray):
     np = pytest.importorskip("numpy")
-    from ember._api import session
+    shm_dir = session_shm_dir()
 
-    shm_dir = session._node.shm_dir
+    def session_bytes() -> int:  # the objects' files (not the pooled ones)
+        total = 0
+        for entry in os.scandir(shm_dir):
+            with contextlib.suppress(FileNotFoundError):  # (deleted meanwhile)
+                total += entry.stat().st_size if entry.is_file() else 0
+        return total
 
-    def session_bytes() -> int:
-        try:
-            return sum(e.stat().st_size for e in os.scandir(shm_dir) if e.is_file())
-        except FileNotFoundError:
-            return 0
-
-    start = _shm_used()
+    start = shm_bytes(shm_dir)
     big = 2 * 1024 * 1024 // 8  # float64 elements in 2 MB
 
     @ray.remote
@@ -301,13 +291,18 @@ def test_objects_through_tasks_and_store_returns_to_start(ray):
     values = ray.get(scaled, timeout=T)
     for i, arr in enumerate(values):
         assert arr.shape == (big,) and arr[0] == 2.0 * i and arr[-1] == 2.0 * i
-    peak = _shm_used()
+    peak = shm_bytes(shm_dir)
     assert peak - start >= 100 * 2**20, (start, peak)  # 50 puts + 50 results of 2 MB
 
     del small, chunks, sums, large, scaled, checks, values, arr
     gc.collect()
-    _wait_until(lambda: session_bytes() < 2**20, 15, "the session's store to empty")
-    _wait_until(lambda: _shm_used() - start < 16 * 2**20, 15, f"/dev/shm back near {start} bytes")
+    wait_until(lambda: session_bytes() < 2**20, 15, "the session's store to empty")
+    wait_until(
+        lambda: shm_bytes(shm_dir) - start,
+        15,
+        f"the store's shared memory back near {start} bytes",
+        until=lambda grown: grown < 16 * 2**20,
+    )
 
 
 # -- 6. get on a task whose worker is killed, no retries ------------------------------------
@@ -361,7 +356,7 @@ def test_wait_timeout_split_then_cancel_frees_cpus(ray):
     for ref in slow_refs:
         with pytest.raises(ray.exceptions.TaskCancelledError):
             ray.get(ref, timeout=T)
-    _wait_until(lambda: ray.available_resources().get("CPU", 0) == 2, 10, "both CPUs to come back")
+    wait_until(free_cpus, 10, "both CPUs to come back", until=lambda n: n == 2)
     assert time.monotonic() - start < 10  # well before the slow tasks would have finished
 
 
@@ -416,4 +411,4 @@ def test_nested_gets_with_workers_killed_never_wedge_the_node(ray):
 
     # The node takes new work, and every CPU comes back.
     assert ray.get(child.remote(7), timeout=T) == 7
-    _wait_until(lambda: ray.available_resources().get("CPU", 0) == 2, T, "both CPUs back")
+    wait_until(free_cpus, T, "both CPUs back", until=lambda n: n == 2)

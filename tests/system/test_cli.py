@@ -31,6 +31,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests._helpers import wait_until
+
 pytestmark = pytest.mark.ember_only
 
 CLI = [sys.executable, "-m", "ember.cli.main"]
@@ -303,6 +305,12 @@ def test_status_lists_the_nodes_and_their_resources(ember_cli: EmberCLI) -> None
     assert "2 node(s) alive" in again.stdout
 
 
+def _status(cli: EmberCLI) -> str:
+    out = cli.run("status")
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 WAITING = """
 import time
 import ember
@@ -344,17 +352,20 @@ def test_status_tells_what_waits_by_kind_and_shape(ember_cli: EmberCLI) -> None:
         assert driver.stdout is not None
         assert select.select([driver.stdout], [], [], COMMAND_TIMEOUT)[0], "the driver hung"
         assert driver.stdout.readline().strip() == "SUBMITTED"
-        deadline = time.monotonic() + 30
-        while True:  # the node reports what waits with its next heartbeat
-            out = ember_cli.run("status")
-            assert out.returncode == 0, out.stderr
-            tasks = re.search(r"^    (\d+)\+? tasks? waiting for \{CPU: 1\}$", out.stdout, re.M)
-            actors = "    1 actor waiting for {GPU: 1}\n" in out.stdout
-            if tasks and actors or time.monotonic() > deadline:
-                break
-        assert tasks and actors, out.stdout
+        waiting = re.compile(r"^    (\d+)\+? tasks? waiting for \{CPU: 1\}$", re.M)
+        # the node reports what waits with its next heartbeat
+        status = wait_until(
+            lambda: _status(ember_cli),
+            30,
+            "the waiting tasks and actor in the status",
+            until=lambda text: (
+                waiting.search(text) and "    1 actor waiting for {GPU: 1}\n" in text
+            ),
+        )
+        tasks = waiting.search(status)
+        assert tasks is not None
         assert 1 <= int(tasks.group(1)) <= 2  # (a task may queue behind the running one)
-        assert "lease" not in out.stdout
+        assert "lease" not in status
     finally:
         driver.kill()
         driver.wait()
@@ -394,14 +405,14 @@ def test_a_driver_runs_a_pinned_task_and_the_cluster_outlives_it(ember_cli: Embe
 
     # The driver is gone; the cluster is not.
     assert nodes <= {p.pid for p in ember_cli.processes()}
-    deadline = time.monotonic() + 15
-    while True:  # the driver's leases go back when it disconnects
-        out = ember_cli.run("status")
-        assert out.returncode == 0, out.stderr
-        assert f"127.0.0.1:{port}: 2 node(s) alive, 0 dead" in out.stdout
-        if "x: 0/1 in use" in out.stdout or time.monotonic() > deadline:
-            break
-    assert "x: 0/1 in use" in out.stdout, out.stdout
+
+    def status() -> str:
+        text = _status(ember_cli)
+        assert f"127.0.0.1:{port}: 2 node(s) alive, 0 dead" in text
+        return text
+
+    # the driver's leases go back when it disconnects
+    wait_until(status, 15, "x to be free", until=lambda text: "x: 0/1 in use" in text)
     # ... and another driver can use it.
     assert _result(ember_cli.driver(DRIVER)) == results
 
@@ -528,10 +539,11 @@ def test_stop_leaves_a_process_that_took_a_nodes_pid(ember_cli: EmberCLI) -> Non
     code = "import setproctitle, time; setproctitle.setproctitle('ember::node'); time.sleep(60)"
     other = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + COMMAND_TIMEOUT
-        while not Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(b"ember::node"):
-            assert time.monotonic() < deadline, "the process never took its title"
-            time.sleep(0.01)
+        wait_until(
+            lambda: Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(b"ember::node"),
+            COMMAND_TIMEOUT,
+            "the process to take its title",
+        )
         session = ember_cli.tmp / "s-dead"
         (session / "logs").mkdir(parents=True)
         record = {
@@ -824,10 +836,12 @@ def test_a_dead_control_store_is_started_again_by_the_head(
     (head,) = ember_cli.records()
     os.kill(head["control_pid"], signal.SIGKILL)
 
-    deadline = time.monotonic() + 15
-    while ember_cli.records()[0]["control_pid"] == head["control_pid"]:
-        assert time.monotonic() < deadline, "the control store was not started again in 15 s"
-        time.sleep(0.05)
+    wait_until(
+        lambda: ember_cli.records()[0]["control_pid"],
+        15,
+        "the control store to be started again",
+        until=lambda pid: pid != head["control_pid"],
+    )
     store = psutil.Process(ember_cli.records()[0]["control_pid"])
     assert store.ppid() == head["pid"]  # started by the head's node
     assert _result(ember_cli.driver(COUNTER)) == 3  # the same actor, found again

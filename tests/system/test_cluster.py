@@ -17,6 +17,7 @@ import pytest
 
 import ember
 from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests._helpers import free_cpus, raised, wait_until
 
 pytestmark = pytest.mark.ember_only
 
@@ -24,7 +25,10 @@ T = 30
 
 
 @ember.remote
-def node_of(delay: float = 0.0) -> str:
+def node_of(delay: float = 0.0, started: str | None = None) -> str:
+    """The node it runs on, after ``delay`` s; it first leaves a file in ``started``, if given."""
+    if started:
+        open(os.path.join(started, f"{os.getpid()}-{time.time_ns()}"), "w").close()
     time.sleep(delay)
     return ember.get_runtime_context().get_node_id()
 
@@ -231,7 +235,9 @@ def test_lost_objects_are_rebuilt_or_reported(make_cluster: Any) -> None:
         ember.get(once, timeout=60)
 
 
-def test_a_node_cut_off_is_declared_dead_and_its_work_redone(make_cluster: Any) -> None:
+def test_a_node_cut_off_is_declared_dead_and_its_work_redone(
+    make_cluster: Any, tmp_path: Any
+) -> None:
     cluster = make_cluster(
         {"num_cpus": 1},
         {"num_cpus": 1, "resources": {"w": 1}},
@@ -245,8 +251,8 @@ def test_a_node_cut_off_is_declared_dead_and_its_work_redone(make_cluster: Any) 
         scheduling_strategy=NodeAffinitySchedulingStrategy(victim.node_id, soft=True),
     )
     assert ember.get(pinned.remote(), timeout=30) == victim.node_id
-    slow = pinned.remote(1.0)
-    time.sleep(0.2)  # the task is on the victim now (it takes 1 s there)
+    slow = pinned.remote(1.0, str(tmp_path))  # (it takes 1 s there)
+    wait_until(lambda: any(tmp_path.iterdir()), T, "the task to run on the victim")
     cut = time.monotonic()
     cluster.cut_off(victim)
     assert ember.get(slow, timeout=30) == survivor.node_id
@@ -417,10 +423,12 @@ def test_the_control_store_knows_the_connected_jobs(make_cluster: Any) -> None:
     assert job["job_id"].hex() == ember.get_runtime_context().get_job_id()
     assert job["pid"] == os.getpid()
     ember.shutdown()
-    deadline = time.monotonic() + 10
-    while admin.jobs(cluster.address, cluster.token) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert admin.jobs(cluster.address, cluster.token) == []
+    wait_until(
+        lambda: admin.jobs(cluster.address, cluster.token),
+        10,
+        "the job to be forgotten",
+        until=lambda jobs: jobs == [],
+    )
 
 
 def test_nodes_stop_when_the_control_store_stays_unreachable(make_cluster: Any) -> None:
@@ -450,10 +458,7 @@ def test_a_task_running_on_a_node_that_dies_with_its_argument_is_redone(
     argument = array.options(**w).remote(500_000, 2.0)
     ember.wait([argument], timeout=30)
     result = total_after.options(**w).remote(argument, str(tmp_path), 3.0)
-    deadline = time.monotonic() + 30
-    while not any(tmp_path.iterdir()):  # it runs
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: any(tmp_path.iterdir()), 30, "the task to run")
     _replace_the_w_nodes(cluster)
     assert ember.get(result, timeout=60) == 1_000_000.0
 
@@ -487,10 +492,13 @@ def test_kill_works_from_another_node(make_cluster: Any) -> None:
     pinger = Pinger.remote()
     assert ember.get(pinger.ping.remote(), timeout=30) == "pong"
     ember.get(kill_it.remote(pinger), timeout=30)
-    deadline = time.monotonic() + 30  # kill, as in Ray, returns before the actor is gone
-    with pytest.raises(ember.exceptions.ActorDiedError):
-        while time.monotonic() < deadline:
-            ember.get(pinger.ping.remote(), timeout=30)
+    wait_until(  # kill, as in Ray, returns before the actor is gone
+        lambda: raised(
+            ember.exceptions.ActorDiedError, lambda: ember.get(pinger.ping.remote(), timeout=30)
+        ),
+        30,
+        "calls to the killed actor to fail",
+    )
 
 
 def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) -> None:
@@ -592,23 +600,25 @@ def test_an_actor_ends_with_the_node_that_manages_it(make_cluster: Any) -> None:
         time.sleep(60)
 
     making = make.remote()
-    deadline = time.monotonic() + 30
-    while True:
+
+    def named_child() -> Any:
         try:
-            child = ember.get_actor("child", namespace="fate")
-            break
+            return ember.get_actor("child", namespace="fate")
         except ValueError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            return None
+
+    child = wait_until(named_child, 30, "the actor named child", until=lambda h: h is not None)
     assert ember.get(child.ping.remote(), timeout=30) == "pong"
     cluster.remove_node(cluster.nodes[1])
     with pytest.raises(ember.exceptions.RayError):
         ember.get(making, timeout=30)
-    deadline = time.monotonic() + 15  # its worker is ended once its manager is known dead
-    with pytest.raises(ember.exceptions.ActorDiedError):
-        while time.monotonic() < deadline:
-            ember.get(child.ping.remote(), timeout=30)
-            time.sleep(0.05)
+    wait_until(  # its worker is ended once its manager is known dead
+        lambda: raised(
+            ember.exceptions.ActorDiedError, lambda: ember.get(child.ping.remote(), timeout=30)
+        ),
+        15,
+        "calls to the orphaned actor to fail",
+    )
 
 
 def test_a_get_waiting_while_its_objects_are_rebuilt_waits_for_them(make_cluster: Any) -> None:
@@ -703,7 +713,4 @@ def test_free_resources_of_another_node_are_reported_within_a_heartbeat(
     other = NodeAffinitySchedulingStrategy(cluster.nodes[1].node_id, soft=False)
     # (long enough for a heartbeat to see them run: 0.2 s apart in ember.testing)
     ember.get([node_of.options(scheduling_strategy=other).remote(0.3) for _ in range(2)])
-    start = time.monotonic()
-    while ember.available_resources().get("CPU") != 3:
-        assert time.monotonic() - start < 0.9, ember.available_resources()
-        time.sleep(0.01)
+    wait_until(free_cpus, 0.9, "the other node's CPUs to be free", until=lambda n: n == 3)

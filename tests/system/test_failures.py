@@ -18,19 +18,9 @@ import time
 
 import pytest
 
+from tests._helpers import get_when_answered
+
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
-
-
-def _get_until_ok(ray, make_ref, seconds=T):
-    """Retry a call while an actor is being restarted (bounded)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return ray.get(make_ref(), timeout=seconds)
-        except ray.exceptions.RayActorError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_worker_crash_without_retries_raises(ray):
@@ -224,7 +214,7 @@ def test_actor_restarts_with_fresh_state(ray):
     old_pid = ray.get(c.pid.remote(), timeout=T)
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(c.die.remote(), timeout=T)  # max_task_retries=0: the call itself fails
-    assert _get_until_ok(ray, c.incr.remote) == 1  # __init__ ran again
+    assert get_when_answered(c.incr.remote) == 1  # __init__ ran again
     assert ray.get(c.pid.remote(), timeout=T) != old_pid
 
 
@@ -240,7 +230,7 @@ def test_actor_restart_budget_is_exhausted(ray):
     a = A.remote()
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.die.remote(), timeout=T)
-    assert _get_until_ok(ray, a.ping.remote) == "pong"
+    assert get_when_answered(a.ping.remote) == "pong"
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.die.remote(), timeout=T)
     with pytest.raises(ray.exceptions.ActorDiedError):
@@ -287,4 +277,4 @@ def test_actor_options_max_restarts(ray):
     ray.get(a.set.remote("changed"), timeout=T)
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.die.remote(), timeout=T)
-    assert _get_until_ok(ray, a.get.remote) == "fresh"
+    assert get_when_answered(a.get.remote) == "fresh"

@@ -31,6 +31,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests._helpers import wait_until
+
 pytestmark = pytest.mark.ember_only
 
 SUBNET = "10.213.0"
@@ -45,15 +47,6 @@ def _ip(*args: str) -> subprocess.CompletedProcess[str]:
 def _must(result: subprocess.CompletedProcess[str]) -> None:
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(result.args)}` failed: {result.stderr.strip()}")
-
-
-def _wait_until(predicate: Any, seconds: float, what: str) -> None:
-    """Poll ``predicate`` until it holds, failing the test after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -329,10 +322,10 @@ def test_a_cluster_across_two_network_namespaces(two_hosts: tuple[Host, Host]) -
 
     # -- `ember stop` on each host stops that host's processes, and only those ---------------
     far.ember("stop")
-    _wait_until(lambda: not far.pids(), 15, f"the processes on {far.ip} to end")
+    wait_until(far.pids, 15, f"the processes on {far.ip} to end", until=lambda left: not left)
     assert head_pids <= head.pids(), "`ember stop` on host 2 stopped processes on host 1"
     head.ember("stop")
-    _wait_until(lambda: not head.pids(), 15, f"the processes on {head.ip} to end")
+    wait_until(head.pids, 15, f"the processes on {head.ip} to end", until=lambda left: not left)
     for pid in head_pids | {far_rec["pid"]}:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert head.records() == [] and far.records() == []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import threading
 import time
 
 import numpy as np
 import pytest
+
+from tests._helpers import free_cpus, session_shm_dir, shm_bytes, wait_until
 
 pytestmark = pytest.mark.ember_only
 
@@ -17,19 +18,16 @@ MB = 1024 * 1024
 T = 30
 
 
-def _shm_used() -> int:
-    return shutil.disk_usage("/dev/shm").used
-
-
 def test_put_and_drop_loop_does_not_grow_memory(ray):
     data = np.ones(50 * MB // 8)
-    before = _shm_used()
+    shm_dir = session_shm_dir()
+    before = shm_bytes(shm_dir)
     peak = 0
     for _ in range(60):  # 3 GB written in all
         ref = ray.put(data)
         assert ray.get(ref, timeout=T)[0] == 1.0
         del ref
-        peak = max(peak, _shm_used() - before)
+        peak = max(peak, shm_bytes(shm_dir) - before)
     assert peak < 400 * MB, f"shared memory grew by {peak / MB:.0f} MB"
 
 
@@ -210,12 +208,15 @@ def test_infeasible_task_warns_and_waits(start_ember, capfd):
     ref = needs_gpu.remote()
     with pytest.raises(ray.exceptions.GetTimeoutError):
         ray.get(ref, timeout=0.5)
-    deadline = time.monotonic() + 10
     err = ""
-    while "needs_gpu" not in err and time.monotonic() < deadline:
+
+    def stderr() -> str:
+        nonlocal err
         err += capfd.readouterr().err
-        time.sleep(0.05)
-    assert "needs_gpu" in err and "GPU" in err, err
+        return err
+
+    wait_until(stderr, 10, "the warning", until=lambda text: "needs_gpu" in text)
+    assert "GPU" in err, err
 
 
 def test_named_actor_lives_while_another_process_holds_it(ray):
@@ -240,10 +241,7 @@ def test_named_actor_lives_while_another_process_holds_it(ray):
     time.sleep(1.5)  # longer than the node's grace period
     assert ray.get(holder.call.remote(), timeout=T) == "pong"
     del holder  # now nobody holds "kept": it goes, and gives its CPU back
-    deadline = time.monotonic() + 10
-    while ray.available_resources().get("CPU", 0) < 2:
-        assert time.monotonic() < deadline, "the unreferenced named actor is still alive"
-        time.sleep(0.1)
+    wait_until(free_cpus, 10, "the unreferenced named actor to end", until=lambda n: n >= 2)
 
 
 # --------------------------------------------------------------- the store's count of memory
@@ -253,13 +251,6 @@ def _runtime():
     from ember._runtime import state
 
     return state.current()
-
-
-def _wait_for(check, what: str, timeout: float = T) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_a_writer_that_dies_waiting_for_room_leaves_no_count(start_ember):
@@ -289,7 +280,7 @@ def test_a_count_left_wrong_is_repaired_by_the_node(ray):
     ref = ray.put(np.ones(MB))
     with store.usage.locked():
         store.usage.set_used(store.usage.used + 100 * MB)  # counted; the file never made
-    _wait_for(lambda: store.usage.used == _shm_bytes(_folders()[0]), "the node to recount")
+    wait_until(lambda: store.usage.used == _shm_bytes(_folders()[0]), T, "the node to recount")
     assert store.usage.used >= MB
     del ref
 
@@ -331,7 +322,7 @@ def test_a_task_that_stored_its_result_and_died_runs_again_counted_once(ray, tmp
     path = os.path.join(shm_dir, ref.hex())
     assert os.path.exists(path)
     del ref
-    _wait_for(lambda: not os.path.exists(path), "the object to be freed")
+    wait_until(lambda: not os.path.exists(path), T, "the object to be freed")
     assert _runtime().store.usage.used == _shm_bytes(shm_dir)
 
 
@@ -372,7 +363,7 @@ def test_dropped_files_are_pooled_outside_the_client_lock(ray, monkeypatch):
     del ref
     again = ray.put(np.ones(MB))  # drops the first: its file is pooled now
     assert lock_free and all(lock_free)
-    _wait_for(lambda: not os.path.exists(path), "the node to free the first")
+    wait_until(lambda: not os.path.exists(path), T, "the node to free the first")
     assert ray.get(again, timeout=T)[0] == 1.0
 
 
@@ -383,6 +374,6 @@ def test_the_store_use_reported_is_what_limits_the_store(ray):
     ref = ray.put(np.ones(MB))
     path = os.path.join(shm_dir, ref.hex())
     del ref
-    _wait_for(lambda: not os.path.exists(path), "the dropped object's file to be pooled")
+    wait_until(lambda: not os.path.exists(path), T, "the dropped object's file to be pooled")
     assert _runtime().cluster_info()["object_store_used"] == _shm_bytes(shm_dir) > 16 * MB
     del keep

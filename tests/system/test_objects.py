@@ -79,14 +79,8 @@ def test_put_of_object_ref_raises(ray):
     assert ray.get(inner, timeout=T) == 1
 
 
-def test_get_timeout_raises_get_timeout_error(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def wait_for(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    ref = wait_for.remote(sig)
+def test_get_timeout_raises_get_timeout_error(ray, blocked_task):
+    ref = blocked_task.remote()
     t0 = time.monotonic()
     with pytest.raises(ray.exceptions.GetTimeoutError) as info:
         ray.get(ref, timeout=0.3)
@@ -97,7 +91,7 @@ def test_get_timeout_raises_get_timeout_error(ray, signal_cls):
         ray.get(ref, timeout=0)
     with pytest.raises(ray.exceptions.GetTimeoutError):
         ray.get([ray.put(1), ref], timeout=0.1)
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     assert ray.get(ref, timeout=T) is True
 
 
@@ -175,18 +169,12 @@ def _assert_split_keeps_order(refs, ready, not_ready):
     assert not_ready == [r for r in refs if r in set(not_ready)]
 
 
-def test_wait_num_returns_and_order(ray, signal_cls):
-    sig = signal_cls.remote()
-
+def test_wait_num_returns_and_order(ray, blocked_task):
     @ray.remote
     def fast(i):
         return i
 
-    @ray.remote
-    def slow(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    blocked = slow.remote(sig)
+    blocked = blocked_task.remote()
     done = [fast.remote(i) for i in range(3)]
     ray.get(done, timeout=T)
     refs = [done[0], blocked, done[1], done[2]]
@@ -210,19 +198,13 @@ def test_wait_num_returns_and_order(ray, signal_cls):
     assert ready == [done[0], done[1], done[2]]
     assert not_ready == [blocked]
 
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     ready, not_ready = ray.wait(refs, num_returns=4, timeout=T)
     assert ready == refs and not_ready == []
 
 
-def test_wait_timeout_returns_partial(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def slow(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    a, b = slow.remote(sig), slow.remote(sig)
+def test_wait_timeout_returns_partial(ray, blocked_task):
+    a, b = blocked_task.remote(), blocked_task.remote()
     done = ray.put("done")
     t0 = time.monotonic()
     ready, not_ready = ray.wait([a, done, b], num_returns=2, timeout=0.3)
@@ -230,40 +212,28 @@ def test_wait_timeout_returns_partial(ray, signal_cls):
     assert ready == [done]
     assert not_ready == [a, b]
     assert 0.2 <= elapsed < 10
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     assert ray.get([a, b], timeout=T) == [True, True]
 
 
-def test_wait_timeout_zero(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def slow(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    pending = slow.remote(sig)
+def test_wait_timeout_zero(ray, blocked_task):
+    pending = blocked_task.remote()
     t0 = time.monotonic()
     ready, not_ready = ray.wait([pending], timeout=0)
     assert time.monotonic() - t0 < 5
     assert ready == [] and not_ready == [pending]
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     ray.get(pending, timeout=T)
 
 
-def test_wait_returns_as_soon_as_enough_ready(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def slow(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    pending = slow.remote(sig)
+def test_wait_returns_as_soon_as_enough_ready(ray, blocked_task):
+    pending = blocked_task.remote()
     done = ray.put(1)
     t0 = time.monotonic()
     ready, not_ready = ray.wait([pending, done], num_returns=1, timeout=T)
     assert time.monotonic() - t0 < T / 2
     assert ready == [done] and not_ready == [pending]
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     ray.get(pending, timeout=T)
 
 
@@ -310,25 +280,19 @@ def _wait_loop(ray, refs, until):
     return returned, rest
 
 
-def test_wait_loop_over_pending_tasks_returns_each_once(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def held(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
+def test_wait_loop_over_pending_tasks_returns_each_once(ray, blocked_task):
     @ray.remote
     def echo(i, *_):
         return i
 
-    gate = held.remote(sig)
+    gate = blocked_task.remote()
     gated = {i for i in range(40) if i % 10 == 3}  # these wait for the gate (no CPU held)
     refs = [echo.remote(i, gate) if i in gated else echo.remote(i) for i in range(40)]
     returned, rest = _wait_loop(ray, refs, 40 - len(gated))
     assert sorted(ray.get(returned, timeout=T)) == [i for i in range(40) if i not in gated]
     assert rest == [refs[i] for i in sorted(gated)]
     assert ray.wait(rest, num_returns=1, timeout=0.2) == ([], rest)  # timed out: nothing
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     returned, rest = _wait_loop(ray, rest, len(gated))
     assert rest == [] and sorted(ray.get(returned, timeout=T)) == sorted(gated)
 
@@ -417,20 +381,14 @@ def test_object_ref_future(ray):
     assert fut.result(timeout=T) == "future-value"
 
 
-def test_object_ref_future_timeout(ray, signal_cls):
+def test_object_ref_future_timeout(ray, blocked_task):
     import concurrent.futures
 
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def slow(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    ref = slow.remote(sig)
+    ref = blocked_task.remote()
     fut = ref.future()
     with pytest.raises(concurrent.futures.TimeoutError):
         fut.result(timeout=0.2)
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     assert fut.result(timeout=T) is True
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests._helpers import wait_until
+
 pytestmark = pytest.mark.ember_only  # Ember's own process names and session folders
 
 T = 30  # upper bound for every wait: a bug fails the test instead of hanging it
@@ -25,13 +27,6 @@ def _session() -> dict[str, Any]:
     from ember._runtime import state
 
     return state.current().info  # type: ignore[no-any-return]
-
-
-def _wait_until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + T
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def _titles(proc: psutil.Process) -> tuple[str, str]:
@@ -67,7 +62,8 @@ def test_processes_are_named_after_their_role_and_task(ray, gate):
     assert _titles(busy) == ("ember::busy_task", "ember::busy_task")
     gate.open()
     assert ray.get(ref, timeout=T) == busy.pid
-    _wait_until(lambda: _titles(busy) == ("ember::worker", "ember::worker"), "an idle title")
+    idle = ("ember::worker", "ember::worker")
+    wait_until(lambda: _titles(busy), T, "an idle title", until=lambda titles: titles == idle)
 
     counter = Counter.remote()
     actor = psutil.Process(ray.get(counter.pid.remote(), timeout=T))
@@ -105,7 +101,7 @@ def test_an_idle_worker_s_loop_does_not_tick_to_rename_it(ray, tmp_path):
         threading.Thread(target=look, daemon=True).start()
 
     ray.get(watch.remote(str(out)), timeout=T)
-    _wait_until(lambda: out.exists() and out.read_text(), "the worker's report")
+    wait_until(lambda: out.exists() and out.read_text(), T, "the worker's report")
     assert out.read_text() == "ember::worker 0"
 
 
@@ -228,7 +224,7 @@ def test_a_driver_killed_leaves_no_folder(tmp_path):
     """A driver that dies without shutdown(): its node notices and cleans up all the same."""
     code, (session_dir, shm_dir, _) = _driver(tmp_path, "os.kill(os.getpid(), signal.SIGKILL)")
     assert code == -signal.SIGKILL
-    _wait_until(lambda: not os.path.exists(session_dir), "the node to remove its folder")
+    wait_until(lambda: not os.path.exists(session_dir), T, "the node to remove its folder")
     assert not os.path.exists(shm_dir)
 
 

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import sys
 import threading
 import time
 
 import pytest
 
+from tests._helpers import free_cpus, session_shm_dir, shm_bytes, wait_until
+
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
-
-
-def _wait_until(predicate, seconds, what):
-    """Poll ``predicate`` until it holds, failing the test after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class TwoArgError(Exception):
@@ -227,15 +219,12 @@ def test_actor_handle_passed_to_task_is_freed_with_the_last_handle(ray):
     def touch(handle):
         return ray.get(handle.ping.remote(), timeout=T)
 
-    def free_cpus():
-        return ray.available_resources().get("CPU", 0)
-
     actor = Pinger.remote()
     assert ray.get(touch.remote(actor), timeout=T) == 1
-    _wait_until(lambda: free_cpus() == 1, 10, "only the actor to hold a CPU")
+    wait_until(free_cpus, 10, "only the actor to hold a CPU", until=lambda n: n == 1)
     del actor
     gc.collect()
-    _wait_until(lambda: free_cpus() == 2, 10, "the actor to give its CPU back")
+    wait_until(free_cpus, 10, "the actor to give its CPU back", until=lambda n: n == 2)
 
 
 # -- 7. get_if_exists in another process ------------------------------------------------------
@@ -297,7 +286,7 @@ def test_shutdown_wakes_a_thread_blocked_in_get(start_ember, gate):
 
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
-    _wait_until(lambda: _in_get(thread) or not thread.is_alive(), 10, "the thread to be in get")
+    wait_until(lambda: _in_get(thread) or not thread.is_alive(), 10, "the thread to be in get")
     ray.shutdown()
     thread.join(timeout=10)
     assert not thread.is_alive(), "get still blocked 10 s after shutdown()"
@@ -309,17 +298,11 @@ def test_shutdown_wakes_a_thread_blocked_in_get(start_ember, gate):
 
 
 @pytest.mark.ember_only
-def test_timed_out_get_and_wait_leave_no_callbacks(ray, signal_cls):
+def test_timed_out_get_and_wait_leave_no_callbacks(ray, blocked_task):
     """Each get/wait that timed out on a pending ref used to leave a callback on it."""
     from ember._api.session import runtime
 
-    sig = signal_cls.remote()
-
-    @ray.remote
-    def pending(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
-    ref = pending.remote(sig)
+    ref = blocked_task.remote()
     for _ in range(2000):
         assert ray.wait([ref], timeout=0) == ([], [ref])
     for _ in range(100):
@@ -329,7 +312,7 @@ def test_timed_out_get_and_wait_leave_no_callbacks(ray, signal_cls):
             ray.get(ref, timeout=timeout)
     entry = runtime()._objects[ref._id]
     assert len(entry.waiters or []) <= 1, len(entry.waiters)
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     assert ray.get(ref, timeout=T) is True
 
 
@@ -406,10 +389,10 @@ def test_idle_worker_that_owns_objects_is_not_reaped(start_ember, gate, monkeypa
     # Only the child holds a CPU: the owner's process is idle. Only then let the spare workers
     # go idle, so that the reaper, which stops the longest-idle workers first, reaches the
     # owner before any of them.
-    _wait_until(lambda: ray.available_resources().get("CPU", 0) == 1, 10, "one free CPU")
+    wait_until(free_cpus, 10, "one free CPU", until=lambda n: n == 1)
     gate.open()
     spare_pids = set(ray.get(spares, timeout=T))
-    _wait_until(
+    wait_until(
         lambda: any(not _alive(pid) for pid in spare_pids), 14, "a spare worker to be reaped"
     )
     child_gate.open()
@@ -437,17 +420,20 @@ def test_unpicklable_second_return_leaves_first_out_of_store(ray):
     def two():
         return np.zeros(16 * mb // 8), threading.Lock()
 
-    def shm_used():
-        return shutil.disk_usage("/dev/shm").used
-
-    before = shm_used()
+    shm_dir = session_shm_dir()
+    before = shm_bytes(shm_dir)
     for _ in range(3):
         first, second = two.remote()
         with pytest.raises(ray.exceptions.RayTaskError):
             ray.get(first, timeout=T)
         del first, second
     gc.collect()
-    _wait_until(lambda: shm_used() - before < 8 * mb, 10, "/dev/shm back near its start")
+    wait_until(
+        lambda: shm_bytes(shm_dir) - before,
+        10,
+        "the store's shared memory back near its start",
+        until=lambda grown: grown < 8 * mb,
+    )
 
 
 # -- 14. cancelling a call queued on an async actor -------------------------------------------

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from tests._helpers import wait_until
+
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
 
 
@@ -114,7 +116,6 @@ def test_custom_resource_limits_concurrency(start_ember, barrier_cls):
 
     @ray.remote(num_cpus=0, resources={"slot": 1})
     def exclusive(tracker):
-        import time
 
         ray.get(tracker.enter.remote(), timeout=T)
         time.sleep(0.1)
@@ -159,24 +160,15 @@ def test_cpu_limit_blocks_extra_task_until_release(ray, gate):
     assert ray.get(holders, timeout=T) == [True, True]
 
 
-def test_task_blocked_in_get_releases_its_cpu(ray, signal_cls):
-    sig = signal_cls.remote()
-
-    @ray.remote(num_cpus=1)
-    def waiter(sig):
-        return ray.get(sig.wait.remote(), timeout=T)
-
+def test_task_blocked_in_get_releases_its_cpu(ray, blocked_task):
     @ray.remote(num_cpus=1)
     def worker():
         return "ran"
 
-    waiters = [waiter.remote(sig) for _ in range(2)]  # both CPUs, but blocked in get()
-    deadline = time.monotonic() + T
-    while ray.get(sig.num_waiting.remote(), timeout=T) < 2:
-        assert time.monotonic() < deadline, "the two waiting tasks never started"
-        time.sleep(0.01)
+    waiters = [blocked_task.remote() for _ in range(2)]  # both CPUs, but blocked in get()
+    wait_until(blocked_task.waiting, T, "the two waiting tasks to start", until=lambda n: n >= 2)
     assert ray.get(worker.remote(), timeout=T) == "ran"
-    ray.get(sig.send.remote(), timeout=T)
+    blocked_task.release()
     assert ray.get(waiters, timeout=T) == [True, True]
 
 

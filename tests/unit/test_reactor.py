@@ -7,7 +7,6 @@ import os
 import re
 import socket
 import threading
-import time
 
 import psutil
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from ember._protocol import messages as m
 from ember._transport import reactor as reactor_mod
 from ember._transport.reactor import Connection, Reactor
+from tests._helpers import wait_until
 
 
 class _Collect:
@@ -368,11 +368,14 @@ def test_refusals_under_a_flood_are_logged_at_a_bounded_rate(capfd, monkeypatch)
             s.settimeout(10)
             assert s.recv(1) == b""  # every one refused
         err = ""
-        deadline = time.monotonic() + 10
-        while "more connections" not in err:  # the interval's count, at its end
-            assert time.monotonic() < deadline, err
-            time.sleep(0.1)
+
+        def stderr() -> str:
+            nonlocal err
             err += capfd.readouterr().err
+            return err
+
+        # the interval's count, at its end
+        wait_until(stderr, 10, "the count of refusals", until=lambda t: "more connections" in t)
         assert err.count("refused a connection from") == reactor_mod.REFUSALS_LOGGED
         assert f"refused {60 - reactor_mod.REFUSALS_LOGGED} more connections" in err
     finally:

@@ -1,11 +1,15 @@
-"""``@ember.remote`` on a class: ActorClass, ActorHandle and ActorMethod."""
+"""``@ember.remote`` on a class: ActorClass, ActorHandle and ActorMethod.
+
+For type checkers, ``ActorClass[C]`` makes ``ActorHandle[C]``; method calls through a handle
+(``handle.method.remote()``) are not typed further: they return ``Any``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import cloudpickle
 
@@ -14,10 +18,14 @@ from ember._api.session import runtime
 from ember._core.resources import shape_of
 from ember._runtime import serialization, state
 
+if TYPE_CHECKING:
+    from ember._runtime.runtime import Runtime
+
 _F = TypeVar("_F", bound=Callable[..., Any])
+_C = TypeVar("_C")
 
 
-def method(*args: Any, **options: Any) -> Any:
+def method(*args: Any, **options: Any) -> Callable[[_F], _F]:
     """Set options of one actor method: ``@ember.method(num_returns=2)``."""
     if args:
         raise TypeError("use @ember.method(num_returns=...) with keyword arguments only")
@@ -43,10 +51,10 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
     return table
 
 
-class ActorClass:
+class ActorClass(Generic[_C]):
     """A class whose ``.remote(...)`` starts an actor process and returns its handle."""
 
-    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+    def __init__(self, cls: type[_C], options: dict[str, Any]) -> None:
         self._cls = cls
         self._options = {**opts_mod.actor_defaults(), **options}
         self._name = cls.__qualname__
@@ -64,10 +72,10 @@ class ActorClass:
             f"Use {self._name}.remote(...) instead."
         )
 
-    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._remote(args, kwargs, self._options)
 
-    def options(self, **options: Any) -> _BoundClass:
+    def options(self, **options: Any) -> _BoundClass[_C]:
         checked = opts_mod.validate_actor_options(options, in_options=True)
         merged = {**self._options, **checked}
         opts_mod.validate_merged_actor_options(merged)
@@ -80,7 +88,7 @@ class ActorClass:
 
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> ActorHandle:
+    ) -> ActorHandle[_C]:
         rt = runtime()
         if self._fn_id is None:
             self._fn_id = hashlib.blake2b(self._data(), digest_size=16).digest()
@@ -116,9 +124,9 @@ class ActorClass:
 
 
 def _rebuild_class(
-    cls: type, options: dict[str, Any], methods: dict[str, Any], fn_id: bytes | None
-) -> ActorClass:
-    actor_class = ActorClass.__new__(ActorClass)
+    cls: type[_C], options: dict[str, Any], methods: dict[str, Any], fn_id: bytes | None
+) -> ActorClass[_C]:
+    actor_class: ActorClass[_C] = ActorClass.__new__(ActorClass)
     actor_class._cls = cls
     actor_class._options = options
     actor_class._name = methods.get("__qualname__", {}).get("name", "") or cls.__qualname__
@@ -129,19 +137,21 @@ def _rebuild_class(
     return actor_class
 
 
-class _BoundClass:
-    def __init__(self, cls: ActorClass, options: dict[str, Any]) -> None:
+class _BoundClass(Generic[_C]):
+    def __init__(self, cls: ActorClass[_C], options: dict[str, Any]) -> None:
         self._cls = cls
         self._options = options
 
-    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._cls._remote(args, kwargs, self._options)
 
 
-class ActorHandle:
+class ActorHandle(Generic[_C]):
     """A reference to a running actor; its methods are called with ``.method.remote(...)``."""
 
-    def __init__(self, actor_id: bytes, meta: dict[str, Any], owner_id: bytes, rt: Any) -> None:
+    def __init__(
+        self, actor_id: bytes, meta: dict[str, Any], owner_id: bytes, rt: Runtime | None
+    ) -> None:
         self._actor_id = actor_id
         self._meta = meta
         self._owner = owner_id
@@ -154,7 +164,7 @@ class ActorHandle:
         if rt is not None:
             try:
                 rt.remove_local_ref(self._actor_id)
-            except Exception:  # noqa: BLE001 - interpreter teardown
+            except Exception:  # interpreter teardown
                 pass
 
     def __getattr__(self, name: str) -> ActorMethod:
@@ -186,12 +196,12 @@ class ActorHandle:
         return self._actor_id
 
 
-def _rebuild_handle(actor_id: bytes, meta: dict[str, Any], owner: bytes) -> ActorHandle:
+def _rebuild_handle(actor_id: bytes, meta: dict[str, Any], owner: bytes) -> ActorHandle[Any]:
     return ActorHandle(actor_id, meta, owner, state.current())
 
 
 class ActorMethod:
-    def __init__(self, handle: ActorHandle, name: str, opts: dict[str, Any]) -> None:
+    def __init__(self, handle: ActorHandle[Any], name: str, opts: dict[str, Any]) -> None:
         self._handle = handle
         self._name = name
         self._opts = opts

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ember import exceptions
 from ember._api.actor import ActorClass, ActorHandle
@@ -14,7 +14,44 @@ from ember._api.session import runtime
 from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_C = TypeVar("_C")
 
+if TYPE_CHECKING:
+
+    class _Remote(Protocol):
+        """What ``@remote(...)`` with options returns: the decorator."""
+
+        @overload
+        def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
+        @overload
+        def __call__(
+            self, target: Callable[_P, Awaitable[_T]], /
+        ) -> RemoteFunction[_P, ObjectRef[_T]]: ...
+        @overload
+        def __call__(self, target: Callable[_P, _T], /) -> RemoteFunction[_P, ObjectRef[_T]]: ...
+
+    class _RemoteReturning(Protocol):
+        """``@remote(num_returns=n)``: ``.remote()`` returns a list of refs (or None for 0)."""
+
+        @overload
+        def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
+        @overload
+        def __call__(self, target: Callable[_P, Any], /) -> RemoteFunction[_P, Any]: ...
+
+
+# A class is callable too; the first overload that fits wins, so classes are listed first.
+@overload
+def remote(target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
+@overload
+def remote(target: Callable[_P, Awaitable[_T]], /) -> RemoteFunction[_P, ObjectRef[_T]]: ...
+@overload
+def remote(target: Callable[_P, _T], /) -> RemoteFunction[_P, ObjectRef[_T]]: ...
+@overload
+def remote(*, num_returns: Literal[1] = ..., **options: Any) -> _Remote: ...
+@overload
+def remote(*, num_returns: int | str, **options: Any) -> _RemoteReturning: ...
 def remote(*args: Any, **options: Any) -> Any:
     """Make a function a task (``f.remote()``) or a class an actor (``C.remote()``).
 
@@ -39,6 +76,10 @@ def _make(target: Any, options: dict[str, Any]) -> Any:
     raise TypeError(f"@remote needs a function or a class, got {type(target).__name__}")
 
 
+@overload
+def get(refs: ObjectRef[_T], *, timeout: float | None = None) -> _T: ...
+@overload
+def get(refs: Sequence[ObjectRef[_T]], *, timeout: float | None = None) -> list[_T]: ...
 def get(refs: Any, *, timeout: float | None = None) -> Any:
     """Wait for and return the value of a ref, or the values of a list of refs, in order."""
     _check_timeout(timeout)
@@ -58,7 +99,7 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
     )
 
 
-def put(value: Any, **_: Any) -> ObjectRef:
+def put(value: _T, **_: Any) -> ObjectRef[_T]:
     """Store a value in the object store and return a ref to it."""
     if isinstance(value, ObjectRef):
         raise TypeError(
@@ -69,12 +110,12 @@ def put(value: Any, **_: Any) -> ObjectRef:
 
 
 def wait(
-    refs: Sequence[ObjectRef],
+    refs: Sequence[ObjectRef[_T]],
     *,
     num_returns: int = 1,
     timeout: float | None = None,
     fetch_local: bool = True,
-) -> tuple[list[ObjectRef], list[ObjectRef]]:
+) -> tuple[list[ObjectRef[_T]], list[ObjectRef[_T]]]:
     """Wait until ``num_returns`` refs are ready or ``timeout`` seconds pass.
 
     Returns (ready, not_ready), each in the order of ``refs``.
@@ -93,21 +134,21 @@ def wait(
     return runtime().wait(list(refs), num_returns, timeout, fetch_local)
 
 
-def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+def cancel(ref: ObjectRef[Any], *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task that makes ``ref``; its ``get`` raises TaskCancelledError."""
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
     runtime().cancel(ref, force, recursive)
 
 
-def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     """End an actor's process now; pending calls fail with ActorDiedError."""
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
     runtime().kill_actor(actor._actor_id, no_restart)
 
 
-def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:
     """The handle of a named actor (in this job's namespace unless one is given)."""
     if not isinstance(name, str) or not name:
         raise ValueError("get_actor() needs a non-empty actor name")

@@ -86,11 +86,12 @@ def _quantity_problem(amount: Any) -> str | None:
     """Check one resource amount; shared by num_cpus/num_gpus/memory and custom resources."""
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
         raise TypeError(f"Resource amounts must be numbers, got {type(amount).__name__}.")
+    amount = float(amount)
     if math.isnan(amount) or math.isinf(amount):
         return "Expected a finite number."
     if amount < 0:
         return "Expected a number >= 0."
-    if amount > 1 and not float(amount).is_integer():
+    if amount > 1 and not amount.is_integer():
         return "Amounts above 1 must be whole numbers; only amounts below 1 may be fractional."
     if 0 < amount < _RESOURCE_PRECISION:
         return f"Fractional amounts must be at least {_RESOURCE_PRECISION}."

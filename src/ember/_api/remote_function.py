@@ -1,11 +1,18 @@
-"""``@ember.remote`` on a function: a RemoteFunction whose ``.remote()`` submits a task."""
+"""``@ember.remote`` on a function: a RemoteFunction whose ``.remote()`` submits a task.
+
+For type checkers, ``RemoteFunction[P, Out]`` carries the function's parameters ``P`` and what
+``.remote()`` returns, ``ObjectRef[T]`` for a function returning T (``Any`` when
+``num_returns`` is set). ``.remote()`` has two signatures: the function's own, which editors
+show, and one taking anything, because an argument may also be an ObjectRef of its type (the
+task gets the value), which a ParamSpec cannot say.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 import cloudpickle
 
@@ -14,11 +21,14 @@ from ember._api.session import runtime
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
 
+_P = ParamSpec("_P")
+_Out = TypeVar("_Out", covariant=True)
 
-class RemoteFunction:
+
+class RemoteFunction(Generic[_P, _Out]):
     """A function that runs as a task: call ``f.remote(...)`` to get an ObjectRef."""
 
-    def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
+    def __init__(self, function: Callable[_P, Any], options: dict[str, Any]) -> None:
         self._function = function
         self._options = {**opts_mod.task_defaults(), **options}
         self._name = getattr(function, "__qualname__", repr(function))
@@ -34,10 +44,20 @@ class RemoteFunction:
             f"Use {self._name}.remote(...) instead."
         )
 
+    @overload
+    def remote(self, *args: _P.args, **kwargs: _P.kwargs) -> _Out: ...
+    @overload
+    def remote(self, *args: Any, **kwargs: Any) -> _Out: ...
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote(args, kwargs, self._options)
 
-    def options(self, **options: Any) -> _BoundFunction:
+    @overload
+    def options(
+        self, *, num_returns: Literal[1] = ..., **options: Any
+    ) -> _BoundFunction[_P, _Out]: ...
+    @overload
+    def options(self, *, num_returns: int | str, **options: Any) -> _BoundFunction[_P, Any]: ...
+    def options(self, **options: Any) -> _BoundFunction[_P, Any]:
         """The same function with some options changed for the calls made through it."""
         checked = opts_mod.validate_task_options(options, in_options=True)
         return _BoundFunction(self, {**self._options, **checked})
@@ -109,17 +129,23 @@ class RemoteFunction:
         return f"<RemoteFunction {self._name}>"
 
 
-class _BoundFunction:
-    def __init__(self, fn: RemoteFunction, options: dict[str, Any]) -> None:
+class _BoundFunction(Generic[_P, _Out]):
+    def __init__(self, fn: RemoteFunction[_P, Any], options: dict[str, Any]) -> None:
         self._fn = fn
         self._options = options
 
+    @overload
+    def remote(self, *args: _P.args, **kwargs: _P.kwargs) -> _Out: ...
+    @overload
+    def remote(self, *args: Any, **kwargs: Any) -> _Out: ...
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._fn._remote(args, kwargs, self._options)
 
 
-def _rebuild(function: Callable[..., Any], options: dict[str, Any], fn_id: bytes | None) -> Any:
-    rf = RemoteFunction(function, options)
+def _rebuild(
+    function: Callable[..., Any], options: dict[str, Any], fn_id: bytes | None
+) -> RemoteFunction[..., Any]:
+    rf: RemoteFunction[..., Any] = RemoteFunction(function, options)
     rf._fn_id = fn_id
     return rf
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ember._api.session import runtime
 from ember._runtime import task_context
 
+if TYPE_CHECKING:
+    from ember._runtime.runtime import Runtime
+
 
 class RuntimeContext:
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
     def get_job_id(self) -> str:

@@ -12,21 +12,27 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
 from ember._runtime import state
 from ember._runtime.launcher import LocalNode, node_resources, spawn_node
 
+if TYPE_CHECKING:
+    from ember._runtime.core_client import CoreClient
+    from ember._runtime.runtime import Runtime
+
 _lock = threading.RLock()
 _node: LocalNode | None = None
 
 
-def runtime() -> Any:
+def runtime() -> Runtime:
+    """The runtime of this process, started with defaults if ``init()`` was not called."""
     rt = state.current()
     if rt is None:
         init()
         rt = state.current()
+        assert rt is not None  # init() set it
     return rt
 
 
@@ -123,8 +129,8 @@ def _client(
     token: str | None,
     namespace: str,
     log_to_driver: bool,
-    store: Any = None,
-) -> Any:
+    store: Any = None,  # a RemoteStore in client mode, which CoreClient's annotation misses
+) -> CoreClient:
     from ember._runtime.core_client import CoreClient
     from ember._runtime.object_store import StoreFiles
 
@@ -144,7 +150,7 @@ def _client(
     return client
 
 
-def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
+def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Client mode: this host has no node; the head's node manager serves as this driver's
     node, over TCP, and keeps its objects (``_runtime/remote_store.py``)."""
     from ember._runtime import admin
@@ -165,7 +171,7 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
     if not heads:
         raise ConnectionError(f"the cluster at {address} has no live head node")
     head = heads[0]
-    client: list[Any] = []
+    client: list[CoreClient] = []
     store = RemoteStore(lambda: client[0].node, head["address"], token)
     client.append(
         _client(
@@ -183,7 +189,7 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> Any:
     return client[0]
 
 
-def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> Any:
+def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
     from ember._runtime import cluster_files
 
@@ -242,7 +248,7 @@ _IGNORED_INIT_ARGS = {
 
 
 def _context_info() -> dict[str, Any]:
-    rt = state.current()
+    rt = runtime()
     return {"node_id": rt.node_id.hex(), "namespace": rt.namespace, "job_id": rt.job_id.hex()}
 
 
@@ -253,4 +259,5 @@ def _print_logs(lines: list[str], err: bool) -> None:
         stream.write(text)
         stream.flush()
     except (OSError, ValueError):  # the program closed or replaced its stream
-        sys.__stderr__.write(text)
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(text)

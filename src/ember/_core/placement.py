@@ -97,7 +97,8 @@ class Placement:
         """HERE (None), another node's id, or Unschedulable. ``busy``: requests already wait
         here, so this node has no room now whatever its free resources say."""
         if isinstance(strategy, (list, tuple)) and strategy and strategy[0] == "node":
-            target, soft = strategy[1], bool(strategy[2])
+            target: bytes = strategy[1]
+            soft = bool(strategy[2])
             if target == self.local_id and (local.feasible(shape) or not soft):
                 return HERE
             peer = self.peers.get(target)

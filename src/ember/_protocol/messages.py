@@ -78,7 +78,7 @@ def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]
         if code in _BY_CODE:
             raise RuntimeError(f"message code {code} used twice")
         _BY_CODE[code] = new
-        return new  # type: ignore[return-value]
+        return new
 
     return wrap
 

@@ -57,42 +57,42 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ objects
 
-    def _store(self, oid: bytes, value: Any, error: bool = False) -> ObjectRef:
+    def _store(self, oid: bytes, value: Any, error: bool = False) -> ObjectRef[Any]:
         self._values[oid] = (error, serialization.dumps(value))
         return ObjectRef(oid, self.client_id, self)
 
-    def put(self, value: Any) -> ObjectRef:
+    def put(self, value: Any) -> ObjectRef[Any]:
         return self._store(ids.put_object_id(), value)
 
-    def _value(self, ref: ObjectRef) -> Any:
+    def _value(self, ref: ObjectRef[Any]) -> Any:
         error, data = self._values[ref._id]
         value = serialization.loads(data)
         if error:
             raise value.as_instanceof_cause() if isinstance(value, exc.RayTaskError) else value
         return value
 
-    def get(self, refs: list[ObjectRef], timeout: float | None = None) -> list[Any]:
+    def get(self, refs: list[ObjectRef[Any]], timeout: float | None = None) -> list[Any]:
         for ref in refs:
             if ref._id not in self._values:
                 raise exc.GetTimeoutError(f"{ref!r} will never be ready in local mode")
         return [self._value(ref) for ref in refs]
 
     def wait(
-        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
-    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        self, refs: list[ObjectRef[Any]], num_returns: int, timeout: float | None, fetch_local: bool
+    ) -> tuple[list[ObjectRef[Any]], list[ObjectRef[Any]]]:
         check_wait_args(refs, num_returns, False)
         ready = [r for r in refs if r._id in self._values][:num_returns]
         return ready, [r for r in refs if r not in ready]
 
-    def future_of(self, ref: ObjectRef) -> Future[Any]:
+    def future_of(self, ref: ObjectRef[Any]) -> Future[Any]:
         fut: Future[Any] = Future()
         try:
             fut.set_result(self._value(ref))
-        except BaseException as e:  # noqa: BLE001 - delivered through the future
+        except BaseException as e:  # delivered through the future
             fut.set_exception(e)
         return fut
 
-    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+    def cancel(self, ref: ObjectRef[Any], force: bool, recursive: bool = True) -> None:
         pass  # every task has already finished
 
     # ------------------------------------------------------------------ tasks
@@ -105,7 +105,7 @@ class LocalRuntime:
 
     def _run(
         self, fn: Any, name: str, args: Any, kwargs: Any, num_returns: int, actor_id: bytes = b""
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         task_id = ids.new_task_id()
         oids = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         token = task_context.current.set(
@@ -125,7 +125,7 @@ class LocalRuntime:
                 raise ValueError(f"{name!r} declared num_returns={num_returns}")
         except exc.RayTaskError as e:
             return [self._store(oid, e, error=True) for oid in oids]
-        except Exception as e:  # noqa: BLE001 - stored, raised at get()
+        except Exception as e:  # stored, raised at get()
             err = exc.RayTaskError.from_exception(e, name, pid=os.getpid())
             return [self._store(oid, err, error=True) for oid in oids]
         finally:
@@ -134,7 +134,7 @@ class LocalRuntime:
 
     def submit_task(
         self, fn_id: bytes, args: Any, kwargs: Any, *, num_returns: int, name: str, **_: Any
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         return self._run(self._functions[fn_id], name, args, kwargs, num_returns)
 
     # ------------------------------------------------------------------ actors
@@ -160,7 +160,7 @@ class LocalRuntime:
         args, kwargs = self._resolve(args, kwargs)
         try:
             self._actors[actor_id] = self._functions[fn_id](*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - reported on every call, as on a node
+        except Exception as e:  # reported on every call, as on a node
             err = exc.RayTaskError.from_exception(e, f"{class_name}.__init__")
             self._dead[actor_id] = str(err)
         if name is not None:
@@ -177,7 +177,7 @@ class LocalRuntime:
         *,
         num_returns: int,
         **_: Any,
-    ) -> list[ObjectRef]:
+    ) -> list[ObjectRef[Any]]:
         instance = self._actors.get(actor_id)
         if instance is None:
             err = exc.ActorDiedError(
@@ -191,9 +191,9 @@ class LocalRuntime:
                 for i in range(max(1, num_returns))
             ]
         if method == "__ray_ready__":
-            fn: Any = lambda: True  # noqa: E731
+            fn: Any = lambda: True
         elif method == "__ray_terminate__":
-            fn = lambda: self.kill_actor(actor_id, True)  # noqa: E731
+            fn = lambda: self.kill_actor(actor_id, True)
         else:
             fn = getattr(instance, method)
         return self._run(fn, method, args, kwargs, num_returns, actor_id)

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ember._runtime import serialization, state
 
+if TYPE_CHECKING:
+    import asyncio
 
-class ObjectRef:
+    from ember._runtime.runtime import Runtime
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class ObjectRef(Generic[_T_co]):
+    """``ObjectRef[T]``: a ref to a value of type T (``get`` returns a T)."""
+
     __slots__ = ("_id", "_owner", "_rt", "__weakref__")
 
-    def __init__(self, object_id: bytes, owner_id: bytes, runtime: Any = None) -> None:
+    def __init__(self, object_id: bytes, owner_id: bytes, runtime: Runtime | None = None) -> None:
         self._id = object_id
         self._owner = owner_id
         self._rt = runtime
@@ -30,7 +39,7 @@ class ObjectRef:
         if rt is not None:
             try:
                 rt.remove_local_ref(self._id)
-            except Exception:  # noqa: BLE001 - interpreter teardown: nothing left to tell
+            except Exception:  # interpreter teardown: nothing left to tell
                 pass
 
     def __reduce__(self) -> tuple[Any, tuple[bytes, bytes]]:
@@ -60,21 +69,21 @@ class ObjectRef:
     def __repr__(self) -> str:
         return f"ObjectRef({self._id.hex()})"
 
-    def future(self) -> concurrent.futures.Future[Any]:
+    def future(self) -> concurrent.futures.Future[_T_co]:
         """A concurrent.futures.Future that completes with the value (or its error)."""
         return _runtime_of(self).future_of(self)
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, _T_co]:
         return self.as_future().__await__()
 
-    def as_future(self) -> Any:
+    def as_future(self) -> asyncio.Future[_T_co]:
         """An asyncio future for the value; asyncio is imported only by code that awaits."""
         import asyncio
 
         return asyncio.wrap_future(self.future())
 
 
-def _runtime_of(ref: ObjectRef) -> Any:
+def _runtime_of(ref: ObjectRef[Any]) -> Runtime:
     rt = ref._rt or state.current()
     if rt is None:
         raise RuntimeError("Ember is not running: call ember.init() first")
@@ -100,5 +109,5 @@ def check_wait_args(refs: list[Any], num_returns: Any, known: bool) -> None:
         )
 
 
-def _rebuild(object_id: bytes, owner_id: bytes) -> ObjectRef:
+def _rebuild(object_id: bytes, owner_id: bytes) -> ObjectRef[Any]:
     return ObjectRef(object_id, owner_id, state.current())

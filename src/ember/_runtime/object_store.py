@@ -198,7 +198,10 @@ class StoreFiles:
     def write(self, object_id: bytes, meta: bytes, buffers: Sequence[memoryview]) -> int:
         """Write and seal an object; returns its size in bytes."""
         header, offsets, total = layout(len(meta), [b.nbytes for b in buffers])
-        pieces = [(header + meta, 0), *zip(buffers, offsets, strict=True)]
+        pieces: list[tuple[bytes | memoryview, int]] = [
+            (header + meta, 0),
+            *zip(buffers, offsets, strict=True),
+        ]
         return self._store(object_id, total, f".{os.getpid()}.tmp", pieces, keep_mapped=True)
 
     def write_file(self, object_id: bytes, data: bytes) -> None:

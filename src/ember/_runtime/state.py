@@ -6,15 +6,18 @@ are unpickled in this process attach themselves to it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-_runtime: Any = None
+if TYPE_CHECKING:
+    from ember._runtime.runtime import Runtime
+
+_runtime: Runtime | None = None
 
 
-def current() -> Any:
+def current() -> Runtime | None:
     return _runtime
 
 
-def set_current(runtime: Any) -> None:
+def set_current(runtime: Runtime | None) -> None:
     global _runtime
     _runtime = runtime

@@ -11,7 +11,7 @@ stop the control store: the state in memory stays right, only a restart would mi
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 TABLES = ("functions", "actors", "nodes", "jobs", "gone")  # gone: ids of actors that ended
 
@@ -68,11 +68,11 @@ class RedisStorage(Storage):
         self.client.delete(*(self._key(t) for t in TABLES))
 
     def load(self, table: str) -> dict[str, Any]:
-        raw = self.client.hgetall(self._key(table))
-        decoded = {k.decode(): v for k, v in raw.items()}
-        if table != "functions":
-            decoded = {k: v.decode() for k, v in decoded.items()}
-        return decoded
+        # Without decode_responses, the client returns bytes keys and values.
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(self._key(table)))
+        if table == "functions":
+            return {k.decode(): v for k, v in raw.items()}
+        return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def _warn(table: str, error: Exception) -> None:

@@ -225,7 +225,7 @@ class Connection:
         for raw in self._unpacker:
             try:
                 handler.on_message(self, decode(raw))
-            except Exception:  # noqa: BLE001 - one bad message must not stop the loop
+            except Exception:  # one bad message must not stop the loop
                 _report(f"{self.reactor.name}: error while handling a message")
             if self.closed:
                 return True
@@ -246,7 +246,7 @@ class Connection:
             if len(self._pre) < need:
                 return b""  # not all of it yet (AUTH_SECONDS bounds the wait)
             raw = None  # longer than the right Auth: say a 4 GB length header
-        except Exception:  # noqa: BLE001 - not even msgpack: refused like a wrong token
+        except Exception:  # not even msgpack: refused like a wrong token
             raw = None
         shown = raw[1] if isinstance(raw, list) and len(raw) == 2 and raw[0] == Auth.CODE else None
         if not (isinstance(shown, str) and hmac.compare_digest(shown.encode(), token.encode())):
@@ -309,19 +309,24 @@ def _log(text: str) -> None:
     """A line for whoever reads the process's log later: it says when."""
     now = time.time()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-    with contextlib.suppress(Exception):
-        sys.__stderr__.write(f"{stamp} {text}\n")
-        sys.__stderr__.flush()
+    stream = sys.__stderr__
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.write(f"{stamp} {text}\n")
+            stream.flush()
 
 
 def _report(what: str) -> None:
     """A bug in a handler or callback: say so on stderr and keep serving."""
     import traceback
 
+    stream = sys.__stderr__
+    if stream is None:
+        return
     try:
-        sys.__stderr__.write(f"ember: {what}:\n{traceback.format_exc()}")
-        sys.__stderr__.flush()
-    except Exception:  # noqa: BLE001 - nowhere left to report to
+        stream.write(f"ember: {what}:\n{traceback.format_exc()}")
+        stream.flush()
+    except Exception:  # nowhere left to report to
         pass
 
 
@@ -335,7 +340,7 @@ class Reactor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._pending: list[Callable[[], None]] = []
+        self._pending: list[Callable[[], object]] = []
         self._pending_lock = threading.Lock()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -362,7 +367,7 @@ class Reactor:
     def in_reactor(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def call_soon(self, fn: Callable[[], None]) -> None:
+    def call_soon(self, fn: Callable[[], object]) -> None:
         with self._pending_lock:
             self._pending.append(fn)
         self._wake()
@@ -493,7 +498,7 @@ class Reactor:
         for fn in pending:
             try:
                 fn()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _report(f"{self.name}: error in a scheduled callback")
 
     def run(self) -> None:
@@ -521,7 +526,7 @@ class Reactor:
                             bool(events & selectors.EVENT_READ),
                             bool(events & selectors.EVENT_WRITE),
                         )
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         _report(f"{self.name}: error in a transfer")
                         self.remove_raw(obj)
                 else:
@@ -531,7 +536,7 @@ class Reactor:
                 _, _, fn = heapq.heappop(self._timers)
                 try:
                     fn()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     _report(f"{self.name}: error in a timer")
             if self._pending:
                 self._run_pending()
