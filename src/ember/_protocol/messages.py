@@ -1,58 +1,79 @@
 """Every message any two Ember processes exchange, defined in one place.
 
-A message is a small slotted dataclass. On the wire it is a msgpack array whose first element
-is the message's code and the rest its fields in order, so adding a message means adding a class
-here and nothing else. Requests that expect an answer carry ``rid``; the answer is a ``Reply``
-with the same ``rid``.
+A message is a small slotted class that type checkers see as a keyword-only, frozen dataclass.
+On the wire it is a msgpack array whose first element is the message's code and the rest its
+fields in order, so adding a message means adding a class here and nothing else. Requests that
+expect an answer carry ``rid``; the answer is an ``Answer`` with the same ``rid``: a typed
+answer where it has a structure of its own (``LeaseGranted``...), else a ``Reply`` (an
+acknowledgement, an error, or a plain value).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from enum import Enum
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
+        return lambda decorator: decorator
+
+
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound="Message")
+_R = TypeVar("_R", bound=tuple[Any, ...])
 _BY_CODE: dict[int, type[Message]] = {}
+_DECODERS: dict[int, Callable[..., Message]] = {}
 
 
 class Message:
-    __slots__ = ()
+    """The base of every message. A class's ``__init__``, ``encode`` and decoder are compiled
+    from its fields the first time they are used (most processes use few of the messages), so
+    importing this module costs little more than defining the classes."""
+
+    __slots__: ClassVar[tuple[str, ...]] = ()
     CODE: ClassVar[int]
+    _defaults: ClassVar[dict[str, Any]]
+    # Fields that hold records: decode builds each field's value with its function.
+    _records: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _compile_methods(type(self)).__init__(self, *args, **kwargs)
 
     def encode(self) -> list[Any]:
-        return [self.CODE, *[getattr(self, name) for name in self.__slots__]]
+        return _compile_methods(type(self)).encode(self)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.encode() == self.encode()
+        return (
+            isinstance(other, Message)
+            and type(other) is type(self)
+            and other.encode() == self.encode()
+        )
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
         return f"{type(self).__name__}({fields})"
 
 
-def _message(code: int):  # noqa: ANN202 - decorator factory
-    """Turn an annotated class into a slotted message with a generated ``__init__``.
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]]:
+    """Turn an annotated class into a slotted message.
 
     A small stand-in for ``dataclass``, which costs about a millisecond per class at import:
-    thirty messages would add that to every process start.
+    fifty messages would add that to every process start. ``frozen`` is checked statically
+    only: a runtime guard would cost every construction.
     """
 
-    def wrap(cls: type) -> type:
+    def wrap(cls: type[_T]) -> type[_T]:
         names = [n for n in cls.__dict__.get("__annotations__", {}) if n != "CODE"]
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
-        params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
-        body = "".join(f"    self.{n} = {n}\n" for n in names) or "    pass\n"
-        fields = "".join(f", self.{n}" for n in names)
-        scope = {f"_d_{n}": v for n, v in defaults.items()}
-        exec(  # noqa: S102 - a fixed template over the class's own field names
-            f"def __init__(self, {params}):\n{body}\n"
-            f"def encode(self):\n    return [{code}{fields}]\n",
-            scope,
-        )
         namespace = {k: v for k, v in cls.__dict__.items() if k not in defaults and k != "__dict__"}
-        namespace.update(
-            __slots__=tuple(names), __init__=scope["__init__"], encode=scope["encode"], CODE=code
-        )
-        new = type(cls.__name__, (Message,), namespace)
+        namespace.update(__slots__=tuple(names), CODE=code, _defaults=defaults)
+        new = type(cls.__name__, cls.__bases__, namespace)
         new.__qualname__ = cls.__qualname__
         if code in _BY_CODE:
             raise RuntimeError(f"message code {code} used twice")
@@ -62,8 +83,66 @@ def _message(code: int):  # noqa: ANN202 - decorator factory
     return wrap
 
 
+def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
+    """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
+    ``{params}``) and whose ``{body}`` sets them on ``self`` (through ``_r_<name>`` when
+    ``scope`` has that)."""
+    names = cls.__slots__
+    params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
+    body = "".join(
+        f"    self.{n} = _r_{n}({n})\n" if f"_r_{n}" in scope else f"    self.{n} = {n}\n"
+        for n in names
+    )
+    scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
+    exec(source.format(params=params, body=body), scope)  # noqa: S102 - a fixed template
+    return scope
+
+
+def _compile_methods(cls: type[Message]) -> type[Message]:
+    fields = "".join(f", self.{n}" for n in cls.__slots__)
+    made = _compile(
+        cls,
+        "def __init__(self{params}):\n{body}    pass\n"
+        f"def encode(self):\n    return [{cls.CODE}{fields}]\n",
+    )
+    cls.__init__ = made["__init__"]  # type: ignore[method-assign]
+    cls.encode = made["encode"]  # type: ignore[method-assign]
+    return cls
+
+
+def replace(msg: _M, **changes: Any) -> _M:
+    """A copy of ``msg`` with some fields changed (a request passed on with a rid of its own)."""
+    return type(msg)(**{n: getattr(msg, n) for n in msg.__slots__} | changes)
+
+
+def _decoder(code: Any) -> Callable[..., Message]:
+    """The positional builder ``decode`` uses, independent of the constructor's signature:
+    ``f(code, *fields)``, so that decoding copies no list."""
+    cls = _BY_CODE.get(code) if isinstance(code, int) else None
+    if cls is None:
+        raise UnknownMessage(f"unknown message code {code!r}")
+    source = "def f(_code{params}):\n    self = _new(_cls)\n{body}    return self\n"
+    records = {f"_r_{n}": f for n, f in cls._records.items()}
+    make: Callable[..., Message] = _compile(cls, source, _new=object.__new__, _cls=cls, **records)[
+        "f"
+    ]
+    _DECODERS[code] = make
+    return make
+
+
+class UnknownMessage(ValueError):
+    """A peer sent something that is not a message this process knows."""
+
+
 def decode(raw: list[Any]) -> Message:
-    return _BY_CODE[raw[0]](*raw[1:])
+    """The message that ``raw`` (a list as ``encode`` made it) stands for."""
+    try:
+        make = _DECODERS[raw[0]]
+    except KeyError:
+        make = _decoder(raw[0])
+    except (IndexError, TypeError):
+        raise UnknownMessage(f"not a message: {raw!r:.100}") from None
+    return make(*raw)
 
 
 # Result kinds inside TaskDone.results and PushTask.deps.
@@ -72,11 +151,177 @@ STORED = 1  # the value is in the node's object store; data is its size
 ERROR = 2  # data is a serialized exception
 
 
-@_message(1)
-class Reply(Message):
+class ReturnValue(NamedTuple):
+    """One return value of a task, in TaskDone. A tuple, so that msgpack packs it as is."""
+
+    kind: int  # INLINE, STORED or ERROR
+    data: Any  # the serialized value (INLINE) or exception (ERROR); the size (STORED)
+    contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
+    node_id: bytes = b""  # STORED: the node whose store holds it
+
+
+def _records_of(cls: type[_R]) -> Callable[[list[list[Any]]], list[_R]]:
+    """Build NamedTuples from their msgpack arrays, in C: no Python frame per record (a peer
+    sends each record whole, as msgpack packed it)."""
+    make = partial(tuple.__new__, cls)
+    return lambda raw: list(map(make, raw))
+
+
+class ErrorKind(str, Enum):
+    """Why a request failed: the first element of ``Reply.error``. Most name the
+    ``ember.exceptions`` class (or builtin) the caller raises; the others are conditions the
+    caller handles itself."""
+
+    CONNECTION_LOST = "ConnectionLost"  # made locally: the connection closed before an answer
+    WORKER_START_FAILED = "WorkerStartFailed"  # the node could not start a worker for a lease
+    UNSCHEDULABLE = "Unschedulable"  # no node in the cluster can ever grant the shape
+    OWNER_DIED = "OwnerDiedError"
+    OBJECT_LOST = "ObjectLostError"
+    ACTOR_DIED = "ActorDiedError"
+    ACTOR_INIT_FAILED = "ActorInitError"
+    NODE_DIED = "NodeDiedError"
+    INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
+    UNEXPECTED = "UnexpectedMessage"  # the peer does not take this request
+
+
+class Answer(Message):
+    """The base of every answer; ``rpc.Calls`` hands it to the callback of the request with
+    the same ``rid``. Each request's docstring names the answers it gets; any request may
+    also get an error ``Reply`` (from its peer, or ConnectionLost from rpc)."""
+
+    __slots__ = ()
     rid: int
-    error: list[str] | None  # [kind, message], kind names an ember.exceptions class or builtin
+
+
+@_message(1)
+class Reply(Answer):
+    rid: int
+    error: list[str] | None = None  # [ErrorKind value, message]
     value: Any = None
+
+    @property
+    def kind(self) -> ErrorKind | None:
+        """The error's kind, None for a success."""
+        return None if self.error is None else ErrorKind(self.error[0])
+
+
+def error_reply(rid: int, kind: ErrorKind, text: str, value: Any = None) -> Reply:
+    """The answer to request ``rid`` that it failed, with ``value`` as any detail (such as a
+    serialized cause)."""
+    return Reply(rid=rid, error=[kind.value, text], value=value)
+
+
+# ---- typed answers -------------------------------------------------------------------------
+
+
+@_message(100)
+class LeaseGranted(Answer):
+    """Node -> client, for RequestLease: this worker is yours until you return the lease."""
+
+    rid: int
+    lease_id: int
+    worker_id: bytes
+    addr: str  # where the worker listens for PushTask
+    gpu_ids: list[int]
+    # No room for another lease of this shape now: the caller may queue a task behind
+    # another on its leases instead of waiting for a new one.
+    saturated: bool
+    node_id: bytes  # the node that granted it
+
+
+@_message(101)
+class LeaseSpilled(Answer):
+    """Node -> client, for RequestLease: no room here, ask that node (``spilled=True``).
+    A lease that can never be granted is refused with an error Reply instead
+    (ErrorKind.UNSCHEDULABLE or WORKER_START_FAILED)."""
+
+    rid: int
+    node_id: bytes
+    address: str
+
+
+@_message(102)
+class WorkerExited(Answer):
+    """Node -> client, for WorkerExit: how that worker's process ended (None: unknown)."""
+
+    rid: int
+    pid: int | None = None
+    code: int | None = None
+    log: str = ""
+    log_note: str = ""
+
+
+@_message(103)
+class NodeRegistered(Answer):
+    """Control store -> node, for RegisterNode: the cluster's settings and view."""
+
+    rid: int
+    heartbeat_interval: float
+    node_timeout: float
+    view: list[Any]
+
+
+@_message(104)
+class ActorStarted(Answer):
+    """Worker -> node, for StartActor: the actor is built and takes calls there."""
+
+    rid: int
+    addr: str
+
+
+@_message(105)
+class ActorRegistered(Answer):
+    """For CreateActor: the actor's id, another one's for ``get_if_exists`` on a taken name."""
+
+    rid: int
+    actor_id: bytes
+
+
+@_message(106)
+class NamedActor(Answer):
+    """Control store -> caller, for GetNamedActor."""
+
+    rid: int
+    actor_id: bytes
+    handle_meta: bytes
+    home: bytes | None  # the node that manages it
+
+
+@_message(107)
+class ActorAlive(Answer):
+    """Node -> caller, for ResolveActor: where the actor's current incarnation takes calls."""
+
+    rid: int
+    addr: str
+    incarnation: int
+    node_id: bytes
+
+
+@_message(108)
+class ActorEnded(Answer):
+    """Node -> caller, for ResolveActor with ``ended``: how that incarnation ended; the actor
+    was restarted."""
+
+    rid: int
+    how: Any
+
+
+@_message(109)
+class PullAccepted(Answer):
+    """Node -> node, for PullObject: ``size`` raw bytes of the object follow."""
+
+    rid: int
+    size: int
+
+
+@_message(110)
+class ObjectAt(Answer):
+    """Owner's node -> node, for LocateObject: the node that holds the object, or (``node_id``
+    empty) its value when it is small enough to travel inline."""
+
+    rid: int
+    node_id: bytes = b""
+    inline: list[Any] | None = None  # [kind, data]
 
 
 # ---- any client (driver or worker) -> node manager -------------------------------------------
@@ -133,11 +378,31 @@ class TaskUnblocked(Message):
     lease_id: int
 
 
+class ActorSpec(NamedTuple):
+    """What a worker needs to become an actor: made by its creator, kept by the node for
+    restarts, read by the worker."""
+
+    fn_id: bytes  # the exported class
+    blob: bytes  # the constructor's arguments, as in PushTask
+    deps: list[list[Any]]
+    args_ref: bytes
+    class_name: str
+    max_concurrency: int | None
+    job_id: bytes
+    namespace: str
+    owner_id: bytes
+
+
+def _actor_spec(raw: Any) -> Any:
+    # TRANSITION: bytes (a pickled dict) until every creator sends an ActorSpec.
+    return tuple.__new__(ActorSpec, raw) if type(raw) is list else raw
+
+
 @_message(17)
 class CreateActor(Message):
     rid: int
     actor_id: bytes
-    spec: bytes  # serialized ActorSpec, kept by the node for restarts
+    spec: ActorSpec | bytes | None  # None (or b"") until its arguments are ready
     shape: dict[str, float]
     owner_id: bytes
     job_id: bytes
@@ -150,6 +415,8 @@ class CreateActor(Message):
     class_name: str = ""
     strategy: Any = None  # as in RequestLease
 
+    _records = {"spec": _actor_spec}
+
 
 ARGUMENT_FAILED = "an argument of its constructor failed"  # the node's reason, in ActorDied
 
@@ -159,8 +426,10 @@ class ActorArgs(Message):
     """Client -> node: an actor's constructor arguments are ready (or one of them failed)."""
 
     actor_id: bytes
-    spec: bytes
+    spec: ActorSpec | bytes | None
     error: bytes | None  # a serialized exception when an argument failed
+
+    _records = {"spec": _actor_spec}
 
 
 @_message(18)
@@ -451,7 +720,7 @@ class PushTask(Message):
     name: str
     owner_id: bytes
     lease_id: int = 0
-    gpu_ids: list[int] = ()  # type: ignore[assignment]
+    gpu_ids: Sequence[int] = ()
     actor_id: bytes = b""
     job_id: bytes = b""
     namespace: str = ""
@@ -462,8 +731,10 @@ class PushTask(Message):
 @_message(61)
 class TaskDone(Message):
     task_id: bytes
-    results: list[list[Any]]  # [kind, data] per return value
+    results: Sequence[ReturnValue]
     worker_died: bool = False
+
+    _records = {"results": _records_of(ReturnValue)}
 
 
 @_message(62)
@@ -489,7 +760,9 @@ class StartActor(Message):
 
     rid: int
     actor_id: bytes
-    spec: bytes
+    spec: ActorSpec | bytes
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None
+
+    _records = {"spec": _actor_spec}

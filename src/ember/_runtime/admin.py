@@ -76,6 +76,8 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
             f"the server at {address} closed the connection: the cluster's token is wrong, or "
             "it is not an Ember cluster"
         )
+    if not isinstance(reply, m.Reply):
+        return reply  # a typed answer
     if reply.error is not None:
         raise RemoteError(reply.error[0], reply.error[1])
     return reply.value
@@ -83,9 +85,9 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
 
 def nodes(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control store's node table."""
-    return query(address, token, m.GetNodes, timeout)  # type: ignore[no-any-return]
+    return query(address, token, lambda rid: m.GetNodes(rid=rid), timeout)  # type: ignore[no-any-return]
 
 
 def jobs(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The jobs (drivers) connected to the cluster."""
-    return query(address, token, m.ListJobs, timeout)  # type: ignore[no-any-return]
+    return query(address, token, lambda rid: m.ListJobs(rid=rid), timeout)  # type: ignore[no-any-return]

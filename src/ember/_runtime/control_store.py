@@ -32,6 +32,7 @@ from ember._runtime import proctitle
 from ember._runtime.process_config import ControlStoreConfig, read_config
 from ember._runtime.storage import Storage, open_storage
 from ember._transport.reactor import Connection, Reactor
+from ember._transport.rpc import refuse
 
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
@@ -191,16 +192,18 @@ class ControlStore:
             return
         node = self.nodes.get(info["home"]) if info is not None else None
         if node is None or not node.alive:
-            conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or gone"]))
+            conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or gone"))
         else:
-            conn.send(m.Reply(rid, None, node.public()))
+            conn.send(m.Reply(rid=rid, value=node.public()))
 
     def expire_lookups(self, now: float) -> None:
         """Lookups of ids that were never registered (their creator died first) fail."""
         for actor_id, waiting in list(self._lookups.items()):
             for conn, rid, due in waiting:
                 if due <= now:
-                    conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or gone"]))
+                    conn.send(
+                        m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or gone")
+                    )
             keep = [w for w in waiting if w[2] > now]
             if keep:
                 self._lookups[actor_id] = keep
@@ -245,9 +248,8 @@ class ControlStore:
     def heartbeat(self, conn: Connection, msg: m.Heartbeat, now: float) -> m.Reply:
         entry = self.nodes.get(msg.node_id)
         if entry is None or not entry.alive:
-            return m.Reply(
-                msg.rid,
-                ["NodeDiedError", "this node was declared dead by the control store"],
+            return m.error_reply(
+                msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead by the control store"
             )
         entry.available = msg.available
         entry.pending = msg.pending
@@ -255,7 +257,7 @@ class ControlStore:
         if entry.conn is not conn:  # came back after the control store restarted
             entry.conn = conn
             conn.peer = msg.node_id
-        return m.Reply(msg.rid, None, self.view())
+        return m.Reply(rid=msg.rid, value=self.view())
 
     def view(self) -> list[dict[str, Any]]:
         return [e.public() for e in self.nodes.values()]
@@ -297,13 +299,13 @@ class ControlStore:
                 self.functions[msg.fn_id] = msg.data
                 self.storage.put("functions", msg.fn_id.hex(), msg.data)
             for waiter, rid in self._fn_waiters.pop(msg.fn_id, []):
-                waiter.send(m.Reply(rid, None, msg.data))
+                waiter.send(m.Reply(rid=rid, value=msg.data))
         elif isinstance(msg, m.FetchFunction):
             data = self.functions.get(msg.fn_id)
             if data is None:
                 self._fn_waiters.setdefault(msg.fn_id, []).append((conn, msg.rid))
             else:
-                conn.send(m.Reply(msg.rid, None, data))
+                conn.send(m.Reply(rid=msg.rid, value=data))
         elif isinstance(msg, m.CreateActor):
             try:
                 actor_id = self.register_actor(
@@ -315,35 +317,32 @@ class ControlStore:
                     conn.peer or b"",
                 )
             except NameTaken as e:
-                conn.send(m.Reply(msg.rid, ["ValueError", str(e)]))
+                conn.send(m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e)))
             else:
-                conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
+                conn.send(m.Reply(rid=msg.rid, value={"actor_id": actor_id}))
         elif isinstance(msg, m.ActorGone):
             self.actor_dead(msg.actor_id)
         elif isinstance(msg, m.LookupActor):
             self.lookup_actor(conn, msg.rid, msg.actor_id, time.monotonic())
         elif isinstance(msg, m.GetNamedActor):
-            actor_id = self.names.get((msg.namespace, msg.name))
-            if actor_id is None:
+            named = self.names.get((msg.namespace, msg.name))
+            if named is None:
                 conn.send(
-                    m.Reply(
+                    m.error_reply(
                         msg.rid,
-                        [
-                            "ValueError",
-                            f"Failed to look up actor with name {msg.name!r} in namespace "
-                            f"{msg.namespace!r}. It was never created, it has died, or it lives "
-                            "in another namespace (pass namespace=...).",
-                        ],
+                        m.ErrorKind.INVALID,
+                        f"Failed to look up actor with name {msg.name!r} in namespace "
+                        f"{msg.namespace!r}. It was never created, it has died, or it lives "
+                        "in another namespace (pass namespace=...).",
                     )
                 )
             else:
-                info = self.actors[actor_id]
+                info = self.actors[named]
                 conn.send(
                     m.Reply(
-                        msg.rid,
-                        None,
-                        {
-                            "actor_id": actor_id,
+                        rid=msg.rid,
+                        value={
+                            "actor_id": named,
                             "handle_meta": info["handle_meta"],
                             "home": info["home"],
                         },
@@ -355,18 +354,20 @@ class ControlStore:
                 for (ns, name) in self.names
                 if msg.namespace is None or ns == msg.namespace
             ]
-            conn.send(m.Reply(msg.rid, None, names))
+            conn.send(m.Reply(rid=msg.rid, value=names))
         elif isinstance(msg, m.GetNodes):
-            conn.send(m.Reply(msg.rid, None, self.view()))
+            conn.send(m.Reply(rid=msg.rid, value=self.view()))
         elif isinstance(msg, m.ListJobs):
             jobs = [{"job_id": job_id, **info} for job_id, info in self.jobs.items()]
-            conn.send(m.Reply(msg.rid, None, jobs))
+            conn.send(m.Reply(rid=msg.rid, value=jobs))
         elif isinstance(msg, m.JobStarted):
             info = {"namespace": msg.namespace, "host": msg.host, "pid": msg.pid}
             self.jobs[msg.job_id] = info
             self.unclaimed_jobs.discard(msg.job_id)
             self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
             conn.peer = ("job", msg.job_id)
+        else:
+            refuse(conn, msg, "the control store")
 
     def job_ended(self, job_id: bytes) -> None:
         if self.jobs.pop(job_id, None) is not None:
@@ -403,10 +404,12 @@ class ControlStoreServer:
         if isinstance(msg, m.RegisterNode):
             known = self.store.nodes.get(msg.node_id)
             if known is not None and not known.alive:  # its work was redone: it must stop
-                conn.send(m.Reply(msg.rid, ["NodeDiedError", "this node was declared dead"]))
+                conn.send(
+                    m.error_reply(msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead")
+                )
                 return
-            conn.send(m.Reply(msg.rid, None, self.store.register_node(conn, msg, now)))
-            view = m.ClusterView(self.store.view())
+            conn.send(m.Reply(rid=msg.rid, value=self.store.register_node(conn, msg, now)))
+            view = m.ClusterView(view=self.store.view())
             for entry in self.store.nodes.values():
                 if entry.alive and entry.conn is not None and entry.conn is not conn:
                     entry.conn.send(view)
@@ -426,7 +429,7 @@ class ControlStoreServer:
 
     def declare_dead(self, node_id: bytes, reason: str) -> None:
         for conn in self.store.node_dead(node_id, reason):
-            conn.send(m.NodeDied(node_id, reason))
+            conn.send(m.NodeDied(node_id=node_id, reason=reason))
 
     def _check(self) -> None:
         now = time.monotonic()

@@ -50,7 +50,7 @@ class RemoteStore:
         sock = connect_socket(self.node_address, 30.0)
         try:
             reply, unpacker = ask(sock, self.token, m.PullObject(rid=1, object_id=object_id))
-            if reply is None or reply.error is not None:
+            if not isinstance(reply, m.Reply) or reply.error is not None:
                 return None
             size = int(reply.value["size"])
             mapped = _Mapping(-1, max(size, 1))

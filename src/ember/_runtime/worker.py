@@ -33,13 +33,14 @@ import cloudpickle
 from ember import exceptions as exc
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
 from ember._runtime import proctitle, serialization, state, task_context
 from ember._runtime.client_state import _Placeholder
 from ember._runtime.core_client import CoreClient
 from ember._runtime.object_store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor, local_address
+from ember._transport.rpc import refuse
 
 if TYPE_CHECKING:
     import asyncio
@@ -114,11 +115,13 @@ class _CallerHandler:
         elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
             self.worker.main_slot.queue.put(lambda: self.worker.start_actor(msg, conn))
         elif isinstance(msg, m.TakeBackTasks):
-            conn.send(m.Reply(msg.rid, None, self.worker.take_back(msg.lease_id, msg.task_ids)))
+            conn.send(m.Reply(rid=msg.rid, value=self.worker.take_back(msg.lease_id, msg.task_ids)))
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.worker.client.cancel_children(msg.task_id, msg.force)
             self.worker.cancel(msg.task_id)
+        else:
+            refuse(conn, msg, "a worker")
 
     def on_close(self, conn: Connection) -> None:
         pass
@@ -352,7 +355,7 @@ class Worker:
         if isinstance(msg, m.StartActor):
             self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
         elif isinstance(msg, m.FlushOutput):  # (after every line already sent, on this conn)
-            self.client.node.send(m.Reply(msg.rid, None))
+            self.client.node.send(m.Reply(rid=msg.rid))
 
     # ------------------------------------------------------------------ running
 
@@ -385,7 +388,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return m.TaskDone(msg.task_id, results)
+        return m.TaskDone(task_id=msg.task_id, results=results)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -413,7 +416,7 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(m.TaskDone(msg.task_id, results))
+        conn.send(m.TaskDone(task_id=msg.task_id, results=results))
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
@@ -456,7 +459,7 @@ class Worker:
             return serialization.loads(data)
         return self.client.read_stored(data, owner)
 
-    def pack(self, msg: m.PushTask, value: Any) -> list[list[Any]]:
+    def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
         if n == 1:
             values = [value]
@@ -466,8 +469,8 @@ class Worker:
             try:
                 values = list(value)
             except TypeError:
-                values = None
-            if values is None or len(values) != n:
+                values = []  # (n > 1: refused below)
+            if len(values) != n:
                 raise ValueError(
                     f"{msg.name!r} was declared with num_returns={n} but returned "
                     f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
@@ -477,15 +480,19 @@ class Worker:
         # leave the ones before it in the store with nobody to free them.
         for i, ser in enumerate([serialization.serialize(v) for v in values]):
             if ser.nbytes <= serialization.INLINE_MAX:
-                results.append([INLINE, ser.inline(), ser.refs])
+                results.append(ReturnValue(INLINE, ser.inline(), ser.refs))
             else:
                 oid = ids.return_object_id(msg.task_id, i + 1)
                 size = self.store.write(oid, ser.meta, ser.buffers)
-                self.client.node.send(m.ObjectCreated(oid, size, msg.owner_id, ser.refs))
-                results.append([STORED, size, ser.refs, self.client.node_id])
+                self.client.node.send(
+                    m.ObjectCreated(
+                        object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs
+                    )
+                )
+                results.append(ReturnValue(STORED, size, ser.refs, self.client.node_id))
         return results
 
-    def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[list[Any]]:
+    def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[ReturnValue]:
         if isinstance(error, exc.TaskCancelledError) or (
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
@@ -496,14 +503,16 @@ class Worker:
             err = exc.RayTaskError.from_exception(
                 error, msg.name, actor_repr=self.actor_name or None
             )
-        return [[ERROR, _error_bytes(err, msg.name)]] * max(1, msg.num_returns)
+        return [ReturnValue(ERROR, _error_bytes(err, msg.name))] * max(1, msg.num_returns)
 
     def _special(self, name: str) -> Any:
         if name == "__ray_ready__":
             return lambda: True
 
         def terminate() -> None:
-            self.client.node.send(m.ActorDone(self.actor_id, "exited by __ray_terminate__"))
+            self.client.node.send(
+                m.ActorDone(actor_id=self.actor_id, reason="exited by __ray_terminate__")
+            )
             _flush_output()
             os._exit(0)
 
@@ -512,44 +521,44 @@ class Worker:
     # ------------------------------------------------------------------ actors
 
     def start_actor(self, msg: m.StartActor, reply_to: Connection) -> None:
-        spec = serialization.loads(msg.spec)
+        spec = msg.spec
+        if isinstance(spec, bytes):  # TRANSITION: a pickled dict from a creator not yet typed
+            spec = m.ActorSpec(**serialization.loads(spec))
         ctx = TaskContext(
             ids.new_task_id(),
-            spec["class_name"],
-            spec["job_id"],
-            spec["namespace"],
+            spec.class_name,
+            spec.job_id,
+            spec.namespace,
             0,
             msg.actor_id,
             list(msg.gpu_ids),
         )
         task_context.current.set(ctx)
         self.actor_id = msg.actor_id
-        self.actor_name = spec["class_name"]
+        self.actor_name = spec.class_name
         proctitle.show(_Title.of(self.actor_name))
-        _OUTPUT_NAME[0] = spec["class_name"]
+        _OUTPUT_NAME[0] = spec.class_name
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
         try:
-            cls = self.function(spec["fn_id"])
+            cls = self.function(spec.fn_id)
             cls = getattr(cls, "_cls", cls)
-            args, kwargs = self.load_args(
-                spec["blob"], spec["args_ref"], spec["deps"], spec["owner_id"]
-            )
+            args, kwargs = self.load_args(spec.blob, spec.args_ref, spec.deps, spec.owner_id)
             is_async = any(
                 inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
             )
             self.actor = cls(*args, **kwargs)
         except BaseException as e:  # noqa: BLE001 - reported as the actor's death cause
-            err = exc.RayTaskError.from_exception(e, f"{spec['class_name']}.__init__")
+            err = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
-            reply_to.send(m.Reply(msg.rid, ["ActorInitError", str(err)], data))
+            reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
-        concurrency = spec.get("max_concurrency")
+        concurrency = spec.max_concurrency
         if is_async:
             import asyncio
 
@@ -561,7 +570,7 @@ class Worker:
 
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
-        reply_to.send(m.Reply(msg.rid, None, {"addr": self.address}))
+        reply_to.send(m.Reply(rid=msg.rid, value={"addr": self.address}))
 
     def _run_loop(self) -> None:
         import asyncio
@@ -618,7 +627,9 @@ class Worker:
         lent = run.drainers > 0 and run.blocked == run.drainers
         if lent != run.lent:
             run.lent = lent
-            self.client.node.send(m.TaskBlocked(lease_id) if lent else m.TaskUnblocked(lease_id))
+            self.client.node.send(
+                m.TaskBlocked(lease_id=lease_id) if lent else m.TaskUnblocked(lease_id=lease_id)
+            )
 
     def cancel(self, task_id: bytes) -> None:
         entry = self.by_task.get(task_id)
@@ -727,7 +738,7 @@ class _Forwarder(io.TextIOBase):
             self.original.write("".join(x + "\n" for x in out))
             self.original.flush()
         if not self.worker.client.closed:
-            self.worker.client.node.send(m.LogLines(out, self.err))
+            self.worker.client.node.send(m.LogLines(lines=out, err=self.err))
 
 
 def _install_output(worker: Worker) -> None:

@@ -1,4 +1,5 @@
-"""Request/reply over a Connection: numbered requests, answers matched by ``rid``."""
+"""Request/answer over a Connection: numbered requests, answers (any ``Answer``: a ``Reply`` or
+a typed one) matched by ``rid``."""
 
 from __future__ import annotations
 
@@ -10,20 +11,29 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from ember._protocol.messages import Auth, Message, Reply, decode
+from ember._protocol.messages import (
+    Answer,
+    Auth,
+    ErrorKind,
+    Message,
+    Reply,
+    decode,
+    error_reply,
+)
+from ember._transport.reactor import _log
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-ReplyCallback = Callable[[Reply], None]
+ReplyCallback = Callable[[Answer], None]
 
 
 class RemoteError(Exception):
-    """An error the peer answered with; ``kind`` names the exception class it stands for."""
+    """An error the peer answered with."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: ErrorKind | str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)
 
 
 class Calls:
@@ -48,17 +58,21 @@ class Calls:
             with self._lock:
                 entry = self._waiting.pop(rid, None)
             if entry is not None:
-                lost = Reply(rid=rid, error=["ConnectionLost", "the connection was closed"])
+                lost = error_reply(rid, ErrorKind.CONNECTION_LOST, "the connection was closed")
                 conn.reactor.call_soon_or_now(lambda: on_reply(lost))
         return rid
 
     def future(self, conn: Any, make: Callable[[int], Message]) -> Future[Any]:
+        """The answer as a future: a Reply's value (a RemoteError for an error), or the
+        typed answer itself."""
         from concurrent.futures import Future  # only clients wait on futures, not the node
 
         fut: Future[Any] = Future()
 
-        def done(reply: Reply) -> None:
-            if reply.error is None:
+        def done(reply: Answer) -> None:
+            if not isinstance(reply, Reply):
+                fut.set_result(reply)  # a typed answer is its own result
+            elif reply.error is None:
                 fut.set_result(reply.value)
             else:
                 fut.set_exception(RemoteError(reply.error[0], reply.error[1]))
@@ -70,7 +84,7 @@ class Calls:
         with self._lock:
             self._waiting.pop(rid, None)
 
-    def on_reply(self, reply: Reply) -> None:
+    def on_reply(self, reply: Answer) -> None:
         with self._lock:
             entry = self._waiting.pop(reply.rid, None)
         if entry is not None:
@@ -83,13 +97,26 @@ class Calls:
                 del self._waiting[rid]
         for rid, cb in lost:
             cb(
-                Reply(
-                    rid=rid, error=["ConnectionLost", "the connection closed before an answer came"]
+                error_reply(
+                    rid, ErrorKind.CONNECTION_LOST, "the connection closed before an answer came"
                 )
             )
 
 
-def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None, Any]:
+def refuse(conn: Any, msg: Message, where: str) -> None:
+    """The explicit branch of a handler for a message it does not take: a request is answered
+    with an UNEXPECTED error; anything else is logged, and the connection closed (the peer
+    does not speak the protocol as this process does, and may wait for what never comes)."""
+    rid = getattr(msg, "rid", None)
+    if isinstance(rid, int) and not isinstance(msg, Answer):
+        text = f"{where} does not take {type(msg).__name__}"
+        conn.send(error_reply(rid, ErrorKind.UNEXPECTED, text))
+        return
+    _log(f"{where}: closing a connection that sent a message it does not take: {msg!r:.200}")
+    conn.close()
+
+
+def ask(sock: socket.socket, token: str, message: Message) -> tuple[Answer | None, Any]:
     """Blocking, for processes without a reactor: authenticate on ``sock``, send ``message``
     (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
     unpacker holds whatever bytes came after the reply."""
@@ -103,5 +130,5 @@ def ask(sock: socket.socket, token: str, message: Message) -> tuple[Reply | None
         unpacker.feed(data)
         for raw in unpacker:
             reply = decode(raw)
-            if isinstance(reply, Reply) and reply.rid == 1:
+            if isinstance(reply, Answer) and reply.rid == 1:
                 return reply, unpacker
