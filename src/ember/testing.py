@@ -17,7 +17,7 @@ import signal
 import time
 from typing import Any
 
-from ember._runtime import cluster_files, launcher
+from ember._runtime.launch import cluster_files, launcher
 
 
 class ClusterNode:
@@ -154,7 +154,7 @@ class Cluster:
         )
 
     def list_nodes(self) -> list[dict[str, Any]]:
-        from ember._runtime import admin
+        from ember._runtime.launch import admin
 
         return admin.nodes(self.address, self.token)
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 import ember
-from ember._runtime import object_table, state, task_context
+from ember._runtime import state, task_context
+from ember._runtime.client import object_table
 from tests._helpers import wait_until
 
 pytestmark = pytest.mark.ember_only

@@ -420,7 +420,7 @@ def test_tasks_go_to_the_node_holding_their_large_arguments(make_cluster: Any) -
 
 
 def test_the_control_store_knows_the_connected_jobs(make_cluster: Any) -> None:
-    from ember._runtime import admin
+    from ember._runtime.launch import admin
 
     cluster = make_cluster({"num_cpus": 1})
     (job,) = admin.jobs(cluster.address, cluster.token)

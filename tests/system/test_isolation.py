@@ -17,7 +17,7 @@ import pytest
 
 import ember
 from ember._protocol import messages as m
-from ember._runtime import admin, cluster_files
+from ember._runtime.launch import admin, cluster_files
 from ember._transport.reactor import REFUSALS_LOGGED
 from ember._transport.rpc import ask
 

@@ -141,7 +141,7 @@ def test_a_killed_node_keeps_only_its_logs_after_shutdown(start_ember, capfd):
 def test_a_start_interrupted_stops_the_node_and_removes_its_folders(monkeypatch):
     """Ctrl-C while init() (or `ember start`) waits for the node to listen: the node is
     stopped, not left running without anyone to stop it, and its folders go."""
-    from ember._runtime import launcher
+    from ember._runtime.launch import launcher
 
     def interrupted(*args: Any, **kwargs: Any) -> str:
         raise KeyboardInterrupt

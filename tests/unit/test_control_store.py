@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ember._runtime.control_store import (
+from ember._runtime.control_store.server import (
     NODE_TIMEOUT,
     ControlStore,
     ControlStoreServer,

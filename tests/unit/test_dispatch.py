@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ember._protocol import messages as m
-from ember._runtime.control_store import ControlStore
+from ember._runtime.control_store.server import ControlStore
 from ember._transport.rpc import refuse
 
 

@@ -210,7 +210,7 @@ def test_describe_exit(code: int | None, text: str) -> None:
 def test_a_worker_whose_status_cannot_be_had_is_not_said_to_be_killed_by_a_signal() -> None:
     """A worker reaped elsewhere (not the node's child any more) was given exit status -1,
     which read "was killed by signal SIGHUP (1)"."""
-    from ember._runtime.node_workers import _Forked
+    from ember._runtime.node.worker_pool import _Forked
 
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait(timeout=30)  # reaped here, as by someone else than the node

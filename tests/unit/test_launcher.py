@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ember._runtime import launcher
+from ember._runtime.launch import launcher
 
 
 def _fake_statvfs(free_bytes: int):

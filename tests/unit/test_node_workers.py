@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from ember._core.resources import NodeResources, shape_of
 from ember._core.scheduler import Action, LeaseScheduler, Refuse, StartWorker
-from ember._runtime.node_workers import WorkerPool, WorkerProc, _Forked
+from ember._runtime.node.worker_pool import WorkerPool, WorkerProc, _Forked
 
 
 class _EndedProc(_Forked):

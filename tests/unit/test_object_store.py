@@ -8,8 +8,9 @@ import pickle
 
 import numpy as np
 
-from ember._runtime import object_store, serialization
-from ember._runtime.object_store import StoreFiles
+from ember._runtime import serialization
+from ember._runtime.object_store import store as object_store
+from ember._runtime.object_store.store import StoreFiles
 
 
 def _store(tmp_path, capacity: int = 1 << 30) -> StoreFiles:

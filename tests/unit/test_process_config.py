@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ember._runtime.process_config import (
+from ember._runtime.launch.process_config import (
     ControlStoreConfig,
     NodeConfig,
     decode,

@@ -1,4 +1,5 @@
-"""Tests for ember._runtime.storage and the control store written through it to a real Redis.
+"""Tests for ember._runtime.control_store.storage and the control store written through it to a
+real Redis.
 
 The Redis tests use the ``redis_server`` fixture (a ``redis-server`` on a loopback port, in
 memory only); they skip when Redis is not installed. A restart of the control store is a
@@ -14,8 +15,8 @@ from typing import Any
 import pytest
 
 from ember._protocol import messages as m
-from ember._runtime.control_store import ControlStore, NameTaken
-from ember._runtime.storage import RedisStorage, Storage, open_storage
+from ember._runtime.control_store.server import ControlStore, NameTaken
+from ember._runtime.control_store.storage import RedisStorage, Storage, open_storage
 
 NODE = b"\x01" * 16
 ACTOR = b"\x02" * 16

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
 from ember._runtime import state
-from ember._runtime.launcher import LocalNode, node_resources, spawn_node
+from ember._runtime.launch.launcher import LocalNode, node_resources, spawn_node
 
 if TYPE_CHECKING:
-    from ember._runtime.core_client import CoreClient
+    from ember._runtime.client.core_client import CoreClient
     from ember._runtime.runtime import Runtime
 
 _lock = threading.RLock()
@@ -87,7 +87,7 @@ def init(
             return _context_info()
         total = node_resources(num_cpus, num_gpus, resources)
         if local_mode:
-            from ember._runtime.local import LocalRuntime
+            from ember._runtime.client.local import LocalRuntime
 
             state.set_current(LocalRuntime(total, ns))
             return _context_info()
@@ -98,8 +98,8 @@ def init(
             settings=kwargs.get("_system_config"),
         )
         # Imported while the node boots: the two overlap on a multi-core machine.
-        from ember._runtime.core_client import CoreClient  # noqa: F401
-        from ember._runtime.object_store import StoreFiles  # noqa: F401
+        from ember._runtime.client.core_client import CoreClient  # noqa: F401
+        from ember._runtime.object_store.store import StoreFiles  # noqa: F401
 
         node = spawned.wait()
         try:
@@ -132,8 +132,8 @@ def _client(
     log_to_driver: bool,
     store: Any = None,  # a RemoteStore in client mode, which CoreClient's annotation misses
 ) -> CoreClient:
-    from ember._runtime.core_client import CoreClient
-    from ember._runtime.object_store import StoreFiles
+    from ember._runtime.client.core_client import CoreClient
+    from ember._runtime.object_store.store import StoreFiles
 
     client = CoreClient(
         kind="driver",
@@ -153,9 +153,9 @@ def _client(
 
 def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Client mode: this host has no node; the head's node manager serves as this driver's
-    node, over TCP, and keeps its objects (``_runtime/remote_store.py``)."""
-    from ember._runtime import admin
-    from ember._runtime.remote_store import RemoteStore
+    node, over TCP, and keeps its objects (``_runtime/object_store/remote_store.py``)."""
+    from ember._runtime.launch import admin
+    from ember._runtime.object_store.remote_store import RemoteStore
 
     try:
         token = admin.token_for(address)
@@ -192,7 +192,7 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
-    from ember._runtime import cluster_files
+    from ember._runtime.launch import cluster_files
 
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)

@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from ember._runtime import object_store
+from ember._runtime.object_store import store as object_store
 
 INLINE_MAX = 100 * 1024  # values above this go to shared memory
 

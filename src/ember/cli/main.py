@@ -2,7 +2,7 @@
 
 Thin commands: they parse and check arguments and call the runtime's launcher; what they
 refuse is said in terms of their own flags. ``start`` leaves the node's processes running in
-the background and records them (``_runtime/cluster_files.py``), so ``stop`` ends exactly
+the background and records them (``_runtime/launch/cluster_files.py``), so ``stop`` ends exactly
 those and nothing else.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import psutil
 
 from ember import __version__
-from ember._runtime import admin, cluster_files, launcher
-from ember._runtime.node_cluster import node_host
+from ember._runtime.launch import admin, cluster_files, launcher
+from ember._runtime.node.cluster_link import node_host
 
 DEFAULT_PORT = 6380
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ember._protocol import messages as m
-from ember._runtime.object_store import _Mapping, layout, parse
+from ember._runtime.object_store.store import _Mapping, layout, parse
 from ember._transport.reactor import Connection, connect_socket
 from ember._transport.rpc import ask
 

@@ -12,8 +12,6 @@ from ember._protocol.messages import INLINE
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
 
-# (The node reads it here, for the lease requests it reports waiting.)
-MAX_LEASE_REQUESTS = task_leases.MAX_LEASE_REQUESTS
 ACTOR = 3  # object-table kind for an actor id (counted like objects, killed when unreferenced)
 
 

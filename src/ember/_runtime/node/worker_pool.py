@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 from ember import exceptions as exc
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime.cluster_files import describe_logs
+from ember._runtime.launch.cluster_files import describe_logs
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
-    from ember._runtime.node import NodeManager, _Client
+    from ember._runtime.node.manager import NodeManager, _Client
 
 # Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
 IDLE_WORKER_SECONDS = 10.0
@@ -128,7 +128,7 @@ class WorkerPool:
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.environ.clear()
             os.environ.update(self.worker_env)
-            from ember._runtime import worker  # already imported by start(): no cost here
+            from ember._runtime.worker import worker  # already imported by start(): no cost here
 
             listen = f"tcp:{node.host}:0" if node.clustered else ""
             worker.main(

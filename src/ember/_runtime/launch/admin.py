@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember._protocol import messages as m
-from ember._runtime import cluster_files
+from ember._runtime.launch import cluster_files
 from ember._transport.reactor import connect_socket
 from ember._transport.rpc import RemoteError, ask
 

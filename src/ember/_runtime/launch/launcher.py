@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._protocol import ids
-from ember._runtime import cluster_files
-from ember._runtime.process_config import (
+from ember._runtime.launch import cluster_files
+from ember._runtime.launch.process_config import (
     ControlStoreConfig,
     NodeConfig,
     encode,
@@ -256,7 +256,7 @@ def spawn_node(
     )
     try:
         os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
-        proc, read_fd = _spawn("ember._runtime.node", config, config.log)
+        proc, read_fd = _spawn("ember._runtime.node.manager", config, config.log)
     except BaseException:
         cluster_files.remove_node_files(shm_dir, session_dir)
         raise
@@ -296,7 +296,7 @@ def spawn_control_store(
         heartbeat_interval=heartbeat_interval,
     )
     log = os.path.join(log_dir, "control_store.log")
-    proc, read_fd = _spawn("ember._runtime.control_store", config, log, ready=wait)
+    proc, read_fd = _spawn("ember._runtime.control_store.server", config, log, ready=wait)
     if not wait:
         return ControlStoreProcess(proc, config.address, log)
     ready = _wait_ready(proc, read_fd, timeout, "control store", log)
@@ -329,7 +329,7 @@ def _tail(path: str, lines: int = 30) -> str:
 def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.0) -> None:
     """Return once the control store lists the node alive; else say why (the caller stops
     the node)."""
-    from ember._runtime import admin
+    from ember._runtime.launch import admin
 
     deadline = time.monotonic() + timeout
     problem = "it never registered"
@@ -409,7 +409,7 @@ def start_cluster_node(
     With ``supervise`` and ``storage``, the head node starts the control store again if it
     dies (its tables survive in the storage). A node that cannot reach the control store for
     ``control_store_timeout`` seconds stops. ``settings`` as in ``spawn_node``."""
-    from ember._runtime import admin
+    from ember._runtime.launch import admin
 
     store = None
     node = None

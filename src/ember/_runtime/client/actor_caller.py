@@ -23,7 +23,7 @@ from ember._core.task_leases import Fail, Finish
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import serialization
-from ember._runtime.client_state import (
+from ember._runtime.client.records import (
     _Actor,
     _Obj,
     _Task,
@@ -33,9 +33,9 @@ from ember._transport.reactor import Connection
 from ember._transport.rpc import RemoteError
 
 if TYPE_CHECKING:
-    from ember._runtime.core_client import CoreClient
-    from ember._runtime.object_table import ObjectTable
-    from ember._runtime.task_submitter import TaskSubmitter
+    from ember._runtime.client.core_client import CoreClient
+    from ember._runtime.client.object_table import ObjectTable
+    from ember._runtime.client.task_submitter import TaskSubmitter
 
 
 class ActorCaller:

@@ -11,8 +11,8 @@ closed, is declared dead and every node is told (``NodeDied``); a node declared 
 comes back is told so and stops, as its work has been redone elsewhere.
 
 On one machine it runs inside the node manager's process, behind its own socket; on a cluster
-it is a process of its own on the head (``python -m ember._runtime.control_store``),
-optionally writing through to Redis (``_runtime/storage.py``) so that it can restart.
+it is a process of its own on the head (``python -m ember._runtime.control_store.server``),
+optionally writing through to Redis (``_runtime/control_store/storage.py``) so that it can restart.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
-from ember._runtime.process_config import ControlStoreConfig, read_config
-from ember._runtime.storage import Storage, open_storage
+from ember._runtime.control_store.storage import Storage, open_storage
+from ember._runtime.launch.process_config import ControlStoreConfig, read_config
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import refuse
 

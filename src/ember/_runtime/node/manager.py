@@ -10,7 +10,7 @@ calls, and carries out every action the scheduler returns. On one machine the co
 runs in this process too, behind its own socket; on a cluster the node joins the head's, and
 also listens on TCP for other nodes and for callers on other hosts.
 
-Start: ``python -m ember._runtime.node`` with its settings as JSON on stdin; it writes its
+Start: ``python -m ember._runtime.node.manager`` with its settings as JSON on stdin; it writes its
 addresses on the file descriptor named in them once it listens.
 """
 
@@ -30,14 +30,14 @@ from ember._core.placement import Placement
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
-from ember._runtime.cluster_files import alive, remove_node_files
-from ember._runtime.control_store import ControlStore, ControlStoreServer
-from ember._runtime.node_actors import ActorManager
-from ember._runtime.node_cluster import ClusterLink, node_host
-from ember._runtime.node_objects import ObjectDirectory
-from ember._runtime.node_workers import WorkerPool
-from ember._runtime.object_store import StoreFiles
-from ember._runtime.process_config import NodeConfig, read_config
+from ember._runtime.control_store.server import ControlStore, ControlStoreServer
+from ember._runtime.launch.cluster_files import alive, remove_node_files
+from ember._runtime.launch.process_config import NodeConfig, read_config
+from ember._runtime.node.actor_manager import ActorManager
+from ember._runtime.node.cluster_link import ClusterLink, node_host
+from ember._runtime.node.object_directory import ObjectDirectory
+from ember._runtime.node.worker_pool import WorkerPool
+from ember._runtime.object_store.store import StoreFiles
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls
 
@@ -139,7 +139,7 @@ class NodeManager:
             os.close(fd)
         # Only now load what workers run: the driver is already connecting meanwhile, and
         # every forked worker inherits these modules instead of importing them itself.
-        from ember._runtime import worker  # noqa: F401
+        from ember._runtime.worker import worker  # noqa: F401
 
         self.run_actions(self.scheduler.prestart(self.config.prestart_workers))
 

@@ -39,10 +39,10 @@ from typing import Any
 from ember import exceptions as exc
 from ember._protocol import messages as m
 from ember._runtime import task_context
-from ember._runtime.actor_caller import ActorCaller
-from ember._runtime.object_store import StoreFiles
-from ember._runtime.object_table import ObjectTable
-from ember._runtime.task_submitter import TaskSubmitter
+from ember._runtime.client.actor_caller import ActorCaller
+from ember._runtime.client.object_table import ObjectTable
+from ember._runtime.client.task_submitter import TaskSubmitter
+from ember._runtime.object_store.store import StoreFiles
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls, RemoteError
 

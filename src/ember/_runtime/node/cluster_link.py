@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from ember._core.resources import shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime import cluster_files, launcher
-from ember._runtime.cluster_files import alive
+from ember._runtime.launch import cluster_files, launcher
+from ember._runtime.launch.cluster_files import alive
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
-    from ember._runtime.node import NodeManager
+    from ember._runtime.node.manager import NodeManager
 
 MakeRequest = Callable[[int], m.Message]  # a request to the control store, given its rid
 OnReply = Callable[[m.Reply], None]
@@ -204,7 +204,7 @@ class ClusterLink:
         if node.stopping:
             return
         # (imported with the worker code once the node listens; not before, to start sooner)
-        from ember._runtime.client_state import MAX_LEASE_REQUESTS
+        from ember._core.task_leases import MAX_LEASE_REQUESTS
 
         _, available = node.resources.snapshot()
         now = time.monotonic()

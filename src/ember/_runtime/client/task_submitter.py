@@ -30,7 +30,7 @@ from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
 from ember._runtime import serialization, task_context
-from ember._runtime.client_state import (
+from ember._runtime.client.records import (
     _EMPTY_ARGS,
     _cause,
     _Obj,
@@ -41,8 +41,8 @@ from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
-    from ember._runtime.core_client import CoreClient
-    from ember._runtime.object_table import ObjectTable
+    from ember._runtime.client.core_client import CoreClient
+    from ember._runtime.client.object_table import ObjectTable
 
 # A task whose stored arguments on one other node add up to this much prefers to run there.
 LOCALITY_MIN_BYTES = 1 << 20

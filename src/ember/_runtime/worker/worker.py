@@ -35,9 +35,9 @@ from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
 from ember._runtime import proctitle, serialization, state, task_context
-from ember._runtime.client_state import _Placeholder
-from ember._runtime.core_client import CoreClient
-from ember._runtime.object_store import StoreFiles
+from ember._runtime.client.core_client import CoreClient
+from ember._runtime.client.records import _Placeholder
+from ember._runtime.object_store.store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import refuse

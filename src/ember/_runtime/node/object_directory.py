@@ -18,13 +18,13 @@ from ember._core import object_index as ix
 from ember._core.object_index import ObjectIndex, Waiter
 from ember._protocol import messages as m
 from ember._protocol.messages import STORED
-from ember._runtime.node_cluster import CONNECT_SECONDS
-from ember._runtime.object_store import Claim, StoreFiles
+from ember._runtime.node.cluster_link import CONNECT_SECONDS
+from ember._runtime.object_store.store import Claim, StoreFiles
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
-    from ember._runtime.node import NodeManager
+    from ember._runtime.node.manager import NodeManager
 
 # Freed store files kept for reuse go back to the system after this long unused.
 _POOL_IDLE_SECONDS = 30.0

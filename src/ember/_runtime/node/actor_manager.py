@@ -25,7 +25,7 @@ from ember._protocol import messages as m
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
-    from ember._runtime.node import NodeManager
+    from ember._runtime.node.manager import NodeManager
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED
 from ember._runtime import serialization, task_context
-from ember._runtime.client_state import (
+from ember._runtime.client.records import (
     ACTOR,
     _Latch,
     _Obj,
@@ -24,8 +24,8 @@ from ember._runtime.client_state import (
 from ember._runtime.object_ref import ObjectRef, check_wait_args
 
 if TYPE_CHECKING:
-    from ember._runtime.core_client import CoreClient
-    from ember._runtime.object_store import StoreFiles
+    from ember._runtime.client.core_client import CoreClient
+    from ember._runtime.object_store.store import StoreFiles
 
 
 class ObjectTable:
