@@ -208,3 +208,45 @@ def test_a_dead_actor_ignores_everything_but_grants() -> None:
     ):
         assert a.handle(event) == [], event
     assert a.handle(Granted(0)) == [ReturnWorker()]
+
+
+def test_a_failed_argument_after_it_started_is_ignored() -> None:
+    """Regression: SpecFailed in ALIVE or RESTARTING made it DEAD with its process still
+    running (no EndProcess). Its arguments fail only before it is placed."""
+    a = alive(max_restarts=1)
+    assert a.handle(SpecFailed("late", None)) == []
+    assert a.state is ActorState.ALIVE
+    a.handle(ProcessDied("crash"))
+    assert a.state is ActorState.RESTARTING
+    assert a.handle(SpecFailed("late", None)) == []
+    assert a.state is ActorState.RESTARTING
+
+
+def test_a_failed_argument_with_a_worker_granted_ends_its_process() -> None:
+    a = ActorLifecycle(0)
+    assert a.handle(Granted(0)) == [StartProcess(0)]
+    out = a.handle(SpecFailed("an argument failed", b"err"))
+    assert out == [Unregister(), AnswerCallers(), EndProcess()]
+    assert a.state is ActorState.DEAD
+
+
+def test_unplaceable_while_restarting_with_a_worker_ends_its_process() -> None:
+    a = alive(max_restarts=1)
+    a.handle(ProcessDied("crash"))
+    assert a.handle(Granted(1)) == [StartProcess(1)]
+    out = a.handle(Unplaceable("no node has GPU"))
+    assert out == [Unregister(), AnswerCallers(), EndProcess()]
+    assert (a.state, a.reason) == (ActorState.DEAD, "no node has GPU")
+
+
+def test_unplaceable_while_restarting_without_a_worker_dies() -> None:
+    a = alive(max_restarts=1)
+    a.handle(ProcessDied("crash"))
+    assert a.handle(Unplaceable("no node has GPU")) == [Unregister(), AnswerCallers()]
+    assert a.state is ActorState.DEAD
+
+
+def test_unplaceable_while_alive_is_ignored() -> None:
+    a = alive()
+    assert a.handle(Unplaceable("stale")) == []
+    assert a.state is ActorState.ALIVE

@@ -186,8 +186,7 @@ class ActorLifecycle:
 
     def _spec_failed(self, event: Event) -> list[Action]:
         assert isinstance(event, SpecFailed)
-        self.no_restart = True
-        return self._die(event.reason, event.cause)
+        return self._fail(event.reason, event.cause)
 
     def _granted(self, event: Event) -> list[Action]:
         assert isinstance(event, Granted)
@@ -208,8 +207,7 @@ class ActorLifecycle:
 
     def _unplaceable(self, event: Event) -> list[Action]:
         assert isinstance(event, Unplaceable)
-        self.no_restart = True
-        return self._die(event.reason, None)
+        return self._fail(event.reason, None)
 
     def _started(self, event: Event) -> list[Action]:
         assert isinstance(event, Started)
@@ -223,8 +221,7 @@ class ActorLifecycle:
         assert isinstance(event, StartFailed)
         if event.incarnation != self.incarnation:
             return []
-        self.no_restart = True
-        return [*self._die(event.reason, event.cause), EndProcess()]
+        return self._fail(event.reason, event.cause)
 
     def _process_died(self, event: Event) -> list[Action]:
         assert isinstance(event, ProcessDied)
@@ -253,6 +250,12 @@ class ActorLifecycle:
             self._killing = f"{event.reason} (with no_restart=False)"
             return [EndProcess()]
         return []
+
+    def _fail(self, reason: str, cause: bytes | None) -> list[Action]:
+        """It dies for good, and a process it has (granted, maybe still starting) ends."""
+        self.no_restart = True
+        actions = self._die(reason, cause)
+        return [*actions, EndProcess()] if self._has_process else actions
 
     def _die(self, reason: str, cause: bytes | None) -> list[Action]:
         self.state = ActorState.DEAD
@@ -292,7 +295,7 @@ _PLACING = (ActorState.PENDING, ActorState.RESTARTING)
 # (state, event) -> what happens; a pair that is not here is ignored.
 _TABLE: dict[tuple[ActorState, type], _Step] = {
     (ActorState.PENDING, SpecReady): ActorLifecycle._spec_ready,
-    **{(s, SpecFailed): ActorLifecycle._spec_failed for s in _LIVING},
+    (ActorState.PENDING, SpecFailed): ActorLifecycle._spec_failed,
     **{(s, Granted): ActorLifecycle._granted for s in _PLACING},
     (ActorState.ALIVE, Granted): ActorLifecycle._return_worker,
     (ActorState.DEAD, Granted): ActorLifecycle._return_worker,
