@@ -219,12 +219,9 @@ def test_a_failed_argument_after_it_started_is_ignored() -> None:
     """Regression: SpecFailed in ALIVE or RESTARTING made it DEAD with its process still
     running (no EndProcess). Its arguments fail only before it is placed."""
     a = alive(max_restarts=1)
-    assert a.handle(SpecFailed("late", None)) == []
-    assert a.state is ActorState.ALIVE
-    a.handle(ProcessDied("crash"))
-    assert a.state is ActorState.RESTARTING
-    assert a.handle(SpecFailed("late", None)) == []
-    assert a.state is ActorState.RESTARTING
+    assert (a.handle(SpecFailed("late", None)), a.state) == ([], ActorState.ALIVE)
+    assert a.handle(ProcessDied("crash")) == [AnswerCallers(), RequestWorker()]
+    assert (a.handle(SpecFailed("late", None)), a.state) == ([], ActorState.RESTARTING)
 
 
 def test_a_failed_argument_with_a_worker_granted_ends_its_process() -> None:
