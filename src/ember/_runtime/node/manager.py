@@ -1,12 +1,13 @@
 """The node manager process: resources, worker pool, leases, actors and the object store index.
 
 Theory of operation: one single-threaded reactor serves every local process. The node manager
-holds four parts, each owning its state: a worker pool (``node_workers``), an object directory
-(``node_objects``: the objects in the node's shared-memory folder, their refs, waits, pulls
-and spilling), an actor manager (``node_actors``) and a cluster link (``node_cluster``: the
-control store, heartbeats, other nodes). Lease decisions come from
-``_core.scheduler.LeaseScheduler``; this module turns messages into its events and the parts'
-calls, and carries out every action the scheduler returns. On one machine the control store
+holds four parts, each owning its state: a worker pool (``worker_pool``), an object directory
+(``object_directory``: the objects in the node's shared-memory folder, their refs, waits,
+pulls and spilling), an actor manager (``actor_manager``) and a cluster link
+(``cluster_link``: the control store, heartbeats, other nodes). Lease decisions, and when to
+start or stop workers, come from ``_core.scheduler.LeaseScheduler``; this module turns
+messages into its events and the parts' calls, and carries out every action the scheduler
+returns. On one machine the control store
 runs in this process too, behind its own socket; on a cluster the node joins the head's, and
 also listens on TCP for other nodes and for callers on other hosts.
 
