@@ -813,14 +813,6 @@ def test_an_idle_worker_that_owns_something_is_kept() -> None:
     assert s.idle_check(1.0, lambda w: w in owners) == [StopWorker(b"w1"), StopWorker(b"w3")]
 
 
-def test_stopping_idle_workers_starts_one_for_work_that_waits_for_a_worker() -> None:
-    s = LeaseScheduler(NodeResources({"CPU": 1}), idle_kept=0, idle_seconds=0.0)
-    with_workers(s, b"w1")
-    grant_one(s, "a", 1, CPU1, dedicated=True)  # the actor holds w1 and the CPU
-    assert s.request("b", 1, shape_of({"CPU": 0})) == [StartWorker()]
-    assert s.idle_check(0.0, lambda w: False) == []
-
-
 def test_start_failures_count_only_in_a_row() -> None:
     s = make({"CPU": 2}, max_starting=1)
     assert s.request("a", 1, CPU1) == [StartWorker()]
