@@ -10,12 +10,17 @@ from ember._core.actor_lifecycle import (
     EndProcess,
     Granted,
     GrantFailed,
+    HasEnded,
+    IsAt,
+    IsDead,
     Kill,
     ProcessDied,
+    RequestRemoteWorker,
     RequestWorker,
     ReturnWorker,
     SpecFailed,
     SpecReady,
+    SpilledTo,
     Started,
     StartFailed,
     StartProcess,
@@ -208,3 +213,78 @@ def test_a_dead_actor_ignores_everything_but_grants() -> None:
     ):
         assert a.handle(event) == [], event
     assert a.handle(Granted(0)) == [ReturnWorker()]
+
+
+def test_a_failed_argument_after_it_started_is_ignored() -> None:
+    """Regression: SpecFailed in ALIVE or RESTARTING made it DEAD with its process still
+    running (no EndProcess). Its arguments fail only before it is placed."""
+    a = alive(max_restarts=1)
+    assert (a.handle(SpecFailed("late", None)), a.state) == ([], ActorState.ALIVE)
+    assert a.handle(ProcessDied("crash")) == [AnswerCallers(), RequestWorker()]
+    assert (a.handle(SpecFailed("late", None)), a.state) == ([], ActorState.RESTARTING)
+
+
+def test_a_failed_argument_with_a_worker_granted_ends_its_process() -> None:
+    a = ActorLifecycle(0)
+    assert a.handle(Granted(0)) == [StartProcess(0)]
+    out = a.handle(SpecFailed("an argument failed", b"err"))
+    assert out == [Unregister(), AnswerCallers(), EndProcess()]
+    assert a.state is ActorState.DEAD
+
+
+def test_unplaceable_while_restarting_with_a_worker_ends_its_process() -> None:
+    a = alive(max_restarts=1)
+    a.handle(ProcessDied("crash"))
+    assert a.handle(Granted(1)) == [StartProcess(1)]
+    out = a.handle(Unplaceable("no node has GPU"))
+    assert out == [Unregister(), AnswerCallers(), EndProcess()]
+    assert (a.state, a.reason) == (ActorState.DEAD, "no node has GPU")
+
+
+def test_unplaceable_while_restarting_without_a_worker_dies() -> None:
+    a = alive(max_restarts=1)
+    a.handle(ProcessDied("crash"))
+    assert a.handle(Unplaceable("no node has GPU")) == [Unregister(), AnswerCallers()]
+    assert a.state is ActorState.DEAD
+
+
+def test_unplaceable_while_alive_is_ignored() -> None:
+    a = alive()
+    assert a.handle(Unplaceable("stale")) == []
+    assert a.state is ActorState.ALIVE
+
+
+def test_a_spilled_placement_asks_that_node_for_the_current_incarnation() -> None:
+    a = alive(max_restarts=1)
+    assert a.handle(SpilledTo(b"n2")) == []  # (a stale spill: it has its worker)
+    a.handle(ProcessDied("crash"))
+    assert a.handle(SpilledTo(b"n2")) == [RequestRemoteWorker(b"n2", 1)]
+    b = ActorLifecycle(0)
+    b.handle(SpecReady())
+    assert b.handle(SpilledTo(b"n3")) == [RequestRemoteWorker(b"n3", 0)]
+    b.handle(Kill(True, "killed"))
+    assert b.handle(SpilledTo(b"n3")) == []
+
+
+def test_what_a_caller_is_told_while_it_is_pending_alive_restarting_and_dead() -> None:
+    a = ActorLifecycle(1)
+    a.handle(SpecReady())
+    assert a.answer_for(0, ended=False) is None
+    a.handle(Granted(0))
+    a.handle(Started(0, "tcp:h:1"))
+    assert a.answer_for(0, ended=False) == IsAt("tcp:h:1", 0)
+    assert a.answer_for(1, ended=False) is None  # a newer incarnation than there is
+    assert a.answer_for(1, ended=True) is None
+    a.handle(ProcessDied("crash"))
+    ended = "crash. It was restarted (1 of 1 restarts used)"
+    assert a.answer_for(1, ended=True) == HasEnded(ended)
+    assert a.answer_for(1, ended=False) is None  # restarting: not reachable yet
+    a.handle(Granted(1))
+    a.handle(Started(1, "tcp:h:2"))
+    assert a.answer_for(0, ended=False) == IsAt("tcp:h:2", 1)
+    assert a.answer_for(1, ended=True) == HasEnded(ended)
+    a.handle(StartFailed(1, "stale", None))
+    a.handle(Kill(True, "killed"))
+    a.handle(ProcessDied("ended"))
+    assert a.answer_for(5, ended=True) == IsDead("killed", None)
+    assert a.answer_for(0, ended=False) == IsDead("killed", None)

@@ -162,6 +162,33 @@ def test_a_failed_pull_fails_its_waiters() -> None:
     ]
 
 
+def test_a_pull_refused_by_the_holder_fails_its_waiters_with_its_error() -> None:
+    index, _ = make()
+    w1, w2 = Waiter("w1"), Waiter("w2")
+    index.find(w1, b"o1", REMOTE_OWNER)
+    index.find(w2, b"o1", REMOTE_OWNER)
+    assert index.located_reply(b"o1", node_id=OTHER) == [Pull(b"o1", OTHER)]
+    gone = [OBJECT_LOST, "the object is no longer on the node that held it"]
+    assert index.pull_finished(b"o1", None, gone) == [
+        Failed(w1, OBJECT_LOST, gone[1]),
+        Failed(w2, OBJECT_LOST, gone[1]),
+    ]
+    w3 = Waiter("w3")  # a later wait asks the home again
+    assert index.find(w3, b"o1", REMOTE_OWNER) == [Locate(b"o1", REMOTE_OWNER, OTHER)]
+
+
+def test_the_home_asked_for_a_freed_object_says_it_was_freed() -> None:
+    index, world = make(grace=0.0)
+    store(index, world, b"o1")
+    index.dec_refs(OWNER, [b"o1"], now=0.0)
+    assert index.free_due(now=1.0) == [DeleteFile(b"o1", recycle=True)]
+    world.shm.discard(b"o1")
+    w = Waiter("w", where_only=True)
+    assert index.locate(w, b"o1", OWNER) == [
+        Failed(w, OBJECT_LOST, "the object was freed: no ref to it was left")
+    ]
+
+
 def test_the_home_answers_another_node_with_where_the_object_is() -> None:
     index, world = make()
     # Stored here: the asker pulls it from this node.
@@ -294,7 +321,7 @@ def test_an_actor_whose_refs_are_dropped_is_reported() -> None:
     index.hold_actor(b"actor", OWNER)
     index.dec_refs(OWNER, [b"actor"], now=0.0)
     out = index.free_due(now=1.0)
-    assert out == [DeleteFile(b"actor", recycle=False), ActorUnreferenced(b"actor")]
+    assert out == [ActorUnreferenced(b"actor")]  # (an actor has no file to delete)
 
 
 # ----------------------------------------------------------------------------- spilling

@@ -146,19 +146,17 @@ def test_hard_affinity_to_a_dead_node_is_refused() -> None:
     assert isinstance(refused, Refuse)
 
 
-def test_rebalance_spills_queued_work_when_another_node_has_room() -> None:
+def test_a_new_view_spills_queued_work_when_another_node_has_room() -> None:
     s = scheduler(node(B, {"CPU": 1}, {"CPU": 0}))
     s.request("caller", 1, CPU1)  # granted here
     assert s.request("caller", 2, CPU1, "x") == []  # nowhere has room: queued here
     assert s.saturated(CPU1)
-    assert s.placement is not None
-    s.placement.update([node(B, {"CPU": 1})])
-    assert not s.saturated(CPU1)
-    assert s.rebalance() == [Spill("caller", 2, B)]
+    assert s.view_changed([node(B, {"CPU": 1})]) == [Spill("caller", 2, B)]
+    assert s.saturated(CPU1)  # (the room B had is taken by what was spilled there)
     assert s.pending() == []
 
 
-def test_rebalance_moves_work_that_only_preferred_this_node() -> None:
+def test_a_new_view_moves_work_that_only_preferred_this_node() -> None:
     """A request for the node holding its arguments waited for ever once that node had died
     and the request sat here (it was never moved); only a hard node affinity stays put."""
     s = scheduler(node(B, {"CPU": 1}, {"CPU": 0}))
@@ -166,9 +164,7 @@ def test_rebalance_moves_work_that_only_preferred_this_node() -> None:
     assert s.request("caller", 2, CPU1, "x", strategy=["locality", C]) == []  # C is gone
     assert s.request("caller", 3, CPU1, "y", strategy=["node", LOCAL, True]) == []
     assert s.request("caller", 4, CPU1, "z", strategy=["node", LOCAL, False]) == []
-    assert s.placement is not None
-    s.placement.update([node(B, {"CPU": 3})])
-    assert s.rebalance() == [Spill("caller", 2, B), Spill("caller", 3, B)]
+    assert s.view_changed([node(B, {"CPU": 3})]) == [Spill("caller", 2, B), Spill("caller", 3, B)]
     assert [what for what, _ in s.pending()] == ["z"]
 
 
@@ -179,3 +175,20 @@ def test_the_infeasible_warning_on_a_cluster_reads_well() -> None:
         "train requires {CPU: 1, w: 1}, but no node of the cluster has them (this node lacks "
         "w (needs 1, node has 0)). It will wait until a node with these resources joins"
     ), warn.message
+
+
+def test_an_unreachable_peer_takes_no_work_until_a_new_view() -> None:
+    s = scheduler(node(B, {"CPU": 1}))
+    s.request("caller", 1, CPU1)  # granted here
+    assert s.peer_unreachable(B) == []
+    assert s.request("caller", 2, CPU1) == []  # queued here, not spilled to B
+    assert s.view_changed([node(B, {"CPU": 1})]) == [Spill("caller", 2, B)]
+
+
+def test_a_node_alone_ignores_cluster_views() -> None:
+    s = LeaseScheduler(NodeResources({"CPU": 1}))
+    s.worker_started(b"w1")
+    s.request("caller", 1, CPU1)
+    assert s.view_changed([node(B, {"CPU": 1})]) == []
+    assert s.peer_unreachable(B) == []
+    assert s.saturated(CPU1)

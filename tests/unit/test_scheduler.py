@@ -8,13 +8,13 @@ from ember._core.resources import NodeResources, Shape, shape_of
 from ember._core.scheduler import (
     Action,
     Grant,
-    LeaseLost,
     LeaseScheduler,
     Refuse,
     Revoke,
     StartWorker,
     StopWorker,
     WarnInfeasible,
+    _Lease,
 )
 
 CPU1 = shape_of({"CPU": 1})
@@ -24,6 +24,11 @@ GPU1 = shape_of({"CPU": 1, "GPU": 1})
 
 def make(total: Mapping[str, float] | None = None, max_starting: int = 2) -> LeaseScheduler:
     return LeaseScheduler(NodeResources(total or {"CPU": 2}), max_starting=max_starting)
+
+
+def lease(s: LeaseScheduler, lease_id: int) -> _Lease | None:
+    """The scheduler's own record of a lease (the node has no access to it)."""
+    return s._leases.get(lease_id)
 
 
 def grants(actions: Sequence[Action]) -> list[Grant]:
@@ -72,8 +77,8 @@ def test_request_without_worker_starts_one_then_grants() -> None:
     actions = s.worker_started(b"w1")
     assert actions == [Grant("a", 1, 1, b"w1", ())]
     assert s.pending() == []
-    lease = s.lease(1)
-    assert lease is not None and lease.client == "a" and lease.worker_id == b"w1"
+    record = lease(s, 1)
+    assert record is not None and record.client == "a" and record.worker_id == b"w1"
     assert s.resources.available["CPU"] == 10_000
 
 
@@ -114,7 +119,7 @@ def test_max_starting_is_at_least_one() -> None:
 def test_failed_worker_start_starts_another() -> None:
     s = make(max_starting=1)
     assert s.request("a", 1, CPU1) == [StartWorker()]
-    assert s.worker_start_failed() == [StartWorker()]
+    assert s.worker_start_failed("ImportError") == [StartWorker()]
     assert s.worker_started(b"w1") == [Grant("a", 1, 1, b"w1", ())]
 
 
@@ -131,11 +136,13 @@ def test_giving_up_on_worker_starts_refuses_every_queued_request_and_starts_none
     s = make({"CPU": 2}, max_starting=1)
     assert s.request("a", 1, CPU1) == [StartWorker()]
     assert s.request(("actor", b"x"), 0, CPU1, dedicated=True) == []
-    assert s.worker_start_failed() == [StartWorker()]
-    out = s.worker_start_failed(give_up="the log says why")
+    assert s.worker_start_failed("crash 1") == [StartWorker()]
+    assert s.worker_start_failed("crash 2") == [StartWorker()]
+    out = s.worker_start_failed("the log says why")
+    why = "Ember workers fail to start on this node. The last one's log says:\nthe log says why"
     assert out == [
-        Refuse("a", 1, "the log says why", "WorkerStartFailed"),
-        Refuse(("actor", b"x"), 0, "the log says why", "WorkerStartFailed"),
+        Refuse("a", 1, why, "WorkerStartFailed"),
+        Refuse(("actor", b"x"), 0, why, "WorkerStartFailed"),
     ]
     assert s.pending() == []
     # A worker that starts later still serves new requests.
@@ -149,8 +156,10 @@ def test_giving_up_refuses_only_what_is_still_queued() -> None:
     assert s.request("b", 2, CPU1) == [StartWorker()]
     assert s.request("c", 3, CPU1) == []
     assert s.return_lease(1) == [Grant("b", 2, 2, b"w1", ())]
-    out = s.worker_start_failed(give_up="no workers")
-    assert out == [Refuse("c", 3, "no workers", "WorkerStartFailed")]
+    assert s.worker_start_failed("no workers") == [StartWorker()]
+    assert s.worker_start_failed("no workers") == [StartWorker()]
+    (refused,) = s.worker_start_failed("no workers")
+    assert isinstance(refused, Refuse) and (refused.client, refused.rid) == ("c", 3)
 
 
 def test_request_that_does_not_fit_starts_no_worker() -> None:
@@ -190,7 +199,7 @@ def test_several_requests_granted_at_once_in_order() -> None:
         s.request("a", rid, CPU1)
     assert grants(s.worker_started(b"w1")) == [Grant("a", 1, 1, b"w1", ())]
     assert grants(s.worker_started(b"w2")) == [Grant("a", 2, 2, b"w2", ())]
-    assert s.worker_started(b"w3") == [Grant("a", 3, 3, b"w3", ())]
+    assert s.worker_started(b"w3") == [Grant("a", 3, 3, b"w3", (), saturated=True)]
 
 
 def test_request_that_does_not_fit_waits_for_a_returned_lease() -> None:
@@ -306,7 +315,8 @@ def test_worker_with_every_lease_blocked_takes_another_cpu_lease() -> None:
     g1 = grant_one(s, "a", 1)
     assert s.request("a", 2, CPU1) == []  # no CPU left
     actions = s.blocked(g1.lease_id)
-    assert actions == [Grant("a", 2, 2, b"w1", ())]  # same worker, no new process
+    # the same worker, no new process
+    assert actions == [Grant("a", 2, 2, b"w1", (), saturated=True)]
     assert s.resources.available["CPU"] == 0
 
 
@@ -326,7 +336,7 @@ def test_blocked_worker_does_not_take_a_gpu_lease() -> None:
     actions = s.request("a", 2, shape_of({"GPU": 1}))
     assert grants(actions) == []
     assert starts(actions) == 1
-    assert s.worker_started(b"w2") == [Grant("a", 2, 2, b"w2", (0,))]
+    assert s.worker_started(b"w2") == [Grant("a", 2, 2, b"w2", (0,), saturated=True)]
 
 
 def test_blocked_worker_does_not_take_a_dedicated_lease() -> None:
@@ -458,7 +468,7 @@ def test_returned_dedicated_lease_frees_the_worker() -> None:
     actor = grant_one(s, "a", 1, CPU1, dedicated=True)
     assert s.request("a", 2, CPU1) == []  # CPU is taken
     out = s.return_lease(actor.lease_id)
-    assert out == [Grant("a", 2, 2, b"w1", ())]
+    assert out == [Grant("a", 2, 2, b"w1", (), saturated=True)]
 
 
 def test_zero_cpu_actor_still_owns_its_worker() -> None:
@@ -480,9 +490,8 @@ def test_worker_died_reports_lost_leases_and_frees_resources() -> None:
     assert g2.worker_id == b"w2"
     g3 = grant_one(s, "c", 3)  # the blocked w1 takes it
     assert g3.worker_id == b"w1"
-    actions = s.worker_died(b"w1")
-    assert actions == [LeaseLost("a", g1.lease_id), LeaseLost("c", g3.lease_id)]
-    assert s.lease(g1.lease_id) is None and s.lease(g3.lease_id) is None
+    assert s.worker_died(b"w1") == []
+    assert lease(s, g1.lease_id) is None and lease(s, g3.lease_id) is None
     assert s.resources.available["CPU"] == 10_000  # g2 still holds one
     s.return_lease(g2.lease_id)
     assert s.resources.available == s.resources.total
@@ -492,18 +501,15 @@ def test_worker_died_then_queued_request_goes_elsewhere() -> None:
     s = with_workers(make({"CPU": 1}), b"w1", b"w2")
     g1 = grant_one(s, "a", 1)
     assert s.request("b", 1, CPU1) == [Revoke("a", g1.lease_id)]
-    actions = s.worker_died(b"w1")
-    assert actions[0] == LeaseLost("a", g1.lease_id)
-    assert grants(actions) == [Grant("b", 1, 2, b"w2", ())]
+    assert s.worker_died(b"w1") == [Grant("b", 1, 2, b"w2", (), saturated=True)]
     assert b"w1" not in s.idle_workers()
 
 
 def test_worker_died_starts_a_replacement_for_queued_work() -> None:
     s = with_workers(make({"CPU": 1}), b"w1")
-    g1 = grant_one(s, "a", 1)
+    grant_one(s, "a", 1)
     s.request("a", 2, CPU1)
-    actions = s.worker_died(b"w1")
-    assert actions == [LeaseLost("a", g1.lease_id), StartWorker()]
+    assert s.worker_died(b"w1") == [StartWorker()]
 
 
 def test_death_of_idle_or_unknown_worker() -> None:
@@ -515,8 +521,8 @@ def test_death_of_idle_or_unknown_worker() -> None:
 
 def test_death_of_actor_worker_loses_the_actor_lease() -> None:
     s = with_workers(make({"CPU": 1}), b"w1")
-    actor = grant_one(s, "a", 1, CPU1, dedicated=True)
-    assert s.worker_died(b"w1") == [LeaseLost("a", actor.lease_id)]
+    grant_one(s, "a", 1, CPU1, dedicated=True)
+    assert s.worker_died(b"w1") == []
     assert s.resources.available == s.resources.total
 
 
@@ -542,7 +548,7 @@ def test_client_gone_drops_its_requests_and_leases() -> None:
     actions = s.client_gone("a")
     assert actions == [StopWorker(b"w1"), StopWorker(b"w2")]  # nobody takes their results
     assert s.pending() == []
-    assert s.lease(1) is None and s.lease(2) is None
+    assert lease(s, 1) is None and lease(s, 2) is None
     assert s.resources.available == s.resources.total
     assert s.idle_workers() == []
 
@@ -553,7 +559,7 @@ def test_client_gone_leaves_other_clients_alone() -> None:
     gb = grant_one(s, "b", 1)
     s.request("b", 2, CPU2)
     s.client_gone("a")
-    assert s.lease(gb.lease_id) is not None
+    assert lease(s, gb.lease_id) is not None
     assert s.pending() == [("", True)]
 
 
@@ -567,13 +573,13 @@ def test_dead_caller_ends_other_leases_on_the_workers_it_orphans() -> None:
     s.blocked(parent.lease_id)
     other = grant_one(s, "sibling", 1)  # w2 again: its every lease is blocked
     assert (busy.worker_id, other.worker_id) == (b"w1", b"w2")
-    actions = s.client_gone("dead")
-    assert StopWorker(b"w2") in actions
-    assert LeaseLost("sibling", other.lease_id) in actions
+    assert s.client_gone("dead") == [StopWorker(b"w2")]
+    assert lease(s, other.lease_id) is None  # (its holder sees its connection to w2 close)
     assert s.worker_died(b"w2") == []  # its connection closes later: nothing left to free
     assert s.resources.available["CPU"] == 10_000  # only the driver's lease holds a CPU
     assert s.request("new", 1, CPU1) == [StartWorker()]
-    assert grants(s.worker_started(b"w3")) == [Grant("new", 1, other.lease_id + 1, b"w3", ())]
+    new_lease = other.lease_id + 1
+    assert grants(s.worker_started(b"w3")) == [Grant("new", 1, new_lease, b"w3", (), True)]
 
 
 def test_a_blocked_worker_is_shared_only_within_its_job() -> None:
@@ -598,7 +604,7 @@ def test_client_gone_grants_what_its_leases_free() -> None:
     g = grant_one(s, "a", 1)
     s.request("b", 1, CPU1)  # waits for a's CPU
     actions = s.client_gone("a")
-    assert actions == [StopWorker(b"w1"), Grant("b", 1, g.lease_id + 1, b"w2", ())]
+    assert actions == [StopWorker(b"w1"), Grant("b", 1, g.lease_id + 1, b"w2", (), True)]
 
 
 def test_client_gone_starts_workers_its_leases_make_room_for() -> None:
@@ -647,7 +653,7 @@ def test_starved_request_revokes_other_clients_leases_once() -> None:
     s = with_workers(make({"CPU": 1}), b"w1", b"w2")
     g = grant_one(s, "a", 1)
     assert s.request("b", 1, CPU1) == [Revoke("a", g.lease_id)]
-    assert s.lease(g.lease_id).revoked  # type: ignore[union-attr]
+    assert lease(s, g.lease_id).revoked  # type: ignore[union-attr]
     assert s.request("c", 1, CPU1) == []  # already asked
     assert s.request("b", 2, CPU1) == []
     out = s.return_lease(g.lease_id)
@@ -658,7 +664,7 @@ def test_same_client_same_shape_is_not_revoked() -> None:
     s = with_workers(make({"CPU": 1}), b"w1", b"w2")
     g = grant_one(s, "a", 1)
     assert s.request("a", 2, CPU1) == []
-    assert not s.lease(g.lease_id).revoked  # type: ignore[union-attr]
+    assert not lease(s, g.lease_id).revoked  # type: ignore[union-attr]
 
 
 def test_same_client_other_shape_is_not_revoked() -> None:
@@ -677,8 +683,8 @@ def test_blocked_and_dedicated_leases_are_not_revoked() -> None:
     busy = grant_one(s, "a", 3)  # takes the CPU the blocked one lent
     actions = s.request("b", 1, CPU1)
     assert revokes(actions) == [Revoke("a", busy.lease_id)]
-    assert not s.lease(actor.lease_id).revoked  # type: ignore[union-attr]
-    assert not s.lease(blocked.lease_id).revoked  # type: ignore[union-attr]
+    assert not lease(s, actor.lease_id).revoked  # type: ignore[union-attr]
+    assert not lease(s, blocked.lease_id).revoked  # type: ignore[union-attr]
 
 
 def test_no_revocation_when_waiting_only_for_a_worker() -> None:
@@ -694,8 +700,8 @@ def test_revocation_on_a_later_event() -> None:
     s.request("b", 1, CPU2)  # starved: revokes a's lease
     g2 = grant_one(s, "c", 1)  # backfills the free CPU ...
     # ... and is revoked at once, as the starved request still needs it.
-    assert s.lease(g1.lease_id).revoked  # type: ignore[union-attr]
-    assert s.lease(g2.lease_id).revoked  # type: ignore[union-attr]
+    assert lease(s, g1.lease_id).revoked  # type: ignore[union-attr]
+    assert lease(s, g2.lease_id).revoked  # type: ignore[union-attr]
 
 
 def test_other_clients_starved_request_revokes_even_if_holder_also_waits() -> None:
@@ -729,11 +735,92 @@ def test_waiting_groups_requests_by_kind_and_shape() -> None:
     assert sorted(s.waiting(cap=4)) == [("actor", GPU1, 2, False), ("task", CPU1, 4, False)]
 
 
-def test_lease_query() -> None:
-    s = with_workers(make(), b"w1")
-    g = grant_one(s, "a", 1, CPU1, dedicated=True)
-    lease = s.lease(g.lease_id)
-    assert lease is not None
-    assert lease.dedicated and not lease.blocked and not lease.revoked
-    assert lease.alloc.shape == CPU1
-    assert s.lease(g.lease_id + 1) is None
+def test_a_lease_whose_worker_its_holder_lost_stops_that_worker() -> None:
+    """The node used to read the lease's worker from the scheduler's record and decide to
+    kill it itself; now the scheduler says so."""
+    s = with_workers(make({"CPU": 1}), b"w1", b"w2")
+    g = grant_one(s, "a", 1)
+    assert s.request("b", 1, CPU1) == [Revoke("a", g.lease_id)]
+    assert s.lease_failed(g.lease_id) == [
+        StopWorker(b"w1"),
+        Grant("b", 1, g.lease_id + 1, b"w2", (), saturated=True),
+    ]
+    assert s.lease_failed(g.lease_id) == []  # (ended already)
+    assert s.idle_workers() == []
+    assert s.lease_failed(12345) == []
+
+
+def test_a_grant_says_whether_the_node_is_saturated_once_the_round_is_granted() -> None:
+    """The node computed `saturated` from the scheduler's lease record; a Grant carries it,
+    counted once every grant of the same round holds its resources."""
+    s = make({"CPU": 2})
+    assert s.prestart(2) == [StartWorker(), StartWorker()]
+    s.request("a", 1, CPU1)
+    s.request("a", 2, CPU1)
+    assert s.worker_started(b"w1") == [Grant("a", 1, 1, b"w1", (), saturated=False)]
+    assert s.worker_started(b"w2") == [Grant("a", 2, 2, b"w2", (), saturated=True)]
+    t = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    blocker = grant_one(t, "x", 1, CPU2)
+    t.request("a", 1, CPU1)
+    t.request("b", 1, CPU1)
+    # Both are granted in one round, and the first is told that no room is left either.
+    assert t.return_lease(blocker.lease_id) == [
+        Grant("a", 1, 2, b"w1", (), saturated=True),
+        Grant("b", 1, 3, b"w2", (), saturated=True),
+    ]
+
+
+# ----------------------------------------------------------------------------- reclaiming workers
+
+
+def idle_scheduler(kept: int = 1, seconds: float = 10.0) -> LeaseScheduler:
+    s = LeaseScheduler(NodeResources({"CPU": 4}), idle_kept=kept, idle_seconds=seconds)
+    return with_workers(s, b"w1", b"w2", b"w3")
+
+
+def test_idle_workers_beyond_those_kept_are_stopped_after_idling_long_enough() -> None:
+    s = idle_scheduler(kept=1, seconds=10.0)
+    assert s.idle_check(100.0, lambda w: False) == []  # idle since now
+    assert s.idle_check(109.0, lambda w: False) == []
+    assert s.idle_check(110.0, lambda w: False) == [StopWorker(b"w1"), StopWorker(b"w2")]
+    assert s.idle_workers() == [b"w3"]  # the one kept however long it idles
+    assert s.idle_check(1000.0, lambda w: False) == []
+
+
+def test_a_worker_idles_from_when_a_check_first_sees_it_idle() -> None:
+    s = idle_scheduler(kept=1, seconds=10.0)
+    g = grant_one(s, "a", 1)  # w1 is busy
+    s.idle_check(100.0, lambda w: False)
+    s.return_lease(g.lease_id)
+    s.idle_check(105.0, lambda w: False)  # w1 idle from now on
+    assert s.idle_check(110.0, lambda w: False) == [StopWorker(b"w2"), StopWorker(b"w3")]
+    assert s.idle_check(115.0, lambda w: False) == []  # w1 is the one kept
+
+
+def test_busy_and_actor_workers_are_never_stopped_for_idling() -> None:
+    s = idle_scheduler(kept=0, seconds=0.0)
+    grant_one(s, "a", 1)
+    grant_one(s, "actor", 0, dedicated=True)
+    assert s.idle_check(0.0, lambda w: False) == [StopWorker(b"w3")]
+    assert s.idle_check(1.0, lambda w: False) == []
+
+
+def test_an_idle_worker_that_owns_something_is_kept() -> None:
+    s = idle_scheduler(kept=0, seconds=0.0)
+    owners = {b"w1", b"w3"}
+    assert s.idle_check(0.0, lambda w: w in owners) == [StopWorker(b"w2")]
+    owners.clear()  # its objects were freed
+    assert s.idle_check(1.0, lambda w: w in owners) == [StopWorker(b"w1"), StopWorker(b"w3")]
+
+
+def test_start_failures_count_only_in_a_row() -> None:
+    s = make({"CPU": 2}, max_starting=1)
+    assert s.request("a", 1, CPU1) == [StartWorker()]
+    assert s.worker_start_failed("crash") == [StartWorker()]
+    assert s.worker_start_failed("crash") == [StartWorker()]
+    assert grants(s.worker_started(b"w1"))  # a worker came up: the count starts again
+    assert s.request("a", 2, CPU1) == [StartWorker()]  # (w1 is busy)
+    assert s.worker_start_failed("crash") == [StartWorker()]
+    assert s.worker_start_failed("crash") == [StartWorker()]
+    (refused,) = s.worker_start_failed("crash")
+    assert isinstance(refused, Refuse) and (refused.client, refused.rid) == ("a", 2)

@@ -2,11 +2,12 @@
 
 Theory of operation: the actor manager feeds one ``ActorLifecycle`` per actor the events of
 its life (its arguments are ready, a worker was granted, the process started or died, a kill)
-and carries out every action it returns (ask the scheduler for a worker, start the actor on
-it, end its process, free its name, answer the callers waiting to learn where it is). Which
-event a state takes, and what it does there, is the table ``_TABLE`` at the end of this
-module; an event that a state does not list is ignored (a stale answer for an incarnation
-that is gone, anything that happens to a dead actor).
+and carries out every action it returns (ask the scheduler or another node for a worker,
+start the actor on it, end its process, free its name, answer the callers waiting to learn
+where it is: ``answer_for`` says what each is told). Which event a state takes, and what it
+does there, is the table ``_TABLE`` at the end of this module; an event that a state does not
+list is ignored (a stale answer for an incarnation that is gone, anything that happens to a
+dead actor).
 
 A process that ends (a crash, a kill with ``no_restart=False``, the death of its node)
 restarts the actor while ``max_restarts`` allows (-1: no limit) and ``no_restart`` is not
@@ -58,6 +59,13 @@ class GrantFailed:
 
 
 @dataclass(frozen=True)
+class SpilledTo:
+    """The scheduler sends its placement to another node: ask that node for a worker."""
+
+    node_id: bytes
+
+
+@dataclass(frozen=True)
 class Unplaceable:
     """No worker can ever be had for it (no node can host it; workers fail to start)."""
 
@@ -101,6 +109,7 @@ Event = (
     | SpecFailed
     | Granted
     | GrantFailed
+    | SpilledTo
     | Unplaceable
     | Started
     | StartFailed
@@ -115,6 +124,14 @@ Event = (
 @dataclass(frozen=True)
 class RequestWorker:
     """Ask the lease scheduler for a dedicated worker."""
+
+
+@dataclass(frozen=True)
+class RequestRemoteWorker:
+    """Ask node ``node_id`` for a dedicated worker for ``incarnation``."""
+
+    node_id: bytes
+    incarnation: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ class AnswerCallers:
 
 Action = (
     RequestWorker
+    | RequestRemoteWorker
     | CancelRequest
     | StartProcess
     | ReturnWorker
@@ -158,6 +176,31 @@ Action = (
     | Unregister
     | AnswerCallers
 )
+
+
+# -- answers to a caller that asks where it is (see ``ActorLifecycle.answer_for``) ----------
+
+
+@dataclass(frozen=True)
+class IsDead:
+    reason: str
+    cause: bytes | None
+
+
+@dataclass(frozen=True)
+class HasEnded:
+    """The incarnation the caller used has ended; ``how`` says how (and that it restarted)."""
+
+    how: str
+
+
+@dataclass(frozen=True)
+class IsAt:
+    addr: str
+    incarnation: int
+
+
+Answer = IsDead | HasEnded | IsAt
 
 
 class ActorLifecycle:
@@ -179,6 +222,19 @@ class ActorLifecycle:
         step = _TABLE.get((self.state, type(event)))
         return [] if step is None else step(self, event)
 
+    def answer_for(self, min_incarnation: int, ended: bool) -> Answer | None:
+        """What a caller waiting for incarnation ``min_incarnation`` (or, with ``ended``, for
+        the end of the one before it) is told now; None: it waits on."""
+        if self.state is ActorState.DEAD:
+            return IsDead(self.reason, self.cause)
+        if self.incarnation < min_incarnation:
+            return None
+        if ended:
+            return HasEnded(self.last_end)
+        if self.state is ActorState.ALIVE:
+            return IsAt(self.addr, self.incarnation)
+        return None
+
     # -- transitions (see _TABLE) -----------------------------------------------------------
 
     def _spec_ready(self, _: Event) -> list[Action]:
@@ -186,8 +242,7 @@ class ActorLifecycle:
 
     def _spec_failed(self, event: Event) -> list[Action]:
         assert isinstance(event, SpecFailed)
-        self.no_restart = True
-        return self._die(event.reason, event.cause)
+        return self._fail(event.reason, event.cause)
 
     def _granted(self, event: Event) -> list[Action]:
         assert isinstance(event, Granted)
@@ -206,10 +261,13 @@ class ActorLifecycle:
         self._has_process = False
         return [RequestWorker()]
 
+    def _spilled_to(self, event: Event) -> list[Action]:
+        assert isinstance(event, SpilledTo)
+        return [RequestRemoteWorker(event.node_id, self.incarnation)]
+
     def _unplaceable(self, event: Event) -> list[Action]:
         assert isinstance(event, Unplaceable)
-        self.no_restart = True
-        return self._die(event.reason, None)
+        return self._fail(event.reason, None)
 
     def _started(self, event: Event) -> list[Action]:
         assert isinstance(event, Started)
@@ -223,8 +281,7 @@ class ActorLifecycle:
         assert isinstance(event, StartFailed)
         if event.incarnation != self.incarnation:
             return []
-        self.no_restart = True
-        return [*self._die(event.reason, event.cause), EndProcess()]
+        return self._fail(event.reason, event.cause)
 
     def _process_died(self, event: Event) -> list[Action]:
         assert isinstance(event, ProcessDied)
@@ -253,6 +310,12 @@ class ActorLifecycle:
             self._killing = f"{event.reason} (with no_restart=False)"
             return [EndProcess()]
         return []
+
+    def _fail(self, reason: str, cause: bytes | None) -> list[Action]:
+        """It dies for good, and a process it has (granted, maybe still starting) ends."""
+        self.no_restart = True
+        actions = self._die(reason, cause)
+        return [*actions, EndProcess()] if self._has_process else actions
 
     def _die(self, reason: str, cause: bytes | None) -> list[Action]:
         self.state = ActorState.DEAD
@@ -292,11 +355,12 @@ _PLACING = (ActorState.PENDING, ActorState.RESTARTING)
 # (state, event) -> what happens; a pair that is not here is ignored.
 _TABLE: dict[tuple[ActorState, type], _Step] = {
     (ActorState.PENDING, SpecReady): ActorLifecycle._spec_ready,
-    **{(s, SpecFailed): ActorLifecycle._spec_failed for s in _LIVING},
+    (ActorState.PENDING, SpecFailed): ActorLifecycle._spec_failed,
     **{(s, Granted): ActorLifecycle._granted for s in _PLACING},
     (ActorState.ALIVE, Granted): ActorLifecycle._return_worker,
     (ActorState.DEAD, Granted): ActorLifecycle._return_worker,
     **{(s, GrantFailed): ActorLifecycle._grant_failed for s in _PLACING},
+    **{(s, SpilledTo): ActorLifecycle._spilled_to for s in _PLACING},
     **{(s, Unplaceable): ActorLifecycle._unplaceable for s in _PLACING},
     **{(s, Started): ActorLifecycle._started for s in _PLACING},
     **{(s, StartFailed): ActorLifecycle._start_failed for s in _PLACING},

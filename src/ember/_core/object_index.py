@@ -470,7 +470,7 @@ class ObjectIndex:
             # tmpfs pages cost far more than overwriting old ones (for a pulled copy as for a
             # put). (An owner has pooled an object only it knew already.)
             out.append(DeleteFile(oid, recycle=True))
-        elif obj is None or obj.inline is None:
+        elif (obj is None or obj.inline is None) and oid not in self._actors:
             out.append(DeleteFile(oid, recycle=False))
         where = self._located.pop(oid, None)
         if where is not None:

@@ -21,7 +21,8 @@ from ember._core.resources import NodeResources, Shape, to_units
 
 def pinned(strategy: Any) -> bool:
     """Whether a request must stay on the node it was placed on (hard node affinity); any
-    other request queued on a node may spill later to a node with room (``rebalance``)."""
+    other request queued on a node may spill later to a node with room, after a new cluster
+    view (``LeaseScheduler.view_changed``)."""
     return (
         isinstance(strategy, (list, tuple))
         and bool(strategy)

@@ -1,14 +1,20 @@
 """The node's lease decisions: which request gets resources and which worker, and when to
-start or reclaim workers.
+start, stop or give up starting workers.
 
 Theory of operation: a caller asks for a *lease* of a resource shape; the node grants it with
 a worker process, and the caller then pushes tasks straight to that worker. This class decides
 grants and nothing else: the node manager feeds it events (requests, returns, workers starting
-and dying, tasks blocking in ``get``) and carries out the actions it returns.
+and dying, tasks blocking in ``get``, the cluster view, the passing of time for idle
+workers) and carries out every action it returns.
 
 On a cluster, a ``Placement`` first decides whether a request stays here or *spills* to
 another node (the caller then asks that node); requests queued here spill later when the
-cluster view shows room elsewhere and none here (``rebalance``).
+cluster view shows room elsewhere and none here (``view_changed``).
+
+Workers beyond ``idle_kept`` that idle for ``idle_seconds`` are stopped (``idle_check``);
+after ``START_FAILURES_TOLERATED`` workers in a row die before they connect, requests that
+wait for a worker are refused with the last one's log instead of workers being started for
+ever.
 
 A worker whose every lease is blocked in ``get`` counts as free: it may take another lease and
 run that task on another thread. That is how nested tasks (fib by recursion) run on two CPUs
@@ -19,11 +25,17 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
 from ember._core.resources import Allocation, NodeResources, Shape, describe
+
+# Idle workers beyond ``idle_kept`` are stopped after this long.
+IDLE_WORKER_SECONDS = 10.0
+# This many workers in a row that die before connecting: stop starting more.
+START_FAILURES_TOLERATED = 3
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,9 @@ class Grant:
     lease_id: int
     worker_id: bytes
     gpu_ids: tuple[int, ...]
+    # No room for another lease of this shape now, here or (as far as this node knows)
+    # elsewhere: the caller may queue a task behind another on its leases instead of waiting.
+    saturated: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,20 +90,14 @@ class Refuse:
 
 @dataclass(frozen=True)
 class StopWorker:
-    """End this worker: its caller is gone, so nobody would take what it computes."""
+    """End this worker's process: its caller is gone (nobody would take what it computes),
+    its caller lost it, or it idled too long. The scheduler has forgotten it already; the
+    holders of its leases see their connections to it close."""
 
     worker_id: bytes
 
 
-@dataclass(frozen=True)
-class LeaseLost:
-    """The worker behind a lease died; tell its holder."""
-
-    client: Hashable
-    lease_id: int
-
-
-Action = Grant | StartWorker | StopWorker | WarnInfeasible | Revoke | LeaseLost | Spill | Refuse
+Action = Grant | StartWorker | StopWorker | WarnInfeasible | Revoke | Spill | Refuse
 
 
 @dataclass
@@ -134,12 +143,19 @@ class LeaseScheduler:
         max_starting: int = 2,
         placement: Placement | None = None,
         first_lease_id: int = 1,
+        idle_kept: int = 1,
+        idle_seconds: float = IDLE_WORKER_SECONDS,
     ) -> None:
         """``first_lease_id``: on a cluster each node numbers its leases from its own start,
-        so that a caller holding leases of several nodes never sees the same id twice."""
+        so that a caller holding leases of several nodes never sees the same id twice.
+        ``idle_kept``: idle workers kept however long they idle (one per CPU)."""
         self.resources = resources
         self.placement = placement
         self.max_starting = max(1, max_starting)
+        self.idle_kept = idle_kept
+        self.idle_seconds = idle_seconds
+        self._idle_since: dict[bytes, float] = {}
+        self._start_failures = 0  # in a row
         self._queue: list[_Request] = []
         self._leases: dict[int, _Lease] = {}
         self._workers: dict[bytes, _Worker] = {}
@@ -180,11 +196,12 @@ class LeaseScheduler:
             return False
         return self.placement is None or not self.placement.room_elsewhere(shape)
 
-    def rebalance(self) -> list[Action]:
-        """After a new cluster view: spill queued requests that do not fit here to nodes
-        that now have room for them."""
+    def view_changed(self, view: Iterable[Mapping[str, Any]]) -> list[Action]:
+        """A new cluster view (the control store's node table): spill queued requests that do
+        not fit here to nodes that now have room for them."""
         if self.placement is None:
             return []
+        self.placement.update(view)
         actions: list[Action] = []
         keep = []
         for req in self._queue:
@@ -197,6 +214,12 @@ class LeaseScheduler:
                 actions.append(Spill(req.client, req.rid, target))
         self._queue = keep
         return actions
+
+    def peer_unreachable(self, node_id: bytes) -> list[Action]:
+        """No work goes to that node until a new view says it is alive (it may be dying)."""
+        if self.placement is not None:
+            self.placement.peers.pop(node_id, None)
+        return []
 
     def cancel_request(self, client: Hashable, rid: int) -> list[Action]:
         self._queue = [r for r in self._queue if not (r.client == client and r.rid == rid)]
@@ -218,8 +241,17 @@ class LeaseScheduler:
                 worker.dedicated = False
         return True
 
+    def lease_failed(self, lease_id: int) -> list[Action]:
+        """Its holder lost its connection to the lease's worker: that worker is stopped and
+        never leased again."""
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            return []
+        return [StopWorker(lease.worker_id), *self.worker_died(lease.worker_id)]
+
     def worker_started(self, worker_id: bytes) -> list[Action]:
         self._starting = max(0, self._starting - 1)
+        self._start_failures = 0
         self._workers[worker_id] = _Worker(worker_id)
         return self._dispatch()
 
@@ -229,31 +261,48 @@ class LeaseScheduler:
         self._starting += count
         return [StartWorker() for _ in range(count)]
 
-    def worker_start_failed(self, give_up: str | None = None) -> list[Action]:
-        """A worker died before it connected. With ``give_up`` (why workers cannot start
-        here), start no more: grant what the running workers can take and refuse the rest."""
+    def worker_start_failed(self, log: str) -> list[Action]:
+        """A worker died before it connected (``log``: the end of its log). After
+        ``START_FAILURES_TOLERATED`` in a row, start no more: grant what the running workers
+        can take and refuse the rest, with the log."""
         self._starting = max(0, self._starting - 1)
-        if give_up is None:
+        self._start_failures += 1
+        if self._start_failures < START_FAILURES_TOLERATED:
             return self._dispatch()
+        give_up = f"Ember workers fail to start on this node. The last one's log says:\n{log}"
         actions = self._dispatch(grant_only=True)
         actions += [Refuse(r.client, r.rid, give_up, "WorkerStartFailed") for r in self._queue]
         self._queue = []
         return actions
 
     def worker_died(self, worker_id: bytes) -> list[Action]:
-        """The worker died, or the node is stopping it: every lease on it ends (whoever
-        holds one is told) and it takes no more."""
-        return self._drop_worker(worker_id) + self._dispatch()
+        """The worker died: every lease on it ends (whoever holds one sees its connection to
+        the worker close) and it takes no more."""
+        self._drop_worker(worker_id)
+        return self._dispatch()
 
-    def _drop_worker(self, worker_id: bytes) -> list[Action]:
+    def _drop_worker(self, worker_id: bytes) -> None:
         worker = self._workers.pop(worker_id, None)
-        actions: list[Action] = []
         if worker is not None:
-            for lease_id in sorted(worker.leases):
-                lease = self._leases.pop(lease_id)
-                self.resources.release(lease.alloc)
-                actions.append(LeaseLost(lease.client, lease_id))
-        return actions
+            for lease_id in worker.leases:
+                self.resources.release(self._leases.pop(lease_id).alloc)
+
+    def idle_check(self, now: float, owns_anything: Callable[[bytes], bool]) -> list[Action]:
+        """Every so often (``now`` by the node's clock): stop workers beyond ``idle_kept``
+        that have idled for ``idle_seconds``, longest idle first, unless something of their
+        own still depends on them (``owns_anything``: objects, actors, leases as a caller)."""
+        self._idle_since = {w: self._idle_since.get(w, now) for w in self.idle_workers()}
+        spare = len(self._idle_since) - self.idle_kept
+        actions: list[Action] = []
+        for worker_id, since in sorted(self._idle_since.items(), key=lambda kv: kv[1]):
+            if spare <= 0 or now - since < self.idle_seconds:
+                break
+            if owns_anything(worker_id):
+                continue
+            actions.append(StopWorker(worker_id))
+            self._drop_worker(worker_id)
+            spare -= 1
+        return actions + self._dispatch() if actions else actions
 
     def client_gone(self, client: Hashable) -> list[Action]:
         """Its requests and leases go; the workers running its tasks are stopped (as Ray
@@ -267,7 +316,7 @@ class LeaseScheduler:
         actions: list[Action] = []
         for worker_id in orphaned:
             actions.append(StopWorker(worker_id))
-            actions += self._drop_worker(worker_id)
+            self._drop_worker(worker_id)
         return actions + self._dispatch()
 
     def blocked(self, lease_id: int) -> list[Action]:
@@ -294,9 +343,6 @@ class LeaseScheduler:
             worker.holding += change
 
     # -- queries ------------------------------------------------------------------------------
-
-    def lease(self, lease_id: int) -> _Lease | None:
-        return self._leases.get(lease_id)
 
     def pending(self) -> list[tuple[str, bool]]:
         """What waits for resources: (description, feasible) per queued request."""
@@ -345,7 +391,7 @@ class LeaseScheduler:
     def _dispatch(self, grant_only: bool = False) -> list[Action]:
         """Grant what can be granted; unless ``grant_only``, start workers for requests that
         have resources but no worker, and revoke leases for requests that lack resources."""
-        actions: list[Action] = []
+        granted: list[tuple[_Request, _Lease]] = []
         waiting_for_worker: list[Allocation] = []
         taken: set[bytes] = set()
         remaining: list[_Request] = []
@@ -371,11 +417,21 @@ class LeaseScheduler:
             worker.job = req.job
             if req.dedicated:
                 taken.add(worker_id)
-            actions.append(
-                Grant(req.client, req.rid, lease.lease_id, worker_id, tuple(alloc.gpu_ids))
-            )
+            granted.append((req, lease))
         for alloc in waiting_for_worker:
             self.resources.release(alloc)
+        # (saturated once every grant of this round holds its resources)
+        actions: list[Action] = [
+            Grant(
+                req.client,
+                req.rid,
+                lease.lease_id,
+                lease.worker_id,
+                tuple(lease.alloc.gpu_ids),
+                self.saturated(lease.alloc.shape),
+            )
+            for req, lease in granted
+        ]
         self._queue = remaining
         if grant_only:
             return actions

@@ -45,6 +45,15 @@ def describe_logs(path: str, session_dir: str) -> str:
     )
 
 
+def log_tail(path: str, lines: int = 30) -> str:
+    """The last lines of a log, for a message that says why a process failed."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def remove_node_files(
     shm_dir: str | None, session_dir: str, log_dir: str | None = None, keep_logs: bool = False
 ) -> str | None:

@@ -139,7 +139,7 @@ def _wait_ready(
     if not line:
         proc.kill()
         proc.wait()
-        said = _tail(log).strip()
+        said = cluster_files.log_tail(log).strip()
         raise RuntimeError(
             f"The Ember {what} did not start"
             + (f". Its log says:\n{said}" if said else " (it wrote nothing to its log).")
@@ -318,14 +318,6 @@ def _read_line(fd: int, timeout: float, proc: subprocess.Popen[bytes]) -> str:
     return data.decode()
 
 
-def _tail(path: str, lines: int = 30) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.0) -> None:
     """Return once the control store lists the node alive; else say why (the caller stops
     the node)."""
@@ -344,7 +336,7 @@ def _wait_joined(address: str, token: str, node: LocalNode, timeout: float = 15.
         time.sleep(0.05)
     if node.proc.poll() is not None:
         problem = f"the node exited with code {node.proc.returncode}"
-    log = _tail(os.path.join(node.log_dir, "node.log")).strip()
+    log = cluster_files.log_tail(os.path.join(node.log_dir, "node.log")).strip()
     raise RuntimeError(
         f"The node did not join the cluster at {address} ({problem})."
         + (f" Its log says:\n{log}" if log else "")

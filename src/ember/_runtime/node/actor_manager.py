@@ -35,14 +35,11 @@ class _ActorRecord:
     spec: bytes
     shape: Shape
     owner: bytes
-    job_id: bytes
-    name: str | None
     detached: bool
     life: ActorLifecycle
     class_name: str = ""
     strategy: Any = None
     worker_id: bytes = b""
-    lease_id: int = 0
     node: bytes = b""  # where its worker runs
     remote: Connection[_ActorRecord] | None = (
         None  # the direct connection to a worker on another node
@@ -109,8 +106,8 @@ class ActorManager:
     def spill_to(self, actor_id: bytes, node_id: bytes) -> None:
         """The scheduler sends its placement on to another node."""
         rec = self.actors.get(actor_id)
-        if rec is not None and rec.life.state is not ActorState.DEAD:
-            self.place_actor_remotely(rec, node_id)
+        if rec is not None:
+            self.handle(rec, life.SpilledTo(node_id))
 
     def worker_died(self, actor_id: bytes, why: str) -> None:
         """The local worker process hosting the actor ended."""
@@ -126,6 +123,8 @@ class ActorManager:
         for action in rec.life.handle(event):
             if isinstance(action, life.RequestWorker):
                 self.request_placement(rec)
+            elif isinstance(action, life.RequestRemoteWorker):
+                self.place_actor_remotely(rec, action.node_id, action.incarnation)
             elif isinstance(action, life.CancelRequest):
                 cancel = self.node.scheduler.cancel_request(("actor", rec.actor_id), 0)
                 self.node.run_actions(cancel)
@@ -141,6 +140,8 @@ class ActorManager:
                 self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
             elif isinstance(action, life.AnswerCallers):
                 self.answer_resolvers(rec)
+            else:
+                raise AssertionError(f"unknown actor lifecycle action {action!r}")
 
     def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
         """Register with the control store (which checks the name), then place it. A detached
@@ -187,8 +188,6 @@ class ActorManager:
             msg.spec,
             shape_of(msg.shape),
             msg.owner_id,
-            msg.job_id,
-            msg.name,
             msg.detached,
             ActorLifecycle(msg.max_restarts),
             class_name=msg.class_name,
@@ -242,9 +241,8 @@ class ActorManager:
         grant = _Grant(self.node.node_id, g.lease_id, g.worker_id, list(g.gpu_ids))
         self.handle(rec, life.Granted(rec.life.incarnation), grant)
 
-    def place_actor_remotely(self, rec: _ActorRecord, node_id: bytes) -> None:
+    def place_actor_remotely(self, rec: _ActorRecord, node_id: bytes, incarnation: int) -> None:
         """Ask another node for a dedicated worker; the actor starts there."""
-        incarnation = rec.life.incarnation
         conn = self.node.cluster.node_conn(node_id)
         if conn is None:
             # (else it could be chosen again at once, for ever)
@@ -280,7 +278,6 @@ class ActorManager:
         """Start the actor on the worker granted: here, or over a direct connection."""
         if grant.addr is None:
             rec.worker_id = grant.worker_id
-            rec.lease_id = grant.lease_id
             rec.node = grant.node_id
             self.start_actor(rec, self.node.pool.host(grant.worker_id, rec.actor_id), grant)
             return
@@ -409,18 +406,18 @@ class ActorManager:
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
-        lc = rec.life
         for conn, rid, min_inc, ended in rec.waiters:
-            if lc.state is ActorState.DEAD:
-                conn.send(m.Reply(rid, ["ActorDiedError", lc.reason], lc.cause))
-            elif ended and lc.incarnation >= min_inc:
-                conn.send(m.Reply(rid, None, {"ended": lc.last_end}))
-            elif lc.state is ActorState.ALIVE and lc.incarnation >= min_inc:
+            answer = rec.life.answer_for(min_inc, ended)
+            if isinstance(answer, life.IsDead):
+                conn.send(m.Reply(rid, ["ActorDiedError", answer.reason], answer.cause))
+            elif isinstance(answer, life.HasEnded):
+                conn.send(m.Reply(rid, None, {"ended": answer.how}))
+            elif isinstance(answer, life.IsAt):
                 conn.send(
                     m.Reply(
                         rid,
                         None,
-                        {"addr": lc.addr, "incarnation": lc.incarnation, "node": rec.node},
+                        {"addr": answer.addr, "incarnation": answer.incarnation, "node": rec.node},
                     )
                 )
             else:

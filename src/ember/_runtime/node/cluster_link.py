@@ -234,9 +234,7 @@ class ClusterLink:
                 node.node_died(entry["node_id"], "the control store declared it dead")
             self.view[entry["node_id"]] = entry
             self.by_tag[entry["node_id"][:4]] = entry["node_id"]
-        if node.scheduler.placement is not None:
-            node.scheduler.placement.update(view)
-            node.run_actions(node.scheduler.rebalance())
+        node.run_actions(node.scheduler.view_changed(view))
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node as last heard of."""
@@ -253,9 +251,7 @@ class ClusterLink:
 
     def peer_unreachable(self, node_id: bytes) -> None:
         """No work goes to that node until a new view says it is alive (it may be dying)."""
-        placement = self.node.scheduler.placement
-        if placement is not None:
-            placement.peers.pop(node_id, None)
+        self.node.run_actions(self.node.scheduler.peer_unreachable(node_id))
 
     def head_conn(self) -> Connection | None:
         """A connection to the head node, if this node is not it (None on one machine)."""

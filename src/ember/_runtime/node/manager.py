@@ -1,12 +1,13 @@
 """The node manager process: resources, worker pool, leases, actors and the object store index.
 
 Theory of operation: one single-threaded reactor serves every local process. The node manager
-holds four parts, each owning its state: a worker pool (``node_workers``), an object directory
-(``node_objects``: the objects in the node's shared-memory folder, their refs, waits, pulls
-and spilling), an actor manager (``node_actors``) and a cluster link (``node_cluster``: the
-control store, heartbeats, other nodes). Lease decisions come from
-``_core.scheduler.LeaseScheduler``; this module turns messages into its events and the parts'
-calls, and carries out every action the scheduler returns. On one machine the control store
+holds four parts, each owning its state: a worker pool (``worker_pool``), an object directory
+(``object_directory``: the objects in the node's shared-memory folder, their refs, waits,
+pulls and spilling), an actor manager (``actor_manager``) and a cluster link
+(``cluster_link``: the control store, heartbeats, other nodes). Lease decisions, and when to
+start or stop workers, come from ``_core.scheduler.LeaseScheduler``; this module turns
+messages into its events and the parts' calls, and carries out every action the scheduler
+returns. On one machine the control store
 runs in this process too, behind its own socket; on a cluster the node joins the head's, and
 also listens on TCP for other nodes and for callers on other hosts.
 
@@ -76,6 +77,10 @@ class NodeManager:
             max_starting=max(2, cpus),
             placement=Placement(self.node_id) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
+            idle_kept=cpus,
+            idle_seconds=float(
+                os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
+            ),
         )
         self.token = config.token
         self.host = node_host(config.node_ip) if self.clustered else "127.0.0.1"
@@ -90,7 +95,7 @@ class NodeManager:
         self.failed = False  # stopped by a failure, not on request: keep the logs
         worker_env = dict(os.environ)
         worker_env.pop("CUDA_VISIBLE_DEVICES", None)
-        self.pool = WorkerPool(self, worker_env, soft_limit=cpus)
+        self.pool = WorkerPool(self, worker_env)
         self.objects = ObjectDirectory(
             self,
             StoreFiles(config.shm_dir, config.spill_dir),
@@ -186,8 +191,6 @@ class NodeManager:
                 conn = self._conn_for(action.client)
                 if conn is not None:
                     conn.send(m.LogLines([f"(ember) Warning: {action.message}"]))
-            elif isinstance(action, sched.LeaseLost):
-                pass  # its holder sees its connection to the worker close
             elif isinstance(action, sched.Spill):
                 self.spill(action)
             elif isinstance(action, sched.Refuse):
@@ -195,6 +198,8 @@ class NodeManager:
                     action.client.send(m.Reply(action.rid, [action.error, action.message]))
                 elif isinstance(action.client, tuple):
                     self.actors.cannot_place(action.client[1], action.message)
+            else:
+                raise AssertionError(f"unknown scheduler action {action!r}")
 
     def spill(self, action: sched.Spill) -> None:
         """Send a lease request on to another node: the caller asks there, or (for an actor
@@ -218,7 +223,6 @@ class NodeManager:
         assert isinstance(g.client, Connection)
         w = self.pool.get(g.worker_id)
         assert w is not None and w.client is not None
-        lease = self.scheduler.lease(g.lease_id)
         g.client.send(
             m.Reply(
                 g.rid,
@@ -228,9 +232,7 @@ class NodeManager:
                     "worker_id": g.worker_id,
                     "addr": w.client.listen_addr,
                     "gpu_ids": list(g.gpu_ids),
-                    # No room for another lease of this shape now: the caller may queue a
-                    # task behind another on its leases instead of waiting for a new one.
-                    "saturated": lease is not None and self.scheduler.saturated(lease.alloc.shape),
+                    "saturated": g.saturated,
                     "node": self.node_id,
                 },
             )
@@ -276,11 +278,8 @@ class NodeManager:
                 )
             )
         elif isinstance(msg, m.ReturnLease):
-            lease = self.scheduler.lease(msg.lease_id)
-            if msg.worker_failed and lease is not None:
-                # The caller lost its connection to this worker: never lease it again.
-                self.pool.kill(lease.worker_id)
-                self.run_actions(self.scheduler.worker_died(lease.worker_id))
+            if msg.worker_failed:  # the caller lost its connection to this worker
+                self.run_actions(self.scheduler.lease_failed(msg.lease_id))
             else:
                 self.run_actions(self.scheduler.return_lease(msg.lease_id))
         elif isinstance(msg, m.CancelLeaseRequest):

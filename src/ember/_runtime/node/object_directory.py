@@ -116,6 +116,8 @@ class ObjectDirectory:
                     peer.send(m.DropOwner([a.oid], a.owner))
             elif isinstance(a, ix.ActorUnreferenced):
                 self.node.actors.refs_dropped(a.actor_id)
+            else:
+                raise AssertionError(f"unknown object index action {a!r}")
 
     def _answer(self, waiter: Waiter, err: Any, value: Any) -> None:
         if not waiter.where_only:

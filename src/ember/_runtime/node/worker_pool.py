@@ -1,11 +1,10 @@
-"""The node manager's worker pool: forking workers, noticing how they end, stopping idle ones.
+"""The node manager's worker pool: forking workers, noticing how they end, stopping them.
 
 Workers are forked from the node process (which has the runtime imported and no threads), so
-a start costs milliseconds. The lease scheduler decides when to start or stop one; the pool
-carries that out and keeps each worker's process, so that a caller or an actor's restart can
-be told how a process ended (its exit status and log). Workers that die before they connect
-count as start failures: after a few in a row, what waits for a worker fails with the last
-one's log instead of workers being started for ever.
+a start costs milliseconds. The lease scheduler decides when to start or stop one (idle ones
+too) and when to give up on workers that die before they connect; the pool carries that out,
+tells it of such deaths with the end of their logs, and keeps each worker's process, so that
+a caller or an actor's restart can be told how a process ended (its exit status and log).
 """
 
 from __future__ import annotations
@@ -23,22 +22,18 @@ from typing import TYPE_CHECKING
 from ember import exceptions as exc
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._runtime.launch.cluster_files import describe_logs
+from ember._runtime.launch.cluster_files import describe_logs, log_tail
 from ember._transport.reactor import Connection
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager, _Client
 
-# Idle workers beyond one per CPU are stopped after this long (EMBER_IDLE_WORKER_SECONDS).
-IDLE_WORKER_SECONDS = 10.0
 # Workers whose process ended, kept so that a caller can still ask how (WorkerExit).
 _ENDED_WORKERS_KEPT = 64
 # A worker's connection closes a moment before its process can be reaped: how long to wait
 # for its exit status, and how often to look.
 _EXIT_WAIT_SECONDS = 1.0
 _EXIT_POLL_SECONDS = 0.005
-# This many workers in a row that die before connecting: stop starting more.
-_START_FAILURES_TOLERATED = 3
 
 
 class _Forked:
@@ -84,18 +79,12 @@ class WorkerProc:
 
 
 class WorkerPool:
-    def __init__(self, node: NodeManager, worker_env: dict[str, str], soft_limit: int) -> None:
+    def __init__(self, node: NodeManager, worker_env: dict[str, str]) -> None:
         self.node = node
         self.worker_env = worker_env
-        self.soft_limit = soft_limit  # idle workers kept however long they idle
-        self.idle_worker_seconds = float(
-            os.environ.get("EMBER_IDLE_WORKER_SECONDS", IDLE_WORKER_SECONDS)
-        )
         self.workers: dict[bytes, WorkerProc] = {}
         self.ended: collections.OrderedDict[bytes, WorkerProc] = collections.OrderedDict()
         self.exited: list[_Forked] = []  # ended processes not reaped yet
-        self.idle_since: dict[bytes, float] = {}
-        self.start_failures = 0
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -149,7 +138,6 @@ class WorkerPool:
         if w is None:
             return False
         w.client = client
-        self.start_failures = 0
         return True
 
     def host(self, worker_id: bytes, actor_id: bytes) -> Connection:
@@ -180,29 +168,19 @@ class WorkerPool:
 
     def reap(self, now: float) -> None:
         """Notice workers that exited without ever connecting (a crash at start-up), reap
-        ended processes, and stop workers idle for a while beyond one per CPU."""
+        ended processes, and let the scheduler stop workers that idled too long."""
+        node = self.node
         for w in list(self.workers.values()):
             if w.proc.has_ended() and w.client is None:
                 del self.workers[w.worker_id]
-                self._start_failed(w)
+                tail = log_tail(w.log_path, 20)
+                sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
+                node.run_actions(node.scheduler.worker_start_failed(tail))
         self.exited = [p for p in self.exited if not p.has_ended()]
-        self._stop_idle(now)
-
-    def _stop_idle(self, now: float) -> None:
-        node = self.node
-        idle = set(node.scheduler.idle_workers())
-        self.idle_since = {w: self.idle_since.get(w, now) for w in idle}
-        spare = len(idle) - self.soft_limit
-        for worker_id, since in sorted(self.idle_since.items(), key=lambda kv: kv[1]):
-            if spare <= 0 or now - since < self.idle_worker_seconds:
-                break
-            if self._owns_anything(worker_id):
-                continue  # objects, actors or leases of its own still depend on it
-            node.run_actions(node.scheduler.worker_died(worker_id))
-            self.kill(worker_id)
-            spare -= 1
+        node.run_actions(node.scheduler.idle_check(now, self._owns_anything))
 
     def _owns_anything(self, worker_id: bytes) -> bool:
+        """Do objects, actors or leases of its own (as a caller) still depend on it?"""
         node = self.node
         w = self.workers.get(worker_id)
         conn = w.client.conn if w is not None and w.client is not None else None
@@ -211,17 +189,6 @@ class WorkerPool:
             or node.objects.owned_by(worker_id)
             or node.actors.owned_by(worker_id)
         )
-
-    def _start_failed(self, w: WorkerProc) -> None:
-        """After a few workers in a row die before connecting, fail what waits for them
-        with their log instead of starting more for ever."""
-        tail = _tail(w.log_path)
-        sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
-        self.start_failures += 1
-        give_up = None
-        if self.start_failures >= _START_FAILURES_TOLERATED:
-            give_up = f"Ember workers fail to start on this node. The last one's log says:\n{tail}"
-        self.node.run_actions(self.node.scheduler.worker_start_failed(give_up))
 
     def when_exited(
         self, w: WorkerProc, then: Callable[[], None], deadline: float | None = None
@@ -275,11 +242,3 @@ class WorkerPool:
             proc.kill()
         for proc in procs:
             proc.wait(timeout=5)
-
-
-def _tail(path: str, lines: int = 20) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
