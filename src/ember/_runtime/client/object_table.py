@@ -132,6 +132,17 @@ class ObjectTable:
     def entry(self, oid: bytes) -> _Obj | None:
         return self._entries.get(oid)
 
+    def arg_for_task(self, oid: bytes) -> tuple[list[Any], bytes, int]:
+        """Under lock, for a ready object a task takes as an argument: what the task's
+        message carries (``[kind, value]``, or ``[STORED, oid]``: its worker reads it from the
+        store), and, when it is stored on another node, that node and its size (else b"", 0):
+        the task may prefer to run there."""
+        obj = self._entries[oid]  # (held by the task's pins)
+        if obj.kind == STORED:
+            obj.shared = True  # the worker's hold on it may reach the node after our free
+            return [STORED, oid], obj.where, obj.data if obj.where else 0
+        return [obj.kind, obj.data], b"", 0
+
     def add_pending(self, oids: list[bytes]) -> None:
         """Under lock: the return objects of a task this process submitted."""
         entries = self._entries
