@@ -13,10 +13,12 @@ submit-and-get reuses it meanwhile), or at once if the node revokes it.
 
 When a worker dies, the task it ran is retried while it has retries left (else the client
 asks the node how the worker ended and fails the task with that); a task queued behind it
-most likely never ran, and queues again without using a retry.
+most likely never ran, and queues again without using a retry. A task whose stored result
+was lost with its node runs again (*lineage*), also within its retries.
 
-This class decides and nothing else: the client feeds it events (a task ready, a lease
-granted, spilled or refused, a task done, a worker lost, a cancel, the time) and carries out
+This class decides and nothing else: the client feeds it events (a task ready or an
+argument of it failed, a lease granted, spilled or refused, a task done, a worker lost, a
+cancel, a re-run, the time) and carries out
 every action it returns, in order. It holds no sockets, threads or clocks; the client's
 records for tasks extend ``Task``, and ``Lease.via``/``Lease.peer`` are the client's handles
 for the node that granted a lease and the worker it names, opaque here.
