@@ -1,7 +1,9 @@
-"""Cancelling tasks: recursive cancel reaches the children, force on actor tasks is refused."""
+"""Cancelling tasks: recursive cancel reaches the children, force on actor tasks is refused,
+a task or actor call cancelled before it went."""
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -44,3 +46,90 @@ def test_force_cancel_of_an_actor_task_is_refused(ray):
     ray.cancel(ref)
     with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.RayTaskError)):
         ray.get(ref, timeout=T)
+
+
+def test_a_task_cancelled_while_its_argument_is_made_stays_cancelled_if_that_fails(ray, signal_cls):
+    """Its argument failing later used to overwrite the cancel with that error."""
+    sig = signal_cls.remote()
+
+    @ray.remote(max_retries=0)
+    def fails_when_released(sig):
+        ray.get(sig.wait.remote(), timeout=T)
+        raise ValueError("the argument failed")
+
+    @ray.remote
+    def use(x):
+        return x
+
+    arg = fails_when_released.remote(sig)
+    ref = use.remote(arg)
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=T)
+    ray.get(sig.send.remote(), timeout=T)
+    with pytest.raises(ValueError):
+        ray.get(arg, timeout=T)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=T)
+
+
+def test_cancelling_an_actor_call_waiting_for_its_argument_lets_the_calls_behind_it_run(
+    ray, signal_cls
+):
+    """The calls queued behind it used to wait until its argument was ready."""
+    sig = signal_cls.remote()
+
+    @ray.remote
+    def released(sig):
+        return ray.get(sig.wait.remote(), timeout=T)
+
+    @ray.remote
+    class Echo:
+        def echo(self, x="ready"):
+            return x
+
+    echo = Echo.remote()
+    assert ray.get(echo.echo.remote(), timeout=T) == "ready"
+    waiting = echo.echo.remote(released.remote(sig))
+    behind = echo.echo.remote()
+    ray.cancel(waiting)
+    try:
+        assert ray.get(behind, timeout=T) == "ready"
+    finally:
+        ray.get(sig.send.remote(), timeout=T)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(waiting, timeout=T)
+
+
+@pytest.mark.parametrize("end", ["cancelled", "argument failed"])
+def test_an_actor_whose_handle_is_dropped_ends_once_its_last_call_ends_unsent(ray, signal_cls, end):
+    """A call that never went (cancelled, or its argument failed) used to keep the release
+    of the actor's last handle waiting for ever: the actor lived on."""
+    sig = signal_cls.remote()
+
+    @ray.remote(num_cpus=0, max_retries=0)
+    def argument(sig, fail):
+        ray.get(sig.wait.remote(), timeout=T)
+        if fail:
+            raise ValueError("the argument failed")
+        return 1
+
+    @ray.remote(num_cpus=1)
+    class Pinger:
+        def ping(self, x=None):
+            return 1
+
+    actor = Pinger.remote()
+    assert ray.get(actor.ping.remote(), timeout=T) == 1
+    ref = actor.ping.remote(argument.remote(sig, end == "argument failed"))
+    del actor  # its release waits for the call queued
+    gc.collect()
+    ray.put(None)  # (which counts the dropped handle now, before the cancel)
+    if end == "cancelled":
+        ray.cancel(ref)
+    else:
+        ray.get(sig.send.remote(), timeout=T)
+    wait_until(free_cpus, T, "the actor to give its CPU back", until=lambda n: n == 2)
+    with pytest.raises((ray.exceptions.TaskCancelledError, ValueError)):
+        ray.get(ref, timeout=T)
+    ray.get(sig.send.remote(), timeout=T)

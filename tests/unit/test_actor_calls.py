@@ -37,6 +37,17 @@ def of(kind: type, actions: Sequence[Action]) -> list[Any]:
     return [a for a in actions if isinstance(a, kind)]
 
 
+class _Cancelled:
+    """Equal to any TaskCancelledError (an action compares its error with ==)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, exc.TaskCancelledError)
+
+
+def cancelled(t: Task) -> Fail:
+    return Fail(t, _Cancelled())  # type: ignore[arg-type]
+
+
 def alive(m: ActorCalls, max_task_retries: int = 0) -> Actor:
     actor = m.add(Actor(b"actor", "A", max_task_retries))
     [resolve] = m.flush(actor)
@@ -54,7 +65,7 @@ def test_calls_wait_for_the_actor_to_be_resolved_then_go_in_order() -> None:
     assert m.flush(actor) == [Resolve(actor, 0)]
     assert m.flush(actor) == []  # (one resolve at a time)
     out = m.resolved(actor, 0, PEER)
-    assert [s.task for s in of(SendCall, out)] == [a, b] and actor.state is State.ALIVE
+    assert out == [SendCall(a, actor), SendCall(b, actor)] and actor.state is State.ALIVE
 
 
 def test_a_call_waits_for_its_arguments_and_holds_back_the_ones_behind() -> None:
@@ -65,7 +76,7 @@ def test_a_call_waits_for_its_arguments_and_holds_back_the_ones_behind() -> None
     m.submit(actor, b)
     assert m.flush(actor) == []
     a.ready = True
-    assert [s.task for s in of(SendCall, m.flush(actor))] == [a, b]
+    assert m.flush(actor) == [SendCall(a, actor), SendCall(b, actor)]
 
 
 def test_an_unreachable_process_is_resolved_again_at_the_next_incarnation() -> None:
@@ -83,11 +94,10 @@ def test_a_dead_actor_fails_every_call_with_why() -> None:
     m.flush(actor)
     m.submit(actor, b)
     error = exc.ActorDiedError("constructor failed", actor_id="00", class_name="A")
-    out = m.died(actor, error)
-    assert [(f.task, f.error) for f in of(Fail, out)] == [(a, error), (b, error)]
+    assert m.died(actor, error) == [Fail(a, error), Fail(b, error)]
     later = call()
     m.submit(actor, later)
-    assert [f.task for f in of(Fail, m.flush(actor))] == [later]
+    assert m.flush(actor) == [Fail(later, error)]
 
 
 def test_a_done_call_finishes_and_one_failing_retryably_is_sent_again() -> None:
@@ -96,9 +106,9 @@ def test_a_done_call_finishes_and_one_failing_retryably_is_sent_again() -> None:
     a = call(retries=1)
     m.submit(actor, a)
     m.flush(actor)
-    out = m.call_done(a, actor, "error", retry=True)
-    assert [s.task for s in of(SendCall, out)] == [a] and a.retries_left == 0
-    assert m.call_done(a, actor, "error", retry=True) == [Finish(a, "error")]
+    assert m.call_done(a, actor, "error", retryable=True) == [SendCall(a, actor)]
+    assert a.retries_left == 0
+    assert m.call_done(a, actor, "error", retryable=True) == [Finish(a, "error")]
 
 
 def test_a_lost_connection_resends_calls_with_retries_and_asks_about_the_others() -> None:
@@ -109,12 +119,10 @@ def test_a_lost_connection_resends_calls_with_retries_and_asks_about_the_others(
         m.submit(actor, t)
     m.flush(actor)
     assert m.on_peer(PEER) == [actor]
-    out = m.connection_lost(actor)
-    assert of(AskHowLost, out) == [AskHowLost(b, actor, 0)]
-    assert of(Resolve, out) == [Resolve(actor, 1)] and actor.state is State.PENDING
+    assert m.connection_lost(actor) == [AskHowLost(b, actor, 0), Resolve(actor, 1)]
+    assert actor.state is State.PENDING
     assert list(actor.queue) == [a, c] and a.retries_left == 0 and c.retries_left == -1
-    out = m.resolved(actor, 1, "new peer")
-    assert [s.task for s in of(SendCall, out)] == [a, c]
+    assert m.resolved(actor, 1, "new peer") == [SendCall(a, actor), SendCall(c, actor)]
     error = exc.ActorDiedError("it crashed", actor_id="00", class_name="A")
     assert m.lost_call_failed(b, actor, error) == [Fail(b, error)]
 
@@ -126,21 +134,75 @@ def test_cancelling_a_queued_call_fails_it_and_a_sent_one_is_interrupted() -> No
     m.submit(actor, a)
     m.submit(actor, b)
     m.flush(actor)
-    [fail] = m.cancel(b, actor, recursive=True)
-    assert isinstance(fail, Fail) and isinstance(fail.error, exc.TaskCancelledError)
+    assert m.cancel(b, actor, recursive=True) == [cancelled(b)]
     assert m.cancel(a, actor, recursive=True) == [CancelCall(a, actor, True)]
-    [lost] = m.connection_lost(actor)[:1]  # a cancelled call is not retried
-    assert isinstance(lost, Fail) and lost.task is a
+    # A cancelled call is not retried.
+    assert m.connection_lost(actor) == [cancelled(a), Resolve(actor, 1)]
 
 
-def test_a_call_whose_arguments_failed_leaves_the_queue() -> None:
+def test_cancelling_a_call_waiting_for_its_arguments_lets_the_ones_behind_go() -> None:
     m = ActorCalls()
     actor = alive(m)
     a, b = call(ready=False), call()
     m.submit(actor, a)
     m.submit(actor, b)
-    assert m.withdraw(a, actor) and not m.withdraw(a, actor)
-    assert [s.task for s in of(SendCall, m.flush(actor))] == [b]
+    assert m.flush(actor) == []
+    assert m.cancel(a, actor, recursive=False) == [cancelled(a), SendCall(b, actor)]
+    assert m.args_failed(a, actor, "error") == []  # (failed already, as cancelled)
+
+
+def test_a_call_whose_arguments_failed_finishes_with_that_and_the_ones_behind_go() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b = call(ready=False), call()
+    m.submit(actor, a)
+    m.submit(actor, b)
+    assert m.args_failed(a, actor, "error") == [Finish(a, "error"), SendCall(b, actor)]
+    assert not actor.queue
+
+
+def test_a_release_deferred_behind_a_call_whose_arguments_failed_goes_then() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call(ready=False)
+    m.submit(actor, a)
+    assert m.release(b"actor", "kill it") == []
+    assert m.args_failed(a, actor, "error") == [Finish(a, "error"), SendRelease("kill it")]
+    assert m.get(b"actor") is None
+
+
+def test_a_release_deferred_behind_a_cancelled_call_goes_then() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call(ready=False)
+    m.submit(actor, a)
+    assert m.release(b"actor", "kill it") == []
+    assert m.cancel(a, actor, recursive=False) == [cancelled(a), SendRelease("kill it")]
+    assert m.get(b"actor") is None
+
+
+def test_a_release_deferred_behind_a_cancelled_call_lost_with_its_process_goes_then() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a = call(retries=3)
+    m.submit(actor, a)
+    m.flush(actor)
+    m.release(b"actor", "kill it")
+    assert m.cancel(a, actor, recursive=False) == [CancelCall(a, actor, False)]
+    assert m.connection_lost(actor) == [cancelled(a), SendRelease("kill it")]  # (no resolve)
+
+
+def test_an_actor_known_dead_is_not_resolved_again_when_its_connection_closes() -> None:
+    m = ActorCalls()
+    actor = alive(m)
+    a, b = call(retries=1), call()
+    m.submit(actor, a)
+    m.submit(actor, b)
+    m.flush(actor)
+    error = exc.ActorDiedError("killed", actor_id="00", class_name="A")
+    assert m.died(actor, error) == []  # (both were sent: they wait for the connection)
+    assert m.connection_lost(actor) == [Fail(b, error), Fail(a, error)]
+    assert actor.state is State.DEAD and a.retries_left == 1
 
 
 def test_a_release_waits_for_the_calls_already_submitted() -> None:
@@ -150,7 +212,7 @@ def test_a_release_waits_for_the_calls_already_submitted() -> None:
     m.submit(actor, a)
     m.flush(actor)
     assert m.release(b"actor", "kill it") == []
-    assert m.call_done(a, actor, "ok", retry=False) == [SendRelease("kill it"), Finish(a, "ok")]
+    assert m.call_done(a, actor, "ok", retryable=False) == [SendRelease("kill it"), Finish(a, "ok")]
     assert m.get(b"actor") is None
 
 

@@ -20,6 +20,7 @@ from ember._core.task_leases import (
     Finish,
     Push,
     ReturnLease,
+    RunAgain,
     SendCancel,
     TakeBack,
     Task,
@@ -48,6 +49,17 @@ def of(kind: type, actions: Sequence[Action]) -> list[Any]:
     return [a for a in actions if isinstance(a, kind)]
 
 
+class _Cancelled:
+    """Equal to any TaskCancelledError (an action compares its error with ==)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, exc.TaskCancelledError)
+
+
+def cancelled(t: Task) -> Fail:
+    return Fail(t, _Cancelled())  # type: ignore[arg-type]
+
+
 def grant(
     m: TaskLeases, ask: AskLease, lease_id: int, saturated: bool = False, worker: str = "w"
 ) -> list[Action]:
@@ -67,10 +79,9 @@ def test_a_task_asks_for_a_lease_and_is_pushed_once_it_is_granted() -> None:
     m = TaskLeases()
     t = task()
     [ask] = m.submit(t)
-    assert isinstance(ask, AskLease) and ask.to is None and not ask.spilled
+    assert ask == AskLease(ask.key, 1, None, False)
     [push] = grant(m, ask, 7)
-    assert isinstance(push, Push) and push.task is t and push.lease.lease_id == 7
-    assert t.lease is push.lease
+    assert push == Push(t, t.lease) and push.lease.lease_id == 7
 
 
 def test_a_finished_task_frees_its_lease_for_the_next_and_results_follow_the_push() -> None:
@@ -78,11 +89,11 @@ def test_a_finished_task_frees_its_lease_for_the_next_and_results_follow_the_pus
     a, b = task(), task()
     [ask] = m.submit(a)
     grant(m, ask, 1)
+    lease = a.lease
     out = m.submit(b)  # one lease wanted beside the busy one
-    assert of(AskLease, out) and not of(Push, out)
-    done = m.task_done(a, "results", False, now=5.0)
-    assert [type(x) for x in done] == [Push, CancelAsk, Finish]  # next task out first
-    assert done[0].task is b and done[2].results == "results"
+    assert out == [AskLease(ask.key, 2, None, False)]
+    done = m.task_done(a, "results", False, now=5.0)  # next task out first
+    assert done == [Push(b, lease), CancelAsk(ask.key, 2), Finish(a, "results")]
 
 
 def test_an_idle_lease_goes_back_after_a_while_and_at_once_when_asked() -> None:
@@ -90,15 +101,16 @@ def test_an_idle_lease_goes_back_after_a_while_and_at_once_when_asked() -> None:
     a = task()
     [ask] = m.submit(a)
     grant(m, ask, 1)
+    lease = a.lease
     m.task_done(a, None, False, now=10.0)
     assert m.tick(10.0 + IDLE_LEASE_SECONDS / 2) == []
-    [ret] = m.tick(10.0 + IDLE_LEASE_SECONDS * 2)
-    assert isinstance(ret, ReturnLease) and not ret.failed
+    assert m.tick(10.0 + IDLE_LEASE_SECONDS * 2) == [ReturnLease(lease, False)]
     b = task()
     [ask] = m.submit(b)
     grant(m, ask, 2)
+    lease = b.lease
     m.task_done(b, None, False, now=20.0)
-    assert [r.lease.lease_id for r in of(ReturnLease, m.return_idle())] == [2]
+    assert m.return_idle() == [ReturnLease(lease, False)]
 
 
 def test_requests_are_capped_and_cancelled_once_nothing_waits() -> None:
@@ -106,11 +118,19 @@ def test_requests_are_capped_and_cancelled_once_nothing_waits() -> None:
     tasks = [task() for _ in range(MAX_LEASE_REQUESTS + 4)]
     asks = [a for t in tasks for a in of(AskLease, m.submit(t))]
     assert len(asks) == MAX_LEASE_REQUESTS
-    grant(m, asks[0], 1)
-    for t in tasks[1:]:
-        m.cancel(t, False, False)
-    out = m.task_done(tasks[0], None, False, now=0.0)
-    assert len(of(CancelAsk, out)) == MAX_LEASE_REQUESTS  # (refilled when the first came)
+    key = asks[0].key
+    assert of(AskLease, grant(m, asks[0], 1)) == [
+        AskLease(key, MAX_LEASE_REQUESTS + 1, None, False)
+    ]
+    for t in tasks[1:-1]:
+        assert m.cancel(t, False, False) == [cancelled(t)]  # (others still wait)
+    # The last one queued: no task waits, the requests are withdrawn (refilled to the cap
+    # when the first lease came).
+    assert m.cancel(tasks[-1], False, False) == [
+        cancelled(tasks[-1]),
+        *[CancelAsk(key, req) for req in range(2, MAX_LEASE_REQUESTS + 2)],
+    ]
+    assert m.task_done(tasks[0], None, False, now=0.0) == [Finish(tasks[0], None)]
 
 
 def test_a_saturated_node_gets_a_second_task_queued_behind_a_running_one() -> None:
@@ -118,28 +138,28 @@ def test_a_saturated_node_gets_a_second_task_queued_behind_a_running_one() -> No
     a, b = task(), task()
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     out = grant(m, asks[0], 1, saturated=True)
-    assert [p.task for p in of(Push, out)] == [a, b]  # b waits behind a, request kept open
-    assert [x.task_id for x in out[0].lease.tasks] == [a.task_id, b.task_id]
+    assert out == [Push(a, a.lease), Push(b, a.lease)]  # b waits behind a, request kept open
+    assert a.lease.tasks == [a, b] and m.asking(asks[1].key, asks[1].req)
 
 
 def test_no_second_task_on_a_gpu_lease() -> None:
     m = TaskLeases()
     a, b = task(shape=GPU1), task(shape=GPU1)
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
-    assert [p.task for p in of(Push, grant(m, asks[0], 1, saturated=True))] == [a]
+    assert grant(m, asks[0], 1, saturated=True) == [Push(a, a.lease)]
 
 
 def test_a_free_lease_takes_back_a_task_waiting_behind_another() -> None:
     m = TaskLeases()
     a, b = task(), task()
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
+    key = asks[0].key
     first = grant(m, asks[0], 1, saturated=True)
     busy = first[0].lease
-    [take] = of(TakeBack, grant(m, asks[1], 2))  # nothing queued: ask for b back
-    assert take.lease is busy and take.lease is busy and take.task_ids == [b.task_id]
-    out = m.took_back(take.key, busy, take.task_ids, [b.task_id], now=1.0)
-    [push] = of(Push, out)
-    assert push.task is b and push.lease.lease_id == 2
+    # Nothing queued: ask for b back (and no lease for it meanwhile: one is waiting for it).
+    assert grant(m, asks[1], 2) == [TakeBack(key, busy, [b.task_id])]
+    out = m.took_back(key, busy, [b.task_id], [b.task_id], now=1.0)
+    assert out == [Push(b, key.leases[2])] and busy.tasks == [a]
 
 
 def test_a_task_that_started_before_it_could_be_taken_back_stays() -> None:
@@ -147,18 +167,19 @@ def test_a_task_that_started_before_it_could_be_taken_back_stays() -> None:
     a, b = task(), task()
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     busy = grant(m, asks[0], 1, saturated=True)[0].lease
-    [take] = of(TakeBack, grant(m, asks[1], 2))
+    [take] = grant(m, asks[1], 2)
     out = m.took_back(take.key, busy, take.task_ids, [], now=1.0)
-    assert not of(Push, out) and b.started and b.lease is busy
+    assert out == [] and b.started and b.lease is busy
 
 
 def test_a_spilled_request_asks_the_node_named() -> None:
     m = TaskLeases()
     [ask] = m.submit(task())
+    t = ask.key.queue[0]
     [again] = m.spilled(ask.key, ask.req, ("node2", "tcp:addr"))
-    assert isinstance(again, AskLease) and again.to == ("node2", "tcp:addr") and again.spilled
+    assert again == AskLease(ask.key, 2, ("node2", "tcp:addr"), True)
     assert m.spilled(ask.key, ask.req, ("node3", "x")) == []  # (answered already)
-    assert of(Push, grant(m, again, 9))
+    assert grant(m, again, 9) == [Push(t, t.lease)]
 
 
 def test_a_refused_request_fails_the_queue_or_asks_again() -> None:
@@ -178,19 +199,20 @@ def test_a_lease_granted_after_it_is_no_longer_wanted_goes_back() -> None:
     a, b = task(), task()
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     grant(m, asks[0], 1)
-    m.cancel(b, False, False)
-    assert of(CancelAsk, m.task_done(a, None, False, now=0.0)) == [
-        CancelAsk(asks[1].key, asks[1].req)
-    ]
-    [ret] = grant(m, asks[1], 3)
-    assert isinstance(ret, ReturnLease) and ret.lease.lease_id == 3
+    # b was the only task waiting for a lease: its request is withdrawn at once.
+    assert m.cancel(b, False, False) == [cancelled(b), CancelAsk(asks[1].key, asks[1].req)]
+    assert not m.asking(asks[1].key, asks[1].req)
+    assert m.task_done(a, None, False, now=0.0) == [Finish(a, None)]
+    [ret] = grant(m, asks[1], 3)  # (its answer crossed the withdrawal)
+    assert ret == ReturnLease(ret.lease, False) and ret.lease.lease_id == 3
 
 
 def test_an_unreachable_worker_gives_its_lease_back_as_failed_and_asks_again() -> None:
     m = TaskLeases()
     [ask] = m.submit(task())
     out = m.granted(ask.key, ask.req, 4, b"w4", [], False, NODE, None)
-    assert [type(x) for x in out] == [ReturnLease, AskLease] and out[0].failed
+    assert out == [ReturnLease(out[0].lease, True), AskLease(ask.key, 2, None, False)]
+    assert out[0].lease.lease_id == 4
 
 
 def test_a_worker_crash_retries_the_running_task_and_requeues_the_one_behind_for_free() -> None:
@@ -200,8 +222,8 @@ def test_a_worker_crash_retries_the_running_task_and_requeues_the_one_behind_for
     lease = grant(m, asks[0], 1, saturated=True)[0].lease
     assert m.leases_of(lease.peer) == [lease]
     out = m.worker_lost(lease)
-    assert of(ReturnLease, out) == [ReturnLease(lease, True)]
-    assert not of(WorkerCrashed, out) and not of(Fail, out)
+    # Both queue again: one more lease wanted beside the request still open for b.
+    assert out == [ReturnLease(lease, True), AskLease(asks[0].key, 3, None, False)]
     assert a.retries_left == 1 and b.retries_left == 0  # b most likely never ran
     assert list(asks[0].key.queue) == [a, b]
     assert m.worker_lost(lease) == []  # (reported once)
@@ -212,8 +234,7 @@ def test_a_worker_crash_with_no_retry_left_fails_the_task_with_how_the_worker_en
     a = task(retries=0)
     [ask] = m.submit(a)
     lease = grant(m, ask, 1)[0].lease
-    [ret, crashed] = m.worker_lost(lease)
-    assert isinstance(ret, ReturnLease) and crashed == WorkerCrashed(a, lease)
+    assert m.worker_lost(lease) == [ReturnLease(lease, True), WorkerCrashed(a, lease)]
 
 
 def test_a_started_task_behind_another_uses_a_retry_when_its_worker_dies() -> None:
@@ -221,21 +242,23 @@ def test_a_started_task_behind_another_uses_a_retry_when_its_worker_dies() -> No
     a, b = task(retries=0), task(retries=0)
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     busy = grant(m, asks[0], 1, saturated=True)[0].lease
-    [take] = of(TakeBack, grant(m, asks[1], 2))
+    [take] = grant(m, asks[1], 2)
     m.took_back(take.key, busy, take.task_ids, [], now=0.0)  # b started
-    assert [c.task for c in of(WorkerCrashed, m.worker_lost(busy))] == [a, b]
+    assert m.worker_lost(busy) == [
+        ReturnLease(busy, True),
+        WorkerCrashed(a, busy),
+        WorkerCrashed(b, busy),
+    ]
 
 
 def test_retries_on_error_run_again_until_exhausted() -> None:
     m = TaskLeases()
     t = task(retries=1)
     [ask] = m.submit(t)
-    grant(m, ask, 1)
-    out = m.task_done(t, "error", True, now=0.0)
-    assert [p.task for p in of(Push, out)] == [t] and not of(Finish, out)
+    lease = grant(m, ask, 1)[0].lease
+    assert m.task_done(t, "error", True, now=0.0) == [Push(t, lease)]
     assert t.retries_left == 0
-    out = m.task_done(t, "error", True, now=0.0)
-    assert of(Finish, out) == [Finish(t, "error")]
+    assert m.task_done(t, "error", True, now=0.0) == [Finish(t, "error")]
 
 
 def test_unlimited_retries_stay_unlimited() -> None:
@@ -251,9 +274,8 @@ def test_cancelling_a_queued_task_fails_it_and_it_never_runs() -> None:
     m = TaskLeases()
     a, b = task(), task()
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
-    [fail] = m.cancel(b, False, False)
-    assert isinstance(fail, Fail) and isinstance(fail.error, exc.TaskCancelledError)
-    assert [p.task for p in of(Push, grant(m, asks[0], 1, saturated=True))] == [a]
+    assert m.cancel(b, False, False) == [cancelled(b)]  # (a still waits for a lease)
+    assert grant(m, asks[0], 1, saturated=True) == [Push(a, a.lease), CancelAsk(asks[1].key, 2)]
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -274,8 +296,8 @@ def test_a_cancelled_task_lost_with_its_worker_fails_as_cancelled() -> None:
     [ask] = m.submit(a)
     lease = grant(m, ask, 1)[0].lease
     m.cancel(a, False, False)
-    fails = of(Fail, m.worker_lost(lease))
-    assert [f.task for f in fails] == [a] and a.retries_left == 3
+    assert m.worker_lost(lease) == [ReturnLease(lease, True), cancelled(a)]
+    assert a.retries_left == 3
 
 
 def test_a_revoked_lease_goes_back_once_its_task_is_done() -> None:
@@ -284,10 +306,11 @@ def test_a_revoked_lease_goes_back_once_its_task_is_done() -> None:
     [ask] = m.submit(a)
     lease = grant(m, ask, 1)[0].lease
     assert m.revoked(1) == []
-    m.submit(b)
-    out = m.task_done(a, None, False, now=0.0)
-    assert ReturnLease(lease, False) in out and not of(Push, out)  # b waits for another
+    [ask_b] = m.submit(b)
+    # b waits for another lease (asked for when it came).
+    assert m.task_done(a, None, False, now=0.0) == [ReturnLease(lease, False), Finish(a, None)]
     assert m.revoked(1) == []  # (gone)
+    assert ask_b == AskLease(ask.key, 2, None, False)
 
 
 def test_a_node_thought_dying_gets_no_more_tasks() -> None:
@@ -298,7 +321,7 @@ def test_a_node_thought_dying_gets_no_more_tasks() -> None:
     m.task_done(a, None, False, now=0.0)
     assert m.leases_on(b"NODE") == [lease]
     assert m.distrust(b"NODE") == [ReturnLease(lease, False)]
-    assert not of(Push, m.submit(b))
+    assert m.submit(b) == [AskLease(ask.key, 2, None, False)]
 
 
 def test_a_push_to_a_worker_already_gone_requeues_the_task_without_a_retry() -> None:
@@ -307,8 +330,8 @@ def test_a_push_to_a_worker_already_gone_requeues_the_task_without_a_retry() -> 
     [ask] = m.submit(a)
     [push] = grant(m, ask, 1)
     out = m.push_failed(a, push.lease)
-    assert of(AskLease, out) and not of(Push, out) and a.lease is None
-    assert of(Push, m.worker_lost(push.lease)) == []  # still queued, no retry used
+    assert out == [AskLease(ask.key, 2, None, False)] and a.lease is None
+    assert m.worker_lost(push.lease) == [ReturnLease(push.lease, True)]  # no retry used
     assert list(ask.key.queue) == [a]
 
 
@@ -317,18 +340,17 @@ def test_spread_puts_one_task_on_each_lease() -> None:
     a, b = task(strategy="SPREAD"), task(strategy="SPREAD")
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     lease = grant(m, asks[0], 1)[0].lease
-    out = m.task_done(a, None, False, now=0.0)
-    assert ReturnLease(lease, False) in out and not of(Push, out)
-    assert of(Push, grant(m, asks[1], 2))[0].task is b
+    assert m.task_done(a, None, False, now=0.0) == [ReturnLease(lease, False), Finish(a, None)]
+    assert grant(m, asks[1], 2) == [Push(b, b.lease)] and b.lease is not lease
 
 
 def test_a_task_off_its_lease_for_a_lost_argument_keeps_its_retries() -> None:
     m = TaskLeases()
     a = task(retries=1)
     [ask] = m.submit(a)
-    grant(m, ask, 1)
-    assert not of(Finish, m.detach(a, now=0.0)) and a.lease is None and a.retries_left == 1
-    assert of(Push, m.submit(a))  # arguments made again: it runs on the idle lease
+    lease = grant(m, ask, 1)[0].lease
+    assert m.detach(a, now=0.0) == [] and a.lease is None and a.retries_left == 1
+    assert m.submit(a) == [Push(a, lease)]  # arguments made again: it runs on the idle lease
 
 
 def test_a_request_for_one_shape_returns_idle_leases_of_another() -> None:
@@ -338,4 +360,90 @@ def test_a_request_for_one_shape_returns_idle_leases_of_another() -> None:
     lease = grant(m, ask, 1)[0].lease
     m.task_done(a, None, False, now=0.0)
     out = m.submit(b)
-    assert out[0] == ReturnLease(lease, False) and isinstance(out[1], AskLease)
+    assert out == [ReturnLease(lease, False), AskLease(out[1].key, 2, None, False)]
+
+
+def test_cancelling_the_last_queued_task_withdraws_its_lease_request() -> None:
+    m = TaskLeases()
+    a = task()
+    [ask] = m.submit(a)
+    assert m.cancel(a, False, False) == [cancelled(a), CancelAsk(ask.key, ask.req)]
+    [ret] = grant(m, ask, 1)  # (its answer crossed the withdrawal)
+    assert ret == ReturnLease(ret.lease, False) and ret.lease.lease_id == 1
+
+
+def test_cancelling_a_task_waiting_for_its_arguments_fails_it_and_nothing_else() -> None:
+    m = TaskLeases()
+    a = task()
+    assert m.cancel(a, False, False) == [cancelled(a)]  # (not queued: no lease wanted)
+    assert m.submit(a) == []  # its arguments come ready later: it does not run
+    assert m.args_failed(a, "error") == []  # or one fails: it is not finished twice
+
+
+def test_a_task_whose_argument_failed_finishes_with_that_error() -> None:
+    m = TaskLeases()
+    a = task(retries=3)
+    assert m.args_failed(a, "error") == [Finish(a, "error")] and a.retries_left == 3
+
+
+def test_a_retryable_error_of_a_cancelled_task_is_not_retried() -> None:
+    m = TaskLeases()
+    a = task(retries=2)
+    [ask] = m.submit(a)
+    lease = grant(m, ask, 1)[0].lease
+    assert m.cancel(a, False, False) == [SendCancel(a, lease, False, False, False)]
+    assert m.task_done(a, "error", True, now=0.0) == [Finish(a, "error")]
+    assert a.retries_left == 2
+
+
+def test_a_cancelled_task_handed_back_fails_and_is_not_queued_again() -> None:
+    m = TaskLeases()
+    a, b = task(), task()
+    asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
+    busy = grant(m, asks[0], 1, saturated=True)[0].lease
+    [take] = grant(m, asks[1], 2)
+    assert m.cancel(b, False, False) == [SendCancel(b, busy, False, False, False)]
+    assert m.took_back(take.key, busy, [b.task_id], [b.task_id], now=1.0) == [cancelled(b)]
+    assert not take.key.queue and busy.tasks == [a] and b.lease is None
+
+
+def test_a_take_back_unanswered_because_the_worker_is_gone_leaves_its_tasks_for_the_loss() -> None:
+    m = TaskLeases()
+    a, b = task(), task()
+    asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
+    key = asks[0].key
+    busy = grant(m, asks[0], 1, saturated=True)[0].lease
+    [take] = grant(m, asks[1], 2)
+    # Not asked again from the same worker, nor marked started; one lease wanted for b
+    # (the free one may be taken by the next task submitted).
+    assert m.took_back(key, busy, [b.task_id], None, now=1.0) == [AskLease(key, 3, None, False)]
+    assert busy.tasks == [a, b] and not b.started and busy.lost
+    c = task()
+    assert m.submit(c) == [Push(c, key.leases[2])]  # (not behind a, on the lost lease)
+    out = m.worker_lost(busy)  # a has no retry left; b most likely never ran
+    assert out == [ReturnLease(busy, True), WorkerCrashed(a, busy)]
+    assert list(key.queue) == [b]
+
+
+def test_rerunning_a_task_for_a_lost_object_uses_a_retry_and_distrusts_its_node() -> None:
+    m = TaskLeases()
+    a, b = task(retries=1), task(retries=1)
+    [ask] = m.submit(a)
+    lease = m.granted(ask.key, ask.req, 1, b"NODEworker", [], False, NODE, "peer")[0].lease
+    m.task_done(a, "results", False, now=0.0)
+    assert m.rerun(a, b"NODE") == [ReturnLease(lease, False), RunAgain(a)]
+    assert a.retries_left == 0 and not a.ready
+    assert m.rerun(a, b"NODE") is None  # no retry left
+    assert m.rerun(b, b"") == [RunAgain(b)]  # (no lease there)
+    c = task(retries=-1)
+    c.cancelled = True
+    assert m.rerun(c, b"NODE") is None
+
+
+def test_use_retry() -> None:
+    t = task(retries=2)
+    assert t.use_retry() and t.use_retry() and not t.use_retry() and t.retries_left == 0
+    t = task(retries=-1)
+    assert t.use_retry() and t.retries_left == -1
+    t.cancelled = True
+    assert not t.use_retry()

@@ -20,6 +20,7 @@ from ember._runtime.launch.launcher import LocalNode, node_resources, spawn_node
 
 if TYPE_CHECKING:
     from ember._runtime.client.core_client import CoreClient
+    from ember._runtime.object_store.remote_store import RemoteStore
     from ember._runtime.runtime import Runtime
 
 _lock = threading.RLock()
@@ -130,16 +131,17 @@ def _client(
     token: str | None,
     namespace: str,
     log_to_driver: bool,
-    store: Any = None,  # a RemoteStore in client mode, which CoreClient's annotation misses
+    store: RemoteStore | None = None,  # in client mode
 ) -> CoreClient:
     from ember._runtime.client.core_client import CoreClient
-    from ember._runtime.object_store.store import StoreFiles
 
     client = CoreClient(
         kind="driver",
         node_address=node_address,
         control_address=control_address,
-        store=store or StoreFiles(shm_dir, spill_dir),
+        shm_dir=shm_dir,
+        spill_dir=spill_dir,
+        store=store,
         client_id=node_id[:4] + ids.random_id(8),
         job_id=ids.random_id(4),
         namespace=namespace,

@@ -187,14 +187,12 @@ class ActorCalls:
         actor.error = error
         return self.flush(actor)
 
-    def call_done(self, task: Task, actor: Actor, results: Any, retry: bool) -> list[Action]:
-        """The actor answered ``task``; ``retry``: it failed with an error that counts for a
-        retry (one of its ``retry_exceptions``)."""
+    def call_done(self, task: Task, actor: Actor, results: Any, retryable: bool) -> list[Action]:
+        """The actor answered ``task``; ``retryable``: it failed with an error that counts for
+        a retry (one of its ``retry_exceptions``)."""
         actor.inflight.pop(task.task_id, None)
         out: list[Action] = []
-        if retry and task.retries_left != 0 and not task.cancelled:
-            if task.retries_left > 0:
-                task.retries_left -= 1
+        if retryable and task.use_retry():
             actor.queue.appendleft(task)
             out += self.flush(actor)
         else:
@@ -202,40 +200,55 @@ class ActorCalls:
             out.append(Finish(task, results))
         return out
 
-    def withdraw(self, task: Task, actor: Actor) -> bool:
-        """Take ``task`` off the queue (its arguments failed); False if it was sent."""
-        if task not in actor.queue:
-            return False
+    def args_failed(self, task: Task, actor: Actor, results: Any) -> list[Action]:
+        """An argument of the call ``task`` failed: it is never sent, and finishes with
+        ``results`` (that error); the calls queued behind it go on."""
+        if task not in actor.queue:  # (failed already: the actor died meanwhile)
+            return _NONE
         actor.queue.remove(task)
-        return True
+        out: list[Action] = [Finish(task, results)]
+        out += self.flush(actor)
+        self._idle(actor, out)
+        return out
 
     def cancel(self, task: Task, actor: Actor, recursive: bool) -> list[Action]:
         """A call not sent yet fails at once; a sent one is interrupted by the actor."""
         task.cancelled = True
-        if self.withdraw(task, actor):
-            return [Fail(task, exc.TaskCancelledError(task.task_id.hex()))]
+        if task in actor.queue:
+            actor.queue.remove(task)
+            out: list[Action] = [Fail(task, exc.TaskCancelledError(task.task_id.hex()))]
+            if actor.state is State.ALIVE:  # (the calls queued behind it may go now)
+                out += self.flush(actor)
+            self._idle(actor, out)
+            return out
         if task.task_id in actor.inflight and actor.peer is not None:
             return [CancelCall(task, actor, recursive)]
         return _NONE
 
     def connection_lost(self, actor: Actor) -> list[Action]:
         """The connection to the actor's process closed: the calls sent there are sent again
-        after the restart, or fail."""
-        actor.state = State.PENDING
+        after the restart, or fail. (The actor may be known dead already: then there is no
+        restart to wait for, and they fail with why it died.)"""
+        dead = actor.state is State.DEAD
+        if not dead:
+            actor.state = State.PENDING
         actor.peer = None
         lost = sorted(actor.inflight.values(), key=lambda t: t.task_id)
         actor.inflight.clear()
         out: list[Action] = []
+        asking = False  # how a call was lost (then a release waits for its answer)
         for task in reversed(lost):
-            if task.retries_left != 0 and not task.cancelled:
-                if task.retries_left > 0:
-                    task.retries_left -= 1
-                actor.queue.appendleft(task)
-            elif task.cancelled:
+            if task.cancelled:
                 out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
+            elif dead:
+                out.append(Fail(task, actor.error or died(actor, "dead")))
+            elif task.use_retry():
+                actor.queue.appendleft(task)
             else:
                 out.append(AskHowLost(task, actor, actor.incarnation))
-        out += self._resolve(actor)
+                asking = True
+        if (asking or not self._idle(actor, out)) and not dead:
+            out += self._resolve(actor)
         return out
 
     def lost_call_failed(self, task: Task, actor: Actor, error: BaseException) -> list[Action]:
@@ -261,8 +274,12 @@ class ActorCalls:
         actor.resolving = True
         return [Resolve(actor, actor.incarnation + 1)]
 
-    def _idle(self, actor: Actor, out: list[Action]) -> None:
+    def _idle(self, actor: Actor, out: list[Action]) -> bool:
+        """Send the release deferred till the actor's calls are done, if they are now (True:
+        then the actor is forgotten here)."""
         if actor.on_idle is not None and not actor.queue and not actor.inflight:
             message, actor.on_idle = actor.on_idle, None
             self._actors.pop(actor.actor_id, None)
             out.append(SendRelease(message))
+            return True
+        return False

@@ -13,10 +13,12 @@ submit-and-get reuses it meanwhile), or at once if the node revokes it.
 
 When a worker dies, the task it ran is retried while it has retries left (else the client
 asks the node how the worker ended and fails the task with that); a task queued behind it
-most likely never ran, and queues again without using a retry.
+most likely never ran, and queues again without using a retry. A task whose stored result
+was lost with its node runs again (*lineage*), also within its retries.
 
-This class decides and nothing else: the client feeds it events (a task ready, a lease
-granted, spilled or refused, a task done, a worker lost, a cancel, the time) and carries out
+This class decides and nothing else: the client feeds it events (a task ready or an
+argument of it failed, a lease granted, spilled or refused, a task done, a worker lost, a
+cancel, a re-run, the time) and carries out
 every action it returns, in order. It holds no sockets, threads or clocks; the client's
 records for tasks extend ``Task``, and ``Lease.via``/``Lease.peer`` are the client's handles
 for the node that granted a lease and the worker it names, opaque here.
@@ -70,6 +72,14 @@ class Task:
         self.started = False  # known to run: its worker refused to hand it back
         self.cancelled = False
         self.retries_left = 0  # -1: no limit
+
+    def use_retry(self) -> bool:
+        """Whether the task may run again after a failure, using one of its retries if so."""
+        if self.retries_left == 0 or self.cancelled:
+            return False
+        if self.retries_left > 0:
+            self.retries_left -= 1
+        return True
 
 
 class Lease:
@@ -238,6 +248,16 @@ class SendCancel(_Action):
         self.kill = kill
 
 
+class RunAgain(_Action):
+    """Run ``task`` again (lineage): its return values are pending again, and it queues
+    (``submit``) once its arguments are ready."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+
 class WorkerCrashed(_Action):
     """The worker running ``task`` died and the task has no retry left: fail it with what
     the node says of how the worker ended."""
@@ -258,6 +278,7 @@ Action = (
     | Finish
     | Fail
     | SendCancel
+    | RunAgain
     | WorkerCrashed
 )
 _NONE: list[Action] = []  # returned when there is nothing to do; never appended to
@@ -285,13 +306,25 @@ class TaskLeases:
         n = len(node_tag)
         return [x for x in self._leases.values() if x.worker_id[:n] == node_tag]
 
+    def asking(self, key: Key, req: int) -> bool:
+        """Whether request ``req`` for ``key`` is still waiting for its answer."""
+        return req in key.requests
+
     # -- events -------------------------------------------------------------------------------
 
     def submit(self, task: Task) -> list[Action]:
-        """``task``'s arguments are ready: queue it to run."""
+        """``task``'s arguments are ready: queue it to run (unless it was cancelled
+        meanwhile: it failed then)."""
+        if task.cancelled:
+            return _NONE
         out: list[Action] = []
         self._enqueue(task, out)
         return out
+
+    def args_failed(self, task: Task, results: Any) -> list[Action]:
+        """An argument of ``task`` failed: it never runs, and finishes with ``results`` (that
+        error), unless it was cancelled meanwhile (it failed then)."""
+        return _NONE if task.cancelled else [Finish(task, results)]
 
     def granted(
         self,
@@ -343,13 +376,13 @@ class TaskLeases:
             self._pump(key, out)
         return out
 
-    def task_done(self, task: Task, results: Any, retry: bool, now: float) -> list[Action]:
-        """The task's worker answered; ``retry``: it failed with an error that counts for a
-        retry (one of its ``retry_exceptions``)."""
+    def task_done(self, task: Task, results: Any, retryable: bool, now: float) -> list[Action]:
+        """The task's worker answered; ``retryable``: it failed with an error that counts for
+        a retry (one of its ``retry_exceptions``)."""
         out: list[Action] = []
-        if retry and task.retries_left != 0 and not task.cancelled:
+        if retryable and task.use_retry():
             self._detach(task, now, out)
-            self._retry(task, out)
+            self._enqueue(task, out)
         else:  # (the next task goes out first: the results are recorded while it runs)
             self._detach(task, now, out)
             out.append(Finish(task, results))
@@ -386,8 +419,8 @@ class TaskLeases:
             if i == 0 or task.started:
                 if task.cancelled:
                     out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
-                elif task.retries_left != 0:
-                    self._retry(task, out)
+                elif task.use_retry():
+                    self._enqueue(task, out)
                 else:
                     out.append(WorkerCrashed(task, lease))
             else:  # queued behind the first: it most likely never ran; no retry used
@@ -399,8 +432,11 @@ class TaskLeases:
         self, key: Key, lease: Lease, asked: list[bytes], back: list[bytes] | None, now: float
     ) -> list[Action]:
         """The worker answered a take-back with the tasks it handed back (None: it is gone,
-        and its tasks are redone when its loss is handled)."""
+        and its tasks are redone when its loss is handled; meanwhile none go to it, nor are
+        asked back from it)."""
         key.taking_back.difference_update(asked)
+        if back is None:
+            lease.lost = True
         handed = set(back or ())
         returned = []
         # (The task ahead may have finished meanwhile: a task handed back can be first.)
@@ -451,14 +487,27 @@ class TaskLeases:
         task.cancelled = True
         lease = task.lease
         if lease is None:
+            out: list[Action] = [Fail(task, exc.TaskCancelledError(task.task_id.hex()))]
             key = self._keys.get(key_id(task))
             if key is not None and task in key.queue:
                 key.queue.remove(task)
-            return [Fail(task, exc.TaskCancelledError(task.task_id.hex()))]
+                self._pump(key, out)  # (a lease request it kept open may be wanted no more)
+            return out
         # Only the running task is killed with its worker; one queued behind it on the
         # lease is skipped by the worker when its turn comes.
         kill = force and lease.tasks[0] is task
         return [SendCancel(task, lease, force, recursive, kill)]
+
+    def rerun(self, task: Task, node_tag: bytes) -> list[Action] | None:
+        """An object that ``task`` made was lost with the node whose id starts with
+        ``node_tag``: run the task again, using a retry (lineage reconstruction); None if it
+        may not run again."""
+        if not task.use_retry():
+            return None
+        task.ready = False
+        out = self.distrust(node_tag) if node_tag else []
+        out.append(RunAgain(task))
+        return out
 
     def tick(self, now: float) -> list[Action]:
         """Periodically: leases idle for long enough go back."""
@@ -485,11 +534,6 @@ class TaskLeases:
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)
-
-    def _retry(self, task: Task, out: list[Action]) -> None:
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        self._enqueue(task, out)
 
     def _detach(self, task: Task, now: float, out: list[Action]) -> None:
         lease = task.lease
@@ -529,21 +573,23 @@ class TaskLeases:
         # later takes them back. (One pass over the leases: this runs for every task.)
         waiting = len(queue)
         behind = 0
+        taking_back = key.taking_back
         done: list[Lease] = []
         for lease in key.leases.values():
             tasks = lease.tasks
             if len(tasks) > 1:
                 for i in range(1, len(tasks)):
-                    if not tasks[i].started:
+                    # (one asked back has a free lease waiting for it)
+                    if not tasks[i].started and tasks[i].task_id not in taking_back:
                         behind += 1
             elif not tasks and (lease.revoked or spread and lease.spent):
                 done.append(lease)
         for lease in done:
             self._return(lease, False, out)
         if behind:
-            waiting += behind
             if not queue:
-                self._take_back(key, out)
+                behind -= self._take_back(key, out)
+            waiting += behind
         wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(wanted):
             # Idle leases of other shapes would only hold resources this request may need.
@@ -560,28 +606,36 @@ class TaskLeases:
         key.requests.add(self._reqs)
         return AskLease(key, self._reqs, to, spilled)
 
-    def _take_back(self, key: Key, out: list[Action]) -> None:
+    def _take_back(self, key: Key, out: list[Action]) -> int:
         """With no task queued for ``key``: for each free lease, ask the worker of the oldest
         task waiting behind another on its lease to hand it back; unless it started
-        meanwhile, it then runs on the free lease (``took_back``)."""
-        free = sum(1 for x in key.leases.values() if not x.tasks and not x.revoked)
+        meanwhile, it then runs on the free lease (``took_back``). Returns how many it asked
+        back (they need no lease of their own meanwhile)."""
+        free = sum(1 for x in key.leases.values() if not x.tasks and not x.revoked and not x.lost)
         free -= len(key.taking_back)
         if free <= 0:
-            return
+            return 0
         behind = sorted(
-            ((task, lease) for lease in key.leases.values() for task in lease.tasks[1:]),
+            (
+                (task, lease)
+                for lease in key.leases.values()
+                if not lease.lost  # (its tasks are redone when its loss is handled)
+                for task in lease.tasks[1:]
+            ),
             key=lambda pair: pair[0].task_id,  # (ids count up in submission order)
         )
         asks: dict[Lease, list[bytes]] = {}
+        asked = 0
         for task, lease in behind:
-            if free <= 0:
+            if asked == free:
                 break
             if not task.started and task.task_id not in key.taking_back:
                 asks.setdefault(lease, []).append(task.task_id)
-                free -= 1
+                asked += 1
         for lease, task_ids in asks.items():
             key.taking_back.update(task_ids)
             out.append(TakeBack(key, lease, task_ids))
+        return asked
 
     def _return(self, lease: Lease, failed: bool, out: list[Action]) -> None:
         lease.key.leases.pop(lease.lease_id, None)

@@ -22,10 +22,12 @@ from ember._core.resources import Shape, shape_dict
 from ember._core.task_leases import Fail, Finish
 from ember._protocol import ids
 from ember._protocol import messages as m
+from ember._protocol.messages import ERROR
 from ember._runtime import serialization
 from ember._runtime.client.records import (
     _Actor,
     _Obj,
+    _retryable,
     _Task,
 )
 from ember._runtime.object_ref import ObjectRef
@@ -87,15 +89,14 @@ class ActorCaller:
                 }
             )
 
-        def args_ready(task: _Task) -> None:
+        def args_ready(task: _Task, near: bytes) -> None:
             self._client.node.send(m.ActorArgs(actor_id, spec(task), None))
 
-        def args_failed(error: bytes) -> None:
+        def args_failed(task: _Task, error: bytes) -> None:
             self._client.node.send(m.ActorArgs(actor_id, b"", error))
 
         with self._lock:
             self._objects.drain_decs()
-            task.on_error = args_failed
             ready_now = not task.dep_refs
             done = self._client.calls.future(
                 self._client.node,
@@ -117,7 +118,7 @@ class ActorCaller:
                 ),
             )
             if not ready_now:
-                self._tasks.resolve_deps(task, args_ready)
+                self._tasks.resolve_deps(task, args_ready, args_failed)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
             self._machine.add(actor)
@@ -175,16 +176,23 @@ class ActorCaller:
             task.retries_left = (
                 actor.max_task_retries if max_task_retries is None else max_task_retries
             )
+            task.handler = self
             task.actor = actor
             refs = self._tasks.register(task)
             machine.submit(actor, task)
-            self._tasks.resolve_deps(task, lambda t: self.flush(actor))
+            self._tasks.resolve_deps(task, self._args_ready, self._args_failed)
         self._objects.pool_dropped()
         return refs
 
-    def flush(self, actor: Actor) -> None:
+    def _args_ready(self, task: _Task, near: bytes) -> None:
         """Under lock: send the calls whose turn it is (see ``ActorCalls.flush``)."""
-        self._run(self._machine.flush(actor))
+        assert task.actor is not None
+        self._run(self._machine.flush(task.actor))
+
+    def _args_failed(self, task: _Task, error: bytes) -> None:
+        assert task.actor is not None
+        results = [[ERROR, error]] * max(1, task.num_returns)
+        self._run(self._machine.args_failed(task, task.actor, results))
 
     def _run(self, actions: list[Action]) -> None:
         """Under lock: carry out the call machine's actions, every one, in order. (Its
@@ -210,18 +218,20 @@ class ActorCaller:
             else:
                 raise AssertionError(f"unknown action {action!r}")
 
-    def call_done(self, task: _Task, results: list[list[Any]], retry: bool) -> None:
+    def task_done(self, task: _Task, results: list[list[Any]]) -> None:
         """Under lock: the actor answered the call ``task``."""
         assert task.actor is not None
-        self._run(self._machine.call_done(task, task.actor, results, retry))
+        retryable = bool(results) and results[0][0] == ERROR and _retryable(task, results)
+        self._run(self._machine.call_done(task, task.actor, results, retryable))
 
-    def withdraw(self, task: _Task) -> bool:
-        """Under lock: take the call ``task`` off its actor's queue; False if it was sent."""
-        return task.actor is not None and self._machine.withdraw(task, task.actor)
-
-    def cancel(self, task: _Task, recursive: bool) -> None:
+    def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None:
         """Under lock."""
         assert task.actor is not None
+        if force:
+            raise ValueError(
+                "force=True is not supported for actor tasks; use ember.kill(actor) to "
+                "end the actor, or cancel without force."
+            )
         self._run(self._machine.cancel(task, task.actor, recursive))
 
     def peer_lost(self, conn: Connection) -> None:

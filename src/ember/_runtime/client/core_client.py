@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._protocol import messages as m
@@ -42,9 +42,11 @@ from ember._runtime import task_context
 from ember._runtime.client.actor_caller import ActorCaller
 from ember._runtime.client.object_table import ObjectTable
 from ember._runtime.client.task_submitter import TaskSubmitter
-from ember._runtime.object_store.store import StoreFiles
 from ember._transport.reactor import Connection, OnMessage, Reactor
 from ember._transport.rpc import Calls, RemoteError, refuse
+
+if TYPE_CHECKING:
+    from ember._runtime.object_store.remote_store import RemoteStore
 
 _DEC_FLUSH_SECONDS = 0.05
 _CONTROL_START_SECONDS = 10.0  # how long a new process waits for the control store
@@ -63,7 +65,8 @@ class CoreClient:
         kind: str,
         node_address: str,
         control_address: str,
-        store: StoreFiles,
+        shm_dir: str,
+        spill_dir: str,
         client_id: bytes,
         job_id: bytes,
         namespace: str,
@@ -73,14 +76,16 @@ class CoreClient:
         reactor: Reactor | None = None,
         extra_handler: OnMessage[None] | None = None,
         token: str | None = None,
+        store: RemoteStore | None = None,
     ) -> None:
+        """``shm_dir``, ``spill_dir``: the node's store (a worker learns them from its node
+        later); ``store``: the head node's, in client mode, instead."""
         self.kind = kind
         self.log_to_driver = log_to_driver
         self.client_id = client_id
         self.job_id = job_id
         self.namespace = namespace
         self.node_id = node_id
-        self.store = store
         self.calls = Calls()
         self.lock = threading.RLock()  # the client's tables, all parts' (see ObjectTable)
         self._peers: dict[str, Connection[str]] = {}  # (``peer``: the address)
@@ -97,10 +102,10 @@ class CoreClient:
         self.log_handler: Callable[[list[str], bool], None] | None = None
         self.extra_handler = extra_handler  # node messages for a worker, e.g. StartActor
         self.on_node_lost: Callable[[], None] | None = None
-        self.objects = ObjectTable(self, store)
+        self.objects = ObjectTable(self, shm_dir, spill_dir, store)
+        self.store = self.objects.store
         self.tasks = TaskSubmitter(self, self.objects)
         self.actors = ActorCaller(self, self.objects, self.tasks)
-        store.make_room = self.objects.make_room
         # The calls the API makes, bound here once: a call per ref or task through a method
         # that only passes it on would cost on the hot path.
         self.add_local_ref = self.objects.add_local_ref

@@ -22,10 +22,11 @@ from ember._runtime.client.records import (
     _Obj,
 )
 from ember._runtime.object_ref import ObjectRef, check_wait_args
+from ember._runtime.object_store.store import StoreFiles
 
 if TYPE_CHECKING:
     from ember._runtime.client.core_client import CoreClient
-    from ember._runtime.object_store.store import StoreFiles
+    from ember._runtime.object_store.remote_store import RemoteStore
 
 
 class ObjectTable:
@@ -33,10 +34,15 @@ class ObjectTable:
 
     Shares the client's lock: methods named "under lock" expect the caller to hold it."""
 
-    def __init__(self, client: CoreClient, store: StoreFiles) -> None:
+    def __init__(
+        self, client: CoreClient, shm_dir: str, spill_dir: str, store: RemoteStore | None
+    ) -> None:
         self._client = client
         self._lock = client.lock
-        self._store = store
+        # The node's shared-memory store, or the head's over TCP in client mode (``store``).
+        self.store: StoreFiles | RemoteStore = store or StoreFiles(
+            shm_dir, spill_dir, make_room=self.make_room
+        )
         self._entries: dict[bytes, _Obj] = {}
         self._decs: collections.deque[bytes] = collections.deque()  # dropped refs, to count
         self._dropped: collections.deque[bytes] = collections.deque()  # files to pool
@@ -114,7 +120,7 @@ class ObjectTable:
             except IndexError:  # (another thread took the last one first)
                 break
             with contextlib.suppress(OSError):
-                self._store.pool(oid)
+                self.store.pool(oid)
             ids.append(oid)
         if ids:
             self._client.node.send(m.FreeObjects(ids))
@@ -131,6 +137,17 @@ class ObjectTable:
 
     def entry(self, oid: bytes) -> _Obj | None:
         return self._entries.get(oid)
+
+    def arg_for_task(self, oid: bytes) -> tuple[list[Any], bytes, int]:
+        """Under lock, for a ready object a task takes as an argument: what the task's
+        message carries (``[kind, value]``, or ``[STORED, oid]``: its worker reads it from the
+        store), and, when it is stored on another node, that node and its size (else b"", 0):
+        the task may prefer to run there."""
+        obj = self._entries[oid]  # (held by the task's pins)
+        if obj.kind == STORED:
+            obj.shared = True  # the worker's hold on it may reach the node after our free
+            return [STORED, oid], obj.where, obj.data if obj.where else 0
+        return [obj.kind, obj.data], b"", 0
 
     def add_pending(self, oids: list[bytes]) -> None:
         """Under lock: the return objects of a task this process submitted."""
@@ -222,7 +239,7 @@ class ObjectTable:
             obj is not None
             and obj.ready
             and obj.where in self._lost_nodes
-            and not self._store.exists(oid)
+            and not self.store.exists(oid)
         ):
             return obj
         return None
@@ -266,7 +283,7 @@ class ObjectTable:
                 self.drain_decs()
             self.pool_dropped()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
-            obj.data = self._store.write(oid, ser.meta, ser.buffers)
+            obj.data = self.store.write(oid, ser.meta, ser.buffers)
             self._client.node.send(m.ObjectCreated(oid, obj.data, self._client.client_id, ser.refs))
         with self._lock:
             self.drain_decs()
@@ -292,7 +309,7 @@ class ObjectTable:
             obj = self._entries[oid]
         if not obj.ready and not obj.owned and not obj.fetching:
             obj.fetching = True
-            if self._store.exists(oid):
+            if self.store.exists(oid):
                 self.set_ready(oid, obj, STORED, 0)
             else:
                 self._client.calls.call(
@@ -499,7 +516,7 @@ class ObjectTable:
         """Deserialize a store object as views of its mapping; the mapping holds the object
         like a ref until its last view is gone, so its memory is never reused under it."""
         self.add_local_ref(oid, owner)
-        found = self._store.read(oid, release=lambda: self.remove_local_ref(oid))
+        found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
             # Not on this node (made elsewhere, or spilled out of reach): the node pulls it.
             try:
@@ -507,7 +524,7 @@ class ObjectTable:
             except BaseException:
                 self.remove_local_ref(oid)
                 raise
-            found = self._store.read(oid, release=lambda: self.remove_local_ref(oid))
+            found = self.store.read(oid, release=lambda: self.remove_local_ref(oid))
         if found is None:
             self.remove_local_ref(oid)
             raise exc.ObjectLostError(oid.hex(), detail="its data is no longer in the store")

@@ -1,13 +1,15 @@
-"""The records a CoreClient keeps: objects, tasks, leases, actors, and small helpers."""
+"""The records a CoreClient keeps: objects, tasks, actors, and small helpers. (A task's
+lease is ``_core.task_leases``'s record.)"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ember import exceptions as exc
 from ember._core import actor_calls, task_leases
+from ember._core.retry import should_retry_error
 from ember._protocol.messages import INLINE
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
@@ -69,10 +71,10 @@ class _Task(task_leases.Task):
         "num_returns",
         "return_ids",
         "retry_exceptions",
+        "handler",
         "actor",
         "pins",
         "parent",
-        "on_error",
         "namespace",
     )
 
@@ -90,8 +92,17 @@ class _Task(task_leases.Task):
     pins: list[Any]  # refs kept alive while the task may need them
     parent: bytes
     namespace: str  # the submitter's, as it was at submission
+    handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
-    on_error: Callable[[bytes], None] | None  # (an actor creation's: its arguments failed)
+
+
+class TaskHandler(Protocol):
+    """What decides on a submitted task once its worker answers or it is cancelled: the task
+    submitter, or the actor caller for an actor call. Both called under the client lock."""
+
+    def task_done(self, task: _Task, results: list[list[Any]]) -> None: ...
+
+    def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None: ...
 
 
 class _Actor(actor_calls.Actor):
@@ -158,6 +169,12 @@ def _placeholder(value: Any, refs: list[ObjectRef]) -> Any:
 
 
 _EMPTY_ARGS = serialization.serialize(((), {}))
+
+
+def _retryable(task: _Task, results: list[list[Any]]) -> bool:
+    """Whether the error a task failed with counts for a retry (see ``should_retry_error``);
+    whether the task has one left is the lease or call machine's decision."""
+    return should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
 
 
 def _cause(data: bytes) -> BaseException | None:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape
-from ember._core.retry import should_retry_error
 from ember._core.task_leases import (
     Action,
     AskLease,
@@ -20,6 +19,7 @@ from ember._core.task_leases import (
     Lease,
     Push,
     ReturnLease,
+    RunAgain,
     SendCancel,
     TakeBack,
     Task,
@@ -28,13 +28,14 @@ from ember._core.task_leases import (
 )
 from ember._protocol import ids
 from ember._protocol import messages as m
-from ember._protocol.messages import ERROR, INLINE, STORED
+from ember._protocol.messages import ERROR
 from ember._runtime import serialization, task_context
 from ember._runtime.client.records import (
     _EMPTY_ARGS,
     _cause,
     _Obj,
     _placeholder,
+    _retryable,
     _Task,
 )
 from ember._runtime.object_ref import ObjectRef
@@ -65,9 +66,6 @@ class TaskSubmitter:
     def pending(self) -> bool:
         return bool(self._tasks)
 
-    def is_pending(self, task_id: bytes) -> bool:
-        return task_id in self._tasks
-
     def new_task(
         self,
         fn_id: bytes,
@@ -80,8 +78,8 @@ class TaskSubmitter:
         task.task_id = ids.new_task_id()
         task.args_ref = b""
         task.deps = []
+        task.handler = self
         task.actor = None
-        task.on_error = None
         ctx = task_context.current.get()
         task.parent = ctx.task_id if ctx is not None else b""
         # (Read now, on the submitting thread: a task may be pushed later from the reactor's.)
@@ -144,15 +142,22 @@ class TaskSubmitter:
         with self._lock:
             self._objects.drain_decs()
             refs = self.register(task)
-            self.resolve_deps(task, self._enqueue)
+            self.resolve_deps(task, self._enqueue, self._args_failed)
         self._objects.pool_dropped()
         return refs
 
-    def resolve_deps(self, task: _Task, then: Callable[[_Task], None]) -> None:
-        """Under lock: call ``then(task)`` once every top-level ref argument is ready."""
+    def resolve_deps(
+        self,
+        task: _Task,
+        ready: Callable[[_Task, bytes], None],
+        failed: Callable[[_Task, bytes], None],
+    ) -> None:
+        """Under lock: once every top-level ref argument is ready, call ``ready(task, near)``
+        (``near``: the node that holds the largest of them, if large enough to prefer it, else
+        b""), or ``failed(task, error)`` with the error one of them holds."""
         if not task.dep_refs:
             task.ready = True
-            then(task)
+            ready(task, b"")
             return
         for ref in task.dep_refs:
             dep = self._objects.lost(ref._id)
@@ -163,53 +168,52 @@ class TaskSubmitter:
         def one_ready() -> None:
             task.missing -= 1
             if task.missing == 0:
-                self._deps_ready(task, then)
+                self._deps_ready(task, ready, failed)
 
         for ref in task.dep_refs:
             self._objects.on_ready(self._objects.entry_for(ref), one_ready)
 
-    def _deps_ready(self, task: _Task, then: Callable[[_Task], None]) -> None:
+    def _deps_ready(
+        self,
+        task: _Task,
+        ready: Callable[[_Task, bytes], None],
+        failed: Callable[[_Task, bytes], None],
+    ) -> None:
         deps = []
+        near = b""
         biggest = LOCALITY_MIN_BYTES
+        arg_for_task = self._objects.arg_for_task
         for ref in task.dep_refs:
-            obj = self._objects.entry(ref._id)
-            assert obj is not None  # (held by the task's pins)
-            if obj.where and obj.kind == STORED and obj.data >= biggest and task.actor is None:
-                # Large arguments on another node: prefer running there, if it has room.
-                biggest = obj.data
-                if task.strategy is None or task.strategy[0] == "locality":
-                    task.strategy = ["locality", obj.where]
-            if obj.kind == ERROR:
+            dep, where, size = arg_for_task(ref._id)
+            if dep[0] == ERROR:
                 task.ready = True
-                if task.on_error is not None:
-                    task.on_error(obj.data)
-                if task.actor is not None:  # (the calls queued behind it go on)
-                    self._client.actors.withdraw(task)
-                self.finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
-                if task.actor is not None:
-                    self._client.actors.flush(task.actor)
+                failed(task, dep[1])
                 return
-            if obj.kind == STORED:
-                obj.shared = True  # the worker's hold on it may reach the node after our free
-                deps.append([STORED, ref._id])
-            else:
-                deps.append([INLINE, obj.data])
+            if size >= biggest:
+                near, biggest = where, size
+            deps.append(dep)
         task.deps = deps
         task.ready = True
-        if not task.cancelled:
-            then(task)
+        ready(task, near)
 
-    def _enqueue(self, task: _Task) -> None:
+    def _enqueue(self, task: _Task, near: bytes) -> None:
+        """``task``'s arguments are ready; the largest are on the node ``near``, if any."""
+        if near and (task.strategy is None or task.strategy[0] == "locality"):
+            task.strategy = ["locality", near]  # prefer running there, if it has room
         actions = self._machine.submit(task)
         if actions:  # (most often none: the task queues behind busy leases)
             self._run(actions)
+
+    def _args_failed(self, task: _Task, error: bytes) -> None:
+        results = [[ERROR, error]] * max(1, task.num_returns)
+        self._run(self._machine.args_failed(task, results))
 
     def _run(self, actions: list[Action]) -> None:
         """Under lock: carry out the lease machine's actions, every one, in order. (Its
         tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
         for action in actions:
             if isinstance(action, Finish):  # (one per task: the common actions first)
-                self.finish(action.task, action.results)  # type: ignore[arg-type]
+                self.finish(action.task, action.results, lineage=True)  # type: ignore[arg-type]
             elif isinstance(action, Push):
                 task, lease = action.task, action.lease
                 conn = lease.peer
@@ -242,6 +246,8 @@ class TaskSubmitter:
                     lease.via.send(m.KillWorker(lease.worker_id))
             elif isinstance(action, WorkerCrashed):
                 self._worker_crashed(action.task, action.lease)
+            elif isinstance(action, RunAgain):
+                self._run_again(action.task)  # type: ignore[arg-type]
             else:
                 raise AssertionError(f"unknown action {action!r}")
 
@@ -269,7 +275,7 @@ class TaskSubmitter:
             ),
             lambda reply: self._on_lease(key, req, reply, via),
         )
-        if req in key.requests:  # (not answered already: a connection closed meanwhile)
+        if self._machine.asking(key, req):  # (not answered already: a connection closed meanwhile)
             self._asks[req] = (rid, via)
 
     def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
@@ -375,29 +381,22 @@ class TaskSubmitter:
     def on_task_done(self, msg: m.TaskDone) -> None:
         with self._lock:
             task = self._tasks.get(msg.task_id)
-            if task is None:
+            if task is not None:
+                task.handler.task_done(task, msg.results)
+
+    def task_done(self, task: _Task, results: list[list[Any]]) -> None:
+        """Under lock: the worker answered a task that is not an actor call."""
+        retryable = False
+        if results and results[0][0] == ERROR:
+            lost = self._lost_argument(task, results)
+            if lost is not None and (not lost.ready or self.rerun(lost)):
+                # It failed for want of an argument that is being made again: run it once
+                # that is ready (its own retries are not used: the fault was not its own).
+                self._run(self._machine.detach(task, time.monotonic()))
+                self.resolve_deps(task, self._enqueue, self._args_failed)
                 return
-            results = msg.results
-            retry = False
-            if results and results[0][0] == ERROR:
-                if task.actor is None:
-                    lost = self._lost_argument(task, results)
-                    if lost is not None and (not lost.ready or self.rerun(lost)):
-                        # It failed for want of an argument that is being made again: run it
-                        # once that is ready (its own retries are not used: the fault was not
-                        # its own).
-                        self._run(self._machine.detach(task, time.monotonic()))
-                        self.resolve_deps(task, self._enqueue)
-                        return
-                retry = (
-                    task.retries_left != 0
-                    and not task.cancelled
-                    and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
-                )
-            if task.actor is not None:
-                self._client.actors.call_done(task, results, retry)
-            else:
-                self._run(self._machine.task_done(task, results, retry, time.monotonic()))
+            retryable = _retryable(task, results)
+        self._run(self._machine.task_done(task, results, retryable, time.monotonic()))
 
     def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
         """Under lock, for a task that failed: the argument this process owns whose loss made
@@ -411,8 +410,10 @@ class TaskSubmitter:
                 return dep if dep is not None and dep.owned else None
         return None
 
-    def finish(self, task: _Task, results: list[list[Any]]) -> None:
-        """Under lock: record the task's return values and wake whoever waits for them."""
+    def finish(self, task: _Task, results: list[list[Any]], lineage: bool = False) -> None:
+        """Under lock: record the task's return values and wake whoever waits for them; with
+        ``lineage``, keep the task to run again should an object it made be lost (while it has
+        retries left)."""
         self._tasks.pop(task.task_id, None)
         if len(results) != len(task.return_ids):
             err = exc.RayTaskError(
@@ -424,8 +425,8 @@ class TaskSubmitter:
                 ),
             )
             results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
-        lineage = task if task.actor is None and task.retries_left != 0 else None
-        if not self._objects.store_returns(task.return_ids, results, lineage):
+        keep = task if lineage and task.retries_left != 0 else None
+        if not self._objects.store_returns(task.return_ids, results, keep):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
 
     def fail(self, task: _Task, error: BaseException) -> None:
@@ -460,21 +461,24 @@ class TaskSubmitter:
             self._client.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
 
     def rerun(self, obj: _Obj) -> bool:
-        """Under lock: run the task that made ``obj`` again, once its arguments are ready
-        (those lost too are made again first: see ``resolve_deps``; the chain is walked
-        through ``ObjectTable.fire``'s queue, not by recursion, however long it is)."""
-        task = obj.lineage
-        if task is None or task.retries_left == 0 or task.cancelled or self._client.closed:
+        """Under lock: run the task that made ``obj`` again (see ``TaskLeases.rerun``); False
+        if it may not."""
+        task: _Task | None = obj.lineage
+        if task is None or self._client.closed:
             return False
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        if obj.where:
-            self._run(self._machine.distrust(obj.where[:4]))
+        actions = self._machine.rerun(task, obj.where[:4])
+        if actions is None:
+            return False
+        self._run(actions)
+        return True
+
+    def _run_again(self, task: _Task) -> None:
+        """Under lock: the task runs again once its arguments are ready (those lost too are
+        made again first: see ``resolve_deps``; the chain is walked through
+        ``ObjectTable.fire``'s queue, not by recursion, however long it is)."""
         self._objects.unready(task.return_ids, task)
         self._tasks[task.task_id] = task
-        task.lease = None
-        self._objects.fire([lambda: self.resolve_deps(task, self._enqueue)])
-        return True
+        self._objects.fire([lambda: self.resolve_deps(task, self._enqueue, self._args_failed)])
 
     def fail_all(self, error: BaseException) -> None:
         """Under lock: the node is lost; no task will finish."""
@@ -494,14 +498,9 @@ class TaskSubmitter:
     def _cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None:
-                return
-            if task.actor is None:
-                self._run(self._machine.cancel(task, force, recursive))
-                return
-            if force:
-                raise ValueError(
-                    "force=True is not supported for actor tasks; use ember.kill(actor) to "
-                    "end the actor, or cancel without force."
-                )
-            self._client.actors.cancel(task, recursive)
+            if task is not None:
+                task.handler.cancel_task(task, force, recursive)
+
+    def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None:
+        """Under lock: cancel a task that is not an actor call."""
+        self._run(self._machine.cancel(task, force, recursive))

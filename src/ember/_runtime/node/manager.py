@@ -38,7 +38,6 @@ from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
-from ember._runtime.object_store.store import StoreFiles
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls, refuse
 
@@ -98,7 +97,8 @@ class NodeManager:
         self.pool = WorkerPool(self, worker_env)
         self.objects = ObjectDirectory(
             self,
-            StoreFiles(config.shm_dir, config.spill_dir),
+            config.shm_dir,
+            config.spill_dir,
             capacity,
             ref_grace=config.ref_grace_s,
         )

@@ -49,13 +49,12 @@ class ObjectDirectory:
     and where objects owned here are on other nodes."""
 
     def __init__(
-        self, node: NodeManager, store: StoreFiles, capacity: int, ref_grace: float
+        self, node: NodeManager, shm_dir: str, spill_dir: str, capacity: int, ref_grace: float
     ) -> None:
         self.node = node
-        self.store = store
+        self.store = store = StoreFiles(shm_dir, spill_dir, make_room=self.make_room)
         self.capacity = capacity
         store.create_usage(capacity)
-        store.make_room = self.make_room
         self.index = ObjectIndex(node.node_id, self, ref_grace)
         self._free_timer = False
         self.receiving: dict[bytes, tuple[bytes, FileReceiver]] = {}  # oid -> (node, receiver)

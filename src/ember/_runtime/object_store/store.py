@@ -165,12 +165,14 @@ class Claim:
 class StoreFiles:
     """Reading and writing object files; any process on the node may use one of these."""
 
-    def __init__(self, shm_dir: str, spill_dir: str) -> None:
+    def __init__(
+        self, shm_dir: str, spill_dir: str, make_room: Callable[[int], bool] | None = None
+    ) -> None:
         self.shm_dir = shm_dir
         self.spill_dir = spill_dir
         # Asks the node to make room for a new file of so many bytes when the store is full
         # (the node's own store calls its method directly); False: write it to disk.
-        self.make_room: Callable[[int], bool] | None = None
+        self.make_room = make_room
         self._usage: Usage | None = None
         self._lock = threading.Lock()
         self._kept: OrderedDict[int, _Kept] = OrderedDict()  # by inode, least recent first

@@ -37,7 +37,6 @@ from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
 from ember._runtime import proctitle, serialization, state, task_context
 from ember._runtime.client.core_client import CoreClient
 from ember._runtime.client.records import _Placeholder
-from ember._runtime.object_store.store import StoreFiles
 from ember._runtime.task_context import TaskContext
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import refuse
@@ -176,7 +175,6 @@ class Worker:
             self.caller_closed,
             token=token,
         )
-        self.store = StoreFiles("", "")  # the node tells where, in its answer to Hello
         self.functions: dict[bytes, Any] = {}
         self.fn_lock = threading.Lock()
         self.main_slot = _Slot(self, main=True)
@@ -201,7 +199,8 @@ class Worker:
             kind="worker",
             node_address=node_addr,
             control_address=control_addr,
-            store=self.store,
+            shm_dir="",  # the node tells where, in its answer to Hello
+            spill_dir="",
             client_id=worker_id,
             job_id=b"",
             namespace="",
@@ -211,6 +210,7 @@ class Worker:
             token=token,
             extra_handler=self.on_node_message,
         )
+        self.store = self.client.store
         info = self.client.info
         self.client.node_id = info["node_id"]
         self.store.shm_dir, self.store.spill_dir = info["shm_dir"], info["spill_dir"]
