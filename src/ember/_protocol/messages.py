@@ -41,8 +41,8 @@ class Message:
     # Fields that hold records: decode builds each field's value with its function.
     _records: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        _compile_methods(type(self)).__init__(self, *args, **kwargs)
+    def __init__(self, **fields: Any) -> None:
+        _compile_methods(type(self)).__init__(self, **fields)
 
     def encode(self) -> list[Any]:
         return _compile_methods(type(self)).encode(self)
@@ -102,7 +102,7 @@ def _compile_methods(cls: type[Message]) -> type[Message]:
     fields = "".join(f", self.{n}" for n in cls.__slots__)
     made = _compile(
         cls,
-        "def __init__(self{params}):\n{body}    pass\n"
+        "def __init__(self, *{params}):\n{body}    pass\n"
         f"def encode(self):\n    return [{cls.CODE}{fields}]\n",
     )
     cls.__init__ = made["__init__"]  # type: ignore[method-assign]

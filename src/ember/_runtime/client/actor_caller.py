@@ -88,10 +88,10 @@ class ActorCaller:
             )
 
         def args_ready(task: _Task) -> None:
-            self._client.node.send(m.ActorArgs(actor_id, spec(task), None))
+            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=spec(task), error=None))
 
         def args_failed(error: bytes) -> None:
-            self._client.node.send(m.ActorArgs(actor_id, b"", error))
+            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=b"", error=error))
 
         with self._lock:
             self._objects.drain_decs()
@@ -100,20 +100,20 @@ class ActorCaller:
             done = self._client.calls.future(
                 self._client.node,
                 lambda rid: m.CreateActor(
-                    rid,
-                    actor_id,
-                    spec(task) if ready_now else b"",
-                    shape_dict(shape),
-                    self._client.client_id,
-                    job_id,
-                    name,
-                    namespace,
-                    detached,
-                    bool(options.get("get_if_exists")),
-                    int(options.get("max_restarts") or 0),
-                    handle_meta,
-                    class_name,
-                    strategy_on_wire(options.get("scheduling_strategy")),
+                    rid=rid,
+                    actor_id=actor_id,
+                    spec=spec(task) if ready_now else b"",
+                    shape=shape_dict(shape),
+                    owner_id=self._client.client_id,
+                    job_id=job_id,
+                    name=name,
+                    namespace=namespace,
+                    detached=detached,
+                    get_if_exists=bool(options.get("get_if_exists")),
+                    max_restarts=int(options.get("max_restarts") or 0),
+                    handle_meta=handle_meta,
+                    class_name=class_name,
+                    strategy=strategy_on_wire(options.get("scheduling_strategy")),
                 ),
             )
             if not ready_now:
@@ -141,16 +141,20 @@ class ActorCaller:
         if obj.owned and obj.detached:
             msg: m.Message | None = None
         elif obj.owned and not obj.shared:
-            msg = m.KillActor(actor_id, True, "all references to it were dropped")
+            msg = m.KillActor(
+                actor_id=actor_id, no_restart=True, reason="all references to it were dropped"
+            )
         else:
-            msg = m.DecRef([actor_id])
+            msg = m.DecRef(ids=[actor_id])
         self._run(self._machine.release(actor_id, msg))
 
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         """A named actor's id, handle metadata, and where its holders are counted: the node
         that manages it (its id starts with that node's tag, as an owner's does)."""
         value = self._client.control_request(
-            lambda rid: m.GetNamedActor(rid, name, namespace or self._client.current_namespace())
+            lambda rid: m.GetNamedActor(
+                rid=rid, name=name, namespace=namespace or self._client.current_namespace()
+            )
         )
         return value["actor_id"], value["handle_meta"], value["home"]
 
@@ -203,7 +207,11 @@ class ActorCaller:
             elif isinstance(action, AskHowLost):
                 self._ask_how_lost(action)
             elif isinstance(action, CancelCall):
-                action.actor.peer.send(m.CancelTask(action.task.task_id, False, action.recursive))
+                action.actor.peer.send(
+                    m.CancelTask(
+                        task_id=action.task.task_id, force=False, recursive=action.recursive
+                    )
+                )
             elif isinstance(action, SendRelease):
                 if not self._client.closed:
                     self._client.node.send(action.message)
@@ -234,7 +242,9 @@ class ActorCaller:
             return
         self._client.calls.call(
             self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, incarnation),
+            lambda rid: m.ResolveActor(
+                rid=rid, actor_id=actor.actor_id, min_incarnation=incarnation
+            ),
             lambda reply: self._on_resolved(actor, reply),
         )
 
@@ -278,12 +288,14 @@ class ActorCaller:
 
         self._client.calls.call(
             self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, ask.incarnation + 1, True),
+            lambda rid: m.ResolveActor(
+                rid=rid, actor_id=actor.actor_id, min_incarnation=ask.incarnation + 1, ended=True
+            ),
             answered,
         )
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._client.node.send(m.KillActor(actor_id, no_restart))
+        self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
 
 
 def _death(actor: Actor, reply: m.Reply) -> exc.ActorDiedError:

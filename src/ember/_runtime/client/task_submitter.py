@@ -225,11 +225,13 @@ class TaskSubmitter:
             elif isinstance(action, ReturnLease):
                 lease = action.lease
                 if not self._client.closed:
-                    lease.via.send(m.ReturnLease(lease.lease_id, action.failed))
+                    lease.via.send(
+                        m.ReturnLease(lease_id=lease.lease_id, worker_failed=action.failed)
+                    )
             elif isinstance(action, CancelAsk):
                 asked = self._asks.pop(action.req, None)
                 if asked is not None:
-                    asked[1].send(m.CancelLeaseRequest(asked[0]))
+                    asked[1].send(m.CancelLeaseRequest(rid=asked[0]))
             elif isinstance(action, Fail):
                 self.fail(action.task, action.error)  # type: ignore[arg-type]
             elif isinstance(action, TakeBack):
@@ -237,9 +239,11 @@ class TaskSubmitter:
             elif isinstance(action, SendCancel):
                 lease = action.lease
                 task_id = action.task.task_id
-                lease.peer.send(m.CancelTask(task_id, action.force, action.recursive))
+                lease.peer.send(
+                    m.CancelTask(task_id=task_id, force=action.force, recursive=action.recursive)
+                )
                 if action.kill:
-                    lease.via.send(m.KillWorker(lease.worker_id))
+                    lease.via.send(m.KillWorker(worker_id=lease.worker_id))
             elif isinstance(action, WorkerCrashed):
                 self._worker_crashed(action.task, action.lease)
             else:
@@ -259,12 +263,12 @@ class TaskSubmitter:
         rid = client.calls.call(
             via,
             lambda rid: m.RequestLease(
-                rid,
-                key.resources,
-                client.client_id,
-                key.describe,
-                key.strategy,
-                ask.spilled,
+                rid=rid,
+                shape=key.resources,
+                owner_id=client.client_id,
+                describe=key.describe,
+                strategy=key.strategy,
+                spilled=ask.spilled,
                 job_id=key.job,
             ),
             lambda reply: self._on_lease(key, req, reply, via),
@@ -301,7 +305,7 @@ class TaskSubmitter:
         with self._lock:
             self._asks.pop(req, None)
             if self._client.closed:
-                via.send(m.ReturnLease(grant["lease_id"]))
+                via.send(m.ReturnLease(lease_id=grant["lease_id"]))
                 return
             self._run(
                 self._machine.granted(
@@ -320,7 +324,7 @@ class TaskSubmitter:
         key, lease, task_ids = ask.key, ask.lease, ask.task_ids
         self._client.calls.call(
             lease.peer,
-            lambda rid: m.TakeBackTasks(rid, lease.lease_id, task_ids),
+            lambda rid: m.TakeBackTasks(rid=rid, lease_id=lease.lease_id, task_ids=task_ids),
             lambda reply: self._took_back(key, lease, task_ids, reply),
         )
 
@@ -339,20 +343,20 @@ class TaskSubmitter:
         resources: dict[str, float] | None,
     ) -> m.PushTask:
         return m.PushTask(
-            task.task_id,
-            task.fn_id,
-            task.blob,
-            task.deps,
-            task.num_returns,
-            task.name,
-            self._client.client_id,
-            lease_id,
-            gpu_ids,
-            actor_id,
-            task.job,
-            task.namespace,
-            task.args_ref,
-            resources,
+            task_id=task.task_id,
+            fn_id=task.fn_id,
+            blob=task.blob,
+            deps=task.deps,
+            num_returns=task.num_returns,
+            name=task.name,
+            owner_id=self._client.client_id,
+            lease_id=lease_id,
+            gpu_ids=gpu_ids,
+            actor_id=actor_id,
+            job_id=task.job,
+            namespace=task.namespace,
+            args_ref=task.args_ref,
+            resources=resources,
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:
@@ -455,9 +459,11 @@ class TaskSubmitter:
 
         node = lease.via
         if node.closed:
-            answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
+            answered(m.Reply(rid=0, error=["ConnectionLost", "its node is gone"]))
         else:
-            self._client.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
+            self._client.calls.call(
+                node, lambda rid: m.WorkerExit(rid=rid, worker_id=lease.worker_id), answered
+            )
 
     def rerun(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again, once its arguments are ready

@@ -154,7 +154,7 @@ class ActorManager:
             elif isinstance(action, life.EndProcess):
                 self.end_process(rec)
             elif isinstance(action, life.Unregister):
-                self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
+                self.node.cluster.gcs_call(lambda _: m.ActorGone(actor_id=rec.actor_id))
             elif isinstance(action, life.AnswerCallers):
                 self.answer_resolvers(rec)
 
@@ -162,18 +162,17 @@ class ActorManager:
         """Register with the control store (which checks the name), then place it. A detached
         actor is managed by the head node instead, so that it outlives the node it was
         created from (messages about it that reach this node are forwarded there)."""
-        fields = msg.encode()[2:]
         self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
         head = self.node.cluster.head_conn() if msg.detached else None
         if head is not None:
             self.node.calls.call(
                 head,
-                lambda rid: m.CreateActor(rid, *fields),
+                lambda rid: m.replace(msg, rid=rid),
                 lambda reply: self.actor_registered(conn, msg, reply, here=False),
             )
             return
         self.node.cluster.gcs_call(
-            lambda rid: m.CreateActor(rid, *fields),
+            lambda rid: m.replace(msg, rid=rid),
             lambda reply: self.actor_registered(conn, msg, reply),
         )
 
@@ -185,17 +184,17 @@ class ActorManager:
             if here:
                 self._actor_registered(conn, msg, reply)
             else:  # the head registered it: pass its answer on
-                conn.send(m.Reply(msg.rid, reply.error, reply.value))
+                conn.send(m.Reply(rid=msg.rid, error=reply.error, value=reply.value))
         finally:
             for resolve in deferred:
                 resolve()
 
     def _actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
         if reply.error is not None:
-            conn.send(m.Reply(msg.rid, reply.error))
+            conn.send(m.Reply(rid=msg.rid, error=reply.error))
             return
         actor_id = reply.value["actor_id"]
-        conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
+        conn.send(m.Reply(rid=msg.rid, value={"actor_id": actor_id}))
         if actor_id != msg.actor_id:
             return
         rec = _ActorRecord(
@@ -270,13 +269,13 @@ class ActorManager:
         self.node.calls.call(
             conn,
             lambda rid: m.RequestLease(
-                rid,
-                shape_dict(rec.shape),
-                self.node.node_id,
-                f"actor {rec.class_name}",
-                None,
-                True,
-                True,
+                rid=rid,
+                shape=shape_dict(rec.shape),
+                owner_id=self.node.node_id,
+                describe=f"actor {rec.class_name}",
+                strategy=None,
+                spilled=True,
+                dedicated=True,
             ),
             lambda reply: self.remote_granted(rec, incarnation, node_id, reply),
         )
@@ -307,7 +306,7 @@ class ActorManager:
         except OSError:
             granter = self.node.cluster.node_conn(grant.node_id)
             if granter is not None:
-                granter.send(m.ReturnLease(grant.lease_id, True))
+                granter.send(m.ReturnLease(lease_id=grant.lease_id, worker_failed=True))
             self.handle(rec, life.GrantFailed(incarnation))
             return
         conn.node = grant.node_id
@@ -322,14 +321,19 @@ class ActorManager:
             return
         conn = self.node.cluster.node_conn(grant.node_id)
         if conn is not None:
-            conn.send(m.ReturnLease(grant.lease_id))
+            conn.send(m.ReturnLease(lease_id=grant.lease_id))
 
     def start_actor(self, rec: _ActorRecord, conn: Connection, grant: _Grant) -> None:
         incarnation = rec.life.incarnation
         self.node.calls.call(
             conn,
             lambda rid: m.StartActor(
-                rid, rec.actor_id, rec.spec, incarnation, grant.gpu_ids, shape_dict(rec.shape)
+                rid=rid,
+                actor_id=rec.actor_id,
+                spec=rec.spec,
+                incarnation=incarnation,
+                gpu_ids=grant.gpu_ids,
+                resources=shape_dict(rec.shape),
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
@@ -346,7 +350,7 @@ class ActorManager:
         if rec.remote is not None:
             node = self.node.cluster.node_conn(rec.node)
             if node is not None:
-                node.send(m.KillWorker(rec.worker_id))
+                node.send(m.KillWorker(worker_id=rec.worker_id))
             rec.remote.close()
         elif rec.worker_id:
             self.node.pool.kill(rec.worker_id)
@@ -356,7 +360,9 @@ class ActorManager:
             return
         rec = self.actors.get(actor_id)
         if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
-            self.send_home(actor_id, m.KillActor(actor_id, no_restart, reason))
+            self.send_home(
+                actor_id, m.KillActor(actor_id=actor_id, no_restart=no_restart, reason=reason)
+            )
             return
         self.handle(rec, life.Kill(no_restart, reason))
 
@@ -374,13 +380,21 @@ class ActorManager:
             return
 
         def relay(reply: m.Reply) -> None:
-            conn.send(m.Reply(rid, reply.error, reply.value))
+            conn.send(m.Reply(rid=rid, error=reply.error, value=reply.value))
 
         def at_home(home: Connection | None) -> None:
             if home is None:
-                conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
+                conn.send(
+                    m.Reply(rid=rid, error=["ActorDiedError", "the actor is unknown or has died"])
+                )
                 return
-            self.node.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc, ended), relay)
+            self.node.calls.call(
+                home,
+                lambda r: m.ResolveActor(
+                    rid=r, actor_id=actor_id, min_incarnation=min_inc, ended=ended
+                ),
+                relay,
+            )
 
         self.via_home(actor_id, at_home)
 
@@ -401,22 +415,21 @@ class ActorManager:
             home = None if reply.error else reply.value["node_id"]
             then(self.node.cluster.node_conn(home) if home and home != self.node.node_id else None)
 
-        self.node.cluster.gcs_call(lambda r: m.LookupActor(r, actor_id), found)
+        self.node.cluster.gcs_call(lambda r: m.LookupActor(rid=r, actor_id=actor_id), found)
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
         lc = rec.life
         for conn, rid, min_inc, ended in rec.waiters:
             if lc.state is ActorState.DEAD:
-                conn.send(m.Reply(rid, ["ActorDiedError", lc.reason], lc.cause))
+                conn.send(m.Reply(rid=rid, error=["ActorDiedError", lc.reason], value=lc.cause))
             elif ended and lc.incarnation >= min_inc:
-                conn.send(m.Reply(rid, None, {"ended": lc.last_end}))
+                conn.send(m.Reply(rid=rid, value={"ended": lc.last_end}))
             elif lc.state is ActorState.ALIVE and lc.incarnation >= min_inc:
                 conn.send(
                     m.Reply(
-                        rid,
-                        None,
-                        {"addr": lc.addr, "incarnation": lc.incarnation, "node": rec.node},
+                        rid=rid,
+                        value={"addr": lc.addr, "incarnation": lc.incarnation, "node": rec.node},
                     )
                 )
             else:

@@ -95,13 +95,13 @@ class ClusterLink:
         node.calls.call(
             gcs,
             lambda rid: m.RegisterNode(
-                rid,
-                node.node_id,
-                node.tcp_address or node.address,
-                node.address,
-                node.host,
-                total,
-                os.getpid(),
+                rid=rid,
+                node_id=node.node_id,
+                address=node.tcp_address or node.address,
+                local_address=node.address,
+                host=node.host,
+                total=total,
+                pid=os.getpid(),
             ),
             self.registered,
         )
@@ -218,7 +218,9 @@ class ClusterLink:
             self.beat_at, self.beat_sent, self.beat_waiting = now, available, True
             node.calls.call(
                 self.gcs,
-                lambda rid: m.Heartbeat(rid, node.node_id, available, pending),
+                lambda rid: m.Heartbeat(
+                    rid=rid, node_id=node.node_id, available=available, pending=pending
+                ),
                 self.heartbeat_answered,
             )
         node.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
@@ -292,7 +294,16 @@ class ClusterLink:
             return None
         conn.node = node_id
         self.peer_conns[node_id] = conn
-        conn.send(m.Hello(0, "node", node.node_id[:4] + ids.random_id(8), os.getpid(), b"", None))
+        conn.send(
+            m.Hello(
+                rid=0,
+                kind="node",
+                client_id=node.node_id[:4] + ids.random_id(8),
+                pid=os.getpid(),
+                job_id=b"",
+                listen_addr=None,
+            )
+        )
         return conn
 
     def forget(self, node_id: bytes) -> None:

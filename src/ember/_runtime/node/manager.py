@@ -196,18 +196,20 @@ class NodeManager:
                 self.pool.kill(action.worker_id)
             elif isinstance(action, sched.Revoke):
                 if isinstance(action.client, Connection):
-                    action.client.send(m.RevokeLease(action.lease_id))
+                    action.client.send(m.RevokeLease(lease_id=action.lease_id))
             elif isinstance(action, sched.WarnInfeasible):
                 conn = self._conn_for(action.client)
                 if conn is not None:
-                    conn.send(m.LogLines([f"(ember) Warning: {action.message}"]))
+                    conn.send(m.LogLines(lines=[f"(ember) Warning: {action.message}"]))
             elif isinstance(action, sched.LeaseLost):
                 pass  # its holder sees its connection to the worker close
             elif isinstance(action, sched.Spill):
                 self.spill(action)
             elif isinstance(action, sched.Refuse):
                 if isinstance(action.client, Connection):
-                    action.client.send(m.Reply(action.rid, [action.error, action.message]))
+                    action.client.send(
+                        m.Reply(rid=action.rid, error=[action.error, action.message])
+                    )
                 elif isinstance(action.client, tuple):
                     self.actors.cannot_place(action.client[1], action.message)
 
@@ -219,7 +221,9 @@ class NodeManager:
             return
         assert isinstance(action.client, Connection)
         address = self.cluster.address_of(action.node_id, live=False)
-        action.client.send(m.Reply(action.rid, None, {"spill": action.node_id, "address": address}))
+        action.client.send(
+            m.Reply(rid=action.rid, value={"spill": action.node_id, "address": address})
+        )
 
     def _conn_for(self, client: object) -> Connection | None:
         if isinstance(client, Connection):
@@ -236,9 +240,8 @@ class NodeManager:
         lease = self.scheduler.lease(g.lease_id)
         g.client.send(
             m.Reply(
-                g.rid,
-                None,
-                {
+                rid=g.rid,
+                value={
                     "lease_id": g.lease_id,
                     "worker_id": g.worker_id,
                     "addr": w.client.listen_addr,
@@ -265,7 +268,7 @@ class NodeManager:
         # it), so an owner knows to rebuild the object's own lost arguments too.
         for client in self.clients.values():
             if client.kind in ("driver", "worker"):
-                client.conn.send(m.NodeDied(node_id, reason))
+                client.conn.send(m.NodeDied(node_id=node_id, reason=reason))
         self.cluster.forget(node_id)
         self.objects.node_died(node_id, reason)
 
@@ -305,7 +308,7 @@ class NodeManager:
         elif isinstance(msg, m.ObjectCreated):
             self.objects.object_created(msg)
         elif isinstance(msg, m.MakeRoom):
-            conn.send(m.Reply(msg.rid, None, self.objects.make_room(msg.size)))
+            conn.send(m.Reply(rid=msg.rid, value=self.objects.make_room(msg.size)))
         elif isinstance(msg, m.PutInline):
             self.objects.put_inline(msg)
         elif isinstance(msg, m.WaitObject):
@@ -338,12 +341,11 @@ class NodeManager:
         elif isinstance(msg, m.ClusterInfo):
             # The node table fresh from the control store, this node's own entry exact.
             self.cluster.gcs_call(
-                lambda rid: m.GetNodes(rid),
+                lambda rid: m.GetNodes(rid=rid),
                 lambda reply: conn.send(
                     m.Reply(
-                        msg.rid,
-                        None,
-                        self.cluster_info(reply.value if reply.error is None else None),
+                        rid=msg.rid,
+                        value=self.cluster_info(reply.value if reply.error is None else None),
                     )
                 ),
             )
@@ -379,7 +381,7 @@ class NodeManager:
             nonlocal answered
             if not answered:
                 answered = True
-                conn.send(m.Reply(rid, None))
+                conn.send(m.Reply(rid=rid))
 
         def flushed(reply: m.Reply) -> None:
             nonlocal left
@@ -388,7 +390,7 @@ class NodeManager:
                 answer()
 
         for worker in workers:
-            self.calls.call(worker, m.FlushOutput, flushed)
+            self.calls.call(worker, lambda rid: m.FlushOutput(rid=rid), flushed)
         if workers:
             self.reactor.call_later(_FLUSH_OUTPUT_SECONDS, answer)
         else:
@@ -405,9 +407,8 @@ class NodeManager:
         self.clients[msg.client_id] = client
         conn.send(
             m.Reply(
-                msg.rid,
-                None,
-                {
+                rid=msg.rid,
+                value={
                     "node_id": self.node_id,
                     "shm_dir": self.config.shm_dir,
                     "spill_dir": self.config.spill_dir,

@@ -140,7 +140,7 @@ class ObjectDirectory:
                 self._answer(a.waiter, [a.kind, a.text], None)
             elif isinstance(a, ix.FoundAt):
                 conn, rid = _caller(a.waiter)
-                conn.send(m.Reply(rid, None, {"node": a.node_id}))
+                conn.send(m.Reply(rid=rid, value={"node": a.node_id}))
             elif isinstance(a, ix.Pull):
                 self.pull(a.oid, a.node_id)
             elif isinstance(a, ix.Locate):
@@ -157,11 +157,11 @@ class ObjectDirectory:
                 if peer is None:
                     continue
                 if isinstance(a, ix.IncRef):
-                    peer.send(m.IncRef([a.oid]))
+                    peer.send(m.IncRef(ids=[a.oid]))
                 elif isinstance(a, ix.DecRef):
-                    peer.send(m.DecRef([a.oid]))
+                    peer.send(m.DecRef(ids=[a.oid]))
                 else:
-                    peer.send(m.DropOwner([a.oid], a.owner))
+                    peer.send(m.DropOwner(ids=[a.oid], owner_id=a.owner))
             elif isinstance(a, ix.ActorUnreferenced):
                 self.node.actors.refs_dropped(a.actor_id)
 
@@ -171,11 +171,11 @@ class ObjectDirectory:
             return
         conn, rid = _caller(waiter)
         if err is not None:
-            conn.send(m.Reply(rid, err))
+            conn.send(m.Reply(rid=rid, error=err))
         elif value[0] == STORED:
-            conn.send(m.Reply(rid, None, {"node": self.node.node_id}))
+            conn.send(m.Reply(rid=rid, value={"node": self.node.node_id}))
         else:
-            conn.send(m.Reply(rid, None, {"inline": value}))
+            conn.send(m.Reply(rid=rid, value={"inline": value}))
 
     # ------------------------------------------------------------------ upkeep
 
@@ -256,7 +256,7 @@ class ObjectDirectory:
 
     def wait_object(self, conn: Connection, msg: m.WaitObject, asker: bytes | None) -> None:
         def answer(err: Any, value: Any) -> None:
-            conn.send(m.Reply(msg.rid, err, value))
+            conn.send(m.Reply(rid=msg.rid, error=err, value=value))
 
         waiter = Waiter(answer, fetch=msg.fetch)
         self.run(self.index.find(waiter, msg.object_id, msg.owner_id, asker == msg.owner_id))
@@ -277,7 +277,7 @@ class ObjectDirectory:
             return
         self.node.calls.call(
             conn,
-            lambda rid: m.LocateObject(rid, oid, owner),
+            lambda rid: m.LocateObject(rid=rid, object_id=oid, owner_id=owner),
             lambda reply: self.located_reply(oid, reply),
         )
 
@@ -340,7 +340,7 @@ class ObjectDirectory:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
         conn.node = node_id
-        conn.send(m.PullObject(0, oid, node.node_id))
+        conn.send(m.PullObject(rid=0, object_id=oid, node_id=node.node_id))
 
     def pull_done(self, oid: bytes, got: Claim | None, error: Any) -> None:
         self.receiving.pop(oid, None)
@@ -354,10 +354,14 @@ class ObjectDirectory:
     def serve_pull(self, conn: Connection, msg: m.PullObject) -> None:
         fd = self.store.open_sealed(msg.object_id)
         if fd is None:
-            conn.send(m.Reply(msg.rid, _lost("the object is no longer on the node that held it")))
+            conn.send(
+                m.Reply(
+                    rid=msg.rid, error=_lost("the object is no longer on the node that held it")
+                )
+            )
             return
         size = os.fstat(fd).st_size
-        conn.send(m.Reply(msg.rid, None, {"size": size}))
+        conn.send(m.Reply(rid=msg.rid, value={"size": size}))
         sock, _, out = conn.detach()
         # The descriptor's lock keeps the file from being spilled or reused while it is sent.
         sender = FileSender(self.node.reactor, sock, out, fd, size)
