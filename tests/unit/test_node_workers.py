@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from ember._core.resources import NodeResources, shape_of
 from ember._core.scheduler import Action, LeaseScheduler, Refuse, StartWorker
+from ember._protocol.messages import ErrorKind
 from ember._runtime.node.worker_pool import WorkerPool, WorkerProc, _Forked
 
 
@@ -58,7 +59,7 @@ def test_workers_that_fail_to_start_fail_the_requests_through_the_scheduler(
     assert (refused[0].client, refused[0].rid, refused[0].error) == (
         "caller",
         7,
-        "WorkerStartFailed",
+        ErrorKind.WORKER_START_FAILED,
     )
     assert "no module named boom" in refused[0].message
     assert node.scheduler.pending() == []

@@ -16,6 +16,7 @@ from ember._core.scheduler import (
     StopWorker,
     WarnInfeasible,
 )
+from ember._protocol.messages import ErrorKind
 
 CPU1 = shape_of({"CPU": 1})
 CPU2 = shape_of({"CPU": 2})
@@ -134,8 +135,8 @@ def test_giving_up_on_worker_starts_refuses_every_queued_request_and_starts_none
     assert s.worker_start_failed() == [StartWorker()]
     out = s.worker_start_failed(give_up="the log says why")
     assert out == [
-        Refuse("a", 1, "the log says why", "WorkerStartFailed"),
-        Refuse(("actor", b"x"), 0, "the log says why", "WorkerStartFailed"),
+        Refuse("a", 1, "the log says why", ErrorKind.WORKER_START_FAILED),
+        Refuse(("actor", b"x"), 0, "the log says why", ErrorKind.WORKER_START_FAILED),
     ]
     assert s.pending() == []
     # A worker that starts later still serves new requests.
@@ -150,7 +151,7 @@ def test_giving_up_refuses_only_what_is_still_queued() -> None:
     assert s.request("c", 3, CPU1) == []
     assert s.return_lease(1) == [Grant("b", 2, 2, b"w1", ())]
     out = s.worker_start_failed(give_up="no workers")
-    assert out == [Refuse("c", 3, "no workers", "WorkerStartFailed")]
+    assert out == [Refuse("c", 3, "no workers", ErrorKind.WORKER_START_FAILED)]
 
 
 def test_request_that_does_not_fit_starts_no_worker() -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ember._core.placement import Placement, Unschedulable, pinned
 from ember._core.resources import Allocation, NodeResources, Shape, describe
+from ember._protocol.messages import ErrorKind
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Refuse:
     client: Hashable
     rid: int
     message: str
-    error: str = "Unschedulable"
+    error: ErrorKind = ErrorKind.UNSCHEDULABLE
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,9 @@ class LeaseScheduler:
         if give_up is None:
             return self._dispatch()
         actions = self._dispatch(grant_only=True)
-        actions += [Refuse(r.client, r.rid, give_up, "WorkerStartFailed") for r in self._queue]
+        actions += [
+            Refuse(r.client, r.rid, give_up, ErrorKind.WORKER_START_FAILED) for r in self._queue
+        ]
         self._queue = []
         return actions
 

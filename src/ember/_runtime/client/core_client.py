@@ -60,7 +60,7 @@ class _NodeHandler:
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         client = self.client
-        if isinstance(msg, m.Reply):
+        if isinstance(msg, m.Answer):
             client.calls.on_reply(msg)
         elif isinstance(msg, m.RevokeLease):
             client.tasks.on_revoke(msg.lease_id)
@@ -102,7 +102,7 @@ class _PeerHandler:
     def on_message(self, conn: Connection, msg: m.Message) -> None:
         if isinstance(msg, m.TaskDone):
             self.on_task_done(msg)
-        elif isinstance(msg, m.Reply):
+        elif isinstance(msg, m.Answer):
             self.client.calls.on_reply(msg)
 
     def on_close(self, conn: Connection) -> None:
@@ -419,7 +419,7 @@ class CoreClient:
                     timeout=max(0.1, deadline - time.monotonic())
                 )
             except RemoteError as e:
-                if e.kind != "ConnectionLost" or time.monotonic() > deadline:
+                if e.kind is not m.ErrorKind.CONNECTION_LOST or time.monotonic() > deadline:
                     raise
 
     # ------------------------------------------------------------------ misc
@@ -436,7 +436,7 @@ class CoreClient:
                 timeout=30
             )
         except RemoteError as e:
-            if e.kind == "ConnectionLost":
+            if e.kind is m.ErrorKind.CONNECTION_LOST:
                 raise exc.LocalRayletDiedError(
                     "the Ember node manager this process used has died"
                 ) from None

@@ -324,9 +324,9 @@ class ObjectTable:
             if obj is None or obj.ready:
                 return
             if reply.error is not None:
-                kind, text = reply.error
+                text = reply.error[1]
                 err: BaseException
-                if kind == "OwnerDiedError":
+                if reply.kind is m.ErrorKind.OWNER_DIED:
                     err = exc.OwnerDiedError(oid.hex(), detail=text)
                 else:
                     err = exc.ObjectLostError(oid.hex(), detail=text)
@@ -558,7 +558,7 @@ class ObjectTable:
         try:
             fut.result()
         except RemoteError as e:
-            if e.kind == "OwnerDiedError":
+            if e.kind is m.ErrorKind.OWNER_DIED:
                 raise exc.OwnerDiedError(oid.hex(), detail=str(e)) from None
             raise exc.ObjectLostError(oid.hex(), detail=str(e)) from None
 

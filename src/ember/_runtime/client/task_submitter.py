@@ -279,11 +279,11 @@ class TaskSubmitter:
     def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
         """Reactor thread: a node answered a lease request."""
         if reply.error is not None:
-            kind, text = reply.error
+            kind, text = reply.kind, reply.error[1]
             error: BaseException | None = None
-            if kind == "WorkerStartFailed":
+            if kind is m.ErrorKind.WORKER_START_FAILED:
                 error = exc.RaySystemError(text)
-            elif kind == "Unschedulable":
+            elif kind is m.ErrorKind.UNSCHEDULABLE:
                 error = exc.TaskUnschedulableError(text)
             with self._lock:
                 self._asks.pop(req, None)
@@ -459,7 +459,7 @@ class TaskSubmitter:
 
         node = lease.via
         if node.closed:
-            answered(m.Reply(rid=0, error=["ConnectionLost", "its node is gone"]))
+            answered(m.error_reply(0, m.ErrorKind.CONNECTION_LOST, "its node is gone"))
         else:
             self._client.calls.call(
                 node, lambda rid: m.WorkerExit(rid=rid, worker_id=lease.worker_id), answered

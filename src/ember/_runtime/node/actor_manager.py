@@ -67,7 +67,7 @@ class _RemoteActorHandler:
         self.rec = rec
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.Reply):
+        if isinstance(msg, m.Answer):
             self.manager.node.calls.on_reply(msg)
 
     def on_close(self, conn: Connection) -> None:
@@ -341,7 +341,7 @@ class ActorManager:
     def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
         if reply.error is None:
             self.handle(rec, life.Started(incarnation, reply.value["addr"]))
-        elif reply.error[0] != "ConnectionLost":
+        elif reply.kind is not m.ErrorKind.CONNECTION_LOST:
             self.handle(rec, life.StartFailed(incarnation, reply.error[1], reply.value))
         # else the process died while starting: its ProcessDied follows
 
@@ -385,7 +385,7 @@ class ActorManager:
         def at_home(home: Connection | None) -> None:
             if home is None:
                 conn.send(
-                    m.Reply(rid=rid, error=["ActorDiedError", "the actor is unknown or has died"])
+                    m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or has died")
                 )
                 return
             self.node.calls.call(
@@ -422,7 +422,7 @@ class ActorManager:
         lc = rec.life
         for conn, rid, min_inc, ended in rec.waiters:
             if lc.state is ActorState.DEAD:
-                conn.send(m.Reply(rid=rid, error=["ActorDiedError", lc.reason], value=lc.cause))
+                conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, lc.reason, lc.cause))
             elif ended and lc.incarnation >= min_inc:
                 conn.send(m.Reply(rid=rid, value={"ended": lc.last_end}))
             elif lc.state is ActorState.ALIVE and lc.incarnation >= min_inc:

@@ -48,7 +48,7 @@ class _GcsHandler:
         self.link = link
 
     def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.Reply):
+        if isinstance(msg, m.Answer):
             self.link.node.calls.on_reply(msg)
         elif isinstance(msg, m.NodeDied):
             self.link.node.node_died(msg.node_id, msg.reason)
@@ -116,7 +116,7 @@ class ClusterLink:
             then = on_reply
 
             def answered(reply: m.Reply) -> None:
-                if reply.error is not None and reply.error[0] == "ConnectionLost":
+                if reply.kind is m.ErrorKind.CONNECTION_LOST:
                     self.gcs_call(make, then)
                 else:
                     then(reply)
@@ -229,7 +229,7 @@ class ClusterLink:
         self.beat_waiting = False
         if reply.error is None:
             self.update_view(reply.value)
-        elif reply.error[0] == "NodeDiedError":
+        elif reply.kind is m.ErrorKind.NODE_DIED:
             os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
             self.node.shutdown(failed=True)
 

@@ -207,9 +207,7 @@ class NodeManager:
                 self.spill(action)
             elif isinstance(action, sched.Refuse):
                 if isinstance(action.client, Connection):
-                    action.client.send(
-                        m.Reply(rid=action.rid, error=[action.error, action.message])
-                    )
+                    action.client.send(m.error_reply(action.rid, action.error, action.message))
                 elif isinstance(action.client, tuple):
                     self.actors.cannot_place(action.client[1], action.message)
 
@@ -355,7 +353,7 @@ class NodeManager:
                     c.conn.send(msg)
         elif isinstance(msg, m.FlushOutput):
             self.flush_output(conn, msg.rid)
-        elif isinstance(msg, m.Reply):
+        elif isinstance(msg, m.Answer):
             self.calls.on_reply(msg)
         elif isinstance(msg, m.ObjectLocated):
             assert client is not None
