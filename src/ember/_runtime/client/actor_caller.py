@@ -3,6 +3,7 @@ decisions about calls are ``_core.actor_calls``'s, carried out here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -218,7 +219,7 @@ class ActorCaller:
             else:
                 raise AssertionError(f"unknown action {action!r}")
 
-    def call_done(self, task: _Task, results: list[list[Any]], retry: bool) -> None:
+    def call_done(self, task: _Task, results: Sequence[m.ReturnValue], retry: bool) -> None:
         """Under lock: the actor answered the call ``task``."""
         assert task.actor is not None
         self._run(self._machine.call_done(task, task.actor, results, retry))

@@ -168,7 +168,7 @@ class ObjectTable:
                 obj.shared = True
 
     def store_returns(
-        self, return_ids: list[bytes], results: list[list[Any]], lineage: Any
+        self, return_ids: list[bytes], results: Sequence[m.ReturnValue], lineage: Any
     ) -> bool:
         """Under lock: record a finished task's return values and wake whoever waits for
         them. ``lineage``, if not None, is the task to run again should a node holding one
@@ -179,15 +179,17 @@ class ObjectTable:
             obj = self._entries.get(oid)
             if obj is None:
                 continue
-            if len(result) > 2 and result[2]:
-                obj.contained = result[2]
-                node.send(m.IncRef(ids=[c[0] for c in result[2]], owners=[c[1] for c in result[2]]))
-            if len(result) > 3 and result[3] != self._client.node_id and result[0] == STORED:
-                obj.where = result[3]  # its node keeps it; ours is told, to find it later
-                node.send(m.ObjectLocated(object_id=oid, node_id=result[3], size=result[1]))
+            contained = result.contained
+            if contained:
+                obj.contained = contained
+                node.send(m.IncRef(ids=[c[0] for c in contained], owners=[c[1] for c in contained]))
+            kind = result.kind
+            if kind == STORED and result.node_id != self._client.node_id:
+                obj.where = result.node_id  # its node keeps it; ours is told, to find it later
+                node.send(m.ObjectLocated(object_id=oid, node_id=obj.where, size=result.data))
                 if lineage is not None:
                     obj.lineage = lineage  # if that node dies, the task runs again
-            self.set_ready(oid, obj, result[0], result[1])
+            self.set_ready(oid, obj, kind, result.data)
             ready.append((oid, obj))
         kept = lineage is not None and any(obj.lineage is lineage for _, obj in ready)
         for oid, obj in ready:

@@ -4,7 +4,7 @@ decisions are ``_core.task_leases``'s, carried out here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -185,7 +185,7 @@ class TaskSubmitter:
                     task.on_error(obj.data)
                 if task.actor is not None:  # (the calls queued behind it go on)
                     self._client.actors.withdraw(task)
-                self.finish(task, [[ERROR, obj.data]] * max(1, task.num_returns))
+                self.finish(task, [m.ReturnValue(ERROR, obj.data)] * max(1, task.num_returns))
                 if task.actor is not None:
                     self._client.actors.flush(task.actor)
                 return
@@ -383,7 +383,7 @@ class TaskSubmitter:
                 return
             results = msg.results
             retry = False
-            if results and results[0][0] == ERROR:
+            if results and results[0].kind == ERROR:
                 if task.actor is None:
                     lost = self._lost_argument(task, results)
                     if lost is not None and (not lost.ready or self.rerun(lost)):
@@ -396,17 +396,17 @@ class TaskSubmitter:
                 retry = (
                     task.retries_left != 0
                     and not task.cancelled
-                    and should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+                    and should_retry_error(task.retry_exceptions, lambda: _cause(results[0].data))
                 )
             if task.actor is not None:
                 self._client.actors.call_done(task, results, retry)
             else:
                 self._run(self._machine.task_done(task, results, retry, time.monotonic()))
 
-    def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
+    def _lost_argument(self, task: _Task, results: Sequence[m.ReturnValue]) -> _Obj | None:
         """Under lock, for a task that failed: the argument this process owns whose loss made
         it fail, if that is how it failed."""
-        cause = _cause(results[0][1])
+        cause = _cause(results[0].data)
         if not isinstance(cause, exc.ObjectLostError):
             return None
         for ref in task.dep_refs:
@@ -415,7 +415,7 @@ class TaskSubmitter:
                 return dep if dep is not None and dep.owned else None
         return None
 
-    def finish(self, task: _Task, results: list[list[Any]]) -> None:
+    def finish(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
         """Under lock: record the task's return values and wake whoever waits for them."""
         self._tasks.pop(task.task_id, None)
         if len(results) != len(task.return_ids):
@@ -427,13 +427,13 @@ class TaskSubmitter:
                     f"returned {len(results)} values."
                 ),
             )
-            results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
+            results = [m.ReturnValue(ERROR, serialization.dumps(err))] * len(task.return_ids)
         lineage = task if task.actor is None and task.retries_left != 0 else None
         if not self._objects.store_returns(task.return_ids, results, lineage):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
 
     def fail(self, task: _Task, error: BaseException) -> None:
-        self.finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
+        self.finish(task, [m.ReturnValue(ERROR, serialization.dumps(error))] * task.num_returns)
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
