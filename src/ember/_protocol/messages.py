@@ -393,16 +393,15 @@ class ActorSpec(NamedTuple):
     owner_id: bytes
 
 
-def _actor_spec(raw: Any) -> Any:
-    # TRANSITION: bytes (a pickled dict) until every creator sends an ActorSpec.
-    return tuple.__new__(ActorSpec, raw) if type(raw) is list else raw
+def _actor_spec(raw: list[Any] | None) -> ActorSpec | None:
+    return None if raw is None else tuple.__new__(ActorSpec, raw)
 
 
 @_message(17)
 class CreateActor(Message):
     rid: int
     actor_id: bytes
-    spec: ActorSpec | bytes | None  # None (or b"") until its arguments are ready
+    spec: ActorSpec | None  # None until its arguments are ready
     shape: dict[str, float]
     owner_id: bytes
     job_id: bytes
@@ -426,7 +425,7 @@ class ActorArgs(Message):
     """Client -> node: an actor's constructor arguments are ready (or one of them failed)."""
 
     actor_id: bytes
-    spec: ActorSpec | bytes | None
+    spec: ActorSpec | None
     error: bytes | None  # a serialized exception when an argument failed
 
     _records = {"spec": _actor_spec}
@@ -760,7 +759,7 @@ class StartActor(Message):
 
     rid: int
     actor_id: bytes
-    spec: ActorSpec | bytes
+    spec: ActorSpec
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None

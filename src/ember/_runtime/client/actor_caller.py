@@ -73,26 +73,24 @@ class ActorCaller:
         job_id = self._client.current_job()
         detached = options.get("lifetime") == "detached"
 
-        def spec(task: _Task) -> bytes:
-            return serialization.dumps(
-                {
-                    "fn_id": fn_id,
-                    "blob": task.blob,
-                    "deps": task.deps,
-                    "args_ref": task.args_ref,
-                    "class_name": class_name,
-                    "max_concurrency": options.get("max_concurrency"),
-                    "job_id": job_id,
-                    "namespace": namespace,
-                    "owner_id": self._client.client_id,
-                }
+        def spec(task: _Task) -> m.ActorSpec:
+            return m.ActorSpec(
+                fn_id=fn_id,
+                blob=task.blob,
+                deps=task.deps,
+                args_ref=task.args_ref,
+                class_name=class_name,
+                max_concurrency=options.get("max_concurrency"),
+                job_id=job_id,
+                namespace=namespace,
+                owner_id=self._client.client_id,
             )
 
         def args_ready(task: _Task) -> None:
             self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=spec(task), error=None))
 
         def args_failed(error: bytes) -> None:
-            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=b"", error=error))
+            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=None, error=error))
 
         with self._lock:
             self._objects.drain_decs()
@@ -103,7 +101,7 @@ class ActorCaller:
                 lambda rid: m.CreateActor(
                     rid=rid,
                     actor_id=actor_id,
-                    spec=spec(task) if ready_now else b"",
+                    spec=spec(task) if ready_now else None,
                     shape=shape_dict(shape),
                     owner_id=self._client.client_id,
                     job_id=job_id,

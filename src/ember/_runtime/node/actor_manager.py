@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 @dataclass
 class _ActorRecord:
     actor_id: bytes
-    spec: bytes
+    spec: m.ActorSpec | None  # None until its constructor's arguments are ready
     shape: Shape
     owner: bytes
     job_id: bytes
@@ -213,7 +213,7 @@ class ActorManager:
         self.node.objects.hold_actor(msg.actor_id, msg.owner_id)
         if conn.closed and not msg.detached:  # its owner exited while it was registered
             self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
-        elif msg.spec:
+        elif msg.spec is not None:
             self.handle(rec, life.SpecReady())
         # else its arguments are still being computed: ActorArgs follows
 
@@ -325,12 +325,14 @@ class ActorManager:
 
     def start_actor(self, rec: _ActorRecord, conn: Connection, grant: _Grant) -> None:
         incarnation = rec.life.incarnation
+        spec = rec.spec
+        assert spec is not None  # (placed once its constructor's arguments are ready)
         self.node.calls.call(
             conn,
             lambda rid: m.StartActor(
                 rid=rid,
                 actor_id=rec.actor_id,
-                spec=rec.spec,
+                spec=spec,
                 incarnation=incarnation,
                 gpu_ids=grant.gpu_ids,
                 resources=shape_dict(rec.shape),

@@ -522,8 +522,6 @@ class Worker:
 
     def start_actor(self, msg: m.StartActor, reply_to: Connection) -> None:
         spec = msg.spec
-        if isinstance(spec, bytes):  # TRANSITION: a pickled dict from a creator not yet typed
-            spec = m.ActorSpec(**serialization.loads(spec))
         ctx = TaskContext(
             ids.new_task_id(),
             spec.class_name,
