@@ -176,9 +176,7 @@ def test_control_store_reloads_actors_functions_and_nodes(redis_server: str) -> 
     assert fetcher.sent == [m.Reply(rid=7, value=FN_DATA)]
     asker = FakeConn()
     second.handle(asker, m.GetNamedActor(rid=8, name="counter", namespace="ns"))  # type: ignore[arg-type]
-    assert asker.sent == [
-        m.Reply(rid=8, value={"actor_id": ACTOR, "handle_meta": META, "home": NODE})
-    ]
+    assert asker.sent == [m.NamedActor(rid=8, actor_id=ACTOR, handle_meta=META, home=NODE)]
 
 
 def test_control_store_unnamed_actor_is_reloaded_without_a_name(redis_server: str) -> None:

@@ -205,6 +205,11 @@ class Reply(Answer):
         return None if self.error is None else ErrorKind(self.error[0])
 
 
+def reply_value(answer: Answer) -> Any:
+    """The value of a successful Reply; None for an error or an answer of another type."""
+    return answer.value if type(answer) is Reply and answer.error is None else None
+
+
 def error_reply(rid: int, kind: ErrorKind, text: str, value: Any = None) -> Reply:
     """The answer to request ``rid`` that it failed, with ``value`` as any detail (such as a
     serialized cause)."""
@@ -284,7 +289,7 @@ class NamedActor(Answer):
     rid: int
     actor_id: bytes
     handle_meta: bytes
-    home: bytes | None  # the node that manages it
+    home: bytes  # the node that manages it
 
 
 @_message(107)
@@ -340,6 +345,8 @@ class Hello(Message):
 
 @_message(11)
 class RequestLease(Message):
+    """Client (or a node, for an actor) -> node: answered with LeaseGranted or LeaseSpilled."""
+
     rid: int
     shape: dict[str, float]
     owner_id: bytes
@@ -399,6 +406,8 @@ def _actor_spec(raw: list[Any] | None) -> ActorSpec | None:
 
 @_message(17)
 class CreateActor(Message):
+    """Client -> node -> control store: answered with ActorRegistered."""
+
     rid: int
     actor_id: bytes
     spec: ActorSpec | None  # None until its arguments are ready
@@ -433,6 +442,9 @@ class ActorArgs(Message):
 
 @_message(18)
 class ResolveActor(Message):
+    """Caller -> node: answered with ActorAlive (ActorEnded for ``ended``), or an
+    ACTOR_DIED error Reply."""
+
     rid: int
     actor_id: bytes
     min_incarnation: int = 0
@@ -471,7 +483,7 @@ class MakeRoom(Message):
 @_message(21)
 class PutInline(Message):
     object_id: bytes
-    data: bytes
+    data: list[Any]  # [kind, data] as in ReturnValue: INLINE or ERROR
     owner_id: bytes
     contained: Sequence[Sequence[bytes]] = ()  # [id, owner] of the refs inside the value
 
@@ -510,7 +522,7 @@ class KillWorker(Message):
 @_message(31)
 class WorkerExit(Message):
     """Client -> the node that leased it a worker whose connection closed: how did that
-    process end? Answered once it has: ``{"pid", "code", "log", "log_note"}`` (None if unknown)."""
+    process end? Answered with WorkerExited once it has."""
 
     rid: int
     worker_id: bytes
@@ -559,7 +571,7 @@ class Auth(Message):
 
 @_message(80)
 class RegisterNode(Message):
-    """Node -> control store; the reply carries the cluster's settings and view."""
+    """Node -> control store: answered with NodeRegistered (the cluster's settings and view)."""
 
     rid: int
     node_id: bytes
@@ -599,7 +611,7 @@ class ObjectLocated(Message):
 
 @_message(84)
 class LocateObject(Message):
-    """Node -> the owner's node: where is this object (answered once it exists)?"""
+    """Node -> the owner's node: where is this object? Answered with ObjectAt once it exists."""
 
     rid: int
     object_id: bytes
@@ -608,7 +620,8 @@ class LocateObject(Message):
 
 @_message(85)
 class PullObject(Message):
-    """Node -> node holding an object: the reply gives its size, then its bytes follow raw."""
+    """Node -> node holding an object: answered with PullAccepted (its size), then its bytes
+    follow raw."""
 
     rid: int
     object_id: bytes
@@ -695,6 +708,8 @@ class FetchFunction(Message):
 
 @_message(42)
 class GetNamedActor(Message):
+    """Any process -> control store: answered with NamedActor."""
+
     rid: int
     name: str
     namespace: str
@@ -755,7 +770,8 @@ class TakeBackTasks(Message):
 
 @_message(63)
 class StartActor(Message):
-    """Node -> worker: become this actor."""
+    """Node -> worker: become this actor. Answered with ActorStarted, or an
+    ACTOR_INIT_FAILED error Reply whose value is the serialized exception."""
 
     rid: int
     actor_id: bytes

@@ -122,15 +122,15 @@ class ActorCaller:
             self._machine.add(actor)
         if name is not None:  # a name can be taken: find out now, as Ray does
             try:
-                value = done.result(timeout=60)
+                registered: m.ActorRegistered = done.result(timeout=60)
             except RemoteError as e:
                 with self._lock:
                     self._machine.forget(actor_id)
                 raise ValueError(str(e)) from None
-            if value["actor_id"] != actor_id:
+            if registered.actor_id != actor_id:
                 with self._lock:
                     self._machine.forget(actor_id)
-                return value["actor_id"], False
+                return registered.actor_id, False
         self._objects.add_actor(actor_id, detached, shared=name is not None)
         return actor_id, True
 
@@ -150,12 +150,12 @@ class ActorCaller:
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         """A named actor's id, handle metadata, and where its holders are counted: the node
         that manages it (its id starts with that node's tag, as an owner's does)."""
-        value = self._client.control_request(
+        named: m.NamedActor = self._client.control_request(
             lambda rid: m.GetNamedActor(
                 rid=rid, name=name, namespace=namespace or self._client.current_namespace()
             )
         )
-        return value["actor_id"], value["handle_meta"], value["home"]
+        return named.actor_id, named.handle_meta, named.home
 
     def submit_actor_task(
         self,
@@ -247,34 +247,34 @@ class ActorCaller:
             lambda reply: self._on_resolved(actor, reply),
         )
 
-    def _on_resolved(self, actor: Actor, reply: m.Reply) -> None:
+    def _on_resolved(self, actor: Actor, answer: m.Answer) -> None:
         """Reactor thread: the node said where the actor lives, or that it is dead."""
-        if reply.error is not None:
+        if not isinstance(answer, m.ActorAlive):
             with self._lock:
-                self._run(self._machine.died(actor, _death(actor, reply)))
+                self._run(self._machine.died(actor, _death(actor, answer)))
             return
         try:
-            conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
+            conn = self._client.peer(answer.addr, answer.node_id)
         except OSError:
             with self._lock:
-                self._run(self._machine.unreachable(actor, reply.value["incarnation"]))
+                self._run(self._machine.unreachable(actor, answer.incarnation))
             return
         with self._lock:
-            self._run(self._machine.resolved(actor, reply.value["incarnation"], conn))
+            self._run(self._machine.resolved(actor, answer.incarnation, conn))
 
     def _ask_how_lost(self, ask: AskHowLost) -> None:
         """Ask the node how the process running the call ended (once it knows: it may hear of
         it after this process did), so the error says so; fail the call when it answers."""
         task, actor = ask.task, ask.actor
 
-        def answered(reply: m.Reply) -> None:
-            if reply.error is not None:
-                error = _death(actor, reply)
+        def answered(answer: m.Answer) -> None:
+            if not isinstance(answer, m.ActorEnded):
+                error = _death(actor, answer)
             else:
                 retries = actor.max_task_retries
                 error = died(
                     actor,
-                    f"{reply.value['ended']}, but this call was not retried because "
+                    f"{answer.how}, but this call was not retried because "
                     + (
                         "max_task_retries is 0: set max_task_retries > 0 (-1 for no limit) to "
                         "retry calls after a restart."
@@ -297,14 +297,16 @@ class ActorCaller:
         self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
 
 
-def _death(actor: Actor, reply: m.Reply) -> exc.ActorDiedError:
+def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why."""
-    reason = reply.error[1] if reply.error else "dead"
+    if not isinstance(answer, m.Reply) or answer.error is None:
+        return died(actor, f"dead (unexpected answer {answer!r:.100})")
+    reason = answer.error[1]
     cause: Any = reason
-    if isinstance(reply.value, bytes):
+    if isinstance(answer.value, bytes):
         try:
-            cause = serialization.loads(reply.value)
+            cause = serialization.loads(answer.value)
         except Exception:  # noqa: BLE001 - keep the node's text
             pass
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail

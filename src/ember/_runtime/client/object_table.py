@@ -320,22 +320,22 @@ class ObjectTable:
                 )
         return obj
 
-    def _on_fetched(self, oid: bytes, reply: m.Reply) -> None:
+    def _on_fetched(self, oid: bytes, answer: m.Answer) -> None:
         with self._lock:
             obj = self._entries.get(oid)
             if obj is None or obj.ready:
                 return
-            if reply.error is not None:
-                text = reply.error[1]
+            if isinstance(answer, m.Reply) and answer.error is None:
+                kind, data = answer.value
+                self.set_ready(oid, obj, kind, data)
+            else:
+                text = answer.error[1] if isinstance(answer, m.Reply) and answer.error else ""
                 err: BaseException
-                if reply.kind is m.ErrorKind.OWNER_DIED:
+                if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.OWNER_DIED:
                     err = exc.OwnerDiedError(oid.hex(), detail=text)
                 else:
                     err = exc.ObjectLostError(oid.hex(), detail=text)
                 self.set_ready(oid, obj, ERROR, serialization.dumps(err))
-            else:
-                kind, data = reply.value
-                self.set_ready(oid, obj, kind, data)
         self.run_ready_callbacks(oid)
 
     def set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ember import exceptions as exc
@@ -49,7 +49,7 @@ class _Obj:
         self.released = False
         self.fetching = False
         self.waiters: list[Callable[[], None]] | None = None
-        self.contained: list[list[bytes]] | None = None
+        self.contained: Sequence[Sequence[bytes]] | None = None  # [id, owner] of refs inside
         self.detached = False
         self.pins: list[Any] | None = None
         self.where = b""  # for a stored value on another node: that node's id

@@ -119,7 +119,9 @@ class TaskSubmitter:
         """Under lock: register the task's return objects and make their refs."""
         client = self._client
         self._objects.add_pending(task.return_ids)
-        refs = [ObjectRef(oid, client.client_id, client) for oid in task.return_ids]
+        refs: list[ObjectRef[Any]] = [
+            ObjectRef(oid, client.client_id, client) for oid in task.return_ids
+        ]
         self._tasks[task.task_id] = task
         return refs
 
@@ -276,10 +278,18 @@ class TaskSubmitter:
         if req in key.requests:  # (not answered already: a connection closed meanwhile)
             self._asks[req] = (rid, via)
 
-    def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
+    def _on_lease(self, key: Key, req: int, answer: m.Answer, via: Connection) -> None:
         """Reactor thread: a node answered a lease request."""
-        if reply.error is not None:
-            kind, text = reply.kind, reply.error[1]
+        if isinstance(answer, m.LeaseGranted):
+            self._granted(key, req, answer, via)
+        elif isinstance(answer, m.LeaseSpilled):  # that node has no room: ask the one it names
+            with self._lock:
+                self._asks.pop(req, None)
+                if not self._client.closed:
+                    self._run(self._machine.spilled(key, req, (answer.node_id, answer.address)))
+        else:
+            kind = answer.kind if isinstance(answer, m.Reply) else None
+            text = answer.error[1] if isinstance(answer, m.Reply) and answer.error else ""
             error: BaseException | None = None
             if kind is m.ErrorKind.WORKER_START_FAILED:
                 error = exc.RaySystemError(text)
@@ -289,32 +299,26 @@ class TaskSubmitter:
                 self._asks.pop(req, None)
                 # (else another node asked went away: ask again, unless ours did)
                 self._run(self._machine.refused(key, req, error, not self._client.node.closed))
-            return
-        grant = reply.value
-        if "spill" in grant:  # that node has no room: ask the one it names
-            with self._lock:
-                self._asks.pop(req, None)
-                if not self._client.closed:
-                    self._run(self._machine.spilled(key, req, (grant["spill"], grant["address"])))
-            return
+
+    def _granted(self, key: Key, req: int, grant: m.LeaseGranted, via: Connection) -> None:
         conn: Connection | None
         try:
-            conn = self._client.peer(grant["addr"], grant["node"])
+            conn = self._client.peer(grant.addr, grant.node_id)
         except OSError:
             conn = None
         with self._lock:
             self._asks.pop(req, None)
             if self._client.closed:
-                via.send(m.ReturnLease(lease_id=grant["lease_id"]))
+                via.send(m.ReturnLease(lease_id=grant.lease_id))
                 return
             self._run(
                 self._machine.granted(
                     key,
                     req,
-                    grant["lease_id"],
-                    grant["worker_id"],
-                    grant["gpu_ids"],
-                    grant["saturated"],
+                    grant.lease_id,
+                    grant.worker_id,
+                    grant.gpu_ids,
+                    grant.saturated,
                     via,
                     conn,
                 )
@@ -328,9 +332,12 @@ class TaskSubmitter:
             lambda reply: self._took_back(key, lease, task_ids, reply),
         )
 
-    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], reply: m.Reply) -> None:
+    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], answer: m.Answer) -> None:
         """Reactor thread: the worker answered a take-back with the tasks it handed back."""
-        back = (reply.value or []) if reply.error is None else None
+        if isinstance(answer, m.Reply) and answer.error is None:
+            back: list[bytes] | None = answer.value or []
+        else:
+            back = None
         with self._lock:
             self._run(self._machine.took_back(key, lease, asked, back, time.monotonic()))
 
@@ -444,14 +451,14 @@ class TaskSubmitter:
         """Under lock: fail a task whose worker died, once the node that leased it says how
         the process ended (it may see the end after this process did)."""
 
-        def answered(reply: m.Reply) -> None:
-            end = reply.value if reply.error is None and reply.value else {}
+        def answered(answer: m.Answer) -> None:
+            end = answer if isinstance(answer, m.WorkerExited) else m.WorkerExited(rid=0)
             error = exc.WorkerCrashedError(
                 task_name=task.name,
-                pid=end.get("pid"),
-                exit_code=end.get("code"),
-                log_path=end.get("log"),
-                log_note=end.get("log_note"),
+                pid=end.pid,
+                exit_code=end.code,
+                log_path=end.log or None,
+                log_note=end.log_note or None,
             )
             with self._lock:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)

@@ -177,25 +177,22 @@ class ActorManager:
         )
 
     def actor_registered(
-        self, conn: Connection, msg: m.CreateActor, reply: m.Reply, here: bool = True
+        self, conn: Connection, msg: m.CreateActor, answer: m.Answer, here: bool = True
     ) -> None:
         deferred = self.registering.pop(msg.actor_id, [])
         try:
             if here:
-                self._actor_registered(conn, msg, reply)
+                self._actor_registered(conn, msg, answer)
             else:  # the head registered it: pass its answer on
-                conn.send(m.Reply(rid=msg.rid, error=reply.error, value=reply.value))
+                conn.send(m.replace(answer, rid=msg.rid))
         finally:
             for resolve in deferred:
                 resolve()
 
-    def _actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
-        if reply.error is not None:
-            conn.send(m.Reply(rid=msg.rid, error=reply.error))
-            return
-        actor_id = reply.value["actor_id"]
-        conn.send(m.Reply(rid=msg.rid, value={"actor_id": actor_id}))
-        if actor_id != msg.actor_id:
+    def _actor_registered(self, conn: Connection, msg: m.CreateActor, answer: m.Answer) -> None:
+        conn.send(m.replace(answer, rid=msg.rid))
+        # (an error, or another actor's id for get_if_exists: nothing to start here)
+        if not isinstance(answer, m.ActorRegistered) or answer.actor_id != msg.actor_id:
             return
         rec = _ActorRecord(
             msg.actor_id,
@@ -281,14 +278,13 @@ class ActorManager:
         )
 
     def remote_granted(
-        self, rec: _ActorRecord, incarnation: int, node_id: bytes, reply: m.Reply
+        self, rec: _ActorRecord, incarnation: int, node_id: bytes, answer: m.Answer
     ) -> None:
-        if reply.error is not None:  # that node went away meanwhile: place it again
+        if not isinstance(answer, m.LeaseGranted):  # that node went away meanwhile: place it again
             self.node.cluster.peer_unreachable(node_id)
             self.handle(rec, life.GrantFailed(incarnation))
             return
-        v = reply.value
-        grant = _Grant(node_id, v["lease_id"], v["worker_id"], v["gpu_ids"], v["addr"])
+        grant = _Grant(node_id, answer.lease_id, answer.worker_id, answer.gpu_ids, answer.addr)
         self.handle(rec, life.Granted(incarnation), grant)
 
     def start_process(self, rec: _ActorRecord, incarnation: int, grant: _Grant) -> None:
@@ -340,11 +336,12 @@ class ActorManager:
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
 
-    def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
-        if reply.error is None:
-            self.handle(rec, life.Started(incarnation, reply.value["addr"]))
-        elif reply.kind is not m.ErrorKind.CONNECTION_LOST:
-            self.handle(rec, life.StartFailed(incarnation, reply.error[1], reply.value))
+    def actor_started(self, rec: _ActorRecord, incarnation: int, answer: m.Answer) -> None:
+        if isinstance(answer, m.ActorStarted):
+            self.handle(rec, life.Started(incarnation, answer.addr))
+        elif isinstance(answer, m.Reply) and answer.kind is not m.ErrorKind.CONNECTION_LOST:
+            why = answer.error[1] if answer.error else f"unexpected answer {answer!r:.100}"
+            self.handle(rec, life.StartFailed(incarnation, why, answer.value))
         # else the process died while starting: its ProcessDied follows
 
     def end_process(self, rec: _ActorRecord) -> None:
@@ -381,8 +378,8 @@ class ActorManager:
             self.answer_resolvers(rec)
             return
 
-        def relay(reply: m.Reply) -> None:
-            conn.send(m.Reply(rid=rid, error=reply.error, value=reply.value))
+        def relay(answer: m.Answer) -> None:
+            conn.send(m.replace(answer, rid=rid))
 
         def at_home(home: Connection | None) -> None:
             if home is None:
@@ -413,8 +410,9 @@ class ActorManager:
         """For an actor managed by another node: ask the control store which node that is
         and call ``then`` with a connection to it (None if it is unknown or gone)."""
 
-        def found(reply: m.Reply) -> None:
-            home = None if reply.error else reply.value["node_id"]
+        def found(answer: m.Answer) -> None:
+            value = m.reply_value(answer)
+            home = value["node_id"] if value else None
             then(self.node.cluster.node_conn(home) if home and home != self.node.node_id else None)
 
         self.node.cluster.gcs_call(lambda r: m.LookupActor(rid=r, actor_id=actor_id), found)
@@ -426,12 +424,11 @@ class ActorManager:
             if lc.state is ActorState.DEAD:
                 conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, lc.reason, lc.cause))
             elif ended and lc.incarnation >= min_inc:
-                conn.send(m.Reply(rid=rid, value={"ended": lc.last_end}))
+                conn.send(m.ActorEnded(rid=rid, how=lc.last_end))
             elif lc.state is ActorState.ALIVE and lc.incarnation >= min_inc:
                 conn.send(
-                    m.Reply(
-                        rid=rid,
-                        value={"addr": lc.addr, "incarnation": lc.incarnation, "node": rec.node},
+                    m.ActorAlive(
+                        rid=rid, addr=lc.addr, incarnation=lc.incarnation, node_id=rec.node
                     )
                 )
             else:

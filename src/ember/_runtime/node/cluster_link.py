@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
 
 MakeRequest = Callable[[int], m.Message]  # a request to the control store, given its rid
-OnReply = Callable[[m.Reply], None]
+OnReply = Callable[[m.Answer], None]
 
 _RECONNECT_SECONDS = 0.5
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
@@ -115,11 +115,11 @@ class ClusterLink:
                 return
             then = on_reply
 
-            def answered(reply: m.Reply) -> None:
-                if reply.kind is m.ErrorKind.CONNECTION_LOST:
+            def answered(answer: m.Answer) -> None:
+                if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.CONNECTION_LOST:
                     self.gcs_call(make, then)
                 else:
-                    then(reply)
+                    then(answer)
 
             self.node.calls.call(self.gcs, make, answered)
         else:
@@ -141,20 +141,19 @@ class ClusterLink:
         self.revive_control_store()
         self.node.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
-    def registered(self, reply: m.Reply) -> None:
-        if reply.error is not None:
-            self.heartbeat_answered(reply)  # declared dead: stop; else gcs_lost reconnects
+    def registered(self, answer: m.Answer) -> None:
+        if not isinstance(answer, m.NodeRegistered):
+            self.heartbeat_answered(answer)  # declared dead: stop; else gcs_lost reconnects
             return
         self.gcs_down_since = None
-        settings = reply.value
         first = not self.joined
         self.joined = True
         self.gcs_ready = True
         queued, self.gcs_queue = self.gcs_queue, []
         for make, on_reply in queued:
             self.gcs_call(make, on_reply)
-        self.heartbeat_interval = float(settings["heartbeat_interval"])
-        self.update_view(settings["view"])
+        self.heartbeat_interval = answer.heartbeat_interval
+        self.update_view(answer.view)
         if first:
             self.node.reactor.call_later(self.heartbeat_interval, self.heartbeat)
 
@@ -225,11 +224,13 @@ class ClusterLink:
             )
         node.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
 
-    def heartbeat_answered(self, reply: m.Reply) -> None:
+    def heartbeat_answered(self, answer: m.Answer) -> None:
         self.beat_waiting = False
-        if reply.error is None:
-            self.update_view(reply.value)
-        elif reply.kind is m.ErrorKind.NODE_DIED:
+        if not isinstance(answer, m.Reply):
+            return
+        if answer.error is None:
+            self.update_view(answer.value)
+        elif answer.kind is m.ErrorKind.NODE_DIED:
             os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
             self.node.shutdown(failed=True)
 

@@ -219,9 +219,12 @@ class NodeManager:
             return
         assert isinstance(action.client, Connection)
         address = self.cluster.address_of(action.node_id, live=False)
-        action.client.send(
-            m.Reply(rid=action.rid, value={"spill": action.node_id, "address": address})
-        )
+        if address is None:  # (a node the view no longer has): the caller asks again
+            action.client.send(
+                m.error_reply(action.rid, m.ErrorKind.CONNECTION_LOST, "that node is gone")
+            )
+            return
+        action.client.send(m.LeaseSpilled(rid=action.rid, node_id=action.node_id, address=address))
 
     def _conn_for(self, client: object) -> Connection | None:
         if isinstance(client, Connection):
@@ -234,21 +237,18 @@ class NodeManager:
             return
         assert isinstance(g.client, Connection)
         w = self.pool.get(g.worker_id)
-        assert w is not None and w.client is not None
+        # (granted only once its worker has connected, with the address it takes tasks on)
+        assert w is not None and w.client is not None and w.client.listen_addr is not None
         lease = self.scheduler.lease(g.lease_id)
         g.client.send(
-            m.Reply(
+            m.LeaseGranted(
                 rid=g.rid,
-                value={
-                    "lease_id": g.lease_id,
-                    "worker_id": g.worker_id,
-                    "addr": w.client.listen_addr,
-                    "gpu_ids": list(g.gpu_ids),
-                    # No room for another lease of this shape now: the caller may queue a
-                    # task behind another on its leases instead of waiting for a new one.
-                    "saturated": lease is not None and self.scheduler.saturated(lease.alloc.shape),
-                    "node": self.node_id,
-                },
+                lease_id=g.lease_id,
+                worker_id=g.worker_id,
+                addr=w.client.listen_addr,
+                gpu_ids=list(g.gpu_ids),
+                saturated=lease is not None and self.scheduler.saturated(lease.alloc.shape),
+                node_id=self.node_id,
             )
         )
 
@@ -340,11 +340,8 @@ class NodeManager:
             # The node table fresh from the control store, this node's own entry exact.
             self.cluster.gcs_call(
                 lambda rid: m.GetNodes(rid=rid),
-                lambda reply: conn.send(
-                    m.Reply(
-                        rid=msg.rid,
-                        value=self.cluster_info(reply.value if reply.error is None else None),
-                    )
+                lambda answer: conn.send(
+                    m.Reply(rid=msg.rid, value=self.cluster_info(m.reply_value(answer)))
                 ),
             )
         elif isinstance(msg, m.LogLines):
@@ -381,7 +378,7 @@ class NodeManager:
                 answered = True
                 conn.send(m.Reply(rid=rid))
 
-        def flushed(reply: m.Reply) -> None:
+        def flushed(_: m.Answer) -> None:
             nonlocal left
             left -= 1
             if left == 0:

@@ -145,7 +145,7 @@ class ObjectDirectory:
             if isinstance(a, ix.Found):
                 self._answer(a.waiter, None, a.inline or [STORED, a.size])
             elif isinstance(a, ix.Failed):
-                self._answer(a.waiter, [a.kind, a.text], None)
+                self._answer(a.waiter, (a.kind, a.text), None)
             elif isinstance(a, ix.FoundAt):
                 conn, rid = _caller(a.waiter)
                 conn.send(m.ObjectAt(rid=rid, node_id=a.node_id))

@@ -241,20 +241,18 @@ class WorkerPool:
         """A caller asks how a worker's process ended (its connection to it closed)."""
         w = self.workers.get(msg.worker_id) or self.ended.get(msg.worker_id)
         if w is None:
-            conn.send(m.Reply(rid=msg.rid, value=None))
+            conn.send(m.WorkerExited(rid=msg.rid))
             return
         session_dir = self.node.session_dir
         self.when_exited(
             w,
             lambda: conn.send(
-                m.Reply(
+                m.WorkerExited(
                     rid=msg.rid,
-                    value={
-                        "pid": w.proc.pid,
-                        "code": w.proc.returncode,
-                        "log": w.log_path,
-                        "log_note": describe_logs(w.log_path, session_dir),
-                    },
+                    pid=w.proc.pid,
+                    code=w.proc.returncode,
+                    log=w.log_path,
+                    log_note=describe_logs(w.log_path, session_dir),
                 )
             ),
         )

@@ -568,7 +568,7 @@ class Worker:
 
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
-        reply_to.send(m.Reply(rid=msg.rid, value={"addr": self.address}))
+        reply_to.send(m.ActorStarted(rid=msg.rid, addr=self.address))
 
     def _run_loop(self) -> None:
         import asyncio
