@@ -110,6 +110,16 @@ def _compile_methods(cls: type[Message]) -> type[Message]:
     return cls
 
 
+def builder(cls: type[_M]) -> type[_M]:
+    """``cls``'s constructor as a plain function, for the messages sent once per task: CPython
+    (3.11) passes keywords to a class as a dict it builds per call (0.4 us for PushTask's 14
+    fields, as much as the rest of its construction), to a function as they are. Typed as the
+    class, so that calls are checked as its constructor's are; use it only to construct."""
+    source = "def f(*{params}):\n    self = _new(_cls)\n{body}    return self\n"
+    make: type[_M] = _compile(cls, source, _new=object.__new__, _cls=cls)["f"]
+    return make
+
+
 def replace(msg: _M, **changes: Any) -> _M:
     """A copy of ``msg`` with some fields changed (a request passed on with a rid of its own)."""
     return type(msg)(**{n: getattr(msg, n) for n in msg.__slots__} | changes)

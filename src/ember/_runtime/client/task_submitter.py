@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 # A task whose stored arguments on one other node add up to this much prefers to run there.
 LOCALITY_MIN_BYTES = 1 << 20
+_PushTask = m.builder(m.PushTask)  # (once per task: see builder)
 
 
 class TaskSubmitter:
@@ -349,7 +350,7 @@ class TaskSubmitter:
         actor_id: bytes,
         resources: dict[str, float] | None,
     ) -> m.PushTask:
-        return m.PushTask(
+        return _PushTask(
             task_id=task.task_id,
             fn_id=task.fn_id,
             blob=task.blob,

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+_TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
 # threads and leases in one process slow every nested call down (each submit costs in
@@ -388,7 +389,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return m.TaskDone(task_id=msg.task_id, results=results)
+        return _TaskDone(task_id=msg.task_id, results=results)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -416,7 +417,7 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(m.TaskDone(task_id=msg.task_id, results=results))
+        conn.send(_TaskDone(task_id=msg.task_id, results=results))
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
