@@ -48,7 +48,7 @@ def test_peers_without_the_token_cost_a_listener_little_and_not_for_long(
 
     def node_answers() -> None:
         with socket.create_connection(_tcp(head.address), timeout=10) as sock:
-            assert ask(sock, token, m.ClusterInfo(1))[0] is not None
+            assert ask(sock, token, m.ClusterInfo(rid=1))[0] is not None
 
     def store_answers() -> None:
         admin.nodes(cluster.address, token)
@@ -144,7 +144,17 @@ def test_another_user_cannot_use_the_local_sockets(ray: Any) -> None:
 
     node = session._node
     assert node is not None
-    hello = msgpack.packb(m.Hello(1, "driver", b"x" * 12, 1, b"", None, False).encode())
+    hello = msgpack.packb(
+        m.Hello(
+            rid=1,
+            kind="driver",
+            client_id=b"x" * 12,
+            pid=1,
+            job_id=b"",
+            listen_addr=None,
+            log_to_driver=False,
+        ).encode()
+    )
     for address in (node.node_address, node.control_address):
         assert address.startswith("unix:@")
         read, write = os.pipe()

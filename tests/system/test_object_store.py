@@ -315,7 +315,9 @@ def test_a_task_that_stored_its_result_and_died_runs_again_counted_once(ray, tmp
             oid = ids.return_object_id(task_id, 1)
             ser = serialization.serialize(value)
             size = client.store.write(oid, ser.meta, ser.buffers)
-            client.node.send(m.ObjectCreated(oid, size, owner, []))
+            client.node.send(
+                m.ObjectCreated(object_id=oid, size=size, owner_id=owner, contained=[])
+            )
             client.cluster_info()  # (the node has taken the notice in)
             os._exit(1)
         return value

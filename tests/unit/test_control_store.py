@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ember._protocol.messages import ErrorKind
 from ember._runtime.control_store.server import (
     NODE_TIMEOUT,
     ControlStore,
@@ -68,12 +69,12 @@ def test_a_lookup_of_an_ended_or_never_registered_actor_fails() -> None:
     asker = _Sent()
     store.actor_dead(b"d" * 12)
     store.lookup_actor(asker, 1, b"d" * 12, now=100.0)  # type: ignore[arg-type]
-    assert asker.sent[0].error[0] == "ActorDiedError"
+    assert asker.sent[0].kind is ErrorKind.ACTOR_DIED
     store.lookup_actor(asker, 2, b"n" * 12, now=100.0)  # type: ignore[arg-type]
     store.expire_lookups(100.0 + store.registration_wait / 2)
     assert len(asker.sent) == 1
     store.expire_lookups(100.0 + store.registration_wait + 0.1)
-    assert [(r.rid, r.error[0]) for r in asker.sent[1:]] == [(2, "ActorDiedError")]
+    assert [(r.rid, r.kind) for r in asker.sent[1:]] == [(2, ErrorKind.ACTOR_DIED)]
 
 
 @pytest.mark.parametrize(
@@ -92,4 +93,4 @@ def test_a_lookup_waits_for_a_registration_as_long_as_the_configured_node_timeou
     store.expire_lookups(100.0 + wait - 0.1)
     assert asker.sent == []
     store.expire_lookups(100.0 + wait + 0.1)
-    assert [(r.rid, r.error[0]) for r in asker.sent] == [(1, "ActorDiedError")]
+    assert [(r.rid, r.kind) for r in asker.sent] == [(1, ErrorKind.ACTOR_DIED)]

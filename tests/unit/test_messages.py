@@ -129,3 +129,19 @@ def test_replace_copies_with_changes() -> None:
     ask = m.LookupActor(rid=1, actor_id=b"a")
     again = m.replace(ask, rid=2)
     assert again == m.LookupActor(rid=2, actor_id=b"a") and ask.rid == 1
+
+
+def test_a_builder_makes_the_same_message_as_the_class() -> None:
+    build = m.builder(m.TaskDone)
+    done = build(task_id=b"t", results=[m.ReturnValue(m.INLINE, b"x")])
+    assert type(done) is m.TaskDone
+    assert done == m.TaskDone(task_id=b"t", results=[m.ReturnValue(m.INLINE, b"x")])
+    assert done.worker_died is False  # (defaults as the class's)
+    with pytest.raises(TypeError):
+        build(b"t", [])  # type: ignore[misc]  # keyword-only, as the class
+
+
+def test_the_constructor_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        m.Reply(1)  # type: ignore[misc]
+    assert m.Reply(rid=1).rid == 1

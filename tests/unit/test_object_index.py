@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from ember._core.object_index import (
-    OBJECT_LOST,
-    OWNER_DIED,
     ActorUnreferenced,
     DecRef,
     DeleteFile,
@@ -18,6 +16,7 @@ from ember._core.object_index import (
     Pull,
     Waiter,
 )
+from ember._protocol.messages import ErrorKind
 
 HERE = b"AAAA" + b"\0" * 12
 OTHER = b"BBBB" + b"\0" * 12
@@ -101,12 +100,12 @@ def test_waits_fail_when_the_owner_is_gone() -> None:
     w = Waiter("w")
     index.find(w, b"o1", OWNER)
     assert index.holder_gone(OWNER, now=0.0) == [
-        Failed(w, OWNER_DIED, "the process that owned this object has exited")
+        Failed(w, ErrorKind.OWNER_DIED, "the process that owned this object has exited")
     ]
     world.connected.discard(OWNER)
     late = Waiter("late")
     assert index.find(late, b"o2", OWNER) == [
-        Failed(late, OWNER_DIED, "the process that owned this object has exited")
+        Failed(late, ErrorKind.OWNER_DIED, "the process that owned this object has exited")
     ]
 
 
@@ -114,7 +113,7 @@ def test_the_owner_asking_for_an_object_never_made_here_is_told_it_is_lost() -> 
     index, _ = make()
     w = Waiter("w")
     out = index.find(w, b"o1", OWNER, asker_is_owner=True)
-    assert out == [Failed(w, OBJECT_LOST, "the object was freed: no ref to it was left")]
+    assert out == [Failed(w, ErrorKind.OBJECT_LOST, "the object was freed: no ref to it was left")]
 
 
 # ----------------------------------------------------------------------------- other nodes
@@ -144,12 +143,12 @@ def test_a_home_that_went_away_means_the_owner_died() -> None:
     index, _ = make()
     w = Waiter("w")
     index.find(w, b"o1", REMOTE_OWNER)
-    out = index.located_reply(b"o1", ["ConnectionLost", "closed"])
-    assert out == [Failed(w, OWNER_DIED, "the process that owned this object has exited")]
+    out = index.located_reply(b"o1", (ErrorKind.CONNECTION_LOST, "closed"))
+    assert out == [Failed(w, ErrorKind.OWNER_DIED, "the process that owned this object has exited")]
     w2 = Waiter("w2")
     index.find(w2, b"o2", REMOTE_OWNER)
-    out = index.located_reply(b"o2", [OBJECT_LOST, "the node that held it died"])
-    assert out == [Failed(w2, OBJECT_LOST, "the node that held it died")]
+    out = index.located_reply(b"o2", (ErrorKind.OBJECT_LOST, "the node that held it died"))
+    assert out == [Failed(w2, ErrorKind.OBJECT_LOST, "the node that held it died")]
 
 
 def test_a_failed_pull_fails_its_waiters() -> None:
@@ -158,7 +157,7 @@ def test_a_failed_pull_fails_its_waiters() -> None:
     index.find(w, b"o1", REMOTE_OWNER)
     index.located_reply(b"o1", node_id=OTHER)
     assert index.pull_finished(b"o1", None) == [
-        Failed(w, OBJECT_LOST, "the transfer from the node that holds it failed")
+        Failed(w, ErrorKind.OBJECT_LOST, "the transfer from the node that holds it failed")
     ]
 
 
@@ -168,10 +167,10 @@ def test_a_pull_refused_by_the_holder_fails_its_waiters_with_its_error() -> None
     index.find(w1, b"o1", REMOTE_OWNER)
     index.find(w2, b"o1", REMOTE_OWNER)
     assert index.located_reply(b"o1", node_id=OTHER) == [Pull(b"o1", OTHER)]
-    gone = [OBJECT_LOST, "the object is no longer on the node that held it"]
+    gone = (ErrorKind.OBJECT_LOST, "the object is no longer on the node that held it")
     assert index.pull_finished(b"o1", None, gone) == [
-        Failed(w1, OBJECT_LOST, gone[1]),
-        Failed(w2, OBJECT_LOST, gone[1]),
+        Failed(w1, ErrorKind.OBJECT_LOST, gone[1]),
+        Failed(w2, ErrorKind.OBJECT_LOST, gone[1]),
     ]
     w3 = Waiter("w3")  # a later wait asks the home again
     assert index.find(w3, b"o1", REMOTE_OWNER) == [Locate(b"o1", REMOTE_OWNER, OTHER)]
@@ -185,7 +184,7 @@ def test_the_home_asked_for_a_freed_object_says_it_was_freed() -> None:
     world.shm.discard(b"o1")
     w = Waiter("w", where_only=True)
     assert index.locate(w, b"o1", OWNER) == [
-        Failed(w, OBJECT_LOST, "the object was freed: no ref to it was left")
+        Failed(w, ErrorKind.OBJECT_LOST, "the object was freed: no ref to it was left")
     ]
 
 
@@ -212,7 +211,7 @@ def test_an_object_reported_on_a_dead_node_is_lost() -> None:
     index.find(w, b"o1", OWNER)
     world.alive.discard(OTHER)
     assert index.located(b"o1", OTHER, OWNER) == [
-        Failed(w, OBJECT_LOST, "the node that held it died")
+        Failed(w, ErrorKind.OBJECT_LOST, "the node that held it died")
     ]
 
 
@@ -222,7 +221,7 @@ def test_objects_on_a_node_that_dies_are_lost() -> None:
     index.node_died(OTHER, "no heartbeat", now=0.0)
     w = Waiter("w")
     out = index.find(w, b"o1", OWNER)
-    assert out == [Failed(w, OBJECT_LOST, "the node that held it died (no heartbeat)")]
+    assert out == [Failed(w, ErrorKind.OBJECT_LOST, "the node that held it died (no heartbeat)")]
 
 
 def test_a_node_death_drops_the_refs_its_processes_held() -> None:
@@ -248,7 +247,7 @@ def test_dropped_refs_free_an_object_after_the_grace_period() -> None:
     w = Waiter("w")
     world.shm.discard(b"o1")
     out = index.find(w, b"o1", OWNER)
-    assert out == [Failed(w, OBJECT_LOST, "the object was freed: no ref to it was left")]
+    assert out == [Failed(w, ErrorKind.OBJECT_LOST, "the object was freed: no ref to it was left")]
 
 
 def test_a_ref_taken_within_the_grace_period_keeps_the_object() -> None:

@@ -61,7 +61,7 @@ def test_messages_arrive_in_order_and_large_ones_whole():
     reactor.adopt(sender)
     big = b"x" * (3 << 20)
     for i in range(100):
-        sender.send(m.Reply(i, None, big if i == 50 else i))
+        sender.send(m.Reply(rid=i, value=big if i == 50 else i))
     got = handler.wait_for(100)
     assert [g.rid for g in got] == list(range(100))
     assert got[50].value == big
@@ -73,8 +73,8 @@ def test_a_failing_handler_does_not_stop_the_loop(capfd):
     reactor, _, peer = _pair(handler)
     sender = Connection(peer, reactor, *_Collect().handler)
     reactor.adopt(sender)
-    sender.send(m.Reply(1, None))
-    sender.send(m.Reply(2, None))
+    sender.send(m.Reply(rid=1))
+    sender.send(m.Reply(rid=2))
     assert [g.rid for g in handler.wait_for(1)] == [2]
     assert "a handler bug" in capfd.readouterr().err
     reactor.stop()
@@ -100,12 +100,12 @@ def test_a_tcp_listener_with_a_token_serves_only_peers_that_show_it(capfd):
     reactor, server, address = _listening("s3cret")
     try:
         good = reactor.connect(address, *_Collect().handler, token="s3cret")
-        good.send(m.Reply(1, None, "hello"))
+        good.send(m.Reply(rid=1, value="hello"))
         assert [g.value for g in server.wait_for(1)] == ["hello"]
         for token in (None, "wrong"):  # nothing first, or the wrong token: closed unread
             client = _Collect()
             bad = reactor.connect(address, client.on_message, client.on_close, token=token)
-            bad.send(m.Reply(2, None, "should not arrive"))
+            bad.send(m.Reply(rid=2, value="should not arrive"))
             assert client.closed.wait(10)
         assert [g.value for g in server.got] == ["hello"]
         assert "did not present the cluster's token" in capfd.readouterr().err
@@ -247,7 +247,7 @@ def test_a_peer_that_does_not_authenticate_in_time_is_closed(capfd, monkeypatch,
     reactor, server, address = _listening(_TOKEN)
     try:
         with _raw_peer(address) as sock:
-            auth = reactor_mod._packb(m.Auth(_TOKEN).encode())
+            auth = reactor_mod._packb(m.Auth(token=_TOKEN).encode())
             sock.settimeout(0.1 if slow else 10)
             sent = 0
             while True:
@@ -278,7 +278,7 @@ def _authenticated_peer(address: str, text: str) -> socket.socket:
     """A peer that sends Auth and a message with its first bytes, as Ember's processes do."""
     sock = _raw_peer(address)
     pack = reactor_mod._packb
-    sock.sendall(pack(m.Auth(_TOKEN).encode()) + pack(m.Reply(1, None, text).encode()))
+    sock.sendall(pack(m.Auth(token=_TOKEN).encode()) + pack(m.Reply(rid=1, value=text).encode()))
     return sock
 
 
@@ -349,7 +349,7 @@ def test_a_flood_of_connections_leaves_the_loop_time_for_its_timers(monkeypatch)
     try:
         reactor.start()
         good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
-        good.send(m.Reply(1, None, "hello"))
+        good.send(m.Reply(rid=1, value="hello"))
         server.wait_for(1)  # (after every one of the flood was accepted)
         assert timer_saw and timer_saw[0] <= 2 * reactor_mod.ACCEPTS_PER_WAKEUP, timer_saw
     finally:
@@ -370,7 +370,7 @@ def test_refusals_under_a_flood_are_logged_at_a_bounded_rate(capfd, monkeypatch)
     try:
         reactor.start()
         good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
-        good.send(m.Reply(1, None, "hello"))
+        good.send(m.Reply(rid=1, value="hello"))
         assert [g.value for g in server.wait_for(1)] == ["hello"]
         for s in flood:
             s.settimeout(10)
@@ -407,7 +407,7 @@ def test_peers_that_have_not_authenticated_cost_little_memory(monkeypatch):
             peers.append(_raw_peer(address))
             peers[-1].sendall(b"\x92")
         good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
-        good.send(m.Reply(1, None, "hello"))
+        good.send(m.Reply(rid=1, value="hello"))
         server.wait_for(1)  # so every one of them was accepted and read (see above)
         grown = me.memory_info().rss - before
         assert grown < 500 * 16 * 1024, f"{grown / 500 / 1024:.0f} KiB per connection"

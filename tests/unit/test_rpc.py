@@ -52,10 +52,10 @@ def test_a_call_on_a_connection_that_closed_just_before_is_answered():
             got.append((reply, reactor.in_reactor()))
             answered.set()
 
-        calls.call(conn, lambda rid: m.ClusterInfo(rid), on_reply)
+        calls.call(conn, lambda rid: m.ClusterInfo(rid=rid), on_reply)
         assert answered.wait(10)
         [(reply, on_loop)] = got
-        assert reply.error is not None and reply.error[0] == "ConnectionLost"
+        assert reply.kind is m.ErrorKind.CONNECTION_LOST
         assert on_loop
         assert calls._waiting == {}
     finally:
@@ -68,6 +68,6 @@ def test_a_future_on_a_closed_connection_fails_even_once_the_loop_has_stopped():
     reactor.start()
     conn = _closed_connection(reactor, calls)
     reactor.stop()
-    fut = calls.future(conn, lambda rid: m.ClusterInfo(rid))
+    fut = calls.future(conn, lambda rid: m.ClusterInfo(rid=rid))
     error = fut.exception(timeout=10)
-    assert isinstance(error, RemoteError) and error.kind == "ConnectionLost"
+    assert isinstance(error, RemoteError) and error.kind is m.ErrorKind.CONNECTION_LOST

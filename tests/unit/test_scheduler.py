@@ -16,6 +16,7 @@ from ember._core.scheduler import (
     WarnInfeasible,
     _Lease,
 )
+from ember._protocol.messages import ErrorKind
 
 CPU1 = shape_of({"CPU": 1})
 CPU2 = shape_of({"CPU": 2})
@@ -141,8 +142,8 @@ def test_giving_up_on_worker_starts_refuses_every_queued_request_and_starts_none
     out = s.worker_start_failed("the log says why")
     why = "Ember workers fail to start on this node. The last one's log says:\nthe log says why"
     assert out == [
-        Refuse("a", 1, why, "WorkerStartFailed"),
-        Refuse(("actor", b"x"), 0, why, "WorkerStartFailed"),
+        Refuse("a", 1, why, ErrorKind.WORKER_START_FAILED),
+        Refuse(("actor", b"x"), 0, why, ErrorKind.WORKER_START_FAILED),
     ]
     assert s.pending() == []
     # A worker that starts later still serves new requests.
@@ -159,7 +160,8 @@ def test_giving_up_refuses_only_what_is_still_queued() -> None:
     assert s.worker_start_failed("no workers") == [StartWorker()]
     assert s.worker_start_failed("no workers") == [StartWorker()]
     (refused,) = s.worker_start_failed("no workers")
-    assert isinstance(refused, Refuse) and (refused.client, refused.rid) == ("c", 3)
+    assert isinstance(refused, Refuse) and "no workers" in refused.message
+    assert (refused.client, refused.rid, refused.error) == ("c", 3, ErrorKind.WORKER_START_FAILED)
 
 
 def test_request_that_does_not_fit_starts_no_worker() -> None:

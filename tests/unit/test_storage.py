@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ember._protocol import messages as m
+from ember._protocol.messages import ErrorKind
 from ember._runtime.control_store.server import ControlStore, NameTaken
 from ember._runtime.control_store.storage import RedisStorage, Storage, open_storage
 
@@ -48,7 +49,13 @@ def redis_store(url: str) -> ControlStore:
 def register_node(store: ControlStore, node_id: bytes = NODE) -> FakeConn:
     conn = FakeConn()
     msg = m.RegisterNode(
-        1, node_id, "tcp:127.0.0.1:7001", "unix:/tmp/ember-node", "host-a", {"CPU": 2.0}, 4242
+        rid=1,
+        node_id=node_id,
+        address="tcp:127.0.0.1:7001",
+        local_address="unix:/tmp/ember-node",
+        host="host-a",
+        total={"CPU": 2.0},
+        pid=4242,
     )
     store.register_node(conn, msg, now=100.0)  # type: ignore[arg-type]
     return conn
@@ -144,7 +151,7 @@ def test_control_store_reloads_actors_functions_and_nodes(redis_server: str) -> 
     register_node(first)
     assert register_actor(first) == ACTOR
     exporter = FakeConn()
-    first.handle(exporter, m.ExportFunction(FN, FN_DATA))  # type: ignore[arg-type]
+    first.handle(exporter, m.ExportFunction(fn_id=FN, data=FN_DATA))  # type: ignore[arg-type]
     assert exporter.sent == []
 
     second = redis_store(redis_server)  # the control store restarted
@@ -166,11 +173,11 @@ def test_control_store_reloads_actors_functions_and_nodes(redis_server: str) -> 
 
     # And it serves them: the function by id, the actor by name.
     fetcher = FakeConn()
-    second.handle(fetcher, m.FetchFunction(7, FN))  # type: ignore[arg-type]
-    assert fetcher.sent == [m.Reply(7, None, FN_DATA)]
+    second.handle(fetcher, m.FetchFunction(rid=7, fn_id=FN))  # type: ignore[arg-type]
+    assert fetcher.sent == [m.Reply(rid=7, value=FN_DATA)]
     asker = FakeConn()
-    second.handle(asker, m.GetNamedActor(8, "counter", "ns"))  # type: ignore[arg-type]
-    assert asker.sent == [m.Reply(8, None, {"actor_id": ACTOR, "handle_meta": META, "home": NODE})]
+    second.handle(asker, m.GetNamedActor(rid=8, name="counter", namespace="ns"))  # type: ignore[arg-type]
+    assert asker.sent == [m.NamedActor(rid=8, actor_id=ACTOR, handle_meta=META, home=NODE)]
 
 
 def test_control_store_unnamed_actor_is_reloaded_without_a_name(redis_server: str) -> None:
@@ -232,7 +239,7 @@ def test_a_lookup_of_an_actor_that_ended_before_a_restart_fails_at_once(redis_se
     second = redis_store(redis_server)
     asker = FakeConn()
     second.lookup_actor(asker, 9, ACTOR, now=100.0)  # type: ignore[arg-type]
-    assert [(r.rid, r.error[0]) for r in asker.sent] == [(9, "ActorDiedError")]
+    assert [(r.rid, r.kind) for r in asker.sent] == [(9, ErrorKind.ACTOR_DIED)]
     second.actor_dead(OTHER_ACTOR)  # (numbered after those it found)
     assert list(second.gone_actors.items()) == [(ACTOR, 0), (OTHER_ACTOR, 1)]
 
@@ -248,11 +255,15 @@ def test_in_memory_control_store_keeps_nothing() -> None:
 def test_reloaded_jobs_whose_drivers_do_not_come_back_are_forgotten(redis_server: str) -> None:
     first = redis_store(redis_server)
     for job_id, pid in ((b"\x05" * 4, 11), (b"\x06" * 4, 12)):
-        first.handle(FakeConn(), m.JobStarted(job_id, "ns", "host-a", pid))  # type: ignore[arg-type]
+        first.handle(
+            FakeConn(), m.JobStarted(job_id=job_id, namespace="ns", host="host-a", pid=pid)
+        )  # type: ignore[arg-type]
 
     second = redis_store(redis_server)  # restarted while both drivers were away
     assert set(second.jobs) == {b"\x05" * 4, b"\x06" * 4}
-    second.handle(FakeConn(), m.JobStarted(b"\x05" * 4, "ns", "host-a", 11))  # type: ignore[arg-type]
+    second.handle(
+        FakeConn(), m.JobStarted(job_id=b"\x05" * 4, namespace="ns", host="host-a", pid=11)
+    )  # type: ignore[arg-type]
     second.forget_unclaimed_jobs(second.loaded_at + 1.0)  # within the node timeout: kept
     assert len(second.jobs) == 2
     second.forget_unclaimed_jobs(second.loaded_at + second.node_timeout + 1)

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from ember._core.resources import NodeResources, shape_of
 from ember._core.scheduler import Action, LeaseScheduler, Refuse, StartWorker, StopWorker
+from ember._protocol.messages import ErrorKind
 from ember._runtime.node.worker_pool import WorkerPool, WorkerProc, _Forked
 
 
@@ -81,7 +82,7 @@ def test_workers_that_fail_to_start_fail_the_requests_with_the_last_log(
         "Ember workers fail to start on this node. The last one's log says:\n"
         "ImportError: no module named boom\n"
     )
-    assert node.ran[3:] == [Refuse("caller", 7, why, "WorkerStartFailed")]
+    assert node.ran[3:] == [Refuse("caller", 7, why, ErrorKind.WORKER_START_FAILED)]
     assert node.scheduler.pending() == [] and pool.workers == {}
     assert "a worker failed to start" in capsys.readouterr().err
 

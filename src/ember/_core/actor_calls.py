@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Sequence
 from typing import Any
 
 from ember import exceptions as exc
 from ember._core.task_leases import Fail, Finish, Task, _Action
+from ember._protocol.messages import ReturnValue
 
 
 class State(enum.Enum):
@@ -187,7 +189,9 @@ class ActorCalls:
         actor.error = error
         return self.flush(actor)
 
-    def call_done(self, task: Task, actor: Actor, results: Any, retryable: bool) -> list[Action]:
+    def call_done(
+        self, task: Task, actor: Actor, results: Sequence[ReturnValue], retryable: bool
+    ) -> list[Action]:
         """The actor answered ``task``; ``retryable``: it failed with an error that counts for
         a retry (one of its ``retry_exceptions``)."""
         actor.inflight.pop(task.task_id, None)

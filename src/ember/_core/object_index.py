@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ember._core.refcount import RefTable
+from ember._protocol.messages import ErrorKind
 
-OBJECT_LOST = "ObjectLostError"
-OWNER_DIED = "OwnerDiedError"
 OWNER_EXITED = "the process that owned this object has exited"
+Error = tuple[ErrorKind, str]  # why an object cannot be had: its kind and a text
 # Ids of freed objects remembered (so that a late ask is told, not made to wait for ever).
 _FREED_KEPT = 100_000
 
@@ -95,7 +95,7 @@ class FoundAt:
 @dataclass(frozen=True)
 class Failed:
     waiter: Waiter
-    kind: str  # OBJECT_LOST, OWNER_DIED, or an error passed on from another node
+    kind: ErrorKind  # OBJECT_LOST, OWNER_DIED, or an error passed on from another node
     text: str
 
 
@@ -172,7 +172,7 @@ Action = (
 
 
 def _lost(waiter: Waiter, text: str) -> Failed:
-    return Failed(waiter, OBJECT_LOST, text)
+    return Failed(waiter, ErrorKind.OBJECT_LOST, text)
 
 
 class ObjectIndex:
@@ -288,7 +288,7 @@ class ObjectIndex:
         if self.lookups.home_of(owner) != self.node_id:
             return self._locate_remote(oid, owner, waiter)
         if not self.lookups.is_connected(owner):
-            return [Failed(waiter, OWNER_DIED, OWNER_EXITED)]
+            return [Failed(waiter, ErrorKind.OWNER_DIED, OWNER_EXITED)]
         self._wait_for_owner(oid, owner, waiter)
         return []
 
@@ -300,7 +300,7 @@ class ObjectIndex:
         if oid in self._objects or self.lookups.stored(oid) or oid in self._freed:
             return self.find(waiter, oid, owner)
         if not self.lookups.is_connected(owner):
-            return [Failed(waiter, OWNER_DIED, OWNER_EXITED)]
+            return [Failed(waiter, ErrorKind.OWNER_DIED, OWNER_EXITED)]
         self._wait_for_owner(oid, owner, waiter)
         return []
 
@@ -322,7 +322,7 @@ class ObjectIndex:
     def located_reply(
         self,
         oid: bytes,
-        error: Sequence[str] | None = None,
+        error: Error | None = None,
         node_id: bytes = b"",
         inline: Any = None,
     ) -> list[Action]:
@@ -330,10 +330,10 @@ class ObjectIndex:
         out: list[Action] = []
         for w in self._locating.pop(oid, []):
             if error is not None:
-                if error[0] == "ConnectionLost":  # the home went away
-                    out.append(Failed(w, OWNER_DIED, OWNER_EXITED))
+                if error[0] is ErrorKind.CONNECTION_LOST:  # the home went away
+                    out.append(Failed(w, ErrorKind.OWNER_DIED, OWNER_EXITED))
                 else:
-                    out.append(Failed(w, error[0], error[1]))
+                    out.append(Failed(w, *error))
             elif inline is not None:
                 out.append(Found(w, 0, inline))
             else:
@@ -373,12 +373,15 @@ class ObjectIndex:
         return [Pull(oid, node_id)]
 
     def pull_finished(
-        self, oid: bytes, size: int | None, error: Sequence[str] | None = None
+        self, oid: bytes, size: int | None, error: Error | None = None
     ) -> list[Action]:
         """A pull ended: the copy is sealed in the store (``size``), or it failed."""
         waiting = self._pulls.pop(oid, [])
         if size is None:
-            kind, text = error or (OBJECT_LOST, "the transfer from the node that holds it failed")
+            kind, text = error or (
+                ErrorKind.OBJECT_LOST,
+                "the transfer from the node that holds it failed",
+            )
             return [Failed(w, kind, text) for w in waiting]
         if oid not in self._objects:  # (else made here meanwhile, and kept)
             self._objects[oid] = _Object(size, b"", in_shm=self.lookups.in_shm(oid) is True)
@@ -439,7 +442,7 @@ class ObjectIndex:
         out: list[Action] = []
         for oid, waiting in list(self._waiters.items()):
             if self._waiting_owner.get(oid) == client_id:
-                out += [Failed(w, OWNER_DIED, OWNER_EXITED) for w in waiting]
+                out += [Failed(w, ErrorKind.OWNER_DIED, OWNER_EXITED) for w in waiting]
                 del self._waiters[oid]
         return out
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
 from ember._core.resources import Allocation, NodeResources, Shape, describe
+from ember._protocol.messages import ErrorKind
 
 # Idle workers beyond ``idle_kept`` are stopped after this long.
 IDLE_WORKER_SECONDS = 10.0
@@ -85,7 +86,7 @@ class Refuse:
     client: Hashable
     rid: int
     message: str
-    error: str = "Unschedulable"
+    error: ErrorKind = ErrorKind.UNSCHEDULABLE
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,9 @@ class LeaseScheduler:
             return self._dispatch()
         give_up = f"Ember workers fail to start on this node. The last one's log says:\n{log}"
         actions = self._dispatch(grant_only=True)
-        actions += [Refuse(r.client, r.rid, give_up, "WorkerStartFailed") for r in self._queue]
+        actions += [
+            Refuse(r.client, r.rid, give_up, ErrorKind.WORKER_START_FAILED) for r in self._queue
+        ]
         self._queue = []
         return actions
 

@@ -27,10 +27,12 @@ for the node that granted a lease and the worker it names, opaque here.
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from typing import Any
 
 from ember import exceptions as exc
 from ember._core.resources import Shape, shape_dict
+from ember._protocol.messages import ReturnValue
 
 # A lease left without tasks goes back this long after (a loop of submit-and-get reuses it
 # meanwhile): until then its resources count as used in available_resources().
@@ -222,7 +224,7 @@ class TakeBack(_Action):
 class Finish(_Action):
     __slots__ = ("task", "results")
 
-    def __init__(self, task: Task, results: Any) -> None:
+    def __init__(self, task: Task, results: Sequence[ReturnValue]) -> None:
         self.task = task
         self.results = results
 
@@ -376,7 +378,9 @@ class TaskLeases:
             self._pump(key, out)
         return out
 
-    def task_done(self, task: Task, results: Any, retryable: bool, now: float) -> list[Action]:
+    def task_done(
+        self, task: Task, results: Sequence[ReturnValue], retryable: bool, now: float
+    ) -> list[Action]:
         """The task's worker answered; ``retryable``: it failed with an error that counts for
         a retry (one of its ``retry_exceptions``)."""
         out: list[Action] = []

@@ -3,6 +3,7 @@ decisions about calls are ``_core.actor_calls``'s, carried out here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -74,26 +75,24 @@ class ActorCaller:
         job_id = self._client.current_job()
         detached = options.get("lifetime") == "detached"
 
-        def spec(task: _Task) -> bytes:
-            return serialization.dumps(
-                {
-                    "fn_id": fn_id,
-                    "blob": task.blob,
-                    "deps": task.deps,
-                    "args_ref": task.args_ref,
-                    "class_name": class_name,
-                    "max_concurrency": options.get("max_concurrency"),
-                    "job_id": job_id,
-                    "namespace": namespace,
-                    "owner_id": self._client.client_id,
-                }
+        def spec(task: _Task) -> m.ActorSpec:
+            return m.ActorSpec(
+                fn_id=fn_id,
+                blob=task.blob,
+                deps=task.deps,
+                args_ref=task.args_ref,
+                class_name=class_name,
+                max_concurrency=options.get("max_concurrency"),
+                job_id=job_id,
+                namespace=namespace,
+                owner_id=self._client.client_id,
             )
 
         def args_ready(task: _Task, near: bytes) -> None:
-            self._client.node.send(m.ActorArgs(actor_id, spec(task), None))
+            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=spec(task), error=None))
 
         def args_failed(task: _Task, error: bytes) -> None:
-            self._client.node.send(m.ActorArgs(actor_id, b"", error))
+            self._client.node.send(m.ActorArgs(actor_id=actor_id, spec=None, error=error))
 
         with self._lock:
             self._objects.drain_decs()
@@ -101,20 +100,20 @@ class ActorCaller:
             done = self._client.calls.future(
                 self._client.node,
                 lambda rid: m.CreateActor(
-                    rid,
-                    actor_id,
-                    spec(task) if ready_now else b"",
-                    shape_dict(shape),
-                    self._client.client_id,
-                    job_id,
-                    name,
-                    namespace,
-                    detached,
-                    bool(options.get("get_if_exists")),
-                    int(options.get("max_restarts") or 0),
-                    handle_meta,
-                    class_name,
-                    strategy_on_wire(options.get("scheduling_strategy")),
+                    rid=rid,
+                    actor_id=actor_id,
+                    spec=spec(task) if ready_now else None,
+                    shape=shape_dict(shape),
+                    owner_id=self._client.client_id,
+                    job_id=job_id,
+                    name=name,
+                    namespace=namespace,
+                    detached=detached,
+                    get_if_exists=bool(options.get("get_if_exists")),
+                    max_restarts=int(options.get("max_restarts") or 0),
+                    handle_meta=handle_meta,
+                    class_name=class_name,
+                    strategy=strategy_on_wire(options.get("scheduling_strategy")),
                 ),
             )
             if not ready_now:
@@ -124,15 +123,15 @@ class ActorCaller:
             self._machine.add(actor)
         if name is not None:  # a name can be taken: find out now, as Ray does
             try:
-                value = done.result(timeout=60)
+                registered: m.ActorRegistered = done.result(timeout=60)
             except RemoteError as e:
                 with self._lock:
                     self._machine.forget(actor_id)
                 raise ValueError(str(e)) from None
-            if value["actor_id"] != actor_id:
+            if registered.actor_id != actor_id:
                 with self._lock:
                     self._machine.forget(actor_id)
-                return value["actor_id"], False
+                return registered.actor_id, False
         self._objects.add_actor(actor_id, detached, shared=name is not None)
         return actor_id, True
 
@@ -142,18 +141,22 @@ class ActorCaller:
         if obj.owned and obj.detached:
             msg: m.Message | None = None
         elif obj.owned and not obj.shared:
-            msg = m.KillActor(actor_id, True, "all references to it were dropped")
+            msg = m.KillActor(
+                actor_id=actor_id, no_restart=True, reason="all references to it were dropped"
+            )
         else:
-            msg = m.DecRef([actor_id])
+            msg = m.DecRef(ids=[actor_id])
         self._run(self._machine.release(actor_id, msg))
 
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]:
         """A named actor's id, handle metadata, and where its holders are counted: the node
         that manages it (its id starts with that node's tag, as an owner's does)."""
-        value = self._client.control_request(
-            lambda rid: m.GetNamedActor(rid, name, namespace or self._client.current_namespace())
+        named: m.NamedActor = self._client.control_request(
+            lambda rid: m.GetNamedActor(
+                rid=rid, name=name, namespace=namespace or self._client.current_namespace()
+            )
         )
-        return value["actor_id"], value["handle_meta"], value["home"]
+        return named.actor_id, named.handle_meta, named.home
 
     def submit_actor_task(
         self,
@@ -191,7 +194,7 @@ class ActorCaller:
 
     def _args_failed(self, task: _Task, error: bytes) -> None:
         assert task.actor is not None
-        results = [[ERROR, error]] * max(1, task.num_returns)
+        results = [m.ReturnValue(ERROR, error)] * max(1, task.num_returns)
         self._run(self._machine.args_failed(task, task.actor, results))
 
     def _run(self, actions: list[Action]) -> None:
@@ -211,17 +214,21 @@ class ActorCaller:
             elif isinstance(action, AskHowLost):
                 self._ask_how_lost(action)
             elif isinstance(action, CancelCall):
-                action.actor.peer.send(m.CancelTask(action.task.task_id, False, action.recursive))
+                action.actor.peer.send(
+                    m.CancelTask(
+                        task_id=action.task.task_id, force=False, recursive=action.recursive
+                    )
+                )
             elif isinstance(action, SendRelease):
                 if not self._client.closed:
                     self._client.node.send(action.message)
             else:
                 raise AssertionError(f"unknown action {action!r}")
 
-    def task_done(self, task: _Task, results: list[list[Any]]) -> None:
+    def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
         """Under lock: the actor answered the call ``task``."""
         assert task.actor is not None
-        retryable = bool(results) and results[0][0] == ERROR and _retryable(task, results)
+        retryable = bool(results) and results[0].kind == ERROR and _retryable(task, results)
         self._run(self._machine.call_done(task, task.actor, results, retryable))
 
     def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None:
@@ -244,38 +251,40 @@ class ActorCaller:
             return
         self._client.calls.call(
             self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, incarnation),
+            lambda rid: m.ResolveActor(
+                rid=rid, actor_id=actor.actor_id, min_incarnation=incarnation
+            ),
             lambda reply: self._on_resolved(actor, reply),
         )
 
-    def _on_resolved(self, actor: Actor, reply: m.Reply) -> None:
+    def _on_resolved(self, actor: Actor, answer: m.Answer) -> None:
         """Reactor thread: the node said where the actor lives, or that it is dead."""
-        if reply.error is not None:
+        if not isinstance(answer, m.ActorAlive):
             with self._lock:
-                self._run(self._machine.died(actor, _death(actor, reply)))
+                self._run(self._machine.died(actor, _death(actor, answer)))
             return
         try:
-            conn = self._client.peer(reply.value["addr"], reply.value.get("node", b""))
+            conn = self._client.peer(answer.addr, answer.node_id)
         except OSError:
             with self._lock:
-                self._run(self._machine.unreachable(actor, reply.value["incarnation"]))
+                self._run(self._machine.unreachable(actor, answer.incarnation))
             return
         with self._lock:
-            self._run(self._machine.resolved(actor, reply.value["incarnation"], conn))
+            self._run(self._machine.resolved(actor, answer.incarnation, conn))
 
     def _ask_how_lost(self, ask: AskHowLost) -> None:
         """Ask the node how the process running the call ended (once it knows: it may hear of
         it after this process did), so the error says so; fail the call when it answers."""
         task, actor = ask.task, ask.actor
 
-        def answered(reply: m.Reply) -> None:
-            if reply.error is not None:
-                error = _death(actor, reply)
+        def answered(answer: m.Answer) -> None:
+            if not isinstance(answer, m.ActorEnded):
+                error = _death(actor, answer)
             else:
                 retries = actor.max_task_retries
                 error = died(
                     actor,
-                    f"{reply.value['ended']}, but this call was not retried because "
+                    f"{answer.how}, but this call was not retried because "
                     + (
                         "max_task_retries is 0: set max_task_retries > 0 (-1 for no limit) to "
                         "retry calls after a restart."
@@ -288,22 +297,26 @@ class ActorCaller:
 
         self._client.calls.call(
             self._client.node,
-            lambda rid: m.ResolveActor(rid, actor.actor_id, ask.incarnation + 1, True),
+            lambda rid: m.ResolveActor(
+                rid=rid, actor_id=actor.actor_id, min_incarnation=ask.incarnation + 1, ended=True
+            ),
             answered,
         )
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._client.node.send(m.KillActor(actor_id, no_restart))
+        self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
 
 
-def _death(actor: Actor, reply: m.Reply) -> exc.ActorDiedError:
+def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why."""
-    reason = reply.error[1] if reply.error else "dead"
+    if not isinstance(answer, m.Reply) or answer.error is None:
+        return died(actor, f"dead (unexpected answer {answer!r:.100})")
+    reason = answer.error[1]
     cause: Any = reason
-    if isinstance(reply.value, bytes):
+    if isinstance(answer.value, bytes):
         try:
-            cause = serialization.loads(reply.value)
+            cause = serialization.loads(answer.value)
         except Exception:  # noqa: BLE001 - keep the node's text
             pass
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail

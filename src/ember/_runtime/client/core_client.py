@@ -146,7 +146,13 @@ class CoreClient:
         self._hello = self.calls.future(
             self.node,
             lambda rid: m.Hello(
-                rid, kind, client_id, os.getpid(), job_id, listen_address, log_to_driver
+                rid=rid,
+                kind=kind,
+                client_id=client_id,
+                pid=os.getpid(),
+                job_id=job_id,
+                listen_addr=listen_address,
+                log_to_driver=log_to_driver,
             ),
         )
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
@@ -181,7 +187,7 @@ class CoreClient:
             time.sleep(0.01)
         with self.lock:
             nodes = [c for c in [self.node, *self._nodes.values()] if not c.closed]
-        flushed = [self.calls.future(c, m.FlushOutput) for c in nodes]
+        flushed = [self.calls.future(c, lambda rid: m.FlushOutput(rid=rid)) for c in nodes]
         deadline = time.monotonic() + _FLUSH_OUTPUT_SECONDS
         for done in flushed:
             with contextlib.suppress(Exception):  # a node gone meanwhile has nothing to pass on
@@ -228,7 +234,17 @@ class CoreClient:
             conn.node = node_id
             self._nodes[node_id] = conn
             kind = "driver" if self.kind == "driver" else "caller"
-            conn.send(m.Hello(0, kind, self.client_id, os.getpid(), self.job_id, None, True))
+            conn.send(
+                m.Hello(
+                    rid=0,
+                    kind=kind,
+                    client_id=self.client_id,
+                    pid=os.getpid(),
+                    job_id=self.job_id,
+                    listen_addr=None,
+                    log_to_driver=True,
+                )
+            )
         return conn
 
     # ------------------------------------------------------------------ connections
@@ -326,10 +342,10 @@ class CoreClient:
         if fn_id in self._exported:
             return
         self._exported[fn_id] = data
-        self._control().send(m.ExportFunction(fn_id, data()))
+        self._control().send(m.ExportFunction(fn_id=fn_id, data=data()))
 
     def fetch_function(self, fn_id: bytes) -> bytes:
-        return self.control_request(lambda rid: m.FetchFunction(rid, fn_id))  # type: ignore[no-any-return]
+        return self.control_request(lambda rid: m.FetchFunction(rid=rid, fn_id=fn_id))  # type: ignore[no-any-return]
 
     def _control(self, timeout: float = 60.0) -> Connection:
         """The connection to the control store, opened again if it restarted."""
@@ -374,14 +390,21 @@ class CoreClient:
             except OSError:
                 return False
             for fn_id, data in list(self._exported.items()):
-                conn.send(m.ExportFunction(fn_id, data()))
+                conn.send(m.ExportFunction(fn_id=fn_id, data=data()))
             self._announce_job(conn)
             self.control = conn
             return True
 
     def _announce_job(self, conn: Connection) -> None:
         if self.kind == "driver":
-            conn.send(m.JobStarted(self.job_id, self.namespace, socket.gethostname(), os.getpid()))
+            conn.send(
+                m.JobStarted(
+                    job_id=self.job_id,
+                    namespace=self.namespace,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            )
 
     def _keep_reconnecting(self) -> None:
         """Reactor thread: a restarted control store must get this process's exports even if
@@ -398,7 +421,7 @@ class CoreClient:
                     timeout=max(0.1, deadline - time.monotonic())
                 )
             except RemoteError as e:
-                if e.kind != "ConnectionLost" or time.monotonic() > deadline:
+                if e.kind is not m.ErrorKind.CONNECTION_LOST or time.monotonic() > deadline:
                     raise
 
     # ------------------------------------------------------------------ misc
@@ -411,9 +434,11 @@ class CoreClient:
         with self.lock:
             self.tasks.return_idle_leases()
         try:
-            return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid)).result(timeout=30)
+            return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid=rid)).result(
+                timeout=30
+            )
         except RemoteError as e:
-            if e.kind == "ConnectionLost":
+            if e.kind is m.ErrorKind.CONNECTION_LOST:
                 raise exc.LocalRayletDiedError(
                     "the Ember node manager this process used has died"
                 ) from None

@@ -62,7 +62,7 @@ class ObjectTable:
                 # (it came back inside another value); then the node still has it, or says lost.
                 obj = self._entries[object_id] = _Obj(False, owner_id)
                 if not self._client.closed:
-                    self._client.node.send(m.IncRef([object_id], [owner_id]))
+                    self._client.node.send(m.IncRef(ids=[object_id], owners=[owner_id]))
             obj.refs += 1
 
     def remove_local_ref(self, object_id: bytes) -> None:
@@ -95,11 +95,11 @@ class ObjectTable:
             return
         obj.pins = None
         if obj.contained:
-            self._client.node.send(m.DecRef([c[0] for c in obj.contained]))
+            self._client.node.send(m.DecRef(ids=[c[0] for c in obj.contained]))
         if not obj.owned:
-            self._client.node.send(m.DecRef([oid]))
+            self._client.node.send(m.DecRef(ids=[oid]))
         elif obj.shared or obj.promoted:
-            self._client.node.send(m.DecRef([oid]))
+            self._client.node.send(m.DecRef(ids=[oid]))
         elif obj.kind == STORED:
             # Nobody else saw it: its file goes to the pool (unless a process still maps it),
             # where this process's next large put finds it without waiting for the node; once
@@ -123,7 +123,7 @@ class ObjectTable:
                 self.store.pool(oid)
             ids.append(oid)
         if ids:
-            self._client.node.send(m.FreeObjects(ids))
+            self._client.node.send(m.FreeObjects(ids=ids))
 
     def ref_serialized(self, object_id: bytes, owner_id: bytes) -> None:
         """This process is sending a ref it holds to another process."""
@@ -173,7 +173,7 @@ class ObjectTable:
                 obj.kind = ACTOR
                 obj.ready = True
                 if not obj.owned:
-                    self._client.node.send(m.IncRef([actor_id], [owner_id]))
+                    self._client.node.send(m.IncRef(ids=[actor_id], owners=[owner_id]))
             obj.refs += 1
 
     def actor_ref_serialized(self, actor_id: bytes) -> None:
@@ -185,7 +185,7 @@ class ObjectTable:
                 obj.shared = True
 
     def store_returns(
-        self, return_ids: list[bytes], results: list[list[Any]], lineage: Any
+        self, return_ids: list[bytes], results: Sequence[m.ReturnValue], lineage: Any
     ) -> bool:
         """Under lock: record a finished task's return values and wake whoever waits for
         them. ``lineage``, if not None, is the task to run again should a node holding one
@@ -196,15 +196,17 @@ class ObjectTable:
             obj = self._entries.get(oid)
             if obj is None:
                 continue
-            if len(result) > 2 and result[2]:
-                obj.contained = result[2]
-                node.send(m.IncRef([c[0] for c in result[2]], [c[1] for c in result[2]]))
-            if len(result) > 3 and result[3] != self._client.node_id and result[0] == STORED:
-                obj.where = result[3]  # its node keeps it; ours is told, to find it later
-                node.send(m.ObjectLocated(oid, result[3], result[1]))
+            contained = result.contained
+            if contained:
+                obj.contained = contained
+                node.send(m.IncRef(ids=[c[0] for c in contained], owners=[c[1] for c in contained]))
+            kind = result.kind
+            if kind == STORED and result.node_id != self._client.node_id:
+                obj.where = result.node_id  # its node keeps it; ours is told, to find it later
+                node.send(m.ObjectLocated(object_id=oid, node_id=obj.where, size=result.data))
                 if lineage is not None:
                     obj.lineage = lineage  # if that node dies, the task runs again
-            self.set_ready(oid, obj, result[0], result[1])
+            self.set_ready(oid, obj, kind, result.data)
             ready.append((oid, obj))
         kept = lineage is not None and any(obj.lineage is lineage for _, obj in ready)
         for oid, obj in ready:
@@ -261,7 +263,12 @@ class ObjectTable:
             # The refs inside it (a put's, or a task result's) live as long as it does there.
             inside = obj.contained or [[r._id, r._owner] for r in obj.pins or ()]
             self._client.node.send(
-                m.PutInline(oid, [obj.kind, obj.data], self._client.client_id, inside)
+                m.PutInline(
+                    object_id=oid,
+                    data=[obj.kind, obj.data],
+                    owner_id=self._client.client_id,
+                    contained=inside,
+                )
             )
 
     # ------------------------------------------------------------------ objects
@@ -284,7 +291,14 @@ class ObjectTable:
             self.pool_dropped()  # the files of objects dropped meanwhile are free to reuse
             obj.kind = STORED
             obj.data = self.store.write(oid, ser.meta, ser.buffers)
-            self._client.node.send(m.ObjectCreated(oid, obj.data, self._client.client_id, ser.refs))
+            self._client.node.send(
+                m.ObjectCreated(
+                    object_id=oid,
+                    size=obj.data,
+                    owner_id=self._client.client_id,
+                    contained=ser.refs,
+                )
+            )
         with self._lock:
             self.drain_decs()
             self._entries[oid] = obj
@@ -295,7 +309,9 @@ class ObjectTable:
         (it spills objects no process maps); then the store reserves it. False: the object
         goes to disk instead."""
         return bool(
-            self._client.calls.future(self._client.node, lambda rid: m.MakeRoom(rid, size)).result()
+            self._client.calls.future(
+                self._client.node, lambda rid: m.MakeRoom(rid=rid, size=size)
+            ).result()
         )
 
     def entry_for(self, ref: ObjectRef, fetch: bool = True) -> _Obj:
@@ -314,27 +330,29 @@ class ObjectTable:
             else:
                 self._client.calls.call(
                     self._client.node,
-                    lambda rid: m.WaitObject(rid, oid, obj.owner, fetch),
+                    lambda rid: m.WaitObject(
+                        rid=rid, object_id=oid, owner_id=obj.owner, fetch=fetch
+                    ),
                     lambda reply: self._on_fetched(oid, reply),
                 )
         return obj
 
-    def _on_fetched(self, oid: bytes, reply: m.Reply) -> None:
+    def _on_fetched(self, oid: bytes, answer: m.Answer) -> None:
         with self._lock:
             obj = self._entries.get(oid)
             if obj is None or obj.ready:
                 return
-            if reply.error is not None:
-                kind, text = reply.error
+            if isinstance(answer, m.Reply) and answer.error is None:
+                kind, data = answer.value
+                self.set_ready(oid, obj, kind, data)
+            else:
+                text = answer.error[1] if isinstance(answer, m.Reply) and answer.error else ""
                 err: BaseException
-                if kind == "OwnerDiedError":
+                if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.OWNER_DIED:
                     err = exc.OwnerDiedError(oid.hex(), detail=text)
                 else:
                     err = exc.ObjectLostError(oid.hex(), detail=text)
                 self.set_ready(oid, obj, ERROR, serialization.dumps(err))
-            else:
-                kind, data = reply.value
-                self.set_ready(oid, obj, kind, data)
         self.run_ready_callbacks(oid)
 
     def set_ready(self, oid: bytes, obj: _Obj, kind: int, data: Any) -> None:
@@ -554,12 +572,12 @@ class ObjectTable:
         from ember._transport.rpc import RemoteError
 
         fut = self._client.calls.future(
-            self._client.node, lambda rid: m.WaitObject(rid, oid, owner)
+            self._client.node, lambda rid: m.WaitObject(rid=rid, object_id=oid, owner_id=owner)
         )
         try:
             fut.result()
         except RemoteError as e:
-            if e.kind == "OwnerDiedError":
+            if e.kind is m.ErrorKind.OWNER_DIED:
                 raise exc.OwnerDiedError(oid.hex(), detail=str(e)) from None
             raise exc.ObjectLostError(oid.hex(), detail=str(e)) from None
 

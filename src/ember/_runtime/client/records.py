@@ -4,13 +4,13 @@ lease is ``_core.task_leases``'s record.)"""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ember import exceptions as exc
 from ember._core import actor_calls, task_leases
 from ember._core.retry import should_retry_error
-from ember._protocol.messages import INLINE
+from ember._protocol.messages import INLINE, ReturnValue
 from ember._runtime import serialization
 from ember._runtime.object_ref import ObjectRef
 
@@ -51,7 +51,7 @@ class _Obj:
         self.released = False
         self.fetching = False
         self.waiters: list[Callable[[], None]] | None = None
-        self.contained: list[list[bytes]] | None = None
+        self.contained: Sequence[Sequence[bytes]] | None = None  # [id, owner] of refs inside
         self.detached = False
         self.pins: list[Any] | None = None
         self.where = b""  # for a stored value on another node: that node's id
@@ -100,7 +100,7 @@ class TaskHandler(Protocol):
     """What decides on a submitted task once its worker answers or it is cancelled: the task
     submitter, or the actor caller for an actor call. Both called under the client lock."""
 
-    def task_done(self, task: _Task, results: list[list[Any]]) -> None: ...
+    def task_done(self, task: _Task, results: Sequence[ReturnValue]) -> None: ...
 
     def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None: ...
 
@@ -171,10 +171,10 @@ def _placeholder(value: Any, refs: list[ObjectRef]) -> Any:
 _EMPTY_ARGS = serialization.serialize(((), {}))
 
 
-def _retryable(task: _Task, results: list[list[Any]]) -> bool:
+def _retryable(task: _Task, results: Sequence[ReturnValue]) -> bool:
     """Whether the error a task failed with counts for a retry (see ``should_retry_error``);
     whether the task has one left is the lease or call machine's decision."""
-    return should_retry_error(task.retry_exceptions, lambda: _cause(results[0][1]))
+    return should_retry_error(task.retry_exceptions, lambda: _cause(results[0].data))
 
 
 def _cause(data: bytes) -> BaseException | None:

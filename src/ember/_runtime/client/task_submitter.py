@@ -4,7 +4,7 @@ decisions are ``_core.task_leases``'s, carried out here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 # A task whose stored arguments on one other node add up to this much prefers to run there.
 LOCALITY_MIN_BYTES = 1 << 20
+_PushTask = m.builder(m.PushTask)  # (once per task: see builder)
 
 
 class TaskSubmitter:
@@ -117,7 +118,9 @@ class TaskSubmitter:
         """Under lock: register the task's return objects and make their refs."""
         client = self._client
         self._objects.add_pending(task.return_ids)
-        refs = [ObjectRef(oid, client.client_id, client) for oid in task.return_ids]
+        refs: list[ObjectRef[Any]] = [
+            ObjectRef(oid, client.client_id, client) for oid in task.return_ids
+        ]
         self._tasks[task.task_id] = task
         return refs
 
@@ -205,7 +208,7 @@ class TaskSubmitter:
             self._run(actions)
 
     def _args_failed(self, task: _Task, error: bytes) -> None:
-        results = [[ERROR, error]] * max(1, task.num_returns)
+        results = [m.ReturnValue(ERROR, error)] * max(1, task.num_returns)
         self._run(self._machine.args_failed(task, results))
 
     def _run(self, actions: list[Action]) -> None:
@@ -229,11 +232,13 @@ class TaskSubmitter:
             elif isinstance(action, ReturnLease):
                 lease = action.lease
                 if not self._client.closed:
-                    lease.via.send(m.ReturnLease(lease.lease_id, action.failed))
+                    lease.via.send(
+                        m.ReturnLease(lease_id=lease.lease_id, worker_failed=action.failed)
+                    )
             elif isinstance(action, CancelAsk):
                 asked = self._asks.pop(action.req, None)
                 if asked is not None:
-                    asked[1].send(m.CancelLeaseRequest(asked[0]))
+                    asked[1].send(m.CancelLeaseRequest(rid=asked[0]))
             elif isinstance(action, Fail):
                 self.fail(action.task, action.error)  # type: ignore[arg-type]
             elif isinstance(action, TakeBack):
@@ -241,9 +246,11 @@ class TaskSubmitter:
             elif isinstance(action, SendCancel):
                 lease = action.lease
                 task_id = action.task.task_id
-                lease.peer.send(m.CancelTask(task_id, action.force, action.recursive))
+                lease.peer.send(
+                    m.CancelTask(task_id=task_id, force=action.force, recursive=action.recursive)
+                )
                 if action.kill:
-                    lease.via.send(m.KillWorker(lease.worker_id))
+                    lease.via.send(m.KillWorker(worker_id=lease.worker_id))
             elif isinstance(action, WorkerCrashed):
                 self._worker_crashed(action.task, action.lease)
             elif isinstance(action, RunAgain):
@@ -265,12 +272,12 @@ class TaskSubmitter:
         rid = client.calls.call(
             via,
             lambda rid: m.RequestLease(
-                rid,
-                key.resources,
-                client.client_id,
-                key.describe,
-                key.strategy,
-                ask.spilled,
+                rid=rid,
+                shape=key.resources,
+                owner_id=client.client_id,
+                describe=key.describe,
+                strategy=key.strategy,
+                spilled=ask.spilled,
                 job_id=key.job,
             ),
             lambda reply: self._on_lease(key, req, reply, via),
@@ -278,45 +285,47 @@ class TaskSubmitter:
         if self._machine.asking(key, req):  # (not answered already: a connection closed meanwhile)
             self._asks[req] = (rid, via)
 
-    def _on_lease(self, key: Key, req: int, reply: m.Reply, via: Connection) -> None:
+    def _on_lease(self, key: Key, req: int, answer: m.Answer, via: Connection) -> None:
         """Reactor thread: a node answered a lease request."""
-        if reply.error is not None:
-            kind, text = reply.error
+        if isinstance(answer, m.LeaseGranted):
+            self._granted(key, req, answer, via)
+        elif isinstance(answer, m.LeaseSpilled):  # that node has no room: ask the one it names
+            with self._lock:
+                self._asks.pop(req, None)
+                if not self._client.closed:
+                    self._run(self._machine.spilled(key, req, (answer.node_id, answer.address)))
+        else:
+            kind = answer.kind if isinstance(answer, m.Reply) else None
+            text = answer.error[1] if isinstance(answer, m.Reply) and answer.error else ""
             error: BaseException | None = None
-            if kind == "WorkerStartFailed":
+            if kind is m.ErrorKind.WORKER_START_FAILED:
                 error = exc.RaySystemError(text)
-            elif kind == "Unschedulable":
+            elif kind is m.ErrorKind.UNSCHEDULABLE:
                 error = exc.TaskUnschedulableError(text)
             with self._lock:
                 self._asks.pop(req, None)
                 # (else another node asked went away: ask again, unless ours did)
                 self._run(self._machine.refused(key, req, error, not self._client.node.closed))
-            return
-        grant = reply.value
-        if "spill" in grant:  # that node has no room: ask the one it names
-            with self._lock:
-                self._asks.pop(req, None)
-                if not self._client.closed:
-                    self._run(self._machine.spilled(key, req, (grant["spill"], grant["address"])))
-            return
+
+    def _granted(self, key: Key, req: int, grant: m.LeaseGranted, via: Connection) -> None:
         conn: Connection | None
         try:
-            conn = self._client.peer(grant["addr"], grant["node"])
+            conn = self._client.peer(grant.addr, grant.node_id)
         except OSError:
             conn = None
         with self._lock:
             self._asks.pop(req, None)
             if self._client.closed:
-                via.send(m.ReturnLease(grant["lease_id"]))
+                via.send(m.ReturnLease(lease_id=grant.lease_id))
                 return
             self._run(
                 self._machine.granted(
                     key,
                     req,
-                    grant["lease_id"],
-                    grant["worker_id"],
-                    grant["gpu_ids"],
-                    grant["saturated"],
+                    grant.lease_id,
+                    grant.worker_id,
+                    grant.gpu_ids,
+                    grant.saturated,
                     via,
                     conn,
                 )
@@ -326,13 +335,16 @@ class TaskSubmitter:
         key, lease, task_ids = ask.key, ask.lease, ask.task_ids
         self._client.calls.call(
             lease.peer,
-            lambda rid: m.TakeBackTasks(rid, lease.lease_id, task_ids),
+            lambda rid: m.TakeBackTasks(rid=rid, lease_id=lease.lease_id, task_ids=task_ids),
             lambda reply: self._took_back(key, lease, task_ids, reply),
         )
 
-    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], reply: m.Reply) -> None:
+    def _took_back(self, key: Key, lease: Lease, asked: list[bytes], answer: m.Answer) -> None:
         """Reactor thread: the worker answered a take-back with the tasks it handed back."""
-        back = (reply.value or []) if reply.error is None else None
+        if isinstance(answer, m.Reply) and answer.error is None:
+            back: list[bytes] | None = answer.value or []
+        else:
+            back = None
         with self._lock:
             self._run(self._machine.took_back(key, lease, asked, back, time.monotonic()))
 
@@ -344,21 +356,21 @@ class TaskSubmitter:
         actor_id: bytes,
         resources: dict[str, float] | None,
     ) -> m.PushTask:
-        return m.PushTask(
-            task.task_id,
-            task.fn_id,
-            task.blob,
-            task.deps,
-            task.num_returns,
-            task.name,
-            self._client.client_id,
-            lease_id,
-            gpu_ids,
-            actor_id,
-            task.job,
-            task.namespace,
-            task.args_ref,
-            resources,
+        return _PushTask(
+            task_id=task.task_id,
+            fn_id=task.fn_id,
+            blob=task.blob,
+            deps=task.deps,
+            num_returns=task.num_returns,
+            name=task.name,
+            owner_id=self._client.client_id,
+            lease_id=lease_id,
+            gpu_ids=gpu_ids,
+            actor_id=actor_id,
+            job_id=task.job,
+            namespace=task.namespace,
+            args_ref=task.args_ref,
+            resources=resources,
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:
@@ -384,10 +396,10 @@ class TaskSubmitter:
             if task is not None:
                 task.handler.task_done(task, msg.results)
 
-    def task_done(self, task: _Task, results: list[list[Any]]) -> None:
+    def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
         """Under lock: the worker answered a task that is not an actor call."""
         retryable = False
-        if results and results[0][0] == ERROR:
+        if results and results[0].kind == ERROR:
             lost = self._lost_argument(task, results)
             if lost is not None and (not lost.ready or self.rerun(lost)):
                 # It failed for want of an argument that is being made again: run it once
@@ -398,10 +410,10 @@ class TaskSubmitter:
             retryable = _retryable(task, results)
         self._run(self._machine.task_done(task, results, retryable, time.monotonic()))
 
-    def _lost_argument(self, task: _Task, results: list[list[Any]]) -> _Obj | None:
+    def _lost_argument(self, task: _Task, results: Sequence[m.ReturnValue]) -> _Obj | None:
         """Under lock, for a task that failed: the argument this process owns whose loss made
         it fail, if that is how it failed."""
-        cause = _cause(results[0][1])
+        cause = _cause(results[0].data)
         if not isinstance(cause, exc.ObjectLostError):
             return None
         for ref in task.dep_refs:
@@ -410,7 +422,7 @@ class TaskSubmitter:
                 return dep if dep is not None and dep.owned else None
         return None
 
-    def finish(self, task: _Task, results: list[list[Any]], lineage: bool = False) -> None:
+    def finish(self, task: _Task, results: Sequence[m.ReturnValue], lineage: bool = False) -> None:
         """Under lock: record the task's return values and wake whoever waits for them; with
         ``lineage``, keep the task to run again should an object it made be lost (while it has
         retries left)."""
@@ -424,13 +436,13 @@ class TaskSubmitter:
                     f"returned {len(results)} values."
                 ),
             )
-            results = [[ERROR, serialization.dumps(err)]] * len(task.return_ids)
+            results = [m.ReturnValue(ERROR, serialization.dumps(err))] * len(task.return_ids)
         keep = task if lineage and task.retries_left != 0 else None
         if not self._objects.store_returns(task.return_ids, results, keep):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
 
     def fail(self, task: _Task, error: BaseException) -> None:
-        self.finish(task, [[ERROR, serialization.dumps(error)]] * task.num_returns)
+        self.finish(task, [m.ReturnValue(ERROR, serialization.dumps(error))] * task.num_returns)
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
@@ -441,14 +453,14 @@ class TaskSubmitter:
         """Under lock: fail a task whose worker died, once the node that leased it says how
         the process ended (it may see the end after this process did)."""
 
-        def answered(reply: m.Reply) -> None:
-            end = reply.value if reply.error is None and reply.value else {}
+        def answered(answer: m.Answer) -> None:
+            end = answer if isinstance(answer, m.WorkerExited) else m.WorkerExited(rid=0)
             error = exc.WorkerCrashedError(
                 task_name=task.name,
-                pid=end.get("pid"),
-                exit_code=end.get("code"),
-                log_path=end.get("log"),
-                log_note=end.get("log_note"),
+                pid=end.pid,
+                exit_code=end.code,
+                log_path=end.log or None,
+                log_note=end.log_note or None,
             )
             with self._lock:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
@@ -456,9 +468,11 @@ class TaskSubmitter:
 
         node = lease.via
         if node.closed:
-            answered(m.Reply(0, ["ConnectionLost", "its node is gone"]))
+            answered(m.error_reply(0, m.ErrorKind.CONNECTION_LOST, "its node is gone"))
         else:
-            self._client.calls.call(node, lambda rid: m.WorkerExit(rid, lease.worker_id), answered)
+            self._client.calls.call(
+                node, lambda rid: m.WorkerExit(rid=rid, worker_id=lease.worker_id), answered
+            )
 
     def rerun(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again (see ``TaskLeases.rerun``); False

@@ -227,7 +227,7 @@ class ControlStore:
 
     def register_node(
         self, conn: PeerConnection, msg: m.RegisterNode, now: float
-    ) -> dict[str, Any]:
+    ) -> m.NodeRegistered:
         entry = NodeEntry(
             msg.node_id,
             msg.address,
@@ -254,11 +254,12 @@ class ControlStore:
                 }
             ),
         )
-        return {
-            "heartbeat_interval": self.heartbeat_interval,
-            "node_timeout": self.node_timeout,
-            "view": self.view(),
-        }
+        return m.NodeRegistered(
+            rid=msg.rid,
+            heartbeat_interval=self.heartbeat_interval,
+            node_timeout=self.node_timeout,
+            view=self.view(),
+        )
 
     def heartbeat(self, conn: PeerConnection, msg: m.Heartbeat, now: float) -> m.Reply:
         entry = self.nodes.get(msg.node_id)
@@ -334,7 +335,7 @@ class ControlStore:
             except NameTaken as e:
                 conn.send(m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e)))
             else:
-                conn.send(m.Reply(rid=msg.rid, value={"actor_id": actor_id}))
+                conn.send(m.ActorRegistered(rid=msg.rid, actor_id=actor_id))
         elif isinstance(msg, m.ActorGone):
             self.actor_dead(msg.actor_id)
         elif isinstance(msg, m.LookupActor):
@@ -354,13 +355,11 @@ class ControlStore:
             else:
                 info = self.actors[named]
                 conn.send(
-                    m.Reply(
+                    m.NamedActor(
                         rid=msg.rid,
-                        value={
-                            "actor_id": named,
-                            "handle_meta": info["handle_meta"],
-                            "home": info["home"],
-                        },
+                        actor_id=named,
+                        handle_meta=info["handle_meta"],
+                        home=info["home"],
                     )
                 )
         elif isinstance(msg, m.ListNamedActors):
@@ -412,7 +411,7 @@ class ControlStoreServer:
                     m.error_reply(msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead")
                 )
                 return
-            conn.send(m.Reply(rid=msg.rid, value=self.store.register_node(conn, msg, now)))
+            conn.send(self.store.register_node(conn, msg, now))
             view = m.ClusterView(view=self.store.view())
             for entry in self.store.nodes.values():
                 if entry.alive and entry.conn is not None and entry.conn is not conn:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 @dataclass
 class _ActorRecord:
     actor_id: bytes
-    spec: bytes
+    spec: m.ActorSpec | None  # None until its constructor's arguments are ready
     shape: Shape
     owner: bytes
     detached: bool
@@ -137,7 +137,7 @@ class ActorManager:
             elif isinstance(action, life.EndProcess):
                 self.end_process(rec)
             elif isinstance(action, life.Unregister):
-                self.node.cluster.gcs_call(lambda _: m.ActorGone(rec.actor_id))
+                self.node.cluster.gcs_call(lambda _: m.ActorGone(actor_id=rec.actor_id))
             elif isinstance(action, life.AnswerCallers):
                 self.answer_resolvers(rec)
             else:
@@ -147,41 +147,37 @@ class ActorManager:
         """Register with the control store (which checks the name), then place it. A detached
         actor is managed by the head node instead, so that it outlives the node it was
         created from (messages about it that reach this node are forwarded there)."""
-        fields = msg.encode()[2:]
         self.registering[msg.actor_id] = []  # callers may ask where it is meanwhile
         head = self.node.cluster.head_conn() if msg.detached else None
         if head is not None:
             self.node.calls.call(
                 head,
-                lambda rid: m.CreateActor(rid, *fields),
+                lambda rid: m.replace(msg, rid=rid),
                 lambda reply: self.actor_registered(conn, msg, reply, here=False),
             )
             return
         self.node.cluster.gcs_call(
-            lambda rid: m.CreateActor(rid, *fields),
+            lambda rid: m.replace(msg, rid=rid),
             lambda reply: self.actor_registered(conn, msg, reply),
         )
 
     def actor_registered(
-        self, conn: Connection, msg: m.CreateActor, reply: m.Reply, here: bool = True
+        self, conn: Connection, msg: m.CreateActor, answer: m.Answer, here: bool = True
     ) -> None:
         deferred = self.registering.pop(msg.actor_id, [])
         try:
             if here:
-                self._actor_registered(conn, msg, reply)
+                self._actor_registered(conn, msg, answer)
             else:  # the head registered it: pass its answer on
-                conn.send(m.Reply(msg.rid, reply.error, reply.value))
+                conn.send(m.replace(answer, rid=msg.rid))
         finally:
             for resolve in deferred:
                 resolve()
 
-    def _actor_registered(self, conn: Connection, msg: m.CreateActor, reply: m.Reply) -> None:
-        if reply.error is not None:
-            conn.send(m.Reply(msg.rid, reply.error))
-            return
-        actor_id = reply.value["actor_id"]
-        conn.send(m.Reply(msg.rid, None, {"actor_id": actor_id}))
-        if actor_id != msg.actor_id:
+    def _actor_registered(self, conn: Connection, msg: m.CreateActor, answer: m.Answer) -> None:
+        conn.send(m.replace(answer, rid=msg.rid))
+        # (an error, or another actor's id for get_if_exists: nothing to start here)
+        if not isinstance(answer, m.ActorRegistered) or answer.actor_id != msg.actor_id:
             return
         rec = _ActorRecord(
             msg.actor_id,
@@ -197,7 +193,7 @@ class ActorManager:
         self.node.objects.hold_actor(msg.actor_id, msg.owner_id)
         if conn.closed and not msg.detached:  # its owner exited while it was registered
             self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
-        elif msg.spec:
+        elif msg.spec is not None:
             self.handle(rec, life.SpecReady())
         # else its arguments are still being computed: ActorArgs follows
 
@@ -252,26 +248,25 @@ class ActorManager:
         self.node.calls.call(
             conn,
             lambda rid: m.RequestLease(
-                rid,
-                shape_dict(rec.shape),
-                self.node.node_id,
-                f"actor {rec.class_name}",
-                None,
-                True,
-                True,
+                rid=rid,
+                shape=shape_dict(rec.shape),
+                owner_id=self.node.node_id,
+                describe=f"actor {rec.class_name}",
+                strategy=None,
+                spilled=True,
+                dedicated=True,
             ),
             lambda reply: self.remote_granted(rec, incarnation, node_id, reply),
         )
 
     def remote_granted(
-        self, rec: _ActorRecord, incarnation: int, node_id: bytes, reply: m.Reply
+        self, rec: _ActorRecord, incarnation: int, node_id: bytes, answer: m.Answer
     ) -> None:
-        if reply.error is not None:  # that node went away meanwhile: place it again
+        if not isinstance(answer, m.LeaseGranted):  # that node went away meanwhile: place it again
             self.node.cluster.peer_unreachable(node_id)
             self.handle(rec, life.GrantFailed(incarnation))
             return
-        v = reply.value
-        grant = _Grant(node_id, v["lease_id"], v["worker_id"], v["gpu_ids"], v["addr"])
+        grant = _Grant(node_id, answer.lease_id, answer.worker_id, answer.gpu_ids, answer.addr)
         self.handle(rec, life.Granted(incarnation), grant)
 
     def start_process(self, rec: _ActorRecord, incarnation: int, grant: _Grant) -> None:
@@ -292,7 +287,7 @@ class ActorManager:
         except OSError:
             granter = self.node.cluster.node_conn(grant.node_id)
             if granter is not None:
-                granter.send(m.ReturnLease(grant.lease_id, True))
+                granter.send(m.ReturnLease(lease_id=grant.lease_id, worker_failed=True))
             self.handle(rec, life.GrantFailed(incarnation))
             return
         conn.node = grant.node_id
@@ -323,23 +318,31 @@ class ActorManager:
             return
         conn = self.node.cluster.node_conn(grant.node_id)
         if conn is not None:
-            conn.send(m.ReturnLease(grant.lease_id))
+            conn.send(m.ReturnLease(lease_id=grant.lease_id))
 
     def start_actor(self, rec: _ActorRecord, conn: Connection, grant: _Grant) -> None:
         incarnation = rec.life.incarnation
+        spec = rec.spec
+        assert spec is not None  # (placed once its constructor's arguments are ready)
         self.node.calls.call(
             conn,
             lambda rid: m.StartActor(
-                rid, rec.actor_id, rec.spec, incarnation, grant.gpu_ids, shape_dict(rec.shape)
+                rid=rid,
+                actor_id=rec.actor_id,
+                spec=spec,
+                incarnation=incarnation,
+                gpu_ids=grant.gpu_ids,
+                resources=shape_dict(rec.shape),
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
 
-    def actor_started(self, rec: _ActorRecord, incarnation: int, reply: m.Reply) -> None:
-        if reply.error is None:
-            self.handle(rec, life.Started(incarnation, reply.value["addr"]))
-        elif reply.error[0] != "ConnectionLost":
-            self.handle(rec, life.StartFailed(incarnation, reply.error[1], reply.value))
+    def actor_started(self, rec: _ActorRecord, incarnation: int, answer: m.Answer) -> None:
+        if isinstance(answer, m.ActorStarted):
+            self.handle(rec, life.Started(incarnation, answer.addr))
+        elif isinstance(answer, m.Reply) and answer.kind is not m.ErrorKind.CONNECTION_LOST:
+            why = answer.error[1] if answer.error else f"unexpected answer {answer!r:.100}"
+            self.handle(rec, life.StartFailed(incarnation, why, answer.value))
         # else the process died while starting: its ProcessDied follows
 
     def end_process(self, rec: _ActorRecord) -> None:
@@ -347,7 +350,7 @@ class ActorManager:
         if rec.remote is not None:
             node = self.node.cluster.node_conn(rec.node)
             if node is not None:
-                node.send(m.KillWorker(rec.worker_id))
+                node.send(m.KillWorker(worker_id=rec.worker_id))
             rec.remote.close()
         elif rec.worker_id:
             self.node.pool.kill(rec.worker_id)
@@ -357,7 +360,9 @@ class ActorManager:
             return
         rec = self.actors.get(actor_id)
         if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
-            self.send_home(actor_id, m.KillActor(actor_id, no_restart, reason))
+            self.send_home(
+                actor_id, m.KillActor(actor_id=actor_id, no_restart=no_restart, reason=reason)
+            )
             return
         self.handle(rec, life.Kill(no_restart, reason))
 
@@ -374,14 +379,22 @@ class ActorManager:
             self.answer_resolvers(rec)
             return
 
-        def relay(reply: m.Reply) -> None:
-            conn.send(m.Reply(rid, reply.error, reply.value))
+        def relay(answer: m.Answer) -> None:
+            conn.send(m.replace(answer, rid=rid))
 
         def at_home(home: Connection | None) -> None:
             if home is None:
-                conn.send(m.Reply(rid, ["ActorDiedError", "the actor is unknown or has died"]))
+                conn.send(
+                    m.error_reply(rid, m.ErrorKind.ACTOR_DIED, "the actor is unknown or has died")
+                )
                 return
-            self.node.calls.call(home, lambda r: m.ResolveActor(r, actor_id, min_inc, ended), relay)
+            self.node.calls.call(
+                home,
+                lambda r: m.ResolveActor(
+                    rid=r, actor_id=actor_id, min_incarnation=min_inc, ended=ended
+                ),
+                relay,
+            )
 
         self.via_home(actor_id, at_home)
 
@@ -398,26 +411,25 @@ class ActorManager:
         """For an actor managed by another node: ask the control store which node that is
         and call ``then`` with a connection to it (None if it is unknown or gone)."""
 
-        def found(reply: m.Reply) -> None:
-            home = None if reply.error else reply.value["node_id"]
+        def found(answer: m.Answer) -> None:
+            value = m.reply_value(answer)
+            home = value["node_id"] if value else None
             then(self.node.cluster.node_conn(home) if home and home != self.node.node_id else None)
 
-        self.node.cluster.gcs_call(lambda r: m.LookupActor(r, actor_id), found)
+        self.node.cluster.gcs_call(lambda r: m.LookupActor(rid=r, actor_id=actor_id), found)
 
     def answer_resolvers(self, rec: _ActorRecord) -> None:
         keep = []
         for conn, rid, min_inc, ended in rec.waiters:
             answer = rec.life.answer_for(min_inc, ended)
             if isinstance(answer, life.IsDead):
-                conn.send(m.Reply(rid, ["ActorDiedError", answer.reason], answer.cause))
+                conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, answer.reason, answer.cause))
             elif isinstance(answer, life.HasEnded):
-                conn.send(m.Reply(rid, None, {"ended": answer.how}))
+                conn.send(m.ActorEnded(rid=rid, how=answer.how))
             elif isinstance(answer, life.IsAt):
                 conn.send(
-                    m.Reply(
-                        rid,
-                        None,
-                        {"addr": answer.addr, "incarnation": answer.incarnation, "node": rec.node},
+                    m.ActorAlive(
+                        rid=rid, addr=answer.addr, incarnation=answer.incarnation, node_id=rec.node
                     )
                 )
             else:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager, _Client
 
 MakeRequest = Callable[[int], m.Message]  # a request to the control store, given its rid
-OnReply = Callable[[m.Reply], None]
+OnReply = Callable[[m.Answer], None]
 
 _RECONNECT_SECONDS = 0.5
 _REVIVE_SECONDS = 5.0  # at most one new control store this often (Redis may be down)
@@ -79,13 +79,13 @@ class ClusterLink:
         node.calls.call(
             gcs,
             lambda rid: m.RegisterNode(
-                rid,
-                node.node_id,
-                node.tcp_address or node.address,
-                node.address,
-                node.host,
-                total,
-                os.getpid(),
+                rid=rid,
+                node_id=node.node_id,
+                address=node.tcp_address or node.address,
+                local_address=node.address,
+                host=node.host,
+                total=total,
+                pid=os.getpid(),
             ),
             self.registered,
         )
@@ -99,11 +99,11 @@ class ClusterLink:
                 return
             then = on_reply
 
-            def answered(reply: m.Reply) -> None:
-                if reply.error is not None and reply.error[0] == "ConnectionLost":
+            def answered(answer: m.Answer) -> None:
+                if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.CONNECTION_LOST:
                     self.gcs_call(make, then)
                 else:
-                    then(reply)
+                    then(answer)
 
             self.node.calls.call(self.gcs, make, answered)
         else:
@@ -125,20 +125,19 @@ class ClusterLink:
         self.revive_control_store()
         self.node.reactor.call_later(_RECONNECT_SECONDS, self.join)
 
-    def registered(self, reply: m.Reply) -> None:
-        if reply.error is not None:
-            self.heartbeat_answered(reply)  # declared dead: stop; else gcs_closed reconnects
+    def registered(self, answer: m.Answer) -> None:
+        if not isinstance(answer, m.NodeRegistered):
+            self.heartbeat_answered(answer)  # declared dead: stop; else gcs_closed reconnects
             return
         self.gcs_down_since = None
-        settings = reply.value
         first = not self.joined
         self.joined = True
         self.gcs_ready = True
         queued, self.gcs_queue = self.gcs_queue, []
         for make, on_reply in queued:
             self.gcs_call(make, on_reply)
-        self.heartbeat_interval = float(settings["heartbeat_interval"])
-        self.update_view(settings["view"])
+        self.heartbeat_interval = answer.heartbeat_interval
+        self.update_view(answer.view)
         if first:
             self.node.reactor.call_later(self.heartbeat_interval, self.heartbeat)
 
@@ -213,16 +212,20 @@ class ClusterLink:
             self.beat_at, self.beat_sent, self.beat_waiting = now, available, True
             node.calls.call(
                 self.gcs,
-                lambda rid: m.Heartbeat(rid, node.node_id, available, pending),
+                lambda rid: m.Heartbeat(
+                    rid=rid, node_id=node.node_id, available=available, pending=pending
+                ),
                 self.heartbeat_answered,
             )
         node.reactor.call_later(min(_CHANGE_SECONDS, self.heartbeat_interval), self.heartbeat)
 
-    def heartbeat_answered(self, reply: m.Reply) -> None:
+    def heartbeat_answered(self, answer: m.Answer) -> None:
         self.beat_waiting = False
-        if reply.error is None:
-            self.update_view(reply.value)
-        elif reply.error[0] == "NodeDiedError":
+        if not isinstance(answer, m.Reply):
+            return
+        if answer.error is None:
+            self.update_view(answer.value)
+        elif answer.kind is m.ErrorKind.NODE_DIED:
             os.write(2, b"ember: this node was declared dead by the control store; stopping\n")
             self.node.shutdown(failed=True)
 
@@ -283,7 +286,16 @@ class ClusterLink:
             return None
         conn.node = node_id
         self.peer_conns[node_id] = conn
-        conn.send(m.Hello(0, "node", node.node_id[:4] + ids.random_id(8), os.getpid(), b"", None))
+        conn.send(
+            m.Hello(
+                rid=0,
+                kind="node",
+                client_id=node.node_id[:4] + ids.random_id(8),
+                pid=os.getpid(),
+                job_id=b"",
+                listen_addr=None,
+            )
+        )
         return conn
 
     def forget(self, node_id: bytes) -> None:

@@ -186,16 +186,16 @@ class NodeManager:
                 self.pool.kill(action.worker_id)
             elif isinstance(action, sched.Revoke):
                 if isinstance(action.client, Connection):
-                    action.client.send(m.RevokeLease(action.lease_id))
+                    action.client.send(m.RevokeLease(lease_id=action.lease_id))
             elif isinstance(action, sched.WarnInfeasible):
                 conn = self._conn_for(action.client)
                 if conn is not None:
-                    conn.send(m.LogLines([f"(ember) Warning: {action.message}"]))
+                    conn.send(m.LogLines(lines=[f"(ember) Warning: {action.message}"]))
             elif isinstance(action, sched.Spill):
                 self.spill(action)
             elif isinstance(action, sched.Refuse):
                 if isinstance(action.client, Connection):
-                    action.client.send(m.Reply(action.rid, [action.error, action.message]))
+                    action.client.send(m.error_reply(action.rid, action.error, action.message))
                 elif isinstance(action.client, tuple):
                     self.actors.cannot_place(action.client[1], action.message)
             else:
@@ -209,7 +209,12 @@ class NodeManager:
             return
         assert isinstance(action.client, Connection)
         address = self.cluster.address_of(action.node_id, live=False)
-        action.client.send(m.Reply(action.rid, None, {"spill": action.node_id, "address": address}))
+        if address is None:  # (a node the view no longer has): the caller asks again
+            action.client.send(
+                m.error_reply(action.rid, m.ErrorKind.CONNECTION_LOST, "that node is gone")
+            )
+            return
+        action.client.send(m.LeaseSpilled(rid=action.rid, node_id=action.node_id, address=address))
 
     def _conn_for(self, client: object) -> Connection | None:
         if isinstance(client, Connection):
@@ -222,19 +227,17 @@ class NodeManager:
             return
         assert isinstance(g.client, Connection)
         w = self.pool.get(g.worker_id)
-        assert w is not None and w.client is not None
+        # (granted only once its worker has connected, with the address it takes tasks on)
+        assert w is not None and w.client is not None and w.client.listen_addr is not None
         g.client.send(
-            m.Reply(
-                g.rid,
-                None,
-                {
-                    "lease_id": g.lease_id,
-                    "worker_id": g.worker_id,
-                    "addr": w.client.listen_addr,
-                    "gpu_ids": list(g.gpu_ids),
-                    "saturated": g.saturated,
-                    "node": self.node_id,
-                },
+            m.LeaseGranted(
+                rid=g.rid,
+                lease_id=g.lease_id,
+                worker_id=g.worker_id,
+                addr=w.client.listen_addr,
+                gpu_ids=list(g.gpu_ids),
+                saturated=g.saturated,
+                node_id=self.node_id,
             )
         )
 
@@ -252,7 +255,7 @@ class NodeManager:
         # it), so an owner knows to rebuild the object's own lost arguments too.
         for client in self.clients.values():
             if client.kind in ("driver", "worker"):
-                client.conn.send(m.NodeDied(node_id, reason))
+                client.conn.send(m.NodeDied(node_id=node_id, reason=reason))
         self.cluster.forget(node_id)
         self.objects.node_died(node_id, reason)
 
@@ -291,7 +294,7 @@ class NodeManager:
         elif isinstance(msg, m.ObjectCreated):
             self.objects.object_created(msg)
         elif isinstance(msg, m.MakeRoom):
-            conn.send(m.Reply(msg.rid, None, self.objects.make_room(msg.size)))
+            conn.send(m.Reply(rid=msg.rid, value=self.objects.make_room(msg.size)))
         elif isinstance(msg, m.PutInline):
             self.objects.put_inline(msg)
         elif isinstance(msg, m.WaitObject):
@@ -324,13 +327,9 @@ class NodeManager:
         elif isinstance(msg, m.ClusterInfo):
             # The node table fresh from the control store, this node's own entry exact.
             self.cluster.gcs_call(
-                lambda rid: m.GetNodes(rid),
-                lambda reply: conn.send(
-                    m.Reply(
-                        msg.rid,
-                        None,
-                        self.cluster_info(reply.value if reply.error is None else None),
-                    )
+                lambda rid: m.GetNodes(rid=rid),
+                lambda answer: conn.send(
+                    m.Reply(rid=msg.rid, value=self.cluster_info(m.reply_value(answer)))
                 ),
             )
         elif isinstance(msg, m.LogLines):
@@ -367,16 +366,16 @@ class NodeManager:
             nonlocal answered
             if not answered:
                 answered = True
-                conn.send(m.Reply(rid, None))
+                conn.send(m.Reply(rid=rid))
 
-        def flushed(reply: m.Reply) -> None:
+        def flushed(_: m.Answer) -> None:
             nonlocal left
             left -= 1
             if left == 0:
                 answer()
 
         for worker in workers:
-            self.calls.call(worker, m.FlushOutput, flushed)
+            self.calls.call(worker, lambda rid: m.FlushOutput(rid=rid), flushed)
         if workers:
             self.reactor.call_later(_FLUSH_OUTPUT_SECONDS, answer)
         else:
@@ -393,9 +392,8 @@ class NodeManager:
         self.clients[msg.client_id] = client
         conn.send(
             m.Reply(
-                msg.rid,
-                None,
-                {
+                rid=msg.rid,
+                value={
                     "node_id": self.node_id,
                     "shm_dir": self.config.shm_dir,
                     "spill_dir": self.config.spill_dir,

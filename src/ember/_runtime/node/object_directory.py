@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ember._core import object_index as ix
 from ember._core.object_index import ObjectIndex, Waiter
 from ember._protocol import messages as m
-from ember._protocol.messages import STORED
+from ember._protocol.messages import STORED, ErrorKind
 from ember._runtime.node.cluster_link import CONNECT_SECONDS
 from ember._runtime.object_store.store import Claim, StoreFiles
 from ember._transport.bulk import FileReceiver, FileSender
@@ -32,11 +32,19 @@ _POOL_IDLE_SECONDS = 30.0
 # How often the store's count of its shared memory is checked against its files (at least).
 _RECOUNT_SECONDS = 1.0
 
-Answer = Callable[[Any, Any], None]  # (error or None, value): [kind, data] / [STORED, size]
+# Told when an object is here: (None, [kind, data] / [STORED, size]), or (the error, None).
+OnFound = Callable[[ix.Error | None, Any], None]
 
 
-def _lost(text: str) -> list[str]:
-    return [ix.OBJECT_LOST, text]
+def _lost(text: str) -> ix.Error:
+    return (ErrorKind.OBJECT_LOST, text)
+
+
+def _error_of(answer: m.Answer) -> ix.Error:
+    """Why a request failed, from an answer other than the one it expects."""
+    if isinstance(answer, m.Reply) and answer.error is not None:
+        return (ErrorKind(answer.error[0]), answer.error[1])
+    return (ErrorKind.UNEXPECTED, f"unexpected answer {answer!r:.100}")
 
 
 def _caller(waiter: Waiter) -> tuple[Connection, int]:
@@ -88,10 +96,10 @@ class ObjectDirectory:
             if isinstance(a, ix.Found):
                 self._answer(a.waiter, None, a.inline or [STORED, a.size])
             elif isinstance(a, ix.Failed):
-                self._answer(a.waiter, [a.kind, a.text], None)
+                self._answer(a.waiter, (a.kind, a.text), None)
             elif isinstance(a, ix.FoundAt):
                 conn, rid = _caller(a.waiter)
-                conn.send(m.Reply(rid, None, {"node": a.node_id}))
+                conn.send(m.ObjectAt(rid=rid, node_id=a.node_id))
             elif isinstance(a, ix.Pull):
                 self.pull(a.oid, a.node_id)
             elif isinstance(a, ix.Locate):
@@ -108,27 +116,27 @@ class ObjectDirectory:
                 if peer is None:
                     continue
                 if isinstance(a, ix.IncRef):
-                    peer.send(m.IncRef([a.oid]))
+                    peer.send(m.IncRef(ids=[a.oid]))
                 elif isinstance(a, ix.DecRef):
-                    peer.send(m.DecRef([a.oid]))
+                    peer.send(m.DecRef(ids=[a.oid]))
                 else:
-                    peer.send(m.DropOwner([a.oid], a.owner))
+                    peer.send(m.DropOwner(ids=[a.oid], owner_id=a.owner))
             elif isinstance(a, ix.ActorUnreferenced):
                 self.node.actors.refs_dropped(a.actor_id)
             else:
                 raise AssertionError(f"unknown object index action {a!r}")
 
-    def _answer(self, waiter: Waiter, err: Any, value: Any) -> None:
+    def _answer(self, waiter: Waiter, err: ix.Error | None, value: Any) -> None:
         if not waiter.where_only:
-            cast(Answer, waiter.token)(err, value)
+            cast(OnFound, waiter.token)(err, value)
             return
         conn, rid = _caller(waiter)
         if err is not None:
-            conn.send(m.Reply(rid, err))
+            conn.send(m.error_reply(rid, *err))
         elif value[0] == STORED:
-            conn.send(m.Reply(rid, None, {"node": self.node.node_id}))
+            conn.send(m.ObjectAt(rid=rid, node_id=self.node.node_id))
         else:
-            conn.send(m.Reply(rid, None, {"inline": value}))
+            conn.send(m.ObjectAt(rid=rid, inline=value))
 
     # ------------------------------------------------------------------ upkeep
 
@@ -208,8 +216,10 @@ class ObjectDirectory:
         self.schedule_free()
 
     def wait_object(self, conn: Connection, msg: m.WaitObject, asker: bytes | None) -> None:
-        def answer(err: Any, value: Any) -> None:
-            conn.send(m.Reply(msg.rid, err, value))
+        def answer(err: ix.Error | None, value: Any) -> None:
+            conn.send(
+                m.Reply(rid=msg.rid, value=value) if err is None else m.error_reply(msg.rid, *err)
+            )
 
         waiter = Waiter(answer, fetch=msg.fetch)
         self.run(self.index.find(waiter, msg.object_id, msg.owner_id, asker == msg.owner_id))
@@ -226,21 +236,23 @@ class ObjectDirectory:
     def locate_remote(self, oid: bytes, owner: bytes, home: bytes | None) -> None:
         conn = self.node.cluster.node_conn(home)
         if conn is None:
-            self.run(self.index.located_reply(oid, [ix.OWNER_DIED, "its owner's node is gone"]))
+            self.run(
+                self.index.located_reply(oid, (ErrorKind.OWNER_DIED, "its owner's node is gone"))
+            )
             return
         self.node.calls.call(
             conn,
-            lambda rid: m.LocateObject(rid, oid, owner),
+            lambda rid: m.LocateObject(rid=rid, object_id=oid, owner_id=owner),
             lambda reply: self.located_reply(oid, reply),
         )
 
-    def located_reply(self, oid: bytes, reply: m.Reply) -> None:
-        if reply.error is not None:
-            self.run(self.index.located_reply(oid, reply.error))
-        elif "inline" in reply.value:
-            self.run(self.index.located_reply(oid, inline=reply.value["inline"]))
+    def located_reply(self, oid: bytes, answer: m.Answer) -> None:
+        if not isinstance(answer, m.ObjectAt):
+            self.run(self.index.located_reply(oid, _error_of(answer)))
+        elif answer.node_id:
+            self.run(self.index.located_reply(oid, node_id=answer.node_id))
         else:
-            self.run(self.index.located_reply(oid, node_id=reply.value["node"]))
+            self.run(self.index.located_reply(oid, inline=answer.inline))
 
     # ------------------------------------------------------------------ the store
 
@@ -298,18 +310,18 @@ class ObjectDirectory:
             return
         conn.node = node_id
         conn.peer = oid
-        conn.send(m.PullObject(0, oid, node.node_id))
+        conn.send(m.PullObject(rid=0, object_id=oid, node_id=node.node_id))
 
     def pull_message(self, conn: Connection[bytes], msg: m.Message) -> None:
-        """The connection of one pull (``peer``: the object): a reply with the size, then
+        """The connection of one pull (``peer``: the object): an answer with the size, then
         the raw bytes, once the connection is detached from the loop (no more calls here)."""
         oid = conn.peer
         assert oid is not None
-        if not isinstance(msg, m.Reply):
+        if not isinstance(msg, m.Answer):
             refuse(conn, msg, "a node pulling an object")
             return
-        if msg.error is not None:
-            self.pull_done(oid, None, msg.error)
+        if not isinstance(msg, m.PullAccepted):
+            self.pull_done(oid, None, _error_of(msg))
             conn.close()
             return
         sock, leftover, _ = conn.detach()
@@ -324,7 +336,7 @@ class ObjectDirectory:
 
         try:
             # A pooled file of about that size if any, else new room (or the spill folder).
-            claim = store.claim(oid, int(msg.value["size"]), ".pull")
+            claim = store.claim(oid, msg.size, ".pull")
             os.close(claim.fd)  # (the receiver opens it itself)
             claim.fd = -1
             receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
@@ -342,7 +354,7 @@ class ObjectDirectory:
         if conn.peer is not None:
             self.pull_done(conn.peer, None, None)
 
-    def pull_done(self, oid: bytes, got: Claim | None, error: Any) -> None:
+    def pull_done(self, oid: bytes, got: Claim | None, error: ix.Error | None) -> None:
         self.receiving.pop(oid, None)
         if got is not None and not self.index.pull_wanted(oid):
             self.store.abandon(got)  # every holder let go while it came: nobody will free it
@@ -354,10 +366,12 @@ class ObjectDirectory:
     def serve_pull(self, conn: Connection, msg: m.PullObject) -> None:
         fd = self.store.open_sealed(msg.object_id)
         if fd is None:
-            conn.send(m.Reply(msg.rid, _lost("the object is no longer on the node that held it")))
+            conn.send(
+                m.error_reply(msg.rid, *_lost("the object is no longer on the node that held it"))
+            )
             return
         size = os.fstat(fd).st_size
-        conn.send(m.Reply(msg.rid, None, {"size": size}))
+        conn.send(m.PullAccepted(rid=msg.rid, size=size))
         sock, _, out = conn.detach()
         # The descriptor's lock keeps the file from being spilled or reused while it is sent.
         sender = FileSender(self.node.reactor, sock, out, fd, size)

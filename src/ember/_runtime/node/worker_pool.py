@@ -208,21 +208,18 @@ class WorkerPool:
         """A caller asks how a worker's process ended (its connection to it closed)."""
         w = self.workers.get(msg.worker_id) or self.ended.get(msg.worker_id)
         if w is None:
-            conn.send(m.Reply(msg.rid, None, None))
+            conn.send(m.WorkerExited(rid=msg.rid))
             return
         session_dir = self.node.session_dir
         self.when_exited(
             w,
             lambda: conn.send(
-                m.Reply(
-                    msg.rid,
-                    None,
-                    {
-                        "pid": w.proc.pid,
-                        "code": w.proc.returncode,
-                        "log": w.log_path,
-                        "log_note": describe_logs(w.log_path, session_dir),
-                    },
+                m.WorkerExited(
+                    rid=msg.rid,
+                    pid=w.proc.pid,
+                    code=w.proc.returncode,
+                    log=w.log_path,
+                    log_note=describe_logs(w.log_path, session_dir),
                 )
             ),
         )

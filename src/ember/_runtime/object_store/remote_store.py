@@ -50,9 +50,9 @@ class RemoteStore:
         sock = connect_socket(self.node_address, 30.0)
         try:
             reply, unpacker = ask(sock, self.token, m.PullObject(rid=1, object_id=object_id))
-            if not isinstance(reply, m.Reply) or reply.error is not None:
+            if not isinstance(reply, m.PullAccepted):
                 return None
-            size = int(reply.value["size"])
+            size = reply.size
             mapped = _Mapping(-1, max(size, 1))
             view = memoryview(mapped)
             got = len(leftover := unpacker.read_bytes(size))

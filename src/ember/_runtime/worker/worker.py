@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+_TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
 # threads and leases in one process slow every nested call down (each submit costs in
@@ -389,7 +390,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return m.TaskDone(task_id=msg.task_id, results=results)
+        return _TaskDone(task_id=msg.task_id, results=results)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -417,7 +418,7 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(m.TaskDone(task_id=msg.task_id, results=results))
+        conn.send(_TaskDone(task_id=msg.task_id, results=results))
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
@@ -523,8 +524,6 @@ class Worker:
 
     def start_actor(self, msg: m.StartActor, reply_to: Connection) -> None:
         spec = msg.spec
-        if isinstance(spec, bytes):  # TRANSITION: a pickled dict from a creator not yet typed
-            spec = m.ActorSpec(**serialization.loads(spec))
         ctx = TaskContext(
             ids.new_task_id(),
             spec.class_name,
@@ -571,7 +570,7 @@ class Worker:
 
             self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
         _flush_output()
-        reply_to.send(m.Reply(rid=msg.rid, value={"addr": self.address}))
+        reply_to.send(m.ActorStarted(rid=msg.rid, addr=self.address))
 
     def _run_loop(self) -> None:
         import asyncio
