@@ -13,7 +13,7 @@ import pytest
 
 from ember._protocol import messages as m
 from ember._transport import reactor as reactor_mod
-from ember._transport.reactor import Connection, Reactor
+from ember._transport.reactor import Connection, OnClose, OnMessage, Reactor
 from tests._helpers import wait_until
 
 
@@ -35,6 +35,10 @@ class _Collect:
     def on_close(self, conn: Connection) -> None:
         self.closed.set()
 
+    @property
+    def handler(self) -> tuple[OnMessage[None], OnClose[None]]:
+        return self.on_message, self.on_close
+
     def wait_for(self, n: int) -> list[m.Message]:
         with self.cond:
             assert self.cond.wait_for(lambda: len(self.got) >= n, timeout=10)
@@ -45,7 +49,7 @@ def _pair(handler: _Collect) -> tuple[Reactor, Connection, socket.socket]:
     reactor = Reactor("test")
     reactor.start()
     a, b = socket.socketpair()
-    conn = Connection(a, reactor, handler)
+    conn = Connection(a, reactor, *handler.handler)
     reactor.adopt(conn)
     return reactor, conn, b
 
@@ -53,7 +57,7 @@ def _pair(handler: _Collect) -> tuple[Reactor, Connection, socket.socket]:
 def test_messages_arrive_in_order_and_large_ones_whole():
     handler = _Collect()
     reactor, _, peer = _pair(handler)
-    sender = Connection(peer, reactor, _Collect())
+    sender = Connection(peer, reactor, *_Collect().handler)
     reactor.adopt(sender)
     big = b"x" * (3 << 20)
     for i in range(100):
@@ -67,7 +71,7 @@ def test_messages_arrive_in_order_and_large_ones_whole():
 def test_a_failing_handler_does_not_stop_the_loop(capfd):
     handler = _Collect(fail_first=True)
     reactor, _, peer = _pair(handler)
-    sender = Connection(peer, reactor, _Collect())
+    sender = Connection(peer, reactor, *_Collect().handler)
     reactor.adopt(sender)
     sender.send(m.Reply(rid=1))
     sender.send(m.Reply(rid=2))
@@ -88,18 +92,19 @@ def _listening(token: str | None) -> tuple[Reactor, _Collect, str]:
     reactor = Reactor("test")
     reactor.start()
     server = _Collect()
-    address = reactor.listen("tcp:127.0.0.1:0", lambda: server, token=token)
+    address = reactor.listen("tcp:127.0.0.1:0", server.on_message, server.on_close, token=token)
     return reactor, server, address
 
 
 def test_a_tcp_listener_with_a_token_serves_only_peers_that_show_it(capfd):
     reactor, server, address = _listening("s3cret")
     try:
-        good = reactor.connect(address, _Collect(), token="s3cret")
+        good = reactor.connect(address, *_Collect().handler, token="s3cret")
         good.send(m.Reply(rid=1, value="hello"))
         assert [g.value for g in server.wait_for(1)] == ["hello"]
         for token in (None, "wrong"):  # nothing first, or the wrong token: closed unread
-            bad = reactor.connect(address, (client := _Collect()), token=token)
+            client = _Collect()
+            bad = reactor.connect(address, client.on_message, client.on_close, token=token)
             bad.send(m.Reply(rid=2, value="should not arrive"))
             assert client.closed.wait(10)
         assert [g.value for g in server.got] == ["hello"]
@@ -265,7 +270,7 @@ def _listening_later(token: str | None) -> tuple[Reactor, _Collect, str]:
     backlog (with whatever they sent), and the loop finds them all at once when started."""
     reactor = Reactor("test")
     server = _Collect()
-    address = reactor.listen("tcp:127.0.0.1:0", lambda: server, token=token)
+    address = reactor.listen("tcp:127.0.0.1:0", server.on_message, server.on_close, token=token)
     return reactor, server, address
 
 
@@ -330,17 +335,20 @@ def test_a_flood_of_connections_leaves_the_loop_time_for_its_timers(monkeypatch)
     server = _Collect()
     reactor = Reactor("test")
 
-    def handler() -> _Collect:
+    await_auth = reactor._await_auth
+
+    def accept(conn: Connection) -> None:  # (each of the flood, silent, waits for its Auth)
         accepted.append(1)
         if len(accepted) == 1:  # a timer due at once, while the rest still wait
             reactor.call_later(0, lambda: timer_saw.append(len(accepted)))
-        return server
+        await_auth(conn)
 
-    address = reactor.listen("tcp:127.0.0.1:0", handler, token=_TOKEN)
+    monkeypatch.setattr(reactor, "_await_auth", accept)
+    address = reactor.listen("tcp:127.0.0.1:0", server.on_message, server.on_close, token=_TOKEN)
     flood = [_raw_peer(address) for _ in range(100)]
     try:
         reactor.start()
-        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
         good.send(m.Reply(rid=1, value="hello"))
         server.wait_for(1)  # (after every one of the flood was accepted)
         assert timer_saw and timer_saw[0] <= 2 * reactor_mod.ACCEPTS_PER_WAKEUP, timer_saw
@@ -361,7 +369,7 @@ def test_refusals_under_a_flood_are_logged_at_a_bounded_rate(capfd, monkeypatch)
         flood[-1].sendall(b"\x00" * 40)
     try:
         reactor.start()
-        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
         good.send(m.Reply(rid=1, value="hello"))
         assert [g.value for g in server.wait_for(1)] == ["hello"]
         for s in flood:
@@ -398,7 +406,7 @@ def test_peers_that_have_not_authenticated_cost_little_memory(monkeypatch):
         for _ in range(500):
             peers.append(_raw_peer(address))
             peers[-1].sendall(b"\x92")
-        good = reactor.connect(address, _Collect(), token=_TOKEN)
+        good = reactor.connect(address, *_Collect().handler, token=_TOKEN)
         good.send(m.Reply(rid=1, value="hello"))
         server.wait_for(1)  # so every one of them was accepted and read (see above)
         grown = me.memory_info().rss - before

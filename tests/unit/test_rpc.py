@@ -29,7 +29,7 @@ class _Client:
 def _closed_connection(reactor: Reactor, calls: Calls) -> Connection:
     a, b = socket.socketpair()
     handler = _Client(calls)
-    conn = Connection(a, reactor, handler)
+    conn = Connection(a, reactor, handler.on_message, handler.on_close)
     reactor.adopt(conn)
     b.close()
     assert handler.closed.wait(10)  # its on_close (and so calls.on_close) has run

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Generic, TypeVar
 
 import msgpack
 
@@ -68,10 +68,7 @@ _SUN_PATH_MAX = 104  # sockaddr_un's sun_path elsewhere (macOS, the BSDs), with 
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
-class Handler(Protocol):
-    def on_message(self, conn: Connection, msg: Message) -> None: ...
-
-    def on_close(self, conn: Connection) -> None: ...
+P = TypeVar("P")
 
 
 def parse_address(address: str) -> tuple[int, Any]:
@@ -133,20 +130,28 @@ def _trusted(uid: int) -> bool:
     return uid == os.geteuid() or uid == 0
 
 
-class Connection:
-    """One socket to a peer. ``send`` is safe from any thread."""
+class Connection(Generic[P]):
+    """One socket to a peer. ``send`` is safe from any thread. ``peer`` is what the role that
+    owns the connection knows of the other side (a ``P``: say its client record), once it
+    does."""
 
     def __init__(
-        self, sock: socket.socket, reactor: Reactor, handler: Handler, token: str | None = None
+        self,
+        sock: socket.socket,
+        reactor: Reactor,
+        on_message: OnMessage[P],
+        on_close: OnClose[P],
+        token: str | None = None,
     ) -> None:
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.reactor = reactor
-        self.handler = handler
+        self.on_message = on_message
+        self.on_close = on_close
         self.closed = False
-        self.peer: Any = None  # whatever the owner wants to remember about the other side
+        self.peer: P | None = None
         self.node = b""  # the node the peer runs on, when it matters (cluster failures)
         self._out = bytearray()
         self._lock = threading.Lock()
@@ -221,10 +226,10 @@ class Connection:
             if self._token is not None:
                 return True  # Auth is not complete yet
         self._unpacker.feed(data)
-        handler = self.handler
+        on_message = self.on_message
         for raw in self._unpacker:
             try:
-                handler.on_message(self, decode(raw))
+                on_message(self, decode(raw))
             except Exception:  # one bad message must not stop the loop
                 _report(f"{self.reactor.name}: error while handling a message")
             if self.closed:
@@ -289,7 +294,15 @@ class Connection:
         self.reactor._forget(self)
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.handler.on_close(self)
+        self.on_close(self)
+
+
+# A connection's handler is these two callables, usually bound methods of the role that owns
+# the connection: the reactor calls them directly, one call per message and no adapter.
+OnMessage = Callable[[Connection[P], Message], None]
+OnClose = Callable[[Connection[P]], None]
+# A listening socket, with the handler of the connections it accepts and their token.
+_Listener = tuple[socket.socket, OnMessage[Any], OnClose[Any], str | None]
 
 
 class RawChannel:
@@ -346,13 +359,13 @@ class Reactor:
         self._timer_seq = itertools.count()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._listeners: dict[int, tuple[socket.socket, Callable[[], Handler], str | None]] = {}
-        self._conns: set[Connection] = set()
+        self._listeners: dict[int, _Listener] = {}
+        self._conns: set[Connection[Any]] = set()
         self._raw: set[RawChannel] = set()
         self._inbuf = bytearray(_READ_SIZE)  # what every connection reads into (see there)
         self._inview = memoryview(self._inbuf)
         # Accepted connections yet to authenticate, oldest first, with their deadlines.
-        self._unauthenticated: dict[Connection, float] = {}
+        self._unauthenticated: dict[Connection[Any], float] = {}
         self._sweeping = False
         self._refusals_logged = 0  # one by one in this interval (see REFUSALS_LOGGED)
         self._refusals_unlogged = 0  # refused in this interval past those
@@ -382,14 +395,19 @@ class Reactor:
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         self.call_soon(lambda: self._add_timer(delay, fn))
 
-    def watch_write(self, conn: Connection) -> None:
+    def watch_write(self, conn: Connection[Any]) -> None:
         self.call_soon(lambda: self._set_events(conn, selectors.EVENT_READ | selectors.EVENT_WRITE))
 
     def listen(
-        self, address: str, handler_factory: Callable[[], Handler], token: str | None = None
+        self,
+        address: str,
+        on_message: OnMessage[P],
+        on_close: OnClose[P],
+        token: str | None = None,
     ) -> str:
-        """Listen on ``address``; returns the address actually bound (port 0 picks one).
-        With a ``token``, peers must authenticate first (see the module docstring)."""
+        """Listen on ``address``; every accepted connection is handled by ``on_message`` and
+        ``on_close``. Returns the address actually bound (port 0 picks one). With a
+        ``token``, peers must authenticate first (see the module docstring)."""
         family, where = parse_address(address)
         sock = socket.socket(family, socket.SOCK_STREAM)
         if family == socket.AF_INET:
@@ -403,21 +421,26 @@ class Reactor:
 
         # Known at once (a fork before the loop runs must be able to close it); watched from
         # the loop thread.
-        self._listeners[sock.fileno()] = (sock, handler_factory, token)
+        self._listeners[sock.fileno()] = (sock, on_message, on_close, token)
         self.call_soon(lambda: self._sel.register(sock, selectors.EVENT_READ, sock))
         return address
 
     def connect(
-        self, address: str, handler: Handler, timeout: float = 10.0, token: str | None = None
-    ) -> Connection:
+        self,
+        address: str,
+        on_message: OnMessage[P],
+        on_close: OnClose[P],
+        timeout: float = 10.0,
+        token: str | None = None,
+    ) -> Connection[P]:
         """Connect to ``address``; with a ``token``, authenticate before anything else."""
-        conn = Connection(connect_socket(address, timeout), self, handler)
+        conn = Connection(connect_socket(address, timeout), self, on_message, on_close)
         if token is not None:
             conn.send(Auth(token=token))
         self.adopt(conn)
         return conn
 
-    def connections(self) -> list[Connection]:
+    def connections(self) -> list[Connection[Any]]:
         """Reactor thread: the open connections."""
         return list(self._conns)
 
@@ -439,7 +462,7 @@ class Reactor:
         with contextlib.suppress(OSError):
             channel.sock.close()
 
-    def adopt(self, conn: Connection) -> None:
+    def adopt(self, conn: Connection[Any]) -> None:
         def register() -> None:
             if conn.closed:
                 return
@@ -459,7 +482,7 @@ class Reactor:
         for conn in list(self._conns):
             conn.closed = True
             conn.sock.close()
-        for sock, _, _ in self._listeners.values():
+        for sock, *_ in self._listeners.values():
             sock.close()  # the socket file stays: it is the parent's
         for channel in self._raw:  # a transfer under way must end when the parent ends it
             channel.close_in_child()
@@ -481,12 +504,12 @@ class Reactor:
     def _add_timer(self, delay: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
 
-    def _set_events(self, conn: Connection, events: int) -> None:
+    def _set_events(self, conn: Connection[Any], events: int) -> None:
         if not conn.closed:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.modify(conn.sock, events, conn)
 
-    def _forget(self, conn: Connection) -> None:
+    def _forget(self, conn: Connection[Any]) -> None:
         self._conns.discard(conn)
         self._unauthenticated.pop(conn, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
@@ -545,7 +568,7 @@ class Reactor:
     def _accept(self, lsock: socket.socket) -> None:
         """Accept what waits, up to ``ACCEPTS_PER_WAKEUP`` (the selector reports the rest
         again on the next wake-up, after the timers and the other sockets had their turn)."""
-        _, factory, token = self._listeners[lsock.fileno()]
+        _, on_message, on_close, token = self._listeners[lsock.fileno()]
         local = lsock.family == socket.AF_UNIX and ABSTRACT_SOCKETS
         for _ in range(ACCEPTS_PER_WAKEUP):
             try:
@@ -554,7 +577,7 @@ class Reactor:
                 return
             if local and not self._local_peer_trusted(sock):
                 continue
-            conn = Connection(sock, self, factory(), token)
+            conn = Connection(sock, self, on_message, on_close, token)
             self._conns.add(conn)
             self._sel.register(conn.sock, selectors.EVENT_READ, conn)
             if token is None:
@@ -582,7 +605,7 @@ class Reactor:
             sock.close()
         return False
 
-    def _await_auth(self, conn: Connection) -> None:
+    def _await_auth(self, conn: Connection[Any]) -> None:
         waiting = self._unauthenticated
         waiting[conn] = time.monotonic() + AUTH_SECONDS
         while len(waiting) > MAX_UNAUTHENTICATED:
@@ -594,7 +617,7 @@ class Reactor:
             self._sweeping = True
             self._add_timer(AUTH_SECONDS, self._expire_auth)
 
-    def _done_waiting(self, conn: Connection) -> None:
+    def _done_waiting(self, conn: Connection[Any]) -> None:
         self._unauthenticated.pop(conn, None)
 
     def _refusal_logged(self) -> bool:
@@ -638,7 +661,7 @@ class Reactor:
             conn.closed = True
             with contextlib.suppress(OSError):
                 conn.sock.close()
-        for sock, _, _ in self._listeners.values():
+        for sock, *_ in self._listeners.values():
             with contextlib.suppress(OSError):
                 name = sock.getsockname() if sock.family == socket.AF_UNIX else None
                 if isinstance(name, str) and name:  # a path (an abstract name is bytes)

@@ -42,8 +42,8 @@ from ember._runtime import task_context
 from ember._runtime.client.actor_caller import ActorCaller
 from ember._runtime.client.object_table import ObjectTable
 from ember._runtime.client.task_submitter import TaskSubmitter
-from ember._transport.reactor import Connection, Reactor
-from ember._transport.rpc import Calls, RemoteError
+from ember._transport.reactor import Connection, OnMessage, Reactor
+from ember._transport.rpc import Calls, RemoteError, refuse
 
 if TYPE_CHECKING:
     from ember._runtime.object_store.remote_store import RemoteStore
@@ -54,62 +54,6 @@ _CONTROL_START_SECONDS = 10.0  # how long a new process waits for the control st
 # Ray's slower shutdown; then its nodes get this long to pass on what their workers printed.
 _EXIT_GRACE_SECONDS = 0.5
 _FLUSH_OUTPUT_SECONDS = 2.0
-
-
-class _NodeHandler:
-    def __init__(self, client: CoreClient) -> None:
-        self.client = client
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        client = self.client
-        if isinstance(msg, m.Answer):
-            client.calls.on_reply(msg)
-        elif isinstance(msg, m.RevokeLease):
-            client.tasks.on_revoke(msg.lease_id)
-        elif isinstance(msg, m.LogLines):
-            client.on_log_lines(msg.lines, msg.err)
-        elif isinstance(msg, m.NodeDied):
-            client._on_node_died(msg.node_id)
-        elif client.extra_handler is not None:
-            client.extra_handler(msg)
-
-    def on_close(self, conn: Connection) -> None:
-        self.client.calls.on_close(conn)
-        self.client._on_node_lost()
-
-
-class _ControlHandler(_NodeHandler):
-    """The control store: it may restart (with Redis); the next request reconnects."""
-
-    def on_close(self, conn: Connection) -> None:
-        self.client.calls.on_close(conn)
-        self.client.reactor.call_later(0.2, self.client._keep_reconnecting)
-
-
-class _RemoteNodeHandler(_NodeHandler):
-    """Another node this process leases workers from: losing it is not the end."""
-
-    def on_close(self, conn: Connection) -> None:
-        self.client.calls.on_close(conn)
-        self.client._on_remote_node_lost(conn)
-
-
-class _PeerHandler:
-    """A connection to a worker or actor this process pushes tasks to."""
-
-    def __init__(self, client: CoreClient) -> None:
-        self.client = client
-        self.on_task_done = client.tasks.on_task_done
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.TaskDone):
-            self.on_task_done(msg)
-        elif isinstance(msg, m.Answer):
-            self.client.calls.on_reply(msg)
-
-    def on_close(self, conn: Connection) -> None:
-        self.client.calls.on_close(conn)
-        self.client._on_peer_lost(conn)
 
 
 class CoreClient:
@@ -130,7 +74,7 @@ class CoreClient:
         log_to_driver: bool = False,
         listen_address: str | None = None,
         reactor: Reactor | None = None,
-        extra_handler: Callable[[m.Message], None] | None = None,
+        extra_handler: OnMessage[None] | None = None,
         token: str | None = None,
         store: RemoteStore | None = None,
     ) -> None:
@@ -144,8 +88,8 @@ class CoreClient:
         self.node_id = node_id
         self.calls = Calls()
         self.lock = threading.RLock()  # the client's tables, all parts' (see ObjectTable)
-        self._peers: dict[str, Connection] = {}
-        self._nodes: dict[bytes, Connection] = {}  # other nodes, for spilled lease requests
+        self._peers: dict[str, Connection[str]] = {}  # (``peer``: the address)
+        self._nodes: dict[bytes, Connection[None]] = {}  # other nodes, for spilled lease requests
         self.token = token  # the cluster's, for TCP connections
         # What this process exported, sent again to a control store that restarted (one
         # killed before it stored an export would otherwise never have it).
@@ -176,6 +120,7 @@ class CoreClient:
         self.read_stored = self.objects.read_stored
         self.interrupt_wait = self.objects.interrupt_wait
         self.submit_task = self.tasks.submit_task
+        self._on_task_done = self.tasks.on_task_done  # (for each result a worker sends)
         self.cancel = self.tasks.cancel
         self.cancel_children = self.tasks.cancel_children
         self.create_actor = self.actors.create_actor
@@ -187,7 +132,10 @@ class CoreClient:
         if self._own_reactor:
             self.reactor.start()
         self.node = self.reactor.connect(
-            node_address, _NodeHandler(self), token=self._token_for(node_address)
+            node_address,
+            self._on_node_message,
+            self._on_node_lost,
+            token=self._token_for(node_address),
         )
         self.control_address = control_address
         self._control_lock = threading.Lock()
@@ -256,11 +204,13 @@ class CoreClient:
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
 
-    def peer(self, addr: str, node: bytes = b"") -> Connection:
+    def peer(self, addr: str, node: bytes = b"") -> Connection[str]:
         """The connection to a worker or actor at ``addr`` (on ``node``), opened if need be."""
         conn = self._peers.get(addr)
         if conn is None or conn.closed:
-            conn = self.reactor.connect(addr, _PeerHandler(self), token=self._token_for(addr))
+            conn = self.reactor.connect(
+                addr, self._on_peer_message, self._on_peer_lost, token=self._token_for(addr)
+            )
             conn.peer = addr
             if node != self.node_id:
                 conn.node = node
@@ -275,7 +225,11 @@ class CoreClient:
         conn = self._nodes.get(node_id)
         if conn is None or conn.closed:
             conn = self.reactor.connect(
-                addr, _RemoteNodeHandler(self), timeout=2.0, token=self.token
+                addr,
+                self._on_node_message,
+                self._on_remote_node_lost,
+                timeout=2.0,
+                token=self.token,
             )
             conn.node = node_id
             self._nodes[node_id] = conn
@@ -293,7 +247,40 @@ class CoreClient:
             )
         return conn
 
-    def _on_remote_node_lost(self, conn: Connection) -> None:
+    # ------------------------------------------------------------------ connections
+
+    def _on_node_message(self, conn: Connection[None], msg: m.Message) -> None:
+        """From this process's node, another node, or the control store."""
+        if isinstance(msg, m.Answer):
+            self.calls.on_reply(msg)
+        elif isinstance(msg, m.RevokeLease):
+            self.tasks.on_revoke(msg.lease_id)
+        elif isinstance(msg, m.LogLines):
+            self.on_log_lines(msg.lines, msg.err)
+        elif isinstance(msg, m.NodeDied):
+            self._on_node_died(msg.node_id)
+        elif self.extra_handler is not None:
+            self.extra_handler(conn, msg)
+        else:
+            refuse(conn, msg, "a core client")
+
+    def _on_peer_message(self, conn: Connection[str], msg: m.Message) -> None:
+        """From a worker or actor this process pushes tasks to."""
+        if isinstance(msg, m.TaskDone):
+            self._on_task_done(msg)
+        elif isinstance(msg, m.Answer):
+            self.calls.on_reply(msg)
+        else:
+            refuse(conn, msg, "a core client")
+
+    def _on_control_lost(self, conn: Connection[None]) -> None:
+        """The control store may restart (with Redis); the next request reconnects."""
+        self.calls.on_close(conn)
+        self.reactor.call_later(0.2, self._keep_reconnecting)
+
+    def _on_remote_node_lost(self, conn: Connection[None]) -> None:
+        """Another node this process leases workers from: losing it is not the end."""
+        self.calls.on_close(conn)
         with self.lock:
             if self._nodes.get(conn.node) is conn:
                 del self._nodes[conn.node]
@@ -309,14 +296,17 @@ class CoreClient:
             if conn.node == node_id or conn in leased:
                 conn.close()
 
-    def _on_peer_lost(self, conn: Connection) -> None:
+    def _on_peer_lost(self, conn: Connection[str]) -> None:
         """Reactor thread: a worker or actor this process pushed to is gone."""
+        self.calls.on_close(conn)
         with self.lock:
-            self._peers.pop(conn.peer, None)
+            if conn.peer is not None:
+                self._peers.pop(conn.peer, None)
             self.tasks.peer_lost(conn)
             self.actors.peer_lost(conn)
 
-    def _on_node_lost(self) -> None:
+    def _on_node_lost(self, conn: Connection[None]) -> None:
+        self.calls.on_close(conn)
         if self.closed:
             return
         self.node_lost = True
@@ -373,7 +363,10 @@ class CoreClient:
         while True:
             try:
                 return self.reactor.connect(
-                    self.control_address, _ControlHandler(self), token=self.token
+                    self.control_address,
+                    self._on_node_message,
+                    self._on_control_lost,
+                    token=self.token,
                 )
             except ConnectionRefusedError:  # (a wrong address fails at once)
                 if time.monotonic() > deadline:
@@ -388,7 +381,11 @@ class CoreClient:
                 return True
             try:
                 conn = self.reactor.connect(
-                    self.control_address, _ControlHandler(self), token=self.token, timeout=2.0
+                    self.control_address,
+                    self._on_node_message,
+                    self._on_control_lost,
+                    token=self.token,
+                    timeout=2.0,
                 )
             except OSError:
                 return False

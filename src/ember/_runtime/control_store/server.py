@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
@@ -37,6 +37,19 @@ from ember._transport.rpc import refuse
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
 _GONE_ACTORS_KEPT = 100_000
+
+
+class Driver(NamedTuple):
+    """The peer of a driver's connection: the job it runs (it ends when the connection
+    does)."""
+
+    job_id: bytes
+
+
+# Who is at the other end of a connection to the control store, once it said: a node (its
+# id, from RegisterNode or a Heartbeat) or a driver (from JobStarted).
+Peer = bytes | Driver
+PeerConnection = Connection[Peer]
 
 
 class NameTaken(ValueError):
@@ -55,7 +68,7 @@ class NodeEntry:
     pending: list[list[Any]] = field(default_factory=list)  # as in Heartbeat
     alive: bool = True
     last_seen: float = 0.0
-    conn: Connection | None = None
+    conn: PeerConnection | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -86,7 +99,7 @@ class ControlStore:
         # declared dead (on one machine nodes never time out: as for the default timeout).
         self.registration_wait = 2 * (node_timeout if math.isfinite(node_timeout) else NODE_TIMEOUT)
         self.functions: dict[bytes, bytes] = {}
-        self._fn_waiters: dict[bytes, list[tuple[Connection, int]]] = {}
+        self._fn_waiters: dict[bytes, list[tuple[PeerConnection, int]]] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.actors: dict[bytes, dict[str, Any]] = {}
         # Ids of actors that ended (bounded, and stored: a restart must not take them for
@@ -95,7 +108,7 @@ class ControlStore:
         # its way (a handle can reach another node before its actor is registered here).
         self.gone_actors: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._gone_count = 0
-        self._lookups: dict[bytes, list[tuple[Connection, int, float]]] = {}
+        self._lookups: dict[bytes, list[tuple[PeerConnection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
         self._load()
@@ -183,7 +196,7 @@ class ControlStore:
         if info["name"] is not None:
             self.names.pop((info["namespace"], info["name"]), None)
 
-    def lookup_actor(self, conn: Connection, rid: int, actor_id: bytes, now: float) -> None:
+    def lookup_actor(self, conn: PeerConnection, rid: int, actor_id: bytes, now: float) -> None:
         """Answer which node manages an actor; for an id not registered yet, once it is (or
         as unknown after ``registration_wait``)."""
         info = self.actors.get(actor_id)
@@ -212,7 +225,9 @@ class ControlStore:
 
     # ------------------------------------------------------------------ nodes
 
-    def register_node(self, conn: Connection, msg: m.RegisterNode, now: float) -> m.NodeRegistered:
+    def register_node(
+        self, conn: PeerConnection, msg: m.RegisterNode, now: float
+    ) -> m.NodeRegistered:
         entry = NodeEntry(
             msg.node_id,
             msg.address,
@@ -246,7 +261,7 @@ class ControlStore:
             view=self.view(),
         )
 
-    def heartbeat(self, conn: Connection, msg: m.Heartbeat, now: float) -> m.Reply:
+    def heartbeat(self, conn: PeerConnection, msg: m.Heartbeat, now: float) -> m.Reply:
         entry = self.nodes.get(msg.node_id)
         if entry is None or not entry.alive:
             return m.error_reply(
@@ -278,7 +293,7 @@ class ControlStore:
             if e.alive and now - e.last_seen > self.node_timeout
         ]
 
-    def node_dead(self, node_id: bytes, reason: str) -> list[Connection]:
+    def node_dead(self, node_id: bytes, reason: str) -> list[PeerConnection]:
         """Mark a node dead and forget its actors; returns who must be told."""
         entry = self.nodes.get(node_id)
         if entry is None or not entry.alive:
@@ -294,7 +309,7 @@ class ControlStore:
 
     # ------------------------------------------------------------------ messages
 
-    def handle(self, conn: Connection, msg: m.Message) -> None:
+    def handle(self, conn: PeerConnection, msg: m.Message) -> None:
         if isinstance(msg, m.ExportFunction):
             if msg.fn_id not in self.functions:
                 self.functions[msg.fn_id] = msg.data
@@ -315,7 +330,7 @@ class ControlStore:
                     msg.namespace,
                     msg.handle_meta,
                     msg.get_if_exists,
-                    conn.peer or b"",
+                    conn.peer if isinstance(conn.peer, bytes) else b"",
                 )
             except NameTaken as e:
                 conn.send(m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e)))
@@ -364,24 +379,13 @@ class ControlStore:
             self.jobs[msg.job_id] = info
             self.unclaimed_jobs.discard(msg.job_id)
             self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
-            conn.peer = ("job", msg.job_id)
+            conn.peer = Driver(msg.job_id)
         else:
             refuse(conn, msg, "the control store")
 
     def job_ended(self, job_id: bytes) -> None:
         if self.jobs.pop(job_id, None) is not None:
             self.storage.delete("jobs", job_id.hex())
-
-
-class _Handler:
-    def __init__(self, server: ControlStoreServer) -> None:
-        self.server = server
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        self.server.handle(conn, msg)
-
-    def on_close(self, conn: Connection) -> None:
-        self.server.closed(conn)
 
 
 class ControlStoreServer:
@@ -394,11 +398,11 @@ class ControlStoreServer:
         self._last_check = time.monotonic()
 
     def listen(self, address: str, token: str | None) -> str:
-        bound = self.reactor.listen(address, lambda: _Handler(self), token=token)
+        bound = self.reactor.listen(address, self.handle, self.closed, token=token)
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
         return bound
 
-    def handle(self, conn: Connection, msg: m.Message) -> None:
+    def handle(self, conn: PeerConnection, msg: m.Message) -> None:
         now = time.monotonic()
         if isinstance(msg, m.RegisterNode):
             known = self.store.nodes.get(msg.node_id)
@@ -417,14 +421,14 @@ class ControlStoreServer:
         else:
             self.store.handle(conn, msg)
 
-    def closed(self, conn: Connection) -> None:
-        if isinstance(conn.peer, tuple):  # a driver's connection: its job is over
-            self.store.job_ended(conn.peer[1])
+    def closed(self, conn: PeerConnection) -> None:
+        peer = conn.peer
+        if isinstance(peer, Driver):  # its job is over
+            self.store.job_ended(peer.job_id)
             return
-        node_id = conn.peer
-        entry = self.store.nodes.get(node_id) if isinstance(node_id, bytes) else None
+        entry = self.store.nodes.get(peer) if peer is not None else None
         if entry is not None and entry.conn is conn:
-            self.declare_dead(node_id, "its node manager's connection closed")
+            self.declare_dead(entry.node_id, "its node manager's connection closed")
 
     def declare_dead(self, node_id: bytes, reason: str) -> None:
         for conn in self.store.node_dead(node_id, reason):

@@ -23,6 +23,7 @@ from ember._core.actor_lifecycle import ActorLifecycle, ActorState
 from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
+from ember._transport.rpc import refuse
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
@@ -40,7 +41,9 @@ class _ActorRecord:
     strategy: Any = None
     worker_id: bytes = b""
     node: bytes = b""  # where its worker runs
-    remote: Connection | None = None  # the direct connection to a worker on another node
+    remote: Connection[_ActorRecord] | None = (
+        None  # the direct connection to a worker on another node
+    )
     # (caller, rid, min incarnation, answer once the one before has ended)
     waiters: list[tuple[Connection, int, int, bool]] = field(default_factory=list)
 
@@ -54,25 +57,6 @@ class _Grant:
     worker_id: bytes
     gpu_ids: list[int]
     addr: str | None = None
-
-
-class _RemoteActorHandler:
-    """The home's connection to an actor's worker on another node."""
-
-    def __init__(self, manager: ActorManager, rec: _ActorRecord) -> None:
-        self.manager = manager
-        self.rec = rec
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.Answer):
-            self.manager.node.calls.on_reply(msg)
-
-    def on_close(self, conn: Connection) -> None:
-        self.manager.node.calls.on_close(conn)
-        if self.rec.remote is conn:
-            self.rec.remote = None
-            why = f"its worker process on node {self.rec.node.hex()[:8]} went away"
-            self.manager.handle(self.rec, life.ProcessDied(why))
 
 
 class ActorManager:
@@ -294,7 +278,11 @@ class ActorManager:
             return
         try:
             conn = self.node.reactor.connect(
-                grant.addr, _RemoteActorHandler(self, rec), timeout=1.0, token=self.node.token
+                grant.addr,
+                self.remote_message,
+                self.remote_closed,
+                timeout=1.0,
+                token=self.node.token,
             )
         except OSError:
             granter = self.node.cluster.node_conn(grant.node_id)
@@ -303,10 +291,26 @@ class ActorManager:
             self.handle(rec, life.GrantFailed(incarnation))
             return
         conn.node = grant.node_id
+        conn.peer = rec
         rec.remote = conn
         rec.node = grant.node_id
         rec.worker_id = grant.worker_id
         self.start_actor(rec, conn, grant)
+
+    def remote_message(self, conn: Connection[_ActorRecord], msg: m.Message) -> None:
+        """From an actor's worker on another node (``peer``: the actor)."""
+        if isinstance(msg, m.Answer):
+            self.node.calls.on_reply(msg)
+        else:
+            refuse(conn, msg, "a node manager")
+
+    def remote_closed(self, conn: Connection[_ActorRecord]) -> None:
+        self.node.calls.on_close(conn)
+        rec = conn.peer
+        if rec is not None and rec.remote is conn:
+            rec.remote = None
+            why = f"its worker process on node {rec.node.hex()[:8]} went away"
+            self.handle(rec, life.ProcessDied(why))
 
     def return_worker(self, grant: _Grant) -> None:
         if grant.addr is None:

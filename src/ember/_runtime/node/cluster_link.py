@@ -28,9 +28,10 @@ from ember._protocol import messages as m
 from ember._runtime.launch import cluster_files, launcher
 from ember._runtime.launch.cluster_files import alive
 from ember._transport.reactor import Connection
+from ember._transport.rpc import refuse
 
 if TYPE_CHECKING:
-    from ember._runtime.node.manager import NodeManager
+    from ember._runtime.node.manager import NodeManager, _Client
 
 MakeRequest = Callable[[int], m.Message]  # a request to the control store, given its rid
 OnReply = Callable[[m.Answer], None]
@@ -43,30 +44,13 @@ _CHANGE_SECONDS = 0.1  # how soon a change of this node's free resources is repo
 CONNECT_SECONDS = 1.0
 
 
-class _GcsHandler:
-    def __init__(self, link: ClusterLink) -> None:
-        self.link = link
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.Answer):
-            self.link.node.calls.on_reply(msg)
-        elif isinstance(msg, m.NodeDied):
-            self.link.node.node_died(msg.node_id, msg.reason)
-        elif isinstance(msg, m.ClusterView):
-            self.link.update_view(msg.view)
-
-    def on_close(self, conn: Connection) -> None:
-        self.link.node.calls.on_close(conn)
-        self.link.gcs_lost(conn)
-
-
 class ClusterLink:
     """This node's connections to the control store and to other nodes, and its view of the
     cluster."""
 
     def __init__(self, node: NodeManager) -> None:
         self.node = node
-        self.gcs: Connection | None = None
+        self.gcs: Connection[None] | None = None
         self.joined = False
         self.gcs_ready = False
         self.gcs_queue: list[tuple[MakeRequest, OnReply | None]] = []
@@ -76,7 +60,7 @@ class ClusterLink:
         self.beat_waiting = False  # for the control store's answer to the last one
         self.view: dict[bytes, dict[str, Any]] = {}
         self.by_tag: dict[bytes, bytes] = {node.node_id[:4]: node.node_id}
-        self.peer_conns: dict[bytes, Connection] = {}
+        self.peer_conns: dict[bytes, Connection[_Client]] = {}
         self.control_proc: Any = None  # a control store this (head) node started again
         self.control_revived = -float("inf")  # when it last did
         self.gcs_down_since: float | None = None  # since when the control store is unreachable
@@ -86,7 +70,7 @@ class ClusterLink:
         node = self.node
         try:
             self.gcs = gcs = node.reactor.connect(
-                node.control_address, _GcsHandler(self), token=node.token
+                node.control_address, self.gcs_message, self.gcs_closed, token=node.token
             )
         except OSError:
             self.gcs_unreachable()
@@ -143,7 +127,7 @@ class ClusterLink:
 
     def registered(self, answer: m.Answer) -> None:
         if not isinstance(answer, m.NodeRegistered):
-            self.heartbeat_answered(answer)  # declared dead: stop; else gcs_lost reconnects
+            self.heartbeat_answered(answer)  # declared dead: stop; else gcs_closed reconnects
             return
         self.gcs_down_since = None
         first = not self.joined
@@ -157,7 +141,18 @@ class ClusterLink:
         if first:
             self.node.reactor.call_later(self.heartbeat_interval, self.heartbeat)
 
-    def gcs_lost(self, conn: Connection) -> None:
+    def gcs_message(self, conn: Connection[None], msg: m.Message) -> None:
+        if isinstance(msg, m.Answer):
+            self.node.calls.on_reply(msg)
+        elif isinstance(msg, m.NodeDied):
+            self.node.node_died(msg.node_id, msg.reason)
+        elif isinstance(msg, m.ClusterView):
+            self.update_view(msg.view)
+        else:
+            refuse(conn, msg, "a node manager")
+
+    def gcs_closed(self, conn: Connection[None]) -> None:
+        self.node.calls.on_close(conn)
         if conn is self.gcs:
             self.gcs_ready = False
         if conn is self.gcs and not self.node.stopping:
@@ -272,7 +267,7 @@ class ClusterLink:
         """The node a process runs on: client ids start with their node's tag."""
         return self.by_tag.get(client_id[:4])
 
-    def node_conn(self, node_id: bytes | None) -> Connection | None:
+    def node_conn(self, node_id: bytes | None) -> Connection[_Client] | None:
         """A connection to another node's manager, opened on first use; None if it is gone."""
         if node_id is None:
             return None
@@ -285,7 +280,7 @@ class ClusterLink:
         node = self.node
         try:
             conn = node.reactor.connect(
-                address, node.new_handler(), timeout=CONNECT_SECONDS, token=node.token
+                address, node.handle, node.client_closed, timeout=CONNECT_SECONDS, token=node.token
             )
         except OSError:
             return None

@@ -39,7 +39,7 @@ from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.reactor import Connection, Reactor, local_address
-from ember._transport.rpc import Calls
+from ember._transport.rpc import Calls, refuse
 
 # How a leaving driver's FlushOutput waits for workers (one that is stuck must not hold
 # the driver's exit).
@@ -49,24 +49,13 @@ _REAP_SECONDS = 0.5
 
 @dataclass
 class _Client:
-    conn: Connection
+    conn: Connection[_Client]
     kind: str
     client_id: bytes
     pid: int
     job_id: bytes
     listen_addr: str | None
     log_to_driver: bool
-
-
-class _Handler:
-    def __init__(self, node: NodeManager) -> None:
-        self.node = node
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        self.node.handle(conn, msg)
-
-    def on_close(self, conn: Connection) -> None:
-        self.node.client_closed(conn)
 
 
 class NodeManager:
@@ -120,12 +109,12 @@ class NodeManager:
 
     def start(self) -> None:
         self.address = self.reactor.listen(
-            local_address(self.session_dir, "node"), self.new_handler
+            local_address(self.session_dir, "node"), self.handle, self.client_closed
         )
         if self.config.control_address:  # (clustered)
             self.control_address = self.config.control_address
             self.tcp_address = self.reactor.listen(
-                f"tcp:{self.host}:0", self.new_handler, token=self.token
+                f"tcp:{self.host}:0", self.handle, self.client_closed, token=self.token
             )
         else:
             server = ControlStoreServer(ControlStore(node_timeout=float("inf")), self.reactor)
@@ -147,10 +136,6 @@ class NodeManager:
         from ember._runtime.worker import worker  # noqa: F401
 
         self.run_actions(self.scheduler.prestart(self.config.prestart_workers))
-
-    def new_handler(self) -> _Handler:
-        """For every connection the node serves or opens to another node."""
-        return _Handler(self)
 
     def run(self) -> None:
         try:
@@ -276,8 +261,10 @@ class NodeManager:
 
     # ------------------------------------------------------------------ messages
 
-    def handle(self, conn: Connection, msg: m.Message) -> None:
-        client: _Client | None = conn.peer
+    def handle(self, conn: Connection[_Client], msg: m.Message) -> None:
+        """Every message to this node, on the connections it serves and those it opens to
+        other nodes (``peer``: the client record, once its Hello came)."""
+        client = conn.peer
         if isinstance(msg, m.Hello):
             self.hello(conn, msg)
         elif isinstance(msg, m.RequestLease):
@@ -364,6 +351,8 @@ class NodeManager:
             self.objects.dec_refs(msg.owner_id, msg.ids)
         elif isinstance(msg, m.PutObject):
             self.objects.put_file(msg.object_id, msg.data)
+        else:
+            refuse(conn, msg, "a node manager")
 
     def flush_output(self, conn: Connection, rid: int) -> None:
         """A driver leaves: answer once every worker here has answered a FlushOutput (so the
@@ -392,7 +381,7 @@ class NodeManager:
         else:
             answer()
 
-    def hello(self, conn: Connection, msg: m.Hello) -> None:
+    def hello(self, conn: Connection[_Client], msg: m.Hello) -> None:
         client = _Client(
             conn, msg.kind, msg.client_id, msg.pid, msg.job_id, msg.listen_addr, msg.log_to_driver
         )
@@ -418,9 +407,9 @@ class NodeManager:
         if msg.kind == "worker" and self.pool.connected(client):
             self.run_actions(self.scheduler.worker_started(msg.client_id))
 
-    def client_closed(self, conn: Connection) -> None:
+    def client_closed(self, conn: Connection[_Client]) -> None:
         self.calls.on_close(conn)
-        client: _Client | None = conn.peer
+        client = conn.peer
         if client is None or self.stopping:
             return
         self.clients.pop(client.client_id, None)

@@ -22,6 +22,7 @@ from ember._runtime.node.cluster_link import CONNECT_SECONDS
 from ember._runtime.object_store.store import Claim, StoreFiles
 from ember._transport.bulk import FileReceiver, FileSender
 from ember._transport.reactor import Connection
+from ember._transport.rpc import refuse
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
@@ -49,55 +50,6 @@ def _error_of(answer: m.Answer) -> ix.Error:
 def _caller(waiter: Waiter) -> tuple[Connection, int]:
     """Another node that asked where an object is: its connection and request id."""
     return cast(tuple[Connection, int], waiter.token)
-
-
-class _PullHandler:
-    """The connection of one pull: a reply with the size, then the raw bytes."""
-
-    def __init__(self, directory: ObjectDirectory, oid: bytes) -> None:
-        self.directory = directory
-        self.oid = oid
-        self.detached = False
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if not isinstance(msg, m.Answer) or self.detached:
-            return
-        directory = self.directory
-        if not isinstance(msg, m.PullAccepted):
-            directory.pull_done(self.oid, None, _error_of(msg))
-            conn.close()
-            return
-        self.detached = True
-        sock, leftover, _ = conn.detach()
-        store = directory.store
-        claim: Claim | None = None
-
-        def done(ok: bool) -> None:
-            assert claim is not None
-            if not ok:
-                store.abandon(claim)
-            directory.pull_done(self.oid, claim if ok else None, None)
-
-        try:
-            # A pooled file of about that size if any, else new room (or the spill folder).
-            claim = store.claim(self.oid, msg.size, ".pull")
-            os.close(claim.fd)  # (the receiver opens it itself)
-            claim.fd = -1
-            receiver = FileReceiver(
-                directory.node.reactor, sock, leftover, claim.tmp, claim.size, done
-            )
-        except OSError as e:
-            sock.close()
-            if claim is not None:
-                store.abandon(claim)
-            directory.pull_done(self.oid, None, _lost(f"could not receive it here: {e}"))
-            return
-        directory.receiving[self.oid] = (conn.node, receiver)
-        receiver.start()
-
-    def on_close(self, conn: Connection) -> None:
-        if not self.detached:
-            self.directory.pull_done(self.oid, None, None)
 
 
 class ObjectDirectory:
@@ -347,13 +299,60 @@ class ObjectDirectory:
             return
         try:
             conn = node.reactor.connect(
-                address, _PullHandler(self, oid), timeout=CONNECT_SECONDS, token=node.token
+                address,
+                self.pull_message,
+                self.pull_closed,
+                timeout=CONNECT_SECONDS,
+                token=node.token,
             )
         except OSError as e:
             self.pull_done(oid, None, _lost(f"could not reach the node that holds it: {e}"))
             return
         conn.node = node_id
+        conn.peer = oid
         conn.send(m.PullObject(rid=0, object_id=oid, node_id=node.node_id))
+
+    def pull_message(self, conn: Connection[bytes], msg: m.Message) -> None:
+        """The connection of one pull (``peer``: the object): an answer with the size, then
+        the raw bytes, once the connection is detached from the loop (no more calls here)."""
+        oid = conn.peer
+        assert oid is not None
+        if not isinstance(msg, m.Answer):
+            refuse(conn, msg, "a node pulling an object")
+            return
+        if not isinstance(msg, m.PullAccepted):
+            self.pull_done(oid, None, _error_of(msg))
+            conn.close()
+            return
+        sock, leftover, _ = conn.detach()
+        store = self.store
+        claim: Claim | None = None
+
+        def done(ok: bool) -> None:
+            assert claim is not None
+            if not ok:
+                store.abandon(claim)
+            self.pull_done(oid, claim if ok else None, None)
+
+        try:
+            # A pooled file of about that size if any, else new room (or the spill folder).
+            claim = store.claim(oid, msg.size, ".pull")
+            os.close(claim.fd)  # (the receiver opens it itself)
+            claim.fd = -1
+            receiver = FileReceiver(self.node.reactor, sock, leftover, claim.tmp, claim.size, done)
+        except OSError as e:
+            sock.close()
+            if claim is not None:
+                store.abandon(claim)
+            self.pull_done(oid, None, _lost(f"could not receive it here: {e}"))
+            return
+        self.receiving[oid] = (conn.node, receiver)
+        receiver.start()
+
+    def pull_closed(self, conn: Connection[bytes]) -> None:
+        """Closed before it was detached: the pull failed."""
+        if conn.peer is not None:
+            self.pull_done(conn.peer, None, None)
 
     def pull_done(self, oid: bytes, got: Claim | None, error: ix.Error | None) -> None:
         self.receiving.pop(oid, None)

@@ -105,28 +105,6 @@ _TITLE = _Title()
 _RETITLE_SECONDS = 0.1
 
 
-class _CallerHandler:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def on_message(self, conn: Connection, msg: m.Message) -> None:
-        if isinstance(msg, m.PushTask):
-            self.worker.dispatch(conn, msg)
-        elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
-            self.worker.main_slot.queue.put(lambda: self.worker.start_actor(msg, conn))
-        elif isinstance(msg, m.TakeBackTasks):
-            conn.send(m.Reply(rid=msg.rid, value=self.worker.take_back(msg.lease_id, msg.task_ids)))
-        elif isinstance(msg, m.CancelTask):
-            if msg.recursive:
-                self.worker.client.cancel_children(msg.task_id, msg.force)
-            self.worker.cancel(msg.task_id)
-        else:
-            refuse(conn, msg, "a worker")
-
-    def on_close(self, conn: Connection) -> None:
-        pass
-
-
 class _Slot:
     """An executor: a thread that runs one task at a time from its queue."""
 
@@ -194,7 +172,8 @@ class Worker:
         # On a cluster, callers on other hosts push tasks here over TCP, with the token.
         self.address = self.reactor.listen(
             listen or local_address(session_dir, f"w-{worker_id.hex()}"),
-            lambda: _CallerHandler(self),
+            self.caller_message,
+            self.caller_closed,
             token=token,
         )
         self.functions: dict[bytes, Any] = {}
@@ -352,11 +331,33 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
         return [msg.task_id for _, msg, _ in back]
 
-    def on_node_message(self, msg: m.Message) -> None:
+    def caller_message(self, conn: Connection[None], msg: m.Message) -> None:
+        """From a process that pushes tasks here, or a node that placed its actor here."""
+        if isinstance(msg, m.PushTask):
+            self.dispatch(conn, msg)
+        elif isinstance(msg, m.StartActor):  # from a node that placed its actor here
+            self.main_slot.queue.put(lambda: self.start_actor(msg, conn))
+        elif isinstance(msg, m.TakeBackTasks):
+            conn.send(m.Reply(rid=msg.rid, value=self.take_back(msg.lease_id, msg.task_ids)))
+        elif isinstance(msg, m.CancelTask):
+            if msg.recursive:
+                self.client.cancel_children(msg.task_id, msg.force)
+            self.cancel(msg.task_id)
+        else:
+            refuse(conn, msg, "a worker")
+
+    def caller_closed(self, conn: Connection[None]) -> None:
+        """Nothing here is kept per caller (its node stops the workers that ran for a caller
+        that is gone)."""
+
+    def on_node_message(self, conn: Connection[None], msg: m.Message) -> None:
+        """What the core client does not take from its node is for the worker."""
         if isinstance(msg, m.StartActor):
             self.main_slot.queue.put(lambda: self.start_actor(msg, self.client.node))
         elif isinstance(msg, m.FlushOutput):  # (after every line already sent, on this conn)
             self.client.node.send(m.Reply(rid=msg.rid))
+        else:
+            refuse(conn, msg, "a worker")
 
     # ------------------------------------------------------------------ running
 
