@@ -630,7 +630,7 @@ class _Probe:
             self.started = time.perf_counter()
             try:
                 self.ray.nodes()
-            except Exception:  # noqa: BLE001 - a failed call counts as its duration
+            except Exception:  # a failed call counts as its duration
                 pass
             self.longest = max(self.longest, time.perf_counter() - self.started)
             self.started = None
@@ -679,7 +679,7 @@ def _watch_death(ray, node_id, until):
         while time.perf_counter() < until and "t" not in found:
             try:
                 alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
-            except Exception as exc:  # noqa: BLE001 - report, keep polling
+            except Exception as exc:  # report, keep polling
                 found.setdefault("errors", []).append(repr(exc)[:120])
                 alive = {}
             if alive and not alive.get(node_id, False):

@@ -166,7 +166,7 @@ def ember_cli(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EmberC
         cli.track()
         try:
             cli.run("stop", "--grace", "5")
-        except Exception:  # noqa: BLE001 - whatever happened, kill the leftovers below
+        except Exception:  # whatever happened, kill the leftovers below
             pass
         _, still = psutil.wait_procs([p for p in cli.seen.values() if not _gone(p)], timeout=10)
         left = [p for p in still if not _gone(p)]

@@ -645,7 +645,7 @@ def test_a_get_waiting_while_its_objects_are_rebuilt_waits_for_them(make_cluster
     def getter() -> None:
         try:
             got["values"] = [float(v[0]) for v in ember.get(made, timeout=40)]
-        except Exception as e:  # noqa: BLE001 - reported below
+        except Exception as e:  # reported below
             got["error"] = e
 
     thread = threading.Thread(target=getter)

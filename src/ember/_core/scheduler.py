@@ -482,7 +482,7 @@ class LeaseScheduler:
             out.append(Revoke(lease.client, lease.lease_id))
         return out
 
-    def _infeasible_message(self, req: _Request) -> str:  # noqa: D102
+    def _infeasible_message(self, req: _Request) -> str:
         lacks = f"this node lacks {self.resources.missing(req.shape)}"
         where = f"no node of the cluster has them ({lacks})" if self.placement else lacks
         return (

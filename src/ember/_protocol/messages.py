@@ -94,7 +94,7 @@ def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
         for n in names
     )
     scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
-    exec(source.format(params=params, body=body), scope)  # noqa: S102 - a fixed template
+    exec(source.format(params=params, body=body), scope)  # a fixed template
     return scope
 
 

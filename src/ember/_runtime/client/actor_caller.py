@@ -317,7 +317,7 @@ def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
     if isinstance(answer.value, bytes):
         try:
             cause = serialization.loads(answer.value)
-        except Exception:  # noqa: BLE001 - keep the node's text
+        except Exception:  # keep the node's text
             pass
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
             cause = f"{reason}:\n{cause}"

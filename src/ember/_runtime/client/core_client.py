@@ -159,7 +159,8 @@ class CoreClient:
 
     @property
     def info(self) -> dict[str, Any]:
-        return self._hello.result(timeout=30)
+        info: dict[str, Any] = self._hello.result(timeout=30)
+        return info
 
     # ------------------------------------------------------------------ lifetime
 
@@ -434,9 +435,9 @@ class CoreClient:
         with self.lock:
             self.tasks.return_idle_leases()
         try:
-            return self.calls.future(self.node, lambda rid: m.ClusterInfo(rid=rid)).result(
-                timeout=30
-            )
+            asked = self.calls.future(self.node, lambda rid: m.ClusterInfo(rid=rid))
+            info: dict[str, Any] = asked.result(timeout=30)
+            return info
         except RemoteError as e:
             if e.kind is m.ErrorKind.CONNECTION_LOST:
                 raise exc.LocalRayletDiedError(

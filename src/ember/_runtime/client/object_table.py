@@ -699,7 +699,7 @@ class ObjectTable:
                 with self._lock:
                     obj = self._entries.get(ref._id)
                 value = self._value(ref._id, obj) if obj is not None else None
-            except BaseException as e:  # noqa: BLE001 - delivered to the future's owner
+            except BaseException as e:  # delivered to the future's owner
                 fut.set_exception(e)
             else:
                 fut.set_result(value)

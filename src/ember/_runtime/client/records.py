@@ -180,6 +180,6 @@ def _retryable(task: _Task, results: Sequence[ReturnValue]) -> bool:
 def _cause(data: bytes) -> BaseException | None:
     try:
         err = serialization.loads(data)
-    except Exception:  # noqa: BLE001 - an unreadable error matches no retry_exceptions class
+    except Exception:  # an unreadable error matches no retry_exceptions class
         return None
     return err.cause if isinstance(err, exc.RayTaskError) else err

@@ -64,7 +64,7 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
         ) from None
     except OSError as e:
         raise ConnectionError(f"the connection to {address} failed: {e.strerror or e}") from None
-    except Exception:  # noqa: BLE001 - bytes that do not decode as Ember's messages
+    except Exception:  # bytes that do not decode as Ember's messages
         raise ConnectionError(
             f"no Ember cluster at {address}: another kind of server listens there (its answer "
             "is not Ember's protocol). Check the address and port."

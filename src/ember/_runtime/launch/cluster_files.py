@@ -188,7 +188,7 @@ def token_for(address: str, given: str | None = None) -> str:
 def the_local_cluster(if_none: str, if_several: str) -> str:
     """The address of the one cluster with a node on this host; else an error that ends with
     advice in the words of the caller's interface (CLI flags or init() arguments)."""
-    clusters = sorted({r["address"] for r in read_records()})
+    clusters: list[str] = sorted({r["address"] for r in read_records()})
     if not clusters:
         raise ConnectionError(f"Could not find a running Ember cluster on this machine: {if_none}.")
     if len(clusters) > 1:

@@ -144,7 +144,8 @@ def _wait_ready(
             f"The Ember {what} did not start"
             + (f". Its log says:\n{said}" if said else " (it wrote nothing to its log).")
         )
-    return json.loads(line)
+    ready: dict[str, Any] = json.loads(line)
+    return ready
 
 
 def _spawn(
@@ -163,7 +164,7 @@ def _spawn(
     # The token comes in the config; in the environment every task and its subprocesses
     # would inherit it (and /proc/PID/environ keeps showing it even once removed there).
     env.pop("EMBER_TOKEN", None)
-    log = open(log_path, "ab")  # noqa: SIM115
+    log = open(log_path, "ab")
     with log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module],

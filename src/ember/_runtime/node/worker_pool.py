@@ -113,8 +113,8 @@ class WorkerPool:
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
-            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)
             os.environ.clear()
             os.environ.update(self.worker_env)
             from ember._runtime.worker import worker  # already imported by start(): no cost here
@@ -125,7 +125,7 @@ class WorkerPool:
                 token=node.token if node.clustered else None,
             )
             code = 0
-        except BaseException:  # noqa: BLE001 - a child must never return into the node's loop
+        except BaseException:  # a child must never return into the node's loop
             import traceback
 
             traceback.print_exc()

@@ -380,7 +380,7 @@ class Worker:
             fn, args, kwargs = self.prepare(msg)
             value = fn(*args, **kwargs)
             results = self.pack(msg, value)
-        except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+        except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
             if slot is not None:
@@ -412,7 +412,7 @@ class Worker:
                 results = self.pack(msg, value)
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             results = self.failure(msg, ctx, e)
         finally:
             self.by_task.pop(msg.task_id, None)
@@ -552,7 +552,7 @@ class Worker:
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
             )
             self.actor = cls(*args, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - reported as the actor's death cause
+        except BaseException as e:  # reported as the actor's death cause
             err = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
@@ -676,7 +676,7 @@ def _error_bytes(err: BaseException, name: str) -> bytes:
         data = serialization.dumps(err)
         serialization.loads(data)
         return data
-    except Exception:  # noqa: BLE001
+    except Exception:
         tb = getattr(err, "traceback_str", "") or repr(err)
         return serialization.dumps(exc.RayTaskError(name, tb, None, os.getpid()))
 
@@ -744,7 +744,7 @@ class _Forwarder(io.TextIOBase):
 def _install_output(worker: Worker) -> None:
     sys.stdout = _Forwarder(worker, sys.stdout, False)
     sys.stderr = _Forwarder(worker, sys.stderr, True)
-    _OUTPUTS[:] = [sys.stdout, sys.stderr]  # type: ignore[list-item]
+    _OUTPUTS[:] = [sys.stdout, sys.stderr]
 
 
 def _flush_output() -> None:
