@@ -57,6 +57,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def short_grace() -> tuple[dict[str, Any], float]:
+    """``(init kwargs, seconds)`` for a test that checks something outlives the grace period
+    after which a node frees a shared object nobody refers to: on Ember a 0.05 s grace and
+    five times that to wait; on Ray, which has no such setting, its own and 1.5 s."""
+    if _running_on_ray():
+        return {}, 1.5
+    return {"_system_config": {"ref_grace_s": 0.05}}, 0.25
+
+
+@pytest.fixture
 def gate(tmp_path: Path) -> Any:
     """A latch backed by a file: ``gate.wait()`` (in a task) returns once ``gate.open()`` ran.
 

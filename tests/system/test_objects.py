@@ -392,10 +392,12 @@ def test_object_ref_future_timeout(ray, blocked_task):
     assert fut.result(timeout=T) is True
 
 
-def test_refs_inside_a_value_a_worker_put_live_as_long_as_the_value(ray):
+def test_refs_inside_a_value_a_worker_put_live_as_long_as_the_value(start_ember, short_grace):
     """A worker puts objects (and makes an actor), puts a list of their refs and returns a
     ref to that list. The worker lets go of everything; the driver still holds the list, so
     what it refers to must live on (they were freed, and the actor ended)."""
+    grace_args, past_grace = short_grace
+    ray = start_ember(num_cpus=2, **grace_args)
 
     @ray.remote
     class Pinger:
@@ -409,8 +411,8 @@ def test_refs_inside_a_value_a_worker_put_live_as_long_as_the_value(ray):
         return [ray.put([stored, small, Pinger.remote()])]
 
     [box] = ray.get(make.remote(), timeout=T)
-    # Past the 1 s grace after which unreferenced objects go; no event marks "not gone".
-    time.sleep(2.5)
+    # Past the grace after which unreferenced objects go; no event marks "not gone".
+    time.sleep(past_grace)
     stored, small, pinger = ray.get(box, timeout=T)
     assert ray.get(stored, timeout=T)[0] == 8.0
     assert ray.get(small, timeout=T) == "small"

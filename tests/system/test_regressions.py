@@ -105,9 +105,10 @@ def test_calls_submitted_to_an_unreferenced_actor_finish(ray):
 # -- 3. nested refs stay alive ----------------------------------------------------------------
 
 
-def test_nested_refs_outlive_the_drivers_own_refs(start_ember, gate):
+def test_nested_refs_outlive_the_drivers_own_refs(start_ember, gate, short_grace):
     """Refs nested in put values, task arguments or returns used to die with the driver's refs."""
-    ray = start_ember(num_cpus=1)
+    grace_args, past_grace = short_grace
+    ray = start_ember(num_cpus=1, **grace_args)
 
     # Nested in a put value.
     inner = ray.put(123)
@@ -141,9 +142,9 @@ def test_nested_refs_outlive_the_drivers_own_refs(start_ember, gate):
     gate.wait_arrivals(1)  # the only CPU is taken: read_first stays queued
     result = read_first.remote([ray.put("payload")])  # the driver drops its ref at once
     gc.collect()
-    # A shared ref whose count drops to zero is freed after a grace period (1 s) that no event
+    # A shared ref whose count drops to zero is freed after a grace period that no event
     # marks: keep the task queued past it.
-    assert ray.wait([result], timeout=1.5) == ([], [result])
+    assert ray.wait([result], timeout=past_grace) == ([], [result])
     gate.open()
     assert ray.get(busy, timeout=T) is True
     assert ray.get(result, timeout=T) == "payload"

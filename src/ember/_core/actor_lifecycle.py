@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ember._core.records import record
 
 
 class ActorState(enum.Enum):
@@ -31,12 +32,12 @@ class ActorState(enum.Enum):
 # -- events ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class SpecReady:
     """Its class and constructor arguments are known: it can be placed."""
 
 
-@dataclass(frozen=True)
+@record
 class SpecFailed:
     """An argument of its constructor failed: it never runs."""
 
@@ -44,35 +45,35 @@ class SpecFailed:
     cause: bytes | None
 
 
-@dataclass(frozen=True)
+@record
 class Granted:
     """A dedicated worker was granted for ``incarnation`` (here or on another node)."""
 
     incarnation: int
 
 
-@dataclass(frozen=True)
+@record
 class GrantFailed:
     """The worker granted for ``incarnation`` could not be reached: place it again."""
 
     incarnation: int
 
 
-@dataclass(frozen=True)
+@record
 class SpilledTo:
     """The scheduler sends its placement to another node: ask that node for a worker."""
 
     node_id: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Unplaceable:
     """No worker can ever be had for it (no node can host it; workers fail to start)."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class Started:
     """Its constructor returned in ``incarnation``; callers reach it at ``addr``."""
 
@@ -80,7 +81,7 @@ class Started:
     addr: str
 
 
-@dataclass(frozen=True)
+@record
 class StartFailed:
     """Its constructor raised in ``incarnation``: it stays dead (as Ray's actors do)."""
 
@@ -89,14 +90,14 @@ class StartFailed:
     cause: bytes | None
 
 
-@dataclass(frozen=True)
+@record
 class ProcessDied:
     """Its process ended (crash, kill, its node's death); ``why`` says how."""
 
     why: str
 
 
-@dataclass(frozen=True)
+@record
 class Kill:
     """``ember.kill()``, its end by its owner, or all refs to it dropped."""
 
@@ -121,12 +122,12 @@ Event = (
 # -- actions --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class RequestWorker:
     """Ask the lease scheduler for a dedicated worker."""
 
 
-@dataclass(frozen=True)
+@record
 class RequestRemoteWorker:
     """Ask node ``node_id`` for a dedicated worker for ``incarnation``."""
 
@@ -134,34 +135,34 @@ class RequestRemoteWorker:
     incarnation: int
 
 
-@dataclass(frozen=True)
+@record
 class CancelRequest:
     """Withdraw the request for a worker."""
 
 
-@dataclass(frozen=True)
+@record
 class StartProcess:
     """Start the actor (run its constructor) on the worker just granted."""
 
     incarnation: int
 
 
-@dataclass(frozen=True)
+@record
 class ReturnWorker:
     """Hand the worker just granted back: nobody needs it any more."""
 
 
-@dataclass(frozen=True)
+@record
 class EndProcess:
     """Stop the actor's process."""
 
 
-@dataclass(frozen=True)
+@record
 class Unregister:
     """Tell the control store it is gone (its name is free again)."""
 
 
-@dataclass(frozen=True)
+@record
 class AnswerCallers:
     """Its state changed: answer the callers waiting to learn where it is or how it ended."""
 
@@ -181,20 +182,20 @@ Action = (
 # -- answers to a caller that asks where it is (see ``ActorLifecycle.answer_for``) ----------
 
 
-@dataclass(frozen=True)
+@record
 class IsDead:
     reason: str
     cause: bytes | None
 
 
-@dataclass(frozen=True)
+@record
 class HasEnded:
     """The incarnation the caller used has ended; ``how`` says how (and that it restarted)."""
 
     how: str
 
 
-@dataclass(frozen=True)
+@record
 class IsAt:
     addr: str
     incarnation: int

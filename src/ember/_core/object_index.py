@@ -26,6 +26,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ember._core.records import record
 from ember._core.refcount import RefTable
 from ember._protocol.messages import ErrorKind
 
@@ -75,7 +76,7 @@ class _Object:
 # -- actions --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Found:
     """The object is here: ``inline`` its value if small, else it is stored (``size``)."""
 
@@ -84,7 +85,7 @@ class Found:
     inline: Any = None
 
 
-@dataclass(frozen=True)
+@record
 class FoundAt:
     """(To a ``where_only`` waiter) the object is on ``node_id``."""
 
@@ -92,14 +93,14 @@ class FoundAt:
     node_id: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Failed:
     waiter: Waiter
     kind: ErrorKind  # OBJECT_LOST, OWNER_DIED, or an error passed on from another node
     text: str
 
 
-@dataclass(frozen=True)
+@record
 class Locate:
     """Ask the object's home (``home``, None if unknown) where it is; answer with
     ``located_reply``."""
@@ -109,7 +110,7 @@ class Locate:
     home: bytes | None
 
 
-@dataclass(frozen=True)
+@record
 class Pull:
     """Copy the object from ``node_id``; report with ``pull_finished``."""
 
@@ -117,7 +118,7 @@ class Pull:
     node_id: bytes
 
 
-@dataclass(frozen=True)
+@record
 class IncRef:
     """Hold the object at its home, for this node's holders."""
 
@@ -125,7 +126,7 @@ class IncRef:
     oid: bytes
 
 
-@dataclass(frozen=True)
+@record
 class DecRef:
     """No holder is left here: let its home know."""
 
@@ -133,7 +134,7 @@ class DecRef:
     oid: bytes
 
 
-@dataclass(frozen=True)
+@record
 class DropOwner:
     """The owner let go of an object stored on ``node_id``: tell that node."""
 
@@ -142,7 +143,7 @@ class DropOwner:
     owner: bytes
 
 
-@dataclass(frozen=True)
+@record
 class DeleteFile:
     """The object is freed: its file goes (``recycle``: kept for reuse while unused)."""
 
@@ -150,7 +151,7 @@ class DeleteFile:
     recycle: bool
 
 
-@dataclass(frozen=True)
+@record
 class ActorUnreferenced:
     """Every ref to this actor was dropped."""
 

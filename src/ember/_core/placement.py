@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ember._core.records import record
 from ember._core.resources import NodeResources, Shape, to_units
 
 
@@ -48,7 +49,7 @@ class PeerView:
             self.available[k] = self.available.get(k, 0) - v
 
 
-@dataclass(frozen=True)
+@record
 class Unschedulable:
     message: str
 

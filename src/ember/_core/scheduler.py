@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
+from ember._core.records import record
 from ember._core.resources import Allocation, NodeResources, Shape, describe
 from ember._protocol.messages import ErrorKind
 
@@ -39,7 +40,7 @@ IDLE_WORKER_SECONDS = 10.0
 START_FAILURES_TOLERATED = 3
 
 
-@dataclass(frozen=True)
+@record
 class Grant:
     client: Hashable
     rid: int
@@ -51,25 +52,25 @@ class Grant:
     saturated: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class StartWorker:
     pass
 
 
-@dataclass(frozen=True)
+@record
 class WarnInfeasible:
     client: Hashable
     rid: int
     message: str
 
 
-@dataclass(frozen=True)
+@record
 class Revoke:
     client: Hashable
     lease_id: int
 
 
-@dataclass(frozen=True)
+@record
 class Spill:
     """Ask another node instead."""
 
@@ -78,7 +79,7 @@ class Spill:
     node_id: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Refuse:
     """The request fails: it can never run (a hard node affinity to a node that is gone,
     ``Unschedulable``), or workers fail to start here (``WorkerStartFailed``)."""
@@ -89,7 +90,7 @@ class Refuse:
     error: ErrorKind = ErrorKind.UNSCHEDULABLE
 
 
-@dataclass(frozen=True)
+@record
 class StopWorker:
     """End this worker's process: its caller is gone (nobody would take what it computes),
     its caller lost it, or it idled too long. The scheduler has forgotten it already; the
