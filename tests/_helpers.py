@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psutil
+
+from ember import exceptions as exc
+from ember._core.task_leases import Fail, Task
 
 V = TypeVar("V")
 E = TypeVar("E", bound=BaseException)
@@ -122,3 +125,20 @@ def shm_bytes(shm_dir: str) -> int:
             if target.startswith(prefix) and target.endswith(" (deleted)"):
                 count(os.path.join(fds, name))
     return total
+
+
+def of(kind: type, actions: Sequence[Any]) -> list[Any]:
+    """The actions of one kind, in order (for the client machines' tests)."""
+    return [a for a in actions if isinstance(a, kind)]
+
+
+class _Cancelled:
+    """Equal to any TaskCancelledError (an action compares its error with ==)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, exc.TaskCancelledError)
+
+
+def cancelled(t: Task) -> Fail:
+    """The ``Fail`` a cancelled task gets, whatever its error's message."""
+    return Fail(t, _Cancelled())  # type: ignore[arg-type]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from typing import Any
 
 from ember import exceptions as exc
 from ember._core.actor_calls import (
-    Action,
     Actor,
     ActorCalls,
     AskHowLost,
@@ -19,6 +16,7 @@ from ember._core.actor_calls import (
     State,
 )
 from ember._core.task_leases import Fail, Finish, Task
+from tests._helpers import cancelled
 
 _ids = itertools.count(1)
 PEER = "peer"  # the client's handle for the actor's process: opaque to the machine
@@ -31,21 +29,6 @@ def call(retries: int = 0, ready: bool = True) -> Task:
     t.retries_left = retries
     t.ready = ready
     return t
-
-
-def of(kind: type, actions: Sequence[Action]) -> list[Any]:
-    return [a for a in actions if isinstance(a, kind)]
-
-
-class _Cancelled:
-    """Equal to any TaskCancelledError (an action compares its error with ==)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, exc.TaskCancelledError)
-
-
-def cancelled(t: Task) -> Fail:
-    return Fail(t, _Cancelled())  # type: ignore[arg-type]
 
 
 def alive(m: ActorCalls, max_task_retries: int = 0) -> Actor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ember._core.records import record
+from ember._protocol.records import record
 
 
 @record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from ember._core.task_leases import (
     TaskLeases,
     WorkerCrashed,
 )
+from tests._helpers import cancelled, of
 
 CPU1 = shape_of({"CPU": 1})
 GPU1 = shape_of({"CPU": 1, "GPU": 1})
@@ -43,21 +43,6 @@ def task(retries: int = 0, shape: Any = CPU1, strategy: Any = None) -> Task:
     t.job = b""
     t.retries_left = retries
     return t
-
-
-def of(kind: type, actions: Sequence[Action]) -> list[Any]:
-    return [a for a in actions if isinstance(a, kind)]
-
-
-class _Cancelled:
-    """Equal to any TaskCancelledError (an action compares its error with ==)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, exc.TaskCancelledError)
-
-
-def cancelled(t: Task) -> Fail:
-    return Fail(t, _Cancelled())  # type: ignore[arg-type]
 
 
 def grant(

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ember import exceptions as exc
-from ember._core.task_leases import Fail, Finish, Task, _Action
+from ember._core.task_leases import Fail, Finish, Task
 from ember._protocol.messages import ReturnValue
+from ember._protocol.records import record
 
 
 class State(enum.Enum):
@@ -64,53 +65,43 @@ class Actor:
 # -- actions (besides task_leases' Fail and Finish) ----------------------------------------
 
 
-class SendCall(_Action):
-    __slots__ = ("task", "actor")
-
-    def __init__(self, task: Task, actor: Actor) -> None:
-        self.task = task
-        self.actor = actor
+@record
+class SendCall:
+    task: Task
+    actor: Actor
 
 
-class Resolve(_Action):
+@record
+class Resolve:
     """Ask the node where incarnation ``incarnation`` of the actor lives; answer with
     ``resolved``, ``unreachable`` or ``died``."""
 
-    __slots__ = ("actor", "incarnation")
-
-    def __init__(self, actor: Actor, incarnation: int) -> None:
-        self.actor = actor
-        self.incarnation = incarnation
+    actor: Actor
+    incarnation: int
 
 
-class AskHowLost(_Action):
+@record
+class AskHowLost:
     """The call ``task`` was lost with incarnation ``incarnation`` and has no retry left: ask
     the node how that process ended, then answer with ``lost_call_failed``."""
 
-    __slots__ = ("task", "actor", "incarnation")
-
-    def __init__(self, task: Task, actor: Actor, incarnation: int) -> None:
-        self.task = task
-        self.actor = actor
-        self.incarnation = incarnation
+    task: Task
+    actor: Actor
+    incarnation: int
 
 
-class CancelCall(_Action):
-    __slots__ = ("task", "actor", "recursive")
-
-    def __init__(self, task: Task, actor: Actor, recursive: bool) -> None:
-        self.task = task
-        self.actor = actor
-        self.recursive = recursive
+@record
+class CancelCall:
+    task: Task
+    actor: Actor
+    recursive: bool
 
 
-class SendRelease(_Action):
+@record
+class SendRelease:
     """No handle is left here and no call is pending: send the release deferred till now."""
 
-    __slots__ = ("message",)
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
+    message: Any
 
 
 Action = SendCall | Resolve | AskHowLost | CancelCall | SendRelease | Fail | Finish

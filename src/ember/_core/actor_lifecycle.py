@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from ember._core.records import record
+from ember._protocol.records import record
 
 
 class ActorState(enum.Enum):

@@ -26,9 +26,9 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ember._core.records import record
 from ember._core.refcount import RefTable
 from ember._protocol.messages import ErrorKind
+from ember._protocol.records import record
 
 OWNER_EXITED = "the process that owned this object has exited"
 Error = tuple[ErrorKind, str]  # why an object cannot be had: its kind and a text

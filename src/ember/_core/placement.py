@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ember._core.records import record
 from ember._core.resources import NodeResources, Shape, to_units
+from ember._protocol.records import record
 
 
 def pinned(strategy: Any) -> bool:

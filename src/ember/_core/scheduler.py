@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
-from ember._core.records import record
 from ember._core.resources import Allocation, NodeResources, Shape, describe
 from ember._protocol.messages import ErrorKind
+from ember._protocol.records import record
 
 # Idle workers beyond ``idle_kept`` are stopped after this long.
 IDLE_WORKER_SECONDS = 10.0

@@ -33,6 +33,7 @@ from typing import Any
 from ember import exceptions as exc
 from ember._core.resources import Shape, shape_dict
 from ember._protocol.messages import ReturnValue
+from ember._protocol.records import record
 
 # A lease left without tasks goes back this long after (a loop of submit-and-get reuses it
 # meanwhile): until then its resources count as used in available_resources().
@@ -153,122 +154,87 @@ class Key:
 # -- actions ---------------------------------------------------------------------------------
 
 
-class _Action:
-    """An action: a plain slotted record, not changed once made (one or two are made per
-    task, and these cost less to make than NamedTuples or frozen dataclasses); compared and
-    shown by its fields."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and all(
-            getattr(self, f) == getattr(other, f) for f in self.__slots__
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
-        return f"{type(self).__name__}({fields})"
+# (Records, made once or twice per task: ``records.record``'s constructor costs what a
+# hand-written one does.)
 
 
-class Push(_Action):
-    __slots__ = ("task", "lease")
-
-    def __init__(self, task: Task, lease: Lease) -> None:
-        self.task = task
-        self.lease = lease
+@record
+class Push:
+    task: Task
+    lease: Lease
 
 
-class AskLease(_Action):
+@record
+class AskLease:
     """Request a lease for ``key``, numbered ``req``, from ``to`` (None: this client's node;
     else the spill target a node named)."""
 
-    __slots__ = ("key", "req", "to", "spilled")
-
-    def __init__(self, key: Key, req: int, to: Any, spilled: bool) -> None:
-        self.key = key
-        self.req = req
-        self.to = to
-        self.spilled = spilled
+    key: Key
+    req: int
+    to: Any
+    spilled: bool
 
 
-class CancelAsk(_Action):
-    __slots__ = ("key", "req")
-
-    def __init__(self, key: Key, req: int) -> None:
-        self.key = key
-        self.req = req
+@record
+class CancelAsk:
+    key: Key
+    req: int
 
 
-class ReturnLease(_Action):
-    __slots__ = ("lease", "failed")
-
-    def __init__(self, lease: Lease, failed: bool) -> None:
-        self.lease = lease
-        self.failed = failed
+@record
+class ReturnLease:
+    lease: Lease
+    failed: bool
 
 
-class TakeBack(_Action):
+@record
+class TakeBack:
     """Ask the worker of ``lease`` to hand back these tasks queued behind another; answer
     with ``took_back``."""
 
-    __slots__ = ("key", "lease", "task_ids")
-
-    def __init__(self, key: Key, lease: Lease, task_ids: list[bytes]) -> None:
-        self.key = key
-        self.lease = lease
-        self.task_ids = task_ids
+    key: Key
+    lease: Lease
+    task_ids: list[bytes]
 
 
-class Finish(_Action):
-    __slots__ = ("task", "results")
-
-    def __init__(self, task: Task, results: Sequence[ReturnValue]) -> None:
-        self.task = task
-        self.results = results
+@record
+class Finish:
+    task: Task
+    results: Sequence[ReturnValue]
 
 
-class Fail(_Action):
-    __slots__ = ("task", "error")
-
-    def __init__(self, task: Task, error: BaseException) -> None:
-        self.task = task
-        self.error = error
+@record
+class Fail:
+    task: Task
+    error: BaseException
 
 
-class SendCancel(_Action):
+@record
+class SendCancel:
     """Ask the worker of ``lease`` to cancel ``task``; with ``kill``, have its node end it."""
 
-    __slots__ = ("task", "lease", "force", "recursive", "kill")
-
-    def __init__(self, task: Task, lease: Lease, force: bool, recursive: bool, kill: bool) -> None:
-        self.task = task
-        self.lease = lease
-        self.force = force
-        self.recursive = recursive
-        self.kill = kill
+    task: Task
+    lease: Lease
+    force: bool
+    recursive: bool
+    kill: bool
 
 
-class RunAgain(_Action):
+@record
+class RunAgain:
     """Run ``task`` again (lineage): its return values are pending again, and it queues
     (``submit``) once its arguments are ready."""
 
-    __slots__ = ("task",)
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
+    task: Task
 
 
-class WorkerCrashed(_Action):
+@record
+class WorkerCrashed:
     """The worker running ``task`` died and the task has no retry left: fail it with what
     the node says of how the worker ended."""
 
-    __slots__ = ("task", "lease")
-
-    def __init__(self, task: Task, lease: Lease) -> None:
-        self.task = task
-        self.lease = lease
+    task: Task
+    lease: Lease
 
 
 Action = (

@@ -13,15 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
-if TYPE_CHECKING:
-    from typing_extensions import dataclass_transform
-else:
-
-    def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
-        return lambda decorator: decorator
-
+from ember._protocol.records import compile_fields, dataclass_transform
 
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound="Message")
@@ -83,24 +77,9 @@ def _message(code: int, *, frozen: bool = True) -> Callable[[type[_T]], type[_T]
     return wrap
 
 
-def _compile(cls: type[Message], source: str, **scope: Any) -> dict[str, Any]:
-    """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
-    ``{params}``) and whose ``{body}`` sets them on ``self`` (through ``_r_<name>`` when
-    ``scope`` has that)."""
-    names = cls.__slots__
-    params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
-    body = "".join(
-        f"    self.{n} = _r_{n}({n})\n" if f"_r_{n}" in scope else f"    self.{n} = {n}\n"
-        for n in names
-    )
-    scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
-    exec(source.format(params=params, body=body), scope)  # a fixed template
-    return scope
-
-
 def _compile_methods(cls: type[Message]) -> type[Message]:
     fields = "".join(f", self.{n}" for n in cls.__slots__)
-    made = _compile(
+    made = compile_fields(
         cls,
         "def __init__(self, *{params}):\n{body}    pass\n"
         f"def encode(self):\n    return [{cls.CODE}{fields}]\n",
@@ -116,7 +95,7 @@ def builder(cls: type[_M]) -> type[_M]:
     fields, as much as the rest of its construction), to a function as they are. Typed as the
     class, so that calls are checked as its constructor's are; use it only to construct."""
     source = "def f(*{params}):\n    self = _new(_cls)\n{body}    return self\n"
-    make: type[_M] = _compile(cls, source, _new=object.__new__, _cls=cls)["f"]
+    make: type[_M] = compile_fields(cls, source, _new=object.__new__, _cls=cls)["f"]
     return make
 
 
@@ -133,9 +112,9 @@ def _decoder(code: Any) -> Callable[..., Message]:
         raise UnknownMessage(f"unknown message code {code!r}")
     source = "def f(_code{params}):\n    self = _new(_cls)\n{body}    return self\n"
     records = {f"_r_{n}": f for n, f in cls._records.items()}
-    make: Callable[..., Message] = _compile(cls, source, _new=object.__new__, _cls=cls, **records)[
-        "f"
-    ]
+    make: Callable[..., Message] = compile_fields(
+        cls, source, _new=object.__new__, _cls=cls, **records
+    )["f"]
     _DECODERS[code] = make
     return make
 

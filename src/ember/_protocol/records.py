@@ -1,10 +1,11 @@
-"""Frozen records for the machines' events and actions, cheap to define.
+"""Frozen records that cost little to define: the machines' events and actions, and (through
+``compile_fields``) the messages.
 
 ``dataclass`` costs about half a millisecond per class at import, and the node manager defines
 some fifty events and actions on its start-up path (a process start is a quarter of a second
 here, so that is a tenth of it). ``record`` makes a slotted class whose constructor is compiled
 from its fields the first time one is built, with a dataclass's equality, hash and repr. Type
-checkers see a frozen dataclass; the frozenness is checked statically only, as for messages.
+checkers see a frozen dataclass; the frozenness is checked statically only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
-    from typing_extensions import dataclass_transform
+    from typing_extensions import dataclass_transform as dataclass_transform
 else:
 
     def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
@@ -63,12 +64,24 @@ def record(cls: type[_T]) -> type[_T]:
     return made
 
 
-def _compile_init(cls: type[Record]) -> Callable[..., None]:
+def compile_fields(cls: Any, source: str, **scope: Any) -> dict[str, Any]:
+    """Run ``source``, whose parameters are the class's fields (``, a, b=_d_b`` for
+    ``{params}``) and whose ``{body}`` sets them on ``self`` (through ``_r_<name>`` when
+    ``scope`` has that). ``cls`` has ``__slots__`` (its fields) and ``_defaults``."""
     names = cls.__slots__
     params = "".join(f", {n}=_d_{n}" if n in cls._defaults else f", {n}" for n in names)
-    body = "".join(f"    self.{n} = {n}\n" for n in names) or "    pass\n"
-    scope: dict[str, Any] = {f"_d_{n}": v for n, v in cls._defaults.items()}
-    exec(f"def __init__(self{params}):\n{body}", scope)  # a fixed template over the fields
-    init: Callable[..., None] = scope["__init__"]
+    body = "".join(
+        f"    self.{n} = _r_{n}({n})\n" if f"_r_{n}" in scope else f"    self.{n} = {n}\n"
+        for n in names
+    )
+    scope.update({f"_d_{n}": v for n, v in cls._defaults.items()})
+    exec(source.format(params=params, body=body), scope)  # a fixed template over the fields
+    return scope
+
+
+def _compile_init(cls: type[Record]) -> Callable[..., None]:
+    init: Callable[..., None] = compile_fields(
+        cls, "def __init__(self{params}):\n{body}    pass\n"
+    )["__init__"]
     cls.__init__ = init  # type: ignore[method-assign]
     return init
