@@ -1,0 +1,1 @@
+"""Ember Tune: hyperparameter search on Ember, with Ray Tune's API (``ray.tune``)."""
