@@ -55,11 +55,15 @@ class Trial:
         self.metric_n_steps: dict[str, dict[str, list[float]]] = {}
         self._metric_count: dict[str, int] = {}
         self.num_failures = 0
-        self.error_msg: str | None = None
+        self.error_msg: str | None = None  # the traceback of its last failure
+        self.error: BaseException | None = None  # the exception, when it could travel
         self.path: str | None = None  # the trial's folder in the experiment's storage
         self.checkpoint: Checkpoint | None = None
         self.restore_from: Checkpoint | None = None
         self.start_time: float | None = None
+        # The checkpoints kept on storage with the metrics each came with, oldest first.
+        self.checkpoint_history: list[tuple[Checkpoint, dict[str, Any]]] = []
+        self.checkpoints_deleted = 0
 
     # ------------------------------------------------------------------ what schedulers use
 
