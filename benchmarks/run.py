@@ -37,10 +37,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster as cw  # noqa: E402  (the multi-node workload table; nothing heavy either)
+import tune_workloads as tw  # noqa: E402  (the Tune workload table; nothing heavy either)
 import workloads as wl  # noqa: E402  (the workload table; imports nothing heavy)
 
 WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
 CLUSTER_SCRIPT = os.path.join(HERE, "cluster.py")
+TUNE_SCRIPT = os.path.join(HERE, "tune_workloads.py")
 REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 DEFAULT_TIMEOUT = 300.0
 
@@ -174,6 +176,14 @@ CLUSTER_TARGETS = {
 }
 
 
+TUNE_TARGETS = {
+    "tune_500_trials": VsRay(5, "<= 1/5 of ray"),
+    "tune_40x1s": AtMost(22.0, "<= 22 s (ideal 20 s + 10 %)"),
+    "tune_results_per_s": AtLeast(2000, ">= 2,000 results/s"),
+    "tune_first_trial_s": AtMost(0.5, "<= 0.5 s"),
+}
+
+
 @dataclass(frozen=True)
 class Group:
     """A set of workloads: the script that runs one, its table, and its targets."""
@@ -186,6 +196,7 @@ class Group:
 
 SINGLE_NODE = Group("single-node", WORKLOAD_SCRIPT, wl.WORKLOADS, TARGETS)
 MULTI_NODE = Group("multi-node", CLUSTER_SCRIPT, cw.CLUSTER_WORKLOADS, CLUSTER_TARGETS)
+TUNE = Group("tune", TUNE_SCRIPT, tw.TUNE_WORKLOADS, TUNE_TARGETS)
 
 
 def _metric(res, name):
@@ -572,7 +583,7 @@ def machine_description():
 
 
 def write_markdown_report(path, group, meta, rows, frameworks, details, argv):
-    title = "Ember vs Ray" + (", multi-node" if group is MULTI_NODE else "")
+    title = "Ember vs Ray" + {"multi-node": ", multi-node", "tune": ", Tune"}.get(group.name, "")
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) or "unknown"
     out = [
         f"# {title}",
@@ -633,6 +644,9 @@ def main(argv=None):
     parser.add_argument(
         "--cluster", action="store_true", help="the multi-node workloads (cluster.py)"
     )
+    parser.add_argument(
+        "--tune", action="store_true", help="the Tune workloads (tune_workloads.py)"
+    )
     parser.add_argument("--only", help="comma-separated workload (or metric) names")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per workload")
     parser.add_argument("--frameworks", default="ember,ray", help="default: ember,ray")
@@ -642,7 +656,7 @@ def main(argv=None):
     parser.add_argument("--python", default=sys.executable, help="interpreter for workloads")
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
     args = parser.parse_args(argv)
-    group = MULTI_NODE if args.cluster else SINGLE_NODE
+    group = MULTI_NODE if args.cluster else TUNE if args.tune else SINGLE_NODE
     table = group.workloads
 
     if args.list:
@@ -716,7 +730,7 @@ def main(argv=None):
     load_end = _loadavg()
     print(f"load average at the end: {load_end} (other jobs on the machine skew results)")
     print()
-    markdown = group is MULTI_NODE
+    markdown = group is not SINGLE_NODE
     rows = build_rows(selected, frameworks, results, group, detailed=markdown)
     if markdown:
         print(markdown_table(rows, frameworks))
