@@ -68,7 +68,10 @@ def test_sample_from_is_resolved_after_what_it_reads() -> None:
         "c": s.sample_from(lambda spec: spec.config.b + 1),
         "b": s.sample_from(lambda spec: spec["config"]["a"] * 2),
         "a": s.grid_search([1, 2]),
-        "nested": {"d": s.sample_from(lambda spec: spec.config.nested.e * 10), "e": s.randint(1, 3)},
+        "nested": {
+            "d": s.sample_from(lambda spec: spec.config.nested.e * 10),
+            "e": s.randint(1, 3),
+        },
         "free": s.sample_from(lambda: 42),
     }
     for config in variants(space):
