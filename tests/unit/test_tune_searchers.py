@@ -339,6 +339,7 @@ def test_optuna_state_survives_pickling() -> None:
     fresh.set_search_properties("loss", "min", QUADRATIC)
     fresh.add_configurations(QUADRATIC, 6)
     fresh.set_state(state)
+    assert fresh.set_search_properties("loss", "min", QUADRATIC)  # asked again: no conflict
     assert len(fresh.searcher._study.trials) == 3  # type: ignore[attr-defined]
     rest = [fresh.next_trial(f"n{i}") for i in range(4)]
     assert rest[3] is None and fresh.is_finished()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -9,13 +10,12 @@ import pytest
 
 from ember.tune.search import BasicVariantGenerator
 from ember.tune.search import sample as s
-from ember.tune.search.sample import Rng
 from ember.tune.search.search_algorithm import Suggestion
 from ember.tune.search.variant_generator import count_variants, generate_variants
 
 
 def variants(space: dict[str, Any], seed: int = 0, **kwargs: Any) -> list[dict[str, Any]]:
-    return [config for _, config in generate_variants(space, Rng(seed), **kwargs)]
+    return [config for _, config in generate_variants(space, random_state=seed, **kwargs)]
 
 
 def drain(gen: BasicVariantGenerator, prefix: str = "t") -> list[Suggestion]:
@@ -112,7 +112,7 @@ def test_skip_starts_at_the_nth_variant() -> None:
     everything = variants(space)
     assert len(everything) == count_variants(space) == 9
     for n in range(10):
-        rest = [c for _, c in generate_variants(space, Rng(0), skip=n)]
+        rest = [c for _, c in generate_variants(space, random_state=0, skip=n)]
         assert rest == everything[n:]
 
 
@@ -232,6 +232,19 @@ def test_restoring_goes_on_without_repeating() -> None:
         rest = [(sg.config, sg.experiment_tag) for sg in drain(again, "r")]
         got = [(sg.config, sg.experiment_tag) for sg in before if sg is not None] + rest
         assert got == expected
+
+
+def test_the_generator_pickles_midway() -> None:
+    space = {"g": s.grid_search([1, 2]), "x": s.uniform(0, 1)}
+    whole = BasicVariantGenerator(random_state=5)
+    whole.add_configurations(space, 2)
+    expected = [sg.config for sg in drain(whole)]
+    gen = BasicVariantGenerator(random_state=5)
+    gen.add_configurations(space, 2)
+    first = gen.next_trial("a")
+    assert first is not None
+    copy = pickle.loads(pickle.dumps(gen))
+    assert [first.config] + [sg.config for sg in drain(copy, "b")] == expected
 
 
 def test_bad_arguments() -> None:

@@ -85,7 +85,7 @@ class BasicVariantGenerator(SearchAlgorithm):
                 continue
             first, skip = divmod(skip, count)
             for _ in range(first, repeats):
-                yield from generate_variants(spec, self._rng, self._constant_grid_search, skip)
+                yield from generate_variants(spec, self._constant_grid_search, self._rng, skip)
                 skip = 0
             skip = 0
 
@@ -115,6 +115,10 @@ class BasicVariantGenerator(SearchAlgorithm):
 
     def is_finished(self) -> bool:
         return self._finished or (bool(self._samples) and self._handed_out >= self._total)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a Tuner may be saved whole): the running generator is rebuilt on use."""
+        return {**self.__dict__, "_variants": None}
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -36,6 +36,9 @@ class SearchGenerator(SearchAlgorithm):
         self._num_samples: int | None = None
         self._counter = 0
         self._rng = Rng(None)
+        # Whether the searcher took the param space as its own: asked once, so that a restored
+        # generator asked again does not mistake that space for one the searcher came with.
+        self._took_space = False
 
     @property
     def metric(self) -> str | None:
@@ -48,7 +51,9 @@ class SearchGenerator(SearchAlgorithm):
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
-        taken = self.searcher.set_search_properties(metric, mode, config, **spec)
+        if self._took_space:
+            return True
+        taken = self._took_space = self.searcher.set_search_properties(metric, mode, config, **spec)
         _, domains = parse_spec_vars(config)
         if not taken and any(not domain.is_function() for _, domain in domains):
             raise ValueError(
@@ -90,7 +95,7 @@ class SearchGenerator(SearchAlgorithm):
             )
         config = merge_dicts(self._space, copy_structure(suggested))
         if has_unresolved_values(config):
-            _, config = next(generate_variants(config, self._rng))
+            _, config = next(generate_variants(config, random_state=self._rng))
         self._counter += 1
         evaluated = flatten_dict(suggested)
         tag = f"{self._counter}_" + format_vars(
@@ -115,10 +120,12 @@ class SearchGenerator(SearchAlgorithm):
         return {
             "counter": self._counter,
             "finished": self._finished,
+            "took_space": self._took_space,
             "searcher": cloudpickle.dumps(self.searcher.get_state()),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._counter = state["counter"]
         self._finished = state["finished"]
+        self._took_space = state["took_space"]
         self.searcher.set_state(cloudpickle.loads(state["searcher"]))

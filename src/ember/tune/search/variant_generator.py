@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ember.tune.search.sample import Domain, Rng
+from ember.tune.search.sample import Domain, RandomState, Rng
 
 Path = tuple[Any, ...]
 
@@ -164,11 +164,15 @@ def _resolve_domains(
 
 
 def generate_variants(
-    spec: dict[str, Any], rng: Rng, constant_grid_search: bool = False, skip: int = 0
+    spec: dict[str, Any],
+    constant_grid_search: bool = False,
+    random_state: RandomState = None,
+    skip: int = 0,
 ) -> Iterator[tuple[dict[Path, Any], dict[str, Any]]]:
     """Yield ``(resolved_vars, config)`` for one sample of ``spec``, from the ``skip``-th on.
 
     ``resolved_vars`` maps each searched path (grids and domains) to its value."""
+    rng = random_state if isinstance(random_state, Rng) else Rng(random_state)
     return _expand(spec, rng, constant_grid_search, skip, {}, [])
 
 
