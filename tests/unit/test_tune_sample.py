@@ -27,6 +27,7 @@ def test_quniform_rounds_to_multiples_inside_the_bounds() -> None:
     values = draw(s.quniform(0.05, 1.0, 0.1))
     assert all(0.05 <= v <= 1.0 for v in values)
     assert all(abs(v / 0.1 - round(v / 0.1)) < 1e-9 for v in values)
+    assert set(values) <= {round(k * 0.1, 1) for k in range(1, 11)}  # no 0.30000000000000004
 
 
 def test_loguniform_is_uniform_in_the_exponent() -> None:

@@ -314,6 +314,10 @@ def test_optuna_points_rewards_errors_and_pruning_reports() -> None:
 
 
 def test_optuna_errors() -> None:
+    import optuna
+
+    with pytest.warns(UserWarning, match="ignores seed"):
+        OptunaSearch(sampler=optuna.samplers.RandomSampler(), seed=1)
     with pytest.raises(RuntimeError, match="no search space"):
         OptunaSearch(metric="loss", mode="min").suggest("t")
     with pytest.raises(RuntimeError, match="no metric"):
@@ -377,6 +381,17 @@ def test_hyperopt_converts_every_kind_of_domain() -> None:
         assert config["c"] == "a" or 10 <= config["c"]["deep"] <= 11
         assert config["const"] == 7
         search.on_trial_complete(str(i), {"loss": float(i)})
+
+
+def test_hyperopt_with_sample_from_in_the_param_space() -> None:
+    space = {**QUADRATIC, "sum": s.sample_from(lambda spec: spec.config.x + spec.config.y)}
+    gen = SearchGenerator(HyperOptSearch(random_state_seed=0))
+    gen.set_search_properties("loss", "min", space)
+    gen.add_configurations(space, 2)
+    suggestion = gen.next_trial("a")
+    assert suggestion is not None
+    assert suggestion.config["sum"] == suggestion.config["x"] + suggestion.config["y"]
+    assert set(suggestion.evaluated_params) == {"x", "y"}
 
 
 def test_hyperopt_points_and_errors() -> None:

@@ -121,6 +121,8 @@ class BasicVariantGenerator(SearchAlgorithm):
         return {**self.__dict__, "_variants": None}
 
     def get_state(self) -> dict[str, Any]:
+        """How far it got and the generator's state. With ``constant_grid_search``, a sample
+        cut in two by a restore draws its shared random values again for the rest."""
         return {
             "handed_out": self._handed_out,
             "rng": self._rng.get_state(),

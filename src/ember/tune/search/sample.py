@@ -142,7 +142,9 @@ class Quantized(Sampler):
             values = np.where(values > high, values - self.q, values)
         if isinstance(domain, Integer):
             return [int(v) for v in values]
-        return [float(v) for v in values]
+        # Digits enough for any multiple of q, so that 3 * 0.1 is 0.3, not 0.30000000000000004.
+        decimals = max(0, math.ceil(-math.log10(self.q))) + 8
+        return [float(v) for v in np.round(values, decimals)]
 
 
 class Grid(Sampler):

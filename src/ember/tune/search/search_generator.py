@@ -11,7 +11,7 @@ from typing import Any
 
 import cloudpickle
 
-from ember.tune.search.sample import Rng
+from ember.tune.search.sample import Domain, Rng
 from ember.tune.search.search_algorithm import SearchAlgorithm, Suggestion
 from ember.tune.search.searcher import Searcher
 from ember.tune.search.variant_generator import (
@@ -97,7 +97,11 @@ class SearchGenerator(SearchAlgorithm):
         if has_unresolved_values(config):
             _, config = next(generate_variants(config, random_state=self._rng))
         self._counter += 1
-        evaluated = flatten_dict(suggested)
+        evaluated = {
+            name: value
+            for name, value in flatten_dict(suggested).items()
+            if not isinstance(value, Domain)  # a sample_from the searcher passed through
+        }
         tag = f"{self._counter}_" + format_vars(
             {tuple(name.split("/")): value for name, value in evaluated.items()}
         )

@@ -9,6 +9,7 @@ direction following it."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,11 @@ class OptunaSearch(Searcher):
         super().__init__(metric=metric, mode=mode)
         if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
             raise TypeError(f"sampler must be an optuna.samplers.BaseSampler, not {sampler!r}")
+        if sampler is not None and seed is not None:
+            warnings.warn(
+                "OptunaSearch ignores seed when given a sampler: seed the sampler itself",
+                stacklevel=2,
+            )
         if evaluated_rewards is not None and len(evaluated_rewards) != len(
             points_to_evaluate or []
         ):
