@@ -252,5 +252,7 @@ def test_bad_arguments() -> None:
         BasicVariantGenerator(max_concurrent=-1)
     with pytest.raises(ValueError, match="list of dicts"):
         BasicVariantGenerator(points_to_evaluate=[1])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="grid_search with no values"):
+        BasicVariantGenerator().add_configurations({"a": {"b": {"grid_search": []}}}, 1)
     with pytest.raises(ValueError, match="num_samples"):
         BasicVariantGenerator().add_configurations({}, 0)

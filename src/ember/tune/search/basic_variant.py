@@ -69,6 +69,8 @@ class BasicVariantGenerator(SearchAlgorithm):
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, not {num_samples!r}")
         space = copy_structure(param_space)
+        if count_variants(space) == 0:
+            raise ValueError("the param_space has a grid_search with no values: it makes no trials")
         for point in self._points:
             preset = _preset(space, point)
             self._samples.append((preset, count_variants(preset), 1))

@@ -21,7 +21,7 @@ from ember.tune.search.variant_generator import (
     generate_variants,
     has_unresolved_values,
     merge_dicts,
-    parse_spec_vars,
+    parse_search_space,
 )
 
 
@@ -54,7 +54,7 @@ class SearchGenerator(SearchAlgorithm):
         if self._took_space:
             return True
         taken = self._took_space = self.searcher.set_search_properties(metric, mode, config, **spec)
-        _, domains = parse_spec_vars(config)
+        _, domains = parse_search_space(config)
         if not taken and any(not domain.is_function() for _, domain in domains):
             raise ValueError(
                 f"the param_space has search domains, but {type(self.searcher).__name__} was "
@@ -65,7 +65,7 @@ class SearchGenerator(SearchAlgorithm):
     def add_configurations(self, param_space: dict[str, Any], num_samples: int = 1) -> None:
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, not {num_samples!r}")
-        grids, _ = parse_spec_vars(param_space)
+        grids, _ = parse_search_space(param_space)
         if grids:
             paths = ", ".join("/".join(map(str, path)) for path, _ in grids)
             raise ValueError(

@@ -68,7 +68,7 @@ def _path_key(path: Path) -> tuple[tuple[bool, Any], ...]:
     return tuple((isinstance(part, str), part) for part in path)
 
 
-def parse_spec_vars(spec: Any) -> tuple[list[tuple[Path, list[Any]]], list[tuple[Path, Domain]]]:
+def parse_search_space(spec: Any) -> tuple[list[tuple[Path, list[Any]]], list[tuple[Path, Domain]]]:
     """The grids (path, values), sorted by path, and the domains to sample (path, domain)."""
     grids: list[tuple[Path, list[Any]]] = []
     domains: list[tuple[Path, Domain]] = []
@@ -92,7 +92,7 @@ def parse_spec_vars(spec: Any) -> tuple[list[tuple[Path, list[Any]]], list[tuple
 
 
 def has_unresolved_values(spec: Any) -> bool:
-    grids, domains = parse_spec_vars(spec)
+    grids, domains = parse_search_space(spec)
     return bool(grids or domains)
 
 
@@ -184,7 +184,7 @@ def _expand(
     known: dict[Path, Any],
     grid_paths: list[Path],
 ) -> Iterator[tuple[dict[Path, Any], dict[str, Any]]]:
-    grids, domains = parse_spec_vars(spec)
+    grids, domains = parse_search_space(spec)
     if not grids:
         config = copy_structure(spec)
         resolved = _resolve_domains(config, domains, rng, allow_fail=False)

@@ -34,7 +34,7 @@ from ember.tune.search.variant_generator import (
     assign_value,
     copy_structure,
     flatten_dict,
-    parse_spec_vars,
+    parse_search_space,
 )
 
 DEFAULT_METRIC = "_metric"
@@ -86,7 +86,7 @@ class HyperOptSearch(Searcher):
         self._domain: Any = None
 
     def _take_space(self, space: dict[str, Any]) -> None:
-        grids, domains = parse_spec_vars(space)
+        grids, domains = parse_search_space(space)
         if grids:
             raise ValueError(
                 "grid_search cannot be converted to a HyperOpt search space; use tune.choice"
@@ -177,7 +177,7 @@ class HyperOptSearch(Searcher):
         if tid is None:
             return
         hyperopt = _import_hyperopt()
-        doc = next(d for d in self._trials._dynamic_trials if d["tid"] == tid)
+        doc = next(d for d in self._trials.trials if d["tid"] == tid)
         doc["refresh_time"] = hyperopt.utils.coarse_utcnow()
         value = (result or {}).get(self._metric or "")
         if error or value is None or math.isnan(float(value)):
@@ -214,7 +214,7 @@ def _convert(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]
     """Tune domains as ``hp.*`` expressions labelled by path, and each choice's categories."""
     space = copy_structure(spec)
     categories: dict[str, list[Any]] = {}
-    _, domains = parse_spec_vars(space)
+    _, domains = parse_search_space(space)
     for path, domain in domains:
         assign_value(space, path, _expression("/".join(map(str, path)), domain, categories))
     return space, categories
@@ -230,9 +230,9 @@ def _expression(label: str, domain: Domain, categories: dict[str, list[Any]]) ->
         categories[label] = domain.categories
         options = []
         for index, category in enumerate(domain.categories):
-            if isinstance(category, (dict, list)) and parse_spec_vars(category)[1]:
+            if isinstance(category, (dict, list)) and parse_search_space(category)[1]:
                 converted = copy_structure(category)
-                for path, inner in parse_spec_vars(converted)[1]:
+                for path, inner in parse_search_space(converted)[1]:
                     inner_label = "/".join([label, str(index), *map(str, path)])
                     assign_value(converted, path, _expression(inner_label, inner, categories))
                 options.append(converted)

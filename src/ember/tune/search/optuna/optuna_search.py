@@ -28,7 +28,7 @@ from ember.tune.search.searcher import (
     UNDEFINED_SEARCH_SPACE,
     Searcher,
 )
-from ember.tune.search.variant_generator import flatten_dict, parse_spec_vars, unflatten_dict
+from ember.tune.search.variant_generator import flatten_dict, parse_search_space, unflatten_dict
 
 DEFAULT_METRIC = "_metric"
 
@@ -202,7 +202,7 @@ class OptunaSearch(Searcher):
     def convert_search_space(spec: dict[str, Any]) -> dict[str, Any]:
         """Tune domains as Optuna distributions by ``"a/b"`` path. Constants and
         ``sample_from`` are left to the param space, grids are refused."""
-        grids, domains = parse_spec_vars(spec)
+        grids, domains = parse_search_space(spec)
         if grids:
             raise ValueError(
                 "grid_search cannot be converted to an Optuna search space; use tune.choice"
