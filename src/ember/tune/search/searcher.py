@@ -7,6 +7,17 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+# Errors the searchers raise, worded as in Ray Tune, filled in with ``str.format``.
+UNDEFINED_SEARCH_SPACE = (
+    "{cls} has no search space: pass `{space}` to {cls}, or a `param_space` to tune.Tuner()"
+)
+UNDEFINED_METRIC_MODE = (
+    "{cls} has no metric ({metric}) or mode ({mode}): pass them to {cls} or to tune.TuneConfig()"
+)
+UNRESOLVED_SEARCH_SPACE = (
+    "{cls} was given Tune search domains in `{par}`; they are converted to its own format"
+)
+
 
 class Searcher:
     """Subclass and implement ``suggest`` and ``on_trial_complete``.
