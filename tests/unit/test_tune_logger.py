@@ -102,11 +102,14 @@ def test_writes_are_buffered_until_a_flush(tmp_path: Path, monkeypatch: pytest.M
     run(cb, trial, [result(1)], end=False)
     result_file = Path(trial.path or "", "result.json")
     assert result_file.read_text() == ""
-    cb.on_step_end(1, [trial])  # less than a second after the callback was made: no write
-    assert result_file.read_text() == ""
+    monkeypatch.setattr(logger_module, "FLUSH_INTERVAL_S", 1e9)
+    cb.on_step_end(1, [trial])  # the first step writes out: nothing was written before
+    cb.on_trial_result(1, [trial], trial, result(2))
+    cb.on_step_end(2, [trial])  # the interval since has not passed: no write
+    assert len(result_file.read_text().splitlines()) == 1
     monkeypatch.setattr(logger_module, "FLUSH_INTERVAL_S", 0.0)
-    cb.on_step_end(2, [trial])
-    assert json.loads(result_file.read_text())["training_iteration"] == 1
+    cb.on_step_end(3, [trial])
+    assert len(result_file.read_text().splitlines()) == 2
 
 
 def test_files_close_when_trial_stops_running_and_reopen_to_append(tmp_path: Path) -> None:

@@ -161,17 +161,15 @@ class TuneReporterBase(ProgressReporter):
 
     def should_report(self, trials: list[Trial], done: bool = False) -> bool:
         now = time.monotonic()
-        counts = Counter(trial.status for trial in trials)
         since = now - self._last_report
-        due = (
-            done
-            or since >= self._max_report_frequency
-            or (counts != self._last_counts and since >= _MIN_STATUS_REPORT_GAP_S)
-        )
-        if due:
+        if not done and since < min(self._max_report_frequency, _MIN_STATUS_REPORT_GAP_S):
+            return False  # the common case, many times a second: no need to count statuses
+        counts = Counter(trial.status for trial in trials)
+        if done or since >= self._max_report_frequency or counts != self._last_counts:
             self._last_report = now
             self._last_counts = counts
-        return due
+            return True
+        return False
 
     # ------------------------------------------------------------------ what is shown
 

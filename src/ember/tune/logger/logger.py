@@ -26,8 +26,7 @@ BUFFER_BYTES = 1 << 16
 class LoggerCallback(Callback):
     """Subclasses implement the ``log_*`` methods, and ``flush``/``close`` if they buffer."""
 
-    def __init__(self) -> None:
-        self._last_flush = time.monotonic()
+    _last_flush = -math.inf  # on the class, so that subclasses need not call __init__
 
     def log_trial_start(self, trial: Trial) -> None:
         pass
