@@ -12,6 +12,7 @@ from ember.tune.progress_reporter import (
     CLIReporter,
     JupyterNotebookReporter,
     _ProgressCallback,
+    progress_callback,
 )
 
 
@@ -188,3 +189,12 @@ def test_notebook_html() -> None:
     assert html.count("<tr>") == 3 and "<th>loss</th>" in html
     assert "&lt;b&gt;" not in html  # strings are not inferred as metric columns
     assert "train_00000" in html and "Current best trial" in html
+
+
+def test_progress_callback_for_the_tuner() -> None:
+    assert progress_callback(None, 0, "loss", "min", "/exp") is None
+    assert isinstance(progress_callback(CLIReporter(), 1, "loss", "min", "/exp"), _ProgressCallback)
+    with pytest.raises(TypeError, match="ProgressReporter"):
+        progress_callback("table", 1, None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="metric or mode"):
+        progress_callback(CLIReporter(metric="acc"), 1, "loss", "min")

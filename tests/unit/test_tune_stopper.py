@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ember.tune.error import TuneError
 from ember.tune.stopper import (
     CombinedStopper,
     ExperimentPlateauStopper,
@@ -17,7 +18,7 @@ from ember.tune.stopper import (
     TimeoutStopper,
     TrialPlateauStopper,
 )
-from ember.tune.stopper._stop_argument import CriteriaStopper, plain_criteria, to_stopper
+from ember.tune.stopper._stop_argument import CriteriaStopper, as_stopper, plain_criteria
 
 
 def feed(stopper: Stopper, trial_id: str, values: list[float], metric: str = "m") -> list[bool]:
@@ -114,16 +115,16 @@ def test_function_stopper() -> None:
 
 
 def test_stop_argument_forms() -> None:
-    assert not to_stopper(None)("a", {}) and not to_stopper(None).stop_all()
+    assert as_stopper(None) is None
     given = MaximumIterationStopper(1)
-    assert to_stopper(given) is given
-    assert to_stopper(lambda trial_id, result: True)("a", {})
+    assert as_stopper(given) is given
+    assert as_stopper(lambda trial_id, result: True)("a", {})
     with pytest.raises(TypeError, match="dict of criteria"):
-        to_stopper(5)
+        as_stopper(5)
 
 
 def test_dict_criteria_stop_at_or_past_any_threshold() -> None:
-    stopper = to_stopper({"training_iteration": 3, "info/acc": 0.9})
+    stopper = as_stopper({"training_iteration": 3, "info/acc": 0.9})
     assert isinstance(stopper, CriteriaStopper)
     assert not stopper("a", {"training_iteration": 2, "info": {"acc": 0.5}})
     assert stopper("a", {"training_iteration": 3, "info": {"acc": 0.5}})
@@ -134,8 +135,8 @@ def test_dict_criteria_stop_at_or_past_any_threshold() -> None:
 
 
 def test_dict_criterion_missing_from_result_names_key_and_reported_keys() -> None:
-    stopper = to_stopper({"mean_accuracy": 0.9})
-    with pytest.raises(ValueError, match=r"'mean_accuracy'.*\['loss', 'training_iteration'\]"):
+    stopper = as_stopper({"mean_accuracy": 0.9})
+    with pytest.raises(TuneError, match=r"'mean_accuracy'.*\['loss', 'training_iteration'\]"):
         stopper("a", {"loss": 1.0, "training_iteration": 1})
     with pytest.raises(ValueError, match="'/'"):
-        to_stopper({"info": {"acc": 0.9}})
+        as_stopper({"info": {"acc": 0.9}})

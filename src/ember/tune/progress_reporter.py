@@ -533,6 +533,24 @@ class _ProgressCallback(Callback):
         self._reporter.report(trials, done, _resource_line(trials))
 
 
+def progress_callback(
+    reporter: ProgressReporter | None,
+    verbose: int,
+    metric: str | None,
+    mode: str | None,
+    experiment_path: str | None = None,
+) -> Callback | None:
+    """The callback that shows an experiment's progress, or None at ``verbose=0``."""
+    if reporter is not None and not isinstance(reporter, ProgressReporter):
+        raise TypeError(
+            f"progress_reporter must be a ProgressReporter (CLIReporter, "
+            f"JupyterNotebookReporter), not {type(reporter).__name__}"
+        )
+    if not verbose:
+        return None
+    return _ProgressCallback(reporter, verbose, metric, mode, experiment_path)
+
+
 def _resource_line(trials: Iterable[Trial]) -> str:
     used: Counter[str] = Counter()
     for trial in trials:

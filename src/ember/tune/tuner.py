@@ -112,7 +112,7 @@ def run_experiment(plan: ExperimentPlan) -> tuple[ExperimentAnalysis, bool]:
     mode = mode or scheduler.mode or search_alg.mode
     search_alg.add_configurations(plan.param_space, tc.num_samples)  # a restore sets its state
 
-    from ember.tune.stopper.stopper import as_stopper
+    from ember.tune.stopper._stop_argument import as_stopper, plain_criteria
 
     stopper = as_stopper(rc.stop)
     resources = resources_of(trainable) or plan.resources or {"CPU": 1.0}
@@ -128,7 +128,7 @@ def run_experiment(plan: ExperimentPlan) -> tuple[ExperimentAnalysis, bool]:
         resources=resources if callable(resources) else (lambda config: dict(resources)),
         stopper=stopper,
         stop_all=stopper.stop_all if stopper is not None else None,
-        stop_criteria=_plain_criteria(rc.stop),
+        stop_criteria=plain_criteria(stopper),
         max_failures=rc.failure_config.max_failures,
         max_concurrent_trials=tc.max_concurrent_trials or 0,
         time_budget_s=tc.time_budget_s,
@@ -175,13 +175,6 @@ def _search_algorithm(search_alg: Any) -> SearchAlgorithm:
         "TuneConfig(search_alg=...) must be a Searcher or search algorithm from tune.search, "
         f"not {type(search_alg).__name__}"
     )
-
-
-def _plain_criteria(stop: Any) -> dict[str, float]:
-    """Dict stop criteria, which the trial's actor checks too, so it never runs past them."""
-    if isinstance(stop, dict):
-        return {k: float(v) for k, v in stop.items() if isinstance(v, (int, float))}
-    return {}
 
 
 def _callbacks(

@@ -33,6 +33,12 @@ def to_json(value: Any, encoder: json.JSONEncoder = _ENCODER) -> str:
 
 class JsonLoggerCallback(TrialFilesLoggerCallback[IO[str]]):
     def log_trial_start(self, trial: Trial) -> None:
+        self._write_params(trial)
+
+    def log_trial_restore(self, trial: Trial) -> None:
+        self._write_params(trial)  # its config may have changed (Population Based Training)
+
+    def _write_params(self, trial: Trial) -> None:
         folder = trial_folder(trial)
         with open(os.path.join(folder, EXPR_PARAM_FILE), "w") as f:
             f.write(to_json(trial.config, _PRETTY_ENCODER))

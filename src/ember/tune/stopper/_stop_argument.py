@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ember.tune.error import TuneError
 from ember.tune.stopper.function_stopper import FunctionStopper
 from ember.tune.stopper.stopper import Stopper
 
@@ -45,21 +46,13 @@ class CriteriaStopper(Stopper):
         return False
 
 
-class _NoStopper(Stopper):
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        return False
-
-
 def _lookup(result: dict[str, Any], key: str) -> Any:
     if key in result:
         return result[key]
     value: Any = result
     for part in key.split("/"):
         if not isinstance(value, Mapping) or part not in value:
-            raise ValueError(
+            raise TuneError(
                 f"stop criterion {key!r} is not in the result the trainable reported (its keys: "
                 f"{sorted(map(str, result))}); report {key!r} or change `stop`"
             )
@@ -67,11 +60,11 @@ def _lookup(result: dict[str, Any], key: str) -> Any:
     return value
 
 
-def to_stopper(stop: Any) -> Stopper:
-    """One Stopper for ``stop``: None, a dict of criteria, a function (trial_id, result) -> bool,
-    or a Stopper."""
+def as_stopper(stop: Any) -> Stopper | None:
+    """One Stopper for ``stop``: a dict of criteria, a function (trial_id, result) -> bool, or a
+    Stopper; None for None (nothing to call per result)."""
     if stop is None:
-        return _NoStopper()
+        return None
     if isinstance(stop, Stopper):
         return stop
     if isinstance(stop, Mapping):
@@ -85,7 +78,7 @@ def to_stopper(stop: Any) -> Stopper:
     )
 
 
-def plain_criteria(stopper: Stopper) -> dict[str, float]:
-    """The plain ``{key: threshold}`` criteria of a stopper ``to_stopper`` made (see
+def plain_criteria(stopper: Stopper | None) -> dict[str, float]:
+    """The plain ``{key: threshold}`` criteria of a stopper ``as_stopper`` made (see
     CriteriaStopper.plain_criteria); none for any other stopper."""
     return stopper.plain_criteria if isinstance(stopper, CriteriaStopper) else {}
