@@ -14,6 +14,7 @@ from ember.tune.stopper import (
     ExperimentPlateauStopper,
     FunctionStopper,
     MaximumIterationStopper,
+    NoopStopper,
     Stopper,
     TimeoutStopper,
     TrialPlateauStopper,
@@ -116,6 +117,7 @@ def test_function_stopper() -> None:
 
 def test_stop_argument_forms() -> None:
     assert as_stopper(None) is None
+    assert not NoopStopper()("a", {}) and not NoopStopper().stop_all()
     given = MaximumIterationStopper(1)
     assert as_stopper(given) is given
     assert as_stopper(lambda trial_id, result: True)("a", {})

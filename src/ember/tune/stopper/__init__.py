@@ -3,6 +3,7 @@
 from ember.tune.stopper.experiment_plateau import ExperimentPlateauStopper
 from ember.tune.stopper.function_stopper import FunctionStopper
 from ember.tune.stopper.maximum_iteration import MaximumIterationStopper
+from ember.tune.stopper.noop import NoopStopper
 from ember.tune.stopper.stopper import CombinedStopper, Stopper
 from ember.tune.stopper.timeout import TimeoutStopper
 from ember.tune.stopper.trial_plateau import TrialPlateauStopper
@@ -12,6 +13,7 @@ __all__ = [
     "ExperimentPlateauStopper",
     "FunctionStopper",
     "MaximumIterationStopper",
+    "NoopStopper",
     "Stopper",
     "TimeoutStopper",
     "TrialPlateauStopper",
