@@ -173,16 +173,6 @@ class TuneReporterBase(ProgressReporter):
 
     # ------------------------------------------------------------------ what is shown
 
-    def best_trial(self, trials: Iterable[Trial]) -> Trial | None:
-        metric = self._metric
-        if not metric or not self._mode:
-            return None
-        scored = [t for t in trials if _number(t.last_result.get(metric)) is not None]
-        if not scored:
-            return None
-        sign = 1.0 if self._mode == "max" else -1.0
-        return max(scored, key=lambda t: sign * float(t.last_result[metric]))
-
     def header_lines(self, trials: list[Trial], sys_info: Iterable[str]) -> list[str]:
         minutes, seconds = divmod(max(time.time() - self._start_time, 0.0), 60)
         hours, minutes = divmod(int(minutes), 60)
@@ -192,7 +182,7 @@ class TuneReporterBase(ProgressReporter):
             f"Current time: {now} (running for {hours:02d}:{minutes:02d}:{seconds:05.2f})",
         ]
         lines.extend(sys_info)
-        best = self.best_trial(trials)
+        best = _best_trial(trials, self._metric, self._mode)
         if best is not None:
             value = _cell(best.last_result[self._metric or ""], 0)
             lines.append(
@@ -208,17 +198,17 @@ class TuneReporterBase(ProgressReporter):
     def shown_trials(self, trials: list[Trial]) -> tuple[list[Trial], Counter[str]]:
         """The trials that get a row, and the count per status of those that do not."""
         rank = {status: i for i, status in enumerate(_STATUS_ORDER)}
-        ordered = sorted(trials, key=lambda t: rank.get(t.status, len(rank)))
-        if self._sort_by_metric and self._metric and self._mode:
-            sign = -1.0 if self._mode == "max" else 1.0
+        metric = self._metric if self._sort_by_metric and self._mode else None
+        sign = -1.0 if self._mode == "max" else 1.0
 
-            def key(t: Trial) -> tuple[int, float]:
-                value = _number(t.last_result.get(self._metric or ""))
-                if t.status != Trial.TERMINATED or value is None:
-                    return (rank.get(t.status, len(rank)), 0.0)
-                return (rank[Trial.TERMINATED], sign * value)
+        def key(t: Trial) -> tuple[int, float]:
+            """By status; finished trials best first when sorting by the metric."""
+            value = _number(t.last_result.get(metric)) if metric else None
+            if t.status != Trial.TERMINATED or value is None:
+                return (rank.get(t.status, len(rank)), 0.0)
+            return (rank[Trial.TERMINATED], sign * value)
 
-            ordered = sorted(trials, key=key)
+        ordered = sorted(trials, key=key)
         shown = ordered[: self._max_progress_rows]
         hidden = Counter(t.status for t in ordered[self._max_progress_rows :])
         return shown, hidden
@@ -515,7 +505,7 @@ class _ProgressCallback(Callback):
             f"Experiment finished in {elapsed:.2f} s: {len(trials)} trials "
             f"({_counts(counts) or 'none'})"
         ]
-        best = self._best(trials)
+        best = _best_trial(trials, self._metric, self._mode)
         if best is not None and self._metric:
             value = _cell(best.last_result[self._metric], 0)
             lines.append(f"Best trial: {best} with {self._metric}={value}, config={best.config}")
@@ -523,11 +513,6 @@ class _ProgressCallback(Callback):
         if path:
             lines.append(f"Results are in {path}")
         return lines
-
-    def _best(self, trials: list[Trial]) -> Trial | None:
-        if isinstance(self._reporter, TuneReporterBase):
-            return self._reporter.best_trial(trials)
-        return None
 
     def _report(self, trials: list[Trial], done: bool) -> None:
         self._reporter.report(trials, done, _resource_line(trials))
@@ -565,6 +550,17 @@ def _resource_line(trials: Iterable[Trial]) -> str:
         elif used[name] or name == "CPU":
             parts.append(f"{_cell(used[name], 0)} {name}s")
     return "Logical resource usage: " + ", ".join(parts)
+
+
+def _best_trial(trials: Iterable[Trial], metric: str | None, mode: str | None) -> Trial | None:
+    """The trial whose latest result is best, when the experiment has a metric and mode."""
+    if not metric or not mode:
+        return None
+    scored = [t for t in trials if _number(t.last_result.get(metric)) is not None]
+    if not scored:
+        return None
+    sign = 1.0 if mode == "max" else -1.0
+    return max(scored, key=lambda t: sign * float(t.last_result[metric]))
 
 
 def _common_parent(trials: list[Trial]) -> str | None:
