@@ -135,7 +135,7 @@ def tune_throughput(ctx):
     def once():
         t0 = time.perf_counter()
         results = _fit(
-            ctx.ray.tune,
+            ctx,
             _trainable(ctx, "many_results"),
             storage,
             param_space={"n": n, "k": ctx.ray.tune.grid_search([0, 1])},

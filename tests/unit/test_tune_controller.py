@@ -224,7 +224,10 @@ def test_a_paused_trial_frees_its_slot_and_resumes_from_its_checkpoint(tmp_path:
 def test_checkpoints_beyond_num_to_keep_are_deleted_keeping_the_best(tmp_path: Path) -> None:
     configs = [{"x": 1, "steps": 5, "ckpt": True}]
     controller, _, _ = make(
-        tmp_path, configs, num_to_keep=2, checkpoint_score_attribute="score",
+        tmp_path,
+        configs,
+        num_to_keep=2,
+        checkpoint_score_attribute="score",
         checkpoint_score_order="min",
     )
     (trial,) = controller.run()
@@ -251,17 +254,13 @@ def test_the_time_budget_ends_the_experiment(tmp_path: Path) -> None:
 
 
 def test_max_concurrent_trials_limits_the_running_trials(tmp_path: Path) -> None:
-    controller, executor, _ = make(
-        tmp_path, [{"x": i} for i in range(4)], max_concurrent_trials=1
-    )
+    controller, executor, _ = make(tmp_path, [{"x": i} for i in range(4)], max_concurrent_trials=1)
     controller.run()
     assert executor.max_running == 1
 
 
 def test_a_trial_too_big_for_any_node_is_refused_before_it_starts(tmp_path: Path) -> None:
-    controller, executor, _ = make(
-        tmp_path, [{"x": 1}], resources=lambda config: {"CPU": 8.0}
-    )
+    controller, executor, _ = make(tmp_path, [{"x": 1}], resources=lambda config: {"CPU": 8.0})
     with pytest.raises(TuneError, match="more than any node"):
         controller.run()
     assert executor.starts == []
