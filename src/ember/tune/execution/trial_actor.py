@@ -4,6 +4,7 @@ trial's resources; the controller reuses it for the next trial of the same shape
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import pickle
 import shutil
@@ -35,8 +36,14 @@ class TrialActor:
         trainable comes through the object store, put there once per experiment."""
         session = Session(start, self._node_ip)
         self._session = session
+        # The thread runs in this call's context, so that the trial's code sees its actor's
+        # GPUs and runtime context (ember.get_gpu_ids(), get_runtime_context()).
+        context = contextvars.copy_context()
         threading.Thread(
-            target=self._run, args=(trainable, session), name=f"trial-{start.trial_id}", daemon=True
+            target=context.run,
+            args=(self._run, trainable, session),
+            name=f"trial-{start.trial_id}",
+            daemon=True,
         ).start()
         return session.poll("continue")
 

@@ -44,8 +44,8 @@ from ember.tune.trainable.session import CONTINUE, PAUSE, SAVE, STOP, Event, Tri
 STOP_GRACE_S = 5.0
 # How many trials may wait for resources before the searcher is asked for more.
 MAX_PENDING = 16
-# How often the experiment's state is written for Tuner.restore.
-STATE_PERIOD_S = 5.0
+# The experiment's state is written for Tuner.restore when it changed, at most this often.
+STATE_PERIOD_S = 1.0
 _CHECKPOINT_STATE = ".tune_state.json"  # the metrics a checkpoint was saved with
 STATE_FILE_PREFIX = "experiment_state"
 
@@ -130,6 +130,7 @@ class TuneController:
             f"{STATE_FILE_PREFIX}-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json",
         )
         self._interrupted = threading.Event()
+        self._changed = True
         self._checked_metric: set[str] = set()
 
     # ------------------------------------------------------------------ SchedulerContext
@@ -199,9 +200,14 @@ class TuneController:
             time.sleep(timeout)  # nothing runs and nothing fits: poll the cluster's resources
         for trial_id, items in news:
             self._on_news(self._by_id[trial_id], items)
+            self._changed = True
         self._check_limits()
         self._call("on_step_end")
-        if self._settings.write_state and self._clock() - self._saved_state_at >= STATE_PERIOD_S:
+        if (
+            self._settings.write_state
+            and self._changed
+            and self._clock() - self._saved_state_at >= STATE_PERIOD_S
+        ):
             self.save_state()
 
     def is_finished(self) -> bool:
@@ -483,6 +489,7 @@ class TuneController:
     def save_state(self) -> None:
         """Write what Tuner.restore needs: the trials and the search algorithm's state."""
         self._saved_state_at = self._clock()
+        self._changed = False
         state = {
             "trials": [_trial_summary(t) for t in self._trials],
             "timestamp": time.time(),

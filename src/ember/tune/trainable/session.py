@@ -133,7 +133,7 @@ class Session:
         self.post(Event("result", self.start.trial_id, result, data))
         if reached:
             raise StopTrial
-        self._wait_for_decision()
+        self._wait_for_decision(must_wait=data is not None)
 
     def post(self, event: Event) -> None:
         with self._cond:
@@ -142,9 +142,11 @@ class Session:
                 self._unacked += 1
             self._cond.notify_all()
 
-    def _wait_for_decision(self) -> None:
+    def _wait_for_decision(self, must_wait: bool) -> None:
+        """Wait for the driver unless the trial may run ahead; never past a checkpoint, which
+        must reach the driver before the trial goes on (a crash then loses nothing saved)."""
         with self._cond:
-            while self._unacked and not self._stopping and not self._may_go_on():
+            while self._unacked and not self._stopping and (must_wait or not self._may_go_on()):
                 self._cond.wait()
             if self._stopping:
                 raise StopTrial

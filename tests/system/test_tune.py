@@ -1,0 +1,352 @@
+"""ember.tune with real trial actors: the seed's API and today's, checkpoints, failures,
+restores, resources and a cluster. Trainables are module-level functions (workers import
+this module) or classes defined here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ember import tune
+from ember.tune import Checkpoint, RunConfig, TuneConfig, Tuner
+from tests._helpers import wait_until
+
+pytestmark = pytest.mark.ember_only
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def quadratic(config: dict[str, Any]) -> None:
+    for step in range(1, 6):
+        tune.report({"loss": (config["x"] - 3) ** 2 / step, "step": step})
+
+
+def seed_style(config: dict[str, Any], reporter: Any) -> None:
+    """The seed's trainable: it reports through a callback and loops until stopped."""
+    i = 0
+    while True:
+        reporter(timesteps_total=i, mean_accuracy=i ** config["alpha"])
+        i += config["beta"]
+
+
+def run_config(tmp_path: Path, **kwargs: Any) -> RunConfig:
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("name", "exp")
+    return RunConfig(storage_path=str(tmp_path), **kwargs)
+
+
+def test_tuner_grid_finds_the_best_config_and_writes_ray_layout(ray: Any, tmp_path: Path) -> None:
+    tuner = Tuner(
+        quadratic,
+        param_space={"x": tune.grid_search([1, 2, 3, 4])},
+        tune_config=TuneConfig(metric="loss", mode="min"),
+        run_config=run_config(tmp_path),
+    )
+    results = tuner.fit()
+    assert len(results) == 4 and results.num_errors == 0
+    best = results.get_best_result()
+    assert best.config == {"x": 3}
+    assert best.metrics["loss"] == 0 and best.metrics["training_iteration"] == 5
+    folder = Path(best.path)
+    assert folder.parent == tmp_path / "exp"
+    lines = (folder / "result.json").read_text().splitlines()
+    assert [json.loads(line)["training_iteration"] for line in lines] == [1, 2, 3, 4, 5]
+    assert (folder / "progress.csv").read_text().splitlines()[0].count("loss") == 1
+    assert json.loads((folder / "params.json").read_text()) == {"x": 3}
+    assert (folder / "params.pkl").exists()
+    frame = results.get_dataframe()
+    assert sorted(frame["config/x"]) == [1, 2, 3, 4]
+    assert len(best.metrics_dataframe) == 5
+    assert Tuner.can_restore(tmp_path / "exp")
+
+
+def test_seed_run_experiments_with_a_reporter_and_stop_criteria(ray: Any, tmp_path: Path) -> None:
+    tune.register_trainable("my_func", seed_style)
+    trials = tune.run_experiments(
+        {
+            "my_experiment": {
+                "run": "my_func",
+                "resources": {"cpu": 1, "gpu": 0},
+                "stop": {"mean_accuracy": 100, "training_iteration": 2000},
+                "config": {
+                    "alpha": tune.grid_search([0.2, 0.4, 0.6]),
+                    "beta": tune.grid_search([1, 2]),
+                },
+                "storage_path": str(tmp_path),
+            }
+        },
+        verbose=0,
+    )
+    assert len(trials) == 6
+    assert all(t.status == "TERMINATED" for t in trials)
+    for trial in trials:
+        reached = trial.last_result["mean_accuracy"] >= 100
+        assert reached or trial.last_result["training_iteration"] == 2000
+        # Stop criteria are checked inside the trial too: it never runs past them.
+        lines = Path(trial.path or "", "result.json").read_text().splitlines()
+        assert len(lines) == trial.last_result["training_iteration"]
+    fast = next(t for t in trials if t.config == {"alpha": 0.6, "beta": 2})
+    assert fast.last_result["mean_accuracy"] >= 100
+
+
+class Counter(tune.Trainable):
+    def setup(self, config: dict[str, Any]) -> None:
+        self.total = 0
+        self.rate = config["rate"]
+
+    def step(self) -> dict[str, Any]:
+        self.total += self.rate
+        return {"total": self.total}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        Path(checkpoint_dir, "total").write_text(str(self.total))
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        self.total = int(Path(checkpoint, "total").read_text())
+
+
+def test_class_trainable_checkpoints_by_frequency_and_at_end(ray: Any, tmp_path: Path) -> None:
+    results = Tuner(
+        Counter,
+        param_space={"rate": tune.grid_search([1, 2])},
+        tune_config=TuneConfig(metric="total", mode="max"),
+        run_config=run_config(
+            tmp_path,
+            stop={"training_iteration": 5},
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2, num_to_keep=2),
+        ),
+    ).fit()
+    best = results.get_best_result()
+    assert best.config == {"rate": 2} and best.metrics["total"] == 10
+    assert best.checkpoint is not None
+    assert Path(best.checkpoint.path, "total").read_text() == "8"  # saved at iteration 4
+    kept = sorted(p.name for p in Path(best.path).glob("checkpoint_*"))
+    assert kept == ["checkpoint_000000", "checkpoint_000001"]
+
+
+def checkpointing(config: dict[str, Any]) -> None:
+    """Counts to 6, saving a checkpoint each step; dies (its process) once at step 3 when
+    ``crash`` is set, raises at step 2 when ``fail`` is set."""
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        start = int(Path(checkpoint.path, "n").read_text())
+    for n in range(start + 1, 7):
+        if config.get("fail") and n == 2:
+            raise ValueError(f"bad config {config}")
+        marker = Path(config.get("marker", "/nonexistent"))
+        if config.get("crash") and n == 3 and not marker.exists():
+            marker.write_text("crashed once")
+            os._exit(1)
+        folder = tempfile.mkdtemp()
+        Path(folder, "n").write_text(str(n))
+        tune.report({"n": n, "restored_from": start}, checkpoint=Checkpoint.from_directory(folder))
+        shutil.rmtree(folder)  # Tune copied it to storage: the trial's copy can go
+
+
+def test_a_trial_whose_actor_dies_restarts_from_its_last_checkpoint(
+    ray: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "crashed"
+    results = Tuner(
+        checkpointing,
+        param_space={"crash": True, "marker": str(marker)},
+        run_config=run_config(tmp_path, failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    (result,) = results
+    assert marker.exists()
+    assert result.error is None
+    assert result.metrics["n"] == 6 and result.metrics["restored_from"] == 2
+    assert Path(result.checkpoint.path, "n").read_text() == "6"
+
+
+def test_a_trial_that_raises_is_recorded_and_the_others_go_on(ray: Any, tmp_path: Path) -> None:
+    results = Tuner(
+        checkpointing,
+        param_space={"fail": tune.grid_search([False, True, False])},
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert results.num_errors == 1
+    (error,) = results.errors
+    assert isinstance(error, ValueError) and "bad config" in str(error)
+    failed = next(r for r in results if r.error is not None)
+    assert "ValueError: bad config" in Path(failed.path, "error.txt").read_text()
+    assert sorted(r.metrics.get("n") for r in results if r.error is None) == [6, 6]
+
+
+def uses_parameters(config: dict[str, Any], data: Any = None) -> None:
+    tune.report({"total": float(data.sum()) * config["k"]})
+
+
+def test_with_parameters_passes_a_large_object_once(ray: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    data = np.ones(2_000_000)  # 16 MB: through the object store, not in every trial's spec
+    results = Tuner(
+        tune.with_parameters(uses_parameters, data=data),
+        param_space={"k": tune.grid_search([1, 2])},
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert sorted(r.metrics["total"] for r in results) == [2_000_000.0, 4_000_000.0]
+
+
+def where_am_i(config: dict[str, Any]) -> None:
+    import ember
+
+    ctx = tune.get_context()
+    tune.report(
+        {
+            "gpus": len(ember.get_gpu_ids()),
+            "node": ember.get_runtime_context().get_node_id(),
+            "trial": ctx.get_trial_id(),
+            "cpus": ctx.get_trial_resources().get("CPU"),
+        }
+    )
+
+
+def test_with_resources_gives_each_trial_its_gpus(start_ember: Any, tmp_path: Path) -> None:
+    start_ember(num_cpus=4, num_gpus=2)
+    results = Tuner(
+        tune.with_resources(where_am_i, {"cpu": 1, "gpu": 1}),
+        param_space={"i": tune.grid_search(list(range(3)))},
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert [r.metrics["gpus"] for r in results] == [1, 1, 1]
+    assert all(r.metrics["trial"] in r.path for r in results)
+    assert all(r.metrics["cpus"] == 1.0 for r in results)
+
+
+def test_a_trial_asking_more_than_any_node_is_refused(ray: Any, tmp_path: Path) -> None:
+    tuner = Tuner(
+        tune.with_resources(quadratic, {"cpu": 64}),
+        param_space={"x": 1},
+        run_config=run_config(tmp_path),
+    )
+    with pytest.raises(tune.TuneError, match="more than any node"):
+        tuner.fit()
+
+
+def test_trials_spread_over_a_cluster_and_checkpoints_reach_the_driver(
+    start_ember: Any, tmp_path: Path
+) -> None:
+    import ember
+    from ember.testing import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.connect()
+        results = Tuner(
+            where_am_i,
+            param_space={"i": tune.grid_search(list(range(4)))},
+            tune_config=TuneConfig(reuse_actors=False),
+            run_config=run_config(tmp_path),
+        ).fit()
+        assert len({r.metrics["node"] for r in results}) == 2
+        results = Tuner(
+            checkpointing,
+            param_space={"i": tune.grid_search([0, 1])},
+            run_config=run_config(tmp_path, name="ckpt"),
+        ).fit()
+        for result in results:
+            assert Path(result.checkpoint.path, "n").read_text() == "6"
+            assert str(tmp_path) in result.checkpoint.path
+    finally:
+        ember.shutdown()
+        cluster.shutdown()
+
+
+DRIVER = """
+import sys, time
+sys.path.insert(0, {repo!r})
+import ember
+from ember import tune
+from tests.system.test_tune import slow_counter
+
+ember.init(num_cpus=2)
+results = tune.Tuner(
+    slow_counter,
+    param_space={{"i": tune.grid_search(list(range(4))), "gate": {gate!r}}},
+    run_config=tune.RunConfig(storage_path={storage!r}, name="exp", verbose=0),
+).fit()
+print("FINISHED", len(results), flush=True)
+"""
+
+
+def slow_counter(config: dict[str, Any]) -> None:
+    """Counts to 20 with a checkpoint per step, but waits at 10 until ``gate`` exists."""
+    import time
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        start = int(Path(checkpoint.path, "n").read_text())
+    for n in range(start + 1, 21):
+        while n == 10 and not Path(config["gate"]).exists():
+            time.sleep(0.02)
+        folder = tempfile.mkdtemp()
+        Path(folder, "n").write_text(str(n))
+        tune.report({"n": n, "start": start}, checkpoint=Checkpoint.from_directory(folder))
+        shutil.rmtree(folder)
+
+
+def _driver(tmp_path: Path) -> subprocess.Popen[str]:
+    script = tmp_path / "driver.py"
+    gate = str(tmp_path / "gate")
+    script.write_text(
+        textwrap.dedent(DRIVER.format(repo=str(REPO), storage=str(tmp_path), gate=gate))
+    )
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _two_trials_saved_at_9(tmp_path: Path) -> bool:
+    """The saved state has two trials waiting at the gate, with their 9th checkpoint."""
+    from ember.tune.execution.tune_controller import load_state
+
+    state = load_state(str(tmp_path / "exp"))
+    return state is not None and sum(t.iteration == 9 for t in state["trials"]) == 2
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_an_interrupted_experiment_resumes_with_tuner_restore(
+    ray: Any, tmp_path: Path, how: signal.Signals
+) -> None:
+    proc = _driver(tmp_path)
+    try:
+        wait_until(lambda: _two_trials_saved_at_9(tmp_path), 60, "a state saved at the gate")
+        if how == signal.SIGKILL:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if how == signal.SIGINT:
+        assert proc.returncode == 0, output
+        assert "Tuner.restore" in output
+    assert Tuner.can_restore(tmp_path / "exp")
+    (tmp_path / "gate").touch()
+    results = Tuner.restore(str(tmp_path / "exp"), trainable=slow_counter).fit()
+    assert len(results) == 4 and results.num_errors == 0
+    assert all(r.metrics["n"] == 20 for r in results)
+    # The two trials that waited at the gate resume from their 9th checkpoint.
+    assert sorted(r.metrics["start"] for r in results) == [0, 0, 9, 9]
