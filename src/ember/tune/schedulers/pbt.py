@@ -370,6 +370,7 @@ class PopulationBasedTraining(MetricScheduler):
             ],
             default=_to_json,
         )
+        os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, GLOBAL_POLICY_FILE), "a") as f:
             f.write(line + "\n")
         own = os.path.join(folder, POLICY_FILE.format(trial.trial_id))
