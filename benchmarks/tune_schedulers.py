@@ -213,10 +213,12 @@ class Simulation:
     # ------------------------------------------------------------------ running
 
     def _save(self, trial: Trial) -> None:
+        """A checkpoint of the trial's model now, recorded with its iteration as the
+        controller records one."""
         run = self._runs[trial.trial_id]
-        trial.checkpoint = SimCheckpoint(  # type: ignore[assignment]
-            run.iteration, (run.state, list(self.history[trial.trial_id]))
-        )
+        checkpoint = SimCheckpoint(run.iteration, (run.state, list(self.history[trial.trial_id])))
+        trial.checkpoint = checkpoint  # type: ignore[assignment]
+        trial.checkpoint_history.append((checkpoint, {TRAINING_ITERATION: run.iteration}))  # type: ignore[arg-type]
 
     def _leave_slot(self, trial: Trial) -> None:
         if trial in self.running:

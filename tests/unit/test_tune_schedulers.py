@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from ember.tune.schedulers import (
     create_scheduler,
 )
 from ember.tune.schedulers.pbt import explore, load_policy
+from ember.tune.search.sample import sample_from, uniform
 
 CONTINUE, PAUSE, STOP, NOOP = "CONTINUE", "PAUSE", "STOP", "NOOP"
 
@@ -288,13 +290,19 @@ def test_hyperband_state_survives_a_restore() -> None:
     hb, ctx = hyperband(8)
     for trial, score in zip(ctx.trials[3:6], [5, 1, 4], strict=True):
         report(hb, ctx, trial, result(3, score))
+    # Tuner.restore: the trials come back as new objects, unfinished ones PENDING, and are not
+    # added again; the last saved state still counts t6, which had failed meanwhile.
+    state = pickle.loads(pickle.dumps(hb.get_state()))
+    ctx.trials = pickle.loads(pickle.dumps(ctx.trials))
+    for trial in ctx.trials:
+        trial.set_status(Trial.PENDING)
+    ctx.trials[6].set_status(Trial.ERROR)
     again = HyperBandScheduler(metric="acc", mode="max", max_t=9, reduction_factor=3)
-    again.set_state(json.loads(json.dumps(hb.get_state())))
-    ctx.trials[6].set_status(Trial.ERROR)  # failed while the driver was down
-    add_all(again, ctx)
+    again.set_state(state)
+    assert again.choose_trial_to_run(ctx) is ctx.trials[0]
     assert report(again, ctx, ctx.trials[7], result(3, 2)) == STOP  # third of the four left
-    assert sorted(ctx.made("resume")) == ["t3", "t5"]
     assert ctx.made("stop") == ["t4"]
+    assert report(again, ctx, ctx.trials[3], result(3, 5)) == CONTINUE  # on to 9
 
 
 # ----------------------------------------------------------------------------- median rule
@@ -354,16 +362,11 @@ def test_pbt_arguments_are_checked() -> None:
         PopulationBasedTraining(quantile_fraction=0.6, hyperparam_mutations={"a": [1]})
     with pytest.raises(ValueError, match=r"hyperparam_mutations\['opt.name'\] is a str"):
         PopulationBasedTraining(hyperparam_mutations={"opt": {"name": "adam"}})
+    with pytest.raises(ValueError, match=r"is a tune.sample_from\(...\), which PBT cannot"):
+        PopulationBasedTraining(hyperparam_mutations={"a": sample_from(lambda spec: 1)})
     with pytest.raises(ValueError, match="is an empty list"):
         PopulationBasedTraining(hyperparam_mutations={"a": []})
     PopulationBasedTraining(custom_explore_fn=lambda c: c)
-
-
-class Uniform:
-    """A stand-in for a ``tune.uniform`` search space."""
-
-    def sample(self, config: Any = None) -> float:
-        return 0.5
 
 
 def test_explore_mutates_each_kind_of_value() -> None:
@@ -373,7 +376,7 @@ def test_explore_mutates_each_kind_of_value() -> None:
         "a": [1, 2, 3],
         "b": lambda: 99.0,
         "n": lambda: 3,
-        "c": Uniform(),
+        "c": uniform(0.4, 0.6),
         "nested": {"d": ("x", "y")},
     }
     new, ops = explore(config, mutations, 0.0, (2.0,), None)
@@ -382,7 +385,8 @@ def test_explore_mutates_each_kind_of_value() -> None:
     assert new["nested"] == {"d": "y"} or ops["nested"]["d"] == "shift left (noop)"
     assert new["fixed"] == 7 and config["a"] == 2  # the original is left alone
     new, ops = explore(config, mutations, 1.0, (2.0,), lambda c: {**c, "extra": 1})
-    assert (new["b"], new["n"], new["c"], ops["c"]) == (99.0, 3, 0.5, "resample")
+    assert (new["b"], new["n"], ops["c"]) == (99.0, 3, "resample")
+    assert 0.4 <= new["c"] <= 0.6
     assert new["extra"] == 1
     new, _ = explore({"a": 7}, {"a": [1, 2]}, 0.0, (2.0,), None)  # not in the list: resample
     assert new["a"] in (1, 2)
@@ -464,6 +468,17 @@ def test_pbt_synch_waits_for_all_but_not_for_a_failed_trial() -> None:
     pbt.on_trial_error(ctx, ctx.trials[2])
     assert ctx.trials[0].restore_from == "ckpt-t1"  # exploited while paused
     assert pbt.choose_trial_to_run(ctx) in ctx.trials[:2]
+
+
+def test_schedulers_take_on_trials_restored_without_being_added() -> None:
+    """Tuner.restore hands the scheduler its saved state and the trials, which it never saw
+    (PBT keeps no state: its population starts afresh)."""
+    for make in ALL:
+        scheduler = make(metric="acc", mode="max", time_attr="training_iteration")
+        ctx = FakeContext(2)
+        scheduler.set_state(scheduler.get_state())
+        assert scheduler.choose_trial_to_run(ctx) is ctx.trials[0]
+        assert report(scheduler, ctx, ctx.trials[0], result(1, 1.0)) in (CONTINUE, PAUSE)
 
 
 def test_pbt_replay_reproduces_a_trials_schedule(tmp_path: Path) -> None:

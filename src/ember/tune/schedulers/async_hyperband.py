@@ -80,13 +80,19 @@ class AsyncHyperBandScheduler(MetricScheduler):
 
     def on_trial_add(self, tune_controller: SchedulerContext, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
-        if trial.trial_id in self._bracket_of:  # known from before a restore
-            return
-        # Brackets with more rungs are likelier, as in Ray (a softmax over rung counts).
-        sizes = [len(b.rungs) for b in self._brackets]
-        weights = [math.exp(size - max(sizes)) for size in sizes]
-        index = random.choices(range(len(self._brackets)), weights=weights)[0]
-        self._bracket_of[trial.trial_id] = index
+        self._bracket_for(trial.trial_id)
+
+    def _bracket_for(self, trial_id: str) -> _Bracket:
+        """A trial's bracket, drawn when the trial is first met: when added, or at its first
+        result after ``Tuner.restore`` if it was new since the state was saved. Brackets with
+        more rungs are likelier, as in Ray (a softmax over the rung counts)."""
+        index = self._bracket_of.get(trial_id)
+        if index is None:
+            sizes = [len(b.rungs) for b in self._brackets]
+            weights = [math.exp(size - max(sizes)) for size in sizes]
+            index = random.choices(range(len(self._brackets)), weights=weights)[0]
+            self._bracket_of[trial_id] = index
+        return self._brackets[index]
 
     def on_trial_result(
         self, tune_controller: SchedulerContext, trial: Trial, result: dict[str, Any]
@@ -95,8 +101,7 @@ class AsyncHyperBandScheduler(MetricScheduler):
         if self._stop_last_trials and time >= self._max_t:
             action = TrialScheduler.STOP
         else:
-            bracket = self._brackets[self._bracket_of[trial.trial_id]]
-            action = bracket.on_result(trial.trial_id, time, score)
+            action = self._bracket_for(trial.trial_id).on_result(trial.trial_id, time, score)
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
         return action

@@ -189,29 +189,34 @@ class HyperBandScheduler(MetricScheduler):
 
     def on_trial_add(self, tune_controller: SchedulerContext, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
-        known = self._bracket_of.get(trial.trial_id)  # from before a restore
-        if known is not None:
-            if trial.is_finished():
-                self._leave(tune_controller, trial.trial_id)
-            else:
-                self._trials[trial.trial_id] = trial
-            return
+        self._match(tune_controller, trial)
+
+    def _match(self, tune_controller: SchedulerContext, trial: Trial) -> None:
+        """Bind a trial to its bracket by id, make it leave if it ended, or join if new."""
+        known = trial.trial_id in self._bracket_of
         if trial.is_finished():
-            return
+            if known:
+                self._leave(tune_controller, trial.trial_id)
+        elif known:
+            self._trials[trial.trial_id] = trial
+        else:
+            self._join(trial)
+
+    def _join(self, trial: Trial) -> _Bracket:
+        """Put a trial in the current bracket, or in a new one when that is full."""
         current = self._current
         if current is None or current.filled():
             current = self._current = self._new_bracket()
         current.add(trial.trial_id)
         self._bracket_of[trial.trial_id] = current
         self._trials[trial.trial_id] = trial
+        return current
 
     def on_trial_result(
         self, tune_controller: SchedulerContext, trial: Trial, result: dict[str, Any]
     ) -> str:
         time, score = self.read(result)
-        bracket = self._bracket_of.get(trial.trial_id)
-        if bracket is None:  # stopped by this scheduler already, or never added
-            return TrialScheduler.CONTINUE
+        bracket = self._bracket_of.get(trial.trial_id) or self._join(trial)
         self._trials[trial.trial_id] = trial
         bracket.record(trial.trial_id, time, score)
         action = self._decide(bracket, trial.trial_id)
@@ -235,7 +240,7 @@ class HyperBandScheduler(MetricScheduler):
     def choose_trial_to_run(self, tune_controller: SchedulerContext) -> Trial | None:
         """A pending trial (or a paused one short of its milestone) of the least advanced
         bracket of the earliest band."""
-        self._forget_unseen(tune_controller)
+        self._reconcile(tune_controller)
         for band in self._bands:
             for bracket in sorted(band, key=_Bracket.completion):
                 for trial_id in bracket.times:
@@ -246,19 +251,17 @@ class HyperBandScheduler(MetricScheduler):
                         return trial
         return None
 
-    def _forget_unseen(self, tune_controller: SchedulerContext) -> None:
-        """After a restore, trials of the saved brackets that the controller no longer runs
-        (finished meanwhile, or gone) leave them, so that no rung waits for them."""
-        unseen = [i for i in self._bracket_of if i not in self._trials]
-        if not unseen:
-            return
-        trials = {t.trial_id: t for t in tune_controller.get_trials()}
-        for trial_id in unseen:
-            trial = trials.get(trial_id)
-            if trial is None or trial.is_finished():
-                self._leave(tune_controller, trial_id)
-            else:
-                self._trials[trial_id] = trial
+    def _reconcile(self, tune_controller: SchedulerContext) -> None:
+        """Match the brackets with the controller's trials. After ``Tuner.restore`` the trials
+        are new objects that were never added: the brackets' ones are found by id, those that
+        ended meanwhile leave their brackets (no rung waits for them), and unfinished ones the
+        brackets lost (a failed trial restarted by the restore) join anew."""
+        seen = set()
+        for trial in tune_controller.get_trials():
+            seen.add(trial.trial_id)
+            self._match(tune_controller, trial)
+        for trial_id in [i for i in self._bracket_of if i not in seen]:
+            self._leave(tune_controller, trial_id)
 
     def debug_string(self) -> str:
         lines = [f"Using HyperBand: num_stopped={self._num_stopped}"]

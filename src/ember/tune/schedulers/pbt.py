@@ -29,16 +29,12 @@ from ember.tune.experiment.trial import Trial
 from ember.tune.result import TRAINING_ITERATION
 from ember.tune.schedulers.trial_scheduler import FIFOScheduler, SchedulerContext, TrialScheduler
 from ember.tune.schedulers.util import MetricScheduler
+from ember.tune.search.sample import Domain, Function
 
 logger = logging.getLogger(__name__)
 
 GLOBAL_POLICY_FILE = "pbt_global.txt"
 POLICY_FILE = "pbt_policy_{}.txt"
-
-
-def _is_domain(value: Any) -> bool:
-    """A search-space object of ``tune.search.sample`` (``tune.uniform(...)`` and the like)."""
-    return callable(getattr(value, "sample", None))
 
 
 def _check_mutations(mutations: dict[str, Any], prefix: str = "") -> None:
@@ -49,7 +45,13 @@ def _check_mutations(mutations: dict[str, Any], prefix: str = "") -> None:
         elif isinstance(value, (list, tuple)):
             if not value:
                 raise ValueError(f"hyperparam_mutations[{name!r}] is an empty list")
-        elif not (_is_domain(value) or callable(value)):
+        elif isinstance(value, Function):
+            raise ValueError(
+                f"hyperparam_mutations[{name!r}] is a tune.sample_from(...), which PBT cannot "
+                "resample on its own; use tune.uniform, tune.loguniform, tune.choice, ..., a "
+                "list of values or a function that takes no argument"
+            )
+        elif not (isinstance(value, Domain) or callable(value)):
             raise ValueError(
                 f"hyperparam_mutations[{name!r}] is a {type(value).__name__}; give a list or "
                 "tuple of values, a search space such as tune.uniform(...), a function that "
@@ -58,7 +60,7 @@ def _check_mutations(mutations: dict[str, Any], prefix: str = "") -> None:
 
 
 def _sample(space: Any) -> Any:
-    return space.sample(None) if _is_domain(space) else space()
+    return space.sample(None) if isinstance(space, Domain) else space()
 
 
 def _fill_config(config: dict[str, Any], mutations: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +159,15 @@ class _TrialState:
         self.last_result: dict[str, Any] = {}
 
 
+def _checkpoint_iteration(donor: Trial, donor_state: _TrialState) -> Any:
+    """The iteration the donor's latest checkpoint was saved at, which the trial that clones
+    it continues from: as the controller recorded it, else the donor's latest perturbation point
+    (where PBT asked for the checkpoint)."""
+    if donor.checkpoint_history and donor.checkpoint_history[-1][0] is donor.checkpoint:
+        return donor.checkpoint_history[-1][1].get(TRAINING_ITERATION, 0)
+    return donor_state.last_result.get(TRAINING_ITERATION, 0)
+
+
 class PopulationBasedTraining(MetricScheduler):
     """Trains a population whose weak members restart from the strong ones' checkpoints with
     perturbed configurations, so that it finds a schedule of hyperparameters, not one setting.
@@ -218,8 +229,16 @@ class PopulationBasedTraining(MetricScheduler):
 
     def on_trial_add(self, tune_controller: SchedulerContext, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
-        self._state[trial] = _TrialState(trial)
-        trial.evaluated_params.update(_fill_config(trial.config, self._hyperparam_mutations))
+        self._state_of(trial)
+
+    def _state_of(self, trial: Trial) -> _TrialState:
+        """A trial's state, made when the trial is first met: when added, or at its first
+        result after ``Tuner.restore`` (the population then starts afresh)."""
+        state = self._state.get(trial)
+        if state is None:
+            state = self._state[trial] = _TrialState(trial)
+            trial.evaluated_params.update(_fill_config(trial.config, self._hyperparam_mutations))
+        return state
 
     def on_trial_result(
         self, tune_controller: SchedulerContext, trial: Trial, result: dict[str, Any]
@@ -236,7 +255,7 @@ class PopulationBasedTraining(MetricScheduler):
                 )
             return TrialScheduler.CONTINUE
         time, score = self.read(result)
-        state = self._state[trial]
+        state = self._state_of(trial)
         if time < self._burn_in_period:
             return TrialScheduler.CONTINUE
         if time - state.last_perturbation_time < self._perturbation_interval:
@@ -276,9 +295,9 @@ class PopulationBasedTraining(MetricScheduler):
         interval (a trial that ends early is not waited for); whether ``in_hand`` was paused."""
         live = [t for t in tune_controller.get_trials() if not t.is_finished()]
         if not live or any(
-            self._state[t].last_train_time < self._next_perturbation_sync
+            self._state_of(t).last_train_time < self._next_perturbation_sync
             for t in live
-            if t is not in_hand and t in self._state
+            if t is not in_hand
         ):
             return False
         lower, upper = self._quantiles()
@@ -291,7 +310,7 @@ class PopulationBasedTraining(MetricScheduler):
                 paused = True
         self._next_perturbation_sync = max(
             self._next_perturbation_sync + self._perturbation_interval,
-            max(self._state[t].last_train_time for t in live if t in self._state),
+            max(self._state[t].last_train_time for t in live),
         )
         return paused
 
@@ -363,8 +382,7 @@ class PopulationBasedTraining(MetricScheduler):
                 state.orig_tag,
                 donor_state.orig_tag,
                 state.last_result.get(TRAINING_ITERATION, 0),
-                # The donor's checkpoint was asked for at its latest perturbation point.
-                donor_state.last_result.get(TRAINING_ITERATION, 0),
+                _checkpoint_iteration(donor, donor_state),
                 donor.config,
                 new_config,
             ],
@@ -400,9 +418,11 @@ class PopulationBasedTraining(MetricScheduler):
             t
             for t in tune_controller.get_trials()
             if t.status in (Trial.PENDING, Trial.PAUSED)
-            and (not self._synch or self._state[t].last_train_time < self._next_perturbation_sync)
+            and (
+                not self._synch or self._state_of(t).last_train_time < self._next_perturbation_sync
+            )
         ]
-        return min(candidates, key=lambda t: self._state[t].last_train_time, default=None)
+        return min(candidates, key=lambda t: self._state_of(t).last_train_time, default=None)
 
     def debug_string(self) -> str:
         return (
