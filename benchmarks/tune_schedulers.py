@@ -159,15 +159,18 @@ class Simulation:
         budget: int | None = None,
         fail_at: dict[str, int] | None = None,
         path: str | None = None,
+        lazy: bool = False,
     ) -> None:
         self.scheduler = scheduler
-        self.trials = [
+        self._new = [
             Trial("sim", config=c, trial_id=f"{i:05d}", experiment_tag=str(i))
             for i, c in enumerate(configs)
         ]
         if path is not None:
-            for trial in self.trials:
+            for trial in self._new:
                 trial.path = f"{path}/sim_{trial.trial_id}"
+        self.trials: list[Trial] = []
+        self.lazy = lazy
         self._initial, self._step, self._metrics = initial, step, metrics
         self.max_t = max_t
         self.concurrency = concurrency
@@ -271,21 +274,40 @@ class Simulation:
         else:
             assert decision in (TrialScheduler.CONTINUE, TrialScheduler.NOOP), decision
 
-    def run(self) -> SimulationReport:
-        for trial in self.trials:
-            self.scheduler.on_trial_add(self, trial)
-        while self.budget is None or self.iterations < self.budget:
-            while self.concurrency is None or len(self.running) < self.concurrency:
-                trial = self.scheduler.choose_trial_to_run(self)
-                if trial is None:
-                    break
+    def _add_trial(self) -> bool:
+        if not self._new:
+            return False
+        trial = self._new.pop(0)
+        self.trials.append(trial)
+        self.scheduler.on_trial_add(self, trial)
+        return True
+
+    def _fill_slots(self) -> None:
+        """Start what the scheduler chooses while there is room; a lazy simulation adds a
+        trial only when the scheduler has none to run, as Ember's controller does."""
+        while self.concurrency is None or len(self.running) < self.concurrency:
+            trial = self.scheduler.choose_trial_to_run(self)
+            if trial is not None:
                 self._start(trial)
+            elif not (self.lazy and self._add_trial()):
+                return
+
+    def run(self) -> SimulationReport:
+        """Run until nothing runs and the scheduler, asked twice (as the controller asks once
+        more before it ends), has nothing to start; or until the budget is spent."""
+        if not self.lazy:
+            while self._add_trial():
+                pass
+        while self.budget is None or self.iterations < self.budget:
+            self._fill_slots()
+            if not self.running:
+                self._fill_slots()
             if not self.running:
                 break
             for trial in list(self.running):
                 if trial in self.running and (self.budget is None or self.iterations < self.budget):
                     self._train(trial)
-        stuck = [t for t in self.trials if not t.is_finished()]
+        stuck = [t for t in self.trials + self._new if not t.is_finished()]
         if self.budget is not None and self.iterations >= self.budget:
             stuck = []
         return SimulationReport(self.iterations, self.trials, stuck)
@@ -295,7 +317,10 @@ class Simulation:
 
 
 def simulate_grid(
-    scheduler: TrialScheduler, order_seed: int | None = None, concurrency: int | None = 2
+    scheduler: TrialScheduler,
+    order_seed: int | None = None,
+    concurrency: int | None = 2,
+    lazy: bool = False,
 ) -> tuple[SimulationReport, dict[str, Any]]:
     """Run the 81 grid configurations (in a shuffled order if ``order_seed`` is given) under a
     scheduler; the report and the configuration with the best last accuracy."""
@@ -310,6 +335,7 @@ def simulate_grid(
         metrics=lambda state, config, iteration: {"accuracy": grid_curve(config, iteration)},
         max_t=GRID_MAX_T,
         concurrency=concurrency,
+        lazy=lazy,
     )
     report = sim.run()
     best = max(report.trials, key=lambda t: t.last_result.get("accuracy", -math.inf))

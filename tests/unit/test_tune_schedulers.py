@@ -266,8 +266,9 @@ def test_hyperband_chooses_pending_trials_not_waiting_ones() -> None:
     assert hb.choose_trial_to_run(ctx) is ctx.trials[4]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(seed: int) -> None:
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(seed: int, lazy: bool) -> None:
     rng = random.Random(seed)
     configs = bench.grid_configs()
     failing = {f"{i:05d}": rng.randint(1, 20) for i in rng.sample(range(81), 15)}
@@ -280,10 +281,30 @@ def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(seed: int) -
         max_t=100,
         concurrency=3,
         fail_at=failing,
+        lazy=lazy,  # trials added one by one when the scheduler has none to run
     )
     report_ = sim.run()
     assert report_.stuck == []
     assert all(t.last_result.get("training_iteration", 0) <= 27 for t in report_.trials)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_hyperband_judges_full_brackets_whether_trials_come_at_once_or_one_by_one(
+    lazy: bool,
+) -> None:
+    """81 trials, max_t=81, eta=3: brackets of 5 trials (run to 81), 8 (to 27, then 3 to 81),
+    15 (9, 5 to 27, 2 to 81), 34 (3, 12 to 9, 4 to 27, 2 to 81) and the last 19 of the 81 its
+    bracket could take (1, 7 to 3, 3 to 9, 1 to 27 and 81): the same work either way."""
+    report_, best = bench.simulate_grid(
+        HyperBandScheduler(metric="accuracy", mode="max", max_t=81), lazy=lazy
+    )
+    assert report_.stuck == []
+    assert best == bench.grid_best_config()
+    reached = sorted(t.last_result["training_iteration"] for t in report_.trials)
+    assert reached.count(81) == 5 + 3 + 2 + 2 + 1
+    assert report_.iterations == 405 + (216 + 162) + (135 + 90 + 108) + (102 + 72 + 72 + 108) + (
+        19 + 14 + 18 + 18 + 54
+    )
 
 
 def test_hyperband_state_survives_a_restore() -> None:

@@ -4,9 +4,11 @@ Trials fill brackets in turn; bracket ``s`` of a band takes ``ceil(s_max_1 / (s 
 trials and first judges them after ``max_t / eta**s`` units of ``time_attr``. A trial that
 reaches its bracket's milestone pauses (its resources go to other trials) until every live trial
 of the bracket has reached it; then the best ``1/eta`` resume towards a milestone ``eta`` times
-later and the rest stop. A trial that ends or fails early simply leaves its bracket, so a rung
-never waits for it. Brackets of a band run side by side; ``choose_trial_to_run`` serves the
-least advanced bracket first."""
+later and the rest stop. A rung is judged once the bracket has all its trials and each has
+reached the milestone: a trial that ends or fails early leaves its bracket, so no rung waits for
+it, and when the controller has no more trials to give, the last bracket is judged with the
+trials it has. Brackets of a band run side by side; ``choose_trial_to_run`` serves the least
+advanced bracket first."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ class _Bracket:
 
     def __init__(self, size: int, milestone: float, halvings: int, max_t: float, eta: float):
         self.size = size  # how many live trials the current rung holds at most
+        self.capacity = size  # how many trials join the bracket in all
+        self.joined = 0
         self.milestone = milestone
         self.halvings = halvings  # left to do
         self.max_t = max_t
@@ -42,9 +46,12 @@ class _Bracket:
         return self.max_t if halvings_left <= 0 else min(milestone * self.eta, self.max_t)
 
     def filled(self) -> bool:
-        return len(self.times) >= self.size
+        """Trials that ended do not free their place: a controller that adds trials one by one
+        would otherwise put them all in the first bracket."""
+        return self.joined >= self.capacity
 
     def add(self, trial_id: str) -> None:
+        self.joined += 1
         self.times[trial_id] = 0.0
 
     def record(self, trial_id: str, time: float, score: float) -> None:
@@ -60,7 +67,16 @@ class _Bracket:
         return self.times[trial_id] < self.milestone
 
     def rung_done(self) -> bool:
-        return bool(self.times) and all(t >= self.milestone for t in self.times.values())
+        return (
+            self.filled()
+            and bool(self.times)
+            and all(t >= self.milestone for t in self.times.values())
+        )
+
+    def close(self) -> None:
+        """Take no more trials: the rung is judged with, and halves, the trials it has."""
+        self.capacity = self.joined
+        self.size = min(self.size, self.joined)
 
     def halve(self) -> list[str]:
         """Move on to the next rung with the best trials; the ids dropped."""
@@ -113,6 +129,8 @@ class HyperBandScheduler(MetricScheduler):
         self._current: _Bracket | None = None  # the one new trials join
         self._bracket_of: dict[str, _Bracket] = {}
         self._trials: dict[str, Trial] = {}  # the live trials seen in this session
+        # Whether the last choose_trial_to_run found nothing and no trial joined since.
+        self._idle = False
         self._num_stopped = 0
 
     # ------------------------------------------------------------------ brackets
@@ -210,6 +228,7 @@ class HyperBandScheduler(MetricScheduler):
         current.add(trial.trial_id)
         self._bracket_of[trial.trial_id] = current
         self._trials[trial.trial_id] = trial
+        self._idle = False
         return current
 
     def on_trial_result(
@@ -239,8 +258,22 @@ class HyperBandScheduler(MetricScheduler):
 
     def choose_trial_to_run(self, tune_controller: SchedulerContext) -> Trial | None:
         """A pending trial (or a paused one short of its milestone) of the least advanced
-        bracket of the earliest band."""
+        bracket of the earliest band.
+
+        When there is none twice in a row with no new trial in between, the controller has no
+        more trials to give: the bracket that new trials join is closed, so that its rung does
+        not wait for trials that will never come."""
         self._reconcile(tune_controller)
+        trial = self._runnable()
+        if trial is None and self._idle and self._current is not None:
+            if not self._current.filled():
+                self._current.close()
+                self._advance(tune_controller, self._current, None)
+                trial = self._runnable()
+        self._idle = trial is None
+        return trial
+
+    def _runnable(self) -> Trial | None:
         for band in self._bands:
             for bracket in sorted(band, key=_Bracket.completion):
                 for trial_id in bracket.times:
