@@ -21,7 +21,9 @@ Two problems, importable by a run through the real Tuner:
 takes one training iteration per round, ``concurrency`` trials run at a time (2 here, as on this
 2-core machine), a scheduler's PAUSE keeps the trial's state as its checkpoint,
 ``request_checkpoint`` saves at once, and a trial restarts from ``trial.restore_from``. It
-counts the training iterations spent.
+counts the training iterations spent. Trials are all added at the start (as Ray's controller
+does with its pending trials), or with ``lazy=True`` one by one when the scheduler has none to
+run (as Ember's controller does); the targets hold either way.
 """
 
 from __future__ import annotations
@@ -348,7 +350,9 @@ def asha_for_grid() -> ASHAScheduler:
     )
 
 
-def simulate_pbt_problem(scheduler: TrialScheduler, seed: int) -> tuple[float, int]:
+def simulate_pbt_problem(
+    scheduler: TrialScheduler, seed: int, lazy: bool = False
+) -> tuple[float, int]:
     """Train ``PBT_POPULATION`` trials of random initial learning rates for ``PBT_MAX_T``
     iterations each (no more compute in all) under a scheduler; the best final loss, and the
     iterations spent."""
@@ -363,6 +367,7 @@ def simulate_pbt_problem(scheduler: TrialScheduler, seed: int) -> tuple[float, i
         metrics=lambda loss, config, iteration: {"loss": loss},
         max_t=PBT_MAX_T,
         budget=PBT_POPULATION * PBT_MAX_T,
+        lazy=lazy,
     )
     report = sim.run()
     best = min(sim.model_state(t) for t in report.trials)

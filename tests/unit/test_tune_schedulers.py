@@ -428,6 +428,9 @@ def pbt_population(count: int = 4, **kw: Any) -> tuple[PopulationBasedTraining, 
     add_all(pbt, ctx)
     for trial in ctx.trials:
         trial.set_status(Trial.RUNNING)
+    # Asked twice for a trial to run, with no trial added in between: the population is all
+    # there (until then PBT yields at each interval to let the controller add trials).
+    assert pbt.choose_trial_to_run(ctx) is None and pbt.choose_trial_to_run(ctx) is None
     return pbt, ctx
 
 
@@ -476,6 +479,33 @@ def test_pbt_quantiles_and_time_sharing() -> None:
     # With trials waiting, one at its interval yields; the least trained runs next.
     assert pbt.on_trial_result(ctx, ctx.trials[5], result(6, 5.0)) == PAUSE
     assert pbt.choose_trial_to_run(ctx) in ctx.trials[:2]
+
+
+def test_pbt_lets_the_controller_add_trials_before_it_time_shares() -> None:
+    """Ember's controller adds a trial when the scheduler has none to run: PBT yields at its
+    intervals until the controller has no more, so that the whole population takes part."""
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        metric="acc",
+        mode="max",
+        perturbation_interval=2,
+        hyperparam_mutations={"lr": [1, 2]},
+    )
+    ctx = FakeContext(2)
+    first, second = ctx.trials
+    ctx.trials = [first]
+    pbt.on_trial_add(ctx, first)
+    assert pbt.choose_trial_to_run(ctx) is first
+    assert report(pbt, ctx, first, result(2, 1.0)) == PAUSE  # more trials may come
+    assert pbt.choose_trial_to_run(ctx) is None  # so the controller adds one
+    ctx.trials.append(second)
+    pbt.on_trial_add(ctx, second)
+    assert pbt.choose_trial_to_run(ctx) is second
+    second.set_status(Trial.RUNNING)
+    assert pbt.choose_trial_to_run(ctx) is None
+    assert pbt.choose_trial_to_run(ctx) is first  # none came: the population is complete
+    first.set_status(Trial.RUNNING)
+    assert report(pbt, ctx, second, result(2, 2.0)) == CONTINUE  # no trial waits
 
 
 def test_pbt_synch_waits_for_all_but_not_for_a_failed_trial() -> None:

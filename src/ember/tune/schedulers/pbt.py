@@ -223,6 +223,10 @@ class PopulationBasedTraining(MetricScheduler):
         self._synch = synch
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
         self._state: dict[Trial, _TrialState] = {}
+        # The controller adds a trial when choose_trial_to_run finds none: the population is
+        # complete once it found none with no trial added since.
+        self._asked_for_trial = False
+        self._population_complete = False
         self._warned_missing = False
         self._num_checkpoints = 0
         self._num_perturbations = 0
@@ -230,6 +234,7 @@ class PopulationBasedTraining(MetricScheduler):
     def on_trial_add(self, tune_controller: SchedulerContext, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
         self._state_of(trial)
+        self._asked_for_trial = False
 
     def _state_of(self, trial: Trial) -> _TrialState:
         """A trial's state, made when the trial is first met: when added, or at its first
@@ -268,7 +273,8 @@ class PopulationBasedTraining(MetricScheduler):
             return TrialScheduler.NOOP if paused else TrialScheduler.PAUSE
         state.last_perturbation_time = time
         lower, upper = self._quantiles()
-        waiting = any(
+        # Yield to waiting trials, and to the trials still to come while the population grows.
+        waiting = not self._population_complete or any(
             t.status in (Trial.PENDING, Trial.PAUSED) and t is not trial
             for t in tune_controller.get_trials()
         )
@@ -413,7 +419,9 @@ class PopulationBasedTraining(MetricScheduler):
 
     def choose_trial_to_run(self, tune_controller: SchedulerContext) -> Trial | None:
         """The waiting trial that trained least (in synchronous mode, of those short of the
-        next synchronization point), so that the population advances together."""
+        next synchronization point), so that the population advances together. While the
+        population may still grow, a trial that trained already waits once for the controller
+        to add a new one (which it does when this returns None)."""
         candidates = [
             t
             for t in tune_controller.get_trials()
@@ -422,7 +430,14 @@ class PopulationBasedTraining(MetricScheduler):
                 not self._synch or self._state_of(t).last_train_time < self._next_perturbation_sync
             )
         ]
-        return min(candidates, key=lambda t: self._state_of(t).last_train_time, default=None)
+        chosen = min(candidates, key=lambda t: self._state_of(t).last_train_time, default=None)
+        if self._population_complete or (chosen is not None and not chosen.last_result):
+            return chosen
+        if self._asked_for_trial:
+            self._population_complete = True
+            return chosen
+        self._asked_for_trial = True
+        return None
 
     def debug_string(self) -> str:
         return (
