@@ -532,6 +532,36 @@ def test_schedulers_take_on_trials_restored_without_being_added() -> None:
         assert report(scheduler, ctx, ctx.trials[0], result(1, 1.0)) in (CONTINUE, PAUSE)
 
 
+@pytest.mark.parametrize("synch", [False, True])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_pbt_runs_a_whole_experiment_with_a_failure_to_the_end(synch: bool, lazy: bool) -> None:
+    random.seed(1)
+    sim = bench.Simulation(
+        bench.pbt_for_problem()
+        if not synch
+        else PopulationBasedTraining(
+            time_attr="training_iteration",
+            metric="loss",
+            mode="min",
+            perturbation_interval=3,
+            hyperparam_mutations={"lr": bench.sample_lr},
+            synch=True,
+        ),
+        [{"lr": lr} for lr in (0.9, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)],
+        initial=lambda config: 1.0,
+        step=lambda loss, config, iteration: bench.pbt_step(loss, config),
+        metrics=lambda loss, config, iteration: {"loss": loss},
+        max_t=30,
+        lazy=lazy,
+        fail_at={"00003": 10},
+    )
+    report_ = sim.run()
+    assert report_.stuck == []
+    if synch:  # clones restart at their own iteration (asynchronously, at their donor's)
+        assert report_.iterations == 7 * 30 + 10
+    assert [t.status for t in report_.trials].count(Trial.ERROR) == 1
+
+
 def test_pbt_replay_reproduces_a_trials_schedule(tmp_path: Path) -> None:
     random.seed(3)
     configs = [{"lr": lr} for lr in (0.9, 0.5, 0.2, 0.05, 0.02, 0.01)]

@@ -163,7 +163,7 @@ def _checkpoint_iteration(donor: Trial, donor_state: _TrialState) -> Any:
     """The iteration the donor's latest checkpoint was saved at, which the trial that clones
     it continues from: as the controller recorded it, else the donor's latest perturbation point
     (where PBT asked for the checkpoint)."""
-    if donor.checkpoint_history and donor.checkpoint_history[-1][0] is donor.checkpoint:
+    if donor.checkpoint_history and donor.checkpoint_history[-1][0] == donor.checkpoint:
         return donor.checkpoint_history[-1][1].get(TRAINING_ITERATION, 0)
     return donor_state.last_result.get(TRAINING_ITERATION, 0)
 
@@ -300,10 +300,14 @@ class PopulationBasedTraining(MetricScheduler):
         """In synchronous mode, perturb the whole population once every live trial reached the
         interval (a trial that ends early is not waited for); whether ``in_hand`` was paused."""
         live = [t for t in tune_controller.get_trials() if not t.is_finished()]
-        if not live or any(
-            self._state_of(t).last_train_time < self._next_perturbation_sync
-            for t in live
-            if t is not in_hand
+        if (
+            not self._population_complete
+            or not live
+            or any(
+                self._state_of(t).last_train_time < self._next_perturbation_sync
+                for t in live
+                if t is not in_hand
+            )
         ):
             return False
         lower, upper = self._quantiles()
@@ -419,9 +423,24 @@ class PopulationBasedTraining(MetricScheduler):
 
     def choose_trial_to_run(self, tune_controller: SchedulerContext) -> Trial | None:
         """The waiting trial that trained least (in synchronous mode, of those short of the
-        next synchronization point), so that the population advances together. While the
-        population may still grow, a trial that trained already waits once for the controller
-        to add a new one (which it does when this returns None)."""
+        next synchronization point), so that the population advances together.
+
+        While the population may still grow, a trial that trained already waits once for the
+        controller to add a new one (which it does when this returns None); when none came,
+        the population is complete (and in synchronous mode, the trials that waited for the
+        others at the interval are perturbed)."""
+        chosen = self._least_trained(tune_controller)
+        if self._population_complete or (chosen is not None and not chosen.last_result):
+            return chosen
+        if not self._asked_for_trial:
+            self._asked_for_trial = True
+            return None
+        self._population_complete = True
+        if self._synch:
+            self._maybe_synchronize(tune_controller, None)
+        return self._least_trained(tune_controller)
+
+    def _least_trained(self, tune_controller: SchedulerContext) -> Trial | None:
         candidates = [
             t
             for t in tune_controller.get_trials()
@@ -430,14 +449,7 @@ class PopulationBasedTraining(MetricScheduler):
                 not self._synch or self._state_of(t).last_train_time < self._next_perturbation_sync
             )
         ]
-        chosen = min(candidates, key=lambda t: self._state_of(t).last_train_time, default=None)
-        if self._population_complete or (chosen is not None and not chosen.last_result):
-            return chosen
-        if self._asked_for_trial:
-            self._population_complete = True
-            return chosen
-        self._asked_for_trial = True
-        return None
+        return min(candidates, key=lambda t: self._state_of(t).last_train_time, default=None)
 
     def debug_string(self) -> str:
         return (
