@@ -139,6 +139,8 @@ def test_a_result_without_the_metric_names_what_was_reported(make: Any) -> None:
         )
     with pytest.raises(ValueError, match="time_attr 'training_iteration'"):
         scheduler.on_trial_result(ctx, ctx.trials[0], {"acc": 1.0})
+    with pytest.raises(ValueError, match="compares numbers, but the result has .*acc='high'"):
+        scheduler.on_trial_result(ctx, ctx.trials[0], {"training_iteration": 1, "acc": "high"})
 
 
 def test_create_scheduler_by_ray_names() -> None:
@@ -557,7 +559,7 @@ def test_pbt_runs_a_whole_experiment_with_a_failure_to_the_end(synch: bool, lazy
     )
     report_ = sim.run()
     assert report_.stuck == []
-    if synch:  # clones restart at their own iteration (asynchronously, at their donor's)
+    if synch:  # a clone goes on from its donor's iteration, which is its own here
         assert report_.iterations == 7 * 30 + 10
     assert [t.status for t in report_.trials].count(Trial.ERROR) == 1
 

@@ -21,7 +21,7 @@ def missing_key_error(scheduler: str, key: str, what: str, result: dict[str, Any
     return ValueError(
         f"{scheduler} needs the {what} {key!r} in every result, but the trainable reported "
         f"only {reported} (besides Tune's own keys); report {key!r} with tune.report(...) "
-        f"or set the scheduler's {'metric' if what == 'metric' else 'time_attr'} to one of these"
+        f"or set the scheduler's {what} to one of these"
     )
 
 
@@ -82,7 +82,13 @@ class MetricScheduler(FIFOScheduler):
             raise missing_key_error(name, self._time_attr, "time_attr", result)
         if self._metric not in result:
             raise missing_key_error(name, self._metric, "metric", result)
-        return float(result[self._time_attr]), self.metric_op * float(result[self._metric])
+        try:
+            return float(result[self._time_attr]), self.metric_op * float(result[self._metric])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} compares numbers, but the result has {self._time_attr}="
+                f"{result[self._time_attr]!r} and {self._metric}={result[self._metric]!r}"
+            ) from None
 
     def has_keys(self, result: dict[str, Any]) -> bool:
         """Whether a result carries both keys (a trial's final result may carry neither)."""
