@@ -42,8 +42,13 @@ from ember.tune.trainable.session import CONTINUE, PAUSE, SAVE, STOP, Event, Tri
 
 # A stopped trial whose code does not reach its next report in this long is killed.
 STOP_GRACE_S = 5.0
-# How many trials may wait for resources before the searcher is asked for more.
-MAX_PENDING = 16
+# How many trials may wait for resources before the search algorithm is asked for more: all
+# of a grid or random search (so that schedulers such as HyperBand see the population, as in
+# Ray), a few of a model-based searcher (which learns from the results of earlier ones).
+MAX_PENDING_VARIANTS = 1000
+MAX_PENDING_SUGGESTIONS = 16
+# Trials made per step of the loop, so that the first ones start at once.
+NEW_TRIALS_PER_STEP = 64
 # The experiment's state is written for Tuner.restore when it changed, at most this often.
 STATE_PERIOD_S = 1.0
 _CHECKPOINT_STATE = ".tune_state.json"  # the metrics a checkpoint was saved with
@@ -228,21 +233,32 @@ class TuneController:
     # ------------------------------------------------------------------ starting trials
 
     def _start_trials(self) -> None:
+        self._add_trials()
         limit = self._settings.max_concurrent_trials
         while not self._stopped_all:
             if limit and len(self._runs) >= limit:
                 return
             trial = self._scheduler.choose_trial_to_run(self)
             if trial is None or trial.trial_id in self._runs:
-                if self._pending() >= MAX_PENDING or self._new_trial() is None:
-                    return
-                continue
+                return  # nothing to start, or the chosen trial's actor is still ending
             if not self._executor.can_start(trial.resources):
                 return
             self._start(trial)
 
-    def _pending(self) -> int:
-        return sum(1 for t in self._trials if t.status == Trial.PENDING)
+    def _add_trials(self) -> None:
+        if self._stopped_all:
+            return
+        cap = (
+            MAX_PENDING_SUGGESTIONS if self._search.total_samples is None else MAX_PENDING_VARIANTS
+        )
+        pending = sum(1 for t in self._trials if t.status == Trial.PENDING)
+        for _ in range(min(cap - pending, NEW_TRIALS_PER_STEP)):
+            if self._new_trial() is None:
+                return
+
+    def search_finished(self) -> bool:
+        """Whether every trial the search algorithm will make exists already."""
+        return self._stopped_all or self._search.is_finished()
 
     def _new_trial(self) -> Trial | None:
         if self._search.is_finished():
@@ -271,7 +287,6 @@ class TuneController:
             max_failures=s.max_failures,
         )
         trial.path = os.path.join(s.experiment_path, _trial_dirname(trial))
-        os.makedirs(trial.path, exist_ok=True)
         self._trials.append(trial)
         self._by_id[trial_id] = trial
         self._scheduler.on_trial_add(self, trial)
@@ -296,6 +311,7 @@ class TuneController:
             checkpoint_frequency=s.checkpoint_frequency,
             checkpoint_at_end=s.checkpoint_at_end,
         )
+        os.makedirs(trial.path or "", exist_ok=True)
         self._executor.start(trial.trial_id, trial.resources, start)
         self._runs[trial.trial_id] = _Run()
         trial.status = Trial.RUNNING

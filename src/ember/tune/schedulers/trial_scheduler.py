@@ -32,6 +32,10 @@ class SchedulerContext(Protocol):
         """Make a PAUSED trial eligible to run again (PENDING), from its checkpoint."""
         ...
 
+    def search_finished(self) -> bool:
+        """Whether every trial of the experiment exists already (no more will be added)."""
+        ...
+
     def request_checkpoint(self, trial: Trial) -> None:
         """Ask a running trial to save a checkpoint after its current step; it arrives later
         as the trial's ``checkpoint``."""
