@@ -435,3 +435,35 @@ def test_import_ember_imports_no_heavy_library(fresh_import: dict) -> None:
 
 def test_import_ember_is_quick(fresh_import: dict) -> None:
     assert fresh_import["elapsed"] < 5.0, f"import ember took {fresh_import['elapsed']:.2f} s"
+
+
+# ----------------------------------------------------------------------------- import ember.tune
+
+OPTIONAL = ("pandas", "tensorboardX", "optuna", "hyperopt", "IPython", "torch", "tensorflow")
+
+
+@pytest.mark.parametrize(
+    ("statement", "banned"),
+    [
+        ("import ember.tune", HEAVY + OPTIONAL),
+        (
+            "from ember.tune import Tuner, TuneConfig, RunConfig, grid_search, report",
+            OPTIONAL,
+        ),
+        ("from ember.tune.search import Searcher, ConcurrencyLimiter, Repeater", OPTIONAL),
+        ("from ember.tune.schedulers import ASHAScheduler, PopulationBasedTraining", OPTIONAL),
+    ],
+)
+def test_importing_tune_loads_no_optional_library(statement: str, banned: tuple[str, ...]) -> None:
+    """Tune's optional libraries load only when their feature is used."""
+    code = f"import sys; before = set(sys.modules); {statement}; " + (
+        "print(' '.join(sorted(m.split('.')[0] for m in set(sys.modules) - before)))"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert not loaded & set(banned), f"{statement!r} loaded {sorted(loaded & set(banned))}"
