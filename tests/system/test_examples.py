@@ -27,8 +27,9 @@ TIMEOUT_SECONDS = 120
 LINGER_SECONDS = 10
 
 
-def _environment() -> dict[str, str]:
+def _environment(results: Path) -> dict[str, str]:
     env = dict(os.environ)
+    env["TUNE_RESULT_DIR"] = str(results)  # the Tune examples' experiments go there
     paths = [str(REPO / "src")]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
@@ -82,14 +83,14 @@ def test_examples_exist() -> None:
 
 @pytest.mark.timeout(TIMEOUT_SECONDS + LINGER_SECONDS + 60)
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
-def test_example_runs(example: Path) -> None:
+def test_example_runs(example: Path, tmp_path: Path) -> None:
     # Output goes to files, not pipes: a process left behind holding the pipes
     # open would otherwise keep the test waiting after the example has exited.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
             [sys.executable, str(example)],
             cwd=REPO,
-            env=_environment(),
+            env=_environment(tmp_path),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
