@@ -87,9 +87,13 @@ __all__ = [
 ]
 
 
+# Submodules reachable as attributes after ``import ember`` (``ray.tune``, ``ray.util``).
+_SUBMODULES = ("exceptions", "tune", "util")
+
+
 def __getattr__(name: str) -> Any:
-    if name == "exceptions":
-        return importlib.import_module("ember.exceptions")
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ember.{name}")
     if name == "ObjectID":  # the name used by Ray before 1.0
         name = "ObjectRef"
     module = _WHERE.get(name)
