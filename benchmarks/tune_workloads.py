@@ -47,7 +47,7 @@ def _storage(ctx):
 
 def _fit(ctx, trainable, storage, **tune_config):
     """``Tuner(...).fit()``; the config names the framework, whose ``tune`` the trial uses."""
-    tune = ctx.ray.tune
+    tune = _tune({"fw": ctx.framework})
     param_space = {"fw": ctx.framework, **tune_config.pop("param_space", {})}
     tuner = tune.Tuner(
         trainable,
@@ -138,7 +138,7 @@ def tune_throughput(ctx):
             ctx,
             _trainable(ctx, "many_results"),
             storage,
-            param_space={"n": n, "k": ctx.ray.tune.grid_search([0, 1])},
+            param_space={"n": n, "k": _tune({"fw": ctx.framework}).grid_search([0, 1])},
         )
         elapsed = wl._elapsed(t0)
         wl._check(all(r.metrics["i"] == n - 1 for r in results), "every result arrived")
