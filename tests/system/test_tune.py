@@ -350,3 +350,116 @@ def test_an_interrupted_experiment_resumes_with_tuner_restore(
     assert all(r.metrics["n"] == 20 for r in results)
     # The two trials that waited at the gate resume from their 9th checkpoint.
     assert sorted(r.metrics["start"] for r in results) == [0, 0, 9, 9]
+
+
+def node_recorder(config: dict[str, Any]) -> None:
+    """Counts to 5 with a checkpoint per step; at step 3 of its first run it writes its node
+    id and waits for ``gate``, so that the test can kill its node there."""
+    import time
+
+    import ember
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        start = int(Path(checkpoint.path, "n").read_text())
+    node = ember.get_runtime_context().get_node_id()
+    for n in range(start + 1, 6):
+        if n == 3 and start == 0:
+            Path(config["where"]).write_text(node)
+            while not Path(config["gate"]).exists():
+                time.sleep(0.02)
+        folder = tempfile.mkdtemp()
+        Path(folder, "n").write_text(str(n))
+        tune.report(
+            {"n": n, "start": start, "node": node}, checkpoint=Checkpoint.from_directory(folder)
+        )
+
+
+def test_a_trial_whose_node_dies_restarts_on_another_from_its_checkpoint(
+    start_ember: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    import ember
+    from ember.testing import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        nodes = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
+        cluster.connect()
+        where, gate = tmp_path / "where", tmp_path / "gate"
+
+        def kill_its_node() -> None:
+            wait_until(where.exists, 60, "the trial to reach step 3")
+            victim = next(n for n in nodes if n.node_id == where.read_text())
+            cluster.remove_node(victim)
+            gate.touch()
+
+        killer = threading.Thread(target=kill_its_node)
+        killer.start()
+        results = Tuner(
+            node_recorder,
+            param_space={"where": str(where), "gate": str(gate)},
+            run_config=run_config(tmp_path, failure_config=tune.FailureConfig(max_failures=2)),
+        ).fit()
+        killer.join()
+        (result,) = results
+        assert result.error is None, result.error
+        assert result.metrics["n"] == 5 and result.metrics["start"] == 2
+        assert result.metrics["node"] != where.read_text()
+    finally:
+        ember.shutdown()
+        cluster.shutdown()
+
+
+class Hooks(tune.Callback):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.calls.append(("start", trial.config["fail"]))
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self.calls.append(("result", trial.config["fail"]))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.calls.append(("complete", trial.config["fail"]))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.calls.append(("error", trial.config["fail"]))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.calls.append(("end", str(len(trials))))
+
+
+def test_callbacks_see_every_trial_event(ray: Any, tmp_path: Path) -> None:
+    hooks = Hooks()
+    Tuner(
+        checkpointing,
+        param_space={"fail": tune.grid_search([False, True])},
+        tune_config=TuneConfig(max_concurrent_trials=1),
+        run_config=run_config(tmp_path, callbacks=[hooks]),
+    ).fit()
+    assert hooks.calls.count(("start", False)) == 1 and hooks.calls.count(("start", True)) == 1
+    assert hooks.calls.count(("result", False)) == 6 and hooks.calls.count(("result", True)) == 1
+    assert ("complete", False) in hooks.calls and ("error", True) in hooks.calls
+    assert ("complete", True) not in hooks.calls
+    assert hooks.calls[-1] == ("end", "2")
+
+
+def test_the_live_table_and_summary_are_printed(
+    ray: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Tuner(
+        quadratic,
+        param_space={"x": tune.grid_search([1, 3])},
+        tune_config=TuneConfig(metric="loss", mode="min"),
+        run_config=run_config(tmp_path, verbose=1),
+    ).fit()
+    out = capsys.readouterr().out
+    assert "TERMINATED" in out and "loss" in out
+    assert "\x1b[" not in out  # not a terminal: plain text only
+    assert str(tmp_path / "exp") in out  # where the results are
