@@ -264,3 +264,28 @@ def test_a_trial_too_big_for_any_node_is_refused_before_it_starts(tmp_path: Path
     with pytest.raises(TuneError, match="more than any node"):
         controller.run()
     assert executor.starts == []
+
+
+def test_fail_fast_stops_the_experiment_at_the_first_failed_trial(tmp_path: Path) -> None:
+    configs = [{"x": 1, "fail_at": 1}, {"x": 2, "steps": 1000}, {"x": 3}]
+    controller, executor, _ = make(tmp_path, configs, fail_fast=True)
+    trials = controller.run()
+    assert [t.status for t in trials] == [Trial.ERROR, Trial.TERMINATED, Trial.TERMINATED]
+    assert trials[1].iteration < 1000
+    assert len(executor.starts) == 2  # the third never started
+
+    controller, _, _ = make(tmp_path, configs, fail_fast="raise")
+    with pytest.raises(ValueError, match="boom"):
+        controller.run()
+
+
+def test_trial_names_and_folders_from_the_creators(tmp_path: Path) -> None:
+    controller, _, _ = make(
+        tmp_path,
+        [{"x": 7}],
+        trial_name_creator=lambda trial: f"x{trial.config['x']}",
+        trial_dirname_creator=lambda trial: f"dir-{trial.config['x']}",
+    )
+    (trial,) = controller.run()
+    assert str(trial) == "x7"
+    assert trial.path == str(tmp_path / "exp" / "dir-7")

@@ -39,6 +39,10 @@ def run(
     verbose: int = 3,
     progress_reporter: Any = None,
     max_failures: int = 0,
+    fail_fast: bool | str = False,
+    trial_name_creator: Any = None,
+    trial_dirname_creator: Any = None,
+    log_to_file: bool | str = False,
     reuse_actors: bool | None = None,
     raise_on_failed_trial: bool = True,
     callbacks: list[Any] | None = None,
@@ -61,6 +65,9 @@ def run(
         max_failures = exp.max_failures
         time_budget_s = time_budget_s or exp.time_budget_s
         callbacks = callbacks or exp.callbacks
+        trial_name_creator = trial_name_creator or exp.trial_name_creator
+        trial_dirname_creator = trial_dirname_creator or exp.trial_dirname_creator
+        log_to_file = log_to_file or exp.log_to_file
     if resume:
         raise ValueError(
             "tune.run(resume=...) is not supported; resume an experiment with "
@@ -90,13 +97,16 @@ def run(
             max_concurrent_trials=max_concurrent_trials,
             time_budget_s=time_budget_s,
             reuse_actors=reuse_actors,
+            trial_name_creator=trial_name_creator,
+            trial_dirname_creator=trial_dirname_creator,
         ),
         run_config=RunConfig(
             name=name,
             storage_path=storage,
             stop=stop,
             checkpoint_config=checkpoint_config,
-            failure_config=FailureConfig(max_failures=max_failures),
+            failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
+            log_to_file=log_to_file,
             callbacks=callbacks,
             verbose=verbose,
             progress_reporter=progress_reporter,

@@ -5,6 +5,7 @@ Each checks its values when built, so a mistake is reported before anything star
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,8 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
     reuse_actors: bool | None = None
-    trial_name_creator: Any = None
-    trial_dirname_creator: Any = None
-    chdir_to_trial_dir: Any = None  # accepted for Ray code; trials never change folder here
+    trial_name_creator: Callable[[Any], str] | None = None
+    trial_dirname_creator: Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         _check_mode(self.mode, "TuneConfig(mode=...)")
@@ -39,6 +39,9 @@ class TuneConfig:
             raise ValueError("TuneConfig(max_concurrent_trials=...) must be at least 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError("TuneConfig(time_budget_s=...) must be a positive number of seconds")
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"TuneConfig({name}=...) must be a function of the trial")
 
 
 @dataclass
@@ -63,11 +66,18 @@ class CheckpointConfig:
 @dataclass
 class FailureConfig:
     max_failures: int = 0
+    # True: the first trial that fails for good stops the others; "raise": and fit() raises
+    # its error.
     fail_fast: bool | str = False
 
     def __post_init__(self) -> None:
         if self.max_failures < -1:
             raise ValueError("FailureConfig(max_failures=...) must be >= 0, or -1 for no limit")
+        if self.fail_fast not in (True, False, "raise"):
+            raise ValueError(
+                "FailureConfig(fail_fast=...) must be True, False or 'raise', not "
+                f"{self.fail_fast!r}"
+            )
 
 
 @dataclass
@@ -81,7 +91,7 @@ class RunConfig:
     verbose: int | None = None
     progress_reporter: Any = None
     log_to_file: bool | str = False
-    sync_config: Any = None  # accepted for Ray code; checkpoints reach storage through Ember
+    sync_config: Any = None
     storage_filesystem: Any = None
 
     def __post_init__(self) -> None:
@@ -91,6 +101,16 @@ class RunConfig:
             self.failure_config = FailureConfig()
         if self.verbose is not None and self.verbose not in (0, 1, 2, 3):
             raise ValueError(f"RunConfig(verbose=...) must be 0, 1, 2 or 3, not {self.verbose!r}")
+        if self.log_to_file:
+            raise ValueError(
+                "RunConfig(log_to_file=...) is not supported: a trial's output is shown on the "
+                "driver, prefixed with its actor's name and pid"
+            )
+        if self.sync_config is not None:
+            raise ValueError(
+                "RunConfig(sync_config=...) is not supported: checkpoints and results reach "
+                "storage_path on the driver's machine through Ember, with nothing to sync"
+            )
         if self.storage_filesystem is not None:
             raise ValueError(
                 "RunConfig(storage_filesystem=...) is not supported: Ember brings checkpoints "

@@ -80,6 +80,9 @@ class ControllerSettings:
     stop_all: Callable[[], bool] | None = None
     stop_criteria: dict[str, float] = field(default_factory=dict)  # also checked in the actor
     max_failures: int = 0
+    fail_fast: bool | str = False
+    trial_name_creator: Callable[[Trial], str] | None = None
+    trial_dirname_creator: Callable[[Trial], str] | None = None
     max_concurrent_trials: int = 0
     time_budget_s: float | None = None
     num_to_keep: int | None = None
@@ -286,7 +289,10 @@ class TuneController:
             stopping_criterion=s.stop_criteria,
             max_failures=s.max_failures,
         )
-        trial.path = os.path.join(s.experiment_path, _trial_dirname(trial))
+        if s.trial_name_creator is not None:
+            trial.custom_trial_name = str(s.trial_name_creator(trial))
+        dirname = (s.trial_dirname_creator or _trial_dirname)(trial)
+        trial.path = os.path.join(s.experiment_path, dirname)
         self._trials.append(trial)
         self._by_id[trial_id] = trial
         self._scheduler.on_trial_add(self, trial)
@@ -421,6 +427,10 @@ class TuneController:
         self._scheduler.on_trial_error(self, trial)
         self._search.on_trial_complete(trial.trial_id, trial.last_result or None, error=True)
         self._call("on_trial_error", trial=trial)
+        if self._settings.fail_fast:
+            self.stop_all()
+            if self._settings.fail_fast == "raise":
+                raise trial.error or TuneError(f"trial {trial} failed:\n{error}")
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -79,6 +79,9 @@ class Experiment:
         self.checkpoint_config = checkpoint_config
         self.max_failures = max_failures
         self.callbacks = legacy.get("callbacks")
+        self.trial_name_creator = legacy.get("trial_name_creator")
+        self.trial_dirname_creator = legacy.get("trial_dirname_creator")
+        self.log_to_file = legacy.get("log_to_file", False)
 
     @classmethod
     def from_json(cls, name: str, spec: dict[str, Any]) -> Experiment:

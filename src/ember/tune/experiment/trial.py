@@ -120,8 +120,10 @@ class Trial:
                 recent = windows[str(n)]
                 stats[f"last-{n}-avg"] = sum(recent) / len(recent)
 
+    custom_trial_name: str | None = None  # from TuneConfig(trial_name_creator=...)
+
     def __str__(self) -> str:
-        return f"{self.trainable_name}_{self.trial_id}"
+        return self.custom_trial_name or f"{self.trainable_name}_{self.trial_id}"
 
     def __repr__(self) -> str:
         return str(self)
