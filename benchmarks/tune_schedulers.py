@@ -21,9 +21,9 @@ Two problems, importable by a run through the real Tuner:
 takes one training iteration per round, ``concurrency`` trials run at a time (2 here, as on this
 2-core machine), a scheduler's PAUSE keeps the trial's state as its checkpoint,
 ``request_checkpoint`` saves at once, and a trial restarts from ``trial.restore_from``. It
-counts the training iterations spent. Trials are all added at the start (as Ray's controller
-does with its pending trials), or with ``lazy=True`` one by one when the scheduler has none to
-run (as Ember's controller does); the targets hold either way.
+counts the training iterations spent. Trials are made ahead, as the controller makes them:
+each round adds trials until ``max_pending`` wait to start (the controller's 1,000 for a grid or
+random search, 16 for a model-based searcher), at most ``per_round`` at a time.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ class Simulation:
         budget: int | None = None,
         fail_at: dict[str, int] | None = None,
         path: str | None = None,
-        lazy: bool = False,
+        max_pending: int = 1000,
+        per_round: int = 64,
     ) -> None:
         self.scheduler = scheduler
         self._new = [
@@ -172,7 +173,8 @@ class Simulation:
             for trial in self._new:
                 trial.path = f"{path}/sim_{trial.trial_id}"
         self.trials: list[Trial] = []
-        self.lazy = lazy
+        self.max_pending = max_pending
+        self.per_round = per_round
         self._initial, self._step, self._metrics = initial, step, metrics
         self.max_t = max_t
         self.concurrency = concurrency
@@ -203,6 +205,9 @@ class Simulation:
         trial.restore_from = trial.checkpoint
         self._leave_slot(trial)
         trial.set_status(Trial.PAUSED)
+
+    def search_finished(self) -> bool:
+        return not self._new
 
     def resume_trial(self, trial: Trial) -> None:
         assert trial.status == Trial.PAUSED, f"resume_trial({trial}) while {trial.status}"
@@ -276,35 +281,33 @@ class Simulation:
         else:
             assert decision in (TrialScheduler.CONTINUE, TrialScheduler.NOOP), decision
 
-    def _add_trial(self) -> bool:
-        if not self._new:
-            return False
-        trial = self._new.pop(0)
-        self.trials.append(trial)
-        self.scheduler.on_trial_add(self, trial)
-        return True
+    def _add_trials(self) -> int:
+        """Make trials ahead as the controller does; how many were made."""
+        pending = sum(1 for t in self.trials if t.status == Trial.PENDING)
+        count = min(self.max_pending - pending, self.per_round, len(self._new))
+        for _ in range(count):
+            trial = self._new.pop(0)
+            self.trials.append(trial)
+            self.scheduler.on_trial_add(self, trial)
+        return max(count, 0)
 
     def _fill_slots(self) -> None:
-        """Start what the scheduler chooses while there is room; a lazy simulation adds a
-        trial only when the scheduler has none to run, as Ember's controller does."""
+        """Start what the scheduler chooses while there is room."""
         while self.concurrency is None or len(self.running) < self.concurrency:
             trial = self.scheduler.choose_trial_to_run(self)
-            if trial is not None:
-                self._start(trial)
-            elif not (self.lazy and self._add_trial()):
+            if trial is None:
                 return
+            self._start(trial)
 
     def run(self) -> SimulationReport:
-        """Run until nothing runs and the scheduler, asked twice (as the controller asks once
-        more before it ends), has nothing to start; or until the budget is spent."""
-        if not self.lazy:
-            while self._add_trial():
-                pass
+        """Run until nothing runs, no trial was made and the scheduler has nothing to start;
+        or until the budget is spent."""
         while self.budget is None or self.iterations < self.budget:
+            made = self._add_trials()
             self._fill_slots()
             if not self.running:
-                self._fill_slots()
-            if not self.running:
+                if made:
+                    continue
                 break
             for trial in list(self.running):
                 if trial in self.running and (self.budget is None or self.iterations < self.budget):
@@ -322,7 +325,7 @@ def simulate_grid(
     scheduler: TrialScheduler,
     order_seed: int | None = None,
     concurrency: int | None = 2,
-    lazy: bool = False,
+    max_pending: int = 1000,
 ) -> tuple[SimulationReport, dict[str, Any]]:
     """Run the 81 grid configurations (in a shuffled order if ``order_seed`` is given) under a
     scheduler; the report and the configuration with the best last accuracy."""
@@ -337,7 +340,7 @@ def simulate_grid(
         metrics=lambda state, config, iteration: {"accuracy": grid_curve(config, iteration)},
         max_t=GRID_MAX_T,
         concurrency=concurrency,
-        lazy=lazy,
+        max_pending=max_pending,
     )
     report = sim.run()
     best = max(report.trials, key=lambda t: t.last_result.get("accuracy", -math.inf))
@@ -350,9 +353,7 @@ def asha_for_grid() -> ASHAScheduler:
     )
 
 
-def simulate_pbt_problem(
-    scheduler: TrialScheduler, seed: int, lazy: bool = False
-) -> tuple[float, int]:
+def simulate_pbt_problem(scheduler: TrialScheduler, seed: int) -> tuple[float, int]:
     """Train ``PBT_POPULATION`` trials of random initial learning rates for ``PBT_MAX_T``
     iterations each (no more compute in all) under a scheduler; the best final loss, and the
     iterations spent."""
@@ -367,7 +368,6 @@ def simulate_pbt_problem(
         metrics=lambda loss, config, iteration: {"loss": loss},
         max_t=PBT_MAX_T,
         budget=PBT_POPULATION * PBT_MAX_T,
-        lazy=lazy,
     )
     report = sim.run()
     best = min(sim.model_state(t) for t in report.trials)
