@@ -2,7 +2,8 @@
 """Early stopping pays (issue 9): trial schedulers on synthetic problems whose learning curves
 are known, driven by a simulator with no processes.
 
-    python benchmarks/tune_schedulers.py [--seeds N]
+    python benchmarks/tune_schedulers.py [--seeds N]   # on the simulator
+    python benchmarks/tune_schedulers.py --tuner        # through ember.tune.Tuner, 2 CPUs
 
 Two problems, importable by a run through the real Tuner:
 
@@ -17,6 +18,10 @@ Two problems, importable by a run through the real Tuner:
   the rate and no fixed rate reaches it. Target: PBT ends with a lower loss than random search
   over fixed rates, at equal compute (the same trials x iterations), averaged over seeds.
 
+``--tuner`` runs the same problems through the real ``ember.tune.Tuner`` (function trainables
+that report a checkpoint at every iteration and resume from ``tune.get_checkpoint()``) and
+prints a markdown table of the targets.
+
 ``Simulation`` is a ``SchedulerContext`` that runs trials as plain values: each running trial
 takes one training iteration per round, ``concurrency`` trials run at a time (2 here, as on this
 2-core machine), a scheduler's PAUSE keeps the trial's state as its checkpoint,
@@ -30,9 +35,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
+import os
 import random
 import statistics
+import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -412,10 +421,194 @@ def best_fixed_lr_loss(steps: int = 999) -> float:
     return min(pbt_objective([{"lr": i / (steps + 1)}] * PBT_MAX_T) for i in range(1, steps + 1))
 
 
+# ----------------------------------------------------------------------------- the real Tuner
+
+
+def _resume(default: dict[str, Any]) -> dict[str, Any]:
+    """The state saved in the checkpoint this trial resumes from, or ``default``."""
+    from ember import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return default
+    with checkpoint.as_directory() as folder, open(os.path.join(folder, "state.json")) as f:
+        state: dict[str, Any] = json.load(f)
+    return state
+
+
+def _report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """Report one iteration's metrics with a checkpoint of ``state``."""
+    from ember import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump(state, f)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def grid_trainable(config: dict[str, Any]) -> None:
+    """The grid problem as a function trainable: one cheap iteration per report."""
+    iteration = _resume({"iteration": 0})["iteration"]
+    while iteration < GRID_MAX_T:
+        iteration += 1
+        _report({"accuracy": grid_curve(config, iteration)}, {"iteration": iteration})
+
+
+def pbt_trainable(config: dict[str, Any]) -> None:
+    """The PBT problem as a function trainable; a clone goes on from its donor's model."""
+    state = _resume({"iteration": 0, "loss": 1.0})
+    while state["iteration"] < PBT_MAX_T:
+        state = {"iteration": state["iteration"] + 1, "loss": pbt_step(state["loss"], config)}
+        _report({"loss": state["loss"]}, state)
+
+
+def _budget_stopper(budget: int | None) -> Any:
+    """A stopper that counts the training iterations of an experiment (every result is one)
+    and, given a budget, ends the experiment once it is spent."""
+    from ember import tune
+
+    class Budget(tune.Stopper):
+        def __init__(self) -> None:
+            self.spent = 0
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            self.spent += 1
+            return False
+
+        def stop_all(self) -> bool:
+            return budget is not None and self.spent >= budget
+
+    return Budget()
+
+
+def tuner_grid(scheduler: TrialScheduler, storage: str, name: str) -> tuple[int, bool, float]:
+    """The grid through the Tuner: iterations spent, whether the best configuration by last
+    accuracy is the grid's best, and the seconds taken."""
+    from ember import tune
+
+    budget = _budget_stopper(None)
+    started = time.monotonic()
+    results = tune.Tuner(
+        grid_trainable,
+        param_space={key: tune.grid_search(values) for key, values in GRID.items()},
+        tune_config=tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=storage, name=name, stop=budget, verbose=0),
+    ).fit()
+    elapsed = time.monotonic() - started
+    if results.num_errors:
+        raise RuntimeError(f"{results.num_errors} trials of {name} failed: {results.errors}")
+    best = results.get_best_result(metric="accuracy", mode="max", scope="last")
+    return budget.spent, best.config == grid_best_config(), elapsed
+
+
+def tuner_pbt_problem(
+    scheduler: TrialScheduler, seed: int, storage: str, name: str
+) -> tuple[float, int]:
+    """The PBT problem through the Tuner, ``PBT_POPULATION`` trials of random initial rates
+    with no more than ``PBT_POPULATION * PBT_MAX_T`` iterations in all: the best last loss and
+    the iterations spent."""
+    from ember import tune
+
+    rng = random.Random(seed)
+    random.seed(seed)  # PBT's exploration draws from the random module
+    rates = [sample_lr(rng) for _ in range(PBT_POPULATION)]
+    budget = _budget_stopper(PBT_POPULATION * PBT_MAX_T)
+    results = tune.Tuner(
+        pbt_trainable,
+        param_space={"lr": tune.grid_search(rates)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=storage, name=name, stop=budget, verbose=0),
+    ).fit()
+    if results.num_errors:
+        raise RuntimeError(f"{results.num_errors} trials of {name} failed: {results.errors}")
+    best = min(r.metrics["loss"] for r in results if "loss" in r.metrics)
+    return best, budget.spent
+
+
+def run_tuner(seeds: int, repeats: int) -> None:
+    """Both targets through ``ember.tune.Tuner`` on 2 CPUs: each grid scheduler ``repeats``
+    times (ASHA's decisions depend on which trial reports first), PBT and random search over
+    ``seeds`` seeds; prints a markdown table."""
+    import ember
+
+    grid_iterations = len(grid_configs()) * GRID_MAX_T
+    grid_schedulers: dict[str, Callable[[], TrialScheduler]] = {
+        "ASHA (grace_period=1, reduction_factor=3)": asha_for_grid,
+        "HyperBand (max_t=81, reduction_factor=3)": lambda: HyperBandScheduler(
+            metric="accuracy", mode="max", max_t=GRID_MAX_T
+        ),
+    }
+    rows = []
+    ember.init(num_cpus=2)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tune-schedulers-") as storage:
+            for name, make in grid_schedulers.items():
+                runs = []
+                for repeat in range(repeats):
+                    label = f"{name.split()[0].lower()}{repeat}"
+                    spent, found, elapsed = tuner_grid(make(), storage, label)
+                    runs.append((spent, found))
+                    print(
+                        f"{name}: {spent}/{grid_iterations} iterations "
+                        f"({spent / grid_iterations:.1%}), best "
+                        f"{'found' if found else 'MISSED'}, {elapsed:.0f} s",
+                        flush=True,
+                    )
+                found_in = sum(f for _, f in runs)
+                low, high = min(s for s, _ in runs), max(s for s, _ in runs)
+                counts = f"{low}" if low == high else f"{low}-{high}"
+                share = f"{low / grid_iterations:.1%}" + (
+                    "" if low == high else f"-{high / grid_iterations:.1%}"
+                )
+                rows.append(
+                    (
+                        f"{name.split()[0]}, 3^4 grid (81 configs x {GRID_MAX_T} iterations)",
+                        "finds the grid's best config with <= 1/3 of its iterations",
+                        f"best found in {found_in}/{repeats} runs, with {counts} of "
+                        f"{grid_iterations} iterations ({share})",
+                        found_in == repeats and high <= grid_iterations / 3,
+                    )
+                )
+            pbt, rand = [], []
+            for seed in range(seeds):
+                loss, used = tuner_pbt_problem(pbt_for_problem(), seed, storage, f"pbt{seed}")
+                pbt.append(loss)
+                rand.append(tuner_pbt_problem(FIFOScheduler(), seed, storage, f"random{seed}")[0])
+                print(
+                    f"seed {seed}: PBT {pbt[-1]:.4f} ({used} iterations), "
+                    f"random search {rand[-1]:.4f}",
+                    flush=True,
+                )
+    finally:
+        ember.shutdown()
+    mean_pbt, mean_rand = statistics.fmean(pbt), statistics.fmean(rand)
+    rows.append(
+        (
+            f"PBT vs random search ({PBT_POPULATION} trials, {PBT_POPULATION * PBT_MAX_T} "
+            "iterations)",
+            "PBT beats random search at equal compute",
+            f"mean best final loss over {seeds} seeds: PBT {mean_pbt:.4f}, random search "
+            f"{mean_rand:.4f} (best fixed rate: {best_fixed_lr_loss():.4f})",
+            mean_pbt < mean_rand,
+        )
+    )
+    print()
+    print("| Problem (`ember.tune.Tuner`, 2 CPUs) | Target | Result | Met |")
+    print("|---|---|---|---|")
+    for problem, target, outcome, met in rows:
+        print(f"| {problem} | {target} | {outcome} | {'yes' if met else 'no'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=None, help="10 (simulator), 5 (--tuner)")
+    parser.add_argument("--tuner", action="store_true", help="run through ember.tune.Tuner")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each grid scheduler")
     args = parser.parse_args()
+    if args.tuner:
+        run_tuner(args.seeds or 5, args.repeats)
+        return
+    args.seeds = args.seeds or 10
     grid_iterations = len(grid_configs()) * GRID_MAX_T
     best = grid_best_config()
     greedy = max(grid_configs(), key=lambda c: grid_curve(c, 1))
