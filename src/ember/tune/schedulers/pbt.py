@@ -268,6 +268,7 @@ class PopulationBasedTraining(MetricScheduler):
             return TrialScheduler.NOOP if paused else TrialScheduler.PAUSE
         state.last_perturbation_time = time
         lower, upper = self._quantiles()
+        # Time sharing: a trial at its interval yields to one that waits for resources.
         waiting = any(
             t.status in (Trial.PENDING, Trial.PAUSED) and t is not trial
             for t in tune_controller.get_trials()
