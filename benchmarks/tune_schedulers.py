@@ -2,7 +2,8 @@
 """Early stopping pays (issue 9): trial schedulers on synthetic problems whose learning curves
 are known, driven by a simulator with no processes.
 
-    python benchmarks/tune_schedulers.py [--seeds N]
+    python benchmarks/tune_schedulers.py [--seeds N]   # on the simulator
+    python benchmarks/tune_schedulers.py --tuner        # through ember.tune.Tuner, 2 CPUs
 
 Two problems, importable by a run through the real Tuner:
 
@@ -17,22 +18,30 @@ Two problems, importable by a run through the real Tuner:
   the rate and no fixed rate reaches it. Target: PBT ends with a lower loss than random search
   over fixed rates, at equal compute (the same trials x iterations), averaged over seeds.
 
+``--tuner`` runs the same problems through the real ``ember.tune.Tuner`` (function trainables
+that report a checkpoint at every iteration and resume from ``tune.get_checkpoint()``) and
+prints a markdown table of the targets.
+
 ``Simulation`` is a ``SchedulerContext`` that runs trials as plain values: each running trial
 takes one training iteration per round, ``concurrency`` trials run at a time (2 here, as on this
 2-core machine), a scheduler's PAUSE keeps the trial's state as its checkpoint,
 ``request_checkpoint`` saves at once, and a trial restarts from ``trial.restore_from``. It
-counts the training iterations spent. Trials are all added at the start (as Ray's controller
-does with its pending trials), or with ``lazy=True`` one by one when the scheduler has none to
-run (as Ember's controller does); the targets hold either way.
+counts the training iterations spent. Trials are made ahead, as the controller makes them:
+each round adds trials until ``max_pending`` wait to start (the controller's 1,000 for a grid or
+random search, 16 for a model-based searcher), at most ``per_round`` at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
+import os
 import random
 import statistics
+import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,7 +170,8 @@ class Simulation:
         budget: int | None = None,
         fail_at: dict[str, int] | None = None,
         path: str | None = None,
-        lazy: bool = False,
+        max_pending: int = 1000,
+        per_round: int = 64,
     ) -> None:
         self.scheduler = scheduler
         self._new = [
@@ -172,7 +182,8 @@ class Simulation:
             for trial in self._new:
                 trial.path = f"{path}/sim_{trial.trial_id}"
         self.trials: list[Trial] = []
-        self.lazy = lazy
+        self.max_pending = max_pending
+        self.per_round = per_round
         self._initial, self._step, self._metrics = initial, step, metrics
         self.max_t = max_t
         self.concurrency = concurrency
@@ -203,6 +214,9 @@ class Simulation:
         trial.restore_from = trial.checkpoint
         self._leave_slot(trial)
         trial.set_status(Trial.PAUSED)
+
+    def search_finished(self) -> bool:
+        return not self._new
 
     def resume_trial(self, trial: Trial) -> None:
         assert trial.status == Trial.PAUSED, f"resume_trial({trial}) while {trial.status}"
@@ -276,35 +290,33 @@ class Simulation:
         else:
             assert decision in (TrialScheduler.CONTINUE, TrialScheduler.NOOP), decision
 
-    def _add_trial(self) -> bool:
-        if not self._new:
-            return False
-        trial = self._new.pop(0)
-        self.trials.append(trial)
-        self.scheduler.on_trial_add(self, trial)
-        return True
+    def _add_trials(self) -> int:
+        """Make trials ahead as the controller does; how many were made."""
+        pending = sum(1 for t in self.trials if t.status == Trial.PENDING)
+        count = min(self.max_pending - pending, self.per_round, len(self._new))
+        for _ in range(count):
+            trial = self._new.pop(0)
+            self.trials.append(trial)
+            self.scheduler.on_trial_add(self, trial)
+        return max(count, 0)
 
     def _fill_slots(self) -> None:
-        """Start what the scheduler chooses while there is room; a lazy simulation adds a
-        trial only when the scheduler has none to run, as Ember's controller does."""
+        """Start what the scheduler chooses while there is room."""
         while self.concurrency is None or len(self.running) < self.concurrency:
             trial = self.scheduler.choose_trial_to_run(self)
-            if trial is not None:
-                self._start(trial)
-            elif not (self.lazy and self._add_trial()):
+            if trial is None:
                 return
+            self._start(trial)
 
     def run(self) -> SimulationReport:
-        """Run until nothing runs and the scheduler, asked twice (as the controller asks once
-        more before it ends), has nothing to start; or until the budget is spent."""
-        if not self.lazy:
-            while self._add_trial():
-                pass
+        """Run until nothing runs, no trial was made and the scheduler has nothing to start;
+        or until the budget is spent."""
         while self.budget is None or self.iterations < self.budget:
+            made = self._add_trials()
             self._fill_slots()
             if not self.running:
-                self._fill_slots()
-            if not self.running:
+                if made:
+                    continue
                 break
             for trial in list(self.running):
                 if trial in self.running and (self.budget is None or self.iterations < self.budget):
@@ -322,7 +334,7 @@ def simulate_grid(
     scheduler: TrialScheduler,
     order_seed: int | None = None,
     concurrency: int | None = 2,
-    lazy: bool = False,
+    max_pending: int = 1000,
 ) -> tuple[SimulationReport, dict[str, Any]]:
     """Run the 81 grid configurations (in a shuffled order if ``order_seed`` is given) under a
     scheduler; the report and the configuration with the best last accuracy."""
@@ -337,7 +349,7 @@ def simulate_grid(
         metrics=lambda state, config, iteration: {"accuracy": grid_curve(config, iteration)},
         max_t=GRID_MAX_T,
         concurrency=concurrency,
-        lazy=lazy,
+        max_pending=max_pending,
     )
     report = sim.run()
     best = max(report.trials, key=lambda t: t.last_result.get("accuracy", -math.inf))
@@ -350,9 +362,7 @@ def asha_for_grid() -> ASHAScheduler:
     )
 
 
-def simulate_pbt_problem(
-    scheduler: TrialScheduler, seed: int, lazy: bool = False
-) -> tuple[float, int]:
+def simulate_pbt_problem(scheduler: TrialScheduler, seed: int) -> tuple[float, int]:
     """Train ``PBT_POPULATION`` trials of random initial learning rates for ``PBT_MAX_T``
     iterations each (no more compute in all) under a scheduler; the best final loss, and the
     iterations spent."""
@@ -367,7 +377,6 @@ def simulate_pbt_problem(
         metrics=lambda loss, config, iteration: {"loss": loss},
         max_t=PBT_MAX_T,
         budget=PBT_POPULATION * PBT_MAX_T,
-        lazy=lazy,
     )
     report = sim.run()
     best = min(sim.model_state(t) for t in report.trials)
@@ -412,10 +421,194 @@ def best_fixed_lr_loss(steps: int = 999) -> float:
     return min(pbt_objective([{"lr": i / (steps + 1)}] * PBT_MAX_T) for i in range(1, steps + 1))
 
 
+# ----------------------------------------------------------------------------- the real Tuner
+
+
+def _resume(default: dict[str, Any]) -> dict[str, Any]:
+    """The state saved in the checkpoint this trial resumes from, or ``default``."""
+    from ember import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return default
+    with checkpoint.as_directory() as folder, open(os.path.join(folder, "state.json")) as f:
+        state: dict[str, Any] = json.load(f)
+    return state
+
+
+def _report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """Report one iteration's metrics with a checkpoint of ``state``."""
+    from ember import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump(state, f)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def grid_trainable(config: dict[str, Any]) -> None:
+    """The grid problem as a function trainable: one cheap iteration per report."""
+    iteration = _resume({"iteration": 0})["iteration"]
+    while iteration < GRID_MAX_T:
+        iteration += 1
+        _report({"accuracy": grid_curve(config, iteration)}, {"iteration": iteration})
+
+
+def pbt_trainable(config: dict[str, Any]) -> None:
+    """The PBT problem as a function trainable; a clone goes on from its donor's model."""
+    state = _resume({"iteration": 0, "loss": 1.0})
+    while state["iteration"] < PBT_MAX_T:
+        state = {"iteration": state["iteration"] + 1, "loss": pbt_step(state["loss"], config)}
+        _report({"loss": state["loss"]}, state)
+
+
+def _budget_stopper(budget: int | None) -> Any:
+    """A stopper that counts the training iterations of an experiment (every result is one)
+    and, given a budget, ends the experiment once it is spent."""
+    from ember import tune
+
+    class Budget(tune.Stopper):
+        def __init__(self) -> None:
+            self.spent = 0
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            self.spent += 1
+            return False
+
+        def stop_all(self) -> bool:
+            return budget is not None and self.spent >= budget
+
+    return Budget()
+
+
+def tuner_grid(scheduler: TrialScheduler, storage: str, name: str) -> tuple[int, bool, float]:
+    """The grid through the Tuner: iterations spent, whether the best configuration by last
+    accuracy is the grid's best, and the seconds taken."""
+    from ember import tune
+
+    budget = _budget_stopper(None)
+    started = time.monotonic()
+    results = tune.Tuner(
+        grid_trainable,
+        param_space={key: tune.grid_search(values) for key, values in GRID.items()},
+        tune_config=tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=storage, name=name, stop=budget, verbose=0),
+    ).fit()
+    elapsed = time.monotonic() - started
+    if results.num_errors:
+        raise RuntimeError(f"{results.num_errors} trials of {name} failed: {results.errors}")
+    best = results.get_best_result(metric="accuracy", mode="max", scope="last")
+    return budget.spent, best.config == grid_best_config(), elapsed
+
+
+def tuner_pbt_problem(
+    scheduler: TrialScheduler, seed: int, storage: str, name: str
+) -> tuple[float, int]:
+    """The PBT problem through the Tuner, ``PBT_POPULATION`` trials of random initial rates
+    with no more than ``PBT_POPULATION * PBT_MAX_T`` iterations in all: the best last loss and
+    the iterations spent."""
+    from ember import tune
+
+    rng = random.Random(seed)
+    random.seed(seed)  # PBT's exploration draws from the random module
+    rates = [sample_lr(rng) for _ in range(PBT_POPULATION)]
+    budget = _budget_stopper(PBT_POPULATION * PBT_MAX_T)
+    results = tune.Tuner(
+        pbt_trainable,
+        param_space={"lr": tune.grid_search(rates)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=storage, name=name, stop=budget, verbose=0),
+    ).fit()
+    if results.num_errors:
+        raise RuntimeError(f"{results.num_errors} trials of {name} failed: {results.errors}")
+    best = min(r.metrics["loss"] for r in results if "loss" in r.metrics)
+    return best, budget.spent
+
+
+def run_tuner(seeds: int, repeats: int) -> None:
+    """Both targets through ``ember.tune.Tuner`` on 2 CPUs: each grid scheduler ``repeats``
+    times (ASHA's decisions depend on which trial reports first), PBT and random search over
+    ``seeds`` seeds; prints a markdown table."""
+    import ember
+
+    grid_iterations = len(grid_configs()) * GRID_MAX_T
+    grid_schedulers: dict[str, Callable[[], TrialScheduler]] = {
+        "ASHA (grace_period=1, reduction_factor=3)": asha_for_grid,
+        "HyperBand (max_t=81, reduction_factor=3)": lambda: HyperBandScheduler(
+            metric="accuracy", mode="max", max_t=GRID_MAX_T
+        ),
+    }
+    rows = []
+    ember.init(num_cpus=2)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tune-schedulers-") as storage:
+            for name, make in grid_schedulers.items():
+                runs = []
+                for repeat in range(repeats):
+                    label = f"{name.split()[0].lower()}{repeat}"
+                    spent, found, elapsed = tuner_grid(make(), storage, label)
+                    runs.append((spent, found))
+                    print(
+                        f"{name}: {spent}/{grid_iterations} iterations "
+                        f"({spent / grid_iterations:.1%}), best "
+                        f"{'found' if found else 'MISSED'}, {elapsed:.0f} s",
+                        flush=True,
+                    )
+                found_in = sum(f for _, f in runs)
+                low, high = min(s for s, _ in runs), max(s for s, _ in runs)
+                counts = f"{low}" if low == high else f"{low}-{high}"
+                share = f"{low / grid_iterations:.1%}" + (
+                    "" if low == high else f"-{high / grid_iterations:.1%}"
+                )
+                rows.append(
+                    (
+                        f"{name.split()[0]}, 3^4 grid (81 configs x {GRID_MAX_T} iterations)",
+                        "finds the grid's best config with <= 1/3 of its iterations",
+                        f"best found in {found_in}/{repeats} runs, with {counts} of "
+                        f"{grid_iterations} iterations ({share})",
+                        found_in == repeats and high <= grid_iterations / 3,
+                    )
+                )
+            pbt, rand = [], []
+            for seed in range(seeds):
+                loss, used = tuner_pbt_problem(pbt_for_problem(), seed, storage, f"pbt{seed}")
+                pbt.append(loss)
+                rand.append(tuner_pbt_problem(FIFOScheduler(), seed, storage, f"random{seed}")[0])
+                print(
+                    f"seed {seed}: PBT {pbt[-1]:.4f} ({used} iterations), "
+                    f"random search {rand[-1]:.4f}",
+                    flush=True,
+                )
+    finally:
+        ember.shutdown()
+    mean_pbt, mean_rand = statistics.fmean(pbt), statistics.fmean(rand)
+    rows.append(
+        (
+            f"PBT vs random search ({PBT_POPULATION} trials, {PBT_POPULATION * PBT_MAX_T} "
+            "iterations)",
+            "PBT beats random search at equal compute",
+            f"mean best final loss over {seeds} seeds: PBT {mean_pbt:.4f}, random search "
+            f"{mean_rand:.4f} (best fixed rate: {best_fixed_lr_loss():.4f})",
+            mean_pbt < mean_rand,
+        )
+    )
+    print()
+    print("| Problem (`ember.tune.Tuner`, 2 CPUs) | Target | Result | Met |")
+    print("|---|---|---|---|")
+    for problem, target, outcome, met in rows:
+        print(f"| {problem} | {target} | {outcome} | {'yes' if met else 'no'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=None, help="10 (simulator), 5 (--tuner)")
+    parser.add_argument("--tuner", action="store_true", help="run through ember.tune.Tuner")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each grid scheduler")
     args = parser.parse_args()
+    if args.tuner:
+        run_tuner(args.seeds or 5, args.repeats)
+        return
+    args.seeds = args.seeds or 10
     grid_iterations = len(grid_configs()) * GRID_MAX_T
     best = grid_best_config()
     greedy = max(grid_configs(), key=lambda c: grid_curve(c, 1))

@@ -54,9 +54,13 @@ class FakeContext:
             for i, c in enumerate(configs)
         ]
         self.calls: list[tuple[str, str]] = []
+        self.finished = True  # whether the search made every trial
 
     def get_trials(self) -> list[Trial]:
         return list(self.trials)
+
+    def search_finished(self) -> bool:
+        return self.finished
 
     def stop_trial(self, trial: Trial) -> None:
         self.calls.append(("stop", trial.trial_id))
@@ -268,9 +272,16 @@ def test_hyperband_chooses_pending_trials_not_waiting_ones() -> None:
     assert hb.choose_trial_to_run(ctx) is ctx.trials[4]
 
 
-@pytest.mark.parametrize("lazy", [False, True])
+# Trials made ahead as the controller makes those of a grid or random search, of a model-based
+# searcher, or one at a time.
+AHEAD = [(1000, 64), (16, 64), (1, 1)]
+
+
+@pytest.mark.parametrize("ahead", AHEAD)
 @pytest.mark.parametrize("seed", range(3))
-def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(seed: int, lazy: bool) -> None:
+def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(
+    seed: int, ahead: tuple[int, int]
+) -> None:
     rng = random.Random(seed)
     configs = bench.grid_configs()
     failing = {f"{i:05d}": rng.randint(1, 20) for i in rng.sample(range(81), 15)}
@@ -283,22 +294,23 @@ def test_hyperband_runs_a_whole_experiment_with_failures_to_the_end(seed: int, l
         max_t=100,
         concurrency=3,
         fail_at=failing,
-        lazy=lazy,  # trials added one by one when the scheduler has none to run
+        max_pending=ahead[0],
+        per_round=ahead[1],
     )
     report_ = sim.run()
     assert report_.stuck == []
     assert all(t.last_result.get("training_iteration", 0) <= 27 for t in report_.trials)
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_hyperband_judges_full_brackets_whether_trials_come_at_once_or_one_by_one(
-    lazy: bool,
+@pytest.mark.parametrize("max_pending", [1000, 16, 1])
+def test_hyperband_judges_full_brackets_whether_trials_come_at_once_or_a_few_at_a_time(
+    max_pending: int,
 ) -> None:
     """81 trials, max_t=81, eta=3: brackets of 5 trials (run to 81), 8 (to 27, then 3 to 81),
     15 (9, 5 to 27, 2 to 81), 34 (3, 12 to 9, 4 to 27, 2 to 81) and the last 19 of the 81 its
     bracket could take (1, 7 to 3, 3 to 9, 1 to 27 and 81): the same work either way."""
     report_, best = bench.simulate_grid(
-        HyperBandScheduler(metric="accuracy", mode="max", max_t=81), lazy=lazy
+        HyperBandScheduler(metric="accuracy", mode="max", max_t=81), max_pending=max_pending
     )
     assert report_.stuck == []
     assert best == bench.grid_best_config()
@@ -430,9 +442,6 @@ def pbt_population(count: int = 4, **kw: Any) -> tuple[PopulationBasedTraining, 
     add_all(pbt, ctx)
     for trial in ctx.trials:
         trial.set_status(Trial.RUNNING)
-    # Asked twice for a trial to run, with no trial added in between: the population is all
-    # there (until then PBT yields at each interval to let the controller add trials).
-    assert pbt.choose_trial_to_run(ctx) is None and pbt.choose_trial_to_run(ctx) is None
     return pbt, ctx
 
 
@@ -483,9 +492,7 @@ def test_pbt_quantiles_and_time_sharing() -> None:
     assert pbt.choose_trial_to_run(ctx) in ctx.trials[:2]
 
 
-def test_pbt_lets_the_controller_add_trials_before_it_time_shares() -> None:
-    """Ember's controller adds a trial when the scheduler has none to run: PBT yields at its
-    intervals until the controller has no more, so that the whole population takes part."""
+def test_pbt_yields_at_its_interval_only_to_a_trial_that_waits() -> None:
     pbt = PopulationBasedTraining(
         time_attr="training_iteration",
         metric="acc",
@@ -494,20 +501,30 @@ def test_pbt_lets_the_controller_add_trials_before_it_time_shares() -> None:
         hyperparam_mutations={"lr": [1, 2]},
     )
     ctx = FakeContext(2)
+    ctx.finished = False  # more trials will come: they are no reason to wait
+    add_all(pbt, ctx)
     first, second = ctx.trials
-    ctx.trials = [first]
-    pbt.on_trial_add(ctx, first)
     assert pbt.choose_trial_to_run(ctx) is first
-    assert report(pbt, ctx, first, result(2, 1.0)) == PAUSE  # more trials may come
-    assert pbt.choose_trial_to_run(ctx) is None  # so the controller adds one
-    ctx.trials.append(second)
-    pbt.on_trial_add(ctx, second)
+    assert report(pbt, ctx, first, result(2, 1.0)) == PAUSE  # the second waits
     assert pbt.choose_trial_to_run(ctx) is second
-    second.set_status(Trial.RUNNING)
-    assert pbt.choose_trial_to_run(ctx) is None
-    assert pbt.choose_trial_to_run(ctx) is first  # none came: the population is complete
+    assert report(pbt, ctx, second, result(2, 2.0)) == PAUSE  # the first waits
+    assert pbt.choose_trial_to_run(ctx) is first
     first.set_status(Trial.RUNNING)
-    assert report(pbt, ctx, second, result(2, 2.0)) == CONTINUE  # no trial waits
+    assert report(pbt, ctx, second, result(4, 2.0)) == CONTINUE  # none waits
+
+
+def test_pbt_synch_perturbs_once_the_population_is_complete() -> None:
+    pbt, ctx = pbt_population(2, synch=True, quantile_fraction=0.5)
+    ctx.finished = False
+    for trial in ctx.trials:
+        trial.checkpoint = f"ckpt-{trial.trial_id}"  # type: ignore[assignment]
+    assert report(pbt, ctx, ctx.trials[0], result(2, 1.0)) == PAUSE
+    assert report(pbt, ctx, ctx.trials[1], result(2, 9.0)) == PAUSE
+    assert pbt.choose_trial_to_run(ctx) is None  # more trials may join the population
+    assert ctx.trials[0].restore_from is None
+    ctx.finished = True  # the search ends with no new trial
+    assert pbt.choose_trial_to_run(ctx) in ctx.trials
+    assert ctx.trials[0].restore_from == "ckpt-t1"
 
 
 def test_pbt_synch_waits_for_all_but_not_for_a_failed_trial() -> None:
@@ -535,8 +552,10 @@ def test_schedulers_take_on_trials_restored_without_being_added() -> None:
 
 
 @pytest.mark.parametrize("synch", [False, True])
-@pytest.mark.parametrize("lazy", [False, True])
-def test_pbt_runs_a_whole_experiment_with_a_failure_to_the_end(synch: bool, lazy: bool) -> None:
+@pytest.mark.parametrize("ahead", AHEAD)
+def test_pbt_runs_a_whole_experiment_with_a_failure_to_the_end(
+    synch: bool, ahead: tuple[int, int]
+) -> None:
     random.seed(1)
     sim = bench.Simulation(
         bench.pbt_for_problem()
@@ -554,7 +573,8 @@ def test_pbt_runs_a_whole_experiment_with_a_failure_to_the_end(synch: bool, lazy
         step=lambda loss, config, iteration: bench.pbt_step(loss, config),
         metrics=lambda loss, config, iteration: {"loss": loss},
         max_t=30,
-        lazy=lazy,
+        max_pending=ahead[0],
+        per_round=ahead[1],
         fail_at={"00003": 10},
     )
     report_ = sim.run()

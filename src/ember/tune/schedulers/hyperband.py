@@ -6,9 +6,9 @@ reaches its bracket's milestone pauses (its resources go to other trials) until 
 of the bracket has reached it; then the best ``1/eta`` resume towards a milestone ``eta`` times
 later and the rest stop. A rung is judged once the bracket has all its trials and each has
 reached the milestone: a trial that ends or fails early leaves its bracket, so no rung waits for
-it, and when the controller has no more trials to give, the last bracket is judged with the
-trials it has. Brackets of a band run side by side; ``choose_trial_to_run`` serves the least
-advanced bracket first."""
+it, and once the search is finished (``search_finished()``: no trial will come), the last
+bracket is judged with the trials it has. Brackets of a band run side by side;
+``choose_trial_to_run`` serves the least advanced bracket first."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ class _Bracket:
         return self.max_t if halvings_left <= 0 else min(milestone * self.eta, self.max_t)
 
     def filled(self) -> bool:
-        """Trials that ended do not free their place: a controller that adds trials one by one
-        would otherwise put them all in the first bracket."""
+        """Trials that ended do not free their place: a controller that adds trials a few at a
+        time (those of a model-based searcher) would otherwise put them all in the first
+        bracket."""
         return self.joined >= self.capacity
 
     def add(self, trial_id: str) -> None:
@@ -129,8 +130,6 @@ class HyperBandScheduler(MetricScheduler):
         self._current: _Bracket | None = None  # the one new trials join
         self._bracket_of: dict[str, _Bracket] = {}
         self._trials: dict[str, Trial] = {}  # the live trials seen in this session
-        # Whether the last choose_trial_to_run found nothing and no trial joined since.
-        self._idle = False
         self._num_stopped = 0
 
     # ------------------------------------------------------------------ brackets
@@ -228,7 +227,6 @@ class HyperBandScheduler(MetricScheduler):
         current.add(trial.trial_id)
         self._bracket_of[trial.trial_id] = current
         self._trials[trial.trial_id] = trial
-        self._idle = False
         return current
 
     def on_trial_result(
@@ -260,18 +258,14 @@ class HyperBandScheduler(MetricScheduler):
         """A pending trial (or a paused one short of its milestone) of the least advanced
         bracket of the earliest band.
 
-        When there is none twice in a row with no new trial in between, the controller has no
-        more trials to give: the bracket that new trials join is closed, so that its rung does
-        not wait for trials that will never come."""
+        Once every trial exists and has its place, the bracket that new trials join is
+        closed, so that its rung does not wait for trials that will never come."""
         self._reconcile(tune_controller)
-        trial = self._runnable()
-        if trial is None and self._idle and self._current is not None:
-            if not self._current.filled():
-                self._current.close()
-                self._advance(tune_controller, self._current, None)
-                trial = self._runnable()
-        self._idle = trial is None
-        return trial
+        current = self._current
+        if current is not None and not current.filled() and tune_controller.search_finished():
+            current.close()
+            self._advance(tune_controller, current, None)
+        return self._runnable()
 
     def _runnable(self) -> Trial | None:
         for band in self._bands:

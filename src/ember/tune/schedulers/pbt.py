@@ -223,10 +223,6 @@ class PopulationBasedTraining(MetricScheduler):
         self._synch = synch
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
         self._state: dict[Trial, _TrialState] = {}
-        # The controller adds a trial when choose_trial_to_run finds none: the population is
-        # complete once it found none with no trial added since.
-        self._asked_for_trial = False
-        self._population_complete = False
         self._warned_missing = False
         self._num_checkpoints = 0
         self._num_perturbations = 0
@@ -234,7 +230,6 @@ class PopulationBasedTraining(MetricScheduler):
     def on_trial_add(self, tune_controller: SchedulerContext, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
         self._state_of(trial)
-        self._asked_for_trial = False
 
     def _state_of(self, trial: Trial) -> _TrialState:
         """A trial's state, made when the trial is first met: when added, or at its first
@@ -273,8 +268,8 @@ class PopulationBasedTraining(MetricScheduler):
             return TrialScheduler.NOOP if paused else TrialScheduler.PAUSE
         state.last_perturbation_time = time
         lower, upper = self._quantiles()
-        # Yield to waiting trials, and to the trials still to come while the population grows.
-        waiting = not self._population_complete or any(
+        # Time sharing: a trial at its interval yields to one that waits for resources.
+        waiting = any(
             t.status in (Trial.PENDING, Trial.PAUSED) and t is not trial
             for t in tune_controller.get_trials()
         )
@@ -298,10 +293,11 @@ class PopulationBasedTraining(MetricScheduler):
 
     def _maybe_synchronize(self, tune_controller: SchedulerContext, in_hand: Trial | None) -> bool:
         """In synchronous mode, perturb the whole population once every live trial reached the
-        interval (a trial that ends early is not waited for); whether ``in_hand`` was paused."""
+        interval (a trial that ends early is not waited for) and the population is complete (the
+        search is finished); whether ``in_hand`` was paused."""
         live = [t for t in tune_controller.get_trials() if not t.is_finished()]
         if (
-            not self._population_complete
+            not tune_controller.search_finished()
             or not live
             or any(
                 self._state_of(t).last_train_time < self._next_perturbation_sync
@@ -425,20 +421,13 @@ class PopulationBasedTraining(MetricScheduler):
         """The waiting trial that trained least (in synchronous mode, of those short of the
         next synchronization point), so that the population advances together.
 
-        While the population may still grow, a trial that trained already waits once for the
-        controller to add a new one (which it does when this returns None); when none came,
-        the population is complete (and in synchronous mode, the trials that waited for the
-        others at the interval are perturbed)."""
+        In synchronous mode, when every trial waits at the interval, the population is
+        perturbed as soon as it is complete: the search may finish with no trial to report."""
         chosen = self._least_trained(tune_controller)
-        if self._population_complete or (chosen is not None and not chosen.last_result):
-            return chosen
-        if not self._asked_for_trial:
-            self._asked_for_trial = True
-            return None
-        self._population_complete = True
-        if self._synch:
+        if chosen is None and self._synch:
             self._maybe_synchronize(tune_controller, None)
-        return self._least_trained(tune_controller)
+            chosen = self._least_trained(tune_controller)
+        return chosen
 
     def _least_trained(self, tune_controller: SchedulerContext) -> Trial | None:
         candidates = [
