@@ -154,6 +154,8 @@ class TuneController:
             return
         self._end_run(trial, STOP)
         trial.status = Trial.TERMINATED
+        if trial.path is not None:
+            os.makedirs(trial.path, exist_ok=True)  # a trial that never ran has a folder too
         self._scheduler.on_trial_complete(self, trial, trial.last_result)
         self._search.on_trial_complete(trial.trial_id, trial.last_result)
         self._call("on_trial_complete", trial=trial)
