@@ -291,34 +291,9 @@ class CLIReporter(TuneReporterBase):
     """The status block on a stream (``sys.stdout`` unless ``file`` is given); redrawn in place
     when the stream is a terminal."""
 
-    def __init__(
-        self,
-        metric_columns: Iterable[str] | Mapping[str, str] | None = None,
-        parameter_columns: Iterable[str] | Mapping[str, str] | None = None,
-        total_samples: int | None = None,
-        max_progress_rows: int = 20,
-        max_error_rows: int = 20,
-        max_column_length: int = 20,
-        max_report_frequency: float = 5,
-        infer_limit: int = 3,
-        sort_by_metric: bool = False,
-        metric: str | None = None,
-        mode: str | None = None,
-        file: TextIO | None = None,
-    ) -> None:
-        super().__init__(
-            metric_columns=metric_columns,
-            parameter_columns=parameter_columns,
-            total_samples=total_samples,
-            max_progress_rows=max_progress_rows,
-            max_error_rows=max_error_rows,
-            max_column_length=max_column_length,
-            max_report_frequency=max_report_frequency,
-            infer_limit=infer_limit,
-            sort_by_metric=sort_by_metric,
-            metric=metric,
-            mode=mode,
-        )
+    def __init__(self, *args: Any, file: TextIO | None = None, **kwargs: Any) -> None:
+        """Takes ``TuneReporterBase``'s arguments (Ray's), and the stream to write to."""
+        super().__init__(*args, **kwargs)
         self._file = file
         self._drawn: list[str] = []  # the block on the terminal now, to erase before a redraw
 
@@ -358,34 +333,9 @@ class JupyterNotebookReporter(TuneReporterBase):
     """The status block as an HTML table in a notebook's output, updated in place (a new one
     each report with ``overwrite=False``)."""
 
-    def __init__(
-        self,
-        overwrite: bool = True,
-        metric_columns: Iterable[str] | Mapping[str, str] | None = None,
-        parameter_columns: Iterable[str] | Mapping[str, str] | None = None,
-        total_samples: int | None = None,
-        max_progress_rows: int = 20,
-        max_error_rows: int = 20,
-        max_column_length: int = 20,
-        max_report_frequency: float = 5,
-        infer_limit: int = 3,
-        sort_by_metric: bool = False,
-        metric: str | None = None,
-        mode: str | None = None,
-    ) -> None:
-        super().__init__(
-            metric_columns=metric_columns,
-            parameter_columns=parameter_columns,
-            total_samples=total_samples,
-            max_progress_rows=max_progress_rows,
-            max_error_rows=max_error_rows,
-            max_column_length=max_column_length,
-            max_report_frequency=max_report_frequency,
-            infer_limit=infer_limit,
-            sort_by_metric=sort_by_metric,
-            metric=metric,
-            mode=mode,
-        )
+    def __init__(self, overwrite: bool = True, *args: Any, **kwargs: Any) -> None:
+        """Takes ``TuneReporterBase``'s arguments (Ray's) after ``overwrite``."""
+        super().__init__(*args, **kwargs)
         self._overwrite = overwrite
         self._handle: Any = None
 

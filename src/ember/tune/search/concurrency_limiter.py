@@ -5,38 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.tune.search.searcher import Searcher
+from ember.tune.search.searcher import Searcher, WrappedSearcher
 
 
-class ConcurrencyLimiter(Searcher):
+class ConcurrencyLimiter(WrappedSearcher):
     """At most ``max_concurrent`` live trials. With ``batch``, a new batch starts only when the
     whole last one has finished, and the searcher hears of its results together."""
 
     def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
-        if not isinstance(searcher, Searcher):
-            raise TypeError(f"ConcurrencyLimiter wraps a Searcher, not {type(searcher).__name__}")
         if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ValueError(f"max_concurrent must be a positive int, not {max_concurrent!r}")
-        super().__init__()
-        self.searcher = searcher
+        super().__init__(searcher)
         self.max_concurrent = max_concurrent
         self.batch = batch
         self.live_trials: set[str] = set()
         self._unfinished = 0
         self._held: dict[str, tuple[dict[str, Any] | None, bool]] = {}
-
-    @property
-    def metric(self) -> str | None:
-        return self.searcher.metric
-
-    @property
-    def mode(self) -> str | None:
-        return self.searcher.mode
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if len(self.live_trials) >= self.max_concurrent:

@@ -7,7 +7,7 @@ import copy
 import math
 from typing import Any
 
-from ember.tune.search.searcher import Searcher
+from ember.tune.search.searcher import Searcher, WrappedSearcher
 
 TRIAL_INDEX = "__trial_index__"
 
@@ -22,35 +22,19 @@ class _Group:
         self.scores: dict[str, float] = {}
 
 
-class Repeater(Searcher):
+class Repeater(WrappedSearcher):
     """Each suggestion runs as ``repeat`` trials (``num_samples`` should be a multiple of it);
     with ``set_index``, ``config["__trial_index__"]`` tells a trial which repetition it is, for
     example to seed it."""
 
     def __init__(self, searcher: Searcher, repeat: int = 1, set_index: bool = True) -> None:
-        if not isinstance(searcher, Searcher):
-            raise TypeError(f"Repeater wraps a Searcher, not {type(searcher).__name__}")
         if not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"repeat must be a positive int, not {repeat!r}")
-        super().__init__()
-        self.searcher = searcher
+        super().__init__(searcher)
         self.repeat = repeat
         self.set_index = set_index
         self._current: _Group | None = None
         self._groups: dict[str, _Group] = {}
-
-    @property
-    def metric(self) -> str | None:
-        return self.searcher.metric
-
-    @property
-    def mode(self) -> str | None:
-        return self.searcher.mode
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         group = self._current

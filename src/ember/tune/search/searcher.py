@@ -83,3 +83,29 @@ class Searcher:
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.set_state(pickle.load(f))
+
+
+class WrappedSearcher(Searcher):
+    """A searcher that adds a behaviour around another one (``ConcurrencyLimiter``,
+    ``Repeater``): the metric, mode and search space are the wrapped searcher's."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        if not isinstance(searcher, Searcher):
+            raise TypeError(
+                f"{type(self).__name__} wraps a Searcher, not {type(searcher).__name__}"
+            )
+        super().__init__()
+        self.searcher = searcher
+
+    @property
+    def metric(self) -> str | None:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> str | None:
+        return self.searcher.mode
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
