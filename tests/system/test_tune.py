@@ -463,3 +463,67 @@ def test_the_live_table_and_summary_are_printed(
     assert "TERMINATED" in out and "loss" in out
     assert "\x1b[" not in out  # not a terminal: plain text only
     assert str(tmp_path / "exp") in out  # where the results are
+
+
+def test_tune_run_returns_an_experiment_analysis(ray: Any, tmp_path: Path) -> None:
+    analysis = tune.run(
+        quadratic,
+        config={"x": tune.grid_search([1, 3, 5])},
+        metric="loss",
+        mode="min",
+        storage_path=str(tmp_path),
+        name="run",
+        verbose=0,
+    )
+    assert analysis.best_config == {"x": 3}
+    assert analysis.best_trial is not None and analysis.best_trial.config == {"x": 3}
+    assert analysis.best_result["loss"] == 0
+    frame = analysis.dataframe()
+    assert sorted(frame["config/x"]) == [1, 3, 5] and "loss" in frame
+    assert set(analysis.trial_dataframes) == {t.path for t in analysis.trials}
+    best_of_all = analysis.get_best_trial("loss", "min", scope="all")
+    assert best_of_all is not None and best_of_all.config == {"x": 3}
+
+
+def failing(config: dict[str, Any]) -> None:
+    raise RuntimeError("always")
+
+
+def test_tune_run_raises_on_failed_trials_unless_told_not_to(ray: Any, tmp_path: Path) -> None:
+    with pytest.raises(tune.TuneError, match="Trials did not complete"):
+        tune.run(failing, storage_path=str(tmp_path), name="a", verbose=0)
+    analysis = tune.run(
+        failing, storage_path=str(tmp_path), name="b", verbose=0, raise_on_failed_trial=False
+    )
+    assert [t.status for t in analysis.trials] == ["ERROR"]
+
+
+def smooth(config: dict[str, Any]) -> None:
+    tune.report({"loss": (config["x"] - 2.0) ** 2 + (config["y"] + 1.0) ** 2})
+
+
+@pytest.mark.parametrize("library", ["optuna", "hyperopt"])
+def test_model_based_searchers_run_through_the_tuner(
+    ray: Any, tmp_path: Path, library: str
+) -> None:
+    if library == "optuna":
+        from ember.tune.search.optuna import OptunaSearch
+
+        searcher: Any = OptunaSearch(seed=1)
+    else:
+        from ember.tune.search.hyperopt import HyperOptSearch
+
+        searcher = HyperOptSearch(random_state_seed=1, n_initial_points=5)
+    results = Tuner(
+        smooth,
+        param_space={"x": tune.uniform(-5, 5), "y": tune.uniform(-5, 5)},
+        tune_config=TuneConfig(
+            metric="loss",
+            mode="min",
+            num_samples=24,
+            search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=2),
+        ),
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert len(results) == 24 and results.num_errors == 0
+    assert results.get_best_result().metrics["loss"] < 2.0
