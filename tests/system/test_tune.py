@@ -115,23 +115,35 @@ class Counter(tune.Trainable):
         self.total = int(Path(checkpoint, "total").read_text())
 
 
-def test_class_trainable_checkpoints_by_frequency_and_at_end(ray: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "kept", "last_total"),
+    [
+        # The last result (iteration 4) carried a checkpoint: checkpoint_at_end adds none.
+        (4, ["checkpoint_000000", "checkpoint_000001"], "8"),
+        # Iterations 2 and 4 by frequency, 5 at the end; num_to_keep=2 keeps the last two.
+        (5, ["checkpoint_000001", "checkpoint_000002"], "10"),
+    ],
+)
+def test_class_trainable_checkpoints_by_frequency_and_at_end(
+    ray: Any, tmp_path: Path, stop: int, kept: list[str], last_total: str
+) -> None:
     results = Tuner(
         Counter,
         param_space={"rate": tune.grid_search([1, 2])},
         tune_config=TuneConfig(metric="total", mode="max"),
         run_config=run_config(
             tmp_path,
-            stop={"training_iteration": 5},
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2, num_to_keep=2),
+            stop={"training_iteration": stop},
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=2, num_to_keep=2, checkpoint_at_end=True
+            ),
         ),
     ).fit()
     best = results.get_best_result()
-    assert best.config == {"rate": 2} and best.metrics["total"] == 10
+    assert best.config == {"rate": 2} and best.metrics["total"] == 2 * stop
     assert best.checkpoint is not None
-    assert Path(best.checkpoint.path, "total").read_text() == "8"  # saved at iteration 4
-    kept = sorted(p.name for p in Path(best.path).glob("checkpoint_*"))
-    assert kept == ["checkpoint_000000", "checkpoint_000001"]
+    assert Path(best.checkpoint.path, "total").read_text() == last_total
+    assert sorted(p.name for p in Path(best.path).glob("checkpoint_*")) == kept
 
 
 def checkpointing(config: dict[str, Any]) -> None:
@@ -530,3 +542,95 @@ def test_model_based_searchers_run_through_the_tuner(
     # The box's mean loss is 17; how close each library gets in 24 trials is its own affair
     # (tests/unit/test_tune_searchers.py checks that both converge).
     assert results.get_best_result().metrics["loss"] < 5.0
+
+
+def with_defaults(config: dict[str, Any], epochs: int = 3, data: Any = None) -> None:
+    for epoch in range(epochs):
+        tune.report({"epoch": epoch, "data": data})
+
+
+def test_a_function_with_defaulted_parameters_is_called_with_the_config(
+    ray: Any, tmp_path: Path
+) -> None:
+    (result,) = Tuner(with_defaults, run_config=run_config(tmp_path)).fit()
+    assert result.error is None and result.metrics["epoch"] == 2
+    wrapped = tune.with_parameters(tune.with_resources(with_defaults, {"cpu": 2}), data=7)
+    (result,) = Tuner(wrapped, run_config=run_config(tmp_path, name="wrapped")).fit()
+    assert result.metrics["data"] == 7
+    assert tune.get_context().get_trial_id() is None  # outside a trial
+    from ember.tune.trainable.util import resources_of
+
+    assert resources_of(wrapped) == {"cpu": 2}
+
+
+def test_experiment_analysis_reads_an_experiment_from_its_folder(ray: Any, tmp_path: Path) -> None:
+    Tuner(
+        quadratic,
+        param_space={"x": tune.grid_search([2, 3])},
+        run_config=run_config(tmp_path),
+    ).fit()
+    analysis = tune.ExperimentAnalysis(
+        str(tmp_path / "exp"), default_metric="loss", default_mode="min"
+    )
+    assert len(analysis.trials) == 2 and analysis.best_config == {"x": 3}
+    with pytest.raises(ValueError, match="holds no experiment"):
+        tune.ExperimentAnalysis(str(tmp_path / "nothing"))
+
+
+def flaky(config: dict[str, Any]) -> None:
+    """Counts to 4 with a checkpoint per step; fails at 3 until ``fixed`` exists."""
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        start = int(Path(checkpoint.path, "n").read_text())
+    for n in range(start + 1, 5):
+        if n == 3 and not Path(config["fixed"]).exists():
+            raise ValueError("not fixed yet")
+        folder = tempfile.mkdtemp()
+        Path(folder, "n").write_text(str(n))
+        tune.report({"n": n, "start": start}, checkpoint=Checkpoint.from_directory(folder))
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("how", ["resume_errored", "restart_errored"])
+def test_restore_resumes_or_restarts_errored_trials(ray: Any, tmp_path: Path, how: str) -> None:
+    fixed = tmp_path / "fixed"
+    results = Tuner(flaky, param_space={"fixed": str(fixed)}, run_config=run_config(tmp_path)).fit()
+    assert results.num_errors == 1
+    fixed.touch()
+    path = str(tmp_path / "exp")
+    assert Tuner.restore(path, trainable=flaky).fit().num_errors == 1  # errored ones stay
+    (result,) = Tuner.restore(path, trainable=flaky, **{how: True}).fit()
+    assert result.error is None and result.metrics["n"] == 4
+    assert result.metrics["start"] == (2 if how == "resume_errored" else 0)
+
+
+def reports_then_sleeps(config: dict[str, Any]) -> None:
+    import time
+
+    tune.report({"x": 1})
+    time.sleep(60)  # stopped here, between reports
+    tune.report({"x": 2})
+
+
+def test_a_stopped_trial_stuck_between_reports_is_killed_and_frees_its_cpus(
+    ray: Any, tmp_path: Path
+) -> None:
+    import time
+
+    import ember
+
+    start = time.monotonic()
+    results = Tuner(
+        reports_then_sleeps,
+        param_space={"i": tune.grid_search([0, 1])},
+        run_config=run_config(tmp_path, stop=lambda trial_id, result: True),
+    ).fit()
+    assert [r.metrics["x"] for r in results] == [1, 1]
+    assert time.monotonic() - start < 30  # killed after the grace, not after the sleep
+
+    @ember.remote(num_cpus=2)
+    def both_cpus() -> str:
+        return "ran"
+
+    assert ember.get(both_cpus.remote(), timeout=10) == "ran"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ember.tune.callback import Callback
 from ember.tune.error import TuneError
 from ember.tune.execution.tune_controller import ControllerSettings, TuneController, load_state
 from ember.tune.experiment.trial import Trial
@@ -55,6 +56,7 @@ class FakeExecutor:
         self.starts: list[TrialStart] = []
         self.decisions: list[tuple[str, str]] = []
         self.stopped: list[str] = []
+        self.released: list[tuple[str, bool]] = []
         self.max_running = 0
         folder = tmp / "ckpt-src"
         folder.mkdir(exist_ok=True)
@@ -78,7 +80,7 @@ class FakeExecutor:
         state = self.running[trial_id]
         config = state["config"]
         if decision in ("stop", "pause") or state["stop"]:
-            return [Event("stopped", trial_id)]
+            return [] if config.get("stuck") else [Event("stopped", trial_id)]
         if state["it"] >= config.get("steps", 3):
             return [Event("done", trial_id)]
         state["it"] += 1
@@ -99,7 +101,8 @@ class FakeExecutor:
         self.stopped.append(trial_id)
         self.running[trial_id]["stop"] = True
 
-    def release(self, trial_id: str, actor_alive: bool = True) -> None:
+    def release(self, trial_id: str, reusable: bool = True) -> None:
+        self.released.append((trial_id, reusable))
         del self.running[trial_id]
         self.outstanding.pop(trial_id, None)
 
@@ -289,3 +292,89 @@ def test_trial_names_and_folders_from_the_creators(tmp_path: Path) -> None:
     (trial,) = controller.run()
     assert str(trial) == "x7"
     assert trial.path == str(tmp_path / "exp" / "dir-7")
+
+
+def test_a_stopped_trial_stuck_between_reports_has_its_actor_killed(tmp_path: Path) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.5
+        return now[0]
+
+    stopper = lambda trial_id, result: result["score"] >= 2
+    controller, executor, _ = make(
+        tmp_path, [{"x": 1, "steps": 10, "stuck": True}], clock=clock, stopper=stopper
+    )
+    (trial,) = controller.run()
+    assert trial.status == Trial.TERMINATED and trial.last_result["score"] == 2
+    assert executor.released == [(trial.trial_id, False)]  # killed, not pooled
+
+
+def test_a_failed_call_kills_the_actor_and_an_error_in_the_code_does_not(tmp_path: Path) -> None:
+    configs = [{"x": 1, "steps": 3}, {"x": 2, "fail_at": 1}]
+    controller, executor, _ = make(tmp_path, configs, max_failures=1)
+    controller._start_trials()
+    first = controller.get_trials()[0]
+    executor.kill_actor(first.trial_id)
+    while not controller.is_finished():
+        controller.step()
+    second = controller.get_trials()[1]
+    assert (first.trial_id, False) in executor.released
+    assert executor.released.count((second.trial_id, True)) == 2  # failed twice, cleanly
+
+
+class Starts(Callback):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.calls.append("start")
+
+    def on_trial_restore(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.calls.append("restore")
+
+
+def test_a_restarted_trial_is_started_then_restored_for_the_callbacks(tmp_path: Path) -> None:
+    hooks = Starts()
+    configs = [{"x": 1, "fail_at": 2, "ckpt": True}]
+    controller, _, _ = make(tmp_path, configs, max_failures=1, callbacks=[hooks])
+    controller.run()
+    assert hooks.calls == ["start", "start", "restore"]
+
+
+def test_a_checkpoint_a_trial_will_restore_from_is_not_pruned(tmp_path: Path) -> None:
+    controller, _, _ = make(tmp_path, [{"x": 1, "steps": 4, "ckpt": True}], num_to_keep=1)
+    controller._start_trials()
+    (trial,) = controller.get_trials()
+    controller.step()  # iteration 1: checkpoint_000000
+    donor = trial.checkpoint
+    assert donor is not None
+    clone = Trial("f", trial_id="clone")
+    clone.restore_from = donor
+    clone.status = Trial.TERMINATED  # (not started by this test)
+    controller.get_trials().append(clone)
+    controller.step()  # iteration 2: checkpoint_000001; 000000 is wanted, so it stays
+    assert os.path.isdir(donor.path)
+
+
+def test_a_missing_checkpoint_falls_back_to_the_newest_kept_beside_it(tmp_path: Path) -> None:
+    configs = [{"x": 1, "fail_at": 3, "ckpt": True}]
+    controller, executor, _ = make(tmp_path, configs, max_failures=1)
+    controller._start_trials()
+    (trial,) = controller.get_trials()
+    controller.step()
+    controller.step()  # two checkpoints; the state names the first, as if saved before a prune
+    assert len(trial.checkpoint_history) == 2
+    first, second = (c for c, _ in trial.checkpoint_history)
+    import shutil
+
+    shutil.rmtree(first.path)
+    trial.checkpoint = first
+    while not controller.is_finished():
+        controller.step()
+    restart = [s for s in executor.starts if s.trial_id == trial.trial_id][1]
+    assert restart.resume_from["training_iteration"] == 2  # from checkpoint_000001

@@ -5,6 +5,7 @@ and the one place that turns an experiment's settings into a running ``TuneContr
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -153,7 +154,9 @@ def run_experiment(plan: ExperimentPlan) -> tuple[ExperimentAnalysis, bool]:
     if plan.restored is not None:
         controller.restore_state(plan.restored)
     controller.run()
-    analysis = ExperimentAnalysis(controller.get_trials(), path, metric, mode)
+    analysis = ExperimentAnalysis(
+        path, trials=controller.get_trials(), default_metric=metric, default_mode=mode
+    )
     if controller.interrupted:
         print(
             f"The experiment was interrupted; its state is saved in {path}. Resume it with "
@@ -260,7 +263,9 @@ class Tuner:
                 raise RuntimeError(f"no results yet: call fit() first (nothing in {path})")
             tc = self._tune_config
             self._results = ResultGrid(
-                ExperimentAnalysis(state["trials"], path, tc.metric, tc.mode)
+                ExperimentAnalysis(
+                    path, trials=state["trials"], default_metric=tc.metric, default_mode=tc.mode
+                )
             )
         return self._results
 
@@ -357,8 +362,9 @@ def _reset_for_restore(
         return
     if trial.status == Trial.ERROR:
         if restart_errored:
-            trial.checkpoint = None
-            trial.checkpoint_history = []
+            for checkpoint, _ in trial.checkpoint_history:
+                shutil.rmtree(checkpoint.path, ignore_errors=True)
+            trial.forget_progress()
         elif not resume_errored:
             return
         trial.num_failures = 0

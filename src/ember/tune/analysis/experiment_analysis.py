@@ -27,17 +27,35 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class ExperimentAnalysis:
+    """The trials of an experiment: those given, or those saved in ``experiment_checkpoint_path``
+    (``ExperimentAnalysis("~/ember_results/my_experiment")``)."""
+
     def __init__(
         self,
-        trials: list[Trial],
-        experiment_path: str,
+        experiment_checkpoint_path: str | os.PathLike[str],
+        *,
+        storage_filesystem: Any = None,
+        trials: list[Trial] | None = None,
         default_metric: str | None = None,
         default_mode: str | None = None,
     ) -> None:
         if default_mode is not None and default_mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', not {default_mode!r}")
+        if storage_filesystem is not None:
+            raise ValueError("experiments are read from local folders: pass no filesystem")
+        path = os.path.abspath(os.path.expanduser(os.fspath(experiment_checkpoint_path)))
+        if trials is None:
+            from ember.tune.execution.tune_controller import load_state
+
+            state = load_state(path)
+            if state is None:
+                raise ValueError(
+                    f"{path} holds no experiment (no experiment_state-*.json): pass the folder "
+                    "that Tuner.fit() or tune.run() wrote"
+                )
+            trials = list(state["trials"])
         self.trials = trials
-        self.experiment_path = experiment_path
+        self.experiment_path = path
         self.default_metric = default_metric
         self.default_mode = default_mode
 

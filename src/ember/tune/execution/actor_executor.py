@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import ember
-from ember.exceptions import RayActorError
 from ember.tune.execution.trial_actor import TrialActor
 from ember.tune.trainable.session import TrialStart
 
@@ -123,18 +122,18 @@ class ActorExecutor:
         if run is not None:
             run.actor.stop.remote(trial_id, save)
 
-    def release(self, trial_id: str, actor_alive: bool = True) -> None:
-        """A trial's code has ended: its actor goes back to the pool, or away."""
+    def release(self, trial_id: str, reusable: bool = True) -> None:
+        """A trial is over: its actor goes back to the pool when its code ended cleanly, and
+        is killed otherwise (dead already, failed, or stuck past a stop)."""
         run = self._runs.pop(trial_id)
         self._by_ref.pop(run.ref, None)
-        if actor_alive and self._reuse:
+        if reusable and self._reuse:
             self._idle.setdefault(run.shape, []).append(run.actor)
         else:
-            self._kill(run.actor, run.shape, actor_alive)
+            self._kill(run.actor, run.shape)
 
-    def _kill(self, actor: Any, shape: Shape, alive: bool = True) -> None:
-        if alive:
-            ember.kill(actor)
+    def _kill(self, actor: Any, shape: Shape) -> None:
+        ember.kill(actor)  # a no-op for an actor that is dead already
         for k, v in shape:
             self._used[k] = self._used.get(k, 0.0) - v
 
@@ -167,8 +166,3 @@ class ActorExecutor:
                 self._kill(actor, shape)
         self._idle.clear()
         self._by_ref.clear()
-
-
-def actor_died(error: BaseException) -> bool:
-    """Whether a failed call means the trial's actor (or its node) is gone."""
-    return isinstance(error, RayActorError)

@@ -101,13 +101,25 @@ def _run_function(fn: Any, session: Session) -> None:
     if "checkpoint_dir" in params:  # Ray 1.x's form
         restored = session.restored_checkpoint()
         kwargs["checkpoint_dir"] = restored.path if restored is not None else None
-    positional = [p for p in params.values() if p.name != "checkpoint_dir"]
-    if len(positional) >= 2:
+    if _takes_reporter(params):
         returned = fn(config, lambda **metrics: session.report(metrics), **kwargs)
     else:
         returned = fn(config, **kwargs)
     if isinstance(returned, dict):
         session.report(returned)
+
+
+def _takes_reporter(params: dict[str, inspect.Parameter]) -> bool:
+    """The seed's ``f(config, reporter)``: a parameter named ``reporter``, or a second
+    positional one without a default (``f(config, epochs=3)`` is called with the config)."""
+    if "reporter" in params:
+        return True
+    positional = [
+        p
+        for p in params.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "checkpoint_dir"
+    ]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
@@ -127,6 +139,7 @@ def _run_class(cls: type[Trainable], session: Session) -> None:
         if restored is not None:
             trainable.restore(restored.path)
         trainable._iteration = session.iteration
+        session.saves_on_request = True
         try:
             while True:
                 result = trainable.train()
@@ -149,7 +162,8 @@ def _run_class(cls: type[Trainable], session: Session) -> None:
                 if done:
                     return
         except StopTrial:
-            if session.save_on_stop or start.checkpoint_at_end:
+            wants = session.save_on_stop or start.checkpoint_at_end
+            if wants and not session.last_report_saved:  # its last result brought one already
                 _post_checkpoint(trainable, session)
             raise
     finally:

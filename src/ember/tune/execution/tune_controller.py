@@ -40,8 +40,10 @@ from ember.tune.search.search_algorithm import SearchAlgorithm
 from ember.tune.trainable.checkpoint import Checkpoint, pack, unpack
 from ember.tune.trainable.session import CONTINUE, PAUSE, SAVE, STOP, Event, TrialStart
 
-# A stopped trial whose code does not reach its next report in this long is killed.
+# A stopped trial whose code does not reach its next report in this long is killed (a paused
+# one, which saves a checkpoint first, gets longer).
 STOP_GRACE_S = 5.0
+PAUSE_GRACE_S = 30.0
 # How many trials may wait for resources before the search algorithm is asked for more: all
 # of a grid or random search (so that schedulers such as HyperBand see the population, as in
 # Ray), a few of a model-based searcher (which learns from the results of earlier ones).
@@ -63,7 +65,7 @@ class TrialExecutor(Protocol):
     def start(self, trial_id: str, resources: dict[str, float], start: TrialStart) -> None: ...
     def poll(self, trial_id: str, decision: str) -> None: ...
     def stop(self, trial_id: str, save: bool = False) -> None: ...
-    def release(self, trial_id: str, actor_alive: bool = True) -> None: ...
+    def release(self, trial_id: str, reusable: bool = True) -> None: ...
     def wait(self, timeout: float) -> list[tuple[str, list[Any] | BaseException]]: ...
     def shutdown(self) -> None: ...
 
@@ -301,7 +303,7 @@ class TuneController:
         return trial
 
     def _start(self, trial: Trial) -> None:
-        checkpoint = trial.restore_from or trial.checkpoint
+        checkpoint = _existing(trial.restore_from or trial.checkpoint)
         trial.restore_from = None
         s = self._settings
         start = TrialStart(
@@ -325,16 +327,18 @@ class TuneController:
         trial.status = Trial.RUNNING
         if trial.start_time is None:
             trial.start_time = time.time()
-        self._call("on_trial_restore" if checkpoint is not None else "on_trial_start", trial=trial)
+        self._call("on_trial_start", trial=trial)
+        if checkpoint is not None:
+            self._call("on_trial_restore", trial=trial)
 
     # ------------------------------------------------------------------ a trial's news
 
     def _on_news(self, trial: Trial, items: list[Event] | BaseException) -> None:
         run = self._runs[trial.trial_id]
         if isinstance(items, BaseException):
-            from ember.tune.execution.actor_executor import actor_died
-
-            self._on_failure(trial, _describe(items), items, actor_alive=not actor_died(items))
+            # The actor died, or its answer could not travel (a result that does not pickle):
+            # either way its process is not reused.
+            self._on_failure(trial, _describe(items), items, reusable=False)
             return
         decision = CONTINUE
         for event in items:
@@ -345,7 +349,7 @@ class TuneController:
                 if event.checkpoint is not None:
                     self._persist(trial, event.checkpoint, event.result or {})
             elif event.kind == "error":
-                self._on_failure(trial, event.error or "", event.exception, actor_alive=True)
+                self._on_failure(trial, event.error or "", event.exception, reusable=True)
                 return
             else:  # "done" or "stopped": the trial's code has ended
                 self._executor.release(trial.trial_id)
@@ -400,8 +404,8 @@ class TuneController:
             )
         self._checked_metric.add(metric)
 
-    def _on_failure(self, trial: Trial, error: str, exception: Any, *, actor_alive: bool) -> None:
-        self._executor.release(trial.trial_id, actor_alive=actor_alive)
+    def _on_failure(self, trial: Trial, error: str, exception: Any, *, reusable: bool) -> None:
+        self._executor.release(trial.trial_id, reusable=reusable)
         del self._runs[trial.trial_id]
         if trial.status != Trial.RUNNING:
             return  # it had been stopped or paused already
@@ -465,7 +469,12 @@ class TuneController:
         if not keep or len(history) <= keep:
             return
         attribute = self._settings.checkpoint_score_attribute
-        candidates = history[:-1]  # the latest is always kept: a restore starts from it
+        # The latest is always kept (a restore starts from it), and so is one that a trial
+        # is about to start from (a PBT clone's donor checkpoint).
+        wanted = {t.restore_from.path for t in self._trials if t.restore_from is not None}
+        candidates = [entry for entry in history[:-1] if entry[0].path not in wanted]
+        if not candidates:
+            return
         if attribute is None:
             doomed = candidates[0]  # the oldest
         else:
@@ -485,8 +494,9 @@ class TuneController:
     def _check_limits(self) -> None:
         now = self._clock()
         for trial_id, run in list(self._runs.items()):
-            if run.ending is not None and now - run.ending_since > STOP_GRACE_S:
-                self._executor.release(trial_id, actor_alive=False)
+            grace = PAUSE_GRACE_S if run.ending == PAUSE else STOP_GRACE_S
+            if run.ending is not None and now - run.ending_since > grace:
+                self._executor.release(trial_id, reusable=False)
                 del self._runs[trial_id]
         s = self._settings
         over_budget = s.time_budget_s is not None and now - self._started >= s.time_budget_s
@@ -619,6 +629,19 @@ def _trial_dirname(trial: Trial) -> str:
     tag = "".join(c if c.isalnum() or c in "=.,_-" else "_" for c in trial.experiment_tag)[:100]
     date = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     return "_".join(p for p in (trial.trainable_name, trial.trial_id, tag, date) if p)
+
+
+def _existing(checkpoint: Checkpoint | None) -> Checkpoint | None:
+    """The checkpoint if its folder exists, else the newest one kept beside it: a state saved
+    before ``num_to_keep`` pruned (and the driver was killed) names a deleted one."""
+    if checkpoint is None or os.path.isdir(checkpoint.path):
+        return checkpoint
+    folder = os.path.dirname(checkpoint.path)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith("checkpoint_"))
+    except FileNotFoundError:
+        return None
+    return Checkpoint(os.path.join(folder, names[-1])) if names else None
 
 
 def _checkpoint_metrics(checkpoint: Checkpoint | None) -> dict[str, Any]:

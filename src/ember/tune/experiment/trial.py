@@ -65,6 +65,18 @@ class Trial:
         self.checkpoint_history: list[tuple[Checkpoint, dict[str, Any]]] = []
         self.checkpoints_deleted = 0
 
+    def forget_progress(self) -> None:
+        """Start over (``Tuner.restore(..., restart_errored=True)``): no results, no
+        checkpoints; the checkpoints' folders are the caller's to remove."""
+        self.last_result = {}
+        self.metric_analysis = {}
+        self.metric_n_steps = {}
+        self._metric_count = {}
+        self.checkpoint = None
+        self.restore_from = None
+        self.checkpoint_history = []
+        self.checkpoints_deleted = 0
+
     # ------------------------------------------------------------------ what schedulers use
 
     def is_finished(self) -> bool:

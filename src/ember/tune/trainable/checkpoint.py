@@ -21,7 +21,8 @@ _METADATA_FILE = ".metadata.json"
 
 class Checkpoint:
     """A checkpoint in a local folder (``path``). Its files are the trainable's own; Tune adds
-    only an optional ``.metadata.json``."""
+    ``.tune_state.json`` (the metrics it was saved with) when it stores one, and
+    ``.metadata.json`` when asked to (``set_metadata``)."""
 
     def __init__(self, path: str | os.PathLike[str], filesystem: Any = None) -> None:
         if filesystem is not None:

@@ -98,6 +98,8 @@ class Session:
         self._decision = CONTINUE
         self._stopping = False
         self.save_on_stop = False
+        self.saves_on_request = False  # a class trainable saves when the driver asks
+        self.last_report_saved = False
         self._last_report = time.monotonic()
         self._last_step = 0.0
         self._started = time.monotonic()
@@ -129,6 +131,7 @@ class Session:
             data = pack(checkpoint.path)
             result[CHECKPOINT_DIR_NAME] = f"checkpoint_{self.iteration:06d}"
         self.last_result = result
+        self.last_report_saved = data is not None
         reached = self._reached_stop(result)
         self.post(Event("result", self.start.trial_id, result, data))
         if reached:
@@ -232,7 +235,7 @@ class Session:
             if decision in (STOP, PAUSE):
                 self._stopping = True
                 self.save_on_stop = decision == PAUSE
-            elif decision == SAVE:
+            elif decision == SAVE and self.saves_on_request:
                 self._decision = SAVE
             self._unacked = 0
             self._cond.notify_all()

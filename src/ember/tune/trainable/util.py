@@ -22,6 +22,9 @@ class _FunctionWithParameters:
         self._refs = refs
         # Its name, not its signature: the trial calls it with the config alone.
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        resources = resources_of(fn)
+        if resources is not None:  # with_parameters(with_resources(f, ...)) keeps them
+            self._tune_resources = resources
 
     def __call__(self, config: dict[str, Any]) -> Any:
         return self._fn(config, **_fetch(self._refs))
