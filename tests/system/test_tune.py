@@ -634,3 +634,31 @@ def test_a_stopped_trial_stuck_between_reports_is_killed_and_frees_its_cpus(
         return "ran"
 
     assert ember.get(both_cpus.remote(), timeout=10) == "ran"
+
+
+def meets_the_others(config: dict[str, Any]) -> None:
+    """Arrives at a barrier of ``n`` trials: it passes only if all of them run at once."""
+    import time
+
+    folder = Path(config["barrier"])
+    (folder / str(config["i"])).touch()
+    deadline = time.monotonic() + 30
+    while len(list(folder.iterdir())) < config["n"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other trials did not run at the same time")
+        time.sleep(0.01)
+    tune.report({"met": True})
+
+
+def test_fractional_resources_run_that_many_trials_at_once(
+    start_ember: Any, tmp_path: Path
+) -> None:
+    start_ember(num_cpus=2, num_gpus=1)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    results = Tuner(
+        tune.with_resources(meets_the_others, {"cpu": 0.5, "gpu": 0.25}),
+        param_space={"i": tune.grid_search(list(range(4))), "n": 4, "barrier": str(barrier)},
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert results.num_errors == 0 and all(r.metrics["met"] for r in results)
