@@ -199,10 +199,12 @@ class Session:
             auto[TIMESTEPS_SINCE_RESTORE] = self._timesteps - self._timesteps_at_start
         if self._episodes is not None:
             auto[EPISODES_TOTAL] = self._episodes
-        for key, value in result.items():
-            if key not in (TRAINING_ITERATION, TIME_TOTAL_S):
-                auto[key] = value
-        return auto
+        # The trial's metrics first, as Ray orders them (progress.csv's columns); its own
+        # values win over Tune's, except for the counters Tune keeps.
+        for key, value in auto.items():
+            if key in (TRAINING_ITERATION, TIME_TOTAL_S) or key not in result:
+                result[key] = value
+        return result
 
     def _reached_stop(self, result: dict[str, Any]) -> bool:
         for key, threshold in self.start.stop_criteria.items():
