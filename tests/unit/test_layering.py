@@ -2,9 +2,10 @@
 
 Tiers, lowest first: ``_protocol`` < ``_transport``; ``_core`` (beside ``_transport``, on top of
 ``_protocol`` only) < ``_runtime`` < ``_api`` < the public API (``ember/__init__.py``), with the
-CLI and the libraries (``ember/tune``, ``ember/rllib``) above. ``ember.exceptions`` is public but
-imports nothing from ember, so every tier may use it. Every import counts, including ones inside
-functions or under ``TYPE_CHECKING``: a lazy import is still a dependency.
+CLI and the libraries (``ember/tune``, ``ember/rllib``, ``ember/experimental``) above.
+``ember.exceptions`` is public but imports nothing from ember, so every tier may use it. Every
+import counts, including ones inside functions or under ``TYPE_CHECKING``: a lazy import is still
+a dependency.
 
 Also checked here: ``import ember`` starts no thread or process, sets no environment variable,
 and imports no heavy optional library.
@@ -27,7 +28,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "ember"
 
-LIBRARIES = ("tune", "rllib", "util")
+LIBRARIES = ("tune", "rllib", "util", "experimental")
 
 # Which tiers each tier may import from (its own included where listed).
 ALLOWED: dict[str, frozenset[str]] = {
@@ -467,3 +468,26 @@ def test_importing_tune_loads_no_optional_library(statement: str, banned: tuple[
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
     assert not loaded & set(banned), f"{statement!r} loaded {sorted(loaded & set(banned))}"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import ember.experimental",
+        "import ember; ember.experimental",
+        "import ember.experimental.tf_utils, ember.experimental.torch_utils",
+    ],
+)
+def test_importing_experimental_loads_neither_tensorflow_nor_torch(statement: str) -> None:
+    """TensorFlow and PyTorch load when a weight helper is built, not when it is imported."""
+    code = f"import sys; {statement}; " + (
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split()) & {"tensorflow", "torch", "keras"}
+    assert not loaded, f"{statement!r} loaded {sorted(loaded)}"
