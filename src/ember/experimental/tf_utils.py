@@ -58,6 +58,8 @@ class TensorFlowVariables(Weights):
             )
         self._graph = next(iter(graphs.values()), None)
         self.sess: Any = None
+        if sess is not None:
+            self.set_session(sess)
         if self._graph is None:
             variables = _eager_variables(tf, outputs + extra)
             names = _unique([_eager_name(v) for v in variables])
@@ -65,7 +67,7 @@ class TensorFlowVariables(Weights):
             variables = _graph_variables(tf, self._graph, outputs, extra)
             names = [v.op.name for v in variables]
         if not variables:
-            where = "in its graph" if self._graph is not None else "in the model"
+            where = "the output depends on" if self._graph is not None else "in the model"
             raise ValueError(
                 f"TensorFlowVariables found no variables {where}: pass the loss or output "
                 "that depends on them (graph mode), a built model, or input_variables=[...]"
@@ -90,15 +92,14 @@ class TensorFlowVariables(Weights):
                 self._assign = tf.group(
                     *[v.assign(self.placeholders[n]) for n, v in self.variables.items()]
                 )
-            if sess is not None:
-                self.set_session(sess)
-        elif sess is not None:
-            raise ValueError("TensorFlowVariables: eager variables take no session (sess)")
 
     def set_session(self, sess: Any) -> None:
         """Use ``sess`` (a ``tf.compat.v1.Session`` of the variables' graph) from now on."""
         if self._graph is None:
-            raise ValueError("TensorFlowVariables: eager variables take no session")
+            raise ValueError(
+                "TensorFlowVariables: eager variables take no session; sessions belong to "
+                "tf.compat.v1 graphs"
+            )
         if sess.graph is not self._graph:
             raise ValueError(
                 "TensorFlowVariables.set_session: the session runs another graph than the "
