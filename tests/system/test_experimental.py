@@ -12,6 +12,9 @@ import pytest
 
 import ember
 
+# Ember's helpers: Ray's ray.experimental has no TorchVariables, nor these names at its top.
+pytestmark = pytest.mark.ember_only
+
 SIZE = 3 * 128 + 128 + 128 * 256 + 256 + 256 + 1  # 33,665 numbers
 
 
