@@ -39,6 +39,12 @@ def register_env(name: str, env_creator: Callable[..., Any]) -> None:
 def get_trainable_cls(name: str) -> Any:
     if name in _trainables:
         return _trainables[name]
+    # RLlib's algorithms ("PPO") by name, as in Ray; asked only for a name not registered here.
+    from ember.rllib.algorithms.registry import get_algorithm_class
+
+    algorithm = get_algorithm_class(name)
+    if algorithm is not None:
+        return algorithm
     known = ", ".join(sorted(_trainables)) or "none"
     raise ValueError(
         f"unknown trainable {name!r}: register it first with "

@@ -218,6 +218,9 @@ class Tuner:
             raise TypeError(f"tune_config must be a TuneConfig, not {type(tune_config).__name__}")
         if not isinstance(run_config, RunConfig):
             raise TypeError(f"run_config must be a RunConfig, not {type(run_config).__name__}")
+        to_dict = getattr(param_space, "to_dict", None)
+        if callable(to_dict):  # an RLlib AlgorithmConfig, as Ray accepts
+            param_space = to_dict()
         if param_space is not None and not isinstance(param_space, dict):
             raise TypeError(f"param_space must be a dict, not {type(param_space).__name__}")
         self._trainable = trainable

@@ -1,0 +1,235 @@
+"""``Algorithm``: the base of every RLlib algorithm, a ``tune.Trainable``.
+
+``setup`` makes the env runners (Ember actors, or one in this process when
+``num_env_runners`` is 0) and the learner; each ``step()`` is one training iteration, which
+a subclass writes in ``training_step()``. Weights go to the runners through the object store,
+put once per iteration. Checkpoints hold the config, the learner's state and the counters."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import Any
+
+import cloudpickle
+import numpy as np
+
+import ember
+from ember.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ember.rllib.utils import metrics as M
+from ember.tune.trainable.trainable import Trainable
+
+_STATE_FILE = "algorithm_state.pkl"
+
+
+class Algorithm(Trainable):
+    """Build with ``config.build_algo()``; ``train()`` one iteration, ``evaluate()``,
+    ``save(path)`` / ``restore(path)`` / ``Algorithm.from_checkpoint(path)``, ``stop()``."""
+
+    @classmethod
+    def get_default_config(cls) -> AlgorithmConfig:
+        return AlgorithmConfig(algo_class=cls)
+
+    def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, **kwargs: Any):
+        if isinstance(config, AlgorithmConfig):
+            algo_config = config.copy()
+        else:
+            algo_config = self.get_default_config().update_from_dict(dict(config or {}))
+        algo_config.algo_class = type(self)
+        algo_config.validate()  # again under Tune: a trial's config comes as a dict
+        self.algo_config = algo_config
+        super().__init__(algo_config.to_dict(), **kwargs)
+
+    # ------------------------------------------------------------------ setup and teardown
+
+    def setup(self, config: dict[str, Any]) -> None:
+        from ember.rllib.env.env_runner import EnvRunner
+        from ember.rllib.env.utils import env_creator
+
+        cfg = self.algo_config
+        self._creator = env_creator(cfg.env, cfg.env_creator)
+        self._fragment = cfg.get_rollout_fragment_length()
+        self.env_runner = None
+        self._remote_runners: list[Any] = []
+        if cfg.num_env_runners == 0:
+            self.env_runner = EnvRunner(config, self._creator, worker_index=0)
+        else:
+            runner_cls = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(EnvRunner)
+            self._remote_runners = [
+                runner_cls.remote(config, self._creator, worker_index=i + 1)
+                for i in range(cfg.num_env_runners)
+            ]
+            ember.get([r.ping.remote() for r in self._remote_runners])  # fail here, not later
+        self._eval_runner: Any = None
+        probe = self._creator(dict(cfg.env_config))
+        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        probe.close()
+        self.learner = self.build_learner(config)
+        self._recent_returns: deque[float] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
+        self._recent_lens: deque[int] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
+        self._env_steps_lifetime = 0
+        self._episodes_lifetime = 0
+
+    def build_learner(self, config: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_learner()")
+
+    def cleanup(self) -> None:
+        for runner in self._remote_runners:
+            ember.kill(runner)
+        self._remote_runners = []
+        for local in (self.env_runner, self._eval_runner):
+            if local is not None:
+                local.stop()
+
+    # ------------------------------------------------------------------ iterations
+
+    def step(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        result = self.training_step()
+        interval = self.algo_config.evaluation_interval
+        if interval and (self.iteration + 1) % interval == 0:
+            result.update(self.evaluate())
+        result["time_this_iter_s"] = time.perf_counter() - start
+        return result
+
+    def training_step(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement training_step()")
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One fragment from every env runner, with the learner's current weights (put in the
+        object store once for all of them); updates the episode metrics."""
+        weights = self.learner.get_weights()
+        if self.env_runner is not None:
+            batches = [self.env_runner.sample(weights, self._fragment)]
+        else:
+            ref = ember.put(weights)
+            batches = ember.get(
+                [r.sample.remote(ref, self._fragment) for r in self._remote_runners]
+            )
+        for batch in batches:
+            self._recent_returns.extend(batch["episode_returns"])
+            self._recent_lens.extend(batch["episode_lens"])
+            self._episodes_lifetime += len(batch["episode_returns"])
+            self._env_steps_lifetime += batch["rewards"].size
+        return batches
+
+    def env_runner_results(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
+        steps = sum(b["rewards"].size for b in batches)
+        return {
+            M.ENV_RUNNER_RESULTS: {
+                **_episode_stats(list(self._recent_returns), list(self._recent_lens)),
+                M.NUM_EPISODES: sum(len(b["episode_returns"]) for b in batches),
+                M.NUM_EPISODES_LIFETIME: self._episodes_lifetime,
+                M.NUM_ENV_STEPS_SAMPLED: steps,
+                M.NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps_lifetime,
+            },
+            M.NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps_lifetime,
+        }
+
+    def evaluate(self) -> dict[str, Any]:
+        """``evaluation_duration`` episodes in this process, greedy unless the evaluation
+        config says ``explore``; Ray's ``evaluation/env_runners/...`` keys."""
+        from ember.rllib.env.env_runner import EnvRunner
+
+        cfg = self.algo_config
+        if self._eval_runner is None:
+            config = dict(self.config)
+            if cfg.seed is not None:
+                config["seed"] = cfg.seed + 999_983  # its own streams, apart from training's
+            self._eval_runner = EnvRunner(config, self._creator, worker_index=0, num_envs=1)
+        episodes = self._eval_runner.sample_episodes(
+            self.learner.get_weights(),
+            cfg.evaluation_duration,
+            explore=bool(cfg.evaluation_config.get("explore", False)),
+        )
+        stats = _episode_stats(episodes["episode_returns"], episodes["episode_lens"])
+        stats[M.NUM_EPISODES] = len(episodes["episode_returns"])
+        return {M.EVALUATION_RESULTS: {M.ENV_RUNNER_RESULTS: stats}}
+
+    # ------------------------------------------------------------------ acting
+
+    def compute_single_action(self, observation: Any, explore: bool = False) -> Any:
+        """The policy's action for one observation (greedy unless ``explore``)."""
+        import torch
+
+        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None])
+        module = self.learner.module
+        obs = obs.to(next(module.parameters()).device)
+        action = module.forward_exploration(obs)[0] if explore else module.forward_inference(obs)
+        value = action.cpu().numpy()[0]
+        return int(value) if value.ndim == 0 else value
+
+    def get_module(self) -> Any:
+        """The trained ``TorchRLModule`` (``forward_inference`` acts greedily)."""
+        return self.learner.module
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {
+            "algorithm_class": type(self),
+            "config": self.algo_config.to_dict(),
+            "learner": self.learner.get_state(),
+            "counters": self.get_counters(),
+            "iteration": self.iteration,
+        }
+        with open(os.path.join(checkpoint_dir, _STATE_FILE), "wb") as f:
+            cloudpickle.dump(state, f)  # a registered env's creator may be a lambda
+
+    def load_checkpoint(self, checkpoint: dict[str, Any] | str) -> None:
+        state = _read_state(str(checkpoint))
+        self.learner.set_state(state["learner"])
+        self.set_counters(state["counters"])
+        self._iteration = state["iteration"]
+
+    def get_counters(self) -> dict[str, Any]:
+        return {
+            "env_steps": self._env_steps_lifetime,
+            "episodes": self._episodes_lifetime,
+            "returns": list(self._recent_returns),
+            "lens": list(self._recent_lens),
+        }
+
+    def set_counters(self, counters: dict[str, Any]) -> None:
+        self._env_steps_lifetime = counters["env_steps"]
+        self._episodes_lifetime = counters["episodes"]
+        self._recent_returns.clear()
+        self._recent_returns.extend(counters["returns"])
+        self._recent_lens.clear()
+        self._recent_lens.extend(counters["lens"])
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> Algorithm:
+        """A new algorithm with the saved config, weights, optimizer state and counters."""
+        state = _read_state(path)
+        algo_class: type[Algorithm] = state["algorithm_class"]
+        algo = algo_class(config=state["config"])
+        algo.restore(path)
+        return algo
+
+
+def _read_state(path: str) -> dict[str, Any]:
+    file = os.path.join(path, _STATE_FILE)
+    if not os.path.exists(file):
+        raise ValueError(f"{path!r} is not an algorithm checkpoint: it has no {_STATE_FILE}")
+    with open(file, "rb") as f:
+        state: dict[str, Any] = cloudpickle.load(f)
+    return state
+
+
+def _episode_stats(returns: list[float], lens: list[int]) -> dict[str, float]:
+    if not returns:
+        nan = float("nan")
+        return {
+            M.EPISODE_RETURN_MEAN: nan,
+            M.EPISODE_RETURN_MAX: nan,
+            M.EPISODE_RETURN_MIN: nan,
+            M.EPISODE_LEN_MEAN: nan,
+        }
+    return {
+        M.EPISODE_RETURN_MEAN: float(np.mean(returns)),
+        M.EPISODE_RETURN_MAX: float(np.max(returns)),
+        M.EPISODE_RETURN_MIN: float(np.min(returns)),
+        M.EPISODE_LEN_MEAN: float(np.mean(lens)),
+    }

@@ -1,0 +1,171 @@
+"""The env runner every algorithm samples with: a few Gymnasium environments stepped in lock
+step with one batched forward pass of the policy. As an Ember actor it gets the latest weights
+as an ``ObjectRef`` (put once per iteration, shared by all runners) and returns numpy arrays.
+
+A runner's environments and action sampling are seeded from the config's seed, its index
+and the env's index, so the same config and seed sample the same steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ember.rllib.env.utils import make_env
+
+WeightsT = dict[str, np.ndarray]
+
+
+class EnvRunner:
+    """Samples ``rollout_fragment_length`` steps from each of ``num_envs_per_env_runner``
+    environments per ``sample()`` call; completed episodes are counted in its metrics.
+
+    ``worker_index`` 0 is the algorithm's own (local) runner; 1.. are the remote ones."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        creator: Callable[..., Any],
+        worker_index: int = 0,
+        num_envs: int | None = None,
+    ) -> None:
+        import torch
+
+        from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
+
+        torch.set_num_threads(1)  # tiny batches: one thread is fastest, and leaves cores free
+        self._torch = torch
+        self.worker_index = worker_index
+        n = int(num_envs or config["num_envs_per_env_runner"])
+        self.envs = [make_env(creator, config["env_config"]) for _ in range(n)]
+        space = self.envs[0]
+        self.module = TorchRLModule(space.observation_space, space.action_space, config["model"])
+        self.module.eval()
+        seed = config["seed"]
+        base = None if seed is None else int(seed) + 1000 * worker_index
+        self._generator = torch.Generator()
+        self._generator.manual_seed(base if base is not None else int(torch.seed() % 2**31))
+        self._box = hasattr(space.action_space, "low")
+        self._obs = np.stack(
+            [
+                env.reset(seed=None if base is None else base + j)[0]
+                for j, env in enumerate(self.envs)
+            ]
+        ).astype(np.float32)
+        for j, env in enumerate(self.envs):
+            env.action_space.seed(None if base is None else base + j)
+        self._episode_return = np.zeros(n)
+        self._episode_len = np.zeros(n, dtype=np.int64)
+
+    # ------------------------------------------------------------------ weights
+
+    def set_weights(self, weights: WeightsT) -> None:
+        from ember.rllib.core.rl_module.torch_rl_module import set_weights
+
+        set_weights(self.module, weights)
+
+    def get_weights(self) -> WeightsT:
+        from ember.rllib.core.rl_module.torch_rl_module import get_weights
+
+        return get_weights(self.module)
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample(self, weights: WeightsT | None, num_steps: int) -> dict[str, Any]:
+        """``num_steps`` steps of every env with these weights: ``[T, num_envs]`` arrays, and
+        the returns and lengths of the episodes that ended meanwhile."""
+        if weights is not None:
+            self.set_weights(weights)
+        torch = self._torch
+        n = len(self.envs)
+        obs_buf = np.zeros((num_steps, *self._obs.shape), dtype=np.float32)
+        act_buf: list[np.ndarray] = []
+        logp_buf = np.zeros((num_steps, n), dtype=np.float32)
+        vf_buf = np.zeros((num_steps, n), dtype=np.float32)
+        rew_buf = np.zeros((num_steps, n), dtype=np.float32)
+        term_buf = np.zeros((num_steps, n), dtype=bool)
+        trunc_buf = np.zeros((num_steps, n), dtype=bool)
+        next_vf = np.zeros((num_steps, n), dtype=np.float32)
+        returns: list[float] = []
+        lengths: list[int] = []
+        for t in range(num_steps):
+            obs_buf[t] = self._obs
+            actions, logp, values = self.module.forward_exploration(
+                torch.from_numpy(self._obs), self._generator
+            )
+            act = actions.numpy()
+            act_buf.append(act)
+            logp_buf[t], vf_buf[t] = logp.numpy(), values.numpy()
+            for j, env in enumerate(self.envs):
+                obs, reward, terminated, truncated, _ = env.step(self._env_action(env, act[j]))
+                rew_buf[t, j], term_buf[t, j], trunc_buf[t, j] = reward, terminated, truncated
+                self._episode_return[j] += reward
+                self._episode_len[j] += 1
+                if terminated or truncated:
+                    if truncated and not terminated:  # bootstrap from where it was cut off
+                        final = torch.from_numpy(np.asarray(obs, dtype=np.float32)[None])
+                        next_vf[t, j] = float(self.module.value(final)[0])
+                    returns.append(float(self._episode_return[j]))
+                    lengths.append(int(self._episode_len[j]))
+                    self._episode_return[j], self._episode_len[j] = 0.0, 0
+                    obs, _ = env.reset()
+                self._obs[j] = obs
+        last = self.module.value(torch.from_numpy(self._obs)).numpy()
+        following = np.concatenate([vf_buf[1:], last[None]], axis=0)
+        done = term_buf | trunc_buf
+        next_vf = np.where(done, next_vf, following).astype(np.float32)
+        return {
+            "obs": obs_buf,
+            "actions": np.stack(act_buf),
+            "action_logp": logp_buf,
+            "vf_preds": vf_buf,
+            "rewards": rew_buf,
+            "terminateds": term_buf,
+            "truncateds": trunc_buf,
+            "next_vf_preds": next_vf,
+            "episode_returns": returns,
+            "episode_lens": lengths,
+        }
+
+    def sample_episodes(
+        self, weights: WeightsT | None, num_episodes: int, explore: bool = False
+    ) -> dict[str, list[Any]]:
+        """Run ``num_episodes`` whole episodes (greedy unless ``explore``), each env from a
+        fresh reset; for evaluation."""
+        if weights is not None:
+            self.set_weights(weights)
+        torch = self._torch
+        returns: list[float] = []
+        lengths: list[int] = []
+        env = self.envs[0]
+        for _ in range(num_episodes):
+            obs, _ = env.reset()
+            total, length, done = 0.0, 0, False
+            while not done:
+                batch = torch.from_numpy(np.asarray(obs, dtype=np.float32)[None])
+                if explore:
+                    action = self.module.forward_exploration(batch, self._generator)[0]
+                else:
+                    action = self.module.forward_inference(batch)
+                obs, reward, terminated, truncated, _ = env.step(
+                    self._env_action(env, action.numpy()[0])
+                )
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+        return {"episode_returns": returns, "episode_lens": lengths}
+
+    def _env_action(self, env: Any, action: np.ndarray) -> Any:
+        if self._box:
+            return np.clip(action, env.action_space.low, env.action_space.high)
+        return int(action)
+
+    def ping(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        for env in self.envs:
+            env.close()
