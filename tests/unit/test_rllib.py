@@ -191,3 +191,27 @@ def test_unknown_activation_is_named() -> None:
         TorchRLModule(
             gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), {"fcnet_activation": "gelu2"}
         )
+
+
+# ----------------------------------------------------------------------------- in-process runs
+
+
+def test_ppo_runs_in_process_on_a_box_action_space() -> None:
+    # Pendulum's episodes end by truncation at 200 steps: the runner bootstraps from them.
+    algo = (
+        PPOConfig()
+        .environment("Pendulum-v1")
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+        .evaluation(evaluation_interval=1, evaluation_duration=1)
+        .debugging(seed=0)
+        .build_algo()
+    )
+    try:
+        result = algo.train()
+        assert result["env_runners"]["num_episodes"] == 2
+        assert result["env_runners"]["episode_len_mean"] == 200
+        assert result["evaluation"]["env_runners"]["episode_len_mean"] == 200
+        action = algo.compute_single_action(np.zeros(3, dtype=np.float32))
+        assert action.shape == (1,)
+    finally:
+        algo.stop()
