@@ -215,3 +215,18 @@ def test_ppo_runs_in_process_on_a_box_action_space() -> None:
         assert action.shape == (1,)
     finally:
         algo.stop()
+
+
+def test_a_gpu_learner_where_torch_sees_one() -> None:
+    from ember.rllib.core.learner.torch_learner import TorchLearner
+
+    config = PPOConfig().learners(num_gpus_per_learner=1).to_dict()
+    space = gym.spaces.Box(-1, 1, (4,))
+    if torch.cuda.is_available():
+        learner = TorchLearner(config, space, gym.spaces.Discrete(2))
+        assert learner.device.type == "cuda"
+        assert next(learner.module.parameters()).is_cuda
+    else:
+        with pytest.warns(UserWarning, match="no GPU"):
+            learner = TorchLearner(config, space, gym.spaces.Discrete(2))
+        assert learner.device.type == "cpu"

@@ -4,6 +4,7 @@ minibatch SGD epochs over a train batch of numpy arrays."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,11 @@ class TorchLearner:
             torch.manual_seed(seed)
         self._rng = np.random.default_rng(seed)
         use_gpu = config["num_gpus_per_learner"] > 0 and torch.cuda.is_available()
+        if config["num_gpus_per_learner"] > 0 and not use_gpu:
+            warnings.warn(
+                "num_gpus_per_learner > 0 but PyTorch sees no GPU: the learner runs on the CPU",
+                stacklevel=2,
+            )
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.module = TorchRLModule(observation_space, action_space, config["model"]).to(
             self.device
