@@ -29,6 +29,9 @@ class TorchLearner:
                 stacklevel=2,
             )
         self.device = torch.device("cuda" if use_gpu else "cpu")
+        if not use_gpu:
+            # As many threads as the process's CPUs: more spin-wait and crawl on a busy machine.
+            torch.set_num_threads(max(1, int(config["num_cpus_for_main_process"])))
         self.module = TorchRLModule(observation_space, action_space, config["model"]).to(
             self.device
         )
