@@ -131,6 +131,8 @@ def test_a_registered_env_and_an_env_class_validate() -> None:
 
     register_env("my_cartpole", lambda cfg: gym.make("CartPole-v1"))
     PPOConfig().environment("my_cartpole").validate()
+    from_dict = PPOConfig().update_from_dict({"env": "my_cartpole"})
+    assert from_dict.to_dict()["env_creator"] is not None  # it travels to Tune's trials
     PPOConfig().environment(_Corridor, env_config={"length": 3}).validate()
 
 

@@ -179,6 +179,8 @@ class AlgorithmConfig:
             attr = _ATTR_NAMES.get(key, key)
             if attr not in known:
                 self._unknown.append(key)
+            elif attr == "env" and "env_creator" not in config:
+                self.environment(value)  # a name registered with tune.register_env
             elif attr == "model":
                 self.model = {**self.model, **value}
             elif attr == "evaluation_config":

@@ -30,6 +30,7 @@ class EnvRunner:
         worker_index: int = 0,
         num_envs: int | None = None,
     ) -> None:
+        import gymnasium as gym
         import torch
 
         from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
@@ -45,8 +46,11 @@ class EnvRunner:
         seed = config["seed"]
         base = None if seed is None else int(seed) + 1000 * worker_index
         self._generator = torch.Generator()
-        self._generator.manual_seed(base if base is not None else int(torch.seed() % 2**31))
-        self._box = hasattr(space.action_space, "low")
+        if base is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(base)
+        self._box = isinstance(space.action_space, gym.spaces.Box)
         self._obs = np.stack(
             [
                 env.reset(seed=None if base is None else base + j)[0]
