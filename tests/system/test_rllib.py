@@ -62,7 +62,8 @@ def test_same_seed_gives_the_same_first_iteration(ray: Any) -> None:
 
 
 def test_save_and_restore_give_the_same_greedy_actions(ray: Any, tmp_path: Path) -> None:
-    algo = cartpole(1).build_algo()
+    # With observation normalization: its statistics are part of the checkpoint.
+    algo = cartpole(1).env_runners(observation_filter="MeanStdFilter").build_algo()
     observations = np.random.default_rng(0).uniform(-0.2, 0.2, size=(64, 4))
     try:
         algo.train()
@@ -78,7 +79,7 @@ def test_save_and_restore_give_the_same_greedy_actions(ray: Any, tmp_path: Path)
         assert restored.train()["num_env_steps_sampled_lifetime"] == steps
     finally:
         restored.stop()
-    other = cartpole(0, seed=9).build_algo()
+    other = cartpole(0, seed=9).env_runners(observation_filter="MeanStdFilter").build_algo()
     try:
         other.restore(path)
         assert [other.compute_single_action(o) for o in observations] == actions

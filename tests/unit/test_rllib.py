@@ -74,6 +74,27 @@ def test_schedule_interpolates_and_holds() -> None:
         Scheduler([[10, 1.0]])
 
 
+def test_running_stats_merge_like_one_pass() -> None:
+    from ember.rllib.utils.filter import MeanStdFilter, RunningStat
+
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(100, 3))
+    parts = [RunningStat((3,)) for _ in range(3)]
+    for part, chunk in zip(parts, np.array_split(data, 3), strict=True):
+        part.push(chunk[:10])
+        part.push(chunk[10:])
+    merged = RunningStat((3,))
+    for part in parts:
+        merged.merge(RunningStat.from_state(part.get_state()))
+    assert merged.count == 100
+    np.testing.assert_allclose(merged.mean, data.mean(axis=0))
+    np.testing.assert_allclose(merged.std, data.std(axis=0, ddof=1))
+    obs_filter = MeanStdFilter((3,))
+    obs_filter.sync(merged)
+    out = obs_filter(data, update=False)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
+    assert obs_filter.buffer.count == 0 and obs_filter.stat.count == 100
+
+
 # ----------------------------------------------------------------------------- config
 
 
@@ -113,6 +134,7 @@ def test_builders_chain_and_round_trip_through_a_dict() -> None:
         ),
         (lambda: cartpole().env_runners(num_envs_per_env_runner=0), "num_envs_per_env_runner"),
         (lambda: cartpole().framework("tf2"), "framework"),
+        (lambda: cartpole().env_runners(observation_filter="Mean"), "observation_filter"),
         (lambda: PPOConfig().environment("FrozenLake-v1"), "Box observation"),
         (lambda: PPOConfig().environment(NotAnEnv), "not a gymnasium.Env"),
     ],

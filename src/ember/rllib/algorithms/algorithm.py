@@ -18,6 +18,7 @@ import numpy as np
 import ember
 from ember.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ember.rllib.utils import metrics as M
+from ember.rllib.utils.filter import MeanStdFilter, RunningStat
 from ember.tune.trainable.trainable import Trainable
 
 _STATE_FILE = "algorithm_state.pkl"
@@ -65,6 +66,9 @@ class Algorithm(Trainable):
         probe = self._creator(dict(cfg.env_config))
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
+        self.obs_filter: RunningStat | None = None
+        if cfg.observation_filter == "MeanStdFilter":
+            self.obs_filter = RunningStat(self.observation_space.shape)
         self.learner = self.build_learner(config)
         self._recent_returns: deque[float] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
         self._recent_lens: deque[int] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
@@ -142,6 +146,7 @@ class Algorithm(Trainable):
             self.learner.get_weights(),
             cfg.evaluation_duration,
             explore=bool(cfg.evaluation_config.get("explore", False)),
+            filter_state=self._filter_state(),
         )
         stats = _episode_stats(episodes["episode_returns"], episodes["episode_lens"])
         stats[M.NUM_EPISODES] = len(episodes["episode_returns"])
@@ -153,12 +158,20 @@ class Algorithm(Trainable):
         """The policy's action for one observation (greedy unless ``explore``)."""
         import torch
 
-        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None])
+        raw = np.asarray(observation, dtype=np.float32)[None]
+        if self.obs_filter is not None:
+            filter = MeanStdFilter(raw.shape[1:])
+            filter.sync(self.obs_filter)
+            raw = filter(raw, update=False)
+        obs = torch.as_tensor(raw)
         module = self.learner.module
         obs = obs.to(next(module.parameters()).device)
         action = module.forward_exploration(obs)[0] if explore else module.forward_inference(obs)
         value = action.cpu().numpy()[0]
         return int(value) if value.ndim == 0 else value
+
+    def _filter_state(self) -> dict[str, Any] | None:
+        return None if self.obs_filter is None else self.obs_filter.get_state()
 
     def get_module(self) -> Any:
         """The trained ``TorchRLModule`` (``forward_inference`` acts greedily)."""
@@ -189,6 +202,7 @@ class Algorithm(Trainable):
             "episodes": self._episodes_lifetime,
             "returns": list(self._recent_returns),
             "lens": list(self._recent_lens),
+            "obs_filter": self._filter_state(),
         }
 
     def set_counters(self, counters: dict[str, Any]) -> None:
@@ -198,6 +212,8 @@ class Algorithm(Trainable):
         self._recent_returns.extend(counters["returns"])
         self._recent_lens.clear()
         self._recent_lens.extend(counters["lens"])
+        if counters["obs_filter"] is not None:
+            self.obs_filter = RunningStat.from_state(counters["obs_filter"])
 
     @classmethod
     def from_checkpoint(cls, path: str) -> Algorithm:

@@ -57,6 +57,7 @@ class AlgorithmConfig:
         self.num_envs_per_env_runner = 1
         self.num_cpus_per_env_runner = 1.0
         self.rollout_fragment_length: int | str = "auto"
+        self.observation_filter = "NoFilter"
         self.metrics_num_episodes_for_smoothing = 100
         # training()
         self.gamma = 0.99
@@ -102,9 +103,12 @@ class AlgorithmConfig:
         num_envs_per_env_runner: int = NotProvided,
         num_cpus_per_env_runner: float = NotProvided,
         rollout_fragment_length: int | str = NotProvided,
+        observation_filter: str = NotProvided,
         metrics_num_episodes_for_smoothing: int = NotProvided,
     ) -> AlgorithmConfig:
-        """``num_env_runners`` 0 samples in the algorithm's own process."""
+        """``num_env_runners`` 0 samples in the algorithm's own process;
+        ``observation_filter="MeanStdFilter"`` normalizes observations by running statistics
+        shared by all runners."""
         return self._set(locals())
 
     def training(
@@ -254,6 +258,11 @@ class AlgorithmConfig:
             raise ValueError(f"num_env_runners must be an int >= 0, not {self.num_env_runners!r}")
         if self.rollout_fragment_length != "auto":
             _positive_int(self, "rollout_fragment_length")
+        if self.observation_filter not in ("NoFilter", "MeanStdFilter"):
+            raise ValueError(
+                f"observation_filter must be 'NoFilter' or 'MeanStdFilter', not "
+                f"{self.observation_filter!r}"
+            )
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int or None, not {self.seed!r}")
         self.validate_env()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ember.rllib.env.utils import make_env
+from ember.rllib.utils.filter import MeanStdFilter, RunningStat
 
 WeightsT = dict[str, np.ndarray]
 
@@ -59,6 +60,9 @@ class EnvRunner:
         ).astype(np.float32)
         for j, env in enumerate(self.envs):
             env.action_space.seed(None if base is None else base + j)
+        self.filter: MeanStdFilter | None = None
+        if config["observation_filter"] == "MeanStdFilter":
+            self.filter = MeanStdFilter(self._obs.shape[1:])
         self._episode_return = np.zeros(n)
         self._episode_len = np.zeros(n, dtype=np.int64)
 
@@ -76,11 +80,22 @@ class EnvRunner:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample(self, weights: WeightsT | None, num_steps: int) -> dict[str, Any]:
-        """``num_steps`` steps of every env with these weights: ``[T, num_envs]`` arrays, and
-        the returns and lengths of the episodes that ended meanwhile."""
+    def _filtered(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
+        return obs if self.filter is None else self.filter(obs, update)
+
+    def _sync(self, weights: WeightsT | None, filter_state: dict[str, Any] | None) -> None:
         if weights is not None:
             self.set_weights(weights)
+        if self.filter is not None and filter_state is not None:
+            self.filter.sync(RunningStat.from_state(filter_state))
+
+    def sample(
+        self, weights: WeightsT | None, num_steps: int, filter_state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``num_steps`` steps of every env with these weights (and observation statistics):
+        ``[T, num_envs]`` arrays, the returns and lengths of the episodes that ended meanwhile,
+        and the observation statistics of this sample (``filter_delta``)."""
+        self._sync(weights, filter_state)
         torch = self._torch
         n = len(self.envs)
         obs_buf = np.zeros((num_steps, *self._obs.shape), dtype=np.float32)
@@ -94,9 +109,9 @@ class EnvRunner:
         returns: list[float] = []
         lengths: list[int] = []
         for t in range(num_steps):
-            obs_buf[t] = self._obs
+            obs_buf[t] = self._filtered(self._obs)
             actions, logp, values = self.module.forward_exploration(
-                torch.from_numpy(self._obs), self._generator
+                torch.from_numpy(obs_buf[t]), self._generator
             )
             act = actions.numpy()
             act_buf.append(act)
@@ -108,14 +123,16 @@ class EnvRunner:
                 self._episode_len[j] += 1
                 if terminated or truncated:
                     if truncated and not terminated:  # bootstrap from where it was cut off
-                        final = torch.from_numpy(np.asarray(obs, dtype=np.float32)[None])
+                        final_obs = np.asarray(obs, dtype=np.float32)[None]
+                        final = torch.from_numpy(self._filtered(final_obs, update=False))
                         next_vf[t, j] = float(self.module.value(final)[0])
                     returns.append(float(self._episode_return[j]))
                     lengths.append(int(self._episode_len[j]))
                     self._episode_return[j], self._episode_len[j] = 0.0, 0
                     obs, _ = env.reset()
                 self._obs[j] = obs
-        last = self.module.value(torch.from_numpy(self._obs)).numpy()
+        last_obs = torch.from_numpy(self._filtered(self._obs, update=False))
+        last = self.module.value(last_obs).numpy()
         following = np.concatenate([vf_buf[1:], last[None]], axis=0)
         done = term_buf | trunc_buf
         next_vf = np.where(done, next_vf, following).astype(np.float32)
@@ -130,15 +147,19 @@ class EnvRunner:
             "next_vf_preds": next_vf,
             "episode_returns": returns,
             "episode_lens": lengths,
+            "filter_delta": None if self.filter is None else self.filter.buffer,
         }
 
     def sample_episodes(
-        self, weights: WeightsT | None, num_episodes: int, explore: bool = False
+        self,
+        weights: WeightsT | None,
+        num_episodes: int,
+        explore: bool = False,
+        filter_state: dict[str, Any] | None = None,
     ) -> dict[str, list[Any]]:
         """Run ``num_episodes`` whole episodes (greedy unless ``explore``), each env from a
-        fresh reset; for evaluation."""
-        if weights is not None:
-            self.set_weights(weights)
+        fresh reset; for evaluation (the observation statistics stay as given)."""
+        self._sync(weights, filter_state)
         torch = self._torch
         returns: list[float] = []
         lengths: list[int] = []
@@ -147,7 +168,8 @@ class EnvRunner:
             obs, _ = env.reset()
             total, length, done = 0.0, 0, False
             while not done:
-                batch = torch.from_numpy(np.asarray(obs, dtype=np.float32)[None])
+                raw = np.asarray(obs, dtype=np.float32)[None]
+                batch = torch.from_numpy(self._filtered(raw, update=False))
                 if explore:
                     action = self.module.forward_exploration(batch, self._generator)[0]
                 else:
