@@ -117,6 +117,8 @@ def test_builders_chain_and_round_trip_through_a_dict() -> None:
     copy = config.copy().training(lr=0.5)
     assert config.lr == 1e-3 and copy.lr == 0.5
     assert PPO.get_default_config().to_dict() == PPOConfig().to_dict()
+    assert PPOConfig().training(train_batch_size_per_learner=256).train_batch_size == 256
+    assert PPOConfig().update_from_dict({"train_batch_size_per_learner": 64}).train_batch_size == 64
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
 # Attribute names that Ray's dicts spell differently (``lambda`` is a Python keyword).
 _DICT_NAMES = {"lambda_": "lambda", "framework_str": "framework"}
 _ATTR_NAMES = {v: k for k, v in _DICT_NAMES.items()}
+# With one learner, Ray's per-learner batch size is the train batch size.
+_ATTR_NAMES["train_batch_size_per_learner"] = "train_batch_size"
 
 
 class _NotProvided:
@@ -117,6 +119,7 @@ class AlgorithmConfig:
         gamma: float = NotProvided,
         lr: float | list[list[float]] = NotProvided,
         train_batch_size: int = NotProvided,
+        train_batch_size_per_learner: int = NotProvided,
         grad_clip: float | None = NotProvided,
         model: dict[str, Any] = NotProvided,
     ) -> AlgorithmConfig:
@@ -125,6 +128,9 @@ class AlgorithmConfig:
         ``custom_model``, ``custom_model_config``)."""
         if model is not NotProvided:
             model = {**self.model, **model}
+        if train_batch_size_per_learner is not NotProvided:
+            train_batch_size = train_batch_size_per_learner
+        del train_batch_size_per_learner
         return self._set(locals())
 
     def evaluation(

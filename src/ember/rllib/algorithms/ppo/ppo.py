@@ -41,6 +41,7 @@ class PPOConfig(AlgorithmConfig):
         gamma: float = NotProvided,
         lr: float | list[list[float]] = NotProvided,
         train_batch_size: int = NotProvided,
+        train_batch_size_per_learner: int = NotProvided,
         grad_clip: float | None = NotProvided,
         model: dict[str, Any] = NotProvided,
         minibatch_size: int = NotProvided,
@@ -59,9 +60,14 @@ class PPOConfig(AlgorithmConfig):
         prediction moves from the sampled one (None: no clipping); ``kl_coeff`` adapts
         towards ``kl_target`` when ``use_kl_loss``."""
         super().training(
-            gamma=gamma, lr=lr, train_batch_size=train_batch_size, grad_clip=grad_clip, model=model
+            gamma=gamma,
+            lr=lr,
+            train_batch_size=train_batch_size,
+            train_batch_size_per_learner=train_batch_size_per_learner,
+            grad_clip=grad_clip,
+            model=model,
         )
-        del gamma, lr, train_batch_size, grad_clip, model
+        del gamma, lr, train_batch_size, train_batch_size_per_learner, grad_clip, model
         self._set(locals())
         return self
 
