@@ -111,3 +111,14 @@ def test_tuner_runs_ppo_by_name_and_by_class(ray: Any, tmp_path: Path) -> None:
         assert result["training_iteration"] == 2
         assert result["num_env_steps_sampled_lifetime"] == 1000
         assert "episode_return_mean" in result["env_runners"]
+
+
+def test_a_tune_trial_holds_the_algorithms_main_process_and_learner_resources(
+    ray: Any, tmp_path: Path
+) -> None:
+    from ember.tune import RunConfig, TuneError, Tuner
+
+    config = cartpole(0).resources(num_cpus_for_main_process=3)  # the cluster has 2
+    tuner = Tuner(PPO, param_space=config, run_config=RunConfig(storage_path=str(tmp_path)))
+    with pytest.raises(TuneError, match="'CPU': 3"):
+        tuner.fit()

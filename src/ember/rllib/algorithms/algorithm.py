@@ -32,6 +32,15 @@ class Algorithm(Trainable):
     def get_default_config(cls) -> AlgorithmConfig:
         return AlgorithmConfig(algo_class=cls)
 
+    @staticmethod
+    def _tune_resources(config: dict[str, Any]) -> dict[str, float]:
+        """What a Tune trial of an algorithm holds (read by Tune, as ``tune.with_resources``
+        sets it): the main process's CPUs and the learner's GPU. Env runners hold their own."""
+        return {
+            "CPU": float(config.get("num_cpus_for_main_process", 1.0)),
+            "GPU": float(config.get("num_gpus_per_learner", 0.0)),
+        }
+
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, **kwargs: Any):
         if isinstance(config, AlgorithmConfig):
             algo_config = config.copy()
