@@ -378,3 +378,12 @@ def test_a_missing_checkpoint_falls_back_to_the_newest_kept_beside_it(tmp_path: 
         controller.step()
     restart = [s for s in executor.starts if s.trial_id == trial.trial_id][1]
     assert restart.resume_from["training_iteration"] == 2  # from checkpoint_000001
+
+
+def test_the_saved_state_holds_configs_with_functions(tmp_path: Path) -> None:
+    controller, _, _ = make(tmp_path, [{"x": 1, "creator": lambda cfg: cfg}])
+    controller.run()
+    state = load_state(str(tmp_path / "exp"))
+    assert state is not None
+    (trial,) = state["trials"]
+    assert trial.config["creator"](5) == 5

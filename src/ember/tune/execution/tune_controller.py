@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import cloudpickle
+
 from ember.tune.callback import Callback
 from ember.tune.error import TuneError
 from ember.tune.experiment.trial import Trial
@@ -531,8 +533,9 @@ class TuneController:
         state = {
             "trials": [_trial_summary(t) for t in self._trials],
             "timestamp": time.time(),
+            # cloudpickle: configs may hold functions (a lambda env creator, sample_from).
             "pickled": base64.b64encode(
-                pickle.dumps(
+                cloudpickle.dumps(
                     {
                         "trials": self._trials,
                         "search": self._search.get_state(),
