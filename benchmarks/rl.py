@@ -503,10 +503,11 @@ def _run_subprocess(python: str, args: list[str], timeout: float, env: dict) -> 
         stderr = err.read().decode(errors="replace")
     found = run._parse(stdout, RESULT_MARKER)
     if found is not None and found.get("status") == "partial":  # its curve until it stopped
-        why = f"killed after the {timeout:.0f} s timeout" if timed_out else f"exit code {rc}"
+        why = f"killed at the {timeout:.0f} s timeout" if timed_out else f"exit code {rc}"
         tail = "" if timed_out else "; stderr: " + " | ".join(stderr.strip().splitlines()[-3:])
         found["status"] = "timeout" if timed_out else "error"
-        found["note"] = f"{why} after {found.pop('env_steps_evaluated', '?')} env steps{tail}"
+        steps = found.pop("env_steps_evaluated", "?")
+        found["note"] = f"{why}; its curve goes to {steps} env steps{tail}"
     if found is None:
         tail = " | ".join(stderr.strip().splitlines()[-3:])[-600:]
         why = f"killed after the {timeout:.0f} s timeout" if timed_out else f"exit code {rc}"
