@@ -354,6 +354,13 @@ def _ember_greedy(algo: Any) -> Callable[[Any], Any]:
     return lambda obs: [algo.compute_single_action(o, explore=False) for o in obs]
 
 
+def _runtime(framework: str) -> Any:
+    """The module whose ``init()``/``shutdown()`` start and stop the framework's actors."""
+    import importlib
+
+    return importlib.import_module("ember" if framework == "ember" else "ray")
+
+
 def _env_steps(result: dict[str, Any]) -> int:
     key = "num_env_steps_sampled_lifetime"
     return int(result.get(key) or result["env_runners"][key])
@@ -363,11 +370,8 @@ def train_rllib_api(
     framework: str, algorithm: str, seed: int, budget: int, rec: Recorder, override: dict
 ) -> None:
     """Ember and RLlib share the API: build, ``train()`` until the budget, ``stop()``."""
-    if framework == "ember":
-        import ember as runtime
-    else:
-        import ray as runtime
     config = build_config(framework, algorithm, seed, _settings(framework, algorithm, override))
+    runtime = _runtime(framework)
     rec.start = time.perf_counter()  # imports done: the clock starts with the framework
     runtime.init()
     try:
@@ -441,10 +445,7 @@ def run_scaling(framework: str, runners: int, iterations: int = 5) -> dict[str, 
         return {**out, "status": "skipped", "note": f"cannot import {e.name} ({e})"}
     settings = {**SCALING_SETTINGS[framework], "env_runners": {"num_env_runners": runners}}
     config = build_config(framework, "PPO", 0, settings)
-    if framework == "ember":
-        import ember as runtime
-    else:
-        import ray as runtime
+    runtime = _runtime(framework)
     runtime.init()
     try:
         algo = config.build_algo()
