@@ -521,11 +521,17 @@ def _run_subprocess(python: str, args: list[str], timeout: float, env: dict) -> 
     return found
 
 
-def _worker_env(framework: str) -> dict[str, str]:
+def _worker_env(framework: str, threads: int) -> dict[str, str]:
+    """``threads`` bounds PyTorch's threads in the run's process and every process it starts
+    (it reads OMP_NUM_THREADS): on 2 shared cores, more threads than cores slow the small
+    networks down by several times, and by how much depends on the other load."""
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if framework == "rllib":
-        return {"RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
-    path = os.environ.get("PYTHONPATH", "")  # a PYTHONPATH of the caller's comes first
-    return {"PYTHONPATH": os.pathsep.join(p for p in (path, REPO_SRC) if p)}
+        env["RAY_USAGE_STATS_ENABLED"] = os.environ.get("RAY_USAGE_STATS_ENABLED", "0")
+    else:
+        path = os.environ.get("PYTHONPATH", "")  # a PYTHONPATH of the caller's comes first
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (path, REPO_SRC) if p)
+    return env
 
 
 def _python_for(framework: str, ray_python: str | None) -> str:
@@ -664,12 +670,13 @@ def plot(results: list[RunResult], path: str) -> None:
     xlabels = ("env steps", "seconds (training, evaluations excluded)")
     for ax, xlabel in zip(axes, xlabels, strict=True):
         ax.axhline(THRESHOLD, color="grey", linewidth=0.8)
+        ax.set_ylim(0, 510)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("greedy mean return (10 episodes)")
         ax.grid(alpha=0.3)
     axes[0].set_title(f"{ENV_ID}: return vs env steps")
     axes[1].set_title(f"{ENV_ID}: return vs wall-clock")
-    axes[1].legend(loc="lower right", fontsize=8)
+    axes[1].legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -768,6 +775,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="episodes per greedy evaluation (default: %(default)s)",
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="PyTorch threads per process, as OMP_NUM_THREADS (default: %(default)s)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=1800.0,
@@ -848,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
                     _python_for(framework, args.ray_python),
                     ["--scaling-worker", framework, str(runners)],
                     args.timeout,
-                    _worker_env(framework),
+                    _worker_env(framework, args.threads),
                 )
                 rows.append({"framework": framework, "runners": runners, **row})
                 print(f"  {framework} {runners} runner(s): {row}", flush=True)
@@ -878,12 +891,12 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if (framework, algorithm) in overrides:
                     worker_args += ["--override", json.dumps(overrides[(framework, algorithm)])]
-                t0 = time.perf_counter()
+                t0, load = time.perf_counter(), os.getloadavg()[0]
                 raw = _run_subprocess(
                     _python_for(framework, args.ray_python),
                     worker_args,
                     args.timeout,
-                    _worker_env(framework),
+                    _worker_env(framework, args.threads),
                 )
                 raw.update(framework=framework, algorithm=algorithm, seed=seed)
                 raw.setdefault("budget", budget[algorithm])
@@ -895,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"final={_fmt(result.final_return, 1)} "
                     f"475 at {hit.env_steps if hit else '-'} steps / "
                     f"{f'{hit.seconds:.1f}' if hit else '-'} s "
-                    f"({time.perf_counter() - t0:.0f} s) {result.note}",
+                    f"({time.perf_counter() - t0:.0f} s, load {load:.1f}) {result.note}",
                     flush=True,
                 )
     print(f"load average at end: {os.getloadavg()[0]:.2f}\n")
