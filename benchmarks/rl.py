@@ -5,7 +5,8 @@ Ray RLlib 2.60 (issue 10, "Benchmarks and targets").
     python benchmarks/rl.py [--frameworks ember,sb3,rllib] [--algorithms PPO,DQN]
                             [--seeds 0,1,2] [--budget 100000 | --budget PPO=100000,DQN=100000]
                             [--ray-python /tmp/benchvenv/bin/python] [--plot rl.png]
-                            [--json rl.json] [--timeout S] [--override FW.ALGO=JSON]
+                            [--json rl.json] [--timeout S] [--threads 1]
+                            [--override FW.ALGO=JSON]
     python benchmarks/rl.py --scaling [--frameworks ember,rllib]
 
 Every (framework, algorithm, seed) trains in its own fresh process, one after another, seeds
@@ -21,7 +22,8 @@ markdown table of medians over seeds and draws the curves.
 
 Each framework runs with its own recommended settings for CartPole-v1: Stable-Baselines3 with
 the rl-baselines3-zoo hyperparameters, RLlib with its tuned examples, ember.rllib with its
-defaults (plus the env-runner count RLlib uses). ``--override`` changes them for a run.
+defaults (plus the env-runner count RLlib uses). ``--override`` changes them for a run. Every
+process uses one PyTorch thread (``--threads``), as Ray's workers do.
 
 ``--scaling`` measures sampled env steps per second of PPO's env runners with 1 and 2 runners
 (target on 2 cores: 2 runners >= 1.6x one).
