@@ -9,6 +9,7 @@ from typing import Any
 
 ALGORITHMS: dict[str, str] = {
     "PPO": "ember.rllib.algorithms.ppo.ppo:PPO",
+    "ES": "ember.rllib.algorithms.es.es:ES",
 }
 
 

@@ -1,0 +1,3 @@
+from ember.rllib.algorithms.es.es import ES, ESConfig
+
+__all__ = ["ES", "ESConfig"]
