@@ -208,7 +208,7 @@ def test_runner_plays_mirrored_pairs_and_returns_only_indices_and_returns() -> N
     pairs = len(result["noise_indices"])
     assert result["noisy_returns"].shape == result["noisy_lengths"].shape == (pairs, 2)
     assert 2 * pairs >= 6 and result["noisy_lengths"].sum() >= 50
-    assert result["eval_returns"] == [] and result["obs_stat"]["count"] == (
+    assert result["eval_returns"] == [] and result["obs_stat"].count == (
         result["noisy_lengths"].sum()
     )
     assert all(0 <= i <= len(noise) - runner.policy.num_params for i in result["noise_indices"])
@@ -233,3 +233,23 @@ def test_same_seed_gives_the_same_iterations_in_process() -> None:
     result = first[1]
     assert result["episodes_this_iter"] >= 10 and result["env_runners"]["num_env_steps_sampled"]
     assert {"weights_norm", "grad_norm", "update_ratio", "episodes_so_far"} <= set(result["info"])
+
+
+def test_es_runs_box_actions_in_process() -> None:
+    algo = (
+        ESConfig()
+        .environment("Pendulum-v1")
+        .training(noise_size=200_000, episodes_per_batch=4, train_batch_size=100)
+        .debugging(seed=0)
+        .build_algo()
+    )
+    try:
+        for _ in range(2):
+            result = algo.train()
+        assert result["episodes_this_iter"] == 4  # two mirrored pairs of 200-step episodes
+        assert result["env_runners"]["num_env_steps_sampled"] >= 800
+        assert np.isfinite(result["info"]["grad_norm"]) and result["info"]["grad_norm"] > 0
+        action = algo.compute_single_action(np.array([1.0, 0.0, 0.0]))
+        assert action.shape == (1,) and -2 <= action[0] <= 2
+    finally:
+        algo.stop()

@@ -28,7 +28,6 @@ from ember.rllib.algorithms.algorithm import Algorithm, _episode_stats
 from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ember.rllib.algorithms.es.utils import (
     Adam,
-    RunningStat,
     SharedNoiseTable,
     batched_weighted_sum,
     compute_centered_ranks,
@@ -192,9 +191,7 @@ class ES(Algorithm):
         step = self.optimizer.step(-g + cfg.l2_coeff * theta)  # ascend F, decay the weights
         self.policy.set_flat(theta + step)
         for result in results:
-            stat = RunningStat(self.policy.obs_stat.sum.shape)
-            stat.set_state(result["obs_stat"])
-            self.policy.obs_stat.update(stat)
+            self.policy.obs_stat.update(result["obs_stat"])
         self.policy.refresh_filter()
         return self._report(results, theta + step, g, step)
 

@@ -84,7 +84,7 @@ class ESEnvRunner:
             "noisy_lengths": np.array(lengths, dtype=np.int64).reshape(-1, 2),
             "eval_returns": eval_returns,
             "eval_lengths": eval_lengths,
-            "obs_stat": stat.get_state(),
+            "obs_stat": stat,
         }
 
     def ping(self) -> bool:
