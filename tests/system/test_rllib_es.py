@@ -64,6 +64,7 @@ def test_noise_table_is_put_once_and_weights_once_per_iteration(
     try:
         tables = [v for v in puts if isinstance(v, np.ndarray) and v.size == 1_000_000]
         assert len(tables) == 1 and len(puts) == 1  # one table for both runners
+        assert not algo.noise.noise.flags.writeable  # the driver reads the store's copy too
         for _ in range(3):
             algo.train()
         assert puts[0] is tables[0] and len(puts) == 1 + 3

@@ -148,19 +148,22 @@ class ES(Algorithm):
         self.learner = self.policy  # what checkpoints save, and get_module() reads
         self.optimizer = Adam(self.policy.num_params, cfg.stepsize)
         noise = create_shared_noise(cfg.noise_size, cfg.seed)
-        self.noise = SharedNoiseTable(noise)
         self.env_runner: Any = None
         self._remote_runners = []
         if cfg.num_env_runners == 0:
             self.env_runner = ESEnvRunner(config, self._creator, noise)
         else:
-            noise_ref = ember.put(noise)  # once: every runner maps this one copy
+            # Put once; every runner, and this process, maps that one copy. The reference is
+            # kept for the algorithm's life, so the table stays in the store while it is read.
+            self._noise_ref = ember.put(noise)
+            noise = ember.get(self._noise_ref)
             runner_cls = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(ESEnvRunner)
             self._remote_runners = [
-                runner_cls.remote(config, self._creator, noise_ref, worker_index=i + 1)
+                runner_cls.remote(config, self._creator, self._noise_ref, worker_index=i + 1)
                 for i in range(cfg.num_env_runners)
             ]
             ember.get([r.ping.remote() for r in self._remote_runners])
+        self.noise = SharedNoiseTable(noise)
         self._eval_runner = None
         self._eval_env: Any = None
         self._eval_rng = np.random.default_rng(None if cfg.seed is None else [cfg.seed, 999_983])
