@@ -4,7 +4,7 @@
     every runner, in parallel:   eps_i = noise[index_i]
                                  F+_i, F-_i = F(theta + sigma*eps_i), F(theta - sigma*eps_i)
     send back index_i, F+_i, F-_i
-    theta += Adam(sum_i (rank(F+_i) - rank(F-_i)) * eps_i / n  -  l2_coeff * theta)
+    theta += Adam(sum_i (rank(F+_i) - rank(F-_i)) * eps_i / 2n  -  l2_coeff * theta)
 
 The noise table is made once from a seed and put in the object store once; every runner maps
 the same copy and names a perturbation by its index, so only weights go out (one put per
