@@ -73,6 +73,7 @@ class ESConfig(AlgorithmConfig):
         gamma: float = NotProvided,
         lr: float | list[list[float]] = NotProvided,
         train_batch_size: int = NotProvided,
+        train_batch_size_per_learner: int = NotProvided,
         grad_clip: float | None = NotProvided,
         model: dict[str, Any] = NotProvided,
         action_noise_std: float = NotProvided,
@@ -91,9 +92,14 @@ class ESConfig(AlgorithmConfig):
         reported return is the mean of those episodes over the last ``report_length``
         iterations."""
         super().training(
-            gamma=gamma, lr=lr, train_batch_size=train_batch_size, grad_clip=grad_clip, model=model
+            gamma=gamma,
+            lr=lr,
+            train_batch_size=train_batch_size,
+            train_batch_size_per_learner=train_batch_size_per_learner,
+            grad_clip=grad_clip,
+            model=model,
         )
-        del gamma, lr, train_batch_size, grad_clip, model
+        del gamma, lr, train_batch_size, train_batch_size_per_learner, grad_clip, model
         self._set(locals())
         return self
 
@@ -146,6 +152,7 @@ class ES(Algorithm):
                 f"{self.policy.num_params} parameters: raise noise_size (a few million or more)"
             )
         self.learner = self.policy  # what checkpoints save, and get_module() reads
+        self.obs_filter = None  # ES keeps its observation statistics in the policy's state
         self.optimizer = Adam(self.policy.num_params, cfg.stepsize)
         noise = create_shared_noise(cfg.noise_size, cfg.seed)
         self.env_runner: Any = None
@@ -194,7 +201,7 @@ class ES(Algorithm):
         step = self.optimizer.step(-g + cfg.l2_coeff * theta)  # ascend F, decay the weights
         self.policy.set_flat(theta + step)
         for result in results:
-            self.policy.obs_stat.update(result["obs_stat"])
+            self.policy.obs_stat.merge(result["obs_stat"])
         self.policy.refresh_filter()
         return self._report(results, theta + step, g, step)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ember.rllib.algorithms.es.utils import RunningStat, SharedNoiseTable
+from ember.rllib.algorithms.es.utils import SharedNoiseTable
 from ember.rllib.env.utils import make_env
+from ember.rllib.utils.filter import RunningStat
 
 
 class ESEnvRunner:

@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ember.rllib.algorithms.es.utils import RunningStat
 from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
+from ember.rllib.utils.filter import RunningStat
 
 FILTERS = ("NoFilter", "MeanStdFilter")
 
@@ -65,14 +65,15 @@ class ESTorchPolicy:
     def refresh_filter(self) -> None:
         if self._filter:
             self.obs_mean = self.obs_stat.mean.astype(np.float32)
-            self.obs_std = self.obs_stat.std.astype(np.float32)
+            # At least 0.01, so that a constant feature does not blow up when divided by it.
+            self.obs_std = np.maximum(self.obs_stat.std, 0.01).astype(np.float32)
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.get_flat(), "obs_stat": self.obs_stat.get_state()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.set_flat(state["weights"])
-        self.obs_stat.set_state(state["obs_stat"])
+        self.obs_stat = RunningStat.from_state(state["obs_stat"])
         self.refresh_filter()
 
     # ------------------------------------------------------------------ acting

@@ -61,47 +61,6 @@ def batched_weighted_sum(
     return total
 
 
-class RunningStat:
-    """Count, sum and sum of squares of the observations seen: adding two is merging them, so
-    each runner sends what it saw in an iteration and the driver adds it up."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.count = 0
-        self.sum = np.zeros(shape, dtype=np.float64)
-        self.sumsq = np.zeros(shape, dtype=np.float64)
-
-    def push(self, observations: np.ndarray) -> None:
-        """Add a batch ``[n, *shape]`` of observations."""
-        self.count += len(observations)
-        self.sum += observations.sum(axis=0)
-        self.sumsq += np.square(observations, dtype=np.float64).sum(axis=0)
-
-    def update(self, other: RunningStat) -> None:
-        self.count += other.count
-        self.sum += other.sum
-        self.sumsq += other.sumsq
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.sum / max(self.count, 1)
-
-    @property
-    def std(self) -> np.ndarray:
-        """At least 0.01, so that a constant feature does not blow up when divided by it."""
-        if self.count == 0:
-            return np.ones_like(self.sum)
-        std: np.ndarray = np.sqrt(np.maximum(self.sumsq / self.count - np.square(self.mean), 1e-4))
-        return std
-
-    def get_state(self) -> dict[str, Any]:
-        return {"count": self.count, "sum": self.sum.copy(), "sumsq": self.sumsq.copy()}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.count = int(state["count"])
-        self.sum = np.array(state["sum"], dtype=np.float64)
-        self.sumsq = np.array(state["sumsq"], dtype=np.float64)
-
-
 class Adam:
     """Adam (Kingma and Ba 2015) on one flat parameter vector: ``step(grad)`` returns the change
     to add to the parameters, for the gradient of a loss to minimize."""
