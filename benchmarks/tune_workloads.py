@@ -73,14 +73,19 @@ def no_work(config):
     max_repeat=3,
 )
 def tune_overhead(ctx):
+    return _timed_trials(ctx, no_work, 500, "tune_500_trials")
+
+
+def _timed_trials(ctx, trainable, n, metric):
+    """A sampler timing ``fit()`` of ``n`` trials of ``trainable``, which must all succeed."""
     storage = _storage(ctx)
 
     def once():
         t0 = time.perf_counter()
-        results = _fit(ctx, _trainable(ctx, "no_work"), storage, num_samples=500)
+        results = _fit(ctx, trainable, storage, num_samples=n)
         elapsed = wl._elapsed(t0)
-        wl._check(len(results) == 500 and results.num_errors == 0, "500 trials without errors")
-        return {"tune_500_trials": elapsed}
+        wl._check(len(results) == n and results.num_errors == 0, f"{n} trials without errors")
+        return {metric: elapsed}
 
     return once
 
@@ -102,17 +107,8 @@ def one_second(config):
     max_repeat=3,
 )
 def tune_efficiency(ctx):
-    storage = _storage(ctx)
-
-    def once():
-        t0 = time.perf_counter()
-        results = _fit(ctx, _trainable(ctx, "one_second"), storage, num_samples=40)
-        elapsed = wl._elapsed(t0)
-        wl._check(len(results) == 40 and results.num_errors == 0, "40 trials without errors")
-        ctx.info["ideal_s"] = 20.0
-        return {"tune_40x1s": elapsed}
-
-    return once
+    ctx.info["ideal_s"] = 20.0
+    return _timed_trials(ctx, one_second, 40, "tune_40x1s")
 
 
 def many_results(config):
@@ -136,7 +132,7 @@ def tune_throughput(ctx):
         t0 = time.perf_counter()
         results = _fit(
             ctx,
-            _trainable(ctx, "many_results"),
+            many_results,
             storage,
             param_space={"n": n, "k": _tune({"fw": ctx.framework}).grid_search([0, 1])},
         )
@@ -163,7 +159,7 @@ def tune_first_trial(ctx):
 
     def once():
         t0 = time.time()
-        results = _fit(ctx, _trainable(ctx, "first_report"), storage)
+        results = _fit(ctx, first_report, storage)
         return {"tune_first_trial_s": results[0].metrics["started"] - t0}
 
     return once
@@ -173,11 +169,6 @@ def _tune(config):
     import importlib
 
     return importlib.import_module(config["fw"] + ".tune")
-
-
-def _trainable(ctx, name):
-    """A trainable by reference: workers import this module from the benchmarks folder."""
-    return getattr(sys.modules[__name__], name)
 
 
 def main(argv=None):

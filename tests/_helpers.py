@@ -6,9 +6,12 @@ workers import those from the repository root, so this module is found by both.)
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
@@ -142,3 +145,14 @@ class _Cancelled:
 def cancelled(t: Task) -> Fail:
     """The ``Fail`` a cancelled task gets, whatever its error's message."""
     return Fail(t, _Cancelled())  # type: ignore[arg-type]
+
+
+def load_benchmark(filename: str) -> Any:
+    """A script of ``benchmarks/`` as a module (that folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / filename
+    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

@@ -438,9 +438,10 @@ def test_import_ember_is_quick(fresh_import: dict) -> None:
     assert fresh_import["elapsed"] < 5.0, f"import ember took {fresh_import['elapsed']:.2f} s"
 
 
-# ----------------------------------------------------------------------------- import ember.tune
+# ----------------------------------------------------------------------------- the libraries
 
 OPTIONAL = ("pandas", "tensorboardX", "optuna", "hyperopt", "IPython", "torch", "tensorflow")
+FRAMEWORKS = ("tensorflow", "torch", "keras", "gymnasium")
 
 
 @pytest.mark.parametrize(
@@ -453,10 +454,18 @@ OPTIONAL = ("pandas", "tensorboardX", "optuna", "hyperopt", "IPython", "torch", 
         ),
         ("from ember.tune.search import Searcher, ConcurrencyLimiter, Repeater", OPTIONAL),
         ("from ember.tune.schedulers import ASHAScheduler, PopulationBasedTraining", OPTIONAL),
+        ("import ember.experimental", FRAMEWORKS),
+        ("import ember; ember.experimental", FRAMEWORKS),
+        ("import ember.experimental.tf_utils, ember.experimental.torch_utils", FRAMEWORKS),
+        ("import ember.rllib, ember.rllib.algorithms.ppo", FRAMEWORKS),
+        ("import ember.rllib.algorithms.es", FRAMEWORKS),
     ],
 )
-def test_importing_tune_loads_no_optional_library(statement: str, banned: tuple[str, ...]) -> None:
-    """Tune's optional libraries load only when their feature is used."""
+def test_importing_a_library_loads_no_optional_library(
+    statement: str, banned: tuple[str, ...]
+) -> None:
+    """The libraries' optional dependencies (Tune's loggers and searchers, TensorFlow,
+    PyTorch, Gymnasium) load when a feature is used, not when it is imported."""
     code = f"import sys; before = set(sys.modules); {statement}; " + (
         "print(' '.join(sorted(m.split('.')[0] for m in set(sys.modules) - before)))"
     )
@@ -468,26 +477,3 @@ def test_importing_tune_loads_no_optional_library(statement: str, banned: tuple[
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
     assert not loaded & set(banned), f"{statement!r} loaded {sorted(loaded & set(banned))}"
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "import ember.experimental",
-        "import ember; ember.experimental",
-        "import ember.experimental.tf_utils, ember.experimental.torch_utils",
-    ],
-)
-def test_importing_experimental_loads_neither_tensorflow_nor_torch(statement: str) -> None:
-    """TensorFlow and PyTorch load when a weight helper is built, not when it is imported."""
-    code = f"import sys; {statement}; " + (
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
-    )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
-    )
-    assert proc.returncode == 0, proc.stderr
-    loaded = set(proc.stdout.split()) & {"tensorflow", "torch", "keras"}
-    assert not loaded, f"{statement!r} loaded {sorted(loaded)}"

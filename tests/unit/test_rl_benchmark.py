@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests._helpers import load_benchmark
 
-def _load_benchmark() -> Any:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "rl.py"
-    spec = importlib.util.spec_from_file_location("rl_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("rl.py")
 
 
 def _run(framework: str, seed: int, curve: list[tuple[int, float, float]], **kw: Any) -> Any:

@@ -4,12 +4,6 @@ checks; the flat policy vector; and ES in-process (seeds honoured, mirrored pair
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,9 +14,6 @@ from ember.rllib.algorithms.es.utils import (
     compute_centered_ranks,
     create_shared_noise,
 )
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-
 
 # ---------------------------------------------------------------------- plain values
 
@@ -81,22 +72,6 @@ def test_adam_first_step_is_stepsize_against_the_gradient() -> None:
     again = Adam(3, stepsize=0.1)
     again.set_state(state)
     np.testing.assert_array_equal(again.step(np.ones(3)), adam.step(np.ones(3)))
-
-
-def test_import_es_loads_neither_torch_nor_gymnasium() -> None:
-    probe = (
-        "import json, sys; import ember.rllib.algorithms.es; "
-        "print(json.dumps(sorted(m for m in ('torch', 'gymnasium') if m in sys.modules)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        check=True,
-    )
-    assert json.loads(out.stdout) == []
 
 
 # ---------------------------------------------------------------------- config and policy

@@ -3,11 +3,9 @@ records what a scheduler asks of it, and the benchmark's simulator runs whole ex
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +25,12 @@ from ember.tune.schedulers import (
 )
 from ember.tune.schedulers.pbt import explore, load_policy
 from ember.tune.search.sample import sample_from, uniform
+from tests._helpers import load_benchmark
 
 CONTINUE, PAUSE, STOP, NOOP = "CONTINUE", "PAUSE", "STOP", "NOOP"
 
 
-def _load_benchmark() -> Any:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tune_schedulers.py"
-    spec = importlib.util.spec_from_file_location("tune_schedulers_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("tune_schedulers.py")
 
 
 class FakeContext:

@@ -55,32 +55,55 @@ class Algorithm(Trainable):
 
     def setup(self, config: dict[str, Any]) -> None:
         from ember.rllib.env.env_runner import EnvRunner
-        from ember.rllib.env.utils import env_creator
 
         cfg = self.algo_config
-        self._creator = env_creator(cfg.env, cfg.env_creator)
         self._fragment = cfg.get_rollout_fragment_length()
-        self.env_runner = None
-        self._remote_runners: list[Any] = []
-        if cfg.num_env_runners == 0:
-            self.env_runner = EnvRunner(config, self._creator, worker_index=0)
-        else:
-            runner_cls = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(EnvRunner)
-            self._remote_runners = [
-                runner_cls.remote(config, self._creator, worker_index=i + 1)
-                for i in range(cfg.num_env_runners)
-            ]
-            ember.get([r.ping.remote() for r in self._remote_runners])  # fail here, not later
-        self._eval_runner: Any = None
-        probe = self._creator(dict(cfg.env_config))
-        self.observation_space, self.action_space = probe.observation_space, probe.action_space
-        probe.close()
+        self._probe_env()
+        self._start_runners(config, EnvRunner, (), ())
         self.obs_filter: RunningStat | None = None
         if cfg.observation_filter == "MeanStdFilter":
             self.obs_filter = RunningStat(self.observation_space.shape)
         self.learner = self.build_learner(config)
-        self._recent_returns: deque[float] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
-        self._recent_lens: deque[int] = deque(maxlen=cfg.metrics_num_episodes_for_smoothing)
+        self._start_metrics(cfg.metrics_num_episodes_for_smoothing)
+
+    def _probe_env(self) -> None:
+        """The env's creator and spaces (from one env, closed again)."""
+        from ember.rllib.env.utils import env_creator
+
+        cfg = self.algo_config
+        self._creator = env_creator(cfg.env, cfg.env_creator)
+        probe = self._creator(dict(cfg.env_config))
+        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        probe.close()
+
+    def _start_runners(
+        self,
+        config: dict[str, Any],
+        runner_class: type,
+        local_args: tuple[Any, ...],
+        remote_args: tuple[Any, ...],
+    ) -> None:
+        """The env runners: one in this process (``num_env_runners`` 0) or Ember actors, each
+        made as ``runner_class(config, creator, *args, worker_index=)`` (an algorithm's runners
+        may take more, such as ES's noise table)."""
+        cfg = self.algo_config
+        self.env_runner: Any = None
+        self._remote_runners: list[Any] = []
+        self._eval_runner: Any = None
+        if cfg.num_env_runners == 0:
+            self.env_runner = runner_class(config, self._creator, *local_args, worker_index=0)
+        else:
+            remote_class: Any = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(runner_class)
+            self._remote_runners = [
+                remote_class.remote(config, self._creator, *remote_args, worker_index=i + 1)
+                for i in range(cfg.num_env_runners)
+            ]
+            ember.get([r.ping.remote() for r in self._remote_runners])  # fail here, not later
+
+    def _start_metrics(self, window: int) -> None:
+        """The recent episodes' returns and lengths (``window`` of them) and the counters."""
+        self._recent_returns: deque[float] = deque(maxlen=window)
+        self._recent_lens: deque[int] = deque(maxlen=window)
         self._env_steps_lifetime = 0
         self._episodes_lifetime = 0
 

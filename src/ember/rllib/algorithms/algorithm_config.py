@@ -41,6 +41,17 @@ class _NotProvided:
 NotProvided: Any = _NotProvided()
 
 
+# The training settings every algorithm has (AlgorithmConfig.training's parameters).
+_SHARED_TRAINING = (
+    "gamma",
+    "lr",
+    "train_batch_size",
+    "train_batch_size_per_learner",
+    "grad_clip",
+    "model",
+)
+
+
 class AlgorithmConfig:
     """The settings every algorithm shares; subclasses add their own in ``__init__`` and
     ``training()``, and name their algorithm in ``algo_class``."""
@@ -162,6 +173,14 @@ class AlgorithmConfig:
 
     def debugging(self, *, seed: int | None = NotProvided) -> AlgorithmConfig:
         return self._set(locals())
+
+    def _set_training(self, args: dict[str, Any]) -> None:
+        """An algorithm's ``training(...)``: the shared settings go through
+        ``AlgorithmConfig.training`` (merging ``model``, the per-learner batch size), the
+        algorithm's own are set as given."""
+        shared = {k: args[k] for k in _SHARED_TRAINING}
+        AlgorithmConfig.training(self, **shared)
+        self._set({k: v for k, v in args.items() if k not in _SHARED_TRAINING})
 
     def _set(self, args: dict[str, Any]) -> AlgorithmConfig:
         for key, value in args.items():

@@ -18,7 +18,6 @@ noise table) are sized for CartPole-like problems on a few cores."""
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -91,16 +90,7 @@ class ESConfig(AlgorithmConfig):
         ``eval_prob`` the chance that a runner plays theta itself instead of a pair, and the
         reported return is the mean of those episodes over the last ``report_length``
         iterations."""
-        super().training(
-            gamma=gamma,
-            lr=lr,
-            train_batch_size=train_batch_size,
-            train_batch_size_per_learner=train_batch_size_per_learner,
-            grad_clip=grad_clip,
-            model=model,
-        )
-        del gamma, lr, train_batch_size, train_batch_size_per_learner, grad_clip, model
-        self._set(locals())
+        self._set_training(locals())
         return self
 
     def validate(self) -> None:
@@ -136,13 +126,9 @@ class ES(Algorithm):
 
         from ember.rllib.algorithms.es.es_env_runner import ESEnvRunner
         from ember.rllib.algorithms.es.es_torch_policy import ESTorchPolicy
-        from ember.rllib.env.utils import env_creator, make_env
 
         cfg = self.algo_config
-        self._creator = env_creator(cfg.env, cfg.env_creator)
-        probe = make_env(self._creator, cfg.env_config)
-        self.observation_space, self.action_space = probe.observation_space, probe.action_space
-        probe.close()
+        self._probe_env()
         if cfg.seed is not None:
             torch.manual_seed(cfg.seed)
         self.policy = ESTorchPolicy(self.observation_space, self.action_space, config)
@@ -151,34 +137,22 @@ class ES(Algorithm):
                 f"noise_size {cfg.noise_size} is smaller than the policy's "
                 f"{self.policy.num_params} parameters: raise noise_size (a few million or more)"
             )
+        noise = create_shared_noise(cfg.noise_size, cfg.seed)
+        # With runner actors the table is put once: every runner, and this process, maps that
+        # one copy. The reference is kept for the algorithm's life, so the table stays in the
+        # store while it is read.
+        self._noise_ref = ember.put(noise) if cfg.num_env_runners else None
+        if self._noise_ref is not None:
+            noise = ember.get(self._noise_ref)
+        self._start_runners(config, ESEnvRunner, (noise,), (self._noise_ref,))
         self.learner = self.policy  # what checkpoints save, and get_module() reads
         self.obs_filter = None  # ES keeps its observation statistics in the policy's state
         self.optimizer = Adam(self.policy.num_params, cfg.stepsize)
-        noise = create_shared_noise(cfg.noise_size, cfg.seed)
-        self.env_runner: Any = None
-        self._remote_runners = []
-        if cfg.num_env_runners == 0:
-            self.env_runner = ESEnvRunner(config, self._creator, noise)
-        else:
-            # Put once; every runner, and this process, maps that one copy. The reference is
-            # kept for the algorithm's life, so the table stays in the store while it is read.
-            self._noise_ref = ember.put(noise)
-            noise = ember.get(self._noise_ref)
-            runner_cls = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(ESEnvRunner)
-            self._remote_runners = [
-                runner_cls.remote(config, self._creator, self._noise_ref, worker_index=i + 1)
-                for i in range(cfg.num_env_runners)
-            ]
-            ember.get([r.ping.remote() for r in self._remote_runners])
         self.noise = SharedNoiseTable(noise)
-        self._eval_runner = None
         self._eval_env: Any = None
         self._eval_rng = np.random.default_rng(None if cfg.seed is None else [cfg.seed, 999_983])
         # Per iteration, the mean return and length of the episodes played with theta itself.
-        self._recent_returns = deque(maxlen=cfg.report_length)
-        self._recent_lens = deque(maxlen=cfg.report_length)
-        self._env_steps_lifetime = 0
-        self._episodes_lifetime = 0
+        self._start_metrics(cfg.report_length)
 
     def cleanup(self) -> None:
         super().cleanup()

@@ -59,16 +59,7 @@ class PPOConfig(AlgorithmConfig):
         """PPO's settings besides the shared ones: ``vf_clip_param`` bounds how far the value
         prediction moves from the sampled one (None: no clipping); ``kl_coeff`` adapts
         towards ``kl_target`` when ``use_kl_loss``."""
-        super().training(
-            gamma=gamma,
-            lr=lr,
-            train_batch_size=train_batch_size,
-            train_batch_size_per_learner=train_batch_size_per_learner,
-            grad_clip=grad_clip,
-            model=model,
-        )
-        del gamma, lr, train_batch_size, train_batch_size_per_learner, grad_clip, model
-        self._set(locals())
+        self._set_training(locals())
         return self
 
     def validate(self) -> None:
