@@ -122,3 +122,11 @@ def test_a_tune_trial_holds_the_algorithms_main_process_and_learner_resources(
     tuner = Tuner(PPO, param_space=config, run_config=RunConfig(storage_path=str(tmp_path)))
     with pytest.raises(TuneError, match="'CPU': 3"):
         tuner.fit()
+
+
+def test_env_runners_the_cluster_cannot_hold_are_an_error_not_a_wait(ray: Any) -> None:
+    with pytest.raises(ValueError, match="need 3 CPUs, but the cluster has 2"):
+        cartpole(num_env_runners=3).build_algo()
+    # Fractions fit: three runners at half a CPU each.
+    algo = cartpole(num_env_runners=3).env_runners(num_cpus_per_env_runner=0.5).build_algo()
+    algo.stop()

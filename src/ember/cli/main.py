@@ -1,4 +1,5 @@
-"""``ember start``, ``ember stop`` and ``ember status``.
+"""``ember start``, ``ember stop``, ``ember status`` and ``ember rllib`` (whose commands live
+in ``ember.rllib.scripts``).
 
 Thin commands: they parse and check arguments and call the runtime's launcher; what they
 refuse is said in terms of their own flags. ``start`` leaves the node's processes running in
@@ -24,13 +25,15 @@ import psutil
 from ember import __version__
 from ember._runtime.launch import admin, cluster_files, launcher
 from ember._runtime.node.cluster_link import node_host
+from ember.rllib import scripts as rllib_scripts
 
 DEFAULT_PORT = 6380
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ember", description="Start, stop and inspect Ember nodes on this host."
+        prog="ember",
+        description="Start, stop and inspect Ember nodes on this host; train RL algorithms.",
     )
     parser.add_argument("--version", action="version", version=f"ember, version {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -103,13 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
+    rllib_scripts.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"start": _start, "stop": _stop, "status": _status}[args.command](args)
+        commands = {"start": _start, "stop": _stop, "status": _status, "rllib": rllib_scripts.run}
+        return commands[args.command](args)
     except (ValueError, ConnectionError, RuntimeError, OSError) as e:
         print(f"ember {args.command}: {e}", file=sys.stderr)
         return 1

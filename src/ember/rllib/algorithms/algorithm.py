@@ -21,7 +21,7 @@ from ember.rllib.utils import metrics as M
 from ember.rllib.utils.filter import MeanStdFilter, RunningStat
 from ember.tune.trainable.trainable import Trainable
 
-_STATE_FILE = "algorithm_state.pkl"
+STATE_FILE = "algorithm_state.pkl"
 
 
 class Algorithm(Trainable):
@@ -93,6 +93,7 @@ class Algorithm(Trainable):
         if cfg.num_env_runners == 0:
             self.env_runner = runner_class(config, self._creator, *local_args, worker_index=0)
         else:
+            _check_cluster_fits(cfg)
             remote_class: Any = ember.remote(num_cpus=cfg.num_cpus_per_env_runner)(runner_class)
             self._remote_runners = [
                 remote_class.remote(config, self._creator, *remote_args, worker_index=i + 1)
@@ -219,11 +220,11 @@ class Algorithm(Trainable):
             "counters": self.get_counters(),
             "iteration": self.iteration,
         }
-        with open(os.path.join(checkpoint_dir, _STATE_FILE), "wb") as f:
+        with open(os.path.join(checkpoint_dir, STATE_FILE), "wb") as f:
             cloudpickle.dump(state, f)  # a registered env's creator may be a lambda
 
     def load_checkpoint(self, checkpoint: dict[str, Any] | str) -> None:
-        state = _read_state(str(checkpoint))
+        state = checkpoint_state(str(checkpoint))
         self.learner.set_state(state["learner"])
         self.set_counters(state["counters"])
         self._iteration = state["iteration"]
@@ -250,17 +251,33 @@ class Algorithm(Trainable):
     @classmethod
     def from_checkpoint(cls, path: str) -> Algorithm:
         """A new algorithm with the saved config, weights, optimizer state and counters."""
-        state = _read_state(path)
+        state = checkpoint_state(path)
         algo_class: type[Algorithm] = state["algorithm_class"]
         algo = algo_class(config=state["config"])
         algo.restore(path)
         return algo
 
 
-def _read_state(path: str) -> dict[str, Any]:
-    file = os.path.join(path, _STATE_FILE)
+def _check_cluster_fits(cfg: AlgorithmConfig) -> None:
+    """Env runners that the cluster can never hold would wait for CPUs forever: say so. Under
+    Tune this process is a trial's actor and holds CPUs of its own."""
+    held = ember.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+    need = cfg.num_env_runners * cfg.num_cpus_per_env_runner
+    total = ember.cluster_resources().get("CPU", 0.0)
+    if held + need > total:
+        where = f" besides the {held:g} this trial holds" if held else ""
+        raise ValueError(
+            f"{cfg.num_env_runners} env runners x {cfg.num_cpus_per_env_runner:g} CPU need "
+            f"{need:g} CPUs{where}, but the cluster has {total:g}: lower num_env_runners or "
+            "num_cpus_per_env_runner (fractions are fine), or add CPUs"
+        )
+
+
+def checkpoint_state(path: str) -> dict[str, Any]:
+    """What ``save`` wrote in ``path``: the algorithm's class, config, learner state, counters."""
+    file = os.path.join(path, STATE_FILE)
     if not os.path.exists(file):
-        raise ValueError(f"{path!r} is not an algorithm checkpoint: it has no {_STATE_FILE}")
+        raise ValueError(f"{path!r} is not an algorithm checkpoint: it has no {STATE_FILE}")
     with open(file, "rb") as f:
         state: dict[str, Any] = cloudpickle.load(f)
     return state
