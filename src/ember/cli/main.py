@@ -1,5 +1,8 @@
-"""``ember start``, ``ember stop``, ``ember status`` and ``ember rllib`` (whose commands live
-in ``ember.rllib.scripts``).
+"""``ember start``, ``ember stop`` and ``ember status``, and the commands libraries add.
+
+A library (above the CLI in the layering) adds its commands through the ``ember.commands``
+entry-point group: each entry is a function that adds a subparser and returns the function
+that runs it. ``ember rllib`` comes this way from ``ember.rllib.scripts``.
 
 Thin commands: they parse and check arguments and call the runtime's launcher; what they
 refuse is said in terms of their own flags. ``start`` leaves the node's processes running in
@@ -18,6 +21,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 import psutil
@@ -25,12 +30,14 @@ import psutil
 from ember import __version__
 from ember._runtime.launch import admin, cluster_files, launcher
 from ember._runtime.node.cluster_link import node_host
-from ember.rllib import scripts as rllib_scripts
 
 DEFAULT_PORT = 6380
 
 
-def _parser() -> argparse.ArgumentParser:
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(
         prog="ember",
         description="Start, stop and inspect Ember nodes on this host; train RL algorithms.",
@@ -106,15 +113,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
-    rllib_scripts.add_commands(commands)
-    return parser
+    handlers: dict[str, Handler] = {"start": _start, "stop": _stop, "status": _status}
+    for entry in entry_points(group="ember.commands"):
+        handlers[entry.name] = entry.load()(commands)
+    return parser, handlers
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, handlers = _parser()
+    args = parser.parse_args(argv)
     try:
-        commands = {"start": _start, "stop": _stop, "status": _status, "rllib": rllib_scripts.run}
-        return commands[args.command](args)
+        return handlers[args.command](args)
     except (ValueError, ConnectionError, RuntimeError, OSError) as e:
         print(f"ember {args.command}: {e}", file=sys.stderr)
         return 1

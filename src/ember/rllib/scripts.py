@@ -12,6 +12,7 @@ import argparse
 import difflib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 # Tune's table for an algorithm: Ray's RLlib columns (the iteration and time are always shown).
@@ -22,8 +23,9 @@ _METRIC_COLUMNS = {
 }
 
 
-def add_commands(commands: Any) -> None:
-    """Add ``rllib train`` and ``rllib evaluate`` to the ``ember`` command's subparsers."""
+def add_commands(commands: Any) -> Callable[[argparse.Namespace], int]:
+    """Add ``rllib train`` and ``rllib evaluate`` to the ``ember`` command's subparsers; the
+    function that runs them (the ``ember.commands`` entry point of ``pyproject.toml``)."""
     rllib = commands.add_parser(
         "rllib",
         help="train an RLlib algorithm, or evaluate a checkpoint",
@@ -98,6 +100,7 @@ def add_commands(commands: Any) -> None:
     evaluate.add_argument("--render", action="store_true", help="show the env in a window")
     evaluate.add_argument("--seed", type=int, help="reset the first episode with this seed")
     _add_cluster_arguments(evaluate)
+    return run
 
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
