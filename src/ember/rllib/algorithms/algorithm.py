@@ -54,12 +54,10 @@ class Algorithm(Trainable):
     # ------------------------------------------------------------------ setup and teardown
 
     def setup(self, config: dict[str, Any]) -> None:
-        from ember.rllib.env.env_runner import EnvRunner
-
         cfg = self.algo_config
         self._fragment = cfg.get_rollout_fragment_length()
         self._probe_env()
-        self._start_runners(config, EnvRunner, (), ())
+        self._start_runners(config, self.env_runner_class(), (), ())
         self.obs_filter: RunningStat | None = None
         if cfg.observation_filter == "MeanStdFilter":
             self.obs_filter = RunningStat(self.observation_space.shape)
@@ -108,6 +106,13 @@ class Algorithm(Trainable):
         self._env_steps_lifetime = 0
         self._episodes_lifetime = 0
 
+    def env_runner_class(self) -> type:
+        """The class of this algorithm's env runners (training's and evaluation's): an
+        algorithm that acts or samples differently returns its ``EnvRunner`` subclass."""
+        from ember.rllib.env.env_runner import EnvRunner
+
+        return EnvRunner
+
     def build_learner(self, config: dict[str, Any]) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement build_learner()")
 
@@ -133,16 +138,18 @@ class Algorithm(Trainable):
     def training_step(self) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement training_step()")
 
-    def sample(self) -> list[dict[str, Any]]:
+    def sample(self, **kwargs: Any) -> list[dict[str, Any]]:
         """One fragment from every env runner, with the learner's current weights (put in the
-        object store once for all of them); updates the episode metrics."""
+        object store once for all of them); updates the episode metrics. ``kwargs`` go to
+        the runners' ``sample`` (an algorithm's runner may take more, such as DQN's
+        epsilon)."""
         weights = self.learner.get_weights()
         if self.env_runner is not None:
-            batches = [self.env_runner.sample(weights, self._fragment)]
+            batches = [self.env_runner.sample(weights, self._fragment, **kwargs)]
         else:
             ref = ember.put(weights)
             batches = ember.get(
-                [r.sample.remote(ref, self._fragment) for r in self._remote_runners]
+                [r.sample.remote(ref, self._fragment, **kwargs) for r in self._remote_runners]
             )
         for batch in batches:
             self._recent_returns.extend(batch["episode_returns"])
@@ -167,14 +174,12 @@ class Algorithm(Trainable):
     def evaluate(self) -> dict[str, Any]:
         """``evaluation_duration`` episodes in this process, greedy unless the evaluation
         config says ``explore``; Ray's ``evaluation/env_runners/...`` keys."""
-        from ember.rllib.env.env_runner import EnvRunner
-
         cfg = self.algo_config
         if self._eval_runner is None:
             config = dict(self.config)
             if cfg.seed is not None:
                 config["seed"] = cfg.seed + 999_983  # its own streams, apart from training's
-            self._eval_runner = EnvRunner(config, self._creator, worker_index=0, num_envs=1)
+            self._eval_runner = self.env_runner_class()(config, self._creator, worker_index=0, num_envs=1)
         episodes = self._eval_runner.sample_episodes(
             self.learner.get_weights(),
             cfg.evaluation_duration,

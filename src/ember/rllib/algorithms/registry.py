@@ -10,6 +10,7 @@ from typing import Any
 ALGORITHMS: dict[str, str] = {
     "PPO": "ember.rllib.algorithms.ppo.ppo:PPO",
     "ES": "ember.rllib.algorithms.es.es:ES",
+    "DQN": "ember.rllib.algorithms.dqn.dqn:DQN",
 }
 
 

@@ -34,15 +34,13 @@ class EnvRunner:
         import gymnasium as gym
         import torch
 
-        from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
-
         torch.set_num_threads(1)  # tiny batches: one thread is fastest, and leaves cores free
         self._torch = torch
         self.worker_index = worker_index
         n = int(num_envs or config["num_envs_per_env_runner"])
         self.envs = [make_env(creator, config["env_config"]) for _ in range(n)]
         space = self.envs[0]
-        self.module = TorchRLModule(space.observation_space, space.action_space, config["model"])
+        self.module = self.build_module(space.observation_space, space.action_space, config)
         self.module.eval()
         seed = config["seed"]
         base = None if seed is None else int(seed) + 1000 * worker_index
@@ -65,6 +63,13 @@ class EnvRunner:
             self.filter = MeanStdFilter(self._obs.shape[1:])
         self._episode_return = np.zeros(n)
         self._episode_len = np.zeros(n, dtype=np.int64)
+
+    def build_module(self, observation_space: Any, action_space: Any, config: dict[str, Any]) -> Any:
+        """The module this runner acts with; an algorithm's runner returns its own (it must
+        have the learner's parameters and ``forward_inference``)."""
+        from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
+
+        return TorchRLModule(observation_space, action_space, config["model"])
 
     # ------------------------------------------------------------------ weights
 

@@ -27,6 +27,10 @@ class Scheduler:
             self._points = [(p[0], p[1]) for p in points]
         self._steps = [p[0] for p in self._points]
 
+    def values(self) -> list[float]:
+        """The schedule's values at its points (a constant's one value)."""
+        return [p[1] for p in self._points]
+
     def value(self, timestep: float) -> float:
         i = bisect.bisect_right(self._steps, timestep) - 1
         if i >= len(self._points) - 1:

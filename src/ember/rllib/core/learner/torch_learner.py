@@ -32,11 +32,13 @@ class TorchLearner:
         if not use_gpu:
             # As many threads as the process's CPUs: more spin-wait and crawl on a busy machine.
             torch.set_num_threads(max(1, int(config["num_cpus_for_main_process"])))
-        self.module = TorchRLModule(observation_space, action_space, config["model"]).to(
-            self.device
-        )
+        self.module: Any = self.build_module(observation_space, action_space).to(self.device)
         self._lr = Scheduler(config["lr"], "lr")
         self.optimizer = torch.optim.Adam(self.module.parameters(), lr=self._lr.value(0))
+
+    def build_module(self, observation_space: Any, action_space: Any) -> Any:
+        """The module to train; an algorithm's learner returns its own."""
+        return TorchRLModule(observation_space, action_space, self.config["model"])
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return get_weights(self.module)
