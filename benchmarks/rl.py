@@ -143,10 +143,28 @@ RLLIB_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-# ember.rllib: its own defaults, with RLlib's env-runner counts.
+# ember.rllib: its own defaults, with RLlib's env-runner counts; DQN with the zoo's sampling
+# and replay rhythm (256 steps, then 128 gradient steps of 64) and Ray's double-Q, dueling head
+# and n-step returns (as tests/system/test_rllib_dqn.py and examples/rllib_dqn_cartpole.py).
 EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "PPO": {"env_runners": {"num_env_runners": 2}},
-    "DQN": {"env_runners": {"num_env_runners": 0}},
+    "DQN": {
+        "env_runners": {"num_env_runners": 0, "rollout_fragment_length": 256},
+        "training": {
+            "lr": 0.0023,
+            "train_batch_size": 64,
+            "training_intensity": 32,
+            "replay_buffer_config": {"capacity": 100_000},
+            "num_steps_sampled_before_learning_starts": 1000,
+            "target_network_update_freq": 256,
+            "epsilon": [[0, 1.0], [8000, 0.04]],
+            "grad_clip": 10.0,
+            "double_q": True,
+            "dueling": True,
+            "n_step": 3,
+            "model": {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu"},
+        },
+    },
 }
 
 # --scaling: PPO iterations of 4,000 sampled steps with one SGD pass over one minibatch, so that

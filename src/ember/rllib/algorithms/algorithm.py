@@ -179,7 +179,9 @@ class Algorithm(Trainable):
             config = dict(self.config)
             if cfg.seed is not None:
                 config["seed"] = cfg.seed + 999_983  # its own streams, apart from training's
-            self._eval_runner = self.env_runner_class()(config, self._creator, worker_index=0, num_envs=1)
+            self._eval_runner = self.env_runner_class()(
+                config, self._creator, worker_index=0, num_envs=1
+            )
         episodes = self._eval_runner.sample_episodes(
             self.learner.get_weights(),
             cfg.evaluation_duration,

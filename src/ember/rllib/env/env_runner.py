@@ -64,7 +64,9 @@ class EnvRunner:
         self._episode_return = np.zeros(n)
         self._episode_len = np.zeros(n, dtype=np.int64)
 
-    def build_module(self, observation_space: Any, action_space: Any, config: dict[str, Any]) -> Any:
+    def build_module(
+        self, observation_space: Any, action_space: Any, config: dict[str, Any]
+    ) -> Any:
         """The module this runner acts with; an algorithm's runner returns its own (it must
         have the learner's parameters and ``forward_inference``)."""
         from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule

@@ -12,7 +12,9 @@ from ember.rllib.env.env_runner import EnvRunner, WeightsT
 
 
 class DQNEnvRunner(EnvRunner):
-    def build_module(self, observation_space: Any, action_space: Any, config: dict[str, Any]) -> Any:
+    def build_module(
+        self, observation_space: Any, action_space: Any, config: dict[str, Any]
+    ) -> Any:
         from ember.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import (
             DefaultDQNTorchRLModule,
         )

@@ -34,11 +34,15 @@ class TorchLearner:
             torch.set_num_threads(max(1, int(config["num_cpus_for_main_process"])))
         self.module: Any = self.build_module(observation_space, action_space).to(self.device)
         self._lr = Scheduler(config["lr"], "lr")
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=self._lr.value(0))
+        self.optimizer = self.build_optimizer()
 
     def build_module(self, observation_space: Any, action_space: Any) -> Any:
         """The module to train; an algorithm's learner returns its own."""
         return TorchRLModule(observation_space, action_space, self.config["model"])
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """Adam on the module's parameters; an algorithm's learner may choose another."""
+        return torch.optim.Adam(self.module.parameters(), lr=self._lr.value(0))
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return get_weights(self.module)

@@ -51,8 +51,9 @@ class QNet(nn.Module):
             q: torch.Tensor = self.q(obs)
             return q
         features = self.body(obs)
-        advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
+        advantage: torch.Tensor = self.advantage(features)
+        value: torch.Tensor = self.value(features)
+        return value + advantage - advantage.mean(dim=-1, keepdim=True)
 
 
 class DefaultDQNTorchRLModule(nn.Module):
@@ -71,6 +72,7 @@ class DefaultDQNTorchRLModule(nn.Module):
         config = {**MODEL_DEFAULTS, **(model_config or {})}
         self.observation_space = observation_space
         self.action_space = action_space
+        assert isinstance(action_space, gym.spaces.Discrete)  # DQNConfig.validate_spaces
         self.num_actions = int(action_space.n)
         self.epsilon = 0.0
         custom = config["custom_model"]
@@ -91,7 +93,7 @@ class DefaultDQNTorchRLModule(nn.Module):
     @torch.no_grad()
     def forward_inference(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions: the largest Q-value."""
-        return self.net(obs).argmax(dim=-1)
+        return self.forward_train(obs).argmax(dim=-1)
 
     @torch.no_grad()
     def forward_exploration(
@@ -99,7 +101,7 @@ class DefaultDQNTorchRLModule(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Epsilon-greedy actions and the Q-values: each action is uniformly random with
         probability ``epsilon``, else greedy."""
-        q = self.net(obs)
+        q = self.forward_train(obs)
         actions = q.argmax(dim=-1)
         if self.epsilon > 0:
             size = (q.shape[0],)

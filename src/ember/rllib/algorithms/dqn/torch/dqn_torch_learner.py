@@ -36,9 +36,17 @@ class DQNTorchLearner(TorchLearner):
             observation_space, action_space, c["model"], bool(c["dueling"])
         )
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """Fused Adam: an iteration runs many small steps, each faster as one kernel."""
+        return torch.optim.Adam(self.module.parameters(), lr=self._lr.value(0), fused=True)
+
     def td_targets(
-        self, rewards: torch.Tensor, discounts: torch.Tensor, terminateds: torch.Tensor,
-        next_q_target: torch.Tensor, next_q_online: torch.Tensor | None,
+        self,
+        rewards: torch.Tensor,
+        discounts: torch.Tensor,
+        terminateds: torch.Tensor,
+        next_q_target: torch.Tensor,
+        next_q_online: torch.Tensor | None,
     ) -> torch.Tensor:
         """``r + gamma^k * Q'(s', a')`` (0 after a termination), where ``a'`` is the online
         network's best action with ``double_q`` (``next_q_online``), else the target's."""
@@ -48,7 +56,9 @@ class DQNTorchLearner(TorchLearner):
             best = next_q_target.gather(-1, next_q_online.argmax(dim=-1, keepdim=True)).squeeze(-1)
         return rewards + discounts * (1.0 - terminateds) * best
 
-    def update(self, batch: dict[str, np.ndarray], num_steps: int, timestep: int) -> dict[str, float]:
+    def update(
+        self, batch: dict[str, np.ndarray], num_steps: int, timestep: int
+    ) -> dict[str, float]:
         """``num_steps`` gradient steps, one per consecutive ``train_batch_size`` rows of
         ``batch``."""
         c = self.config
