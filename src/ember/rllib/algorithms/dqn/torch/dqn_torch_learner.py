@@ -92,15 +92,14 @@ class DQNTorchLearner(TorchLearner):
             steps.append(
                 torch.stack([loss.detach(), q.mean(), (q - target).abs().mean(), q.max(), q.min()])
             )
-        loss_, mean_, td_, _, _ = torch.stack(steps).mean(dim=0).tolist()
-        q_max = float(torch.stack(steps)[:, 3].max())
-        q_min = float(torch.stack(steps)[:, 4].min())
+        per_step = torch.stack(steps)
+        loss_mean, q_mean, td_mean = per_step[:, :3].mean(dim=0).tolist()
         return {
-            "qf_loss": loss_,
-            "qf_mean": mean_,
-            "qf_max": q_max,
-            "qf_min": q_min,
-            "td_error_mean": td_,
+            "qf_loss": loss_mean,
+            "qf_mean": q_mean,
+            "qf_max": float(per_step[:, 3].max()),
+            "qf_min": float(per_step[:, 4].min()),
+            "td_error_mean": td_mean,
             "gradients_default_optimizer_global_norm": float(np.mean(norms)),
             "num_gradient_steps": float(num_steps),
             "default_optimizer_learning_rate": lr,
