@@ -1,8 +1,8 @@
 """DQN's learner: the Q-module, its target copy, and the TD update on replayed minibatches
 (PyTorch). An iteration's gradient steps run as one call: the target network's Q-values of
 every replayed next observation come from one forward pass (the target does not move within
-the call), and each step's online forward covers its observations and next observations
-together."""
+the call); with double Q, each step's online forward over the next observations runs without
+gradients."""
 
 from __future__ import annotations
 
@@ -73,12 +73,11 @@ class DQNTorchLearner(TorchLearner):
         for i in range(num_steps):
             rows = slice(i * size, (i + 1) * size)
             obs = t["obs"][rows]
-            if c["double_q"]:
-                q_all = self.module.forward_train(torch.cat([obs, t["next_obs"][rows]]))
-                q_values, next_online = q_all[: len(obs)], q_all[len(obs) :].detach()
-            else:
-                q_values, next_online = self.module.forward_train(obs), None
-            q = q_values.gather(-1, t["actions"][rows, None]).squeeze(-1)
+            next_online = None
+            if c["double_q"]:  # without gradients: the backward pass covers obs only
+                with torch.no_grad():
+                    next_online = self.module.forward_train(t["next_obs"][rows])
+            q = self.module.forward_train(obs).gather(-1, t["actions"][rows, None]).squeeze(-1)
             target = self.td_targets(
                 t["rewards"][rows],
                 t["discounts"][rows],
