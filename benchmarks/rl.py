@@ -21,9 +21,10 @@ greedy mean return at the end of the budget and the whole learning curve; the pa
 markdown table of medians over seeds and draws the curves.
 
 Each framework runs with its own recommended settings for CartPole-v1: Stable-Baselines3 with
-the rl-baselines3-zoo hyperparameters, RLlib with its tuned examples, ember.rllib with its
-defaults (plus the env-runner count RLlib uses). ``--override`` changes them for a run. Every
-process uses one PyTorch thread (``--threads``), as Ray's workers do.
+the rl-baselines3-zoo hyperparameters, RLlib with its tuned examples, ember.rllib with the
+settings in EMBER_SETTINGS (the zoo's rhythm, sampled in the algorithm's process).
+``--override`` changes them for a run. Every process uses one PyTorch thread (``--threads``),
+as Ray's workers do.
 
 ``--scaling`` measures sampled env steps per second of PPO's env runners with 1 and 2 runners
 (target on 2 cores: 2 runners >= 1.6x one).
@@ -147,7 +148,25 @@ RLLIB_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 # and replay rhythm (256 steps, then 128 gradient steps of 64) and Ray's double-Q, dueling head
 # and n-step returns (as tests/system/test_rllib_dqn.py and examples/rllib_dqn_cartpole.py).
 EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "PPO": {"env_runners": {"num_env_runners": 2}},
+    # The zoo's rhythm for CartPole (8 envs x 32 steps, 20 epochs over one minibatch of 256,
+    # lr falling from 1e-3 to 0 over 100k steps), sampled in the algorithm's process: with a
+    # 64x64 network a step costs less than sending it between processes. `--scaling` measures
+    # the env-runner actors.
+    "PPO": {
+        "env_runners": {
+            "num_env_runners": 0,
+            "num_envs_per_env_runner": 8,
+            "rollout_fragment_length": 32,
+        },
+        "training": {
+            "train_batch_size": 256,
+            "minibatch_size": 256,
+            "num_epochs": 20,
+            "lambda_": 0.8,
+            "gamma": 0.98,
+            "lr": [[0, 0.001], [100_000, 0.0]],
+        },
+    },
     "DQN": {
         "env_runners": {"num_env_runners": 0, "rollout_fragment_length": 256},
         "training": {
