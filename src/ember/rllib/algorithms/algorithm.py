@@ -64,6 +64,12 @@ class Algorithm(Trainable):
         self.learner = self.build_learner(config)
         self._start_metrics(cfg.metrics_num_episodes_for_smoothing)
 
+    def env_runner_class(self) -> type:
+        """The class of the env runners ``setup`` starts: ``EnvRunner`` or a subclass."""
+        from ember.rllib.env.env_runner import EnvRunner
+
+        return EnvRunner
+
     def _probe_env(self) -> None:
         """The env's creator and spaces (from one env, closed again)."""
         from ember.rllib.env.utils import env_creator
@@ -140,30 +146,49 @@ class Algorithm(Trainable):
 
     def sample(self, **kwargs: Any) -> list[dict[str, Any]]:
         """One fragment from every env runner, with the learner's current weights (put in the
-        object store once for all of them); updates the episode metrics. ``kwargs`` go to
-        the runners' ``sample`` (an algorithm's runner may take more, such as DQN's
-        epsilon)."""
-        weights = self.learner.get_weights()
+        object store once for all of them, with the merged observation statistics); updates
+        the episode metrics. ``kwargs`` go to the runners' ``sample`` (an algorithm's runner
+        may take more, such as DQN's epsilon)."""
+        weights, filter_state = self.learner.get_weights(), self._filter_state()
         if self.env_runner is not None:
-            batches = [self.env_runner.sample(weights, self._fragment, **kwargs)]
+            batches = [self.env_runner.sample(weights, self._fragment, filter_state, **kwargs)]
         else:
             ref = ember.put(weights)
             batches = ember.get(
-                [r.sample.remote(ref, self._fragment, **kwargs) for r in self._remote_runners]
+                [
+                    r.sample.remote(ref, self._fragment, filter_state, **kwargs)
+                    for r in self._remote_runners
+                ]
             )
         for batch in batches:
-            self._recent_returns.extend(batch["episode_returns"])
-            self._recent_lens.extend(batch["episode_lens"])
-            self._episodes_lifetime += len(batch["episode_returns"])
-            self._env_steps_lifetime += batch["rewards"].size
+            self._record(batch["episode_returns"], batch["episode_lens"], batch["rewards"].size)
+            self._merge_filter(batch["filter_delta"])
         return batches
 
+    def _record(self, returns: list[float], lens: list[int], env_steps: int) -> None:
+        """Count a runner's sampled steps and the episodes that ended in them."""
+        self._recent_returns.extend(returns)
+        self._recent_lens.extend(lens)
+        self._episodes_lifetime += len(returns)
+        self._env_steps_lifetime += env_steps
+
+    def _merge_filter(self, delta: RunningStat | None) -> None:
+        """Add a runner's new observation statistics to the ones all runners start from."""
+        if self.obs_filter is not None and delta is not None:
+            self.obs_filter.merge(delta)
+
     def env_runner_results(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
-        steps = sum(b["rewards"].size for b in batches)
+        return self.env_runner_counts(
+            sum(b["rewards"].size for b in batches), sum(len(b["episode_returns"]) for b in batches)
+        )
+
+    def env_runner_counts(self, steps: int, episodes: int) -> dict[str, Any]:
+        """Ray's ``env_runners`` results of an iteration that sampled ``steps`` env steps and
+        ended ``episodes`` episodes."""
         return {
             M.ENV_RUNNER_RESULTS: {
                 **_episode_stats(list(self._recent_returns), list(self._recent_lens)),
-                M.NUM_EPISODES: sum(len(b["episode_returns"]) for b in batches),
+                M.NUM_EPISODES: episodes,
                 M.NUM_EPISODES_LIFETIME: self._episodes_lifetime,
                 M.NUM_ENV_STEPS_SAMPLED: steps,
                 M.NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps_lifetime,

@@ -76,6 +76,11 @@ class TorchLearner:
         """One optimizer step; the gradients' global norm before clipping."""
         self.optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
+        return self.step()
+
+    def step(self) -> float:
+        """An optimizer step with the gradients the parameters hold, clipped to ``grad_clip``
+        (global norm); their norm before clipping."""
         clip = self.config["grad_clip"]
         norm = torch.nn.utils.clip_grad_norm_(
             self.module.parameters(), clip if clip is not None else float("inf")
