@@ -11,6 +11,8 @@ ALGORITHMS: dict[str, str] = {
     "PPO": "ember.rllib.algorithms.ppo.ppo:PPO",
     "ES": "ember.rllib.algorithms.es.es:ES",
     "DQN": "ember.rllib.algorithms.dqn.dqn:DQN",
+    "A3C": "ember.rllib.algorithms.a3c.a3c:A3C",
+    "A2C": "ember.rllib.algorithms.a2c.a2c:A2C",
 }
 
 
