@@ -56,10 +56,10 @@ REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475.0
 EVAL_SEED = 10_000
-ALGORITHMS = ("PPO", "DQN")
+ALGORITHMS = ("PPO", "DQN", "A3C")
 FRAMEWORKS = ("ember", "sb3", "rllib")
 LABELS = {"ember": "Ember", "sb3": "SB3", "rllib": "RLlib"}
-DEFAULT_BUDGET = {"PPO": 100_000, "DQN": 100_000}
+DEFAULT_BUDGET = {"PPO": 100_000, "DQN": 100_000, "A3C": 500_000}
 RESULT_MARKER = "RL_RESULT "
 TAG_ENV = "EMBER_BENCH_TAG"  # the same variable run.py uses to find a run's processes
 
@@ -98,7 +98,10 @@ SB3_ZOO: dict[str, dict[str, Any]] = {
         "exploration_final_eps": 0.04,
         "policy_kwargs": {"net_arch": [256, 256]},
     },
+    # SB3 has no A3C: its synchronous sibling A2C (hyperparams/a2c.yml) stands in.
+    "A3C": {"n_envs": 8, "n_timesteps": 500_000, "policy": "MlpPolicy", "ent_coef": 0.0},
 }
+SB3_CLASSES = {"A3C": "A2C"}
 
 # RLlib 2.60: its tuned examples for CartPole-v1 (rllib/tuned_examples/ppo/cartpole_ppo.py and
 # rllib/tuned_examples/dqn/cartpole_dqn.py in github.com/ray-project/ray), with the env-runner
@@ -144,7 +147,10 @@ RLLIB_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-# ember.rllib: its own defaults, with RLlib's env-runner counts; DQN with the zoo's sampling
+# RLlib 2.60 dropped these (A3C moved to the unmaintained rllib_contrib): runs are skipped.
+RLLIB_MISSING = {"A3C": "RLlib 2.60 has no A3C (moved out to rllib_contrib)"}
+
+# ember.rllib: PPO as below; A3C with its defaults (2 env runners); DQN with the zoo's sampling
 # and replay rhythm (256 steps, then 128 gradient steps of 64) and Ray's double-Q, dueling head
 # and n-step returns (as tests/system/test_rllib_dqn.py and examples/rllib_dqn_cartpole.py).
 EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -184,6 +190,7 @@ EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
             "model": {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu"},
         },
     },
+    "A3C": {"env_runners": {"num_env_runners": 2}},
 }
 
 # --scaling: PPO iterations of 4,000 sampled steps with one SGD pass over one minibatch, so that
@@ -338,7 +345,7 @@ def train_sb3(algorithm: str, seed: int, budget: int, rec: Recorder, override: d
 
     n_envs = override.get("n_envs", SB3_ZOO[algorithm]["n_envs"])
     env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
-    algo_class = getattr(stable_baselines3, algorithm)
+    algo_class = getattr(stable_baselines3, SB3_CLASSES.get(algorithm, algorithm))
     model = algo_class(env=env, seed=seed, device="cpu", **_sb3_kwargs(algorithm, budget, override))
     rec.built(lambda obs: model.predict(obs, deterministic=True)[0])
 
@@ -454,6 +461,9 @@ def run_training(
     """One (framework, algorithm, seed) in this process; skipped when its modules are missing.
     ``on_evaluation`` sees the result (status "partial") after every evaluation."""
     result = RunResult(framework, algorithm, seed, budget=budget)
+    if framework == "rllib" and algorithm in RLLIB_MISSING:
+        result.status, result.note = "skipped", RLLIB_MISSING[algorithm]
+        return result
     try:
         _import_check(framework, algorithm)
     except ModuleNotFoundError as e:

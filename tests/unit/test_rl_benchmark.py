@@ -101,3 +101,11 @@ def test_recorder_keeps_evaluations_off_the_clock() -> None:
     assert [e.env_steps for e in result.curve] == [6000, 12000]
     assert len(seen) == 2 and result.env_steps == 12000
     assert result.eval_seconds > 0  # measured, and taken off the training clock
+
+
+def test_a3c_compares_with_sb3s_a2c_and_is_skipped_on_rllib() -> None:
+    assert bench.DEFAULT_BUDGET["A3C"] == 500_000
+    assert bench.SB3_CLASSES["A3C"] == "A2C"
+    assert bench._sb3_kwargs("A3C", 500_000, {}) == {"policy": "MlpPolicy", "ent_coef": 0.0}
+    result = bench.run_training("rllib", "A3C", 0, 500_000)
+    assert result.status == "skipped" and "no A3C" in result.note
