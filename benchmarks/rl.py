@@ -22,9 +22,9 @@ markdown table of medians over seeds and draws the curves.
 
 Each framework runs with its own recommended settings for CartPole-v1: Stable-Baselines3 with
 the rl-baselines3-zoo hyperparameters, RLlib with its tuned examples, ember.rllib with the
-settings in EMBER_SETTINGS (the zoo's rhythm, sampled in the algorithm's process).
-``--override`` changes them for a run. Every process uses one PyTorch thread (``--threads``),
-as Ray's workers do.
+settings in EMBER_SETTINGS. ``--override`` changes them for a run. Every process uses one
+PyTorch thread (``--threads``), as Ray's workers do. A3C runs on Ember with 2 env runners
+beside SB3's A2C (SB3 has no A3C); RLlib 2.60 has no A3C, so it is skipped.
 
 ``--scaling`` measures sampled env steps per second of PPO's env runners with 1 and 2 runners
 (target on 2 cores: 2 runners >= 1.6x one).
