@@ -7,9 +7,9 @@
                                  and send them to that runner with its next call
 
 Each runner always has one call in flight, so sampling and learning overlap: a gradient may
-come from weights a few updates old (reported as ``mean_weights_staleness``). An iteration
-ends once the gradients it applied cover ``train_batch_size`` env steps (Ray used a time
-slice, ``min_time_s_per_iteration``; steps keep iterations comparable and seeded runs
+come from weights a few updates old (``weights_staleness``: the mean lag, in updates). An
+iteration ends once the gradients it applied cover ``train_batch_size`` env steps (Ray used
+a time slice, ``min_time_s_per_iteration``; steps keep iterations comparable and seeded runs
 repeatable). With ``num_env_runners=0`` the algorithm's own runner computes each gradient in
 turn, synchronously.
 
