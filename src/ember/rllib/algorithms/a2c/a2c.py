@@ -1,7 +1,7 @@
 """Advantage Actor-Critic, A3C's synchronous sibling: every env runner samples a fragment with
 the same weights (put once), and the learner takes one optimizer step on A3C's loss over all
 of them together; repeated until an iteration's steps reach ``train_batch_size``. No gradient
-is stale, and the same config and seed give the same run with any number of runners."""
+is stale, and with any number of runners the same config and seed repeat the same run."""
 
 from __future__ import annotations
 
