@@ -17,7 +17,7 @@ ray.init(num_cpus=2)
 config = (
     A3CConfig()
     .environment("CartPole-v1")
-    .env_runners(num_env_runners=2, num_envs_per_env_runner=8, rollout_fragment_length=20)
+    .env_runners(num_env_runners=2, num_envs_per_env_runner=8, rollout_fragment_length=50)
     .training(lr=0.001, gamma=0.99, entropy_coeff=0.0, vf_loss_coeff=0.5, grad_clip=0.5)
     .debugging(seed=0)
 )

@@ -14,7 +14,9 @@ repeatable). With ``num_env_runners=0`` the algorithm's own runner computes each
 turn, synchronously.
 
 The defaults differ from Ray's (lr 1e-4, one env per runner, fragment 10, entropy 0.01,
-grad_clip 40): these, closer to Stable-Baselines3's A2C, learn CartPole reliably."""
+grad_clip 40): these, closer to Stable-Baselines3's A2C with Adam, learn CartPole reliably; a
+fragment of 50 (400 steps a gradient) kept the greedy return at 500 where 20 let it collapse
+on some seeds."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from ember.rllib.utils import metrics as M
 
 class A3CConfig(AlgorithmConfig):
     """``A3CConfig().environment("CartPole-v1").env_runners(num_env_runners=2,
-    rollout_fragment_length=20).training(lr=1e-3, entropy_coeff=0.0).build_algo()``.
+    rollout_fragment_length=50).training(lr=1e-3, entropy_coeff=0.0).build_algo()``.
 
     ``train_batch_size`` is the number of env steps an iteration's gradients cover; each
     gradient covers ``num_envs_per_env_runner`` x ``rollout_fragment_length`` of them."""
@@ -37,7 +39,7 @@ class A3CConfig(AlgorithmConfig):
         super().__init__(algo_class=algo_class or A3C)
         self.num_env_runners = 2
         self.num_envs_per_env_runner = 8
-        self.rollout_fragment_length = 20
+        self.rollout_fragment_length = 50
         self.lr = 0.001
         self.train_batch_size = 2000
         self.grad_clip = 0.5
