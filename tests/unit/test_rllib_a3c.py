@@ -155,3 +155,19 @@ def test_registered_and_runs_on_a_box_action_space() -> None:
         assert np.shape(algo.compute_single_action(np.zeros(3))) == (1,)
     finally:
         algo.stop()
+
+
+def test_observation_statistics_gather_every_sampled_step() -> None:
+    # A3C merges each gradient's statistics; A2C's go through Algorithm.sample().
+    for config in (A3CConfig(), A2CConfig()):
+        algo = local(config).env_runners(observation_filter="MeanStdFilter").build_algo()
+        try:
+            algo.train()
+            result = algo.train()
+            assert algo.obs_filter is not None
+            assert algo.obs_filter.count == result["num_env_steps_sampled_lifetime"] == 200
+            runner_stat = algo.env_runner.filter.stat  # synced, then updated while sampling
+            assert runner_stat.count == 200
+            np.testing.assert_allclose(runner_stat.mean, algo.obs_filter.mean)
+        finally:
+            algo.stop()
