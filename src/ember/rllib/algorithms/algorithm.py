@@ -64,12 +64,6 @@ class Algorithm(Trainable):
         self.learner = self.build_learner(config)
         self._start_metrics(cfg.metrics_num_episodes_for_smoothing)
 
-    def env_runner_class(self) -> type:
-        """The class of the env runners ``setup`` starts: ``EnvRunner`` or a subclass."""
-        from ember.rllib.env.env_runner import EnvRunner
-
-        return EnvRunner
-
     def _probe_env(self) -> None:
         """The env's creator and spaces (from one env, closed again)."""
         from ember.rllib.env.utils import env_creator

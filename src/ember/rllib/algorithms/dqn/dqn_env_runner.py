@@ -70,4 +70,5 @@ class DQNEnvRunner(EnvRunner):
             "truncateds": trunc_buf,
             "episode_returns": returns,
             "episode_lens": lengths,
+            "filter_delta": None,  # DQN takes no observation filter (validate() says so)
         }
