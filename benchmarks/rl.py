@@ -7,7 +7,6 @@ Ray RLlib 2.60 (issue 10, "Benchmarks and targets").
                             [--ray-python /tmp/benchvenv/bin/python] [--plot rl.png]
                             [--json rl.json] [--timeout S] [--threads 1]
                             [--override FW.ALGO=JSON]
-    python benchmarks/rl.py --scaling [--frameworks ember,rllib]
 
 Every (framework, algorithm, seed) trains in its own fresh process, one after another, seeds
 and algorithms interleaved so that all frameworks see the same machine. The process trains up to
@@ -26,8 +25,7 @@ settings in EMBER_SETTINGS. ``--override`` changes them for a run. Every process
 PyTorch thread (``--threads``), as Ray's workers do. A3C runs on Ember with 2 env runners
 beside SB3's A2C (SB3 has no A3C); RLlib 2.60 has no A3C, so it is skipped.
 
-``--scaling`` measures sampled env steps per second of PPO's env runners with 1 and 2 runners
-(target on 2 cores: 2 runners >= 1.6x one).
+``benchmarks/rl_scaling.py`` measures how sampling scales over env-runner actors.
 
 A framework that cannot be imported (ember.rllib not built yet, Ray not installed) is skipped
 with a note; ``--ray-python`` names the interpreter of a virtualenv that has ``ray[rllib]``.
@@ -53,13 +51,40 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 
-ENV_ID = "CartPole-v1"
-THRESHOLD = 475.0
 EVAL_SEED = 10_000
-ALGORITHMS = ("PPO", "DQN", "A3C")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What ``--algorithms`` names: an algorithm on an env, and the greedy return that counts
+    as solving it."""
+
+    algorithm: str  # the class name, PPO, DQN, A3C or ES
+    env_id: str
+    threshold: float
+    budget: int  # env steps, unless --budget says otherwise
+
+
+WORKLOADS = {
+    "PPO": Workload("PPO", "CartPole-v1", 475.0, 100_000),
+    "DQN": Workload("DQN", "CartPole-v1", 475.0, 100_000),
+    "A3C": Workload("A3C", "CartPole-v1", 475.0, 500_000),
+    # The issue allows 1,000,000 steps; 200,000 shows whether it gets there far sooner.
+    "ES": Workload("ES", "CartPole-v1", 475.0, 200_000),
+    # Pendulum's return is minus a cost: -200 is a pendulum swung up and held (the zoo's PPO
+    # gets there in its 100,000 steps).
+    "PPO-Pendulum": Workload("PPO", "Pendulum-v1", -200.0, 100_000),
+}
+ALGORITHMS = tuple(WORKLOADS)
 FRAMEWORKS = ("ember", "sb3", "rllib")
 LABELS = {"ember": "Ember", "sb3": "SB3", "rllib": "RLlib"}
-DEFAULT_BUDGET = {"PPO": 100_000, "DQN": 100_000, "A3C": 500_000}
+# The issue's wall-clock targets: Ember's seconds to the threshold over the other's, at most.
+WALL_CLOCK_TARGETS = {
+    ("PPO", "sb3"): 1.0,
+    ("PPO", "rllib"): 0.5,
+    ("DQN", "sb3"): 1.0,
+    ("DQN", "rllib"): 0.5,
+}
 RESULT_MARKER = "RL_RESULT "
 TAG_ENV = "EMBER_BENCH_TAG"  # the same variable run.py uses to find a run's processes
 
@@ -100,8 +125,24 @@ SB3_ZOO: dict[str, dict[str, Any]] = {
     },
     # SB3 has no A3C: its synchronous sibling A2C (hyperparams/a2c.yml) stands in.
     "A3C": {"n_envs": 8, "n_timesteps": 500_000, "policy": "MlpPolicy", "ent_coef": 0.0},
+    # hyperparams/ppo.yml, Pendulum-v1 (state-dependent exploration; minibatch SB3's 64).
+    "PPO-Pendulum": {
+        "n_envs": 4,
+        "n_timesteps": 100_000,
+        "policy": "MlpPolicy",
+        "n_steps": 1024,
+        "gae_lambda": 0.95,
+        "gamma": 0.9,
+        "n_epochs": 10,
+        "ent_coef": 0.0,
+        "learning_rate": 1e-3,
+        "clip_range": 0.2,
+        "use_sde": True,
+        "sde_sample_freq": 4,
+    },
 }
 SB3_CLASSES = {"A3C": "A2C"}
+SB3_MISSING = {"ES": "Stable-Baselines3 has no evolution strategies"}
 
 # RLlib 2.60: its tuned examples for CartPole-v1 (rllib/tuned_examples/ppo/cartpole_ppo.py and
 # rllib/tuned_examples/dqn/cartpole_dqn.py in github.com/ray-project/ray), with the env-runner
@@ -145,10 +186,19 @@ RLLIB_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
             }
         },
     },
+    # rllib/tuned_examples/ppo/pendulum_ppo.py
+    "PPO-Pendulum": {
+        "env_runners": {"num_env_runners": 2, "num_envs_per_env_runner": 10},
+        "training": {"lr": 0.0003, "lambda_": 0.1, "vf_clip_param": 10.0, "num_epochs": 6},
+        "rl_module": {"model_config": {"fcnet_activation": "relu"}},
+    },
 }
 
-# RLlib 2.60 dropped these (A3C moved to the unmaintained rllib_contrib): runs are skipped.
-RLLIB_MISSING = {"A3C": "RLlib 2.60 has no A3C (moved out to rllib_contrib)"}
+# RLlib 2.60 dropped these (moved to the unmaintained rllib_contrib): runs are skipped.
+RLLIB_MISSING = {
+    "A3C": "RLlib 2.60 has no A3C (moved out to rllib_contrib)",
+    "ES": "RLlib 2.60 has no ES (moved out to rllib_contrib)",
+}
 
 # ember.rllib: PPO as below; A3C with its defaults (2 env runners); DQN with the zoo's sampling
 # and replay rhythm (256 steps, then 128 gradient steps of 64) and Ray's double-Q, dueling head
@@ -156,8 +206,8 @@ RLLIB_MISSING = {"A3C": "RLlib 2.60 has no A3C (moved out to rllib_contrib)"}
 EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # The zoo's rhythm for CartPole (8 envs x 32 steps, 20 epochs over one minibatch of 256,
     # lr falling from 1e-3 to 0 over 100k steps), sampled in the algorithm's process: with a
-    # 64x64 network a step costs less than sending it between processes. `--scaling` measures
-    # the env-runner actors.
+    # 64x64 network a step costs less than sending it between processes. rl_scaling.py
+    # measures the env-runner actors.
     "PPO": {
         "env_runners": {
             "num_env_runners": 0,
@@ -191,23 +241,24 @@ EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "A3C": {"env_runners": {"num_env_runners": 2}},
-}
-
-# --scaling: PPO iterations of 4,000 sampled steps with one SGD pass over one minibatch, so that
-# sampling dominates an iteration.
-SCALING_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "ember": {"training": {"train_batch_size": 4000, "minibatch_size": 4000, "num_epochs": 1}},
-    "rllib": {
+    "ES": {"env_runners": {"num_env_runners": 2}},
+    # The zoo's Pendulum settings (4 envs x 1024 steps, minibatches of 64, 10 epochs).
+    "PPO-Pendulum": {
+        "env_runners": {
+            "num_env_runners": 0,
+            "num_envs_per_env_runner": 4,
+            "rollout_fragment_length": 1024,
+        },
         "training": {
-            "train_batch_size_per_learner": 4000,
-            "minibatch_size": 4000,
-            "num_epochs": 1,
-        }
+            "train_batch_size": 4096,
+            "minibatch_size": 64,
+            "num_epochs": 10,
+            "lambda_": 0.95,
+            "gamma": 0.9,
+            "lr": 0.001,
+        },
     },
 }
-SCALING_RUNNERS = (1, 2)
-SCALING_TARGET = 1.6
-
 
 # --------------------------------------------------------------------------- one training run
 
@@ -233,7 +284,8 @@ class RunResult:
     eval_seconds: float = 0.0
     curve: list[Evaluation] = field(default_factory=list)
 
-    def first_reaching(self, threshold: float = THRESHOLD) -> Evaluation | None:
+    def first_reaching(self) -> Evaluation | None:
+        threshold = WORKLOADS[self.algorithm].threshold
         return next((e for e in self.curve if e.mean_return >= threshold), None)
 
     @property
@@ -247,7 +299,7 @@ class RunResult:
 
 
 def greedy_returns(
-    act: Callable[[Any], Any], episodes: int, seed: int = EVAL_SEED, env_id: str = ENV_ID
+    act: Callable[[Any], Any], env_id: str, episodes: int, seed: int = EVAL_SEED
 ) -> list[float]:
     """Returns of ``episodes`` greedy episodes, stepped in lockstep so that ``act`` gets a batch
     of observations (n, obs_dim) and returns n actions; episode i starts from seed + i."""
@@ -313,7 +365,8 @@ class Recorder:
         assert self.act is not None, "built() must come before the first evaluation"
         seconds = self.seconds()
         t0 = time.perf_counter()
-        mean = statistics.fmean(greedy_returns(self.act, self.episodes))
+        env_id = WORKLOADS[self.result.algorithm].env_id
+        mean = statistics.fmean(greedy_returns(self.act, env_id, self.episodes))
         self.result.eval_seconds += time.perf_counter() - t0
         self.result.curve.append(Evaluation(env_steps, seconds, mean))
         if self.on_evaluation is not None:
@@ -344,8 +397,10 @@ def train_sb3(algorithm: str, seed: int, budget: int, rec: Recorder, override: d
     from stable_baselines3.common.env_util import make_vec_env
 
     n_envs = override.get("n_envs", SB3_ZOO[algorithm]["n_envs"])
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
-    algo_class = getattr(stable_baselines3, SB3_CLASSES.get(algorithm, algorithm))
+    workload = WORKLOADS[algorithm]
+    env = make_vec_env(workload.env_id, n_envs=n_envs, seed=seed)
+    name = SB3_CLASSES.get(algorithm, workload.algorithm)
+    algo_class = getattr(stable_baselines3, name)
     model = algo_class(env=env, seed=seed, device="cpu", **_sb3_kwargs(algorithm, budget, override))
     rec.built(lambda obs: model.predict(obs, deterministic=True)[0])
 
@@ -371,9 +426,10 @@ def build_config(framework: str, algorithm: str, seed: int, settings: dict) -> A
     """An algorithm config with Ray 2.60's builders, from ``ember.rllib`` or ``ray.rllib``."""
     import importlib
 
+    workload = WORKLOADS[algorithm]
     package = "ember.rllib" if framework == "ember" else "ray.rllib"
-    module = importlib.import_module(f"{package}.algorithms.{algorithm.lower()}")
-    config = getattr(module, f"{algorithm}Config")().environment(ENV_ID)
+    module = importlib.import_module(f"{package}.algorithms.{workload.algorithm.lower()}")
+    config = getattr(module, f"{workload.algorithm}Config")().environment(workload.env_id)
     for section, kwargs in settings.items():
         config = getattr(config, section)(**kwargs)
     return config.debugging(seed=seed)
@@ -433,13 +489,14 @@ def train_rllib_api(
         runtime.shutdown()
 
 
-def _import_check(framework: str, algorithm: str) -> None:
-    """Raise ModuleNotFoundError when this framework cannot run this algorithm here."""
+def _import_check(framework: str, workload: str) -> None:
+    """Raise ModuleNotFoundError when this framework cannot run this workload here."""
     import importlib
 
     import gymnasium  # noqa: F401
     import torch  # noqa: F401
 
+    algorithm = WORKLOADS[workload].algorithm
     module = {
         "ember": f"ember.rllib.algorithms.{algorithm.lower()}",
         "rllib": f"ray.rllib.algorithms.{algorithm.lower()}",
@@ -461,8 +518,9 @@ def run_training(
     """One (framework, algorithm, seed) in this process; skipped when its modules are missing.
     ``on_evaluation`` sees the result (status "partial") after every evaluation."""
     result = RunResult(framework, algorithm, seed, budget=budget)
-    if framework == "rllib" and algorithm in RLLIB_MISSING:
-        result.status, result.note = "skipped", RLLIB_MISSING[algorithm]
+    missing = {"rllib": RLLIB_MISSING, "sb3": SB3_MISSING}.get(framework, {})
+    if algorithm in missing:
+        result.status, result.note = "skipped", missing[algorithm]
         return result
     try:
         _import_check(framework, algorithm)
@@ -479,61 +537,22 @@ def run_training(
     return result
 
 
-# --------------------------------------------------------------------------- scaling
-
-
-def run_scaling(framework: str, runners: int, iterations: int = 5) -> dict[str, Any]:
-    """Sampled env steps per second of PPO with ``runners`` env runners: one warm-up iteration,
-    then ``iterations`` measured. Sampling time is RLlib's ``env_runner_sampling_timer`` where
-    the result has it, else the whole iteration (whose learning part SCALING_SETTINGS keeps
-    small)."""
-    out: dict[str, Any] = {"framework": framework, "runners": runners}
-    try:
-        _import_check(framework, "PPO")
-    except ModuleNotFoundError as e:
-        return {**out, "status": "skipped", "note": f"cannot import {e.name} ({e})"}
-    settings = {**SCALING_SETTINGS[framework], "env_runners": {"num_env_runners": runners}}
-    config = build_config(framework, "PPO", 0, settings)
-    runtime = _runtime(framework)
-    runtime.init()
-    try:
-        algo = config.build_algo()
-        algo.train()
-        steps, seconds, source = 0, 0.0, "iteration"
-        for _ in range(iterations):
-            result = algo.train()
-            steps += int(result["env_runners"]["num_env_steps_sampled"])
-            timer = result.get("timers", {}).get("env_runner_sampling_timer")
-            if timer is not None:
-                seconds, source = seconds + timer, "env_runner_sampling_timer"
-            else:
-                seconds += result["time_this_iter_s"]
-        algo.stop()
-    finally:
-        runtime.shutdown()
-    return {
-        **out,
-        "status": "ok",
-        "steps": steps,
-        "seconds": seconds,
-        "timer": source,
-        "steps_per_s": steps / seconds,
-    }
-
-
 # --------------------------------------------------------------------------- subprocesses
 
 
-def _run_subprocess(python: str, args: list[str], timeout: float, env: dict) -> dict[str, Any]:
-    """Run this script as a worker in a new session; kill what it leaves behind (run.py's
-    reaper, by the run's tag and session). Returns its parsed result or an error dict."""
+def _run_subprocess(
+    python: str, args: list[str], timeout: float, env: dict, script: str = __file__
+) -> dict[str, Any]:
+    """Run ``script`` (this one) as a worker in a new session; kill what it leaves behind
+    (run.py's reaper, by the run's tag and session). Returns its parsed result (printed after
+    RESULT_MARKER) or an error dict."""
     if HERE not in sys.path:
         sys.path.insert(0, HERE)
     import run  # benchmarks/run.py: the process reaper and result parser
 
     tag = uuid.uuid4().hex
     env = {**os.environ, **env, TAG_ENV: tag}
-    cmd = [python, os.path.abspath(__file__), *args]
+    cmd = [python, os.path.abspath(script), *args]
     timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
@@ -638,9 +657,9 @@ def markdown_report(results: list[RunResult], eval_every: int, eval_episodes: in
     algorithms = list(dict.fromkeys(r.algorithm for r in results))
     frameworks = list(dict.fromkeys(r.framework for r in results))
     lines = [
-        f"| algorithm | framework | seeds reaching {THRESHOLD:.0f} | env steps to "
-        f"{THRESHOLD:.0f} | seconds to {THRESHOLD:.0f} | final return | training seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| algorithm | env (threshold) | framework | seeds reaching it | env steps to it | "
+        "seconds to it | final return | training seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     notes = []
     for algorithm in algorithms:
@@ -649,14 +668,16 @@ def markdown_report(results: list[RunResult], eval_every: int, eval_episodes: in
             if s is None:
                 continue
             name = LABELS[framework]
+            w = WORKLOADS[algorithm]
+            row = f"| {w.algorithm} | {w.env_id} ({w.threshold:.0f}) | {name} |"
             if s["ran"] == 0:
                 why = "; ".join(dict.fromkeys(r.note for r in s["runs"]))
                 status = s["runs"][0].status
-                lines.append(f"| {algorithm} | {name} | {status} | | | | |")
+                lines.append(f"{row} {status} | | | | |")
                 notes.append(f"{algorithm} on {name}: {status}: {why}")
                 continue
             lines.append(
-                f"| {algorithm} | {name} | {s['reached']}/{s['ran']} | {_fmt(s['steps'])} | "
+                f"{row} {s['reached']}/{s['ran']} | {_fmt(s['steps'])} | "
                 f"{_fmt(s['seconds'], 1)} | {_fmt(s['final'], 1)} | "
                 f"{_fmt(s['train_seconds'], 1)} |"
             )
@@ -665,25 +686,31 @@ def markdown_report(results: list[RunResult], eval_every: int, eval_episodes: in
                     notes.append(f"{algorithm} on {name}, seed {r.seed}: {r.status}: {r.note}")
     lines += [
         "",
-        "| algorithm | wall-clock to 475 | ratio | target | status |",
+        "| workload | wall-clock to the threshold | ratio | target | status |",
         "| --- | --- | --- | --- | --- |",
     ]
     for algorithm in algorithms:
         ember = summary.get((algorithm, "ember"), {}).get("seconds")
-        for other, target in (("sb3", 1.0), ("rllib", 0.5)):
+        for other in ("sb3", "rllib"):
             theirs = summary.get((algorithm, other), {}).get("seconds")
+            if theirs is None:
+                continue
             ratio = _ratio(ember, theirs)
-            status = "–" if ratio is None else ("pass" if ratio <= target else "miss")
+            target = WALL_CLOCK_TARGETS.get((algorithm, other))
+            if ratio is None or target is None:
+                status = "–"
+            else:
+                status = "pass" if ratio <= target else "miss"
             lines.append(
-                f"| {algorithm} | Ember/{LABELS[other]} | {_fmt(ratio, 2)} | <= {target} | "
-                f"{status} |"
+                f"| {algorithm} | Ember/{LABELS[other]} | {_fmt(ratio, 2)} | "
+                f"{'–' if target is None else f'<= {target}'} | {status} |"
             )
     lines += [
         "",
         f"Medians over seeds. A greedy evaluation of {eval_episodes} episodes every "
         f"{eval_every:,} env steps (at the first training iteration at or past each "
         f"multiple); seconds exclude the evaluations. A seed that never reached "
-        f"{THRESHOLD:.0f} counts as infinitely slow.",
+        "the threshold counts as infinitely slow.",
     ]
     if notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in notes]
@@ -691,83 +718,70 @@ def markdown_report(results: list[RunResult], eval_every: int, eval_episodes: in
 
 
 def plot(results: list[RunResult], path: str) -> None:
-    """Two panels: greedy mean return against env steps and against seconds."""
+    """A row per env, two panels each: greedy mean return against env steps and against
+    seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colors = {"ember": "tab:red", "sb3": "tab:blue", "rllib": "tab:green"}
-    styles = {"PPO": "-", "DQN": "--"}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    styles = {"PPO": "-", "DQN": "--", "A3C": "-.", "ES": ":"}
+    envs = list(dict.fromkeys(WORKLOADS[r.algorithm].env_id for r in results if r.curve))
+    fig, axes = plt.subplots(len(envs), 2, figsize=(13, 4.8 * len(envs)), squeeze=False)
     labelled = set()
     for r in results:
         if not r.curve:
             continue
-        label = f"{LABELS[r.framework]} {r.algorithm}"
+        workload = WORKLOADS[r.algorithm]
+        row = axes[envs.index(workload.env_id)]
+        label = f"{LABELS[r.framework]} {workload.algorithm}"
         kwargs = {
             "color": colors.get(r.framework),
-            "linestyle": styles.get(r.algorithm, ":"),
+            "linestyle": styles.get(workload.algorithm, ":"),
             "alpha": 0.8,
             "marker": ".",
-            "label": None if label in labelled else label,
+            "label": None if (label, workload.env_id) in labelled else label,
         }
-        labelled.add(label)
+        labelled.add((label, workload.env_id))
         returns = [e.mean_return for e in r.curve]
-        axes[0].plot([e.env_steps for e in r.curve], returns, **kwargs)
-        axes[1].plot([e.seconds for e in r.curve], returns, **kwargs)
+        row[0].plot([e.env_steps for e in r.curve], returns, **kwargs)
+        row[1].plot([e.seconds for e in r.curve], returns, **kwargs)
     xlabels = ("env steps", "seconds (training, evaluations excluded)")
-    for ax, xlabel in zip(axes, xlabels, strict=True):
-        ax.axhline(THRESHOLD, color="grey", linewidth=0.8)
-        ax.set_ylim(0, 510)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("greedy mean return (10 episodes)")
-        ax.grid(alpha=0.3)
-    axes[0].set_title(f"{ENV_ID}: return vs env steps")
-    axes[1].set_title(f"{ENV_ID}: return vs wall-clock")
-    axes[1].legend(loc="best", fontsize=8)
+    for env_id, row in zip(envs, axes, strict=True):
+        threshold = next(w.threshold for w in WORKLOADS.values() if w.env_id == env_id)
+        for ax, xlabel in zip(row, xlabels, strict=True):
+            ax.axhline(threshold, color="grey", linewidth=0.8)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("greedy mean return (10 episodes)")
+            ax.grid(alpha=0.3)
+        row[0].set_title(f"{env_id}: return vs env steps")
+        row[1].set_title(f"{env_id}: return vs wall-clock")
+        row[1].legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def scaling_report(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| framework | env runners | sampled env steps/s | timed by | vs 1 runner |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    notes = []
-    base: dict[str, float] = {}
-    for row in rows:
-        name = LABELS[row["framework"]]
-        if row.get("status") != "ok":
-            lines.append(f"| {name} | {row['runners']} | {row.get('status')} | | |")
-            notes.append(f"{name}, {row['runners']} runner(s): {row.get('note')}")
-            continue
-        rate = row["steps_per_s"]
-        if row["runners"] == 1:
-            base[row["framework"]] = rate
-        speedup = _ratio(rate, base.get(row["framework"]))
-        lines.append(
-            f"| {name} | {row['runners']} | {rate:,.0f} | {row['timer']} | {_fmt(speedup, 2)} |"
-        )
-    lines += ["", f"Target: Ember with 2 runners >= {SCALING_TARGET}x one runner."]
-    if notes:
-        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- main
 
 
+def _workload(name: str, strict: bool = True) -> Any:
+    """The workload's name as WORKLOADS spells it, whatever the case of ``name``."""
+    found = next((w for w in WORKLOADS if w.lower() == name.lower()), None)
+    if found is None and strict:
+        raise SystemExit(f"unknown algorithm {name!r}: choose from {', '.join(WORKLOADS)}")
+    return found
+
+
 def _parse_budget(text: str | None, algorithms: list[str]) -> dict[str, int]:
-    budget = {a: DEFAULT_BUDGET.get(a, 100_000) for a in algorithms}
+    budget = {a: WORKLOADS[a].budget for a in algorithms}
     if text:
         if "=" not in text:
             return {a: int(float(text)) for a in algorithms}
         for item in text.split(","):
             name, value = item.split("=", 1)
-            budget[name.strip().upper()] = int(float(value))
+            budget[_workload(name.strip())] = int(float(value))
     return budget
 
 
@@ -776,13 +790,13 @@ def _parse_overrides(items: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     for item in items:
         key, _, value = item.partition("=")
         framework, _, algorithm = key.partition(".")
-        if framework not in FRAMEWORKS or algorithm.upper() not in ALGORITHMS:
+        if framework not in FRAMEWORKS or _workload(algorithm, strict=False) is None:
             raise SystemExit(
                 f"--override {item!r}: expected FRAMEWORK.ALGO=JSON, e.g. "
                 "'sb3.PPO={\"n_epochs\": 10}' or "
                 '\'rllib.PPO={"training": {"lr": 0.001}}\''
             )
-        out[(framework, algorithm.upper())] = json.loads(value)
+        out[(framework, _workload(algorithm))] = json.loads(value)
     return out
 
 
@@ -850,16 +864,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plot", help="write the learning curves to this PNG")
     p.add_argument("--json", help="write every run's result to this file")
     p.add_argument(
-        "--scaling",
-        action="store_true",
-        help="measure PPO's sampled env steps per second with 1 and 2 env runners "
-        "(ember and rllib of --frameworks) instead of training to 475",
-    )
-    p.add_argument(
         "--worker", nargs=3, metavar=("FRAMEWORK", "ALGO", "SEED"), help=argparse.SUPPRESS
-    )
-    p.add_argument(
-        "--scaling-worker", nargs=2, metavar=("FRAMEWORK", "RUNNERS"), help=argparse.SUPPRESS
     )
     return p.parse_args(argv)
 
@@ -871,30 +876,25 @@ def _print_result(result: RunResult) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    if args.scaling_worker:
-        framework, runners = args.scaling_worker
-        out = run_scaling(framework, int(runners))
-    else:
-        framework, algorithm, seed = args.worker
-        budget = _parse_budget(args.budget, [algorithm])[algorithm]
-        override = json.loads(args.override[0]) if args.override else None
-        result = run_training(
-            framework,
-            algorithm,
-            int(seed),
-            budget,
-            args.eval_every,
-            args.eval_episodes,
-            override,
-            on_evaluation=_print_result,
-        )
-        out = asdict(result)
-    print(RESULT_MARKER + json.dumps(out), flush=True)
+    framework, algorithm, seed = args.worker
+    budget = _parse_budget(args.budget, [algorithm])[algorithm]
+    override = json.loads(args.override[0]) if args.override else None
+    result = run_training(
+        framework,
+        algorithm,
+        int(seed),
+        budget,
+        args.eval_every,
+        args.eval_episodes,
+        override,
+        on_evaluation=_print_result,
+    )
+    print(RESULT_MARKER + json.dumps(asdict(result)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker or args.scaling_worker:
+    if args.worker:
         _worker(args)
         return 0
     frameworks = _split(args.frameworks)
@@ -902,24 +902,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown framework(s) {sorted(unknown)}: choose from {FRAMEWORKS}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
-    if args.scaling:
-        rows = []
-        for framework in [f for f in frameworks if f != "sb3"]:
-            for runners in SCALING_RUNNERS:
-                row = _run_subprocess(
-                    _python_for(framework, args.ray_python),
-                    ["--scaling-worker", framework, str(runners)],
-                    args.timeout,
-                    _worker_env(framework, args.threads),
-                )
-                rows.append({"framework": framework, "runners": runners, **row})
-                print(f"  {framework} {runners} runner(s): {row}", flush=True)
-        print(scaling_report(rows))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
-        return 0
-    algorithms = [a.upper() for a in _split(args.algorithms)]
+    algorithms = [_workload(a) for a in _split(args.algorithms)]
     budget = _parse_budget(args.budget, algorithms)
     overrides = _parse_overrides(args.override)
     results: list[RunResult] = []
@@ -955,7 +938,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  {algorithm} {framework} seed {seed}: {result.status} "
                     f"final={_fmt(result.final_return, 1)} "
-                    f"475 at {hit.env_steps if hit else '-'} steps / "
+                    f"{WORKLOADS[algorithm].threshold:.0f} at "
+                    f"{hit.env_steps if hit else '-'} steps / "
                     f"{f'{hit.seconds:.1f}' if hit else '-'} s "
                     f"({time.perf_counter() - t0:.0f} s, load {load:.1f}) {result.note}",
                     flush=True,

@@ -79,14 +79,17 @@ def test_report_has_ratios_and_notes() -> None:
     skipped = bench.markdown_report(
         [_run("ember", 0, [], status="skipped", note="cannot import ember.rllib")], 5000, 10
     )
-    assert "| PPO | Ember | skipped |" in skipped and "cannot import ember.rllib" in skipped
+    assert "| PPO | CartPole-v1 (475) | Ember | skipped |" in skipped and "cannot import ember.rllib" in skipped
 
 
 def test_greedy_returns_with_a_fixed_policy() -> None:
     pytest.importorskip("gymnasium")
-    returns = bench.greedy_returns(lambda obs: [0] * len(obs), episodes=3)
+    returns = bench.greedy_returns(lambda obs: [0] * len(obs), "CartPole-v1", episodes=3)
     assert len(returns) == 3 and all(5 <= r < 100 for r in returns)
-    assert returns == bench.greedy_returns(lambda obs: [0] * len(obs), episodes=3)
+    assert returns == bench.greedy_returns(lambda obs: [0] * len(obs), "CartPole-v1", 3)
+    # A Box action space: a batch of (1,) actions; Pendulum's episodes are 200 steps of cost.
+    pendulum = bench.greedy_returns(lambda obs: [[0.0]] * len(obs), "Pendulum-v1", episodes=2)
+    assert all(-2000 < r < 0 for r in pendulum)
 
 
 def test_recorder_keeps_evaluations_off_the_clock() -> None:
@@ -104,8 +107,34 @@ def test_recorder_keeps_evaluations_off_the_clock() -> None:
 
 
 def test_a3c_compares_with_sb3s_a2c_and_is_skipped_on_rllib() -> None:
-    assert bench.DEFAULT_BUDGET["A3C"] == 500_000
+    assert bench.WORKLOADS["A3C"].budget == 500_000
     assert bench.SB3_CLASSES["A3C"] == "A2C"
     assert bench._sb3_kwargs("A3C", 500_000, {}) == {"policy": "MlpPolicy", "ent_coef": 0.0}
     result = bench.run_training("rllib", "A3C", 0, 500_000)
     assert result.status == "skipped" and "no A3C" in result.note
+
+
+def test_workloads_name_their_env_and_threshold() -> None:
+    assert bench._workload("ppo-pendulum") == "PPO-Pendulum"
+    with pytest.raises(SystemExit, match="unknown algorithm 'SAC'"):
+        bench._workload("SAC")
+    assert bench._parse_budget("ppo-pendulum=5000", ["PPO-Pendulum"]) == {"PPO-Pendulum": 5000}
+    pendulum = bench.RunResult("ember", "PPO-Pendulum", 0)
+    pendulum.curve = [bench.Evaluation(5000, 1.0, -900.0), bench.Evaluation(10000, 2.0, -180.0)]
+    reached = pendulum.first_reaching()
+    assert reached is not None and reached.env_steps == 10000
+    report = bench.markdown_report([pendulum], 5000, 10)
+    assert "| PPO | Pendulum-v1 (-200) | Ember | 1/1 | 10,000 |" in report
+    assert bench.run_training("sb3", "ES", 0, 1000).note.startswith("Stable-Baselines3 has no")
+
+
+def test_scaling_report_compares_with_one() -> None:
+    scaling = load_benchmark("rl_scaling.py")
+    rows = [
+        {"framework": "ember", "nodes": 1, "status": "ok", "rate": 40.0},
+        {"framework": "ember", "nodes": 2, "status": "ok", "rate": 66.0},
+        {"framework": "ember", "nodes": 4, "status": "timeout", "note": "killed"},
+    ]
+    report = scaling.report(rows, "nodes", "ES episodes/s", "one per node")
+    assert "| Ember | 2 | 66 | 1.65 |" in report
+    assert "| Ember | 4 | timeout | |" in report and "Ember, nodes 4: killed" in report
