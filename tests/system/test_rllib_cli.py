@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import ember
 from ember.cli.main import main
 
 pytestmark = pytest.mark.ember_only
@@ -37,6 +38,18 @@ def _run(args: list[str], tmp: Path, timeout: float = 180.0) -> subprocess.Compl
         out, _ = proc.communicate()
         pytest.fail(f"ember rllib {' '.join(args)} did not finish:\n{out}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def _left_behind(tmp: Path) -> list[psutil.Process]:
+    """Processes that a command run with ``TMPDIR=tmp`` started and left running."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("TMPDIR") == str(tmp):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def test_train_shows_tunes_table_and_the_checkpoint_evaluates(tmp_path: Path) -> None:
@@ -78,12 +91,13 @@ def test_train_shows_tunes_table_and_the_checkpoint_evaluates(tmp_path: Path) ->
     assert played.returncode == 0, played.stdout
     assert re.search(r"^episode 2: return \d+\.\d, \d+ steps$", played.stdout, re.MULTILINE)
     assert "mean return over 2 episodes" in played.stdout
+    assert not _left_behind(tmp_path)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--algo", "PPOO", "--env", "CartPole-v1"], "did you mean PPO?"),
+        (["train", "--algo", "PPOO", "--env", "CartPole-v1"], "did you mean 'PPO'?"),
         (["train", "--algo", "PPO", "--env", "CartPol-v1"], "did you mean 'CartPole-v1'?"),
         (
             ["train", "--algo", "PPO", "--env", "CartPole-v1", "--config", '{"lrr": 0.1}'],
@@ -98,6 +112,7 @@ def test_mistakes_are_named_before_anything_starts(
 ) -> None:
     assert main(["rllib", *args]) == 1
     assert message in capsys.readouterr().err
+    assert not ember.is_initialized()  # refused before Ember started
 
 
 def test_evaluate_names_a_folder_without_a_checkpoint(

@@ -79,7 +79,10 @@ def test_report_has_ratios_and_notes() -> None:
     skipped = bench.markdown_report(
         [_run("ember", 0, [], status="skipped", note="cannot import ember.rllib")], 5000, 10
     )
-    assert "| PPO | CartPole-v1 (475) | Ember | skipped |" in skipped and "cannot import ember.rllib" in skipped
+    assert (
+        "| PPO | CartPole-v1 (475) | Ember | skipped |" in skipped
+        and "cannot import ember.rllib" in skipped
+    )
 
 
 def test_greedy_returns_with_a_fixed_policy() -> None:

@@ -68,7 +68,7 @@ def test_postprocess_flattens_each_env_with_its_advantages() -> None:
         "truncateds": np.zeros((2, 2), dtype=bool),
     }
     out = postprocess([fragment], {"gamma": 1.0, "lambda": 1.0, "use_gae": True})
-    np.testing.assert_array_equal(out["obs"].ravel(), [0, 1, 2, 3])  # time-major rows
+    np.testing.assert_array_equal(out["obs"].ravel(), [0, 2, 1, 3])  # each env's steps together
     np.testing.assert_allclose(out["advantages"], [2.0, 1.0, 1.0, 1.0])
     np.testing.assert_allclose(out["targets"], out["advantages"])
 
@@ -101,7 +101,7 @@ def test_a_runners_gradients_step_the_learner_as_its_own_loss_does() -> None:
     [
         ({"entropy_coeff": -0.1}, "entropy_coeff must be a number >= 0"),
         ({"vf_loss_coeff": "big"}, "vf_loss_coeff must be a number >= 0"),
-        ({"lambda_": 1.5}, "gamma and lambda"),
+        ({"lambda_": 1.5}, "lambda must be within"),
         ({"grad_clip": 0}, "grad_clip must be > 0"),
         ({"use_gae": "yes"}, "use_gae"),
     ],

@@ -79,16 +79,16 @@ def test_n_step_returns_across_an_episode_end_and_a_truncation() -> None:
         "truncateds": np.array([[0, 0], [0, 1], [0, 0], [0, 0]], dtype=bool),
     }
     out = n_step_transitions(fragment, n_step=2, gamma=0.5)
-    # Rows are step-major: (t0, env0), (t0, env1), (t1, env0), ...
+    # Rows are each env's steps together: (env0, t0), (env0, t1), ..., (env1, t0), ...
     # t0: 1 + 0.5 * 2 = 2 then the episode ends at t1: env0 terminated (no bootstrap),
     #     env1 truncated (bootstraps from t1's final observation with 0.5**2).
     # t1: 2, ends there.  t2: 3 + 0.5 * 4 = 5, bootstraps from t3's next obs (fragment end).
     # t3: 4, the fragment ends after one step: bootstraps with 0.5.
-    np.testing.assert_allclose(out["rewards"], [2, 2, 2, 2, 5, 5, 4, 4])
-    np.testing.assert_allclose(out["discounts"], [0.25, 0.25, 0.5, 0.5, 0.25, 0.25, 0.5, 0.5])
-    assert out["terminateds"].tolist() == [True, False, True, False] + [False] * 4
-    np.testing.assert_array_equal(out["next_obs"][:, 0], [102, 103, 102, 103, 106, 107, 106, 107])
-    np.testing.assert_array_equal(out["obs"][:, 0], np.arange(8))
+    np.testing.assert_allclose(out["rewards"], [2, 2, 5, 4] * 2)
+    np.testing.assert_allclose(out["discounts"], [0.25, 0.5, 0.25, 0.5] * 2)
+    assert out["terminateds"].tolist() == [True, True, False, False] + [False] * 4
+    np.testing.assert_array_equal(out["next_obs"][:, 0], [102, 102, 106, 106, 103, 103, 107, 107])
+    np.testing.assert_array_equal(out["obs"][:, 0], [0, 2, 4, 6, 1, 3, 5, 7])
 
 
 def test_one_step_transitions_are_the_fragment_itself() -> None:
@@ -102,9 +102,10 @@ def test_one_step_transitions_are_the_fragment_itself() -> None:
         "truncateds": np.zeros((5, 3), dtype=bool),
     }
     out = n_step_transitions(fragment, n_step=1, gamma=0.9)
-    np.testing.assert_allclose(out["rewards"], fragment["rewards"].reshape(-1))
+    np.testing.assert_allclose(out["rewards"], fragment["rewards"].T.reshape(-1))
     np.testing.assert_allclose(out["discounts"], 0.9)
-    np.testing.assert_array_equal(out["next_obs"], fragment["next_obs"].reshape(15, 4))
+    next_obs = np.swapaxes(fragment["next_obs"], 0, 1).reshape(15, 4)  # each env's steps together
+    np.testing.assert_array_equal(out["next_obs"], next_obs)
 
 
 # ----------------------------------------------------------------------------- learner and module
@@ -153,7 +154,7 @@ def test_epsilon_greedy_actions_follow_epsilon() -> None:
     generator = torch.Generator().manual_seed(0)
     actions, q = module.forward_exploration(obs, generator)
     assert torch.equal(actions, greedy) and q.shape == (2000, 2)  # epsilon 0: greedy
-    module.epsilon = 1.0
+    module.set_epsilon(1.0)
     actions = module.forward_exploration(obs, generator)[0]
     # Uniformly random: about half agree with the greedy action.
     assert 0.4 < float((actions == greedy).float().mean()) < 0.6
@@ -168,8 +169,8 @@ def test_epsilon_schedule_interpolates_from_one_to_its_floor() -> None:
 
 def test_soft_target_update_moves_tau_of_the_way() -> None:
     dqn = learner(tau=0.25)
-    online = next(iter(dqn.module.state_dict().values()))
-    target = next(iter(dqn.target.state_dict().values()))
+    online = next(dqn.module.parameters())
+    target = next(dqn.target.parameters())
     with torch.no_grad():
         online.add_(4.0)
     before = target.clone()
@@ -227,8 +228,12 @@ def test_training_intensity_sets_the_gradient_steps_per_iteration() -> None:
         ({"tau": 0.0}, "tau must be within"),
         ({"epsilon": [[0, 1.5]]}, "epsilon values must be within"),
         ({"epsilon": [[10, 1.0]]}, "epsilon schedule must start at timestep 0"),
-        ({"training_intensity": 0}, "training_intensity must be > 0"),
+        ({"training_intensity": 0}, "training_intensity 0 is below 8"),
+        # Ray's defaults sample 4 steps per iteration; one minibatch of 32 replays 8 times that.
+        ({"training_intensity": 4}, "training_intensity 4 is below 8"),
         ({"observation_filter": "MeanStdFilter"}, "'NoFilter' only"),
+        ({"dueling": "false"}, "dueling must be True or False"),
+        ({"model": {"custom_model": torch.nn.Linear}}, "set dueling=False"),
     ],
 )
 def test_build_algo_rejects_configs_that_cannot_work(change: dict[str, Any], message: str) -> None:
@@ -295,10 +300,18 @@ def test_acting_checkpoints_and_target_weights_round_trip(tmp_path: Path) -> Non
     try:
         assert isinstance(restored, DQN) and restored.iteration == 3
         assert [restored.compute_single_action(o) for o in observations] == actions
+        # Epsilon travels with the weights: the restored module explores as training last did.
+        epsilon = result["learners"]["default_policy"]["curr_epsilon"]
+        assert float(restored.learner.module.epsilon) == pytest.approx(epsilon)
         again = restored.learner.get_state()
         for key in ("weights", "target_weights"):
             for name, value in state[key].items():
                 np.testing.assert_array_equal(again[key][name], value)
+        restored.learner.module.set_epsilon(1.0)
+        explored = {
+            restored.compute_single_action(observations[0], explore=True) for _ in range(64)
+        }
+        assert explored == {0, 1}
         assert restored._last_target_update == 100  # counters too
         assert len(restored.replay_buffer) == 0  # not saved: refilled before learning
         result = restored.train()

@@ -9,7 +9,6 @@ a command runs, so ``ember --help`` stays fast."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 from collections.abc import Callable
@@ -130,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _algorithm_class(name: str) -> Any:
     from ember.rllib.algorithms.registry import ALGORITHMS, get_algorithm_class
+    from ember.rllib.utils import did_you_mean
 
     algo_class = get_algorithm_class(name)
     if algo_class is None:
-        near = difflib.get_close_matches(name.upper(), list(ALGORITHMS), n=1)
-        hint = f" (did you mean {near[0]}?)" if near else ""
+        hint = did_you_mean(name.upper(), ALGORITHMS)
         raise ValueError(f"unknown algorithm {name!r}{hint}; choose one of {sorted(ALGORITHMS)}")
     return algo_class
 

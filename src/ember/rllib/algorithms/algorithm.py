@@ -138,21 +138,17 @@ class Algorithm(Trainable):
     def training_step(self) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement training_step()")
 
-    def sample(self, **kwargs: Any) -> list[dict[str, Any]]:
+    def sample(self) -> list[dict[str, Any]]:
         """One fragment from every env runner, with the learner's current weights (put in the
         object store once for all of them, with the merged observation statistics); updates
-        the episode metrics. ``kwargs`` go to the runners' ``sample`` (an algorithm's runner
-        may take more, such as DQN's epsilon)."""
+        the episode metrics."""
         weights, filter_state = self.learner.get_weights(), self._filter_state()
         if self.env_runner is not None:
-            batches = [self.env_runner.sample(weights, self._fragment, filter_state, **kwargs)]
+            batches = [self.env_runner.sample(weights, self._fragment, filter_state)]
         else:
             ref = ember.put(weights)
             batches = ember.get(
-                [
-                    r.sample.remote(ref, self._fragment, filter_state, **kwargs)
-                    for r in self._remote_runners
-                ]
+                [r.sample.remote(ref, self._fragment, filter_state) for r in self._remote_runners]
             )
         for batch in batches:
             self._record(batch["episode_returns"], batch["episode_lens"], batch["rewards"].size)

@@ -8,10 +8,12 @@ every mistake it can see is a ValueError saying what to change."""
 from __future__ import annotations
 
 import copy as _copy
-import difflib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ember.rllib.utils import did_you_mean
+from ember.rllib.utils.schedules import Scheduler
 
 if TYPE_CHECKING:
     from ember.rllib.algorithms.algorithm import Algorithm
@@ -262,16 +264,14 @@ class AlgorithmConfig:
             known = sorted(_DICT_NAMES.get(k, k) for k in self._known_keys())
             lines = []
             for key in self._unknown:
-                near = difflib.get_close_matches(key, known, n=1)
-                lines.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+                lines.append(f"{key!r}{did_you_mean(key, known)}")
             raise ValueError(f"unknown config key(s) for {type(self).__name__}: {', '.join(lines)}")
         unknown_model = set(self.model) - set(MODEL_DEFAULTS)
         if unknown_model:
             key = sorted(unknown_model)[0]
-            near = difflib.get_close_matches(key, list(MODEL_DEFAULTS), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ValueError(
-                f"unknown model key {key!r}{hint}; model keys: {sorted(MODEL_DEFAULTS)}"
+                f"unknown model key {key!r}{did_you_mean(key, MODEL_DEFAULTS)}; "
+                f"model keys: {sorted(MODEL_DEFAULTS)}"
             )
         if self.framework_str != "torch":
             raise ValueError(f"framework {self.framework_str!r} is not supported: use 'torch'")
@@ -290,6 +290,13 @@ class AlgorithmConfig:
             )
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int or None, not {self.seed!r}")
+        unit_interval(self, "gamma")
+        clip = self.grad_clip
+        if clip is not None and (not isinstance(clip, (int, float)) or not clip > 0):
+            raise ValueError(f"grad_clip must be > 0 or None (no clipping), not {clip!r}")
+        rates = Scheduler(self.lr, "lr").values()
+        if rates[0] <= 0 or min(rates) < 0:
+            raise ValueError(f"lr must start above 0 and never fall below it, not {self.lr!r}")
         self.validate_env()
 
     def validate_env(self) -> None:
@@ -315,6 +322,13 @@ class AlgorithmConfig:
 
     def _algo_name(self) -> str:
         return self.algo_class.__name__ if self.algo_class else type(self).__name__
+
+
+def unit_interval(config: AlgorithmConfig, name: str) -> None:
+    """A setting that must be a number within [0, 1], such as ``gamma`` or ``lambda_``."""
+    value = getattr(config, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"{_DICT_NAMES.get(name, name)} must be within [0, 1], not {value!r}")
 
 
 def _positive_int(config: AlgorithmConfig, name: str) -> None:

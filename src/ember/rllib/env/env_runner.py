@@ -123,21 +123,11 @@ class EnvRunner:
             act = actions.numpy()
             act_buf.append(act)
             logp_buf[t], vf_buf[t] = logp.numpy(), values.numpy()
-            for j, env in enumerate(self.envs):
-                obs, reward, terminated, truncated, _ = env.step(self._env_action(env, act[j]))
-                rew_buf[t, j], term_buf[t, j], trunc_buf[t, j] = reward, terminated, truncated
-                self._episode_return[j] += reward
-                self._episode_len[j] += 1
-                if terminated or truncated:
-                    if truncated and not terminated:  # bootstrap from where it was cut off
-                        final_obs = np.asarray(obs, dtype=np.float32)[None]
-                        final = torch.from_numpy(self._filtered(final_obs, update=False))
-                        next_vf[t, j] = float(self.module.value(final)[0])
-                    returns.append(float(self._episode_return[j]))
-                    lengths.append(int(self._episode_len[j]))
-                    self._episode_return[j], self._episode_len[j] = 0.0, 0
-                    obs, _ = env.reset()
-                self._obs[j] = obs
+            rew_buf[t], term_buf[t], trunc_buf[t], next_obs = self.step_envs(act, returns, lengths)
+            cut = trunc_buf[t] & ~term_buf[t]  # bootstrap from where an episode was cut off
+            if cut.any():
+                final = torch.from_numpy(self._filtered(next_obs[cut], update=False))
+                next_vf[t, cut] = self.module.value(final).numpy()
         last_obs = torch.from_numpy(self._filtered(self._obs, update=False))
         last = self.module.value(last_obs).numpy()
         following = np.concatenate([vf_buf[1:], last[None]], axis=0)
@@ -156,6 +146,32 @@ class EnvRunner:
             "episode_lens": lengths,
             "filter_delta": None if self.filter is None else self.filter.buffer,
         }
+
+    def step_envs(
+        self, actions: np.ndarray, returns: list[float], lengths: list[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step every env with its action and reset the ones whose episode ended (adding its
+        return and length to ``returns`` and ``lengths``): the rewards, terminateds,
+        truncateds and next observations, the final one where an episode ended (the
+        runner's current observations are the reset ones there)."""
+        n = len(self.envs)
+        rewards = np.zeros(n, dtype=np.float32)
+        terminateds = np.zeros(n, dtype=bool)
+        truncateds = np.zeros(n, dtype=bool)
+        next_obs = np.empty_like(self._obs)
+        for j, env in enumerate(self.envs):
+            obs, reward, terminated, truncated, _ = env.step(self._env_action(env, actions[j]))
+            rewards[j], terminateds[j], truncateds[j] = reward, terminated, truncated
+            next_obs[j] = obs
+            self._episode_return[j] += reward
+            self._episode_len[j] += 1
+            if terminated or truncated:
+                returns.append(float(self._episode_return[j]))
+                lengths.append(int(self._episode_len[j]))
+                self._episode_return[j], self._episode_len[j] = 0.0, 0
+                obs, _ = env.reset()
+            self._obs[j] = obs
+        return rewards, terminateds, truncateds, next_obs
 
     def sample_episodes(
         self,

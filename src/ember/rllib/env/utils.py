@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
+from ember.rllib.utils import did_you_mean
 from ember.tune.registry import get_env_creator
 
 
@@ -36,11 +36,10 @@ def env_creator(env: Any, env_creator_fn: Callable[..., Any] | None = None) -> C
     if registered is not None:
         return registered
     if env not in gym.registry:
-        near = difflib.get_close_matches(env, list(gym.registry), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ValueError(
-            f"unknown environment {env!r}{hint}: give a Gymnasium id, a gymnasium.Env class, "
-            "or register a creator with ember.tune.register_env(name, creator)"
+            f"unknown environment {env!r}{did_you_mean(env, gym.registry)}: give a Gymnasium "
+            "id, a gymnasium.Env class, or register a creator with "
+            "ember.tune.register_env(name, creator)"
         )
 
     def make(env_config: dict[str, Any]) -> Any:

@@ -9,7 +9,6 @@ from typing import Any
 
 from ember.rllib.algorithms.a3c.a3c import A3C, A3CConfig
 from ember.rllib.algorithms.algorithm import Algorithm
-from ember.rllib.utils import metrics as M
 
 
 class A2CConfig(A3CConfig):
@@ -25,16 +24,11 @@ class A2C(A3C):
         return A2CConfig(algo_class=cls)
 
     def training_step(self) -> dict[str, Any]:
-        steps, episodes = 0, 0
-        stats: list[dict[str, float]] = []
-        while steps < self.algo_config.train_batch_size:
-            batches = self.sample()
-            stats.append(self.learner.update(batches, self._env_steps_lifetime))
-            steps += sum(b["rewards"].size for b in batches)
-            episodes += sum(len(b["episode_returns"]) for b in batches)
-        learner = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
-        learner["num_gradients_applied"] = len(stats)
-        return {
-            **self.env_runner_counts(steps, episodes),
-            M.LEARNER_RESULTS: {M.DEFAULT_MODULE_ID: learner},
-        }
+        return self.updates(self._step_on_all)[1]
+
+    def _step_on_all(self) -> tuple[dict[str, float], int, int]:
+        """One optimizer step on a fragment of every runner, all sampled with one weights."""
+        batches = self.sample()
+        stats = self.learner.update(batches, self._env_steps_lifetime)
+        steps = sum(b["rewards"].size for b in batches)
+        return stats, steps, sum(len(b["episode_returns"]) for b in batches)

@@ -20,11 +20,12 @@ on some seeds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ember
 from ember.rllib.algorithms.algorithm import Algorithm
-from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided, unit_interval
 from ember.rllib.utils import metrics as M
 
 
@@ -70,16 +71,11 @@ class A3CConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not 0 <= self.gamma <= 1 or not 0 <= self.lambda_ <= 1:
-            raise ValueError(
-                f"gamma and lambda must be within [0, 1], not {self.gamma!r} and {self.lambda_!r}"
-            )
+        unit_interval(self, "lambda_")
         for name in ("vf_loss_coeff", "entropy_coeff"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, not {value!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or None (no clipping), not {self.grad_clip!r}")
         if not isinstance(self.use_gae, bool):
             raise ValueError(f"use_gae must be True or False, not {self.use_gae!r}")
 
@@ -96,35 +92,54 @@ class A3C(Algorithm):
 
         return A3CEnvRunner
 
+    def setup(self, config: dict[str, Any]) -> None:
+        self._version = 0  # optimizer steps taken: the weights' version
+        self._pending: dict[Any, Any] = {}  # a runner's call in flight -> the runner
+        super().setup(config)
+
     def build_learner(self, config: dict[str, Any]) -> Any:
         from ember.rllib.algorithms.a3c.torch.a3c_torch_learner import A3CTorchLearner
 
-        self._version = 0  # optimizer steps taken: the weights' version
-        self._pending: dict[Any, Any] = {}  # a runner's call in flight -> the runner
         return A3CTorchLearner(config, self.observation_space, self.action_space)
 
     def training_step(self) -> dict[str, Any]:
-        steps, episodes = 0, 0
-        stats: list[dict[str, float]] = []
-        while steps < self.algo_config.train_batch_size:
-            result = self._next_gradients()
-            staleness = self._version - result["version"]
-            applied = self.learner.apply(result["gradients"], self._env_steps_lifetime)
-            self._version += 1
-            self._record(result["episode_returns"], result["episode_lens"], result["num_env_steps"])
-            self._merge_filter(result["filter_delta"])
-            self._send(result.get("runner"))
-            stats.append({**result["stats"], **applied, "weights_staleness": staleness})
-            steps += result["num_env_steps"]
-            episodes += len(result["episode_returns"])
-        learner = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
+        stats, result = self.updates(self._apply_next)
+        learner = result[M.LEARNER_RESULTS][M.DEFAULT_MODULE_ID]
         learner["max_weights_staleness"] = max(s["weights_staleness"] for s in stats)
-        learner["num_gradients_applied"] = len(stats)
         learner["weights_version"] = self._version
-        return {
+        return result
+
+    def updates(
+        self, update: Callable[[], tuple[dict[str, float], int, int]]
+    ) -> tuple[list[dict[str, float]], dict[str, Any]]:
+        """Run ``update`` (one optimizer step: its statistics, env steps and episodes) until
+        the iteration's steps reach ``train_batch_size``: every step's statistics, and the
+        iteration's result with their means."""
+        stats: list[dict[str, float]] = []
+        steps = episodes = 0
+        while steps < self.algo_config.train_batch_size:
+            step_stats, step_steps, step_episodes = update()
+            stats.append(step_stats)
+            steps += step_steps
+            episodes += step_episodes
+        learner = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
+        learner["num_gradients_applied"] = len(stats)
+        return stats, {
             **self.env_runner_counts(steps, episodes),
             M.LEARNER_RESULTS: {M.DEFAULT_MODULE_ID: learner},
         }
+
+    def _apply_next(self) -> tuple[dict[str, float], int, int]:
+        """Apply the next gradients to arrive and send their runner the new weights."""
+        result = self._next_gradients()
+        staleness = self._version - result["version"]
+        applied = self.learner.apply(result["gradients"], self._env_steps_lifetime)
+        self._version += 1
+        self._record(result["episode_returns"], result["episode_lens"], result["num_env_steps"])
+        self._merge_filter(result["filter_delta"])
+        self._send(result.get("runner"))
+        stats = {**result["stats"], **applied, "weights_staleness": float(staleness)}
+        return stats, result["num_env_steps"], len(result["episode_returns"])
 
     def _call(self, runner: Any, weights: Any) -> Any:
         args = (weights, self._version, self._fragment, self._filter_state())
@@ -156,9 +171,16 @@ class A3C(Algorithm):
             self._pending = {}
 
     def cleanup(self) -> None:
-        self._drain()
+        self._pending = {}  # the runners are killed: nothing to wait for
         super().cleanup()
 
     def load_checkpoint(self, checkpoint: dict[str, Any] | str) -> None:
         self._drain()  # gradients of the weights being replaced
         super().load_checkpoint(checkpoint)
+
+    def get_counters(self) -> dict[str, Any]:
+        return {**super().get_counters(), "weights_version": self._version}
+
+    def set_counters(self, counters: dict[str, Any]) -> None:
+        super().set_counters(counters)
+        self._version = counters["weights_version"]

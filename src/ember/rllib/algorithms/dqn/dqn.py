@@ -14,11 +14,11 @@ buffer: a restored DQN refills it before it learns again."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from ember.rllib.algorithms.algorithm import Algorithm
 from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ember.rllib.utils import did_you_mean
 from ember.rllib.utils import metrics as M
 from ember.rllib.utils.replay_buffers import ReplayBuffer, n_step_transitions
 from ember.rllib.utils.schedules import Scheduler
@@ -91,13 +91,17 @@ class DQNConfig(AlgorithmConfig):
         super().update_from_dict(config)
         return self
 
+    def sampled_per_iteration(self) -> int:
+        envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
+        return envs * self.get_rollout_fragment_length()
+
     def num_gradient_steps(self) -> int:
-        """Gradient steps per iteration, from ``training_intensity``."""
+        """Gradient steps per iteration, from ``training_intensity`` (validate() keeps it at
+        one or more)."""
         if self.training_intensity is None:
             return 1
-        envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
-        sampled = envs * self.get_rollout_fragment_length()
-        return max(1, round(self.training_intensity * sampled / self.train_batch_size))
+        ratio = self.training_intensity * self.sampled_per_iteration() / self.train_batch_size
+        return max(1, round(ratio))
 
     def validate(self) -> None:
         super().validate()
@@ -105,7 +109,7 @@ class DQNConfig(AlgorithmConfig):
         for key in buffer:
             if key not in _BUFFER_KEYS:
                 raise ValueError(
-                    f"unknown replay_buffer_config key {key!r}{_hint(key, _BUFFER_KEYS)}; "
+                    f"unknown replay_buffer_config key {key!r}{did_you_mean(key, _BUFFER_KEYS)}; "
                     f"keys: {list(_BUFFER_KEYS)}"
                 )
         kind = buffer.get("type")
@@ -116,7 +120,7 @@ class DQNConfig(AlgorithmConfig):
             )
         if kind not in BUFFER_TYPES:
             raise ValueError(
-                f"unknown replay buffer type {kind!r}{_hint(str(kind), BUFFER_TYPES)}; "
+                f"unknown replay buffer type {kind!r}{did_you_mean(str(kind), BUFFER_TYPES)}; "
                 f"use one of {list(BUFFER_TYPES)}"
             )
         capacity = buffer.get("capacity")
@@ -142,22 +146,35 @@ class DQNConfig(AlgorithmConfig):
                 "target_network_update_freq must be an int >= 0 (env steps), not "
                 f"{self.target_network_update_freq!r}"
             )
+        for name in ("double_q", "dueling"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.dueling and self.model["custom_model"] is not None:
+            raise ValueError(
+                "dueling builds the default Q-network's head, and a custom_model computes its "
+                "own Q-values: set dueling=False (and build a dueling head in the model if "
+                "you want one)"
+            )
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be within (0, 1], not {self.tau!r}")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must be within [0, 1], not {self.gamma!r}")
         if self.td_error_loss_fn not in _LOSS_FNS:
             raise ValueError(
                 f"td_error_loss_fn must be one of {list(_LOSS_FNS)}, not "
-                f"{self.td_error_loss_fn!r}{_hint(str(self.td_error_loss_fn), _LOSS_FNS)}"
+                f"{self.td_error_loss_fn!r}{did_you_mean(str(self.td_error_loss_fn), _LOSS_FNS)}"
             )
         epsilon = Scheduler(self.epsilon, "epsilon")
         if not all(0 <= v <= 1 for v in epsilon.values()):
             raise ValueError(f"epsilon values must be within [0, 1]: {self.epsilon!r}")
-        if self.training_intensity is not None and not self.training_intensity > 0:
-            raise ValueError(
-                f"training_intensity must be > 0 or None, not {self.training_intensity!r}"
-            )
+        intensity = self.training_intensity
+        if intensity is not None:
+            lowest = self.train_batch_size / self.sampled_per_iteration()
+            if not isinstance(intensity, (int, float)) or intensity < lowest:
+                raise ValueError(
+                    f"training_intensity {intensity!r} is below {lowest:g}, one gradient step "
+                    f"(train_batch_size {self.train_batch_size}) per iteration of "
+                    f"{self.sampled_per_iteration()} sampled steps: raise it, or sample more "
+                    "per iteration (rollout_fragment_length), or leave it None"
+                )
         if self.observation_filter != "NoFilter":
             raise ValueError(
                 "DQN supports observation_filter 'NoFilter' only: replayed observations would "
@@ -173,11 +190,6 @@ class DQNConfig(AlgorithmConfig):
                 f"{self._algo_name()} supports Discrete action spaces only, not {action_space}: "
                 "use PPO for a Box action space"
             )
-
-
-def _hint(name: str, choices: tuple[str, ...]) -> str:
-    near = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 class DQN(Algorithm):
@@ -209,8 +221,8 @@ class DQN(Algorithm):
         cfg = self.algo_config
         assert isinstance(cfg, DQNConfig)
         epsilon = self._epsilon.value(self._env_steps_lifetime)
-        self.learner.module.epsilon = epsilon  # compute_single_action(explore=True) too
-        batches = self.sample(epsilon=epsilon)
+        self.learner.module.set_epsilon(epsilon)  # goes to the runners with the weights
+        batches = self.sample()
         for batch in batches:
             self.replay_buffer.add(n_step_transitions(batch, cfg.n_step, cfg.gamma))
         result = self.env_runner_results(batches)

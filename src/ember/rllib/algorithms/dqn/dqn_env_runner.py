@@ -28,13 +28,12 @@ class DQNEnvRunner(EnvRunner):
         weights: WeightsT | None,
         num_steps: int,
         filter_state: dict[str, Any] | None = None,
-        epsilon: float = 0.0,
     ) -> dict[str, Any]:
-        """``num_steps`` epsilon-greedy steps of every env: ``[T, num_envs]`` arrays of
+        """``num_steps`` epsilon-greedy steps of every env (the weights carry epsilon):
+        ``[T, num_envs]`` arrays of
         ``obs``, ``actions``, ``rewards``, ``next_obs``, ``terminateds``, ``truncateds``, and
         the returns and lengths of the episodes that ended meanwhile."""
         self._sync(weights, filter_state)
-        self.module.epsilon = epsilon
         torch = self._torch
         n = len(self.envs)
         obs_buf = np.zeros((num_steps, *self._obs.shape), dtype=np.float32)
@@ -49,18 +48,9 @@ class DQNEnvRunner(EnvRunner):
             obs_buf[t] = self._obs
             actions = self.module.forward_exploration(torch.from_numpy(self._obs), self._generator)
             act_buf[t] = actions[0].numpy()
-            for j, env in enumerate(self.envs):
-                obs, reward, terminated, truncated, _ = env.step(int(act_buf[t, j]))
-                rew_buf[t, j], term_buf[t, j], trunc_buf[t, j] = reward, terminated, truncated
-                next_buf[t, j] = obs
-                self._episode_return[j] += reward
-                self._episode_len[j] += 1
-                if terminated or truncated:
-                    returns.append(float(self._episode_return[j]))
-                    lengths.append(int(self._episode_len[j]))
-                    self._episode_return[j], self._episode_len[j] = 0.0, 0
-                    obs, _ = env.reset()
-                self._obs[j] = obs
+            rew_buf[t], term_buf[t], trunc_buf[t], next_buf[t] = self.step_envs(
+                act_buf[t], returns, lengths
+            )
         return {
             "obs": obs_buf,
             "actions": act_buf,

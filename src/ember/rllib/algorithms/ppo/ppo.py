@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ember.rllib.algorithms.algorithm import Algorithm
-from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ember.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided, unit_interval
 from ember.rllib.utils import metrics as M
 
 
@@ -83,8 +83,7 @@ class PPOConfig(AlgorithmConfig):
             )
         if not isinstance(self.num_epochs, int) or self.num_epochs < 1:
             raise ValueError(f"num_epochs must be an int >= 1, not {self.num_epochs!r}")
-        if not 0 <= self.lambda_ <= 1 or not 0 <= self.gamma <= 1:
-            raise ValueError("gamma and lambda must be within [0, 1]")
+        unit_interval(self, "lambda_")
         if self.clip_param <= 0:
             raise ValueError(f"clip_param must be > 0, not {self.clip_param!r}")
 

@@ -1,6 +1,7 @@
 """The learner: the module being trained, its optimizer and device, in the algorithm's own
-process. An algorithm's learner subclass supplies ``compute_loss``; ``update`` runs the
-minibatch SGD epochs over a train batch of numpy arrays."""
+process. It offers what every algorithm's learner (a subclass) needs: weights and state,
+the learning-rate schedule, tensors from numpy batches, seeded minibatch order and one
+clipped optimizer step; the subclass adds its loss and its update."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ember.rllib.utils.postprocessing import flatten
+
 # Each transition: the n-step return from ``obs`` after ``actions``, the observation it
 # bootstraps from, whether the episode terminated before it, and gamma**k for its k steps.
 FIELDS = ("obs", "actions", "rewards", "next_obs", "terminateds", "discounts")
@@ -38,17 +40,13 @@ def n_step_transitions(batch: dict[str, np.ndarray], n_step: int, gamma: float) 
             ret[t, j], discount[t, j], end[t, j] = total, scale, s
     cols = np.arange(envs)[None, :]
     return {
-        "obs": _flat(batch["obs"]),
-        "actions": _flat(batch["actions"]),
-        "rewards": _flat(ret),
-        "next_obs": _flat(batch["next_obs"][end, cols]),
-        "terminateds": _flat(terms[end, cols]),
-        "discounts": _flat(discount),
+        "obs": flatten(batch["obs"]),
+        "actions": flatten(batch["actions"]),
+        "rewards": flatten(ret),
+        "next_obs": flatten(batch["next_obs"][end, cols]),
+        "terminateds": flatten(terms[end, cols]),
+        "discounts": flatten(discount),
     }
-
-
-def _flat(x: np.ndarray) -> np.ndarray:
-    return x.reshape(-1, *x.shape[2:])
 
 
 class ReplayBuffer:

@@ -11,29 +11,14 @@ from torch.distributions import Distribution
 
 from ember.rllib.core.learner.torch_learner import TorchLearner
 from ember.rllib.core.rl_module.torch_rl_module import TorchRLModule
-from ember.rllib.utils.postprocessing import compute_gae
-
-# What the loss reads from a batch; postprocess() makes them from env-runner fragments.
-LOSS_KEYS = ("obs", "actions", "advantages", "targets")
+from ember.rllib.utils.postprocessing import advantages_batch
 
 
 def postprocess(fragments: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Advantages and value targets (GAE; ``use_gae=False`` is lambda 1, the discounted
-    return minus the value) of each ``[T, num_envs]`` fragment, flattened into one batch."""
+    """What the loss reads: observations, actions, advantages and value targets (GAE;
+    ``use_gae=False`` is lambda 1, the discounted return minus the value), one flat batch."""
     lambda_ = config["lambda"] if config["use_gae"] else 1.0
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in LOSS_KEYS}
-    for f in fragments:
-        adv, targets = compute_gae(
-            f["rewards"],
-            f["vf_preds"],
-            f["next_vf_preds"],
-            f["terminateds"] | f["truncateds"],
-            config["gamma"],
-            lambda_,
-        )
-        for key, value in zip(LOSS_KEYS, (f["obs"], f["actions"], adv, targets), strict=True):
-            parts[key].append(value.reshape(-1, *value.shape[2:]))
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return advantages_batch(fragments, ("obs", "actions"), config["gamma"], lambda_)
 
 
 def a3c_loss(

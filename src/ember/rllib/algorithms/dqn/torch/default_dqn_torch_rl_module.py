@@ -58,8 +58,10 @@ class QNet(nn.Module):
 
 class DefaultDQNTorchRLModule(nn.Module):
     """Q-values and RLlib's forward passes: ``forward_inference`` is greedy,
-    ``forward_exploration`` epsilon-greedy (with ``epsilon``, which the algorithm sets from
-    its schedule), ``forward_train`` the Q-values with gradients."""
+    ``forward_exploration`` epsilon-greedy, ``forward_train`` the Q-values with gradients.
+
+    ``epsilon`` (set by the algorithm from its schedule) is a buffer, so it travels with the
+    weights: runners, evaluation and a restored checkpoint explore as training last did."""
 
     def __init__(
         self,
@@ -74,7 +76,8 @@ class DefaultDQNTorchRLModule(nn.Module):
         self.action_space = action_space
         assert isinstance(action_space, gym.spaces.Discrete)  # DQNConfig.validate_spaces
         self.num_actions = int(action_space.n)
-        self.epsilon = 0.0
+        self.epsilon: torch.Tensor
+        self.register_buffer("epsilon", torch.zeros(()))
         custom = config["custom_model"]
         if custom is None:
             self.net: nn.Module = QNet(observation_space, self.num_actions, config, dueling)
@@ -85,6 +88,9 @@ class DefaultDQNTorchRLModule(nn.Module):
                     f"model: custom_model {custom!r} built a {type(self.net).__name__}, "
                     "not a torch.nn.Module"
                 )
+
+    def set_epsilon(self, value: float) -> None:
+        self.epsilon.fill_(value)
 
     def forward_train(self, obs: torch.Tensor) -> torch.Tensor:
         q: torch.Tensor = self.net(obs)

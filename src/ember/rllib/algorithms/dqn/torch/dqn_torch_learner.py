@@ -106,11 +106,14 @@ class DQNTorchLearner(TorchLearner):
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
-        """Move the target network towards the online one: ``tau`` 1 copies it."""
-        for target, online in zip(
-            self.target.state_dict().values(), self.module.state_dict().values(), strict=True
-        ):
-            target.mul_(1.0 - tau).add_(online, alpha=tau)
+        """Move the target network's parameters towards the online one's (``tau`` 1 copies
+        them); buffers are copied (an integer one cannot be blended)."""
+        with torch.no_grad():
+            pairs = zip(self.target.parameters(), self.module.parameters(), strict=True)
+            for target, online in pairs:
+                target.mul_(1.0 - tau).add_(online, alpha=tau)
+            for target, online in zip(self.target.buffers(), self.module.buffers(), strict=True):
+                target.copy_(online)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "target_weights": get_weights(self.target)}

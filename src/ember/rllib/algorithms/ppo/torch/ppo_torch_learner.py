@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ember.rllib.core.learner.torch_learner import TorchLearner
-from ember.rllib.utils.postprocessing import compute_gae
+from ember.rllib.utils.postprocessing import advantages_batch
 
 
 class PPOTorchLearner(TorchLearner):
@@ -22,21 +22,7 @@ class PPOTorchLearner(TorchLearner):
         c = self.config
         lambda_ = c["lambda"] if c["use_gae"] else 1.0
         keys = ("obs", "actions", "action_logp", "vf_preds")
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "advantages", "targets")}
-        for b in batches:
-            adv, targets = compute_gae(
-                b["rewards"],
-                b["vf_preds"],
-                b["next_vf_preds"],
-                b["terminateds"] | b["truncateds"],
-                c["gamma"],
-                lambda_,
-            )
-            for k in keys:
-                parts[k].append(_flat(b[k]))
-            parts["advantages"].append(_flat(adv))
-            parts["targets"].append(_flat(targets))
-        out = {k: np.concatenate(v) for k, v in parts.items()}
+        out = advantages_batch(batches, keys, c["gamma"], lambda_)
         adv = out["advantages"]
         out["advantages"] = ((adv - adv.mean()) / (adv.std() + 1e-8)).astype(np.float32)
         return out
@@ -99,8 +85,3 @@ class PPOTorchLearner(TorchLearner):
             "entropy": entropy.mean().item(),
             "mean_kl_loss": kl.mean().item(),
         }
-
-
-def _flat(x: np.ndarray) -> np.ndarray:
-    """``[T, num_envs, ...]`` to ``[num_envs * T, ...]``, each env's steps together."""
-    return np.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:])
