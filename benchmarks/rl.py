@@ -205,9 +205,9 @@ RLLIB_MISSING = {
 # and n-step returns (as tests/system/test_rllib_dqn.py and examples/rllib_dqn_cartpole.py).
 EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # The zoo's rhythm for CartPole (8 envs x 32 steps, 20 epochs over one minibatch of 256,
-    # lr falling from 1e-3 to 0 over 100k steps), sampled in the algorithm's process: with a
-    # 64x64 network a step costs less than sending it between processes. rl_scaling.py
-    # measures the env-runner actors.
+    # lr falling from 1e-3 to 0 over 100k steps) and, like SB3, no KL penalty and no clipping
+    # of the value; sampled in the algorithm's process: with a 64x64 network a step costs less
+    # than sending it between processes. rl_scaling.py measures the env-runner actors.
     "PPO": {
         "env_runners": {
             "num_env_runners": 0,
@@ -221,6 +221,8 @@ EMBER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
             "lambda_": 0.8,
             "gamma": 0.98,
             "lr": [[0, 0.001], [100_000, 0.0]],
+            "use_kl_loss": False,
+            "vf_clip_param": None,
         },
     },
     "DQN": {

@@ -128,10 +128,13 @@ class TorchRLModule(nn.Module):
                 )
 
     def action_dist(self, dist_inputs: torch.Tensor) -> Distribution:
+        """The distribution the network's outputs parametrize, unchecked: the network made
+        them, and checking every sample costs more than the small network's forward pass."""
         if isinstance(self.action_space, gym.spaces.Discrete):
-            return Categorical(logits=dist_inputs)
+            return Categorical(logits=dist_inputs, validate_args=False)
         mean, log_std = dist_inputs.chunk(2, dim=-1)
-        return Independent(Normal(mean, log_std.exp()), 1)
+        normal = Normal(mean, log_std.exp(), validate_args=False)
+        return Independent(normal, 1, validate_args=False)
 
     def forward_train(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         dist_inputs, value = self.net(obs)

@@ -36,10 +36,6 @@ class DQNTorchLearner(TorchLearner):
             observation_space, action_space, c["model"], bool(c["dueling"])
         )
 
-    def build_optimizer(self) -> torch.optim.Optimizer:
-        """Fused Adam: an iteration runs many small steps, each faster as one kernel."""
-        return torch.optim.Adam(self.module.parameters(), lr=self._lr.value(0), fused=True)
-
     def td_targets(
         self,
         rewards: torch.Tensor,
