@@ -36,6 +36,7 @@ class EnvRunner:
 
         torch.set_num_threads(1)  # tiny batches: one thread is fastest, and leaves cores free
         self._torch = torch
+        self.config = config
         self.worker_index = worker_index
         n = int(num_envs or config["num_envs_per_env_runner"])
         self.envs = [make_env(creator, config["env_config"]) for _ in range(n)]

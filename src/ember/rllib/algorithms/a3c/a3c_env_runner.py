@@ -3,7 +3,6 @@ it samples, so that only gradients (and the episodes' metrics) go back to the le
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,16 +11,6 @@ from ember.rllib.env.env_runner import EnvRunner, WeightsT
 
 
 class A3CEnvRunner(EnvRunner):
-    def __init__(
-        self,
-        config: dict[str, Any],
-        creator: Callable[..., Any],
-        worker_index: int = 0,
-        num_envs: int | None = None,
-    ) -> None:
-        super().__init__(config, creator, worker_index, num_envs)
-        self.config = config  # the loss's settings
-
     def compute_gradients(
         self,
         weights: WeightsT,

@@ -237,14 +237,7 @@ class ES(Algorithm):
             "episodes_so_far": self._episodes_lifetime,
         }
         return {
-            M.ENV_RUNNER_RESULTS: {
-                **_episode_stats(list(self._recent_returns), list(self._recent_lens)),
-                M.NUM_EPISODES: episodes,
-                M.NUM_EPISODES_LIFETIME: self._episodes_lifetime,
-                M.NUM_ENV_STEPS_SAMPLED: steps,
-                M.NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps_lifetime,
-            },
-            M.NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps_lifetime,
+            **self.env_runner_counts(steps, episodes),
             "episodes_this_iter": int(lengths.size),
             "info": info,
         }

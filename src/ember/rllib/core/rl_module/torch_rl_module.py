@@ -8,6 +8,7 @@ space, means and log-stds (concatenated) for a Box."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -101,6 +102,25 @@ class FCNet(nn.Module):
         return out, value.squeeze(-1)
 
 
+def build_net(
+    config: dict[str, Any],
+    observation_space: gym.Space[Any],
+    action_space: gym.Space[Any],
+    default: Callable[[], nn.Module],
+) -> nn.Module:
+    """The user's ``custom_model`` (checked to be a torch module) if the config names one,
+    else the algorithm's ``default`` network."""
+    custom = config["custom_model"]
+    if custom is None:
+        return default()
+    net = custom(observation_space, action_space, **config["custom_model_config"])
+    if not isinstance(net, nn.Module):
+        raise ValueError(
+            f"model: custom_model {custom!r} built a {type(net).__name__}, not a torch.nn.Module"
+        )
+    return net
+
+
 class TorchRLModule(nn.Module):
     """A network and the action distribution its outputs parametrize, with RLlib's three
     forward passes: ``forward_inference`` (greedy), ``forward_exploration`` (sampling) and
@@ -116,16 +136,12 @@ class TorchRLModule(nn.Module):
         config = {**MODEL_DEFAULTS, **(model_config or {})}
         self.observation_space = observation_space
         self.action_space = action_space
-        custom = config["custom_model"]
-        if custom is None:
-            self.net: nn.Module = FCNet(observation_space, action_space, config)
-        else:
-            self.net = custom(observation_space, action_space, **config["custom_model_config"])
-            if not isinstance(self.net, nn.Module):
-                raise ValueError(
-                    f"model: custom_model {custom!r} built a {type(self.net).__name__}, "
-                    "not a torch.nn.Module"
-                )
+        self.net = build_net(
+            config,
+            observation_space,
+            action_space,
+            lambda: FCNet(observation_space, action_space, config),
+        )
 
     def action_dist(self, dist_inputs: torch.Tensor) -> Distribution:
         """The distribution the network's outputs parametrize, unchecked: the network made

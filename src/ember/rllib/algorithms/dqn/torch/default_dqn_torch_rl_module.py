@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ember.rllib.algorithms.algorithm_config import MODEL_DEFAULTS
-from ember.rllib.core.rl_module.torch_rl_module import activation, mlp
+from ember.rllib.core.rl_module.torch_rl_module import activation, build_net, mlp
 
 
 class QNet(nn.Module):
@@ -78,16 +78,12 @@ class DefaultDQNTorchRLModule(nn.Module):
         self.num_actions = int(action_space.n)
         self.epsilon: torch.Tensor
         self.register_buffer("epsilon", torch.zeros(()))
-        custom = config["custom_model"]
-        if custom is None:
-            self.net: nn.Module = QNet(observation_space, self.num_actions, config, dueling)
-        else:
-            self.net = custom(observation_space, action_space, **config["custom_model_config"])
-            if not isinstance(self.net, nn.Module):
-                raise ValueError(
-                    f"model: custom_model {custom!r} built a {type(self.net).__name__}, "
-                    "not a torch.nn.Module"
-                )
+        self.net = build_net(
+            config,
+            observation_space,
+            action_space,
+            lambda: QNet(observation_space, self.num_actions, config, dueling),
+        )
 
     def set_epsilon(self, value: float) -> None:
         self.epsilon.fill_(value)
