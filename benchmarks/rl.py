@@ -37,13 +37,9 @@ import argparse
 import json
 import math
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -86,7 +82,6 @@ WALL_CLOCK_TARGETS = {
     ("DQN", "rllib"): 0.5,
 }
 RESULT_MARKER = "RL_RESULT "
-TAG_ENV = "EMBER_BENCH_TAG"  # the same variable run.py uses to find a run's processes
 
 # Stable-Baselines3: rl-baselines3-zoo's hyperparameters for CartPole-v1, from
 # hyperparams/ppo.yml and hyperparams/dqn.yml of github.com/DLR-RM/rl-baselines3-zoo.
@@ -552,27 +547,9 @@ def _run_subprocess(
         sys.path.insert(0, HERE)
     import run  # benchmarks/run.py: the process reaper and result parser
 
-    tag = uuid.uuid4().hex
-    env = {**os.environ, **env, TAG_ENV: tag}
-    cmd = [python, os.path.abspath(script), *args]
-    timed_out = False
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            rc = proc.wait()
-        leftovers = run.reap_leftovers(tag, proc.pid)
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-    found = run._parse(stdout, RESULT_MARKER)
+    done = run.run_tagged([python, os.path.abspath(script), *args], env, timeout)
+    rc, timed_out, stderr, leftovers = done.rc, done.timed_out, done.stderr, done.leftovers
+    found = run._parse(done.stdout, RESULT_MARKER)
     if found is not None and found.get("status") == "partial":  # its curve until it stopped
         why = f"killed at the {timeout:.0f} s timeout" if timed_out else f"exit code {rc}"
         tail = "" if timed_out else "; stderr: " + " | ".join(stderr.strip().splitlines()[-3:])

@@ -316,12 +316,24 @@ def _parse(text, marker):
     return found
 
 
-def run_one(python, framework, workload, repeat, timeout, extra_env, script=WORKLOAD_SCRIPT):
+@dataclass
+class Finished:
+    """What a worker process left: its exit code, output, whether it was killed at the
+    timeout, the processes it left behind (killed), and its wall-clock seconds."""
+
+    rc: int
+    timed_out: bool
+    stdout: str
+    stderr: str
+    leftovers: list
+    wall: float
+
+
+def run_tagged(cmd, extra_env, timeout):
+    """Run ``cmd`` in a new session with ``extra_env`` and a fresh tag in ``TAG_ENV``; kill
+    its session at ``timeout`` seconds, then kill what it left behind, by tag and session."""
     tag = uuid.uuid4().hex
-    env = dict(os.environ)
-    env.update(extra_env)
-    env[wl.TAG_ENV] = tag
-    cmd = [python, script, framework, workload, "--repeat", str(repeat)]
+    env = {**os.environ, **extra_env, wl.TAG_ENV: tag}
     timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -341,6 +353,14 @@ def run_one(python, framework, workload, repeat, timeout, extra_env, script=WORK
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
+    return Finished(rc, timed_out, stdout, stderr, leftovers, wall)
+
+
+def run_one(python, framework, workload, repeat, timeout, extra_env, script=WORKLOAD_SCRIPT):
+    cmd = [python, script, framework, workload, "--repeat", str(repeat)]
+    done = run_tagged(cmd, extra_env, timeout)
+    rc, timed_out, stdout, stderr = done.rc, done.timed_out, done.stdout, done.stderr
+    leftovers, wall = done.leftovers, done.wall
     res = _parse(stdout, wl.RESULT_MARKER)
     shut = _parse(stdout, wl.SHUTDOWN_MARKER)
     if res is None:
