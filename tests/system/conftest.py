@@ -247,3 +247,17 @@ def make_cluster() -> Any:
         p.kill()
     assert not left, f"processes left after the cluster's shutdown: {[p.pid for p in left]}"
     assert not [d for d in shm_dirs if os.path.exists(d)], "shared-memory or session folders left"
+
+
+@pytest.fixture
+def puts(ray: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every value ``ray.put`` is given during the test, in order (each is still put)."""
+    seen: list[Any] = []
+    real_put = ray.put
+
+    def spy(value: Any, **kwargs: Any) -> Any:
+        seen.append(value)
+        return real_put(value, **kwargs)
+
+    monkeypatch.setattr(ray, "put", spy)
+    return seen

@@ -47,15 +47,7 @@ def test_a3c_learns_cartpole_with_two_env_runners(ray: Any) -> None:
     assert not algo._pending  # stop() dropped the calls in flight with the runners
 
 
-def test_gradients_are_applied_as_they_arrive(ray: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    puts: list[Any] = []
-    real_put = ray.put
-
-    def spy(value: Any, **kwargs: Any) -> Any:
-        puts.append(value)
-        return real_put(value, **kwargs)
-
-    monkeypatch.setattr(ray, "put", spy)
+def test_gradients_are_applied_as_they_arrive(puts: list[Any]) -> None:
     algo = cartpole(A3CConfig()).training(train_batch_size=1600).build_algo()
     try:
         results = [algo.train() for _ in range(3)]

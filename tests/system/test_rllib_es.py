@@ -49,17 +49,7 @@ def test_es_learns_cartpole_with_two_runners(ray: Any) -> None:
         algo.stop()
 
 
-def test_noise_table_is_put_once_and_weights_once_per_iteration(
-    ray: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    puts: list[Any] = []
-    real_put = ray.put
-
-    def spy(value: Any, **kwargs: Any) -> Any:
-        puts.append(value)
-        return real_put(value, **kwargs)
-
-    monkeypatch.setattr(ray, "put", spy)
+def test_noise_table_is_put_once_and_weights_once_per_iteration(puts: list[Any]) -> None:
     algo = cartpole(2, noise_size=1_000_000).build_algo()
     try:
         tables = [v for v in puts if isinstance(v, np.ndarray) and v.size == 1_000_000]
