@@ -35,6 +35,15 @@ def _session_dirs() -> set[str]:
         return set()
 
 
+def _node_log_tail(folder: str, lines: int = 60) -> str:
+    """The end of a kept session's node log: why its node did not stop cleanly."""
+    try:
+        text = Path(folder, "logs", "node.log").read_text(errors="replace")
+    except OSError:
+        return f"\n{folder}: no node log"
+    return f"\n--- {folder}/logs/node.log (end) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
 @pytest.fixture
 def start_ember() -> Iterator[Callable[..., Any]]:
     """Call as ``ray = start_ember(num_cpus=2)``; shuts down and checks for leaks afterwards
@@ -62,9 +71,10 @@ def start_ember() -> Iterator[Callable[..., Any]]:
         psutil.wait_procs(leaked, timeout=5)
         assert not leaked, f"processes left after shutdown(): {[p.pid for p in leaked]}"
         left = sorted(_session_dirs() - sessions)
+        logs = "".join(_node_log_tail(folder) for folder in left)
         for folder in left:
             shutil.rmtree(folder, ignore_errors=True)
-        assert not left, f"session folders left after shutdown(): {left}"
+        assert not left, f"session folders left after shutdown(): {left}{logs}"
 
 
 @pytest.fixture

@@ -138,6 +138,19 @@ def test_a_killed_node_keeps_only_its_logs_after_shutdown(start_ember, capfd):
         shutil.rmtree(info["session_dir"], ignore_errors=True)
 
 
+def test_a_node_asked_for_its_stacks_logs_them_and_goes_on(start_ember):
+    """What shutdown() sends a node that did not stop when asked, before killing it: the
+    node writes where its threads are to its log (kept after the kill), and runs on."""
+    from ember._api import session
+    from ember._runtime.launch.cluster_files import DUMP_STACKS
+
+    ray = start_ember(num_cpus=1)
+    log = Path(_session()["log_dir"], "node.log")
+    session._node.proc.send_signal(DUMP_STACKS)
+    wait_until(lambda: "manager.py" in log.read_text(), T, "the node's stacks in its log")
+    assert ray.get(ray.remote(lambda: 1).remote(), timeout=T) == 1
+
+
 def test_a_start_interrupted_stops_the_node_and_removes_its_folders(monkeypatch):
     """Ctrl-C while init() (or `ember start`) waits for the node to listen: the node is
     stopped, not left running without anyone to stop it, and its folders go."""

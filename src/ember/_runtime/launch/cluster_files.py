@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -22,6 +23,10 @@ from typing import Any
 # Where the user wants logs kept (as ``ember start --log-dir`` does for one node): a folder
 # per session in it, left in place. Without it a session's logs go with the session.
 LOG_DIR_ENV = "EMBER_LOG_DIR"
+
+# A node that does not stop when asked writes where its threads are to its log on this
+# signal, just before it is killed: the kept log then says why it hung.
+DUMP_STACKS = signal.SIGUSR2
 
 
 def ember_tmp() -> str:

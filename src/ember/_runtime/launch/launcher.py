@@ -57,6 +57,11 @@ class LocalNode:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                # Wedged: it writes where every thread was to its log (kept), then goes.
+                with contextlib.suppress(OSError):
+                    self.proc.send_signal(cluster_files.DUMP_STACKS)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=0.5)
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
 

@@ -17,6 +17,7 @@ addresses on the file descriptor named in them once it listens.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
-from ember._runtime.launch.cluster_files import alive, remove_node_files
+from ember._runtime.launch.cluster_files import DUMP_STACKS, alive, remove_node_files
 from ember._runtime.launch.process_config import NodeConfig, read_config
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
@@ -472,6 +473,7 @@ class NodeManager:
 
 def main(argv: list[str]) -> None:
     proctitle.show("ember::node")
+    faulthandler.register(DUMP_STACKS, all_threads=True)
     node = NodeManager(read_config(NodeConfig))
     # Before anything else: a stop that comes while the node is still starting must also
     # clean up (the loop runs the queued shutdown as soon as it starts).
