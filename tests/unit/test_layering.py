@@ -1,8 +1,9 @@
 """The import layering rule (docs: ARCHITECTURE "Layering"), checked by parsing the source.
 
 Tiers, lowest first: ``_protocol`` < ``_transport``; ``_core`` (beside ``_transport``, on top of
-``_protocol`` only) < ``_runtime`` < ``_api`` < the public API (``ember/__init__.py``), with the
-CLI and the libraries (``ember/tune``, ``ember/rllib``, ``ember/experimental``) above.
+``_protocol`` only) < ``_runtime`` < ``_api`` < the public API (``ember/__init__.py`` and
+``ember.util``, which is part of Ray's core API too), with the CLI and the libraries
+(``ember/tune``, ``ember/rllib``, ``ember/experimental``) above.
 ``ember.exceptions`` is public but imports nothing from ember, so every tier may use it. Every
 import counts, including ones inside functions or under ``TYPE_CHECKING``: a lazy import is still
 a dependency.
@@ -28,7 +29,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "ember"
 
-LIBRARIES = ("tune", "rllib", "util", "experimental")
+LIBRARIES = ("tune", "rllib", "experimental")
 
 # Which tiers each tier may import from (its own included where listed).
 ALLOWED: dict[str, frozenset[str]] = {
@@ -60,6 +61,8 @@ def tier_of(module: str) -> str | None:
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
+    if head == "util":  # the public face of core features (placement groups, state), as in Ray
+        return "public"
     if head in LIBRARIES:
         return "library"
     return None
