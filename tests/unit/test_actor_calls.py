@@ -217,3 +217,18 @@ def test_a_release_deferred_behind_a_lost_call_goes_once_it_fails() -> None:
     m.connection_lost(actor)
     error = exc.ActorDiedError("gone", actor_id="00", class_name="A")
     assert m.lost_call_failed(a, actor, error) == [Fail(a, error), SendRelease("kill it")]
+
+
+def test_an_actor_killed_here_while_being_resolved_stays_dead() -> None:
+    m = ActorCalls()
+    actor = m.add(Actor(b"actor", "A", 0))
+    a = call()
+    m.submit(actor, a)
+    assert m.flush(actor) == [Resolve(actor, 0)]
+    error = exc.ActorDiedError("killed")
+    assert m.died(actor, error) == [Fail(a, error)]
+    assert m.resolved(actor, 0, PEER) == []  # the node's late answer
+    assert m.unreachable(actor, 0) == []
+    b = call()
+    m.submit(actor, b)
+    assert m.flush(actor) == [Fail(b, error)] and actor.state is State.DEAD

@@ -445,9 +445,13 @@ class ResolveActor(Message):
 
 @_message(19)
 class KillActor(Message):
+    """Client -> node (-> the actor's home): end it. With a ``rid`` the sender waits for a
+    Reply, sent once the control store has freed its name (``ember.kill`` returns then)."""
+
     actor_id: bytes
     no_restart: bool = True
     reason: str = ""
+    rid: int = 0
 
 
 @_message(20)
@@ -667,9 +671,11 @@ class ListJobs(Message):
 
 @_message(89)
 class ActorGone(Message):
-    """Node -> control store: forget this actor and free its name."""
+    """Node -> control store: forget this actor and free its name (with a ``rid``: then
+    answer a Reply)."""
 
     actor_id: bytes
+    rid: int = 0
 
 
 @_message(88)

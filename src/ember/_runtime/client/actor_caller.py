@@ -303,8 +303,23 @@ class ActorCaller:
             answered,
         )
 
-    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
+    def kill_actor(self, actor_id: bytes, no_restart: bool, class_name: str = "") -> None:
+        """As Ray's ``kill``: returns once the node has begun ending the actor and, with
+        ``no_restart``, the control store has freed its name; from then on every call to
+        it from this process fails, even one the node could still have delivered."""
+        done = self._client.calls.future(
+            self._client.node,
+            lambda rid: m.KillActor(rid=rid, actor_id=actor_id, no_restart=no_restart),
+        )
+        try:
+            done.result(timeout=60)
+        except RemoteError:  # the node is gone, and the actor with it
+            pass
+        if no_restart:
+            with self._lock:
+                machine = self._machine
+                actor = machine.get(actor_id) or machine.add(_Actor(actor_id, class_name, 0))
+                self._run(machine.died(actor, died(actor, "it was killed by ember.kill()")))
 
 
 def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
