@@ -9,20 +9,35 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import cloudpickle
 
+from ember import exceptions as exc
 from ember._api import options as opts_mod
 from ember._api.session import runtime
 from ember._core.resources import shape_of
-from ember._runtime import serialization, state
+from ember._runtime import serialization, state, task_context
 
 if TYPE_CHECKING:
     from ember._runtime.runtime import Runtime
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _C = TypeVar("_C")
+
+
+def exit_actor() -> NoReturn:
+    """End the current actor on purpose, from inside one of its methods: the call that
+    asked, and every later one, fail with ``ActorDiedError``; it is not restarted."""
+    actor = task_context.actor
+    if actor is None:
+        raise TypeError(
+            "exit_actor() was called outside an actor: call it inside an actor's method to "
+            "end that actor, or use ember.kill(handle) to end an actor from elsewhere."
+        )
+    if actor.is_async:
+        raise exc.AsyncioActorExit()
+    raise task_context.ActorExit(0)
 
 
 def method(*args: Any, **options: Any) -> Callable[[_F], _F]:
@@ -59,6 +74,7 @@ class ActorClass(Generic[_C]):
         self._options = {**opts_mod.actor_defaults(), **options}
         self._name = cls.__qualname__
         self._methods = _method_table(cls)
+        _check_method_groups(self._name, self._methods, self._options.get("concurrency_groups"))
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
         self.__name__ = cls.__name__
@@ -101,6 +117,9 @@ class ActorClass(Generic[_C]):
             "class_name": self._name,
             "methods": self._methods,
             "max_task_retries": options.get("max_task_retries") or 0,
+            # (read by the actor's own process: its runtime context and concurrency groups)
+            "name": options.get("name") or "",
+            "concurrency_groups": _group_limits(options.get("concurrency_groups")),
         }
         actor_id, created = rt.create_actor(
             self._fn_id,
@@ -121,6 +140,25 @@ class ActorClass(Generic[_C]):
 
     def __repr__(self) -> str:
         return f"<ActorClass {self._name}>"
+
+
+def _group_limits(groups: Any) -> dict[str, int]:
+    """``concurrency_groups`` as a dict: a list of names gives each a limit of 1."""
+    if not groups:
+        return {}
+    return dict(groups) if isinstance(groups, dict) else dict.fromkeys(groups, 1)
+
+
+def _check_method_groups(class_name: str, methods: dict[str, Any], groups: Any) -> None:
+    limits = _group_limits(groups)
+    for name, opts in methods.items():
+        group = opts.get("concurrency_group")
+        if group is not None and group not in limits:
+            raise ValueError(
+                f"Method {class_name}.{name} is in concurrency group {group!r}, which the "
+                f"class does not define; add it to @remote(concurrency_groups=...) "
+                f"(defined: {sorted(limits) or 'none'})."
+            )
 
 
 def _rebuild_class(
@@ -224,6 +262,13 @@ class ActorMethod:
         num_returns = opts.get("num_returns")
         num_returns = 1 if num_returns is None else num_returns
         retries = opts.get("max_task_retries")
+        group = opts.get("concurrency_group") or ""
+        if group and group not in handle._meta.get("concurrency_groups", {}):
+            raise ValueError(
+                f"Concurrency group {group!r} is not defined on actor "
+                f"{handle._meta['class_name']!r}; its groups are "
+                f"{sorted(handle._meta.get('concurrency_groups', {})) or 'none'}."
+            )
         refs = rt.submit_actor_task(
             handle._actor_id,
             handle._meta["class_name"],
@@ -233,6 +278,7 @@ class ActorMethod:
             num_returns=num_returns,
             max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
             retry_exceptions=opts.get("retry_exceptions") or False,
+            concurrency_group=group,
         )
         if num_returns == 1:
             return refs[0]

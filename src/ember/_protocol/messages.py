@@ -387,6 +387,7 @@ class ActorSpec(NamedTuple):
     job_id: bytes
     namespace: str
     owner_id: bytes
+    handle_meta: bytes = b""  # as in CreateActor: the actor's own process reads it too
 
 
 def _actor_spec(raw: list[Any] | None) -> ActorSpec | None:
@@ -735,6 +736,7 @@ class PushTask(Message):
     namespace: str = ""
     args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
+    concurrency_group: str = ""  # an actor call's group, "" for its method's (or the default)
 
 
 @_message(61)

@@ -86,6 +86,7 @@ class ActorCaller:
                 job_id=job_id,
                 namespace=namespace,
                 owner_id=self._client.client_id,
+                handle_meta=handle_meta,
             )
 
         def args_ready(task: _Task, near: bytes) -> None:
@@ -169,9 +170,11 @@ class ActorCaller:
         num_returns: int,
         max_task_retries: int | None,
         retry_exceptions: Any,
+        concurrency_group: str = "",
     ) -> list[ObjectRef]:
         task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
         task.retry_exceptions = retry_exceptions
+        task.concurrency_group = concurrency_group
         with self._lock:
             self._objects.drain_decs()
             machine = self._machine

@@ -76,6 +76,7 @@ class _Task(task_leases.Task):
         "pins",
         "parent",
         "namespace",
+        "concurrency_group",
     )
 
     # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
@@ -92,6 +93,7 @@ class _Task(task_leases.Task):
     pins: list[Any]  # refs kept alive while the task may need them
     parent: bytes
     namespace: str  # the submitter's, as it was at submission
+    concurrency_group: str  # an actor call's group ("": its method's, or the default)
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
 

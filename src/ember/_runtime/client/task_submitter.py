@@ -89,6 +89,7 @@ class TaskSubmitter:
         task.fn_id = fn_id
         task.num_returns = num_returns
         task.name = name
+        task.concurrency_group = ""
         dep_refs: list[ObjectRef] = []
         if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
             args = tuple(_placeholder(a, dep_refs) for a in args)
@@ -371,6 +372,7 @@ class TaskSubmitter:
             namespace=task.namespace,
             args_ref=task.args_ref,
             resources=resources,
+            concurrency_group=task.concurrency_group,
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:

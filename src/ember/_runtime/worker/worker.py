@@ -8,13 +8,15 @@ recursion does not need a process per waiting task.
 
 As an actor, the process runs ``__init__`` when the node sends ``StartActor`` and then executes
 method calls in arrival order on the main thread, on a thread pool (``max_concurrency`` > 1) or
-on an asyncio event loop (any ``async def`` method).
+on an asyncio event loop (any ``async def`` method). An actor with concurrency groups starts
+each call when ``_core.concurrency_groups`` admits it, on the pool or the loop.
 
 Start: the node manager forks itself and calls ``main`` (see ``NodeManager.start_worker``).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import faulthandler
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from ember import exceptions as exc
+from ember._core.concurrency_groups import GroupAdmission
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+EXITED = "it exited intentionally: exit_actor() was called in {}"  # the node's reason
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
@@ -193,6 +197,8 @@ class Worker:
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
+        # With concurrency groups: which calls may start (under slots_lock, or on the loop).
+        self.admission: GroupAdmission[Any] | None = None
         # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
         self.set_omp = "OMP_NUM_THREADS" not in os.environ
         self.omp_cpus: float | None = None
@@ -261,7 +267,13 @@ class Worker:
             return
         if self.actor_pool is not None:
             self.by_task[msg.task_id] = (None, ctx)
-            self.actor_pool.submit(self.run, conn, msg, ctx, None)
+            if self.admission is None:
+                self.actor_pool.submit(self.run, conn, msg, ctx, None)
+                return
+            with self.slots_lock:
+                start = self.admission.arrive((conn, msg, ctx), msg.concurrency_group)
+            if start is not None:
+                self.actor_pool.submit(self._run_in_group, start)
             return
         if msg.actor_id:
             slot = self.main_slot
@@ -282,6 +294,16 @@ class Worker:
             slot = self._take_slot(run)
             self._sync_lent(msg.lease_id, run)
         slot.queue.put(lambda: self._drain(slot, msg.lease_id, run))
+
+    def _run_in_group(self, item: tuple[Connection, m.PushTask, TaskContext]) -> None:
+        """A pool thread: run an admitted call, then the calls of its group that wait."""
+        group = item[1].concurrency_group
+        next_item: tuple[Connection, m.PushTask, TaskContext] | None = item
+        while next_item is not None:
+            self.run(*next_item, None)
+            with self.slots_lock:
+                assert self.admission is not None
+                next_item = self.admission.done(group)
 
     def _take_slot(self, run: _LeaseRun) -> _Slot:
         """Under slots_lock: an executor for one more drainer of ``run``."""
@@ -378,8 +400,11 @@ class Worker:
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
                 self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
+            ctx.function = fn
             value = fn(*args, **kwargs)
             results = self.pack(msg, value)
+        except task_context.ActorExit:
+            self.end_actor(EXITED.format(msg.name))
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -399,17 +424,20 @@ class Worker:
         _ASYNC_TASKS[msg.task_id] = task
 
     async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
-        assert self.async_sem is not None
         task_context.current.set(ctx)
         try:
-            async with self.async_sem:
-                if ctx.cancelled:  # cancelled while it waited for the loop
-                    raise exc.TaskCancelledError(ctx.task_id.hex())
-                fn, args, kwargs = self.prepare(msg)
-                value = fn(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-                results = self.pack(msg, value)
+            if self.admission is None:
+                assert self.async_sem is not None
+                async with self.async_sem:
+                    results = await self._call_async(msg, ctx)
+            else:
+                await self._admitted(msg.concurrency_group)
+                try:
+                    results = await self._call_async(msg, ctx)
+                finally:
+                    self._leave_group(msg.concurrency_group)
+        except (task_context.ActorExit, exc.AsyncioActorExit):
+            self.end_actor(EXITED.format(msg.name))
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
         except BaseException as e:
@@ -419,6 +447,38 @@ class Worker:
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
         conn.send(_TaskDone(task_id=msg.task_id, results=results))
+
+    async def _call_async(self, msg: m.PushTask, ctx: TaskContext) -> list[ReturnValue]:
+        if ctx.cancelled:  # cancelled while it waited for the loop
+            raise exc.TaskCancelledError(ctx.task_id.hex())
+        fn, args, kwargs = self.prepare(msg)
+        ctx.function = fn
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+        return self.pack(msg, value)
+
+    async def _admitted(self, group: str) -> None:
+        """The loop: wait until the call's concurrency group admits it."""
+        assert self.admission is not None and self.loop is not None
+        turn = self.loop.create_future()
+        if self.admission.arrive(turn, group) is None:
+            try:
+                await turn
+            except BaseException:  # cancelled: if admitted meanwhile, give the place on
+                if turn.done() and not turn.cancelled():
+                    self._leave_group(group)
+                raise
+
+    def _leave_group(self, group: str) -> None:
+        """The loop: a call ended; its place goes to the next waiting call of its group that
+        was not cancelled meanwhile."""
+        assert self.admission is not None
+        turn = self.admission.done(group)
+        while turn is not None and turn.done():
+            turn = self.admission.done(group)
+        if turn is not None:
+            turn.set_result(None)
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
@@ -511,14 +571,18 @@ class Worker:
         if name == "__ray_ready__":
             return lambda: True
 
-        def terminate() -> None:
-            self.client.node.send(
-                m.ActorDone(actor_id=self.actor_id, reason="exited by __ray_terminate__")
-            )
-            _flush_output()
-            os._exit(0)
+        return lambda: self.end_actor("exited by __ray_terminate__")
 
-        return terminate
+    def end_actor(self, reason: str) -> None:
+        """End the actor on purpose: the node marks it dead for good (no restart) with
+        ``reason``, which the calls to it, the one that asked included, fail with; atexit
+        handlers run, as with Python's own exit."""
+        self.client.node.send(m.ActorDone(actor_id=self.actor_id, reason=reason))
+        _flush_output()
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        _flush_output()
+        os._exit(0)
 
     # ------------------------------------------------------------------ actors
 
@@ -543,6 +607,7 @@ class Worker:
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
+        meta = serialization.loads(spec.handle_meta) if spec.handle_meta else {}
         try:
             cls = self.function(spec.fn_id)
             cls = getattr(cls, "_cls", cls)
@@ -551,26 +616,57 @@ class Worker:
                 inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
             )
-            self.actor = cls(*args, **kwargs)
+            task_context.actor = task_context.HostedActor(
+                msg.actor_id,
+                spec.class_name,
+                meta.get("name", ""),
+                spec.handle_meta,
+                spec.owner_id,
+                msg.incarnation,
+                is_async,
+            )
+            if is_async:
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+            ctx.function = cls.__init__
+            self.actor = self._construct(cls, args, kwargs)
         except BaseException as e:  # reported as the actor's death cause
             err = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
             data = _error_bytes(err, err.function_name)
             _flush_output()
             reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
+        if any("__repr__" in vars(k) for k in type(self.actor).__mro__[:-1]):  # as in Ray
+            with contextlib.suppress(Exception):
+                _OUTPUT_NAME[0] = repr(self.actor)
         concurrency = spec.max_concurrency
+        groups = meta.get("concurrency_groups")
+        if groups:
+            self.admission = GroupAdmission(groups, concurrency or (1000 if is_async else 1))
         if is_async:
             import asyncio
 
-            self.loop = asyncio.new_event_loop()
-            self.async_sem = asyncio.Semaphore(concurrency or 1000)
+            if self.admission is None:
+                self.async_sem = asyncio.Semaphore(concurrency or 1000)
             self.main_slot.queue.put(self._run_loop)
-        elif concurrency and concurrency > 1:
+        elif self.admission is not None or (concurrency and concurrency > 1):
             from concurrent.futures import ThreadPoolExecutor
 
-            self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
+            threads = self.admission.total_limit() if self.admission else concurrency
+            self.actor_pool = ThreadPoolExecutor(threads, thread_name_prefix="ember-actor")
         _flush_output()
         reply_to.send(m.ActorStarted(rid=msg.rid, addr=self.address))
+
+    def _construct(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An instance of the actor's class; an ``async def __init__`` (an async actor's, as
+        Ray allows) runs to its end on the actor's event loop first."""
+        if not inspect.iscoroutinefunction(cls.__init__):
+            return cls(*args, **kwargs)
+        assert self.loop is not None
+        instance = cls.__new__(cls)
+        self.loop.run_until_complete(instance.__init__(*args, **kwargs))
+        return instance
 
     def _run_loop(self) -> None:
         import asyncio
