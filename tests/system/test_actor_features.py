@@ -94,6 +94,25 @@ def test_groups_run_apart_and_each_keeps_its_limit(ray, signal_cls, is_async):
     assert ray.get([first, second], timeout=T) == ["first", "second"]
 
 
+def test_an_async_group_that_blocks_its_loop_holds_up_only_itself(ray, signal_cls):
+    @ray.remote(concurrency_groups={"io": 1})
+    class Blocking:
+        @ray.method(concurrency_group="io")
+        async def block(self, signal):
+            return ray.get(signal.wait.remote(), timeout=T)  # (blocks its group's loop)
+
+        async def ping(self):
+            return "pong"
+
+    signal = signal_cls.remote()
+    actor = Blocking.remote()
+    blocked = actor.block.remote(signal)
+    wait_until(lambda: ray.get(signal.num_waiting.remote(), timeout=T) == 1, T, "block to wait")
+    assert ray.get(actor.ping.remote(), timeout=T) == "pong"
+    ray.get(signal.send.remote(), timeout=T)
+    assert ray.get(blocked, timeout=T) is True
+
+
 def test_call_options_choose_the_group(ray, signal_cls):
     signal = signal_cls.remote()
     actor = _grouped_cls(ray, False).remote()

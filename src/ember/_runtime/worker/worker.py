@@ -196,6 +196,9 @@ class Worker:
         self.actor_resources: dict[str, float] | None = None
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        # An async actor's concurrency groups other than the default one: a loop each, on a
+        # thread of its own, as in Ray (so a method that blocks its loop holds up only its group).
+        self.group_loops: dict[str, asyncio.AbstractEventLoop] = {}
         self.async_sem: asyncio.Semaphore | None = None
         # With concurrency groups: which calls may start (under slots_lock, or on the loop).
         self.admission: GroupAdmission[Any] | None = None
@@ -263,7 +266,8 @@ class Worker:
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
-            self.loop.call_soon_threadsafe(self._start_async, conn, msg, ctx)
+            loop = self.group_loops.get(msg.concurrency_group, self.loop)
+            loop.call_soon_threadsafe(self._start_async, loop, conn, msg, ctx)
             return
         if self.actor_pool is not None:
             self.by_task[msg.task_id] = (None, ctx)
@@ -417,9 +421,10 @@ class Worker:
             _flush_output()
         return _TaskDone(task_id=msg.task_id, results=results)
 
-    def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
-        assert self.loop is not None
-        task = self.loop.create_task(self._run_async(conn, msg, ctx))
+    def _start_async(
+        self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
+    ) -> None:
+        task = loop.create_task(self._run_async(conn, msg, ctx))
         self.by_task[msg.task_id] = (None, ctx)
         _ASYNC_TASKS[msg.task_id] = task
 
@@ -459,9 +464,11 @@ class Worker:
         return self.pack(msg, value)
 
     async def _admitted(self, group: str) -> None:
-        """The loop: wait until the call's concurrency group admits it."""
-        assert self.admission is not None and self.loop is not None
-        turn = self.loop.create_future()
+        """The group's loop: wait until the call's concurrency group admits it."""
+        import asyncio
+
+        assert self.admission is not None
+        turn = asyncio.get_running_loop().create_future()
         if self.admission.arrive(turn, group) is None:
             try:
                 await turn
@@ -471,7 +478,7 @@ class Worker:
                 raise
 
     def _leave_group(self, group: str) -> None:
-        """The loop: a call ended; its place goes to the next waiting call of its group that
+        """The group's loop: a call ended; its place goes to the next waiting call of its group that
         was not cancelled meanwhile."""
         assert self.admission is not None
         turn = self.admission.done(group)
@@ -649,7 +656,13 @@ class Worker:
 
             if self.admission is None:
                 self.async_sem = asyncio.Semaphore(concurrency or 1000)
-            self.main_slot.queue.put(self._run_loop)
+            for group in groups or ():
+                loop = self.group_loops[group] = asyncio.new_event_loop()
+                name = f"ember-group-{group}"
+                threading.Thread(target=_run_loop, args=(loop,), daemon=True, name=name).start()
+            default_loop = self.loop
+            assert default_loop is not None
+            self.main_slot.queue.put(lambda: _run_loop(default_loop))
         elif self.admission is not None or (concurrency and concurrency > 1):
             from concurrent.futures import ThreadPoolExecutor
 
@@ -667,13 +680,6 @@ class Worker:
         instance = cls.__new__(cls)
         self.loop.run_until_complete(instance.__init__(*args, **kwargs))
         return instance
-
-    def _run_loop(self) -> None:
-        import asyncio
-
-        assert self.loop is not None
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
 
     # ------------------------------------------------------------------ blocking and cancel
 
@@ -736,7 +742,7 @@ class Worker:
         if self.loop is not None:
             task = _ASYNC_TASKS.get(task_id)
             if task is not None:
-                self.loop.call_soon_threadsafe(task.cancel)
+                task.get_loop().call_soon_threadsafe(task.cancel)
             return
         if slot is None or slot.running is not ctx or slot.thread is None:
             return  # queued: it is skipped when its turn comes
@@ -778,6 +784,13 @@ def _error_bytes(err: BaseException, name: str) -> bytes:
 
 
 _ASYNC_TASKS: dict[bytes, asyncio.Task[Any]] = {}
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
 
 
 def _cancelled_error() -> type[BaseException]:
