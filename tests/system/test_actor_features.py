@@ -13,7 +13,9 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - The call that runs ``exit_actor()`` fails with ActorDiedError, not a return value, and so
   does every later call; the actor is not restarted, whatever its ``max_restarts``.
   ``exit_actor()`` outside an actor raises TypeError.
-- ``is_canceled()`` raises RuntimeError in an async actor.
+- A sync (or threaded) actor's running call is not interrupted by ``cancel``: it can see
+  ``is_canceled()``, and its caller gets TaskCancelledError whatever it returns.
+  ``is_canceled()`` raises RuntimeError in an async actor.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -234,6 +237,37 @@ def test_runtime_context_in_an_actor(ray):
         lambda: get_when_answered(actor.restarted.remote), T, "the restarted actor to answer"
     )
     assert ray.get(actor.restarted.remote(), timeout=T) == (True, False)
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 2], ids=["serial", "threaded"])
+def test_a_running_sync_actor_call_is_not_interrupted_but_sees_is_canceled(
+    ray, signal_cls, max_concurrency
+):
+    @ray.remote(max_concurrency=max_concurrency)
+    class Spinner:
+        def __init__(self):
+            self.seen = "nothing"
+
+        def spin(self, started):
+            ray.get(started.send.remote(), timeout=T)
+            deadline = time.monotonic() + T
+            while not ray.get_runtime_context().is_canceled():
+                assert time.monotonic() < deadline, "no cancel came"
+                time.sleep(0.005)
+            self.seen = "saw cancel"
+            return self.seen
+
+        def what_was_seen(self):
+            return self.seen
+
+    started = signal_cls.remote()
+    actor = Spinner.remote()
+    ref = actor.spin.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=T)  # although the method returned
+    assert ray.get(actor.what_was_seen.remote(), timeout=T) == "saw cancel"
 
 
 def test_is_canceled_is_refused_in_an_async_actor(ray):

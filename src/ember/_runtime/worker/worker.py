@@ -406,6 +406,8 @@ class Worker:
             fn, args, kwargs = self.prepare(msg)
             ctx.function = fn
             value = fn(*args, **kwargs)
+            if ctx.cancelled and msg.actor_id:  # it ran on (see cancel): its caller is told
+                raise exc.TaskCancelledError(ctx.task_id.hex())
             results = self.pack(msg, value)
         except task_context.ActorExit:
             self.end_actor(EXITED.format(msg.name))
@@ -746,6 +748,11 @@ class Worker:
             return
         if slot is None or slot.running is not ctx or slot.thread is None:
             return  # queued: it is skipped when its turn comes
+        if ctx.actor_id:
+            # A sync actor's running call is not interrupted (its state could be left half
+            # changed), as in Ray: it may see is_canceled(), and its caller gets
+            # TaskCancelledError however it ends.
+            return
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         elif not self.client.interrupt_wait(task_id):
