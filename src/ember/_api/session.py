@@ -53,6 +53,7 @@ def init(
     log_to_driver: bool = True,
     local_mode: bool = False,
     include_dashboard: bool | None = None,
+    runtime_env: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Start Ember on this machine and connect this driver; with ``address`` ("auto" or
@@ -73,6 +74,11 @@ def init(
                 "address, num_cpus, num_gpus, resources, object_store_memory, namespace, "
                 "ignore_reinit_error, log_to_driver, local_mode."
             )
+        job_env: dict[str, Any] = {}
+        if runtime_env is not None:  # (bad input fails before anything starts)
+            from ember._api import runtime_env as runtime_env_api
+
+            job_env = runtime_env_api.check(runtime_env)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
         if address is None:
             address = os.environ.get("EMBER_ADDRESS")
@@ -85,7 +91,7 @@ def init(
                 )
             client = _connect_cluster(address, ns, log_to_driver)
             state.set_current(client)
-            return _context_info()
+            return _start_job(client, job_env)
         total = node_resources(num_cpus, num_gpus, resources)
         if local_mode:
             from ember._runtime.client.local import LocalRuntime
@@ -119,7 +125,7 @@ def init(
             raise
         _node = node
         state.set_current(client)
-        return _context_info()
+        return _start_job(client, job_env)
 
 
 def _client(
@@ -240,7 +246,6 @@ _IGNORED_INIT_ARGS = {
     "configure_logging",
     "logging_level",
     "logging_format",
-    "runtime_env",
     "_temp_dir",
     "_system_config",
     "job_config",
@@ -248,6 +253,19 @@ _IGNORED_INIT_ARGS = {
     "_node_ip_address",
     "_redis_password",
 }
+
+
+def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
+    """Upload what the job's runtime env names (its tasks and actors inherit it)."""
+    if job_env:
+        from ember._api import runtime_env as runtime_env_api
+
+        try:
+            client.runtime_env = runtime_env_api.job_env(client, job_env)
+        except BaseException:
+            shutdown()
+            raise
+    return _context_info()
 
 
 def _context_info() -> dict[str, Any]:

@@ -182,7 +182,7 @@ class NodeManager:
             if isinstance(action, sched.Grant):
                 self.grant(action)
             elif isinstance(action, sched.StartWorker):
-                self.pool.start()
+                self.pool.start(action.runtime_env)
             elif isinstance(action, sched.StopWorker):
                 self.pool.kill(action.worker_id)
             elif isinstance(action, sched.Revoke):
@@ -279,6 +279,7 @@ class NodeManager:
                     msg.strategy,
                     msg.spilled,
                     msg.job_id,
+                    msg.runtime_env,
                 )
             )
         elif isinstance(msg, m.ReturnLease):
@@ -406,7 +407,8 @@ class NodeManager:
             )
         )
         if msg.kind == "worker" and self.pool.connected(client):
-            self.run_actions(self.scheduler.worker_started(msg.client_id))
+            env = self.pool.workers[msg.client_id].runtime_env
+            self.run_actions(self.scheduler.worker_started(msg.client_id, env))
 
     def client_closed(self, conn: Connection[_Client]) -> None:
         self.calls.on_close(conn)
