@@ -157,20 +157,17 @@ def ensure_venv(env: dict[str, object], session_dir: str, timeout: float | None)
         if os.path.exists(os.path.join(folder, _READY)):
             return python
         shutil.rmtree(folder, ignore_errors=True)  # (a try that failed or was killed)
-        steps = [[sys.executable, "-m", "venv", "--system-site-packages", folder]]
+        _run([sys.executable, "-m", "venv", "--system-site-packages", folder], timeout)
+        # A requirements file, as Ray writes: its lines may be pip options (--find-links).
+        requirements = os.path.join(folder, "requirements.txt")
+        with open(requirements, "w") as f:
+            f.writelines(line + "\n" for line in pip["packages"])
         pip_cmd = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
         if pip.get("pip_version"):
-            steps.append([*pip_cmd, "install", f"pip{pip['pip_version']}"])
-        # (a requirements file, as Ray writes: its lines may be pip options, --find-links...)
-        requirements = os.path.join(folder, "requirements.txt")
-        steps.append([*pip_cmd, "install", "-r", requirements])
+            _run([*pip_cmd, "install", f"pip{pip['pip_version']}"], timeout)
+        _run([*pip_cmd, "install", "-r", requirements], timeout)
         if pip.get("pip_check"):
-            steps.append([*pip_cmd, "check"])
-        for cmd in steps:
-            _run(cmd, timeout)
-            if not os.path.exists(requirements):
-                with open(requirements, "w") as f:
-                    f.writelines(line + "\n" for line in pip["packages"])
+            _run([*pip_cmd, "check"], timeout)
         open(os.path.join(folder, _READY), "w").close()
     return python
 
