@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests._helpers import wait_until
+
 
 def _env_of() -> Callable[..., Any]:
     import ember
@@ -205,3 +207,23 @@ def test_pip_installs_once_per_node_into_a_venv(ray: Any, tmp_path: Path) -> Non
         ray.get(missing.remote(), timeout=120)
     assert "renv-no-such-package" in str(info.value)  # pip's own words
     assert "No matching distribution" in str(info.value)
+
+
+@pytest.mark.ember_only  # (the install's start is not visible through Ray's API)
+def test_eager_install_sets_up_the_job_env_at_init(
+    start_ember: Callable[..., Any], tmp_path: Path
+) -> None:
+    marker = tmp_path / "hooked"
+    ray = start_ember(
+        runtime_env={
+            "env_vars": {"MARKER": str(marker)},
+            "worker_process_setup_hook": "tests.system.test_runtime_env.touch_marker",
+        }
+    )
+    wait_until(marker.exists, 30, "the hook of the eagerly started worker")  # (no task yet)
+    assert ray.get(_env_of().remote("MARKER"))[0] == str(marker)
+
+
+def touch_marker() -> None:
+    with open(os.environ["MARKER"], "a"):
+        pass

@@ -167,3 +167,11 @@ def test_excludes_are_gitignore_style(
     path: str, is_dir: bool, patterns: list[str], out: bool
 ) -> None:
     assert excluded(path, is_dir, patterns) is out
+
+
+def test_a_worker_prestarted_for_an_env_serves_its_first_request() -> None:
+    s = LeaseScheduler(NodeResources({"CPU": 2}))
+    assert s.prestart(1, "E") == [StartWorker("E")]
+    assert s.request("c", 1, CPU1, runtime_env="E") == []  # (one is starting already)
+    granted = s.worker_started(b"early", "E")
+    assert [g.worker_id for g in granted if isinstance(g, Grant)] == [b"early"]

@@ -259,12 +259,15 @@ def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
     """Upload what the job's runtime env names (its tasks and actors inherit it)."""
     if job_env:
         from ember._api import runtime_env as runtime_env_api
+        from ember._protocol import messages as m
 
         try:
             client.runtime_env = runtime_env_api.job_env(client, job_env)
         except BaseException:
             shutdown()
             raise
+        if job_env.get("config", {}).get("eager_install", True):
+            client.node.send(m.InstallRuntimeEnv(runtime_env=client.runtime_env))
     return _context_info()
 
 

@@ -264,11 +264,11 @@ class LeaseScheduler:
         self._workers[worker_id] = _Worker(worker_id, runtime_env=runtime_env)
         return self._dispatch()
 
-    def prestart(self, count: int) -> list[Action]:
-        """Start ``count`` workers ahead of any request (counted as starting, so a request
-        meanwhile does not launch extra ones)."""
-        self._starting[""] += count
-        return [StartWorker() for _ in range(count)]
+    def prestart(self, count: int, runtime_env: str = "") -> list[Action]:
+        """Start ``count`` workers (for ``runtime_env``) ahead of any request (counted as
+        starting, so a request meanwhile does not launch extra ones)."""
+        self._starting[runtime_env] += count
+        return [StartWorker(runtime_env) for _ in range(count)]
 
     def worker_start_failed(self, log: str, runtime_env: str = "") -> list[Action]:
         """A worker for ``runtime_env`` died before it connected (``log``: the end of its

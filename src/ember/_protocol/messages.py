@@ -550,6 +550,14 @@ class ActorDone(Message):
     reason: str
 
 
+@_message(37)
+class InstallRuntimeEnv(Message):
+    """Driver -> node, at init for a job env with ``eager_install``: start a worker for the
+    env now, so that its setup (a pip install) overlaps the driver's own start."""
+
+    runtime_env: str
+
+
 # ---- cluster: nodes, the control store, and objects between nodes ----------------------------
 
 

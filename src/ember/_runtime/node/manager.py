@@ -338,6 +338,8 @@ class NodeManager:
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
                     c.conn.send(msg)
+        elif isinstance(msg, m.InstallRuntimeEnv):
+            self.run_actions(self.scheduler.prestart(1, msg.runtime_env))
         elif isinstance(msg, m.FlushOutput):
             self.flush_output(conn, msg.rid)
         elif isinstance(msg, m.Answer):
