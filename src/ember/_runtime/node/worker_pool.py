@@ -184,7 +184,7 @@ class WorkerPool:
                 del self.workers[w.worker_id]
                 tail = log_tail(w.log_path, 20)
                 sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
-                node.run_actions(node.scheduler.worker_start_failed(tail))
+                node.run_actions(node.scheduler.worker_start_failed(tail, w.runtime_env))
         self.exited = [p for p in self.exited if not p.has_ended()]
         node.run_actions(node.scheduler.idle_check(now, self._owns_anything))
 
