@@ -227,3 +227,29 @@ def test_eager_install_sets_up_the_job_env_at_init(
 def touch_marker() -> None:
     with open(os.environ["MARKER"], "a"):
         pass
+
+
+@pytest.mark.ember_only  # (ember.testing's cluster)
+def test_an_env_is_set_up_on_the_node_that_runs_the_work(make_cluster: Any, tmp_path: Path) -> None:
+    import ember
+    from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    (tmp_path / "where.txt").write_text("shipped")
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    other = NodeAffinitySchedulingStrategy(cluster.nodes[1].node_id, soft=False)
+    env = {"working_dir": str(tmp_path), "env_vars": {"ON": "other"}}
+
+    @ember.remote
+    def read() -> tuple[str, str | None, str]:
+        with open("where.txt") as f:
+            return f.read(), os.environ.get("ON"), ember.get_runtime_context().get_node_id()
+
+    @ember.remote
+    class Reader:
+        def read(self) -> tuple[str, str | None, str]:
+            return ember.get(read.remote())  # (a nested task inherits the env)
+
+    pinned = read.options(runtime_env=env, scheduling_strategy=other)
+    assert ember.get(pinned.remote(), timeout=60) == ("shipped", "other", other.node_id)
+    reader = Reader.options(runtime_env=env, scheduling_strategy=other).remote()
+    assert ember.get(reader.read.remote(), timeout=60)[:2] == ("shipped", "other")
