@@ -17,8 +17,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
-
 from ember._core import runtime_env as renv
 from ember._runtime.runtime import Runtime
 
@@ -143,6 +141,8 @@ def resolve(rt: Runtime, checked: dict[str, Any]) -> dict[str, Any]:
         out["py_modules"] = [_upload(rt, p, excludes, keep_name=True) for p in out["py_modules"]]
     hook = out.get("worker_process_setup_hook")
     if callable(hook):
+        import cloudpickle
+
         data = cloudpickle.dumps(hook)
         uri = f"{renv.URI_PREFIX}_ember_hook_{hashlib.blake2b(data, digest_size=16).hexdigest()}"
         rt.export_function(uri.encode(), lambda: data)
