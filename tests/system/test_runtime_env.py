@@ -253,3 +253,15 @@ def test_an_env_is_set_up_on_the_node_that_runs_the_work(make_cluster: Any, tmp_
     assert ember.get(pinned.remote(), timeout=60) == ("shipped", "other", other.node_id)
     reader = Reader.options(runtime_env=env, scheduling_strategy=other).remote()
     assert ember.get(reader.read.remote(), timeout=60)[:2] == ("shipped", "other")
+
+
+@pytest.mark.ember_only  # (Ray takes callable hooks only in init()'s env)
+def test_a_setup_that_outlasts_its_timeout_fails(ray: Any) -> None:
+    import time
+
+    def slow_hook() -> None:
+        time.sleep(60)
+
+    env = {"worker_process_setup_hook": slow_hook, "config": {"setup_timeout_seconds": 1}}
+    with pytest.raises(ray.exceptions.RuntimeEnvSetupError, match="setup_timeout_seconds=1"):
+        ray.get(_env_of().options(runtime_env=env).remote(), timeout=60)

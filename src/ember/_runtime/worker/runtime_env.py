@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import signal
 import sys
 import traceback
 from typing import Any
@@ -50,10 +51,35 @@ def exec_in_venv(text: str, argv: list[str], token: str | None, session_dir: str
     raise AssertionError("unreachable")
 
 
+class _SetupTimeout(BaseException):
+    """Raised in the main thread when the setup outlasts ``setup_timeout_seconds``."""
+
+
 def apply(text: str, fetch: Any, session_dir: str) -> str:
-    """Set this process up for the env (``fetch``: the control store's function lookup);
-    "" when done, else what failed."""
+    """Set this process up for the env (``fetch``: the control store's function lookup),
+    within its ``setup_timeout_seconds`` (an alarm interrupts a hook that hangs); "" when
+    done, else what failed."""
     env = renv.parse(text)
+    timeout = renv.setup_timeout(env)
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _SetupTimeout("".join(traceback.format_stack(frame)))
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout or 0)
+    try:
+        return _apply(env, fetch, session_dir)
+    except _SetupTimeout as e:
+        return (
+            f"the setup did not finish within setup_timeout_seconds={timeout:g} (set in the "
+            f"runtime env's 'config'); it was here:\n{e}"
+        )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _apply(env: dict[str, Any], fetch: Any, session_dir: str) -> str:
     try:
         os.environ.update(env.get("env_vars", {}))
         paths = [files.unpack(uri, fetch, session_dir) for uri in env.get("py_modules", [])]
