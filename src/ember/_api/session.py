@@ -96,6 +96,12 @@ def init(
         if local_mode:
             from ember._runtime.client.local import LocalRuntime
 
+            if job_env:
+                raise ValueError(
+                    "local_mode runs everything in this process, which has no runtime env: "
+                    "drop runtime_env or local_mode."
+                )
+
             state.set_current(LocalRuntime(total, ns))
             return _context_info()
         spawned = spawn_node(
