@@ -47,7 +47,8 @@ def exec_in_venv(text: str, argv: list[str], token: str | None, session_dir: str
         environ[TOKEN_VARIABLE] = token
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(python, [python, "-m", "ember._runtime.worker.worker", *argv, text], environ)
+    start = "from ember._runtime.worker.worker import main_in_venv; main_in_venv()"
+    os.execve(python, [python, "-c", start, *argv, text], environ)
     raise AssertionError("unreachable")
 
 

@@ -782,7 +782,10 @@ def main(
     worker.main_slot.loop()
 
 
-if __name__ == "__main__":  # a worker started from a runtime env's virtual environment
+def main_in_venv() -> None:
+    """A worker started from a runtime env's virtual environment (``python -c``, so that
+    this module is not loaded twice, as ``__main__`` and by name): the node's arguments and
+    the env's text on the command line, the token in the environment."""
     from ember._runtime.worker.runtime_env import TOKEN_VARIABLE
 
     main(sys.argv[1:6], os.environ.pop(TOKEN_VARIABLE, None), *sys.argv[6:7])
