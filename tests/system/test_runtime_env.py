@@ -151,6 +151,16 @@ def test_task_level_working_dir_and_failing_hooks(ray: Any, tmp_path: Path) -> N
     assert ray.get(read.options(runtime_env={"working_dir": str(tmp_path)}).remote()) == (
         "task level"
     )
+    _wheel(tmp_path / "wheels", "renvwheelmod")  # a wheel in py_modules is importable
+
+    @ray.remote
+    def from_wheel() -> int:
+        import renvwheelmod
+
+        return int(renvwheelmod.VALUE)
+
+    wheel = str(next((tmp_path / "wheels").glob("*.whl")))
+    assert ray.get(from_wheel.options(runtime_env={"py_modules": [wheel]}).remote()) == 42
 
     def broken_hook() -> None:
         raise RuntimeError("the hook broke")

@@ -3,6 +3,10 @@ workers per env, and the exclusion patterns of packed folders."""
 
 from __future__ import annotations
 
+import io
+import os
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from ember._core import runtime_env as renv
 from ember._core.resources import NodeResources, shape_of
 from ember._core.scheduler import Grant, LeaseScheduler, Refuse, StartWorker
-from ember._runtime.runtime_env_files import excluded
+from ember._runtime.runtime_env_files import excluded, pack
 
 CPU1 = shape_of({"CPU": 1})
 
@@ -175,3 +179,25 @@ def test_a_worker_prestarted_for_an_env_serves_its_first_request() -> None:
     assert s.request("c", 1, CPU1, runtime_env="E") == []  # (one is starting already)
     granted = s.worker_started(b"early", "E")
     assert [g.worker_id for g in granted if isinstance(g, Grant)] == [b"early"]
+
+
+def test_a_packed_folder_is_named_by_its_content(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "sub" / "a.py").write_text("A = 1\n")
+    (project / "big.bin").write_bytes(b"x" * 1000)
+    (project / "notes.log").write_text("log")
+    (project / ".gitignore").write_text("# comment\n*.log\n")
+    uri, data = pack(str(project), ["*.bin"], keep_name=False)
+    assert uri.startswith("gcs://_ember_pkg_") and uri.endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == [".gitignore", "sub/a.py"]
+    os.utime(project / "sub" / "a.py", (0, 0))  # a new date alone is the same content
+    assert pack(str(project), ["*.bin"], keep_name=False) == (uri, data)
+    (project / "sub" / "a.py").write_text("A = 2\n")
+    assert pack(str(project), ["*.bin"], keep_name=False)[0] != uri
+    _, named = pack(str(project / "sub"), [], keep_name=True)
+    with zipfile.ZipFile(io.BytesIO(named)) as zf:
+        assert zf.namelist() == ["sub/a.py"]  # a py_modules package keeps its name
+    with pytest.raises(ValueError, match="not a valid path"):
+        pack(str(tmp_path / "missing"), [], keep_name=False)
