@@ -72,7 +72,7 @@ def init(
             raise TypeError(
                 f"init() got unexpected keyword argument(s) {sorted(unknown)}; Ember accepts "
                 "address, num_cpus, num_gpus, resources, object_store_memory, namespace, "
-                "ignore_reinit_error, log_to_driver, local_mode."
+                "ignore_reinit_error, log_to_driver, local_mode, runtime_env."
             )
         job_env: dict[str, Any] = {}
         if runtime_env is not None:  # (bad input fails before anything starts)
@@ -94,13 +94,12 @@ def init(
             return _start_job(client, job_env)
         total = node_resources(num_cpus, num_gpus, resources)
         if local_mode:
-            from ember._runtime.client.local import LocalRuntime
-
             if job_env:
                 raise ValueError(
                     "local_mode runs everything in this process, which has no runtime env: "
                     "drop runtime_env or local_mode."
                 )
+            from ember._runtime.client.local import LocalRuntime
 
             state.set_current(LocalRuntime(total, ns))
             return _context_info()

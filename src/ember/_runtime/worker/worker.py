@@ -196,7 +196,8 @@ class Worker:
         # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
         self.set_omp = "OMP_NUM_THREADS" not in os.environ
         self.omp_cpus: float | None = None
-        self.setup_error = ""  # why its runtime env failed to set up: its tasks fail so
+        # Why its runtime env could not be set up ("" if it was): its tasks and actor fail so.
+        self.setup_error = ""
         self.client = CoreClient(
             kind="worker",
             node_address=node_addr,
