@@ -16,6 +16,9 @@ after ``START_FAILURES_TOLERATED`` workers in a row die before they connect, req
 wait for a worker are refused with the last one's log instead of workers being started for
 ever.
 
+Workers are pooled per runtime env (its canonical text, "" for none): a request gets only
+a worker started for its env, and workers are started, counted and given up on per env.
+
 A worker whose every lease is blocked in ``get`` counts as free: it may take another lease and
 run that task on another thread. That is how nested tasks (fib by recursion) run on two CPUs
 without starting a process per waiting task.
