@@ -201,3 +201,22 @@ def test_a_packed_folder_is_named_by_its_content(tmp_path: Path) -> None:
         assert zf.namelist() == ["sub/a.py"]  # a py_modules package keeps its name
     with pytest.raises(ValueError, match="not a valid path"):
         pack(str(tmp_path / "missing"), [], keep_name=False)
+
+
+def test_a_requirements_file_and_the_public_classes(tmp_path: Path) -> None:
+    from ember.runtime_env import RuntimeEnv, RuntimeEnvConfig
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# pinned\nrequests==2.31\n\n--find-links /wheels\n")
+    env = RuntimeEnv(pip=str(requirements), config=RuntimeEnvConfig(setup_timeout_seconds=5))
+    assert env == {
+        "pip": {"packages": ["requests==2.31", "--find-links /wheels"], "pip_check": False},
+        "config": {"setup_timeout_seconds": 5, "eager_install": True},
+    }
+    assert RuntimeEnv.deserialize(env.serialize()) == env
+    with pytest.raises(ValueError, match="not a valid file"):
+        RuntimeEnv(pip=str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="is not a valid path"):
+        RuntimeEnv(working_dir=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="setup_timeout_seconds"):
+        RuntimeEnvConfig(setup_timeout_seconds=-5)
