@@ -102,6 +102,7 @@ class CoreClient:
         self.log_handler: Callable[[list[str], bool], None] | None = None
         self.extra_handler = extra_handler  # node messages for a worker, e.g. StartActor
         self.on_node_lost: Callable[[], None] | None = None
+        self.runtime_env = ""  # the job's (a driver) or the env it serves (a worker)
         self.objects = ObjectTable(self, shm_dir, spill_dir, store)
         self.store = self.objects.store
         self.tasks = TaskSubmitter(self, self.objects)
