@@ -89,7 +89,7 @@ class _ResultThread:
         self._queue: queue.SimpleQueue[tuple[Callable[[Future[Any]], None], Future[Any]]] = (
             queue.SimpleQueue()
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._outstanding = 0
         self._running = False
 
@@ -114,7 +114,13 @@ class _ResultThread:
                 self._outstanding -= 1
                 if not self._outstanding:
                     self._running = False
+                    self._lock.notify_all()
                     return
+
+    def wait_idle(self) -> None:
+        """Wait until every watched ref has been delivered (and its callbacks have run)."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._outstanding)
 
 
 class AsyncResult:
@@ -196,6 +202,8 @@ class IMapIterator:
         chunksize: int,
         ordered: bool,
     ) -> None:
+        pool._check_running()
+        _check_chunksize(chunksize)
         self._pool = pool
         self._func = func
         self._items = iter(iterable)
@@ -315,7 +323,6 @@ class Pool:
         # Per slot: [actor, chunks it was given, chunks outstanding].
         self._slots: list[list[Any]] = [[self._new_actor(), 0, 0] for _ in range(processes)]
         self._retired: list[Any] = []  # refs that settle when replaced actors have exited
-        self._refs: set[Any] = set()  # outstanding chunk refs, for join()
         self._results = _ResultThread()
         ember.get([slot[0].ready.remote() for slot in self._slots])
 
@@ -339,14 +346,12 @@ class Pool:
             ref = actor.run_batch.remote(func, batch)
             slot[1] += 1
             slot[2] += 1
-            self._refs.add(ref)
             if self._maxtasksperchild is not None and slot[1] >= self._maxtasksperchild:
                 self._retired.append(actor.__ray_terminate__.remote())  # after its queue
                 slot[:] = [self._new_actor(), 0, 0]
 
         def on_done(fut: Future[Any]) -> None:
             with self._lock:
-                self._refs.discard(ref)
                 if slot[0] is actor:
                     slot[2] -= 1
             try:
@@ -407,7 +412,8 @@ class Pool:
         self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
     ) -> list[Any]:
         """``[func(x) for x in iterable]``, computed by the actors in chunks."""
-        return self._map_async(func, iterable, chunksize, False, None, None).get()  # type: ignore[no-any-return]
+        values: list[Any] = self._map_async(func, iterable, chunksize, False, None, None).get()
+        return values
 
     def map_async(
         self,
@@ -428,7 +434,8 @@ class Pool:
         chunksize: int | None = None,
     ) -> list[Any]:
         """``[func(*args) for args in iterable]``."""
-        return self._map_async(func, iterable, chunksize, True, None, None).get()  # type: ignore[no-any-return]
+        values: list[Any] = self._map_async(func, iterable, chunksize, True, None, None).get()
+        return values
 
     def starmap_async(
         self,
@@ -445,16 +452,12 @@ class Pool:
         self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1
     ) -> IMapIterator:
         """``map`` as an iterator, in order, reading ``iterable`` as results are taken."""
-        self._check_running()
-        _check_chunksize(chunksize)
         return IMapIterator(self, func, iterable, chunksize, ordered=True)
 
     def imap_unordered(
         self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1
     ) -> IMapIterator:
         """``imap``, each result as soon as it is ready."""
-        self._check_running()
-        _check_chunksize(chunksize)
         return IMapIterator(self, func, iterable, chunksize, ordered=False)
 
     def close(self) -> None:
@@ -478,9 +481,10 @@ class Pool:
         if not self._closed:
             raise ValueError("Pool is still running")
         with self._lock:
-            waiting = [*self._refs, *self._retired]
-        if waiting:
-            ember.wait(waiting, num_returns=len(waiting))
+            retired = list(self._retired)
+        if retired:
+            ember.wait(retired, num_returns=len(retired))
+        self._results.wait_idle()
 
     def __enter__(self) -> Pool:
         self._check_running()
