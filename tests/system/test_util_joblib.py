@@ -54,3 +54,13 @@ def test_an_error_in_a_call_is_raised_by_parallel(backend: str) -> None:
 
     with joblib.parallel_backend(backend, n_jobs=2), pytest.raises(ValueError, match="bad"):
         joblib.Parallel()(joblib.delayed(fails)(i) for i in range(4))
+
+
+def test_a_large_argument_is_put_once_for_every_batch(backend: str, puts: list[Any]) -> None:
+    import numpy as np
+
+    data = np.arange(100_000, dtype=np.float64)  # 800 kB, given to every call
+    with joblib.parallel_backend(backend, n_jobs=2):
+        sums = joblib.Parallel(batch_size=1)(joblib.delayed(np.sum)(data) for _ in range(6))
+    assert sums == [data.sum()] * 6
+    assert sum(1 for value in puts if value is data) == 1

@@ -2,10 +2,15 @@
 ``ember.util.multiprocessing.Pool`` as its pool. joblib hands batches of calls to the pool's
 ``apply_async`` and, from the callback of each finished batch, dispatches the next, so the
 work spreads over the pool's actors (on every node of a cluster) as it would over
-processes."""
+processes.
+
+A large argument (a grid search's data, given to every batch) is put in the object store the
+first time a batch carries it, and later batches carry only its ref, as Ray's backend does:
+one copy in shared memory for the whole ``Parallel`` call instead of one per batch."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from joblib._parallel_backends import (
@@ -13,6 +18,7 @@ from joblib._parallel_backends import (
     MultiprocessingBackend,
     SequentialBackend,
 )
+from joblib.parallel import BatchedCalls
 
 import ember
 from ember.util.multiprocessing import Pool
@@ -59,5 +65,58 @@ class RayBackend(MultiprocessingBackend):  # type: ignore[misc]
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
         remote_args = self.ray_remote_args if ray_remote_args is None else ray_remote_args
         self._pool = Pool(n_jobs, ray_remote_args=remote_args)
+        self._shared: dict[int, tuple[Any, _Shared]] = {}
         self.parallel = parallel
         return n_jobs
+
+    def submit(self, func: Any, callback: Any = None) -> Any:
+        if isinstance(func, BatchedCalls):
+            func.items = [
+                (fn, [self._share(a) for a in args], {k: self._share(v) for k, v in kw.items()})
+                for fn, args, kw in func.items
+            ]
+            func = _WithSharedArguments(func)
+        return super().submit(func, callback)
+
+    def _share(self, value: Any) -> Any:
+        size = getattr(value, "nbytes", None)
+        if not isinstance(size, int):
+            size = sys.getsizeof(value)
+        if size < SHARE_ABOVE:
+            return value
+        entry = self._shared.get(id(value))
+        if entry is None or entry[0] is not value:  # (the value is kept, so its id is too)
+            entry = self._shared[id(value)] = (value, _Shared(ember.put(value)))
+        return entry[1]
+
+    def terminate(self) -> None:
+        super().terminate()
+        self._shared = {}
+
+
+SHARE_ABOVE = 100 * 1024  # bytes: what would go to shared memory anyway, once per batch
+
+
+class _Shared:
+    """An argument put in the object store by the backend (not a user's own ObjectRef)."""
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+
+class _WithSharedArguments:
+    """A joblib batch whose large arguments are refs: fetched in the actor, then run."""
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+
+    def __call__(self) -> Any:
+        self.batch.items = [
+            (fn, [_fetch(a) for a in args], {k: _fetch(v) for k, v in kw.items()})
+            for fn, args, kw in self.batch.items
+        ]
+        return self.batch()
+
+
+def _fetch(value: Any) -> Any:
+    return ember.get(value.ref) if isinstance(value, _Shared) else value
