@@ -66,8 +66,10 @@ def test_errors_reach_get(pool_cls: Any) -> None:
             result.get()
 
 
-@pytest.mark.ember_only  # Ray's gives the callbacks its wrapper of the error, and the values
-def test_callbacks_get_what_the_standard_librarys_do(pool_cls: Any) -> None:  # as they finish
+@pytest.mark.ember_only
+def test_callbacks_get_what_the_standard_librarys_do(pool_cls: Any) -> None:
+    """The error itself, with the actor's traceback as its cause, and the values in order
+    (Ray's pool gives its wrapper of the error, and the values in the order chunks finish)."""
     with pool_cls(2) as pool:
         errors: list[BaseException] = []
         done = threading.Event()
@@ -75,6 +77,7 @@ def test_callbacks_get_what_the_standard_librarys_do(pool_cls: Any) -> None:  # 
             fails_on_three, (3,), error_callback=lambda e: (errors.append(e), done.set())
         )
         assert done.wait(30) and isinstance(errors[0], ValueError)
+        assert "in fails_on_three" in str(errors[0].__cause__)  # the actor's traceback
         values: list[Any] = []
         pool.map_async(square, range(8), chunksize=1, callback=values.append).wait(30)
         assert values == [[x * x for x in range(8)]]

@@ -76,8 +76,33 @@ class _PoolActor:
             try:
                 out.append((True, func(*args, **kwargs)))
             except Exception as e:  # given back to the caller, item by item
-                out.append((False, e))
+                out.append((False, _Raised(e)))
         return out
+
+
+class RemoteTraceback(Exception):
+    """The ``__cause__`` of an exception raised by the pool's work: the traceback it had in
+    the actor, as the standard library's pool shows it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Raised:
+    """An exception on its way back from an actor: it arrives as itself, with its traceback
+    there as its ``__cause__``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.text = "".join(traceback.format_exception(error))
+
+    def __reduce__(self) -> tuple[Any, tuple[Exception, str]]:
+        return _with_remote_traceback, (self.error, self.text)
+
+
+def _with_remote_traceback(error: Exception, text: str) -> Exception:
+    error.__cause__ = RemoteTraceback(f'\n"""\n{text}"""')
+    return error
 
 
 class _ResultThread:
