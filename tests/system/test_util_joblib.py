@@ -58,8 +58,8 @@ def test_an_error_in_a_call_is_raised_by_parallel(backend: str) -> None:
 
 @pytest.mark.ember_only
 def test_a_large_argument_is_put_once_for_every_batch(backend: str, puts: list[Any]) -> None:
-    """As Ray's backend means to: it looks for joblib's batch inside a wrapper that joblib
-    (1.6 here) no longer puts around it, so on Ray every batch carries its own copy."""
+    """As Ray's backend means to: it needs a joblib name (``SafeFunction``) that joblib 1.6
+    no longer has, and without it skips this, so on Ray every batch carries its own copy."""
     import numpy as np
 
     data = np.arange(100_000, dtype=np.float64)  # 800 kB, given to every call
