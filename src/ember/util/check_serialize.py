@@ -9,7 +9,7 @@ each one is printed and returned as a ``FailureTuple``."""
 
 from __future__ import annotations
 
-import inspect
+import types
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -102,18 +102,22 @@ def _inspect(
 
 def _members(obj: Any) -> Iterator[tuple[str, Any]]:
     """What pickling ``obj`` pickles in turn (a best guess, by the kind of object)."""
-    if inspect.ismethod(obj):
+    if isinstance(obj, types.MethodType):
         yield "__self__", obj.__self__
         yield "__func__", obj.__func__
-    elif inspect.isfunction(obj):
+    elif isinstance(obj, types.FunctionType):
+        import inspect  # (a few ms to import: only once something failed to pickle)
+
         closure = inspect.getclosurevars(obj)
         yield from closure.nonlocals.items()
-        yield from ((k, v) for k, v in closure.globals.items() if not inspect.ismodule(v))
+        yield from (
+            (k, v) for k, v in closure.globals.items() if not isinstance(v, types.ModuleType)
+        )
     elif isinstance(obj, dict):
         yield from ((f"[{k!r}]", v) for k, v in obj.items())
     elif isinstance(obj, (list, tuple, set, frozenset)):
         yield from ((f"[{i}]", v) for i, v in enumerate(obj))
-    elif inspect.isclass(obj):
+    elif isinstance(obj, type):
         for key, value in vars(obj).items():
             if not (key.startswith("__") and key.endswith("__")):
                 yield key, getattr(value, "__func__", value)  # unwrap static/class methods

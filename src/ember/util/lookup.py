@@ -3,7 +3,6 @@ address (``ray.util.list_named_actors``, ``ray.util.get_node_ip_address``)."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import ember
@@ -30,6 +29,8 @@ def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
         for node in ember.nodes():
             if node["NodeID"] == node_id:
                 return str(node["NodeManagerAddress"])
+    import socket  # (only before init(): the runtime has it loaded otherwise)
+
     host, _, port = address.rpartition(":")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
