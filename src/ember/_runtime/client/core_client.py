@@ -128,6 +128,7 @@ class CoreClient:
         self.submit_actor_task = self.actors.submit_actor_task
         self.kill_actor = self.actors.kill_actor
         self.actor_handle_meta = self.actors.actor_handle_meta
+        self.named_actors = self.actors.named_actors
         self._own_reactor = reactor is None
         self.reactor = reactor or Reactor("ember-client")
         if self._own_reactor:

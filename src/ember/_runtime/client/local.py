@@ -212,6 +212,13 @@ class LocalRuntime:
             raise ValueError(f"Failed to look up actor with name {name!r}")
         return found[0], found[1], b""
 
+    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+        return [
+            {"name": name, "namespace": ns}
+            for ns, name in self._names
+            if all_namespaces or ns == self.namespace
+        ]
+
     def cluster_info(self) -> dict[str, Any]:
         node = {
             "node_id": self.node_id,
