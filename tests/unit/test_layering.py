@@ -61,7 +61,7 @@ def tier_of(module: str) -> str | None:
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
-    if head in ("util", "actor"):  # public faces of core features, at Ray's paths
+    if head in ("util", "runtime_env", "actor"):  # public faces of core features, as in Ray
         return "public"
     if head in LIBRARIES:
         return "library"

@@ -10,6 +10,8 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ember._api import runtime_env
+from ember._api.runtime_env import RuntimeEnv
 from ember._api.session import runtime
 from ember._runtime import serialization, task_context
 
@@ -151,6 +153,12 @@ class RuntimeContext:
             stacklevel=2,
         )
         return self.get_accelerator_ids()
+
+    @property
+    def runtime_env(self) -> RuntimeEnv:
+        """The runtime env this job, task or actor runs in (its references to uploaded
+        packages in place of local paths)."""
+        return runtime_env.current(self._rt)
 
     @property
     def job_id(self) -> str:
