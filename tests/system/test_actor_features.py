@@ -11,7 +11,8 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
   return None (with a warning); ``current_actor`` and ``is_canceled()`` raise RuntimeError.
 - An actor call's task name is ``Class.method``; an actor without a name has the name "".
 - The call that runs ``exit_actor()`` fails with ActorDiedError, not a return value, and so
-  does every later call; the actor is not restarted, whatever its ``max_restarts``.
+  does every later call; the actor is not restarted, whatever its ``max_restarts``. In a
+  threaded or async actor, the calls already running finish (and are answered) first.
   ``exit_actor()`` outside an actor raises TypeError.
 - A sync (or threaded) actor's running call is not interrupted by ``cancel``: it can see
   ``is_canceled()``, and its caller gets TaskCancelledError whatever it returns.
@@ -333,6 +334,45 @@ def test_exit_actor_ends_it_for_good(ray, is_async):
     for _ in range(2):  # not restarted, although max_restarts allows it
         with pytest.raises(ray.exceptions.ActorDiedError, match="(?i)intend|intention"):
             ray.get(actor.ping.remote(), timeout=T)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["threaded", "async"])
+def test_exit_actor_lets_running_calls_finish(ray, signal_cls, is_async):
+    exit_actor = _exit_actor(ray)
+    if is_async:
+
+        @ray.remote
+        class Worker:
+            async def work(self, signal):
+                return await signal.wait.remote()
+
+            async def quit(self, started):
+                await started.send.remote()
+                exit_actor()
+
+    else:
+
+        @ray.remote(max_concurrency=2)
+        class Worker:
+            def work(self, signal):
+                return ray.get(signal.wait.remote(), timeout=T)
+
+            def quit(self, started):
+                ray.get(started.send.remote(), timeout=T)
+                exit_actor()
+
+    signal, quit_started = signal_cls.remote(), signal_cls.remote()
+    actor = Worker.remote()
+    running = actor.work.remote(signal)
+    wait_until(lambda: ray.get(signal.num_waiting.remote(), timeout=T) == 1, T, "work to wait")
+    quitting = actor.quit.remote(quit_started)
+    ray.get(quit_started.wait.remote(), timeout=T)
+    ray.get(signal.send.remote(), timeout=T)
+    assert ray.get(running, timeout=T) is True  # it ran to its end before the actor exited
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(quitting, timeout=T)
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(actor.work.remote(signal), timeout=T)
 
 
 def test_exit_actor_outside_an_actor_raises_type_error(ray):

@@ -202,6 +202,8 @@ class Worker:
         self.async_sem: asyncio.Semaphore | None = None
         # With concurrency groups: which calls may start (under slots_lock, or on the loop).
         self.admission: GroupAdmission[Any] | None = None
+        self.running_calls = 0  # actor calls running, under slots_lock
+        self.exiting = ""  # why the actor ends once its running calls have (exit_actor)
         # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
         self.set_omp = "OMP_NUM_THREADS" not in os.environ
         self.omp_cpus: float | None = None
@@ -332,6 +334,7 @@ class Worker:
                 item = run.queue.popleft() if run.queue else None
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
+            assert done is not None  # (a task of a lease, not an actor call)
             _send_through_cancels(conn, done)
             if item is None:
                 return
@@ -390,10 +393,22 @@ class Worker:
     # ------------------------------------------------------------------ running
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
-        _send_through_cancels(conn, self.execute(msg, ctx, slot))
+        """Run a sync actor's call and answer it, unless the actor is exiting: then a call
+        does not start, and its caller learns why when the process has ended."""
+        if not self._call_started():
+            self.by_task.pop(msg.task_id, None)
+            return
+        try:
+            done = self.execute(msg, ctx, slot)
+            if done is not None:
+                _send_through_cancels(conn, done)
+        finally:
+            self._call_ended()
 
-    def execute(self, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> m.TaskDone:
+    def execute(self, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> m.TaskDone | None:
+        """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
         token = task_context.current.set(ctx)
+        results: list[ReturnValue] | None = None
         if slot is not None:
             slot.running = ctx
         if not msg.actor_id:
@@ -412,7 +427,7 @@ class Worker:
                 raise exc.TaskCancelledError(ctx.task_id.hex())
             results = self.pack(msg, value)
         except task_context.ActorExit:
-            self.end_actor(EXITED.format(msg.name))
+            self._exit_requested(EXITED.format(msg.name))
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -423,7 +438,7 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return _TaskDone(task_id=msg.task_id, results=results)
+        return None if results is None else _TaskDone(task_id=msg.task_id, results=results)
 
     def _start_async(
         self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
@@ -433,20 +448,28 @@ class Worker:
         _ASYNC_TASKS[msg.task_id] = task
 
     async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
+        """Run an async actor's call once its group (or the actor's limit) admits it and
+        answer it, unless the actor is exiting (see ``run``)."""
         task_context.current.set(ctx)
+        started = False
+        results: list[ReturnValue] | None = None
         try:
             if self.admission is None:
                 assert self.async_sem is not None
                 async with self.async_sem:
-                    results = await self._call_async(msg, ctx)
+                    started = self._call_started()
+                    if started:
+                        results = await self._call_async(msg, ctx)
             else:
                 await self._admitted(msg.concurrency_group)
                 try:
-                    results = await self._call_async(msg, ctx)
+                    started = self._call_started()
+                    if started:
+                        results = await self._call_async(msg, ctx)
                 finally:
                     self._leave_group(msg.concurrency_group)
         except (task_context.ActorExit, exc.AsyncioActorExit):
-            self.end_actor(EXITED.format(msg.name))
+            self._exit_requested(EXITED.format(msg.name))
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
         except BaseException as e:
@@ -455,7 +478,10 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(_TaskDone(task_id=msg.task_id, results=results))
+        if results is not None:
+            conn.send(_TaskDone(task_id=msg.task_id, results=results))
+        if started:
+            self._call_ended()
 
     async def _call_async(self, msg: m.PushTask, ctx: TaskContext) -> list[ReturnValue]:
         if ctx.cancelled:  # cancelled while it waited for the loop
@@ -585,6 +611,29 @@ class Worker:
             return lambda: True
 
         return lambda: self.end_actor("exited by __ray_terminate__")
+
+    def _call_started(self) -> bool:
+        """An actor call is about to run: False if the actor is exiting (then it does not)."""
+        with self.slots_lock:
+            if self.exiting:
+                return False
+            self.running_calls += 1
+            return True
+
+    def _call_ended(self) -> None:
+        """An actor call ended and was answered: the actor ends now if it is exiting and
+        this was the last."""
+        with self.slots_lock:
+            self.running_calls -= 1
+            last = bool(self.exiting) and self.running_calls == 0
+        if last:
+            self.end_actor(self.exiting)
+
+    def _exit_requested(self, reason: str) -> None:
+        """``exit_actor()`` was called: no other call starts, and the actor ends once those
+        running have (as in Ray: their callers get their results, the others its death)."""
+        with self.slots_lock:
+            self.exiting = self.exiting or reason
 
     def end_actor(self, reason: str) -> None:
         """End the actor on purpose: the node marks it dead for good (no restart) with
