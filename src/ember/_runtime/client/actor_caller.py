@@ -327,6 +327,8 @@ class ActorCaller:
             done.result(timeout=60)
         except RemoteError:  # the node is gone, and the actor with it
             pass
+        except TimeoutError:  # the control store is unreachable: the name is freed later
+            pass
         if no_restart:
             with self._lock:
                 machine = self._machine
