@@ -67,8 +67,8 @@ class ActorManager:
         self.actors: dict[bytes, _ActorRecord] = {}
         # Actors being registered with the control store: what to do once they are.
         self.registering: dict[bytes, list[Callable[[], None]]] = {}
-        # What runs once the control store has freed the name of the actor being killed.
-        self.on_unregistered: Callable[[], None] | None = None
+        # What runs once the control store has freed the name of an actor being killed.
+        self.on_unregistered: dict[bytes, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ the node's questions
 
@@ -148,7 +148,7 @@ class ActorManager:
     def unregister(self, rec: _ActorRecord) -> None:
         """Tell the control store the actor is gone; a kill waiting for its name to be free
         (``on_unregistered``) is answered once the control store has done so."""
-        then, self.on_unregistered = self.on_unregistered, None
+        then = self.on_unregistered.pop(rec.actor_id, None)
         if then is None:
             self.node.cluster.gcs_call(lambda _: m.ActorGone(actor_id=rec.actor_id))
             return
@@ -402,9 +402,10 @@ class ActorManager:
 
             self.via_home(actor_id, at_home)
             return
-        self.on_unregistered = answered
+        if answered is not None:
+            self.on_unregistered[actor_id] = answered
         self.handle(rec, life.Kill(no_restart, reason))
-        unanswered, self.on_unregistered = self.on_unregistered, None
+        unanswered = self.on_unregistered.pop(actor_id, None)
         if unanswered is not None:  # there was nothing to unregister
             unanswered()
 
