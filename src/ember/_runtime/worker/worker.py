@@ -78,7 +78,7 @@ class _Title:
     @staticmethod
     def of(name: str) -> str:
         """``ember::f`` for a task or class named ``test_x.<locals>.f``."""
-        return "ember::" + name.rpartition("<locals>.")[2]
+        return "ember::" + _short(name)
 
     def enter(self, name: str) -> None:
         title = self._titles.get(name)
@@ -663,7 +663,7 @@ class Worker:
         self.actor_id = msg.actor_id
         self.actor_name = spec.class_name
         proctitle.show(_Title.of(self.actor_name))
-        _OUTPUT_NAME[0] = spec.class_name
+        _OUTPUT_NAME[0] = _short(spec.class_name)
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
         if msg.gpu_ids:
@@ -872,6 +872,13 @@ def _on_sigint(signum: int, frame: Any) -> None:
 # ---------------------------------------------------------------------- output to the driver
 
 _OUTPUT_NAME = [""]
+
+
+def _short(name: str) -> str:
+    """``f`` for a function or class named ``test_x.<locals>.f``, as Ray shows it."""
+    return name.rpartition("<locals>.")[2]
+
+
 _OUTPUTS: list[_Forwarder] = []
 
 
@@ -904,7 +911,7 @@ class _Forwarder(io.TextIOBase):
 
     def _emit(self, lines: list[str]) -> None:
         ctx = task_context.current.get()
-        name = _OUTPUT_NAME[0] or (ctx.name if ctx else "worker")
+        name = _OUTPUT_NAME[0] or (_short(ctx.name) if ctx else "worker")
         prefix = f"({name} pid={os.getpid()}) "
         out = [prefix + line for line in lines]
         with contextlib.suppress(Exception):
