@@ -34,7 +34,7 @@ import traceback
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -43,6 +43,7 @@ from ember import exceptions as exc
 from ember._api import dag as dag_mod
 from ember._api import session
 from ember._api.runtime_context import get_runtime_context
+from ember._core import dag_plan
 from ember._runtime import state
 from ember._runtime.client.local import LocalRuntime
 from ember._transport.channel import DEFAULT_CAPACITY, Channel, ChannelSpec, process_alive, wait
@@ -54,7 +55,6 @@ SUBMIT_TIMEOUT = 10.0  # Ray's defaults: execute and get wait this long unless t
 GET_TIMEOUT = 10.0
 MAX_INFLIGHT_EXECUTIONS = 10
 MAX_BUFFERED_RESULTS = 1000
-_INPUT = -1  # the source id of the graph's input in a plan
 
 
 @dataclass
@@ -84,7 +84,7 @@ class _ActorPlan:
     """What one actor does per execution; channels are numbered in the graph's list."""
 
     steps: list[_Step] = field(default_factory=list)
-    reads: dict[int, int] = field(default_factory=dict)  # source node (or _INPUT) -> channel
+    reads: dict[int, int] = field(default_factory=dict)  # source (or INPUT) -> channel
 
 
 def compile_dag(
@@ -176,6 +176,25 @@ def _check_node(node: dag_mod.DAGNode, root: dag_mod.DAGNode) -> None:
             )
 
 
+def _step(node: dag_mod.ClassMethodNode, ids: dict[dag_mod.DAGNode, int]) -> _Step:
+    """What the actor does for ``node``: the method and where each argument comes from."""
+    args: list[tuple[Any, ...]] = []
+    for arg in node.get_args():
+        if isinstance(arg, dag_mod.InputNode):
+            args.append(("input", None, None))
+        elif isinstance(arg, dag_mod.InputAttributeNode):
+            args.append(("input", arg._accessor_method, arg.key))
+        elif isinstance(arg, dag_mod.DAGNode):
+            args.append(("node", ids[arg]))
+        else:
+            args.append(("const", arg))
+    return _Step(ids[node], node.get_method_name(), args, node.get_kwargs(), node.output_idx)
+
+
+def _sources(step: _Step) -> tuple[int, ...]:
+    return tuple(dag_plan.INPUT if a[0] == "input" else a[1] for a in step.args if a[0] != "const")
+
+
 def _actor_of(node: dag_mod.ClassMethodNode) -> ActorHandle[Any]:
     while node.output_idx is not None:
         node = node.get_args()[0]
@@ -201,7 +220,6 @@ class CompiledDAG:
         self._inputs: list[Channel] = []
         self._outputs: list[Channel] = []  # one per distinct output call
         self._output_of: list[int] = []  # output position -> index in _outputs
-        self._output_actor: list[bytes] = []  # output channel -> the actor writing it
         self._positional = -1  # highest inp[i] used, so execute() can check its arguments
         self._submitted = 0
         self._read = 0  # executions read off the output channels
@@ -238,17 +256,44 @@ class CompiledDAG:
             )
         self._positional = max((a.key for a in attrs if isinstance(a.key, int)), default=-1)
         calls = [n for n in nodes if isinstance(n, dag_mod.ClassMethodNode)]
-        ids: dict[dag_mod.DAGNode, int] = {node: i for i, node in enumerate(calls)}
-        owner = {node: _actor_of(node)._actor_id for node in calls}
         for node in calls:
-            self._actors.setdefault(owner[node], _actor_of(node))
+            self._actors.setdefault(_actor_of(node)._actor_id, _actor_of(node))
         self._check_actors()
-
+        ids: dict[dag_mod.DAGNode, int] = {node: i for i, node in enumerate(calls)}
+        steps = [_step(node, ids) for node in calls]
+        planned = dag_plan.plan(
+            [
+                dag_plan.Call(_actor_of(node)._actor_id, _sources(step))
+                for node, step in zip(calls, steps, strict=True)
+            ],
+            [ids[out] for out in outputs],
+        )
+        self._output_of = planned.output_of
         folder = tempfile.mkdtemp(
             prefix=f"ember-dag-{self._id}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
         )
         try:
-            self._start(calls, ids, owner, outputs, folder)
+            specs = [
+                ChannelSpec.create(folder, str(i), self._buffer_size)
+                for i in range(planned.channels)
+            ]
+            self._inputs = [Channel(specs[i], writer=True) for i in planned.inputs]
+            self._outputs = [Channel(specs[i], writer=False) for i in planned.outputs]
+            parts = {
+                actor_id: _ActorPlan(
+                    [replace(steps[i], sends=planned.sends[i]) for i in part.calls], part.reads
+                )
+                for actor_id, part in planned.actors.items()
+            }
+            session_get(
+                [
+                    handle.__ray_call__.remote(_start_loop, self._id, parts[actor_id], specs)
+                    for actor_id, handle in self._actors.items()
+                ]
+            )
+        except BaseException:
+            self.teardown()
+            raise
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -264,76 +309,6 @@ class CompiledDAG:
                     "actors must run on the driver's node"
                 )
             self._pids[handle._actor_id] = pid
-
-    def _start(
-        self,
-        calls: list[dag_mod.ClassMethodNode],
-        ids: dict[dag_mod.DAGNode, int],
-        owner: dict[dag_mod.ClassMethodNode, bytes],
-        outputs: list[dag_mod.DAGNode],
-        folder: str,
-    ) -> None:
-        specs: list[ChannelSpec] = []
-
-        def channel() -> int:
-            specs.append(ChannelSpec.create(folder, str(len(specs)), self._buffer_size))
-            return len(specs) - 1
-
-        plans = {actor_id: _ActorPlan() for actor_id in self._actors}
-        input_channels: list[int] = []
-        for node in calls:
-            plan = plans[owner[node]]
-            args: list[tuple[Any, ...]] = []
-            for arg in node.get_args():
-                if isinstance(arg, dag_mod.InputNode):
-                    source = _INPUT
-                    args.append(("input", None, None))
-                elif isinstance(arg, dag_mod.InputAttributeNode):
-                    source = _INPUT
-                    args.append(("input", arg._accessor_method, arg.key))
-                elif isinstance(arg, dag_mod.DAGNode):
-                    source = ids[arg]
-                    args.append(("node", source))
-                else:
-                    args.append(("const", arg))
-                    continue
-                if source not in plan.reads and (
-                    source == _INPUT or owner[calls[source]] != owner[node]
-                ):
-                    plan.reads[source] = channel()
-                    if source == _INPUT:
-                        input_channels.append(plan.reads[source])
-            step = _Step(ids[node], node.get_method_name(), args, node.get_kwargs())
-            if node.output_idx is not None:
-                step.index = node.output_idx
-            plan.steps.append(step)
-        # Each channel between actors is written by the step that makes the value.
-        steps = {s.node: s for p in plans.values() for s in p.steps}
-        for plan in plans.values():
-            for source, ch in plan.reads.items():
-                if source != _INPUT:
-                    steps[source].sends.append(ch)
-        driver_reads: dict[int, int] = {}
-        for out in outputs:
-            source = ids[out]
-            if source not in driver_reads:
-                driver_reads[source] = channel()
-                steps[source].sends.append(driver_reads[source])
-                self._output_actor.append(owner[calls[source]])
-            self._output_of.append(list(driver_reads).index(source))
-
-        self._inputs = [Channel(specs[i], writer=True) for i in input_channels]
-        self._outputs = [Channel(specs[i], writer=False) for i in driver_reads.values()]
-        try:
-            session_get(
-                [
-                    handle.__ray_call__.remote(_start_loop, self._id, plans[actor_id], specs)
-                    for actor_id, handle in self._actors.items()
-                ]
-            )
-        except BaseException:
-            self.teardown()
-            raise
 
     # ------------------------------------------------------------------ running
 
@@ -576,7 +551,7 @@ def _run_once(
 
     def value_of(source: int) -> Any:
         if source not in values:
-            values[source] = reads[source].read(_input if source == _INPUT else _loads)
+            values[source] = reads[source].read(_input if source == dag_plan.INPUT else _loads)
         return values[source]
 
     for step in plan.steps:
@@ -587,7 +562,7 @@ def _run_once(
                 args.append(arg[1])
                 continue
             if arg[0] == "input":
-                value = value_of(_INPUT)
+                value = value_of(dag_plan.INPUT)
                 if arg[1] is not None and not isinstance(value, _Failed):
                     value = _call(dag_mod.select_input, value, arg[2], arg[1])
             else:
