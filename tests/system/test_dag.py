@@ -8,12 +8,23 @@ tests on Ray), so that Ray's classes are the ones its compiler checks for.
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 from typing import Any
 
+import psutil
 import pytest
 
+from tests._helpers import wait_until
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's execute() warns
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture
@@ -277,7 +288,9 @@ def test_a_dead_actor_fails_get_instead_of_hanging(ray: Any, dag: Any, fns: Any)
         graph = actor.echo.bind(inp)
     compiled = graph.experimental_compile()
     assert ray.get(compiled.execute(1)) == 1
+    pid = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
     ray.kill(actor)
+    wait_until(lambda: not _running(pid), 30, "the killed actor's process to end")
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(compiled.execute(2), timeout=30)
     compiled.teardown()

@@ -86,6 +86,8 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
     if isinstance(refs, CompiledDAGRef):  # its timeout may be -1: wait without a limit
         return refs.get(timeout)
     if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], CompiledDAGRef):
+        if not all(isinstance(r, CompiledDAGRef) for r in refs):
+            raise ValueError("get() takes CompiledDAGRefs or ObjectRefs, not both in one list")
         return [r.get(timeout) for r in refs]
     _check_timeout(timeout)
     if isinstance(refs, ObjectRef):

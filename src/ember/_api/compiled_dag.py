@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import pickle
 import shutil
 import tempfile
 import threading
@@ -37,14 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from ember import exceptions as exc
 from ember._api import dag as dag_mod
 from ember._api import session
 from ember._api.runtime_context import get_runtime_context
 from ember._core import dag_plan
-from ember._runtime import state
+from ember._runtime import serialization, state
 from ember._runtime.client.local import LocalRuntime
 from ember._transport.channel import DEFAULT_CAPACITY, Channel, ChannelSpec, process_alive, wait
 
@@ -323,7 +320,7 @@ class CompiledDAG:
                     f"dag.execute() must be called with at least {self._positional + 1} "
                     f"positional args, got {len(args)}"
                 )
-            data = cloudpickle.dumps((args, kwargs), protocol=5)
+            data = serialization.dumps((args, kwargs))
             timeout = None if self._submit_timeout < 0 else self._submit_timeout
             for ch in self._inputs:
                 while not ch.can_write():
@@ -352,9 +349,12 @@ class CompiledDAG:
                 f"results; get() some results first, or compile with a larger "
                 "_max_buffered_results"
             )
-        values = [self._guard(ch.read, pickle.loads, timeout) for ch in self._outputs]
-        self._results[self._read] = values
-        self._read += 1
+        values = [self._guard(ch.read, _decode, timeout) for ch in self._outputs]
+        index, self._read = self._read, self._read + 1
+        if len(self._fetched.get(index, ())) == len(self._output_of):
+            self._fetched.pop(index)  # every ref of it was dropped unread
+        else:
+            self._results[index] = values
 
     def _get(self, index: int, position: int, timeout: float | None) -> Any:
         with self._lock:
@@ -405,9 +405,7 @@ class CompiledDAG:
         with self._lock:
             if self._torn_down:
                 return
-            self._torn_down = True
-            for ch in (*self._inputs, *self._outputs):
-                ch.close()
+            self._close()
             rt = state.current()
             if rt is not None:
                 refs = [h.__ray_call__.remote(_stop_loop, self._id) for h in self._actors.values()]
@@ -418,17 +416,20 @@ class CompiledDAG:
                 if kill_actors:
                     for handle in self._actors.values():
                         rt.kill_actor(handle._actor_id, True)
-            for ch in (*self._inputs, *self._outputs):
-                ch.detach()
-            self._results.clear()
-            _live.discard(self)
+
+    def _close(self) -> None:
+        """Close the channels, which ends the loops at their next wait, and let them go."""
+        self._torn_down = True
+        for ch in (*self._inputs, *self._outputs):
+            ch.close()
+            ch.detach()
+        self._results.clear()
+        _live.discard(self)
 
     def __del__(self) -> None:
+        # Without waiting for the actors: this may run in any thread, the client's own included.
         if not getattr(self, "_torn_down", True):
-            try:
-                self.teardown()
-            except Exception:  # interpreter teardown
-                pass
+            self._close()
 
     def __repr__(self) -> str:
         return f"CompiledDAG({self._id})"
@@ -498,13 +499,13 @@ def _where(instance: Any) -> tuple[str, int]:
 
 def _start_loop(instance: Any, dag_id: str, plan: _ActorPlan, specs: list[ChannelSpec]) -> None:
     """Open this actor's channels and run its part of the graph on a thread of its own."""
-    for old_id, (thread, _) in list(_loops.items()):
-        thread.join(10)  # a graph torn down a moment ago may still be ending
-        if thread.is_alive():
+    for old_id, (thread, channels) in list(_loops.items()):
+        if not any(ch.closed for ch in channels):
             raise ValueError(
                 "this actor already runs another compiled graph; call teardown() on it first"
             )
-        del _loops[old_id]
+        thread.join(10)  # a graph dropped a moment ago: its loop is ending
+        _stop_loop(instance, old_id)
     reads = {source: Channel(specs[ch], writer=False) for source, ch in plan.reads.items()}
     sends = {ch: Channel(specs[ch], writer=True) for step in plan.steps for ch in step.sends}
     context = contextvars.copy_context()
@@ -583,9 +584,14 @@ def _run_once(
                 sends[ch].write(data)
 
 
+def _decode(data: memoryview) -> Any:
+    """A value from a channel's slot, copied out of it (the slot is written again next)."""
+    return serialization.loads(bytes(data) if data[:1] == b"E" else data)
+
+
 def _loads(data: memoryview) -> Any:
     try:
-        return pickle.loads(data)
+        return _decode(data)
     except Exception as e:
         return _Failed(exc.RayTaskError.from_exception(e, "reading a compiled graph's value"))
 
@@ -614,7 +620,6 @@ def _call(fn: Callable[..., Any], *args: Any, _name: str = "", **kwargs: Any) ->
 
 def _dumps(value: Any, name: str) -> bytes:
     try:
-        data: bytes = cloudpickle.dumps(value, protocol=5)
+        return serialization.dumps(value)
     except Exception as e:
-        data = cloudpickle.dumps(_Failed(exc.RayTaskError.from_exception(e, name)), protocol=5)
-    return data
+        return serialization.dumps(_Failed(exc.RayTaskError.from_exception(e, name)))

@@ -126,8 +126,10 @@ class Channel:
 
     def write(self, data: bytes | memoryview, timeout: float | None = None) -> None:
         """Put ``data`` in the slot once it is free; ``timeout`` (seconds) bounds the wait."""
-        if not self.can_write() or self._hdr[CLOSED]:
-            wait([self], lambda: self.can_write(), timeout)
+        if self._hdr[CLOSED]:
+            self.check()
+        if not self.can_write():
+            wait([self], self.can_write, timeout)
         n = len(data)
         if n > self.capacity:
             self._grow(n)
@@ -140,8 +142,10 @@ class Channel:
     def read(self, decode: Callable[[memoryview], _T], timeout: float | None = None) -> _T:
         """Take the next message: ``decode`` gets a view of it in shared memory (valid only
         during the call) and what it returns is returned."""
-        if not self.can_read() or self._hdr[CLOSED]:
-            wait([self], lambda: self.can_read(), timeout)
+        if self._hdr[CLOSED]:
+            self.check()
+        if not self.can_read():
+            wait([self], self.can_read, timeout)
         n = self._hdr[LENGTH]
         if n > self.capacity:
             self._unmap()
@@ -178,16 +182,16 @@ class Channel:
 
 def wait(channels: Sequence[Channel], ready: Callable[[], bool], timeout: float | None) -> None:
     """Return once ``ready()``; spin a moment, then sleep on the channels' FIFOs. Raise
-    ``RayChannelError`` if one of them is closed or its peer dies, and
+    ``RayChannelError`` if one of them is closed or its peer dies (and ``ready()`` is not), and
     ``RayChannelTimeoutError`` after ``timeout`` seconds."""
     now = time.perf_counter()
     spin_end = now + SPIN
     while True:
+        if ready():
+            return
         for ch in channels:
             if ch.closed:
                 ch.check()
-        if ready():
-            return
         if time.perf_counter() >= spin_end:
             break
     deadline = None if timeout is None else now + timeout
@@ -197,10 +201,10 @@ def wait(channels: Sequence[Channel], ready: Callable[[], bool], timeout: float 
     while True:
         for ch in channels:
             _drain(ch.wait_fd)
+        if ready():  # before the checks: a peer may write its last message and exit
+            return
         for ch in channels:
             ch.check()
-        if ready():
-            return
         pause = PEER_CHECK
         if deadline is not None:
             left = deadline - time.perf_counter()
