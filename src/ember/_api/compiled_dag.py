@@ -586,7 +586,7 @@ def _run_once(
 
 def _decode(data: memoryview) -> Any:
     """A value from a channel's slot, copied out of it (the slot is written again next)."""
-    return serialization.loads(bytes(data) if data[:1] == b"E" else data)
+    return serialization.loads(bytes(data) if data[:1].tobytes() == b"E" else data)
 
 
 def _loads(data: memoryview) -> Any:
