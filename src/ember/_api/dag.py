@@ -25,17 +25,6 @@ if TYPE_CHECKING:
     from ember._api.compiled_dag import CompiledDAG
     from ember._api.remote_function import RemoteFunction
 
-__all__ = [
-    "ClassMethodNode",
-    "ClassNode",
-    "DAGInputData",
-    "DAGNode",
-    "FunctionNode",
-    "InputAttributeNode",
-    "InputNode",
-    "MultiOutputNode",
-]
-
 _Cache = dict["DAGNode", Any]
 
 
