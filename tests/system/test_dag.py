@@ -313,3 +313,21 @@ def test_actors_on_another_node_are_refused(make_cluster: Any) -> None:
         graph = far.echo.bind(inp)
     with pytest.raises(ValueError, match="driver's node"):
         graph.experimental_compile()
+
+
+@pytest.mark.ember_only
+def test_one_compiled_graph_per_actor_until_teardown_and_shutdown_ends_it(
+    ray: Any, dag: Any, fns: Any
+) -> None:
+    actor = fns.Counter.remote(3)
+    with dag.InputNode() as inp:
+        first = actor.scale.bind(inp)
+    compiled = first.experimental_compile()
+    assert ray.get(compiled.execute(2)) == 6
+    with dag.InputNode() as inp:
+        second = actor.echo.bind(inp)
+    with pytest.raises(ValueError, match="already runs another compiled graph"):
+        second.experimental_compile()
+    with pytest.raises(ValueError, match="already called"):
+        first.experimental_compile()
+    assert ray.get(compiled.execute(3)) == 9  # still running; shutdown() tears it down
