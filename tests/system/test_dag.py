@@ -240,6 +240,22 @@ def test_compiled_graph_error_surfaces_at_get_and_the_graph_goes_on(
         compiled.teardown()
 
 
+def test_in_flight_executions_are_limited(ray: Any, dag: Any, fns: Any) -> None:
+    actor = fns.Counter.remote()
+    with dag.InputNode() as inp:
+        graph = actor.echo.bind(inp)
+    compiled = graph.experimental_compile(_max_inflight_executions=2)
+    try:
+        first, second = compiled.execute(1), compiled.execute(2)
+        with pytest.raises(ray.exceptions.RayCgraphCapacityExceeded):
+            compiled.execute(3)
+        assert ray.get(first) == 1
+        third = compiled.execute(3)
+        assert ray.get([second, third]) == [2, 3]
+    finally:
+        compiled.teardown()
+
+
 def test_compiled_graph_carries_large_values(ray: Any, dag: Any, fns: Any) -> None:
     actor = fns.Counter.remote()
     with dag.InputNode() as inp:

@@ -320,6 +320,13 @@ class CompiledDAG:
                     f"dag.execute() must be called with at least {self._positional + 1} "
                     f"positional args, got {len(args)}"
                 )
+            if self._submitted - self._read >= self._max_inflight:
+                raise exc.RayCgraphCapacityExceeded(
+                    f"The compiled graph can't have more than {self._max_inflight} in-flight "
+                    f"executions, and you currently have {self._submitted - self._read}. get() "
+                    "a result before submitting more, or compile with a larger "
+                    "_max_inflight_executions"
+                )
             data = serialization.dumps((args, kwargs))
             timeout = None if self._submit_timeout < 0 else self._submit_timeout
             for ch in self._inputs:
