@@ -114,24 +114,6 @@ def compile_dag(
     return compiled
 
 
-def _graph(root: dag_mod.DAGNode) -> list[dag_mod.DAGNode]:
-    """The nodes under ``root``, each after the nodes it takes (root last)."""
-    order: list[dag_mod.DAGNode] = []
-    done: set[dag_mod.DAGNode] = set()
-    stack: list[tuple[dag_mod.DAGNode, bool]] = [(root, False)]
-    while stack:
-        node, ready = stack.pop()
-        if node in done:
-            continue
-        if ready:
-            done.add(node)
-            order.append(node)
-            continue
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(node._children()) if c not in done)
-    return order
-
-
 def _check_node(node: dag_mod.DAGNode, root: dag_mod.DAGNode) -> None:
     if isinstance(node, dag_mod.FunctionNode):
         raise NotImplementedError(
@@ -229,7 +211,7 @@ class CompiledDAG:
     # ------------------------------------------------------------------ compiling
 
     def _build(self, root: dag_mod.DAGNode) -> None:
-        nodes = _graph(root)
+        nodes = dag_mod.graph_order(root)
         for node in nodes:
             _check_node(node, root)
         inputs = [n for n in nodes if isinstance(n, dag_mod.InputNode)]

@@ -58,6 +58,25 @@ def find_nodes(value: Any) -> list[DAGNode]:
     return list(found)
 
 
+def graph_order(root: DAGNode) -> list[DAGNode]:
+    """The nodes under ``root``, each after the nodes it takes, in the order they are bound
+    (root last); without recursion, since graphs may be deep."""
+    order: list[DAGNode] = []
+    done: set[DAGNode] = set()
+    stack: list[tuple[DAGNode, bool]] = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in done:
+            continue
+        if ready:
+            done.add(node)
+            order.append(node)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(node._children()) if c not in done)
+    return order
+
+
 class DAGNode:
     """A node of a lazy task graph: what to call, its bound arguments and its options."""
 
@@ -98,31 +117,14 @@ class DAGNode:
         """Submit the graph under this node; returns its ObjectRef (a list of them for a
         ``MultiOutputNode``, an actor handle for a ``ClassNode``). ``args`` and ``kwargs``
         are what the graph's ``InputNode`` stands for."""
-        inputs: list[InputNode] = []
-        return self._resolve({}, inputs, args, kwargs)
-
-    def _resolve(
-        self, cache: _Cache, inputs: list[InputNode], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if self in cache:
-            return cache[self]
-        # Children first, depth first in order, without recursion (graphs may be deep).
-        stack: list[tuple[DAGNode, bool]] = [(self, False)]
-        while stack:
-            node, ready = stack.pop()
-            if node in cache:
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((c, False) for c in reversed(node._children()) if c not in cache)
-                continue
-            if isinstance(node, InputNode):
-                if inputs and inputs[0] is not node:
-                    raise ValueError(
-                        "this graph has two InputNodes; a graph may have only one: bind every "
-                        "input to the same `with InputNode() as inp:`"
-                    )
-                inputs.append(node)
+        cache: _Cache = {}
+        nodes = graph_order(self)
+        if len([n for n in nodes if isinstance(n, InputNode)]) > 1:
+            raise ValueError(
+                "this graph has two InputNodes; a graph may have only one: bind every input to "
+                "the same `with InputNode() as inp:`"
+            )
+        for node in nodes:
             cache[node] = node._execute_impl(cache, args, kwargs)
         return cache[self]
 
@@ -226,21 +228,11 @@ class ClassNode(DAGNode):
         self._body = body
         self._last_call: ClassMethodNode | None = None
         super().__init__(args, kwargs, options)
-        if any(isinstance(n, (InputNode, InputAttributeNode)) for n in self._all_upstream()):
+        if any(isinstance(n, (InputNode, InputAttributeNode)) for n in graph_order(self)):
             raise ValueError(
                 "an InputNode cannot be an argument of an actor's constructor: the input is "
                 "only known when the graph runs; pass it to a method instead"
             )
-
-    def _all_upstream(self) -> list[DAGNode]:
-        seen: dict[DAGNode, None] = {}
-        todo = self._children()
-        while todo:
-            node = todo.pop()
-            if node not in seen:
-                seen[node] = None
-                todo.extend(node._children())
-        return list(seen)
 
     def _execute_impl(self, cache: _Cache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._body._remote(
