@@ -141,16 +141,20 @@ class DAGNode:
         enable_asyncio: bool = False,
         _max_inflight_executions: int | None = None,
         _max_buffered_results: int | None = None,
-        **unsupported: Any,
+        _overlap_gpu_communication: bool | None = None,
+        _default_communicator: Any = "create",
     ) -> CompiledDAG:
         """Compile this graph of actor calls to shared-memory channels between the driver
-        and the actors; its ``execute`` then costs a channel round trip, not a task's."""
+        and the actors; its ``execute`` then costs a channel round trip, not a task's. The
+        GPU options are accepted only at values that ask for nothing (Ember moves no tensors
+        between GPUs)."""
         from ember._api.compiled_dag import compile_dag
 
-        if unsupported:
+        if _overlap_gpu_communication or _default_communicator not in ("create", None):
             raise ValueError(
-                f"experimental_compile() got {', '.join(sorted(unsupported))}, which Ember "
-                "does not support (GPU communicators and overlap are not implemented)"
+                "experimental_compile(): GPU communicators and overlapping GPU communication "
+                "are not supported by Ember; leave _overlap_gpu_communication and "
+                "_default_communicator unset"
             )
         if enable_asyncio:
             raise ValueError("experimental_compile(enable_asyncio=True) is not supported by Ember")
