@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 import warnings
 from typing import Any
 
@@ -64,6 +65,10 @@ def fns(ray: Any) -> Any:
 
         def pair(self, x: int) -> tuple[int, int]:
             return x, -x
+
+        def nap(self, seconds: float) -> float:
+            time.sleep(seconds)
+            return seconds
 
         def fail(self, x: Any) -> Any:
             if x < 0:
@@ -252,6 +257,20 @@ def test_in_flight_executions_are_limited(ray: Any, dag: Any, fns: Any) -> None:
         assert ray.get(first) == 1
         third = compiled.execute(3)
         assert ray.get([second, third]) == [2, 3]
+    finally:
+        compiled.teardown()
+
+
+def test_a_get_that_times_out_leaves_the_graph_usable(ray: Any, dag: Any, fns: Any) -> None:
+    actor = fns.Counter.remote()
+    with dag.InputNode() as inp:
+        graph = actor.nap.bind(inp)
+    compiled = graph.experimental_compile()
+    try:
+        slow = compiled.execute(0.5)
+        with pytest.raises(TimeoutError):
+            ray.get(slow, timeout=0.01)
+        assert ray.get(compiled.execute(0)) == 0
     finally:
         compiled.teardown()
 

@@ -203,6 +203,7 @@ class CompiledDAG:
         self._submitted = 0
         self._read = 0  # executions read off the output channels
         self._results: dict[int, list[Any]] = {}
+        self._partial: list[Any] = []  # the next execution's outputs read so far
         self._fetched: dict[int, set[int]] = {}
         self._torn_down = False
         self._lock = threading.RLock()
@@ -338,7 +339,10 @@ class CompiledDAG:
                 f"results; get() some results first, or compile with a larger "
                 "_max_buffered_results"
             )
-        values = [self._guard(ch.read, _decode, timeout) for ch in self._outputs]
+        values = self._partial  # what a read that timed out took already
+        while len(values) < len(self._outputs):
+            values.append(self._guard(self._outputs[len(values)].read, _decode, timeout))
+        self._partial = []
         index, self._read = self._read, self._read + 1
         if len(self._fetched.get(index, ())) == len(self._output_of):
             self._fetched.pop(index)  # every ref of it was dropped unread
@@ -353,17 +357,15 @@ class CompiledDAG:
             while index not in self._results:
                 self._read_execution(wait_for)
             value = self._results[index][self._output_of[position]]
-            fetched = self._fetched.setdefault(index, set())
-            fetched.add(position)
-            if len(fetched) == len(self._output_of):
-                del self._results[index], self._fetched[index]
+            self._release(index, position)
         if isinstance(value, _Failed):
             err = value.error
             raise err.as_instanceof_cause() if isinstance(err, exc.RayTaskError) else err
         return value
 
     def _release(self, index: int, position: int) -> None:
-        """A ref dropped without ``get``: its result need not be kept once read."""
+        """The result at ``position`` of execution ``index`` is taken (or its ref dropped):
+        the execution is forgotten once all of its results are."""
         with self._lock:
             fetched = self._fetched.setdefault(index, set())
             fetched.add(position)
