@@ -275,6 +275,29 @@ def test_a_get_that_times_out_leaves_the_graph_usable(ray: Any, dag: Any, fns: A
         compiled.teardown()
 
 
+def test_dag_context_sets_the_defaults_of_later_compiles(ray: Any, dag: Any, fns: Any) -> None:
+    context = dag.DAGContext.get_current()
+    assert context is dag.DAGContext.get_current()
+    assert (context.submit_timeout, context.get_timeout) == (10, 10)
+    assert context.buffer_size_bytes == 1_000_000 and context.max_inflight_executions == 10
+    actor = fns.Counter.remote()
+    with dag.InputNode() as inp:
+        graph = actor.echo.bind(inp)
+    before = context.max_inflight_executions
+    context.max_inflight_executions = 1
+    try:
+        compiled = graph.experimental_compile()
+    finally:
+        context.max_inflight_executions = before
+    try:
+        first = compiled.execute(1)
+        with pytest.raises(ray.exceptions.RayCgraphCapacityExceeded):
+            compiled.execute(2)
+        assert ray.get(first) == 1
+    finally:
+        compiled.teardown()
+
+
 def test_compiled_graph_carries_large_values(ray: Any, dag: Any, fns: Any) -> None:
     actor = fns.Counter.remote()
     with dag.InputNode() as inp:

@@ -85,8 +85,8 @@ def _echo(inbound: ChannelSpec, outbound: ChannelSpec, count: int) -> None:
 
 
 def test_two_processes_ping_pong(tmp_path: Path) -> None:
-    there = ChannelSpec.create(str(tmp_path), "there")
-    back = ChannelSpec.create(str(tmp_path), "back")
+    there = ChannelSpec.create(str(tmp_path), "there", 4096)
+    back = ChannelSpec.create(str(tmp_path), "back", 4096)
     proc = _fork.Process(target=_echo, args=(there, back, 300))
     proc.start()
     try:

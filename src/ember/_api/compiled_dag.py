@@ -43,15 +43,30 @@ from ember._api.runtime_context import get_runtime_context
 from ember._core import dag_plan
 from ember._runtime import serialization, state
 from ember._runtime.client.local import LocalRuntime
-from ember._transport.channel import DEFAULT_CAPACITY, Channel, ChannelSpec, process_alive, wait
+from ember._transport.channel import Channel, ChannelSpec, process_alive, wait
 
 if TYPE_CHECKING:
     from ember._api.actor import ActorHandle
 
-SUBMIT_TIMEOUT = 10.0  # Ray's defaults: execute and get wait this long unless told
-GET_TIMEOUT = 10.0
-MAX_INFLIGHT_EXECUTIONS = 10
-MAX_BUFFERED_RESULTS = 1000
+
+@dataclass(slots=True)
+class DAGContext:
+    """Settings of the compiled graphs compiled from now on, with Ray's defaults:
+    ``DAGContext.get_current().get_timeout = 60``. A timeout of -1 waits without a limit."""
+
+    submit_timeout: float = 10.0  # seconds execute() may wait for an input slot
+    get_timeout: float = 10.0  # seconds get() waits when it is given no timeout
+    teardown_timeout: float = 30.0  # seconds teardown() waits for each actor's loop to end
+    buffer_size_bytes: int = 1_000_000  # a channel's first size (it grows for larger values)
+    max_inflight_executions: int = 10
+    max_buffered_results: int = 1000
+
+    @staticmethod
+    def get_current() -> DAGContext:
+        return _context
+
+
+_context = DAGContext()
 
 
 @dataclass
@@ -105,10 +120,10 @@ def compile_dag(
             "does not have: execute() the graph without compiling it"
         )
     compiled = CompiledDAG(
-        submit_timeout=SUBMIT_TIMEOUT if submit_timeout is None else submit_timeout,
-        buffer_size=buffer_size_bytes or DEFAULT_CAPACITY,
-        max_inflight=max_inflight_executions or MAX_INFLIGHT_EXECUTIONS,
-        max_buffered=max_buffered_results or MAX_BUFFERED_RESULTS,
+        submit_timeout=_context.submit_timeout if submit_timeout is None else submit_timeout,
+        buffer_size=buffer_size_bytes or _context.buffer_size_bytes,
+        max_inflight=max_inflight_executions or _context.max_inflight_executions,
+        max_buffered=max_buffered_results or _context.max_buffered_results,
     )
     compiled._build(root)
     return compiled
@@ -193,6 +208,8 @@ class CompiledDAG:
         self._buffer_size = buffer_size
         self._max_inflight = max_inflight
         self._max_buffered = max_buffered
+        self._get_timeout = _context.get_timeout
+        self._teardown_timeout = _context.teardown_timeout
         self._returns_list = False
         self._actors: dict[bytes, ActorHandle[Any]] = {}
         self._pids: dict[bytes, int] = {}
@@ -353,7 +370,9 @@ class CompiledDAG:
         with self._lock:
             if self._torn_down and index not in self._results:
                 raise exc.RayChannelError("Channel closed: this compiled graph was torn down.")
-            wait_for = GET_TIMEOUT if timeout is None else (None if timeout < 0 else timeout)
+            if timeout is None:
+                timeout = self._get_timeout
+            wait_for = None if timeout < 0 else timeout
             while index not in self._results:
                 self._read_execution(wait_for)
             value = self._results[index][self._output_of[position]]
@@ -401,7 +420,7 @@ class CompiledDAG:
             if rt is not None:
                 refs = [h.__ray_call__.remote(_stop_loop, self._id) for h in self._actors.values()]
                 try:
-                    session_get(refs, timeout=10)
+                    session_get(refs, timeout=self._teardown_timeout)
                 except exc.RayError:
                     pass  # a dead actor's loop is gone with it
                 if kill_actors:

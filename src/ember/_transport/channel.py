@@ -40,7 +40,6 @@ HEADER = 64
 WRITTEN, READ, LENGTH, CLOSED, WRITER_PID, READER_PID = range(6)
 SPIN = 50e-6  # seconds an end spins on the counters before it sleeps
 PEER_CHECK = 0.5  # seconds between checks for a closed channel or a dead peer while asleep
-DEFAULT_CAPACITY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class ChannelSpec:
     ack: str
 
     @classmethod
-    def create(cls, folder: str, name: str, capacity: int = DEFAULT_CAPACITY) -> ChannelSpec:
+    def create(cls, folder: str, name: str, capacity: int) -> ChannelSpec:
         spec = cls(*(os.path.join(folder, f"{name}.{part}") for part in ("buf", "data", "ack")))
         fd = os.open(spec.buffer, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:

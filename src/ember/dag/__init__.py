@@ -5,7 +5,7 @@
 into a ``CompiledDAG`` that runs over shared-memory channels.
 """
 
-from ember._api.compiled_dag import CompiledDAG, CompiledDAGRef
+from ember._api.compiled_dag import CompiledDAG, CompiledDAGRef, DAGContext
 from ember._api.dag import (
     ClassMethodNode,
     ClassNode,
@@ -22,6 +22,7 @@ __all__ = [
     "ClassNode",
     "CompiledDAG",
     "CompiledDAGRef",
+    "DAGContext",
     "DAGInputData",
     "DAGNode",
     "FunctionNode",
