@@ -418,9 +418,14 @@ class CompiledDAG:
             self._close()
             rt = state.current()
             if rt is not None:
-                refs = [h.__ray_call__.remote(_stop_loop, self._id) for h in self._actors.values()]
+                refs = [
+                    h.__ray_call__.remote(_stop_loop, self._id, self._teardown_timeout)
+                    for h in self._actors.values()
+                ]
                 try:
-                    session_get(refs, timeout=self._teardown_timeout)
+                    session_get(
+                        refs, None if self._teardown_timeout < 0 else self._teardown_timeout
+                    )
                 except exc.RayError:
                     pass  # a dead actor's loop is gone with it
                 if kill_actors:
@@ -529,15 +534,16 @@ def _start_loop(instance: Any, dag_id: str, plan: _ActorPlan, specs: list[Channe
     thread.start()
 
 
-def _stop_loop(instance: Any, dag_id: str) -> None:
+def _stop_loop(instance: Any, dag_id: str, timeout: float = 10.0) -> None:
     entry = _loops.pop(dag_id, None)
     if entry is not None:
         thread, channels = entry
         for ch in channels:
             ch.close()
-        thread.join(10)
-        for ch in channels:
-            ch.detach()
+        thread.join(None if timeout < 0 else timeout)
+        if not thread.is_alive():  # else a method still runs: it may yet use them
+            for ch in channels:
+                ch.detach()
 
 
 def _run_loop(

@@ -165,6 +165,8 @@ class Channel:
 
     def close(self) -> None:
         """Mark the channel closed and wake both ends: every wait on it then raises."""
+        if self._fd < 0:  # detached: closed already
+            return
         self._hdr[CLOSED] = 1
         _signal(self._data)
         _signal(self._ack)
