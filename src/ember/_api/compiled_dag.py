@@ -491,12 +491,16 @@ class CompiledDAGRef:
 _live: weakref.WeakSet[CompiledDAG] = weakref.WeakSet()
 
 
-def _teardown_all() -> None:
+def _close_all() -> None:
+    """At shutdown: close every graph's channels without waiting for its actors (a busy one
+    would hold shutdown up); each loop ends at its next wait, or with its process."""
     for compiled in list(_live):
-        compiled.teardown()
+        with compiled._lock:
+            if not compiled._torn_down:
+                compiled._close()
 
 
-session.before_shutdown.append(_teardown_all)
+session.before_shutdown.append(_close_all)
 
 
 def session_get(refs: list[Any], timeout: float | None = None) -> list[Any]:
