@@ -7,10 +7,12 @@ tests on Ray), so that Ray's classes are the ones its compiler checks for.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -245,34 +247,35 @@ def test_compiled_graph_error_surfaces_at_get_and_the_graph_goes_on(
         compiled.teardown()
 
 
+@contextlib.contextmanager
+def compiled_call(dag: Any, method: Any, **options: Any) -> Iterator[Any]:
+    """A compiled graph of one actor method given the input, torn down afterwards."""
+    with dag.InputNode() as inp:
+        graph = method.bind(inp)
+    compiled = graph.experimental_compile(**options)
+    try:
+        yield compiled
+    finally:
+        compiled.teardown()
+
+
 def test_in_flight_executions_are_limited(ray: Any, dag: Any, fns: Any) -> None:
     actor = fns.Counter.remote()
-    with dag.InputNode() as inp:
-        graph = actor.echo.bind(inp)
-    compiled = graph.experimental_compile(_max_inflight_executions=2)
-    try:
+    with compiled_call(dag, actor.echo, _max_inflight_executions=2) as compiled:
         first, second = compiled.execute(1), compiled.execute(2)
         with pytest.raises(ray.exceptions.RayCgraphCapacityExceeded):
             compiled.execute(3)
         assert ray.get(first) == 1
         third = compiled.execute(3)
         assert ray.get([second, third]) == [2, 3]
-    finally:
-        compiled.teardown()
 
 
 def test_a_get_that_times_out_leaves_the_graph_usable(ray: Any, dag: Any, fns: Any) -> None:
-    actor = fns.Counter.remote()
-    with dag.InputNode() as inp:
-        graph = actor.nap.bind(inp)
-    compiled = graph.experimental_compile()
-    try:
+    with compiled_call(dag, fns.Counter.remote().nap) as compiled:
         slow = compiled.execute(0.5)
         with pytest.raises(TimeoutError):
             ray.get(slow, timeout=0.01)
         assert ray.get(compiled.execute(0)) == 0
-    finally:
-        compiled.teardown()
 
 
 def test_dag_context_sets_the_defaults_of_later_compiles(ray: Any, dag: Any, fns: Any) -> None:
@@ -280,35 +283,23 @@ def test_dag_context_sets_the_defaults_of_later_compiles(ray: Any, dag: Any, fns
     assert context is dag.DAGContext.get_current()
     assert (context.submit_timeout, context.get_timeout) == (10, 10)
     assert context.buffer_size_bytes == 1_000_000 and context.max_inflight_executions == 10
-    actor = fns.Counter.remote()
-    with dag.InputNode() as inp:
-        graph = actor.echo.bind(inp)
-    before = context.max_inflight_executions
     context.max_inflight_executions = 1
     try:
-        compiled = graph.experimental_compile()
+        with compiled_call(dag, fns.Counter.remote().echo) as compiled:
+            context.max_inflight_executions = 10  # read at compile time only
+            first = compiled.execute(1)
+            with pytest.raises(ray.exceptions.RayCgraphCapacityExceeded):
+                compiled.execute(2)
+            assert ray.get(first) == 1
     finally:
-        context.max_inflight_executions = before
-    try:
-        first = compiled.execute(1)
-        with pytest.raises(ray.exceptions.RayCgraphCapacityExceeded):
-            compiled.execute(2)
-        assert ray.get(first) == 1
-    finally:
-        compiled.teardown()
+        context.max_inflight_executions = 10
 
 
 def test_compiled_graph_carries_large_values(ray: Any, dag: Any, fns: Any) -> None:
-    actor = fns.Counter.remote()
-    with dag.InputNode() as inp:
-        graph = actor.echo.bind(inp)
-    compiled = graph.experimental_compile()
-    try:
+    with compiled_call(dag, fns.Counter.remote().echo) as compiled:
         big = b"x" * (3 << 20)  # more than the 1 MB a channel starts with
         assert ray.get(compiled.execute(big)) == big
         assert ray.get(compiled.execute(b"small")) == b"small"
-    finally:
-        compiled.teardown()
 
 
 def test_teardown_frees_the_actor_for_calls_and_another_graph(ray: Any, dag: Any, fns: Any) -> None:
