@@ -47,6 +47,9 @@ __all__ = [
     "BlockedTasksLimitExceeded",
     "CrossLanguageError",
     "UnserializableException",
+    "RayChannelError",
+    "RayChannelTimeoutError",
+    "RayCgraphCapacityExceeded",
 ]
 
 
@@ -695,3 +698,16 @@ class CrossLanguageError(RayError):
 
     def __init__(self, message: str = "An error was raised by code in another language.") -> None:
         super().__init__(message)
+
+
+class RayChannelError(RaySystemError):
+    """A compiled graph's channel failed: it was closed (``teardown``), or the process at its
+    other end died."""
+
+
+class RayChannelTimeoutError(RayChannelError, TimeoutError):
+    """A compiled graph's ``execute`` or ``get`` waited longer than its timeout."""
+
+
+class RayCgraphCapacityExceeded(RaySystemError):
+    """A compiled graph holds as many results as it may buffer: ``get`` some first."""

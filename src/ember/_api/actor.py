@@ -15,6 +15,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
 from ember._api.session import runtime
 from ember._core.resources import shape_of
 from ember._runtime import serialization, state
@@ -47,7 +48,7 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
         opts = dict(getattr(fn, "__ember_method_options__", {}))
         opts["is_async"] = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         table[name] = opts
-    for special in ("__ray_ready__", "__ray_terminate__"):
+    for special in ("__ray_ready__", "__ray_terminate__", "__ray_call__"):
         table[special] = {"is_async": False}
     return table
 
@@ -75,6 +76,10 @@ class ActorClass(Generic[_C]):
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._remote(args, kwargs, self._options)
+
+    def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
+        """A node of a lazy graph that creates this actor (``ember.dag``)."""
+        return ClassNode(self, args, kwargs, self._options)
 
     def options(self, **options: Any) -> _BoundClass[_C]:
         checked = opts_mod.validate_actor_options(options, in_options=True)
@@ -147,6 +152,9 @@ class _BoundClass(Generic[_C]):
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._cls._remote(args, kwargs, self._options)
 
+    def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
+        return ClassNode(self._cls, args, kwargs, self._options)
+
 
 class ActorHandle(Generic[_C]):
     """A reference to a running actor; its methods are called with ``.method.remote(...)``."""
@@ -216,6 +224,10 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote(args, kwargs, self._opts)
 
+    def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
+        """A node of a lazy graph that calls this method (``ember.dag``)."""
+        return bind_actor_method(self._handle, self._name, {}, args, kwargs)
+
     def options(self, **options: Any) -> _BoundMethod:
         checked = opts_mod.validate_method_options(options, in_options=True)
         return _BoundMethod(self, {**self._opts, **checked})
@@ -248,3 +260,6 @@ class _BoundMethod:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._method._remote(args, kwargs, self._opts)
+
+    def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
+        return bind_actor_method(self._method._handle, self._method._name, self._opts, args, kwargs)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ov
 
 from ember import exceptions
 from ember._api.actor import ActorClass, ActorHandle
+from ember._api.compiled_dag import CompiledDAGRef
 from ember._api.options import validate_actor_options, validate_task_options
 from ember._api.remote_function import RemoteFunction
 from ember._api.session import runtime
@@ -82,6 +83,12 @@ def get(refs: ObjectRef[_T], *, timeout: float | None = None) -> _T: ...
 def get(refs: Sequence[ObjectRef[_T]], *, timeout: float | None = None) -> list[_T]: ...
 def get(refs: Any, *, timeout: float | None = None) -> Any:
     """Wait for and return the value of a ref, or the values of a list of refs, in order."""
+    if isinstance(refs, CompiledDAGRef):  # its timeout may be -1: wait without a limit
+        return refs.get(timeout)
+    if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], CompiledDAGRef):
+        if not all(isinstance(r, CompiledDAGRef) for r in refs):
+            raise ValueError("get() takes CompiledDAGRefs or ObjectRefs, not both in one list")
+        return [r.get(timeout) for r in refs]
     _check_timeout(timeout)
     if isinstance(refs, ObjectRef):
         return runtime().get([refs], timeout)[0]

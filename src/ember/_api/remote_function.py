@@ -18,6 +18,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.dag import FunctionNode
 from ember._api.session import runtime
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
@@ -62,6 +63,10 @@ class RemoteFunction(Generic[_P, _Out]):
         """The same function with some options changed for the calls made through it."""
         checked = opts_mod.validate_task_options(options, in_options=True)
         return _BoundFunction(self, {**self._options, **checked})
+
+    def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
+        """A node of a lazy graph that calls this function (``ember.dag``)."""
+        return FunctionNode(self, args, kwargs, self._options)
 
     def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
         if self._fn_id is None:
@@ -143,6 +148,9 @@ class _BoundFunction(Generic[_P, _Out]):
     def remote(self, *args: Any, **kwargs: Any) -> _Out: ...
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._fn._remote(args, kwargs, self._options)
+
+    def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
+        return FunctionNode(self._fn, args, kwargs, self._options)
 
 
 def _rebuild(

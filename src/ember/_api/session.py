@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
@@ -222,9 +223,15 @@ def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreC
     )
 
 
+# Called first by shutdown(), while the runtime still runs (compiled graphs end their loops).
+before_shutdown: list[Callable[[], None]] = []
+
+
 def shutdown() -> None:
     """Disconnect, and stop the node and workers that init() started."""
     global _node
+    for hook in before_shutdown if state.current() is not None else ():
+        hook()
     with _lock:
         rt = state.current()
         state.set_current(None)

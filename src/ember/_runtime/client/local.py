@@ -195,6 +195,8 @@ class LocalRuntime:
             fn: Any = lambda: True
         elif method == "__ray_terminate__":
             fn = lambda: self.kill_actor(actor_id, True)
+        elif method == "__ray_call__":
+            fn = lambda call, *a, **kw: call(instance, *a, **kw)
         else:
             fn = getattr(instance, method)
         return self._run(fn, method, args, kwargs, num_returns, actor_id)

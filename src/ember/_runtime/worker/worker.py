@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-_SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+_SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__", "__ray_call__"}
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
@@ -514,6 +514,8 @@ class Worker:
     def _special(self, name: str) -> Any:
         if name == "__ray_ready__":
             return lambda: True
+        if name == "__ray_call__":  # fn(actor instance, *args): Ray's way to run code there
+            return lambda fn, *args, **kwargs: fn(self.actor, *args, **kwargs)
 
         def terminate() -> None:
             self.client.node.send(
