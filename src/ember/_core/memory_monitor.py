@@ -1,0 +1,126 @@
+"""The memory monitor's decisions: when a node runs short of memory, which workers to kill.
+
+Theory of operation (Ray 2.60's default, time-based policy): the node samples the memory in
+use every ``memory_monitor_refresh_ms``. Once it passes the threshold (``memory_usage_threshold``
+of the total, or the total less ``min_memory_free_bytes`` when that is larger), the workers
+running tasks or actors are ordered retriable first (killing them loses no work: they run
+again), then the most recently granted first (they have done the least), and taken in that
+order until their memory covers what must be freed: down to the threshold, less a buffer (5%
+of the total, at most ``max_kill_memory_buffer_bytes``), so that the node does not hover at
+the edge and kill again at once. Workers that hold no lease (idle) are never chosen, nor is
+any other process. While a chosen worker is still alive nothing more is chosen: its memory
+is not free yet, and the next sample would otherwise pick another victim for the same excess.
+
+This module decides and nothing else: the node samples, builds the candidates, kills the
+chosen ones and tells their owners why (``describe_kill``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from ember._protocol.records import record
+
+DEFAULT_USAGE_THRESHOLD = 0.95
+DEFAULT_REFRESH_MS = 250
+KILL_BUFFER_FRACTION = 0.05
+DEFAULT_MAX_KILL_BUFFER_BYTES = 3 << 30
+_GB = 1e9
+
+
+@record
+class MemoryUsage:
+    """A sample of the node's memory: bytes in use (not reclaimable) and the total."""
+
+    used: int
+    total: int
+
+
+@record
+class Candidate:
+    """A worker the monitor may kill: ``order`` grows with the time its newest lease was
+    granted; ``used`` is its own memory (resident, not shared), in bytes."""
+
+    worker_id: bytes
+    pid: int
+    retriable: bool
+    order: int
+    used: int
+
+
+def threshold_bytes(total: int, fraction: float, min_free_bytes: int = -1) -> int:
+    """Memory use above which the monitor kills; ``min_free_bytes`` -1: the fraction alone."""
+    by_fraction = int(total * fraction)
+    if min_free_bytes < 0:
+        return by_fraction
+    return max(by_fraction, total - min_free_bytes)
+
+
+def kill_buffer_bytes(total: int, max_buffer_bytes: int = DEFAULT_MAX_KILL_BUFFER_BYTES) -> int:
+    return max(0, min(int(total * KILL_BUFFER_FRACTION), max_buffer_bytes))
+
+
+class MemoryMonitor:
+    def __init__(
+        self,
+        usage_threshold: float = DEFAULT_USAGE_THRESHOLD,
+        min_free_bytes: int = -1,
+        max_kill_buffer_bytes: int = DEFAULT_MAX_KILL_BUFFER_BYTES,
+    ) -> None:
+        if not 0.0 <= usage_threshold <= 1.0:
+            raise ValueError(
+                f"memory_usage_threshold must be between 0 and 1, got {usage_threshold!r}"
+            )
+        self.usage_threshold = usage_threshold
+        self.min_free_bytes = min_free_bytes
+        self.max_kill_buffer_bytes = max_kill_buffer_bytes
+        self._killing: set[bytes] = set()  # chosen, not known dead yet
+
+    def threshold(self, total: int) -> int:
+        return threshold_bytes(total, self.usage_threshold, self.min_free_bytes)
+
+    def over(self, usage: MemoryUsage) -> bool:
+        return usage.used > self.threshold(usage.total)
+
+    def choose(
+        self, usage: MemoryUsage, candidates: Sequence[Candidate], alive: Collection[bytes]
+    ) -> list[Candidate]:
+        """The workers to kill now (none if memory is below the threshold, or while a worker
+        chosen before is still in ``alive``, the ids of live worker processes)."""
+        self._killing.intersection_update(alive)
+        if self._killing or not self.over(usage):
+            return []
+        to_free = (
+            usage.used
+            - self.threshold(usage.total)
+            + kill_buffer_bytes(usage.total, self.max_kill_buffer_bytes)
+        )
+        chosen: list[Candidate] = []
+        for c in sorted(candidates, key=lambda c: (not c.retriable, -c.order)):
+            if to_free <= 0:
+                break
+            chosen.append(c)
+            to_free -= c.used
+        self._killing.update(c.worker_id for c in chosen)
+        return chosen
+
+
+def describe_kill(
+    usage: MemoryUsage, usage_threshold: float, victim: Candidate, node: str, killed: int = 1
+) -> str:
+    """What the owner of a killed worker's task or actor is told (Ray's message, with the
+    node's numbers and what to do)."""
+    others = f" ({killed} workers were killed at once)" if killed > 1 else ""
+    return (
+        "Task was killed due to the node running low on memory.\n"
+        f"Memory on the node ({node}) where the task was running was "
+        f"{usage.used / _GB:.2f}GB / {usage.total / _GB:.2f}GB "
+        f"({usage.used / usage.total:.6f}), which exceeds the memory usage threshold of "
+        f"{usage_threshold:g}. Ember killed this worker (ID: {victim.worker_id.hex()}, pid "
+        f"{victim.pid}, memory used {victim.used / _GB:.2f}GB) because it was the most "
+        f"recently scheduled {'retriable ' if victim.retriable else ''}task{others}.\n"
+        "Consider provisioning more memory on this node or reducing task parallelism by "
+        "requesting more CPUs per task. To adjust the kill threshold, set the environment "
+        "variable `RAY_memory_usage_threshold` when starting Ember. To disable worker "
+        "killing, set the environment variable `RAY_memory_monitor_refresh_ms` to zero."
+    )
