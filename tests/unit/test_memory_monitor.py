@@ -8,7 +8,6 @@ from ember._core.memory_monitor import (
     Candidate,
     MemoryMonitor,
     MemoryUsage,
-    describe_kill,
     kill_buffer_bytes,
     threshold_bytes,
 )
@@ -95,10 +94,11 @@ def test_no_candidates_no_kill() -> None:
 
 
 def test_the_message_names_the_numbers_and_what_to_do() -> None:
-    usage = MemoryUsage(used=96 * 10**9, total=100 * 10**9)
-    text = describe_kill(usage, 0.95, cand("w", True, 1, used=3 * 10**9), "IP: 10.0.0.1")
-    assert "running low on memory" in text
-    assert "96.00GB / 100.00GB (0.960000)" in text
-    assert "memory usage threshold of 0.95" in text
-    assert "IP: 10.0.0.1" in text
+    mon = MemoryMonitor(0.95)
+    usage = MemoryUsage(used=96 * GB, total=TOTAL)
+    text = mon.describe(usage, cand("w", True, 1, used=3 * GB), "IP: 10.0.0.1", killed=1)
+    assert text.startswith("1 worker(s) were killed due to the node running low on memory.")
+    assert "was 96.00GB used / 100.00GB limit (0.960000)" in text
+    assert f"Memory usage {96 * GB}B exceeded threshold of {int(TOTAL * 0.95)}B (95.0%" in text
+    assert "IP: 10.0.0.1" in text and "retriable task" in text
     assert "RAY_memory_usage_threshold" in text and "RAY_memory_monitor_refresh_ms" in text

@@ -42,6 +42,7 @@ def task(retries: int = 0, shape: Any = CPU1, strategy: Any = None) -> Task:
     t.name = "f"
     t.job = b""
     t.retries_left = retries
+    t.retriable = retries != 0
     return t
 
 
@@ -202,14 +203,14 @@ def test_an_unreachable_worker_gives_its_lease_back_as_failed_and_asks_again() -
 
 def test_a_worker_crash_retries_the_running_task_and_requeues_the_one_behind_for_free() -> None:
     m = TaskLeases()
-    a, b = task(retries=2), task(retries=0)
+    a, b = task(retries=2), task(retries=1)
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     lease = grant(m, asks[0], 1, saturated=True)[0].lease
     assert m.leases_of(lease.peer) == [lease]
     out = m.worker_lost(lease)
     # Both queue again: one more lease wanted beside the request still open for b.
     assert out == [ReturnLease(lease, True), AskLease(asks[0].key, 3, None, False)]
-    assert a.retries_left == 1 and b.retries_left == 0  # b most likely never ran
+    assert a.retries_left == 1 and b.retries_left == 1  # b most likely never ran
     assert list(asks[0].key.queue) == [a, b]
     assert m.worker_lost(lease) == []  # (reported once)
 
@@ -432,3 +433,11 @@ def test_use_retry() -> None:
     assert t.use_retry() and t.retries_left == -1
     t.cancelled = True
     assert not t.use_retry()
+
+
+def test_tasks_with_and_without_retries_left_do_not_share_leases() -> None:
+    """So that the node's memory monitor knows which workers run tasks that would run again."""
+    m = TaskLeases()
+    a, b = task(retries=1), task(retries=0)
+    ka, kb = of(AskLease, m.submit(a))[0].key, of(AskLease, m.submit(b))[0].key
+    assert ka is not kb and ka.retriable and not kb.retriable

@@ -12,7 +12,7 @@ any other process. While a chosen worker is still alive nothing more is chosen: 
 is not free yet, and the next sample would otherwise pick another victim for the same excess.
 
 This module decides and nothing else: the node samples, builds the candidates, kills the
-chosen ones and tells their owners why (``describe_kill``).
+chosen ones and tells their owners why (``describe``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DEFAULT_USAGE_THRESHOLD = 0.95
 DEFAULT_REFRESH_MS = 250
 KILL_BUFFER_FRACTION = 0.05
 DEFAULT_MAX_KILL_BUFFER_BYTES = 3 << 30
-_GB = 1e9
+_GIB = 1 << 30
 
 
 @record
@@ -104,23 +104,23 @@ class MemoryMonitor:
         self._killing.update(c.worker_id for c in chosen)
         return chosen
 
-
-def describe_kill(
-    usage: MemoryUsage, usage_threshold: float, victim: Candidate, node: str, killed: int = 1
-) -> str:
-    """What the owner of a killed worker's task or actor is told (Ray's message, with the
-    node's numbers and what to do)."""
-    others = f" ({killed} workers were killed at once)" if killed > 1 else ""
-    return (
-        "Task was killed due to the node running low on memory.\n"
-        f"Memory on the node ({node}) where the task was running was "
-        f"{usage.used / _GB:.2f}GB / {usage.total / _GB:.2f}GB "
-        f"({usage.used / usage.total:.6f}), which exceeds the memory usage threshold of "
-        f"{usage_threshold:g}. Ember killed this worker (ID: {victim.worker_id.hex()}, pid "
-        f"{victim.pid}, memory used {victim.used / _GB:.2f}GB) because it was the most "
-        f"recently scheduled {'retriable ' if victim.retriable else ''}task{others}.\n"
-        "Consider provisioning more memory on this node or reducing task parallelism by "
-        "requesting more CPUs per task. To adjust the kill threshold, set the environment "
-        "variable `RAY_memory_usage_threshold` when starting Ember. To disable worker "
-        "killing, set the environment variable `RAY_memory_monitor_refresh_ms` to zero."
-    )
+    def describe(self, usage: MemoryUsage, victim: Candidate, node: str, killed: int) -> str:
+        """What the owner of a killed worker's task or actor is told: Ray's message, with the
+        node's numbers and what to do."""
+        threshold = self.threshold(usage.total)
+        kind = "retriable task" if victim.retriable else "task"
+        return (
+            f"{killed} worker(s) were killed due to the node running low on memory. Memory on "
+            f"the node ({node}) was {usage.used / _GIB:.2f}GB used / {usage.total / _GIB:.2f}GB "
+            f"limit ({usage.used / usage.total:.6f})\n"
+            f"OOM kill reason: Memory usage {usage.used}B exceeded threshold of {threshold}B "
+            f"({100 * threshold / usage.total:.1f}% of {usage.total}B limit)\n"
+            f"Ember killed this worker (ID: {victim.worker_id.hex()}, pid {victim.pid}, memory "
+            f"used {victim.used / _GIB:.2f}GB) because it was the most recently granted {kind}.\n"
+            "Consider provisioning more memory on this node or reducing task parallelism by "
+            "requesting more CPUs per task. Set max_retries (for an actor, max_restarts and "
+            "max_task_retries) to run it again when it is killed for memory. To adjust the kill "
+            "threshold, set the environment variable `RAY_memory_usage_threshold` when starting "
+            "Ember. To disable worker killing, set the environment variable "
+            "`RAY_memory_monitor_refresh_ms` to zero."
+        )

@@ -111,6 +111,7 @@ class _Request:
     dedicated: bool
     movable: bool = False  # may still spill to another node
     job: bytes = b""
+    retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class _Lease:
     dedicated: bool
     blocked: bool = False
     revoked: bool = False
+    retriable: bool = True
 
 
 @dataclass
@@ -176,6 +178,7 @@ class LeaseScheduler:
         strategy: object = None,
         spilled: bool = False,
         job: bytes = b"",
+        retriable: bool = True,
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -185,7 +188,9 @@ class LeaseScheduler:
                 return [Refuse(client, rid, target.message)]
             if target is not None:
                 return [Spill(client, rid, target)]
-        req = _Request(client, rid, shape, what, dedicated, movable and not pinned(strategy), job)
+        req = _Request(
+            client, rid, shape, what, dedicated, movable and not pinned(strategy), job, retriable
+        )
         actions: list[Action] = []
         if not self.resources.feasible(shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
@@ -372,6 +377,15 @@ class LeaseScheduler:
             r.client == client for r in self._queue
         )
 
+    def busy_workers(self) -> dict[bytes, tuple[bool, int]]:
+        """The workers that hold leases: whether every task they run may run again, and
+        their newest lease (ids grow in the order leases are granted)."""
+        out: dict[bytes, tuple[bool, int]] = {}
+        for lease in self._leases.values():
+            retriable, newest = out.get(lease.worker_id, (True, 0))
+            out[lease.worker_id] = (retriable and lease.retriable, max(newest, lease.lease_id))
+        return out
+
     def idle_workers(self) -> list[bytes]:
         return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
 
@@ -412,7 +426,14 @@ class LeaseScheduler:
                 waiting_for_worker.append(alloc)
                 remaining.append(req)
                 continue
-            lease = _Lease(next(self._lease_ids), req.client, worker_id, alloc, req.dedicated)
+            lease = _Lease(
+                next(self._lease_ids),
+                req.client,
+                worker_id,
+                alloc,
+                req.dedicated,
+                retriable=req.retriable,
+            )
             self._leases[lease.lease_id] = lease
             worker = self._workers[worker_id]
             worker.leases.add(lease.lease_id)

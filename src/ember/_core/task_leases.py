@@ -60,6 +60,7 @@ class Task:
         "started",
         "cancelled",
         "retries_left",
+        "retriable",
     )
 
     # Set by whoever makes the task:
@@ -75,6 +76,7 @@ class Task:
         self.started = False  # known to run: its worker refused to hand it back
         self.cancelled = False
         self.retries_left = 0  # -1: no limit
+        self.retriable = False  # submitted with max_retries != 0 (it may run again)
 
     def use_retry(self) -> bool:
         """Whether the task may run again after a failure, using one of its retries if so."""
@@ -132,9 +134,10 @@ class Key:
         "requests",
         "saturated",
         "taking_back",
+        "retriable",
     )
 
-    def __init__(self, shape: Shape, strategy: Any, describe: str) -> None:
+    def __init__(self, shape: Shape, strategy: Any, describe: str, retriable: bool = True) -> None:
         self.shape = shape
         self.strategy = strategy
         self.spread = strategy == "SPREAD"  # one task per lease: each is placed on its own
@@ -149,6 +152,8 @@ class Key:
         self.requests: set[int] = set()  # lease requests not answered yet
         self.saturated = False  # the node said it has no room for another lease of this shape
         self.taking_back: set[bytes] = set()  # queued behind another task, asked back
+        # Its tasks may run again: the node's memory monitor kills such workers first.
+        self.retriable = retriable
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -253,9 +258,15 @@ _NONE: list[Action] = []  # returned when there is nothing to do; never appended
 
 
 def key_id(task: Task) -> Any:
-    """Tasks share leases when they have the same shape and the same placement."""
+    """Tasks share leases when they have the same shape and the same placement, and either
+    all may run again or none may (so the node knows which workers it may kill at less cost
+    when memory runs short)."""
     strategy = task.strategy
-    return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
+    return (
+        task.shape,
+        tuple(strategy) if isinstance(strategy, list) else strategy,
+        task.retriable,
+    )
 
 
 class TaskLeases:
@@ -500,7 +511,7 @@ class TaskLeases:
         kid = key_id(task)
         key = self._keys.get(kid)
         if key is None:
-            key = self._keys[kid] = Key(task.shape, task.strategy, task.name)
+            key = self._keys[kid] = Key(task.shape, task.strategy, task.name, kid[2])
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)

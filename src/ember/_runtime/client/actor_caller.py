@@ -278,6 +278,7 @@ class ActorCaller:
         task, actor = ask.task, ask.actor
 
         def answered(answer: m.Answer) -> None:
+            error: exc.RayError
             if not isinstance(answer, m.ActorEnded):
                 error = _death(actor, answer)
             else:
@@ -307,12 +308,15 @@ class ActorCaller:
         self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
 
 
-def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
+def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError | exc.OutOfMemoryError:
     """The error for calls to an actor the node reports dead, with the constructor's
-    exception as the cause when that is why."""
+    exception as the cause when that is why (OutOfMemoryError, as in Ray, when the memory
+    monitor killed it)."""
     if not isinstance(answer, m.Reply) or answer.error is None:
         return died(actor, f"dead (unexpected answer {answer!r:.100})")
     reason = answer.error[1]
+    if answer.kind is m.ErrorKind.OUT_OF_MEMORY:
+        return exc.OutOfMemoryError(reason)
     cause: Any = reason
     if isinstance(answer.value, bytes):
         try:

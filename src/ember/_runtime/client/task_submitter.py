@@ -141,6 +141,7 @@ class TaskSubmitter:
         task.shape = shape
         task.strategy = strategy
         task.retries_left = max_retries
+        task.retriable = max_retries != 0
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()
@@ -279,6 +280,7 @@ class TaskSubmitter:
                 strategy=key.strategy,
                 spilled=ask.spilled,
                 job_id=key.job,
+                retriable=key.retriable,
             ),
             lambda reply: self._on_lease(key, req, reply, via),
         )
@@ -455,12 +457,16 @@ class TaskSubmitter:
 
         def answered(answer: m.Answer) -> None:
             end = answer if isinstance(answer, m.WorkerExited) else m.WorkerExited(rid=0)
-            error = exc.WorkerCrashedError(
-                task_name=task.name,
-                pid=end.pid,
-                exit_code=end.code,
-                log_path=end.log or None,
-                log_note=end.log_note or None,
+            error: exc.RayError = (
+                exc.OutOfMemoryError(end.oom)
+                if end.oom
+                else exc.WorkerCrashedError(
+                    task_name=task.name,
+                    pid=end.pid,
+                    exit_code=end.code,
+                    log_path=end.log or None,
+                    log_note=end.log_note or None,
+                )
             )
             with self._lock:
                 if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)

@@ -76,6 +76,7 @@ class WorkerProc:
     log_path: str
     client: _Client | None = None  # once it has connected
     actor_id: bytes = b""  # the actor it hosts, if any
+    oom: str = ""  # why the memory monitor killed it, if it did
 
 
 class WorkerPool:
@@ -147,9 +148,12 @@ class WorkerPool:
         assert w.client is not None
         return w.client.conn
 
-    def kill(self, worker_id: bytes) -> None:
+    def kill(self, worker_id: bytes, oom: str = "") -> None:
+        """End a worker's process; ``oom``: the memory monitor's reason, told to whoever asks
+        how it ended."""
         w = self.workers.get(worker_id)
         if w is not None:
+            w.oom = w.oom or oom
             with contextlib.suppress(OSError):
                 w.proc.kill()
 
@@ -220,17 +224,19 @@ class WorkerPool:
                     code=w.proc.returncode,
                     log=w.log_path,
                     log_note=describe_logs(w.log_path, session_dir),
+                    oom=w.oom,
                 )
             ),
         )
 
     def process_end(self, w: WorkerProc) -> str:
         """How an actor's process ended, for its death or restart."""
-        return (
+        end = (
             f"its worker process (pid {w.proc.pid}, log "
             f"{describe_logs(w.log_path, self.node.session_dir)}) "
             f"{exc.describe_exit(w.proc.returncode)}"
         )
+        return f"{end}, by the memory monitor. {w.oom.rstrip('.')}" if w.oom else end
 
     def stop_all(self) -> None:
         """Kill every worker process this node started and wait for them (the node ends)."""
