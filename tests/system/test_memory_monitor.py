@@ -126,6 +126,22 @@ def test_a_retriable_task_is_killed_first_and_runs_again(start_ember, low_thresh
     assert ray.get(other, timeout=T) == "finished"
 
 
+def test_kills_for_memory_do_not_use_max_retries(start_ember, low_threshold, tmp_path):
+    """As in Ray: a task with max_retries != 0 runs again after each kill by the memory
+    monitor on a budget of its own (``task_oom_retries``, no limit by default)."""
+    ray = start_ember(num_cpus=2)
+    runs = tmp_path / "runs"
+
+    @ray.remote(max_retries=1)
+    def hog(cap: int) -> int:
+        with runs.open("a") as f:
+            f.write("x")
+        n = len(runs.read_text())
+        return n if n > 2 else len(hold_memory(cap))
+
+    assert ray.get(hog.remote(low_threshold), timeout=2 * T) == 3  # killed twice
+
+
 def test_an_actor_killed_for_memory_fails_its_call_with_out_of_memory_error(
     start_ember, low_threshold
 ):

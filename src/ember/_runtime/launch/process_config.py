@@ -87,6 +87,21 @@ def read_config(kind: type[Config]) -> Config:
     return config
 
 
+def setting(value: float | None, name: str, default: float) -> float:
+    """A setting given to the process, else from the environment under Ember's name or
+    Ray's (``EMBER_TASK_OOM_RETRIES``, ``RAY_task_oom_retries``), else ``default``."""
+    if value is not None:
+        return value
+    for var in (f"EMBER_{name.upper()}", f"RAY_{name}"):
+        text = os.environ.get(var)
+        if text:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{var} must be a number, got {text!r}") from None
+    return default
+
+
 def system_config(settings: dict[str, Any] | None) -> dict[str, Any]:
     """The node settings among ``init(_system_config=...)``, checked."""
     out: dict[str, Any] = {}

@@ -23,6 +23,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ember._core import memory_monitor as mm
+from ember._runtime.launch.process_config import setting
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
@@ -30,20 +31,6 @@ if TYPE_CHECKING:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _CGROUP_V2 = "/sys/fs/cgroup"
 _CGROUP_V1 = "/sys/fs/cgroup/memory"
-
-
-def setting(value: float | None, name: str, default: float) -> float:
-    """A setting given to the node, else from the environment (Ember's name, then Ray's)."""
-    if value is not None:
-        return value
-    for var in (f"EMBER_{name.upper()}", f"RAY_{name}"):
-        text = os.environ.get(var)
-        if text:
-            try:
-                return float(text)
-            except ValueError:
-                raise ValueError(f"{var} must be a number, got {text!r}") from None
-    return default
 
 
 def _read(path: str) -> str | None:
