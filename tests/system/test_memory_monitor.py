@@ -142,6 +142,18 @@ def test_kills_for_memory_do_not_use_max_retries(start_ember, low_threshold, tmp
     assert ray.get(hog.remote(low_threshold), timeout=2 * T) == 3  # killed twice
 
 
+def test_the_legacy_policy_does_not_retry_an_owner_s_last_task(
+    start_ember, low_threshold, monkeypatch
+):
+    """With RAY_worker_killing_policy_by_group (Ray's policy before 2.56), the only task of
+    its owner is killed without a retry: it would only use the memory again."""
+    monkeypatch.setenv("RAY_worker_killing_policy_by_group", "1")
+    ray = start_ember(num_cpus=2)
+    hog = ray.remote(max_retries=3)(hold_memory)
+    with pytest.raises(ray.exceptions.OutOfMemoryError):
+        ray.get(hog.remote(low_threshold), timeout=T)
+
+
 def test_an_actor_killed_for_memory_fails_its_call_with_out_of_memory_error(
     start_ember, low_threshold
 ):

@@ -6,6 +6,7 @@ import pytest
 
 from ember._core.memory_monitor import (
     Candidate,
+    Kill,
     MemoryMonitor,
     MemoryUsage,
     kill_buffer_bytes,
@@ -16,12 +17,12 @@ GB = 1 << 30
 TOTAL = 100 * GB
 
 
-def cand(name: str, retriable: bool, order: int, used: int = 10 * GB) -> Candidate:
-    return Candidate(name.encode(), pid=order, retriable=retriable, order=order, used=used)
+def cand(name: str, retriable: bool, order: int, used: int = 10 * GB, owner: str = "") -> Candidate:
+    return Candidate(name.encode(), order, retriable, order, used, owner.encode())
 
 
-def names(chosen: list[Candidate]) -> list[str]:
-    return [c.worker_id.decode() for c in chosen]
+def names(chosen: list[Kill]) -> list[str]:
+    return [k.victim.worker_id.decode() for k in chosen]
 
 
 def test_threshold_is_the_fraction_or_the_total_less_the_minimum_free() -> None:
@@ -96,9 +97,47 @@ def test_no_candidates_no_kill() -> None:
 def test_the_message_names_the_numbers_and_what_to_do() -> None:
     mon = MemoryMonitor(0.95)
     usage = MemoryUsage(used=96 * GB, total=TOTAL)
-    text = mon.describe(usage, cand("w", True, 1, used=3 * GB), "IP: 10.0.0.1", killed=1)
+    text = mon.describe(usage, Kill(cand("w", True, 1, used=3 * GB), True), "IP: 10.0.0.1", 1)
     assert text.startswith("1 worker(s) were killed due to the node running low on memory.")
     assert "was 96.00GB used / 100.00GB limit (0.960000)" in text
     assert f"Memory usage {96 * GB}B exceeded threshold of {int(TOTAL * 0.95)}B (95.0%" in text
     assert "IP: 10.0.0.1" in text and "retriable task" in text
     assert "RAY_memory_usage_threshold" in text and "RAY_memory_monitor_refresh_ms" in text
+
+
+def test_the_time_based_policy_lets_a_killed_retriable_task_run_again() -> None:
+    mon = MemoryMonitor(0.9, max_kill_buffer_bytes=0)
+    chosen = mon.choose(
+        MemoryUsage(used=99 * GB, total=TOTAL),
+        [cand("a", True, 2, used=5 * GB), cand("b", False, 1, used=5 * GB)],
+        set(),
+    )
+    assert [k.retry for k in chosen] == [True, False]
+
+
+def test_the_legacy_policy_kills_one_newest_worker_of_the_owner_with_most_retriable_tasks() -> None:
+    mon = MemoryMonitor(0.9, by_owner=True)
+    usage = MemoryUsage(used=99 * GB, total=TOTAL)
+    workers = [
+        cand("x1", True, 1, owner="x"),
+        cand("y1", True, 2, owner="y"),
+        cand("y2", True, 4, owner="y"),
+        cand("fixed", False, 9, owner="y"),
+    ]
+    assert mon.choose(usage, workers, alive=set()) == [Kill(workers[2], True)]
+
+
+def test_the_legacy_policy_does_not_retry_an_owner_s_last_task() -> None:
+    """It would only be killed again: the owner's task fails with OutOfMemoryError."""
+    mon = MemoryMonitor(0.9, by_owner=True)
+    usage = MemoryUsage(used=99 * GB, total=TOTAL)
+    workers = [cand("x1", True, 1, owner="x"), cand("y1", True, 2, owner="y")]
+    # Two groups of one: the one whose lease is newer goes, without a retry.
+    assert mon.choose(usage, workers, alive=set()) == [Kill(workers[1], False)]
+
+
+def test_the_legacy_policy_kills_non_retriable_workers_last_newest_first() -> None:
+    mon = MemoryMonitor(0.9, by_owner=True)
+    usage = MemoryUsage(used=99 * GB, total=TOTAL)
+    workers = [cand("a", False, 1, owner="x"), cand("b", False, 2, owner="y")]
+    assert mon.choose(usage, workers, alive=set()) == [Kill(workers[1], False)]

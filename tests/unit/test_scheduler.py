@@ -834,8 +834,8 @@ def test_busy_workers_say_whether_all_their_tasks_may_run_again_and_their_newest
     [g1] = grants(s.request("a", 1, CPU1, retriable=True))
     [g2] = grants(s.request("b", 2, CPU1, retriable=False))
     assert s.busy_workers() == {
-        g1.worker_id: (True, g1.lease_id),
-        g2.worker_id: (False, g2.lease_id),
+        g1.worker_id: (True, g1.lease_id, "a"),
+        g2.worker_id: (False, g2.lease_id, "b"),
     }
     s.return_lease(g2.lease_id)
-    assert s.busy_workers() == {g1.worker_id: (True, g1.lease_id)}
+    assert s.busy_workers() == {g1.worker_id: (True, g1.lease_id, "a")}

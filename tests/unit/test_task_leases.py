@@ -256,6 +256,17 @@ def test_a_task_without_retries_killed_for_memory_fails() -> None:
     assert m.worker_ended(a, True, oom) == [Fail(a, oom)]
 
 
+def test_a_task_killed_for_memory_with_no_retry_fails() -> None:
+    """Ray's legacy policy kills an owner's last task without a retry."""
+    m = TaskLeases(oom_retry_delay_base=0.0)
+    a = task(retries=1)
+    a.oom_retries_left = -1
+    [ask] = m.submit(a)
+    m.worker_lost(grant(m, ask, 1)[0].lease)
+    oom = RuntimeError("killed for memory")
+    assert m.worker_ended(a, True, oom, oom_retry=False) == [Fail(a, oom)]
+
+
 def test_a_task_cancelled_while_its_node_is_asked_stays_failed() -> None:
     m = TaskLeases()
     a = task(retries=1)

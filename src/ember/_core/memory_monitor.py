@@ -10,6 +10,8 @@ of the total, at most ``max_kill_memory_buffer_bytes``), so that the node does n
 the edge and kill again at once. Workers that hold no lease (idle) are never chosen, nor is
 any other process. While a chosen worker is still alive nothing more is chosen: its memory
 is not free yet, and the next sample would otherwise pick another victim for the same excess.
+Ray's legacy policy (``by_owner``) is here too: one worker at a time, from the owner with the
+most retriable tasks running.
 
 This module decides and nothing else: the node samples, builds the candidates, kills the
 chosen ones and tells their owners why (``describe``).
@@ -46,6 +48,16 @@ class Candidate:
     retriable: bool
     order: int
     used: int
+    owner: bytes = b""  # the process whose task or actor it runs
+
+
+@record
+class Kill:
+    """Kill ``victim``; ``retry``: its task may run again (the legacy policy spares the last
+    task of an owner that retries: it would only be killed again)."""
+
+    victim: Candidate
+    retry: bool
 
 
 def threshold_bytes(total: int, fraction: float, min_free_bytes: int = -1) -> int:
@@ -66,7 +78,9 @@ class MemoryMonitor:
         usage_threshold: float = DEFAULT_USAGE_THRESHOLD,
         min_free_bytes: int = -1,
         max_kill_buffer_bytes: int = DEFAULT_MAX_KILL_BUFFER_BYTES,
+        by_owner: bool = False,
     ) -> None:
+        """``by_owner``: Ray's legacy policy (``worker_killing_policy_by_group``)."""
         if not 0.0 <= usage_threshold <= 1.0:
             raise ValueError(
                 f"memory_usage_threshold must be between 0 and 1, got {usage_threshold!r}"
@@ -74,6 +88,7 @@ class MemoryMonitor:
         self.usage_threshold = usage_threshold
         self.min_free_bytes = min_free_bytes
         self.max_kill_buffer_bytes = max_kill_buffer_bytes
+        self.by_owner = by_owner
         self._killing: set[bytes] = set()  # chosen, not known dead yet
 
     def threshold(self, total: int) -> int:
@@ -84,30 +99,50 @@ class MemoryMonitor:
 
     def choose(
         self, usage: MemoryUsage, candidates: Sequence[Candidate], alive: Collection[bytes]
-    ) -> list[Candidate]:
+    ) -> list[Kill]:
         """The workers to kill now (none if memory is below the threshold, or while a worker
         chosen before is still in ``alive``, the ids of live worker processes)."""
         self._killing.intersection_update(alive)
-        if self._killing or not self.over(usage):
+        if self._killing or not candidates or not self.over(usage):
             return []
+        chosen = self._by_owner(candidates) if self.by_owner else self._by_time(usage, candidates)
+        self._killing.update(k.victim.worker_id for k in chosen)
+        return chosen
+
+    def _by_time(self, usage: MemoryUsage, candidates: Sequence[Candidate]) -> list[Kill]:
         to_free = (
             usage.used
             - self.threshold(usage.total)
             + kill_buffer_bytes(usage.total, self.max_kill_buffer_bytes)
         )
-        chosen: list[Candidate] = []
+        chosen: list[Kill] = []
         for c in sorted(candidates, key=lambda c: (not c.retriable, -c.order)):
             if to_free <= 0:
                 break
-            chosen.append(c)
+            chosen.append(Kill(c, c.retriable))
             to_free -= c.used
-        self._killing.update(c.worker_id for c in chosen)
         return chosen
 
-    def describe(self, usage: MemoryUsage, victim: Candidate, node: str, killed: int) -> str:
+    @staticmethod
+    def _by_owner(candidates: Sequence[Candidate]) -> list[Kill]:
+        """The legacy policy: one worker at a time, from the retriable tasks of the owner with
+        the most running (all non-retriable ones form one group, chosen last), the group
+        whose first lease is newest on a tie; in it, the newest."""
+        groups: dict[bytes | None, list[Candidate]] = {}
+        for c in candidates:
+            groups.setdefault(c.owner if c.retriable else None, []).append(c)
+        group = min(
+            groups.values(),
+            key=lambda g: (not g[0].retriable, -len(g), -min(c.order for c in g)),
+        )
+        victim = max(group, key=lambda c: c.order)
+        return [Kill(victim, victim.retriable and len(group) > 1)]
+
+    def describe(self, usage: MemoryUsage, kill: Kill, node: str, killed: int) -> str:
         """What the owner of a killed worker's task or actor is told: Ray's message, with the
         node's numbers and what to do."""
         threshold = self.threshold(usage.total)
+        victim = kill.victim
         kind = "retriable task" if victim.retriable else "task"
         return (
             f"{killed} worker(s) were killed due to the node running low on memory. Memory on "

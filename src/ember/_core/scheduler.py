@@ -377,13 +377,15 @@ class LeaseScheduler:
             r.client == client for r in self._queue
         )
 
-    def busy_workers(self) -> dict[bytes, tuple[bool, int]]:
-        """The workers that hold leases: whether every task they run may run again, and
-        their newest lease (ids grow in the order leases are granted)."""
-        out: dict[bytes, tuple[bool, int]] = {}
+    def busy_workers(self) -> dict[bytes, tuple[bool, int, Hashable]]:
+        """The workers that hold leases: whether every task they run may run again, their
+        newest lease (ids grow in the order leases are granted) and its client."""
+        out: dict[bytes, tuple[bool, int, Hashable]] = {}
         for lease in self._leases.values():
-            retriable, newest = out.get(lease.worker_id, (True, 0))
-            out[lease.worker_id] = (retriable and lease.retriable, max(newest, lease.lease_id))
+            retriable, newest, client = out.get(lease.worker_id, (True, 0, None))
+            if lease.lease_id > newest:
+                newest, client = lease.lease_id, lease.client
+            out[lease.worker_id] = (retriable and lease.retriable, newest, client)
         return out
 
     def idle_workers(self) -> list[bytes]:

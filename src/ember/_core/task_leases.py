@@ -428,10 +428,12 @@ class TaskLeases:
         self._pump(lease.key, out)
         return out
 
-    def worker_ended(self, task: Task, oom: bool, error: BaseException) -> list[Action]:
+    def worker_ended(
+        self, task: Task, oom: bool, error: BaseException, oom_retry: bool = True
+    ) -> list[Action]:
         """The node said how the worker of a ``WorkerCrashed`` task ended (``oom``: its memory
-        monitor killed it): run the task again if a retry of that kind is left, else fail it
-        with ``error``."""
+        monitor killed it, and ``oom_retry``: the task may run again): run the task again if
+        a retry of that kind is left, else fail it with ``error``."""
         if task.cancelled:  # (failed when it was cancelled)
             return _NONE
         out: list[Action] = []
@@ -440,7 +442,7 @@ class TaskLeases:
                 self._enqueue(task, out)
             else:
                 out.append(Fail(task, error))
-        elif task.oom_retries_left == 0:
+        elif task.oom_retries_left == 0 or not oom_retry:
             out.append(Fail(task, error))
         else:
             if task.oom_retries_left > 0:

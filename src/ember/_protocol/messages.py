@@ -245,6 +245,7 @@ class WorkerExited(Answer):
     log: str = ""
     log_note: str = ""
     oom: str = ""  # the memory monitor killed it: why, with the node's numbers
+    oom_retry: bool = True  # and its task may run again (an OOM retry)
 
 
 @_message(103)

@@ -477,7 +477,8 @@ class TaskSubmitter:
                 )
             )
             with self._lock:
-                self._run(self._machine.worker_ended(task, bool(end.oom), error))
+                if not self._client.closed:
+                    self._run(self._machine.worker_ended(task, bool(end.oom), error, end.oom_retry))
 
         node = lease.via
         if node.closed:

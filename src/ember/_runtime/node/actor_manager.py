@@ -86,6 +86,10 @@ class ActorManager:
         rec = self.actors.get(actor_id)
         return rec is not None and rec.life.may_restart()
 
+    def owner_of(self, actor_id: bytes) -> bytes:
+        rec = self.actors.get(actor_id)
+        return rec.owner if rec is not None else b""
+
     def owner_conn(self, actor_id: bytes) -> Connection | None:
         """The connection of the process that created the actor, if it is on this node."""
         rec = self.actors.get(actor_id)

@@ -13,7 +13,8 @@ left) and an actor's death or restart says so.
 Settings: ``init(_system_config={"memory_usage_threshold": ..., "memory_monitor_refresh_ms":
 ...})``, else the environment with Ember's or Ray's names (``EMBER_MEMORY_USAGE_THRESHOLD``,
 ``RAY_memory_usage_threshold``; likewise ``..._MEMORY_MONITOR_REFRESH_MS``,
-``..._MIN_MEMORY_FREE_BYTES``, ``..._MAX_KILL_MEMORY_BUFFER_BYTES``).
+``..._MIN_MEMORY_FREE_BYTES``, ``..._MAX_KILL_MEMORY_BUFFER_BYTES`` and, for Ray's legacy
+policy, ``..._WORKER_KILLING_POLICY_BY_GROUP=1``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class NodeMemoryMonitor:
             ),
             int(setting(None, "min_memory_free_bytes", -1)),
             int(setting(None, "max_kill_memory_buffer_bytes", mm.DEFAULT_MAX_KILL_BUFFER_BYTES)),
+            by_owner=bool(setting(None, "worker_killing_policy_by_group", 0)),
         )
         self._cgroup = False  # the node's cgroup limits it more than the machine's memory
 
@@ -132,18 +134,22 @@ class NodeMemoryMonitor:
         node = self.node
         pool = node.pool
         candidates = []
-        for worker_id, (retriable, newest) in node.scheduler.busy_workers().items():
+        for worker_id, (retriable, newest, client) in node.scheduler.busy_workers().items():
             w = pool.get(worker_id)
             if w is None or w.proc.has_ended():
                 continue
             if w.actor_id:
                 retriable = node.actors.may_restart(w.actor_id)
+                owner = node.actors.owner_of(w.actor_id)
+            else:  # (a caller's connection; its record once it said Hello)
+                peer = getattr(client, "peer", None)
+                owner = peer.client_id if peer is not None else b""
             used = process_used(w.proc.pid)
-            candidates.append(mm.Candidate(worker_id, w.proc.pid, retriable, newest, used))
+            candidates.append(mm.Candidate(worker_id, w.proc.pid, retriable, newest, used, owner))
         alive = {wid for wid, w in pool.workers.items() if not w.proc.has_ended()}
         chosen = self.policy.choose(usage, candidates, alive)
         where = f"IP: {node.host}, ID: {node.node_id.hex()}"
-        for victim in chosen:
-            why = self.policy.describe(usage, victim, where, len(chosen))
+        for kill in chosen:
+            why = self.policy.describe(usage, kill, where, len(chosen))
             sys.stderr.write(f"ember: memory monitor: {why}\n")
-            pool.kill(victim.worker_id, oom=why)
+            pool.kill(kill.victim.worker_id, oom=why, oom_retry=kill.retry)

@@ -77,6 +77,7 @@ class WorkerProc:
     client: _Client | None = None  # once it has connected
     actor_id: bytes = b""  # the actor it hosts, if any
     oom: str = ""  # why the memory monitor killed it, if it did
+    oom_retry: bool = True  # and whether its task may run again
 
 
 class WorkerPool:
@@ -148,12 +149,13 @@ class WorkerPool:
         assert w.client is not None
         return w.client.conn
 
-    def kill(self, worker_id: bytes, oom: str = "") -> None:
+    def kill(self, worker_id: bytes, oom: str = "", oom_retry: bool = True) -> None:
         """End a worker's process; ``oom``: the memory monitor's reason, told to whoever asks
-        how it ended."""
+        how it ended, with whether its task may run again."""
         w = self.workers.get(worker_id)
         if w is not None:
-            w.oom = w.oom or oom
+            if oom and not w.oom:
+                w.oom, w.oom_retry = oom, oom_retry
             with contextlib.suppress(OSError):
                 w.proc.kill()
 
@@ -225,6 +227,7 @@ class WorkerPool:
                     log=w.log_path,
                     log_note=describe_logs(w.log_path, session_dir),
                     oom=w.oom,
+                    oom_retry=w.oom_retry,
                 )
             ),
         )
