@@ -154,6 +154,39 @@ def test_the_legacy_policy_does_not_retry_an_owner_s_last_task(
         ray.get(hog.remote(low_threshold), timeout=T)
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_an_idle_worker_holding_much_memory_is_killed_first(
+    start_ember, low_threshold, monkeypatch
+):
+    """A worker that holds no lease but keeps more than
+    RAY_idle_worker_killing_memory_threshold_bytes goes before any busy one (it holds no
+    work). Here the driver's own allocation crosses the threshold: it is never killed."""
+    monkeypatch.setenv("RAY_idle_worker_killing_memory_threshold_bytes", str(MARGIN // 4))
+    ray = start_ember(num_cpus=2)
+
+    @ray.remote
+    def keep(n: int) -> int:
+        import builtins
+
+        builtins._kept = bytearray(b"\x01") * n  # type: ignore[attr-defined]
+        return os.getpid()
+
+    pid = ray.get(keep.remote(MARGIN // 2), timeout=T)
+    chunks = []
+    deadline = time.monotonic() + T
+    while not _gone(pid) and len(chunks) * STEP < low_threshold and time.monotonic() < deadline:
+        chunks.append(bytearray(b"\x01") * STEP)
+        time.sleep(0.01)
+    del chunks
+    assert _gone(pid)
+
+
 def test_an_actor_killed_for_memory_fails_its_call_with_out_of_memory_error(
     start_ember, low_threshold
 ):

@@ -141,3 +141,21 @@ def test_the_legacy_policy_kills_non_retriable_workers_last_newest_first() -> No
     usage = MemoryUsage(used=99 * GB, total=TOTAL)
     workers = [cand("a", False, 1, owner="x"), cand("b", False, 2, owner="y")]
     assert mon.choose(usage, workers, alive=set()) == [Kill(workers[1], False)]
+
+
+def test_an_idle_worker_holding_much_memory_goes_first_and_small_ones_never() -> None:
+    mon = MemoryMonitor(0.9, max_kill_buffer_bytes=0, idle_kill_bytes=GB)
+    usage = MemoryUsage(used=99 * GB, total=TOTAL)
+    small = Candidate(b"small", 1, False, 0, GB // 2, idle=True)
+    big = Candidate(b"big", 2, False, 0, 3 * GB, idle=True)
+    bigger = Candidate(b"bigger", 3, False, 0, 4 * GB, idle=True)
+    busy = cand("busy", True, 5)
+    assert names(mon.choose(usage, [small, big, busy, bigger], set())) == [
+        "bigger",
+        "big",
+        "busy",
+    ]
+    legacy = MemoryMonitor(0.9, by_owner=True, idle_kill_bytes=GB)
+    assert legacy.choose(usage, [small, big, busy], set()) == [Kill(big, False)]
+    assert names(legacy.choose(usage, [small, busy], {b"big"})) == []  # (big still dies)
+    assert names(legacy.choose(usage, [small, busy], {b"small"})) == ["busy"]

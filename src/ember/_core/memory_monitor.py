@@ -7,9 +7,11 @@ running tasks or actors are ordered retriable first (killing them loses no work:
 again), then the most recently granted first (they have done the least), and taken in that
 order until their memory covers what must be freed: down to the threshold, less a buffer (5%
 of the total, at most ``max_kill_memory_buffer_bytes``), so that the node does not hover at
-the edge and kill again at once. Workers that hold no lease (idle) are never chosen, nor is
-any other process. While a chosen worker is still alive nothing more is chosen: its memory
-is not free yet, and the next sample would otherwise pick another victim for the same excess.
+the edge and kill again at once. An idle worker (holding no lease) goes before all of them if
+its own memory passes ``idle_worker_killing_memory_threshold_bytes`` (the largest first);
+other idle workers, the node and drivers are never chosen. While a chosen worker is still
+alive nothing more is chosen: its memory is not free yet, and the next sample would
+otherwise pick another victim for the same excess.
 Ray's legacy policy (``by_owner``) is here too: one worker at a time, from the owner with the
 most retriable tasks running.
 
@@ -27,6 +29,7 @@ DEFAULT_USAGE_THRESHOLD = 0.95
 DEFAULT_REFRESH_MS = 250
 KILL_BUFFER_FRACTION = 0.05
 DEFAULT_MAX_KILL_BUFFER_BYTES = 3 << 30
+DEFAULT_IDLE_KILL_BYTES = 1 << 30
 _GIB = 1 << 30
 
 
@@ -49,6 +52,7 @@ class Candidate:
     order: int
     used: int
     owner: bytes = b""  # the process whose task or actor it runs
+    idle: bool = False  # it holds no lease
 
 
 @record
@@ -79,8 +83,10 @@ class MemoryMonitor:
         min_free_bytes: int = -1,
         max_kill_buffer_bytes: int = DEFAULT_MAX_KILL_BUFFER_BYTES,
         by_owner: bool = False,
+        idle_kill_bytes: int = DEFAULT_IDLE_KILL_BYTES,
     ) -> None:
-        """``by_owner``: Ray's legacy policy (``worker_killing_policy_by_group``)."""
+        """``by_owner``: Ray's legacy policy (``worker_killing_policy_by_group``);
+        ``idle_kill_bytes``: an idle worker using more goes first (it holds no work)."""
         if not 0.0 <= usage_threshold <= 1.0:
             raise ValueError(
                 f"memory_usage_threshold must be between 0 and 1, got {usage_threshold!r}"
@@ -89,6 +95,7 @@ class MemoryMonitor:
         self.min_free_bytes = min_free_bytes
         self.max_kill_buffer_bytes = max_kill_buffer_bytes
         self.by_owner = by_owner
+        self.idle_kill_bytes = idle_kill_bytes
         self._killing: set[bytes] = set()  # chosen, not known dead yet
 
     def threshold(self, total: int) -> int:
@@ -105,18 +112,31 @@ class MemoryMonitor:
         self._killing.intersection_update(alive)
         if self._killing or not candidates or not self.over(usage):
             return []
-        chosen = self._by_owner(candidates) if self.by_owner else self._by_time(usage, candidates)
+        big_idle = sorted(
+            (c for c in candidates if c.idle and c.used > self.idle_kill_bytes),
+            key=lambda c: -c.used,
+        )
+        busy = [c for c in candidates if not c.idle]
+        if self.by_owner:
+            chosen = [Kill(big_idle[0], False)] if big_idle else self._by_owner(busy)
+        else:
+            chosen = self._by_time(usage, big_idle + self._time_order(busy))
         self._killing.update(k.victim.worker_id for k in chosen)
         return chosen
 
-    def _by_time(self, usage: MemoryUsage, candidates: Sequence[Candidate]) -> list[Kill]:
+    @staticmethod
+    def _time_order(busy: Sequence[Candidate]) -> list[Candidate]:
+        return sorted(busy, key=lambda c: (not c.retriable, -c.order))
+
+    def _by_time(self, usage: MemoryUsage, ordered: Sequence[Candidate]) -> list[Kill]:
+        """Take ``ordered`` until their memory covers the excess and the buffer."""
         to_free = (
             usage.used
             - self.threshold(usage.total)
             + kill_buffer_bytes(usage.total, self.max_kill_buffer_bytes)
         )
         chosen: list[Kill] = []
-        for c in sorted(candidates, key=lambda c: (not c.retriable, -c.order)):
+        for c in ordered:
             if to_free <= 0:
                 break
             chosen.append(Kill(c, c.retriable))
@@ -128,6 +148,8 @@ class MemoryMonitor:
         """The legacy policy: one worker at a time, from the retriable tasks of the owner with
         the most running (all non-retriable ones form one group, chosen last), the group
         whose first lease is newest on a tie; in it, the newest."""
+        if not candidates:
+            return []
         groups: dict[bytes | None, list[Candidate]] = {}
         for c in candidates:
             groups.setdefault(c.owner if c.retriable else None, []).append(c)
@@ -143,7 +165,16 @@ class MemoryMonitor:
         node's numbers and what to do."""
         threshold = self.threshold(usage.total)
         victim = kill.victim
-        kind = "retriable task" if victim.retriable else "task"
+        if victim.idle:
+            because = (
+                f"it was idle and held more than {self.idle_kill_bytes}B "
+                "(`RAY_idle_worker_killing_memory_threshold_bytes`)"
+            )
+        elif self.by_owner:
+            because = "it was the newest of the owner with the most tasks running"
+        else:
+            retriable = "retriable " if victim.retriable else ""
+            because = f"it was the most recently granted {retriable}task"
         return (
             f"{killed} worker(s) were killed due to the node running low on memory. Memory on "
             f"the node ({node}) was {usage.used / _GIB:.2f}GB used / {usage.total / _GIB:.2f}GB "
@@ -151,7 +182,7 @@ class MemoryMonitor:
             f"OOM kill reason: Memory usage {usage.used}B exceeded threshold of {threshold}B "
             f"({100 * threshold / usage.total:.1f}% of {usage.total}B limit)\n"
             f"Ember killed this worker (ID: {victim.worker_id.hex()}, pid {victim.pid}, memory "
-            f"used {victim.used / _GIB:.2f}GB) because it was the most recently granted {kind}.\n"
+            f"used {victim.used / _GIB:.2f}GB) because {because}.\n"
             "Consider provisioning more memory on this node or reducing task parallelism by "
             "requesting more CPUs per task. Set max_retries (for an actor, max_restarts and "
             "max_task_retries) to run it again when it is killed for memory. To adjust the kill "

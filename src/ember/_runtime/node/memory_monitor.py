@@ -106,6 +106,11 @@ class NodeMemoryMonitor:
             int(setting(None, "min_memory_free_bytes", -1)),
             int(setting(None, "max_kill_memory_buffer_bytes", mm.DEFAULT_MAX_KILL_BUFFER_BYTES)),
             by_owner=bool(setting(None, "worker_killing_policy_by_group", 0)),
+            idle_kill_bytes=int(
+                setting(
+                    None, "idle_worker_killing_memory_threshold_bytes", mm.DEFAULT_IDLE_KILL_BYTES
+                )
+            ),
         )
         self._cgroup = False  # the node's cgroup limits it more than the machine's memory
 
@@ -133,8 +138,13 @@ class NodeMemoryMonitor:
         """Memory is above the threshold: kill what the policy chooses."""
         node = self.node
         pool = node.pool
-        candidates = []
-        for worker_id, (retriable, newest, client) in node.scheduler.busy_workers().items():
+        busy = node.scheduler.busy_workers()
+        candidates = [
+            mm.Candidate(w.worker_id, w.proc.pid, False, 0, process_used(w.proc.pid), idle=True)
+            for w in pool.workers.values()
+            if w.worker_id not in busy and not w.actor_id and not w.proc.has_ended()
+        ]
+        for worker_id, (retriable, newest, client) in busy.items():
             w = pool.get(worker_id)
             if w is None or w.proc.has_ended():
                 continue
