@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 import cloudpickle
 
 from ember._api import options as opts_mod
+from ember._api import runtime_env
 from ember._api.session import runtime
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
@@ -86,6 +87,7 @@ class RemoteFunction(Generic[_P, _Out]):
             if options is self._options:
                 self._plan = plan
         num_returns, name, shape, max_retries, retry_exceptions, strategy = plan
+        env = options.get("runtime_env")
         refs = rt.submit_task(
             fn_id,
             args,
@@ -96,6 +98,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
             strategy=strategy,
+            runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
         )
         if num_returns == 1:
             return refs[0]

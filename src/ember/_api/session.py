@@ -53,6 +53,7 @@ def init(
     log_to_driver: bool = True,
     local_mode: bool = False,
     include_dashboard: bool | None = None,
+    runtime_env: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Start Ember on this machine and connect this driver; with ``address`` ("auto" or
@@ -71,8 +72,13 @@ def init(
             raise TypeError(
                 f"init() got unexpected keyword argument(s) {sorted(unknown)}; Ember accepts "
                 "address, num_cpus, num_gpus, resources, object_store_memory, namespace, "
-                "ignore_reinit_error, log_to_driver, local_mode."
+                "ignore_reinit_error, log_to_driver, local_mode, runtime_env."
             )
+        job_env: dict[str, Any] = {}
+        if runtime_env is not None:  # (bad input fails before anything starts)
+            from ember._api import runtime_env as runtime_env_api
+
+            job_env = runtime_env_api.check(runtime_env)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
         if address is None:
             address = os.environ.get("EMBER_ADDRESS")
@@ -85,9 +91,14 @@ def init(
                 )
             client = _connect_cluster(address, ns, log_to_driver)
             state.set_current(client)
-            return _context_info()
+            return _start_job(client, job_env)
         total = node_resources(num_cpus, num_gpus, resources)
         if local_mode:
+            if job_env:
+                raise ValueError(
+                    "local_mode runs everything in this process, which has no runtime env: "
+                    "drop runtime_env or local_mode."
+                )
             from ember._runtime.client.local import LocalRuntime
 
             state.set_current(LocalRuntime(total, ns))
@@ -119,7 +130,7 @@ def init(
             raise
         _node = node
         state.set_current(client)
-        return _context_info()
+        return _start_job(client, job_env)
 
 
 def _client(
@@ -240,7 +251,6 @@ _IGNORED_INIT_ARGS = {
     "configure_logging",
     "logging_level",
     "logging_format",
-    "runtime_env",
     "_temp_dir",
     "_system_config",
     "job_config",
@@ -248,6 +258,22 @@ _IGNORED_INIT_ARGS = {
     "_node_ip_address",
     "_redis_password",
 }
+
+
+def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
+    """Upload what the job's runtime env names (its tasks and actors inherit it)."""
+    if job_env:
+        from ember._api import runtime_env as runtime_env_api
+        from ember._protocol import messages as m
+
+        try:
+            client.runtime_env = runtime_env_api.job_env(client, job_env)
+        except BaseException:
+            shutdown()
+            raise
+        if job_env.get("config", {}).get("eager_install", True):
+            client.node.send(m.InstallRuntimeEnv(runtime_env=client.runtime_env))
+    return _context_info()
 
 
 def _context_info() -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Task:
         "task_id",
         "shape",
         "strategy",
+        "runtime_env",
         "name",
         "job",
         "ready",
@@ -80,6 +81,7 @@ class Task:
 
     def __init__(self) -> None:
         self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
+        self.runtime_env = ""  # (canonical text) only workers set up for it may run it
         self.ready = False  # its arguments are
         self.lease: Lease | None = None  # pushed to it, and not done
         self.started = False  # known to run: its worker refused to hand it back
@@ -135,6 +137,7 @@ class Key:
     __slots__ = (
         "shape",
         "strategy",
+        "runtime_env",
         "spread",
         "resources",
         "cpu_only",
@@ -148,9 +151,17 @@ class Key:
         "retriable",
     )
 
-    def __init__(self, shape: Shape, strategy: Any, describe: str, retriable: bool = True) -> None:
+    def __init__(
+        self,
+        shape: Shape,
+        strategy: Any,
+        describe: str,
+        runtime_env: str = "",
+        retriable: bool = True,
+    ) -> None:
         self.shape = shape
         self.strategy = strategy
+        self.runtime_env = runtime_env
         self.spread = strategy == "SPREAD"  # one task per lease: each is placed on its own
         self.resources = shape_dict(shape)
         # Only CPU-only leases carry a second task: only they let it start when the first
@@ -278,13 +289,14 @@ _NONE: list[Action] = []  # returned when there is nothing to do; never appended
 
 
 def key_id(task: Task) -> Any:
-    """Tasks share leases when they have the same shape and the same placement, and either
-    all may run again or none may (so the node knows which workers it may kill at less cost
-    when memory runs short)."""
+    """Tasks share leases when they have the same shape, placement and runtime env, and
+    either all may run again or none may (so the node knows which workers it may kill at
+    less cost when memory runs short)."""
     strategy = task.strategy
     return (
         task.shape,
         tuple(strategy) if isinstance(strategy, list) else strategy,
+        task.runtime_env,
         task.retriable,
     )
 
@@ -557,7 +569,9 @@ class TaskLeases:
         kid = key_id(task)
         key = self._keys.get(kid)
         if key is None:
-            key = self._keys[kid] = Key(task.shape, task.strategy, task.name, kid[2])
+            key = self._keys[kid] = Key(
+                task.shape, task.strategy, task.name, task.runtime_env, task.retriable
+            )
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)

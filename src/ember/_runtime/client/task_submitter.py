@@ -140,10 +140,12 @@ class TaskSubmitter:
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        runtime_env: str = "",
     ) -> list[ObjectRef]:
         task = self.new_task(fn_id, args, kwargs, num_returns, name)
         task.shape = shape
         task.strategy = strategy
+        task.runtime_env = runtime_env
         task.retries_left = max_retries
         task.retriable = max_retries != 0
         task.oom_retries_left = self._oom_retries if task.retriable else 0
@@ -285,6 +287,7 @@ class TaskSubmitter:
                 owner_id=client.client_id,
                 describe=key.describe,
                 strategy=key.strategy,
+                runtime_env=key.runtime_env,
                 spilled=ask.spilled,
                 job_id=key.job,
                 retriable=key.retriable,
