@@ -208,3 +208,17 @@ def test_an_actor_killed_for_memory_fails_its_call_with_out_of_memory_error(
     assert "running low on memory" in str(info.value)
     with pytest.raises(ray.exceptions.OutOfMemoryError):
         ray.get(hog.ping.remote(), timeout=T)
+
+
+@pytest.mark.ember_only  # (ember.testing.Cluster)
+def test_a_task_killed_for_memory_on_another_node_fails_with_out_of_memory_error(
+    make_cluster, low_threshold
+):
+    """The task's owner is on the head node; the node that ran it says why its worker
+    ended. (Every node on this host samples the same memory; the head has no work to kill.)"""
+    import ember
+
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+    hog = ember.remote(max_retries=0, resources={"far": 1})(hold_memory)
+    with pytest.raises(ember.exceptions.OutOfMemoryError, match="running low on memory"):
+        ember.get(hog.remote(low_threshold), timeout=T)

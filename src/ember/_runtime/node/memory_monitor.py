@@ -151,9 +151,8 @@ class NodeMemoryMonitor:
             if w.actor_id:
                 retriable = node.actors.may_restart(w.actor_id)
                 owner = node.actors.owner_of(w.actor_id)
-            else:  # (a caller's connection; its record once it said Hello)
-                peer = getattr(client, "peer", None)
-                owner = peer.client_id if peer is not None else b""
+            else:  # (a caller's connection: its record once it said Hello)
+                owner = getattr(getattr(client, "peer", None), "client_id", b"")
             used = process_used(w.proc.pid)
             candidates.append(mm.Candidate(worker_id, w.proc.pid, retriable, newest, used, owner))
         alive = {wid for wid, w in pool.workers.items() if not w.proc.has_ended()}
