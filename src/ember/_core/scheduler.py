@@ -117,6 +117,7 @@ class _Request:
     movable: bool = False  # may still spill to another node
     job: bytes = b""
     runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
+    retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class _Lease:
     dedicated: bool
     blocked: bool = False
     revoked: bool = False
+    retriable: bool = True
 
 
 @dataclass
@@ -184,6 +186,7 @@ class LeaseScheduler:
         spilled: bool = False,
         job: bytes = b"",
         runtime_env: str = "",
+        retriable: bool = True,
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -194,7 +197,15 @@ class LeaseScheduler:
             if target is not None:
                 return [Spill(client, rid, target)]
         req = _Request(
-            client, rid, shape, what, dedicated, movable and not pinned(strategy), job, runtime_env
+            client,
+            rid,
+            shape,
+            what,
+            dedicated,
+            movable and not pinned(strategy),
+            job,
+            runtime_env,
+            retriable,
         )
         actions: list[Action] = []
         if not self.resources.feasible(shape):
@@ -383,6 +394,17 @@ class LeaseScheduler:
             r.client == client for r in self._queue
         )
 
+    def busy_workers(self) -> dict[bytes, tuple[bool, int, Hashable]]:
+        """The workers that hold leases: whether every task they run may run again, their
+        newest lease (ids grow in the order leases are granted) and its client."""
+        out: dict[bytes, tuple[bool, int, Hashable]] = {}
+        for lease in self._leases.values():
+            retriable, newest, client = out.get(lease.worker_id, (True, 0, None))
+            if lease.lease_id > newest:
+                newest, client = lease.lease_id, lease.client
+            out[lease.worker_id] = (retriable and lease.retriable, newest, client)
+        return out
+
     def idle_workers(self) -> list[bytes]:
         return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
 
@@ -423,7 +445,14 @@ class LeaseScheduler:
                 waiting_for_worker.append((alloc, req.runtime_env))
                 remaining.append(req)
                 continue
-            lease = _Lease(next(self._lease_ids), req.client, worker_id, alloc, req.dedicated)
+            lease = _Lease(
+                next(self._lease_ids),
+                req.client,
+                worker_id,
+                alloc,
+                req.dedicated,
+                retriable=req.retriable,
+            )
             self._leases[lease.lease_id] = lease
             worker = self._workers[worker_id]
             worker.leases.add(lease.lease_id)

@@ -11,9 +11,12 @@ node with no room may answer a request by naming another node (*spill*); the cli
 one. A lease left without tasks goes back after ``IDLE_LEASE_SECONDS`` (a loop of
 submit-and-get reuses it meanwhile), or at once if the node revokes it.
 
-When a worker dies, the task it ran is retried while it has retries left (else the client
-asks the node how the worker ended and fails the task with that); a task queued behind it
-most likely never ran, and queues again without using a retry. A task whose stored result
+When a worker dies, the client asks its node how it ended (the node may see the end after
+this process did), then the task it ran is retried while it has retries left, else fails
+with that. A worker the node's memory monitor killed uses one of the task's OOM retries
+instead (``task_oom_retries``, for tasks with ``max_retries`` != 0, as in Ray), after a
+backoff; a task queued behind it most likely never ran, and queues again without using a
+retry. A task whose stored result
 was lost with its node runs again (*lineage*), also within its retries.
 
 This class decides and nothing else: the client feeds it events (a task ready or an
@@ -43,6 +46,10 @@ MAX_LEASE_REQUESTS = 16
 # queued behind the first. (Not for GPU tasks: a task queued behind a blocked one may start
 # beside it, in the same process.)
 PIPELINE_DEPTH = 2
+# A task the memory monitor killed runs again after a backoff (by default, Ray's
+# ``task_oom_retry_delay_base_ms``), doubling with each such kill.
+OOM_RETRY_DELAY_BASE = 1.0
+OOM_RETRY_DELAY_MAX = 60.0
 
 
 class Task:
@@ -61,6 +68,9 @@ class Task:
         "started",
         "cancelled",
         "retries_left",
+        "retriable",
+        "oom_retries_left",
+        "oom_kills",
     )
 
     # Set by whoever makes the task:
@@ -77,6 +87,9 @@ class Task:
         self.started = False  # known to run: its worker refused to hand it back
         self.cancelled = False
         self.retries_left = 0  # -1: no limit
+        self.retriable = False  # submitted with max_retries != 0 (it may run again)
+        self.oom_retries_left = 0  # runs after the memory monitor killed it (-1: no limit)
+        self.oom_kills = 0
 
     def use_retry(self) -> bool:
         """Whether the task may run again after a failure, using one of its retries if so."""
@@ -135,9 +148,17 @@ class Key:
         "requests",
         "saturated",
         "taking_back",
+        "retriable",
     )
 
-    def __init__(self, shape: Shape, strategy: Any, describe: str, runtime_env: str = "") -> None:
+    def __init__(
+        self,
+        shape: Shape,
+        strategy: Any,
+        describe: str,
+        runtime_env: str = "",
+        retriable: bool = True,
+    ) -> None:
         self.shape = shape
         self.strategy = strategy
         self.runtime_env = runtime_env
@@ -153,6 +174,8 @@ class Key:
         self.requests: set[int] = set()  # lease requests not answered yet
         self.saturated = False  # the node said it has no room for another lease of this shape
         self.taking_back: set[bytes] = set()  # queued behind another task, asked back
+        # Its tasks may run again: the node's memory monitor kills such workers first.
+        self.retriable = retriable
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -234,11 +257,19 @@ class RunAgain:
 
 @record
 class WorkerCrashed:
-    """The worker running ``task`` died and the task has no retry left: fail it with what
-    the node says of how the worker ended."""
+    """The worker running ``task`` died: ask its node how it ended, and tell
+    ``worker_ended``."""
 
     task: Task
     lease: Lease
+
+
+@record
+class RetryLater:
+    """Queue ``task`` again (``submit``) after ``delay`` seconds."""
+
+    task: Task
+    delay: float
 
 
 Action = (
@@ -252,22 +283,27 @@ Action = (
     | SendCancel
     | RunAgain
     | WorkerCrashed
+    | RetryLater
 )
 _NONE: list[Action] = []  # returned when there is nothing to do; never appended to
 
 
 def key_id(task: Task) -> Any:
-    """Tasks share leases when they have the same shape, placement and runtime env."""
+    """Tasks share leases when they have the same shape, placement and runtime env, and
+    either all may run again or none may (so the node knows which workers it may kill at
+    less cost when memory runs short)."""
     strategy = task.strategy
     return (
         task.shape,
         tuple(strategy) if isinstance(strategy, list) else strategy,
         task.runtime_env,
+        task.retriable,
     )
 
 
 class TaskLeases:
-    def __init__(self) -> None:
+    def __init__(self, oom_retry_delay_base: float = OOM_RETRY_DELAY_BASE) -> None:
+        self.oom_retry_delay_base = oom_retry_delay_base
         self._keys: dict[Any, Key] = {}
         self._leases: dict[int, Lease] = {}
         self._reqs = 0
@@ -397,13 +433,38 @@ class TaskLeases:
             if i == 0 or task.started:
                 if task.cancelled:
                     out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
-                elif task.use_retry():
-                    self._enqueue(task, out)
                 else:
                     out.append(WorkerCrashed(task, lease))
             else:  # queued behind the first: it most likely never ran; no retry used
                 self._enqueue(task, out)
         self._pump(lease.key, out)
+        return out
+
+    def worker_ended(
+        self, task: Task, oom: bool, error: BaseException, oom_retry: bool = True
+    ) -> list[Action]:
+        """The node said how the worker of a ``WorkerCrashed`` task ended (``oom``: its memory
+        monitor killed it, and ``oom_retry``: the task may run again): run the task again if
+        a retry of that kind is left, else fail it with ``error``."""
+        if task.cancelled:  # (failed when it was cancelled)
+            return _NONE
+        out: list[Action] = []
+        if not oom:
+            if task.use_retry():
+                self._enqueue(task, out)
+            else:
+                out.append(Fail(task, error))
+        elif task.oom_retries_left == 0 or not oom_retry:
+            out.append(Fail(task, error))
+        else:
+            if task.oom_retries_left > 0:
+                task.oom_retries_left -= 1
+            delay = self.oom_retry_delay_base * 2**task.oom_kills
+            task.oom_kills += 1
+            if delay > 0:
+                out.append(RetryLater(task, min(delay, OOM_RETRY_DELAY_MAX)))
+            else:
+                self._enqueue(task, out)
         return out
 
     def took_back(
@@ -508,7 +569,9 @@ class TaskLeases:
         kid = key_id(task)
         key = self._keys.get(kid)
         if key is None:
-            key = self._keys[kid] = Key(task.shape, task.strategy, task.name, task.runtime_env)
+            key = self._keys[kid] = Key(
+                task.shape, task.strategy, task.name, task.runtime_env, task.retriable
+            )
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)

@@ -169,6 +169,7 @@ class ErrorKind(str, Enum):
     ACTOR_DIED = "ActorDiedError"
     ACTOR_INIT_FAILED = "ActorInitError"
     NODE_DIED = "NodeDiedError"
+    OUT_OF_MEMORY = "OutOfMemoryError"  # the memory monitor killed the process
     INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
     UNEXPECTED = "UnexpectedMessage"  # the peer does not take this request
 
@@ -243,6 +244,8 @@ class WorkerExited(Answer):
     code: int | None = None
     log: str = ""
     log_note: str = ""
+    oom: str = ""  # the memory monitor killed it: why, with the node's numbers
+    oom_retry: bool = True  # and its task may run again (an OOM retry)
 
 
 @_message(103)
@@ -345,6 +348,8 @@ class RequestLease(Message):
     dedicated: bool = False  # a worker of its own, for an actor placed from another node
     job_id: bytes = b""  # the job of the tasks it is for (a worker is shared within one)
     runtime_env: str = ""  # canonical text: only a worker set up for it may take the lease
+    retriable: bool = True  # its tasks run again if their worker dies (the memory monitor
+    # kills such workers first)
 
 
 @_message(12)

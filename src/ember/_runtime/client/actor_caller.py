@@ -287,6 +287,7 @@ class ActorCaller:
         task, actor = ask.task, ask.actor
 
         def answered(answer: m.Answer) -> None:
+            error: exc.RayError
             if not isinstance(answer, m.ActorEnded):
                 error = _death(actor, answer)
             else:
@@ -319,10 +320,12 @@ class ActorCaller:
 def _death(actor: Actor, answer: m.Answer) -> exc.RayError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why; a runtime env that failed to set up is raised
-    as itself, as in Ray."""
+    as itself, and OutOfMemoryError when the memory monitor killed it, as in Ray."""
     if not isinstance(answer, m.Reply) or answer.error is None:
         return died(actor, f"dead (unexpected answer {answer!r:.100})")
     reason = answer.error[1]
+    if answer.kind is m.ErrorKind.OUT_OF_MEMORY:
+        return exc.OutOfMemoryError(reason)
     cause: Any = reason
     if isinstance(answer.value, bytes):
         try:

@@ -18,6 +18,7 @@ from ember._core.task_leases import (
     Key,
     Lease,
     Push,
+    RetryLater,
     ReturnLease,
     RunAgain,
     SendCancel,
@@ -38,6 +39,7 @@ from ember._runtime.client.records import (
     _retryable,
     _Task,
 )
+from ember._runtime.launch.process_config import setting
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
@@ -61,7 +63,9 @@ class TaskSubmitter:
         self._lock = client.lock
         self._objects = objects
         self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
-        self._machine = TaskLeases()
+        self._machine = TaskLeases(setting(None, "task_oom_retry_delay_base_ms", 1000) / 1000)
+        # Runs of a task that the memory monitor killed (with max_retries != 0); -1: no limit.
+        self._oom_retries = int(setting(None, "task_oom_retries", -1))
         self._asks: dict[int, tuple[int, Connection]] = {}  # lease requests: rid, node asked
 
     def pending(self) -> bool:
@@ -143,6 +147,8 @@ class TaskSubmitter:
         task.strategy = strategy
         task.runtime_env = runtime_env
         task.retries_left = max_retries
+        task.retriable = max_retries != 0
+        task.oom_retries_left = self._oom_retries if task.retriable else 0
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()
@@ -255,6 +261,8 @@ class TaskSubmitter:
                     lease.via.send(m.KillWorker(worker_id=lease.worker_id))
             elif isinstance(action, WorkerCrashed):
                 self._worker_crashed(action.task, action.lease)
+            elif isinstance(action, RetryLater):
+                self._retry_later(action.task, action.delay)
             elif isinstance(action, RunAgain):
                 self._run_again(action.task)  # type: ignore[arg-type]
             else:
@@ -282,6 +290,7 @@ class TaskSubmitter:
                 runtime_env=key.runtime_env,
                 spilled=ask.spilled,
                 job_id=key.job,
+                retriable=key.retriable,
             ),
             lambda reply: self._on_lease(key, req, reply, via),
         )
@@ -453,21 +462,26 @@ class TaskSubmitter:
             self._run(self._machine.worker_lost(lease))
 
     def _worker_crashed(self, task: Task, lease: Lease) -> None:
-        """Under lock: fail a task whose worker died, once the node that leased it says how
-        the process ended (it may see the end after this process did)."""
+        """Under lock: once the node that leased it says how the process of a task whose
+        worker died ended (it may see the end after this process did), run the task again or
+        fail it with that."""
 
         def answered(answer: m.Answer) -> None:
             end = answer if isinstance(answer, m.WorkerExited) else m.WorkerExited(rid=0)
-            error = exc.WorkerCrashedError(
-                task_name=task.name,
-                pid=end.pid,
-                exit_code=end.code,
-                log_path=end.log or None,
-                log_note=end.log_note or None,
+            error: exc.RayError = (
+                exc.OutOfMemoryError(end.oom)
+                if end.oom
+                else exc.WorkerCrashedError(
+                    task_name=task.name,
+                    pid=end.pid,
+                    exit_code=end.code,
+                    log_path=end.log or None,
+                    log_note=end.log_note or None,
+                )
             )
             with self._lock:
-                if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
-                    self.fail(task, error)
+                if not self._client.closed:
+                    self._run(self._machine.worker_ended(task, bool(end.oom), error, end.oom_retry))
 
         node = lease.via
         if node.closed:
@@ -476,6 +490,16 @@ class TaskSubmitter:
             self._client.calls.call(
                 node, lambda rid: m.WorkerExit(rid=rid, worker_id=lease.worker_id), answered
             )
+
+    def _retry_later(self, task: Task, delay: float) -> None:
+        """Under lock: queue the task again after ``delay`` seconds."""
+
+        def again() -> None:
+            with self._lock:
+                if not self._client.closed:
+                    self._run(self._machine.submit(task))
+
+        self._client.reactor.call_later(delay, again)
 
     def rerun(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again (see ``TaskLeases.rerun``); False

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 # Settings that ``ember.init(_system_config={...})`` may change (others, such as Ray's own
 # keys, are ignored there).
-SYSTEM_CONFIG_KEYS = ("ref_grace_s",)
+SYSTEM_CONFIG_KEYS = ("ref_grace_s", "memory_usage_threshold", "memory_monitor_refresh_ms")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class NodeConfig:
     # How long an object shared between processes outlives its last ref (a process's DecRef
     # may overtake the IncRef of the process it passed the ref to: ``_core/refcount.py``).
     ref_grace_s: float = 1.0
+    # The memory monitor's (None: from the environment, see ``node/memory_monitor.py``).
+    memory_usage_threshold: float | None = None
+    memory_monitor_refresh_ms: float | None = None
     # On a cluster: the control store it joins, the cluster's token and this host's address.
     control_address: str | None = None
     token: str | None = None
@@ -84,6 +87,21 @@ def read_config(kind: type[Config]) -> Config:
     return config
 
 
+def setting(value: float | None, name: str, default: float) -> float:
+    """A setting given to the process, else from the environment under Ember's name or
+    Ray's (``EMBER_TASK_OOM_RETRIES``, ``RAY_task_oom_retries``), else ``default``."""
+    if value is not None:
+        return value
+    for var in (f"EMBER_{name.upper()}", f"RAY_{name}"):
+        text = os.environ.get(var)
+        if text:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{var} must be a number, got {text!r}") from None
+    return default
+
+
 def system_config(settings: dict[str, Any] | None) -> dict[str, Any]:
     """The node settings among ``init(_system_config=...)``, checked."""
     out: dict[str, Any] = {}
@@ -92,5 +110,10 @@ def system_config(settings: dict[str, Any] | None) -> dict[str, Any]:
             value = settings[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"_system_config[{key!r}] must be a number >= 0, got {value!r}")
+            if key == "memory_usage_threshold" and value > 1:
+                raise ValueError(
+                    f"_system_config['memory_usage_threshold'] is a fraction of the node's "
+                    f"memory, between 0 and 1; got {value!r}"
+                )
             out[key] = float(value)
     return out

@@ -37,6 +37,7 @@ from ember._runtime.launch.cluster_files import DUMP_STACKS, alive, remove_node_
 from ember._runtime.launch.process_config import NodeConfig, read_config
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
+from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -105,6 +106,7 @@ class NodeManager:
         )
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
+        self.memory = NodeMemoryMonitor(self)
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -122,6 +124,7 @@ class NodeManager:
             self.control_address = server.listen(local_address(self.session_dir, "control"), None)
         self.cluster.join()
         self.reactor.call_later(_REAP_SECONDS, self.reap)
+        self.memory.start()
         fd = self.config.ready_fd
         if fd is not None:
             ready = {
@@ -280,6 +283,7 @@ class NodeManager:
                     msg.spilled,
                     msg.job_id,
                     msg.runtime_env,
+                    msg.retriable,
                 )
             )
         elif isinstance(msg, m.ReturnLease):
@@ -431,7 +435,7 @@ class NodeManager:
             if w is not None and w.actor_id:
                 actor_id = w.actor_id
                 self.pool.when_exited(
-                    w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w))
+                    w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w), w.oom)
                 )
         else:
             self.actors.owner_gone(client.client_id)
