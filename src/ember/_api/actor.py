@@ -96,7 +96,16 @@ class ActorClass(Generic[_C]):
         is_async = any(m["is_async"] for m in self._methods.values())
         max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         options = {**options, "max_concurrency": max_concurrency}
-        shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=0))
+        request = opts_mod.resources_from_options(options, default_num_cpus=0)
+        shape = shape_of(request)
+        strategy = options.get("scheduling_strategy")
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
+                request = {**request, "CPU": 1.0}
+            shape = into_group(strategy, shape, request, f"actor {self._name}")
+            options = {**options, "scheduling_strategy": None}
         meta = {
             "class_name": self._name,
             "methods": self._methods,

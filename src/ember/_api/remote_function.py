@@ -105,13 +105,19 @@ class RemoteFunction(Generic[_P, _Out]):
         num_returns = options["num_returns"]
         if not isinstance(num_returns, int):
             raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        shape, strategy = self._shape(options), options.get("scheduling_strategy")
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            request = opts_mod.resources_from_options(options, default_num_cpus=1)
+            shape, strategy = into_group(strategy, shape, request, f"task {self._name}"), None
         return (
             num_returns,
             options.get("name") or self._name,
-            self._shape(options),
+            shape,
             options["max_retries"],
             options["retry_exceptions"],
-            strategy_on_wire(options.get("scheduling_strategy")),
+            strategy_on_wire(strategy),
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:

@@ -109,6 +109,21 @@ class NodeResources:
             alloc.cpus_released = False
             self.available["CPU"] -= dict(alloc.shape)["CPU"]
 
+    def add(self, shape: Shape) -> None:
+        """Resources that appear on this node (a placement group's committed bundle)."""
+        for k, v in shape:
+            self.total[k] = self.total.get(k, 0) + v
+            self.available[k] = self.available.get(k, 0) + v
+
+    def remove(self, shape: Shape) -> None:
+        """Resources that ``add`` made go again (nothing may hold them)."""
+        for k, v in shape:
+            self.total[k] -= v
+            self.available[k] -= v
+            if self.total[k] <= 0:
+                del self.total[k]
+                del self.available[k]
+
     def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
         total = {k: float(from_units(v)) for k, v in self.total.items()}
         avail = {k: float(from_units(max(0, v))) for k, v in self.available.items()}
