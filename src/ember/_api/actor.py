@@ -16,7 +16,7 @@ import cloudpickle
 from ember._api import options as opts_mod
 from ember._api.session import runtime
 from ember._core.resources import shape_of
-from ember._runtime import serialization, state
+from ember._runtime import serialization, state, task_context
 
 if TYPE_CHECKING:
     from ember._runtime.runtime import Runtime
@@ -99,13 +99,18 @@ class ActorClass(Generic[_C]):
         request = opts_mod.resources_from_options(options, default_num_cpus=0)
         shape = shape_of(request)
         strategy = options.get("scheduling_strategy")
+        ctx = task_context.current.get()
+        if strategy is None and ctx is not None and ctx.capture_child_tasks:
+            from ember._api.placement_group import captured
+
+            strategy = captured(ctx)
+            options = {**options, "scheduling_strategy": strategy}
         if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
             from ember._api.placement_group import into_group
 
             if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
                 request = {**request, "CPU": 1.0}
             shape = into_group(strategy, shape, request, f"actor {self._name}")
-            options = {**options, "scheduling_strategy": None}
         meta = {
             "class_name": self._name,
             "methods": self._methods,

@@ -249,6 +249,14 @@ def get_current_placement_group() -> PlacementGroup | None:
     return None if pg_hex is None else PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)))
 
 
+def captured(ctx: task_context.TaskContext) -> PlacementGroupSchedulingStrategy:
+    """The strategy of work started without one by a task or actor whose group captures
+    child tasks: any bundle of that group, capturing in turn."""
+    pg_hex = pgs.group_of(ctx.resources)
+    group = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex))) if pg_hex else None
+    return PlacementGroupSchedulingStrategy(group, -1, True)
+
+
 def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: str) -> Shape:
     """The request of work scheduled with a PlacementGroupSchedulingStrategy, moved into
     the group's bundles; refused at the call if the index or the amounts do not fit."""

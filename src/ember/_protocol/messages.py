@@ -730,6 +730,7 @@ class PushTask(Message):
     namespace: str = ""
     args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
 
 @_message(61)
@@ -769,6 +770,7 @@ class StartActor(Message):
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
     _records = {"spec": _actor_spec}
 

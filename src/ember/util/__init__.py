@@ -1,5 +1,6 @@
 """Helpers beside the core API, under the names Ray gives them (``ray.util``)."""
 
+from ember.util import scheduling_strategies
 from ember.util.actor_pool import ActorPool
 from ember.util.placement_group import (
     get_current_placement_group,
@@ -16,4 +17,5 @@ __all__ = [
     "placement_group",
     "placement_group_table",
     "remove_placement_group",
+    "scheduling_strategies",
 ]
