@@ -1,0 +1,151 @@
+"""Placement groups on one machine, as Ray's ``ray.util.placement_group``: reservation
+(``ready``, ``wait``, the table), tasks and actors in bundles using the bundle's resources,
+argument checks with Ray's errors, groups that cannot fit staying pending, removal killing
+what runs in the group, names, and child tasks captured into the group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from tests._helpers import wait_until
+
+T = 30
+
+
+def in_group(pg: Any, index: int = -1, capture: bool | None = None) -> Any:
+    return PlacementGroupSchedulingStrategy(pg, index, capture)
+
+
+@pytest.fixture
+def ray4(start_ember: Any) -> Any:
+    return start_ember(num_cpus=4)
+
+
+def test_ready_resolves_to_the_group_once_its_bundles_are_reserved(ray4: Any) -> None:
+    pg = ray4.util.placement_group([{"CPU": 1}, {"CPU": 2}], strategy="PACK")
+    assert ray4.get(pg.ready(), timeout=T) == pg
+    assert pg.wait(T)
+    assert pg.bundle_specs == [{"CPU": 1.0}, {"CPU": 2.0}] and pg.bundle_count == 2
+    entry = ray4.util.placement_group_table(pg)
+    assert entry["placement_group_id"] == pg.id.hex()
+    assert entry["state"] == "CREATED" and entry["strategy"] == "PACK"
+    assert entry["bundles"] == {0: {"CPU": 1.0}, 1: {"CPU": 2.0}}
+    assert set(entry["bundles_to_node_id"]) == {0, 1}
+    assert pg.id.hex() in ray4.util.placement_group_table()
+    # The bundles' CPUs are set aside: the node's free pool keeps only one.
+    wait_until(
+        lambda: ray4.available_resources().get("CPU", 0), T, "1 CPU left", until=(1.0).__eq__
+    )
+
+
+def test_tasks_in_a_bundle_use_its_resources_not_the_node_s(ray4: Any) -> None:
+    pg = ray4.util.placement_group([{"CPU": 1}, {"CPU": 3}])
+    ray4.get(pg.ready(), timeout=T)
+
+    @ray4.remote(num_cpus=1)
+    def where() -> str | None:
+        return ray4.get_runtime_context().get_placement_group_id()
+
+    refs = [where.options(scheduling_strategy=in_group(pg, i % 2)).remote() for i in range(6)]
+    assert ray4.get(refs, timeout=T) == [pg.id.hex()] * 6
+    # Every CPU of the node is in the group: work outside it waits until the group goes.
+    outside = where.remote()
+    ready, _ = ray4.wait([outside], timeout=0.5)
+    assert not ready
+    ray4.util.remove_placement_group(pg)
+    assert ray4.get(outside, timeout=T) is None
+
+
+def test_work_that_does_not_fit_its_bundle_is_refused_at_the_call(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 1}])
+
+    @ray.remote(num_cpus=2)
+    def big() -> None:
+        pass
+
+    with pytest.raises(ValueError, match="cannot fit into any bundles"):
+        big.options(scheduling_strategy=in_group(pg)).remote()
+    with pytest.raises(ValueError, match="bundle index 1 is invalid"):
+        big.options(num_cpus=1, scheduling_strategy=in_group(pg, 1)).remote()
+    ray.util.remove_placement_group(pg)
+
+
+@pytest.mark.parametrize(
+    ("bundles", "strategy", "match"),
+    [
+        ([], "PACK", "non-empty list"),
+        ([{}], "PACK", "empty dictionary"),
+        ([{"CPU": 0}], "PACK", "only 0 values"),
+        ({"CPU": 1}, "PACK", "must be a list"),
+        ([{"CPU": 1}], "NEAR", "Invalid placement group strategy"),
+    ],
+)
+def test_bad_arguments_raise_ray_s_errors(
+    ray: Any, bundles: Any, strategy: str, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        ray.util.placement_group(bundles, strategy=strategy)
+
+
+def test_a_group_that_cannot_fit_stays_pending(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 64}])
+    assert not pg.wait(0.5)
+    ready, _ = ray.wait([pg.ready()], timeout=0.5)
+    assert not ready
+    assert ray.util.placement_group_table(pg)["state"] == "PENDING"
+    # Two bundles STRICT_SPREAD on a machine of one node: never.
+    spread = ray.util.placement_group([{"CPU": 1}] * 2, strategy="STRICT_SPREAD")
+    assert not spread.wait(0.5)
+    ray.util.remove_placement_group(pg)
+    ray.util.remove_placement_group(spread)
+    assert ray.util.placement_group_table(pg)["state"] == "REMOVED"
+
+
+def test_removing_a_group_kills_its_actors_and_frees_its_resources(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 2}], strategy="STRICT_PACK")
+    ray.get(pg.ready(), timeout=T)
+
+    @ray.remote(num_cpus=1)
+    class Member:
+        def group(self) -> str | None:
+            return ray.get_runtime_context().get_placement_group_id()
+
+    member = Member.options(scheduling_strategy=in_group(pg, 0)).remote()
+    assert ray.get(member.group.remote(), timeout=T) == pg.id.hex()
+    ray.util.remove_placement_group(pg)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(member.group.remote(), timeout=T)
+    wait_until(lambda: ray.available_resources().get("CPU", 0), T, "both CPUs", until=(2.0).__eq__)
+
+
+def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 1}], name="trainers")
+    assert ray.util.get_placement_group("trainers") == pg
+    assert ray.util.placement_group_table(pg)["name"] == "trainers"
+    with pytest.raises(ValueError, match="Failed to look up placement group"):
+        ray.util.get_placement_group("nobody")
+    ray.util.remove_placement_group(pg)
+
+
+def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 2}])
+    ray.get(pg.ready(), timeout=T)
+
+    @ray.remote(num_cpus=0)
+    def child() -> str | None:
+        return ray.get_runtime_context().get_placement_group_id()
+
+    @ray.remote(num_cpus=1)
+    def parent() -> tuple[Any, ...]:
+        current = ray.util.get_current_placement_group()
+        return (current.id.hex() if current else None, ray.get(child.remote()))
+
+    assert ray.util.get_current_placement_group() is None  # (the driver)
+    captured = parent.options(scheduling_strategy=in_group(pg, capture=True)).remote()
+    assert ray.get(captured, timeout=T) == (pg.id.hex(), pg.id.hex())
+    not_captured = parent.options(scheduling_strategy=in_group(pg)).remote()
+    assert ray.get(not_captured, timeout=T) == (pg.id.hex(), None)
+    ray.util.remove_placement_group(pg)
