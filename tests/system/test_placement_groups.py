@@ -149,3 +149,63 @@ def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
     not_captured = parent.options(scheduling_strategy=in_group(pg)).remote()
     assert ray.get(not_captured, timeout=T) == (pg.id.hex(), None)
     ray.util.remove_placement_group(pg)
+
+
+# -- on a cluster (ember.testing.Cluster: real node processes) -----------------------------------
+
+
+def _node_of_bundles(ray: Any, pg: Any) -> dict[int, str]:
+    @ray.remote(num_cpus=0)
+    def node() -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+    return {
+        i: ray.get(node.options(scheduling_strategy=in_group(pg, i)).remote(), timeout=T)
+        for i in range(pg.bundle_count)
+    }
+
+
+@pytest.mark.ember_only
+def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -> None:
+    import ember
+
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 2})
+    nodes = {n.node_id for n in cluster.nodes}
+    strict = ember.util.placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+    assert strict.wait(T)
+    where = _node_of_bundles(ember, strict)
+    assert set(where.values()) == nodes  # one bundle per node, and work runs there
+    assert ember.util.placement_group_table(strict)["bundles_to_node_id"] == where
+    # The other CPU of the third node: SPREAD takes it, though it shares a node.
+    spread = ember.util.placement_group([{"CPU": 1}], strategy="SPREAD")
+    assert spread.wait(T)
+    ember.util.remove_placement_group(strict)
+    ember.util.remove_placement_group(spread)
+    # Freed everywhere: now all four CPUs fit STRICT_PACK on no node, PACK across nodes.
+    packed = ember.util.placement_group([{"CPU": 1}] * 4, strategy="PACK")
+    assert packed.wait(T)
+    assert len(set(_node_of_bundles(ember, packed).values())) == 3
+    assert not ember.util.placement_group([{"CPU": 3}], strategy="STRICT_PACK").wait(0.5)
+
+
+@pytest.mark.ember_only
+def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> None:
+    import ember
+
+    cluster = make_cluster(
+        {"num_cpus": 1},
+        {"num_cpus": 1, "resources": {"w": 1}},
+        {"num_cpus": 1, "resources": {"w": 1}},
+    )
+    pg = ember.util.placement_group([{"w": 1}], strategy="STRICT_PACK")
+    assert pg.wait(T)
+    [first] = _node_of_bundles(ember, pg).values()
+    cluster.remove_node(next(n for n in cluster.nodes if n.node_id == first))
+    wait_until(
+        lambda: ember.util.placement_group_table(pg),
+        T,
+        "the bundle reserved again on the other node",
+        until=lambda e: e["state"] == "CREATED" and e["bundles_to_node_id"].get(0) != first,
+    )
+    [second] = _node_of_bundles(ember, pg).values()
+    assert second != first
