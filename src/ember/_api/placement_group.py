@@ -287,4 +287,6 @@ def _check(placement_group: PlacementGroup) -> PlacementGroup:
     return placement_group
 
 
-_bundle_reservation_check = RemoteFunction(_check, {"num_cpus": 0})
+_bundle_reservation_check: RemoteFunction[[PlacementGroup], ObjectRef[PlacementGroup]] = (
+    RemoteFunction(_check, {"num_cpus": 0})
+)
