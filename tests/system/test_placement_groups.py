@@ -176,6 +176,14 @@ def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -
     where = _node_of_bundles(ember, strict)
     assert set(where.values()) == nodes  # one bundle per node, and work runs there
     assert ember.util.placement_group_table(strict)["bundles_to_node_id"] == where
+
+    @ember.remote(num_cpus=1)
+    class Member:
+        def node(self) -> str:
+            return str(ember.get_runtime_context().get_node_id())
+
+    members = [Member.options(scheduling_strategy=in_group(strict, i)).remote() for i in range(3)]
+    assert ember.get([m.node.remote() for m in members], timeout=T) == [where[i] for i in range(3)]
     # The other CPU of the third node: SPREAD takes it, though it shares a node.
     spread = ember.util.placement_group([{"CPU": 1}], strategy="SPREAD")
     assert spread.wait(T)

@@ -159,19 +159,31 @@ def _check_bundles(bundles: Any) -> None:
 
 def placement_group(
     bundles: list[dict[str, float]],
-    strategy: str = "PACK",
+    strategy: str | None = "PACK",
     name: str = "",
     lifetime: str | None = None,
+    _soft_target_node_id: str | None = None,
+    bundle_label_selector: list[dict[str, str]] | None = None,
+    topology_strategy: dict[str, str] | None = None,
 ) -> PlacementGroup:
     """Reserve ``bundles`` together, placed by ``strategy`` (PACK, SPREAD, STRICT_PACK,
     STRICT_SPREAD). Returns at once; ``ready()`` or ``wait()`` tell when the reservation is
     made. ``lifetime="detached"``: the group outlives this job."""
-    _check_bundles(bundles)
+    unsupported = {
+        "_soft_target_node_id": _soft_target_node_id,
+        "bundle_label_selector": bundle_label_selector,
+        "topology_strategy": topology_strategy,
+    }
+    for option, value in unsupported.items():
+        if value:
+            raise ValueError(f"placement_group({option}=...) is not supported by Ember yet")
+    strategy = "PACK" if strategy is None else strategy
     if strategy not in pgs.STRATEGIES:
         raise ValueError(
             f"Invalid placement group strategy {strategy}. Supported strategies are: "
             f"{list(pgs.STRATEGIES)}."
         )
+    _check_bundles(bundles)
     if lifetime not in (None, "detached"):
         raise ValueError(
             "Placement group `lifetime` argument must be either `None` or "
