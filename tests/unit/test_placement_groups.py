@@ -107,6 +107,14 @@ def test_groups_never_count_the_same_room_twice() -> None:
     assert [a.pg_id for a in actions] == [b"1" * 18]
 
 
+def test_room_an_attempt_in_flight_prepares_is_not_offered_again() -> None:
+    table = pgs.GroupTable()
+    table.create(pgs.Group(b"1" * 18, [shape_of({"CPU": 1})], "PACK"))
+    table.schedule({A: cpus(1)})
+    table.create(pgs.Group(b"2" * 18, [shape_of({"CPU": 1})], "PACK"))
+    assert table.schedule({A: cpus(1)}) == []  # (A's heartbeat has not shown it yet)
+
+
 def test_an_infeasible_group_stays_pending() -> None:
     table = pgs.GroupTable()
     table.create(group(64))

@@ -128,6 +128,15 @@ def _entry(pg_id: bytes = b"", name: str = "", namespace: str = "") -> dict[str,
     return found[0] if found else None
 
 
+def _job_and_namespace() -> tuple[bytes, str]:
+    """The job and namespace of the code running here (a task's are its caller's)."""
+    rt = runtime()
+    ctx = task_context.current.get()
+    if ctx is None:
+        return rt.job_id, rt.namespace
+    return ctx.job_id or rt.job_id, ctx.namespace or rt.namespace
+
+
 def _check_bundles(bundles: Any) -> None:
     """Ray's checks, with Ray's messages (user code may match on them)."""
     if not isinstance(bundles, list):
@@ -189,7 +198,7 @@ def placement_group(
             "Placement group `lifetime` argument must be either `None` or "
             f"'detached'. Got {lifetime}."
         )
-    rt = runtime()
+    job_id, namespace = _job_and_namespace()
     pg_id = ids.random_id(_ID_LEN)
     specs = [{k: float(v) for k, v in b.items()} for b in bundles]
     _request(
@@ -199,8 +208,8 @@ def placement_group(
             bundles=specs,
             strategy=strategy,
             name=name,
-            namespace=rt.namespace,
-            job_id=rt.job_id,
+            namespace=namespace,
+            job_id=job_id,
             detached=lifetime == "detached",
         )
     )
@@ -219,7 +228,7 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     """The live group of this name in this job's namespace."""
     if not placement_group_name:
         raise ValueError("Please supply a non-empty value to get_placement_group")
-    entry = _entry(name=placement_group_name, namespace=runtime().namespace)
+    entry = _entry(name=placement_group_name, namespace=_job_and_namespace()[1])
     if entry is None:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
     return PlacementGroup(PlacementGroupID(entry["pg_id"]), list(entry["bundles"]))

@@ -229,6 +229,11 @@ class GroupTable:
         """Try the waiting groups, oldest first, against the nodes' free resources (lowered
         as bundles are given out here, so that two groups never count the same room)."""
         room = {n: dict(r) for n, r in available.items()}
+        for other in self.live():  # (nodes report what they prepared a moment later)
+            for node, (indexes, answer) in other.attempt.items():
+                if node in room and answer is not False:
+                    for i in indexes:
+                        _take(other.bundles[i], room[node])
         actions: list[GroupAction] = []
         for group in self.live():
             if group.state == CREATED or group.attempt:

@@ -2,8 +2,9 @@
 carries out its actions on the nodes (``PrepareBundles``, ``CommitBundles``,
 ``ReleaseBundles`` over each node's connection to the store).
 
-Groups are tried when created, when a node's free resources change (its heartbeat) and when
-a node dies; a job's groups are removed when it ends, unless detached. The table lives in
+Groups are tried when created, when a node's free resources change (its heartbeat), when a
+node dies, and every heartbeat interval (an attempt that failed waits for the next); a job's
+groups are removed when it ends, unless detached. The table lives in
 memory only: a control store that restarts (with Redis) forgets its groups.
 """
 

@@ -460,6 +460,7 @@ class ControlStoreServer:
             self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
         self.store.forget_unclaimed_jobs(now)
         self.store.expire_lookups(now)
+        self.store.placement_groups.schedule()  # (again: an attempt may have failed)
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 
