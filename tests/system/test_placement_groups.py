@@ -59,6 +59,23 @@ def test_tasks_in_a_bundle_use_its_resources_not_the_node_s(ray4: Any) -> None:
     assert ray4.get(outside, timeout=T) is None
 
 
+def test_tasks_in_a_bundle_get_the_gpus_it_reserved(start_ember: Any) -> None:
+    ray = start_ember(num_cpus=2, num_gpus=2)
+    pg = ray.util.placement_group([{"GPU": 1}, {"GPU": 1}], strategy="STRICT_PACK")
+    ray.get(pg.ready(), timeout=T)
+
+    @ray.remote(num_cpus=0, num_gpus=1)
+    def gpus() -> list[int]:
+        return [int(i) for i in ray.get_gpu_ids()]
+
+    first, second = ray.get(
+        [gpus.options(scheduling_strategy=in_group(pg, i)).remote() for i in range(2)],
+        timeout=T,
+    )
+    assert sorted(first + second) == [0, 1]
+    ray.util.remove_placement_group(pg)
+
+
 def test_work_that_does_not_fit_its_bundle_is_refused_at_the_call(ray: Any) -> None:
     pg = ray.util.placement_group([{"CPU": 1}])
 

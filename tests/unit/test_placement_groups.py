@@ -245,3 +245,23 @@ def test_the_wire_strategy_says_whether_children_are_captured() -> None:
 
     assert strategy_on_wire(Strategy()) == ["pg", True]
     assert captures(["pg", True]) and not captures(["pg", False]) and not captures(None)
+
+
+def test_work_in_a_bundle_gets_the_gpus_the_bundle_reserved() -> None:
+    res = NodeResources({"CPU": 4, "GPU": 3})
+    held = pgs.NodeBundles(res)
+    res.acquire(shape_of({"GPU": 1}))  # device 0 is busy outside the group
+    assert held.prepare(PG, [(0, shape_of({"GPU": 1})), (1, shape_of({"GPU": 1}))])
+    held.commit(PG, [0, 1])
+    first = res.acquire(pgs.demand(shape_of({"GPU": 1}), HEX, 1))
+    assert first is not None and first.gpu_ids in ([1], [2])
+    anywhere = res.acquire(pgs.demand(shape_of({"GPU": 1}), HEX, -1))
+    assert anywhere is not None and {*first.gpu_ids, *anywhere.gpu_ids} == {1, 2}
+    assert res.acquire(pgs.demand(shape_of({"GPU": 1}), HEX, 0)) is None  # (both taken)
+    res.release(anywhere)
+    again = res.acquire(pgs.demand(shape_of({"GPU": 0.5}), HEX, -1))
+    assert again is not None and again.gpu_ids == anywhere.gpu_ids
+    res.release(again)
+    res.release(first)
+    held.release(PG, [])
+    assert res.acquire(shape_of({"GPU": 2})) is not None  # devices 1 and 2 free again

@@ -345,7 +345,7 @@ class NodeBundles:
                 continue
             alloc, _ = held
             added = bundle_resources(alloc.shape, pg_id.hex(), index)
-            self.resources.add(added)
+            self.resources.add(added, alloc.gpu_units)
             self.held[(pg_id, index)] = (alloc, added)
 
     def group_names(self, pg_id: bytes, indexes: Sequence[int]) -> set[str]:
@@ -369,7 +369,7 @@ class NodeBundles:
                 continue
             alloc, added = held
             if added is not None:
-                self.resources.remove(added)
+                self.resources.remove(added, alloc.gpu_units)
             self.resources.release(alloc)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
 from ember._core.placement_groups import is_group_resource
-from ember._core.resources import Allocation, NodeResources, Shape, describe
+from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
@@ -523,4 +523,4 @@ def _holds(lease: _Lease) -> bool:
 
 
 def _uses_gpu(shape: Shape) -> bool:
-    return any(name == "GPU" for name, _ in shape)
+    return any(is_gpu(name) for name, _ in shape)
