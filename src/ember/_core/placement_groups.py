@@ -230,9 +230,9 @@ class GroupTable:
         as bundles are given out here, so that two groups never count the same room)."""
         room = {n: dict(r) for n, r in available.items()}
         for other in self.live():  # (nodes report what they prepared a moment later)
-            for node, (indexes, answer) in other.attempt.items():
+            for node, (asked, answer) in other.attempt.items():
                 if node in room and answer is not False:
-                    for i in indexes:
+                    for i in asked:
                         _take(other.bundles[i], room[node])
         actions: list[GroupAction] = []
         for group in self.live():
