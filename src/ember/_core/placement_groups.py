@@ -325,10 +325,12 @@ class NodeBundles:
         self.held: dict[tuple[bytes, int], tuple[Allocation, Shape | None]] = {}
 
     def prepare(self, pg_id: bytes, bundles: Sequence[tuple[int, Shape]]) -> bool:
-        """Set all of ``bundles`` aside, or none of them."""
+        """Set all of ``bundles`` aside, or none of them (one held already stays)."""
         taken: list[tuple[int, Allocation]] = []
         for index, shape in bundles:
-            alloc = None if (pg_id, index) in self.held else self.resources.acquire(shape)
+            if (pg_id, index) in self.held:
+                continue
+            alloc = self.resources.acquire(shape)
             if alloc is None:
                 for _, a in taken:
                     self.resources.release(a)
