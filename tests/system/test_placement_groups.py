@@ -234,3 +234,48 @@ def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> N
     )
     [second] = _node_of_bundles(ember, pg).values()
     assert second != first
+
+
+@pytest.mark.ember_only
+def test_a_job_s_groups_end_with_it_unless_detached(make_cluster: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import ember
+
+    cluster = make_cluster({"num_cpus": 2})
+    driver = textwrap.dedent(
+        """
+        import sys, ember
+        ember.init(address=sys.argv[1])
+        mine = ember.util.placement_group([{"CPU": 1}], name="mine")
+        kept = ember.util.placement_group([{"CPU": 1}], name="kept", lifetime="detached")
+        assert mine.wait(30) and kept.wait(30)
+        ember.shutdown()
+        """
+    )
+    env = dict(os.environ, EMBER_TOKEN=cluster.token)
+    out = subprocess.run(
+        [sys.executable, "-c", driver, cluster.address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr
+
+    def states() -> dict[str, str]:
+        table = ember.util.placement_group_table().values()
+        return {e["name"]: e["state"] for e in table}
+
+    wait_until(
+        states, T, "the job's group removed", until={"mine": "REMOVED", "kept": "CREATED"}.__eq__
+    )
+    [kept] = [e for e in ember.util.placement_group_table().values() if e["name"] == "kept"]
+    from ember.util.placement_group import PlacementGroup, PlacementGroupID
+
+    ember.util.remove_placement_group(
+        PlacementGroup(PlacementGroupID(bytes.fromhex(kept["placement_group_id"])))
+    )
