@@ -10,6 +10,8 @@ it and gives its resources back.
 Run:  python examples/placement_group.py
 """
 
+import time
+
 import ember as ray
 from ember.util.placement_group import (
     placement_group,
@@ -85,13 +87,18 @@ def main():
     assert placement_group_table(too_big)["state"] == "PENDING"
     remove_placement_group(too_big)
 
-    # Removing the group kills its actor and frees both CPUs.
+    # Removing the group (asynchronously, as in Ray) kills its actor and frees both CPUs.
     remove_placement_group(pg)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(
+        "state:", placement_group_table(pg)["state"], "CPUs free:", ray.available_resources()["CPU"]
+    )
     try:
         ray.get(counter.add.remote(1), timeout=30)
     except ray.exceptions.RayActorError:
         print("the actor in the removed group is gone")
-    print("state:", placement_group_table(pg)["state"])
     ray.shutdown()
 
 

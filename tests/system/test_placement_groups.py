@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from tests._helpers import wait_until
+from tests._helpers import raised, wait_until
 
 T = 30
 
@@ -132,9 +132,14 @@ def test_removing_a_group_kills_its_actors_and_frees_its_resources(ray: Any) -> 
 
     member = Member.options(scheduling_strategy=in_group(pg, 0)).remote()
     assert ray.get(member.group.remote(), timeout=T) == pg.id.hex()
-    ray.util.remove_placement_group(pg)
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(member.group.remote(), timeout=T)
+    ray.util.remove_placement_group(pg)  # (asynchronous, as in Ray)
+    wait_until(
+        lambda: raised(
+            ray.exceptions.RayActorError, lambda: ray.get(member.group.remote(), timeout=T)
+        ),
+        T,
+        "the actor killed",
+    )
     wait_until(lambda: ray.available_resources().get("CPU", 0), T, "both CPUs", until=(2.0).__eq__)
 
 

@@ -80,9 +80,12 @@ class PlacementGroup:
 
     def wait(self, timeout_seconds: float = 30) -> bool:
         """Whether the group was reserved within ``timeout_seconds``."""
-        from ember._api.api import wait
+        from ember._api.api import cancel, wait
 
-        done, _ = wait([self.ready()], timeout=timeout_seconds)
+        ready = self.ready()
+        done, _ = wait([ready], timeout=timeout_seconds)
+        if not done:
+            cancel(ready)  # (a loop of waits must not leave a task queued per call)
         return bool(done)
 
     def __eq__(self, other: object) -> bool:
