@@ -242,6 +242,19 @@ def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> N
 
 
 @pytest.mark.ember_only
+def test_a_pending_group_is_reserved_once_a_node_with_room_joins(make_cluster: Any) -> None:
+    import ember
+
+    cluster = make_cluster({"num_cpus": 1})
+    pg = ember.util.placement_group([{"CPU": 2}], strategy="STRICT_PACK")
+    assert not pg.wait(0.5)
+    cluster.add_node(num_cpus=2)
+    assert pg.wait(T)
+    [node] = _node_of_bundles(ember, pg).values()
+    assert node == cluster.nodes[-1].node_id
+
+
+@pytest.mark.ember_only
 def test_a_job_s_groups_end_with_it_unless_detached(make_cluster: Any) -> None:
     import os
     import subprocess
