@@ -18,7 +18,7 @@ from ember._api import runtime_env
 from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
 from ember._api.session import runtime
 from ember._core.resources import shape_of
-from ember._runtime import serialization, state
+from ember._runtime import serialization, state, task_context
 
 if TYPE_CHECKING:
     from ember._runtime.runtime import Runtime
@@ -102,7 +102,21 @@ class ActorClass(Generic[_C]):
         is_async = any(m["is_async"] for m in self._methods.values())
         max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         options = {**options, "max_concurrency": max_concurrency}
-        shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=0))
+        request = opts_mod.resources_from_options(options, default_num_cpus=0)
+        shape = shape_of(request)
+        strategy = options.get("scheduling_strategy")
+        ctx = task_context.current.get()
+        if strategy is None and ctx is not None and ctx.capture_child_tasks:
+            from ember._api.placement_group import captured
+
+            strategy = captured(ctx)
+            options = {**options, "scheduling_strategy": strategy}
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
+                request = {**request, "CPU": 1.0}
+            shape = into_group(strategy, shape, request, f"actor {self._name}")
         meta = {
             "class_name": self._name,
             "methods": self._methods,

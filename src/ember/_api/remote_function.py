@@ -22,6 +22,7 @@ from ember._api.dag import FunctionNode
 from ember._api.session import runtime
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
+from ember._runtime import task_context
 
 _P = ParamSpec("_P")
 _Out = TypeVar("_Out", covariant=True)
@@ -85,6 +86,11 @@ class RemoteFunction(Generic[_P, _Out]):
         rt = runtime()
         fn_id, data = self._fn_key()
         rt.export_function(fn_id, data, self._function)
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.capture_child_tasks and options["scheduling_strategy"] is None:
+            from ember._api.placement_group import captured
+
+            options = {**options, "scheduling_strategy": captured(ctx)}
         if options is self._options and self._plan is not None:
             plan = self._plan  # the plain f.remote() path: options never change
         else:
@@ -113,13 +119,19 @@ class RemoteFunction(Generic[_P, _Out]):
         num_returns = options["num_returns"]
         if not isinstance(num_returns, int):
             raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        shape, strategy = self._shape(options), options.get("scheduling_strategy")
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            request = opts_mod.resources_from_options(options, default_num_cpus=1)
+            shape = into_group(strategy, shape, request, f"task {self._name}")
         return (
             num_returns,
             options.get("name") or self._name,
-            self._shape(options),
+            shape,
             options["max_retries"],
             options["retry_exceptions"],
-            strategy_on_wire(options.get("scheduling_strategy")),
+            strategy_on_wire(strategy),
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:

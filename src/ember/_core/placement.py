@@ -32,6 +32,12 @@ def pinned(strategy: Any) -> bool:
     )
 
 
+def captures(strategy: Any) -> bool:
+    """Whether work in a placement group takes the tasks it starts into the group
+    (``["pg", capture]``, placed like the default otherwise: its resources say where)."""
+    return isinstance(strategy, (list, tuple)) and strategy[:1] == ["pg"] and bool(strategy[1])
+
+
 @dataclass
 class PeerView:
     node_id: bytes
@@ -58,10 +64,13 @@ HERE = None  # the choice "keep it on this node"
 
 
 def strategy_on_wire(value: Any) -> Any:
-    """A scheduling strategy as the node understands it: None, "SPREAD" or
-    ["node", node id, soft]. Placement groups are not supported and count as the default."""
+    """A scheduling strategy as the node understands it: None, "SPREAD",
+    ["node", node id, soft], or ["pg", capture] for work in a placement group (whose
+    resource request, rewritten into its bundles, is what places it)."""
     if value == "SPREAD":
         return "SPREAD"
+    if hasattr(value, "placement_group"):
+        return ["pg", bool(value.placement_group_capture_child_tasks)]
     node_id = getattr(value, "node_id", None)
     if isinstance(node_id, str):
         try:

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember._core.placement import Placement, Unschedulable, pinned
-from ember._core.resources import Allocation, NodeResources, Shape, describe
+from ember._core.placement_groups import is_group_resource
+from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
@@ -208,7 +209,8 @@ class LeaseScheduler:
             retriable,
         )
         actions: list[Action] = []
-        if not self.resources.feasible(shape):
+        # (a placement group's bundle that is not here yet is no reason to warn: it comes)
+        if not self.resources.feasible(shape) and not any(is_group_resource(k) for k, _ in shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -312,6 +314,28 @@ class LeaseScheduler:
         if worker is not None:
             for lease_id in worker.leases:
                 self.resources.release(self._leases.pop(lease_id).alloc)
+
+    def evict(self, names: set[str]) -> list[Action]:
+        """Resources with these names go (a placement group's bundle is given back): the
+        workers holding leases of them are stopped, and their leases end (then
+        ``resources_changed``, once the bundle is given back)."""
+        doomed = sorted(
+            {
+                lease.worker_id
+                for lease in self._leases.values()
+                if any(k in names for k, _ in lease.alloc.shape)
+            }
+        )
+        actions: list[Action] = []
+        for worker_id in doomed:
+            actions.append(StopWorker(worker_id))
+            self._drop_worker(worker_id)
+        return actions
+
+    def resources_changed(self) -> list[Action]:
+        """The node's resources changed (a bundle committed or given back): grant what fits
+        now."""
+        return self._dispatch()
 
     def idle_check(self, now: float, owns_anything: Callable[[bytes], bool]) -> list[Action]:
         """Every so often (``now`` by the node's clock): stop workers beyond ``idle_kept``
@@ -539,4 +563,4 @@ def _holds(lease: _Lease) -> bool:
 
 
 def _uses_gpu(shape: Shape) -> bool:
-    return any(name == "GPU" for name, _ in shape)
+    return any(is_gpu(name) for name, _ in shape)

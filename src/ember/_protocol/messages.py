@@ -594,6 +594,7 @@ class Heartbeat(Message):
     node_id: bytes
     available: dict[str, float]
     pending: list[list[Any]]  # what waits here: [kind, shape, count, capped] (see waiting())
+    total: dict[str, float] | None = None  # when it changed (placement groups' bundles)
 
 
 @_message(82)
@@ -744,6 +745,7 @@ class PushTask(Message):
     namespace: str = ""
     args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
 
 @_message(61)
@@ -783,5 +785,68 @@ class StartActor(Message):
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
     _records = {"spec": _actor_spec}
+
+
+# ---- placement groups (``_core/placement_groups.py``) -----------------------------------------
+
+
+@_message(150)
+class CreatePlacementGroup(Message):
+    """Client -> control store: reserve these bundles (answered at once; the reservation
+    follows when they fit)."""
+
+    rid: int
+    pg_id: bytes
+    bundles: list[dict[str, float]]
+    strategy: str
+    name: str
+    namespace: str
+    job_id: bytes
+    detached: bool
+
+
+@_message(151)
+class RemovePlacementGroup(Message):
+    rid: int
+    pg_id: bytes
+
+
+@_message(152)
+class GetPlacementGroups(Message):
+    """Client -> control store: the table entries of one group (by id, or by name in a
+    namespace), or of all when neither is given."""
+
+    rid: int
+    pg_id: bytes
+    name: str
+    namespace: str
+
+
+@_message(153)
+class PrepareBundles(Message):
+    """Control store -> node: set these bundles ([index, {resource: amount}]) aside; the
+    Reply's value says whether all of them could be."""
+
+    rid: int
+    pg_id: bytes
+    bundles: list[list[Any]]
+
+
+@_message(154)
+class CommitBundles(Message):
+    """Control store -> node: the prepared bundles become the group's resources."""
+
+    pg_id: bytes
+    indexes: list[int]
+
+
+@_message(155)
+class ReleaseBundles(Message):
+    """Control store -> node: give these bundles back (all of the group's here when
+    ``indexes`` is empty), stopping what runs in them."""
+
+    pg_id: bytes
+    indexes: list[int]

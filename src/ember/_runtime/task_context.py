@@ -21,6 +21,7 @@ class TaskContext:
     gpu_ids: list[int] = field(default_factory=list)
     resources: dict[str, float] | None = None
     cancelled: bool = False
+    capture_child_tasks: bool = False  # (see PlacementGroupSchedulingStrategy)
 
 
 current: ContextVar[TaskContext | None] = ContextVar("ember_task", default=None)

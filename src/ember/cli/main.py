@@ -327,6 +327,8 @@ def _status(args: argparse.Namespace) -> int:
         for name, total in sorted(n["total"].items()):
             if name.startswith("node:") or name in ("memory", "object_store_memory"):
                 continue
+            if "_group_" in name:  # (a placement group's: counted in its plain name, as Ray)
+                continue
             used = total - n["available"].get(name, 0)
             print(f"    {name}: {used:g}/{total:g} in use")
         for line in _waiting(n["pending"]) or ["nothing waiting for resources"]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
+from ember._core.placement import captures
 from ember._core.resources import Shape
 from ember._core.task_leases import (
     Action,
@@ -383,6 +384,7 @@ class TaskSubmitter:
             namespace=task.namespace,
             args_ref=task.args_ref,
             resources=resources,
+            capture_child_tasks=captures(task.strategy),
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ember._core import actor_lifecycle as life
 from ember._core import scheduler as sched
 from ember._core.actor_lifecycle import ActorLifecycle, ActorState
+from ember._core.placement import captures
 from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
@@ -349,6 +350,7 @@ class ActorManager:
                 incarnation=incarnation,
                 gpu_ids=grant.gpu_ids,
                 resources=shape_dict(rec.shape),
+                capture_child_tasks=captures(rec.strategy),
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )

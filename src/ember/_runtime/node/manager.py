@@ -29,6 +29,7 @@ from typing import Any
 
 from ember._core import scheduler as sched
 from ember._core.placement import Placement
+from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
@@ -70,6 +71,7 @@ class NodeManager:
         # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
         # asks for it.
         self.resources = NodeResources({**config.resources, "object_store_memory": float(capacity)})
+        self.bundles = NodeBundles(self.resources)  # placement groups' reservations here
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
         self.clustered = bool(config.control_address)
         cpus = max(1, int(config.resources.get("CPU", 1)))
@@ -244,6 +246,21 @@ class NodeManager:
                 node_id=self.node_id,
             )
         )
+
+    def prepare_bundles(self, msg: m.PrepareBundles) -> bool:
+        """The control store reserves a placement group's bundles here (first phase)."""
+        return self.bundles.prepare(msg.pg_id, [(i, shape_of(b)) for i, b in msg.bundles])
+
+    def commit_bundles(self, msg: m.CommitBundles) -> None:
+        self.bundles.commit(msg.pg_id, msg.indexes)
+        self.run_actions(self.scheduler.resources_changed())
+
+    def release_bundles(self, msg: m.ReleaseBundles) -> None:
+        """A group was removed (or its reservation rolled back): what runs in its bundles
+        here is stopped, and their resources go back to the node."""
+        self.run_actions(self.scheduler.evict(self.bundles.group_names(msg.pg_id, msg.indexes)))
+        self.bundles.release(msg.pg_id, msg.indexes)
+        self.run_actions(self.scheduler.resources_changed())
 
     def client_conn(self, client_id: bytes) -> Connection | None:
         """The connection of a process connected to this node, if it is."""

@@ -190,6 +190,7 @@ class Worker:
         self.actor_name = ""
         self.actor_gpu_ids: list[int] = []
         self.actor_resources: dict[str, float] | None = None
+        self.actor_captures = False  # its placement group takes the tasks it starts
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
@@ -256,6 +257,7 @@ class Worker:
             msg.actor_id,
             list(msg.gpu_ids) or self.actor_gpu_ids,
             msg.resources or self.actor_resources,
+            capture_child_tasks=msg.capture_child_tasks or self.actor_captures,
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
@@ -538,6 +540,8 @@ class Worker:
             0,
             msg.actor_id,
             list(msg.gpu_ids),
+            msg.resources,
+            capture_child_tasks=msg.capture_child_tasks,
         )
         task_context.current.set(ctx)
         self.actor_id = msg.actor_id
@@ -546,6 +550,7 @@ class Worker:
         _OUTPUT_NAME[0] = spec.class_name
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
+        self.actor_captures = msg.capture_child_tasks
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
