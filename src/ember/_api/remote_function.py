@@ -18,6 +18,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api.session import runtime
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
 
@@ -111,11 +112,19 @@ class RemoteFunction(Generic[_P, _Out]):
             self._shape(options),
             options["max_retries"],
             options["retry_exceptions"],
-            strategy_on_wire(options.get("scheduling_strategy")),
+            strategy_on_wire(
+                options.get("scheduling_strategy"), parse_selector(options.get("label_selector"))
+            ),
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:
-        key = (options.get("num_cpus"), options.get("num_gpus"), _freeze(options.get("resources")))
+        key = (
+            options.get("num_cpus"),
+            options.get("num_gpus"),
+            _freeze(options.get("resources")),
+            options.get("memory"),
+            options.get("accelerator_type"),
+        )
         shape = self._shapes.get(key)
         if shape is None:
             shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=1))

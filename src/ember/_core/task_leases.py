@@ -254,8 +254,12 @@ _NONE: list[Action] = []  # returned when there is nothing to do; never appended
 
 def key_id(task: Task) -> Any:
     """Tasks share leases when they have the same shape and the same placement."""
-    strategy = task.strategy
-    return task.shape, tuple(strategy) if isinstance(strategy, list) else strategy
+    return task.shape, _frozen(task.strategy)
+
+
+def _frozen(value: Any) -> Any:
+    """A strategy from the wire (lists within lists, with a label selector) as a hashable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
 class TaskLeases:

@@ -18,6 +18,7 @@ from ember._core.actor_calls import (
     SendRelease,
     died,
 )
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
 from ember._core.task_leases import Fail, Finish
@@ -113,7 +114,10 @@ class ActorCaller:
                     max_restarts=int(options.get("max_restarts") or 0),
                     handle_meta=handle_meta,
                     class_name=class_name,
-                    strategy=strategy_on_wire(options.get("scheduling_strategy")),
+                    strategy=strategy_on_wire(
+                        options.get("scheduling_strategy"),
+                        parse_selector(options.get("label_selector")),
+                    ),
                 ),
             )
             if not ready_now:
