@@ -101,6 +101,7 @@ class ActorClass(Generic[_C]):
             "class_name": self._name,
             "methods": self._methods,
             "max_task_retries": options.get("max_task_retries") or 0,
+            "max_pending_calls": options.get("max_pending_calls", -1),
         }
         actor_id, created = rt.create_actor(
             self._fn_id,
@@ -233,6 +234,7 @@ class ActorMethod:
             num_returns=num_returns,
             max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
             retry_exceptions=opts.get("retry_exceptions") or False,
+            max_pending_calls=handle._meta.get("max_pending_calls", -1),
         )
         if num_returns == 1:
             return refs[0]

@@ -173,7 +173,16 @@ class ActorCaller:
         num_returns: int,
         max_task_retries: int | None,
         retry_exceptions: Any,
+        max_pending_calls: int = -1,
     ) -> list[ObjectRef]:
+        with self._lock:
+            if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
+                raise exc.PendingCallsLimitExceeded(
+                    f"{class_name}.{method} could not be submitted to actor {actor_id.hex()}: "
+                    f"{max_pending_calls} calls to it are pending already (its "
+                    "max_pending_calls). Wait for some results first (ember.wait), or raise "
+                    "max_pending_calls in the actor's options."
+                )
         task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
         task.retry_exceptions = retry_exceptions
         with self._lock:
