@@ -1,5 +1,5 @@
 """Options of tasks, actors and ``init()`` that Ember once accepted and ignored, each honoured
-as Ray honours it (or refused by name): ``max_pending_calls``, ``memory``,
+as Ray honours it (or refused by name): ``max_calls``, ``max_pending_calls``, ``memory``,
 ``accelerator_type``, node labels and ``label_selector``, and ``init()``'s keywords.
 
 The tests not marked ``ember_only`` also run on Ray through the shim (tests/system/conftest.py).
@@ -21,6 +21,56 @@ def _runs(ray: Any, refs: list[Any]) -> bool:
     """Did these refs finish within a second? (For work that must wait: a bound, not a race.)"""
     ready, _ = ray.wait(refs, num_returns=len(refs), timeout=1.0)
     return bool(ready)
+
+
+# ------------------------------------------------------------------------------- max_calls
+
+
+def test_a_worker_runs_a_function_at_most_max_calls_times(ray: Any) -> None:
+    @ray.remote(max_calls=2)
+    def pid() -> int:
+        return os.getpid()
+
+    one_by_one = [ray.get(pid.remote(), timeout=30) for _ in range(6)]
+    at_once = ray.get([pid.remote() for _ in range(10)], timeout=60)
+    for pids in (one_by_one, at_once):
+        assert max(pids.count(p) for p in pids) <= 2
+    assert len(set(one_by_one) & set(at_once)) == 0  # each retired worker is gone
+
+    @ray.remote(max_calls=1, max_retries=0)
+    def once() -> int:
+        return os.getpid()
+
+    # Nothing pushed to a retiring worker is lost or counted as a crash.
+    pids = ray.get([once.remote() for _ in range(8)], timeout=60)
+    assert len(set(pids)) == 8
+
+
+def test_max_calls_zero_means_no_limit_and_gpu_functions_default_to_one(
+    start_ember: Any,
+) -> None:
+    ray = start_ember(num_cpus=2, num_gpus=1)
+
+    @ray.remote
+    def cpu() -> int:
+        return os.getpid()
+
+    cpu_pids = [ray.get(cpu.remote(), timeout=30) for _ in range(4)]
+    assert len(set(cpu_pids)) < 4  # workers are reused
+
+    @ray.remote(num_gpus=1)
+    def gpu() -> int:
+        return os.getpid()
+
+    gpu_pids = [ray.get(gpu.remote(), timeout=30) for _ in range(3)]
+    assert len(set(gpu_pids)) == 3
+
+    @ray.remote(num_gpus=1, max_calls=0)
+    def gpu_reused() -> int:
+        return os.getpid()
+
+    reused = [ray.get(gpu_reused.remote(), timeout=30) for _ in range(4)]
+    assert len(set(reused)) < 4
 
 
 # --------------------------------------------------------------------- max_pending_calls

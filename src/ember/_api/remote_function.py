@@ -18,6 +18,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api.session import runtime
+from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
@@ -31,7 +32,7 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def __init__(self, function: Callable[_P, Any], options: dict[str, Any]) -> None:
         self._function = function
-        self._options = {**opts_mod.task_defaults(), **options}
+        self._options = {**opts_mod.task_defaults(), **options, "max_calls": max_calls_of(options)}
         self._name = getattr(function, "__qualname__", repr(function))
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
@@ -65,14 +66,21 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
         if self._fn_id is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
             self._fn_id = hashlib.blake2b(self._pickled, digest_size=16).digest()
         return self._fn_id, self._data
 
     def _data(self) -> bytes:
         if self._pickled is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
         return self._pickled
+
+    def _dumps(self) -> bytes:
+        """The function as exported: with its ``max_calls``, if it has one, which the worker
+        that runs it honours (``_core/call_limits.py``)."""
+        max_calls = self._options["max_calls"]
+        limited = CallLimited(self._function, max_calls) if max_calls else self._function
+        return cloudpickle.dumps(limited)
 
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]

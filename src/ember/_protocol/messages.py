@@ -738,7 +738,9 @@ class PushTask(Message):
 class TaskDone(Message):
     task_id: bytes
     results: Sequence[ReturnValue]
-    worker_died: bool = False
+    # The worker ends once its running tasks are answered and starts nothing more (a
+    # function's max_calls): what its caller pushed behind this task never runs there.
+    retiring: bool = False
 
     _records = {"results": _records_of(ReturnValue)}
 

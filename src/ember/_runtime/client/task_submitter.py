@@ -394,6 +394,8 @@ class TaskSubmitter:
         with self._lock:
             task = self._tasks.get(msg.task_id)
             if task is not None:
+                if msg.retiring and task.lease is not None:
+                    self._machine.retiring(task.lease)
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
