@@ -212,6 +212,29 @@ def _id(node_id: str) -> dict[str, str]:
     return {"ray.io/node-id": node_id}
 
 
+# ---------------------------------------------------------------------- enable_task_events
+
+
+def test_enable_task_events_is_taken_by_tasks_actors_and_methods(ray: Any) -> None:
+    @ray.remote(enable_task_events=False)
+    def quiet() -> int:
+        return 1
+
+    @ray.remote(enable_task_events=False)
+    class Quiet:
+        @ray.method(enable_task_events=True)
+        def loud(self) -> int:
+            return 2
+
+        def still_quiet(self) -> int:
+            return 3
+
+    actor = Quiet.remote()
+    refs = [quiet.remote(), actor.loud.remote(), actor.still_quiet.remote()]
+    refs.append(quiet.options(enable_task_events=True).remote())
+    assert ray.get(refs, timeout=30) == [1, 2, 3, 1]
+
+
 # ------------------------------------------------------------------------------- init()
 
 

@@ -80,7 +80,8 @@ class RemoteFunction(Generic[_P, _Out]):
         that runs it honours (``_core/call_limits.py``)."""
         max_calls = self._options["max_calls"]
         limited = CallLimited(self._function, max_calls) if max_calls else self._function
-        return cloudpickle.dumps(limited)
+        data: bytes = cloudpickle.dumps(limited)
+        return data
 
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
@@ -94,7 +95,7 @@ class RemoteFunction(Generic[_P, _Out]):
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions, strategy = plan
+        num_returns, name, shape, max_retries, retry_exceptions, strategy, events = plan
         refs = rt.submit_task(
             fn_id,
             args,
@@ -105,6 +106,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
             strategy=strategy,
+            enable_task_events=events,
         )
         if num_returns == 1:
             return refs[0]
@@ -123,6 +125,7 @@ class RemoteFunction(Generic[_P, _Out]):
             strategy_on_wire(
                 options.get("scheduling_strategy"), parse_selector(options.get("label_selector"))
             ),
+            options["enable_task_events"],
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:

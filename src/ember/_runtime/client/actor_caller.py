@@ -174,6 +174,7 @@ class ActorCaller:
         max_task_retries: int | None,
         retry_exceptions: Any,
         max_pending_calls: int = -1,
+        enable_task_events: bool = True,
     ) -> list[ObjectRef]:
         with self._lock:
             if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
@@ -183,7 +184,9 @@ class ActorCaller:
                     "max_pending_calls). Wait for some results first (ember.wait), or raise "
                     "max_pending_calls in the actor's options."
                 )
-        task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
+        task = self._tasks.new_task(
+            method.encode(), args, kwargs, num_returns, method, enable_task_events
+        )
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()

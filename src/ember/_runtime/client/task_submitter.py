@@ -74,8 +74,10 @@ class TaskSubmitter:
         kwargs: dict[str, Any],
         num_returns: int,
         name: str,
+        task_events: bool = True,
     ) -> _Task:
         task = _Task()
+        task.task_events = task_events
         task.task_id = ids.new_task_id()
         task.args_ref = b""
         task.deps = []
@@ -136,8 +138,9 @@ class TaskSubmitter:
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        enable_task_events: bool = True,
     ) -> list[ObjectRef]:
-        task = self.new_task(fn_id, args, kwargs, num_returns, name)
+        task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
         task.retries_left = max_retries
