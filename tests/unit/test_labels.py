@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from ember._core.labels import check_node_labels, describe, matches, parse_selector
+from ember._core.labels import (
+    check_node_labels,
+    describe,
+    matches,
+    node_labels,
+    parse_selector,
+)
 from ember._core.placement import HERE, Placement, strategy_on_wire
 from ember._core.resources import NodeResources, shape_of
 from ember._core.scheduler import Grant, LeaseScheduler, Spill, WarnInfeasible
@@ -71,6 +77,16 @@ def test_node_labels_are_checked() -> None:
         check_node_labels({"zone": "not ok"})
     with pytest.raises(ValueError, match="dict"):
         check_node_labels(["zone"])
+
+
+def test_a_node_has_the_labels_ray_sets_beside_its_own() -> None:
+    resources = {"CPU": 1, "accelerator_type:A100": 1}
+    assert node_labels({"zone": "a"}, b"\x01\x02", resources) == {
+        "zone": "a",
+        "ray.io/node-id": "0102",
+        "ray.io/accelerator-type": "A100",
+    }
+    assert node_labels({}, b"\x01", {"CPU": 1}) == {"ray.io/node-id": "01"}
 
 
 def node(node_id: bytes, labels: dict[str, str], cpus: float = 2) -> dict[str, Any]:

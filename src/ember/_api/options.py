@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ember._core.labels import parse_selector
+from ember._core.labels import ACCELERATOR_TYPE_PREFIX, parse_selector
 
 __all__ = [
     "Option",
@@ -430,10 +430,7 @@ def method_defaults() -> dict[str, Any]:
     return {name: opt.default for name, opt in METHOD_OPTIONS.items()}
 
 
-# A node with an accelerator of type T advertises the resource "accelerator_type:T" (1), and
-# a task or actor with ``accelerator_type=T`` asks for a sliver of it, as in Ray.
-ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
-_ACCELERATOR_TYPE_AMOUNT = 0.001
+_ACCELERATOR_TYPE_AMOUNT = 0.001  # (of the node's "accelerator_type:T", which is 1)
 
 
 def resources_from_options(opts: Mapping[str, Any], *, default_num_cpus: float) -> dict[str, float]:

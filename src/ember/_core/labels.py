@@ -27,6 +27,10 @@ _PREFIX_RE = re.compile(rf"{_NAME}(?:\.{_NAME})*")
 _IN_RE = re.compile(rf"(!?)in\(\s*({_NAME}(?:\s*,\s*{_NAME})*)\s*\)")
 _VALUE_RE = re.compile(rf"(!?)({_NAME})")
 NODE_ID_LABEL = "ray.io/node-id"  # every node's own, as Ray sets it (its id in hex)
+ACCELERATOR_TYPE_LABEL = "ray.io/accelerator-type"
+# A node with an accelerator of type T offers the resource "accelerator_type:T" (1), and a
+# task or actor with ``accelerator_type=T`` asks for a sliver of it, as in Ray.
+ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
 
 
 def key_problem(key: Any) -> str | None:
@@ -63,6 +67,20 @@ def check_node_labels(labels: Any) -> dict[str, str]:
                 "alphanumeric at both ends, with '-', '_', '.' and alphanumerics between"
             )
     return dict(labels)
+
+
+def node_labels(
+    given: Mapping[str, str], node_id: bytes, resources: Mapping[str, float]
+) -> dict[str, str]:
+    """A node's labels: those it was given, and those Ray sets itself (its id; its
+    accelerator type, from an ``accelerator_type:T`` resource)."""
+    types = [
+        n[len(ACCELERATOR_TYPE_PREFIX) :]
+        for n in resources
+        if n.startswith(ACCELERATOR_TYPE_PREFIX)
+    ]
+    labels = {ACCELERATOR_TYPE_LABEL: types[0]} if types else {}
+    return {**labels, **given, NODE_ID_LABEL: node_id.hex()}
 
 
 def parse_selector(selector: Mapping[str, str] | None) -> Selector:

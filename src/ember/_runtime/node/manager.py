@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._core import scheduler as sched
-from ember._core.labels import NODE_ID_LABEL
+from ember._core.labels import node_labels
 from ember._core.placement import Placement
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
@@ -72,7 +72,7 @@ class NodeManager:
         self.resources = NodeResources({**config.resources, "object_store_memory": float(capacity)})
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
         self.clustered = bool(config.control_address)
-        self.labels = {**(config.labels or {}), NODE_ID_LABEL: self.node_id.hex()}
+        self.labels = node_labels(config.labels or {}, self.node_id, config.resources)
         cpus = max(1, int(config.resources.get("CPU", 1)))
         self.scheduler = sched.LeaseScheduler(
             self.resources,
