@@ -255,6 +255,7 @@ def test_init_sets_up_its_own_logger(start_ember: Any) -> None:
         ({"num_cpu": 2}, TypeError, "num_cpu"),
         ({"_system_config": {"max_io_workers": 2}}, ValueError, "max_io_workers"),
         ({"_redis_password": "secret"}, ValueError, "_redis_password"),
+        ({"_enable_object_reconstruction": False}, ValueError, "lineage"),
         ({"_temp_dir": "relative"}, ValueError, "_temp_dir"),
         ({"labels": {"zone": "not ok"}}, ValueError, "zone"),
     ],
@@ -276,6 +277,7 @@ def test_init_honours_the_hidden_keywords_it_takes(start_ember: Any, tmp_path: A
         _node_ip_address="127.0.0.2",
         _memory=1 << 30,
         _redis_password="5241590000000000",  # Ray's default: nothing to refuse
+        _enable_object_reconstruction=True,  # (what Ember does anyway)
         _system_config={"ref_grace_s": 0.5},
     )
     sessions = os.listdir(tmp_path / f"ember-{os.getuid()}")

@@ -71,8 +71,9 @@ def init(
     Every keyword of Ray's ``init`` is either honoured or refused with an error naming it.
     Hidden keywords honoured: ``_temp_dir`` (where the session folder goes), ``_node_ip_address``
     (the address this node shows), ``_memory`` (the node's ``memory`` resource, bytes),
-    ``_system_config`` (Ember's settings: ``process_config.SYSTEM_CONFIG_KEYS``) and
-    ``_redis_password`` (Ray's default only: Ember's clusters use a token)."""
+    ``_system_config`` (Ember's settings: ``process_config.SYSTEM_CONFIG_KEYS``),
+    ``_redis_password`` (Ray's default only: Ember's clusters use a token) and
+    ``_enable_object_reconstruction`` (True only: Ember always rebuilds lost objects)."""
     global _node
     with _lock:
         if state.current() is not None:
@@ -162,6 +163,7 @@ _HIDDEN_INIT_ARGS = (
     "_memory",
     "_system_config",
     "_redis_password",
+    "_enable_object_reconstruction",
 )
 _NODE_ARGS = ("_temp_dir", "_node_ip_address", "_memory", "_system_config")
 # Ray's keywords that Ember does not implement: refused by name rather than ignored.
@@ -172,7 +174,6 @@ _UNSUPPORTED_INIT_ARGS = (
     "system_reserved_cpu",
     "system_reserved_memory",
     "proxy_server_url",
-    "_enable_object_reconstruction",
     "_plasma_directory",
     "object_spilling_directory",
     "_driver_object_store_memory",
@@ -199,6 +200,11 @@ def _hidden_init_args(kwargs: dict[str, Any]) -> dict[str, Any]:
             "help(ember.init) for the keywords it takes."
         )
     hidden = {k: v for k, v in kwargs.items() if v is not None}
+    if hidden.pop("_enable_object_reconstruction", True) is not True:
+        raise ValueError(
+            "init(_enable_object_reconstruction=False): Ember always rebuilds lost objects from "
+            "their lineage (within max_retries); set max_retries=0 on a task to opt it out."
+        )
     password = hidden.pop("_redis_password", _RAY_DEFAULT_REDIS_PASSWORD)
     if password != _RAY_DEFAULT_REDIS_PASSWORD:
         raise ValueError(
