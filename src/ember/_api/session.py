@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
 from ember._runtime import state
-from ember._runtime.launch.launcher import LocalNode, node_resources, spawn_node
+from ember._runtime.launch.launcher import (
+    LocalNode,
+    available_memory,
+    node_resources,
+    spawn_node,
+)
 from ember._runtime.launch.process_config import system_config
 
 if TYPE_CHECKING:
@@ -120,6 +125,7 @@ def init(
         if local_mode:
             from ember._runtime.client.local import LocalRuntime
 
+            total.setdefault("memory", float(available_memory()))  # (no store beside it)
             state.set_current(LocalRuntime(total, ns))
             return _context_info()
         spawned = spawn_node(
