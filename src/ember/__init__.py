@@ -88,7 +88,7 @@ __all__ = [
 
 
 # Submodules reachable as attributes after ``import ember`` (``ray.tune``, ``ray.util``).
-_SUBMODULES = ("exceptions", "experimental", "tune", "util")
+_SUBMODULES = ("exceptions", "experimental", "runtime_env", "tune", "util")
 
 
 def __getattr__(name: str) -> Any:

@@ -61,7 +61,7 @@ def tier_of(module: str) -> str | None:
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
-    if head == "util":  # the public face of core features (placement groups, state), as in Ray
+    if head in ("util", "runtime_env"):  # public faces of core features, as in Ray
         return "public"
     if head in LIBRARIES:
         return "library"

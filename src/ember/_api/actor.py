@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import cloudpickle
 
 from ember._api import options as opts_mod
+from ember._api import runtime_env
 from ember._api.session import runtime
 from ember._core.resources import shape_of
 from ember._runtime import serialization, state
@@ -112,6 +113,7 @@ class ActorClass(Generic[_C]):
             shape=shape,
             options=options,
             handle_meta=serialization.dumps(meta),
+            runtime_env=runtime_env.for_call(rt, options.get("runtime_env")),
         )
         # A handle to an actor that already existed (get_if_exists) is borrowed, not owned.
         return ActorHandle(actor_id, meta, rt.client_id if created else b"", rt)

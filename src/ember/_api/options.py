@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ember._api import runtime_env
 from ember._core.labels import ACCELERATOR_TYPE_PREFIX, parse_selector
 
 __all__ = [
@@ -180,6 +181,17 @@ def _label_selector_problem(value: Mapping[Any, Any] | None) -> str | None:
     return None
 
 
+def _runtime_env_problem(value: dict[str, Any] | None) -> str | None:
+    """Checked where it is given, as Ray does (its fields, their types, local paths)."""
+    if value is None:
+        return None
+    try:
+        runtime_env.check(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _lifetime_problem(value: str | None) -> str | None:
     if value is not None and value not in _LIFETIMES:
         return "Expected None, 'detached' or 'non_detached'."
@@ -247,7 +259,7 @@ def _common_options(num_cpus_default: Any, num_gpus_default: Any) -> list[Option
             None,
             "None, 'DEFAULT', 'SPREAD', or a scheduling strategy object",
         ),
-        Option("runtime_env", (dict, _NONE), None, None, "a dict or None"),
+        Option("runtime_env", (dict, _NONE), _runtime_env_problem, None, "a dict or None"),
         Option("accelerator_type", (str, _NONE), None, None, "a string or None"),
         Option(
             "label_selector",

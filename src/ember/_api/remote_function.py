@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 import cloudpickle
 
 from ember._api import options as opts_mod
+from ember._api import runtime_env
 from ember._api.session import runtime
 from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
@@ -96,6 +97,7 @@ class RemoteFunction(Generic[_P, _Out]):
             if options is self._options:
                 self._plan = plan
         num_returns, name, shape, max_retries, retry_exceptions, strategy, events = plan
+        env = options.get("runtime_env")
         refs = rt.submit_task(
             fn_id,
             args,
@@ -106,6 +108,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
             strategy=strategy,
+            runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
             enable_task_events=events,
         )
         if num_returns == 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ember._api import runtime_env
+from ember._api.runtime_env import RuntimeEnv
 from ember._api.session import runtime
 from ember._runtime import task_context
 
@@ -48,6 +50,12 @@ class RuntimeContext:
     def get_accelerator_ids(self) -> dict[str, list[str]]:
         ctx = task_context.current.get()
         return {"GPU": [str(i) for i in ctx.gpu_ids] if ctx is not None else []}
+
+    @property
+    def runtime_env(self) -> RuntimeEnv:
+        """The runtime env this job, task or actor runs in (its references to uploaded
+        packages in place of local paths)."""
+        return runtime_env.current(self._rt)
 
     @property
     def job_id(self) -> str:

@@ -95,7 +95,11 @@ def init(
                 "init(job_config=...) is not supported by Ember: pass namespace=... and "
                 "runtime_env=... to init() directly."
             )
-        del runtime_env  # accepted; applied to the job's tasks by the runtime_env work
+        job_env: dict[str, Any] = {}
+        if runtime_env is not None:  # (bad input fails before anything starts)
+            from ember._api import runtime_env as runtime_env_api
+
+            job_env = runtime_env_api.check(runtime_env)
         _configure_logging(configure_logging, logging_level, logging_format)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
         if address is None:
@@ -119,10 +123,15 @@ def init(
                 )
             client = _connect_cluster(address, ns, log_to_driver)
             state.set_current(client)
-            return _context_info()
+            return _start_job(client, job_env)
         host = hidden.get("_node_ip_address") or "127.0.0.1"
         total = node_resources(num_cpus, num_gpus, resources, host, memory=hidden.get("_memory"))
         if local_mode:
+            if job_env:
+                raise ValueError(
+                    "local_mode runs everything in this process, which has no runtime env: "
+                    "drop runtime_env or local_mode."
+                )
             from ember._runtime.client.local import LocalRuntime
 
             total.setdefault("memory", float(available_memory()))  # (no store beside it)
@@ -158,7 +167,7 @@ def init(
             raise
         _node = node
         state.set_current(client)
-        return _context_info()
+        return _start_job(client, job_env)
 
 
 # Ray's hidden ``init`` keywords that Ember honours; those in _NODE_ARGS set up the node that
@@ -376,6 +385,22 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
+    """Upload what the job's runtime env names (its tasks and actors inherit it)."""
+    if job_env:
+        from ember._api import runtime_env as runtime_env_api
+        from ember._protocol import messages as m
+
+        try:
+            client.runtime_env = runtime_env_api.job_env(client, job_env)
+        except BaseException:
+            shutdown()
+            raise
+        if job_env.get("config", {}).get("eager_install", True):
+            client.node.send(m.InstallRuntimeEnv(runtime_env=client.runtime_env))
+    return _context_info()
 
 
 def _context_info() -> dict[str, Any]:

@@ -16,6 +16,9 @@ after ``START_FAILURES_TOLERATED`` workers in a row die before they connect, req
 wait for a worker are refused with the last one's log instead of workers being started for
 ever.
 
+Workers are pooled per runtime env (its canonical text, "" for none): a request gets only
+a worker started for its env, and workers are started, counted and given up on per env.
+
 A worker whose every lease is blocked in ``get`` counts as free: it may take another lease and
 run that task on another thread. That is how nested tasks (fib by recursion) run on two CPUs
 without starting a process per waiting task.
@@ -56,7 +59,9 @@ class Grant:
 
 @record
 class StartWorker:
-    pass
+    """Start a worker for this runtime env ("" for none: a plain fork)."""
+
+    runtime_env: str = ""
 
 
 @record
@@ -113,6 +118,7 @@ class _Request:
     dedicated: bool
     movable: bool = False  # may still spill to another node
     job: bytes = b""
+    runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
     selector: Selector = ()  # the labels a node must have (``_core/labels.py``)
 
 
@@ -139,6 +145,7 @@ class _Worker:
     # failures (a caller that dies takes the workers running its tasks with it) never end
     # another job's tasks.
     job: bytes = b""
+    runtime_env: str = ""  # what it was set up for: it serves no other env
 
 
 class LeaseScheduler:
@@ -163,11 +170,11 @@ class LeaseScheduler:
         self.idle_kept = idle_kept
         self.idle_seconds = idle_seconds
         self._idle_since: dict[bytes, float] = {}
-        self._start_failures = 0  # in a row
+        self._start_failures: Counter[str] = Counter()  # in a row, per runtime env
         self._queue: list[_Request] = []
         self._leases: dict[int, _Lease] = {}
         self._workers: dict[bytes, _Worker] = {}
-        self._starting = 0
+        self._starting: Counter[str] = Counter()  # per runtime env
         self._lease_ids = itertools.count(first_lease_id)
 
     # -- events -------------------------------------------------------------------------------
@@ -182,6 +189,7 @@ class LeaseScheduler:
         strategy: object = None,
         spilled: bool = False,
         job: bytes = b"",
+        runtime_env: str = "",
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -191,9 +199,16 @@ class LeaseScheduler:
                 return [Refuse(client, rid, target.message)]
             if target is not None:
                 return [Spill(client, rid, target)]
-        selector = split_labels(strategy)[0]
         req = _Request(
-            client, rid, shape, what, dedicated, movable and not pinned(strategy), job, selector
+            client,
+            rid,
+            shape,
+            what,
+            dedicated,
+            movable and not pinned(strategy),
+            job,
+            runtime_env,
+            split_labels(strategy)[0],
         )
         actions: list[Action] = []
         if not self._feasible(req):
@@ -260,32 +275,33 @@ class LeaseScheduler:
             return []
         return [StopWorker(lease.worker_id), *self.worker_died(lease.worker_id)]
 
-    def worker_started(self, worker_id: bytes) -> list[Action]:
-        self._starting = max(0, self._starting - 1)
-        self._start_failures = 0
-        self._workers[worker_id] = _Worker(worker_id)
+    def worker_started(self, worker_id: bytes, runtime_env: str = "") -> list[Action]:
+        self._starting[runtime_env] = max(0, self._starting[runtime_env] - 1)
+        self._start_failures[runtime_env] = 0
+        self._workers[worker_id] = _Worker(worker_id, runtime_env=runtime_env)
         return self._dispatch()
 
-    def prestart(self, count: int) -> list[Action]:
-        """Start ``count`` workers ahead of any request (counted as starting, so a request
-        meanwhile does not launch extra ones)."""
-        self._starting += count
-        return [StartWorker() for _ in range(count)]
+    def prestart(self, count: int, runtime_env: str = "") -> list[Action]:
+        """Start ``count`` workers (for ``runtime_env``) ahead of any request (counted as
+        starting, so a request meanwhile does not launch extra ones)."""
+        self._starting[runtime_env] += count
+        return [StartWorker(runtime_env) for _ in range(count)]
 
-    def worker_start_failed(self, log: str) -> list[Action]:
-        """A worker died before it connected (``log``: the end of its log). After
-        ``START_FAILURES_TOLERATED`` in a row, start no more: grant what the running workers
-        can take and refuse the rest, with the log."""
-        self._starting = max(0, self._starting - 1)
-        self._start_failures += 1
-        if self._start_failures < START_FAILURES_TOLERATED:
+    def worker_start_failed(self, log: str, runtime_env: str = "") -> list[Action]:
+        """A worker for ``runtime_env`` died before it connected (``log``: the end of its
+        log). After ``START_FAILURES_TOLERATED`` in a row, start no more for that env: grant
+        what the running workers can take and refuse its other requests, with the log."""
+        self._starting[runtime_env] = max(0, self._starting[runtime_env] - 1)
+        self._start_failures[runtime_env] += 1
+        if self._start_failures[runtime_env] < START_FAILURES_TOLERATED:
             return self._dispatch()
         give_up = f"Ember workers fail to start on this node. The last one's log says:\n{log}"
         actions = self._dispatch(grant_only=True)
+        refused = [r for r in self._queue if r.runtime_env == runtime_env]
         actions += [
-            Refuse(r.client, r.rid, give_up, ErrorKind.WORKER_START_FAILED) for r in self._queue
+            Refuse(r.client, r.rid, give_up, ErrorKind.WORKER_START_FAILED) for r in refused
         ]
-        self._queue = []
+        self._queue = [r for r in self._queue if r.runtime_env != runtime_env]
         return actions
 
     def worker_died(self, worker_id: bytes) -> list[Action]:
@@ -387,13 +403,13 @@ class LeaseScheduler:
     # -- the decision -------------------------------------------------------------------------
 
     def _free_worker(self, req: _Request, taken: set[bytes]) -> bytes | None:
-        """An idle worker, else one of the same job whose every task is blocked in get()
-        (CPU-only work: GPU tasks own their process, since CUDA_VISIBLE_DEVICES is per
-        process)."""
+        """An idle worker set up for the request's runtime env, else one of the same job and
+        env whose every task is blocked in get() (CPU-only work: GPU tasks own their process,
+        since CUDA_VISIBLE_DEVICES is per process)."""
         shareable = not req.dedicated and not _uses_gpu(req.shape)
         fallback = None
         for w in self._workers.values():
-            if w.dedicated or w.worker_id in taken:
+            if w.dedicated or w.worker_id in taken or w.runtime_env != req.runtime_env:
                 continue
             if not w.leases:
                 return w.worker_id
@@ -405,7 +421,7 @@ class LeaseScheduler:
         """Grant what can be granted; unless ``grant_only``, start workers for requests that
         have resources but no worker, and revoke leases for requests that lack resources."""
         granted: list[tuple[_Request, _Lease]] = []
-        waiting_for_worker: list[Allocation] = []
+        waiting_for_worker: list[tuple[Allocation, str]] = []
         taken: set[bytes] = set()
         remaining: list[_Request] = []
         starved: list[_Request] = []
@@ -418,7 +434,7 @@ class LeaseScheduler:
                 continue
             worker_id = self._free_worker(req, taken)
             if worker_id is None:
-                waiting_for_worker.append(alloc)
+                waiting_for_worker.append((alloc, req.runtime_env))
                 remaining.append(req)
                 continue
             lease = _Lease(next(self._lease_ids), req.client, worker_id, alloc, req.dedicated)
@@ -431,7 +447,7 @@ class LeaseScheduler:
             if req.dedicated:
                 taken.add(worker_id)
             granted.append((req, lease))
-        for alloc in waiting_for_worker:
+        for alloc, _ in waiting_for_worker:
             self.resources.release(alloc)
         # (saturated once every grant of this round holds its resources)
         actions: list[Action] = [
@@ -448,10 +464,10 @@ class LeaseScheduler:
         self._queue = remaining
         if grant_only:
             return actions
-        want = min(len(waiting_for_worker), self.max_starting) - self._starting
-        for _ in range(max(0, want)):
-            self._starting += 1
-            actions.append(StartWorker())
+        for env, waiting in Counter(env for _, env in waiting_for_worker).items():
+            for _ in range(max(0, min(waiting, self.max_starting) - self._starting[env])):
+                self._starting[env] += 1
+                actions.append(StartWorker(env))
         actions.extend(self._revocations(starved))
         return actions
 

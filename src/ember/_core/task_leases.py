@@ -53,6 +53,7 @@ class Task:
         "task_id",
         "shape",
         "strategy",
+        "runtime_env",
         "name",
         "job",
         "ready",
@@ -70,6 +71,7 @@ class Task:
 
     def __init__(self) -> None:
         self.strategy: Any = None  # where it may run: None, "SPREAD", ["node", id, soft]...
+        self.runtime_env = ""  # (canonical text) only workers set up for it may run it
         self.ready = False  # its arguments are
         self.lease: Lease | None = None  # pushed to it, and not done
         self.started = False  # known to run: its worker refused to hand it back
@@ -126,6 +128,7 @@ class Key:
     __slots__ = (
         "shape",
         "strategy",
+        "runtime_env",
         "spread",
         "resources",
         "cpu_only",
@@ -138,9 +141,10 @@ class Key:
         "taking_back",
     )
 
-    def __init__(self, shape: Shape, strategy: Any, describe: str) -> None:
+    def __init__(self, shape: Shape, strategy: Any, describe: str, runtime_env: str = "") -> None:
         self.shape = shape
         self.strategy = strategy
+        self.runtime_env = runtime_env
         self.spread = strategy == "SPREAD"  # one task per lease: each is placed on its own
         self.resources = shape_dict(shape)
         # Only CPU-only leases carry a second task: only they let it start when the first
@@ -257,8 +261,8 @@ _NONE: list[Action] = []  # returned when there is nothing to do; never appended
 
 
 def key_id(task: Task) -> Any:
-    """Tasks share leases when they have the same shape and the same placement."""
-    return task.shape, _frozen(task.strategy)
+    """Tasks share leases when they have the same shape, placement and runtime env."""
+    return task.shape, _frozen(task.strategy), task.runtime_env
 
 
 def _frozen(value: Any) -> Any:
@@ -518,7 +522,7 @@ class TaskLeases:
         kid = key_id(task)
         key = self._keys.get(kid)
         if key is None:
-            key = self._keys[kid] = Key(task.shape, task.strategy, task.name)
+            key = self._keys[kid] = Key(task.shape, task.strategy, task.name, task.runtime_env)
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)

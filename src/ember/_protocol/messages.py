@@ -346,6 +346,7 @@ class RequestLease(Message):
     spilled: bool = False  # sent here by another node: grant or queue, never spill again
     dedicated: bool = False  # a worker of its own, for an actor placed from another node
     job_id: bytes = b""  # the job of the tasks it is for (a worker is shared within one)
+    runtime_env: str = ""  # canonical text: only a worker set up for it may take the lease
 
 
 @_message(12)
@@ -389,6 +390,7 @@ class ActorSpec(NamedTuple):
     job_id: bytes
     namespace: str
     owner_id: bytes
+    runtime_env: str = ""  # canonical text: the actor's worker is set up for it
 
 
 def _actor_spec(raw: list[Any] | None) -> ActorSpec | None:
@@ -548,6 +550,14 @@ class ActorDone(Message):
 
     actor_id: bytes
     reason: str
+
+
+@_message(37)
+class InstallRuntimeEnv(Message):
+    """Driver -> node, at init for a job env with ``eager_install``: start a worker for the
+    env now, so that its setup (a pip install) overlaps the driver's own start."""
+
+    runtime_env: str
 
 
 # ---- cluster: nodes, the control store, and objects between nodes ----------------------------

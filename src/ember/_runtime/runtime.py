@@ -20,6 +20,9 @@ class Runtime(Protocol):
     job_id: bytes
     node_id: bytes
     namespace: str
+    # The runtime env (canonical text) of this process's work: the job's for a driver, its
+    # own for a worker; what a task or actor it starts inherits.
+    runtime_env: str
 
     def close(self) -> None: ...
 
@@ -52,6 +55,7 @@ class Runtime(Protocol):
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        runtime_env: str = "",
         enable_task_events: bool = True,
     ) -> list[ObjectRef[Any]]: ...
     def cancel(self, ref: ObjectRef[Any], force: bool, recursive: bool = True) -> None: ...
@@ -67,6 +71,7 @@ class Runtime(Protocol):
         shape: Shape,
         options: dict[str, Any],
         handle_meta: bytes,
+        runtime_env: str = "",
     ) -> tuple[bytes, bool]: ...
     def submit_actor_task(
         self,
@@ -84,6 +89,8 @@ class Runtime(Protocol):
     ) -> list[ObjectRef[Any]]: ...
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None: ...
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]: ...
+    # [{"name", "namespace"}] of the live named actors, in this job's namespace unless ``all``.
+    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]: ...
 
     # The cluster: {"nodes": [{"node_id", "host", "address", "total", "available", "alive"}]}.
     def cluster_info(self) -> dict[str, Any]: ...

@@ -12,8 +12,11 @@ Inline form: a plain pickle when there are no buffers (it starts with the PROTO 
 
 from __future__ import annotations
 
+import io
 import pickle
 import threading
+from collections import ChainMap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,22 @@ INLINE_MAX = 100 * 1024  # values above this go to shared memory
 
 
 _collect = threading.local()
+
+# Reducers registered in this process (``ember.util.register_serializer``): consulted before
+# cloudpickle's own table, as the dispatch table of every pickler ``serialize`` makes.
+_custom_reducers: dict[type, Callable[[Any], Any]] = {}
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    dispatch_table = ChainMap(_custom_reducers, cloudpickle.Pickler.dispatch_table)
+
+
+def register_reducer(cls: type, reducer: Callable[[Any], Any]) -> None:
+    _custom_reducers[cls] = reducer
+
+
+def unregister_reducer(cls: type) -> None:
+    _custom_reducers.pop(cls, None)
 
 
 @dataclass
@@ -93,7 +112,9 @@ def serialize(value: Any) -> Serialized:
     refs: list[list[bytes]] = []
     _collect.refs = refs
     try:
-        meta = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        with io.BytesIO() as out:
+            _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(value)
+            meta = out.getvalue()
     finally:
         _collect.refs = outer
     return Serialized(meta, [b.raw() for b in buffers], refs)

@@ -65,6 +65,7 @@ class ActorCaller:
         shape: Shape,
         options: dict[str, Any],
         handle_meta: bytes,
+        runtime_env: str = "",
     ) -> tuple[bytes, bool]:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
@@ -87,6 +88,7 @@ class ActorCaller:
                 job_id=job_id,
                 namespace=namespace,
                 owner_id=self._client.client_id,
+                runtime_env=runtime_env,
             )
 
         def args_ready(task: _Task, near: bytes) -> None:
@@ -161,6 +163,13 @@ class ActorCaller:
             )
         )
         return named.actor_id, named.handle_meta, named.home
+
+    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+        namespace = None if all_namespaces else self._client.current_namespace()
+        names: list[dict[str, str]] = self._client.control_request(
+            lambda rid: m.ListNamedActors(rid=rid, namespace=namespace)
+        )
+        return names
 
     def submit_actor_task(
         self,
@@ -323,9 +332,10 @@ class ActorCaller:
         self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
 
 
-def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
+def _death(actor: Actor, answer: m.Answer) -> exc.RayError:
     """The error for calls to an actor the node reports dead, with the constructor's
-    exception as the cause when that is why."""
+    exception as the cause when that is why; a runtime env that failed to set up is raised
+    as itself, as in Ray."""
     if not isinstance(answer, m.Reply) or answer.error is None:
         return died(actor, f"dead (unexpected answer {answer!r:.100})")
     reason = answer.error[1]
@@ -335,6 +345,8 @@ def _death(actor: Actor, answer: m.Answer) -> exc.ActorDiedError:
             cause = serialization.loads(answer.value)
         except Exception:  # keep the node's text
             pass
+        if isinstance(cause, exc.RuntimeEnvSetupError):
+            return cause
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
             cause = f"{reason}:\n{cause}"
     return died(actor, cause)

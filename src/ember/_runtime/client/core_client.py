@@ -102,6 +102,7 @@ class CoreClient:
         self.log_handler: Callable[[list[str], bool], None] | None = None
         self.extra_handler = extra_handler  # node messages for a worker, e.g. StartActor
         self.on_node_lost: Callable[[], None] | None = None
+        self.runtime_env = ""  # the job's (a driver) or the env it serves (a worker)
         self.objects = ObjectTable(self, shm_dir, spill_dir, store)
         self.store = self.objects.store
         self.tasks = TaskSubmitter(self, self.objects)
@@ -127,6 +128,7 @@ class CoreClient:
         self.submit_actor_task = self.actors.submit_actor_task
         self.kill_actor = self.actors.kill_actor
         self.actor_handle_meta = self.actors.actor_handle_meta
+        self.named_actors = self.actors.named_actors
         self._own_reactor = reactor is None
         self.reactor = reactor or Reactor("ember-client")
         if self._own_reactor:

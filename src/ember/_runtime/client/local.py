@@ -26,6 +26,7 @@ class LocalRuntime:
         self.client_id = ids.random_id()
         self.job_id = ids.random_id(4)
         self.node_id = ids.random_id(16)
+        self.runtime_env = ""  # (local mode runs everything in this process, as it is)
         self._values: dict[bytes, tuple[bool, bytes]] = {}  # id -> (is_error, data)
         self._functions: dict[bytes, Any] = {}
         self._actors: dict[bytes, Any] = {}
@@ -210,6 +211,13 @@ class LocalRuntime:
         if found is None:
             raise ValueError(f"Failed to look up actor with name {name!r}")
         return found[0], found[1], b""
+
+    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+        return [
+            {"name": name, "namespace": ns}
+            for ns, name in self._names
+            if all_namespaces or ns == self.namespace
+        ]
 
     def cluster_info(self) -> dict[str, Any]:
         node = {

@@ -138,11 +138,13 @@ class TaskSubmitter:
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        runtime_env: str = "",
         enable_task_events: bool = True,
     ) -> list[ObjectRef]:
         task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
+        task.runtime_env = runtime_env
         task.retries_left = max_retries
         task.retry_exceptions = retry_exceptions
         with self._lock:
@@ -280,6 +282,7 @@ class TaskSubmitter:
                 owner_id=client.client_id,
                 describe=key.describe,
                 strategy=key.strategy,
+                runtime_env=key.runtime_env,
                 spilled=ask.spilled,
                 job_id=key.job,
             ),

@@ -228,6 +228,7 @@ class ActorManager:
                 f"actor {rec.class_name}",
                 dedicated=True,
                 strategy=rec.strategy,
+                runtime_env=rec.spec.runtime_env if rec.spec is not None else "",
             )
         )
 
@@ -255,6 +256,7 @@ class ActorManager:
                 strategy=None,
                 spilled=True,
                 dedicated=True,
+                runtime_env=rec.spec.runtime_env if rec.spec is not None else "",
             ),
             lambda reply: self.remote_granted(rec, incarnation, node_id, reply),
         )

@@ -185,7 +185,7 @@ class NodeManager:
             if isinstance(action, sched.Grant):
                 self.grant(action)
             elif isinstance(action, sched.StartWorker):
-                self.pool.start()
+                self.pool.start(action.runtime_env)
             elif isinstance(action, sched.StopWorker):
                 self.pool.kill(action.worker_id)
             elif isinstance(action, sched.Revoke):
@@ -282,6 +282,7 @@ class NodeManager:
                     msg.strategy,
                     msg.spilled,
                     msg.job_id,
+                    msg.runtime_env,
                 )
             )
         elif isinstance(msg, m.ReturnLease):
@@ -340,6 +341,8 @@ class NodeManager:
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
                     c.conn.send(msg)
+        elif isinstance(msg, m.InstallRuntimeEnv):
+            self.run_actions(self.scheduler.prestart(1, msg.runtime_env))
         elif isinstance(msg, m.FlushOutput):
             self.flush_output(conn, msg.rid)
         elif isinstance(msg, m.Answer):
@@ -409,7 +412,8 @@ class NodeManager:
             )
         )
         if msg.kind == "worker" and self.pool.connected(client):
-            self.run_actions(self.scheduler.worker_started(msg.client_id))
+            env = self.pool.workers[msg.client_id].runtime_env
+            self.run_actions(self.scheduler.worker_started(msg.client_id, env))
 
     def client_closed(self, conn: Connection[_Client]) -> None:
         self.calls.on_close(conn)

@@ -76,6 +76,7 @@ class WorkerProc:
     log_path: str
     client: _Client | None = None  # once it has connected
     actor_id: bytes = b""  # the actor it hosts, if any
+    runtime_env: str = ""  # the env it is set up for (canonical text)
 
 
 class WorkerPool:
@@ -92,18 +93,21 @@ class WorkerPool:
     def get(self, worker_id: bytes) -> WorkerProc | None:
         return self.workers.get(worker_id)
 
-    def start(self) -> None:
+    def start(self, runtime_env: str = "") -> None:
         """Fork a worker: this process has the runtime imported and no threads, so a fork
-        costs a few milliseconds where starting an interpreter costs a hundred or more."""
+        costs a few milliseconds where starting an interpreter costs a hundred or more. A
+        worker for a runtime env sets itself up (see ``worker/runtime_env.py``)."""
         node = self.node
         worker_id = node.node_id[:4] + ids.random_id(8)
         log_path = os.path.join(node.log_dir, f"worker-{worker_id.hex()[:12]}.log")
         pid = os.fork()
         if pid == 0:
-            self._become_worker(worker_id, log_path)
-        self.workers[worker_id] = WorkerProc(worker_id, _Forked(pid), log_path)
+            self._become_worker(worker_id, log_path, runtime_env)
+        self.workers[worker_id] = WorkerProc(
+            worker_id, _Forked(pid), log_path, runtime_env=runtime_env
+        )
 
-    def _become_worker(self, worker_id: bytes, log_path: str) -> None:
+    def _become_worker(self, worker_id: bytes, log_path: str, runtime_env: str) -> None:
         code = 1
         node = self.node
         try:
@@ -120,10 +124,15 @@ class WorkerPool:
             from ember._runtime.worker import worker  # already imported by start(): no cost here
 
             listen = f"tcp:{node.host}:0" if node.clustered else ""
-            worker.main(
-                [node.address, node.control_address, node.session_dir, worker_id.hex(), listen],
-                token=node.token if node.clustered else None,
-            )
+            argv = [node.address, node.control_address, node.session_dir, worker_id.hex(), listen]
+            token = node.token if node.clustered else None
+            setup_error = ""
+            if runtime_env:
+                from ember._runtime.worker import runtime_env as worker_env
+
+                # (returns only if the env has no pip, or its venv failed)
+                setup_error = worker_env.exec_in_venv(runtime_env, argv, token, node.session_dir)
+            worker.main(argv, token=token, runtime_env=runtime_env, setup_error=setup_error)
             code = 0
         except BaseException:  # a child must never return into the node's loop
             import traceback
@@ -175,7 +184,7 @@ class WorkerPool:
                 del self.workers[w.worker_id]
                 tail = log_tail(w.log_path, 20)
                 sys.stderr.write(f"ember: a worker failed to start:\n{tail}\n")
-                node.run_actions(node.scheduler.worker_start_failed(tail))
+                node.run_actions(node.scheduler.worker_start_failed(tail, w.runtime_env))
         self.exited = [p for p in self.exited if not p.has_ended()]
         node.run_actions(node.scheduler.idle_check(now, self._owns_anything))
 

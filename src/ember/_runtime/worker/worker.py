@@ -201,6 +201,8 @@ class Worker:
         # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
         self.set_omp = "OMP_NUM_THREADS" not in os.environ
         self.omp_cpus: float | None = None
+        # Why its runtime env could not be set up ("" if it was): its tasks and actor fail so.
+        self.setup_error = ""
         self.client = CoreClient(
             kind="worker",
             node_address=node_addr,
@@ -452,6 +454,8 @@ class Worker:
         return fn
 
     def prepare(self, msg: m.PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        if self.setup_error:
+            raise exc.RuntimeEnvSetupError(self.setup_error)
         if msg.actor_id:
             name = msg.fn_id.decode()
             if name in _SPECIAL_METHODS:
@@ -522,8 +526,8 @@ class Worker:
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
             err: BaseException = exc.TaskCancelledError(ctx.task_id.hex())
-        elif isinstance(error, exc.RayTaskError):
-            err = error  # raised by a get() inside this task: pass the original on
+        elif isinstance(error, exc.RayTaskError | exc.RuntimeEnvSetupError):
+            err = error  # raised by a get() inside this task, or not its code: pass it on
         else:
             err = exc.RayTaskError.from_exception(
                 error, msg.name, actor_repr=self.actor_name or None
@@ -567,6 +571,8 @@ class Worker:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
         try:
+            if self.setup_error:
+                raise exc.RuntimeEnvSetupError(self.setup_error)
             cls = self.function(spec.fn_id)
             cls = getattr(cls, "_cls", cls)
             args, kwargs = self.load_args(spec.blob, spec.args_ref, spec.deps, spec.owner_id)
@@ -576,8 +582,10 @@ class Worker:
             )
             self.actor = cls(*args, **kwargs)
         except BaseException as e:  # reported as the actor's death cause
-            err = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
-            data = _error_bytes(err, err.function_name)
+            err: exc.RayError = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
+            if isinstance(e, exc.RuntimeEnvSetupError):
+                err = e  # (raised to its callers as itself, as in Ray)
+            data = _error_bytes(err, f"{spec.class_name}.__init__")
             _flush_output()
             reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
@@ -775,17 +783,33 @@ def _flush_output() -> None:
         out.flush()
 
 
-def main(argv: list[str], token: str | None = None) -> None:
+def main(
+    argv: list[str], token: str | None = None, runtime_env: str = "", setup_error: str = ""
+) -> None:
     """Run a worker; the node manager forks and calls this, handing over the cluster's
-    ``token`` in memory (the environment would pass it on to the tasks' subprocesses)."""
+    ``token`` in memory (the environment would pass it on to the tasks' subprocesses).
+    ``runtime_env``: the env it serves, set up here unless ``setup_error`` says it failed."""
     proctitle.show(_TITLE.IDLE)
     # A crash in native code (a segfault) leaves the Python traceback in the worker's log, which
     # the caller's WorkerCrashedError names (stderr is that log here, not yet the forwarder).
     faulthandler.enable(all_threads=True)
     node_addr, control_addr, session_dir, worker_hex, listen = argv[:5]
     worker = Worker(node_addr, control_addr, session_dir, bytes.fromhex(worker_hex), listen, token)
+    if runtime_env:  # (tasks pushed meanwhile wait for the main slot's loop)
+        from ember._runtime.worker import runtime_env as env_setup
+
+        worker.client.runtime_env = runtime_env
+        if not setup_error:
+            setup_error = env_setup.apply(runtime_env, worker.client.fetch_function, session_dir)
+        worker.setup_error = setup_error
+        worker.set_omp = "OMP_NUM_THREADS" not in os.environ
     worker.main_slot.loop()
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def main_in_venv() -> None:
+    """A worker started from a runtime env's virtual environment (``python -c``, so that
+    this module is not loaded twice, as ``__main__`` and by name): the node's arguments and
+    the env's text on the command line, the token in the environment."""
+    from ember._runtime.worker.runtime_env import TOKEN_VARIABLE
+
+    main(sys.argv[1:6], os.environ.pop(TOKEN_VARIABLE, None), *sys.argv[6:7])
