@@ -401,10 +401,23 @@ def test_resources_explicit_zero_cpu_overrides_default() -> None:
     assert resources_from_options({"num_cpus": 0}, default_num_cpus=1) == {}
 
 
-def test_resources_memory_only_when_asked() -> None:
-    opts = {"memory": 1024}
-    assert resources_from_options(opts, default_num_cpus=1) == {"CPU": 1.0}
-    assert resources_from_options(opts, default_num_cpus=1, include_memory=True) == {
+def test_resources_memory_in_whole_bytes_and_accelerator_type_as_ray_asks() -> None:
+    opts = {"memory": 1024.7, "accelerator_type": "A100"}
+    assert resources_from_options(opts, default_num_cpus=1) == {
         "CPU": 1.0,
         "memory": 1024.0,
+        "accelerator_type:A100": 0.001,
     }
+
+
+@pytest.mark.parametrize(
+    "selector", [{"zone": "a"}, {"zone": "!a"}, {"zone": "in(a,b)"}, {"zone": "!in(a, b)"}]
+)
+def test_label_selector_takes_ray_s_forms(selector: dict[str, str]) -> None:
+    assert validate_task_options({"label_selector": selector}, in_options=False)
+
+
+@pytest.mark.parametrize("expr", ["in()", "!!a", "-a", "in(a,", "a b"])
+def test_label_selector_refuses_what_ray_refuses(expr: str) -> None:
+    with pytest.raises(ValueError, match="label_selector"):
+        validate_task_options({"label_selector": {"zone": expr}}, in_options=False)

@@ -45,11 +45,11 @@ def test_a_setting_nobody_knows_fails_where_it_is_read() -> None:
         decode(ControlStoreConfig, b'{"address": "x", "token": null, "colour": "red"}')
 
 
-def test_system_config_takes_the_node_s_knobs_and_ignores_ray_s() -> None:
+def test_system_config_takes_the_node_s_knobs_and_refuses_others_by_name() -> None:
     assert system_config(None) == {}
-    assert system_config({"ref_grace_s": 0, "automatic_object_spilling_enabled": True}) == {
-        "ref_grace_s": 0.0
-    }
+    assert system_config({"ref_grace_s": 0}) == {"ref_grace_s": 0.0}
+    with pytest.raises(ValueError, match="'automatic_object_spilling_enabled'"):
+        system_config({"ref_grace_s": 0, "automatic_object_spilling_enabled": True})
     with pytest.raises(ValueError, match="ref_grace_s"):
         system_config({"ref_grace_s": -1})
     with pytest.raises(ValueError, match="ref_grace_s"):

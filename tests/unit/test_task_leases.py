@@ -290,6 +290,21 @@ def test_a_started_task_behind_another_uses_a_retry_when_its_worker_dies() -> No
     ]
 
 
+def test_a_retiring_worker_gets_nothing_more_and_what_it_held_queues_again_for_free() -> None:
+    m = TaskLeases()
+    a, b = task(retries=0), task(retries=0)
+    asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
+    lease = grant(m, asks[0], 1, saturated=True)[0].lease
+    assert lease.tasks == [a, b]
+    m.retiring(lease)  # a's answer says its worker retires (max_calls)
+    out = m.task_done(a, "results", False, now=1.0)
+    assert of(Push, out) == [] and of(Finish, out) == [Finish(a, "results")]
+    assert m.tick(1.0 + IDLE_LEASE_SECONDS * 2) == []  # goes back only once the worker ends
+    out = m.worker_lost(lease)
+    assert out[0] == ReturnLease(lease, True) and not of(WorkerCrashed, out)
+    assert list(asks[0].key.queue) == [b] and b.retries_left == 0  # b never ran there
+
+
 def test_retries_on_error_run_again_until_exhausted() -> None:
     m = TaskLeases()
     t = task(retries=1)

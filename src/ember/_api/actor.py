@@ -121,6 +121,8 @@ class ActorClass(Generic[_C]):
             "class_name": self._name,
             "methods": self._methods,
             "max_task_retries": options.get("max_task_retries") or 0,
+            "max_pending_calls": options.get("max_pending_calls", -1),
+            "enable_task_events": options.get("enable_task_events", True),
         }
         actor_id, created = rt.create_actor(
             self._fn_id,
@@ -261,10 +263,17 @@ class ActorMethod:
             num_returns=num_returns,
             max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
             retry_exceptions=opts.get("retry_exceptions") or False,
+            max_pending_calls=handle._meta.get("max_pending_calls", -1),
+            enable_task_events=_task_events(opts.get("enable_task_events"), handle._meta),
         )
         if num_returns == 1:
             return refs[0]
         return None if num_returns == 0 else refs
+
+
+def _task_events(method: bool | None, meta: dict[str, Any]) -> bool:
+    """A method's ``enable_task_events``: its own, else its actor's (as in Ray)."""
+    return bool(meta.get("enable_task_events", True)) if method is None else method
 
 
 class _BoundMethod:

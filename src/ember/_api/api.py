@@ -203,6 +203,7 @@ def nodes() -> list[dict[str, Any]]:
             else node["host"],
             "NodeName": node["host"],
             "Resources": dict(node["total"]),
+            "Labels": dict(node.get("labels") or {}),
             "ObjectStoreSocketName": node.get("address", ""),
             "alive": node["alive"],
         }

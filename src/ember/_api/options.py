@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._api import runtime_env
+from ember._core.labels import ACCELERATOR_TYPE_PREFIX, parse_selector
 
 __all__ = [
     "Option",
@@ -154,16 +155,6 @@ def _scheduling_strategy_problem(value: Any) -> str | None:
     return None
 
 
-def _str_mapping(what: str) -> Callable[[Mapping[Any, Any]], str | None]:
-    def check(value: Mapping[Any, Any]) -> str | None:
-        for key, item in value.items():
-            if not isinstance(key, str) or not isinstance(item, str):
-                raise TypeError(f"Expected a dict of {what}; got entry {key!r}: {item!r}.")
-        return None
-
-    return check
-
-
 def _str_keys(value: Mapping[Any, Any]) -> str | None:
     for key in value:
         if not isinstance(key, str):
@@ -174,6 +165,19 @@ def _str_keys(value: Mapping[Any, Any]) -> str | None:
 def _nonempty_str(value: str | None) -> str | None:
     if value is not None and value == "":
         return "Expected a non-empty string."
+    return None
+
+
+def _label_selector_problem(value: Mapping[Any, Any] | None) -> str | None:
+    for key, item in (value or {}).items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(
+                f"Expected a dict of label names to strings; got entry {key!r}: {item!r}."
+            )
+    try:
+        parse_selector(value)
+    except ValueError as e:
+        return str(e)
     return None
 
 
@@ -260,9 +264,9 @@ def _common_options(num_cpus_default: Any, num_gpus_default: Any) -> list[Option
         Option(
             "label_selector",
             (dict, _NONE),
-            lambda v: None if v is None else _str_mapping("label names to strings")(v),
+            _label_selector_problem,
             None,
-            "a dict of label names to strings, or None",
+            "a dict of label names to selectors ('a', '!a', 'in(a,b)', '!in(a,b)'), or None",
         ),
         Option("enable_task_events", (bool,), None, True, "True or False"),
         Option(
@@ -438,14 +442,17 @@ def method_defaults() -> dict[str, Any]:
     return {name: opt.default for name, opt in METHOD_OPTIONS.items()}
 
 
-def resources_from_options(
-    opts: Mapping[str, Any], *, default_num_cpus: float, include_memory: bool = False
-) -> dict[str, float]:
-    """Build the scheduler's request ``{"CPU": n, "GPU": n, **custom}``, leaving out zeros.
+_ACCELERATOR_TYPE_AMOUNT = 0.001  # (of the node's "accelerator_type:T", which is 1)
+
+
+def resources_from_options(opts: Mapping[str, Any], *, default_num_cpus: float) -> dict[str, float]:
+    """Build the scheduler's request ``{"CPU": n, "GPU": n, "memory": bytes, **custom}``,
+    leaving out zeros.
 
     ``default_num_cpus`` applies when ``num_cpus`` is unset (tasks use 1; actors differ
-    between placement and lifetime, so the caller decides). ``memory`` is only included when
-    ``include_memory`` is True, for schedulers that track it as a resource.
+    between placement and lifetime, so the caller decides). ``memory`` is a resource in
+    bytes (rounded down, as Ray does); ``accelerator_type`` asks for a sliver of the
+    ``accelerator_type:<T>`` resource that nodes with that accelerator have.
     """
     num_cpus = opts.get("num_cpus")
     request: dict[str, float] = {
@@ -454,6 +461,8 @@ def resources_from_options(
     }
     for key, amount in (opts.get("resources") or {}).items():
         request[key] = float(amount)
-    if include_memory and opts.get("memory"):
-        request["memory"] = float(opts["memory"])
+    if opts.get("memory"):
+        request["memory"] = float(int(opts["memory"]))
+    if opts.get("accelerator_type"):
+        request[ACCELERATOR_TYPE_PREFIX + opts["accelerator_type"]] = _ACCELERATOR_TYPE_AMOUNT
     return {key: amount for key, amount in request.items() if amount != 0}

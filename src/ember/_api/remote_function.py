@@ -20,6 +20,8 @@ from ember._api import options as opts_mod
 from ember._api import runtime_env
 from ember._api.dag import FunctionNode
 from ember._api.session import runtime
+from ember._core.call_limits import CallLimited, max_calls_of
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
 from ember._runtime import task_context
@@ -33,7 +35,7 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def __init__(self, function: Callable[_P, Any], options: dict[str, Any]) -> None:
         self._function = function
-        self._options = {**opts_mod.task_defaults(), **options}
+        self._options = {**opts_mod.task_defaults(), **options, "max_calls": max_calls_of(options)}
         self._name = getattr(function, "__qualname__", repr(function))
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
@@ -71,14 +73,22 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
         if self._fn_id is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
             self._fn_id = hashlib.blake2b(self._pickled, digest_size=16).digest()
         return self._fn_id, self._data
 
     def _data(self) -> bytes:
         if self._pickled is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
         return self._pickled
+
+    def _dumps(self) -> bytes:
+        """The function as exported: with its ``max_calls``, if it has one, which the worker
+        that runs it honours (``_core/call_limits.py``)."""
+        max_calls = self._options["max_calls"]
+        limited = CallLimited(self._function, max_calls) if max_calls else self._function
+        data: bytes = cloudpickle.dumps(limited)
+        return data
 
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
@@ -97,7 +107,7 @@ class RemoteFunction(Generic[_P, _Out]):
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions, strategy = plan
+        num_returns, name, shape, max_retries, retry_exceptions, strategy, events = plan
         env = options.get("runtime_env")
         refs = rt.submit_task(
             fn_id,
@@ -110,6 +120,7 @@ class RemoteFunction(Generic[_P, _Out]):
             retry_exceptions=retry_exceptions,
             strategy=strategy,
             runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
+            enable_task_events=events,
         )
         if num_returns == 1:
             return refs[0]
@@ -131,11 +142,18 @@ class RemoteFunction(Generic[_P, _Out]):
             shape,
             options["max_retries"],
             options["retry_exceptions"],
-            strategy_on_wire(strategy),
+            strategy_on_wire(strategy, parse_selector(options.get("label_selector"))),
+            options["enable_task_events"],
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:
-        key = (options.get("num_cpus"), options.get("num_gpus"), _freeze(options.get("resources")))
+        key = (
+            options.get("num_cpus"),
+            options.get("num_gpus"),
+            _freeze(options.get("resources")),
+            options.get("memory"),
+            options.get("accelerator_type"),
+        )
         shape = self._shapes.get(key)
         if shape is None:
             shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=1))

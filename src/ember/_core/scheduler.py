@@ -32,7 +32,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember._core.placement import Placement, Unschedulable, pinned
+from ember._core.labels import Selector, matches
+from ember._core.labels import describe as describe_selector
+from ember._core.placement import Placement, Unschedulable, pinned, split_labels
 from ember._core.placement_groups import is_group_resource
 from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
 from ember._protocol.messages import ErrorKind
@@ -119,6 +121,7 @@ class _Request:
     job: bytes = b""
     runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
     retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
+    selector: Selector = ()  # the labels a node must have (``_core/labels.py``)
 
 
 @dataclass
@@ -157,11 +160,14 @@ class LeaseScheduler:
         first_lease_id: int = 1,
         idle_kept: int = 1,
         idle_seconds: float = IDLE_WORKER_SECONDS,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """``first_lease_id``: on a cluster each node numbers its leases from its own start,
         so that a caller holding leases of several nodes never sees the same id twice.
-        ``idle_kept``: idle workers kept however long they idle (one per CPU)."""
+        ``idle_kept``: idle workers kept however long they idle (one per CPU). ``labels``:
+        this node's, which a request's label selector must match for it to run here."""
         self.resources = resources
+        self.labels = dict(labels or {})
         self.placement = placement
         self.max_starting = max(1, max_starting)
         self.idle_kept = idle_kept
@@ -207,10 +213,11 @@ class LeaseScheduler:
             job,
             runtime_env,
             retriable,
+            split_labels(strategy)[0],
         )
         actions: list[Action] = []
         # (a placement group's bundle that is not here yet is no reason to warn: it comes)
-        if not self.resources.feasible(shape) and not any(is_group_resource(k) for k, _ in shape):
+        if not self._feasible(req) and not any(is_group_resource(k) for k, _ in shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -231,8 +238,8 @@ class LeaseScheduler:
         keep = []
         for req in self._queue:
             target = None
-            if req.movable and not self.resources.fits(req.shape):
-                target = self.placement.spill_target(req.shape)
+            if req.movable and not (self._here(req) and self.resources.fits(req.shape)):
+                target = self.placement.spill_target(req.shape, req.selector)
             if target is None:
                 keep.append(req)
             else:
@@ -396,7 +403,7 @@ class LeaseScheduler:
 
     def pending(self) -> list[tuple[str, bool]]:
         """What waits for resources: (description, feasible) per queued request."""
-        return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
+        return [(r.describe, self._feasible(r)) for r in self._queue]
 
     def waiting(self, cap: int) -> list[tuple[str, Shape, int, bool]]:
         """What waits for resources, by kind ("task", or "actor": an actor's request is for a
@@ -458,10 +465,10 @@ class LeaseScheduler:
         remaining: list[_Request] = []
         starved: list[_Request] = []
         for req in self._queue:
-            alloc = self.resources.acquire(req.shape)
+            alloc = self.resources.acquire(req.shape) if self._here(req) else None
             if alloc is None:
                 remaining.append(req)
-                if self.resources.feasible(req.shape):
+                if self._feasible(req):
                     starved.append(req)
                 continue
             worker_id = self._free_worker(req, taken)
@@ -547,7 +554,23 @@ class LeaseScheduler:
             out.append(Revoke(lease.client, lease.lease_id))
         return out
 
+    def _here(self, req: _Request) -> bool:
+        """Do this node's labels match the request's selector?"""
+        return matches(req.selector, self.labels)
+
+    def _feasible(self, req: _Request) -> bool:
+        """Could the request ever run here?"""
+        return self._here(req) and self.resources.feasible(req.shape)
+
     def _infeasible_message(self, req: _Request) -> str:
+        if not self._here(req):
+            labels = f"label_selector={describe_selector(req.selector)}"
+            where = "no node of the cluster matches it" if self.placement else "this node does not"
+            return (
+                f"{req.describe or 'a task'} requires a node with {labels}, but {where} (its "
+                f"labels: {self.labels}). It will wait until a node with matching labels joins; "
+                "start one with `ember start --labels ...`."
+            )
         lacks = f"this node lacks {self.resources.missing(req.shape)}"
         where = f"no node of the cluster has them ({lacks})" if self.placement else lacks
         return (

@@ -113,6 +113,7 @@ class Lease:
         "idle_since",
         "spent",
         "lost",
+        "retired",
     )
 
     def __init__(
@@ -129,6 +130,9 @@ class Lease:
         self.idle_since = 0.0
         self.spent = False  # has run a task
         self.lost = False  # its worker cannot be reached: take no more tasks
+        # Its worker retires (``max_calls``): it starts nothing more, so what it still holds
+        # when it ends never ran there. It goes back when the worker's connection closes.
+        self.retired = False
 
 
 class Key:
@@ -292,13 +296,12 @@ def key_id(task: Task) -> Any:
     """Tasks share leases when they have the same shape, placement and runtime env, and
     either all may run again or none may (so the node knows which workers it may kill at
     less cost when memory runs short)."""
-    strategy = task.strategy
-    return (
-        task.shape,
-        tuple(strategy) if isinstance(strategy, list) else strategy,
-        task.runtime_env,
-        task.retriable,
-    )
+    return task.shape, _frozen(task.strategy), task.runtime_env, task.retriable
+
+
+def _frozen(value: Any) -> Any:
+    """A strategy from the wire (lists within lists, with a label selector) as a hashable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
 class TaskLeases:
@@ -430,7 +433,7 @@ class TaskLeases:
         self._return(lease, True, out)
         for i, task in enumerate(lost):
             task.lease = None
-            if i == 0 or task.started:
+            if i == 0 and not lease.retired or task.started:
                 if task.cancelled:
                     out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
                 else:
@@ -466,6 +469,12 @@ class TaskLeases:
             else:
                 self._enqueue(task, out)
         return out
+
+    def retiring(self, lease: Lease) -> None:
+        """The lease's worker said it retires once its running tasks are answered (a
+        function's ``max_calls``): push nothing more to it; what it holds that did not start
+        queues again without a retry when its connection closes (``worker_lost``)."""
+        lease.lost = lease.retired = True
 
     def took_back(
         self, key: Key, lease: Lease, asked: list[bytes], back: list[bytes] | None, now: float
@@ -552,14 +561,18 @@ class TaskLeases:
         """Periodically: leases idle for long enough go back."""
         out: list[Action] = []
         for lease in list(self._leases.values()):
-            if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
+            if (
+                not lease.tasks
+                and not lease.retired
+                and now - lease.idle_since > IDLE_LEASE_SECONDS
+            ):
                 self._return(lease, False, out)
         return out
 
     def return_idle(self) -> list[Action]:
         """Every lease without tasks goes back now (the caller asks what is free)."""
         out: list[Action] = []
-        for lease in [x for x in self._leases.values() if not x.tasks]:
+        for lease in [x for x in self._leases.values() if not x.tasks and not x.retired]:
             self._return(lease, False, out)
         return out
 
@@ -634,7 +647,12 @@ class TaskLeases:
         wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(wanted):
             # Idle leases of other shapes would only hold resources this request may need.
-            for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
+            # (A retired lease goes back only when its worker has ended: see ``retiring``.)
+            for lease in [
+                x
+                for x in self._leases.values()
+                if not x.tasks and x.key is not key and not x.retired
+            ]:
                 self._return(lease, False, out)
             out.append(self._ask(key, None, False))
         if not waiting and key.requests:

@@ -343,7 +343,9 @@ class RequestLease(Message):
     shape: dict[str, float]
     owner_id: bytes
     describe: str = ""  # for the infeasible-task warning
-    strategy: Any = None  # None, "SPREAD" or ["node", node_id, soft]: where it may run
+    # None, "SPREAD" or ["node", node_id, soft]: where it may run; ["labels", selector,
+    # strategy] with a label selector (``_core/placement.py``)
+    strategy: Any = None
     spilled: bool = False  # sent here by another node: grant or queue, never spill again
     dedicated: bool = False  # a worker of its own, for an actor placed from another node
     job_id: bytes = b""  # the job of the tasks it is for (a worker is shared within one)
@@ -584,6 +586,7 @@ class RegisterNode(Message):
     host: str
     total: dict[str, float]
     pid: int
+    labels: dict[str, str] | None = None  # node labels (``_core/labels.py``)
 
 
 @_message(81)
@@ -752,7 +755,9 @@ class PushTask(Message):
 class TaskDone(Message):
     task_id: bytes
     results: Sequence[ReturnValue]
-    worker_died: bool = False
+    # The worker ends once its running tasks are answered and starts nothing more (a
+    # function's max_calls): what its caller pushed behind this task never runs there.
+    retiring: bool = False
 
     _records = {"results": _records_of(ReturnValue)}
 

@@ -56,6 +56,7 @@ class Runtime(Protocol):
         retry_exceptions: Any,
         strategy: Any = None,
         runtime_env: str = "",
+        enable_task_events: bool = True,
     ) -> list[ObjectRef[Any]]: ...
     def cancel(self, ref: ObjectRef[Any], force: bool, recursive: bool = True) -> None: ...
 
@@ -83,6 +84,8 @@ class Runtime(Protocol):
         num_returns: int,
         max_task_retries: int,
         retry_exceptions: Any,
+        max_pending_calls: int = -1,
+        enable_task_events: bool = True,
     ) -> list[ObjectRef[Any]]: ...
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None: ...
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]: ...

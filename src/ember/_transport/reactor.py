@@ -193,6 +193,10 @@ class Connection(Generic[P]):
     def close(self) -> None:
         self.reactor.call_soon(self._close)
 
+    def sent(self) -> bool:
+        """Write what is buffered, as far as the socket takes it: True when all has gone."""
+        return self._flush()
+
     # -- reactor thread only --------------------------------------------------------------
 
     def _flush(self) -> bool:

@@ -18,6 +18,7 @@ from ember._core.actor_calls import (
     SendRelease,
     died,
 )
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
 from ember._core.task_leases import Fail, Finish
@@ -115,7 +116,10 @@ class ActorCaller:
                     max_restarts=int(options.get("max_restarts") or 0),
                     handle_meta=handle_meta,
                     class_name=class_name,
-                    strategy=strategy_on_wire(options.get("scheduling_strategy")),
+                    strategy=strategy_on_wire(
+                        options.get("scheduling_strategy"),
+                        parse_selector(options.get("label_selector")),
+                    ),
                 ),
             )
             if not ready_now:
@@ -178,8 +182,20 @@ class ActorCaller:
         num_returns: int,
         max_task_retries: int | None,
         retry_exceptions: Any,
+        max_pending_calls: int = -1,
+        enable_task_events: bool = True,
     ) -> list[ObjectRef]:
-        task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
+        with self._lock:
+            if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
+                raise exc.PendingCallsLimitExceeded(
+                    f"{class_name}.{method} could not be submitted to actor {actor_id.hex()}: "
+                    f"{max_pending_calls} calls to it are pending already (its "
+                    "max_pending_calls). Wait for some results first (ember.wait), or raise "
+                    "max_pending_calls in the actor's options."
+                )
+        task = self._tasks.new_task(
+            method.encode(), args, kwargs, num_returns, method, enable_task_events
+        )
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()

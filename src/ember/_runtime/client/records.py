@@ -76,6 +76,7 @@ class _Task(task_leases.Task):
         "pins",
         "parent",
         "namespace",
+        "task_events",
     )
 
     # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
@@ -94,6 +95,9 @@ class _Task(task_leases.Task):
     namespace: str  # the submitter's, as it was at submission
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
+    # Its ``enable_task_events``: whether its state changes may be recorded as task events
+    # (kept for the event recorder; nothing records them yet).
+    task_events: bool
 
 
 class TaskHandler(Protocol):

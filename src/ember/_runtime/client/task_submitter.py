@@ -79,8 +79,10 @@ class TaskSubmitter:
         kwargs: dict[str, Any],
         num_returns: int,
         name: str,
+        task_events: bool = True,
     ) -> _Task:
         task = _Task()
+        task.task_events = task_events
         task.task_id = ids.new_task_id()
         task.args_ref = b""
         task.deps = []
@@ -142,8 +144,9 @@ class TaskSubmitter:
         retry_exceptions: Any,
         strategy: Any = None,
         runtime_env: str = "",
+        enable_task_events: bool = True,
     ) -> list[ObjectRef]:
-        task = self.new_task(fn_id, args, kwargs, num_returns, name)
+        task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
         task.runtime_env = runtime_env
@@ -408,6 +411,8 @@ class TaskSubmitter:
         with self._lock:
             task = self._tasks.get(msg.task_id)
             if task is not None:
+                if msg.retiring and task.lease is not None:
+                    self._machine.retiring(task.lease)
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:

@@ -65,6 +65,7 @@ class NodeEntry:
     host: str
     total: dict[str, float]
     pid: int
+    labels: dict[str, str] = field(default_factory=dict)
     available: dict[str, float] = field(default_factory=dict)
     pending: list[list[Any]] = field(default_factory=list)  # as in Heartbeat
     alive: bool = True
@@ -82,6 +83,7 @@ class NodeEntry:
             "pending": self.pending,
             "alive": self.alive,
             "pid": self.pid,
+            "labels": self.labels,
         }
 
 
@@ -145,6 +147,7 @@ class ControlStore:
                 info["host"],
                 info["total"],
                 info["pid"],
+                info.get("labels") or {},
                 available=dict(info["total"]),
                 last_seen=now,
             )
@@ -237,6 +240,7 @@ class ControlStore:
             msg.host,
             msg.total,
             msg.pid,
+            msg.labels or {},
             available=dict(msg.total),
             last_seen=now,
             conn=conn,
@@ -253,6 +257,7 @@ class ControlStore:
                     "host": msg.host,
                     "total": msg.total,
                     "pid": msg.pid,
+                    "labels": msg.labels or {},
                 }
             ),
         )

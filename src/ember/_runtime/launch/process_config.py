@@ -16,8 +16,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-# Settings that ``ember.init(_system_config={...})`` may change (others, such as Ray's own
-# keys, are ignored there).
+# Settings that ``ember.init(_system_config={...})`` may change (any other key, such as one
+# of Ray's own, is refused by name).
 SYSTEM_CONFIG_KEYS = ("ref_grace_s", "memory_usage_threshold", "memory_monitor_refresh_ms")
 
 
@@ -31,6 +31,7 @@ class NodeConfig:
     log: str  # the node manager's own log
     object_store_memory: int
     resources: dict[str, float]
+    labels: dict[str, str] | None = None  # ``ember start --labels``, ``init(labels=...)``
     owner_pid: int = 0  # the driver it ends with (0: a long-lived `ember start` node)
     prestart_workers: int = 0
     # How long an object shared between processes outlives its last ref (a process's DecRef
@@ -103,7 +104,13 @@ def setting(value: float | None, name: str, default: float) -> float:
 
 
 def system_config(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The node settings among ``init(_system_config=...)``, checked."""
+    """The node settings of ``init(_system_config=...)``, checked."""
+    unknown = sorted(set(settings or {}) - set(SYSTEM_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"_system_config has keys Ember does not know: {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(SYSTEM_CONFIG_KEYS)}."
+        )
     out: dict[str, Any] = {}
     for key in SYSTEM_CONFIG_KEYS:
         if settings and key in settings:

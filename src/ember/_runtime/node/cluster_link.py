@@ -87,6 +87,7 @@ class ClusterLink:
                 host=node.host,
                 total=total,
                 pid=os.getpid(),
+                labels=node.labels,
             ),
             self.registered,
         )

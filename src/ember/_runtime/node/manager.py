@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._core import scheduler as sched
+from ember._core.labels import node_labels
 from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
@@ -74,19 +75,21 @@ class NodeManager:
         self.bundles = NodeBundles(self.resources)  # placement groups' reservations here
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
         self.clustered = bool(config.control_address)
+        self.labels = node_labels(config.labels or {}, self.node_id, config.resources)
         cpus = max(1, int(config.resources.get("CPU", 1)))
         self.scheduler = sched.LeaseScheduler(
             self.resources,
             max_starting=max(2, cpus),
-            placement=Placement(self.node_id) if self.clustered else None,
+            placement=Placement(self.node_id, self.labels) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
             idle_kept=cpus,
             idle_seconds=float(
                 os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
             ),
+            labels=self.labels,
         )
         self.token = config.token
-        self.host = node_host(config.node_ip) if self.clustered else "127.0.0.1"
+        self.host = node_host(config.node_ip) if self.clustered else config.node_ip or "127.0.0.1"
         self.address = ""
         self.tcp_address: str | None = None
         self.control_address = ""
@@ -477,6 +480,7 @@ class NodeManager:
                 "total": total,
                 "available": available,
                 "alive": True,
+                "labels": self.labels,
             }
         ]
         return {

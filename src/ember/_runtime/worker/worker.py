@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from ember import exceptions as exc
+from ember._core.call_limits import CallCounter, CallLimited
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
@@ -178,6 +179,10 @@ class Worker:
         )
         self.functions: dict[bytes, Any] = {}
         self.fn_lock = threading.Lock()
+        # Functions with max_calls: at the limit this process retires (starts no more tasks,
+        # answers those it runs, then exits).
+        self.calls = CallCounter()
+        self.retiring = False
         self.main_slot = _Slot(self, main=True)
         self.idle: list[_Slot] = [self.main_slot]
         self.slots_lock = threading.Lock()
@@ -296,7 +301,7 @@ class Worker:
         item = None
         while True:
             with self.slots_lock:
-                if item is None and run.queue:
+                if item is None and run.queue and not self.retiring:
                     item = run.queue.popleft()
                 if item is None:
                     self._drainer_done(slot, lease_id, run)
@@ -305,10 +310,13 @@ class Worker:
             self.by_task[msg.task_id] = (slot, ctx)
             done = self.execute(msg, ctx, slot)
             with self.slots_lock:
-                item = run.queue.popleft() if run.queue else None
+                item = run.queue.popleft() if run.queue and not self.retiring else None
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
+                last = self.retiring and not any(r.drainers for r in self.lease_runs.values())
             _send_through_cancels(conn, done)
+            if last:  # (the last task running here has been answered)
+                self.reactor.call_soon(self._exit_when_sent)
             if item is None:
                 return
 
@@ -334,6 +342,14 @@ class Worker:
         for _, msg, _ in back:
             self.by_task.pop(msg.task_id, None)
         return [msg.task_id for _, msg, _ in back]
+
+    def _exit_when_sent(self) -> None:
+        """Reactor thread, in a retired worker: end the process once its answers are out."""
+        if not all(conn.sent() for conn in self.reactor.connections()):
+            self.reactor.call_later(0.01, self._exit_when_sent)
+            return
+        _flush_output()
+        os._exit(0)
 
     def caller_message(self, conn: Connection[None], msg: m.Message) -> None:
         """From a process that pushes tasks here, or a node that placed its actor here."""
@@ -391,10 +407,13 @@ class Worker:
                 slot.running = None
             if not msg.actor_id:
                 _TITLE.leave()
+                if self.calls.limits and self.calls.ran(msg.fn_id):
+                    with self.slots_lock:
+                        self.retiring = True
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return _TaskDone(task_id=msg.task_id, results=results)
+        return _TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
 
     def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         assert self.loop is not None
@@ -429,7 +448,11 @@ class Worker:
         if fn is None:
             data = self.client.fetch_function(fn_id)
             with self.fn_lock:
-                fn = self.functions[fn_id] = cloudpickle.loads(data)
+                fn = cloudpickle.loads(data)
+                if isinstance(fn, CallLimited):
+                    self.calls.limit(fn_id, fn.max_calls)
+                    fn = fn.function
+                self.functions[fn_id] = fn
         return fn
 
     def prepare(self, msg: m.PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
