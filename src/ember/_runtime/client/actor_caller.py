@@ -178,6 +178,7 @@ class ActorCaller:
         num_returns: int,
         max_task_retries: int | None,
         retry_exceptions: Any,
+        backpressure: int = -1,
     ) -> list[ObjectRef]:
         task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
         task.retry_exceptions = retry_exceptions
@@ -190,7 +191,7 @@ class ActorCaller:
             )
             task.handler = self
             task.actor = actor
-            refs = self._tasks.register(task)
+            refs = self._tasks.register(task, backpressure)
             machine.submit(actor, task)
             self._tasks.resolve_deps(task, self._args_ready, self._args_failed)
         self._objects.pool_dropped()
