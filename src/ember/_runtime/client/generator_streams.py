@@ -86,7 +86,7 @@ class GeneratorStreams:
     ) -> tuple[Sequence[m.ReturnValue], list[ObjectRef[Any]]]:
         """Under lock: ``task`` is over with ``results`` (its one return value, or its error):
         end its stream. Returns what the task's return object holds, and the refs it pins
-        (a dynamic generator's items)."""
+        (a dynamic generator's items, an error it raised the last of them, as in Ray)."""
         stream = self._streams.get(task.task_id)
         if stream is None:
             return results, []
@@ -103,7 +103,7 @@ class GeneratorStreams:
             return ([m.ReturnValue(INLINE, _NONE)] if raised else results), []
         refs = [stream.refs[i] for i in sorted(stream.refs)]
         stream.refs.clear()
-        if error is not None:
+        if error is not None and not raised:
             return [error], []
         return [m.ReturnValue(INLINE, serialization.dumps(DynamicObjectRefGenerator(refs)))], refs
 

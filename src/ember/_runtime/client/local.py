@@ -153,9 +153,7 @@ class LocalRuntime:
                 gen = self._await(_collect(gen))
             for value in gen:
                 items.append(self._store(ids.return_object_id(task_id, len(items) + 2), value))
-        except Exception as e:  # the task's error is its last item (a dynamic one's value)
-            if num_returns == DYNAMIC:
-                raise
+        except Exception as e:  # the task's error is its last item
             oid = ids.return_object_id(task_id, len(items) + 2)
             items.append(self._store(oid, _task_error(e, name), error=True))
         done = ids.return_object_id(task_id, 1)
