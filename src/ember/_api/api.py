@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ember import exceptions
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
         @overload
         def __call__(  # type: ignore[overload-overlap]
-            self, target: Callable[_P, Generator[_T, Any, Any] | AsyncGenerator[_T, Any]], /
+            self, target: Callable[_P, Iterator[_T] | AsyncIterator[_T]], /
         ) -> RemoteFunction[_P, ObjectRefGenerator[_T]]: ...
         @overload
         def __call__(
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 def remote(target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
 @overload
 def remote(  # type: ignore[overload-overlap]
-    target: Callable[_P, Generator[_T, Any, Any] | AsyncGenerator[_T, Any]], /
+    target: Callable[_P, Iterator[_T] | AsyncIterator[_T]], /
 ) -> RemoteFunction[_P, ObjectRefGenerator[_T]]: ...
 @overload
 def remote(target: Callable[_P, Awaitable[_T]], /) -> RemoteFunction[_P, ObjectRef[_T]]: ...
