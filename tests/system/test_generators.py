@@ -342,6 +342,12 @@ def test_a_generator_with_a_fixed_count_returns_that_many(ray):
 
     assert ray.get(pair.remote(), timeout=T) == ["a", "b"]
 
+    @ray.remote(num_returns=1)
+    def one():
+        yield "only"
+
+    assert ray.get(one.remote(), timeout=T) == "only"
+
 
 def test_bad_uses_are_refused(ray):
     with pytest.raises(ValueError, match="generator"):
@@ -380,3 +386,34 @@ def test_generators_in_local_mode(start_ember):
             yield i
 
     assert [ray.get(r) for r in ray.get(split.remote(2))] == [0, 1]
+
+
+@pytest.mark.ember_only
+def test_get_of_a_generator_says_what_to_do(ray):
+    @ray.remote
+    def count():
+        yield 1
+
+    gen = count.remote()
+    with pytest.raises(ValueError, match="iterate it"):
+        ray.get(gen)
+    assert [ray.get(r, timeout=T) for r in gen] == [1]
+
+
+@pytest.mark.ember_only
+def test_large_items_made_on_another_node(make_cluster):
+    np = pytest.importorskip("numpy")
+    import ember
+    from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    other = cluster.nodes[1].node_id
+
+    @ember.remote
+    def arrays():
+        for i in range(3):
+            yield np.full(200_000, i, dtype=np.int64)
+
+    on_other = NodeAffinitySchedulingStrategy(other, soft=False)
+    gen = arrays.options(scheduling_strategy=on_other).remote()
+    assert [int(ember.get(ref, timeout=T)[0]) for ref in gen] == [0, 1, 2]

@@ -109,6 +109,11 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
                     f"{type(r).__name__}"
                 )
         return runtime().get(list(refs), timeout) if refs else []
+    if isinstance(refs, ObjectRefGenerator):
+        raise ValueError(
+            "get() of an ObjectRefGenerator is not supported: iterate it and get each item "
+            "(for ref in gen: ember.get(ref)), or get gen.completed() to wait for its end."
+        )
     raise ValueError(
         f"get() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}. "
         "If it is an actor handle, call a method: ember.get(actor.method.remote())."

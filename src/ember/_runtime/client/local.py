@@ -124,7 +124,8 @@ class LocalRuntime:
             if num_returns < 0:
                 return [self._generate(task_id, name, value, num_returns)]
             value = self._await(value)
-            values = [value] if num_returns == 1 else list(value) if num_returns else []
+            one = num_returns == 1 and not inspect.isgenerator(value)
+            values = [value] if one else list(value) if num_returns else []
             if len(values) != num_returns:
                 raise ValueError(f"{name!r} declared num_returns={num_returns}")
         except Exception as e:  # stored, raised at get()

@@ -553,7 +553,8 @@ class Worker:
 
     def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
-        if n == 1 or n < 0:
+        # (A generator declared with num_returns=1 yields its one value, as n > 1 do theirs.)
+        if (n == 1 and not inspect.isgenerator(value)) or n < 0:
             values = [value]
         elif n == 0:
             values = []
