@@ -61,7 +61,12 @@ def tier_of(module: str) -> str | None:
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
-    if head in ("util", "runtime_env", "dag"):  # public faces of core features, as in Ray
+    if head in (
+        "util",
+        "runtime_env",
+        "dag",
+        "_raylet",
+    ):  # public faces of core features, as in Ray
         return "public"
     if head in LIBRARIES:
         return "library"
