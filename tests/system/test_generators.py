@@ -77,6 +77,19 @@ def test_items_are_available_before_the_task_ends(ray, signal_cls):
         next(gen)
 
 
+def test_a_task_iterates_another_tasks_generator(ray):
+    @ray.remote
+    def produce(n):
+        for i in range(n):
+            yield i
+
+    @ray.remote
+    def consume(n):
+        return sum(ray.get(ref) for ref in produce.remote(n))
+
+    assert ray.get(consume.remote(5), timeout=T) == 10
+
+
 def test_large_items_go_through_the_store(ray):
     np = pytest.importorskip("numpy")
 
@@ -224,6 +237,21 @@ def test_cancel_a_generator(ray, signal_cls):
         ray.get(rest[0], timeout=T)
     rest += list(gen)  # nothing more after the cancel
     assert len(rest) == 1
+
+
+def test_cancel_a_generator_paused_by_backpressure(ray):
+    @ray.remote(_generator_backpressure_num_objects=1)
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    gen = endless.remote()
+    assert ray.get(next(gen), timeout=T) == 0
+    ray.cancel(gen)
+    rest = _values(ray, gen)
+    assert rest[-1] == "TaskCancelledError" and len(rest) <= 2, rest
 
 
 def test_wait_takes_generators(ray, signal_cls):
