@@ -206,6 +206,7 @@ class CoreClient:
             return
         with self.lock:
             self.objects.drain_decs()
+            self.streams.drain_drops()
             self.tasks.expire_idle_leases()
             self.objects.drop_idle_wait_index(time.monotonic())
         self.objects.pool_dropped()

@@ -14,6 +14,7 @@ generator is ``wait`` on that ref.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class GeneratorStreams:
         self._objects = objects
         # By task id: from submission until the task is over and its generator is gone.
         self._streams: dict[bytes, _Stream] = {}
+        self._drops: collections.deque[bytes] = collections.deque()  # see ``drop``
 
     def open(self, task: _Task, threshold: int) -> None:
         """Under lock: ``task`` (a generator task) was submitted."""
@@ -65,6 +67,7 @@ class GeneratorStreams:
     def on_item(self, conn: Connection, msg: m.GeneratorItem) -> None:
         """Reactor thread: a worker reports an item."""
         with self._lock:
+            self.drain_drops()
             stream = self._streams.get(msg.task_id)
             if stream is None:
                 self._discard(msg.task_id, msg.index, msg.value)
@@ -87,6 +90,7 @@ class GeneratorStreams:
         """Under lock: ``task`` is over with ``results`` (its one return value, or its error):
         end its stream. Returns what the task's return object holds, and the refs it pins
         (a dynamic generator's items, an error it raised the last of them, as in Ray)."""
+        self.drain_drops()
         stream = self._streams.get(task.task_id)
         if stream is None:
             return results, []
@@ -148,23 +152,29 @@ class GeneratorStreams:
             return self._peek(stream)
 
     def drop(self, ref: ObjectRef[Any]) -> None:
-        """The caller's generator is gone: its items not handed out are let go, and a worker
-        paused for them goes on."""
-        with self._lock:
-            task_id = ids.task_of(ref._id)
-            stream = self._streams.get(task_id)
-            if stream is None:
-                return
-            if stream.release() and stream.peer is not None and not self._client.closed:
-                stream.peer.send(m.GeneratorConsumed(task_id=task_id, consumed=-1))
-            if stream.total is not None:
-                del self._streams[task_id]
-            stream.refs.clear()
-            stream.peeked = None
+        """The caller's generator is gone (``__del__``, which may run in the middle of any
+        operation of this thread): only queued here; ``drain_drops`` carries it out."""
+        self._drops.append(ids.task_of(ref._id))
 
     # ------------------------------------------------------------------ under lock
 
+    def drain_drops(self) -> None:
+        """The items of the generators dropped are let go, and a worker paused for them goes
+        on. (Also periodically: a paused worker must not wait for this process's next call.)"""
+        drops = self._drops
+        while drops:
+            stream = self._streams.get(drops.popleft())
+            if stream is None:
+                continue
+            if stream.release() and stream.peer is not None and not self._client.closed:
+                stream.peer.send(m.GeneratorConsumed(task_id=stream.task_id, consumed=-1))
+            if stream.total is not None:
+                del self._streams[stream.task_id]
+            stream.refs.clear()
+            stream.peeked = None
+
     def _stream(self, ref: ObjectRef[Any]) -> _Stream:
+        self.drain_drops()
         stream = self._streams.get(ids.task_of(ref._id))
         if stream is None:
             raise ValueError(f"{ref!r} is not the ref of a generator task of this process")
