@@ -165,6 +165,24 @@ def test_an_error_is_the_item_after_the_last_yielded(ray):
     assert ray.get(gen.completed(), timeout=T) is None
 
 
+def test_a_failed_argument_fails_the_generator_task(ray):
+    @ray.remote(max_retries=0)
+    def broken():
+        raise ValueError("no argument")
+
+    @ray.remote
+    def echo(x):
+        yield x
+
+    gen = echo.remote(broken.remote())
+    refs = list(gen)  # the task never ran: its own ref holds the error, handed out once
+    assert len(refs) == 1
+    with pytest.raises(ValueError, match="no argument"):
+        ray.get(refs[0], timeout=T)
+    with pytest.raises(ValueError, match="no argument"):
+        ray.get(gen.completed(), timeout=T)
+
+
 def test_a_retried_generator_hands_out_no_item_twice(ray, tmp_path):
     @ray.remote(retry_exceptions=True, max_retries=2)
     def flaky(flag):

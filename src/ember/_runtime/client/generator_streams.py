@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 class _Stream(ItemStream):
-    __slots__ = ("task_id", "refs", "peeked", "peer", "dynamic")
+    __slots__ = ("task_id", "refs", "peeked", "peer", "answer", "dynamic")
 
     def __init__(self, task_id: bytes, threshold: int, dynamic: bool) -> None:
         super().__init__(threshold)
@@ -44,6 +44,7 @@ class _Stream(ItemStream):
         self.refs: dict[int, ObjectRef[Any]] = {}  # arrived, not handed out, by index
         self.peeked: ObjectRef[Any] | None = None  # the next item's, made for a wait
         self.peer: Connection | None = None  # the worker of the running attempt
+        self.answer: Sequence[m.ReturnValue] | None = None  # the last attempt's TaskDone's
         self.dynamic = dynamic
 
 
@@ -78,11 +79,13 @@ class GeneratorStreams:
             self._arrived(stream, msg.index, msg.value)
             self._ack(stream)
 
-    def attempt_over(self, task_id: bytes) -> None:
-        """Under lock: the worker answered (a retry's worker starts afresh)."""
+    def answered(self, task_id: bytes, results: Sequence[m.ReturnValue]) -> None:
+        """Under lock: the worker answered with ``results`` (a retry's worker starts
+        afresh)."""
         stream = self._streams.get(task_id)
         if stream is not None:
             stream.attempt_over()
+            stream.answer = results
 
     def task_over(
         self, task: _Task, results: Sequence[m.ReturnValue]
@@ -95,8 +98,11 @@ class GeneratorStreams:
         if stream is None:
             return results, []
         error = results[0] if results and results[0].kind == ERROR else None
-        raised = error is not None and _raised(error.data)
-        if raised:  # the task's own error (or its cancel) is its last item
+        # An error its worker answered with (it raised, or was cancelled as it ran) is its
+        # last item, as in Ray; one around it (its worker died, an argument failed, it was
+        # cancelled before it ran) is the task's ref's.
+        raised = error is not None and results is stream.answer
+        if raised:
             assert error is not None
             self._arrived(stream, stream.received, error)
         stream.ended(failed=error is not None and not raised)
@@ -221,16 +227,6 @@ class GeneratorStreams:
         consumed = stream.ack()
         if consumed is not None and stream.peer is not None and not stream.peer.closed:
             stream.peer.send(m.GeneratorConsumed(task_id=stream.task_id, consumed=consumed))
-
-
-def _raised(data: bytes) -> bool:
-    """Whether a generator task's error is its own (it raised, or was cancelled), which Ray
-    hands out as an item, rather than a failure around it (its worker died)."""
-    try:
-        err = serialization.loads(data)
-    except Exception:  # unreadable: the task's own, as far as anyone can tell
-        return True
-    return isinstance(err, (exc.RayTaskError, exc.TaskCancelledError))
 
 
 _NONE = serialization.dumps(None)

@@ -417,7 +417,7 @@ class TaskSubmitter:
             task = self._tasks.get(msg.task_id)
             if task is not None:
                 if task.num_returns < 0:
-                    self._client.streams.attempt_over(task.task_id)
+                    self._client.streams.answered(task.task_id, msg.results)
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
