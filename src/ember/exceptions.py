@@ -25,6 +25,7 @@ __all__ = [
     "AsyncioActorExit",
     "GetTimeoutError",
     "TaskCancelledError",
+    "ObjectRefStreamEndOfStreamError",
     "TaskUnschedulableError",
     "TaskPlacementGroupRemoved",
     "WorkerCrashedError",
@@ -691,6 +692,10 @@ class BlockedTasksLimitExceeded(RayError):
             or "Too many tasks are blocked in get() or wait() in this worker process. Raise "
             "EMBER_MAX_BLOCKED_TASKS, or have fewer tasks wait for the tasks they submit."
         )
+
+
+class ObjectRefStreamEndOfStreamError(RayError):
+    """The ref of a generator task's item that the task never yielded: it ended first."""
 
 
 class CrossLanguageError(RayError):

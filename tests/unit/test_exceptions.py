@@ -98,6 +98,7 @@ SAMPLES: list[ex.RayError] = [
     ex.ActorPlacementGroupRemoved(),
     ex.GetTimeoutError("timed out after 1s"),
     ex.TaskCancelledError(task_id="t1", error_message="by user"),
+    ex.ObjectRefStreamEndOfStreamError("the generator ended first"),
     ex.TaskUnschedulableError("no node"),
     ex.TaskPlacementGroupRemoved(),
     ex.WorkerCrashedError(),

@@ -16,7 +16,11 @@ def _roundtrip(msg: m.Message) -> m.Message:
     return m.decode(msgpack.unpackb(msgpack.packb(msg.encode(), use_bin_type=True), raw=False))
 
 
-_RECORD_SAMPLES: dict[str, Any] = {"results": [], "spec": None}
+_RECORD_SAMPLES: dict[str, Any] = {
+    "results": [],
+    "spec": None,
+    "value": m.ReturnValue(m.INLINE, b"x", [], b""),
+}
 
 
 def _sample(cls: type[m.Message]) -> m.Message:

@@ -32,6 +32,7 @@ def test_tables_contain_expected_names() -> None:
         "resources",
         "memory",
         "num_returns",
+        "_generator_backpressure_num_objects",
         "max_retries",
         "retry_exceptions",
         "max_calls",
@@ -66,6 +67,7 @@ def test_tables_contain_expected_names() -> None:
     }
     assert set(METHOD_OPTIONS) == {
         "num_returns",
+        "_generator_backpressure_num_objects",
         "max_task_retries",
         "retry_exceptions",
         "concurrency_group",
@@ -88,7 +90,7 @@ def test_task_defaults() -> None:
     assert d["num_gpus"] == 0
     assert d["max_retries"] == 3
     assert d["retry_exceptions"] is False
-    assert d["num_returns"] == 1
+    assert d["num_returns"] is None  # 'streaming' for a generator function, else 1
     assert d["enable_task_events"] is True
     assert d["resources"] is None
     assert set(d) == set(TASK_OPTIONS)
@@ -108,7 +110,7 @@ def test_actor_defaults() -> None:
 
 def test_method_defaults_inherit_from_actor() -> None:
     d = method_defaults()
-    assert d["num_returns"] == 1
+    assert d["num_returns"] is None
     assert d["max_task_retries"] is None
     assert set(d) == set(METHOD_OPTIONS)
 

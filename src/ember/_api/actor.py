@@ -16,9 +16,12 @@ import cloudpickle
 from ember._api import options as opts_mod
 from ember._api import runtime_env
 from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
+from ember._api.remote_function import is_generator_function, returns_code
 from ember._api.session import runtime
 from ember._core.resources import shape_of
+from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import serialization, state, task_context
+from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 if TYPE_CHECKING:
     from ember._runtime.runtime import Runtime
@@ -34,6 +37,9 @@ def method(*args: Any, **options: Any) -> Callable[[_F], _F]:
     checked = opts_mod.validate_method_options(options, in_options=False)
 
     def wrap(fn: _F) -> _F:
+        opts_mod.check_generator_returns(
+            checked.get("num_returns"), is_generator_function(fn), getattr(fn, "__qualname__", "")
+        )
         fn.__ember_method_options__ = checked  # type: ignore[attr-defined]
         return fn
 
@@ -47,6 +53,7 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
             continue
         opts = dict(getattr(fn, "__ember_method_options__", {}))
         opts["is_async"] = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        opts["is_generator"] = is_generator_function(fn)
         table[name] = opts
     for special in ("__ray_ready__", "__ray_terminate__", "__ray_call__"):
         table[special] = {"is_async": False}
@@ -246,13 +253,16 @@ class ActorMethod:
 
     def options(self, **options: Any) -> _BoundMethod:
         checked = opts_mod.validate_method_options(options, in_options=True)
+        opts_mod.check_generator_returns(
+            checked.get("num_returns"), bool(self._opts.get("is_generator")), self._name
+        )
         return _BoundMethod(self, {**self._opts, **checked})
 
     def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]) -> Any:
         handle = self._handle
         rt = handle._rt or runtime()
-        num_returns = opts.get("num_returns")
-        num_returns = 1 if num_returns is None else num_returns
+        num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))
+        backpressure = opts.get("_generator_backpressure_num_objects")
         retries = opts.get("max_task_retries")
         refs = rt.submit_actor_task(
             handle._actor_id,
@@ -265,9 +275,12 @@ class ActorMethod:
             retry_exceptions=opts.get("retry_exceptions") or False,
             max_pending_calls=handle._meta.get("max_pending_calls", -1),
             enable_task_events=_task_events(opts.get("enable_task_events"), handle._meta),
+            backpressure=-1 if backpressure is None else backpressure,
         )
-        if num_returns == 1:
+        if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]
+        if num_returns == STREAMING:
+            return ObjectRefGenerator(refs[0], rt)
         return None if num_returns == 0 else refs
 
 

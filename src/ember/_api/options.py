@@ -30,6 +30,7 @@ __all__ = [
     "actor_defaults",
     "method_defaults",
     "resources_from_options",
+    "check_generator_returns",
 ]
 
 # Resource amounts are tracked in units of 1/10000, so finer fractions would round to zero.
@@ -131,6 +132,15 @@ def _num_returns_problem(value: int | str | None) -> str | None:
         return None
     if value is not None and value < 0:
         return "Expected an integer >= 0."
+    return None
+
+
+def _backpressure_problem(value: int | None) -> str | None:
+    if value is not None and (value == 0 or value < -1):
+        return (
+            "Expected an integer > 0 (1 pauses the generator until each item is taken, as a "
+            "Python generator does), -1 to disable backpressure, or None."
+        )
     return None
 
 
@@ -283,8 +293,15 @@ _NUM_RETURNS = Option(
     "num_returns",
     (int, str, _NONE),
     _num_returns_problem,
-    1,
+    None,  # 'streaming' for a generator function, else 1
     "an integer >= 0, 'dynamic', 'streaming', or None",
+)
+_BACKPRESSURE = Option(
+    "_generator_backpressure_num_objects",
+    (int, _NONE),
+    _backpressure_problem,
+    None,
+    "an integer > 0, -1, or None",
 )
 _RETRY_EXCEPTIONS_TYPES = (bool, list, tuple)
 _RETRY_EXCEPTIONS_EXPECTED = "True, False, or a list/tuple of exception classes"
@@ -292,6 +309,7 @@ _RETRY_EXCEPTIONS_EXPECTED = "True, False, or a list/tuple of exception classes"
 TASK_OPTIONS: dict[str, Option] = _table(
     *_common_options(1, 0),
     _NUM_RETURNS,
+    _BACKPRESSURE,
     Option(
         "max_retries",
         (int,),
@@ -349,6 +367,7 @@ ACTOR_OPTIONS: dict[str, Option] = _table(
 
 METHOD_OPTIONS: dict[str, Option] = _table(
     _NUM_RETURNS,
+    _BACKPRESSURE,
     Option(
         "max_task_retries",
         (int, _NONE),
@@ -425,6 +444,15 @@ def validate_method_options(options: Mapping[str, Any], *, in_options: bool) -> 
     """Check options for an actor method (``@method(...)`` or ``.options(...)`` on it)."""
     del in_options  # every method option may be given either way; kept for a uniform API
     return _check(options, METHOD_OPTIONS, "actor methods")
+
+
+def check_generator_returns(num_returns: Any, is_generator: bool, name: str) -> None:
+    """``num_returns="streaming"`` or ``"dynamic"`` only for a function that yields."""
+    if num_returns in _NUM_RETURNS_MODES and not is_generator:
+        raise ValueError(
+            f"num_returns={num_returns!r} can only be used with generator functions "
+            f"(functions that use 'yield'); {name!r} is not a generator function."
+        )
 
 
 def task_defaults() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
@@ -24,7 +25,9 @@ from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
+from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import task_context
+from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 _P = ParamSpec("_P")
 _Out = TypeVar("_Out", covariant=True)
@@ -37,6 +40,8 @@ class RemoteFunction(Generic[_P, _Out]):
         self._function = function
         self._options = {**opts_mod.task_defaults(), **options, "max_calls": max_calls_of(options)}
         self._name = getattr(function, "__qualname__", repr(function))
+        self._is_generator = is_generator_function(function)
+        opts_mod.check_generator_returns(options.get("num_returns"), self._is_generator, self._name)
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
         self._shapes: dict[Any, Shape] = {}
@@ -65,6 +70,7 @@ class RemoteFunction(Generic[_P, _Out]):
     def options(self, **options: Any) -> _BoundFunction[_P, Any]:
         """The same function with some options changed for the calls made through it."""
         checked = opts_mod.validate_task_options(options, in_options=True)
+        opts_mod.check_generator_returns(checked.get("num_returns"), self._is_generator, self._name)
         return _BoundFunction(self, {**self._options, **checked})
 
     def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
@@ -107,7 +113,9 @@ class RemoteFunction(Generic[_P, _Out]):
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions, strategy, events = plan
+        num_returns, name, shape, max_retries, retry_exceptions, strategy, events, backpressure = (
+            plan
+        )
         env = options.get("runtime_env")
         refs = rt.submit_task(
             fn_id,
@@ -121,29 +129,31 @@ class RemoteFunction(Generic[_P, _Out]):
             strategy=strategy,
             runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
             enable_task_events=events,
+            backpressure=backpressure,
         )
-        if num_returns == 1:
+        if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]
+        if num_returns == STREAMING:
+            return ObjectRefGenerator(refs[0], rt)
         return None if num_returns == 0 else refs
 
     def _make_plan(self, options: dict[str, Any]) -> tuple[Any, ...]:
-        num_returns = options["num_returns"]
-        if not isinstance(num_returns, int):
-            raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
         shape, strategy = self._shape(options), options.get("scheduling_strategy")
         if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
             from ember._api.placement_group import into_group
 
             request = opts_mod.resources_from_options(options, default_num_cpus=1)
             shape = into_group(strategy, shape, request, f"task {self._name}")
+        backpressure = options.get("_generator_backpressure_num_objects")
         return (
-            num_returns,
+            returns_code(options["num_returns"], self._is_generator),
             options.get("name") or self._name,
             shape,
             options["max_retries"],
             options["retry_exceptions"],
             strategy_on_wire(strategy, parse_selector(options.get("label_selector"))),
             options["enable_task_events"],
+            -1 if backpressure is None else backpressure,
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:
@@ -189,6 +199,24 @@ def _rebuild(
     rf: RemoteFunction[..., Any] = RemoteFunction(function, options)
     rf._fn_id = fn_id
     return rf
+
+
+def is_generator_function(function: Callable[..., Any]) -> bool:
+    """A function that yields (sync or async): its call is a generator task."""
+    return inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
+
+
+def returns_code(num_returns: int | str | None, is_generator: bool) -> int:
+    """``num_returns`` as the runtime takes it: a count, or DYNAMIC or STREAMING for a
+    generator (None: streaming for a function that yields, else 1, as in Ray)."""
+    if num_returns is None:
+        return STREAMING if is_generator else 1
+    if num_returns == "streaming":
+        return STREAMING
+    if num_returns == "dynamic":
+        return DYNAMIC
+    assert isinstance(num_returns, int)
+    return num_returns
 
 
 def _freeze(value: Any) -> Any:

@@ -139,6 +139,10 @@ INLINE = 0  # data is the serialized value
 STORED = 1  # the value is in the node's object store; data is its size
 ERROR = 2  # data is a serialized exception
 
+# ``num_returns`` of generator tasks: each item goes back as a GeneratorItem as it is yielded.
+DYNAMIC = -1  # num_returns="dynamic": the one return value lists the items' refs
+STREAMING = -2  # num_returns="streaming": the one return value says when the task is over
+
 
 class ReturnValue(NamedTuple):
     """One return value of a task, in TaskDone. A tuple, so that msgpack packs it as is."""
@@ -738,7 +742,7 @@ class PushTask(Message):
     fn_id: bytes  # for actor calls: the method name, utf-8
     blob: bytes  # serialized (args, kwargs) with placeholders for top-level ObjectRefs
     deps: list[list[Any]]  # [kind, data] per placeholder, kinds INLINE or STORED
-    num_returns: int
+    num_returns: int  # or DYNAMIC or STREAMING: a generator task, whose items stream back
     name: str
     owner_id: bytes
     lease_id: int = 0
@@ -749,6 +753,7 @@ class PushTask(Message):
     args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
+    backpressure: int = -1  # a generator task's _generator_backpressure_num_objects (-1: none)
 
 
 @_message(61)
@@ -767,6 +772,27 @@ class CancelTask(Message):
     task_id: bytes
     force: bool = False
     recursive: bool = True  # also cancel the tasks this task submitted
+
+
+@_message(75)
+class GeneratorItem(Message):
+    """Worker -> caller: a generator task (num_returns < 0 in PushTask) yielded item
+    ``index`` (from 0), stored as its return object ``index + 2``, before its TaskDone."""
+
+    task_id: bytes
+    index: int
+    value: ReturnValue
+
+    _records = {"value": partial(tuple.__new__, ReturnValue)}
+
+
+@_message(76)
+class GeneratorConsumed(Message):
+    """Caller -> worker: the caller has taken ``consumed`` items of the generator task
+    (-1: it no longer wants them); a worker paused by backpressure goes on."""
+
+    task_id: bytes
+    consumed: int
 
 
 @_message(64)

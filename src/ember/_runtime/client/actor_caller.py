@@ -184,6 +184,7 @@ class ActorCaller:
         retry_exceptions: Any,
         max_pending_calls: int = -1,
         enable_task_events: bool = True,
+        backpressure: int = -1,
     ) -> list[ObjectRef]:
         with self._lock:
             if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
@@ -206,7 +207,7 @@ class ActorCaller:
             )
             task.handler = self
             task.actor = actor
-            refs = self._tasks.register(task)
+            refs = self._tasks.register(task, backpressure)
             machine.submit(actor, task)
             self._tasks.resolve_deps(task, self._args_ready, self._args_failed)
         self._objects.pool_dropped()

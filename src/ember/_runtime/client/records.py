@@ -69,6 +69,7 @@ class _Task(task_leases.Task):
         "deps",
         "missing",
         "num_returns",
+        "backpressure",
         "return_ids",
         "retry_exceptions",
         "handler",
@@ -87,7 +88,8 @@ class _Task(task_leases.Task):
     dep_refs: list[ObjectRef]
     deps: list[list[Any]]  # the top-level ref arguments' values (or store ids), once ready
     missing: int  # top-level ref arguments not ready yet
-    num_returns: int
+    num_returns: int  # or DYNAMIC or STREAMING (a generator task: one return object)
+    backpressure: int  # a generator task's _generator_backpressure_num_objects (-1: none)
     return_ids: list[bytes]
     retry_exceptions: Any
     pins: list[Any]  # refs kept alive while the task may need them

@@ -95,13 +95,15 @@ class TaskSubmitter:
         task.namespace = self._client.current_namespace()
         task.fn_id = fn_id
         task.num_returns = num_returns
+        task.backpressure = -1
         task.name = name
         dep_refs: list[ObjectRef] = []
         if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
             args = tuple(_placeholder(a, dep_refs) for a in args)
             kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
         task.dep_refs = dep_refs
-        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
+        returns = num_returns if num_returns >= 0 else 1  # (a generator task's: when it ends)
+        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(returns)]
         if not kwargs and serialization.plain(args):  # the common case, without the machinery
             blob = serialization.dump_plain((args, kwargs))
             if len(blob) <= serialization.INLINE_MAX:
@@ -121,9 +123,13 @@ class TaskSubmitter:
         task.pins = pins
         return task
 
-    def register(self, task: _Task) -> list[ObjectRef]:
-        """Under lock: register the task's return objects and make their refs."""
+    def register(self, task: _Task, backpressure: int = -1) -> list[ObjectRef]:
+        """Under lock: register the task's return objects and make their refs (and, for a
+        generator task, the stream its items go to)."""
         client = self._client
+        if task.num_returns < 0:
+            task.backpressure = backpressure
+            client.streams.open(task, backpressure)
         self._objects.add_pending(task.return_ids)
         refs: list[ObjectRef[Any]] = [
             ObjectRef(oid, client.client_id, client) for oid in task.return_ids
@@ -145,6 +151,7 @@ class TaskSubmitter:
         strategy: Any = None,
         runtime_env: str = "",
         enable_task_events: bool = True,
+        backpressure: int = -1,
     ) -> list[ObjectRef]:
         task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
@@ -156,7 +163,7 @@ class TaskSubmitter:
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()
-            refs = self.register(task)
+            refs = self.register(task, backpressure)
             self.resolve_deps(task, self._enqueue, self._args_failed)
         self._objects.pool_dropped()
         return refs
@@ -388,6 +395,7 @@ class TaskSubmitter:
             args_ref=task.args_ref,
             resources=resources,
             capture_child_tasks=captures(task.strategy),
+            backpressure=task.backpressure,
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:
@@ -413,6 +421,8 @@ class TaskSubmitter:
             if task is not None:
                 if msg.retiring and task.lease is not None:
                     self._machine.retiring(task.lease)
+                if task.num_returns < 0:
+                    self._client.streams.answered(task.task_id, msg.results)
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
@@ -446,6 +456,9 @@ class TaskSubmitter:
         ``lineage``, keep the task to run again should an object it made be lost (while it has
         retries left)."""
         self._tasks.pop(task.task_id, None)
+        pins: list[ObjectRef] = []
+        if task.num_returns < 0:
+            results, pins = self._client.streams.task_over(task, results)
         if len(results) != len(task.return_ids):
             err = exc.RayTaskError(
                 task.name,
@@ -459,9 +472,12 @@ class TaskSubmitter:
         keep = task if lineage and task.retries_left != 0 else None
         if not self._objects.store_returns(task.return_ids, results, keep):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
+        if pins:  # a dynamic generator's value holds its items
+            self._objects.pin(task.return_ids[0], pins)
 
     def fail(self, task: _Task, error: BaseException) -> None:
-        self.finish(task, [m.ReturnValue(ERROR, serialization.dumps(error))] * task.num_returns)
+        error_value = m.ReturnValue(ERROR, serialization.dumps(error))
+        self.finish(task, [error_value] * len(task.return_ids))
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""

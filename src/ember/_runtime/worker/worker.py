@@ -32,6 +32,7 @@ import cloudpickle
 
 from ember import exceptions as exc
 from ember._core.call_limits import CallCounter, CallLimited
+from ember._core.generator_stream import must_pause
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
@@ -147,6 +148,42 @@ class _LeaseRun:
         self.lent = False  # the node was told that this lease's CPU is free meanwhile
 
 
+class _Outflow:
+    """A running generator task's items: how many it yielded and how many its caller said it
+    took, which pause it under backpressure (``must_pause``) until the caller takes more."""
+
+    __slots__ = ("conn", "threshold", "produced", "consumed", "cond")
+
+    def __init__(self, conn: Connection, threshold: int) -> None:
+        self.conn = conn
+        self.threshold = threshold
+        self.produced = 0
+        self.consumed = 0
+        self.cond = threading.Condition()
+
+    def taken(self, consumed: int) -> None:
+        """Reactor thread: the caller took ``consumed`` items (-1: it wants no more, or it
+        is gone: never pause again)."""
+        with self.cond:
+            if consumed < 0:
+                self.threshold = -1
+            self.consumed = max(self.consumed, consumed)
+            self.cond.notify_all()
+
+    def pause(self, ctx: TaskContext) -> None:
+        """The task's thread, after an item: wait while backpressure says so, or until the
+        task is cancelled."""
+        with self.cond:
+            while must_pause(self.produced, self.consumed, self.threshold):
+                if ctx.cancelled:
+                    raise exc.TaskCancelledError(ctx.task_id.hex())
+                self.cond.wait()
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+
 def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
     while True:
         try:
@@ -187,6 +224,7 @@ class Worker:
         self.idle: list[_Slot] = [self.main_slot]
         self.slots_lock = threading.Lock()
         self.by_task: dict[bytes, tuple[_Slot | None, TaskContext]] = {}
+        self.outflows: dict[bytes, _Outflow] = {}  # running generator tasks, by task id
         self.lease_runs: dict[int, _LeaseRun] = {}
         self.blocked = 0  # tasks of leases blocked in get/wait, under slots_lock
         self.max_blocked = _max_blocked_tasks()
@@ -308,7 +346,7 @@ class Worker:
                     return
             conn, msg, ctx = item
             self.by_task[msg.task_id] = (slot, ctx)
-            done = self.execute(msg, ctx, slot)
+            done = self.execute(conn, msg, ctx, slot)
             with self.slots_lock:
                 item = run.queue.popleft() if run.queue and not self.retiring else None
                 if item is None:  # before answering, so the next push finds the slot free
@@ -359,6 +397,10 @@ class Worker:
             self.main_slot.queue.put(lambda: self.start_actor(msg, conn))
         elif isinstance(msg, m.TakeBackTasks):
             conn.send(m.Reply(rid=msg.rid, value=self.take_back(msg.lease_id, msg.task_ids)))
+        elif isinstance(msg, m.GeneratorConsumed):
+            flow = self.outflows.get(msg.task_id)
+            if flow is not None:
+                flow.taken(msg.consumed)
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.client.cancel_children(msg.task_id, msg.force)
@@ -368,7 +410,10 @@ class Worker:
 
     def caller_closed(self, conn: Connection[None]) -> None:
         """Nothing here is kept per caller (its node stops the workers that ran for a caller
-        that is gone)."""
+        that is gone), but a generator task paused for it goes on."""
+        for flow in list(self.outflows.values()):
+            if flow.conn is conn:
+                flow.taken(-1)
 
     def on_node_message(self, conn: Connection[None], msg: m.Message) -> None:
         """What the core client does not take from its node is for the worker."""
@@ -382,9 +427,11 @@ class Worker:
     # ------------------------------------------------------------------ running
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
-        _send_through_cancels(conn, self.execute(msg, ctx, slot))
+        _send_through_cancels(conn, self.execute(conn, msg, ctx, slot))
 
-    def execute(self, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> m.TaskDone:
+    def execute(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
+    ) -> m.TaskDone:
         token = task_context.current.set(ctx)
         if slot is not None:
             slot.running = ctx
@@ -399,6 +446,9 @@ class Worker:
                 self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
             value = fn(*args, **kwargs)
+            if msg.num_returns < 0:
+                self.stream(conn, msg, ctx, value)
+                value = None  # (its return value only says it is over)
             results = self.pack(msg, value)
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
@@ -430,7 +480,13 @@ class Worker:
                     raise exc.TaskCancelledError(ctx.task_id.hex())
                 fn, args, kwargs = self.prepare(msg)
                 value = fn(*args, **kwargs)
-                if inspect.isawaitable(value):
+                if msg.num_returns < 0:
+                    if inspect.isasyncgen(value):
+                        await self.stream_async(conn, msg, value)
+                    else:
+                        self.stream(conn, msg, ctx, value)
+                    value = None
+                elif inspect.isawaitable(value):
                     value = await value
                 results = self.pack(msg, value)
         except _cancelled_error():
@@ -490,9 +546,38 @@ class Worker:
             return serialization.loads(data)
         return self.client.read_stored(data, owner)
 
+    def stream(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, gen: Any) -> None:
+        """Run a generator task's generator, sending each item to the caller as it comes,
+        paused by backpressure; its return value only says that it is over."""
+        flow = self.outflows[msg.task_id] = _Outflow(conn, msg.backpressure)
+        try:
+            for item in gen:
+                self.emit(flow, msg, item)
+                flow.pause(ctx)
+        finally:
+            self.outflows.pop(msg.task_id, None)
+
+    async def stream_async(self, conn: Connection, msg: m.PushTask, gen: Any) -> None:
+        """``stream`` for an async generator, on the actor's loop (without backpressure, as
+        in Ray: a pause would hold up the loop's other calls)."""
+        flow = self.outflows[msg.task_id] = _Outflow(conn, -1)
+        try:
+            async for item in gen:
+                self.emit(flow, msg, item)
+        finally:
+            self.outflows.pop(msg.task_id, None)
+
+    def emit(self, flow: _Outflow, msg: m.PushTask, item: Any) -> None:
+        """Store one item as the task's next return object and tell the caller."""
+        index = flow.produced
+        value = self.return_value(msg, index + 2, serialization.serialize(item))
+        flow.conn.send(m.GeneratorItem(task_id=msg.task_id, index=index, value=value))
+        flow.produced = index + 1
+
     def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
-        if n == 1:
+        # (A generator declared with num_returns=1 yields its one value, as n > 1 do theirs.)
+        if (n == 1 and not inspect.isgenerator(value)) or n < 0:
             values = [value]
         elif n == 0:
             values = []
@@ -506,22 +591,24 @@ class Worker:
                     f"{msg.name!r} was declared with num_returns={n} but returned "
                     f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
                 )
-        results = []
         # Serialize every value before writing any: a value that fails to pickle must not
         # leave the ones before it in the store with nobody to free them.
-        for i, ser in enumerate([serialization.serialize(v) for v in values]):
-            if ser.nbytes <= serialization.INLINE_MAX:
-                results.append(ReturnValue(INLINE, ser.inline(), ser.refs))
-            else:
-                oid = ids.return_object_id(msg.task_id, i + 1)
-                size = self.store.write(oid, ser.meta, ser.buffers)
-                self.client.node.send(
-                    m.ObjectCreated(
-                        object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs
-                    )
-                )
-                results.append(ReturnValue(STORED, size, ser.refs, self.client.node_id))
-        return results
+        sers = [serialization.serialize(v) for v in values]
+        return [self.return_value(msg, i + 1, ser) for i, ser in enumerate(sers)]
+
+    def return_value(
+        self, msg: m.PushTask, index: int, ser: serialization.Serialized
+    ) -> ReturnValue:
+        """The task's index-th return object (1-based), inline if small, else written to the
+        store (and the node told) on behalf of the caller, who owns it."""
+        if ser.nbytes <= serialization.INLINE_MAX:
+            return ReturnValue(INLINE, ser.inline(), ser.refs)
+        oid = ids.return_object_id(msg.task_id, index)
+        size = self.store.write(oid, ser.meta, ser.buffers)
+        self.client.node.send(
+            m.ObjectCreated(object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs)
+        )
+        return ReturnValue(STORED, size, ser.refs, self.client.node_id)
 
     def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[ReturnValue]:
         if isinstance(error, exc.TaskCancelledError) or (
@@ -675,6 +762,9 @@ class Worker:
             return
         slot, ctx = entry
         ctx.cancelled = True
+        flow = self.outflows.get(task_id)
+        if flow is not None:  # (paused by backpressure: it raises when woken)
+            flow.wake()
         if self.loop is not None:
             task = _ASYNC_TASKS.get(task_id)
             if task is not None:
