@@ -145,6 +145,7 @@ TARGETS = {
     "nested_tasks": VsRay(3, ">= 3x ray"),
     "actor_sync": VsRay(3, ">= 3x ray"),
     "actor_async": VsRay(2, ">= 2x ray"),
+    "compiled_dag": VsOwnRef("dag_actor_call", 5, "<= 1/5 of an actor call"),
     "wait_1k": VsRay(3, ">= 3x ray"),
     "wait_1k_tasks": VsRay(3, ">= 3x ray"),
     "wait_loop_1k": VsRay(3, ">= 3x ray"),

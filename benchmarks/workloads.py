@@ -544,6 +544,47 @@ def actor_n_n(ctx):
     return once
 
 
+@workload(
+    "compiled_dag",
+    [("compiled_dag", "us", "lower"), ("dag_actor_call", "us", "lower")],
+    "round trip of a compiled graph of one actor method (`experimental_compile`, then "
+    "`get(compiled.execute(i))`) against a plain call of the same method "
+    "(`get(actor.echo.remote(i))`) on the same actor; median of 1000 of each per sample",
+)
+def compiled_dag(ctx):
+    ray, n = ctx.ray, 1000
+    dag = importlib.import_module(f"{ray.__name__}.dag")
+
+    @ray.remote
+    class Echo:
+        def echo(self, x):
+            return x
+
+    actor = Echo.remote()
+    ray.get(actor.echo.remote(0))
+    with dag.InputNode() as inp:
+        graph = actor.echo.bind(inp)
+    compiled = graph.experimental_compile()
+    ctx.defer(compiled.teardown)
+
+    def median_call(call):
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            got = ray.get(call(i))
+            times.append(time.perf_counter() - t0)
+            _check(got == i, f"round trip {i} returned {got}")
+        return statistics.median(times) * 1e6
+
+    def once():
+        return {
+            "compiled_dag": median_call(compiled.execute),
+            "dag_actor_call": median_call(actor.echo.remote),
+        }
+
+    return once
+
+
 # --------------------------------------------------------------------------- objects
 
 

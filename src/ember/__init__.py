@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ember._api.runtime_context import RuntimeContext, get_runtime_context
     from ember._api.session import init, is_initialized, shutdown
     from ember._runtime.object_ref import ObjectRef
+    from ember._runtime.object_ref_generator import DynamicObjectRefGenerator, ObjectRefGenerator
 
     ObjectID = ObjectRef
 
@@ -58,13 +59,17 @@ _WHERE = {
     "is_initialized": "ember._api.session",
     "shutdown": "ember._api.session",
     "ObjectRef": "ember._runtime.object_ref",
+    "ObjectRefGenerator": "ember._runtime.object_ref_generator",
+    "DynamicObjectRefGenerator": "ember._runtime.object_ref_generator",
 }
 
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "DynamicObjectRefGenerator",
     "ObjectID",
     "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
     "RuntimeContext",
     "available_resources",
@@ -88,7 +93,7 @@ __all__ = [
 
 
 # Submodules reachable as attributes after ``import ember`` (``ray.tune``, ``ray.util``).
-_SUBMODULES = ("actor", "exceptions", "experimental", "runtime_env", "tune", "util")
+_SUBMODULES = ("actor", "dag", "exceptions", "experimental", "runtime_env", "tune", "util")
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "AsyncioActorExit",
     "GetTimeoutError",
     "TaskCancelledError",
+    "ObjectRefStreamEndOfStreamError",
     "TaskUnschedulableError",
     "TaskPlacementGroupRemoved",
     "WorkerCrashedError",
@@ -47,6 +48,9 @@ __all__ = [
     "BlockedTasksLimitExceeded",
     "CrossLanguageError",
     "UnserializableException",
+    "RayChannelError",
+    "RayChannelTimeoutError",
+    "RayCgraphCapacityExceeded",
 ]
 
 
@@ -690,8 +694,25 @@ class BlockedTasksLimitExceeded(RayError):
         )
 
 
+class ObjectRefStreamEndOfStreamError(RayError):
+    """The ref of a generator task's item that the task never yielded: it ended first."""
+
+
 class CrossLanguageError(RayError):
     """An error raised by code written in another language."""
 
     def __init__(self, message: str = "An error was raised by code in another language.") -> None:
         super().__init__(message)
+
+
+class RayChannelError(RaySystemError):
+    """A compiled graph's channel failed: it was closed (``teardown``), or the process at its
+    other end died."""
+
+
+class RayChannelTimeoutError(RayChannelError, TimeoutError):
+    """A compiled graph's ``execute`` or ``get`` waited longer than its timeout."""
+
+
+class RayCgraphCapacityExceeded(RaySystemError):
+    """A compiled graph holds as many results as it may buffer: ``get`` some first."""

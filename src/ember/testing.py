@@ -81,9 +81,11 @@ class Cluster:
         resources: dict[str, float] | None = None,
         object_store_memory: int | None = 256 << 20,
         _system_config: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> ClusterNode:
         """Start a node (the head, the first time) and wait until the cluster knows it.
-        ``_system_config`` takes the settings ``ember.init`` does (``ref_grace_s``)."""
+        ``_system_config`` takes the settings ``ember.init`` does (``ref_grace_s``);
+        ``labels`` are the node's, for ``label_selector`` (as ``ember start --labels``)."""
         head = self.head is None
         record, node, store = launcher.start_cluster_node(
             address=None if head else self.address,
@@ -97,6 +99,7 @@ class Cluster:
             origin="testing",
             control_store_timeout=self.control_store_timeout,
             settings=_system_config,
+            labels=labels,
         )
         handle = ClusterNode(record, node)
         if head:

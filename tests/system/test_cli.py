@@ -417,6 +417,42 @@ def test_a_driver_runs_a_pinned_task_and_the_cluster_outlives_it(ember_cli: Embe
     assert _result(ember_cli.driver(DRIVER)) == results
 
 
+LABELS_DRIVER = """
+import json
+import ember
+
+ember.init(address="auto")
+
+@ember.remote(label_selector={"zone": "a", "disk": "!hdd"})
+def one():
+    return 1
+
+(node,) = ember.nodes()
+out = [node["Labels"], node["Resources"]["memory"], ember.get(one.remote())]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_start_gives_the_node_labels_and_memory(ember_cli: EmberCLI) -> None:
+    _, head = ember_cli.start_head("--labels", "zone=a, disk=ssd", "--memory", str(1 << 30))
+    assert head.returncode == 0, head.stderr
+    labels, memory, one = _result(ember_cli.driver(LABELS_DRIVER))
+    assert {k: v for k, v in labels.items() if "/" not in k} == {"zone": "a", "disk": "ssd"}
+    assert memory == 1 << 30 and one == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [("zone", "key=value"), ("{bad json", "JSON"), ('{"zone": "not ok"}', "zone")],
+)
+def test_bad_labels_are_refused_before_anything_starts(
+    ember_cli: EmberCLI, labels: str, says: str
+) -> None:
+    _, head = ember_cli.start_head("--labels", labels)
+    assert head.returncode == 1 and says in head.stderr
+    assert ember_cli.records() == []
+
+
 # ------------------------------------------------------------------------------- stop
 
 DETACHED = """

@@ -219,6 +219,20 @@ def test_a_release_deferred_behind_a_lost_call_goes_once_it_fails() -> None:
     assert m.lost_call_failed(a, actor, error) == [Fail(a, error), SendRelease("kill it")]
 
 
+def test_max_pending_calls_counts_calls_queued_and_sent_until_answered() -> None:
+    m = ActorCalls()
+    assert m.has_room(None, 1)  # no call made yet from here
+    actor = alive(m)
+    a, b = call(), call()
+    m.submit(actor, a)
+    assert not m.has_room(actor, 1) and m.has_room(actor, 2) and m.has_room(actor, -1)
+    m.flush(actor)  # sent: still pending
+    m.submit(actor, b)
+    assert not m.has_room(actor, 2)
+    m.call_done(a, actor, [], retryable=False)
+    assert m.has_room(actor, 2)
+
+
 def test_an_actor_killed_here_while_being_resolved_stays_dead() -> None:
     m = ActorCalls()
     actor = m.add(Actor(b"actor", "A", 0))

@@ -61,7 +61,8 @@ def tier_of(module: str) -> str | None:
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
-    if head in ("util", "runtime_env", "actor"):  # public faces of core features, as in Ray
+    # Public faces of core features, as in Ray (``_raylet``: a private path Ray's docs use).
+    if head in ("util", "runtime_env", "dag", "_raylet", "actor"):
         return "public"
     if head in LIBRARIES:
         return "library"

@@ -16,7 +16,11 @@ def _roundtrip(msg: m.Message) -> m.Message:
     return m.decode(msgpack.unpackb(msgpack.packb(msg.encode(), use_bin_type=True), raw=False))
 
 
-_RECORD_SAMPLES: dict[str, Any] = {"results": [], "spec": None}
+_RECORD_SAMPLES: dict[str, Any] = {
+    "results": [],
+    "spec": None,
+    "value": m.ReturnValue(m.INLINE, b"x", [], b""),
+}
 
 
 def _sample(cls: type[m.Message]) -> m.Message:
@@ -47,7 +51,7 @@ def test_decode_builds_without_the_constructor() -> None:
     done = m.decode([m.TaskDone.CODE, b"t", [[m.INLINE, b"x", [], b""]]])
     assert isinstance(done, m.TaskDone)
     assert done.task_id == b"t" and done.results == [(m.INLINE, b"x", [], b"")]
-    assert not done.worker_died
+    assert not done.retiring
 
 
 @pytest.mark.parametrize("raw", [[], [9999, 1], ["Reply", 1], [[1], 2], 5])
@@ -136,7 +140,7 @@ def test_a_builder_makes_the_same_message_as_the_class() -> None:
     done = build(task_id=b"t", results=[m.ReturnValue(m.INLINE, b"x")])
     assert type(done) is m.TaskDone
     assert done == m.TaskDone(task_id=b"t", results=[m.ReturnValue(m.INLINE, b"x")])
-    assert done.worker_died is False  # (defaults as the class's)
+    assert done.retiring is False  # (defaults as the class's)
     with pytest.raises(TypeError):
         build(b"t", [])  # type: ignore[misc]  # keyword-only, as the class
 

@@ -32,6 +32,7 @@ def test_tables_contain_expected_names() -> None:
         "resources",
         "memory",
         "num_returns",
+        "_generator_backpressure_num_objects",
         "max_retries",
         "retry_exceptions",
         "max_calls",
@@ -66,6 +67,7 @@ def test_tables_contain_expected_names() -> None:
     }
     assert set(METHOD_OPTIONS) == {
         "num_returns",
+        "_generator_backpressure_num_objects",
         "max_task_retries",
         "retry_exceptions",
         "concurrency_group",
@@ -88,7 +90,7 @@ def test_task_defaults() -> None:
     assert d["num_gpus"] == 0
     assert d["max_retries"] == 3
     assert d["retry_exceptions"] is False
-    assert d["num_returns"] == 1
+    assert d["num_returns"] is None  # 'streaming' for a generator function, else 1
     assert d["enable_task_events"] is True
     assert d["resources"] is None
     assert set(d) == set(TASK_OPTIONS)
@@ -108,7 +110,7 @@ def test_actor_defaults() -> None:
 
 def test_method_defaults_inherit_from_actor() -> None:
     d = method_defaults()
-    assert d["num_returns"] == 1
+    assert d["num_returns"] is None
     assert d["max_task_retries"] is None
     assert set(d) == set(METHOD_OPTIONS)
 
@@ -401,10 +403,23 @@ def test_resources_explicit_zero_cpu_overrides_default() -> None:
     assert resources_from_options({"num_cpus": 0}, default_num_cpus=1) == {}
 
 
-def test_resources_memory_only_when_asked() -> None:
-    opts = {"memory": 1024}
-    assert resources_from_options(opts, default_num_cpus=1) == {"CPU": 1.0}
-    assert resources_from_options(opts, default_num_cpus=1, include_memory=True) == {
+def test_resources_memory_in_whole_bytes_and_accelerator_type_as_ray_asks() -> None:
+    opts = {"memory": 1024.7, "accelerator_type": "A100"}
+    assert resources_from_options(opts, default_num_cpus=1) == {
         "CPU": 1.0,
         "memory": 1024.0,
+        "accelerator_type:A100": 0.001,
     }
+
+
+@pytest.mark.parametrize(
+    "selector", [{"zone": "a"}, {"zone": "!a"}, {"zone": "in(a,b)"}, {"zone": "!in(a, b)"}]
+)
+def test_label_selector_takes_ray_s_forms(selector: dict[str, str]) -> None:
+    assert validate_task_options({"label_selector": selector}, in_options=False)
+
+
+@pytest.mark.parametrize("expr", ["in()", "!!a", "-a", "in(a,", "a b"])
+def test_label_selector_refuses_what_ray_refuses(expr: str) -> None:
+    with pytest.raises(ValueError, match="label_selector"):
+        validate_task_options({"label_selector": {"zone": expr}}, in_options=False)

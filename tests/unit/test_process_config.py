@@ -10,6 +10,7 @@ from ember._runtime.launch.process_config import (
     NodeConfig,
     decode,
     encode,
+    setting,
     system_config,
 )
 
@@ -44,12 +45,33 @@ def test_a_setting_nobody_knows_fails_where_it_is_read() -> None:
         decode(ControlStoreConfig, b'{"address": "x", "token": null, "colour": "red"}')
 
 
-def test_system_config_takes_the_node_s_knobs_and_ignores_ray_s() -> None:
+def test_system_config_takes_the_node_s_knobs_and_refuses_others_by_name() -> None:
     assert system_config(None) == {}
-    assert system_config({"ref_grace_s": 0, "automatic_object_spilling_enabled": True}) == {
-        "ref_grace_s": 0.0
-    }
+    assert system_config({"ref_grace_s": 0}) == {"ref_grace_s": 0.0}
+    with pytest.raises(ValueError, match="'automatic_object_spilling_enabled'"):
+        system_config({"ref_grace_s": 0, "automatic_object_spilling_enabled": True})
     with pytest.raises(ValueError, match="ref_grace_s"):
         system_config({"ref_grace_s": -1})
     with pytest.raises(ValueError, match="ref_grace_s"):
         system_config({"ref_grace_s": "soon"})
+
+
+def test_system_config_takes_the_memory_monitor_s_settings() -> None:
+    given = {"memory_usage_threshold": 0.5, "memory_monitor_refresh_ms": 0}
+    assert system_config(given) == {"memory_usage_threshold": 0.5, "memory_monitor_refresh_ms": 0.0}
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        system_config({"memory_usage_threshold": 1.5})
+
+
+def test_a_setting_comes_from_the_process_then_ember_s_then_ray_s_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert setting(None, "memory_usage_threshold", 0.95) == 0.95
+    monkeypatch.setenv("RAY_memory_usage_threshold", "0.8")
+    assert setting(None, "memory_usage_threshold", 0.95) == 0.8
+    monkeypatch.setenv("EMBER_MEMORY_USAGE_THRESHOLD", "0.7")
+    assert setting(None, "memory_usage_threshold", 0.95) == 0.7
+    assert setting(0.6, "memory_usage_threshold", 0.95) == 0.6
+    monkeypatch.setenv("EMBER_MEMORY_USAGE_THRESHOLD", "high")
+    with pytest.raises(ValueError, match="EMBER_MEMORY_USAGE_THRESHOLD must be a number"):
+        setting(None, "memory_usage_threshold", 0.95)

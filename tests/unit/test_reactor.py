@@ -481,3 +481,40 @@ def test_local_sockets_have_paths_only_where_there_are_no_abstract_names(monkeyp
     monkeypatch.setattr(reactor_mod, "_SUN_PATH_MAX", 4096)  # whatever TMPDIR this test has
     assert reactor_mod.local_address(str(short), "node") == f"unix:{short}/sockets/node"
     assert oct((short / "sockets").stat().st_mode & 0o777) == "0o700"
+
+
+_SIGNAL_INSIDE_CALL_SOON = """
+import collections, os, signal
+from ember._transport.reactor import Reactor
+
+reactor = Reactor("t")
+signal.signal(signal.SIGUSR1, lambda *_: reactor.call_soon(reactor.stop))
+
+
+class Interrupted(collections.deque):
+    # The worst moment for a stop signal: while call_soon is queueing a callback.
+    def append(self, fn):
+        super().append(fn)
+        if fn != reactor.stop:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            sum(range(10))  # (Python code, where the handler runs)
+
+
+reactor._pending = Interrupted()
+reactor.call_soon(lambda: None)
+reactor.run()
+print("stopped")
+"""
+
+
+def test_a_signal_handler_may_call_call_soon_while_the_loop_s_thread_is_in_it():
+    """A node's SIGTERM handler queues its shutdown with call_soon on the loop's own thread,
+    which the signal may interrupt inside call_soon: a lock there deadlocked the node (it
+    was killed at shutdown, its logs left behind)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_INSIDE_CALL_SOON], capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.strip() == "stopped", out.stderr

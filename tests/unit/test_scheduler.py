@@ -826,3 +826,16 @@ def test_start_failures_count_only_in_a_row() -> None:
     assert s.worker_start_failed("crash") == [StartWorker()]
     (refused,) = s.worker_start_failed("crash")
     assert isinstance(refused, Refuse) and (refused.client, refused.rid) == ("a", 2)
+
+
+def test_busy_workers_say_whether_all_their_tasks_may_run_again_and_their_newest_lease() -> None:
+    """What the node's memory monitor chooses its victims from."""
+    s = with_workers(make({"CPU": 3}), b"w1", b"w2")
+    [g1] = grants(s.request("a", 1, CPU1, retriable=True))
+    [g2] = grants(s.request("b", 2, CPU1, retriable=False))
+    assert s.busy_workers() == {
+        g1.worker_id: (True, g1.lease_id, "a"),
+        g2.worker_id: (False, g2.lease_id, "b"),
+    }
+    s.return_lease(g2.lease_id)
+    assert s.busy_workers() == {g1.worker_id: (True, g1.lease_id, "a")}

@@ -18,6 +18,7 @@ from ember._core.task_leases import (
     Fail,
     Finish,
     Push,
+    RetryLater,
     ReturnLease,
     RunAgain,
     SendCancel,
@@ -42,6 +43,7 @@ def task(retries: int = 0, shape: Any = CPU1, strategy: Any = None) -> Task:
     t.name = "f"
     t.job = b""
     t.retries_left = retries
+    t.retriable = retries != 0
     return t
 
 
@@ -202,16 +204,21 @@ def test_an_unreachable_worker_gives_its_lease_back_as_failed_and_asks_again() -
 
 def test_a_worker_crash_retries_the_running_task_and_requeues_the_one_behind_for_free() -> None:
     m = TaskLeases()
-    a, b = task(retries=2), task(retries=0)
+    a, b = task(retries=2), task(retries=1)
     asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
     lease = grant(m, asks[0], 1, saturated=True)[0].lease
     assert m.leases_of(lease.peer) == [lease]
     out = m.worker_lost(lease)
-    # Both queue again: one more lease wanted beside the request still open for b.
-    assert out == [ReturnLease(lease, True), AskLease(asks[0].key, 3, None, False)]
-    assert a.retries_left == 1 and b.retries_left == 0  # b most likely never ran
-    assert list(asks[0].key.queue) == [a, b]
+    # b most likely never ran: it queues again at once, using no retry (its request is
+    # still open); the node is asked how a's worker ended.
+    assert out == [ReturnLease(lease, True), WorkerCrashed(a, lease)]
+    assert list(asks[0].key.queue) == [b] and b.retries_left == 1
     assert m.worker_lost(lease) == []  # (reported once)
+    # It crashed (not the memory monitor): a retry is used, and a queues again.
+    assert m.worker_ended(a, False, RuntimeError("crashed")) == [
+        AskLease(asks[0].key, 3, None, False)
+    ]
+    assert a.retries_left == 1 and list(asks[0].key.queue) == [b, a]
 
 
 def test_a_worker_crash_with_no_retry_left_fails_the_task_with_how_the_worker_ended() -> None:
@@ -220,6 +227,53 @@ def test_a_worker_crash_with_no_retry_left_fails_the_task_with_how_the_worker_en
     [ask] = m.submit(a)
     lease = grant(m, ask, 1)[0].lease
     assert m.worker_lost(lease) == [ReturnLease(lease, True), WorkerCrashed(a, lease)]
+    error = RuntimeError("its process was killed by SIGSEGV")
+    assert m.worker_ended(a, False, error) == [Fail(a, error)]
+
+
+def test_a_task_killed_for_memory_uses_its_oom_retries_after_a_backoff() -> None:
+    """As in Ray: a task with max_retries != 0 that the memory monitor killed runs again
+    without using its max_retries (task_oom_retries), after a delay that doubles."""
+    m = TaskLeases(oom_retry_delay_base=0.5)
+    a = task(retries=1)
+    a.oom_retries_left = 2
+    [ask] = m.submit(a)
+    lease = grant(m, ask, 1)[0].lease
+    m.worker_lost(lease)
+    oom = RuntimeError("killed for memory")
+    assert m.worker_ended(a, True, oom) == [RetryLater(a, 0.5)]
+    assert m.worker_ended(a, True, oom) == [RetryLater(a, 1.0)]
+    assert a.retries_left == 1 and a.oom_retries_left == 0
+    assert m.worker_ended(a, True, oom) == [Fail(a, oom)]
+
+
+def test_a_task_without_retries_killed_for_memory_fails() -> None:
+    m = TaskLeases(oom_retry_delay_base=0.0)
+    a = task(retries=0)
+    [ask] = m.submit(a)
+    m.worker_lost(grant(m, ask, 1)[0].lease)
+    oom = RuntimeError("killed for memory")
+    assert m.worker_ended(a, True, oom) == [Fail(a, oom)]
+
+
+def test_a_task_killed_for_memory_with_no_retry_fails() -> None:
+    """Ray's legacy policy kills an owner's last task without a retry."""
+    m = TaskLeases(oom_retry_delay_base=0.0)
+    a = task(retries=1)
+    a.oom_retries_left = -1
+    [ask] = m.submit(a)
+    m.worker_lost(grant(m, ask, 1)[0].lease)
+    oom = RuntimeError("killed for memory")
+    assert m.worker_ended(a, True, oom, oom_retry=False) == [Fail(a, oom)]
+
+
+def test_a_task_cancelled_while_its_node_is_asked_stays_failed() -> None:
+    m = TaskLeases()
+    a = task(retries=1)
+    [ask] = m.submit(a)
+    m.worker_lost(grant(m, ask, 1)[0].lease)
+    assert of(Fail, m.cancel(a, False, True))  # fails at once
+    assert m.worker_ended(a, False, RuntimeError("crashed")) == []
 
 
 def test_a_started_task_behind_another_uses_a_retry_when_its_worker_dies() -> None:
@@ -234,6 +288,21 @@ def test_a_started_task_behind_another_uses_a_retry_when_its_worker_dies() -> No
         WorkerCrashed(a, busy),
         WorkerCrashed(b, busy),
     ]
+
+
+def test_a_retiring_worker_gets_nothing_more_and_what_it_held_queues_again_for_free() -> None:
+    m = TaskLeases()
+    a, b = task(retries=0), task(retries=0)
+    asks = of(AskLease, m.submit(a)) + of(AskLease, m.submit(b))
+    lease = grant(m, asks[0], 1, saturated=True)[0].lease
+    assert lease.tasks == [a, b]
+    m.retiring(lease)  # a's answer says its worker retires (max_calls)
+    out = m.task_done(a, "results", False, now=1.0)
+    assert of(Push, out) == [] and of(Finish, out) == [Finish(a, "results")]
+    assert m.tick(1.0 + IDLE_LEASE_SECONDS * 2) == []  # goes back only once the worker ends
+    out = m.worker_lost(lease)
+    assert out[0] == ReturnLease(lease, True) and not of(WorkerCrashed, out)
+    assert list(asks[0].key.queue) == [b] and b.retries_left == 0  # b never ran there
 
 
 def test_retries_on_error_run_again_until_exhausted() -> None:
@@ -252,6 +321,7 @@ def test_unlimited_retries_stay_unlimited() -> None:
     [ask] = m.submit(t)
     lease = grant(m, ask, 1)[0].lease
     m.worker_lost(lease)
+    m.worker_ended(t, False, RuntimeError("crashed"))
     assert t.retries_left == -1
 
 
@@ -432,3 +502,11 @@ def test_use_retry() -> None:
     assert t.use_retry() and t.retries_left == -1
     t.cancelled = True
     assert not t.use_retry()
+
+
+def test_tasks_with_and_without_retries_left_do_not_share_leases() -> None:
+    """So that the node's memory monitor knows which workers run tasks that would run again."""
+    m = TaskLeases()
+    a, b = task(retries=1), task(retries=0)
+    ka, kb = of(AskLease, m.submit(a))[0].key, of(AskLease, m.submit(b))[0].key
+    assert ka is not kb and ka.retriable and not kb.retriable

@@ -17,6 +17,8 @@ pytest.importorskip("mypy")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 PROGRAM = """
+from collections.abc import Iterator
+
 import ember
 
 @ember.remote
@@ -34,6 +36,10 @@ def pair(x: int, y: int = 0) -> list[int]:
 @ember.remote(num_returns=2)
 def two() -> tuple[int, int]:
     return 1, 2
+
+@ember.remote
+def count(n: int) -> Iterator[int]:
+    yield n
 
 class Counter:
     def incr(self) -> int:
@@ -55,6 +61,8 @@ reveal_type(two.remote())
 reveal_type(f.options(num_returns=2).remote(1))
 reveal_type(RemoteCounter.remote())
 reveal_type(ember.wait([ref], timeout=1.0))
+reveal_type(count.remote(3))
+reveal_type(next(count.remote(3)))
 ember.get(ref) + 1
 """
 
@@ -72,6 +80,8 @@ EXPECTED = [
     "ember._api.actor.ActorHandle[program.Counter]",
     "tuple[list[ember._runtime.object_ref.ObjectRef[str]], "
     "list[ember._runtime.object_ref.ObjectRef[str]]]",
+    "ember._runtime.object_ref_generator.ObjectRefGenerator[int]",
+    "ember._runtime.object_ref.ObjectRef[int]",
 ]
 
 

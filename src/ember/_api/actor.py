@@ -16,9 +16,13 @@ import cloudpickle
 from ember import exceptions as exc
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
+from ember._api.remote_function import is_generator_function, returns_code
 from ember._api.session import runtime
 from ember._core.resources import shape_of
+from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import serialization, state, task_context
+from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 if TYPE_CHECKING:
     from ember._runtime.runtime import Runtime
@@ -48,6 +52,9 @@ def method(*args: Any, **options: Any) -> Callable[[_F], _F]:
     checked = opts_mod.validate_method_options(options, in_options=False)
 
     def wrap(fn: _F) -> _F:
+        opts_mod.check_generator_returns(
+            checked.get("num_returns"), is_generator_function(fn), getattr(fn, "__qualname__", "")
+        )
         fn.__ember_method_options__ = checked  # type: ignore[attr-defined]
         return fn
 
@@ -61,8 +68,9 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
             continue
         opts = dict(getattr(fn, "__ember_method_options__", {}))
         opts["is_async"] = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        opts["is_generator"] = is_generator_function(fn)
         table[name] = opts
-    for special in ("__ray_ready__", "__ray_terminate__"):
+    for special in ("__ray_ready__", "__ray_terminate__", "__ray_call__"):
         table[special] = {"is_async": False}
     return table
 
@@ -92,6 +100,10 @@ class ActorClass(Generic[_C]):
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._remote(args, kwargs, self._options)
 
+    def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
+        """A node of a lazy graph that creates this actor (``ember.dag``)."""
+        return ClassNode(self, args, kwargs, self._options)
+
     def options(self, **options: Any) -> _BoundClass[_C]:
         checked = opts_mod.validate_actor_options(options, in_options=True)
         merged = {**self._options, **checked}
@@ -113,11 +125,27 @@ class ActorClass(Generic[_C]):
         is_async = any(m["is_async"] for m in self._methods.values())
         max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         options = {**options, "max_concurrency": max_concurrency}
-        shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=0))
+        request = opts_mod.resources_from_options(options, default_num_cpus=0)
+        shape = shape_of(request)
+        strategy = options.get("scheduling_strategy")
+        ctx = task_context.current.get()
+        if strategy is None and ctx is not None and ctx.capture_child_tasks:
+            from ember._api.placement_group import captured
+
+            strategy = captured(ctx)
+            options = {**options, "scheduling_strategy": strategy}
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
+                request = {**request, "CPU": 1.0}
+            shape = into_group(strategy, shape, request, f"actor {self._name}")
         meta = {
             "class_name": self._name,
             "methods": self._methods,
             "max_task_retries": options.get("max_task_retries") or 0,
+            "max_pending_calls": options.get("max_pending_calls", -1),
+            "enable_task_events": options.get("enable_task_events", True),
             # (read by the actor's own process: its runtime context and concurrency groups)
             "name": options.get("name") or "",
             "concurrency_groups": _group_limits(options.get("concurrency_groups")),
@@ -184,6 +212,9 @@ class _BoundClass(Generic[_C]):
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle[_C]:
         return self._cls._remote(args, kwargs, self._options)
+
+    def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
+        return ClassNode(self._cls, args, kwargs, self._options)
 
 
 class ActorHandle(Generic[_C]):
@@ -254,15 +285,22 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote(args, kwargs, self._opts)
 
+    def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
+        """A node of a lazy graph that calls this method (``ember.dag``)."""
+        return bind_actor_method(self._handle, self._name, {}, args, kwargs)
+
     def options(self, **options: Any) -> _BoundMethod:
         checked = opts_mod.validate_method_options(options, in_options=True)
+        opts_mod.check_generator_returns(
+            checked.get("num_returns"), bool(self._opts.get("is_generator")), self._name
+        )
         return _BoundMethod(self, {**self._opts, **checked})
 
     def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]) -> Any:
         handle = self._handle
         rt = handle._rt or runtime()
-        num_returns = opts.get("num_returns")
-        num_returns = 1 if num_returns is None else num_returns
+        num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))
+        backpressure = opts.get("_generator_backpressure_num_objects")
         retries = opts.get("max_task_retries")
         group = opts.get("concurrency_group") or ""
         if group and group not in handle._meta.get("concurrency_groups", {}):
@@ -280,11 +318,21 @@ class ActorMethod:
             num_returns=num_returns,
             max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
             retry_exceptions=opts.get("retry_exceptions") or False,
+            max_pending_calls=handle._meta.get("max_pending_calls", -1),
+            enable_task_events=_task_events(opts.get("enable_task_events"), handle._meta),
+            backpressure=-1 if backpressure is None else backpressure,
             concurrency_group=group,
         )
-        if num_returns == 1:
+        if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]
+        if num_returns == STREAMING:
+            return ObjectRefGenerator(refs[0], rt)
         return None if num_returns == 0 else refs
+
+
+def _task_events(method: bool | None, meta: dict[str, Any]) -> bool:
+    """A method's ``enable_task_events``: its own, else its actor's (as in Ray)."""
+    return bool(meta.get("enable_task_events", True)) if method is None else method
 
 
 class _BoundMethod:
@@ -294,3 +342,6 @@ class _BoundMethod:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._method._remote(args, kwargs, self._opts)
+
+    def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
+        return bind_actor_method(self._method._handle, self._method._name, self._opts, args, kwargs)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ember import exceptions
 from ember._api.actor import ActorClass, ActorHandle
+from ember._api.compiled_dag import CompiledDAGRef
 from ember._api.options import validate_actor_options, validate_task_options
 from ember._api.remote_function import RemoteFunction
 from ember._api.session import runtime
 from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef
+from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
         @overload
         def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
+        @overload
+        def __call__(  # type: ignore[overload-overlap]
+            self, target: Callable[_P, Iterator[_T] | AsyncIterator[_T]], /
+        ) -> RemoteFunction[_P, ObjectRefGenerator[_T]]: ...
         @overload
         def __call__(
             self, target: Callable[_P, Awaitable[_T]], /
@@ -44,6 +50,10 @@ if TYPE_CHECKING:
 # A class is callable too; the first overload that fits wins, so classes are listed first.
 @overload
 def remote(target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
+@overload
+def remote(  # type: ignore[overload-overlap]
+    target: Callable[_P, Iterator[_T] | AsyncIterator[_T]], /
+) -> RemoteFunction[_P, ObjectRefGenerator[_T]]: ...
 @overload
 def remote(target: Callable[_P, Awaitable[_T]], /) -> RemoteFunction[_P, ObjectRef[_T]]: ...
 @overload
@@ -82,6 +92,12 @@ def get(refs: ObjectRef[_T], *, timeout: float | None = None) -> _T: ...
 def get(refs: Sequence[ObjectRef[_T]], *, timeout: float | None = None) -> list[_T]: ...
 def get(refs: Any, *, timeout: float | None = None) -> Any:
     """Wait for and return the value of a ref, or the values of a list of refs, in order."""
+    if isinstance(refs, CompiledDAGRef):  # its timeout may be -1: wait without a limit
+        return refs.get(timeout)
+    if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], CompiledDAGRef):
+        if not all(isinstance(r, CompiledDAGRef) for r in refs):
+            raise ValueError("get() takes CompiledDAGRefs or ObjectRefs, not both in one list")
+        return [r.get(timeout) for r in refs]
     _check_timeout(timeout)
     if isinstance(refs, ObjectRef):
         return runtime().get([refs], timeout)[0]
@@ -93,6 +109,11 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
                     f"{type(r).__name__}"
                 )
         return runtime().get(list(refs), timeout) if refs else []
+    if isinstance(refs, ObjectRefGenerator):
+        raise ValueError(
+            "get() of an ObjectRefGenerator is not supported: iterate it and get each item "
+            "(for ref in gen: ember.get(ref)), or get gen.completed() to wait for its end."
+        )
     raise ValueError(
         f"get() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}. "
         "If it is an actor handle, call a method: ember.get(actor.method.remote())."
@@ -128,14 +149,32 @@ def wait(
     _check_timeout(timeout)
     if not refs:
         return [], []
+    if any(isinstance(r, ObjectRefGenerator) for r in refs):
+        return _wait_generators(list(refs), num_returns, timeout, fetch_local)
     # The refs and num_returns are checked by the runtime (check_wait_args), which skips the
     # per-ref checks for the list the last wait() left: a wait() loop costs in proportion to
     # what becomes ready, not to the length of the list.
     return runtime().wait(list(refs), num_returns, timeout, fetch_local)
 
 
-def cancel(ref: ObjectRef[Any], *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that makes ``ref``; its ``get`` raises TaskCancelledError."""
+def _wait_generators(
+    refs: list[Any], num_returns: int, timeout: float | None, fetch_local: bool
+) -> tuple[list[Any], list[Any]]:
+    """``wait`` on a list holding generators: each is ready when its ``next`` would not
+    block (it stands in the list as the ref ``next`` waits on)."""
+    stand_ins = [r._waitable() if isinstance(r, ObjectRefGenerator) else r for r in refs]
+    back = {id(s): r for s, r in zip(stand_ins, refs, strict=True)}
+    ready, rest = runtime().wait(stand_ins, num_returns, timeout, fetch_local)
+    return [back[id(s)] for s in ready], [back[id(s)] for s in rest]
+
+
+def cancel(
+    ref: ObjectRef[Any] | ObjectRefGenerator[Any], *, force: bool = False, recursive: bool = True
+) -> None:
+    """Cancel the task that makes ``ref`` (or a generator's); its ``get`` raises
+    TaskCancelledError."""
+    if isinstance(ref, ObjectRefGenerator):
+        ref = ref.completed()
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
     runtime().cancel(ref, force, recursive)
@@ -196,6 +235,7 @@ def nodes() -> list[dict[str, Any]]:
             else node["host"],
             "NodeName": node["host"],
             "Resources": dict(node["total"]),
+            "Labels": dict(node.get("labels") or {}),
             "ObjectStoreSocketName": node.get("address", ""),
             "alive": node["alive"],
         }

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._api import runtime_env
+from ember._core.labels import ACCELERATOR_TYPE_PREFIX, parse_selector
 
 __all__ = [
     "Option",
@@ -29,6 +30,7 @@ __all__ = [
     "actor_defaults",
     "method_defaults",
     "resources_from_options",
+    "check_generator_returns",
 ]
 
 # Resource amounts are tracked in units of 1/10000, so finer fractions would round to zero.
@@ -133,6 +135,15 @@ def _num_returns_problem(value: int | str | None) -> str | None:
     return None
 
 
+def _backpressure_problem(value: int | None) -> str | None:
+    if value is not None and (value == 0 or value < -1):
+        return (
+            "Expected an integer > 0 (1 pauses the generator until each item is taken, as a "
+            "Python generator does), -1 to disable backpressure, or None."
+        )
+    return None
+
+
 def _retry_exceptions_problem(value: bool | list[Any] | tuple[Any, ...]) -> str | None:
     if isinstance(value, bool):
         return None
@@ -154,16 +165,6 @@ def _scheduling_strategy_problem(value: Any) -> str | None:
     return None
 
 
-def _str_mapping(what: str) -> Callable[[Mapping[Any, Any]], str | None]:
-    def check(value: Mapping[Any, Any]) -> str | None:
-        for key, item in value.items():
-            if not isinstance(key, str) or not isinstance(item, str):
-                raise TypeError(f"Expected a dict of {what}; got entry {key!r}: {item!r}.")
-        return None
-
-    return check
-
-
 def _str_keys(value: Mapping[Any, Any]) -> str | None:
     for key in value:
         if not isinstance(key, str):
@@ -174,6 +175,19 @@ def _str_keys(value: Mapping[Any, Any]) -> str | None:
 def _nonempty_str(value: str | None) -> str | None:
     if value is not None and value == "":
         return "Expected a non-empty string."
+    return None
+
+
+def _label_selector_problem(value: Mapping[Any, Any] | None) -> str | None:
+    for key, item in (value or {}).items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(
+                f"Expected a dict of label names to strings; got entry {key!r}: {item!r}."
+            )
+    try:
+        parse_selector(value)
+    except ValueError as e:
+        return str(e)
     return None
 
 
@@ -260,9 +274,9 @@ def _common_options(num_cpus_default: Any, num_gpus_default: Any) -> list[Option
         Option(
             "label_selector",
             (dict, _NONE),
-            lambda v: None if v is None else _str_mapping("label names to strings")(v),
+            _label_selector_problem,
             None,
-            "a dict of label names to strings, or None",
+            "a dict of label names to selectors ('a', '!a', 'in(a,b)', '!in(a,b)'), or None",
         ),
         Option("enable_task_events", (bool,), None, True, "True or False"),
         Option(
@@ -279,8 +293,15 @@ _NUM_RETURNS = Option(
     "num_returns",
     (int, str, _NONE),
     _num_returns_problem,
-    1,
+    None,  # 'streaming' for a generator function, else 1
     "an integer >= 0, 'dynamic', 'streaming', or None",
+)
+_BACKPRESSURE = Option(
+    "_generator_backpressure_num_objects",
+    (int, _NONE),
+    _backpressure_problem,
+    None,
+    "an integer > 0, -1, or None",
 )
 _RETRY_EXCEPTIONS_TYPES = (bool, list, tuple)
 _RETRY_EXCEPTIONS_EXPECTED = "True, False, or a list/tuple of exception classes"
@@ -288,6 +309,7 @@ _RETRY_EXCEPTIONS_EXPECTED = "True, False, or a list/tuple of exception classes"
 TASK_OPTIONS: dict[str, Option] = _table(
     *_common_options(1, 0),
     _NUM_RETURNS,
+    _BACKPRESSURE,
     Option(
         "max_retries",
         (int,),
@@ -345,6 +367,7 @@ ACTOR_OPTIONS: dict[str, Option] = _table(
 
 METHOD_OPTIONS: dict[str, Option] = _table(
     _NUM_RETURNS,
+    _BACKPRESSURE,
     Option(
         "max_task_retries",
         (int, _NONE),
@@ -423,6 +446,15 @@ def validate_method_options(options: Mapping[str, Any], *, in_options: bool) -> 
     return _check(options, METHOD_OPTIONS, "actor methods")
 
 
+def check_generator_returns(num_returns: Any, is_generator: bool, name: str) -> None:
+    """``num_returns="streaming"`` or ``"dynamic"`` only for a function that yields."""
+    if num_returns in _NUM_RETURNS_MODES and not is_generator:
+        raise ValueError(
+            f"num_returns={num_returns!r} can only be used with generator functions "
+            f"(functions that use 'yield'); {name!r} is not a generator function."
+        )
+
+
 def task_defaults() -> dict[str, Any]:
     """A fresh dict of every task option's default."""
     return {name: opt.default for name, opt in TASK_OPTIONS.items()}
@@ -438,14 +470,17 @@ def method_defaults() -> dict[str, Any]:
     return {name: opt.default for name, opt in METHOD_OPTIONS.items()}
 
 
-def resources_from_options(
-    opts: Mapping[str, Any], *, default_num_cpus: float, include_memory: bool = False
-) -> dict[str, float]:
-    """Build the scheduler's request ``{"CPU": n, "GPU": n, **custom}``, leaving out zeros.
+_ACCELERATOR_TYPE_AMOUNT = 0.001  # (of the node's "accelerator_type:T", which is 1)
+
+
+def resources_from_options(opts: Mapping[str, Any], *, default_num_cpus: float) -> dict[str, float]:
+    """Build the scheduler's request ``{"CPU": n, "GPU": n, "memory": bytes, **custom}``,
+    leaving out zeros.
 
     ``default_num_cpus`` applies when ``num_cpus`` is unset (tasks use 1; actors differ
-    between placement and lifetime, so the caller decides). ``memory`` is only included when
-    ``include_memory`` is True, for schedulers that track it as a resource.
+    between placement and lifetime, so the caller decides). ``memory`` is a resource in
+    bytes (rounded down, as Ray does); ``accelerator_type`` asks for a sliver of the
+    ``accelerator_type:<T>`` resource that nodes with that accelerator have.
     """
     num_cpus = opts.get("num_cpus")
     request: dict[str, float] = {
@@ -454,6 +489,8 @@ def resources_from_options(
     }
     for key, amount in (opts.get("resources") or {}).items():
         request[key] = float(amount)
-    if include_memory and opts.get("memory"):
-        request["memory"] = float(opts["memory"])
+    if opts.get("memory"):
+        request["memory"] = float(int(opts["memory"]))
+    if opts.get("accelerator_type"):
+        request[ACCELERATOR_TYPE_PREFIX + opts["accelerator_type"]] = _ACCELERATOR_TYPE_AMOUNT
     return {key: amount for key, amount in request.items() if amount != 0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
@@ -18,9 +19,15 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.dag import FunctionNode
 from ember._api.session import runtime
+from ember._core.call_limits import CallLimited, max_calls_of
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
+from ember._protocol.messages import DYNAMIC, STREAMING
+from ember._runtime import task_context
+from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 _P = ParamSpec("_P")
 _Out = TypeVar("_Out", covariant=True)
@@ -31,8 +38,10 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def __init__(self, function: Callable[_P, Any], options: dict[str, Any]) -> None:
         self._function = function
-        self._options = {**opts_mod.task_defaults(), **options}
+        self._options = {**opts_mod.task_defaults(), **options, "max_calls": max_calls_of(options)}
         self._name = getattr(function, "__qualname__", repr(function))
+        self._is_generator = is_generator_function(function)
+        opts_mod.check_generator_returns(options.get("num_returns"), self._is_generator, self._name)
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
         self._shapes: dict[Any, Shape] = {}
@@ -61,18 +70,31 @@ class RemoteFunction(Generic[_P, _Out]):
     def options(self, **options: Any) -> _BoundFunction[_P, Any]:
         """The same function with some options changed for the calls made through it."""
         checked = opts_mod.validate_task_options(options, in_options=True)
+        opts_mod.check_generator_returns(checked.get("num_returns"), self._is_generator, self._name)
         return _BoundFunction(self, {**self._options, **checked})
+
+    def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
+        """A node of a lazy graph that calls this function (``ember.dag``)."""
+        return FunctionNode(self, args, kwargs, self._options)
 
     def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
         if self._fn_id is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
             self._fn_id = hashlib.blake2b(self._pickled, digest_size=16).digest()
         return self._fn_id, self._data
 
     def _data(self) -> bytes:
         if self._pickled is None:
-            self._pickled = cloudpickle.dumps(self._function)
+            self._pickled = self._dumps()
         return self._pickled
+
+    def _dumps(self) -> bytes:
+        """The function as exported: with its ``max_calls``, if it has one, which the worker
+        that runs it honours (``_core/call_limits.py``)."""
+        max_calls = self._options["max_calls"]
+        limited = CallLimited(self._function, max_calls) if max_calls else self._function
+        data: bytes = cloudpickle.dumps(limited)
+        return data
 
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
@@ -80,13 +102,20 @@ class RemoteFunction(Generic[_P, _Out]):
         rt = runtime()
         fn_id, data = self._fn_key()
         rt.export_function(fn_id, data, self._function)
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.capture_child_tasks and options["scheduling_strategy"] is None:
+            from ember._api.placement_group import captured
+
+            options = {**options, "scheduling_strategy": captured(ctx)}
         if options is self._options and self._plan is not None:
             plan = self._plan  # the plain f.remote() path: options never change
         else:
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions, strategy = plan
+        num_returns, name, shape, max_retries, retry_exceptions, strategy, events, backpressure = (
+            plan
+        )
         env = options.get("runtime_env")
         refs = rt.submit_task(
             fn_id,
@@ -99,26 +128,42 @@ class RemoteFunction(Generic[_P, _Out]):
             retry_exceptions=retry_exceptions,
             strategy=strategy,
             runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
+            enable_task_events=events,
+            backpressure=backpressure,
         )
-        if num_returns == 1:
+        if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]
+        if num_returns == STREAMING:
+            return ObjectRefGenerator(refs[0], rt)
         return None if num_returns == 0 else refs
 
     def _make_plan(self, options: dict[str, Any]) -> tuple[Any, ...]:
-        num_returns = options["num_returns"]
-        if not isinstance(num_returns, int):
-            raise ValueError(f"num_returns={num_returns!r} is not supported by Ember yet")
+        shape, strategy = self._shape(options), options.get("scheduling_strategy")
+        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
+            from ember._api.placement_group import into_group
+
+            request = opts_mod.resources_from_options(options, default_num_cpus=1)
+            shape = into_group(strategy, shape, request, f"task {self._name}")
+        backpressure = options.get("_generator_backpressure_num_objects")
         return (
-            num_returns,
+            returns_code(options["num_returns"], self._is_generator),
             options.get("name") or self._name,
-            self._shape(options),
+            shape,
             options["max_retries"],
             options["retry_exceptions"],
-            strategy_on_wire(options.get("scheduling_strategy")),
+            strategy_on_wire(strategy, parse_selector(options.get("label_selector"))),
+            options["enable_task_events"],
+            -1 if backpressure is None else backpressure,
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:
-        key = (options.get("num_cpus"), options.get("num_gpus"), _freeze(options.get("resources")))
+        key = (
+            options.get("num_cpus"),
+            options.get("num_gpus"),
+            _freeze(options.get("resources")),
+            options.get("memory"),
+            options.get("accelerator_type"),
+        )
         shape = self._shapes.get(key)
         if shape is None:
             shape = shape_of(opts_mod.resources_from_options(options, default_num_cpus=1))
@@ -144,6 +189,9 @@ class _BoundFunction(Generic[_P, _Out]):
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._fn._remote(args, kwargs, self._options)
 
+    def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
+        return FunctionNode(self._fn, args, kwargs, self._options)
+
 
 def _rebuild(
     function: Callable[..., Any], options: dict[str, Any], fn_id: bytes | None
@@ -151,6 +199,24 @@ def _rebuild(
     rf: RemoteFunction[..., Any] = RemoteFunction(function, options)
     rf._fn_id = fn_id
     return rf
+
+
+def is_generator_function(function: Callable[..., Any]) -> bool:
+    """A function that yields (sync or async): its call is a generator task."""
+    return inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
+
+
+def returns_code(num_returns: int | str | None, is_generator: bool) -> int:
+    """``num_returns`` as the runtime takes it: a count, or DYNAMIC or STREAMING for a
+    generator (None: streaming for a function that yields, else 1, as in Ray)."""
+    if num_returns is None:
+        return STREAMING if is_generator else 1
+    if num_returns == "streaming":
+        return STREAMING
+    if num_returns == "dynamic":
+        return DYNAMIC
+    assert isinstance(num_returns, int)
+    return num_returns
 
 
 def _freeze(value: Any) -> Any:

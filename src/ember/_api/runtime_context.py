@@ -135,6 +135,12 @@ class RuntimeContext:
         ctx = task_context.current.get()
         return ctx.namespace if ctx is not None and ctx.namespace else self._rt.namespace
 
+    def get_placement_group_id(self) -> str | None:
+        """The hex id of the placement group this task or actor runs in, if any."""
+        from ember._api.placement_group import current_group_hex
+
+        return current_group_hex()
+
     def get_assigned_resources(self) -> dict[str, float]:
         ctx = task_context.current.get()
         if ctx is None or not ctx.resources:

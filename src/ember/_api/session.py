@@ -8,15 +8,23 @@ runtime before ``init()`` start one with defaults, as Ray does.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
 from ember._runtime import state
-from ember._runtime.launch.launcher import LocalNode, node_resources, spawn_node
+from ember._runtime.launch.launcher import (
+    LocalNode,
+    available_memory,
+    node_resources,
+    spawn_node,
+)
+from ember._runtime.launch.process_config import system_config
 
 if TYPE_CHECKING:
     from ember._runtime.client.core_client import CoreClient
@@ -47,17 +55,31 @@ def init(
     num_cpus: int | float | None = None,
     num_gpus: int | float | None = None,
     resources: dict[str, float] | None = None,
+    labels: dict[str, str] | None = None,
     object_store_memory: int | None = None,
-    namespace: str | None = None,
-    ignore_reinit_error: bool = False,
-    log_to_driver: bool = True,
     local_mode: bool = False,
+    ignore_reinit_error: bool = False,
     include_dashboard: bool | None = None,
+    dashboard_host: str | None = None,
+    dashboard_port: int | None = None,
+    job_config: Any = None,
+    configure_logging: bool = True,
+    logging_level: int | str = logging.INFO,
+    logging_format: str | None = None,
+    log_to_driver: bool = True,
+    namespace: str | None = None,
     runtime_env: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Start Ember on this machine and connect this driver; with ``address`` ("auto" or
-    "HOST:PORT"), connect to a running cluster through this host's node instead."""
+    "HOST:PORT"), connect to a running cluster through this host's node instead.
+
+    Every keyword of Ray's ``init`` is either honoured or refused with an error naming it.
+    Hidden keywords honoured: ``_temp_dir`` (where the session folder goes), ``_node_ip_address``
+    (the address this node shows), ``_memory`` (the node's ``memory`` resource, bytes),
+    ``_system_config`` (Ember's settings: ``process_config.SYSTEM_CONFIG_KEYS``),
+    ``_redis_password`` (Ray's default only: Ember's clusters use a token) and
+    ``_enable_object_reconstruction`` (True only: Ember always rebuilds lost objects)."""
     global _node
     with _lock:
         if state.current() is not None:
@@ -67,32 +89,44 @@ def init(
                 "Maybe you called ember.init twice by accident? This error can be suppressed "
                 "by passing ignore_reinit_error=True, or call ember.shutdown() first."
             )
-        unknown = set(kwargs) - _IGNORED_INIT_ARGS
-        if unknown:
-            raise TypeError(
-                f"init() got unexpected keyword argument(s) {sorted(unknown)}; Ember accepts "
-                "address, num_cpus, num_gpus, resources, object_store_memory, namespace, "
-                "ignore_reinit_error, log_to_driver, local_mode, runtime_env."
+        hidden = _hidden_init_args(kwargs)
+        _check_dashboard(include_dashboard, dashboard_host, dashboard_port)
+        if job_config is not None:
+            raise NotImplementedError(
+                "init(job_config=...) is not supported by Ember: pass namespace=... and "
+                "runtime_env=... to init() directly."
             )
         job_env: dict[str, Any] = {}
         if runtime_env is not None:  # (bad input fails before anything starts)
             from ember._api import runtime_env as runtime_env_api
 
             job_env = runtime_env_api.check(runtime_env)
+        _configure_logging(configure_logging, logging_level, logging_format)
         ns = namespace or f"anonymous-{ids.random_id(8).hex()}"
         if address is None:
             address = os.environ.get("EMBER_ADDRESS")
         if address not in (None, "local"):
-            if local_mode or num_cpus is not None or num_gpus is not None or resources:
+            given = {
+                "num_cpus": num_cpus is not None,
+                "num_gpus": num_gpus is not None,
+                "resources": bool(resources),
+                "labels": bool(labels),
+                "object_store_memory": object_store_memory is not None,
+                "local_mode": local_mode,
+                **{name: True for name in hidden if name in _NODE_ARGS},
+            }
+            if any(given.values()):
+                names = ", ".join(name for name, on in given.items() if on)
                 raise ValueError(
-                    "When connecting to a running cluster (address=...), resources are set by "
-                    "`ember start` on each node: drop num_cpus, num_gpus, resources and "
-                    "local_mode from init()."
+                    "When connecting to a running cluster (address=...), each node's resources "
+                    f"and settings are set by `ember start` on that node: drop {names} from "
+                    "init()."
                 )
             client = _connect_cluster(address, ns, log_to_driver)
             state.set_current(client)
             return _start_job(client, job_env)
-        total = node_resources(num_cpus, num_gpus, resources)
+        host = hidden.get("_node_ip_address") or "127.0.0.1"
+        total = node_resources(num_cpus, num_gpus, resources, host, memory=hidden.get("_memory"))
         if local_mode:
             if job_env:
                 raise ValueError(
@@ -101,13 +135,17 @@ def init(
                 )
             from ember._runtime.client.local import LocalRuntime
 
+            total.setdefault("memory", float(available_memory()))  # (no store beside it)
             state.set_current(LocalRuntime(total, ns))
             return _context_info()
         spawned = spawn_node(
             resources=total,
             object_store_memory=object_store_memory,
             prestart_workers=min(int(total.get("CPU", 1)), 8),
-            settings=kwargs.get("_system_config"),
+            settings=hidden.get("_system_config"),
+            labels=labels,
+            node_ip=hidden.get("_node_ip_address"),
+            temp_dir=hidden.get("_temp_dir"),
         )
         # Imported while the node boots: the two overlap on a multi-core machine.
         from ember._runtime.client.core_client import CoreClient  # noqa: F401
@@ -131,6 +169,110 @@ def init(
         _node = node
         state.set_current(client)
         return _start_job(client, job_env)
+
+
+# Ray's hidden ``init`` keywords that Ember honours; those in _NODE_ARGS set up the node that
+# init() starts, so they make no sense when joining a cluster.
+_HIDDEN_INIT_ARGS = (
+    "_temp_dir",
+    "_node_ip_address",
+    "_memory",
+    "_system_config",
+    "_redis_password",
+    "_enable_object_reconstruction",
+)
+_NODE_ARGS = ("_temp_dir", "_node_ip_address", "_memory", "_system_config")
+# Ray's keywords that Ember does not implement: refused by name rather than ignored.
+_UNSUPPORTED_INIT_ARGS = (
+    "logging_config",
+    "enable_resource_isolation",
+    "cgroup_path",
+    "system_reserved_cpu",
+    "system_reserved_memory",
+    "proxy_server_url",
+    "_plasma_directory",
+    "object_spilling_directory",
+    "_driver_object_store_memory",
+    "_redis_username",
+    "_metrics_export_port",
+    "_tracing_startup_hook",
+    "_node_name",
+)
+_RAY_DEFAULT_REDIS_PASSWORD = "5241590000000000"
+
+
+def _hidden_init_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The hidden keywords Ember honours, checked; any other keyword is refused by name."""
+    unsupported = sorted(k for k in kwargs if k in _UNSUPPORTED_INIT_ARGS)
+    if unsupported:
+        raise NotImplementedError(
+            f"init() does not support {', '.join(unsupported)} in Ember: remove "
+            f"{'it' if len(unsupported) == 1 else 'them'}."
+        )
+    unknown = sorted(k for k in kwargs if k not in _HIDDEN_INIT_ARGS)
+    if unknown:
+        raise TypeError(
+            f"init() got unexpected keyword argument(s) {', '.join(unknown)}; see "
+            "help(ember.init) for the keywords it takes."
+        )
+    hidden = {k: v for k, v in kwargs.items() if v is not None}
+    if hidden.pop("_enable_object_reconstruction", True) is not True:
+        raise ValueError(
+            "init(_enable_object_reconstruction=False): Ember always rebuilds lost objects from "
+            "their lineage (within max_retries); set max_retries=0 on a task to opt it out."
+        )
+    password = hidden.pop("_redis_password", _RAY_DEFAULT_REDIS_PASSWORD)
+    if password != _RAY_DEFAULT_REDIS_PASSWORD:
+        raise ValueError(
+            "init(_redis_password=...): Ember clusters authenticate with a token, not a Redis "
+            "password; drop _redis_password and set EMBER_TOKEN to the cluster's token."
+        )
+    temp_dir = hidden.get("_temp_dir")
+    if temp_dir is not None and (not isinstance(temp_dir, str) or not os.path.isabs(temp_dir)):
+        raise ValueError(f"init(_temp_dir=...) must be an absolute path, got {temp_dir!r}")
+    system_config(hidden.get("_system_config"))  # (refuses what Ember does not know)
+    return hidden
+
+
+def _check_dashboard(include: bool | None, host: str | None, port: int | None) -> None:
+    """Ember has no dashboard yet: asking for one (or for where it listens) is refused."""
+    wanted = include or (include is None and (host is not None or port is not None))
+    if wanted:
+        raise NotImplementedError(
+            "Ember has no dashboard yet: drop include_dashboard, dashboard_host and "
+            "dashboard_port from init() (or pass include_dashboard=False)."
+        )
+
+
+_LOG_HANDLER: logging.Handler | None = None
+_LOG_FORMAT = "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"
+
+
+def _configure_logging(configure: bool, level: int | str, fmt: str | None) -> None:
+    """The driver's ``ember`` logger, as Ray sets up its ``ray`` logger: a handler of its own
+    on stderr at ``level`` (with ``fmt``); ``configure=False`` leaves logging to the user."""
+    global _LOG_HANDLER
+    logger = logging.getLogger("ember")
+    if not configure:
+        if _LOG_HANDLER is not None:
+            logger.removeHandler(_LOG_HANDLER)
+            logger.propagate = True
+            _LOG_HANDLER = None
+        return
+    if isinstance(level, str):
+        named = logging.getLevelName(level.upper())
+        if not isinstance(named, int):
+            raise ValueError(
+                f"init(logging_level={level!r}) is not a logging level: use e.g. logging.INFO "
+                "or 'info'"
+            )
+        level = named
+    if _LOG_HANDLER is None:
+        _LOG_HANDLER = logging.StreamHandler()
+        logger.addHandler(_LOG_HANDLER)
+        logger.propagate = False
+    _LOG_HANDLER.setFormatter(logging.Formatter(fmt or _LOG_FORMAT))
+    logger.setLevel(level)
 
 
 def _client(
@@ -222,9 +364,15 @@ def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreC
     )
 
 
+# Called first by shutdown(), while the runtime still runs (compiled graphs end their loops).
+before_shutdown: list[Callable[[], None]] = []
+
+
 def shutdown() -> None:
     """Disconnect, and stop the node and workers that init() started."""
     global _node
+    for hook in before_shutdown if state.current() is not None else ():
+        hook()
     with _lock:
         rt = state.current()
         state.set_current(None)
@@ -244,20 +392,6 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
-
-_IGNORED_INIT_ARGS = {
-    "dashboard_host",
-    "dashboard_port",
-    "configure_logging",
-    "logging_level",
-    "logging_format",
-    "_temp_dir",
-    "_system_config",
-    "job_config",
-    "include_dashboard",
-    "_node_ip_address",
-    "_redis_password",
-}
 
 
 def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,14 @@ class ActorCalls:
         """Queue a call; it goes once it is ready (``flush``)."""
         actor.queue.append(task)
 
+    @staticmethod
+    def has_room(actor: Actor | None, max_pending_calls: int) -> bool:
+        """May another call be submitted under the actor's ``max_pending_calls`` (-1: no
+        limit)? Calls are pending from submission until answered (or failed)."""
+        if max_pending_calls < 0 or actor is None:
+            return True
+        return len(actor.queue) + len(actor.inflight) < max_pending_calls
+
     def flush(self, actor: Actor) -> list[Action]:
         """A call may have become ready, or the actor's state changed: send what can go."""
         if actor.state is State.DEAD:

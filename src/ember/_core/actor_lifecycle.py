@@ -284,11 +284,15 @@ class ActorLifecycle:
             return []
         return self._fail(event.reason, event.cause)
 
+    def may_restart(self) -> bool:
+        """Whether the actor is restarted if its process dies now."""
+        return not self.no_restart and (self.max_restarts < 0 or self.restarts < self.max_restarts)
+
     def _process_died(self, event: Event) -> list[Action]:
         assert isinstance(event, ProcessDied)
         self._has_process = False
         why, self._killing = self._killing or event.why, ""
-        if not self.no_restart and (self.max_restarts < 0 or self.restarts < self.max_restarts):
+        if self.may_restart():
             self.restarts += 1
             self.incarnation += 1
             self.state = ActorState.RESTARTING

@@ -32,6 +32,11 @@ def shape_dict(shape: Shape) -> dict[str, float]:
     return {k: from_units(v) for k, v in shape}
 
 
+def is_gpu(name: str) -> bool:
+    """GPUs, or a placement group's share of them (``GPU_group_...``)."""
+    return name == "GPU" or name.startswith("GPU_group_")
+
+
 def describe(shape: Shape) -> str:
     return ", ".join(f"{k}: {from_units(v)}" for k, v in shape) or "no resources"
 
@@ -47,12 +52,18 @@ class Allocation:
 
 
 class NodeResources:
-    """Total and available resources of a node, with GPU indices."""
+    """Total and available resources of a node, with GPU indices.
+
+    Each GPU resource has a pool of free units per device index: "GPU" the node's, and each
+    placement group's ``GPU_group_...`` the devices its bundles here reserved. A request
+    naming several (a bundle's and its group's) takes the same devices from all of them."""
 
     def __init__(self, total: Mapping[str, float]) -> None:
         self.total: dict[str, int] = {k: to_units(v) for k, v in total.items() if v}
         self.available: dict[str, int] = dict(self.total)
-        self._gpu_free: dict[int, int] = {i: _UNIT for i in range(int(total.get("GPU", 0)))}
+        self._gpu_pools: dict[str, dict[int, int]] = {
+            "GPU": {i: _UNIT for i in range(int(total.get("GPU", 0)))}
+        }
 
     def feasible(self, shape: Shape) -> bool:
         """Could this shape ever run here (on an otherwise idle node)?"""
@@ -68,8 +79,7 @@ class NodeResources:
     def fits(self, shape: Shape) -> bool:
         if not all(self.available.get(k, 0) >= v for k, v in shape):
             return False
-        gpus = dict(shape).get("GPU", 0)
-        return gpus == 0 or self._pick_gpus(gpus) is not None
+        return self._pick_gpus(shape) is not None
 
     def acquire(self, shape: Shape) -> Allocation | None:
         if not self.fits(shape):
@@ -77,12 +87,12 @@ class NodeResources:
         for k, v in shape:
             self.available[k] -= v
         alloc = Allocation(shape)
-        gpus = dict(shape).get("GPU", 0)
-        if gpus:
-            picked = self._pick_gpus(gpus)
-            assert picked is not None
-            for idx, units in picked.items():
-                self._gpu_free[idx] -= units
+        picked = self._pick_gpus(shape)
+        assert picked is not None
+        if picked:
+            for pool in self._pools_of(shape):
+                for idx, units in picked.items():
+                    pool[idx] -= units
             alloc.gpu_units = picked
             alloc.gpu_ids = sorted(picked)
         return alloc
@@ -92,8 +102,9 @@ class NodeResources:
             if k == "CPU" and alloc.cpus_released:
                 continue
             self.available[k] += v
-        for idx, units in alloc.gpu_units.items():
-            self._gpu_free[idx] += units
+        for pool in self._pools_of(alloc.shape):
+            for idx, units in alloc.gpu_units.items():
+                pool[idx] = pool.get(idx, 0) + units
         alloc.gpu_units = {}
 
     def release_cpus(self, alloc: Allocation) -> None:
@@ -109,21 +120,56 @@ class NodeResources:
             alloc.cpus_released = False
             self.available["CPU"] -= dict(alloc.shape)["CPU"]
 
+    def add(self, shape: Shape, gpu_units: Mapping[int, int] | None = None) -> None:
+        """Resources that appear on this node (a placement group's committed bundle, whose
+        GPU names own the devices in ``gpu_units``)."""
+        for k, v in shape:
+            self.total[k] = self.total.get(k, 0) + v
+            self.available[k] = self.available.get(k, 0) + v
+            if is_gpu(k):
+                pool = self._gpu_pools.setdefault(k, {})
+                for idx, units in (gpu_units or {}).items():
+                    pool[idx] = pool.get(idx, 0) + units
+
+    def remove(self, shape: Shape, gpu_units: Mapping[int, int] | None = None) -> None:
+        """Resources that ``add`` made go again (nothing may hold them)."""
+        for k, v in shape:
+            self.total[k] -= v
+            self.available[k] -= v
+            if self.total[k] <= 0:
+                del self.total[k]
+                del self.available[k]
+                self._gpu_pools.pop(k, None)
+            elif k in self._gpu_pools:
+                for idx, units in (gpu_units or {}).items():
+                    self._gpu_pools[k][idx] -= units
+
     def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
         total = {k: float(from_units(v)) for k, v in self.total.items()}
         avail = {k: float(from_units(max(0, v))) for k, v in self.available.items()}
         return total, avail
 
-    def _pick_gpus(self, units: int) -> dict[int, int] | None:
+    def _pools_of(self, shape: Shape) -> list[dict[int, int]]:
+        return [self._gpu_pools[k] for k, _ in shape if k in self._gpu_pools]
+
+    def _pick_gpus(self, shape: Shape) -> dict[int, int] | None:
+        """Devices for the shape's GPUs ({} if it asks for none), free in every GPU pool it
+        names; None if there are none."""
+        units = max((v for k, v in shape if is_gpu(k)), default=0)
+        if not units:
+            return {}
+        pools = self._pools_of(shape)
+        indexes = sorted(set.intersection(*(set(p) for p in pools))) if pools else []
+        free = {i: min(p[i] for p in pools) for i in indexes}
         if units < _UNIT:
             # A fraction: the fullest GPU that still has room, so fractions pack together.
-            fitting = [i for i, free in self._gpu_free.items() if free >= units]
+            fitting = [i for i, f in free.items() if f >= units]
             if not fitting:
                 return None
-            best = min(fitting, key=lambda i: (self._gpu_free[i], i))
+            best = min(fitting, key=lambda i: (free[i], i))
             return {best: units}
         whole = units // _UNIT
-        free = [i for i, f in sorted(self._gpu_free.items()) if f == _UNIT]
-        if len(free) < whole:
+        idle = [i for i, f in free.items() if f == _UNIT]
+        if len(idle) < whole:
             return None
-        return {i: _UNIT for i in free[:whole]}
+        return {i: _UNIT for i in idle[:whole]}

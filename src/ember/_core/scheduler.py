@@ -32,8 +32,11 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember._core.placement import Placement, Unschedulable, pinned
-from ember._core.resources import Allocation, NodeResources, Shape, describe
+from ember._core.labels import Selector, matches
+from ember._core.labels import describe as describe_selector
+from ember._core.placement import Placement, Unschedulable, pinned, split_labels
+from ember._core.placement_groups import is_group_resource
+from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
@@ -117,6 +120,8 @@ class _Request:
     movable: bool = False  # may still spill to another node
     job: bytes = b""
     runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
+    retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
+    selector: Selector = ()  # the labels a node must have (``_core/labels.py``)
 
 
 @dataclass
@@ -128,6 +133,7 @@ class _Lease:
     dedicated: bool
     blocked: bool = False
     revoked: bool = False
+    retriable: bool = True
 
 
 @dataclass
@@ -154,11 +160,14 @@ class LeaseScheduler:
         first_lease_id: int = 1,
         idle_kept: int = 1,
         idle_seconds: float = IDLE_WORKER_SECONDS,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """``first_lease_id``: on a cluster each node numbers its leases from its own start,
         so that a caller holding leases of several nodes never sees the same id twice.
-        ``idle_kept``: idle workers kept however long they idle (one per CPU)."""
+        ``idle_kept``: idle workers kept however long they idle (one per CPU). ``labels``:
+        this node's, which a request's label selector must match for it to run here."""
         self.resources = resources
+        self.labels = dict(labels or {})
         self.placement = placement
         self.max_starting = max(1, max_starting)
         self.idle_kept = idle_kept
@@ -184,6 +193,7 @@ class LeaseScheduler:
         spilled: bool = False,
         job: bytes = b"",
         runtime_env: str = "",
+        retriable: bool = True,
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -194,10 +204,20 @@ class LeaseScheduler:
             if target is not None:
                 return [Spill(client, rid, target)]
         req = _Request(
-            client, rid, shape, what, dedicated, movable and not pinned(strategy), job, runtime_env
+            client,
+            rid,
+            shape,
+            what,
+            dedicated,
+            movable and not pinned(strategy),
+            job,
+            runtime_env,
+            retriable,
+            split_labels(strategy)[0],
         )
         actions: list[Action] = []
-        if not self.resources.feasible(shape):
+        # (a placement group's bundle that is not here yet is no reason to warn: it comes)
+        if not self._feasible(req) and not any(is_group_resource(k) for k, _ in shape):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -218,8 +238,8 @@ class LeaseScheduler:
         keep = []
         for req in self._queue:
             target = None
-            if req.movable and not self.resources.fits(req.shape):
-                target = self.placement.spill_target(req.shape)
+            if req.movable and not (self._here(req) and self.resources.fits(req.shape)):
+                target = self.placement.spill_target(req.shape, req.selector)
             if target is None:
                 keep.append(req)
             else:
@@ -302,6 +322,28 @@ class LeaseScheduler:
             for lease_id in worker.leases:
                 self.resources.release(self._leases.pop(lease_id).alloc)
 
+    def evict(self, names: set[str]) -> list[Action]:
+        """Resources with these names go (a placement group's bundle is given back): the
+        workers holding leases of them are stopped, and their leases end (then
+        ``resources_changed``, once the bundle is given back)."""
+        doomed = sorted(
+            {
+                lease.worker_id
+                for lease in self._leases.values()
+                if any(k in names for k, _ in lease.alloc.shape)
+            }
+        )
+        actions: list[Action] = []
+        for worker_id in doomed:
+            actions.append(StopWorker(worker_id))
+            self._drop_worker(worker_id)
+        return actions
+
+    def resources_changed(self) -> list[Action]:
+        """The node's resources changed (a bundle committed or given back): grant what fits
+        now."""
+        return self._dispatch()
+
     def idle_check(self, now: float, owns_anything: Callable[[bytes], bool]) -> list[Action]:
         """Every so often (``now`` by the node's clock): stop workers beyond ``idle_kept``
         that have idled for ``idle_seconds``, longest idle first, unless something of their
@@ -361,7 +403,7 @@ class LeaseScheduler:
 
     def pending(self) -> list[tuple[str, bool]]:
         """What waits for resources: (description, feasible) per queued request."""
-        return [(r.describe, self.resources.feasible(r.shape)) for r in self._queue]
+        return [(r.describe, self._feasible(r)) for r in self._queue]
 
     def waiting(self, cap: int) -> list[tuple[str, Shape, int, bool]]:
         """What waits for resources, by kind ("task", or "actor": an actor's request is for a
@@ -382,6 +424,17 @@ class LeaseScheduler:
         return any(lease.client == client for lease in self._leases.values()) or any(
             r.client == client for r in self._queue
         )
+
+    def busy_workers(self) -> dict[bytes, tuple[bool, int, Hashable]]:
+        """The workers that hold leases: whether every task they run may run again, their
+        newest lease (ids grow in the order leases are granted) and its client."""
+        out: dict[bytes, tuple[bool, int, Hashable]] = {}
+        for lease in self._leases.values():
+            retriable, newest, client = out.get(lease.worker_id, (True, 0, None))
+            if lease.lease_id > newest:
+                newest, client = lease.lease_id, lease.client
+            out[lease.worker_id] = (retriable and lease.retriable, newest, client)
+        return out
 
     def idle_workers(self) -> list[bytes]:
         return [w.worker_id for w in self._workers.values() if not w.leases and not w.dedicated]
@@ -412,10 +465,10 @@ class LeaseScheduler:
         remaining: list[_Request] = []
         starved: list[_Request] = []
         for req in self._queue:
-            alloc = self.resources.acquire(req.shape)
+            alloc = self.resources.acquire(req.shape) if self._here(req) else None
             if alloc is None:
                 remaining.append(req)
-                if self.resources.feasible(req.shape):
+                if self._feasible(req):
                     starved.append(req)
                 continue
             worker_id = self._free_worker(req, taken)
@@ -423,7 +476,14 @@ class LeaseScheduler:
                 waiting_for_worker.append((alloc, req.runtime_env))
                 remaining.append(req)
                 continue
-            lease = _Lease(next(self._lease_ids), req.client, worker_id, alloc, req.dedicated)
+            lease = _Lease(
+                next(self._lease_ids),
+                req.client,
+                worker_id,
+                alloc,
+                req.dedicated,
+                retriable=req.retriable,
+            )
             self._leases[lease.lease_id] = lease
             worker = self._workers[worker_id]
             worker.leases.add(lease.lease_id)
@@ -494,7 +554,23 @@ class LeaseScheduler:
             out.append(Revoke(lease.client, lease.lease_id))
         return out
 
+    def _here(self, req: _Request) -> bool:
+        """Do this node's labels match the request's selector?"""
+        return matches(req.selector, self.labels)
+
+    def _feasible(self, req: _Request) -> bool:
+        """Could the request ever run here?"""
+        return self._here(req) and self.resources.feasible(req.shape)
+
     def _infeasible_message(self, req: _Request) -> str:
+        if not self._here(req):
+            labels = f"label_selector={describe_selector(req.selector)}"
+            where = "no node of the cluster matches it" if self.placement else "this node does not"
+            return (
+                f"{req.describe or 'a task'} requires a node with {labels}, but {where} (its "
+                f"labels: {self.labels}). It will wait until a node with matching labels joins; "
+                "start one with `ember start --labels ...`."
+            )
         lacks = f"this node lacks {self.resources.missing(req.shape)}"
         where = f"no node of the cluster has them ({lacks})" if self.placement else lacks
         return (
@@ -510,4 +586,4 @@ def _holds(lease: _Lease) -> bool:
 
 
 def _uses_gpu(shape: Shape) -> bool:
-    return any(name == "GPU" for name, _ in shape)
+    return any(is_gpu(name) for name, _ in shape)

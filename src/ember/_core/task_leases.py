@@ -11,9 +11,12 @@ node with no room may answer a request by naming another node (*spill*); the cli
 one. A lease left without tasks goes back after ``IDLE_LEASE_SECONDS`` (a loop of
 submit-and-get reuses it meanwhile), or at once if the node revokes it.
 
-When a worker dies, the task it ran is retried while it has retries left (else the client
-asks the node how the worker ended and fails the task with that); a task queued behind it
-most likely never ran, and queues again without using a retry. A task whose stored result
+When a worker dies, the client asks its node how it ended (the node may see the end after
+this process did), then the task it ran is retried while it has retries left, else fails
+with that. A worker the node's memory monitor killed uses one of the task's OOM retries
+instead (``task_oom_retries``, for tasks with ``max_retries`` != 0, as in Ray), after a
+backoff; a task queued behind it most likely never ran, and queues again without using a
+retry. A task whose stored result
 was lost with its node runs again (*lineage*), also within its retries.
 
 This class decides and nothing else: the client feeds it events (a task ready or an
@@ -43,6 +46,10 @@ MAX_LEASE_REQUESTS = 16
 # queued behind the first. (Not for GPU tasks: a task queued behind a blocked one may start
 # beside it, in the same process.)
 PIPELINE_DEPTH = 2
+# A task the memory monitor killed runs again after a backoff (by default, Ray's
+# ``task_oom_retry_delay_base_ms``), doubling with each such kill.
+OOM_RETRY_DELAY_BASE = 1.0
+OOM_RETRY_DELAY_MAX = 60.0
 
 
 class Task:
@@ -61,6 +68,9 @@ class Task:
         "started",
         "cancelled",
         "retries_left",
+        "retriable",
+        "oom_retries_left",
+        "oom_kills",
     )
 
     # Set by whoever makes the task:
@@ -77,6 +87,9 @@ class Task:
         self.started = False  # known to run: its worker refused to hand it back
         self.cancelled = False
         self.retries_left = 0  # -1: no limit
+        self.retriable = False  # submitted with max_retries != 0 (it may run again)
+        self.oom_retries_left = 0  # runs after the memory monitor killed it (-1: no limit)
+        self.oom_kills = 0
 
     def use_retry(self) -> bool:
         """Whether the task may run again after a failure, using one of its retries if so."""
@@ -100,6 +113,7 @@ class Lease:
         "idle_since",
         "spent",
         "lost",
+        "retired",
     )
 
     def __init__(
@@ -116,6 +130,9 @@ class Lease:
         self.idle_since = 0.0
         self.spent = False  # has run a task
         self.lost = False  # its worker cannot be reached: take no more tasks
+        # Its worker retires (``max_calls``): it starts nothing more, so what it still holds
+        # when it ends never ran there. It goes back when the worker's connection closes.
+        self.retired = False
 
 
 class Key:
@@ -135,9 +152,17 @@ class Key:
         "requests",
         "saturated",
         "taking_back",
+        "retriable",
     )
 
-    def __init__(self, shape: Shape, strategy: Any, describe: str, runtime_env: str = "") -> None:
+    def __init__(
+        self,
+        shape: Shape,
+        strategy: Any,
+        describe: str,
+        runtime_env: str = "",
+        retriable: bool = True,
+    ) -> None:
         self.shape = shape
         self.strategy = strategy
         self.runtime_env = runtime_env
@@ -153,6 +178,8 @@ class Key:
         self.requests: set[int] = set()  # lease requests not answered yet
         self.saturated = False  # the node said it has no room for another lease of this shape
         self.taking_back: set[bytes] = set()  # queued behind another task, asked back
+        # Its tasks may run again: the node's memory monitor kills such workers first.
+        self.retriable = retriable
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -234,11 +261,19 @@ class RunAgain:
 
 @record
 class WorkerCrashed:
-    """The worker running ``task`` died and the task has no retry left: fail it with what
-    the node says of how the worker ended."""
+    """The worker running ``task`` died: ask its node how it ended, and tell
+    ``worker_ended``."""
 
     task: Task
     lease: Lease
+
+
+@record
+class RetryLater:
+    """Queue ``task`` again (``submit``) after ``delay`` seconds."""
+
+    task: Task
+    delay: float
 
 
 Action = (
@@ -252,22 +287,26 @@ Action = (
     | SendCancel
     | RunAgain
     | WorkerCrashed
+    | RetryLater
 )
 _NONE: list[Action] = []  # returned when there is nothing to do; never appended to
 
 
 def key_id(task: Task) -> Any:
-    """Tasks share leases when they have the same shape, placement and runtime env."""
-    strategy = task.strategy
-    return (
-        task.shape,
-        tuple(strategy) if isinstance(strategy, list) else strategy,
-        task.runtime_env,
-    )
+    """Tasks share leases when they have the same shape, placement and runtime env, and
+    either all may run again or none may (so the node knows which workers it may kill at
+    less cost when memory runs short)."""
+    return task.shape, _frozen(task.strategy), task.runtime_env, task.retriable
+
+
+def _frozen(value: Any) -> Any:
+    """A strategy from the wire (lists within lists, with a label selector) as a hashable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
 class TaskLeases:
-    def __init__(self) -> None:
+    def __init__(self, oom_retry_delay_base: float = OOM_RETRY_DELAY_BASE) -> None:
+        self.oom_retry_delay_base = oom_retry_delay_base
         self._keys: dict[Any, Key] = {}
         self._leases: dict[int, Lease] = {}
         self._reqs = 0
@@ -394,17 +433,48 @@ class TaskLeases:
         self._return(lease, True, out)
         for i, task in enumerate(lost):
             task.lease = None
-            if i == 0 or task.started:
+            if i == 0 and not lease.retired or task.started:
                 if task.cancelled:
                     out.append(Fail(task, exc.TaskCancelledError(task.task_id.hex())))
-                elif task.use_retry():
-                    self._enqueue(task, out)
                 else:
                     out.append(WorkerCrashed(task, lease))
             else:  # queued behind the first: it most likely never ran; no retry used
                 self._enqueue(task, out)
         self._pump(lease.key, out)
         return out
+
+    def worker_ended(
+        self, task: Task, oom: bool, error: BaseException, oom_retry: bool = True
+    ) -> list[Action]:
+        """The node said how the worker of a ``WorkerCrashed`` task ended (``oom``: its memory
+        monitor killed it, and ``oom_retry``: the task may run again): run the task again if
+        a retry of that kind is left, else fail it with ``error``."""
+        if task.cancelled:  # (failed when it was cancelled)
+            return _NONE
+        out: list[Action] = []
+        if not oom:
+            if task.use_retry():
+                self._enqueue(task, out)
+            else:
+                out.append(Fail(task, error))
+        elif task.oom_retries_left == 0 or not oom_retry:
+            out.append(Fail(task, error))
+        else:
+            if task.oom_retries_left > 0:
+                task.oom_retries_left -= 1
+            delay = self.oom_retry_delay_base * 2**task.oom_kills
+            task.oom_kills += 1
+            if delay > 0:
+                out.append(RetryLater(task, min(delay, OOM_RETRY_DELAY_MAX)))
+            else:
+                self._enqueue(task, out)
+        return out
+
+    def retiring(self, lease: Lease) -> None:
+        """The lease's worker said it retires once its running tasks are answered (a
+        function's ``max_calls``): push nothing more to it; what it holds that did not start
+        queues again without a retry when its connection closes (``worker_lost``)."""
+        lease.lost = lease.retired = True
 
     def took_back(
         self, key: Key, lease: Lease, asked: list[bytes], back: list[bytes] | None, now: float
@@ -491,14 +561,18 @@ class TaskLeases:
         """Periodically: leases idle for long enough go back."""
         out: list[Action] = []
         for lease in list(self._leases.values()):
-            if not lease.tasks and now - lease.idle_since > IDLE_LEASE_SECONDS:
+            if (
+                not lease.tasks
+                and not lease.retired
+                and now - lease.idle_since > IDLE_LEASE_SECONDS
+            ):
                 self._return(lease, False, out)
         return out
 
     def return_idle(self) -> list[Action]:
         """Every lease without tasks goes back now (the caller asks what is free)."""
         out: list[Action] = []
-        for lease in [x for x in self._leases.values() if not x.tasks]:
+        for lease in [x for x in self._leases.values() if not x.tasks and not x.retired]:
             self._return(lease, False, out)
         return out
 
@@ -508,7 +582,9 @@ class TaskLeases:
         kid = key_id(task)
         key = self._keys.get(kid)
         if key is None:
-            key = self._keys[kid] = Key(task.shape, task.strategy, task.name, task.runtime_env)
+            key = self._keys[kid] = Key(
+                task.shape, task.strategy, task.name, task.runtime_env, task.retriable
+            )
         key.job = task.job
         key.queue.append(task)
         self._pump(key, out)
@@ -571,7 +647,12 @@ class TaskLeases:
         wanted = min(waiting, MAX_LEASE_REQUESTS) - len(key.requests)
         for _ in range(wanted):
             # Idle leases of other shapes would only hold resources this request may need.
-            for lease in [x for x in self._leases.values() if not x.tasks and x.key is not key]:
+            # (A retired lease goes back only when its worker has ended: see ``retiring``.)
+            for lease in [
+                x
+                for x in self._leases.values()
+                if not x.tasks and x.key is not key and not x.retired
+            ]:
                 self._return(lease, False, out)
             out.append(self._ask(key, None, False))
         if not waiting and key.requests:

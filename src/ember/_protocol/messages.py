@@ -139,6 +139,10 @@ INLINE = 0  # data is the serialized value
 STORED = 1  # the value is in the node's object store; data is its size
 ERROR = 2  # data is a serialized exception
 
+# ``num_returns`` of generator tasks: each item goes back as a GeneratorItem as it is yielded.
+DYNAMIC = -1  # num_returns="dynamic": the one return value lists the items' refs
+STREAMING = -2  # num_returns="streaming": the one return value says when the task is over
+
 
 class ReturnValue(NamedTuple):
     """One return value of a task, in TaskDone. A tuple, so that msgpack packs it as is."""
@@ -169,6 +173,7 @@ class ErrorKind(str, Enum):
     ACTOR_DIED = "ActorDiedError"
     ACTOR_INIT_FAILED = "ActorInitError"
     NODE_DIED = "NodeDiedError"
+    OUT_OF_MEMORY = "OutOfMemoryError"  # the memory monitor killed the process
     INVALID = "ValueError"  # the request cannot be met as asked (an unknown or taken name)
     UNEXPECTED = "UnexpectedMessage"  # the peer does not take this request
 
@@ -243,6 +248,8 @@ class WorkerExited(Answer):
     code: int | None = None
     log: str = ""
     log_note: str = ""
+    oom: str = ""  # the memory monitor killed it: why, with the node's numbers
+    oom_retry: bool = True  # and its task may run again (an OOM retry)
 
 
 @_message(103)
@@ -340,11 +347,15 @@ class RequestLease(Message):
     shape: dict[str, float]
     owner_id: bytes
     describe: str = ""  # for the infeasible-task warning
-    strategy: Any = None  # None, "SPREAD" or ["node", node_id, soft]: where it may run
+    # None, "SPREAD" or ["node", node_id, soft]: where it may run; ["labels", selector,
+    # strategy] with a label selector (``_core/placement.py``)
+    strategy: Any = None
     spilled: bool = False  # sent here by another node: grant or queue, never spill again
     dedicated: bool = False  # a worker of its own, for an actor placed from another node
     job_id: bytes = b""  # the job of the tasks it is for (a worker is shared within one)
     runtime_env: str = ""  # canonical text: only a worker set up for it may take the lease
+    retriable: bool = True  # its tasks run again if their worker dies (the memory monitor
+    # kills such workers first)
 
 
 @_message(12)
@@ -584,6 +595,7 @@ class RegisterNode(Message):
     host: str
     total: dict[str, float]
     pid: int
+    labels: dict[str, str] | None = None  # node labels (``_core/labels.py``)
 
 
 @_message(81)
@@ -594,6 +606,7 @@ class Heartbeat(Message):
     node_id: bytes
     available: dict[str, float]
     pending: list[list[Any]]  # what waits here: [kind, shape, count, capped] (see waiting())
+    total: dict[str, float] | None = None  # when it changed (placement groups' bundles)
 
 
 @_message(82)
@@ -736,7 +749,7 @@ class PushTask(Message):
     fn_id: bytes  # for actor calls: the method name, utf-8
     blob: bytes  # serialized (args, kwargs) with placeholders for top-level ObjectRefs
     deps: list[list[Any]]  # [kind, data] per placeholder, kinds INLINE or STORED
-    num_returns: int
+    num_returns: int  # or DYNAMIC or STREAMING: a generator task, whose items stream back
     name: str
     owner_id: bytes
     lease_id: int = 0
@@ -746,6 +759,8 @@ class PushTask(Message):
     namespace: str = ""
     args_ref: bytes = b""  # when the arguments are large, they are this stored object instead
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
+    backpressure: int = -1  # a generator task's _generator_backpressure_num_objects (-1: none)
     concurrency_group: str = ""  # an actor call's group, "" for its method's (or the default)
 
 
@@ -753,7 +768,9 @@ class PushTask(Message):
 class TaskDone(Message):
     task_id: bytes
     results: Sequence[ReturnValue]
-    worker_died: bool = False
+    # The worker ends once its running tasks are answered and starts nothing more (a
+    # function's max_calls): what its caller pushed behind this task never runs there.
+    retiring: bool = False
 
     _records = {"results": _records_of(ReturnValue)}
 
@@ -763,6 +780,27 @@ class CancelTask(Message):
     task_id: bytes
     force: bool = False
     recursive: bool = True  # also cancel the tasks this task submitted
+
+
+@_message(75)
+class GeneratorItem(Message):
+    """Worker -> caller: a generator task (num_returns < 0 in PushTask) yielded item
+    ``index`` (from 0), stored as its return object ``index + 2``, before its TaskDone."""
+
+    task_id: bytes
+    index: int
+    value: ReturnValue
+
+    _records = {"value": partial(tuple.__new__, ReturnValue)}
+
+
+@_message(76)
+class GeneratorConsumed(Message):
+    """Caller -> worker: the caller has taken ``consumed`` items of the generator task
+    (-1: it no longer wants them); a worker paused by backpressure goes on."""
+
+    task_id: bytes
+    consumed: int
 
 
 @_message(64)
@@ -786,5 +824,68 @@ class StartActor(Message):
     incarnation: int
     gpu_ids: list[int]
     resources: dict[str, float] | None = None
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
     _records = {"spec": _actor_spec}
+
+
+# ---- placement groups (``_core/placement_groups.py``) -----------------------------------------
+
+
+@_message(150)
+class CreatePlacementGroup(Message):
+    """Client -> control store: reserve these bundles (answered at once; the reservation
+    follows when they fit)."""
+
+    rid: int
+    pg_id: bytes
+    bundles: list[dict[str, float]]
+    strategy: str
+    name: str
+    namespace: str
+    job_id: bytes
+    detached: bool
+
+
+@_message(151)
+class RemovePlacementGroup(Message):
+    rid: int
+    pg_id: bytes
+
+
+@_message(152)
+class GetPlacementGroups(Message):
+    """Client -> control store: the table entries of one group (by id, or by name in a
+    namespace), or of all when neither is given."""
+
+    rid: int
+    pg_id: bytes
+    name: str
+    namespace: str
+
+
+@_message(153)
+class PrepareBundles(Message):
+    """Control store -> node: set these bundles ([index, {resource: amount}]) aside; the
+    Reply's value says whether all of them could be."""
+
+    rid: int
+    pg_id: bytes
+    bundles: list[list[Any]]
+
+
+@_message(154)
+class CommitBundles(Message):
+    """Control store -> node: the prepared bundles become the group's resources."""
+
+    pg_id: bytes
+    indexes: list[int]
+
+
+@_message(155)
+class ReleaseBundles(Message):
+    """Control store -> node: give these bundles back (all of the group's here when
+    ``indexes`` is empty), stopping what runs in them."""
+
+    pg_id: bytes
+    indexes: list[int]

@@ -56,8 +56,17 @@ class Runtime(Protocol):
         retry_exceptions: Any,
         strategy: Any = None,
         runtime_env: str = "",
+        enable_task_events: bool = True,
+        backpressure: int = -1,
     ) -> list[ObjectRef[Any]]: ...
     def cancel(self, ref: ObjectRef[Any], force: bool, recursive: bool = True) -> None: ...
+
+    # Generator tasks (num_returns < 0): their items, by the task's own ref
+    # (``ObjectRefGenerator``): the next one (None when over), what ``next`` would return or
+    # wait on (None when over), and the caller's generator is gone.
+    def stream_next(self, ref: ObjectRef[Any], timeout: float | None) -> ObjectRef[Any] | None: ...
+    def stream_peek(self, ref: ObjectRef[Any]) -> ObjectRef[Any] | None: ...
+    def stream_drop(self, ref: ObjectRef[Any]) -> None: ...
 
     # Actors.
     def create_actor(
@@ -83,6 +92,9 @@ class Runtime(Protocol):
         num_returns: int,
         max_task_retries: int,
         retry_exceptions: Any,
+        max_pending_calls: int = -1,
+        enable_task_events: bool = True,
+        backpressure: int = -1,
         concurrency_group: str = "",
     ) -> list[ObjectRef[Any]]: ...
     def kill_actor(self, actor_id: bytes, no_restart: bool, class_name: str = "") -> None: ...

@@ -25,6 +25,7 @@ object's contents (``RawChannel``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import hmac
@@ -193,6 +194,10 @@ class Connection(Generic[P]):
     def close(self) -> None:
         self.reactor.call_soon(self._close)
 
+    def sent(self) -> bool:
+        """Write what is buffered, as far as the socket takes it: True when all has gone."""
+        return self._flush()
+
     # -- reactor thread only --------------------------------------------------------------
 
     def _flush(self) -> bool:
@@ -353,8 +358,10 @@ class Reactor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._pending: list[Callable[[], object]] = []
-        self._pending_lock = threading.Lock()
+        # A deque, not a list under a lock: ``call_soon`` may run in a signal handler (a
+        # node's SIGTERM), which interrupts this very thread, perhaps inside ``call_soon``;
+        # a lock held there would never be released. append and popleft are atomic.
+        self._pending: collections.deque[Callable[[], object]] = collections.deque()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
         self._stopping = False
@@ -381,8 +388,8 @@ class Reactor:
         return threading.current_thread() is self._thread
 
     def call_soon(self, fn: Callable[[], object]) -> None:
-        with self._pending_lock:
-            self._pending.append(fn)
+        """Any thread, or a signal handler: ``fn`` runs on the loop."""
+        self._pending.append(fn)
         self._wake()
 
     def call_soon_or_now(self, fn: Callable[[], None]) -> None:
@@ -516,9 +523,9 @@ class Reactor:
             self._sel.unregister(conn.sock)
 
     def _run_pending(self) -> None:
-        with self._pending_lock:
-            pending, self._pending = self._pending, []
-        for fn in pending:
+        pending = self._pending
+        for _ in range(len(pending)):  # those queued so far; later ones on the next turn
+            fn = pending.popleft()
             try:
                 fn()
             except Exception:

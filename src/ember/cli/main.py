@@ -63,6 +63,20 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "--resources", default="{}", metavar="JSON", help="custom resources, e.g. '{\"ssd\": 1}'"
     )
     start.add_argument(
+        "--memory",
+        type=int,
+        metavar="BYTES",
+        help="the memory resource tasks and actors reserve with memory=... (default: the "
+        "memory available beside the object store)",
+    )
+    start.add_argument(
+        "--labels",
+        default="",
+        metavar="LABELS",
+        help="node labels for label_selector, as JSON or key=value pairs: "
+        "'{\"zone\": \"a\"}' or 'zone=a,disk=ssd'",
+    )
+    start.add_argument(
         "--node-ip-address",
         metavar="IP",
         help="the address this node listens on and other hosts reach it at "
@@ -134,6 +148,7 @@ _TOKEN_HINT = "pass the token `ember start --head` printed with --token, or set 
 
 def _start(args: argparse.Namespace) -> int:
     custom = _custom_resources(args.resources)
+    labels = _labels(args.labels)
     _check_numbers(args)
     if args.storage and not args.head:
         raise ValueError("--storage belongs to the head: use it with --head")
@@ -145,7 +160,9 @@ def _start(args: argparse.Namespace) -> int:
         token = args.token or cluster_files.new_token()
     else:
         token = admin.token_for(address, args.token)
-    resources = launcher.node_resources(args.num_cpus, args.num_gpus, custom, host, not address)
+    resources = launcher.node_resources(
+        args.num_cpus, args.num_gpus, custom, host, not address, args.memory
+    )
     try:
         record, node, _ = launcher.start_cluster_node(
             address=address,
@@ -158,6 +175,7 @@ def _start(args: argparse.Namespace) -> int:
             node_timeout=args.node_timeout,
             supervise=True,
             log_dir=args.log_dir,
+            labels=labels,
         )
     except admin.TokenRefused as e:
         raise ConnectionError(f"{e}: {_TOKEN_HINT}") from None
@@ -195,6 +213,26 @@ def _custom_resources(text: str) -> dict[str, float]:
     return custom
 
 
+def _labels(text: str) -> dict[str, str]:
+    """``--labels``: a JSON object, or ``key1=val1,key2=val2`` (checked by the node's start)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            labels = json.loads(stripped)
+        except ValueError as e:
+            raise ValueError(
+                f'--labels is not valid JSON ({e}): use e.g. \'{{"zone": "a"}}\''
+            ) from e
+        if not isinstance(labels, dict):
+            raise ValueError('--labels must be a JSON object, e.g. \'{"zone": "a"}\'')
+        return labels
+    pairs = [p.strip() for p in stripped.split(",") if p.strip()]
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--labels: {pair!r} is not key=value: use e.g. 'zone=a,disk=ssd'")
+    return {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in pairs)}
+
+
 def _check_numbers(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port number: use 1 to 65535")
@@ -203,6 +241,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be a non-negative number, got {value:g}")
     for flag, value in (
         ("--object-store-memory", args.object_store_memory),
+        ("--memory", args.memory),
         ("--node-timeout", args.node_timeout),
     ):
         if value is not None and not value > 0:
@@ -326,6 +365,8 @@ def _status(args: argparse.Namespace) -> int:
             continue
         for name, total in sorted(n["total"].items()):
             if name.startswith("node:") or name in ("memory", "object_store_memory"):
+                continue
+            if "_group_" in name:  # (a placement group's: counted in its plain name, as Ray)
                 continue
             used = total - n["available"].get(name, 0)
             print(f"    {name}: {used:g}/{total:g} in use")

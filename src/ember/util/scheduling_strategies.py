@@ -1,12 +1,15 @@
 """Where a task or actor may run: pass one of these as ``scheduling_strategy=``.
 
-The strings ``"DEFAULT"`` (run where there is room, this node first) and ``"SPREAD"`` (take
-the nodes in turn) are strategies too.
+``PlacementGroupSchedulingStrategy`` runs work in a placement group's bundles
+(``ember.util.placement_group``). The strings ``"DEFAULT"`` (run where there is room, this
+node first) and ``"SPREAD"`` (take the nodes in turn) are strategies too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ember._api.placement_group import PlacementGroupSchedulingStrategy
 
 
 @dataclass(frozen=True)
@@ -17,3 +20,6 @@ class NodeAffinitySchedulingStrategy:
 
     node_id: str
     soft: bool = False
+
+
+__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy"]

@@ -18,6 +18,7 @@ from ember._core.actor_calls import (
     SendRelease,
     died,
 )
+from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
 from ember._core.task_leases import Fail, Finish
@@ -116,7 +117,10 @@ class ActorCaller:
                     max_restarts=int(options.get("max_restarts") or 0),
                     handle_meta=handle_meta,
                     class_name=class_name,
-                    strategy=strategy_on_wire(options.get("scheduling_strategy")),
+                    strategy=strategy_on_wire(
+                        options.get("scheduling_strategy"),
+                        parse_selector(options.get("label_selector")),
+                    ),
                 ),
             )
             if not ready_now:
@@ -179,9 +183,22 @@ class ActorCaller:
         num_returns: int,
         max_task_retries: int | None,
         retry_exceptions: Any,
+        max_pending_calls: int = -1,
+        enable_task_events: bool = True,
+        backpressure: int = -1,
         concurrency_group: str = "",
     ) -> list[ObjectRef]:
-        task = self._tasks.new_task(method.encode(), args, kwargs, num_returns, method)
+        with self._lock:
+            if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
+                raise exc.PendingCallsLimitExceeded(
+                    f"{class_name}.{method} could not be submitted to actor {actor_id.hex()}: "
+                    f"{max_pending_calls} calls to it are pending already (its "
+                    "max_pending_calls). Wait for some results first (ember.wait), or raise "
+                    "max_pending_calls in the actor's options."
+                )
+        task = self._tasks.new_task(
+            method.encode(), args, kwargs, num_returns, method, enable_task_events
+        )
         task.retry_exceptions = retry_exceptions
         task.concurrency_group = concurrency_group
         with self._lock:
@@ -193,7 +210,7 @@ class ActorCaller:
             )
             task.handler = self
             task.actor = actor
-            refs = self._tasks.register(task)
+            refs = self._tasks.register(task, backpressure)
             machine.submit(actor, task)
             self._tasks.resolve_deps(task, self._args_ready, self._args_failed)
         self._objects.pool_dropped()
@@ -290,6 +307,7 @@ class ActorCaller:
         task, actor = ask.task, ask.actor
 
         def answered(answer: m.Answer) -> None:
+            error: exc.RayError
             if not isinstance(answer, m.ActorEnded):
                 error = _death(actor, answer)
             else:
@@ -339,10 +357,12 @@ class ActorCaller:
 def _death(actor: Actor, answer: m.Answer) -> exc.RayError:
     """The error for calls to an actor the node reports dead, with the constructor's
     exception as the cause when that is why; a runtime env that failed to set up is raised
-    as itself, as in Ray."""
+    as itself, and OutOfMemoryError when the memory monitor killed it, as in Ray."""
     if not isinstance(answer, m.Reply) or answer.error is None:
         return died(actor, f"dead (unexpected answer {answer!r:.100})")
     reason = answer.error[1]
+    if answer.kind is m.ErrorKind.OUT_OF_MEMORY:
+        return exc.OutOfMemoryError(reason)
     cause: Any = reason
     if isinstance(answer.value, bytes):
         try:

@@ -40,6 +40,7 @@ from ember import exceptions as exc
 from ember._protocol import messages as m
 from ember._runtime import task_context
 from ember._runtime.client.actor_caller import ActorCaller
+from ember._runtime.client.generator_streams import GeneratorStreams
 from ember._runtime.client.object_table import ObjectTable
 from ember._runtime.client.task_submitter import TaskSubmitter
 from ember._transport.reactor import Connection, OnMessage, Reactor
@@ -107,6 +108,7 @@ class CoreClient:
         self.store = self.objects.store
         self.tasks = TaskSubmitter(self, self.objects)
         self.actors = ActorCaller(self, self.objects, self.tasks)
+        self.streams = GeneratorStreams(self, self.objects)
         # The calls the API makes, bound here once: a call per ref or task through a method
         # that only passes it on would cost on the hot path.
         self.add_local_ref = self.objects.add_local_ref
@@ -123,6 +125,9 @@ class CoreClient:
         self.submit_task = self.tasks.submit_task
         self._on_task_done = self.tasks.on_task_done  # (for each result a worker sends)
         self.cancel = self.tasks.cancel
+        self.stream_next = self.streams.next
+        self.stream_peek = self.streams.peek
+        self.stream_drop = self.streams.drop
         self.cancel_children = self.tasks.cancel_children
         self.create_actor = self.actors.create_actor
         self.submit_actor_task = self.actors.submit_actor_task
@@ -201,6 +206,7 @@ class CoreClient:
             return
         with self.lock:
             self.objects.drain_decs()
+            self.streams.drain_drops()
             self.tasks.expire_idle_leases()
             self.objects.drop_idle_wait_index(time.monotonic())
         self.objects.pool_dropped()
@@ -271,6 +277,8 @@ class CoreClient:
         """From a worker or actor this process pushes tasks to."""
         if isinstance(msg, m.TaskDone):
             self._on_task_done(msg)
+        elif isinstance(msg, m.GeneratorItem):
+            self.streams.on_item(conn, msg)
         elif isinstance(msg, m.Answer):
             self.calls.on_reply(msg)
         else:

@@ -7,6 +7,7 @@ but a debugger's breakpoints in remote code work and tracebacks are local.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import os
 from concurrent.futures import Future
@@ -14,8 +15,10 @@ from typing import Any
 
 from ember import exceptions as exc
 from ember._protocol import ids
+from ember._protocol.messages import DYNAMIC
 from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef, check_wait_args
+from ember._runtime.object_ref_generator import DynamicObjectRefGenerator
 from ember._runtime.task_context import TaskContext
 
 
@@ -33,6 +36,8 @@ class LocalRuntime:
         self._dead: dict[bytes, str] = {}
         self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         self._loop: Any = None  # an asyncio loop, made for the first async method
+        # Generator tasks' items not handed out yet, by task id (each task ran to its end).
+        self._streams: dict[bytes, collections.deque[ObjectRef[Any]]] = {}
 
     def close(self) -> None:
         if self._loop is not None:
@@ -108,30 +113,66 @@ class LocalRuntime:
         self, fn: Any, name: str, args: Any, kwargs: Any, num_returns: int, actor_id: bytes = b""
     ) -> list[ObjectRef[Any]]:
         task_id = ids.new_task_id()
-        oids = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
+        returns = num_returns if num_returns >= 0 else 1  # (a generator task's: when it ends)
+        oids = [ids.return_object_id(task_id, i + 1) for i in range(returns)]
         token = task_context.current.set(
             TaskContext(task_id, name, self.job_id, self.namespace, 0, actor_id)
         )
         try:
             args, kwargs = self._resolve(args, kwargs)
             value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                if self._loop is None:
-                    import asyncio
-
-                    self._loop = asyncio.new_event_loop()
-                value = self._loop.run_until_complete(value)
-            values = [value] if num_returns == 1 else list(value) if num_returns else []
+            if num_returns < 0:
+                return [self._generate(task_id, name, value, num_returns)]
+            value = self._await(value)
+            one = num_returns == 1 and not inspect.isgenerator(value)
+            values = [value] if one else list(value) if num_returns else []
             if len(values) != num_returns:
                 raise ValueError(f"{name!r} declared num_returns={num_returns}")
-        except exc.RayTaskError as e:
-            return [self._store(oid, e, error=True) for oid in oids]
         except Exception as e:  # stored, raised at get()
-            err = exc.RayTaskError.from_exception(e, name, pid=os.getpid())
-            return [self._store(oid, err, error=True) for oid in oids]
+            refs = [self._store(oid, _task_error(e, name), error=True) for oid in oids]
+            if num_returns < 0:
+                self._streams[task_id] = collections.deque(refs)
+            return refs
         finally:
             task_context.current.reset(token)
         return [self._store(oid, v) for oid, v in zip(oids, values, strict=True)]
+
+    def _await(self, value: Any) -> Any:
+        if inspect.isawaitable(value):
+            if self._loop is None:
+                import asyncio
+
+                self._loop = asyncio.new_event_loop()
+            value = self._loop.run_until_complete(value)
+        return value
+
+    def _generate(self, task_id: bytes, name: str, gen: Any, num_returns: int) -> ObjectRef[Any]:
+        """Run a generator task to its end; its items are return objects 2, 3..."""
+        items: list[ObjectRef[Any]] = []
+        try:
+            if inspect.isasyncgen(gen):
+                gen = self._await(_collect(gen))
+            for value in gen:
+                items.append(self._store(ids.return_object_id(task_id, len(items) + 2), value))
+        except Exception as e:  # the task's error is its last item
+            oid = ids.return_object_id(task_id, len(items) + 2)
+            items.append(self._store(oid, _task_error(e, name), error=True))
+        done = ids.return_object_id(task_id, 1)
+        if num_returns == DYNAMIC:
+            return self._store(done, DynamicObjectRefGenerator(items))
+        self._streams[task_id] = collections.deque(items)
+        return self._store(done, None)
+
+    def stream_next(self, ref: ObjectRef[Any], timeout: float | None) -> ObjectRef[Any] | None:
+        items = self._streams.get(ids.task_of(ref._id))
+        return items.popleft() if items else None
+
+    def stream_peek(self, ref: ObjectRef[Any]) -> ObjectRef[Any] | None:
+        items = self._streams.get(ids.task_of(ref._id))
+        return items[0] if items else None
+
+    def stream_drop(self, ref: ObjectRef[Any]) -> None:
+        self._streams.pop(ids.task_of(ref._id), None)
 
     def submit_task(
         self, fn_id: bytes, args: Any, kwargs: Any, *, num_returns: int, name: str, **_: Any
@@ -195,6 +236,8 @@ class LocalRuntime:
             fn: Any = lambda: True
         elif method == "__ray_terminate__":
             fn = lambda: self.kill_actor(actor_id, True)
+        elif method == "__ray_call__":
+            fn = lambda call, *a, **kw: call(instance, *a, **kw)
         else:
             fn = getattr(instance, method)
         return self._run(fn, method, args, kwargs, num_returns, actor_id)
@@ -229,3 +272,13 @@ class LocalRuntime:
             "alive": True,
         }
         return {**node, "nodes": [node]}
+
+
+def _task_error(e: Exception, name: str) -> exc.RayTaskError:
+    if isinstance(e, exc.RayTaskError):
+        return e
+    return exc.RayTaskError.from_exception(e, name, pid=os.getpid())
+
+
+async def _collect(gen: Any) -> list[Any]:
+    return [item async for item in gen]

@@ -219,6 +219,13 @@ class ObjectTable:
                     self.release(oid, obj)
         return kept
 
+    def pin(self, oid: bytes, refs: list[ObjectRef]) -> None:
+        """Under lock: the value of ``oid``, which holds ``refs``, keeps their objects alive
+        as long as it lives (as a put's does)."""
+        obj = self._entries.get(oid)
+        if obj is not None:
+            obj.pins = refs
+
     def unready(self, return_ids: list[bytes], lineage: Any) -> None:
         """Under lock: the task ``lineage`` runs again; its returns it made are pending."""
         for oid in return_ids:

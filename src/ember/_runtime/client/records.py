@@ -69,6 +69,7 @@ class _Task(task_leases.Task):
         "deps",
         "missing",
         "num_returns",
+        "backpressure",
         "return_ids",
         "retry_exceptions",
         "handler",
@@ -76,6 +77,7 @@ class _Task(task_leases.Task):
         "pins",
         "parent",
         "namespace",
+        "task_events",
         "concurrency_group",
     )
 
@@ -87,7 +89,8 @@ class _Task(task_leases.Task):
     dep_refs: list[ObjectRef]
     deps: list[list[Any]]  # the top-level ref arguments' values (or store ids), once ready
     missing: int  # top-level ref arguments not ready yet
-    num_returns: int
+    num_returns: int  # or DYNAMIC or STREAMING (a generator task: one return object)
+    backpressure: int  # a generator task's _generator_backpressure_num_objects (-1: none)
     return_ids: list[bytes]
     retry_exceptions: Any
     pins: list[Any]  # refs kept alive while the task may need them
@@ -96,6 +99,9 @@ class _Task(task_leases.Task):
     concurrency_group: str  # an actor call's group ("": its method's, or the default)
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
+    # Its ``enable_task_events``: whether its state changes may be recorded as task events
+    # (kept for the event recorder; nothing records them yet).
+    task_events: bool
 
 
 class TaskHandler(Protocol):

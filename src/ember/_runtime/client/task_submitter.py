@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
+from ember._core.placement import captures
 from ember._core.resources import Shape
 from ember._core.task_leases import (
     Action,
@@ -18,6 +19,7 @@ from ember._core.task_leases import (
     Key,
     Lease,
     Push,
+    RetryLater,
     ReturnLease,
     RunAgain,
     SendCancel,
@@ -38,6 +40,7 @@ from ember._runtime.client.records import (
     _retryable,
     _Task,
 )
+from ember._runtime.launch.process_config import setting
 from ember._runtime.object_ref import ObjectRef
 from ember._transport.reactor import Connection
 
@@ -61,7 +64,9 @@ class TaskSubmitter:
         self._lock = client.lock
         self._objects = objects
         self._tasks: dict[bytes, _Task] = {}  # submitted, not finished; by task id
-        self._machine = TaskLeases()
+        self._machine = TaskLeases(setting(None, "task_oom_retry_delay_base_ms", 1000) / 1000)
+        # Runs of a task that the memory monitor killed (with max_retries != 0); -1: no limit.
+        self._oom_retries = int(setting(None, "task_oom_retries", -1))
         self._asks: dict[int, tuple[int, Connection]] = {}  # lease requests: rid, node asked
 
     def pending(self) -> bool:
@@ -74,8 +79,10 @@ class TaskSubmitter:
         kwargs: dict[str, Any],
         num_returns: int,
         name: str,
+        task_events: bool = True,
     ) -> _Task:
         task = _Task()
+        task.task_events = task_events
         task.task_id = ids.new_task_id()
         task.args_ref = b""
         task.deps = []
@@ -88,6 +95,7 @@ class TaskSubmitter:
         task.namespace = self._client.current_namespace()
         task.fn_id = fn_id
         task.num_returns = num_returns
+        task.backpressure = -1
         task.name = name
         task.concurrency_group = ""
         dep_refs: list[ObjectRef] = []
@@ -95,7 +103,8 @@ class TaskSubmitter:
             args = tuple(_placeholder(a, dep_refs) for a in args)
             kwargs = {k: _placeholder(v, dep_refs) for k, v in kwargs.items()}
         task.dep_refs = dep_refs
-        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(num_returns)]
+        returns = num_returns if num_returns >= 0 else 1  # (a generator task's: when it ends)
+        task.return_ids = [ids.return_object_id(task.task_id, i + 1) for i in range(returns)]
         if not kwargs and serialization.plain(args):  # the common case, without the machinery
             blob = serialization.dump_plain((args, kwargs))
             if len(blob) <= serialization.INLINE_MAX:
@@ -115,9 +124,13 @@ class TaskSubmitter:
         task.pins = pins
         return task
 
-    def register(self, task: _Task) -> list[ObjectRef]:
-        """Under lock: register the task's return objects and make their refs."""
+    def register(self, task: _Task, backpressure: int = -1) -> list[ObjectRef]:
+        """Under lock: register the task's return objects and make their refs (and, for a
+        generator task, the stream its items go to)."""
         client = self._client
+        if task.num_returns < 0:
+            task.backpressure = backpressure
+            client.streams.open(task, backpressure)
         self._objects.add_pending(task.return_ids)
         refs: list[ObjectRef[Any]] = [
             ObjectRef(oid, client.client_id, client) for oid in task.return_ids
@@ -138,16 +151,20 @@ class TaskSubmitter:
         retry_exceptions: Any,
         strategy: Any = None,
         runtime_env: str = "",
+        enable_task_events: bool = True,
+        backpressure: int = -1,
     ) -> list[ObjectRef]:
-        task = self.new_task(fn_id, args, kwargs, num_returns, name)
+        task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
         task.runtime_env = runtime_env
         task.retries_left = max_retries
+        task.retriable = max_retries != 0
+        task.oom_retries_left = self._oom_retries if task.retriable else 0
         task.retry_exceptions = retry_exceptions
         with self._lock:
             self._objects.drain_decs()
-            refs = self.register(task)
+            refs = self.register(task, backpressure)
             self.resolve_deps(task, self._enqueue, self._args_failed)
         self._objects.pool_dropped()
         return refs
@@ -256,6 +273,8 @@ class TaskSubmitter:
                     lease.via.send(m.KillWorker(worker_id=lease.worker_id))
             elif isinstance(action, WorkerCrashed):
                 self._worker_crashed(action.task, action.lease)
+            elif isinstance(action, RetryLater):
+                self._retry_later(action.task, action.delay)
             elif isinstance(action, RunAgain):
                 self._run_again(action.task)  # type: ignore[arg-type]
             else:
@@ -283,6 +302,7 @@ class TaskSubmitter:
                 runtime_env=key.runtime_env,
                 spilled=ask.spilled,
                 job_id=key.job,
+                retriable=key.retriable,
             ),
             lambda reply: self._on_lease(key, req, reply, via),
         )
@@ -375,6 +395,8 @@ class TaskSubmitter:
             namespace=task.namespace,
             args_ref=task.args_ref,
             resources=resources,
+            capture_child_tasks=captures(task.strategy),
+            backpressure=task.backpressure,
             concurrency_group=task.concurrency_group,
         )
 
@@ -399,6 +421,10 @@ class TaskSubmitter:
         with self._lock:
             task = self._tasks.get(msg.task_id)
             if task is not None:
+                if msg.retiring and task.lease is not None:
+                    self._machine.retiring(task.lease)
+                if task.num_returns < 0:
+                    self._client.streams.answered(task.task_id, msg.results)
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
@@ -432,6 +458,9 @@ class TaskSubmitter:
         ``lineage``, keep the task to run again should an object it made be lost (while it has
         retries left)."""
         self._tasks.pop(task.task_id, None)
+        pins: list[ObjectRef] = []
+        if task.num_returns < 0:
+            results, pins = self._client.streams.task_over(task, results)
         if len(results) != len(task.return_ids):
             err = exc.RayTaskError(
                 task.name,
@@ -445,9 +474,12 @@ class TaskSubmitter:
         keep = task if lineage and task.retries_left != 0 else None
         if not self._objects.store_returns(task.return_ids, results, keep):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
+        if pins:  # a dynamic generator's value holds its items
+            self._objects.pin(task.return_ids[0], pins)
 
     def fail(self, task: _Task, error: BaseException) -> None:
-        self.finish(task, [m.ReturnValue(ERROR, serialization.dumps(error))] * task.num_returns)
+        error_value = m.ReturnValue(ERROR, serialization.dumps(error))
+        self.finish(task, [error_value] * len(task.return_ids))
 
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: the connection to a worker closed; the tasks pushed to it are lost."""
@@ -455,21 +487,26 @@ class TaskSubmitter:
             self._run(self._machine.worker_lost(lease))
 
     def _worker_crashed(self, task: Task, lease: Lease) -> None:
-        """Under lock: fail a task whose worker died, once the node that leased it says how
-        the process ended (it may see the end after this process did)."""
+        """Under lock: once the node that leased it says how the process of a task whose
+        worker died ended (it may see the end after this process did), run the task again or
+        fail it with that."""
 
         def answered(answer: m.Answer) -> None:
             end = answer if isinstance(answer, m.WorkerExited) else m.WorkerExited(rid=0)
-            error = exc.WorkerCrashedError(
-                task_name=task.name,
-                pid=end.pid,
-                exit_code=end.code,
-                log_path=end.log or None,
-                log_note=end.log_note or None,
+            error: exc.RayError = (
+                exc.OutOfMemoryError(end.oom)
+                if end.oom
+                else exc.WorkerCrashedError(
+                    task_name=task.name,
+                    pid=end.pid,
+                    exit_code=end.code,
+                    log_path=end.log or None,
+                    log_note=end.log_note or None,
+                )
             )
             with self._lock:
-                if self._tasks.get(task.task_id) is task:  # (not cancelled meanwhile)
-                    self.fail(task, error)
+                if not self._client.closed:
+                    self._run(self._machine.worker_ended(task, bool(end.oom), error, end.oom_retry))
 
         node = lease.via
         if node.closed:
@@ -478,6 +515,16 @@ class TaskSubmitter:
             self._client.calls.call(
                 node, lambda rid: m.WorkerExit(rid=rid, worker_id=lease.worker_id), answered
             )
+
+    def _retry_later(self, task: Task, delay: float) -> None:
+        """Under lock: queue the task again after ``delay`` seconds."""
+
+        def again() -> None:
+            with self._lock:
+                if not self._client.closed:
+                    self._run(self._machine.submit(task))
+
+        self._client.reactor.call_later(delay, again)
 
     def rerun(self, obj: _Obj) -> bool:
         """Under lock: run the task that made ``obj`` again (see ``TaskLeases.rerun``); False

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
+from ember._runtime.control_store.placement_groups import PlacementGroups
 from ember._runtime.control_store.storage import Storage, open_storage
 from ember._runtime.launch.process_config import ControlStoreConfig, read_config
 from ember._transport.reactor import Connection, Reactor
@@ -64,6 +65,7 @@ class NodeEntry:
     host: str
     total: dict[str, float]
     pid: int
+    labels: dict[str, str] = field(default_factory=dict)
     available: dict[str, float] = field(default_factory=dict)
     pending: list[list[Any]] = field(default_factory=list)  # as in Heartbeat
     alive: bool = True
@@ -81,6 +83,7 @@ class NodeEntry:
             "pending": self.pending,
             "alive": self.alive,
             "pid": self.pid,
+            "labels": self.labels,
         }
 
 
@@ -111,6 +114,7 @@ class ControlStore:
         self._lookups: dict[bytes, list[tuple[PeerConnection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
+        self.placement_groups = PlacementGroups(self)
         self._load()
 
     def _load(self) -> None:
@@ -143,6 +147,7 @@ class ControlStore:
                 info["host"],
                 info["total"],
                 info["pid"],
+                info.get("labels") or {},
                 available=dict(info["total"]),
                 last_seen=now,
             )
@@ -235,6 +240,7 @@ class ControlStore:
             msg.host,
             msg.total,
             msg.pid,
+            msg.labels or {},
             available=dict(msg.total),
             last_seen=now,
             conn=conn,
@@ -251,6 +257,7 @@ class ControlStore:
                     "host": msg.host,
                     "total": msg.total,
                     "pid": msg.pid,
+                    "labels": msg.labels or {},
                 }
             ),
         )
@@ -267,12 +274,17 @@ class ControlStore:
             return m.error_reply(
                 msg.rid, m.ErrorKind.NODE_DIED, "this node was declared dead by the control store"
             )
+        changed = entry.available != msg.available
         entry.available = msg.available
         entry.pending = msg.pending
         entry.last_seen = now
+        if msg.total is not None:
+            entry.total = msg.total
         if entry.conn is not conn:  # came back after the control store restarted
             entry.conn = conn
             conn.peer = msg.node_id
+        if changed:
+            self.placement_groups.schedule()
         return m.Reply(rid=msg.rid, value=self.view())
 
     def view(self) -> list[dict[str, Any]]:
@@ -305,12 +317,17 @@ class ControlStore:
             self.actor_dead(actor_id)
         if entry.conn is not None:
             entry.conn.close()
+        self.placement_groups.node_died(node_id)
         return [e.conn for e in self.nodes.values() if e.alive and e.conn is not None]
 
     # ------------------------------------------------------------------ messages
 
     def handle(self, conn: PeerConnection, msg: m.Message) -> None:
-        if isinstance(msg, m.ExportFunction):
+        if self.placement_groups.handle(conn, msg):
+            return
+        if isinstance(msg, m.Answer):  # (a node's, to a request of the placement groups)
+            self.placement_groups.calls.on_reply(msg)
+        elif isinstance(msg, m.ExportFunction):
             if msg.fn_id not in self.functions:
                 self.functions[msg.fn_id] = msg.data
                 self.storage.put("functions", msg.fn_id.hex(), msg.data)
@@ -388,6 +405,7 @@ class ControlStore:
     def job_ended(self, job_id: bytes) -> None:
         if self.jobs.pop(job_id, None) is not None:
             self.storage.delete("jobs", job_id.hex())
+        self.placement_groups.job_ended(job_id)
 
 
 class ControlStoreServer:
@@ -424,6 +442,7 @@ class ControlStoreServer:
             self.store.handle(conn, msg)
 
     def closed(self, conn: PeerConnection) -> None:
+        self.store.placement_groups.calls.on_close(conn)
         peer = conn.peer
         if isinstance(peer, Driver):  # its job is over
             self.store.job_ended(peer.job_id)
@@ -448,6 +467,7 @@ class ControlStoreServer:
             self.declare_dead(node_id, f"no heartbeat for more than {self.store.node_timeout:g} s")
         self.store.forget_unclaimed_jobs(now)
         self.store.expire_lookups(now)
+        self.store.placement_groups.schedule()  # (again: an attempt may have failed)
         self.reactor.call_later(self.store.heartbeat_interval, self._check)
 
 

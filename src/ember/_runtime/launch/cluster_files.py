@@ -29,10 +29,12 @@ LOG_DIR_ENV = "EMBER_LOG_DIR"
 DUMP_STACKS = signal.SIGUSR2
 
 
-def ember_tmp() -> str:
-    """This user's folder for Ember's files (sessions, logs, records), which only this user
-    may open: on a shared temp folder, another user must not plant or read records."""
-    return _private_dir(os.path.join(tempfile.gettempdir(), f"ember-{os.getuid()}"))
+def ember_tmp(root: str | None = None) -> str:
+    """This user's folder for Ember's files (sessions, logs, records) in ``root`` (default
+    the system's temporary folder), which only this user may open: on a shared temp folder,
+    another user must not plant or read records."""
+    root = os.path.abspath(root) if root else tempfile.gettempdir()
+    return _private_dir(os.path.join(root, f"ember-{os.getuid()}"))
 
 
 def logs_kept(log_dir: str, session_dir: str) -> bool:

@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ember._core.labels import check_node_labels
 from ember._protocol import ids
 from ember._runtime.launch import cluster_files
 from ember._runtime.launch.process_config import (
@@ -76,6 +77,23 @@ class LocalNode:
 
 def total_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def available_memory() -> int:
+    """The memory free for new work now, as Ray counts it: the system's available memory
+    (``MemAvailable``), within this cgroup's limit when it has one."""
+    available = total_memory()
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError):
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                available = min(available, int(limit) - int(g.read()))
+    return max(0, available)
 
 
 def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
@@ -198,11 +216,12 @@ class Session:
     log_dir: str
 
 
-def new_session(log_root: str | None = None) -> Session:
-    """Make a session's folders; its logs go under ``log_root`` (default $EMBER_LOG_DIR) and
-    stay there, or, without one, in the session folder and go with it."""
+def new_session(log_root: str | None = None, temp_dir: str | None = None) -> Session:
+    """Make a session's folders (under ``temp_dir``, default the system's temporary folder);
+    its logs go under ``log_root`` (default $EMBER_LOG_DIR) and stay there, or, without one,
+    in the session folder and go with it."""
     name = ids.random_id(4).hex()
-    session_dir = os.path.join(cluster_files.ember_tmp(), f"s-{name}")
+    session_dir = os.path.join(cluster_files.ember_tmp(temp_dir), f"s-{name}")
     os.mkdir(session_dir, 0o700)  # (not makedirs: a folder planted there is refused)
     os.mkdir(os.path.join(session_dir, "spill"), 0o700)
     log_root = log_root or os.environ.get(cluster_files.LOG_DIR_ENV)
@@ -231,18 +250,28 @@ def spawn_node(
     cluster: dict[str, Any] | None = None,
     session: Session | None = None,
     settings: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    node_ip: str | None = None,
+    temp_dir: str | None = None,
 ) -> SpawnedNode:
     """Start the node manager and return at once, so the caller can work while it boots.
 
     Without ``cluster`` the node runs its own control store and ends with this process; with
     it (``NodeConfig``'s cluster fields: ``control_address``, ``token``, ``node_ip``...) it
     joins that cluster and lives until it is stopped. Its folders are ``session`` (a new one
-    by default). ``settings``: ``init(_system_config=...)``, of which the node takes the keys
-    it knows (``process_config.SYSTEM_CONFIG_KEYS``)."""
-    session = session or new_session()
+    by default, under ``temp_dir``). ``settings``: ``init(_system_config=...)``, of which the
+    node takes the keys it knows (``process_config.SYSTEM_CONFIG_KEYS``). ``resources``
+    without ``memory`` get Ray's: the memory available beside the object store. ``labels``:
+    the node's (``_core/labels.py``); ``node_ip``: the address it shows (a single-machine
+    node's, ``init(_node_ip_address=...)``)."""
+    labels = check_node_labels(labels or {})
+    session = session or new_session(temp_dir=temp_dir)
     session_dir = session.dir
     name = os.path.basename(session_dir)[2:]
     shm_dir, capacity = _store_dirs(name, object_store_memory)
+    if "memory" not in resources:
+        # Ray's "memory" resource: what is free for tasks and actors beside the store.
+        resources = {**resources, "memory": float(max(0, available_memory() - capacity))}
     # Only this user's processes read and write objects (makedirs would give the store's
     # own folder the default mode: readable by everyone).
     os.mkdir(shm_dir, 0o700)
@@ -255,10 +284,11 @@ def spawn_node(
         log=os.path.join(session.log_dir, "node.log"),
         object_store_memory=capacity,
         resources=resources,
+        labels=labels,
         owner_pid=0 if cluster else os.getpid(),
         prestart_workers=prestart_workers,
         **system_config(settings),
-        **(cluster or {}),
+        **(cluster or {"node_ip": node_ip}),
     )
     try:
         os.mkdir(os.path.join(shm_dir, "pool"), 0o700)
@@ -355,24 +385,34 @@ def node_resources(
     custom: dict[str, float] | None,
     host: str = "127.0.0.1",
     head: bool = True,
+    memory: int | None = None,
 ) -> dict[str, float]:
-    """A node's resources as Ray counts them, with the ``node:<ip>`` marker."""
+    """A node's resources as Ray counts them, with the ``node:<ip>`` marker. ``memory``
+    (bytes) left None is filled in when the node starts (``spawn_node``)."""
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if value is not None and (isinstance(value, bool) or value < 0):
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     custom = dict(custom or {})
+    if memory is not None and (isinstance(memory, bool) or memory < 0):
+        raise ValueError(f"memory must be a number of bytes >= 0, got {memory!r}")
     for key in ("CPU", "GPU"):
         if key in custom:
             raise ValueError(
                 f"{key} is not a custom resource: set it with num_{key.lower()}s=... in init() "
                 f"(--num-{key.lower()}s on the command line), not in resources."
             )
+    if "memory" in custom:
+        raise ValueError(
+            "memory is not a custom resource: set it with _memory=... in init() (--memory on "
+            "the command line), not in resources."
+        )
     total: dict[str, float] = {
         "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
         "GPU": float(num_gpus or 0),
-        "memory": float(int(total_memory() * 0.7)),
         f"node:{host}": 1.0,
     }
+    if memory is not None:
+        total["memory"] = float(int(memory))
     if head:
         total["node:__internal_head__"] = 1.0
     total.update({k: float(v) for k, v in custom.items()})
@@ -395,6 +435,7 @@ def start_cluster_node(
     control_store_timeout: float | None = None,
     log_dir: str | None = None,
     settings: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
@@ -406,9 +447,11 @@ def start_cluster_node(
 
     With ``supervise`` and ``storage``, the head node starts the control store again if it
     dies (its tables survive in the storage). A node that cannot reach the control store for
-    ``control_store_timeout`` seconds stops. ``settings`` as in ``spawn_node``."""
+    ``control_store_timeout`` seconds stops. ``settings`` and ``labels`` as in
+    ``spawn_node``."""
     from ember._runtime.launch import admin
 
+    check_node_labels(labels or {})  # (before anything starts)
     store = None
     node = None
     cluster: dict[str, Any] = {"token": token, "node_ip": host}
@@ -441,6 +484,7 @@ def start_cluster_node(
             cluster=cluster,
             session=session,
             settings=settings,
+            labels=labels,
         ).wait()
         _wait_joined(address, token, node)
     except BaseException:

@@ -16,9 +16,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-# Settings that ``ember.init(_system_config={...})`` may change (others, such as Ray's own
-# keys, are ignored there).
-SYSTEM_CONFIG_KEYS = ("ref_grace_s",)
+# Settings that ``ember.init(_system_config={...})`` may change (any other key, such as one
+# of Ray's own, is refused by name).
+SYSTEM_CONFIG_KEYS = ("ref_grace_s", "memory_usage_threshold", "memory_monitor_refresh_ms")
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,15 @@ class NodeConfig:
     log: str  # the node manager's own log
     object_store_memory: int
     resources: dict[str, float]
+    labels: dict[str, str] | None = None  # ``ember start --labels``, ``init(labels=...)``
     owner_pid: int = 0  # the driver it ends with (0: a long-lived `ember start` node)
     prestart_workers: int = 0
     # How long an object shared between processes outlives its last ref (a process's DecRef
     # may overtake the IncRef of the process it passed the ref to: ``_core/refcount.py``).
     ref_grace_s: float = 1.0
+    # The memory monitor's (None: from the environment, see ``node/memory_monitor.py``).
+    memory_usage_threshold: float | None = None
+    memory_monitor_refresh_ms: float | None = None
     # On a cluster: the control store it joins, the cluster's token and this host's address.
     control_address: str | None = None
     token: str | None = None
@@ -84,13 +88,39 @@ def read_config(kind: type[Config]) -> Config:
     return config
 
 
+def setting(value: float | None, name: str, default: float) -> float:
+    """A setting given to the process, else from the environment under Ember's name or
+    Ray's (``EMBER_TASK_OOM_RETRIES``, ``RAY_task_oom_retries``), else ``default``."""
+    if value is not None:
+        return value
+    for var in (f"EMBER_{name.upper()}", f"RAY_{name}"):
+        text = os.environ.get(var)
+        if text:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{var} must be a number, got {text!r}") from None
+    return default
+
+
 def system_config(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The node settings among ``init(_system_config=...)``, checked."""
+    """The node settings of ``init(_system_config=...)``, checked."""
+    unknown = sorted(set(settings or {}) - set(SYSTEM_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"_system_config has keys Ember does not know: {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(SYSTEM_CONFIG_KEYS)}."
+        )
     out: dict[str, Any] = {}
     for key in SYSTEM_CONFIG_KEYS:
         if settings and key in settings:
             value = settings[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"_system_config[{key!r}] must be a number >= 0, got {value!r}")
+            if key == "memory_usage_threshold" and value > 1:
+                raise ValueError(
+                    f"_system_config['memory_usage_threshold'] is a fraction of the node's "
+                    f"memory, between 0 and 1; got {value!r}"
+                )
             out[key] = float(value)
     return out

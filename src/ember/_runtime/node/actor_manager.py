@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ember._core import actor_lifecycle as life
 from ember._core import scheduler as sched
 from ember._core.actor_lifecycle import ActorLifecycle, ActorState
+from ember._core.placement import captures
 from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
@@ -46,6 +47,8 @@ class _ActorRecord:
     )
     # (caller, rid, min incarnation, answer once the one before has ended)
     waiters: list[tuple[Connection, int, int, bool]] = field(default_factory=list)
+    # The incarnation the memory monitor killed last, and why: its callers get that error.
+    oom_killed: tuple[int, str] = (-1, "")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,15 @@ class ActorManager:
     def live_count(self) -> int:
         return sum(1 for a in self.actors.values() if a.life.state is not ActorState.DEAD)
 
+    def may_restart(self, actor_id: bytes) -> bool:
+        """Whether the actor would be restarted if its process died now."""
+        rec = self.actors.get(actor_id)
+        return rec is not None and rec.life.may_restart()
+
+    def owner_of(self, actor_id: bytes) -> bytes:
+        rec = self.actors.get(actor_id)
+        return rec.owner if rec is not None else b""
+
     def owner_conn(self, actor_id: bytes) -> Connection | None:
         """The connection of the process that created the actor, if it is on this node."""
         rec = self.actors.get(actor_id)
@@ -111,10 +123,13 @@ class ActorManager:
         if rec is not None:
             self.handle(rec, life.SpilledTo(node_id))
 
-    def worker_died(self, actor_id: bytes, why: str) -> None:
-        """The local worker process hosting the actor ended."""
+    def worker_died(self, actor_id: bytes, why: str, oom: str = "") -> None:
+        """The local worker process hosting the actor ended (``oom``: killed by the memory
+        monitor, which says why)."""
         rec = self.actors.get(actor_id)
         if rec is not None:
+            if oom:
+                rec.oom_killed = (rec.life.incarnation, oom)
             self.handle(rec, life.ProcessDied(why))
 
     # ------------------------------------------------------------------ lifecycle
@@ -351,6 +366,7 @@ class ActorManager:
                 incarnation=incarnation,
                 gpu_ids=grant.gpu_ids,
                 resources=shape_dict(rec.shape),
+                capture_child_tasks=captures(rec.strategy),
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )
@@ -465,7 +481,15 @@ class ActorManager:
         keep = []
         for conn, rid, min_inc, ended in rec.waiters:
             answer = rec.life.answer_for(min_inc, ended)
-            if isinstance(answer, life.IsDead):
+            oom_inc, oom = rec.oom_killed
+            if oom and (
+                (isinstance(answer, life.IsDead) and oom_inc == rec.life.incarnation)
+                or (isinstance(answer, life.HasEnded) and oom_inc == min_inc - 1)
+            ):
+                # As in Ray: the calls its process ran when the memory monitor killed it, and
+                # (if it stays dead) every later one, fail with OutOfMemoryError.
+                conn.send(m.error_reply(rid, m.ErrorKind.OUT_OF_MEMORY, oom))
+            elif isinstance(answer, life.IsDead):
                 conn.send(m.error_reply(rid, m.ErrorKind.ACTOR_DIED, answer.reason, answer.cause))
             elif isinstance(answer, life.HasEnded):
                 conn.send(m.ActorEnded(rid=rid, how=answer.how))

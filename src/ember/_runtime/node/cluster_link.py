@@ -57,6 +57,7 @@ class ClusterLink:
         self.heartbeat_interval = 0.5
         self.beat_at = -float("inf")  # when the last heartbeat went, with these free resources
         self.beat_sent: dict[str, float] = {}
+        self.total_sent: dict[str, float] = {}  # (bundles of placement groups change it)
         self.beat_waiting = False  # for the control store's answer to the last one
         self.view: dict[bytes, dict[str, Any]] = {}
         self.by_tag: dict[bytes, bytes] = {node.node_id[:4]: node.node_id}
@@ -86,6 +87,7 @@ class ClusterLink:
                 host=node.host,
                 total=total,
                 pid=os.getpid(),
+                labels=node.labels,
             ),
             self.registered,
         )
@@ -148,6 +150,12 @@ class ClusterLink:
             self.node.node_died(msg.node_id, msg.reason)
         elif isinstance(msg, m.ClusterView):
             self.update_view(msg.view)
+        elif isinstance(msg, m.PrepareBundles):
+            conn.send(m.Reply(rid=msg.rid, value=self.node.prepare_bundles(msg)))
+        elif isinstance(msg, m.CommitBundles):
+            self.node.commit_bundles(msg)
+        elif isinstance(msg, m.ReleaseBundles):
+            self.node.release_bundles(msg)
         else:
             refuse(conn, msg, "a node manager")
 
@@ -200,7 +208,7 @@ class ClusterLink:
         # (imported with the worker code once the node listens; not before, to start sooner)
         from ember._core.task_leases import MAX_LEASE_REQUESTS
 
-        _, available = node.resources.snapshot()
+        total, available = node.resources.snapshot()
         now = time.monotonic()
         due = now - self.beat_at >= self.heartbeat_interval or available != self.beat_sent
         # (one at a time: a slow store)
@@ -210,10 +218,16 @@ class ClusterLink:
                 for kind, shape, n, capped in node.scheduler.waiting(MAX_LEASE_REQUESTS)
             ]
             self.beat_at, self.beat_sent, self.beat_waiting = now, available, True
+            changed = None if total == self.total_sent else total
+            self.total_sent = total
             node.calls.call(
                 self.gcs,
                 lambda rid: m.Heartbeat(
-                    rid=rid, node_id=node.node_id, available=available, pending=pending
+                    rid=rid,
+                    node_id=node.node_id,
+                    available=available,
+                    pending=pending,
+                    total=changed,
                 ),
                 self.heartbeat_answered,
             )

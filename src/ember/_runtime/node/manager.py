@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember._core import scheduler as sched
+from ember._core.labels import node_labels
 from ember._core.placement import Placement
+from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
@@ -37,6 +39,7 @@ from ember._runtime.launch.cluster_files import DUMP_STACKS, alive, remove_node_
 from ember._runtime.launch.process_config import NodeConfig, read_config
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
+from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -69,21 +72,24 @@ class NodeManager:
         # The store's size is a resource, as in Ray (cluster_resources(), nodes()); no task
         # asks for it.
         self.resources = NodeResources({**config.resources, "object_store_memory": float(capacity)})
+        self.bundles = NodeBundles(self.resources)  # placement groups' reservations here
         # Joining a cluster (a control store elsewhere) means deciding where work goes.
         self.clustered = bool(config.control_address)
+        self.labels = node_labels(config.labels or {}, self.node_id, config.resources)
         cpus = max(1, int(config.resources.get("CPU", 1)))
         self.scheduler = sched.LeaseScheduler(
             self.resources,
             max_starting=max(2, cpus),
-            placement=Placement(self.node_id) if self.clustered else None,
+            placement=Placement(self.node_id, self.labels) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
             idle_kept=cpus,
             idle_seconds=float(
                 os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
             ),
+            labels=self.labels,
         )
         self.token = config.token
-        self.host = node_host(config.node_ip) if self.clustered else "127.0.0.1"
+        self.host = node_host(config.node_ip) if self.clustered else config.node_ip or "127.0.0.1"
         self.address = ""
         self.tcp_address: str | None = None
         self.control_address = ""
@@ -105,6 +111,7 @@ class NodeManager:
         )
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
+        self.memory = NodeMemoryMonitor(self)
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -122,6 +129,7 @@ class NodeManager:
             self.control_address = server.listen(local_address(self.session_dir, "control"), None)
         self.cluster.join()
         self.reactor.call_later(_REAP_SECONDS, self.reap)
+        self.memory.start()
         fd = self.config.ready_fd
         if fd is not None:
             ready = {
@@ -242,6 +250,21 @@ class NodeManager:
             )
         )
 
+    def prepare_bundles(self, msg: m.PrepareBundles) -> bool:
+        """The control store reserves a placement group's bundles here (first phase)."""
+        return self.bundles.prepare(msg.pg_id, [(i, shape_of(b)) for i, b in msg.bundles])
+
+    def commit_bundles(self, msg: m.CommitBundles) -> None:
+        self.bundles.commit(msg.pg_id, msg.indexes)
+        self.run_actions(self.scheduler.resources_changed())
+
+    def release_bundles(self, msg: m.ReleaseBundles) -> None:
+        """A group was removed (or its reservation rolled back): what runs in its bundles
+        here is stopped, and their resources go back to the node."""
+        self.run_actions(self.scheduler.evict(self.bundles.group_names(msg.pg_id, msg.indexes)))
+        self.bundles.release(msg.pg_id, msg.indexes)
+        self.run_actions(self.scheduler.resources_changed())
+
     def client_conn(self, client_id: bytes) -> Connection | None:
         """The connection of a process connected to this node, if it is."""
         client = self.clients.get(client_id)
@@ -280,6 +303,7 @@ class NodeManager:
                     msg.spilled,
                     msg.job_id,
                     msg.runtime_env,
+                    msg.retriable,
                 )
             )
         elif isinstance(msg, m.ReturnLease):
@@ -434,7 +458,7 @@ class NodeManager:
             if w is not None and w.actor_id:
                 actor_id = w.actor_id
                 self.pool.when_exited(
-                    w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w))
+                    w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w), w.oom)
                 )
         else:
             self.actors.owner_gone(client.client_id)
@@ -459,6 +483,7 @@ class NodeManager:
                 "total": total,
                 "available": available,
                 "alive": True,
+                "labels": self.labels,
             }
         ]
         return {

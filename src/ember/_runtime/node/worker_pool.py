@@ -76,6 +76,8 @@ class WorkerProc:
     log_path: str
     client: _Client | None = None  # once it has connected
     actor_id: bytes = b""  # the actor it hosts, if any
+    oom: str = ""  # why the memory monitor killed it, if it did
+    oom_retry: bool = True  # and whether its task may run again
     runtime_env: str = ""  # the env it is set up for (canonical text)
 
 
@@ -156,9 +158,13 @@ class WorkerPool:
         assert w.client is not None
         return w.client.conn
 
-    def kill(self, worker_id: bytes) -> None:
+    def kill(self, worker_id: bytes, oom: str = "", oom_retry: bool = True) -> None:
+        """End a worker's process; ``oom``: the memory monitor's reason, told to whoever asks
+        how it ended, with whether its task may run again."""
         w = self.workers.get(worker_id)
         if w is not None:
+            if oom and not w.oom:
+                w.oom, w.oom_retry = oom, oom_retry
             with contextlib.suppress(OSError):
                 w.proc.kill()
 
@@ -229,17 +235,20 @@ class WorkerPool:
                     code=w.proc.returncode,
                     log=w.log_path,
                     log_note=describe_logs(w.log_path, session_dir),
+                    oom=w.oom,
+                    oom_retry=w.oom_retry,
                 )
             ),
         )
 
     def process_end(self, w: WorkerProc) -> str:
         """How an actor's process ended, for its death or restart."""
-        return (
+        end = (
             f"its worker process (pid {w.proc.pid}, log "
             f"{describe_logs(w.log_path, self.node.session_dir)}) "
             f"{exc.describe_exit(w.proc.returncode)}"
         )
+        return f"{end}, by the memory monitor. {w.oom.rstrip('.')}" if w.oom else end
 
     def stop_all(self) -> None:
         """Kill every worker process this node started and wait for them (the node ends)."""

@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from ember import exceptions as exc
+from ember._core.call_limits import CallCounter, CallLimited
 from ember._core.concurrency_groups import GroupAdmission
+from ember._core.generator_stream import must_pause
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._protocol.messages import ERROR, INLINE, STORED, ReturnValue
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-_SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__"}
+_SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__", "__ray_call__"}
 EXITED = "it exited intentionally: exit_actor() was called in {}"  # the node's reason
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
@@ -150,6 +152,42 @@ class _LeaseRun:
         self.lent = False  # the node was told that this lease's CPU is free meanwhile
 
 
+class _Outflow:
+    """A running generator task's items: how many it yielded and how many its caller said it
+    took, which pause it under backpressure (``must_pause``) until the caller takes more."""
+
+    __slots__ = ("conn", "threshold", "produced", "consumed", "cond")
+
+    def __init__(self, conn: Connection, threshold: int) -> None:
+        self.conn = conn
+        self.threshold = threshold
+        self.produced = 0
+        self.consumed = 0
+        self.cond = threading.Condition()
+
+    def taken(self, consumed: int) -> None:
+        """Reactor thread: the caller took ``consumed`` items (-1: it wants no more, or it
+        is gone: never pause again)."""
+        with self.cond:
+            if consumed < 0:
+                self.threshold = -1
+            self.consumed = max(self.consumed, consumed)
+            self.cond.notify_all()
+
+    def pause(self, ctx: TaskContext) -> None:
+        """The task's thread, after an item: wait while backpressure says so, or until the
+        task is cancelled."""
+        with self.cond:
+            while must_pause(self.produced, self.consumed, self.threshold):
+                if ctx.cancelled:
+                    raise exc.TaskCancelledError(ctx.task_id.hex())
+                self.cond.wait()
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+
 def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
     while True:
         try:
@@ -182,10 +220,15 @@ class Worker:
         )
         self.functions: dict[bytes, Any] = {}
         self.fn_lock = threading.Lock()
+        # Functions with max_calls: at the limit this process retires (starts no more tasks,
+        # answers those it runs, then exits).
+        self.calls = CallCounter()
+        self.retiring = False
         self.main_slot = _Slot(self, main=True)
         self.idle: list[_Slot] = [self.main_slot]
         self.slots_lock = threading.Lock()
         self.by_task: dict[bytes, tuple[_Slot | None, TaskContext]] = {}
+        self.outflows: dict[bytes, _Outflow] = {}  # running generator tasks, by task id
         self.lease_runs: dict[int, _LeaseRun] = {}
         self.blocked = 0  # tasks of leases blocked in get/wait, under slots_lock
         self.max_blocked = _max_blocked_tasks()
@@ -194,6 +237,7 @@ class Worker:
         self.actor_name = ""
         self.actor_gpu_ids: list[int] = []
         self.actor_resources: dict[str, float] | None = None
+        self.actor_captures = False  # its placement group takes the tasks it starts
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         # An async actor's concurrency groups other than the default one: a loop each, on a
@@ -267,6 +311,7 @@ class Worker:
             msg.actor_id,
             list(msg.gpu_ids) or self.actor_gpu_ids,
             msg.resources or self.actor_resources,
+            capture_child_tasks=msg.capture_child_tasks or self.actor_captures,
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
@@ -322,20 +367,23 @@ class Worker:
         item = None
         while True:
             with self.slots_lock:
-                if item is None and run.queue:
+                if item is None and run.queue and not self.retiring:
                     item = run.queue.popleft()
                 if item is None:
                     self._drainer_done(slot, lease_id, run)
                     return
             conn, msg, ctx = item
             self.by_task[msg.task_id] = (slot, ctx)
-            done = self.execute(msg, ctx, slot)
+            done = self.execute(conn, msg, ctx, slot)
             with self.slots_lock:
-                item = run.queue.popleft() if run.queue else None
+                item = run.queue.popleft() if run.queue and not self.retiring else None
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
+                last = self.retiring and not any(r.drainers for r in self.lease_runs.values())
             assert done is not None  # (a task of a lease, not an actor call)
             _send_through_cancels(conn, done)
+            if last:  # (the last task running here has been answered)
+                self.reactor.call_soon(self._exit_when_sent)
             if item is None:
                 return
 
@@ -362,6 +410,14 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
         return [msg.task_id for _, msg, _ in back]
 
+    def _exit_when_sent(self) -> None:
+        """Reactor thread, in a retired worker: end the process once its answers are out."""
+        if not all(conn.sent() for conn in self.reactor.connections()):
+            self.reactor.call_later(0.01, self._exit_when_sent)
+            return
+        _flush_output()
+        os._exit(0)
+
     def caller_message(self, conn: Connection[None], msg: m.Message) -> None:
         """From a process that pushes tasks here, or a node that placed its actor here."""
         if isinstance(msg, m.PushTask):
@@ -370,6 +426,10 @@ class Worker:
             self.main_slot.queue.put(lambda: self.start_actor(msg, conn))
         elif isinstance(msg, m.TakeBackTasks):
             conn.send(m.Reply(rid=msg.rid, value=self.take_back(msg.lease_id, msg.task_ids)))
+        elif isinstance(msg, m.GeneratorConsumed):
+            flow = self.outflows.get(msg.task_id)
+            if flow is not None:
+                flow.taken(msg.consumed)
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.client.cancel_children(msg.task_id, msg.force)
@@ -379,7 +439,10 @@ class Worker:
 
     def caller_closed(self, conn: Connection[None]) -> None:
         """Nothing here is kept per caller (its node stops the workers that ran for a caller
-        that is gone)."""
+        that is gone), but a generator task paused for it goes on."""
+        for flow in list(self.outflows.values()):
+            if flow.conn is conn:
+                flow.taken(-1)
 
     def on_node_message(self, conn: Connection[None], msg: m.Message) -> None:
         """What the core client does not take from its node is for the worker."""
@@ -399,13 +462,15 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             return
         try:
-            done = self.execute(msg, ctx, slot)
+            done = self.execute(conn, msg, ctx, slot)
             if done is not None:
                 _send_through_cancels(conn, done)
         finally:
             self._call_ended()
 
-    def execute(self, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> m.TaskDone | None:
+    def execute(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
+    ) -> m.TaskDone | None:
         """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
         token = task_context.current.set(ctx)
         results: list[ReturnValue] | None = None
@@ -423,7 +488,10 @@ class Worker:
             fn, args, kwargs = self.prepare(msg)
             ctx.function = fn
             value = fn(*args, **kwargs)
-            if ctx.cancelled and msg.actor_id:  # it ran on (see cancel): its caller is told
+            if msg.num_returns < 0:
+                self.stream(conn, msg, ctx, value)
+                value = None  # (its return value only says it is over)
+            elif ctx.cancelled and msg.actor_id:  # it ran on (see cancel): its caller is told
                 raise exc.TaskCancelledError(ctx.task_id.hex())
             results = self.pack(msg, value)
         except task_context.ActorExit:
@@ -435,10 +503,15 @@ class Worker:
                 slot.running = None
             if not msg.actor_id:
                 _TITLE.leave()
+                if self.calls.limits and self.calls.ran(msg.fn_id):
+                    with self.slots_lock:
+                        self.retiring = True
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
-        return None if results is None else _TaskDone(task_id=msg.task_id, results=results)
+        if results is None:
+            return None
+        return _TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
 
     def _start_async(
         self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
@@ -459,13 +532,13 @@ class Worker:
                 async with self.async_sem:
                     started = self._call_started()
                     if started:
-                        results = await self._call_async(msg, ctx)
+                        results = await self._call_async(conn, msg, ctx)
             else:
                 await self._admitted(msg.concurrency_group)
                 try:
                     started = self._call_started()
                     if started:
-                        results = await self._call_async(msg, ctx)
+                        results = await self._call_async(conn, msg, ctx)
                 finally:
                     self._leave_group(msg.concurrency_group)
         except (task_context.ActorExit, exc.AsyncioActorExit):
@@ -483,13 +556,21 @@ class Worker:
         if started:
             self._call_ended()
 
-    async def _call_async(self, msg: m.PushTask, ctx: TaskContext) -> list[ReturnValue]:
+    async def _call_async(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext
+    ) -> list[ReturnValue]:
         if ctx.cancelled:  # cancelled while it waited for the loop
             raise exc.TaskCancelledError(ctx.task_id.hex())
         fn, args, kwargs = self.prepare(msg)
         ctx.function = fn
         value = fn(*args, **kwargs)
-        if inspect.isawaitable(value):
+        if msg.num_returns < 0:
+            if inspect.isasyncgen(value):
+                await self.stream_async(conn, msg, value)
+            else:
+                self.stream(conn, msg, ctx, value)
+            value = None
+        elif inspect.isawaitable(value):
             value = await value
         return self.pack(msg, value)
 
@@ -522,7 +603,11 @@ class Worker:
         if fn is None:
             data = self.client.fetch_function(fn_id)
             with self.fn_lock:
-                fn = self.functions[fn_id] = cloudpickle.loads(data)
+                fn = cloudpickle.loads(data)
+                if isinstance(fn, CallLimited):
+                    self.calls.limit(fn_id, fn.max_calls)
+                    fn = fn.function
+                self.functions[fn_id] = fn
         return fn
 
     def prepare(self, msg: m.PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
@@ -560,9 +645,38 @@ class Worker:
             return serialization.loads(data)
         return self.client.read_stored(data, owner)
 
+    def stream(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, gen: Any) -> None:
+        """Run a generator task's generator, sending each item to the caller as it comes,
+        paused by backpressure; its return value only says that it is over."""
+        flow = self.outflows[msg.task_id] = _Outflow(conn, msg.backpressure)
+        try:
+            for item in gen:
+                self.emit(flow, msg, item)
+                flow.pause(ctx)
+        finally:
+            self.outflows.pop(msg.task_id, None)
+
+    async def stream_async(self, conn: Connection, msg: m.PushTask, gen: Any) -> None:
+        """``stream`` for an async generator, on the actor's loop (without backpressure, as
+        in Ray: a pause would hold up the loop's other calls)."""
+        flow = self.outflows[msg.task_id] = _Outflow(conn, -1)
+        try:
+            async for item in gen:
+                self.emit(flow, msg, item)
+        finally:
+            self.outflows.pop(msg.task_id, None)
+
+    def emit(self, flow: _Outflow, msg: m.PushTask, item: Any) -> None:
+        """Store one item as the task's next return object and tell the caller."""
+        index = flow.produced
+        value = self.return_value(msg, index + 2, serialization.serialize(item))
+        flow.conn.send(m.GeneratorItem(task_id=msg.task_id, index=index, value=value))
+        flow.produced = index + 1
+
     def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
-        if n == 1:
+        # (A generator declared with num_returns=1 yields its one value, as n > 1 do theirs.)
+        if (n == 1 and not inspect.isgenerator(value)) or n < 0:
             values = [value]
         elif n == 0:
             values = []
@@ -576,22 +690,24 @@ class Worker:
                     f"{msg.name!r} was declared with num_returns={n} but returned "
                     f"{type(value).__name__} {value!r:.80}; return a sequence of {n} values."
                 )
-        results = []
         # Serialize every value before writing any: a value that fails to pickle must not
         # leave the ones before it in the store with nobody to free them.
-        for i, ser in enumerate([serialization.serialize(v) for v in values]):
-            if ser.nbytes <= serialization.INLINE_MAX:
-                results.append(ReturnValue(INLINE, ser.inline(), ser.refs))
-            else:
-                oid = ids.return_object_id(msg.task_id, i + 1)
-                size = self.store.write(oid, ser.meta, ser.buffers)
-                self.client.node.send(
-                    m.ObjectCreated(
-                        object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs
-                    )
-                )
-                results.append(ReturnValue(STORED, size, ser.refs, self.client.node_id))
-        return results
+        sers = [serialization.serialize(v) for v in values]
+        return [self.return_value(msg, i + 1, ser) for i, ser in enumerate(sers)]
+
+    def return_value(
+        self, msg: m.PushTask, index: int, ser: serialization.Serialized
+    ) -> ReturnValue:
+        """The task's index-th return object (1-based), inline if small, else written to the
+        store (and the node told) on behalf of the caller, who owns it."""
+        if ser.nbytes <= serialization.INLINE_MAX:
+            return ReturnValue(INLINE, ser.inline(), ser.refs)
+        oid = ids.return_object_id(msg.task_id, index)
+        size = self.store.write(oid, ser.meta, ser.buffers)
+        self.client.node.send(
+            m.ObjectCreated(object_id=oid, size=size, owner_id=msg.owner_id, contained=ser.refs)
+        )
+        return ReturnValue(STORED, size, ser.refs, self.client.node_id)
 
     def failure(self, msg: m.PushTask, ctx: TaskContext, error: BaseException) -> list[ReturnValue]:
         if isinstance(error, exc.TaskCancelledError) or (
@@ -609,6 +725,8 @@ class Worker:
     def _special(self, name: str) -> Any:
         if name == "__ray_ready__":
             return lambda: True
+        if name == "__ray_call__":  # fn(actor instance, *args): Ray's way to run code there
+            return lambda fn, *args, **kwargs: fn(self.actor, *args, **kwargs)
 
         return lambda: self.end_actor("exited by __ray_terminate__")
 
@@ -658,6 +776,8 @@ class Worker:
             0,
             msg.actor_id,
             list(msg.gpu_ids),
+            msg.resources,
+            capture_child_tasks=msg.capture_child_tasks,
         )
         task_context.current.set(ctx)
         self.actor_id = msg.actor_id
@@ -666,6 +786,7 @@ class Worker:
         _OUTPUT_NAME[0] = _short(spec.class_name)
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
+        self.actor_captures = msg.capture_child_tasks
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
@@ -798,6 +919,9 @@ class Worker:
             return
         slot, ctx = entry
         ctx.cancelled = True
+        flow = self.outflows.get(task_id)
+        if flow is not None:  # (paused by backpressure: it raises when woken)
+            flow.wake()
         if self.loop is not None:
             task = _ASYNC_TASKS.get(task_id)
             if task is not None:
