@@ -93,7 +93,7 @@ __all__ = [
 
 
 # Submodules reachable as attributes after ``import ember`` (``ray.tune``, ``ray.util``).
-_SUBMODULES = ("dag", "exceptions", "experimental", "runtime_env", "tune", "util")
+_SUBMODULES = ("actor", "dag", "exceptions", "experimental", "runtime_env", "tune", "util")
 
 
 def __getattr__(name: str) -> Any:

@@ -491,13 +491,15 @@ def test_kill_works_from_another_node(make_cluster: Any) -> None:
     make_cluster({"num_cpus": 1, **short}, {"num_cpus": 1, "resources": {"w": 1}, **short})
 
     @ember.remote(resources={"w": 1})
-    def kill_it(handle: Any) -> None:
+    def kill_it(handle: Any) -> bool:
         ember.kill(handle)
+        # Its home is the driver's node: kill returns once the name is free there too.
+        return raised(ValueError, lambda: ember.get_actor("pinger")) is not None
 
-    pinger = Pinger.remote()
+    pinger = Pinger.options(name="pinger").remote()
     assert ember.get(pinger.ping.remote(), timeout=30) == "pong"
-    ember.get(kill_it.remote(pinger), timeout=30)
-    wait_until(  # kill, as in Ray, returns before the actor is gone
+    assert ember.get(kill_it.remote(pinger), timeout=30)
+    wait_until(  # in the killer's process at once; in another one, once it hears of it
         lambda: raised(
             ember.exceptions.ActorDiedError, lambda: ember.get(pinger.ping.remote(), timeout=30)
         ),

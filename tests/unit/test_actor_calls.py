@@ -231,3 +231,18 @@ def test_max_pending_calls_counts_calls_queued_and_sent_until_answered() -> None
     assert not m.has_room(actor, 2)
     m.call_done(a, actor, [], retryable=False)
     assert m.has_room(actor, 2)
+
+
+def test_an_actor_killed_here_while_being_resolved_stays_dead() -> None:
+    m = ActorCalls()
+    actor = m.add(Actor(b"actor", "A", 0))
+    a = call()
+    m.submit(actor, a)
+    assert m.flush(actor) == [Resolve(actor, 0)]
+    error = exc.ActorDiedError("killed")
+    assert m.died(actor, error) == [Fail(a, error)]
+    assert m.resolved(actor, 0, PEER) == []  # the node's late answer
+    assert m.unreachable(actor, 0) == []
+    b = call()
+    m.submit(actor, b)
+    assert m.flush(actor) == [Fail(b, error)] and actor.state is State.DEAD

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import cloudpickle
 
+from ember import exceptions as exc
 from ember._api import options as opts_mod
 from ember._api import runtime_env
 from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _C = TypeVar("_C")
+
+
+def exit_actor() -> NoReturn:
+    """End the current actor on purpose, from inside one of its methods: the call that
+    asked, and every later one, fail with ``ActorDiedError``; it is not restarted."""
+    actor = task_context.actor
+    if actor is None:
+        raise TypeError(
+            "exit_actor() was called outside an actor: call it inside an actor's method to "
+            "end that actor, or use ember.kill(handle) to end an actor from elsewhere."
+        )
+    if actor.is_async:
+        raise exc.AsyncioActorExit()
+    raise task_context.ActorExit(0)
 
 
 def method(*args: Any, **options: Any) -> Callable[[_F], _F]:
@@ -68,6 +83,7 @@ class ActorClass(Generic[_C]):
         self._options = {**opts_mod.actor_defaults(), **options}
         self._name = cls.__qualname__
         self._methods = _method_table(cls)
+        _check_method_groups(self._name, self._methods, self._options.get("concurrency_groups"))
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
         self.__name__ = cls.__name__
@@ -130,6 +146,9 @@ class ActorClass(Generic[_C]):
             "max_task_retries": options.get("max_task_retries") or 0,
             "max_pending_calls": options.get("max_pending_calls", -1),
             "enable_task_events": options.get("enable_task_events", True),
+            # (read by the actor's own process: its runtime context and concurrency groups)
+            "name": options.get("name") or "",
+            "concurrency_groups": _group_limits(options.get("concurrency_groups")),
         }
         actor_id, created = rt.create_actor(
             self._fn_id,
@@ -151,6 +170,25 @@ class ActorClass(Generic[_C]):
 
     def __repr__(self) -> str:
         return f"<ActorClass {self._name}>"
+
+
+def _group_limits(groups: Any) -> dict[str, int]:
+    """``concurrency_groups`` as a dict: a list of names gives each a limit of 1."""
+    if not groups:
+        return {}
+    return dict(groups) if isinstance(groups, dict) else dict.fromkeys(groups, 1)
+
+
+def _check_method_groups(class_name: str, methods: dict[str, Any], groups: Any) -> None:
+    limits = _group_limits(groups)
+    for name, opts in methods.items():
+        group = opts.get("concurrency_group")
+        if group is not None and group not in limits:
+            raise ValueError(
+                f"Method {class_name}.{name} is in concurrency group {group!r}, which the "
+                f"class does not define; add it to @remote(concurrency_groups=...) "
+                f"(defined: {sorted(limits) or 'none'})."
+            )
 
 
 def _rebuild_class(
@@ -264,6 +302,13 @@ class ActorMethod:
         num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))
         backpressure = opts.get("_generator_backpressure_num_objects")
         retries = opts.get("max_task_retries")
+        group = opts.get("concurrency_group") or ""
+        if group and group not in handle._meta.get("concurrency_groups", {}):
+            raise ValueError(
+                f"Concurrency group {group!r} is not defined on actor "
+                f"{handle._meta['class_name']!r}; its groups are "
+                f"{sorted(handle._meta.get('concurrency_groups', {})) or 'none'}."
+            )
         refs = rt.submit_actor_task(
             handle._actor_id,
             handle._meta["class_name"],
@@ -276,6 +321,7 @@ class ActorMethod:
             max_pending_calls=handle._meta.get("max_pending_calls", -1),
             enable_task_events=_task_events(opts.get("enable_task_events"), handle._meta),
             backpressure=-1 if backpressure is None else backpressure,
+            concurrency_group=group,
         )
         if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]

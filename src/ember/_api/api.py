@@ -184,7 +184,7 @@ def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     """End an actor's process now; pending calls fail with ActorDiedError."""
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
-    runtime().kill_actor(actor._actor_id, no_restart)
+    runtime().kill_actor(actor._actor_id, no_restart, actor._meta["class_name"])
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:

@@ -171,6 +171,8 @@ class ActorCalls:
 
     def resolved(self, actor: Actor, incarnation: int, peer: Any) -> list[Action]:
         actor.resolving = False
+        if actor.state is State.DEAD:  # killed here while the node was being asked
+            return _NONE
         actor.incarnation = incarnation
         actor.state = State.ALIVE
         actor.peer = peer
@@ -180,7 +182,7 @@ class ActorCalls:
         """The node named a process this client cannot reach: ask for the next one."""
         actor.resolving = False
         actor.incarnation = incarnation
-        return self._resolve(actor)
+        return _NONE if actor.state is State.DEAD else self._resolve(actor)
 
     def died(self, actor: Actor, error: BaseException) -> list[Action]:
         actor.resolving = False

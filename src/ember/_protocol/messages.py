@@ -400,6 +400,7 @@ class ActorSpec(NamedTuple):
     namespace: str
     owner_id: bytes
     runtime_env: str = ""  # canonical text: the actor's worker is set up for it
+    handle_meta: bytes = b""  # as in CreateActor: the actor's own process reads it too
 
 
 def _actor_spec(raw: list[Any] | None) -> ActorSpec | None:
@@ -458,9 +459,13 @@ class ResolveActor(Message):
 
 @_message(19)
 class KillActor(Message):
+    """Client -> node (-> the actor's home): end it. With a ``rid`` the sender waits for a
+    Reply, sent once the control store has freed its name (``ember.kill`` returns then)."""
+
     actor_id: bytes
     no_restart: bool = True
     reason: str = ""
+    rid: int = 0
 
 
 @_message(20)
@@ -690,9 +695,11 @@ class ListJobs(Message):
 
 @_message(89)
 class ActorGone(Message):
-    """Node -> control store: forget this actor and free its name."""
+    """Node -> control store: forget this actor and free its name (with a ``rid``: then
+    answer a Reply)."""
 
     actor_id: bytes
+    rid: int = 0
 
 
 @_message(88)
@@ -754,6 +761,7 @@ class PushTask(Message):
     resources: dict[str, float] | None = None  # what the lease holds, for the task to see
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     backpressure: int = -1  # a generator task's _generator_backpressure_num_objects (-1: none)
+    concurrency_group: str = ""  # an actor call's group, "" for its method's (or the default)
 
 
 @_message(61)

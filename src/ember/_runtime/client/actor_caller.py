@@ -89,6 +89,7 @@ class ActorCaller:
                 namespace=namespace,
                 owner_id=self._client.client_id,
                 runtime_env=runtime_env,
+                handle_meta=handle_meta,
             )
 
         def args_ready(task: _Task, near: bytes) -> None:
@@ -185,6 +186,7 @@ class ActorCaller:
         max_pending_calls: int = -1,
         enable_task_events: bool = True,
         backpressure: int = -1,
+        concurrency_group: str = "",
     ) -> list[ObjectRef]:
         with self._lock:
             if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
@@ -198,6 +200,7 @@ class ActorCaller:
             method.encode(), args, kwargs, num_returns, method, enable_task_events
         )
         task.retry_exceptions = retry_exceptions
+        task.concurrency_group = concurrency_group
         with self._lock:
             self._objects.drain_decs()
             machine = self._machine
@@ -330,8 +333,25 @@ class ActorCaller:
             answered,
         )
 
-    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
-        self._client.node.send(m.KillActor(actor_id=actor_id, no_restart=no_restart))
+    def kill_actor(self, actor_id: bytes, no_restart: bool, class_name: str = "") -> None:
+        """As Ray's ``kill``: returns once the node has begun ending the actor and, with
+        ``no_restart``, the control store has freed its name; from then on every call to
+        it from this process fails, even one the node could still have delivered."""
+        done = self._client.calls.future(
+            self._client.node,
+            lambda rid: m.KillActor(rid=rid, actor_id=actor_id, no_restart=no_restart),
+        )
+        try:
+            done.result(timeout=60)
+        except RemoteError:  # the node is gone, and the actor with it
+            pass
+        except TimeoutError:  # the control store is unreachable: the name is freed later
+            pass
+        if no_restart:
+            with self._lock:
+                machine = self._machine
+                actor = machine.get(actor_id) or machine.add(_Actor(actor_id, class_name, 0))
+                self._run(machine.died(actor, died(actor, "it was killed by ember.kill()")))
 
 
 def _death(actor: Actor, answer: m.Answer) -> exc.RayError:

@@ -242,7 +242,7 @@ class LocalRuntime:
             fn = getattr(instance, method)
         return self._run(fn, method, args, kwargs, num_returns, actor_id)
 
-    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+    def kill_actor(self, actor_id: bytes, no_restart: bool, class_name: str = "") -> None:
         if self._actors.pop(actor_id, None) is not None:
             self._dead[actor_id] = "it was killed by ember.kill()"
         for key, (aid, _) in list(self._names.items()):

@@ -78,6 +78,7 @@ class _Task(task_leases.Task):
         "parent",
         "namespace",
         "task_events",
+        "concurrency_group",
     )
 
     # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
@@ -95,6 +96,7 @@ class _Task(task_leases.Task):
     pins: list[Any]  # refs kept alive while the task may need them
     parent: bytes
     namespace: str  # the submitter's, as it was at submission
+    concurrency_group: str  # an actor call's group ("": its method's, or the default)
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
     # Its ``enable_task_events``: whether its state changes may be recorded as task events

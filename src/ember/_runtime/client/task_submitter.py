@@ -97,6 +97,7 @@ class TaskSubmitter:
         task.num_returns = num_returns
         task.backpressure = -1
         task.name = name
+        task.concurrency_group = ""
         dep_refs: list[ObjectRef] = []
         if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
             args = tuple(_placeholder(a, dep_refs) for a in args)
@@ -396,6 +397,7 @@ class TaskSubmitter:
             resources=resources,
             capture_child_tasks=captures(task.strategy),
             backpressure=task.backpressure,
+            concurrency_group=task.concurrency_group,
         )
 
     def leases_on(self, node_id: bytes) -> list[Lease]:

@@ -355,6 +355,8 @@ class ControlStore:
                 conn.send(m.ActorRegistered(rid=msg.rid, actor_id=actor_id))
         elif isinstance(msg, m.ActorGone):
             self.actor_dead(msg.actor_id)
+            if msg.rid:
+                conn.send(m.Reply(rid=msg.rid))
         elif isinstance(msg, m.LookupActor):
             self.lookup_actor(conn, msg.rid, msg.actor_id, time.monotonic())
         elif isinstance(msg, m.GetNamedActor):

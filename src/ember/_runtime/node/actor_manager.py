@@ -70,6 +70,8 @@ class ActorManager:
         self.actors: dict[bytes, _ActorRecord] = {}
         # Actors being registered with the control store: what to do once they are.
         self.registering: dict[bytes, list[Callable[[], None]]] = {}
+        # What runs once the control store has freed the name of an actor being killed.
+        self.on_unregistered: dict[bytes, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ the node's questions
 
@@ -152,11 +154,25 @@ class ActorManager:
             elif isinstance(action, life.EndProcess):
                 self.end_process(rec)
             elif isinstance(action, life.Unregister):
-                self.node.cluster.gcs_call(lambda _: m.ActorGone(actor_id=rec.actor_id))
+                self.unregister(rec)
             elif isinstance(action, life.AnswerCallers):
                 self.answer_resolvers(rec)
             else:
                 raise AssertionError(f"unknown actor lifecycle action {action!r}")
+
+    def unregister(self, rec: _ActorRecord) -> None:
+        """Tell the control store the actor is gone; a kill waiting for its name to be free
+        (``on_unregistered``) is answered once the control store has done so."""
+        then = self.on_unregistered.pop(rec.actor_id, None)
+        if then is None:
+            self.node.cluster.gcs_call(lambda _: m.ActorGone(actor_id=rec.actor_id))
+            return
+        done = then
+
+        def freed(answer: m.Answer) -> None:
+            done()
+
+        self.node.cluster.gcs_call(lambda r: m.ActorGone(actor_id=rec.actor_id, rid=r), freed)
 
     def create_actor(self, conn: Connection, msg: m.CreateActor) -> None:
         """Register with the control store (which checks the name), then place it. A detached
@@ -373,16 +389,41 @@ class ActorManager:
         elif rec.worker_id:
             self.node.pool.kill(rec.worker_id)
 
-    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
-        if self.after_registration(actor_id, lambda: self.kill_actor(actor_id, no_restart, reason)):
+    def kill_actor(
+        self,
+        actor_id: bytes,
+        no_restart: bool,
+        reason: str,
+        answered: Callable[[], None] | None = None,
+    ) -> None:
+        """``answered`` (for ``ember.kill``, which returns then) runs once the control store
+        has freed the actor's name, or at once when there is none to free."""
+        if self.after_registration(
+            actor_id, lambda: self.kill_actor(actor_id, no_restart, reason, answered)
+        ):
             return
         rec = self.actors.get(actor_id)
         if rec is None:  # managed by another node (a caller elsewhere kills it): tell it
-            self.send_home(
-                actor_id, m.KillActor(actor_id=actor_id, no_restart=no_restart, reason=reason)
-            )
+            kill = m.KillActor(actor_id=actor_id, no_restart=no_restart, reason=reason)
+            if answered is None:
+                self.send_home(actor_id, kill)
+                return
+            then = answered
+
+            def at_home(home: Connection | None) -> None:
+                if home is None:
+                    then()
+                else:
+                    self.node.calls.call(home, lambda r: m.replace(kill, rid=r), lambda _: then())
+
+            self.via_home(actor_id, at_home)
             return
+        if answered is not None:
+            self.on_unregistered[actor_id] = answered
         self.handle(rec, life.Kill(no_restart, reason))
+        unanswered = self.on_unregistered.pop(actor_id, None)
+        if unanswered is not None:  # there was nothing to unregister
+            unanswered()
 
     def resolve_actor(
         self, conn: Connection, rid: int, actor_id: bytes, min_inc: int, ended: bool = False

@@ -340,7 +340,10 @@ class NodeManager:
             self.actors.resolve_actor(conn, msg.rid, msg.actor_id, msg.min_incarnation, msg.ended)
         elif isinstance(msg, m.KillActor):
             self.actors.kill_actor(
-                msg.actor_id, msg.no_restart, msg.reason or "it was killed by ember.kill()"
+                msg.actor_id,
+                msg.no_restart,
+                msg.reason or "it was killed by ember.kill()",
+                (lambda: conn.send(m.Reply(rid=msg.rid))) if msg.rid else None,
             )
         elif isinstance(msg, m.ActorArgs):
             self.actors.actor_args(msg)

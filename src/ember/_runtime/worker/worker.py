@@ -8,13 +8,15 @@ recursion does not need a process per waiting task.
 
 As an actor, the process runs ``__init__`` when the node sends ``StartActor`` and then executes
 method calls in arrival order on the main thread, on a thread pool (``max_concurrency`` > 1) or
-on an asyncio event loop (any ``async def`` method).
+on an asyncio event loop (any ``async def`` method). An actor with concurrency groups starts
+each call when ``_core.concurrency_groups`` admits it, on the pool or the loop.
 
 Start: the node manager forks itself and calls ``main`` (see ``NodeManager.start_worker``).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import faulthandler
@@ -32,6 +34,7 @@ import cloudpickle
 
 from ember import exceptions as exc
 from ember._core.call_limits import CallCounter, CallLimited
+from ember._core.concurrency_groups import GroupAdmission
 from ember._core.generator_stream import must_pause
 from ember._protocol import ids
 from ember._protocol import messages as m
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__", "__ray_call__"}
+EXITED = "it exited intentionally: exit_actor() was called in {}"  # the node's reason
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
@@ -76,7 +80,7 @@ class _Title:
     @staticmethod
     def of(name: str) -> str:
         """``ember::f`` for a task or class named ``test_x.<locals>.f``."""
-        return "ember::" + name.rpartition("<locals>.")[2]
+        return "ember::" + _short(name)
 
     def enter(self, name: str) -> None:
         title = self._titles.get(name)
@@ -236,7 +240,14 @@ class Worker:
         self.actor_captures = False  # its placement group takes the tasks it starts
         self.actor_pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        # An async actor's concurrency groups other than the default one: a loop each, on a
+        # thread of its own, as in Ray (so a method that blocks its loop holds up only its group).
+        self.group_loops: dict[str, asyncio.AbstractEventLoop] = {}
         self.async_sem: asyncio.Semaphore | None = None
+        # With concurrency groups: which calls may start (under slots_lock, or on the loop).
+        self.admission: GroupAdmission[Any] | None = None
+        self.running_calls = 0  # actor calls running, under slots_lock
+        self.exiting = ""  # why the actor ends once its running calls have (exit_actor)
         # Unless the user set it, as in Ray (see size_blas); the CPUs it was set for last.
         self.set_omp = "OMP_NUM_THREADS" not in os.environ
         self.omp_cpus: float | None = None
@@ -304,11 +315,18 @@ class Worker:
         )
         if self.loop is not None:
             self.by_task[msg.task_id] = (None, ctx)
-            self.loop.call_soon_threadsafe(self._start_async, conn, msg, ctx)
+            loop = self.group_loops.get(msg.concurrency_group, self.loop)
+            loop.call_soon_threadsafe(self._start_async, loop, conn, msg, ctx)
             return
         if self.actor_pool is not None:
             self.by_task[msg.task_id] = (None, ctx)
-            self.actor_pool.submit(self.run, conn, msg, ctx, None)
+            if self.admission is None:
+                self.actor_pool.submit(self.run, conn, msg, ctx, None)
+                return
+            with self.slots_lock:
+                start = self.admission.arrive((conn, msg, ctx), msg.concurrency_group)
+            if start is not None:
+                self.actor_pool.submit(self._run_in_group, start)
             return
         if msg.actor_id:
             slot = self.main_slot
@@ -329,6 +347,16 @@ class Worker:
             slot = self._take_slot(run)
             self._sync_lent(msg.lease_id, run)
         slot.queue.put(lambda: self._drain(slot, msg.lease_id, run))
+
+    def _run_in_group(self, item: tuple[Connection, m.PushTask, TaskContext]) -> None:
+        """A pool thread: run an admitted call, then the calls of its group that wait."""
+        group = item[1].concurrency_group
+        next_item: tuple[Connection, m.PushTask, TaskContext] | None = item
+        while next_item is not None:
+            self.run(*next_item, None)
+            with self.slots_lock:
+                assert self.admission is not None
+                next_item = self.admission.done(group)
 
     def _take_slot(self, run: _LeaseRun) -> _Slot:
         """Under slots_lock: an executor for one more drainer of ``run``."""
@@ -352,6 +380,7 @@ class Worker:
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
                 last = self.retiring and not any(r.drainers for r in self.lease_runs.values())
+            assert done is not None  # (a task of a lease, not an actor call)
             _send_through_cancels(conn, done)
             if last:  # (the last task running here has been answered)
                 self.reactor.call_soon(self._exit_when_sent)
@@ -427,12 +456,24 @@ class Worker:
     # ------------------------------------------------------------------ running
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
-        _send_through_cancels(conn, self.execute(conn, msg, ctx, slot))
+        """Run a sync actor's call and answer it, unless the actor is exiting: then a call
+        does not start, and its caller learns why when the process has ended."""
+        if not self._call_started():
+            self.by_task.pop(msg.task_id, None)
+            return
+        try:
+            done = self.execute(conn, msg, ctx, slot)
+            if done is not None:
+                _send_through_cancels(conn, done)
+        finally:
+            self._call_ended()
 
     def execute(
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
-    ) -> m.TaskDone:
+    ) -> m.TaskDone | None:
+        """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
         token = task_context.current.set(ctx)
+        results: list[ReturnValue] | None = None
         if slot is not None:
             slot.running = ctx
         if not msg.actor_id:
@@ -445,11 +486,16 @@ class Worker:
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
                 self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
+            ctx.function = fn
             value = fn(*args, **kwargs)
             if msg.num_returns < 0:
                 self.stream(conn, msg, ctx, value)
                 value = None  # (its return value only says it is over)
+            elif ctx.cancelled and msg.actor_id:  # it ran on (see cancel): its caller is told
+                raise exc.TaskCancelledError(ctx.task_id.hex())
             results = self.pack(msg, value)
+        except task_context.ActorExit:
+            self._exit_requested(EXITED.format(msg.name))
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -463,32 +509,40 @@ class Worker:
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
+        if results is None:
+            return None
         return _TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
 
-    def _start_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
-        assert self.loop is not None
-        task = self.loop.create_task(self._run_async(conn, msg, ctx))
+    def _start_async(
+        self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
+    ) -> None:
+        task = loop.create_task(self._run_async(conn, msg, ctx))
         self.by_task[msg.task_id] = (None, ctx)
         _ASYNC_TASKS[msg.task_id] = task
 
     async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
-        assert self.async_sem is not None
+        """Run an async actor's call once its group (or the actor's limit) admits it and
+        answer it, unless the actor is exiting (see ``run``)."""
         task_context.current.set(ctx)
+        started = False
+        results: list[ReturnValue] | None = None
         try:
-            async with self.async_sem:
-                if ctx.cancelled:  # cancelled while it waited for the loop
-                    raise exc.TaskCancelledError(ctx.task_id.hex())
-                fn, args, kwargs = self.prepare(msg)
-                value = fn(*args, **kwargs)
-                if msg.num_returns < 0:
-                    if inspect.isasyncgen(value):
-                        await self.stream_async(conn, msg, value)
-                    else:
-                        self.stream(conn, msg, ctx, value)
-                    value = None
-                elif inspect.isawaitable(value):
-                    value = await value
-                results = self.pack(msg, value)
+            if self.admission is None:
+                assert self.async_sem is not None
+                async with self.async_sem:
+                    started = self._call_started()
+                    if started:
+                        results = await self._call_async(conn, msg, ctx)
+            else:
+                await self._admitted(msg.concurrency_group)
+                try:
+                    started = self._call_started()
+                    if started:
+                        results = await self._call_async(conn, msg, ctx)
+                finally:
+                    self._leave_group(msg.concurrency_group)
+        except (task_context.ActorExit, exc.AsyncioActorExit):
+            self._exit_requested(EXITED.format(msg.name))
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
         except BaseException as e:
@@ -497,7 +551,52 @@ class Worker:
             self.by_task.pop(msg.task_id, None)
             _ASYNC_TASKS.pop(msg.task_id, None)
             _flush_output()
-        conn.send(_TaskDone(task_id=msg.task_id, results=results))
+        if results is not None:
+            conn.send(_TaskDone(task_id=msg.task_id, results=results))
+        if started:
+            self._call_ended()
+
+    async def _call_async(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext
+    ) -> list[ReturnValue]:
+        if ctx.cancelled:  # cancelled while it waited for the loop
+            raise exc.TaskCancelledError(ctx.task_id.hex())
+        fn, args, kwargs = self.prepare(msg)
+        ctx.function = fn
+        value = fn(*args, **kwargs)
+        if msg.num_returns < 0:
+            if inspect.isasyncgen(value):
+                await self.stream_async(conn, msg, value)
+            else:
+                self.stream(conn, msg, ctx, value)
+            value = None
+        elif inspect.isawaitable(value):
+            value = await value
+        return self.pack(msg, value)
+
+    async def _admitted(self, group: str) -> None:
+        """The group's loop: wait until the call's concurrency group admits it."""
+        import asyncio
+
+        assert self.admission is not None
+        turn = asyncio.get_running_loop().create_future()
+        if self.admission.arrive(turn, group) is None:
+            try:
+                await turn
+            except BaseException:  # cancelled: if admitted meanwhile, give the place on
+                if turn.done() and not turn.cancelled():
+                    self._leave_group(group)
+                raise
+
+    def _leave_group(self, group: str) -> None:
+        """The group's loop: a call ended; its place goes to the next waiting call of its group that
+        was not cancelled meanwhile."""
+        assert self.admission is not None
+        turn = self.admission.done(group)
+        while turn is not None and turn.done():
+            turn = self.admission.done(group)
+        if turn is not None:
+            turn.set_result(None)
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
@@ -629,14 +728,41 @@ class Worker:
         if name == "__ray_call__":  # fn(actor instance, *args): Ray's way to run code there
             return lambda fn, *args, **kwargs: fn(self.actor, *args, **kwargs)
 
-        def terminate() -> None:
-            self.client.node.send(
-                m.ActorDone(actor_id=self.actor_id, reason="exited by __ray_terminate__")
-            )
-            _flush_output()
-            os._exit(0)
+        return lambda: self.end_actor("exited by __ray_terminate__")
 
-        return terminate
+    def _call_started(self) -> bool:
+        """An actor call is about to run: False if the actor is exiting (then it does not)."""
+        with self.slots_lock:
+            if self.exiting:
+                return False
+            self.running_calls += 1
+            return True
+
+    def _call_ended(self) -> None:
+        """An actor call ended and was answered: the actor ends now if it is exiting and
+        this was the last."""
+        with self.slots_lock:
+            self.running_calls -= 1
+            last = bool(self.exiting) and self.running_calls == 0
+        if last:
+            self.end_actor(self.exiting)
+
+    def _exit_requested(self, reason: str) -> None:
+        """``exit_actor()`` was called: no other call starts, and the actor ends once those
+        running have (as in Ray: their callers get their results, the others its death)."""
+        with self.slots_lock:
+            self.exiting = self.exiting or reason
+
+    def end_actor(self, reason: str) -> None:
+        """End the actor on purpose: the node marks it dead for good (no restart) with
+        ``reason``, which the calls to it, the one that asked included, fail with; atexit
+        handlers run, as with Python's own exit."""
+        self.client.node.send(m.ActorDone(actor_id=self.actor_id, reason=reason))
+        _flush_output()
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        _flush_output()
+        os._exit(0)
 
     # ------------------------------------------------------------------ actors
 
@@ -657,13 +783,14 @@ class Worker:
         self.actor_id = msg.actor_id
         self.actor_name = spec.class_name
         proctitle.show(_Title.of(self.actor_name))
-        _OUTPUT_NAME[0] = spec.class_name
+        _OUTPUT_NAME[0] = _short(spec.class_name)
         self.actor_gpu_ids = list(msg.gpu_ids)
         self.actor_resources = msg.resources
         self.actor_captures = msg.capture_child_tasks
         if msg.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
         self.size_blas(msg.resources)
+        meta = serialization.loads(spec.handle_meta) if spec.handle_meta else {}
         try:
             if self.setup_error:
                 raise exc.RuntimeEnvSetupError(self.setup_error)
@@ -674,7 +801,21 @@ class Worker:
                 inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                 for _, f in inspect.getmembers(cls, inspect.isfunction)
             )
-            self.actor = cls(*args, **kwargs)
+            task_context.actor = task_context.HostedActor(
+                msg.actor_id,
+                spec.class_name,
+                meta.get("name", ""),
+                spec.handle_meta,
+                spec.owner_id,
+                msg.incarnation,
+                is_async,
+            )
+            if is_async:
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+            ctx.function = cls.__init__
+            self.actor = self._construct(cls, args, kwargs)
         except BaseException as e:  # reported as the actor's death cause
             err: exc.RayError = exc.RayTaskError.from_exception(e, f"{spec.class_name}.__init__")
             if isinstance(e, exc.RuntimeEnvSetupError):
@@ -683,26 +824,42 @@ class Worker:
             _flush_output()
             reply_to.send(m.error_reply(msg.rid, m.ErrorKind.ACTOR_INIT_FAILED, str(err), data))
             return
+        if any("__repr__" in vars(k) for k in type(self.actor).__mro__[:-1]):  # as in Ray
+            with contextlib.suppress(Exception):
+                _OUTPUT_NAME[0] = repr(self.actor)
         concurrency = spec.max_concurrency
+        groups = meta.get("concurrency_groups")
+        if groups:
+            self.admission = GroupAdmission(groups, concurrency or (1000 if is_async else 1))
         if is_async:
             import asyncio
 
-            self.loop = asyncio.new_event_loop()
-            self.async_sem = asyncio.Semaphore(concurrency or 1000)
-            self.main_slot.queue.put(self._run_loop)
-        elif concurrency and concurrency > 1:
+            if self.admission is None:
+                self.async_sem = asyncio.Semaphore(concurrency or 1000)
+            for group in groups or ():
+                loop = self.group_loops[group] = asyncio.new_event_loop()
+                name = f"ember-group-{group}"
+                threading.Thread(target=_run_loop, args=(loop,), daemon=True, name=name).start()
+            default_loop = self.loop
+            assert default_loop is not None
+            self.main_slot.queue.put(lambda: _run_loop(default_loop))
+        elif self.admission is not None or (concurrency and concurrency > 1):
             from concurrent.futures import ThreadPoolExecutor
 
-            self.actor_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ember-actor")
+            threads = self.admission.total_limit() if self.admission else concurrency
+            self.actor_pool = ThreadPoolExecutor(threads, thread_name_prefix="ember-actor")
         _flush_output()
         reply_to.send(m.ActorStarted(rid=msg.rid, addr=self.address))
 
-    def _run_loop(self) -> None:
-        import asyncio
-
+    def _construct(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An instance of the actor's class; an ``async def __init__`` (an async actor's, as
+        Ray allows) runs to its end on the actor's event loop first."""
+        if not inspect.iscoroutinefunction(cls.__init__):
+            return cls(*args, **kwargs)
         assert self.loop is not None
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        instance = cls.__new__(cls)
+        self.loop.run_until_complete(instance.__init__(*args, **kwargs))
+        return instance
 
     # ------------------------------------------------------------------ blocking and cancel
 
@@ -768,10 +925,15 @@ class Worker:
         if self.loop is not None:
             task = _ASYNC_TASKS.get(task_id)
             if task is not None:
-                self.loop.call_soon_threadsafe(task.cancel)
+                task.get_loop().call_soon_threadsafe(task.cancel)
             return
         if slot is None or slot.running is not ctx or slot.thread is None:
             return  # queued: it is skipped when its turn comes
+        if ctx.actor_id:
+            # A sync actor's running call is not interrupted (its state could be left half
+            # changed), as in Ray: it may see is_canceled(), and its caller gets
+            # TaskCancelledError however it ends.
+            return
         if slot is self.main_slot:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         elif not self.client.interrupt_wait(task_id):
@@ -812,6 +974,13 @@ def _error_bytes(err: BaseException, name: str) -> bytes:
 _ASYNC_TASKS: dict[bytes, asyncio.Task[Any]] = {}
 
 
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+
+
 def _cancelled_error() -> type[BaseException]:
     import asyncio
 
@@ -827,6 +996,13 @@ def _on_sigint(signum: int, frame: Any) -> None:
 # ---------------------------------------------------------------------- output to the driver
 
 _OUTPUT_NAME = [""]
+
+
+def _short(name: str) -> str:
+    """``f`` for a function or class named ``test_x.<locals>.f``, as Ray shows it."""
+    return name.rpartition("<locals>.")[2]
+
+
 _OUTPUTS: list[_Forwarder] = []
 
 
@@ -859,7 +1035,7 @@ class _Forwarder(io.TextIOBase):
 
     def _emit(self, lines: list[str]) -> None:
         ctx = task_context.current.get()
-        name = _OUTPUT_NAME[0] or (ctx.name if ctx else "worker")
+        name = _OUTPUT_NAME[0] or (_short(ctx.name) if ctx else "worker")
         prefix = f"({name} pid={os.getpid()}) "
         out = [prefix + line for line in lines]
         with contextlib.suppress(Exception):
