@@ -2,7 +2,9 @@
 
 The system tests also run unchanged against real Ray through a shim package named ``ember``
 that aliases ``ray``; tests marked ``ember_only`` (for example ``local_mode``, which Ray 2.60
-removed) are skipped there.
+removed) are skipped there. The shim is one file, ``SHIM/ember/__init__.py`` holding
+``import sys, ray; sys.modules["ember"] = ray``; then, with an interpreter that has Ray,
+``PYTHONPATH=SHIM:. python -m pytest -p no:cacheprovider tests/system/test_x.py``.
 
 The helper actor classes are defined inside the fixtures on purpose: classes local to a function
 are pickled by value, so they do not depend on the workers being able to import this file.
