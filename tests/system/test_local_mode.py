@@ -290,3 +290,47 @@ def test_exit_actor_ends_the_actor(local, is_async):
         ray.get(a.ping.remote(), timeout=T)
     with pytest.raises(ValueError):  # its name is free again
         ray.get_actor("stopper")
+
+
+def test_retry_exceptions_run_the_call_again(local):
+    ray = local
+    calls = []  # (the driver's own list: local mode runs this very function)
+
+    @ray.remote(max_retries=2, retry_exceptions=[KeyError])
+    def flaky(fail_times, error):
+        calls.append(1)
+        if len(calls) <= fail_times:
+            raise error("flaky")
+        return len(calls)
+
+    assert ray.get(flaky.remote(2, KeyError), timeout=T) == 3
+    calls.clear()
+    with pytest.raises(KeyError):  # out of retries
+        ray.get(flaky.remote(5, KeyError), timeout=T)
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(ValueError):  # not one of its retry_exceptions
+        ray.get(flaky.remote(1, ValueError), timeout=T)
+    assert len(calls) == 1
+
+    @ray.remote(max_task_retries=1)
+    class A:
+        def __init__(self):
+            self.n = 0
+
+        @ray.method(retry_exceptions=True)
+        def step(self):
+            self.n += 1
+            if self.n == 1:
+                raise RuntimeError("first")
+            return self.n
+
+        @ray.method(retry_exceptions=True)
+        def stop(self):
+            self.n += 1
+            ray.actor.exit_actor()
+
+    a = A.remote()
+    assert ray.get(a.step.remote(), timeout=T) == 2
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(a.stop.remote(), timeout=T)

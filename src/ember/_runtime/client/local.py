@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import inspect
 import os
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 from ember import exceptions as exc
 from ember._core import runtime_env as renv
+from ember._core.retry import should_retry_error
 from ember._protocol import ids
 from ember._protocol.messages import DYNAMIC
 from ember._runtime import serialization, task_context
@@ -160,17 +162,29 @@ class LocalRuntime:
         num_returns: int,
         env: str,
         actor: HostedActor | None = None,
+        retries: int = 0,
+        retry_exceptions: Any = False,
     ) -> list[ObjectRef[Any]]:
+        """Run one call; an error its ``retry_exceptions`` match runs it again while
+        ``retries`` (-1 for ever) allow (a generator's error is one of its items, not retried)."""
         task_id = ids.new_task_id()
         returns = num_returns if num_returns >= 0 else 1  # (a generator task's: when it ends)
         oids = [ids.return_object_id(task_id, i + 1) for i in range(returns)]
         with self._calling(task_id, name, env, actor):
             try:
                 args, kwargs = self._resolve(args, kwargs)
-                value = fn(*args, **kwargs)
-                if num_returns < 0:
-                    return [self._generate(task_id, name, value, num_returns)]
-                value = self._await(value)
+                while True:
+                    try:
+                        value = fn(*args, **kwargs)
+                        if num_returns < 0:
+                            return [self._generate(task_id, name, value, num_returns)]
+                        value = self._await(value)
+                        break
+                    except Exception as e:
+                        retry = should_retry_error(retry_exceptions, functools.partial(_same, e))
+                        if not retry or retries == 0 or isinstance(e, exc.AsyncioActorExit):
+                            raise
+                        retries -= 1
                 one = num_returns == 1 and not inspect.isgenerator(value)
                 values = [value] if one else list(value) if num_returns else []
                 if len(values) != num_returns:
@@ -233,13 +247,18 @@ class LocalRuntime:
         *,
         num_returns: int,
         name: str,
+        max_retries: int = 0,
+        retry_exceptions: Any = False,
         strategy: Any = None,
         runtime_env: str = "",
-        **_: Any,  # (resources, retries, task events and backpressure mean nothing here)
+        **_: Any,  # (resources: one call at a time, nothing competes; task events, backpressure)
     ) -> list[ObjectRef[Any]]:
         _check_placement(strategy, f"task {name}")
         _check_env(runtime_env, f"task {name}")
-        return self._run(self._functions[fn_id], name, args, kwargs, num_returns, runtime_env)
+        fn = self._functions[fn_id]
+        return self._run(
+            fn, name, args, kwargs, num_returns, runtime_env, None, max_retries, retry_exceptions
+        )
 
     # ------------------------------------------------------------------ actors
 
@@ -308,8 +327,10 @@ class LocalRuntime:
         kwargs: Any,
         *,
         num_returns: int,
+        max_task_retries: int = 0,
+        retry_exceptions: Any = False,
         max_pending_calls: int = -1,
-        **_: Any,  # (retries and task events; concurrency groups: calls run one at a time)
+        **_: Any,  # (task events, backpressure; concurrency groups: calls run one at a time)
     ) -> list[ObjectRef[Any]]:
         instance = self._actors.get(actor_id)
         if instance is None:
@@ -337,7 +358,17 @@ class LocalRuntime:
         hosted, env = self._hosted[actor_id]
         self._running[actor_id] += 1
         try:
-            return self._run(fn, method, args, kwargs, num_returns, env, hosted)
+            return self._run(
+                fn,
+                method,
+                args,
+                kwargs,
+                num_returns,
+                env,
+                hosted,
+                max_task_retries,
+                retry_exceptions,
+            )
         finally:
             self._running[actor_id] -= 1
 
@@ -403,6 +434,10 @@ def _check_env(env: str, what: str) -> None:
         _refuse(
             f"runtime_env field(s) {', '.join(others)} (of {what}), which need a worker process,"
         )
+
+
+def _same(e: BaseException) -> BaseException:
+    return e
 
 
 def _task_error(e: Exception, name: str) -> exc.RayTaskError:
