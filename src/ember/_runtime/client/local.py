@@ -36,7 +36,7 @@ class LocalRuntime:
         self.client_id = ids.random_id()
         self.job_id = ids.random_id(4)
         self.node_id = ids.random_id(16)
-        self.runtime_env = ""  # (local mode runs everything in this process, as it is)
+        self.runtime_env = ""  # the running call's (see _calling)
         self._values: dict[bytes, tuple[bool, bytes]] = {}  # id -> (is_error, data)
         self._functions: dict[bytes, Any] = {}
         self._actors: dict[bytes, Any] = {}
