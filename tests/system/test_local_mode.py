@@ -334,3 +334,19 @@ def test_retry_exceptions_run_the_call_again(local):
     assert ray.get(a.step.remote(), timeout=T) == 2
     with pytest.raises(ray.exceptions.ActorDiedError):
         ray.get(a.stop.remote(), timeout=T)
+
+
+def test_job_runtime_env_vars_apply_to_every_call(start_ember, tmp_path):
+    with pytest.raises(ValueError, match="working_dir.*the job.*local mode"):
+        start_ember(local_mode=True, runtime_env={"working_dir": str(tmp_path)})
+    os.environ.pop("EMBER_LOCAL_TEST_VAR", None)
+    ray = start_ember(local_mode=True, runtime_env={"env_vars": {"EMBER_LOCAL_TEST_VAR": "job"}})
+
+    @ray.remote
+    def read():
+        return os.environ.get("EMBER_LOCAL_TEST_VAR"), os.environ.get("EMBER_LOCAL_OTHER")
+
+    other = {"runtime_env": {"env_vars": {"EMBER_LOCAL_OTHER": "task"}}}
+    assert ray.get(read.remote(), timeout=T) == ("job", None)
+    assert ray.get(read.options(**other).remote(), timeout=T) == ("job", "task")  # merged
+    assert "EMBER_LOCAL_TEST_VAR" not in os.environ

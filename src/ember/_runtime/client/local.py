@@ -30,13 +30,18 @@ from ember._runtime.task_context import HostedActor, TaskContext
 
 
 class LocalRuntime:
-    def __init__(self, resources: dict[str, float], namespace: str) -> None:
+    def __init__(
+        self, resources: dict[str, float], namespace: str, job_env: dict[str, Any] | None = None
+    ) -> None:
+        """``job_env``: ``init(runtime_env=...)``, checked; its ``env_vars`` apply to every
+        call, as the job's env does to every worker."""
+        self.runtime_env = renv.canonical(job_env or {})  # the running call's (see _calling)
+        _check_env(self.runtime_env, "the job")
         self.resources = resources
         self.namespace = namespace
         self.client_id = ids.random_id()
         self.job_id = ids.random_id(4)
         self.node_id = ids.random_id(16)
-        self.runtime_env = ""  # the running call's (see _calling)
         self._values: dict[bytes, tuple[bool, bytes]] = {}  # id -> (is_error, data)
         self._functions: dict[bytes, Any] = {}
         self._actors: dict[bytes, Any] = {}
