@@ -119,7 +119,8 @@ def _request(make: Any) -> Any:
     control_request = getattr(rt, "control_request", None)
     if control_request is None:
         raise RuntimeError(
-            "placement groups need Ember's cluster runtime; local_mode does not have them"
+            "placement groups are not supported in local mode, which runs every call in the "
+            "driver's process: run without local_mode=True to use them."
         )
     return control_request(make)
 

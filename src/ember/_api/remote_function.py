@@ -101,7 +101,10 @@ class RemoteFunction(Generic[_P, _Out]):
     ) -> Any:
         rt = runtime()
         fn_id, data = self._fn_key()
-        rt.export_function(fn_id, data, self._function)
+        max_calls = self._options["max_calls"]  # (local mode runs the object, and refuses this)
+        rt.export_function(
+            fn_id, data, CallLimited(self._function, max_calls) if max_calls else self._function
+        )
         ctx = task_context.current.get()
         if ctx is not None and ctx.capture_child_tasks and options["scheduling_strategy"] is None:
             from ember._api.placement_group import captured

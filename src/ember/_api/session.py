@@ -128,15 +128,15 @@ def init(
         host = hidden.get("_node_ip_address") or "127.0.0.1"
         total = node_resources(num_cpus, num_gpus, resources, host, memory=hidden.get("_memory"))
         if local_mode:
-            if job_env:
+            if labels:
                 raise ValueError(
-                    "local_mode runs everything in this process, which has no runtime env: "
-                    "drop runtime_env or local_mode."
+                    "local_mode runs everything in this process, which has no node labels: "
+                    "drop labels or local_mode."
                 )
             from ember._runtime.client.local import LocalRuntime
 
             total.setdefault("memory", float(available_memory()))  # (no store beside it)
-            state.set_current(LocalRuntime(total, ns))
+            state.set_current(LocalRuntime(total, ns, job_env))
             return _context_info()
         spawned = spawn_node(
             resources=total,
