@@ -418,12 +418,12 @@ class RayContext(Mapping[str, Any]):
     reads ``address_info``, deprecated as in Ray."""
 
     def __init__(self, address_info: dict[str, Any]) -> None:
-        from ember import __version__
+        import importlib.metadata
 
         self.address_info = address_info
         self.dashboard_url = ""
         self.python_version = "{}.{}.{}".format(*sys.version_info[:3])
-        self.ray_version = __version__
+        self.ray_version = importlib.metadata.version("ember")  # (the installed release's)
 
     def __getitem__(self, key: str) -> Any:
         warnings.warn(
@@ -456,7 +456,8 @@ def _context_info() -> RayContext:
     """Ray's ``address_info`` keys; where Ember has no such thing (Redis, metrics, a dashboard
     agent), Ray's own value for "none"."""
     rt = runtime()
-    node = next((n for n in rt.cluster_info()["nodes"] if n["node_id"] == rt.node_id), {})
+    nodes: list[dict[str, Any]] = rt.cluster_info()["nodes"]
+    node = next((n for n in nodes if n["node_id"] == rt.node_id), {})
     control = getattr(rt, "control_address", "")
     address = control[len("tcp:") :] if control.startswith("tcp:") else control
     return RayContext(

@@ -70,7 +70,7 @@ class BaseID:
         return self._binary == b"\xff" * self.SIZE
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._binary == self._binary  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._binary == self._binary
 
     def __hash__(self) -> int:
         return hash(self._binary)
