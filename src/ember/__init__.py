@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ember import exceptions
+    from ember import cloudpickle, exceptions
     from ember._api.actor import ActorClass, ActorHandle, method
     from ember._api.api import (
         available_resources,
@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     from ember._api.session import init, is_initialized, shutdown
     from ember._runtime.object_ref import ObjectRef
     from ember._runtime.object_ref_generator import DynamicObjectRefGenerator, ObjectRefGenerator
+    from ember._runtime.unique_ids import (
+        ActorID,
+        JobID,
+        NodeID,
+        PlacementGroupID,
+        TaskID,
+        WorkerID,
+    )
 
     ObjectID = ObjectRef
 
@@ -61,19 +69,32 @@ _WHERE = {
     "ObjectRef": "ember._runtime.object_ref",
     "ObjectRefGenerator": "ember._runtime.object_ref_generator",
     "DynamicObjectRefGenerator": "ember._runtime.object_ref_generator",
+    "ActorID": "ember._runtime.unique_ids",
+    "JobID": "ember._runtime.unique_ids",
+    "NodeID": "ember._runtime.unique_ids",
+    "PlacementGroupID": "ember._runtime.unique_ids",
+    "TaskID": "ember._runtime.unique_ids",
+    "WorkerID": "ember._runtime.unique_ids",
 }
 
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "ActorID",
     "DynamicObjectRefGenerator",
+    "JobID",
+    "NodeID",
     "ObjectID",
     "ObjectRef",
     "ObjectRefGenerator",
+    "PlacementGroupID",
     "RemoteFunction",
     "RuntimeContext",
+    "TaskID",
+    "WorkerID",
     "available_resources",
     "cancel",
+    "cloudpickle",
     "cluster_resources",
     "exceptions",
     "get",
@@ -93,7 +114,16 @@ __all__ = [
 
 
 # Submodules reachable as attributes after ``import ember`` (``ray.tune``, ``ray.util``).
-_SUBMODULES = ("actor", "dag", "exceptions", "experimental", "runtime_env", "tune", "util")
+_SUBMODULES = (
+    "actor",
+    "cloudpickle",
+    "dag",
+    "exceptions",
+    "experimental",
+    "runtime_env",
+    "tune",
+    "util",
+)
 
 
 def __getattr__(name: str) -> Any:

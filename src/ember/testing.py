@@ -110,7 +110,8 @@ class Cluster:
         self.wait_for_nodes()
         return handle
 
-    def connect(self, **init_args: Any) -> dict[str, Any]:
+    def connect(self, **init_args: Any) -> Any:
+        """Connect this driver (``ember.init``); returns what ``init`` does, a RayContext."""
         import ember
 
         return ember.init(address=self.address, **init_args)

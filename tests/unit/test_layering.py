@@ -62,7 +62,7 @@ def tier_of(module: str) -> str | None:
     if head == "testing":  # drives processes, like the CLI
         return "cli"
     # Public faces of core features, as in Ray (``_raylet``: a private path Ray's docs use).
-    if head in ("util", "runtime_env", "dag", "_raylet", "actor"):
+    if head in ("util", "runtime_env", "dag", "_raylet", "actor", "cloudpickle"):
         return "public"
     if head in LIBRARIES:
         return "library"

@@ -225,22 +225,44 @@ def available_resources() -> dict[str, float]:
 
 
 def nodes() -> list[dict[str, Any]]:
-    return [
-        {
-            "NodeID": node["node_id"].hex(),
-            "Alive": node["alive"],
-            "NodeManagerAddress": node["host"],
-            "NodeManagerHostname": os.uname().nodename
-            if node["host"] == "127.0.0.1"
-            else node["host"],
-            "NodeName": node["host"],
-            "Resources": dict(node["total"]),
-            "Labels": dict(node.get("labels") or {}),
-            "ObjectStoreSocketName": node.get("address", ""),
-            "alive": node["alive"],
-        }
-        for node in runtime().cluster_info()["nodes"]
-    ]
+    """The cluster's nodes, with Ray's fields in Ray's order. Ember serves tasks, objects and
+    transfers on one node-manager socket, so both ports are its TCP port (-1 on a single
+    machine, where it listens on a local socket only); the metrics, dashboard and runtime-env
+    agents it lacks get Ray's "none", -1."""
+    return [_node_entry(node) for node in runtime().cluster_info()["nodes"]]
+
+
+# Ray's NodeDeathInfo reasons: a live node has none; Ember cannot yet tell a node that was
+# stopped from one that failed, so every dead node is an unexpected termination.
+_DEATH_UNSPECIFIED = 0
+_DEATH_UNEXPECTED_TERMINATION = 2
+
+
+def _node_entry(node: dict[str, Any]) -> dict[str, Any]:
+    address: str = node["address"]
+    host, _, port = address.removeprefix("tcp:").rpartition(":")
+    tcp_port = int(port) if host and port.isdigit() else -1
+    alive: bool = node["alive"]
+    return {
+        "NodeID": node["node_id"].hex(),
+        "Alive": alive,
+        "NodeManagerAddress": node["host"],
+        "NodeManagerHostname": os.uname().nodename if node["host"] == "127.0.0.1" else node["host"],
+        "NodeManagerPort": tcp_port,
+        "ObjectManagerPort": tcp_port,
+        "ObjectStoreSocketName": address,
+        "RayletSocketName": node.get("local_address", address),
+        "MetricsExportPort": -1,
+        "MetricsAgentPort": -1,
+        "DashboardAgentListenPort": -1,
+        "NodeName": node["host"],
+        "RuntimeEnvAgentPort": -1,
+        "DeathReason": _DEATH_UNSPECIFIED if alive else _DEATH_UNEXPECTED_TERMINATION,
+        "DeathReasonMessage": "" if alive else node.get("death_reason", ""),
+        "alive": alive,
+        "Resources": dict(node["total"]),
+        "Labels": dict(node.get("labels") or {}),
+    }
 
 
 def _check_timeout(timeout: float | None) -> None:

@@ -21,33 +21,7 @@ from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import task_context
 from ember._runtime.object_ref import ObjectRef
-
-_ID_LEN = 18  # as Ray's PlacementGroupID
-
-
-class PlacementGroupID:
-    """A placement group's id: ``hex()``, ``binary()``."""
-
-    def __init__(self, binary: bytes) -> None:
-        self._binary = binary
-
-    def binary(self) -> bytes:
-        return self._binary
-
-    def hex(self) -> str:
-        return self._binary.hex()
-
-    def is_nil(self) -> bool:
-        return not any(self._binary)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PlacementGroupID) and other._binary == self._binary
-
-    def __hash__(self) -> int:
-        return hash(self._binary)
-
-    def __repr__(self) -> str:
-        return f"PlacementGroupID({self.hex()})"
+from ember._runtime.unique_ids import PlacementGroupID
 
 
 class PlacementGroup:
@@ -203,7 +177,7 @@ def placement_group(
             f"'detached'. Got {lifetime}."
         )
     job_id, namespace = _job_and_namespace()
-    pg_id = ids.random_id(_ID_LEN)
+    pg_id = ids.random_id(PlacementGroupID.SIZE)
     specs = [{k: float(v) for k, v in b.items()} for b in bundles]
     _request(
         lambda rid: m.CreatePlacementGroup(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ember._api import runtime_env
 from ember._api.runtime_env import RuntimeEnv
 from ember._api.session import runtime
 from ember._runtime import serialization, task_context
+from ember._runtime.unique_ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID
 
 if TYPE_CHECKING:
     from ember._api.actor import ActorHandle
@@ -166,21 +168,43 @@ class RuntimeContext:
         packages in place of local paths)."""
         return runtime_env.current(self._rt)
 
+    # Ray's older properties give id objects where the getters give hex strings; deprecated
+    # there in favour of the getters, and here too.
     @property
-    def job_id(self) -> str:
-        return self.get_job_id()
+    def job_id(self) -> JobID:
+        return JobID.from_hex(_deprecated(self.get_job_id, "job_id"))
 
     @property
-    def task_id(self) -> str | None:
-        return self.get_task_id()
+    def task_id(self) -> TaskID | None:
+        task = _deprecated(self.get_task_id, "task_id")
+        return None if task is None else TaskID.from_hex(task)
 
     @property
-    def actor_id(self) -> str | None:
-        return self.get_actor_id()
+    def actor_id(self) -> ActorID | None:
+        actor = _deprecated(self.get_actor_id, "actor_id")
+        return None if actor is None else ActorID.from_hex(actor)
 
     @property
-    def node_id(self) -> str:
-        return self.get_node_id()
+    def node_id(self) -> NodeID:
+        return NodeID.from_hex(_deprecated(self.get_node_id, "node_id"))
+
+    @property
+    def current_placement_group_id(self) -> PlacementGroupID:
+        """The group this task or actor runs in; a nil id outside any."""
+        group = _deprecated(self.get_placement_group_id, "current_placement_group_id")
+        return PlacementGroupID.nil() if group is None else PlacementGroupID.from_hex(group)
+
+
+_T = TypeVar("_T")
+
+
+def _deprecated(getter: Callable[[], _T], name: str) -> _T:
+    warnings.warn(
+        f"RuntimeContext.{name} is deprecated: use {getter.__name__}() instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getter()
 
 
 def get_runtime_context() -> RuntimeContext:

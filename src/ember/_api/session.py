@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
@@ -70,7 +71,7 @@ def init(
     namespace: str | None = None,
     runtime_env: dict[str, Any] | None = None,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> RayContext:
     """Start Ember on this machine and connect this driver; with ``address`` ("auto" or
     "HOST:PORT"), connect to a running cluster through this host's node instead.
 
@@ -394,7 +395,7 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
+def _start_job(client: CoreClient, job_env: dict[str, Any]) -> RayContext:
     """Upload what the job's runtime env names (its tasks and actors inherit it)."""
     if job_env:
         from ember._api import runtime_env as runtime_env_api
@@ -410,9 +411,70 @@ def _start_job(client: CoreClient, job_env: dict[str, Any]) -> dict[str, Any]:
     return _context_info()
 
 
-def _context_info() -> dict[str, Any]:
+class RayContext(Mapping[str, Any]):
+    """What ``init()`` returns, as Ray's: ``address_info`` (where this driver's node and the
+    cluster are), ``dashboard_url`` ("": Ember has no dashboard yet) and the versions;
+    ``with ember.init(): ...`` shuts down at the end. Reading it as a dict (``ctx["node_id"]``)
+    reads ``address_info``, deprecated as in Ray."""
+
+    def __init__(self, address_info: dict[str, Any]) -> None:
+        import importlib.metadata
+
+        self.address_info = address_info
+        self.dashboard_url = ""
+        self.python_version = "{}.{}.{}".format(*sys.version_info[:3])
+        self.ray_version = importlib.metadata.version("ember")  # (the installed release's)
+
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(
+            f'ctx["{key}"] is deprecated: use ctx.address_info["{key}"]',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.address_info[key]
+
+    def __len__(self) -> int:
+        return len(self.address_info)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.address_info)
+
+    def __enter__(self) -> RayContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutdown()
+
+    def disconnect(self) -> None:
+        shutdown()
+
+    def __repr__(self) -> str:
+        return f"RayContext(address_info={self.address_info!r})"
+
+
+def _context_info() -> RayContext:
+    """Ray's ``address_info`` keys; where Ember has no such thing (Redis, metrics, a dashboard
+    agent), Ray's own value for "none"."""
     rt = runtime()
-    return {"node_id": rt.node_id.hex(), "namespace": rt.namespace, "job_id": rt.job_id.hex()}
+    nodes: list[dict[str, Any]] = rt.cluster_info()["nodes"]
+    node = next((n for n in nodes if n["node_id"] == rt.node_id), {})
+    control = getattr(rt, "control_address", "")
+    address = control[len("tcp:") :] if control.startswith("tcp:") else control
+    return RayContext(
+        {
+            "node_ip_address": node.get("host", "127.0.0.1"),
+            "redis_address": None,
+            "object_store_address": _node.shm_dir if _node is not None else "",
+            "raylet_socket_name": node.get("local_address", ""),
+            "webui_url": "",
+            "session_dir": _node.session_dir if _node is not None else "",
+            "metrics_export_port": -1,
+            "gcs_address": address,
+            "address": address,
+            "dashboard_agent_listen_port": -1,
+            "node_id": rt.node_id.hex(),
+        }
+    )
 
 
 def _print_logs(lines: list[str], err: bool) -> None:

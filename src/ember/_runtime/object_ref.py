@@ -4,6 +4,10 @@ A ref knows its object's id and its owner (the process that submitted the task o
 ``put``). Creating and dropping refs tells the runtime, which counts them per process so that
 the value is freed when the last ref anywhere is gone. Pickling a ref (to send it to another
 process) tells the runtime that the object is now shared.
+
+``ObjectRef(binary)`` and ``ObjectRef.from_hex`` rebuild a ref from an id sent out of band, as
+in Ray, with Ray's warning: such a ref is not counted and knows no owner, so it finds its value
+only while the value is on this node and some counted ref still keeps it alive.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import concurrent.futures
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ember._runtime import serialization, state
+from ember._protocol import ids
+from ember._runtime import serialization, state, task_context
+from ember._runtime.unique_ids import JobID, TaskID, check_binary, unhex
 
 if TYPE_CHECKING:
     import asyncio
@@ -27,12 +33,35 @@ class ObjectRef(Generic[_T_co]):
 
     __slots__ = ("_id", "_owner", "_rt", "__weakref__")
 
-    def __init__(self, object_id: bytes, owner_id: bytes, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self, object_id: bytes, owner_id: bytes = b"", runtime: Runtime | None = None
+    ) -> None:
         self._id = object_id
         self._owner = owner_id
         self._rt = runtime
         if runtime is not None:
             runtime.add_local_ref(object_id, owner_id)
+        else:  # built by a user (or unpickled with no runtime): not on the hot path
+            check_binary("ObjectRef", ids.OBJECT_ID_LEN, object_id)
+
+    @classmethod
+    def size(cls) -> int:
+        return ids.OBJECT_ID_LEN
+
+    @classmethod
+    def from_binary(cls, binary: bytes) -> ObjectRef[Any]:
+        return cls(binary)
+
+    @classmethod
+    def from_hex(cls, hex_id: str) -> ObjectRef[Any]:
+        return cls(unhex("ObjectRef", hex_id))
+
+    @classmethod
+    def nil(cls) -> ObjectRef[Any]:
+        return cls(_NIL)
+
+    def is_nil(self) -> bool:
+        return self._id == _NIL
 
     def __del__(self) -> None:
         rt = self._rt
@@ -54,10 +83,21 @@ class ObjectRef(Generic[_T_co]):
     def hex(self) -> str:
         return self._id.hex()
 
-    def task_id(self) -> bytes:
-        return self._id[:12]
+    def task_id(self) -> TaskID:
+        """The task that returns this object (for ``put``, the id of the put)."""
+        return TaskID(ids.task_of(self._id))
 
-    def owner_id(self) -> bytes:
+    def job_id(self) -> JobID:
+        """The job of this process: Ember's object ids do not carry their job, and a ref's
+        object belongs to the job that made it, which is this one unless the ref was passed
+        across jobs (through a named actor)."""
+        ctx = task_context.current.get()
+        job = ctx.job_id if ctx is not None and ctx.job_id else _runtime_of(self).job_id
+        return JobID(job)
+
+    def owner_address(self) -> bytes:
+        """Who owns the object, as bytes (Ray's are a serialized address; Ember's, the owner's
+        process id); empty for a ref built from an id, whose owner is unknown."""
         return self._owner
 
     def __hash__(self) -> int:
@@ -81,6 +121,9 @@ class ObjectRef(Generic[_T_co]):
         import asyncio
 
         return asyncio.wrap_future(self.future())
+
+
+_NIL = b"\xff" * ids.OBJECT_ID_LEN
 
 
 def _runtime_of(ref: ObjectRef[Any]) -> Runtime:

@@ -4,13 +4,13 @@ reserves; tasks and actors run in it with ``PlacementGroupSchedulingStrategy``."
 
 from ember._api.placement_group import (
     PlacementGroup,
-    PlacementGroupID,
     get_current_placement_group,
     get_placement_group,
     placement_group,
     placement_group_table,
     remove_placement_group,
 )
+from ember._runtime.unique_ids import PlacementGroupID
 
 __all__ = [
     "PlacementGroup",

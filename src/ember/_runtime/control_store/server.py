@@ -69,6 +69,7 @@ class NodeEntry:
     available: dict[str, float] = field(default_factory=dict)
     pending: list[list[Any]] = field(default_factory=list)  # as in Heartbeat
     alive: bool = True
+    death_reason: str = ""  # why it was declared dead
     last_seen: float = 0.0
     conn: PeerConnection | None = None
 
@@ -82,6 +83,7 @@ class NodeEntry:
             "available": self.available,
             "pending": self.pending,
             "alive": self.alive,
+            "death_reason": self.death_reason,
             "pid": self.pid,
             "labels": self.labels,
         }
@@ -311,6 +313,7 @@ class ControlStore:
         if entry is None or not entry.alive:
             return []
         entry.alive = False
+        entry.death_reason = reason
         entry.available = {}
         self.storage.delete("nodes", node_id.hex())
         for actor_id in [a for a, info in self.actors.items() if info["home"] == node_id]:

@@ -180,7 +180,10 @@ def _spawn(
     read_fd, write_fd = os.pipe() if ready else (-1, -1)
     if ready:
         config = dataclasses.replace(config, ready_fd=write_fd)
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # (the folder holding the ``ember`` package; ``ember`` itself on the path would let its
+    # modules shadow top-level ones: ``ember/cloudpickle.py`` for ``cloudpickle``)
+    here = os.path.abspath(__file__)  # <parent>/ember/_runtime/launch/launcher.py
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
     path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
