@@ -5,6 +5,7 @@ what runs in the group, names, and child tasks captured into the group."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -141,6 +142,47 @@ def test_removing_a_group_kills_its_actors_and_frees_its_resources(ray: Any) -> 
         "the actor killed",
     )
     wait_until(lambda: ray.available_resources().get("CPU", 0), T, "both CPUs", until=(2.0).__eq__)
+
+
+@pytest.mark.ember_only  # (Ray 2.60 waits for ever in all three cases)
+def test_work_of_a_removed_group_fails_instead_of_waiting(ray: Any, tmp_path: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}])
+    ray.get(pg.ready(), timeout=T)
+    started = tmp_path / "started"
+
+    @ray.remote(num_cpus=1, max_retries=3)
+    def long_task() -> None:
+        started.touch()
+        time.sleep(300)
+
+    @ray.remote(num_cpus=1, max_restarts=-1)
+    class Member:
+        def ping(self) -> int:
+            return 1
+
+    member = Member.options(scheduling_strategy=in_group(pg, 0)).remote()
+    assert ray.get(member.ping.remote(), timeout=T) == 1
+    running = long_task.options(scheduling_strategy=in_group(pg, 1)).remote()
+    wait_until(started.exists, T, "the task started")
+    ray.util.remove_placement_group(pg)
+    # The task is not retried into the group, nor the actor restarted: they fail for good.
+    with pytest.raises(ray.exceptions.TaskPlacementGroupRemoved):
+        ray.get(running, timeout=T)
+    # (a call made while its process is being stopped may fail otherwise)
+    error = lambda: raised(
+        ray.exceptions.RayError, lambda: ray.get(member.ping.remote(), timeout=T)
+    )  # noqa: E731
+    wait_until(
+        lambda: isinstance(error(), ray.exceptions.ActorPlacementGroupRemoved),
+        T,
+        "the actor dead for good",
+    )
+    # New work sent to the removed group is refused, not queued.
+    with pytest.raises(ray.exceptions.TaskPlacementGroupRemoved):
+        ray.get(long_task.options(scheduling_strategy=in_group(pg)).remote(), timeout=T)
+    wait_until(
+        lambda: ray.available_resources().get("CPU", 0), T, "the CPUs back", until=(2.0).__eq__
+    )
 
 
 def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
