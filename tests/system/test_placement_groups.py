@@ -185,6 +185,23 @@ def test_work_of_a_removed_group_fails_instead_of_waiting(ray: Any, tmp_path: An
     )
 
 
+def test_the_empty_group_stands_for_no_group(ray: Any) -> None:
+    from ember.util.placement_group import PlacementGroup
+
+    empty = PlacementGroup.empty()
+    assert empty.is_empty and empty.id.is_nil() and empty.id.hex() == "ff" * 18
+    assert ray.get(empty.ready(), timeout=T) == empty
+
+    @ray.remote(num_cpus=1)
+    def group() -> str | None:
+        return ray.get_runtime_context().get_placement_group_id()
+
+    assert ray.get(group.options(scheduling_strategy=in_group(empty)).remote(), timeout=T) is None
+    pg = ray.util.placement_group([{"CPU": 1}])
+    assert not pg.is_empty
+    ray.util.remove_placement_group(pg)
+
+
 def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
     pg = ray.util.placement_group([{"CPU": 1}], name="trainers")
     assert ray.util.get_placement_group("trainers") == pg
@@ -212,6 +229,34 @@ def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
     assert ray.get(captured, timeout=T) == (pg.id.hex(), pg.id.hex())
     not_captured = parent.options(scheduling_strategy=in_group(pg)).remote()
     assert ray.get(not_captured, timeout=T) == (pg.id.hex(), None)
+    ray.util.remove_placement_group(pg)
+
+
+@pytest.mark.ember_only  # (Ember's internals: Ray asks its GCS for the bundles each time)
+def test_captured_children_ask_the_control_store_for_the_bundles_once(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 2}])
+    ray.get(pg.ready(), timeout=T)
+
+    @ray.remote(num_cpus=0)
+    def child() -> str | None:
+        return ray.get_runtime_context().get_placement_group_id()
+
+    @ray.remote(num_cpus=1)
+    def parent() -> list[str | None]:
+        from ember._api import placement_group as api
+
+        first = ray.get(child.remote())  # (this process learns the group's bundles)
+        asked = []
+        request = api._request
+        api._request = lambda make: asked.append(make) or request(make)
+        try:
+            more = ray.get([child.remote() for _ in range(3)])
+        finally:
+            api._request = request
+        return [first, *more, *(["asked the control store"] if asked else [])]
+
+    captured = parent.options(scheduling_strategy=in_group(pg, capture=True)).remote()
+    assert ray.get(captured, timeout=T) == [pg.id.hex()] * 4
     ray.util.remove_placement_group(pg)
 
 

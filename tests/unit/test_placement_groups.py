@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ember._core import placement_groups as pgs
+from ember._core.labels import parse_selector
 from ember._core.placement import captures, strategy_on_wire
 from ember._core.resources import NodeResources, shape_of, to_units
 from ember._core.scheduler import (
@@ -253,6 +254,14 @@ def test_a_request_for_a_bundle_not_here_yet_is_no_cause_for_a_warning() -> None
     sched = LeaseScheduler(NodeResources({"CPU": 1}))
     actions = sched.request("c", 1, pgs.demand((), HEX, -1))
     assert not [a for a in actions if isinstance(a, WarnInfeasible)]
+
+
+def test_a_label_selector_the_bundle_s_node_does_not_match_is_warned_about() -> None:
+    sched = LeaseScheduler(NodeResources({"CPU": 1}), labels={"zone": "a"})
+    wire = strategy_on_wire(None, parse_selector({"zone": "b"}))
+    [warning] = sched.request("c", 1, pgs.demand((), HEX, -1), strategy=wire)
+    assert isinstance(warning, WarnInfeasible) and "placement group" in warning.message
+    assert "zone" in warning.message
 
 
 def test_demand_asks_for_the_bundle_and_the_group() -> None:

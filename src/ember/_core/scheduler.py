@@ -220,8 +220,10 @@ class LeaseScheduler:
             split_labels(strategy)[0],
         )
         actions: list[Action] = []
-        # (a placement group's bundle that is not here yet is no reason to warn: it comes)
-        if not self._feasible(req) and not any(is_group_resource(k) for k, _ in shape):
+        # (a placement group's bundle that is not here yet is no reason to warn: it comes;
+        # but a label selector this node does not match stays unmatched once it is here)
+        in_group = any(is_group_resource(k) for k, _ in shape)
+        if not self._feasible(req) and not (in_group and self._here(req)):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -582,6 +584,13 @@ class LeaseScheduler:
         if not self._here(req):
             labels = f"label_selector={describe_selector(req.selector)}"
             where = "no node of the cluster matches it" if self.placement else "this node does not"
+            if any(is_group_resource(k) for k, _ in req.shape):
+                return (
+                    f"{req.describe or 'a task'} runs in a placement group's bundle, which is "
+                    f"(or comes) here, but requires a node with {labels}, which this node does "
+                    f"not match (its labels: {self.labels}). It will wait for ever: drop the "
+                    "label_selector, or reserve the group on nodes that match it."
+                )
             return (
                 f"{req.describe or 'a task'} requires a node with {labels}, but {where} (its "
                 f"labels: {self.labels}). It will wait until a node with matching labels joins; "
