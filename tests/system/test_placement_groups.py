@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+import ember
 from tests._helpers import raised, wait_until
 
 T = 30
 
 
 def in_group(pg: Any, index: int = -1, capture: bool | None = None) -> Any:
-    return PlacementGroupSchedulingStrategy(pg, index, capture)
+    # (looked up through the module, which is Ray under the shim: importing
+    # ember.util.scheduling_strategies there may find Ember's installed copy)
+    return ember.util.scheduling_strategies.PlacementGroupSchedulingStrategy(pg, index, capture)
 
 
 @pytest.fixture
@@ -186,9 +188,10 @@ def test_work_of_a_removed_group_fails_instead_of_waiting(ray: Any, tmp_path: An
 
 
 def test_the_empty_group_stands_for_no_group(ray: Any) -> None:
-    from ember.util.placement_group import PlacementGroup
-
-    empty = PlacementGroup.empty()
+    pg = ray.util.placement_group([{"CPU": 1}])
+    assert not pg.is_empty
+    ray.util.remove_placement_group(pg)
+    empty = type(pg).empty()  # (ray.util.placement_group.PlacementGroup)
     assert empty.is_empty and empty.id.is_nil() and empty.id.hex() == "ff" * 18
     assert ray.get(empty.ready(), timeout=T) == empty
 
@@ -197,9 +200,6 @@ def test_the_empty_group_stands_for_no_group(ray: Any) -> None:
         return ray.get_runtime_context().get_placement_group_id()
 
     assert ray.get(group.options(scheduling_strategy=in_group(empty)).remote(), timeout=T) is None
-    pg = ray.util.placement_group([{"CPU": 1}])
-    assert not pg.is_empty
-    ray.util.remove_placement_group(pg)
 
 
 def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
@@ -211,13 +211,20 @@ def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
     ray.util.remove_placement_group(pg)
 
 
-def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
+def _group_and_child(ray: Any) -> tuple[Any, Any]:
+    """A ready group of 2 CPUs, and a task that says which group it runs in."""
     pg = ray.util.placement_group([{"CPU": 2}])
     ray.get(pg.ready(), timeout=T)
 
     @ray.remote(num_cpus=0)
     def child() -> str | None:
         return ray.get_runtime_context().get_placement_group_id()
+
+    return pg, child
+
+
+def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
+    pg, child = _group_and_child(ray)
 
     @ray.remote(num_cpus=1)
     def parent() -> tuple[Any, ...]:
@@ -234,12 +241,7 @@ def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
 
 @pytest.mark.ember_only  # (Ember's internals: Ray asks its GCS for the bundles each time)
 def test_captured_children_ask_the_control_store_for_the_bundles_once(ray: Any) -> None:
-    pg = ray.util.placement_group([{"CPU": 2}])
-    ray.get(pg.ready(), timeout=T)
-
-    @ray.remote(num_cpus=0)
-    def child() -> str | None:
-        return ray.get_runtime_context().get_placement_group_id()
+    pg, child = _group_and_child(ray)
 
     @ray.remote(num_cpus=1)
     def parent() -> list[str | None]:
@@ -276,7 +278,6 @@ def _node_of_bundles(ray: Any, pg: Any) -> dict[int, str]:
 
 @pytest.mark.ember_only
 def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 2})
     nodes = {n.node_id for n in cluster.nodes}
@@ -307,7 +308,6 @@ def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -
 
 @pytest.mark.ember_only
 def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster(
         {"num_cpus": 1},
@@ -330,7 +330,6 @@ def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> N
 
 @pytest.mark.ember_only
 def test_a_pending_group_is_reserved_once_a_node_with_room_joins(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster({"num_cpus": 1})
     pg = ember.util.placement_group([{"CPU": 2}], strategy="STRICT_PACK")
@@ -347,8 +346,6 @@ def test_a_job_s_groups_end_with_it_unless_detached(make_cluster: Any) -> None:
     import subprocess
     import sys
     import textwrap
-
-    import ember
 
     cluster = make_cluster({"num_cpus": 2})
     driver = textwrap.dedent(

@@ -206,13 +206,19 @@ def test_a_node_prepares_all_or_nothing_and_commits_the_group_s_resources() -> N
     assert res.total == {"CPU": to_units(2)} and res.available == {"CPU": to_units(2)}
 
 
-def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
+def _node_with_a_bundle() -> tuple[NodeResources, pgs.NodeBundles, LeaseScheduler]:
+    """A node of 2 CPUs holding bundle 0 (1 CPU) of PG, with one worker."""
     res = NodeResources({"CPU": 2})
     held = pgs.NodeBundles(res)
     held.prepare(PG, [(0, shape_of({"CPU": 1}))])
     held.commit(PG, [0])
     sched = LeaseScheduler(res)
     sched.worker_started(b"w1")
+    return res, held, sched
+
+
+def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
+    res, held, sched = _node_with_a_bundle()
     sched.worker_started(b"w2")
     in_bundle = pgs.demand(shape_of({"CPU": 1}), HEX, 0)
     [grant] = sched.request("c", 1, in_bundle)
@@ -226,12 +232,7 @@ def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
 
 
 def test_a_removed_group_s_work_is_stopped_and_refused_not_queued() -> None:
-    res = NodeResources({"CPU": 2})
-    held = pgs.NodeBundles(res)
-    held.prepare(PG, [(0, shape_of({"CPU": 1}))])
-    held.commit(PG, [0])
-    sched = LeaseScheduler(res)
-    sched.worker_started(b"w1")
+    _, held, sched = _node_with_a_bundle()
     in_bundle = pgs.demand(shape_of({"CPU": 1}), HEX, 0)
     outside = shape_of({"CPU": 1})
     [grant] = sched.request("c", 1, in_bundle)
