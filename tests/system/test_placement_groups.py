@@ -5,18 +5,21 @@ what runs in the group, names, and child tasks captured into the group."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+import ember
 from tests._helpers import raised, wait_until
 
 T = 30
 
 
 def in_group(pg: Any, index: int = -1, capture: bool | None = None) -> Any:
-    return PlacementGroupSchedulingStrategy(pg, index, capture)
+    # (looked up through the module, which is Ray under the shim: importing
+    # ember.util.scheduling_strategies there may find Ember's installed copy)
+    return ember.util.scheduling_strategies.PlacementGroupSchedulingStrategy(pg, index, capture)
 
 
 @pytest.fixture
@@ -143,6 +146,62 @@ def test_removing_a_group_kills_its_actors_and_frees_its_resources(ray: Any) -> 
     wait_until(lambda: ray.available_resources().get("CPU", 0), T, "both CPUs", until=(2.0).__eq__)
 
 
+@pytest.mark.ember_only  # (Ray 2.60 waits for ever in all three cases)
+def test_work_of_a_removed_group_fails_instead_of_waiting(ray: Any, tmp_path: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}])
+    ray.get(pg.ready(), timeout=T)
+    started = tmp_path / "started"
+
+    @ray.remote(num_cpus=1, max_retries=3)
+    def long_task() -> None:
+        started.touch()
+        time.sleep(300)
+
+    @ray.remote(num_cpus=1, max_restarts=-1)
+    class Member:
+        def ping(self) -> int:
+            return 1
+
+    member = Member.options(scheduling_strategy=in_group(pg, 0)).remote()
+    assert ray.get(member.ping.remote(), timeout=T) == 1
+    running = long_task.options(scheduling_strategy=in_group(pg, 1)).remote()
+    wait_until(started.exists, T, "the task started")
+    ray.util.remove_placement_group(pg)
+    # The task is not retried into the group, nor the actor restarted: they fail for good.
+    with pytest.raises(ray.exceptions.TaskPlacementGroupRemoved):
+        ray.get(running, timeout=T)
+    # (a call made while its process is being stopped may fail otherwise)
+    error = lambda: raised(
+        ray.exceptions.RayError, lambda: ray.get(member.ping.remote(), timeout=T)
+    )  # noqa: E731
+    wait_until(
+        lambda: isinstance(error(), ray.exceptions.ActorPlacementGroupRemoved),
+        T,
+        "the actor dead for good",
+    )
+    # New work sent to the removed group is refused, not queued.
+    with pytest.raises(ray.exceptions.TaskPlacementGroupRemoved):
+        ray.get(long_task.options(scheduling_strategy=in_group(pg)).remote(), timeout=T)
+    wait_until(
+        lambda: ray.available_resources().get("CPU", 0), T, "the CPUs back", until=(2.0).__eq__
+    )
+
+
+def test_the_empty_group_stands_for_no_group(ray: Any) -> None:
+    pg = ray.util.placement_group([{"CPU": 1}])
+    assert not pg.is_empty
+    ray.util.remove_placement_group(pg)
+    empty = type(pg).empty()  # (ray.util.placement_group.PlacementGroup)
+    assert empty.is_empty and empty.id.is_nil() and empty.id.hex() == "ff" * 18
+    assert ray.get(empty.ready(), timeout=T) == empty
+
+    @ray.remote(num_cpus=1)
+    def group() -> str | None:
+        return ray.get_runtime_context().get_placement_group_id()
+
+    assert ray.get(group.options(scheduling_strategy=in_group(empty)).remote(), timeout=T) is None
+
+
 def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
     pg = ray.util.placement_group([{"CPU": 1}], name="trainers")
     assert ray.util.get_placement_group("trainers") == pg
@@ -152,13 +211,20 @@ def test_a_named_group_is_found_by_its_name(ray: Any) -> None:
     ray.util.remove_placement_group(pg)
 
 
-def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
+def _group_and_child(ray: Any) -> tuple[Any, Any]:
+    """A ready group of 2 CPUs, and a task that says which group it runs in."""
     pg = ray.util.placement_group([{"CPU": 2}])
     ray.get(pg.ready(), timeout=T)
 
     @ray.remote(num_cpus=0)
     def child() -> str | None:
         return ray.get_runtime_context().get_placement_group_id()
+
+    return pg, child
+
+
+def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
+    pg, child = _group_and_child(ray)
 
     @ray.remote(num_cpus=1)
     def parent() -> tuple[Any, ...]:
@@ -170,6 +236,29 @@ def test_child_tasks_are_captured_only_when_asked(ray: Any) -> None:
     assert ray.get(captured, timeout=T) == (pg.id.hex(), pg.id.hex())
     not_captured = parent.options(scheduling_strategy=in_group(pg)).remote()
     assert ray.get(not_captured, timeout=T) == (pg.id.hex(), None)
+    ray.util.remove_placement_group(pg)
+
+
+@pytest.mark.ember_only  # (Ember's internals: Ray asks its GCS for the bundles each time)
+def test_captured_children_ask_the_control_store_for_the_bundles_once(ray: Any) -> None:
+    pg, child = _group_and_child(ray)
+
+    @ray.remote(num_cpus=1)
+    def parent() -> list[str | None]:
+        from ember._api import placement_group as api
+
+        first = ray.get(child.remote())  # (this process learns the group's bundles)
+        asked = []
+        request = api._request
+        api._request = lambda make: asked.append(make) or request(make)
+        try:
+            more = ray.get([child.remote() for _ in range(3)])
+        finally:
+            api._request = request
+        return [first, *more, *(["asked the control store"] if asked else [])]
+
+    captured = parent.options(scheduling_strategy=in_group(pg, capture=True)).remote()
+    assert ray.get(captured, timeout=T) == [pg.id.hex()] * 4
     ray.util.remove_placement_group(pg)
 
 
@@ -189,7 +278,6 @@ def _node_of_bundles(ray: Any, pg: Any) -> dict[int, str]:
 
 @pytest.mark.ember_only
 def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 2})
     nodes = {n.node_id for n in cluster.nodes}
@@ -220,7 +308,6 @@ def test_spread_strategies_place_bundles_on_different_nodes(make_cluster: Any) -
 
 @pytest.mark.ember_only
 def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster(
         {"num_cpus": 1},
@@ -243,7 +330,6 @@ def test_a_dead_node_s_bundles_are_rescheduled_elsewhere(make_cluster: Any) -> N
 
 @pytest.mark.ember_only
 def test_a_pending_group_is_reserved_once_a_node_with_room_joins(make_cluster: Any) -> None:
-    import ember
 
     cluster = make_cluster({"num_cpus": 1})
     pg = ember.util.placement_group([{"CPU": 2}], strategy="STRICT_PACK")
@@ -260,8 +346,6 @@ def test_a_job_s_groups_end_with_it_unless_detached(make_cluster: Any) -> None:
     import subprocess
     import sys
     import textwrap
-
-    import ember
 
     cluster = make_cluster({"num_cpus": 2})
     driver = textwrap.dedent(

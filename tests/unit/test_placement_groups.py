@@ -7,9 +7,18 @@ from __future__ import annotations
 import pytest
 
 from ember._core import placement_groups as pgs
+from ember._core.labels import parse_selector
 from ember._core.placement import captures, strategy_on_wire
 from ember._core.resources import NodeResources, shape_of, to_units
-from ember._core.scheduler import Grant, LeaseScheduler, StopWorker, WarnInfeasible
+from ember._core.scheduler import (
+    Grant,
+    LeaseScheduler,
+    Refuse,
+    StartWorker,
+    StopWorker,
+    WarnInfeasible,
+)
+from ember._protocol.messages import ErrorKind
 
 A, B, C = b"A" * 16, b"B" * 16, b"C" * 16
 PG = b"\x01" * 18
@@ -128,9 +137,11 @@ def test_removal_releases_committed_bundles_and_late_answers() -> None:
     table.schedule({A: cpus(1), B: cpus(1)})
     table.prepared(PG, A, True)
     table.prepared(PG, B, True)
-    assert sorted(table.remove(PG), key=lambda a: a.node) == [
-        pgs.Release(A, PG, (0,)),
-        pgs.Release(B, PG, (1,)),
+    # Every live node hears of it (C holds none of it, but may hold work waiting for it).
+    assert sorted(table.remove(PG, [A, B, C]), key=lambda a: a.node) == [
+        pgs.Release(A, PG, (0,), removed=True),
+        pgs.Release(B, PG, (1,), removed=True),
+        pgs.Release(C, PG, (), removed=True),
     ]
     assert table.groups[PG].state == pgs.REMOVED and table.remove(PG) == []
     # A group removed while its nodes were still preparing: what they prepare goes back.
@@ -195,13 +206,19 @@ def test_a_node_prepares_all_or_nothing_and_commits_the_group_s_resources() -> N
     assert res.total == {"CPU": to_units(2)} and res.available == {"CPU": to_units(2)}
 
 
-def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
+def _node_with_a_bundle() -> tuple[NodeResources, pgs.NodeBundles, LeaseScheduler]:
+    """A node of 2 CPUs holding bundle 0 (1 CPU) of PG, with one worker."""
     res = NodeResources({"CPU": 2})
     held = pgs.NodeBundles(res)
     held.prepare(PG, [(0, shape_of({"CPU": 1}))])
     held.commit(PG, [0])
     sched = LeaseScheduler(res)
     sched.worker_started(b"w1")
+    return res, held, sched
+
+
+def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
+    res, held, sched = _node_with_a_bundle()
     sched.worker_started(b"w2")
     in_bundle = pgs.demand(shape_of({"CPU": 1}), HEX, 0)
     [grant] = sched.request("c", 1, in_bundle)
@@ -214,10 +231,38 @@ def test_work_in_a_bundle_uses_the_bundle_not_the_node_s_free_pool() -> None:
     assert stops == [StopWorker(b"w1")]
 
 
+def test_a_removed_group_s_work_is_stopped_and_refused_not_queued() -> None:
+    _, held, sched = _node_with_a_bundle()
+    in_bundle = pgs.demand(shape_of({"CPU": 1}), HEX, 0)
+    outside = shape_of({"CPU": 1})
+    [grant] = sched.request("c", 1, in_bundle)
+    assert isinstance(grant, Grant)
+    assert sched.request("c", 2, in_bundle) == []  # (waits for the bundle)
+    removed = sched.group_removed(HEX)
+    assert removed[0] == StopWorker(b"w1")
+    assert (
+        removed[1:] == [Refuse("c", 2, removed[1].message, ErrorKind.PLACEMENT_GROUP_REMOVED)]
+        and "placement group was removed" in removed[1].message
+    )
+    held.release(PG, [])
+    # A retried task or a restarted actor asks again: refused at once; other work goes on.
+    [refused] = sched.request("c", 3, pgs.demand((), HEX, -1))
+    assert isinstance(refused, Refuse) and refused.error is ErrorKind.PLACEMENT_GROUP_REMOVED
+    assert sched.request("c", 4, outside) == [StartWorker()]
+
+
 def test_a_request_for_a_bundle_not_here_yet_is_no_cause_for_a_warning() -> None:
     sched = LeaseScheduler(NodeResources({"CPU": 1}))
     actions = sched.request("c", 1, pgs.demand((), HEX, -1))
     assert not [a for a in actions if isinstance(a, WarnInfeasible)]
+
+
+def test_a_label_selector_the_bundle_s_node_does_not_match_is_warned_about() -> None:
+    sched = LeaseScheduler(NodeResources({"CPU": 1}), labels={"zone": "a"})
+    wire = strategy_on_wire(None, parse_selector({"zone": "b"}))
+    [warning] = sched.request("c", 1, pgs.demand((), HEX, -1), strategy=wire)
+    assert isinstance(warning, WarnInfeasible) and "placement group" in warning.message
+    assert "zone" in warning.message
 
 
 def test_demand_asks_for_the_bundle_and_the_group() -> None:

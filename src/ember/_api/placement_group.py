@@ -23,6 +23,10 @@ from ember._runtime import task_context
 from ember._runtime.object_ref import ObjectRef
 from ember._runtime.unique_ids import PlacementGroupID
 
+# A group's bundles never change: this process asks the control store for them once per
+# group, not once per task (a child captured into its parent's group is checked against them).
+_bundles_of: dict[bytes, list[dict[str, float]]] = {}
+
 
 class PlacementGroup:
     """A handle to a placement group (it pickles, so tasks and actors can be given one)."""
@@ -31,12 +35,25 @@ class PlacementGroup:
         self.id = id
         self.bundle_cache = bundle_cache
 
+    @staticmethod
+    def empty() -> PlacementGroup:
+        """No group (its id is nil): work scheduled into it runs as if it had no strategy."""
+        return PlacementGroup(PlacementGroupID.nil(), [])
+
+    @property
+    def is_empty(self) -> bool:
+        return self.id.is_nil()
+
     @property
     def bundle_specs(self) -> list[dict[str, float]]:
         """The bundles, as given."""
         if self.bundle_cache is None:
+            self.bundle_cache = _bundles_of.get(self.id.binary())
+        if self.bundle_cache is None:
             entry = _entry(self.id.binary())
             self.bundle_cache = list(entry["bundles"]) if entry else []
+            if entry:
+                _bundles_of[self.id.binary()] = self.bundle_cache
         return self.bundle_cache
 
     @property
@@ -46,6 +63,11 @@ class PlacementGroup:
     def ready(self) -> ObjectRef[PlacementGroup]:
         """An ObjectRef that resolves (to this group) once all its bundles are reserved; it
         never does for a group that cannot fit, which stays pending (as in Ray)."""
+        if self.is_empty:
+            from ember._api.api import put
+
+            empty: ObjectRef[PlacementGroup] = put(self)
+            return empty
         strategy = PlacementGroupSchedulingStrategy(self)
         ref: ObjectRef[PlacementGroup] = _bundle_reservation_check.options(
             scheduling_strategy=strategy
@@ -261,7 +283,7 @@ def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: 
     the group's bundles; refused at the call if the index or the amounts do not fit."""
     group = strategy.placement_group
     index = strategy.placement_group_bundle_index
-    if group is None:
+    if group is None or (isinstance(group, PlacementGroup) and group.is_empty):
         if index != -1:
             raise ValueError("If placement group is not set, the value of bundle index must be -1.")
         return shape

@@ -68,9 +68,11 @@ class SpilledTo:
 
 @record
 class Unplaceable:
-    """No worker can ever be had for it (no node can host it; workers fail to start)."""
+    """No worker can ever be had for it (no node can host it; workers fail to start; its
+    placement group was removed: ``cause``, the error its callers get, pickled)."""
 
     reason: str
+    cause: bytes | None = None
 
 
 @record
@@ -268,7 +270,7 @@ class ActorLifecycle:
 
     def _unplaceable(self, event: Event) -> list[Action]:
         assert isinstance(event, Unplaceable)
-        return self._fail(event.reason, None)
+        return self._fail(event.reason, event.cause)
 
     def _started(self, event: Event) -> list[Action]:
         assert isinstance(event, Started)

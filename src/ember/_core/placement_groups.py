@@ -20,10 +20,10 @@ stop whatever runs in them. ``NodeBundles`` is a node's side of the reservation.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ember._core.resources import Allocation, NodeResources, Shape, from_units, to_units
+from ember._core.resources import Allocation, NodeResources, Shape, to_units
 from ember._protocol.records import record
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
@@ -177,12 +177,14 @@ class Commit:
 
 @record
 class Release:
-    """Give back these bundles on ``node`` (prepared or committed), stopping what runs in
-    them."""
+    """Give back these bundles on ``node`` (prepared or committed; all of the group's there
+    if ``indexes`` is empty), stopping what runs in them. ``removed``: the group is gone,
+    and the node refuses its work from now on."""
 
     node: bytes
     pg_id: bytes
     indexes: tuple[int, ...]
+    removed: bool = False
 
 
 GroupAction = Prepare | Commit | Release
@@ -274,18 +276,20 @@ class GroupTable:
             return [Commit(n, pg_id, idx) for n, (idx, _) in attempt.items()]
         return [Release(n, pg_id, idx) for n, (idx, answer) in attempt.items() if answer]
 
-    def remove(self, pg_id: bytes) -> list[GroupAction]:
-        """The group goes; its nodes give back what they hold of it. Answers to an attempt
-        in flight are released as they come."""
+    def remove(self, pg_id: bytes, nodes: Iterable[bytes] = ()) -> list[GroupAction]:
+        """The group goes; its nodes give back what they hold of it, and every node of
+        ``nodes`` (the live ones) hears of it, so that work waiting for or retried into the
+        group fails instead of waiting for ever. Answers to an attempt in flight are
+        released as they come."""
         group = self.groups.get(pg_id)
         if group is None or group.state == REMOVED:
             return []
         group.state = REMOVED
-        by_node: dict[bytes, list[int]] = {}
+        by_node: dict[bytes, list[int]] = {n: [] for n in nodes}
         for index, node in sorted(group.placed.items()):
             by_node.setdefault(node, []).append(index)
         group.placed = {}
-        return [Release(n, pg_id, tuple(idx)) for n, idx in by_node.items()]
+        return [Release(n, pg_id, tuple(idx), True) for n, idx in by_node.items()]
 
     def node_died(self, node: bytes) -> list[GroupAction]:
         """Bundles on that node are chosen again; an attempt that counted on it fails."""
@@ -300,12 +304,12 @@ class GroupTable:
                 actions += self.prepared(group.pg_id, node, False)
         return actions
 
-    def job_ended(self, job_id: bytes) -> list[GroupAction]:
+    def job_ended(self, job_id: bytes, nodes: Iterable[bytes] = ()) -> list[GroupAction]:
         """A job's groups end with it, unless detached."""
         actions: list[GroupAction] = []
         for group in self.live():
             if group.job_id == job_id and not group.detached:
-                actions += self.remove(group.pg_id)
+                actions += self.remove(group.pg_id, nodes)
         return actions
 
     def named(self, name: str, namespace: str) -> Group | None:
@@ -373,7 +377,3 @@ class NodeBundles:
             if added is not None:
                 self.resources.remove(added, alloc.gpu_units)
             self.resources.release(alloc)
-
-
-def describe_bundle(shape: Shape) -> dict[str, float]:
-    return {k: float(from_units(v)) for k, v in shape}

@@ -35,11 +35,12 @@ from typing import Any
 from ember._core.labels import Selector, matches
 from ember._core.labels import describe as describe_selector
 from ember._core.placement import Placement, Unschedulable, pinned, split_labels
-from ember._core.placement_groups import is_group_resource
+from ember._core.placement_groups import group_of, is_group_resource
 from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
+_GROUP_REMOVED = "its placement group was removed (remove_placement_group, or the end of its job)"
 # Idle workers beyond ``idle_kept`` are stopped after this long.
 IDLE_WORKER_SECONDS = 10.0
 # This many workers in a row that die before connecting: stop starting more.
@@ -179,6 +180,7 @@ class LeaseScheduler:
         self._workers: dict[bytes, _Worker] = {}
         self._starting: Counter[str] = Counter()  # per runtime env
         self._lease_ids = itertools.count(first_lease_id)
+        self._removed_groups: set[str] = set()  # (hex ids) their work is refused from now on
 
     # -- events -------------------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class LeaseScheduler:
         runtime_env: str = "",
         retriable: bool = True,
     ) -> list[Action]:
+        if group_of(dict(shape)) in self._removed_groups:
+            return [Refuse(client, rid, _GROUP_REMOVED, ErrorKind.PLACEMENT_GROUP_REMOVED)]
         movable = self.placement is not None and not spilled
         if movable:
             assert self.placement is not None
@@ -216,8 +220,10 @@ class LeaseScheduler:
             split_labels(strategy)[0],
         )
         actions: list[Action] = []
-        # (a placement group's bundle that is not here yet is no reason to warn: it comes)
-        if not self._feasible(req) and not any(is_group_resource(k) for k, _ in shape):
+        # (a placement group's bundle that is not here yet is no reason to warn: it comes;
+        # but a label selector this node does not match stays unmatched once it is here)
+        in_group = any(is_group_resource(k) for k, _ in shape)
+        if not self._feasible(req) and not (in_group and self._here(req)):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -326,12 +332,24 @@ class LeaseScheduler:
         """Resources with these names go (a placement group's bundle is given back): the
         workers holding leases of them are stopped, and their leases end (then
         ``resources_changed``, once the bundle is given back)."""
+        return self._stop_holders(lambda shape: any(k in names for k, _ in shape))
+
+    def group_removed(self, pg_hex: str) -> list[Action]:
+        """A placement group was removed: the workers holding its resources are stopped,
+        and its queued requests, and any that come later (a retried task, a restarted
+        actor, new work), are refused, rather than waiting for a bundle that never comes."""
+        self._removed_groups.add(pg_hex)
+        refused = [r for r in self._queue if group_of(dict(r.shape)) == pg_hex]
+        self._queue = [r for r in self._queue if group_of(dict(r.shape)) != pg_hex]
+        actions = self._stop_holders(lambda shape: group_of(dict(shape)) == pg_hex)
+        return actions + [
+            Refuse(r.client, r.rid, _GROUP_REMOVED, ErrorKind.PLACEMENT_GROUP_REMOVED)
+            for r in refused
+        ]
+
+    def _stop_holders(self, holds: Callable[[Shape], bool]) -> list[Action]:
         doomed = sorted(
-            {
-                lease.worker_id
-                for lease in self._leases.values()
-                if any(k in names for k, _ in lease.alloc.shape)
-            }
+            {lease.worker_id for lease in self._leases.values() if holds(lease.alloc.shape)}
         )
         actions: list[Action] = []
         for worker_id in doomed:
@@ -566,6 +584,13 @@ class LeaseScheduler:
         if not self._here(req):
             labels = f"label_selector={describe_selector(req.selector)}"
             where = "no node of the cluster matches it" if self.placement else "this node does not"
+            if any(is_group_resource(k) for k, _ in req.shape):
+                return (
+                    f"{req.describe or 'a task'} runs in a placement group's bundle, which is "
+                    f"(or comes) here, but requires a node with {labels}, which this node does "
+                    f"not match (its labels: {self.labels}). It will wait for ever: drop the "
+                    "label_selector, or reserve the group on nodes that match it."
+                )
             return (
                 f"{req.describe or 'a task'} requires a node with {labels}, but {where} (its "
                 f"labels: {self.labels}). It will wait until a node with matching labels joins; "

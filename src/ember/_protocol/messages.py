@@ -168,6 +168,7 @@ class ErrorKind(str, Enum):
     CONNECTION_LOST = "ConnectionLost"  # made locally: the connection closed before an answer
     WORKER_START_FAILED = "WorkerStartFailed"  # the node could not start a worker for a lease
     UNSCHEDULABLE = "Unschedulable"  # no node in the cluster can ever grant the shape
+    PLACEMENT_GROUP_REMOVED = "TaskPlacementGroupRemoved"  # the lease's group is gone
     OWNER_DIED = "OwnerDiedError"
     OBJECT_LOST = "ObjectLostError"
     ACTOR_DIED = "ActorDiedError"
@@ -885,7 +886,9 @@ class CommitBundles(Message):
 @_message(155)
 class ReleaseBundles(Message):
     """Control store -> node: give these bundles back (all of the group's here when
-    ``indexes`` is empty), stopping what runs in them."""
+    ``indexes`` is empty), stopping what runs in them. ``removed``: the group is gone, so
+    its work is refused from now on (every node hears of it)."""
 
     pg_id: bytes
     indexes: list[int]
+    removed: bool = False

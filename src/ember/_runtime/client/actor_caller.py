@@ -356,8 +356,9 @@ class ActorCaller:
 
 def _death(actor: Actor, answer: m.Answer) -> exc.RayError:
     """The error for calls to an actor the node reports dead, with the constructor's
-    exception as the cause when that is why; a runtime env that failed to set up is raised
-    as itself, and OutOfMemoryError when the memory monitor killed it, as in Ray."""
+    exception as the cause when that is why; a runtime env that failed to set up, or a
+    removed placement group, is raised as itself, and OutOfMemoryError when the memory
+    monitor killed it, as in Ray."""
     if not isinstance(answer, m.Reply) or answer.error is None:
         return died(actor, f"dead (unexpected answer {answer!r:.100})")
     reason = answer.error[1]
@@ -369,7 +370,7 @@ def _death(actor: Actor, answer: m.Answer) -> exc.RayError:
             cause = serialization.loads(answer.value)
         except Exception:  # keep the node's text
             pass
-        if isinstance(cause, exc.RuntimeEnvSetupError):
+        if isinstance(cause, (exc.RuntimeEnvSetupError, exc.ActorPlacementGroupRemoved)):
             return cause
         if reason.startswith(m.ARGUMENT_FAILED):  # __init__ never ran: say what did fail
             cause = f"{reason}:\n{cause}"

@@ -326,6 +326,8 @@ class TaskSubmitter:
                 error = exc.RaySystemError(text)
             elif kind is m.ErrorKind.UNSCHEDULABLE:
                 error = exc.TaskUnschedulableError(text)
+            elif kind is m.ErrorKind.PLACEMENT_GROUP_REMOVED:
+                error = exc.TaskPlacementGroupRemoved(f"The task was not run: {text}.")
             with self._lock:
                 self._asks.pop(req, None)
                 # (else another node asked went away: ask again, unless ours did)

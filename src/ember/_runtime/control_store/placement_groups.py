@@ -47,7 +47,7 @@ class PlacementGroups:
             conn.send(m.Reply(rid=msg.rid))
             self.schedule()
         elif isinstance(msg, m.RemovePlacementGroup):
-            self.run(self.table.remove(msg.pg_id))
+            self.run(self.table.remove(msg.pg_id, self.live_nodes()))
             conn.send(m.Reply(rid=msg.rid))
         elif isinstance(msg, m.GetPlacementGroups):
             conn.send(m.Reply(rid=msg.rid, value=self.entries(msg.pg_id, msg.name, msg.namespace)))
@@ -94,7 +94,10 @@ class PlacementGroups:
         self.schedule()
 
     def job_ended(self, job_id: bytes) -> None:
-        self.run(self.table.job_ended(job_id))
+        self.run(self.table.job_ended(job_id, self.live_nodes()))
+
+    def live_nodes(self) -> list[bytes]:
+        return [e.node_id for e in self.store.nodes.values() if e.alive and e.conn is not None]
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -117,7 +120,11 @@ class PlacementGroups:
             elif isinstance(action, pgs.Commit):
                 conn.send(m.CommitBundles(pg_id=action.pg_id, indexes=list(action.indexes)))
             else:
-                conn.send(m.ReleaseBundles(pg_id=action.pg_id, indexes=list(action.indexes)))
+                conn.send(
+                    m.ReleaseBundles(
+                        pg_id=action.pg_id, indexes=list(action.indexes), removed=action.removed
+                    )
+                )
 
     def prepared(self, pg_id: bytes, node: bytes, answer: m.Answer) -> None:
         ok = isinstance(answer, m.Reply) and answer.error is None and bool(answer.value)

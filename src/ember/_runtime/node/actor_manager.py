@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ember import exceptions as exc
 from ember._core import actor_lifecycle as life
 from ember._core import scheduler as sched
 from ember._core.actor_lifecycle import ActorLifecycle, ActorState
@@ -111,11 +112,20 @@ class ActorManager:
         if rec is not None and not rec.detached:
             self.kill_actor(actor_id, True, "all references to it were dropped")
 
-    def cannot_place(self, actor_id: bytes, message: str) -> None:
-        """Its placement can never succeed: it dies with ``message``."""
+    def cannot_place(
+        self, actor_id: bytes, message: str, kind: m.ErrorKind = m.ErrorKind.UNSCHEDULABLE
+    ) -> None:
+        """Its placement can never succeed: it dies with ``message`` (for good, with Ray's
+        ActorPlacementGroupRemoved, if its placement group was removed)."""
         rec = self.actors.get(actor_id)
-        if rec is not None:
-            self.handle(rec, life.Unplaceable(message))
+        if rec is None:
+            return
+        cause = None
+        if kind is m.ErrorKind.PLACEMENT_GROUP_REMOVED:
+            from ember._runtime import serialization
+
+            cause = serialization.dumps(exc.ActorPlacementGroupRemoved())
+        self.handle(rec, life.Unplaceable(message, cause))
 
     def spill_to(self, actor_id: bytes, node_id: bytes) -> None:
         """The scheduler sends its placement on to another node."""

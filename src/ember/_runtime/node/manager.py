@@ -206,7 +206,7 @@ class NodeManager:
                 if isinstance(action.client, Connection):
                     action.client.send(m.error_reply(action.rid, action.error, action.message))
                 elif isinstance(action.client, tuple):
-                    self.actors.cannot_place(action.client[1], action.message)
+                    self.actors.cannot_place(action.client[1], action.message, action.error)
             else:
                 raise AssertionError(f"unknown scheduler action {action!r}")
 
@@ -260,8 +260,12 @@ class NodeManager:
 
     def release_bundles(self, msg: m.ReleaseBundles) -> None:
         """A group was removed (or its reservation rolled back): what runs in its bundles
-        here is stopped, and their resources go back to the node."""
-        self.run_actions(self.scheduler.evict(self.bundles.group_names(msg.pg_id, msg.indexes)))
+        here is stopped, and their resources go back to the node; a removed group's work is
+        refused from now on."""
+        if msg.removed:
+            self.run_actions(self.scheduler.group_removed(msg.pg_id.hex()))
+        else:
+            self.run_actions(self.scheduler.evict(self.bundles.group_names(msg.pg_id, msg.indexes)))
         self.bundles.release(msg.pg_id, msg.indexes)
         self.run_actions(self.scheduler.resources_changed())
 
