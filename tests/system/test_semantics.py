@@ -171,3 +171,17 @@ def test_the_exception_classes_have_rays_bases(ray: Any) -> None:
     }.items():
         cls = getattr(e, name)
         assert all(issubclass(cls, base) for base in bases), name
+
+
+def test_killing_a_handle_from_an_earlier_session_raises_handle_not_found(ray: Any) -> None:
+    @ray.remote
+    class Old:
+        def ping(self) -> int:
+            return 1
+
+    old = Old.remote()
+    assert ray.get(old.ping.remote(), timeout=T) == 1
+    ray.shutdown()
+    ray.init(num_cpus=1)
+    with pytest.raises(ray.exceptions.ActorHandleNotFoundError):
+        ray.kill(old)
