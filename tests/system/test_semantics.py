@@ -94,6 +94,7 @@ def test_sys_exit_in_an_actor_method_ends_the_actor(ray: Any) -> None:
             ray.get(actor.hello.remote(), timeout=T)
 
 
+@pytest.mark.ember_only  # Ray 2.60 never answers the call (its get times out)
 def test_sys_exit_in_an_async_actor_method_ends_the_actor(ray: Any) -> None:
     @ray.remote
     class Quitter:
