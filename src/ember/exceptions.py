@@ -745,8 +745,9 @@ class AuthenticationError(RayError):
 
 
 class UserCodeException(RayError):
-    """Wraps an exception of user code, for libraries that re-raise one; Ember's runtime
-    itself raises ``RayTaskError`` for a failing task."""
+    """Wraps an exception of user code (Ray Data raises it for a failing map function).
+    Ember has no Ray Data, and raises ``RayTaskError`` for a failing task: it never raises
+    this; it exists for ``except`` clauses."""
 
 
 class OufOfBandObjectRefSerializationException(RayError):  # (Ray's spelling)
@@ -756,7 +757,8 @@ class OufOfBandObjectRefSerializationException(RayError):  # (Ray's spelling)
 
 
 class RpcError(RayError):
-    """A call between processes of the cluster failed."""
+    """A call between processes of the cluster failed (Ray's gRPC layer raises it; Ember's
+    calls fail with the error of what was called instead, so it never raises this)."""
 
     def __init__(self, message: str, rpc_code: int | None = None) -> None:
         self.rpc_code = rpc_code
