@@ -716,3 +716,59 @@ class RayChannelTimeoutError(RayChannelError, TimeoutError):
 
 class RayCgraphCapacityExceeded(RaySystemError):
     """A compiled graph holds as many results as it may buffer: ``get`` some first."""
+
+
+class ActorAlreadyExistsError(ValueError, RayError):
+    """An actor was created with a name another live actor of its namespace holds (a
+    ``ValueError`` too, as Ray raised before it had this class)."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+
+class ActorHandleNotFoundError(ValueError, RayError):
+    """``kill()`` was given a handle of an actor this cluster does not know, such as one
+    kept from before ``shutdown()`` and ``init()``."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+
+class AuthenticationError(RayError):
+    """The cluster refused the connection: the process did not present its token."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class UserCodeException(RayError):
+    """Wraps an exception of user code (Ray Data raises it for a failing map function).
+    Ember has no Ray Data, and raises ``RayTaskError`` for a failing task: it never raises
+    this; it exists for ``except`` clauses."""
+
+
+class OufOfBandObjectRefSerializationException(RayError):  # (Ray's spelling)
+    """An ObjectRef was pickled out of band, by ``cloudpickle`` rather than inside a task's
+    arguments or result, where its ownership cannot be tracked; Ember allows it, as Ray does
+    by default, so it never raises this."""
+
+
+class RpcError(RayError):
+    """A call between processes of the cluster failed (Ray's gRPC layer raises it; Ember's
+    calls fail with the error of what was called instead, so it never raises this)."""
+
+    def __init__(self, message: str, rpc_code: int | None = None) -> None:
+        self.rpc_code = rpc_code
+        super().__init__(message)
+
+
+class RayDirectTransportError(RaySystemError):
+    """A direct transfer of a tensor between actors failed (Ray's GPU transport, which Ember
+    does not have: never raised)."""
+
+
+class StreamingGeneratorReplayInconsistentError(RaySystemError):
+    """A retried generator task yielded a different number of items than its first attempt."""

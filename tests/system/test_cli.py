@@ -781,6 +781,23 @@ def test_a_node_that_cannot_join_is_reported(ember_cli: EmberCLI, problem: str) 
     assert set(ember_cli.session_dirs()) == sessions
 
 
+def test_a_driver_with_a_wrong_token_gets_authentication_error(ember_cli: EmberCLI) -> None:
+    port, head = ember_cli.start_head()
+    assert head.returncode == 0, head.stderr
+    ember_cli.env["EMBER_TOKEN"] = "0" * 32
+    out = ember_cli.driver(
+        "import ember\n"
+        "try:\n"
+        f"    ember.init(address='ember://127.0.0.1:{port}')\n"
+        "except ember.exceptions.AuthenticationError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    assert out.returncode == 0 and "refused:" in out.stdout, out.stderr
+    assert "EMBER_TOKEN" in out.stdout
+    del ember_cli.env["EMBER_TOKEN"]
+    assert ember_cli.run("stop").returncode == 0
+
+
 def test_init_auto_without_a_cluster_says_how_to_start_one(ember_cli: EmberCLI) -> None:
     out = ember_cli.driver('import ember\nember.init(address="auto")\n')
     assert out.returncode == 1

@@ -20,6 +20,7 @@ from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
 from ember._api.remote_function import is_generator_function, returns_code
 from ember._api.session import runtime
 from ember._core.resources import shape_of
+from ember._core.signatures import checker, spec_of, unbuilt
 from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import serialization, state, task_context
 from ember._runtime.object_ref_generator import ObjectRefGenerator
@@ -69,6 +70,8 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
         opts = dict(getattr(fn, "__ember_method_options__", {}))
         opts["is_async"] = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         opts["is_generator"] = is_generator_function(fn)
+        static = isinstance(inspect.getattr_static(cls, name, None), staticmethod)
+        opts["signature"] = spec_of(fn, drop_first=not static and not inspect.ismethod(fn))
         table[name] = opts
     for special in ("__ray_ready__", "__ray_terminate__", "__ray_call__"):
         table[special] = {"is_async": False}
@@ -86,6 +89,7 @@ class ActorClass(Generic[_C]):
         _check_method_groups(self._name, self._methods, self._options.get("concurrency_groups"))
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
+        self._init_check: Callable[..., None] | None = unbuilt
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -118,6 +122,10 @@ class ActorClass(Generic[_C]):
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
     ) -> ActorHandle[_C]:
+        if self._init_check is unbuilt:
+            self._init_check = checker(spec_of(self._cls), f"{self._name}.__init__")
+        if self._init_check is not None:
+            self._init_check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
         rt = runtime()
         if self._fn_id is None:
             self._fn_id = hashlib.blake2b(self._data(), digest_size=16).digest()
@@ -201,6 +209,7 @@ def _rebuild_class(
     actor_class._methods = methods
     actor_class._fn_id = fn_id
     actor_class._pickled = None
+    actor_class._init_check = unbuilt
     actor_class.__name__ = actor_class.__qualname__ = actor_class._name
     return actor_class
 
@@ -297,6 +306,9 @@ class ActorMethod:
         return _BoundMethod(self, {**self._opts, **checked})
 
     def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]) -> Any:
+        check = checker(opts.get("signature"), self._name)
+        if check is not None:
+            check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
         handle = self._handle
         rt = handle._rt or runtime()
         num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))

@@ -184,7 +184,14 @@ def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     """End an actor's process now; pending calls fail with ActorDiedError."""
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
-    runtime().kill_actor(actor._actor_id, no_restart, actor._meta["class_name"])
+    rt = runtime()
+    if actor._rt is not None and actor._rt is not rt:  # as Ray, which no longer knows it
+        raise exceptions.ActorHandleNotFoundError(
+            f"kill() was given a handle of actor {actor._meta['class_name']} "
+            f"{actor._actor_id.hex()} from an earlier session (before shutdown() and "
+            "init()); that actor ended with its session."
+        )
+    rt.kill_actor(actor._actor_id, no_restart, actor._meta["class_name"])
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:

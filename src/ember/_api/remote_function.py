@@ -25,6 +25,7 @@ from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
+from ember._core.signatures import checker, spec_of, unbuilt
 from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import task_context
 from ember._runtime.object_ref_generator import ObjectRefGenerator
@@ -46,6 +47,7 @@ class RemoteFunction(Generic[_P, _Out]):
         self._pickled: bytes | None = None
         self._shapes: dict[Any, Shape] = {}
         self._plan: tuple[Any, ...] | None = None
+        self._check: Callable[..., None] | None = unbuilt
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,6 +101,11 @@ class RemoteFunction(Generic[_P, _Out]):
     def _remote(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
     ) -> Any:
+        check = self._check
+        if check is unbuilt:
+            check = self._check = checker(spec_of(self._function), self._name)
+        if check is not None:
+            check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
         rt = runtime()
         fn_id, data = self._fn_key()
         max_calls = self._options["max_calls"]  # (local mode runs the object, and refuses this)

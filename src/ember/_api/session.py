@@ -26,6 +26,7 @@ from ember._runtime.launch.launcher import (
     spawn_node,
 )
 from ember._runtime.launch.process_config import system_config
+from ember.exceptions import AuthenticationError
 
 if TYPE_CHECKING:
     from ember._runtime.client.core_client import CoreClient
@@ -322,8 +323,8 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
         ) from None
     try:
         table = admin.nodes(address, token)
-    except admin.TokenRefused as e:
-        raise ConnectionError(f"{e}; check EMBER_TOKEN") from None
+    except admin.TokenRefused as e:  # Ray's error for a token the cluster refuses
+        raise AuthenticationError(f"{e}; set EMBER_TOKEN to the cluster's token") from None
     heads = [n for n in table if n["alive"] and "node:__internal_head__" in n["total"]]
     if not heads:
         raise ConnectionError(f"the cluster at {address} has no live head node")

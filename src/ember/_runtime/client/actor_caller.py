@@ -134,7 +134,7 @@ class ActorCaller:
             except RemoteError as e:
                 with self._lock:
                     self._machine.forget(actor_id)
-                raise ValueError(str(e)) from None
+                raise exc.ActorAlreadyExistsError(str(e)) from None
             if registered.actor_id != actor_id:
                 with self._lock:
                     self._machine.forget(actor_id)

@@ -289,7 +289,9 @@ class LocalRuntime:
         if name is not None and (namespace, name) in self._names:
             if options.get("get_if_exists"):
                 return self._names[(namespace, name)][0], False
-            raise ValueError(f"The name {name!r} (namespace={namespace!r}) is already taken.")
+            raise exc.ActorAlreadyExistsError(
+                f"The name {name!r} (namespace={namespace!r}) is already taken."
+            )
         actor_id = ids.new_actor_id()
         meta = serialization.loads(handle_meta)
         is_async = any(m["is_async"] for m in meta["methods"].values())

@@ -496,6 +496,8 @@ class Worker:
             results = self.pack(msg, value)
         except task_context.ActorExit:
             self._exit_requested(EXITED.format(msg.name))
+        except SystemExit as e:
+            _exit_process(e)
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -545,6 +547,8 @@ class Worker:
             self._exit_requested(EXITED.format(msg.name))
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
+        except SystemExit as e:
+            _exit_process(e)
         except BaseException as e:
             results = self.failure(msg, ctx, e)
         finally:
@@ -572,6 +576,8 @@ class Worker:
             value = None
         elif inspect.isawaitable(value):
             value = await value
+            if ctx.cancelled:  # the coroutine caught CancelledError and returned: as in Ray
+                raise exc.TaskCancelledError(ctx.task_id.hex())
         return self.pack(msg, value)
 
     async def _admitted(self, group: str) -> None:
@@ -618,7 +624,7 @@ class Worker:
             if name in _SPECIAL_METHODS:
                 fn = self._special(name)
             else:
-                fn = getattr(self.actor, name)
+                fn = _method_of(self.actor, name)
         else:
             fn = self.function(msg.fn_id)
             fn = getattr(fn, "_function", fn)
@@ -981,6 +987,19 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
+_DESCRIPTORS: dict[str, tuple[type, Any]] = {}  # method name: (actor class, its attribute)
+
+
+def _method_of(actor: Any, name: str) -> Any:
+    """The actor's method ``name``, looked up on its class as in Ray: an instance attribute
+    of the same name does not hide it."""
+    cls = type(actor)
+    found = _DESCRIPTORS.get(name)
+    if found is None or found[0] is not cls:
+        found = _DESCRIPTORS[name] = (cls, inspect.getattr_static(cls, name))
+    return found[1].__get__(actor, cls)
+
+
 def _cancelled_error() -> type[BaseException]:
     import asyncio
 
@@ -1049,6 +1068,22 @@ def _install_output(worker: Worker) -> None:
     sys.stdout = _Forwarder(worker, sys.stdout, False)
     sys.stderr = _Forwarder(worker, sys.stderr, True)
     _OUTPUTS[:] = [sys.stdout, sys.stderr]
+
+
+def _exit_process(request: SystemExit) -> None:
+    """``sys.exit()`` in a task or actor method ends the worker process, as in Ray: the node
+    sees a worker die, so a task is retried (then fails with ``WorkerCrashedError``) and an
+    actor is restarted or dies (``ActorDiedError``), as after a crash."""
+    code = request.code
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    _flush_output()
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    _flush_output()
+    os._exit(code)
 
 
 def _flush_output() -> None:
