@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import psutil
@@ -91,6 +92,34 @@ def test_max_pending_calls_raises_at_the_call_site(ray: Any, gate: Any) -> None:
     gate.open()
     assert ray.get(first, timeout=30) == [True, True]
     assert ray.get(actor.hold.remote(gate), timeout=30)  # room again once answered
+
+
+def test_max_pending_calls_holds_for_calls_from_many_threads(ray: Any, gate: Any) -> None:
+    @ray.remote(max_pending_calls=3)
+    class Slow:
+        def hold(self, g: Any) -> bool:
+            return bool(g.wait())
+
+    actor = Slow.remote()
+    start = threading.Barrier(8)
+    taken: list[Any] = []
+
+    def submit() -> None:
+        start.wait(timeout=30)
+        for _ in range(20):
+            try:
+                taken.append(actor.hold.remote(gate))
+            except ray.exceptions.PendingCallsLimitExceeded:
+                pass
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(taken) == 3
+    gate.open()
+    assert ray.get(taken, timeout=30) == [True] * 3
 
 
 # ---------------------------------------------------------------------------------- memory

@@ -516,9 +516,7 @@ class Worker:
     def _start_async(
         self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
     ) -> None:
-        task = loop.create_task(self._run_async(conn, msg, ctx))
-        self.by_task[msg.task_id] = (None, ctx)
-        _ASYNC_TASKS[msg.task_id] = task
+        _ASYNC_TASKS[msg.task_id] = loop.create_task(self._run_async(conn, msg, ctx))
 
     async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         """Run an async actor's call once its group (or the actor's limit) admits it and
@@ -565,10 +563,7 @@ class Worker:
         ctx.function = fn
         value = fn(*args, **kwargs)
         if msg.num_returns < 0:
-            if inspect.isasyncgen(value):
-                await self.stream_async(conn, msg, value)
-            else:
-                self.stream(conn, msg, ctx, value)
+            await self.stream_async(conn, msg, ctx, value)
             value = None
         elif inspect.isawaitable(value):
             value = await value
@@ -656,15 +651,37 @@ class Worker:
         finally:
             self.outflows.pop(msg.task_id, None)
 
-    async def stream_async(self, conn: Connection, msg: m.PushTask, gen: Any) -> None:
-        """``stream`` for an async generator, on the actor's loop (without backpressure, as
-        in Ray: a pause would hold up the loop's other calls)."""
-        flow = self.outflows[msg.task_id] = _Outflow(conn, -1)
+    async def stream_async(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext, gen: Any
+    ) -> None:
+        """``stream`` on an async actor's loop, for an async or a sync generator: as in Ray,
+        a sync one runs on the loop too, and each item's pause under backpressure is waited
+        for on a thread, so that the loop's other calls go on meanwhile."""
+        import asyncio
+
+        flow = self.outflows[msg.task_id] = _Outflow(conn, msg.backpressure)
+        loop = asyncio.get_running_loop()
         try:
-            async for item in gen:
-                self.emit(flow, msg, item)
+            if inspect.isasyncgen(gen):
+                async for item in gen:
+                    await self._emit_async(loop, flow, msg, ctx, item)
+            else:
+                for item in gen:
+                    await self._emit_async(loop, flow, msg, ctx, item)
         finally:
             self.outflows.pop(msg.task_id, None)
+
+    async def _emit_async(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        flow: _Outflow,
+        msg: m.PushTask,
+        ctx: TaskContext,
+        item: Any,
+    ) -> None:
+        self.emit(flow, msg, item)
+        if must_pause(flow.produced, flow.consumed, flow.threshold):
+            await loop.run_in_executor(None, flow.pause, ctx)
 
     def emit(self, flow: _Outflow, msg: m.PushTask, item: Any) -> None:
         """Store one item as the task's next return object and tell the caller."""
