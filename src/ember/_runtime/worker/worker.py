@@ -457,8 +457,11 @@ class Worker:
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
         """Run a sync actor's call and answer it, unless the actor is exiting: then a call
-        does not start, and its caller learns why when the process has ended."""
-        if not self._call_started():
+        does not start, and its caller learns why when the process has ended. A plain
+        actor's calls run one at a time, on the main slot: only a threaded actor's are
+        counted (under the lock) to know which ends last."""
+        main = slot is not None
+        if self.exiting if main else not self._call_started():
             self.by_task.pop(msg.task_id, None)
             return
         try:
@@ -466,7 +469,10 @@ class Worker:
             if done is not None:
                 _send_through_cancels(conn, done)
         finally:
-            self._call_ended()
+            if not main:
+                self._call_ended()
+            elif self.exiting:
+                self.end_actor(self.exiting)
 
     def execute(
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
