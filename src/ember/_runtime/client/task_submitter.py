@@ -158,7 +158,7 @@ class TaskSubmitter:
         task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
-        task.captures = captures(strategy)
+        task.captures = strategy is not None and captures(strategy)
         task.runtime_env = runtime_env
         task.retries_left = max_retries
         task.retriable = max_retries != 0
