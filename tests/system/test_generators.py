@@ -361,11 +361,13 @@ def test_a_paused_generator_does_not_hold_up_an_async_actor(ray):
 
     for method in ("async_items", "sync_items"):
         actor = Async.remote()
-        gen = getattr(actor, method).remote(10)
-        assert ray.get(next(gen), timeout=T) == 0
-        # Paused by backpressure: the actor still answers, and made no more than allowed.
-        assert ray.get(actor.made_so_far.remote(), timeout=T) <= 3
-        assert [ray.get(r, timeout=T) for r in gen] == list(range(1, 10))
+        gens = [getattr(actor, method).remote(10) for _ in range(12)]  # (more than threads)
+        for gen in gens:
+            assert ray.get(next(gen), timeout=T) == 0
+        # All paused by backpressure: the actor still answers, and made no more than allowed.
+        assert ray.get(actor.made_so_far.remote(), timeout=T) <= 12 * 3
+        for gen in reversed(gens):
+            assert [ray.get(r, timeout=T) for r in gen] == list(range(1, 10))
 
 
 def test_dropping_a_paused_generator_lets_its_task_finish(ray):

@@ -156,14 +156,17 @@ class _Outflow:
     """A running generator task's items: how many it yielded and how many its caller said it
     took, which pause it under backpressure (``must_pause``) until the caller takes more."""
 
-    __slots__ = ("conn", "threshold", "produced", "consumed", "cond")
+    __slots__ = ("conn", "threshold", "produced", "consumed", "cond", "on_change")
 
-    def __init__(self, conn: Connection, threshold: int) -> None:
+    def __init__(
+        self, conn: Connection, threshold: int, on_change: Callable[[], object] | None = None
+    ) -> None:
         self.conn = conn
         self.threshold = threshold
         self.produced = 0
         self.consumed = 0
         self.cond = threading.Condition()
+        self.on_change = on_change  # (an async actor's: wakes its pause on the loop)
 
     def taken(self, consumed: int) -> None:
         """Reactor thread: the caller took ``consumed`` items (-1: it wants no more, or it
@@ -173,6 +176,8 @@ class _Outflow:
                 self.threshold = -1
             self.consumed = max(self.consumed, consumed)
             self.cond.notify_all()
+        if self.on_change is not None:
+            self.on_change()
 
     def pause(self, ctx: TaskContext) -> None:
         """The task's thread, after an item: wait while backpressure says so, or until the
@@ -186,6 +191,8 @@ class _Outflow:
     def wake(self) -> None:
         with self.cond:
             self.cond.notify_all()
+        if self.on_change is not None:
+            self.on_change()
 
 
 def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
@@ -671,34 +678,36 @@ class Worker:
     async def stream_async(
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, gen: Any
     ) -> None:
-        """``stream`` on an async actor's loop, for an async or a sync generator: as in Ray,
-        a sync one runs on the loop too, and each item's pause under backpressure is waited
-        for on a thread, so that the loop's other calls go on meanwhile."""
+        """``stream`` on an async actor's loop, for an async or a sync generator (which runs on
+        the loop too, as in Ray): a pause under backpressure awaits the caller's word, so the
+        loop's other calls go on meanwhile (no thread waits: any number may be paused)."""
         import asyncio
 
-        flow = self.outflows[msg.task_id] = _Outflow(conn, msg.backpressure)
         loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        flow = _Outflow(conn, msg.backpressure, lambda: loop.call_soon_threadsafe(woken.set))
+        self.outflows[msg.task_id] = flow
         try:
             if inspect.isasyncgen(gen):
                 async for item in gen:
-                    await self._emit_async(loop, flow, msg, ctx, item)
+                    self.emit(flow, msg, item)
+                    await self._pause_async(flow, ctx, woken)
             else:
                 for item in gen:
-                    await self._emit_async(loop, flow, msg, ctx, item)
+                    self.emit(flow, msg, item)
+                    await self._pause_async(flow, ctx, woken)
         finally:
             self.outflows.pop(msg.task_id, None)
 
-    async def _emit_async(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        flow: _Outflow,
-        msg: m.PushTask,
-        ctx: TaskContext,
-        item: Any,
-    ) -> None:
-        self.emit(flow, msg, item)
-        if must_pause(flow.produced, flow.consumed, flow.threshold):
-            await loop.run_in_executor(None, flow.pause, ctx)
+    @staticmethod
+    async def _pause_async(flow: _Outflow, ctx: TaskContext, woken: asyncio.Event) -> None:
+        """``_Outflow.pause`` on the loop: the flow sets ``woken`` (on the loop, so after the
+        clear below) whenever the caller takes items or the task is cancelled."""
+        while must_pause(flow.produced, flow.consumed, flow.threshold):
+            if ctx.cancelled:
+                raise exc.TaskCancelledError(ctx.task_id.hex())
+            woken.clear()
+            await woken.wait()
 
     def emit(self, flow: _Outflow, msg: m.PushTask, item: Any) -> None:
         """Store one item as the task's next return object and tell the caller."""
