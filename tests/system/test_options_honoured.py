@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import psutil
@@ -44,6 +45,25 @@ def test_a_worker_runs_a_function_at_most_max_calls_times(ray: Any) -> None:
     # Nothing pushed to a retiring worker is lost or counted as a crash.
     pids = ray.get([once.remote() for _ in range(8)], timeout=60)
     assert len(set(pids)) == 8
+
+
+def test_max_calls_holds_while_a_call_blocked_in_get_lends_its_cpu(
+    start_ember: Any, signal_cls: Any
+) -> None:
+    ray = start_ember(num_cpus=1)
+    sig = signal_cls.remote()
+
+    @ray.remote(max_calls=1)
+    def waits(sig: Any) -> int:
+        ray.get(sig.wait.remote())
+        return os.getpid()
+
+    refs = [waits.remote(sig) for _ in range(3)]
+    wait_until(lambda: ray.get(sig.num_waiting.remote(), timeout=30), 30, "a call waiting")
+    _runs(ray, refs)  # (a second call would start meanwhile on the CPU the first lends)
+    ray.get(sig.send.remote(), timeout=30)
+    pids = ray.get(refs, timeout=60)
+    assert len(set(pids)) == 3, pids
 
 
 def test_max_calls_zero_means_no_limit_and_gpu_functions_default_to_one(
@@ -91,6 +111,34 @@ def test_max_pending_calls_raises_at_the_call_site(ray: Any, gate: Any) -> None:
     gate.open()
     assert ray.get(first, timeout=30) == [True, True]
     assert ray.get(actor.hold.remote(gate), timeout=30)  # room again once answered
+
+
+def test_max_pending_calls_holds_for_calls_from_many_threads(ray: Any, gate: Any) -> None:
+    @ray.remote(max_pending_calls=3)
+    class Slow:
+        def hold(self, g: Any) -> bool:
+            return bool(g.wait())
+
+    actor = Slow.remote()
+    start = threading.Barrier(8)
+    taken: list[Any] = []
+
+    def submit() -> None:
+        start.wait(timeout=30)
+        for _ in range(20):
+            try:
+                taken.append(actor.hold.remote(gate))
+            except ray.exceptions.PendingCallsLimitExceeded:
+                pass
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(taken) == 3
+    gate.open()
+    assert ray.get(taken, timeout=30) == [True] * 3
 
 
 # ---------------------------------------------------------------------------------- memory

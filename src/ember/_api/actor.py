@@ -16,7 +16,6 @@ import cloudpickle
 from ember import exceptions as exc
 from ember._api import options as opts_mod
 from ember._api import runtime_env
-from ember._api.dag import ClassMethodNode, ClassNode, bind_actor_method
 from ember._api.remote_function import is_generator_function, returns_code
 from ember._api.session import runtime
 from ember._core.resources import shape_of
@@ -26,6 +25,7 @@ from ember._runtime import serialization, state, task_context
 from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 if TYPE_CHECKING:
+    from ember._api.dag import ClassMethodNode, ClassNode
     from ember._runtime.runtime import Runtime
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -106,6 +106,8 @@ class ActorClass(Generic[_C]):
 
     def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
         """A node of a lazy graph that creates this actor (``ember.dag``)."""
+        from ember._api.dag import ClassNode  # (not imported until a graph is made)
+
         return ClassNode(self, args, kwargs, self._options)
 
     def options(self, **options: Any) -> _BoundClass[_C]:
@@ -223,6 +225,8 @@ class _BoundClass(Generic[_C]):
         return self._cls._remote(args, kwargs, self._options)
 
     def bind(self, *args: Any, **kwargs: Any) -> ClassNode:
+        from ember._api.dag import ClassNode
+
         return ClassNode(self._cls, args, kwargs, self._options)
 
 
@@ -236,6 +240,7 @@ class ActorHandle(Generic[_C]):
         self._meta = meta
         self._owner = owner_id
         self._rt = rt
+        self._plans: dict[str, _CallPlan] = {}  # by method name (see ActorMethod.remote)
         if rt is not None:
             rt.add_actor_ref(actor_id, owner_id)
 
@@ -291,11 +296,10 @@ class ActorMethod:
             f"Actor methods cannot be called directly. Use {self._name}.remote(...) instead."
         )
 
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote(args, kwargs, self._opts)
-
     def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
         """A node of a lazy graph that calls this method (``ember.dag``)."""
+        from ember._api.dag import bind_actor_method
+
         return bind_actor_method(self._handle, self._name, {}, args, kwargs)
 
     def options(self, **options: Any) -> _BoundMethod:
@@ -305,36 +309,59 @@ class ActorMethod:
         )
         return _BoundMethod(self, {**self._opts, **checked})
 
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        plans = self._handle._plans
+        plan = plans.get(self._name)
+        if plan is None:
+            plan = plans[self._name] = _CallPlan(self._handle, self._name, self._opts)
+        return plan.submit(self._handle, args, kwargs)
+
     def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]) -> Any:
-        check = checker(opts.get("signature"), self._name)
-        if check is not None:
-            check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
-        handle = self._handle
-        rt = handle._rt or runtime()
-        num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))
-        backpressure = opts.get("_generator_backpressure_num_objects")
-        retries = opts.get("max_task_retries")
+        """A call with options other than the method's own (``options()``, ``ember.dag``)."""
+        return _CallPlan(self._handle, self._name, opts).submit(self._handle, args, kwargs)
+
+
+class _CallPlan:
+    """What a call of one method through one handle submits, worked out (and checked) once
+    from the method's options and the actor's: only its arguments change from call to call.
+    It holds no reference to the handle, whose lifetime counts for the actor's."""
+
+    __slots__ = ("name", "num_returns", "fields", "check")
+
+    def __init__(self, handle: ActorHandle[Any], name: str, opts: dict[str, Any]) -> None:
+        meta = handle._meta
+        groups = meta.get("concurrency_groups", {})
         group = opts.get("concurrency_group") or ""
-        if group and group not in handle._meta.get("concurrency_groups", {}):
+        if group and group not in groups:
             raise ValueError(
                 f"Concurrency group {group!r} is not defined on actor "
-                f"{handle._meta['class_name']!r}; its groups are "
-                f"{sorted(handle._meta.get('concurrency_groups', {})) or 'none'}."
+                f"{meta['class_name']!r}; its groups are {sorted(groups) or 'none'}."
             )
+        retries = opts.get("max_task_retries")
+        backpressure = opts.get("_generator_backpressure_num_objects")
+        self.name = name
+        self.check = checker(opts.get("signature"), name)
+        self.num_returns = returns_code(opts.get("num_returns"), bool(opts.get("is_generator")))
+        self.fields: dict[str, Any] = {
+            "num_returns": self.num_returns,
+            "max_task_retries": meta["max_task_retries"] if retries is None else retries,
+            "retry_exceptions": opts.get("retry_exceptions") or False,
+            "max_pending_calls": meta.get("max_pending_calls", -1),
+            "enable_task_events": _task_events(opts.get("enable_task_events"), meta),
+            "backpressure": -1 if backpressure is None else backpressure,
+            "concurrency_group": group,
+        }
+
+    def submit(
+        self, handle: ActorHandle[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if self.check is not None:
+            self.check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
+        rt = handle._rt or runtime()
         refs = rt.submit_actor_task(
-            handle._actor_id,
-            handle._meta["class_name"],
-            self._name,
-            args,
-            kwargs,
-            num_returns=num_returns,
-            max_task_retries=handle._meta["max_task_retries"] if retries is None else retries,
-            retry_exceptions=opts.get("retry_exceptions") or False,
-            max_pending_calls=handle._meta.get("max_pending_calls", -1),
-            enable_task_events=_task_events(opts.get("enable_task_events"), handle._meta),
-            backpressure=-1 if backpressure is None else backpressure,
-            concurrency_group=group,
+            handle._actor_id, handle._meta["class_name"], self.name, args, kwargs, **self.fields
         )
+        num_returns = self.num_returns
         if num_returns == 1 or num_returns == DYNAMIC:
             return refs[0]
         if num_returns == STREAMING:
@@ -356,4 +383,6 @@ class _BoundMethod:
         return self._method._remote(args, kwargs, self._opts)
 
     def bind(self, *args: Any, **kwargs: Any) -> ClassMethodNode | tuple[ClassMethodNode, ...]:
+        from ember._api.dag import bind_actor_method
+
         return bind_actor_method(self._method._handle, self._method._name, self._opts, args, kwargs)

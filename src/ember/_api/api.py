@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ov
 
 from ember import exceptions
 from ember._api.actor import ActorClass, ActorHandle
-from ember._api.compiled_dag import CompiledDAGRef
 from ember._api.options import validate_actor_options, validate_task_options
 from ember._api.remote_function import RemoteFunction
 from ember._api.session import runtime
@@ -92,23 +91,28 @@ def get(refs: ObjectRef[_T], *, timeout: float | None = None) -> _T: ...
 def get(refs: Sequence[ObjectRef[_T]], *, timeout: float | None = None) -> list[_T]: ...
 def get(refs: Any, *, timeout: float | None = None) -> Any:
     """Wait for and return the value of a ref, or the values of a list of refs, in order."""
+    if isinstance(refs, ObjectRef):
+        _check_timeout(timeout)
+        return runtime().get([refs], timeout)[0]
+    if isinstance(refs, (list, tuple)) and all(isinstance(r, ObjectRef) for r in refs):
+        _check_timeout(timeout)
+        return runtime().get(list(refs), timeout) if refs else []
+    # (Imported only now: it pulls in the channels, which plain refs never need.)
+    from ember._api.compiled_dag import CompiledDAGRef
+
     if isinstance(refs, CompiledDAGRef):  # its timeout may be -1: wait without a limit
         return refs.get(timeout)
-    if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], CompiledDAGRef):
+    if isinstance(refs, (list, tuple)) and isinstance(refs[0], CompiledDAGRef):
         if not all(isinstance(r, CompiledDAGRef) for r in refs):
             raise ValueError("get() takes CompiledDAGRefs or ObjectRefs, not both in one list")
         return [r.get(timeout) for r in refs]
     _check_timeout(timeout)
-    if isinstance(refs, ObjectRef):
-        return runtime().get([refs], timeout)[0]
     if isinstance(refs, (list, tuple)):
-        for r in refs:
-            if not isinstance(r, ObjectRef):
-                raise ValueError(
-                    f"get() expects an ObjectRef or a list of ObjectRefs; the list holds a "
-                    f"{type(r).__name__}"
-                )
-        return runtime().get(list(refs), timeout) if refs else []
+        wrong = next(r for r in refs if not isinstance(r, ObjectRef))
+        raise ValueError(
+            f"get() expects an ObjectRef or a list of ObjectRefs; the list holds a "
+            f"{type(wrong).__name__}"
+        )
     if isinstance(refs, ObjectRefGenerator):
         raise ValueError(
             "get() of an ObjectRefGenerator is not supported: iterate it and get each item "

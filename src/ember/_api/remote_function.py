@@ -13,13 +13,12 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api import runtime_env
-from ember._api.dag import FunctionNode
 from ember._api.session import runtime
 from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
@@ -29,6 +28,9 @@ from ember._core.signatures import checker, spec_of, unbuilt
 from ember._protocol.messages import DYNAMIC, STREAMING
 from ember._runtime import task_context
 from ember._runtime.object_ref_generator import ObjectRefGenerator
+
+if TYPE_CHECKING:
+    from ember._api.dag import FunctionNode
 
 _P = ParamSpec("_P")
 _Out = TypeVar("_Out", covariant=True)
@@ -77,6 +79,8 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
         """A node of a lazy graph that calls this function (``ember.dag``)."""
+        from ember._api.dag import FunctionNode  # (not imported until a graph is made)
+
         return FunctionNode(self, args, kwargs, self._options)
 
     def _fn_key(self) -> tuple[bytes, Callable[[], bytes]]:
@@ -200,6 +204,8 @@ class _BoundFunction(Generic[_P, _Out]):
         return self._fn._remote(args, kwargs, self._options)
 
     def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
+        from ember._api.dag import FunctionNode
+
         return FunctionNode(self._fn, args, kwargs, self._options)
 
 

@@ -188,22 +188,23 @@ class ActorCaller:
         backpressure: int = -1,
         concurrency_group: str = "",
     ) -> list[ObjectRef]:
-        with self._lock:
-            if not self._machine.has_room(self._machine.get(actor_id), max_pending_calls):
-                raise exc.PendingCallsLimitExceeded(
-                    f"{class_name}.{method} could not be submitted to actor {actor_id.hex()}: "
-                    f"{max_pending_calls} calls to it are pending already (its "
-                    "max_pending_calls). Wait for some results first (ember.wait), or raise "
-                    "max_pending_calls in the actor's options."
-                )
         task = self._tasks.new_task(
             method.encode(), args, kwargs, num_returns, method, enable_task_events
         )
         task.retry_exceptions = retry_exceptions
         task.concurrency_group = concurrency_group
         with self._lock:
-            self._objects.drain_decs()
             machine = self._machine
+            if max_pending_calls >= 0 and not machine.has_room(
+                machine.get(actor_id), max_pending_calls
+            ):  # (checked under the lock the call is queued under: two threads cannot both pass)
+                raise exc.PendingCallsLimitExceeded(
+                    f"{class_name}.{method} could not be submitted to actor {actor_id.hex()}: "
+                    f"{max_pending_calls} calls to it are pending already (its "
+                    "max_pending_calls). Wait for some results first (ember.wait), or raise "
+                    "max_pending_calls in the actor's options."
+                )
+            self._objects.drain_decs()
             actor = machine.get(actor_id) or machine.add(_Actor(actor_id, class_name, 0))
             task.retries_left = (
                 actor.max_task_retries if max_task_retries is None else max_task_retries

@@ -79,6 +79,7 @@ class _Task(task_leases.Task):
         "namespace",
         "task_events",
         "concurrency_group",
+        "captures",
     )
 
     # Set by ``TaskSubmitter.new_task``, its only maker (and the submit that calls it); a
@@ -97,6 +98,7 @@ class _Task(task_leases.Task):
     parent: bytes
     namespace: str  # the submitter's, as it was at submission
     concurrency_group: str  # an actor call's group ("": its method's, or the default)
+    captures: bool  # its placement group takes the tasks it starts (worked out once, at submit)
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
     # Its ``enable_task_events``: whether its state changes may be recorded as task events

@@ -98,6 +98,7 @@ class TaskSubmitter:
         task.backpressure = -1
         task.name = name
         task.concurrency_group = ""
+        task.captures = False
         dep_refs: list[ObjectRef] = []
         if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
             args = tuple(_placeholder(a, dep_refs) for a in args)
@@ -157,6 +158,7 @@ class TaskSubmitter:
         task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
+        task.captures = strategy is not None and captures(strategy)
         task.runtime_env = runtime_env
         task.retries_left = max_retries
         task.retriable = max_retries != 0
@@ -397,7 +399,7 @@ class TaskSubmitter:
             namespace=task.namespace,
             args_ref=task.args_ref,
             resources=resources,
-            capture_child_tasks=captures(task.strategy),
+            capture_child_tasks=task.captures,
             backpressure=task.backpressure,
             concurrency_group=task.concurrency_group,
         )

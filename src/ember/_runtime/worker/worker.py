@@ -156,14 +156,17 @@ class _Outflow:
     """A running generator task's items: how many it yielded and how many its caller said it
     took, which pause it under backpressure (``must_pause``) until the caller takes more."""
 
-    __slots__ = ("conn", "threshold", "produced", "consumed", "cond")
+    __slots__ = ("conn", "threshold", "produced", "consumed", "cond", "on_change")
 
-    def __init__(self, conn: Connection, threshold: int) -> None:
+    def __init__(
+        self, conn: Connection, threshold: int, on_change: Callable[[], object] | None = None
+    ) -> None:
         self.conn = conn
         self.threshold = threshold
         self.produced = 0
         self.consumed = 0
         self.cond = threading.Condition()
+        self.on_change = on_change  # (an async actor's: wakes its pause on the loop)
 
     def taken(self, consumed: int) -> None:
         """Reactor thread: the caller took ``consumed`` items (-1: it wants no more, or it
@@ -173,6 +176,8 @@ class _Outflow:
                 self.threshold = -1
             self.consumed = max(self.consumed, consumed)
             self.cond.notify_all()
+        if self.on_change is not None:
+            self.on_change()
 
     def pause(self, ctx: TaskContext) -> None:
         """The task's thread, after an item: wait while backpressure says so, or until the
@@ -186,6 +191,8 @@ class _Outflow:
     def wake(self) -> None:
         with self.cond:
             self.cond.notify_all()
+        if self.on_change is not None:
+            self.on_change()
 
 
 def _send_through_cancels(conn: Connection, done: m.TaskDone) -> None:
@@ -380,8 +387,8 @@ class Worker:
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
                 last = self.retiring and not any(r.drainers for r in self.lease_runs.values())
-            assert done is not None  # (a task of a lease, not an actor call)
-            _send_through_cancels(conn, done)
+            if done is not None:  # (None: not started, see execute)
+                _send_through_cancels(conn, done)
             if last:  # (the last task running here has been answered)
                 self.reactor.call_soon(self._exit_when_sent)
             if item is None:
@@ -457,8 +464,11 @@ class Worker:
 
     def run(self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None) -> None:
         """Run a sync actor's call and answer it, unless the actor is exiting: then a call
-        does not start, and its caller learns why when the process has ended."""
-        if not self._call_started():
+        does not start, and its caller learns why when the process has ended. A plain
+        actor's calls run one at a time, on the main slot: only a threaded actor's are
+        counted (under the lock) to know which ends last."""
+        main = slot is not None
+        if self.exiting if main else not self._call_started():
             self.by_task.pop(msg.task_id, None)
             return
         try:
@@ -466,12 +476,17 @@ class Worker:
             if done is not None:
                 _send_through_cancels(conn, done)
         finally:
-            self._call_ended()
+            if not main:
+                self._call_ended()
+            elif self.exiting:
+                self.end_actor(self.exiting)
 
     def execute(
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
     ) -> m.TaskDone | None:
-        """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
+        """Run a task or actor call; None, not answered: the call asked its actor to exit,
+        or the task's function started its ``max_calls`` here already (its caller runs it
+        elsewhere once this retiring process has ended)."""
         token = task_context.current.set(ctx)
         results: list[ReturnValue] | None = None
         if slot is not None:
@@ -486,6 +501,8 @@ class Worker:
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
                 self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
+            if self.calls.limits and not msg.actor_id and not self._start_limited(msg.fn_id):
+                return None
             ctx.function = fn
             value = fn(*args, **kwargs)
             if msg.num_returns < 0:
@@ -505,9 +522,6 @@ class Worker:
                 slot.running = None
             if not msg.actor_id:
                 _TITLE.leave()
-                if self.calls.limits and self.calls.ran(msg.fn_id):
-                    with self.slots_lock:
-                        self.retiring = True
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
@@ -515,12 +529,20 @@ class Worker:
             return None
         return _TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
 
+    def _start_limited(self, fn_id: bytes) -> bool:
+        """A task of a function that may have ``max_calls``: False if it must not start here;
+        at the limit this process retires (it starts no other task)."""
+        with self.slots_lock:
+            if not self.calls.start(fn_id):
+                return False
+            if self.calls.spent(fn_id):
+                self.retiring = True
+            return True
+
     def _start_async(
         self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
     ) -> None:
-        task = loop.create_task(self._run_async(conn, msg, ctx))
-        self.by_task[msg.task_id] = (None, ctx)
-        _ASYNC_TASKS[msg.task_id] = task
+        _ASYNC_TASKS[msg.task_id] = loop.create_task(self._run_async(conn, msg, ctx))
 
     async def _run_async(self, conn: Connection, msg: m.PushTask, ctx: TaskContext) -> None:
         """Run an async actor's call once its group (or the actor's limit) admits it and
@@ -569,10 +591,7 @@ class Worker:
         ctx.function = fn
         value = fn(*args, **kwargs)
         if msg.num_returns < 0:
-            if inspect.isasyncgen(value):
-                await self.stream_async(conn, msg, value)
-            else:
-                self.stream(conn, msg, ctx, value)
+            await self.stream_async(conn, msg, ctx, value)
             value = None
         elif inspect.isawaitable(value):
             value = await value
@@ -662,15 +681,39 @@ class Worker:
         finally:
             self.outflows.pop(msg.task_id, None)
 
-    async def stream_async(self, conn: Connection, msg: m.PushTask, gen: Any) -> None:
-        """``stream`` for an async generator, on the actor's loop (without backpressure, as
-        in Ray: a pause would hold up the loop's other calls)."""
-        flow = self.outflows[msg.task_id] = _Outflow(conn, -1)
+    async def stream_async(
+        self, conn: Connection, msg: m.PushTask, ctx: TaskContext, gen: Any
+    ) -> None:
+        """``stream`` on an async actor's loop, for an async or a sync generator (which runs on
+        the loop too, as in Ray): a pause under backpressure awaits the caller's word, so the
+        loop's other calls go on meanwhile (no thread waits: any number may be paused)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        flow = _Outflow(conn, msg.backpressure, lambda: loop.call_soon_threadsafe(woken.set))
+        self.outflows[msg.task_id] = flow
         try:
-            async for item in gen:
-                self.emit(flow, msg, item)
+            if inspect.isasyncgen(gen):
+                async for item in gen:
+                    self.emit(flow, msg, item)
+                    await self._pause_async(flow, ctx, woken)
+            else:
+                for item in gen:
+                    self.emit(flow, msg, item)
+                    await self._pause_async(flow, ctx, woken)
         finally:
             self.outflows.pop(msg.task_id, None)
+
+    @staticmethod
+    async def _pause_async(flow: _Outflow, ctx: TaskContext, woken: asyncio.Event) -> None:
+        """``_Outflow.pause`` on the loop: the flow sets ``woken`` (on the loop, so after the
+        clear below) whenever the caller takes items or the task is cancelled."""
+        while must_pause(flow.produced, flow.consumed, flow.threshold):
+            if ctx.cancelled:
+                raise exc.TaskCancelledError(ctx.task_id.hex())
+            woken.clear()
+            await woken.wait()
 
     def emit(self, flow: _Outflow, msg: m.PushTask, item: Any) -> None:
         """Store one item as the task's next return object and tell the caller."""
