@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__", "__ray_call__"}
 EXITED = "it exited intentionally: exit_actor() was called in {}"  # the node's reason
+SYS_EXITED = "it exited intentionally: sys.exit() was called in {}"
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
@@ -496,6 +497,8 @@ class Worker:
             results = self.pack(msg, value)
         except task_context.ActorExit:
             self._exit_requested(EXITED.format(msg.name))
+        except SystemExit as e:
+            self._system_exit(msg, e)
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -545,6 +548,8 @@ class Worker:
             self._exit_requested(EXITED.format(msg.name))
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
+        except SystemExit as e:
+            self._system_exit(msg, e)
         except BaseException as e:
             results = self.failure(msg, ctx, e)
         finally:
@@ -746,6 +751,17 @@ class Worker:
             last = bool(self.exiting) and self.running_calls == 0
         if last:
             self.end_actor(self.exiting)
+
+    def _system_exit(self, msg: m.PushTask, e: SystemExit) -> None:
+        """``sys.exit()`` in a call, as in Ray: with status 0 in an actor, an intended exit
+        (as ``exit_actor()``: no restart); otherwise the worker process ends as if it had
+        crashed, so that the task is retried and the actor restarted as their options say,
+        instead of the caller receiving a SystemExit that would end it in turn."""
+        if msg.actor_id and not e.code:
+            self._exit_requested(SYS_EXITED.format(msg.name))
+            return
+        _flush_output()
+        os._exit(e.code if isinstance(e.code, int) else 1)
 
     def _exit_requested(self, reason: str) -> None:
         """``exit_actor()`` was called: no other call starts, and the actor ends once those
