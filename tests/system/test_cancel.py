@@ -135,3 +135,32 @@ def test_an_actor_whose_handle_is_dropped_ends_once_its_last_call_ends_unsent(ra
     with pytest.raises((ray.exceptions.TaskCancelledError, ValueError)):
         ray.get(ref, timeout=T)
     ray.get(sig.send.remote(), timeout=T)
+
+
+def test_an_async_call_that_catches_its_cancellation_is_still_cancelled(ray, signal_cls):
+    import asyncio
+
+    @ray.remote
+    class Catcher:
+        def __init__(self):
+            self.caught = False
+
+        async def work(self, started):
+            await started.send.remote()
+            try:
+                await asyncio.sleep(T)
+            except asyncio.CancelledError:
+                self.caught = True
+            return "finished"
+
+        async def caught_it(self):
+            return self.caught
+
+    started = signal_cls.remote()
+    actor = Catcher.remote()
+    ref = actor.work.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=T)  # although the coroutine returned
+    assert ray.get(actor.caught_it.remote(), timeout=T) is True

@@ -577,6 +577,8 @@ class Worker:
             value = None
         elif inspect.isawaitable(value):
             value = await value
+            if ctx.cancelled:  # it caught its CancelledError and returned: cancelled all the same
+                raise exc.TaskCancelledError(ctx.task_id.hex())
         return self.pack(msg, value)
 
     async def _admitted(self, group: str) -> None:
