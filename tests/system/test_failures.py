@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from tests._helpers import get_when_answered
+from tests._helpers import get_when_answered, wait_until
 
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
 
@@ -353,3 +353,35 @@ def test_actor_options_max_restarts(ray):
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.die.remote(), timeout=T)
     assert get_when_answered(a.get.remote) == "fresh"
+
+
+def test_actors_created_by_an_actor_die_with_its_process_unless_detached(ray):
+    import signal
+
+    @ray.remote(max_restarts=-1)
+    class Child:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    class Parent:
+        def make(self):
+            self.child = Child.remote()
+            self.detached = Child.options(name="orphan", lifetime="detached").remote()
+            return self.child, self.detached, os.getpid()
+
+    parent = Parent.remote()  # (held: a dropped handle would end it, and its child)
+    child, detached, pid = ray.get(parent.make.remote(), timeout=T)
+    assert ray.get(child.ping.remote(), timeout=T) == "pong"
+    os.kill(pid, signal.SIGKILL)
+
+    def ping():
+        try:
+            return ray.get(child.ping.remote(), timeout=T)
+        except ray.exceptions.ActorDiedError as e:  # (max_restarts does not bring it back)
+            return e
+
+    # (a call made before the owner's death is noticed may still be answered)
+    wait_until(ping, T, "the child to die", until=lambda v: isinstance(v, Exception))
+    assert ray.get(detached.ping.remote(), timeout=T) == "pong"
+    ray.kill(detached)
