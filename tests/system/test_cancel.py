@@ -146,8 +146,8 @@ def test_an_async_call_that_catches_its_cancellation_is_still_cancelled(ray, sig
             self.caught = False
 
         async def work(self, started):
-            await started.send.remote()
-            try:
+            try:  # (the cancel may come while it waits for the send's answer)
+                await started.send.remote()
                 await asyncio.sleep(T)
             except asyncio.CancelledError:
                 self.caught = True
