@@ -174,6 +174,13 @@ def test_public_names(dag: Any) -> None:
     assert issubclass(dag.InputNode, dag.DAGNode)
 
 
+def test_nodes_at_the_module_paths_of_rays_docs(ray: Any, dag: Any) -> None:
+    input_node = importlib.import_module(f"{ray.__name__}.dag.input_node")
+    output_node = importlib.import_module(f"{ray.__name__}.dag.output_node")
+    assert input_node.InputNode is dag.InputNode
+    assert output_node.MultiOutputNode is dag.MultiOutputNode
+
+
 def test_node_types(ray: Any, dag: Any, fns: Any) -> None:
     handle = fns.Counter.remote()
     class_node = fns.Counter.bind()

@@ -9,16 +9,21 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
   RayActorError); with max_restarts=0 every later call fails the same way. With
   max_restarts=1 the actor is re-created by running __init__ again, so its state is reset;
   with max_task_retries=1 as well, the call that was running is retried on the new process.
+- ``sys.exit()`` in a task ends its worker process like a crash (retried, then
+  WorkerCrashedError), whatever its status; in an actor method, a nonzero status is a crash
+  (restarted if max_restarts allows) and status 0 an intended exit (never restarted); the
+  caller never receives the SystemExit.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
 
-from tests._helpers import get_when_answered
+from tests._helpers import get_when_answered, wait_until
 
 T = 30  # upper bound for every get: a bug fails the test instead of hanging it
 
@@ -30,6 +35,76 @@ def test_worker_crash_without_retries_raises(ray):
 
     with pytest.raises(ray.exceptions.WorkerCrashedError):
         ray.get(die.remote(), timeout=T)
+
+
+def test_sys_exit_in_a_task_ends_its_worker_and_is_retried(ray, tmp_path):
+    @ray.remote(max_retries=1)
+    def leave(path, code):
+        open(os.path.join(path, str(os.getpid())), "w").close()
+        sys.exit(code)
+
+    for code in (0, 3):
+        attempts = tmp_path / str(code)
+        attempts.mkdir()
+        with pytest.raises(ray.exceptions.WorkerCrashedError):
+            ray.get(leave.remote(str(attempts), code), timeout=T)
+        assert len(list(attempts.iterdir())) == 2  # the first try and 1 retry, each its worker
+
+
+def test_sys_exit_in_an_actor_method_kills_the_actor(ray):
+    @ray.remote
+    class Leaver:
+        def leave(self):
+            sys.exit(1)
+
+        def ping(self):
+            return "pong"
+
+    actor = Leaver.remote()
+    assert ray.get(actor.ping.remote(), timeout=T) == "pong"
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(actor.leave.remote(), timeout=T)
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(actor.ping.remote(), timeout=T)
+
+
+@pytest.mark.ember_only  # Ray 2.60 leaves the call unanswered (get times out)
+def test_sys_exit_in_an_async_actor_method_kills_the_actor(ray):
+    @ray.remote
+    class AsyncLeaver:
+        async def leave(self, code):
+            sys.exit(code)
+
+        async def ping(self):
+            return "pong"
+
+    for code in (0, 1):
+        actor = AsyncLeaver.remote()
+        assert ray.get(actor.ping.remote(), timeout=T) == "pong"
+        with pytest.raises(ray.exceptions.ActorDiedError):
+            ray.get(actor.leave.remote(code), timeout=T)
+        with pytest.raises(ray.exceptions.ActorDiedError):
+            ray.get(actor.ping.remote(), timeout=T)
+
+
+def test_sys_exit_restarts_an_actor_unless_its_status_is_0(ray):
+    @ray.remote(max_restarts=1)
+    class Leaver:
+        def leave(self, code):
+            sys.exit(code)
+
+        def pid(self):
+            return os.getpid()
+
+    actor = Leaver.remote()
+    first = ray.get(actor.pid.remote(), timeout=T)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(actor.leave.remote(1), timeout=T)
+    assert get_when_answered(actor.pid.remote, T) != first  # a crash: restarted
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(actor.leave.remote(0), timeout=T)
+    with pytest.raises(ray.exceptions.ActorDiedError):  # an intended exit: not restarted
+        ray.get(actor.pid.remote(), timeout=T)
 
 
 def test_worker_crash_then_other_tasks_still_run(ray):
@@ -278,3 +353,35 @@ def test_actor_options_max_restarts(ray):
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.die.remote(), timeout=T)
     assert get_when_answered(a.get.remote) == "fresh"
+
+
+def test_actors_created_by_an_actor_die_with_its_process_unless_detached(ray):
+    import signal
+
+    @ray.remote(max_restarts=-1)
+    class Child:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    class Parent:
+        def make(self):
+            self.child = Child.remote()
+            self.detached = Child.options(name="orphan", lifetime="detached").remote()
+            return self.child, self.detached, os.getpid()
+
+    parent = Parent.remote()  # (held: a dropped handle would end it, and its child)
+    child, detached, pid = ray.get(parent.make.remote(), timeout=T)
+    assert ray.get(child.ping.remote(), timeout=T) == "pong"
+    os.kill(pid, signal.SIGKILL)
+
+    def ping():
+        try:
+            return ray.get(child.ping.remote(), timeout=T)
+        except ray.exceptions.ActorDiedError as e:  # (max_restarts does not bring it back)
+            return e
+
+    # (a call made before the owner's death is noticed may still be answered)
+    wait_until(ping, T, "the child to die", until=lambda v: isinstance(v, Exception))
+    assert ray.get(detached.ping.remote(), timeout=T) == "pong"
+    ray.kill(detached)

@@ -1,11 +1,10 @@
 """Semantics where Ember once differed from Ray: argument checks at the call, method lookup,
-``sys.exit()`` in tasks and actors, cancelled coroutines that swallow the cancel, and the
-exception classes Ray raises in those places."""
+cancelled coroutines that swallow the cancel, and the exception classes Ray raises in those
+places (``sys.exit()`` in tasks and actors: test_failures.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import pytest
@@ -74,49 +73,6 @@ def test_an_instance_attribute_does_not_hide_a_method(ray: Any) -> None:
             return "the method"
 
     assert ray.get(Shadowed.remote().value.remote(), timeout=T) == "the method"
-
-
-def test_sys_exit_in_an_actor_method_ends_the_actor(ray: Any) -> None:
-    @ray.remote
-    class Quitter:
-        def quit(self, code: int | None) -> None:
-            sys.exit(code)
-
-        def hello(self) -> str:
-            return "hello"
-
-    for code in (None, 1):
-        actor = Quitter.remote()
-        assert ray.get(actor.hello.remote(), timeout=T) == "hello"
-        with pytest.raises(ray.exceptions.ActorDiedError):
-            ray.get(actor.quit.remote(code), timeout=T)
-        with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.hello.remote(), timeout=T)
-
-
-@pytest.mark.ember_only  # Ray 2.60 never answers the call (its get times out)
-def test_sys_exit_in_an_async_actor_method_ends_the_actor(ray: Any) -> None:
-    @ray.remote
-    class Quitter:
-        async def quit(self) -> None:
-            sys.exit(0)
-
-        async def hello(self) -> str:
-            return "hello"
-
-    actor = Quitter.remote()
-    assert ray.get(actor.hello.remote(), timeout=T) == "hello"
-    with pytest.raises(ray.exceptions.ActorDiedError):
-        ray.get(actor.quit.remote(), timeout=T)
-
-
-def test_sys_exit_in_a_task_is_a_worker_crash(ray: Any) -> None:
-    @ray.remote(max_retries=1)
-    def quit() -> None:
-        sys.exit(3)
-
-    with pytest.raises(ray.exceptions.WorkerCrashedError):
-        ray.get(quit.remote(), timeout=T)
 
 
 def test_a_cancelled_coroutine_that_returns_still_ends_cancelled(ray: Any) -> None:

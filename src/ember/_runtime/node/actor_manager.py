@@ -30,6 +30,8 @@ from ember._transport.rpc import refuse
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
 
+OWNER_EXITED = "its owner (the driver or worker that created it) exited"
+
 
 @dataclass
 class _ActorRecord:
@@ -100,10 +102,12 @@ class ActorManager:
         return self.node.client_conn(rec.owner) if rec is not None else None
 
     def owner_gone(self, client_id: bytes) -> None:
-        """A driver or worker ended: the actors it created (other than detached ones) die."""
+        """A driver or worker ended: the actors it created (other than detached ones) die, as
+        in Ray, even if that worker was an actor that restarts (its new process is not their
+        owner)."""
         for rec in list(self.actors.values()):
             if rec.owner == client_id and not rec.detached:
-                self.kill_actor(rec.actor_id, True, "its owner (the driver) exited")
+                self.kill_actor(rec.actor_id, True, OWNER_EXITED)
 
     def refs_dropped(self, actor_id: bytes) -> None:
         """Every ref to the actor was dropped: it ends (unless detached: such one lives until
@@ -233,7 +237,7 @@ class ActorManager:
         self.actors[msg.actor_id] = rec
         self.node.objects.hold_actor(msg.actor_id, msg.owner_id)
         if conn.closed and not msg.detached:  # its owner exited while it was registered
-            self.kill_actor(msg.actor_id, True, "its owner (the driver) exited")
+            self.kill_actor(msg.actor_id, True, OWNER_EXITED)
         elif msg.spec is not None:
             self.handle(rec, life.SpecReady())
         # else its arguments are still being computed: ActorArgs follows

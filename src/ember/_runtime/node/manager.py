@@ -464,10 +464,10 @@ class NodeManager:
                 self.pool.when_exited(
                     w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w), w.oom)
                 )
-        else:
-            self.actors.owner_gone(client.client_id)
-            if self.owner_pid and client.pid == self.owner_pid and not conn.node:
-                self.shutdown()
+        self.actors.owner_gone(client.client_id)
+        driver = client.kind != "worker" and not conn.node
+        if driver and self.owner_pid and client.pid == self.owner_pid:
+            self.shutdown()
 
     # ------------------------------------------------------------------ info
 

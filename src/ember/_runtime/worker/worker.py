@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _SPECIAL_METHODS = {"__ray_ready__", "__ray_terminate__", "__ray_call__"}
 EXITED = "it exited intentionally: exit_actor() was called in {}"  # the node's reason
+SYS_EXITED = "it exited intentionally: sys.exit() was called in {}"
 _TaskDone = m.builder(m.TaskDone)  # (once per task: see builder)
 # Tasks that may wait in get/wait at once in one worker process, each on its own executor
 # thread (EMBER_MAX_BLOCKED_TASKS). Past it a get raises instead of blocking: thousands of
@@ -514,7 +515,7 @@ class Worker:
         except task_context.ActorExit:
             self._exit_requested(EXITED.format(msg.name))
         except SystemExit as e:
-            _exit_process(e)
+            self._system_exit(msg, e)
         except BaseException as e:  # every failure goes back to the caller
             results = self.failure(msg, ctx, e)
         finally:
@@ -570,7 +571,7 @@ class Worker:
         except _cancelled_error():
             results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
         except SystemExit as e:
-            _exit_process(e)
+            self._system_exit(msg, e)
         except BaseException as e:
             results = self.failure(msg, ctx, e)
         finally:
@@ -595,7 +596,7 @@ class Worker:
             value = None
         elif inspect.isawaitable(value):
             value = await value
-            if ctx.cancelled:  # the coroutine caught CancelledError and returned: as in Ray
+            if ctx.cancelled:  # it caught its CancelledError and returned: cancelled all the same
                 raise exc.TaskCancelledError(ctx.task_id.hex())
         return self.pack(msg, value)
 
@@ -795,6 +796,16 @@ class Worker:
             last = bool(self.exiting) and self.running_calls == 0
         if last:
             self.end_actor(self.exiting)
+
+    def _system_exit(self, msg: m.PushTask, e: SystemExit) -> None:
+        """``sys.exit()`` in a call, as in Ray: with status 0 in an actor, an intended exit
+        (as ``exit_actor()``: no restart); otherwise the worker process ends as if it had
+        crashed, so that the task is retried and the actor restarted as their options say,
+        instead of the caller receiving a SystemExit that would end it in turn."""
+        if msg.actor_id and not e.code:
+            self._exit_requested(SYS_EXITED.format(msg.name))
+            return
+        _exit_process(e)
 
     def _exit_requested(self, reason: str) -> None:
         """``exit_actor()`` was called: no other call starts, and the actor ends once those
@@ -1114,9 +1125,8 @@ def _install_output(worker: Worker) -> None:
 
 
 def _exit_process(request: SystemExit) -> None:
-    """``sys.exit()`` in a task or actor method ends the worker process, as in Ray: the node
-    sees a worker die, so a task is retried (then fails with ``WorkerCrashedError``) and an
-    actor is restarted or dies (``ActorDiedError``), as after a crash."""
+    """End the worker process with the status ``sys.exit()`` asked for (``atexit`` handlers
+    run): the node sees a worker die, as after a crash."""
     code = request.code
     if not isinstance(code, int):
         if code is not None:
