@@ -222,3 +222,30 @@ def test_a_task_killed_for_memory_on_another_node_fails_with_out_of_memory_error
     hog = ember.remote(max_retries=0, resources={"far": 1})(hold_memory)
     with pytest.raises(ember.exceptions.OutOfMemoryError, match="running low on memory"):
         ember.get(hog.remote(low_threshold), timeout=T)
+
+
+@pytest.mark.ember_only  # (ember.testing.Cluster)
+def test_an_actor_on_another_node_killed_for_memory_fails_with_out_of_memory_error(
+    make_cluster, low_threshold
+):
+    """The actor is managed by the head node and runs on the other one, whose monitor must
+    count it as one that does not run again (max_restarts=0) and say why it killed it."""
+    import ember
+
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+
+    @ember.remote(resources={"far": 1})
+    class Hog:
+        def hold(self, cap: int) -> str:
+            return hold_memory(cap)
+
+        def ping(self) -> str:
+            return "pong"
+
+    hog: Any = Hog.remote()
+    with pytest.raises(ember.exceptions.OutOfMemoryError) as info:
+        ember.get(hog.hold.remote(low_threshold), timeout=T)
+    assert "running low on memory" in str(info.value)
+    assert "retriable" not in str(info.value)  # (it may not restart)
+    with pytest.raises(ember.exceptions.OutOfMemoryError):
+        ember.get(hog.ping.remote(), timeout=T)

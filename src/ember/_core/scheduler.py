@@ -56,6 +56,7 @@ class Grant:
     # No room for another lease of this shape now, here or (as far as this node knows)
     # elsewhere: the caller may queue a task behind another on its leases instead of waiting.
     saturated: bool = False
+    actor_id: bytes = b""  # the actor the (dedicated) worker is for, placed from another node
 
 
 @record
@@ -122,6 +123,7 @@ class _Request:
     runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
     retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
     selector: Selector = ()  # the labels a node must have (``_core/labels.py``)
+    actor_id: bytes = b""
 
 
 @dataclass
@@ -194,6 +196,7 @@ class LeaseScheduler:
         job: bytes = b"",
         runtime_env: str = "",
         retriable: bool = True,
+        actor_id: bytes = b"",
     ) -> list[Action]:
         movable = self.placement is not None and not spilled
         if movable:
@@ -214,6 +217,7 @@ class LeaseScheduler:
             runtime_env,
             retriable,
             split_labels(strategy)[0],
+            actor_id,
         )
         actions: list[Action] = []
         # (a placement group's bundle that is not here yet is no reason to warn: it comes)
@@ -504,6 +508,7 @@ class LeaseScheduler:
                 lease.worker_id,
                 tuple(lease.alloc.gpu_ids),
                 self.saturated(lease.alloc.shape),
+                req.actor_id,
             )
             for req, lease in granted
         ]
