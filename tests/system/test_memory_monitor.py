@@ -47,6 +47,14 @@ def hold_memory(cap: int, gate: str = "") -> str:
     return "not killed"
 
 
+class Hog:
+    def hold(self, cap: int) -> str:
+        return hold_memory(cap)
+
+    def ping(self) -> str:
+        return "pong"
+
+
 @pytest.fixture
 def low_threshold(monkeypatch: pytest.MonkeyPatch) -> int:
     """Set the memory monitor's threshold ``MARGIN`` above what the machine uses now (before
@@ -194,15 +202,7 @@ def test_an_actor_killed_for_memory_fails_its_call_with_out_of_memory_error(
     does every later call, since the actor (max_restarts=0) stays dead."""
     ray = start_ember(num_cpus=2)
 
-    @ray.remote
-    class Hog:
-        def hold(self, cap: int) -> str:
-            return hold_memory(cap)
-
-        def ping(self) -> str:
-            return "pong"
-
-    hog: Any = Hog.remote()
+    hog: Any = ray.remote(Hog).remote()
     with pytest.raises(ray.exceptions.OutOfMemoryError) as info:
         ray.get(hog.hold.remote(low_threshold), timeout=T)
     assert "running low on memory" in str(info.value)
@@ -222,3 +222,22 @@ def test_a_task_killed_for_memory_on_another_node_fails_with_out_of_memory_error
     hog = ember.remote(max_retries=0, resources={"far": 1})(hold_memory)
     with pytest.raises(ember.exceptions.OutOfMemoryError, match="running low on memory"):
         ember.get(hog.remote(low_threshold), timeout=T)
+
+
+@pytest.mark.ember_only  # (ember.testing.Cluster)
+def test_an_actor_on_another_node_killed_for_memory_fails_with_out_of_memory_error(
+    make_cluster, low_threshold
+):
+    """The actor is managed by the head node and runs on the other one, whose monitor must
+    count it as one that does not run again (max_restarts=0) and say why it killed it."""
+    import ember
+
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+
+    hog: Any = ember.remote(resources={"far": 1})(Hog).remote()
+    with pytest.raises(ember.exceptions.OutOfMemoryError) as info:
+        ember.get(hog.hold.remote(low_threshold), timeout=T)
+    assert "running low on memory" in str(info.value)
+    assert "retriable" not in str(info.value)  # (it may not restart)
+    with pytest.raises(ember.exceptions.OutOfMemoryError):
+        ember.get(hog.ping.remote(), timeout=T)

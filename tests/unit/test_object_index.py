@@ -315,6 +315,21 @@ def test_a_copy_that_arrives_after_every_holder_let_go_is_not_wanted() -> None:
     assert not index.pull_wanted(b"o1")
 
 
+def test_a_borrowed_object_freed_here_and_wanted_again_is_asked_of_its_home() -> None:
+    """Its last holder here let go (a task that failed as its copy was lost), then a new one
+    asks (that task run again once its owner made it again): freed here means only that this
+    node's holders let go; its home knows whether it lives."""
+    index, _ = make(grace=0.0)
+    index.add_refs(READER, [b"o1"], [REMOTE_OWNER])
+    index.dec_refs(READER, [b"o1"], now=0.0)
+    index.free_due(now=1.0)
+    assert index.add_refs(READER, [b"o1"], [REMOTE_OWNER]) == [IncRef(OTHER, b"o1")]
+    w = Waiter("w")
+    assert index.find(w, b"o1", REMOTE_OWNER) == [Locate(b"o1", REMOTE_OWNER, OTHER)]
+    assert index.located_reply(b"o1", node_id=THIRD) == [Pull(b"o1", THIRD)]
+    assert index.pull_wanted(b"o1")
+
+
 def test_an_actor_whose_refs_are_dropped_is_reported() -> None:
     index, _ = make(grace=0.0)
     index.hold_actor(b"actor", OWNER)

@@ -220,3 +220,47 @@ def test_a_requirements_file_and_the_public_classes(tmp_path: Path) -> None:
         RuntimeEnv(working_dir=str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="setup_timeout_seconds"):
         RuntimeEnvConfig(setup_timeout_seconds=-5)
+
+
+# -- a call's env, resolved at the call site ---------------------------------------------------
+
+
+class _Runtime:
+    """What ``for_call`` uses of the process's runtime."""
+
+    node_id = b"n"
+    runtime_env = ""
+
+    def __init__(self) -> None:
+        self.exported: dict[bytes, bytes] = {}
+
+    def export_function(self, key: bytes, make: Any) -> None:
+        self.exported[key] = make()
+
+
+def test_a_new_setup_hook_is_resolved_anew_even_where_an_old_one_s_id_is_reused() -> None:
+    """Each hook is a new function, freed after its call: CPython gives the next one the
+    same id, which must not find the env resolved for the one before."""
+    from ember._api import runtime_env as api_env
+
+    rt: Any = _Runtime()
+    texts = set()
+    for i in range(20):
+
+        def hook(i: int = i) -> None:
+            print(i)
+
+        texts.add(api_env.for_call(rt, {"worker_process_setup_hook": hook}))
+        del hook
+    assert len(texts) == 20 == len(rt.exported)
+
+
+def test_resolved_envs_kept_are_bounded() -> None:
+    from ember._api import runtime_env as api_env
+
+    rt: Any = _Runtime()
+    first = api_env.for_call(rt, {"env_vars": {"N": "first"}})
+    for i in range(2 * api_env._RESOLVED_KEPT):
+        api_env.for_call(rt, {"env_vars": {"N": str(i)}})
+    assert len(api_env._resolved) <= api_env._RESOLVED_KEPT
+    assert api_env.for_call(rt, {"env_vars": {"N": "first"}}) == first

@@ -441,6 +441,16 @@ def test_dedicated_lease_takes_its_worker_exclusively() -> None:
     assert g.worker_id == b"w2"
 
 
+def test_a_grant_names_the_actor_its_request_was_for() -> None:
+    """(An actor placed from another node: the granting node's memory monitor knows that the
+    worker hosts it, and the lease says whether it restarts.)"""
+    s = with_workers(make({"CPU": 2}), b"w1", b"w2")
+    actions = s.request("n", 1, CPU1, dedicated=True, retriable=False, actor_id=b"a1")
+    assert [(g.worker_id, g.actor_id) for g in grants(actions)] == [(b"w1", b"a1")]
+    assert grant_one(s, "c", 2).actor_id == b""
+    assert s.busy_workers()[b"w1"][0] is False
+
+
 def test_blocked_actor_worker_is_not_shared() -> None:
     s = with_workers(make({"CPU": 2}), b"w1")
     actor = grant_one(s, "a", 1, CPU1, dedicated=True)

@@ -5,23 +5,29 @@ A job's env (``init(runtime_env=...)``) is resolved once; a task's or actor's is
 its parent's (the job's in a driver, the worker's own env in a task) and resolved on its
 first use in this process: local folders and files are packed and uploaded to the control
 store under their content hash, a callable setup hook is pickled and uploaded the same way,
-and the text names what was uploaded. The result is kept per env, so a later call costs a
-dictionary lookup; files changed after the first call with an env are not sent again.
+and the text names what was uploaded. The result is kept per env (the last few hundred), so
+a later call costs a dictionary lookup; files changed after the first call with an env are
+not sent again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from ember._core import runtime_env as renv
 from ember._runtime.runtime import Runtime
 
-# (node, parent env, the user's env as JSON) -> canonical text.
-_resolved: dict[tuple[bytes, str, str], str] = {}
+# (node, parent env, the user's env as JSON) -> its canonical text, and the values the JSON
+# names by id (a setup hook): kept alive with the entry, so that no other object can take
+# their id while it is there. The most recently used are kept.
+_resolved: OrderedDict[tuple[bytes, str, str], tuple[str, list[object]]] = OrderedDict()
+_RESOLVED_KEPT = 256
 
 
 class RuntimeEnvConfig(dict):  # type: ignore[type-arg]
@@ -171,17 +177,23 @@ def for_call(rt: Runtime, env: Any) -> str:
     parent = rt.runtime_env
     if not env:
         return parent
-    key = (rt.node_id, parent, json.dumps(env, sort_keys=True, default=_identity))
-    text = _resolved.get(key)
-    if text is None:
-        text = _resolved[key] = renv.canonical(
-            renv.merge(renv.parse(parent), resolve(rt, check(env)))
-        )
+    named: list[object] = []
+
+    def identity(obj: object) -> str:
+        named.append(obj)
+        return f"<{type(obj).__qualname__} {id(obj)}>"
+
+    key = (rt.node_id, parent, json.dumps(env, sort_keys=True, default=identity))
+    hit = _resolved.get(key)
+    if hit is not None:
+        with contextlib.suppress(KeyError):  # (another thread's call evicted it meanwhile)
+            _resolved.move_to_end(key)
+        return hit[0]
+    text = renv.canonical(renv.merge(renv.parse(parent), resolve(rt, check(env))))
+    _resolved[key] = (text, named)
+    if len(_resolved) > _RESOLVED_KEPT:
+        _resolved.popitem(last=False)
     return text
-
-
-def _identity(obj: object) -> str:
-    return f"<{type(obj).__qualname__} {id(obj)}>"
 
 
 def current(rt: Runtime) -> RuntimeEnv:

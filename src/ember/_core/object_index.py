@@ -282,11 +282,16 @@ class ObjectIndex:
         where = self._located.get(oid)
         if where is not None:
             return self._pull_or_answer(oid, where[0], waiter)
-        if oid in self._freed or asker_is_owner:
+        home = self.lookups.home_of(owner)
+        # (Freed here, an object owned on another node was only let go of by this node's
+        # holders: a new holder, such as a task run again once its owner made it again,
+        # asks its home, which knows whether it lives.)
+        borrowed = home is not None and home != self.node_id
+        if (oid in self._freed and not borrowed) or asker_is_owner:
             return [
                 _lost(waiter, self._lost.get(oid, "the object was freed: no ref to it was left"))
             ]
-        if self.lookups.home_of(owner) != self.node_id:
+        if home != self.node_id:
             return self._locate_remote(oid, owner, waiter)
         if not self.lookups.is_connected(owner):
             return [Failed(waiter, ErrorKind.OWNER_DIED, OWNER_EXITED)]

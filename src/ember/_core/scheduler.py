@@ -57,6 +57,7 @@ class Grant:
     # No room for another lease of this shape now, here or (as far as this node knows)
     # elsewhere: the caller may queue a task behind another on its leases instead of waiting.
     saturated: bool = False
+    actor_id: bytes = b""  # the actor the (dedicated) worker is for, placed from another node
 
 
 @record
@@ -123,6 +124,7 @@ class _Request:
     runtime_env: str = ""  # (canonical text) only a worker set up for it may take this
     retriable: bool = True  # its tasks run again if its worker dies (for the memory monitor)
     selector: Selector = ()  # the labels a node must have (``_core/labels.py``)
+    actor_id: bytes = b""
 
 
 @dataclass
@@ -196,6 +198,7 @@ class LeaseScheduler:
         job: bytes = b"",
         runtime_env: str = "",
         retriable: bool = True,
+        actor_id: bytes = b"",
     ) -> list[Action]:
         if group_of(dict(shape)) in self._removed_groups:
             return [Refuse(client, rid, _GROUP_REMOVED, ErrorKind.PLACEMENT_GROUP_REMOVED)]
@@ -218,6 +221,7 @@ class LeaseScheduler:
             runtime_env,
             retriable,
             split_labels(strategy)[0],
+            actor_id,
         )
         actions: list[Action] = []
         # (a placement group's bundle that is not here yet is no reason to warn: it comes;
@@ -522,6 +526,7 @@ class LeaseScheduler:
                 lease.worker_id,
                 tuple(lease.alloc.gpu_ids),
                 self.saturated(lease.alloc.shape),
+                req.actor_id,
             )
             for req, lease in granted
         ]

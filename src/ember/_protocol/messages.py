@@ -357,6 +357,7 @@ class RequestLease(Message):
     runtime_env: str = ""  # canonical text: only a worker set up for it may take the lease
     retriable: bool = True  # its tasks run again if their worker dies (the memory monitor
     # kills such workers first)
+    actor_id: bytes = b""  # (dedicated) the actor its worker will host
 
 
 @_message(12)

@@ -302,6 +302,9 @@ class ActorManager:
                 spilled=True,
                 dedicated=True,
                 runtime_env=rec.spec.runtime_env if rec.spec is not None else "",
+                # (that node's memory monitor kills workers that may run again first)
+                retriable=rec.life.may_restart(),
+                actor_id=rec.actor_id,
             ),
             lambda reply: self.remote_granted(rec, incarnation, node_id, reply),
         )
@@ -356,8 +359,29 @@ class ActorManager:
         rec = conn.peer
         if rec is not None and rec.remote is conn:
             rec.remote = None
-            why = f"its worker process on node {rec.node.hex()[:8]} went away"
+            self.remote_worker_died(rec)
+
+    def remote_worker_died(self, rec: _ActorRecord) -> None:
+        """Its worker on another node went away: ask that node how (its memory monitor may
+        have killed it, which the actor's callers are told), then let the actor die or
+        restart."""
+        node_id, worker_id, incarnation = rec.node, rec.worker_id, rec.life.incarnation
+        went = f"its worker process on node {node_id.hex()[:8]} went away"
+
+        def answered(answer: m.Answer) -> None:
+            if rec.life.incarnation != incarnation:  # (it ended otherwise meanwhile)
+                return
+            why, oom = went, answer.oom if isinstance(answer, m.WorkerExited) else ""
+            if oom:
+                rec.oom_killed = (incarnation, oom)
+                why = f"{why}, killed by the memory monitor. {oom.rstrip('.')}"
             self.handle(rec, life.ProcessDied(why))
+
+        conn = self.node.cluster.node_conn(node_id)
+        if conn is None:
+            self.handle(rec, life.ProcessDied(went))
+            return
+        self.node.calls.call(conn, lambda rid: m.WorkerExit(rid=rid, worker_id=worker_id), answered)
 
     def return_worker(self, grant: _Grant) -> None:
         if grant.addr is None:

@@ -238,6 +238,8 @@ class NodeManager:
         w = self.pool.get(g.worker_id)
         # (granted only once its worker has connected, with the address it takes tasks on)
         assert w is not None and w.client is not None and w.client.listen_addr is not None
+        if g.actor_id:  # an actor placed from another node (which manages it)
+            w.actor_id = g.actor_id
         g.client.send(
             m.LeaseGranted(
                 rid=g.rid,
@@ -308,6 +310,7 @@ class NodeManager:
                     msg.job_id,
                     msg.runtime_env,
                     msg.retriable,
+                    msg.actor_id,
                 )
             )
         elif isinstance(msg, m.ReturnLease):

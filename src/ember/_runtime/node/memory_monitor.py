@@ -148,7 +148,7 @@ class NodeMemoryMonitor:
             w = pool.get(worker_id)
             if w is None or w.proc.has_ended():
                 continue
-            if w.actor_id:
+            if w.actor_id in node.actors.actors:  # (else its lease says whether it restarts)
                 retriable = node.actors.may_restart(w.actor_id)
                 owner = node.actors.owner_of(w.actor_id)
             else:  # (a caller's connection: its record once it said Hello)
