@@ -7,8 +7,10 @@ of the message in the slot, a closed flag, and the pid of each end. The message 
 header; the writer grows the file when a message does not fit, and the reader maps it again
 when it sees a longer message than its mapping holds.
 
-Waiting costs no system call while the other end answers fast: an end first spins on the
-counters for ``SPIN`` seconds, and only then sleeps in ``poll`` on its FIFO. So that a sleeper
+Waiting costs little while the other end answers fast: an end first spins on the counters for
+``SPIN`` seconds, yielding its CPU between looks (when the machine is busy the peer may be
+waiting for that very CPU: spinning without yielding took a round trip from 10 us to 200 us
+under load), and only then sleeps in ``poll`` on its FIFO. So that a sleeper
 is never missed, every message is followed by a byte on the ``data`` FIFO and every taken
 message by a byte on the ``ack`` FIFO (one ``write`` each, about a microsecond); a sleeper
 drains its FIFO, checks the counters again and only then sleeps. A byte written after the
@@ -195,6 +197,7 @@ def wait(channels: Sequence[Channel], ready: Callable[[], bool], timeout: float 
                 ch.check()
         if time.perf_counter() >= spin_end:
             break
+        os.sched_yield()
     deadline = None if timeout is None else now + timeout
     poller = select.poll()
     for ch in channels:
