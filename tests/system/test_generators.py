@@ -14,6 +14,8 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - ``num_returns="dynamic"`` returns one ref whose value is a ``DynamicObjectRefGenerator``
   of the items' refs (deprecated in Ray, which warns); an exception raised by the generator
   is its last ref, and ``get`` of the task's ref does not raise.
+- A generator called with a fixed ``num_returns=N`` fills its N refs as it yields; when it
+  raises (or yields fewer) the refs left hold the error, and a value too many only ends it.
 - Ray drives the generator with ``send``, so ``yield from`` an iterator that has no ``send``
   (``yield from range(n)``) fails there; these tests loop instead.
 """
@@ -413,7 +415,7 @@ def test_dynamic_returns(ray):
     assert [ray.get(r, timeout=T) for r in refs] == [0, 1]
 
 
-def test_a_generator_with_a_fixed_count_returns_that_many(ray):
+def test_a_generator_with_a_fixed_count_fills_that_many_refs(ray):
     @ray.remote(num_returns=2)
     def pair():
         yield "a"
@@ -426,6 +428,24 @@ def test_a_generator_with_a_fixed_count_returns_that_many(ray):
         yield "only"
 
     assert ray.get(one.remote(), timeout=T) == "only"
+
+    @ray.remote
+    def count(n, fail=False):
+        for i in range(n):
+            yield i
+        if fail:
+            raise KeyError("broken")
+
+    # The values yielded before an error stand; the refs left hold the error.
+    assert _values(ray, count.options(num_returns=4).remote(2, fail=True)) == [
+        0,
+        1,
+        "KeyError",
+        "KeyError",
+    ]
+    # Too few values: the refs left hold a ValueError; too many: the first ones are kept.
+    assert _values(ray, count.options(num_returns=3).remote(2)) == [0, 1, "ValueError"]
+    assert _values(ray, count.options(num_returns=3).remote(5)) == [0, 1, 2]
 
 
 def test_bad_uses_are_refused(ray):

@@ -511,7 +511,7 @@ class Worker:
                 value = None  # (its return value only says it is over)
             elif ctx.cancelled and msg.actor_id:  # it ran on (see cancel): its caller is told
                 raise exc.TaskCancelledError(ctx.task_id.hex())
-            results = self.pack(msg, value)
+            results = self.pack(msg, ctx, value)
         except task_context.ActorExit:
             self._exit_requested(EXITED.format(msg.name))
         except SystemExit as e:
@@ -598,7 +598,7 @@ class Worker:
             value = await value
             if ctx.cancelled:  # it caught its CancelledError and returned: cancelled all the same
                 raise exc.TaskCancelledError(ctx.task_id.hex())
-        return self.pack(msg, value)
+        return self.pack(msg, ctx, value)
 
     async def _admitted(self, group: str) -> None:
         """The group's loop: wait until the call's concurrency group admits it."""
@@ -723,10 +723,11 @@ class Worker:
         flow.conn.send(m.GeneratorItem(task_id=msg.task_id, index=index, value=value))
         flow.produced = index + 1
 
-    def pack(self, msg: m.PushTask, value: Any) -> list[ReturnValue]:
+    def pack(self, msg: m.PushTask, ctx: TaskContext, value: Any) -> list[ReturnValue]:
         n = msg.num_returns
-        # (A generator declared with num_returns=1 yields its one value, as n > 1 do theirs.)
-        if (n == 1 and not inspect.isgenerator(value)) or n < 0:
+        if n > 0 and inspect.isgenerator(value):
+            return self.pack_yielded(msg, ctx, value)
+        if n == 1 or n < 0:
             values = [value]
         elif n == 0:
             values = []
@@ -744,6 +745,31 @@ class Worker:
         # leave the ones before it in the store with nobody to free them.
         sers = [serialization.serialize(v) for v in values]
         return [self.return_value(msg, i + 1, ser) for i, ser in enumerate(sers)]
+
+    def pack_yielded(self, msg: m.PushTask, ctx: TaskContext, gen: Any) -> list[ReturnValue]:
+        """A generator's ``num_returns`` values, each stored as it is yielded (so the worker
+        holds one at a time); if it raises, or yields fewer, the refs left hold the error. As in
+        Ray, one value too many ends it: its first values stand and the error is only printed."""
+        n = msg.num_returns
+        results: list[ReturnValue] = []
+        try:
+            for item in gen:
+                if len(results) == n:
+                    raise ValueError(
+                        f"{msg.name!r} was declared with num_returns={n} but yielded more values"
+                    )
+                ser = serialization.serialize(item)
+                results.append(self.return_value(msg, len(results) + 1, ser))
+            if len(results) < n:
+                raise ValueError(
+                    f"{msg.name!r} was declared with num_returns={n} but yielded "
+                    f"{len(results)} values"
+                )
+        except (Exception, KeyboardInterrupt) as e:  # (a cancel too keeps the values made)
+            if len(results) == n:
+                print(f"Error in task {msg.name!r}: {e}", file=sys.stderr)
+            return results + self.failure(msg, ctx, e)[len(results) :]
+        return results
 
     def return_value(
         self, msg: m.PushTask, index: int, ser: serialization.Serialized
