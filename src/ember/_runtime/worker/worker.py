@@ -568,8 +568,9 @@ class Worker:
                     self._leave_group(msg.concurrency_group)
         except (task_context.ActorExit, exc.AsyncioActorExit):
             self._exit_requested(EXITED.format(msg.name))
-        except _cancelled_error():
-            results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
+        except _cancelled_error() as e:
+            cancel = exc.TaskCancelledError(ctx.task_id.hex()).with_traceback(e.__traceback__)
+            results = self.failure(msg, ctx, cancel)
         except SystemExit as e:
             self._system_exit(msg, e)
         except BaseException as e:
@@ -764,6 +765,14 @@ class Worker:
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
             err: BaseException = exc.TaskCancelledError(ctx.task_id.hex())
+            if ctx.function is not None and (not msg.actor_id or self.loop is not None):
+                # Interrupted in its own code (a sync actor's call never is): as in Ray, the
+                # caller gets the cancel as the task's error, RayTaskError(TaskCancelledError).
+                err = exc.RayTaskError.from_exception(
+                    err.with_traceback(error.__traceback__),
+                    msg.name,
+                    actor_repr=self.actor_name or None,
+                )
         elif isinstance(error, exc.RayTaskError | exc.RuntimeEnvSetupError):
             err = error  # raised by a get() inside this task, or not its code: pass it on
         else:
