@@ -212,3 +212,18 @@ def test_a_sync_actor_call_cancelled_while_it_runs_fails_with_task_cancelled_err
     ray.get(started.wait.remote(), timeout=T)
     ray.cancel(ref)
     assert not isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)
+
+
+def test_a_task_cancelled_by_force_fails_with_task_cancelled_error_alone(ray, signal_cls):
+    """Its worker is killed: no error of its own code reaches the caller."""
+    started = signal_cls.remote()
+
+    @ray.remote(max_retries=1)
+    def busy(started):
+        ray.get(started.send.remote())
+        time.sleep(60)
+
+    ref = busy.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref, force=True)
+    assert not isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)

@@ -441,7 +441,7 @@ class Worker:
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.client.cancel_children(msg.task_id, msg.force)
-            self.cancel(msg.task_id)
+            self.cancel(msg.task_id, msg.force)
         else:
             refuse(conn, msg, "a worker")
 
@@ -765,9 +765,10 @@ class Worker:
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
             err: BaseException = exc.TaskCancelledError(ctx.task_id.hex())
-            if ctx.function is not None and (not msg.actor_id or self.loop is not None):
-                # Interrupted in its own code (a sync actor's call never is): as in Ray, the
-                # caller gets the cancel as the task's error, RayTaskError(TaskCancelledError).
+            if ctx.function is not None and not ctx.forced and (not msg.actor_id or self.loop):
+                # Interrupted in its own code (a sync actor's call never is; a forced cancel
+                # kills its process): as in Ray, the caller gets the cancel as the task's
+                # error, RayTaskError(TaskCancelledError).
                 err = exc.RayTaskError.from_exception(
                     err.with_traceback(error.__traceback__),
                     msg.name,
@@ -982,12 +983,13 @@ class Worker:
                 m.TaskBlocked(lease_id=lease_id) if lent else m.TaskUnblocked(lease_id=lease_id)
             )
 
-    def cancel(self, task_id: bytes) -> None:
+    def cancel(self, task_id: bytes, force: bool = False) -> None:
         entry = self.by_task.get(task_id)
         if entry is None:
             return
         slot, ctx = entry
         ctx.cancelled = True
+        ctx.forced = ctx.forced or force
         flow = self.outflows.get(task_id)
         if flow is not None:  # (paused by backpressure: it raises when woken)
             flow.wake()
