@@ -1,8 +1,9 @@
 """Cancelling tasks: recursive cancel reaches the children, force on actor tasks is refused,
-a task or actor call cancelled before it went."""
+a task or actor call cancelled before it went, and the error each kind of cancel gives."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 
@@ -135,3 +136,94 @@ def test_an_actor_whose_handle_is_dropped_ends_once_its_last_call_ends_unsent(ra
     with pytest.raises((ray.exceptions.TaskCancelledError, ValueError)):
         ray.get(ref, timeout=T)
     ray.get(sig.send.remote(), timeout=T)
+
+
+def _cancel_error(ray, ref):
+    with pytest.raises(ray.exceptions.TaskCancelledError) as info:
+        ray.get(ref, timeout=T)
+    return info.value
+
+
+def test_a_task_cancelled_while_it_runs_fails_with_its_task_error_and_is_not_retried(
+    ray, signal_cls
+):
+    """As in Ray, the cancel is raised in the task's code, so its caller gets
+    RayTaskError(TaskCancelledError) (which ``except RayTaskError`` catches), and
+    ``retry_exceptions`` does not run it again (a second run would outlast the get)."""
+    started = signal_cls.remote()
+
+    @ray.remote(max_retries=1, retry_exceptions=True)
+    def busy(started):
+        ray.get(started.send.remote())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    ref = busy.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref)
+    assert isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)
+
+
+def test_a_task_cancelled_before_it_runs_fails_with_task_cancelled_error_alone(ray, signal_cls):
+    sig = signal_cls.remote()
+
+    @ray.remote
+    def use(x):
+        return x
+
+    ref = use.remote(sig.wait.remote())
+    ray.cancel(ref)
+    try:
+        assert not isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)
+    finally:
+        ray.get(sig.send.remote(), timeout=T)
+
+
+def test_an_async_actor_call_cancelled_while_it_runs_fails_with_its_task_error(ray, signal_cls):
+    started = signal_cls.remote()
+
+    @ray.remote
+    class Sleeper:
+        async def work(self, started):
+            await started.send.remote()
+            await asyncio.sleep(60)
+
+    ref = Sleeper.remote().work.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref)
+    assert isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)
+
+
+def test_a_sync_actor_call_cancelled_while_it_runs_fails_with_task_cancelled_error_alone(
+    ray, signal_cls
+):
+    started = signal_cls.remote()
+
+    @ray.remote
+    class Looker:
+        def work(self, started):
+            ray.get(started.send.remote())
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not ray.get_runtime_context().is_canceled():
+                time.sleep(0.005)
+
+    ref = Looker.remote().work.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref)
+    assert not isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)
+
+
+def test_a_task_cancelled_by_force_fails_with_task_cancelled_error_alone(ray, signal_cls):
+    """Its worker is killed: no error of its own code reaches the caller."""
+    started = signal_cls.remote()
+
+    @ray.remote(max_retries=1)
+    def busy(started):
+        ray.get(started.send.remote())
+        time.sleep(60)
+
+    ref = busy.remote(started)
+    ray.get(started.wait.remote(), timeout=T)
+    ray.cancel(ref, force=True)
+    assert not isinstance(_cancel_error(ray, ref), ray.exceptions.RayTaskError)

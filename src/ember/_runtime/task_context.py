@@ -22,6 +22,7 @@ class TaskContext:
     gpu_ids: list[int] = field(default_factory=list)
     resources: dict[str, float] | None = None
     cancelled: bool = False
+    forced: bool = False  # cancelled with force=True: its process is being ended
     capture_child_tasks: bool = False  # (see PlacementGroupSchedulingStrategy)
     function: Any = None  # what runs, once known (for its qualified name)
 

@@ -441,7 +441,7 @@ class Worker:
         elif isinstance(msg, m.CancelTask):
             if msg.recursive:
                 self.client.cancel_children(msg.task_id, msg.force)
-            self.cancel(msg.task_id)
+            self.cancel(msg.task_id, msg.force)
         else:
             refuse(conn, msg, "a worker")
 
@@ -568,8 +568,9 @@ class Worker:
                     self._leave_group(msg.concurrency_group)
         except (task_context.ActorExit, exc.AsyncioActorExit):
             self._exit_requested(EXITED.format(msg.name))
-        except _cancelled_error():
-            results = self.failure(msg, ctx, exc.TaskCancelledError(ctx.task_id.hex()))
+        except _cancelled_error() as e:
+            cancel = exc.TaskCancelledError(ctx.task_id.hex()).with_traceback(e.__traceback__)
+            results = self.failure(msg, ctx, cancel)
         except SystemExit as e:
             self._system_exit(msg, e)
         except BaseException as e:
@@ -790,6 +791,15 @@ class Worker:
             ctx.cancelled and isinstance(error, KeyboardInterrupt)
         ):
             err: BaseException = exc.TaskCancelledError(ctx.task_id.hex())
+            if ctx.function is not None and not ctx.forced and (not msg.actor_id or self.loop):
+                # Interrupted in its own code (a sync actor's call never is; a forced cancel
+                # kills its process): as in Ray, the caller gets the cancel as the task's
+                # error, RayTaskError(TaskCancelledError).
+                err = exc.RayTaskError.from_exception(
+                    err.with_traceback(error.__traceback__),
+                    msg.name,
+                    actor_repr=self.actor_name or None,
+                )
         elif isinstance(error, exc.RayTaskError | exc.RuntimeEnvSetupError):
             err = error  # raised by a get() inside this task, or not its code: pass it on
         else:
@@ -999,12 +1009,13 @@ class Worker:
                 m.TaskBlocked(lease_id=lease_id) if lent else m.TaskUnblocked(lease_id=lease_id)
             )
 
-    def cancel(self, task_id: bytes) -> None:
+    def cancel(self, task_id: bytes, force: bool = False) -> None:
         entry = self.by_task.get(task_id)
         if entry is None:
             return
         slot, ctx = entry
         ctx.cancelled = True
+        ctx.forced = ctx.forced or force
         flow = self.outflows.get(task_id)
         if flow is not None:  # (paused by backpressure: it raises when woken)
             flow.wake()
