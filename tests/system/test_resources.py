@@ -10,6 +10,8 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - A task blocked in get() gives its CPU back while it waits, so other tasks can run.
 - A request larger than the machine (infeasible) stays pending: get(timeout=...) raises
   GetTimeoutError; nothing raises at submission.
+- Work that waits while actors hold every CPU it needs (and no task runs) is warned about
+  once, as "cannot be scheduled right now ... claimed by actors"; it still waits.
 - Tasks and actors see OMP_NUM_THREADS set to their whole CPUs (at least 1) unless the user
   set it; no other thread-count variable is set.
 """
@@ -257,6 +259,37 @@ def test_actor_with_cpus_holds_them_until_killed(ray):
     with pytest.raises(ray.exceptions.GetTimeoutError):
         ray.get(ref, timeout=0.5)
     ray.kill(big)
+    assert ray.get(ref, timeout=T) == "task"
+
+
+def test_work_behind_actors_holding_every_cpu_warns(start_ember, monkeypatch, capfd):
+    # Ray's raylet notices the stall on its second check (10 s apart) and its autoscaler then
+    # tells the driver; Ember's node waits EMBER_STALLED_WARN_SECONDS.
+    monkeypatch.setenv("EMBER_STALLED_WARN_SECONDS", "0.2")
+    ray = start_ember(num_cpus=1)
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    def task():
+        return "task"
+
+    holder = Holder.remote()
+    assert ray.get(holder.ping.remote(), timeout=T) == "pong"
+    ref = task.remote()
+    said: list[str] = []
+
+    def warned() -> bool:
+        out, err = capfd.readouterr()
+        said.append(out + err)
+        return "cannot be scheduled right now" in "".join(said)
+
+    wait_until(warned, 60, "the warning that actors hold every CPU")
+    assert "claimed by actors" in "".join(said)
+    ray.kill(holder)
     assert ray.get(ref, timeout=T) == "task"
 
 
