@@ -4,6 +4,7 @@ fields of ``nodes()``."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import warnings
 from typing import Any
@@ -25,6 +26,15 @@ def double(x: int) -> int:
 def value_of(pickled: bytes) -> int:
     """Gets a value through a ref sent out of band, pickled with ``ember.cloudpickle``."""
     return int(ember.get(ember.cloudpickle.loads(pickled)))
+
+
+@ember.remote
+def value_from_hex(hex_id: str) -> Any:
+    """Gets a value through a ref rebuilt from its hex id, as Ray's docs show it."""
+    try:
+        return ember.get(ember.ObjectRef(bytes.fromhex(hex_id)), timeout=30)
+    except ember.exceptions.RayError as e:
+        return e
 
 
 @ember.remote
@@ -56,6 +66,36 @@ def test_object_ref_from_its_binary_gets_the_value(ray: Any) -> None:
     done = double.remote(4)
     assert ray.get(done) == 8
     assert ray.get(ray.ObjectRef(done.binary())) == 8
+
+
+@pytest.mark.ember_only  # Ray's task waits for ever: it cannot know the owner to ask
+def test_object_ref_from_hex_in_a_task_reads_what_the_node_holds(ray: Any) -> None:
+    big = ray.put(b"x" * 300_000)  # stored: on the node, where the task reads it
+    assert ray.get(value_from_hex.remote(big.hex()), timeout=30) == b"x" * 300_000
+
+
+@pytest.mark.ember_only  # Ray's get waits for ever on a ref whose owner it cannot know
+def test_object_ref_of_unknown_owner_fails_clearly(ray: Any) -> None:
+    small = ray.put(1)  # kept by the driver alone: the task's node does not have it
+    error = ray.get(value_from_hex.remote(small.hex()), timeout=30)
+    assert isinstance(error, ray.exceptions.ObjectLostError), error
+    assert "owner is unknown" in str(error)
+    with pytest.raises(ray.exceptions.ObjectLostError, match="owner is unknown"):
+        ray.get(ray.ObjectRef(bytes(ray.ObjectRef.size())), timeout=30)
+
+
+def test_object_ref_built_before_init_or_wrongly_leaves_no_noise(
+    start_ember: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    early = ember.ObjectRef(bytes(ember.ObjectRef.size()))
+    with pytest.raises(TypeError):
+        ember.ObjectRef()  # type: ignore[call-arg]
+    ray = start_ember(num_cpus=1)
+    ref = ray.put(5)
+    assert ray.get(ray.ObjectRef(ref.binary()), timeout=30) == 5
+    del early, ref
+    gc.collect()
+    assert "Exception ignored" not in capfd.readouterr().err
 
 
 @pytest.mark.ember_only  # Ray 2.60's ObjectRef.from_hex raises NotImplementedError

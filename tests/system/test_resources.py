@@ -10,6 +10,9 @@ Checked against real Ray 2.60. Things Ray does that may surprise an implementer:
 - A task blocked in get() gives its CPU back while it waits, so other tasks can run.
 - A request larger than the machine (infeasible) stays pending: get(timeout=...) raises
   GetTimeoutError; nothing raises at submission.
+- Work that waits while actors hold every CPU it needs (and no task runs) still waits; Ember
+  warns once, in the words of Ray's autoscaler ("cannot be scheduled right now ... claimed
+  by actors"); a local Ray only logs it to its raylet's log.
 - Tasks and actors see OMP_NUM_THREADS set to their whole CPUs (at least 1) unless the user
   set it; no other thread-count variable is set.
 """
@@ -257,6 +260,38 @@ def test_actor_with_cpus_holds_them_until_killed(ray):
     with pytest.raises(ray.exceptions.GetTimeoutError):
         ray.get(ref, timeout=0.5)
     ray.kill(big)
+    assert ray.get(ref, timeout=T) == "task"
+
+
+# Ray 2.60 on a local instance printed nothing to the driver in 70 s: its raylet logs the
+# stall to its own log, and the driver hears Ray's words only from an autoscaler.
+@pytest.mark.ember_only
+def test_work_behind_actors_holding_every_cpu_warns(start_ember, monkeypatch, capfd):
+    monkeypatch.setenv("EMBER_STALLED_WARN_SECONDS", "0.2")
+    ray = start_ember(num_cpus=1)
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ping(self):
+            return "pong"
+
+    @ray.remote
+    def task():
+        return "task"
+
+    holder = Holder.remote()
+    assert ray.get(holder.ping.remote(), timeout=T) == "pong"
+    ref = task.remote()
+    said: list[str] = []
+
+    def warned() -> bool:
+        out, err = capfd.readouterr()
+        said.append(out + err)
+        return "cannot be scheduled right now" in "".join(said)
+
+    wait_until(warned, 60, "the warning that actors hold every CPU")
+    assert "claimed by actors" in "".join(said)
+    ray.kill(holder)
     assert ray.get(ref, timeout=T) == "task"
 
 

@@ -89,6 +89,18 @@ def test_a_small_value_put_inline_wakes_its_waiters_with_the_value() -> None:
     assert index.find(w2, b"o1", OWNER) == [Found(w2, 0, [0, b"data"])]
 
 
+def test_a_ref_without_owner_finds_what_the_node_has_and_fails_clearly_otherwise() -> None:
+    index, world = make()
+    store(index, world, b"o1", 500)
+    index.put_inline(b"o2", OWNER, [0, b"data"], [])
+    w1, w2, w3 = Waiter("w1"), Waiter("w2"), Waiter("w3")
+    assert index.find(w1, b"o1", b"") == [Found(w1, 500)]
+    assert index.find(w2, b"o2", b"") == [Found(w2, 0, [0, b"data"])]
+    (failed,) = index.find(w3, b"o3", b"")  # not here, and nobody to ask: no wait for ever
+    assert isinstance(failed, Failed) and failed.kind is ErrorKind.OBJECT_LOST
+    assert "owner is unknown" in failed.text and "ember.cloudpickle" in failed.text
+
+
 def test_a_notice_for_an_object_freed_meanwhile_is_ignored() -> None:
     index, _ = make()
     assert index.created(b"o1", OWNER, 7, []) == []  # no file: freed before the notice came

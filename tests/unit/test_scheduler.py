@@ -14,6 +14,7 @@ from ember._core.scheduler import (
     StartWorker,
     StopWorker,
     WarnInfeasible,
+    WarnStalled,
     _Lease,
 )
 from ember._protocol.messages import ErrorKind
@@ -307,6 +308,64 @@ def test_infeasible_request_causes_no_revocation() -> None:
     grant_one(s, "a", 1)
     actions = s.request("b", 1, shape_of({"GPU": 1}))
     assert revokes(actions) == []
+
+
+# ----------------------------------------------------------------------------- stalled by actors
+
+
+def stalled(actions: Sequence[Action]) -> list[WarnStalled]:
+    return [a for a in actions if isinstance(a, WarnStalled)]
+
+
+def test_work_waiting_behind_actors_warns_once_per_shape_after_the_delay() -> None:
+    s = with_workers(LeaseScheduler(NodeResources({"CPU": 2}), stalled_seconds=5.0), b"w1", b"w2")
+    grant_one(s, "a", 1, dedicated=True)
+    grant_one(s, "a", 2, dedicated=True)
+    s.request("b", 3, CPU1, "f()")
+    s.request("c", 4, CPU1, "g()")  # the same shape: one warning for both
+    s.request("d", 5, CPU1, "Actor.__init__", dedicated=True)
+    assert s.stalled_check(100.0) == []
+    assert s.stalled_check(104.0) == []
+    (warn,) = stalled(s.stalled_check(105.0))
+    assert (warn.client, warn.rid) == ("b", 3)
+    assert warn.message.startswith(
+        "The following resource request cannot be scheduled right now: {'CPU': 1.0}. "
+        "This is likely due to all cluster resources being claimed by actors."
+    )
+    assert s.stalled_check(200.0) == []  # said once
+    s.request("e", 6, CPU2)  # a new shape, stuck as well: its own warning
+    assert [w.rid for w in stalled(s.stalled_check(201.0))] == [6]
+
+
+def test_a_running_task_means_no_stall() -> None:
+    s = with_workers(LeaseScheduler(NodeResources({"CPU": 2}), stalled_seconds=5.0), b"w1", b"w2")
+    grant_one(s, "a", 1, dedicated=True)
+    task = grant_one(s, "a", 2)
+    s.request("b", 3, CPU1)
+    assert s.stalled_check(100.0) == [] and s.stalled_check(200.0) == []
+    # Once the task blocks in get() its CPU goes to the waiting request: nothing waits.
+    s.blocked(task.lease_id)
+    assert s.stalled_check(300.0) == [] and s.stalled_check(400.0) == []
+
+
+def test_the_stall_ends_and_a_new_one_warns_again() -> None:
+    s = with_workers(LeaseScheduler(NodeResources({"CPU": 1}), stalled_seconds=5.0), b"w1", b"w2")
+    actor = grant_one(s, "a", 1, dedicated=True)
+    s.request("b", 2, CPU1)
+    s.stalled_check(0.0)
+    assert len(stalled(s.stalled_check(5.0))) == 1
+    s.return_lease(actor.lease_id)  # the actor ended: the task runs
+    assert s.stalled_check(6.0) == []
+    s.request("c", 3, CPU1, dedicated=True)  # waits behind the task: no stall
+    assert s.stalled_check(20.0) == []
+
+
+def test_an_infeasible_request_is_no_stall() -> None:
+    s = with_workers(LeaseScheduler(NodeResources({"CPU": 1}), stalled_seconds=5.0), b"w1")
+    grant_one(s, "a", 1, dedicated=True)
+    s.request("b", 2, shape_of({"GPU": 1}))  # warned as infeasible already
+    s.stalled_check(0.0)
+    assert s.stalled_check(10.0) == []
 
 
 # ----------------------------------------------------------------------------- blocked workers

@@ -31,6 +31,13 @@ from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
 OWNER_EXITED = "the process that owned this object has exited"
+FREED = "the object was freed: no ref to it was left"
+NO_OWNER = (
+    "the ref was built from the object's id alone (ObjectRef(binary) or ObjectRef.from_hex), "
+    "so its owner is unknown, and this node does not hold the object. Pass the ref itself (as "
+    "a task argument or inside a value), or send it with ember.cloudpickle.dumps, which keeps "
+    "its owner"
+)
 Error = tuple[ErrorKind, str]  # why an object cannot be had: its kind and a text
 # Ids of freed objects remembered (so that a late ask is told, not made to wait for ever).
 _FREED_KEPT = 100_000
@@ -282,15 +289,15 @@ class ObjectIndex:
         where = self._located.get(oid)
         if where is not None:
             return self._pull_or_answer(oid, where[0], waiter)
+        if not owner:  # nobody to ask where it is, or whether it will ever be
+            return [_lost(waiter, self._lost.get(oid, FREED if oid in self._freed else NO_OWNER))]
         home = self.lookups.home_of(owner)
         # (Freed here, an object owned on another node was only let go of by this node's
         # holders: a new holder, such as a task run again once its owner made it again,
         # asks its home, which knows whether it lives.)
         borrowed = home is not None and home != self.node_id
         if (oid in self._freed and not borrowed) or asker_is_owner:
-            return [
-                _lost(waiter, self._lost.get(oid, "the object was freed: no ref to it was left"))
-            ]
+            return [_lost(waiter, self._lost.get(oid, FREED))]
         if home != self.node_id:
             return self._locate_remote(oid, owner, waiter)
         if not self.lookups.is_connected(owner):

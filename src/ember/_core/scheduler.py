@@ -36,7 +36,7 @@ from ember._core.labels import Selector, matches
 from ember._core.labels import describe as describe_selector
 from ember._core.placement import Placement, Unschedulable, pinned, split_labels
 from ember._core.placement_groups import group_of, is_group_resource
-from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu
+from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu, shape_dict
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
 
@@ -45,6 +45,8 @@ _GROUP_REMOVED = "its placement group was removed (remove_placement_group, or th
 IDLE_WORKER_SECONDS = 10.0
 # This many workers in a row that die before connecting: stop starting more.
 START_FAILURES_TOLERATED = 3
+# A node stalled this long (work waits for resources that only actors hold) warns.
+STALLED_WARN_SECONDS = 10.0
 
 
 @record
@@ -69,6 +71,16 @@ class StartWorker:
 
 @record
 class WarnInfeasible:
+    client: Hashable
+    rid: int
+    message: str
+
+
+@record
+class WarnStalled:
+    """A request that could run here waits while actors hold what it needs and no task runs
+    that would free it (Ray's "cluster full of actors")."""
+
     client: Hashable
     rid: int
     message: str
@@ -109,7 +121,7 @@ class StopWorker:
     worker_id: bytes
 
 
-Action = Grant | StartWorker | StopWorker | WarnInfeasible | Revoke | Spill | Refuse
+Action = Grant | StartWorker | StopWorker | WarnInfeasible | WarnStalled | Revoke | Spill | Refuse
 
 
 @dataclass
@@ -164,11 +176,14 @@ class LeaseScheduler:
         idle_kept: int = 1,
         idle_seconds: float = IDLE_WORKER_SECONDS,
         labels: Mapping[str, str] | None = None,
+        stalled_seconds: float = STALLED_WARN_SECONDS,
     ) -> None:
         """``first_lease_id``: on a cluster each node numbers its leases from its own start,
         so that a caller holding leases of several nodes never sees the same id twice.
         ``idle_kept``: idle workers kept however long they idle (one per CPU). ``labels``:
-        this node's, which a request's label selector must match for it to run here."""
+        this node's, which a request's label selector must match for it to run here.
+        ``stalled_seconds``: how long the node stays stalled before it warns
+        (``stalled_check``)."""
         self.resources = resources
         self.labels = dict(labels or {})
         self.placement = placement
@@ -183,6 +198,9 @@ class LeaseScheduler:
         self._starting: Counter[str] = Counter()  # per runtime env
         self._lease_ids = itertools.count(first_lease_id)
         self._removed_groups: set[str] = set()  # (hex ids) their work is refused from now on
+        self.stalled_seconds = stalled_seconds
+        self._stalled_since: float | None = None
+        self._stalled_warned: set[Shape] = set()  # once per shape while the stall lasts
 
     # -- events -------------------------------------------------------------------------------
 
@@ -382,6 +400,40 @@ class LeaseScheduler:
             self._drop_worker(worker_id)
             spare -= 1
         return actions + self._dispatch() if actions else actions
+
+    def stalled_check(self, now: float) -> list[Action]:
+        """Every so often (``now`` by the node's clock): Ray's rule for a resource deadlock.
+        The node is stalled while no task runs here (a task blocked in ``get`` does not
+        count) and a request that could run here lacks resources: only actors hold them, and
+        actors keep them until they end. Stalled for ``stalled_seconds``: warn the caller of
+        each stuck shape, once per shape until the stall ends. (A placement group's bundle
+        is no case: the group reserved it.)"""
+        stuck = [] if self._task_running() else [r for r in self._queue if self._stuck(r)]
+        if not stuck:
+            self._stalled_since = None
+            self._stalled_warned.clear()
+            return []
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if now - self._stalled_since < self.stalled_seconds:
+            return []
+        actions: list[Action] = []
+        for req in stuck:
+            if req.shape not in self._stalled_warned:
+                self._stalled_warned.add(req.shape)
+                actions.append(WarnStalled(req.client, req.rid, _stalled_message(req.shape)))
+        return actions
+
+    def _task_running(self) -> bool:
+        return any(not lease.dedicated and not lease.blocked for lease in self._leases.values())
+
+    def _stuck(self, req: _Request) -> bool:
+        shape = req.shape
+        return (
+            not any(is_group_resource(name) for name, _ in shape)
+            and self._feasible(req)
+            and not self.resources.fits(shape)
+        )
 
     def client_gone(self, client: Hashable) -> list[Action]:
         """Its requests and leases go; the workers running its tasks are stopped (as Ray
@@ -608,6 +660,16 @@ class LeaseScheduler:
             "will wait until a node with these resources joins; lower its requirements or "
             "start Ember with more resources."
         )
+
+
+def _stalled_message(shape: Shape) -> str:
+    """Ray's words (its autoscaler's), with the shape as Ray prints it."""
+    request = {name: float(amount) for name, amount in shape_dict(shape).items()}
+    return (
+        f"The following resource request cannot be scheduled right now: {request}. "
+        "This is likely due to all cluster resources being claimed by actors. Consider "
+        "creating fewer actors or adding more nodes to this cluster."
+    )
 
 
 def _holds(lease: _Lease) -> bool:

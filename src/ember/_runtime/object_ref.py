@@ -64,12 +64,12 @@ class ObjectRef(Generic[_T_co]):
         return self._id == _NIL
 
     def __del__(self) -> None:
-        rt = self._rt
-        if rt is not None:
-            try:
+        try:
+            rt = self._rt
+            if rt is not None:
                 rt.remove_local_ref(self._id)
-            except Exception:  # interpreter teardown: nothing left to tell
-                pass
+        except Exception:  # interpreter teardown, or a call with wrong arguments (no _rt)
+            pass
 
     def __reduce__(self) -> tuple[Any, tuple[bytes, bytes]]:
         serialization.note_ref(self._id, self._owner)

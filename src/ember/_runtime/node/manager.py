@@ -87,6 +87,9 @@ class NodeManager:
                 os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
             ),
             labels=self.labels,
+            stalled_seconds=float(
+                os.environ.get("EMBER_STALLED_WARN_SECONDS", sched.STALLED_WARN_SECONDS)
+            ),
         )
         self.token = config.token
         self.host = node_host(config.node_ip) if self.clustered else config.node_ip or "127.0.0.1"
@@ -196,7 +199,7 @@ class NodeManager:
             elif isinstance(action, sched.Revoke):
                 if isinstance(action.client, Connection):
                     action.client.send(m.RevokeLease(lease_id=action.lease_id))
-            elif isinstance(action, sched.WarnInfeasible):
+            elif isinstance(action, (sched.WarnInfeasible, sched.WarnStalled)):
                 conn = self._conn_for(action.client)
                 if conn is not None:
                     conn.send(m.LogLines(lines=[f"(ember) Warning: {action.message}"]))

@@ -193,6 +193,7 @@ class WorkerPool:
                 node.run_actions(node.scheduler.worker_start_failed(tail, w.runtime_env))
         self.exited = [p for p in self.exited if not p.has_ended()]
         node.run_actions(node.scheduler.idle_check(now, self._owns_anything))
+        node.run_actions(node.scheduler.stalled_check(now))
 
     def _owns_anything(self, worker_id: bytes) -> bool:
         """Do objects, actors or leases of its own (as a caller) still depend on it?"""
