@@ -47,25 +47,6 @@ def test_a_worker_runs_a_function_at_most_max_calls_times(ray: Any) -> None:
     assert len(set(pids)) == 8
 
 
-def test_max_calls_holds_while_a_call_blocked_in_get_lends_its_cpu(
-    start_ember: Any, signal_cls: Any
-) -> None:
-    ray = start_ember(num_cpus=1)
-    sig = signal_cls.remote()
-
-    @ray.remote(max_calls=1)
-    def waits(sig: Any) -> int:
-        ray.get(sig.wait.remote())
-        return os.getpid()
-
-    refs = [waits.remote(sig) for _ in range(3)]
-    wait_until(lambda: ray.get(sig.num_waiting.remote(), timeout=30), 30, "a call waiting")
-    _runs(ray, refs)  # (a second call would start meanwhile on the CPU the first lends)
-    ray.get(sig.send.remote(), timeout=30)
-    pids = ray.get(refs, timeout=60)
-    assert len(set(pids)) == 3, pids
-
-
 def test_max_calls_zero_means_no_limit_and_gpu_functions_default_to_one(
     start_ember: Any,
 ) -> None:

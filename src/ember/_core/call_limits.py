@@ -3,11 +3,9 @@
 As in Ray, so that what a library leaks into its process (memory, a GPU's memory) goes with
 the process: a function with ``num_gpus`` set has ``max_calls=1`` unless it says otherwise,
 and ``max_calls=0`` means no limit. The limit travels with the exported function
-(``CallLimited``); the worker counts each such function's calls as they start
-(``CallCounter``) and, at the limit, starts nothing more, answers what it runs (each answer
-says it is retiring, so callers requeue what they pushed behind, which never started) and
-exits. Calls are counted when they start, not when they end: a call blocked in ``get`` lends
-its CPU, and another task of its lease may start meanwhile in the same process.
+(``CallLimited``); the worker counts each such function's calls (``CallCounter``) and, at
+the limit, starts nothing more, answers what it runs (each answer says it is retiring, so
+callers requeue what they pushed behind, which never started) and exits.
 """
 
 from __future__ import annotations
@@ -45,19 +43,10 @@ class CallCounter:
         if max_calls > 0:
             self.limits[fn_id] = max_calls
 
-    def start(self, fn_id: bytes) -> bool:
-        """A call of ``fn_id`` is about to run: False if it must not (the process started as
-        many as its limit allows already), else it is counted."""
+    def ran(self, fn_id: bytes) -> bool:
+        """A call of ``fn_id`` ended: True when the process must retire now."""
         limit = self.limits.get(fn_id)
         if limit is None:
-            return True
-        count = self._counts.get(fn_id, 0)
-        if count >= limit:
             return False
-        self._counts[fn_id] = count + 1
-        return True
-
-    def spent(self, fn_id: bytes) -> bool:
-        """Has the process started all the calls of ``fn_id`` it may (it retires)?"""
-        limit = self.limits.get(fn_id)
-        return limit is not None and self._counts.get(fn_id, 0) >= limit
+        count = self._counts[fn_id] = self._counts.get(fn_id, 0) + 1
+        return count >= limit

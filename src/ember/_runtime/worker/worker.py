@@ -388,8 +388,8 @@ class Worker:
                 if item is None:  # before answering, so the next push finds the slot free
                     self._drainer_done(slot, lease_id, run)
                 last = self.retiring and not any(r.drainers for r in self.lease_runs.values())
-            if done is not None:  # (None: not started, see execute)
-                _send_through_cancels(conn, done)
+            assert done is not None  # (a task of a lease, not an actor call)
+            _send_through_cancels(conn, done)
             if last:  # (the last task running here has been answered)
                 self.reactor.call_soon(self._exit_when_sent)
             if item is None:
@@ -485,9 +485,7 @@ class Worker:
     def execute(
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: _Slot | None
     ) -> m.TaskDone | None:
-        """Run a task or actor call; None, not answered: the call asked its actor to exit,
-        or the task's function started its ``max_calls`` here already (its caller runs it
-        elsewhere once this retiring process has ended)."""
+        """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
         token = task_context.current.set(ctx)
         results: list[ReturnValue] | None = None
         if slot is not None:
@@ -502,8 +500,6 @@ class Worker:
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, msg.gpu_ids))
                 self.size_blas(msg.resources)
             fn, args, kwargs = self.prepare(msg)
-            if self.calls.limits and not msg.actor_id and not self._start_limited(msg.fn_id):
-                return None
             ctx.function = fn
             value = fn(*args, **kwargs)
             if msg.num_returns < 0:
@@ -523,22 +519,15 @@ class Worker:
                 slot.running = None
             if not msg.actor_id:
                 _TITLE.leave()
+                if self.calls.limits and self.calls.ran(msg.fn_id):
+                    with self.slots_lock:
+                        self.retiring = True
             task_context.current.reset(token)
             self.by_task.pop(msg.task_id, None)
             _flush_output()
         if results is None:
             return None
         return _TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
-
-    def _start_limited(self, fn_id: bytes) -> bool:
-        """A task of a function that may have ``max_calls``: False if it must not start here;
-        at the limit this process retires (it starts no other task)."""
-        with self.slots_lock:
-            if not self.calls.start(fn_id):
-                return False
-            if self.calls.spent(fn_id):
-                self.retiring = True
-            return True
 
     def _start_async(
         self, loop: asyncio.AbstractEventLoop, conn: Connection, msg: m.PushTask, ctx: TaskContext
