@@ -24,7 +24,7 @@ _DECODERS: dict[int, Callable[..., Message]] = {}
 class Message:
     """The base of every message. A class's ``__init__``, ``encode`` and decoder are compiled
     from its fields the first time they are used (most processes use few of the messages), so
-    importing this module costs little more than defining the classes."""
+    importing ``messages.py`` costs little more than defining its classes."""
 
     __slots__: ClassVar[tuple[str, ...]] = ()
     CODE: ClassVar[int]
