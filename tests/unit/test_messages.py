@@ -9,6 +9,7 @@ import msgpack
 import pytest
 
 from ember._protocol import messages as m
+from ember._protocol import wire
 from ember._transport.rpc import Calls, RemoteError
 
 
@@ -29,7 +30,7 @@ def _sample(cls: type[m.Message]) -> m.Message:
     return cls(**values)
 
 
-@pytest.mark.parametrize("cls", sorted(m._BY_CODE.values(), key=lambda c: c.CODE))
+@pytest.mark.parametrize("cls", sorted(wire._BY_CODE.values(), key=lambda c: c.CODE))
 def test_every_message_round_trips(cls: type[m.Message]) -> None:
     msg = _sample(cls)
     back = _roundtrip(msg)
