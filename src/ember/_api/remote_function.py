@@ -44,6 +44,10 @@ class RemoteFunction(Generic[_P, _Out]):
         self._options = {**opts_mod.task_defaults(), **options, "max_calls": max_calls_of(options)}
         self._name = getattr(function, "__qualname__", repr(function))
         self._is_generator = is_generator_function(function)
+        # What is exported: the function with its ``max_calls``, if it has one, which the
+        # worker that runs it honours (``_core/call_limits.py``) and local mode refuses.
+        max_calls = self._options["max_calls"]
+        self._exported: Any = CallLimited(function, max_calls) if max_calls else function
         opts_mod.check_generator_returns(options.get("num_returns"), self._is_generator, self._name)
         self._fn_id: bytes | None = None
         self._pickled: bytes | None = None
@@ -95,11 +99,7 @@ class RemoteFunction(Generic[_P, _Out]):
         return self._pickled
 
     def _dumps(self) -> bytes:
-        """The function as exported: with its ``max_calls``, if it has one, which the worker
-        that runs it honours (``_core/call_limits.py``)."""
-        max_calls = self._options["max_calls"]
-        limited = CallLimited(self._function, max_calls) if max_calls else self._function
-        data: bytes = cloudpickle.dumps(limited)
+        data: bytes = cloudpickle.dumps(self._exported)
         return data
 
     def _remote(
@@ -112,10 +112,7 @@ class RemoteFunction(Generic[_P, _Out]):
             check(*args, **kwargs)  # a TypeError here, in the caller, as in Ray
         rt = runtime()
         fn_id, data = self._fn_key()
-        max_calls = self._options["max_calls"]  # (local mode runs the object, and refuses this)
-        rt.export_function(
-            fn_id, data, CallLimited(self._function, max_calls) if max_calls else self._function
-        )
+        rt.export_function(fn_id, data, self._exported)
         ctx = task_context.current.get()
         if ctx is not None and ctx.capture_child_tasks and options["scheduling_strategy"] is None:
             from ember._api.placement_group import captured
