@@ -166,9 +166,9 @@ def _upload(rt: Runtime, path: str, excludes: list[str], keep_name: bool) -> str
     return uri
 
 
-def job_env(rt: Runtime, env: Any) -> str:
-    """The canonical text of a job's env (``init(runtime_env=...)``)."""
-    return renv.canonical(resolve(rt, check(env)))
+def job_env(rt: Runtime, checked: dict[str, Any]) -> str:
+    """The canonical text of a job's env (``init(runtime_env=...)``, already ``check``ed)."""
+    return renv.canonical(resolve(rt, checked))
 
 
 def for_call(rt: Runtime, env: Any) -> str:
