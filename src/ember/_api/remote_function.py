@@ -124,10 +124,17 @@ class RemoteFunction(Generic[_P, _Out]):
             plan = self._make_plan(options)
             if options is self._options:
                 self._plan = plan
-        num_returns, name, shape, max_retries, retry_exceptions, strategy, events, backpressure = (
-            plan
-        )
-        env = options.get("runtime_env")
+        (
+            num_returns,
+            name,
+            shape,
+            max_retries,
+            retry_exceptions,
+            strategy,
+            events,
+            backpressure,
+            env,
+        ) = plan
         refs = rt.submit_task(
             fn_id,
             args,
@@ -138,7 +145,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
             strategy=strategy,
-            runtime_env=rt.runtime_env if env is None else runtime_env.for_call(rt, env),
+            runtime_env=rt.runtime_env if env is None else env.text(rt),
             enable_task_events=events,
             backpressure=backpressure,
         )
@@ -156,6 +163,7 @@ class RemoteFunction(Generic[_P, _Out]):
             request = opts_mod.resources_from_options(options, default_num_cpus=1)
             shape = into_group(strategy, shape, request, f"task {self._name}")
         backpressure = options.get("_generator_backpressure_num_objects")
+        env = options.get("runtime_env")
         return (
             returns_code(options["num_returns"], self._is_generator),
             options.get("name") or self._name,
@@ -165,6 +173,7 @@ class RemoteFunction(Generic[_P, _Out]):
             strategy_on_wire(strategy, parse_selector(options.get("label_selector"))),
             options["enable_task_events"],
             -1 if backpressure is None else backpressure,
+            None if env is None else runtime_env.CallEnv(env),
         )
 
     def _shape(self, options: dict[str, Any]) -> Shape:

@@ -173,8 +173,31 @@ def job_env(rt: Runtime, checked: dict[str, Any]) -> str:
 
 def for_call(rt: Runtime, env: Any) -> str:
     """The env of a task or actor whose ``runtime_env`` option is ``env``, merged with this
-    process's (its parent's)."""
-    parent = rt.runtime_env
+    process's (its parent's); ``env`` is ``check``ed on its first use here."""
+    return _for_parent(rt, rt.runtime_env, env)
+
+
+class CallEnv:
+    """A task's ``runtime_env`` option, kept in its call plan with its text for the last
+    runtime and parent env it was resolved for, so that a call with it costs no JSON."""
+
+    __slots__ = ("_env", "_last")
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        self._env = env
+        self._last: tuple[bytes, str, str] | None = None
+
+    def text(self, rt: Runtime) -> str:
+        node, parent = rt.node_id, rt.runtime_env
+        last = self._last  # (read once: another thread may replace it meanwhile)
+        if last is not None and last[0] == node and last[1] == parent:
+            return last[2]
+        text = _for_parent(rt, parent, self._env)
+        self._last = (node, parent, text)
+        return text
+
+
+def _for_parent(rt: Runtime, parent: str, env: Any) -> str:
     if not env:
         return parent
     named: list[object] = []
