@@ -103,8 +103,14 @@ class RemoteFunction(Generic[_P, _Out]):
         return data
 
     def _remote(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        owner: RemoteFunction[Any, Any] | _BoundFunction[Any, Any] | None = None,
     ) -> Any:
+        """``owner``: whose fixed ``_options`` these may be, which keeps their plan (this
+        function's own by default)."""
         check = self._check
         if check is unbuilt:
             check = self._check = checker(spec_of(self._function), self._name)
@@ -118,12 +124,13 @@ class RemoteFunction(Generic[_P, _Out]):
             from ember._api.placement_group import captured
 
             options = {**options, "scheduling_strategy": captured(ctx)}
-        if options is self._options and self._plan is not None:
-            plan = self._plan  # the plain f.remote() path: options never change
+        owner = self if owner is None else owner
+        if options is owner._options and owner._plan is not None:
+            plan = owner._plan  # (f.remote() or f.options(...).remote(): options never change)
         else:
             plan = self._make_plan(options)
-            if options is self._options:
-                self._plan = plan
+            if options is owner._options:
+                owner._plan = plan
         (
             num_returns,
             name,
@@ -201,13 +208,14 @@ class _BoundFunction(Generic[_P, _Out]):
     def __init__(self, fn: RemoteFunction[_P, Any], options: dict[str, Any]) -> None:
         self._fn = fn
         self._options = options
+        self._plan: tuple[Any, ...] | None = None
 
     @overload
     def remote(self, *args: _P.args, **kwargs: _P.kwargs) -> _Out: ...
     @overload
     def remote(self, *args: Any, **kwargs: Any) -> _Out: ...
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn._remote(args, kwargs, self._options)
+        return self._fn._remote(args, kwargs, self._options, self)
 
     def bind(self, *args: Any, **kwargs: Any) -> FunctionNode:
         from ember._api.dag import FunctionNode
