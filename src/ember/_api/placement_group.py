@@ -10,10 +10,10 @@ them are, together).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ember._api.remote_function import RemoteFunction
 from ember._api.session import runtime
 from ember._core import placement_groups as pgs
 from ember._core.resources import Shape
@@ -22,6 +22,9 @@ from ember._protocol import messages as m
 from ember._runtime import task_context
 from ember._runtime.object_ref import ObjectRef
 from ember._runtime.unique_ids import PlacementGroupID
+
+if TYPE_CHECKING:
+    from ember._api.remote_function import RemoteFunction
 
 # A group's bundles never change: this process asks the control store for them once per
 # group, not once per task (a child captured into its parent's group is checked against them).
@@ -69,9 +72,9 @@ class PlacementGroup:
             empty: ObjectRef[PlacementGroup] = put(self)
             return empty
         strategy = PlacementGroupSchedulingStrategy(self)
-        ref: ObjectRef[PlacementGroup] = _bundle_reservation_check.options(
-            scheduling_strategy=strategy
-        ).remote(self)
+        ref: ObjectRef[PlacementGroup] = (
+            _bundle_reservation_check().options(scheduling_strategy=strategy).remote(self)
+        )
         return ref
 
     def wait(self, timeout_seconds: float = 30) -> bool:
@@ -270,12 +273,23 @@ def get_current_placement_group() -> PlacementGroup | None:
     return None if pg_hex is None else PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)))
 
 
-def captured(ctx: task_context.TaskContext) -> PlacementGroupSchedulingStrategy:
-    """The strategy of work started without one by a task or actor whose group captures
-    child tasks: any bundle of that group, capturing in turn."""
-    pg_hex = pgs.group_of(ctx.resources)
-    group = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex))) if pg_hex else None
-    return PlacementGroupSchedulingStrategy(group, -1, True)
+def effective_strategy(options: Mapping[str, Any]) -> Any:
+    """The scheduling strategy of work started with these options: its own, or, when it has
+    none and the task or actor starting it is in a group that captures child tasks, any
+    bundle of that group (capturing in turn)."""
+    strategy = options.get("scheduling_strategy")
+    if strategy is None:
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.capture_child_tasks:
+            pg_hex = pgs.group_of(ctx.resources)
+            group = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex))) if pg_hex else None
+            return PlacementGroupSchedulingStrategy(group, -1, True)
+    return strategy
+
+
+def captures(strategy: Any) -> bool:
+    """Whether work with this strategy takes the tasks it starts into its group."""
+    return bool(getattr(strategy, "placement_group_capture_child_tasks", False))
 
 
 def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: str) -> Shape:
@@ -308,6 +322,8 @@ def _check(placement_group: PlacementGroup) -> PlacementGroup:
     return placement_group
 
 
-_bundle_reservation_check: RemoteFunction[[PlacementGroup], ObjectRef[PlacementGroup]] = (
-    RemoteFunction(_check, {"num_cpus": 0})
-)
+@functools.cache
+def _bundle_reservation_check() -> RemoteFunction[[PlacementGroup], ObjectRef[PlacementGroup]]:
+    from ember._api.remote_function import RemoteFunction  # (which imports this module)
+
+    return RemoteFunction(_check, {"num_cpus": 0})

@@ -44,6 +44,11 @@ def is_group_resource(name: str) -> bool:
     return _GROUP_NAME.search(name) is not None
 
 
+def in_group(shape: Shape) -> bool:
+    """Whether a request is for a placement group's resources."""
+    return any(is_group_resource(name) for name, _ in shape)
+
+
 def group_of(resources: Mapping[str, float] | None) -> str | None:
     """The hex id of the group whose resources a lease holds (None: no group)."""
     for name in resources or ():

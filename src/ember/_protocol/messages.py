@@ -308,6 +308,7 @@ class CreateActor(Message):
     handle_meta: bytes  # serialized method table, for get_actor() in other processes
     class_name: str = ""
     strategy: Any = None  # as in RequestLease
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
     _records = {"spec": _actor_spec}
 

@@ -55,6 +55,7 @@ class Runtime(Protocol):
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        capture_child_tasks: bool = False,
         runtime_env: str = "",
         enable_task_events: bool = True,
         backpressure: int = -1,
@@ -80,6 +81,7 @@ class Runtime(Protocol):
         options: dict[str, Any],
         handle_meta: bytes,
         runtime_env: str = "",
+        capture_child_tasks: bool = False,
     ) -> tuple[bytes, bool]: ...
     def submit_actor_task(
         self,

@@ -66,6 +66,7 @@ class ActorCaller:
         options: dict[str, Any],
         handle_meta: bytes,
         runtime_env: str = "",
+        capture_child_tasks: bool = False,
     ) -> tuple[bytes, bool]:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
@@ -121,6 +122,7 @@ class ActorCaller:
                         options.get("scheduling_strategy"),
                         parse_selector(options.get("label_selector")),
                     ),
+                    capture_child_tasks=capture_child_tasks,
                 ),
             )
             if not ready_now:

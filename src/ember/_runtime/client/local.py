@@ -430,7 +430,7 @@ def _check_placement(strategy: Any, what: str) -> None:
     choose among nodes) cannot be honoured there; SPREAD and node affinity hold trivially."""
     if isinstance(strategy, list) and strategy[0] == "labels":
         _refuse(f"label_selector (of {what}), which chooses among nodes,")
-    if hasattr(strategy, "placement_group") or (isinstance(strategy, list) and strategy[0] == "pg"):
+    if hasattr(strategy, "placement_group"):
         _refuse(f"A placement group (scheduling_strategy of {what})")
 
 
