@@ -26,8 +26,10 @@ from ember._runtime.unique_ids import PlacementGroupID
 if TYPE_CHECKING:
     from ember._api.remote_function import RemoteFunction
 
-# A group's bundles never change: this process asks the control store for them once per
-# group, not once per task (a child captured into its parent's group is checked against them).
+# The bundles of the groups this process knows, by group id. A group's bundles never change:
+# this process asks the control store for them once per group, not once per handle or task
+# (a child captured into its parent's group gets a new handle, and is checked against them).
+# A pickled handle brings them along; removing the group here forgets them.
 _bundles_of: dict[bytes, list[dict[str, float]]] = {}
 
 
@@ -36,7 +38,8 @@ class PlacementGroup:
 
     def __init__(self, id: PlacementGroupID, bundle_cache: list[dict[str, float]] | None = None):
         self.id = id
-        self.bundle_cache = bundle_cache
+        if bundle_cache is not None:
+            _bundles_of[id.binary()] = bundle_cache
 
     @staticmethod
     def empty() -> PlacementGroup:
@@ -50,14 +53,14 @@ class PlacementGroup:
     @property
     def bundle_specs(self) -> list[dict[str, float]]:
         """The bundles, as given."""
-        if self.bundle_cache is None:
-            self.bundle_cache = _bundles_of.get(self.id.binary())
-        if self.bundle_cache is None:
-            entry = _entry(self.id.binary())
-            self.bundle_cache = list(entry["bundles"]) if entry else []
-            if entry:
-                _bundles_of[self.id.binary()] = self.bundle_cache
-        return self.bundle_cache
+        pg_id = self.id.binary()
+        specs = _bundles_of.get(pg_id)
+        if specs is None:
+            entry = _entry(pg_id)
+            if entry is None:
+                return []
+            specs = _bundles_of[pg_id] = list(entry["bundles"])
+        return specs
 
     @property
     def bundle_count(self) -> int:
@@ -86,6 +89,9 @@ class PlacementGroup:
         if not done:
             cancel(ready)  # (a loop of waits must not leave a task queued per call)
         return bool(done)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PlacementGroup, (self.id, _bundles_of.get(self.id.binary())))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PlacementGroup) and other.id == self.id
@@ -225,6 +231,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
         raise TypeError(f"remove_placement_group() takes a PlacementGroup, not {placement_group!r}")
     pg_id = placement_group.id.binary()
     _request(lambda rid: m.RemovePlacementGroup(rid=rid, pg_id=pg_id))
+    _bundles_of.pop(pg_id, None)
 
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
