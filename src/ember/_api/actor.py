@@ -142,9 +142,10 @@ class ActorClass(Generic[_C]):
         if strategy is not options.get("scheduling_strategy"):
             options = {**options, "scheduling_strategy": strategy}
         if hasattr(strategy, "placement_group"):
+            placed = shape
             if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
-                request = {**request, "CPU": 1.0}
-            shape = into_group(strategy, shape, request, f"actor {self._name}")
+                placed = shape_of({**request, "CPU": 1})
+            shape = into_group(strategy, shape, f"actor {self._name}", placed)
         meta = {
             "class_name": self._name,
             "methods": self._methods,

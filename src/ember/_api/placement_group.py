@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember._api.session import runtime
 from ember._core import placement_groups as pgs
-from ember._core.resources import Shape
+from ember._core.resources import Shape, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import task_context
@@ -299,9 +299,11 @@ def captures(strategy: Any) -> bool:
     return bool(getattr(strategy, "placement_group_capture_child_tasks", False))
 
 
-def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: str) -> Shape:
+def into_group(strategy: Any, shape: Shape, what: str, placed: Shape | None = None) -> Shape:
     """The request of work scheduled with a PlacementGroupSchedulingStrategy, moved into
-    the group's bundles; refused at the call if the index or the amounts do not fit."""
+    the group's bundles; refused at the call if the index or the amounts do not fit.
+    ``placed``: the amounts to check against the bundles, if not ``shape`` (an actor
+    without ``num_cpus`` is placed as needing 1 CPU, though it holds none)."""
     group = strategy.placement_group
     index = strategy.placement_group_bundle_index
     if group is None or (isinstance(group, PlacementGroup) and group.is_empty):
@@ -317,10 +319,11 @@ def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: 
             f"indexes: 0-{len(bundles)}"
         )
     candidates = bundles if index == -1 else [bundles[index]]
+    request = {k: float(v) for k, v in shape_dict(shape if placed is None else placed).items()}
     if not pgs.fits_a_bundle(request, candidates):
         raise ValueError(
             f"Cannot schedule {what} with the placement group because the resource request "
-            f"{dict(request)} cannot fit into any bundles for the placement group, {bundles}."
+            f"{request} cannot fit into any bundles for the placement group, {bundles}."
         )
     return pgs.demand(shape, group.id.hex(), index)
 

@@ -161,8 +161,7 @@ class RemoteFunction(Generic[_P, _Out]):
     def _make_plan(self, options: dict[str, Any]) -> tuple[Any, ...]:
         shape, strategy = self._shape(options), options.get("scheduling_strategy")
         if hasattr(strategy, "placement_group"):
-            request = opts_mod.resources_from_options(options, default_num_cpus=1)
-            shape = into_group(strategy, shape, request, f"task {self._name}")
+            shape = into_group(strategy, shape, f"task {self._name}")
         backpressure = options.get("_generator_backpressure_num_objects")
         return (
             returns_code(options["num_returns"], self._is_generator),
