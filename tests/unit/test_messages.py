@@ -21,6 +21,8 @@ _RECORD_SAMPLES: dict[str, Any] = {
     "results": [],
     "spec": None,
     "value": m.ReturnValue(m.INLINE, b"x", [], b""),
+    "bundles": [m.Bundle(0, {"CPU": 1.0})],
+    "entries": [m.PlacementGroupEntry(b"p", "", [{"CPU": 1.0}], [None], "PACK", "PENDING", 0)],
 }
 
 

@@ -59,7 +59,7 @@ class PlacementGroup:
             entry = _entry(pg_id)
             if entry is None:
                 return []
-            specs = _bundles_of[pg_id] = list(entry["bundles"])
+            specs = _bundles_of[pg_id] = list(entry.bundles)
         return specs
 
     @property
@@ -130,10 +130,19 @@ def _request(make: Any) -> Any:
     return control_request(make)
 
 
-def _entry(pg_id: bytes = b"", name: str = "", namespace: str = "") -> dict[str, Any] | None:
-    found = _request(
+def _entries(
+    pg_id: bytes = b"", name: str = "", namespace: str = ""
+) -> list[m.PlacementGroupEntry]:
+    """The control store's entries of one group (by id, or by name in a namespace), or of
+    all when neither is given."""
+    found: m.PlacementGroups = _request(
         lambda rid: m.GetPlacementGroups(rid=rid, pg_id=pg_id, name=name, namespace=namespace)
     )
+    return found.entries
+
+
+def _entry(pg_id: bytes = b"", name: str = "", namespace: str = "") -> m.PlacementGroupEntry | None:
+    found = _entries(pg_id, name, namespace)
     return found[0] if found else None
 
 
@@ -241,20 +250,20 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     entry = _entry(name=placement_group_name, namespace=_job_and_namespace()[1])
     if entry is None:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
-    return PlacementGroup(PlacementGroupID(entry["pg_id"]), list(entry["bundles"]))
+    return PlacementGroup(PlacementGroupID(entry.pg_id), list(entry.bundles))
 
 
-def _table_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+def _table_entry(entry: m.PlacementGroupEntry) -> dict[str, Any]:
     return {
-        "placement_group_id": entry["pg_id"].hex(),
-        "name": entry["name"],
-        "bundles": dict(enumerate(entry["bundles"])),
+        "placement_group_id": entry.pg_id.hex(),
+        "name": entry.name,
+        "bundles": dict(enumerate(entry.bundles)),
         "bundles_to_node_id": {
-            i: node.hex() for i, node in enumerate(entry["nodes"]) if node is not None
+            i: node.hex() for i, node in enumerate(entry.nodes) if node is not None
         },
-        "strategy": entry["strategy"],
-        "state": entry["state"],
-        "stats": {"scheduling_attempt": entry["attempts"]},
+        "strategy": entry.strategy,
+        "state": entry.state,
+        "stats": {"scheduling_attempt": entry.attempts},
     }
 
 
@@ -264,8 +273,7 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     if placement_group is not None:
         entry = _entry(placement_group.id.binary())
         return _table_entry(entry) if entry is not None else {}
-    found = _request(lambda rid: m.GetPlacementGroups(rid=rid, pg_id=b"", name="", namespace=""))
-    return {e["pg_id"].hex(): _table_entry(e) for e in found}
+    return {e.pg_id.hex(): _table_entry(e) for e in _entries()}
 
 
 def current_group_hex() -> str | None:
