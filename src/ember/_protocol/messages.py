@@ -620,8 +620,26 @@ class GetNamedActor(Message):
 
 @_message(43)
 class ListNamedActors(Message):
+    """Any process -> control store: the live named actors of one namespace (None: of all).
+    Answered with NamedActors."""
+
     rid: int
     namespace: str | None
+
+
+class NamedActorEntry(NamedTuple):
+    name: str
+    namespace: str
+
+
+@_message(44)
+class NamedActors(Answer):
+    """Control store -> caller, for ListNamedActors."""
+
+    rid: int
+    actors: list[NamedActorEntry]
+
+    _records = {"actors": _records_of(NamedActorEntry)}
 
 
 # ---- caller -> worker (direct task and actor calls) -----------------------------------------

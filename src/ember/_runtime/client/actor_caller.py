@@ -167,12 +167,12 @@ class ActorCaller:
         )
         return named.actor_id, named.handle_meta, named.home
 
-    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+    def named_actors(self, all_namespaces: bool) -> list[m.NamedActorEntry]:
         namespace = None if all_namespaces else self._client.current_namespace()
-        names: list[dict[str, str]] = self._client.control_request(
+        named: m.NamedActors = self._client.control_request(
             lambda rid: m.ListNamedActors(rid=rid, namespace=namespace)
         )
-        return names
+        return named.actors
 
     def submit_actor_task(
         self,

@@ -22,7 +22,7 @@ from ember import exceptions as exc
 from ember._core import runtime_env as renv
 from ember._core.retry import should_retry_error
 from ember._protocol import ids
-from ember._protocol.messages import DYNAMIC
+from ember._protocol.messages import DYNAMIC, NamedActorEntry
 from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef, check_wait_args
 from ember._runtime.object_ref_generator import DynamicObjectRefGenerator
@@ -399,9 +399,9 @@ class LocalRuntime:
             raise ValueError(f"Failed to look up actor with name {name!r}")
         return found[0], found[1], b""
 
-    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+    def named_actors(self, all_namespaces: bool) -> list[NamedActorEntry]:
         return [
-            {"name": name, "namespace": ns}
+            NamedActorEntry(name, ns)
             for ns, name in self._names
             if all_namespaces or ns == self.namespace
         ]
