@@ -21,6 +21,9 @@ _RECORD_SAMPLES: dict[str, Any] = {
     "results": [],
     "spec": None,
     "value": m.ReturnValue(m.INLINE, b"x", [], b""),
+    "bundles": [m.Bundle(0, {"CPU": 1.0})],
+    "actors": [m.NamedActorEntry("a", "ns")],
+    "entries": [m.PlacementGroupEntry(b"p", "", [{"CPU": 1.0}], [None], "PACK", "PENDING", 0)],
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ember._core import placement_groups as pgs
 from ember._core.labels import parse_selector
-from ember._core.placement import captures, strategy_on_wire
+from ember._core.placement import strategy_on_wire
 from ember._core.resources import NodeResources, shape_of, to_units
 from ember._core.scheduler import (
     Grant,
@@ -283,13 +283,13 @@ def test_a_request_must_fit_some_bundle(request_: dict[str, float], fits: bool) 
     assert pgs.fits_a_bundle(request_, [{"CPU": 1}, {"CPU": 2}]) is fits
 
 
-def test_the_wire_strategy_says_whether_children_are_captured() -> None:
+def test_work_in_a_group_is_placed_by_its_resources_not_its_wire_strategy() -> None:
     class Strategy:
         placement_group = object()
         placement_group_capture_child_tasks = True
 
-    assert strategy_on_wire(Strategy()) == ["pg", True]
-    assert captures(["pg", True]) and not captures(["pg", False]) and not captures(None)
+    assert strategy_on_wire(Strategy()) is None
+    assert pgs.in_group(pgs.demand((), HEX, -1)) and not pgs.in_group(shape_of({"CPU": 1}))
 
 
 def test_work_in_a_bundle_gets_the_gpus_the_bundle_reserved() -> None:

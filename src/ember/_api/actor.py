@@ -16,6 +16,7 @@ import cloudpickle
 from ember import exceptions as exc
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.placement_group import captures, effective_strategy, into_group
 from ember._api.remote_function import is_generator_function, returns_code
 from ember._api.session import runtime
 from ember._core.resources import shape_of
@@ -137,19 +138,14 @@ class ActorClass(Generic[_C]):
         options = {**options, "max_concurrency": max_concurrency}
         request = opts_mod.resources_from_options(options, default_num_cpus=0)
         shape = shape_of(request)
-        strategy = options.get("scheduling_strategy")
-        ctx = task_context.current.get()
-        if strategy is None and ctx is not None and ctx.capture_child_tasks:
-            from ember._api.placement_group import captured
-
-            strategy = captured(ctx)
+        strategy = effective_strategy(options)
+        if strategy is not options.get("scheduling_strategy"):
             options = {**options, "scheduling_strategy": strategy}
-        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
-            from ember._api.placement_group import into_group
-
+        if hasattr(strategy, "placement_group"):
+            placed = shape
             if options.get("num_cpus") is None:  # placed as needing 1 CPU, as in Ray
-                request = {**request, "CPU": 1.0}
-            shape = into_group(strategy, shape, request, f"actor {self._name}")
+                placed = shape_of({**request, "CPU": 1})
+            shape = into_group(strategy, shape, f"actor {self._name}", placed)
         meta = {
             "class_name": self._name,
             "methods": self._methods,
@@ -169,6 +165,7 @@ class ActorClass(Generic[_C]):
             options=options,
             handle_meta=serialization.dumps(meta),
             runtime_env=runtime_env.for_call(rt, options.get("runtime_env")),
+            capture_child_tasks=captures(strategy),
         )
         # A handle to an actor that already existed (get_if_exists) is borrowed, not owned.
         return ActorHandle(actor_id, meta, rt.client_id if created else b"", rt)

@@ -10,21 +10,26 @@ them are, together).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ember._api.remote_function import RemoteFunction
 from ember._api.session import runtime
 from ember._core import placement_groups as pgs
-from ember._core.resources import Shape
+from ember._core.resources import Shape, shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime import task_context
 from ember._runtime.object_ref import ObjectRef
 from ember._runtime.unique_ids import PlacementGroupID
 
-# A group's bundles never change: this process asks the control store for them once per
-# group, not once per task (a child captured into its parent's group is checked against them).
+if TYPE_CHECKING:
+    from ember._api.remote_function import RemoteFunction
+
+# The bundles of the groups this process knows, by group id. A group's bundles never change:
+# this process asks the control store for them once per group, not once per handle or task
+# (a child captured into its parent's group gets a new handle, and is checked against them).
+# A pickled handle brings them along; removing the group here forgets them.
 _bundles_of: dict[bytes, list[dict[str, float]]] = {}
 
 
@@ -33,7 +38,8 @@ class PlacementGroup:
 
     def __init__(self, id: PlacementGroupID, bundle_cache: list[dict[str, float]] | None = None):
         self.id = id
-        self.bundle_cache = bundle_cache
+        if bundle_cache is not None:
+            _bundles_of[id.binary()] = bundle_cache
 
     @staticmethod
     def empty() -> PlacementGroup:
@@ -47,14 +53,14 @@ class PlacementGroup:
     @property
     def bundle_specs(self) -> list[dict[str, float]]:
         """The bundles, as given."""
-        if self.bundle_cache is None:
-            self.bundle_cache = _bundles_of.get(self.id.binary())
-        if self.bundle_cache is None:
-            entry = _entry(self.id.binary())
-            self.bundle_cache = list(entry["bundles"]) if entry else []
-            if entry:
-                _bundles_of[self.id.binary()] = self.bundle_cache
-        return self.bundle_cache
+        pg_id = self.id.binary()
+        specs = _bundles_of.get(pg_id)
+        if specs is None:
+            entry = _entry(pg_id)
+            if entry is None:
+                return []
+            specs = _bundles_of[pg_id] = list(entry.bundles)
+        return specs
 
     @property
     def bundle_count(self) -> int:
@@ -69,9 +75,9 @@ class PlacementGroup:
             empty: ObjectRef[PlacementGroup] = put(self)
             return empty
         strategy = PlacementGroupSchedulingStrategy(self)
-        ref: ObjectRef[PlacementGroup] = _bundle_reservation_check.options(
-            scheduling_strategy=strategy
-        ).remote(self)
+        ref: ObjectRef[PlacementGroup] = (
+            _bundle_reservation_check().options(scheduling_strategy=strategy).remote(self)
+        )
         return ref
 
     def wait(self, timeout_seconds: float = 30) -> bool:
@@ -83,6 +89,9 @@ class PlacementGroup:
         if not done:
             cancel(ready)  # (a loop of waits must not leave a task queued per call)
         return bool(done)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PlacementGroup, (self.id, _bundles_of.get(self.id.binary())))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PlacementGroup) and other.id == self.id
@@ -121,10 +130,19 @@ def _request(make: Any) -> Any:
     return control_request(make)
 
 
-def _entry(pg_id: bytes = b"", name: str = "", namespace: str = "") -> dict[str, Any] | None:
-    found = _request(
+def _entries(
+    pg_id: bytes = b"", name: str = "", namespace: str = ""
+) -> list[m.PlacementGroupEntry]:
+    """The control store's entries of one group (by id, or by name in a namespace), or of
+    all when neither is given."""
+    found: m.PlacementGroups = _request(
         lambda rid: m.GetPlacementGroups(rid=rid, pg_id=pg_id, name=name, namespace=namespace)
     )
+    return found.entries
+
+
+def _entry(pg_id: bytes = b"", name: str = "", namespace: str = "") -> m.PlacementGroupEntry | None:
+    found = _entries(pg_id, name, namespace)
     return found[0] if found else None
 
 
@@ -222,6 +240,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
         raise TypeError(f"remove_placement_group() takes a PlacementGroup, not {placement_group!r}")
     pg_id = placement_group.id.binary()
     _request(lambda rid: m.RemovePlacementGroup(rid=rid, pg_id=pg_id))
+    _bundles_of.pop(pg_id, None)
 
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
@@ -231,20 +250,20 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     entry = _entry(name=placement_group_name, namespace=_job_and_namespace()[1])
     if entry is None:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
-    return PlacementGroup(PlacementGroupID(entry["pg_id"]), list(entry["bundles"]))
+    return PlacementGroup(PlacementGroupID(entry.pg_id), list(entry.bundles))
 
 
-def _table_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+def _table_entry(entry: m.PlacementGroupEntry) -> dict[str, Any]:
     return {
-        "placement_group_id": entry["pg_id"].hex(),
-        "name": entry["name"],
-        "bundles": dict(enumerate(entry["bundles"])),
+        "placement_group_id": entry.pg_id.hex(),
+        "name": entry.name,
+        "bundles": dict(enumerate(entry.bundles)),
         "bundles_to_node_id": {
-            i: node.hex() for i, node in enumerate(entry["nodes"]) if node is not None
+            i: node.hex() for i, node in enumerate(entry.nodes) if node is not None
         },
-        "strategy": entry["strategy"],
-        "state": entry["state"],
-        "stats": {"scheduling_attempt": entry["attempts"]},
+        "strategy": entry.strategy,
+        "state": entry.state,
+        "stats": {"scheduling_attempt": entry.attempts},
     }
 
 
@@ -254,8 +273,7 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     if placement_group is not None:
         entry = _entry(placement_group.id.binary())
         return _table_entry(entry) if entry is not None else {}
-    found = _request(lambda rid: m.GetPlacementGroups(rid=rid, pg_id=b"", name="", namespace=""))
-    return {e["pg_id"].hex(): _table_entry(e) for e in found}
+    return {e.pg_id.hex(): _table_entry(e) for e in _entries()}
 
 
 def current_group_hex() -> str | None:
@@ -270,17 +288,30 @@ def get_current_placement_group() -> PlacementGroup | None:
     return None if pg_hex is None else PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)))
 
 
-def captured(ctx: task_context.TaskContext) -> PlacementGroupSchedulingStrategy:
-    """The strategy of work started without one by a task or actor whose group captures
-    child tasks: any bundle of that group, capturing in turn."""
-    pg_hex = pgs.group_of(ctx.resources)
-    group = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex))) if pg_hex else None
-    return PlacementGroupSchedulingStrategy(group, -1, True)
+def effective_strategy(options: Mapping[str, Any]) -> Any:
+    """The scheduling strategy of work started with these options: its own, or, when it has
+    none and the task or actor starting it is in a group that captures child tasks, any
+    bundle of that group (capturing in turn)."""
+    strategy = options.get("scheduling_strategy")
+    if strategy is None:
+        ctx = task_context.current.get()
+        if ctx is not None and ctx.capture_child_tasks:
+            pg_hex = pgs.group_of(ctx.resources)
+            group = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex))) if pg_hex else None
+            return PlacementGroupSchedulingStrategy(group, -1, True)
+    return strategy
 
 
-def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: str) -> Shape:
+def captures(strategy: Any) -> bool:
+    """Whether work with this strategy takes the tasks it starts into its group."""
+    return bool(getattr(strategy, "placement_group_capture_child_tasks", False))
+
+
+def into_group(strategy: Any, shape: Shape, what: str, placed: Shape | None = None) -> Shape:
     """The request of work scheduled with a PlacementGroupSchedulingStrategy, moved into
-    the group's bundles; refused at the call if the index or the amounts do not fit."""
+    the group's bundles; refused at the call if the index or the amounts do not fit.
+    ``placed``: the amounts to check against the bundles, if not ``shape`` (an actor
+    without ``num_cpus`` is placed as needing 1 CPU, though it holds none)."""
     group = strategy.placement_group
     index = strategy.placement_group_bundle_index
     if group is None or (isinstance(group, PlacementGroup) and group.is_empty):
@@ -296,10 +327,11 @@ def into_group(strategy: Any, shape: Shape, request: Mapping[str, float], what: 
             f"indexes: 0-{len(bundles)}"
         )
     candidates = bundles if index == -1 else [bundles[index]]
+    request = {k: float(v) for k, v in shape_dict(shape if placed is None else placed).items()}
     if not pgs.fits_a_bundle(request, candidates):
         raise ValueError(
             f"Cannot schedule {what} with the placement group because the resource request "
-            f"{dict(request)} cannot fit into any bundles for the placement group, {bundles}."
+            f"{request} cannot fit into any bundles for the placement group, {bundles}."
         )
     return pgs.demand(shape, group.id.hex(), index)
 
@@ -308,6 +340,8 @@ def _check(placement_group: PlacementGroup) -> PlacementGroup:
     return placement_group
 
 
-_bundle_reservation_check: RemoteFunction[[PlacementGroup], ObjectRef[PlacementGroup]] = (
-    RemoteFunction(_check, {"num_cpus": 0})
-)
+@functools.cache
+def _bundle_reservation_check() -> RemoteFunction[[PlacementGroup], ObjectRef[PlacementGroup]]:
+    from ember._api.remote_function import RemoteFunction  # (which imports this module)
+
+    return RemoteFunction(_check, {"num_cpus": 0})

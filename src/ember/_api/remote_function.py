@@ -19,6 +19,7 @@ import cloudpickle
 
 from ember._api import options as opts_mod
 from ember._api import runtime_env
+from ember._api.placement_group import captures, effective_strategy, into_group
 from ember._api.session import runtime
 from ember._core.call_limits import CallLimited, max_calls_of
 from ember._core.labels import parse_selector
@@ -26,7 +27,6 @@ from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_of
 from ember._core.signatures import checker, spec_of, unbuilt
 from ember._protocol.messages import DYNAMIC, STREAMING
-from ember._runtime import task_context
 from ember._runtime.object_ref_generator import ObjectRefGenerator
 
 if TYPE_CHECKING:
@@ -119,11 +119,9 @@ class RemoteFunction(Generic[_P, _Out]):
         rt = runtime()
         fn_id, data = self._fn_key()
         rt.export_function(fn_id, data, self._exported)
-        ctx = task_context.current.get()
-        if ctx is not None and ctx.capture_child_tasks and options["scheduling_strategy"] is None:
-            from ember._api.placement_group import captured
-
-            options = {**options, "scheduling_strategy": captured(ctx)}
+        strategy = effective_strategy(options)
+        if strategy is not options["scheduling_strategy"]:
+            options = {**options, "scheduling_strategy": strategy}
         owner = self if owner is None else owner
         if options is owner._options and owner._plan is not None:
             plan = owner._plan  # (f.remote() or f.options(...).remote(): options never change)
@@ -138,6 +136,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries,
             retry_exceptions,
             strategy,
+            capture,
             events,
             backpressure,
             env,
@@ -152,6 +151,7 @@ class RemoteFunction(Generic[_P, _Out]):
             max_retries=max_retries,
             retry_exceptions=retry_exceptions,
             strategy=strategy,
+            capture_child_tasks=capture,
             runtime_env=rt.runtime_env if env is None else env.text(rt),
             enable_task_events=events,
             backpressure=backpressure,
@@ -164,11 +164,8 @@ class RemoteFunction(Generic[_P, _Out]):
 
     def _make_plan(self, options: dict[str, Any]) -> tuple[Any, ...]:
         shape, strategy = self._shape(options), options.get("scheduling_strategy")
-        if hasattr(strategy, "placement_group"):  # (imported only by those who use groups)
-            from ember._api.placement_group import into_group
-
-            request = opts_mod.resources_from_options(options, default_num_cpus=1)
-            shape = into_group(strategy, shape, request, f"task {self._name}")
+        if hasattr(strategy, "placement_group"):
+            shape = into_group(strategy, shape, f"task {self._name}")
         backpressure = options.get("_generator_backpressure_num_objects")
         env = options.get("runtime_env")
         return (
@@ -178,6 +175,7 @@ class RemoteFunction(Generic[_P, _Out]):
             options["max_retries"],
             options["retry_exceptions"],
             strategy_on_wire(strategy, parse_selector(options.get("label_selector"))),
+            captures(strategy),
             options["enable_task_events"],
             -1 if backpressure is None else backpressure,
             None if env is None else runtime_env.CallEnv(env),

@@ -43,13 +43,6 @@ def pinned(strategy: Any) -> bool:
     )
 
 
-def captures(strategy: Any) -> bool:
-    """Whether work in a placement group takes the tasks it starts into the group
-    (``["pg", capture]``, placed like the default otherwise: its resources say where)."""
-    strategy = split_labels(strategy)[1]
-    return isinstance(strategy, (list, tuple)) and strategy[:1] == ["pg"] and bool(strategy[1])
-
-
 @dataclass
 class PeerView:
     node_id: bytes
@@ -79,16 +72,14 @@ HERE = None  # the choice "keep it on this node"
 
 
 def strategy_on_wire(value: Any, selector: Selector = ()) -> Any:
-    """A scheduling strategy as the node understands it: None, "SPREAD",
-    ["node", node id, soft], or ["pg", capture] for work in a placement group (whose
-    resource request, rewritten into its bundles, is what places it); wrapped with a label
-    selector if there is one."""
+    """A scheduling strategy as the node understands it: None, "SPREAD" or
+    ["node", node id, soft], wrapped with a label selector if there is one. Work in a
+    placement group goes as None: its resource request, rewritten into its bundles
+    (``_core/placement_groups.demand``), is what places it."""
     if selector:
         return ["labels", [list(c) for c in selector], strategy_on_wire(value)]
     if value == "SPREAD":
         return "SPREAD"
-    if hasattr(value, "placement_group"):
-        return ["pg", bool(value.placement_group_capture_child_tasks)]
     node_id = getattr(value, "node_id", None)
     if isinstance(node_id, str):
         try:

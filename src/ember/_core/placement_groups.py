@@ -19,18 +19,16 @@ stop whatever runs in them. ``NodeBundles`` is a node's side of the reservation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ember._core.resources import Allocation, NodeResources, Shape, to_units
+from ember._core.resources import Allocation, NodeResources, Shape, is_group_resource, to_units
 from ember._protocol.records import record
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 BUNDLE = "bundle"  # the marker every bundle holds (Ray's name), so that any task fits in it
 _MARK = to_units(1000)  # how much of the marker a bundle holds
 _MARK_ASKED = to_units(0.001)  # how much of it a task or actor in the bundle asks for
-_GROUP_NAME = re.compile(r"_group_(?:\d+_)?[0-9a-f]+$")
 
 # -- names -------------------------------------------------------------------------------------
 
@@ -40,13 +38,14 @@ def group_resource(name: str, pg_hex: str, index: int = -1) -> str:
     return f"{name}_group_{pg_hex}" if index < 0 else f"{name}_group_{index}_{pg_hex}"
 
 
-def is_group_resource(name: str) -> bool:
-    return _GROUP_NAME.search(name) is not None
+def in_group(shape: Shape) -> bool:
+    """Whether a request is for a placement group's resources."""
+    return any(is_group_resource(name) for name, _ in shape)
 
 
-def group_of(resources: Mapping[str, float] | None) -> str | None:
-    """The hex id of the group whose resources a lease holds (None: no group)."""
-    for name in resources or ():
+def group_of(names: Iterable[str] | None) -> str | None:
+    """The hex id of the group whose resources (by name) a lease holds (None: no group)."""
+    for name in names or ():
         if name.startswith(BUNDLE + "_group_"):
             return name.rsplit("_", 1)[1]
     return None

@@ -8,11 +8,15 @@ share one index until it is full.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _UNIT = 10_000
 Shape = tuple[tuple[str, int], ...]  # sorted (name, units) pairs, hashable: a resource shape
+# A placement group's resource: <name>_group_<pg hex>, or <name>_group_<bundle>_<pg hex>
+# (``_core/placement_groups.group_resource``).
+_GROUP_NAME = re.compile(r"_group_(?:\d+_)?[0-9a-f]+$")
 
 
 def to_units(amount: float) -> int:
@@ -32,9 +36,14 @@ def shape_dict(shape: Shape) -> dict[str, float]:
     return {k: from_units(v) for k, v in shape}
 
 
+def is_group_resource(name: str) -> bool:
+    """Whether a resource is a placement group's share of its plain one (``CPU_group_...``)."""
+    return _GROUP_NAME.search(name) is not None
+
+
 def is_gpu(name: str) -> bool:
     """GPUs, or a placement group's share of them (``GPU_group_...``)."""
-    return name == "GPU" or name.startswith("GPU_group_")
+    return name == "GPU" or name.startswith("GPU_") and is_group_resource(name)
 
 
 def describe(shape: Shape) -> str:

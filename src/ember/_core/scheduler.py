@@ -35,7 +35,7 @@ from typing import Any
 from ember._core.labels import Selector, matches
 from ember._core.labels import describe as describe_selector
 from ember._core.placement import Placement, Unschedulable, pinned, split_labels
-from ember._core.placement_groups import group_of, is_group_resource
+from ember._core.placement_groups import group_of, in_group
 from ember._core.resources import Allocation, NodeResources, Shape, describe, is_gpu, shape_dict
 from ember._protocol.messages import ErrorKind
 from ember._protocol.records import record
@@ -218,7 +218,7 @@ class LeaseScheduler:
         retriable: bool = True,
         actor_id: bytes = b"",
     ) -> list[Action]:
-        if group_of(dict(shape)) in self._removed_groups:
+        if group_of(k for k, _ in shape) in self._removed_groups:
             return [Refuse(client, rid, _GROUP_REMOVED, ErrorKind.PLACEMENT_GROUP_REMOVED)]
         movable = self.placement is not None and not spilled
         if movable:
@@ -244,8 +244,7 @@ class LeaseScheduler:
         actions: list[Action] = []
         # (a placement group's bundle that is not here yet is no reason to warn: it comes;
         # but a label selector this node does not match stays unmatched once it is here)
-        in_group = any(is_group_resource(k) for k, _ in shape)
-        if not self._feasible(req) and not (in_group and self._here(req)):
+        if not self._feasible(req) and not (in_group(shape) and self._here(req)):
             actions.append(WarnInfeasible(client, rid, self._infeasible_message(req)))
         self._queue.append(req)
         return actions + self._dispatch()
@@ -361,9 +360,9 @@ class LeaseScheduler:
         and its queued requests, and any that come later (a retried task, a restarted
         actor, new work), are refused, rather than waiting for a bundle that never comes."""
         self._removed_groups.add(pg_hex)
-        refused = [r for r in self._queue if group_of(dict(r.shape)) == pg_hex]
-        self._queue = [r for r in self._queue if group_of(dict(r.shape)) != pg_hex]
-        actions = self._stop_holders(lambda shape: group_of(dict(shape)) == pg_hex)
+        refused = [r for r in self._queue if group_of(k for k, _ in r.shape) == pg_hex]
+        self._queue = [r for r in self._queue if group_of(k for k, _ in r.shape) != pg_hex]
+        actions = self._stop_holders(lambda shape: group_of(k for k, _ in shape) == pg_hex)
         return actions + [
             Refuse(r.client, r.rid, _GROUP_REMOVED, ErrorKind.PLACEMENT_GROUP_REMOVED)
             for r in refused
@@ -429,11 +428,7 @@ class LeaseScheduler:
 
     def _stuck(self, req: _Request) -> bool:
         shape = req.shape
-        return (
-            not any(is_group_resource(name) for name, _ in shape)
-            and self._feasible(req)
-            and not self.resources.fits(shape)
-        )
+        return not in_group(shape) and self._feasible(req) and not self.resources.fits(shape)
 
     def client_gone(self, client: Hashable) -> list[Action]:
         """Its requests and leases go; the workers running its tasks are stopped (as Ray
@@ -641,7 +636,7 @@ class LeaseScheduler:
         if not self._here(req):
             labels = f"label_selector={describe_selector(req.selector)}"
             where = "no node of the cluster matches it" if self.placement else "this node does not"
-            if any(is_group_resource(k) for k, _ in req.shape):
+            if in_group(req.shape):
                 return (
                     f"{req.describe or 'a task'} runs in a placement group's bundle, which is "
                     f"(or comes) here, but requires a node with {labels}, which this node does "

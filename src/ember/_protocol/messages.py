@@ -308,6 +308,7 @@ class CreateActor(Message):
     handle_meta: bytes  # serialized method table, for get_actor() in other processes
     class_name: str = ""
     strategy: Any = None  # as in RequestLease
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
 
     _records = {"spec": _actor_spec}
 
@@ -619,8 +620,26 @@ class GetNamedActor(Message):
 
 @_message(43)
 class ListNamedActors(Message):
+    """Any process -> control store: the live named actors of one namespace (None: of all).
+    Answered with NamedActors."""
+
     rid: int
     namespace: str | None
+
+
+class NamedActorEntry(NamedTuple):
+    name: str
+    namespace: str
+
+
+@_message(44)
+class NamedActors(Answer):
+    """Control store -> caller, for ListNamedActors."""
+
+    rid: int
+    actors: list[NamedActorEntry]
+
+    _records = {"actors": _records_of(NamedActorEntry)}
 
 
 # ---- caller -> worker (direct task and actor calls) -----------------------------------------
@@ -739,7 +758,7 @@ class RemovePlacementGroup(Message):
 @_message(152)
 class GetPlacementGroups(Message):
     """Client -> control store: the table entries of one group (by id, or by name in a
-    namespace), or of all when neither is given."""
+    namespace), or of all when neither is given. Answered with PlacementGroups."""
 
     rid: int
     pg_id: bytes
@@ -747,14 +766,45 @@ class GetPlacementGroups(Message):
     namespace: str
 
 
+class PlacementGroupEntry(NamedTuple):
+    """One placement group, as the control store's table has it."""
+
+    pg_id: bytes
+    name: str
+    bundles: list[dict[str, float]]
+    nodes: list[bytes | None]  # each bundle's node (None: not placed now)
+    strategy: str
+    state: str  # PENDING, CREATED, RESCHEDULING or REMOVED
+    attempts: int  # how many times its reservation was tried
+
+
+@_message(156)
+class PlacementGroups(Answer):
+    """Control store -> caller, for GetPlacementGroups."""
+
+    rid: int
+    entries: list[PlacementGroupEntry]
+
+    _records = {"entries": _records_of(PlacementGroupEntry)}
+
+
+class Bundle(NamedTuple):
+    """A bundle of a placement group: its index in the group and its resource amounts."""
+
+    bundle_index: int
+    shape: dict[str, float]
+
+
 @_message(153)
 class PrepareBundles(Message):
-    """Control store -> node: set these bundles ([index, {resource: amount}]) aside; the
-    Reply's value says whether all of them could be."""
+    """Control store -> node: set these bundles aside; the Reply's value says whether all
+    of them could be."""
 
     rid: int
     pg_id: bytes
-    bundles: list[list[Any]]
+    bundles: list[Bundle]
+
+    _records = {"bundles": _records_of(Bundle)}
 
 
 @_message(154)

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from ember._core.resources import Shape
+from ember._protocol import messages as m
 from ember._runtime.object_ref import ObjectRef
 
 
@@ -55,6 +56,7 @@ class Runtime(Protocol):
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        capture_child_tasks: bool = False,
         runtime_env: str = "",
         enable_task_events: bool = True,
         backpressure: int = -1,
@@ -80,6 +82,7 @@ class Runtime(Protocol):
         options: dict[str, Any],
         handle_meta: bytes,
         runtime_env: str = "",
+        capture_child_tasks: bool = False,
     ) -> tuple[bytes, bool]: ...
     def submit_actor_task(
         self,
@@ -100,7 +103,7 @@ class Runtime(Protocol):
     def kill_actor(self, actor_id: bytes, no_restart: bool, class_name: str = "") -> None: ...
     def actor_handle_meta(self, name: str, namespace: str | None) -> tuple[bytes, bytes, bytes]: ...
     # [{"name", "namespace"}] of the live named actors, in this job's namespace unless ``all``.
-    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]: ...
+    def named_actors(self, all_namespaces: bool) -> list[m.NamedActorEntry]: ...
 
     # The cluster: {"nodes": [{"node_id", "host", "address", "total", "available", "alive"}]}.
     def cluster_info(self) -> dict[str, Any]: ...

@@ -366,7 +366,7 @@ def _status(args: argparse.Namespace) -> int:
         for name, total in sorted(n["total"].items()):
             if name.startswith("node:") or name in ("memory", "object_store_memory"):
                 continue
-            if "_group_" in name:  # (a placement group's: counted in its plain name, as Ray)
+            if admin.is_group_resource(name):  # (counted in its plain name, as in Ray)
                 continue
             used = total - n["available"].get(name, 0)
             print(f"    {name}: {used:g}/{total:g} in use")

@@ -16,8 +16,8 @@ def list_named_actors(all_namespaces: bool = False) -> list[Any]:
 
     entries = runtime().named_actors(bool(all_namespaces))
     if all_namespaces:
-        return [{"name": e["name"], "namespace": e["namespace"]} for e in entries]
-    return [e["name"] for e in entries]
+        return [{"name": e.name, "namespace": e.namespace} for e in entries]
+    return [e.name for e in entries]
 
 
 def get_node_ip_address(address: str = "8.8.8.8:53") -> str:

@@ -66,6 +66,7 @@ class ActorCaller:
         options: dict[str, Any],
         handle_meta: bytes,
         runtime_env: str = "",
+        capture_child_tasks: bool = False,
     ) -> tuple[bytes, bool]:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
@@ -121,6 +122,7 @@ class ActorCaller:
                         options.get("scheduling_strategy"),
                         parse_selector(options.get("label_selector")),
                     ),
+                    capture_child_tasks=capture_child_tasks,
                 ),
             )
             if not ready_now:
@@ -165,12 +167,12 @@ class ActorCaller:
         )
         return named.actor_id, named.handle_meta, named.home
 
-    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+    def named_actors(self, all_namespaces: bool) -> list[m.NamedActorEntry]:
         namespace = None if all_namespaces else self._client.current_namespace()
-        names: list[dict[str, str]] = self._client.control_request(
+        named: m.NamedActors = self._client.control_request(
             lambda rid: m.ListNamedActors(rid=rid, namespace=namespace)
         )
-        return names
+        return named.actors
 
     def submit_actor_task(
         self,

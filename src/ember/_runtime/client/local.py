@@ -22,7 +22,7 @@ from ember import exceptions as exc
 from ember._core import runtime_env as renv
 from ember._core.retry import should_retry_error
 from ember._protocol import ids
-from ember._protocol.messages import DYNAMIC
+from ember._protocol.messages import DYNAMIC, NamedActorEntry
 from ember._runtime import serialization, task_context
 from ember._runtime.object_ref import ObjectRef, check_wait_args
 from ember._runtime.object_ref_generator import DynamicObjectRefGenerator
@@ -399,9 +399,9 @@ class LocalRuntime:
             raise ValueError(f"Failed to look up actor with name {name!r}")
         return found[0], found[1], b""
 
-    def named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
+    def named_actors(self, all_namespaces: bool) -> list[NamedActorEntry]:
         return [
-            {"name": name, "namespace": ns}
+            NamedActorEntry(name, ns)
             for ns, name in self._names
             if all_namespaces or ns == self.namespace
         ]
@@ -430,7 +430,7 @@ def _check_placement(strategy: Any, what: str) -> None:
     choose among nodes) cannot be honoured there; SPREAD and node affinity hold trivially."""
     if isinstance(strategy, list) and strategy[0] == "labels":
         _refuse(f"label_selector (of {what}), which chooses among nodes,")
-    if hasattr(strategy, "placement_group") or (isinstance(strategy, list) and strategy[0] == "pg"):
+    if hasattr(strategy, "placement_group"):
         _refuse(f"A placement group (scheduling_strategy of {what})")
 
 

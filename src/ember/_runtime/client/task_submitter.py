@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
-from ember._core.placement import captures
+from ember._core.placement_groups import in_group
 from ember._core.resources import Shape
 from ember._core.task_leases import (
     Action,
@@ -151,6 +151,7 @@ class TaskSubmitter:
         max_retries: int,
         retry_exceptions: Any,
         strategy: Any = None,
+        capture_child_tasks: bool = False,
         runtime_env: str = "",
         enable_task_events: bool = True,
         backpressure: int = -1,
@@ -158,7 +159,7 @@ class TaskSubmitter:
         task = self.new_task(fn_id, args, kwargs, num_returns, name, enable_task_events)
         task.shape = shape
         task.strategy = strategy
-        task.captures = strategy is not None and captures(strategy)
+        task.captures = capture_child_tasks
         task.runtime_env = runtime_env
         task.retries_left = max_retries
         task.retriable = max_retries != 0
@@ -222,8 +223,10 @@ class TaskSubmitter:
         ready(task, near)
 
     def _enqueue(self, task: _Task, near: bytes) -> None:
-        """``task``'s arguments are ready; the largest are on the node ``near``, if any."""
-        if near and (task.strategy is None or task.strategy[0] == "locality"):
+        """``task``'s arguments are ready; the largest are on the node ``near``, if any (work
+        in a placement group goes to its bundle wherever they are)."""
+        strategy = task.strategy
+        if near and (not in_group(task.shape) if strategy is None else strategy[0] == "locality"):
             task.strategy = ["locality", near]  # prefer running there, if it has room
         actions = self._machine.submit(task)
         if actions:  # (most often none: the task queues behind busy leases)

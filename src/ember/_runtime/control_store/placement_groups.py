@@ -11,7 +11,7 @@ memory only: a control store that restarts (with Redis) forgets its groups.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ember._core import placement_groups as pgs
 from ember._core.resources import shape_dict, shape_of, to_units
@@ -50,12 +50,13 @@ class PlacementGroups:
             self.run(self.table.remove(msg.pg_id, self.live_nodes()))
             conn.send(m.Reply(rid=msg.rid))
         elif isinstance(msg, m.GetPlacementGroups):
-            conn.send(m.Reply(rid=msg.rid, value=self.entries(msg.pg_id, msg.name, msg.namespace)))
+            entries = self.entries(msg.pg_id, msg.name, msg.namespace)
+            conn.send(m.PlacementGroups(rid=msg.rid, entries=entries))
         else:
             return False
         return True
 
-    def entries(self, pg_id: bytes, name: str, namespace: str) -> list[dict[str, Any]]:
+    def entries(self, pg_id: bytes, name: str, namespace: str) -> list[m.PlacementGroupEntry]:
         if pg_id:
             group = self.table.groups.get(pg_id)
             found = [group] if group is not None else []
@@ -65,15 +66,15 @@ class PlacementGroups:
         else:
             found = list(self.table.groups.values())
         return [
-            {
-                "pg_id": g.pg_id,
-                "name": g.name,
-                "bundles": [shape_dict(b) for b in g.bundles],
-                "nodes": [g.placed.get(i) for i in range(len(g.bundles))],
-                "strategy": g.strategy,
-                "state": g.state,
-                "attempts": g.attempts,
-            }
+            m.PlacementGroupEntry(
+                g.pg_id,
+                g.name,
+                [shape_dict(b) for b in g.bundles],
+                [g.placed.get(i) for i in range(len(g.bundles))],
+                g.strategy,
+                g.state,
+                g.attempts,
+            )
             for g in found
         ]
 
@@ -109,7 +110,7 @@ class PlacementGroups:
                 if conn is None:
                     self.run(self.table.prepared(action.pg_id, action.node, False))
                     continue
-                bundles = [[i, shape_dict(s)] for i, s in action.bundles]
+                bundles = [m.Bundle(i, shape_dict(s)) for i, s in action.bundles]
                 self.calls.call(
                     conn,
                     _prepare(action.pg_id, bundles),
@@ -131,7 +132,7 @@ class PlacementGroups:
         self.run(self.table.prepared(pg_id, node, ok))
 
 
-def _prepare(pg_id: bytes, bundles: list[list[Any]]) -> Callable[[int], m.Message]:
+def _prepare(pg_id: bytes, bundles: list[m.Bundle]) -> Callable[[int], m.Message]:
     return lambda rid: m.PrepareBundles(rid=rid, pg_id=pg_id, bundles=bundles)
 
 

@@ -386,11 +386,11 @@ class ControlStore:
                 )
         elif isinstance(msg, m.ListNamedActors):
             names = [
-                {"name": name, "namespace": ns}
+                m.NamedActorEntry(name, ns)
                 for (ns, name) in self.names
                 if msg.namespace is None or ns == msg.namespace
             ]
-            conn.send(m.Reply(rid=msg.rid, value=names))
+            conn.send(m.NamedActors(rid=msg.rid, actors=names))
         elif isinstance(msg, m.GetNodes):
             conn.send(m.Reply(rid=msg.rid, value=self.view()))
         elif isinstance(msg, m.ListJobs):

@@ -10,6 +10,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+# (re-exported for ``ember status``, which shows a group's resources in their plain names)
+from ember._core.resources import is_group_resource as is_group_resource
 from ember._protocol import messages as m
 from ember._runtime.launch import cluster_files
 from ember._transport.reactor import connect_socket

@@ -21,7 +21,6 @@ from ember import exceptions as exc
 from ember._core import actor_lifecycle as life
 from ember._core import scheduler as sched
 from ember._core.actor_lifecycle import ActorLifecycle, ActorState
-from ember._core.placement import captures
 from ember._core.resources import Shape, shape_dict, shape_of
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection
@@ -43,6 +42,7 @@ class _ActorRecord:
     life: ActorLifecycle
     class_name: str = ""
     strategy: Any = None
+    capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     worker_id: bytes = b""
     node: bytes = b""  # where its worker runs
     remote: Connection[_ActorRecord] | None = (
@@ -233,6 +233,7 @@ class ActorManager:
             ActorLifecycle(msg.max_restarts),
             class_name=msg.class_name,
             strategy=msg.strategy,
+            capture_child_tasks=msg.capture_child_tasks,
         )
         self.actors[msg.actor_id] = rec
         self.node.objects.hold_actor(msg.actor_id, msg.owner_id)
@@ -404,7 +405,7 @@ class ActorManager:
                 incarnation=incarnation,
                 gpu_ids=grant.gpu_ids,
                 resources=shape_dict(rec.shape),
-                capture_child_tasks=captures(rec.strategy),
+                capture_child_tasks=rec.capture_child_tasks,
             ),
             lambda reply: self.actor_started(rec, incarnation, reply),
         )

@@ -257,7 +257,9 @@ class NodeManager:
 
     def prepare_bundles(self, msg: m.PrepareBundles) -> bool:
         """The control store reserves a placement group's bundles here (first phase)."""
-        return self.bundles.prepare(msg.pg_id, [(i, shape_of(b)) for i, b in msg.bundles])
+        return self.bundles.prepare(
+            msg.pg_id, [(b.bundle_index, shape_of(b.shape)) for b in msg.bundles]
+        )
 
     def commit_bundles(self, msg: m.CommitBundles) -> None:
         self.bundles.commit(msg.pg_id, msg.indexes)
