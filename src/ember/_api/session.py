@@ -21,11 +21,11 @@ from ember._protocol import ids
 from ember._runtime import state
 from ember._runtime.launch.launcher import (
     LocalNode,
-    available_memory,
     node_resources,
     spawn_node,
 )
 from ember._runtime.launch.process_config import system_config
+from ember._runtime.memory import available_memory
 from ember.exceptions import AuthenticationError
 
 if TYPE_CHECKING:

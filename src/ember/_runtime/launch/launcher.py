@@ -34,6 +34,7 @@ from ember._runtime.launch.process_config import (
     encode,
     system_config,
 )
+from ember._runtime.memory import available_memory, total_memory
 
 _SHM = "/dev/shm"
 
@@ -73,27 +74,6 @@ class LocalNode:
         return cluster_files.remove_node_files(
             self.shm_dir, self.session_dir, self.log_dir, keep_logs
         )
-
-
-def total_memory() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def available_memory() -> int:
-    """The memory free for new work now, as Ray counts it: the system's available memory
-    (``MemAvailable``), within this cgroup's limit when it has one."""
-    available = total_memory()
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    with contextlib.suppress(OSError, ValueError):
-        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
-            limit = f.read().strip()
-            if limit != "max":
-                available = min(available, int(limit) - int(g.read()))
-    return max(0, available)
 
 
 def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
