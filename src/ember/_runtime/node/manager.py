@@ -35,13 +35,14 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
-from ember._runtime.launch.cluster_files import DUMP_STACKS, alive, remove_node_files
+from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
 from ember._runtime.launch.process_config import NodeConfig, read_config
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
+from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls, refuse
 
@@ -179,7 +180,7 @@ class NodeManager:
         self.pool.reap(now)
         self.cluster.reap()
         self.objects.reap(now)
-        if self.owner_pid and not alive(self.owner_pid):
+        if self.owner_pid and not process_alive(self.owner_pid):
             self.shutdown()
             return
         self.reactor.call_later(_REAP_SECONDS, self.reap)
