@@ -443,6 +443,10 @@ class NodeManager:
                     "log_dir": self.log_dir,
                     "token": self.token,
                     "control_address": self.control_address,
+                    # (this node's entry in the cluster table, without asking for it)
+                    "host": self.host,
+                    "local_address": self.address,
+                    "labels": self.labels,
                 },
             )
         )
@@ -491,6 +495,7 @@ class NodeManager:
                 "node_id": self.node_id,
                 "host": self.host,
                 "address": self.address,
+                "local_address": self.address,
                 "total": total,
                 "available": available,
                 "alive": True,
