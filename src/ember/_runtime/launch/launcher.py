@@ -29,6 +29,7 @@ from ember._core.labels import check_node_labels
 from ember._protocol import ids
 from ember._runtime.launch import cluster_files
 from ember._runtime.launch.process_config import (
+    PACKAGE_PARENT,
     ControlStoreConfig,
     NodeConfig,
     encode,
@@ -160,11 +161,7 @@ def _spawn(
     read_fd, write_fd = os.pipe() if ready else (-1, -1)
     if ready:
         config = dataclasses.replace(config, ready_fd=write_fd)
-    # (the folder holding the ``ember`` package; ``ember`` itself on the path would let its
-    # modules shadow top-level ones: ``ember/cloudpickle.py`` for ``cloudpickle``)
-    here = os.path.abspath(__file__)  # <parent>/ember/_runtime/launch/launcher.py
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
-    path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
+    path = [PACKAGE_PARENT] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     # The token comes in the config; in the environment every task and its subprocesses
