@@ -36,7 +36,7 @@ from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
 from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
-from ember._runtime.launch.process_config import NodeConfig, read_config
+from ember._runtime.launch.process_config import NodeConfig, read_config, setting
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
@@ -84,13 +84,9 @@ class NodeManager:
             placement=Placement(self.node_id, self.labels) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
             idle_kept=cpus,
-            idle_seconds=float(
-                os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
-            ),
+            idle_seconds=setting(None, "idle_worker_seconds", sched.IDLE_WORKER_SECONDS),
             labels=self.labels,
-            stalled_seconds=float(
-                os.environ.get("EMBER_STALLED_WARN_SECONDS", sched.STALLED_WARN_SECONDS)
-            ),
+            stalled_seconds=setting(None, "stalled_warn_seconds", sched.STALLED_WARN_SECONDS),
         )
         self.token = config.token
         self.host = node_host(config.node_ip) if self.clustered else config.node_ip or "127.0.0.1"
