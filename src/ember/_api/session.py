@@ -25,7 +25,6 @@ from ember._runtime.launch.launcher import (
     node_resources,
     spawn_node,
 )
-from ember._runtime.launch.process_config import system_config
 from ember._runtime.memory import available_memory
 from ember.exceptions import AuthenticationError
 
@@ -233,7 +232,6 @@ def _hidden_init_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     temp_dir = hidden.get("_temp_dir")
     if temp_dir is not None and (not isinstance(temp_dir, str) or not os.path.isabs(temp_dir)):
         raise ValueError(f"init(_temp_dir=...) must be an absolute path, got {temp_dir!r}")
-    system_config(hidden.get("_system_config"))  # (refuses what Ember does not know)
     return hidden
 
 

@@ -244,7 +244,9 @@ def spawn_node(
     without ``memory`` get Ray's: the memory available beside the object store. ``labels``:
     the node's (``_core/labels.py``); ``node_ip``: the address it shows (a single-machine
     node's, ``init(_node_ip_address=...)``)."""
+    # Checked before anything starts, for init() and `ember start` alike.
     labels = check_node_labels(labels or {})
+    node_settings = system_config(settings)
     session = session or new_session(temp_dir=temp_dir)
     session_dir = session.dir
     name = os.path.basename(session_dir)[2:]
@@ -267,7 +269,7 @@ def spawn_node(
         labels=labels,
         owner_pid=0 if cluster else os.getpid(),
         prestart_workers=prestart_workers,
-        **system_config(settings),
+        **node_settings,
         **(cluster or {"node_ip": node_ip}),
     )
     try:
