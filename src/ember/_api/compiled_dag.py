@@ -43,7 +43,8 @@ from ember._api.runtime_context import get_runtime_context
 from ember._core import dag_plan
 from ember._runtime import serialization, state
 from ember._runtime.client.local import LocalRuntime
-from ember._transport.channel import Channel, ChannelSpec, process_alive, wait
+from ember._transport.channel import Channel, ChannelSpec, wait
+from ember._transport.process import process_alive
 
 if TYPE_CHECKING:
     from ember._api.actor import ActorHandle

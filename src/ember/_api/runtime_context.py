@@ -123,11 +123,7 @@ class RuntimeContext:
 
     def get_node_labels(self) -> dict[str, str]:
         """The labels of the node this code runs on ({} for a node without any)."""
-        node_id = self._rt.node_id
-        for node in self._rt.cluster_info()["nodes"]:
-            if node["node_id"] == node_id:
-                return dict(node.get("labels") or {})
-        return {}
+        return dict(self._rt.this_node()["labels"] or {})
 
     def get_worker_id(self) -> str:
         return self._rt.client_id.hex()

@@ -8,6 +8,7 @@ runtime before ``init()`` start one with defaults, as Ray does.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import signal
@@ -21,11 +22,10 @@ from ember._protocol import ids
 from ember._runtime import state
 from ember._runtime.launch.launcher import (
     LocalNode,
-    available_memory,
     node_resources,
     spawn_node,
 )
-from ember._runtime.launch.process_config import system_config
+from ember._runtime.memory import available_memory
 from ember.exceptions import AuthenticationError
 
 if TYPE_CHECKING:
@@ -232,7 +232,6 @@ def _hidden_init_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     temp_dir = hidden.get("_temp_dir")
     if temp_dir is not None and (not isinstance(temp_dir, str) or not os.path.isabs(temp_dir)):
         raise ValueError(f"init(_temp_dir=...) must be an absolute path, got {temp_dir!r}")
-    system_config(hidden.get("_system_config"))  # (refuses what Ember does not know)
     return hidden
 
 
@@ -419,12 +418,16 @@ class RayContext(Mapping[str, Any]):
     reads ``address_info``, deprecated as in Ray."""
 
     def __init__(self, address_info: dict[str, Any]) -> None:
-        import importlib.metadata
-
         self.address_info = address_info
         self.dashboard_url = ""
         self.python_version = "{}.{}.{}".format(*sys.version_info[:3])
-        self.ray_version = importlib.metadata.version("ember")  # (the installed release's)
+
+    @functools.cached_property
+    def ray_version(self) -> str:
+        """The installed release's (read on first use: reading it costs ~15 ms)."""
+        import importlib.metadata
+
+        return importlib.metadata.version("ember")
 
     def __getitem__(self, key: str) -> Any:
         warnings.warn(
@@ -457,16 +460,15 @@ def _context_info() -> RayContext:
     """Ray's ``address_info`` keys; where Ember has no such thing (Redis, metrics, a dashboard
     agent), Ray's own value for "none"."""
     rt = runtime()
-    nodes: list[dict[str, Any]] = rt.cluster_info()["nodes"]
-    node = next((n for n in nodes if n["node_id"] == rt.node_id), {})
+    node = rt.this_node()
     control = getattr(rt, "control_address", "")
     address = control[len("tcp:") :] if control.startswith("tcp:") else control
     return RayContext(
         {
-            "node_ip_address": node.get("host", "127.0.0.1"),
+            "node_ip_address": node["host"],
             "redis_address": None,
             "object_store_address": _node.shm_dir if _node is not None else "",
-            "raylet_socket_name": node.get("local_address", ""),
+            "raylet_socket_name": node["local_address"],
             "webui_url": "",
             "session_dir": _node.session_dir if _node is not None else "",
             "metrics_export_port": -1,

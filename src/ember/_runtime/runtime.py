@@ -107,3 +107,6 @@ class Runtime(Protocol):
 
     # The cluster: {"nodes": [{"node_id", "host", "address", "total", "available", "alive"}]}.
     def cluster_info(self) -> dict[str, Any]: ...
+    # This process's node as the cluster table has it ({"node_id", "host", "local_address",
+    # "labels"}), known since it connected: no round trip.
+    def this_node(self) -> dict[str, Any]: ...

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 
 from ember import exceptions as exc
 from ember._core import runtime_env as renv
+from ember._runtime.launch.process_config import PACKAGE_PARENT
 
 # As in Ray, a package must fit one message to the control store (Ray's gRPC limit).
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
@@ -216,9 +217,8 @@ def worker_pythonpath(current: str) -> str:
     """PYTHONPATH for a worker started from a venv's python: the folder Ember is imported
     from goes first unless it is a site-packages folder (which the venv sees anyway, after
     its own packages, which must win)."""
-    where = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     paths = sysconfig.get_paths()
     site = {os.path.abspath(paths["purelib"]), os.path.abspath(paths["platlib"])}
-    if where in site:
+    if PACKAGE_PARENT in site:
         return current
-    return os.pathsep.join([where, *([current] if current else [])])
+    return os.pathsep.join([PACKAGE_PARENT, *([current] if current else [])])

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ember._transport.process import process_alive
 from ember.exceptions import RayChannelError, RayChannelTimeoutError
 
 _T = TypeVar("_T")
@@ -233,18 +234,3 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie does not: it died, and waits to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[:1] not in ([b"Z"], [b"X"], [])
-    except FileNotFoundError:
-        if os.path.exists("/proc/self/stat"):
-            return False
-    try:  # no /proc on this system
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

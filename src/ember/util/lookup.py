@@ -25,10 +25,9 @@ def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
     (``NodeManagerAddress``). Before ``init()``: the local address the route to ``address``
     leaves from (nothing is sent), or ``127.0.0.1`` when there is no such route."""
     if ember.is_initialized():
-        node_id = ember.get_runtime_context().get_node_id()
-        for node in ember.nodes():
-            if node["NodeID"] == node_id:
-                return str(node["NodeManagerAddress"])
+        from ember._api.session import runtime
+
+        return str(runtime().this_node()["host"])
     import socket  # (only before init(): the runtime has it loaded otherwise)
 
     host, _, port = address.rpartition(":")

@@ -455,6 +455,16 @@ class CoreClient:
                 ) from None
             raise
 
+    def this_node(self) -> dict[str, Any]:
+        """What this process's node said of itself when this process connected."""
+        info = self.info
+        return {
+            "node_id": self.node_id,
+            "host": info["host"],
+            "local_address": info["local_address"],
+            "labels": info["labels"],
+        }
+
     def on_log_lines(self, lines: list[str], err: bool = True) -> None:
         if self.log_handler is not None:
             self.log_handler(lines, err)

@@ -417,6 +417,9 @@ class LocalRuntime:
         }
         return {**node, "nodes": [node]}
 
+    def this_node(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "host": "127.0.0.1", "local_address": "", "labels": {}}
+
 
 def _refuse(what: str) -> NoReturn:
     raise ValueError(

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from typing import Any
 
+from ember._transport.process import process_alive
+
 # Where the user wants logs kept (as ``ember start --log-dir`` does for one node): a folder
 # per session in it, left in place. Without it a session's logs go with the session.
 LOG_DIR_ENV = "EMBER_LOG_DIR"
@@ -169,7 +171,7 @@ def started_at(pid: int) -> float | None:
 def running(pid: int | None, started: float | None) -> bool:
     """Does the process recorded as ``pid``, started at ``started``, still run? (A start time
     is derived from the boot time, which the clock's adjustments can move by a little.)"""
-    if not pid or not alive(pid):
+    if not pid or not process_alive(pid):
         return False
     if started is None:  # (recorded before start times were)
         return True
@@ -225,15 +227,4 @@ def find_node(address: str) -> dict[str, Any]:
         )
     mine.sort(key=lambda r: not r.get("is_head", False))
     return mine[0]
-
-
-def alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

@@ -29,11 +29,13 @@ from ember._core.labels import check_node_labels
 from ember._protocol import ids
 from ember._runtime.launch import cluster_files
 from ember._runtime.launch.process_config import (
+    PACKAGE_PARENT,
     ControlStoreConfig,
     NodeConfig,
     encode,
     system_config,
 )
+from ember._runtime.memory import available_memory, total_memory
 
 _SHM = "/dev/shm"
 
@@ -73,27 +75,6 @@ class LocalNode:
         return cluster_files.remove_node_files(
             self.shm_dir, self.session_dir, self.log_dir, keep_logs
         )
-
-
-def total_memory() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def available_memory() -> int:
-    """The memory free for new work now, as Ray counts it: the system's available memory
-    (``MemAvailable``), within this cgroup's limit when it has one."""
-    available = total_memory()
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    with contextlib.suppress(OSError, ValueError):
-        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
-            limit = f.read().strip()
-            if limit != "max":
-                available = min(available, int(limit) - int(g.read()))
-    return max(0, available)
 
 
 def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
@@ -180,11 +161,7 @@ def _spawn(
     read_fd, write_fd = os.pipe() if ready else (-1, -1)
     if ready:
         config = dataclasses.replace(config, ready_fd=write_fd)
-    # (the folder holding the ``ember`` package; ``ember`` itself on the path would let its
-    # modules shadow top-level ones: ``ember/cloudpickle.py`` for ``cloudpickle``)
-    here = os.path.abspath(__file__)  # <parent>/ember/_runtime/launch/launcher.py
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
-    path = [package_parent] + [p for p in sys.path if p and os.path.isdir(p)]
+    path = [PACKAGE_PARENT] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     # The token comes in the config; in the environment every task and its subprocesses
@@ -267,7 +244,9 @@ def spawn_node(
     without ``memory`` get Ray's: the memory available beside the object store. ``labels``:
     the node's (``_core/labels.py``); ``node_ip``: the address it shows (a single-machine
     node's, ``init(_node_ip_address=...)``)."""
+    # Checked before anything starts, for init() and `ember start` alike.
     labels = check_node_labels(labels or {})
+    node_settings = system_config(settings)
     session = session or new_session(temp_dir=temp_dir)
     session_dir = session.dir
     name = os.path.basename(session_dir)[2:]
@@ -290,7 +269,7 @@ def spawn_node(
         labels=labels,
         owner_pid=0 if cluster else os.getpid(),
         prestart_workers=prestart_workers,
-        **system_config(settings),
+        **node_settings,
         **(cluster or {"node_ip": node_ip}),
     )
     try:

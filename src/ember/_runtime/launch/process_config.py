@@ -16,6 +16,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+# The folder holding the ``ember`` package (this file is <it>/ember/_runtime/launch/...):
+# what a process started from this one needs on its path to import the same Ember. ``ember``
+# itself on the path would let its modules shadow top-level ones (``ember/cloudpickle.py``).
+PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+
 # Settings that ``ember.init(_system_config={...})`` may change (any other key, such as one
 # of Ray's own, is refused by name).
 SYSTEM_CONFIG_KEYS = ("ref_grace_s", "memory_usage_threshold", "memory_monitor_refresh_ms")

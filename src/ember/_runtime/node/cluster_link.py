@@ -26,7 +26,7 @@ from ember._core.resources import shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime.launch import cluster_files, launcher
-from ember._runtime.launch.cluster_files import alive
+from ember._transport.process import process_alive
 from ember._transport.reactor import Connection
 from ember._transport.rpc import refuse
 
@@ -178,7 +178,7 @@ class ClusterLink:
         if settings is None or pid is None or self.node.stopping:
             return
         proc = self.control_proc  # None until this node has started one itself
-        running = alive(pid) if proc is None else proc.poll() is None
+        running = process_alive(pid) if proc is None else proc.poll() is None
         if running or time.monotonic() < self.control_revived + _REVIVE_SECONDS:
             return  # the connection will be retried (one that fails at once, later)
         self.control_revived = time.monotonic()

@@ -35,13 +35,14 @@ from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
-from ember._runtime.launch.cluster_files import DUMP_STACKS, alive, remove_node_files
-from ember._runtime.launch.process_config import NodeConfig, read_config
+from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
+from ember._runtime.launch.process_config import NodeConfig, read_config, setting
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
+from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
 from ember._transport.rpc import Calls, refuse
 
@@ -83,13 +84,9 @@ class NodeManager:
             placement=Placement(self.node_id, self.labels) if self.clustered else None,
             first_lease_id=(int.from_bytes(self.node_id[:4], "big") << 32) + 1,
             idle_kept=cpus,
-            idle_seconds=float(
-                os.environ.get("EMBER_IDLE_WORKER_SECONDS", sched.IDLE_WORKER_SECONDS)
-            ),
+            idle_seconds=setting(None, "idle_worker_seconds", sched.IDLE_WORKER_SECONDS),
             labels=self.labels,
-            stalled_seconds=float(
-                os.environ.get("EMBER_STALLED_WARN_SECONDS", sched.STALLED_WARN_SECONDS)
-            ),
+            stalled_seconds=setting(None, "stalled_warn_seconds", sched.STALLED_WARN_SECONDS),
         )
         self.token = config.token
         self.host = node_host(config.node_ip) if self.clustered else config.node_ip or "127.0.0.1"
@@ -179,7 +176,7 @@ class NodeManager:
         self.pool.reap(now)
         self.cluster.reap()
         self.objects.reap(now)
-        if self.owner_pid and not alive(self.owner_pid):
+        if self.owner_pid and not process_alive(self.owner_pid):
             self.shutdown()
             return
         self.reactor.call_later(_REAP_SECONDS, self.reap)
@@ -444,6 +441,10 @@ class NodeManager:
                     "log_dir": self.log_dir,
                     "token": self.token,
                     "control_address": self.control_address,
+                    # (this node's entry in the cluster table, without asking for it)
+                    "host": self.host,
+                    "local_address": self.address,
+                    "labels": self.labels,
                 },
             )
         )
@@ -492,6 +493,7 @@ class NodeManager:
                 "node_id": self.node_id,
                 "host": self.host,
                 "address": self.address,
+                "local_address": self.address,
                 "total": total,
                 "available": available,
                 "alive": True,

@@ -2,10 +2,8 @@
 OOM killer picks a process at random (the node itself, say).
 
 Every ``memory_monitor_refresh_ms`` (250; 0 turns it off) the node's loop reads what is in
-use: the machine's total less what the kernel says is available (``/proc/meminfo``), or,
-when the node runs in a cgroup whose memory limit is below the machine's, that cgroup's
-usage less its reclaimable page cache against its limit. A read costs tens of microseconds
-and no task waits for it. Above the threshold, ``_core.memory_monitor`` chooses among the
+use (``_runtime/memory.py``: the machine's, or its cgroup's when that limits it more); no
+task waits for it. Above the threshold, ``_core.memory_monitor`` chooses among the
 workers that hold leases; each is killed with SIGKILL and remembers why, so that its owner
 is told (``WorkerExited.oom``: the task fails with ``OutOfMemoryError`` when it has no retry
 left) and an actor's death or restart says so.
@@ -19,77 +17,15 @@ policy, ``..._WORKER_KILLING_POLICY_BY_GROUP=1``).
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
 from ember._core import memory_monitor as mm
 from ember._runtime.launch.process_config import setting
+from ember._runtime.memory import cgroup_limited, cgroup_usage, machine_usage, process_used
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_CGROUP_V2 = "/sys/fs/cgroup"
-_CGROUP_V1 = "/sys/fs/cgroup/memory"
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _stat_field(text: str | None, field: str) -> int:
-    for line in (text or "").splitlines():
-        name, _, value = line.partition(" ")
-        if name == field:
-            return int(value)
-    return 0
-
-
-def machine_usage() -> mm.MemoryUsage | None:
-    """The machine's memory in use: the total less what is available (None off Linux)."""
-    text = _read("/proc/meminfo")
-    if text is None:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        fields[name] = int(rest.split()[0]) * 1024
-    total = fields["MemTotal"]
-    return mm.MemoryUsage(used=total - fields.get("MemAvailable", fields["MemFree"]), total=total)
-
-
-def cgroup_usage() -> mm.MemoryUsage | None:
-    """This process's cgroup's memory in use against its limit, if it has a limit (v2, else
-    v1); its inactive page cache is reclaimable, so it does not count."""
-    limit = _read(f"{_CGROUP_V2}/memory.max")
-    if limit is not None and limit.strip() != "max":
-        current = _read(f"{_CGROUP_V2}/memory.current")
-        if current is not None:
-            stat = _read(f"{_CGROUP_V2}/memory.stat")
-            used = int(current) - _stat_field(stat, "inactive_file")
-            return mm.MemoryUsage(used=max(0, used), total=int(limit))
-    limit = _read(f"{_CGROUP_V1}/memory.limit_in_bytes")
-    current = _read(f"{_CGROUP_V1}/memory.usage_in_bytes")
-    if limit is not None and current is not None:
-        stat = _read(f"{_CGROUP_V1}/memory.stat")
-        used = int(current) - _stat_field(stat, "total_inactive_file")
-        return mm.MemoryUsage(used=max(0, used), total=int(limit))
-    return None
-
-
-def process_used(pid: int) -> int:
-    """A process's own memory: resident less shared (the object store's mappings count as
-    shared with every process, not as this one's)."""
-    text = _read(f"/proc/{pid}/statm")
-    if text is None:
-        return 0
-    fields = text.split()
-    return max(0, int(fields[1]) - int(fields[2])) * _PAGE
 
 
 class NodeMemoryMonitor:
@@ -120,8 +56,7 @@ class NodeMemoryMonitor:
         machine = machine_usage()
         if machine is None:  # (not Linux)
             return
-        group = cgroup_usage()
-        self._cgroup = group is not None and group.total < machine.total
+        self._cgroup = cgroup_limited(machine)
         self.node.reactor.call_later(self.refresh_s, self.check)
 
     def sample(self) -> mm.MemoryUsage | None:

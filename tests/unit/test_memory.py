@@ -1,4 +1,4 @@
-"""Tests for the node's memory readings (ember._runtime.node.memory_monitor), on this machine."""
+"""Tests for the node's memory readings (ember._runtime.memory), on this machine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import psutil
 import pytest
 
-from ember._runtime.node.memory_monitor import cgroup_usage, machine_usage, process_used
+from ember._runtime.memory import cgroup_usage, machine_usage, process_used
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 
