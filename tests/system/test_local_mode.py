@@ -203,6 +203,12 @@ def test_init_labels_are_refused_in_local_mode(start_ember):
         start_ember(local_mode=True, labels={"zone": "a"})
 
 
+@pytest.mark.ember_only  # Ray's local mode takes any _system_config key
+def test_unknown_system_config_keys_are_refused_in_local_mode(start_ember):
+    with pytest.raises(ValueError, match="_system_config has keys Ember does not know: 'nope'"):
+        start_ember(local_mode=True, _system_config={"nope": 1})
+
+
 def test_max_pending_calls_counts_calls_still_running(local):
     ray = local
 

@@ -136,6 +136,9 @@ def init(
                     "drop labels or local_mode."
                 )
             from ember._runtime.client.local import LocalRuntime
+            from ember._runtime.launch.process_config import system_config
+
+            system_config(hidden.get("_system_config"))  # (checked as a node would check it)
 
             total.setdefault("memory", float(available_memory()))  # (no store beside it)
             state.set_current(LocalRuntime(total, ns, job_env))
