@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember._protocol import ids
 from ember._runtime import state
+from ember._runtime.launch import cluster_files
 from ember._runtime.launch.launcher import (
     LocalNode,
     node_resources,
@@ -172,6 +173,8 @@ def init(
             node.stop()
             raise
         _node = node
+        # (so that `ember list` and the state API find this session from another process)
+        cluster_files.write_session(node.node_id.hex(), node.control_address, node.proc.pid)
         state.set_current(client)
         return _start_job(client, job_env)
 
@@ -351,8 +354,6 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
-    from ember._runtime.launch import cluster_files
-
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
@@ -384,6 +385,7 @@ def shutdown() -> None:
             rt.close()
         node, _node = _node, None
         if node is not None:
+            cluster_files.remove_session(node.node_id.hex())
             node.stop()
             # If it was killed, or died, it could not clean up; then its logs stay.
             code = node.proc.returncode

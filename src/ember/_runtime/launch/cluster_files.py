@@ -207,6 +207,48 @@ def the_local_cluster(if_none: str, if_several: str) -> str:
     return clusters[0]
 
 
+def sessions_dir() -> str:
+    return _private_dir(os.path.join(ember_tmp(), "sessions"))
+
+
+def write_session(node_id_hex: str, control_address: str, pid: int) -> None:
+    """Record a single-machine ``init()`` session (its node's pid and its control store's
+    local socket), so that ``ember list`` and the state API find it from another process.
+    ``init(address="auto")`` does not: it joins clusters that ``ember start`` started."""
+    path = os.path.join(sessions_dir(), f"{node_id_hex}.json")
+    record = {"control_address": control_address, "pid": pid, "pid_started": started_at(pid)}
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
+
+
+def remove_session(node_id_hex: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(sessions_dir(), f"{node_id_hex}.json"))
+
+
+def read_sessions() -> list[str]:
+    """The control store addresses of the ``init()`` sessions running on this host (a
+    record whose node is gone, killed before it could remove it, is removed here)."""
+    out = []
+    folder = sessions_dir()
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if running(record.get("pid"), record.get("pid_started")):
+            out.append(str(record["control_address"]))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return out
+
+
 def find_node(address: str) -> dict[str, Any]:
     """The node on this host to connect a driver through, for ``"auto"`` or ``HOST:PORT``."""
     records = read_records()

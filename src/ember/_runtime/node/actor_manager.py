@@ -41,6 +41,9 @@ class _ActorRecord:
     detached: bool
     life: ActorLifecycle
     class_name: str = ""
+    name: str | None = None  # (for the state API, with its namespace and job)
+    namespace: str = ""
+    job_id: bytes = b""
     strategy: Any = None
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     worker_id: bytes = b""
@@ -232,6 +235,9 @@ class ActorManager:
             msg.detached,
             ActorLifecycle(msg.max_restarts),
             class_name=msg.class_name,
+            name=msg.name,
+            namespace=msg.namespace,
+            job_id=msg.job_id,
             strategy=msg.strategy,
             capture_child_tasks=msg.capture_child_tasks,
         )
