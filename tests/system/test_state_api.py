@@ -38,17 +38,23 @@ def test_list_and_get_nodes(ray: Any) -> None:
     assert len(list_nodes(filters=[("state", "=", "alive")])) == 1  # (text: any case)
 
 
+class Counter:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        import ember
+
+        return ember.get_runtime_context().get_node_id()
+
+
 def test_list_and_get_actors(ray: Any) -> None:
     from ember.util.state import get_actor, list_actors
 
-    @ray.remote
-    class Counter:
-        def pid(self) -> int:
-            return os.getpid()
-
-    a = Counter.options(name="counter-a").remote()
+    Counter_ = ray.remote(Counter)
+    a = Counter_.options(name="counter-a").remote()
     pid = ray.get(a.pid.remote())
-    b = Counter.remote()
+    b = Counter_.remote()
     ray.get(b.pid.remote())
     actors = list_actors(filters=[("class_name", "=", "Counter")])
     assert len(actors) == 2
@@ -65,22 +71,17 @@ def test_list_and_get_actors(ray: Any) -> None:
     assert detailed.required_resources is not None
     assert get_actor(_other_id(actor.actor_id)) is None
     ray.kill(a)
-    wait_until(lambda: get_actor(actor.actor_id).state == "DEAD", timeout=20)
+    wait_until(lambda: get_actor(actor.actor_id).state == "DEAD", 20, "the actor is dead")
     assert len(list_actors(filters=[("state", "=", "ALIVE"), ("class_name", "=", "Counter")])) == 1
 
 
 def test_summarize_actors(ray: Any) -> None:
     from ember.util.state import summarize_actors
 
-    @ray.remote
-    class Summed:
-        def ready(self) -> bool:
-            return True
-
-    actors = [Summed.remote() for _ in range(2)]
-    ray.get([a.ready.remote() for a in actors])
+    actors = [ray.remote(Counter).remote() for _ in range(2)]
+    ray.get([a.pid.remote() for a in actors])
     summary = summarize_actors()["cluster"]
-    assert summary["summary"]["Summed"]["state_counts"] == {"ALIVE": 2}
+    assert summary["summary"]["Counter"]["state_counts"] == {"ALIVE": 2}
     assert summary["total_actors"] >= 2 and summary["summary_by"] == "class"
 
 
@@ -124,7 +125,9 @@ def test_list_and_get_placement_groups(ray: Any) -> None:
     detailed = get_placement_group(pg.id.hex())
     assert detailed is not None and len(detailed.bundles) == 1
     remove_placement_group(pg)
-    wait_until(lambda: get_placement_group(pg.id.hex()).state == "REMOVED", timeout=20)
+    wait_until(
+        lambda: get_placement_group(pg.id.hex()).state == "REMOVED", 20, "the group is removed"
+    )
 
 
 def test_list_and_get_objects(ray: Any) -> None:
@@ -172,12 +175,7 @@ def test_a_cluster_merges_what_each_node_answers(make_cluster: Any) -> None:
 
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
 
-    @ember.remote(resources={"far": 1})
-    class Far:
-        def node(self) -> str:
-            return ember.get_runtime_context().get_node_id()
-
-    far = Far.remote()
+    far = ember.remote(Counter).options(resources={"far": 1}).remote()
     far_node = ember.get(far.node.remote())
     nodes = list_nodes(address=cluster.address)
     assert len(nodes) == 2 and {n.node_id for n in nodes} == {n.node_id for n in list_nodes()}
@@ -185,7 +183,7 @@ def test_a_cluster_merges_what_each_node_answers(make_cluster: Any) -> None:
     workers = list_workers(address=cluster.address, filters=[("worker_type", "=", "WORKER")])
     assert far_node in {w.node_id for w in workers}
     assert len({w.node_id for w in workers}) == 2
-    (actor,) = list_actors(address=cluster.address, filters=[("class_name", "=", "Far")])
+    (actor,) = list_actors(address=cluster.address, filters=[("class_name", "=", "Counter")])
     assert actor.node_id == far_node and actor.state == "ALIVE"
-    assert summarize_actors()["cluster"]["summary"]["Far"]["state_counts"] == {"ALIVE": 1}
+    assert summarize_actors()["cluster"]["summary"]["Counter"]["state_counts"] == {"ALIVE": 1}
     assert len(list_workers(limit=1)) == 1  # (the limit holds over the merged rows)

@@ -40,15 +40,15 @@ def test_list_nodes_finds_the_init_session(ray: Any) -> None:
     assert "NODE_ID" in table and nodes[0]["node_id"] in table
 
 
+class Shown:
+    def ready(self) -> bool:
+        return True
+
+
 def test_list_get_and_summarize_actors(ray: Any) -> None:
     import yaml
 
-    @ray.remote
-    class Shown:
-        def ready(self) -> bool:
-            return True
-
-    a = Shown.remote()
+    a = ray.remote(Shown).remote()
     ray.get(a.ready.remote())
     listed = yaml.safe_load(
         ember_cli("list", "actors", "--filter", "class_name=Shown", "--format", "yaml").stdout

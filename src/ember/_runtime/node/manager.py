@@ -41,6 +41,7 @@ from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
+from ember._runtime.node.state_rows import NodeState
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -112,6 +113,7 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        self.state = NodeState(self)
 
     # ------------------------------------------------------------------ process lifetime
 
