@@ -32,7 +32,7 @@ class Humanify:
         return str(datetime.datetime.fromtimestamp(ms / 1000))
 
     @staticmethod
-    def memory(size: int) -> str:
+    def memory(size: float) -> str:
         for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
             if size >= scale:
                 return f"{size / scale:.3f} {unit}"
@@ -184,6 +184,18 @@ class NodeState(StateSchema):
 
 
 @dataclass
+class DriverInfo:
+    """A driver job's process, as Ray's ``JobState.driver_info``."""
+
+    id: str
+    node_ip_address: str
+    pid: str
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+@dataclass
 class JobState(StateSchema):
     """A job (a connected driver): status is RUNNING, SUCCEEDED, ...; type is DRIVER for a
     driver's job."""
@@ -195,7 +207,7 @@ class JobState(StateSchema):
     status: str = state_column(filterable=True)
     message: str | None = state_column(filterable=False)
     error_type: str | None = state_column(filterable=False)
-    driver_info: dict[str, Any] | None = state_column(filterable=False)
+    driver_info: DriverInfo | None = state_column(filterable=False)
     start_time: int | None = state_column(filterable=False, detail=True)
     end_time: int | None = state_column(filterable=False, detail=True)
     metadata: dict[str, str] | None = state_column(filterable=False, detail=True)
@@ -203,6 +215,13 @@ class JobState(StateSchema):
     driver_agent_http_address: str | None = state_column(filterable=False, detail=True)
     driver_node_id: str | None = state_column(filterable=False, detail=True)
     driver_exit_code: int | None = state_column(filterable=False, detail=True)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], detail: bool = True) -> JobState:
+        job = super().from_row(row, detail)
+        if isinstance(job.driver_info, dict):
+            job.driver_info = DriverInfo(**job.driver_info)
+        return job
 
 
 @dataclass
