@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ember._api import state as _state
 from ember._core import state_filters, state_summary
+from ember._transport.rpc import RemoteError
 from ember.util.state.common import (
     DEFAULT_LIMIT,
     DEFAULT_RPC_TIMEOUT,
@@ -98,6 +99,8 @@ def _rows(
         )
     except ConnectionError as e:
         raise ServerUnavailable(str(e)) from None
+    except RemoteError as e:  # the cluster refused the question
+        raise RayStateApiException(str(e)) from None
     if result.warnings and raise_on_missing_output:
         raise RayStateApiException(
             f"Failed to retrieve all {kind} from the cluster: {'; '.join(result.warnings)}. "
