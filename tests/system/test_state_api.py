@@ -247,3 +247,18 @@ def test_a_cluster_merges_what_each_node_answers(make_cluster: Any) -> None:
     assert actor.node_id == far_node and actor.state == "ALIVE"
     assert summarize_actors()["cluster"]["summary"]["Counter"]["state_counts"] == {"ALIVE": 1}
     assert len(list_workers(limit=1)) == 1  # (the limit holds over the merged rows)
+
+
+@pytest.mark.ember_only
+def test_objects_say_where_they_are(start_ember: Any) -> None:
+    from ember.util.state import list_objects
+
+    ray = start_ember(num_cpus=1, object_store_memory=40 << 20)
+    refs = [ray.put(b"x" * (16 << 20)) for _ in range(4)]  # (more than the store holds)
+    rows = list_objects(detail=True, filters=[("type", "=", "DRIVER")])
+    where = {o.object_id: o.spilled for o in rows}
+    assert set(where) >= {r.hex() for r in refs}
+    assert any(where[r.hex()] for r in refs) and not all(where[r.hex()] for r in refs)
+    assert {o.node_id for o in rows} == {ray.get_runtime_context().get_node_id()}
+    spilled = list_objects(detail=True, filters=[("spilled", "=", "true")])
+    assert {o.object_id for o in spilled} == {r.hex() for r in refs if where[r.hex()]}

@@ -221,7 +221,8 @@ def _memory(args: argparse.Namespace) -> int:
     nodes = state.list_nodes(address=args.address, timeout=args.timeout, limit=10_000)
     sizes: dict[str, tuple[int, bool]] = {}
     for r in refs:
-        sizes[r.object_id] = (max(r.object_size or 0, 0), bool(r.spilled))
+        if r.reference_type != "ACTOR_HANDLE":
+            sizes[r.object_id] = (max(r.object_size, 0), bool(r.spilled))
     capacity = sum(
         int(n.resources_total.get("object_store_memory", 0)) for n in nodes if n.state == "ALIVE"
     )
@@ -229,13 +230,14 @@ def _memory(args: argparse.Namespace) -> int:
     spilled = sum(size for size, spilled in sizes.values() if spilled)
     print(f"======== Object references: {time.strftime('%Y-%m-%d %H:%M:%S')} ========")
     columns = ["object_id", "object_size", "reference_type", "type", "pid", "ip", "where"]
-    rows = [
-        {
-            **ObjectState.humanify(r.asdict()),
-            "where": "spilled" if r.spilled else "memory",
-        }
-        for r in sorted(refs, key=lambda r: (-(r.object_size or 0), r.object_id))
-    ]
+    rows = []
+    for r in sorted(refs, key=lambda r: (-(r.object_size or 0), r.object_id)):
+        row = ObjectState.humanify(r.asdict()) if r.object_size >= 0 else r.asdict()
+        if r.reference_type == "ACTOR_HANDLE":
+            row.update(object_size="", where="")  # (an actor, not an object in the store)
+        else:
+            row["where"] = "spilled" if r.spilled else "memory"
+        rows.append(row)
     print(_table(columns, rows))
     print(
         f"\n{len(sizes)} object(s), {len(refs)} reference(s); in shared memory "
