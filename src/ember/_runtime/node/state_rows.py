@@ -95,20 +95,24 @@ class NodeState:
         return rows
 
     def _holder(self, holder: object) -> tuple[int, str, str]:
-        """(pid, DRIVER or WORKER, ip) of a holder of refs, as far as this node knows it."""
+        """(pid, DRIVER or WORKER, ip) of a holder of refs, as far as this node knows it: a
+        process here or connected from elsewhere, or another node (holding for its own
+        processes: pid -1), or a process gone (its node's address)."""
         node = self.node
         if isinstance(holder, tuple):  # refs inside another object: its owner's
             holder = node.objects.index.owner_of(holder[1])
-        client = node.clients.get(holder) if isinstance(holder, bytes) else None
-        if client is None:
-            home = node.cluster.home_of(holder) if isinstance(holder, bytes) else None
-            info = node.cluster.view.get(home) if home is not None else None
-            return -1, "WORKER", info["host"] if info else node.host
-        ip = node.host
-        if client.conn.node:  # a process on another node
-            info = node.cluster.view.get(client.conn.node)
-            ip = info["host"] if info else ip
-        return client.pid, "DRIVER" if client.kind == "driver" else "WORKER", ip
+        if not isinstance(holder, bytes):
+            return -1, "WORKER", node.host
+        client = node.clients.get(holder)
+        if client is not None and client.kind != "node":
+            kind = "DRIVER" if client.kind == "driver" else "WORKER"
+            return client.pid, kind, self._host_of(client.conn.node or node.node_id)
+        other = holder if client is not None else node.cluster.home_of(holder)
+        return -1, "WORKER", self._host_of(other)
+
+    def _host_of(self, node_id: bytes | None) -> str:
+        info = self.node.cluster.view.get(node_id) if node_id is not None else None
+        return str(info["host"]) if info else self.node.host
 
     def actors(self, detail: bool) -> list[Row]:
         """The actors this node is the home of, whatever their state."""
