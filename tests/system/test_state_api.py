@@ -205,11 +205,12 @@ def test_list_and_get_objects(ray: Any) -> None:
 
 def test_bad_filters_are_refused(ray: Any) -> None:
     from ember.util.state import list_nodes, list_workers
-    from ember.util.state.exception import RayStateApiException
 
     for listing in (list_nodes, list_workers):
-        with pytest.raises(RayStateApiException, match="not_a_column"):
+        # (by name: through the Ray shim, ember.util.state.exception is a second module)
+        with pytest.raises(Exception, match="not_a_column") as refused:
             listing(filters=[("not_a_column", "=", "x")])
+        assert type(refused.value).__name__ == "RayStateApiException"
     with pytest.raises(ValueError, match="predicate"):
         list_nodes(filters=[("state", "~", "ALIVE")])
 
