@@ -75,6 +75,12 @@ def install_output(client: CoreClient) -> None:
     _OUTPUTS[:] = [sys.stdout, sys.stderr]
 
 
+def forwarded_stdout() -> io.TextIOBase | None:
+    """This worker's stdout as forwarded to the driver (None outside a worker), which
+    ``tqdm_ray`` writes its bars' states to even while a task redirects ``sys.stdout``."""
+    return _OUTPUTS[0] if _OUTPUTS else None
+
+
 def flush_output() -> None:
     for out in _OUTPUTS:
         out.flush()
