@@ -9,10 +9,17 @@ reach it (its shutdown does not wait for them), and it shows counts as ``30.0/30
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
+import time
 
 import pytest
 
@@ -40,6 +47,59 @@ def _drawn(stderr: str) -> list[str]:
     """Every image of a bar that was drawn, in order."""
     text = _ANSI.sub("", stderr)
     return [part.strip() for part in re.split(r"[\r\n]", text) if part.strip()]
+
+
+def _screen(script: str) -> list[str]:
+    """The rows of a terminal (100 columns) that ran ``script``, once it has ended: the
+    program's output through a pseudo-terminal, replayed by a terminal that knows what
+    ``tqdm`` writes (carriage return, newline, cursor up)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    data = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # every writer is gone
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            elif process.poll() is not None:
+                break
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == 0, data.decode(errors="replace")
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    for token in re.findall(r"\x1b\[\d*[A-Za-z]|.", data.decode(), flags=re.S):
+        if token == "\x1b[A":
+            row = max(0, row - 1)
+        elif token.startswith("\x1b"):
+            continue
+        elif token == "\r":
+            col = 0
+        elif token == "\n":
+            row += 1
+            rows.extend([] for _ in range(row + 1 - len(rows)))
+        else:
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = token
+            col += 1
+    return ["".join(line).rstrip() for line in rows if "".join(line).strip()]
 
 
 def _finished(stderr: str, desc: str, total: int) -> list[str]:
@@ -141,6 +201,43 @@ def test_progress_follows_refs_and_a_generator_task_to_the_end() -> None:
     assert _finished(stderr, "squares", 50), _drawn(stderr)
     assert any(image.startswith("items: 7it ") for image in _drawn(stderr)), _drawn(stderr)
     assert _finished(stderr, "one", 1), _drawn(stderr)
+
+
+def test_on_a_terminal_lines_printed_meanwhile_and_the_bars_end_whole() -> None:
+    screen = _screen(
+        """
+        import time
+        import ember
+        from ember.experimental.tqdm_ray import tqdm
+
+        @ember.remote
+        def work(name, n):
+            for i in tqdm(range(n), desc=name):
+                time.sleep(0.02)
+                if i % 10 == 5:
+                    print(f"{name} says {i}")
+            return n
+
+        ember.init(num_cpus=2)
+        refs = [work.remote("left", 30), work.remote("right", 20)]
+        assert ember.get(ember.util.progress(refs, desc="both")) == [30, 20]
+        print("done")
+        ember.shutdown()
+        """
+    )
+    said = [f"left says {i}" for i in (5, 15, 25)] + [f"right says {i}" for i in (5, 15)]
+    bars = {"left": 30, "right": 20, "both": 2}
+    for row in screen:  # each row is one whole line or one finished bar, nothing torn
+        text = re.sub(r"^\(work pid=\d+\) ", "", row)
+        bar = re.fullmatch(r"(\w+): 100%\|█+\| (\d+)/(\d+) \[.*\]", text)
+        if bar:
+            assert bars.pop(bar[1]) == int(bar[2]) == int(bar[3]), screen
+        else:
+            assert text in said or text == "done", screen
+            if text in said:
+                said.remove(text)
+    assert not bars and not said, screen
+    assert screen[-1] == "done", screen
 
 
 def test_progress_refuses_what_is_not_a_ref(ray: object) -> None:

@@ -79,6 +79,13 @@ def show(state: BarState, prefix: str = "") -> None:
     _display.show(state, prefix)
 
 
+def close_all() -> None:
+    """At shutdown, once the workers' last lines are in: a bar whose final state never came
+    (its worker died) ends as it is, so that the terminal is left below every bar."""
+    if _display is not None:
+        _display.close_all()
+
+
 class _Display:
     def __init__(self, bar_class: Any) -> None:
         self.bar_class = bar_class
@@ -109,6 +116,11 @@ class _Display:
                     bar.refresh()
             if state.closed:
                 self._close(state)
+
+    def close_all(self) -> None:
+        with self.bar_class.get_lock():
+            for _, last in list(self.bars.values()):
+                self._close(last)
 
     def _open(self, state: BarState, desc: str) -> Any:
         self.layout.add(state.source, state.uuid, state.pos)

@@ -384,6 +384,7 @@ def shutdown() -> None:
         state.set_current(None)
         if rt is not None:
             rt.close()
+            progress_bars.close_all()
         node, _node = _node, None
         if node is not None:
             node.stop()

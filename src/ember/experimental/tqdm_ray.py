@@ -24,7 +24,7 @@ from ember._api.progress_bars import safe_print
 from ember._api.progress_bars import show as _show
 from ember._core.progress_bars import MAGIC, BarState, Throttle, encode
 from ember._runtime import state as _state
-from ember._runtime.worker.output import forwarded_stdout
+from ember._runtime.worker.output import send_to_driver
 
 __all__ = ["RAY_TQDM_MAGIC", "safe_print", "tqdm"]
 
@@ -149,8 +149,5 @@ class tqdm(Generic[_T]):  # noqa: N801 (Ray's and tqdm's name)
     def _send(self, force: bool = False) -> None:
         if not self._throttle.due(time.monotonic(), force):
             return
-        out = forwarded_stdout()
-        if out is not None:
-            out.write(encode(self._state) + "\n")
-        else:
+        if not send_to_driver(encode(self._state)):
             _show(dataclasses.replace(self._state))
