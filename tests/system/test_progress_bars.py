@@ -245,6 +245,8 @@ def test_progress_refuses_what_is_not_a_ref(ray: object) -> None:
         ember.util.progress([ember.put(1), 2])
     with pytest.raises(TypeError, match="got int"):
         ember.util.progress(5)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="total is for an ObjectRefGenerator"):
+        ember.util.progress([ember.put(1)], total=3)
     with pytest.raises(ValueError, match="interval"):
         ember.util.progress([], interval=0)
     assert ember.util.progress([]) == []

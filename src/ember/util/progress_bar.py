@@ -59,6 +59,11 @@ def progress(
     """
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ValueError(f"progress: interval must be a number of seconds > 0, got {interval!r}")
+    if total is not None and not isinstance(refs_or_generator, ember.ObjectRefGenerator):
+        raise ValueError(
+            "progress: total is for an ObjectRefGenerator, whose length is unknown; the bar "
+            "over refs is as long as their number"
+        )
     if isinstance(refs_or_generator, ember.ObjectRef):
         _track([refs_or_generator], desc, unit, interval)
         return refs_or_generator
