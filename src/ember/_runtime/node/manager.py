@@ -29,6 +29,7 @@ from typing import Any
 
 from ember._core import scheduler as sched
 from ember._core.labels import node_labels
+from ember._core.metrics import MetricsTable
 from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
@@ -112,6 +113,7 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        self.metrics = MetricsTable()  # user metrics of this node's processes
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -391,6 +393,9 @@ class NodeManager:
             self.objects.dec_refs(msg.owner_id, msg.ids)
         elif isinstance(msg, m.PutObject):
             self.objects.put_file(msg.object_id, msg.data)
+        elif isinstance(msg, m.MetricsReport):
+            if client is not None:
+                self.metrics.report(client.client_id, msg.points, msg.dropped)
         else:
             refuse(conn, msg, "a node manager")
 
@@ -474,6 +479,7 @@ class NodeManager:
                     w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w), w.oom)
                 )
         self.actors.owner_gone(client.client_id)
+        self.metrics.process_gone(client.client_id)
         driver = client.kind != "worker" and not conn.node
         if driver and self.owner_pid and client.pid == self.owner_pid:
             self.shutdown()
