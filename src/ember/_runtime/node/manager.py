@@ -42,6 +42,7 @@ from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
+from ember._runtime.node.state_rows import NodeState
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -113,7 +114,9 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        self.state = NodeState(self)
         self.metrics = MetricsTable()  # user metrics of this node's processes
+        self.state.providers["metrics"] = self.metrics_rows
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -485,6 +488,16 @@ class NodeManager:
             self.shutdown()
 
     # ------------------------------------------------------------------ info
+
+    def metrics_rows(self, detail: bool) -> list[dict[str, Any]]:
+        """The user metrics of this node's processes, one row per series, each naming
+        the node and how many points it dropped so far (its caps)."""
+        node = {
+            "node_id": self.node_id.hex(),
+            "node_ip": self.host,
+            "dropped": self.metrics.dropped,
+        }
+        return [{**row, **node} for row in self.metrics.rows()]
 
     def cluster_info(self, view: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """This node in detail, and every node of the cluster (as the control store has it,
