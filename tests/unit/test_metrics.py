@@ -136,7 +136,8 @@ def test_a_gauge_series_with_no_process_left_is_forgotten_with_its_name() -> Non
 
 
 def node_rows(table: MetricsTable, node_id: str) -> list[dict[str, Any]]:
-    return [{**row, "node_id": node_id, "node_ip": "10.0.0.1"} for row in table.rows()]
+    node = {"node_id": node_id, "node_ip": "10.0.0.1", "dropped": table.dropped}
+    return [{**row, **node} for row in table.rows()]
 
 
 def test_exposition_parses_back_with_prefix_tags_and_node() -> None:
@@ -146,7 +147,12 @@ def test_exposition_parses_back_with_prefix_tags_and_node() -> None:
     two.report(B, [counter("requests", 4.0, (("route", "/a"), ("extra-key", "x")))])
     text = exposition(node_rows(one, "n1") + node_rows(two, "n2")).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert set(families) == {"ember_requests", "ember_depth", "ember_latency"}
+    assert set(families) == {
+        "ember_requests",
+        "ember_depth",
+        "ember_latency",
+        "ember_user_metrics_dropped",
+    }
 
     requests = families["ember_requests"]
     assert requests.type == "counter" and requests.documentation == "help"
@@ -157,9 +163,7 @@ def test_exposition_parses_back_with_prefix_tags_and_node() -> None:
     assert samples[("n1", "")].labels["NodeAddress"] == "10.0.0.1"
 
     assert [s.value for s in families["ember_depth"].samples] == [-2.0]
-    latency = {
-        (s.name, s.labels.get("le")): s.value for s in families["ember_latency"].samples
-    }
+    latency = {(s.name, s.labels.get("le")): s.value for s in families["ember_latency"].samples}
     assert latency == {
         ("ember_latency_bucket", "1.0"): 1.0,
         ("ember_latency_bucket", "10.0"): 2.0,
@@ -174,8 +178,9 @@ def test_exposition_keeps_one_kind_per_name_across_nodes() -> None:
     one.report(A, [counter("x", 1.0)])
     two.report(B, [gauge("x", 9.0)])
     text = exposition(node_rows(one, "n1") + node_rows(two, "n2")).decode()
-    [family] = text_string_to_metric_families(text)
-    assert family.type == "counter" and [s.value for s in family.samples] == [1.0]
+    x, dropped = text_string_to_metric_families(text)
+    assert x.type == "counter" and [s.value for s in x.samples] == [1.0]
+    assert {s.labels["NodeId"]: s.value for s in dropped.samples} == {"n1": 0.0, "n2": 0.0}
 
 
 def test_exposition_of_nothing_is_empty() -> None:
@@ -186,5 +191,16 @@ def test_exposition_of_nothing_is_empty() -> None:
 def test_exposition_of_a_series_without_tags(kind: str) -> None:
     table = MetricsTable()
     table.report(A, [m.MetricPoint(kind, "plain", "", (), 1.0)])
-    [family] = text_string_to_metric_families(exposition(node_rows(table, "n")).decode())
+    family, _ = text_string_to_metric_families(exposition(node_rows(table, "n")).decode())
     assert family.type == kind
+
+
+def test_exposition_shows_what_each_node_dropped() -> None:
+    table = MetricsTable(max_series=1)
+    table.report(A, [counter("a", 1.0), counter("b", 1.0)], dropped=2)
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(exposition(node_rows(table, "n")).decode())
+    }
+    [sample] = families["ember_user_metrics_dropped"].samples
+    assert sample.name == "ember_user_metrics_dropped_total" and sample.value == 3.0

@@ -104,7 +104,9 @@ class MetricsBuffer:
         for key in self._changed:
             s = self._series[key]
             points.append(
-                MetricPoint(s.kind, key[0], s.description, key[1], s.value, s.boundaries, s.counts[:])
+                MetricPoint(
+                    s.kind, key[0], s.description, key[1], s.value, s.boundaries, s.counts[:]
+                )
             )
         self._changed.clear()
         dropped, self._dropped_reported = self.dropped - self._dropped_reported, self.dropped
@@ -154,8 +156,10 @@ class MetricsTable:
             entry = self._series.get(key)
             if entry is None and self._entries < self.max_entries:
                 entry = self._add(key, point)
-            if entry is None or entry.kind != point.kind or entry.boundaries != tuple(
-                point.boundaries
+            if (
+                entry is None
+                or entry.kind != point.kind
+                or entry.boundaries != tuple(point.boundaries)
             ):
                 self.dropped += 1
                 continue
@@ -189,7 +193,9 @@ class MetricsTable:
             self._entries -= 1
             if entry.kind != GAUGE:
                 entry.retired += point.value
-                entry.retired_counts = [a + b for a, b in zip(entry.retired_counts, point.counts)]
+                entry.retired_counts = [
+                    a + b for a, b in zip(entry.retired_counts, point.counts, strict=True)
+                ]
             elif not entry.live:
                 del self._series[key]
                 known = self._names[key[0]]
@@ -209,7 +215,7 @@ class MetricsTable:
                 for _, point in entry.live.values():
                     value += point.value
                     if entry.kind == HISTOGRAM:
-                        counts = [a + b for a, b in zip(counts, point.counts)]
+                        counts = [a + b for a, b in zip(counts, point.counts, strict=True)]
             rows.append(
                 {
                     "name": name,

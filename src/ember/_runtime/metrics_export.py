@@ -4,7 +4,8 @@ dashboard's ``/metrics``.
 Names get the ``ember_`` prefix, as Ray puts ``ray_`` before its users' metrics: it keeps
 them apart from the system metrics and from a Ray cluster's scraped by the same
 Prometheus. Each series is labelled with its tags and its node (``NodeAddress``, Ray's
-label, and ``NodeId``, which tells apart the nodes of one host).
+label, and ``NodeId``, which tells apart the nodes of one host); each node's count of
+dropped points is ``ember_user_metrics_dropped_total``.
 """
 
 from __future__ import annotations
@@ -79,13 +80,24 @@ class _RowsCollector(Collector):
                 else:
                     family.add_metric(values, row["value"])
             yield family
+        dropped = CounterMetricFamily(
+            PREFIX + "user_metrics_dropped",
+            "User metric points dropped: no room under a cap of their process or node, or "
+            "of another kind (or histogram boundaries) than their name first had.",
+            labels=["NodeAddress", "NodeId"],
+        )
+        nodes = {(row["node_ip"], row["node_id"]): row["dropped"] for row in self.rows}
+        for node, count in nodes.items():
+            dropped.add_metric(node, count)
+        if nodes:
+            yield dropped
 
 
 def _buckets(row: dict[str, Any]) -> list[tuple[str, float]]:
     """Cumulative counts per upper bound, as Prometheus wants them, ending at +Inf."""
     bounds = [*(repr(float(b)) for b in row["boundaries"]), "+Inf"]
     out, total = [], 0
-    for bound, count in zip(bounds, row["counts"]):
+    for bound, count in zip(bounds, row["counts"], strict=True):
         total += count
         out.append((bound, float(total)))
     return out

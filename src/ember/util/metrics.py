@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from itertools import pairwise
 from typing import Any, TypeVar
 
 from ember._core.metrics import Tags
@@ -171,7 +172,7 @@ class Histogram(Metric):
                     f"Invalid `boundaries` argument at index {i}, {boundaries}. "
                     "Use positive values for the arguments."
                 )
-        if any(a >= b for a, b in zip(boundaries, boundaries[1:])):
+        if any(a >= b for a, b in pairwise(boundaries)):
             raise ValueError(
                 f"Invalid `boundaries` argument {boundaries}: the bucket boundaries must be "
                 "in increasing order, each given once."
