@@ -191,3 +191,22 @@ def test_every_nodes_metrics_in_one_answer_and_as_prometheus_text(make_cluster):
     runs = {s.labels["where"]: s for s in families["ember_runs"].samples}
     assert runs["head"].name == "ember_runs_total" and runs["head"].value == 1.0
     assert {s.labels["NodeId"] for s in runs.values()} == set(nodes)
+
+
+@pytest.mark.ember_only  # (Ray leaves the default tags behind, and the record fails there)
+def test_a_metric_sent_to_a_task_keeps_its_default_tags(ray):
+    sent = Counter("sent", tag_keys=("k",)).set_default_tags({"k": "v"})
+
+    @ray.remote
+    def record():
+        sent.inc()
+
+    ray.get(record.remote())
+    rows = wait_until(lambda: metric_rows("sent"), 10, "the task's count")
+    assert {tags: row["value"] for tags, row in rows.items()} == {(("k", "v"),): 1.0}
+
+
+@pytest.mark.ember_only  # (Ray leaves the order to its exporter)
+def test_histogram_boundaries_increase():
+    with pytest.raises(ValueError, match="must be in increasing order"):
+        Histogram("latency", boundaries=[2.0, 1.0])
