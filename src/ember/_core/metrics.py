@@ -133,6 +133,17 @@ class _Entry:
         self.retired_counts = [0] * len(point.counts)
 
 
+class _Name:
+    """What a name was first reported as, and how many series it has."""
+
+    __slots__ = ("kind", "boundaries", "series")
+
+    def __init__(self, kind: str, boundaries: tuple[float, ...]) -> None:
+        self.kind = kind
+        self.boundaries = boundaries
+        self.series = 0
+
+
 class MetricsTable:
     """A node's user metrics, per series and process; see the module docstring."""
 
@@ -142,7 +153,7 @@ class MetricsTable:
         self.max_series = max_series
         self.max_entries = max_entries
         self._series: dict[SeriesKey, _Entry] = {}
-        self._names: dict[str, list[Any]] = {}  # name -> [kind, boundaries, how many series]
+        self._names: dict[str, _Name] = {}
         self._by_process: dict[bytes, set[SeriesKey]] = {}
         self._entries = 0
         self._arrivals = 0
@@ -175,13 +186,14 @@ class MetricsTable:
     def _add(self, key: SeriesKey, point: MetricPoint) -> _Entry | None:
         """A new series, if there is room and its name was not reported otherwise."""
         known = self._names.get(point.name)
-        if known is not None and (known[0] != point.kind or known[1] != tuple(point.boundaries)):
+        bounds = tuple(point.boundaries)
+        if known is not None and (known.kind != point.kind or known.boundaries != bounds):
             return None
         if len(self._series) >= self.max_series:
             return None
         if known is None:
-            known = self._names[point.name] = [point.kind, tuple(point.boundaries), 0]
-        known[2] += 1
+            known = self._names[point.name] = _Name(point.kind, bounds)
+        known.series += 1
         entry = self._series[key] = _Entry(point)
         return entry
 
@@ -199,12 +211,12 @@ class MetricsTable:
             elif not entry.live:
                 del self._series[key]
                 known = self._names[key[0]]
-                known[2] -= 1
-                if not known[2]:
+                known.series -= 1
+                if not known.series:
                     del self._names[key[0]]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Each series as one value for the node: Ray's names for what a row holds."""
+        """Each series as one row for the node (``query("metrics")``)."""
         rows = []
         for (name, tags), entry in self._series.items():
             counts = entry.retired_counts
