@@ -236,8 +236,9 @@ def test_on_a_terminal_lines_printed_meanwhile_and_the_bars_end_whole() -> None:
             assert text in said or text == "done", screen
             if text in said:
                 said.remove(text)
+    # (Not in a given order: a task's result comes straight from its worker, its lines and
+    # bar states through the node, so "done" may come before a bar's final image.)
     assert not bars and not said, screen
-    assert screen[-1] == "done", screen
 
 
 def test_progress_refuses_what_is_not_a_ref(ray: object) -> None:
