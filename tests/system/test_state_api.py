@@ -246,6 +246,7 @@ def test_a_cluster_merges_what_each_node_answers(make_cluster: Any) -> None:
     assert len({w.node_id for w in workers}) == 2
     (actor,) = list_actors(address=cluster.address, filters=[("class_name", "=", "Counter")])
     assert actor.node_id == far_node and actor.state == "ALIVE"
+    assert actor.pid == ember.get(far.pid.remote())  # (its home is the driver's node)
     assert summarize_actors()["cluster"]["summary"]["Counter"]["state_counts"] == {"ALIVE": 1}
     assert len(list_workers(limit=1)) == 1  # (the limit holds over the merged rows)
 

@@ -44,6 +44,7 @@ class _ActorRecord:
     name: str | None = None  # (for the state API, with its namespace and job)
     namespace: str = ""
     job_id: bytes = b""
+    pid: int = 0  # of its current (or last) process
     strategy: Any = None
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     worker_id: bytes = b""
@@ -418,6 +419,7 @@ class ActorManager:
 
     def actor_started(self, rec: _ActorRecord, incarnation: int, answer: m.Answer) -> None:
         if isinstance(answer, m.ActorStarted):
+            rec.pid = answer.pid
             self.handle(rec, life.Started(incarnation, answer.addr))
         elif isinstance(answer, m.Reply) and answer.kind is not m.ErrorKind.CONNECTION_LOST:
             why = answer.error[1] if answer.error else f"unexpected answer {answer!r:.100}"

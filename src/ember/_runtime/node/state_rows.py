@@ -119,7 +119,6 @@ class NodeState:
         node = self.node
         rows = []
         for rec in node.actors.actors.values():
-            worker = node.pool.workers.get(rec.worker_id) if rec.node == node.node_id else None
             state = _ACTOR_STATES[rec.life.state]
             if rec.life.state is ActorState.PENDING and rec.spec is None:
                 state = "DEPENDENCIES_UNREADY"
@@ -130,7 +129,7 @@ class NodeState:
                 "job_id": rec.job_id.hex(),
                 "name": rec.name or "",
                 "node_id": rec.node.hex() if rec.node else None,
-                "pid": worker.proc.pid if worker is not None else None,
+                "pid": rec.pid,
                 "ray_namespace": rec.namespace,
             }
             if detail:
