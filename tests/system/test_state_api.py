@@ -264,3 +264,30 @@ def test_objects_say_where_they_are(start_ember: Any) -> None:
     assert {o.node_id for o in rows} == {ray.get_runtime_context().get_node_id()}
     spilled = list_objects(detail=True, filters=[("spilled", "=", "true")])
     assert {o.object_id for o in spilled} == {r.hex() for r in refs if where[r.hex()]}
+
+
+class Keeper:
+    def keep(self, refs: list[Any]) -> int:
+        import ember
+
+        self.kept = refs[0]
+        return len(ember.get(self.kept))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@pytest.mark.ember_only
+def test_objects_held_on_another_node_are_listed_there(make_cluster: Any) -> None:
+    import ember
+    from ember.util.state import list_objects
+
+    make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+    ref = ember.put(b"y" * (2 << 20))
+    keeper = ember.remote(Keeper).options(resources={"far": 1}).remote()
+    assert ember.get(keeper.keep.remote([ref])) == 2 << 20
+    far_pid = ember.get(keeper.pid.remote())
+    rows = list_objects(filters=[("object_id", "=", ref.hex())], detail=True)
+    holders = {(o.pid, o.type) for o in rows}
+    assert (os.getpid(), "DRIVER") in holders and (far_pid, "WORKER") in holders
+    assert len({o.node_id for o in rows}) == 2  # (a copy in each node's store)
