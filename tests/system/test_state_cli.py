@@ -38,6 +38,8 @@ def test_list_nodes_finds_the_init_session(ray: Any) -> None:
     assert nodes[0]["state"] == "ALIVE"
     table = ember_cli("list", "nodes").stdout
     assert "NODE_ID" in table and nodes[0]["node_id"] in table
+    limited = ember_cli("list", "workers", "--limit", "1")
+    assert "warning: Limit last 1 entries" in limited.stderr and "UserWarning" not in limited.stderr
 
 
 class Shown:

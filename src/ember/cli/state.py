@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -110,7 +111,30 @@ def add_commands(commands: Any) -> dict[str, Handler]:
         "--limit", type=int, default=1000, help="at most this many references (default %(default)s)"
     )
     _add_address(memory)
-    return {"list": _list, "get": _get, "summary": _summary, "memory": _memory}
+    return {
+        name: _warnings_to_stderr(handler)
+        for name, handler in (
+            ("list", _list),
+            ("get", _get),
+            ("summary", _summary),
+            ("memory", _memory),
+        )
+    }
+
+
+def _warnings_to_stderr(handler: Handler) -> Handler:
+    """What the state API warns of (a node that did not answer, rows left out by the limit)
+    as plain lines on stderr, not Python's warning format."""
+
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            code = handler(args)
+        for w in said:
+            print(f"ember {args.command}: warning: {w.message}", file=sys.stderr)
+        return code
+
+    return run
 
 
 def _add_format(parser: argparse.ArgumentParser, default: str) -> None:
