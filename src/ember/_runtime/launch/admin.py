@@ -23,8 +23,10 @@ class TokenRefused(ConnectionError):
 
 
 def _connect(address: str, timeout: float) -> socket.socket:
+    """``address``: a cluster's ``HOST:PORT``, or a full one (``unix:...``: the control store
+    of a single-machine node, for its dashboard)."""
     try:
-        return connect_socket(f"tcp:{address}", timeout)
+        return connect_socket(address if address.startswith("unix:") else f"tcp:{address}", timeout)
     except ConnectionRefusedError:
         raise ConnectionError(
             f"no Ember cluster at {address}: nothing listens there (connection refused). "
@@ -54,7 +56,9 @@ def token_for(address: str, given: str | None = None) -> str:
         raise
 
 
-def query(address: str, token: str, make: Callable[[int], m.Message], timeout: float = 10.0) -> Any:
+def query(
+    address: str, token: str | None, make: Callable[[int], m.Message], timeout: float = 10.0
+) -> Any:
     """Send one request to the control store at ``HOST:PORT`` and return its answer."""
     sock = _connect(address, timeout)
     try:
@@ -85,11 +89,11 @@ def query(address: str, token: str, make: Callable[[int], m.Message], timeout: f
     return reply.value
 
 
-def nodes(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+def nodes(address: str, token: str | None, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control store's node table."""
     return query(address, token, lambda rid: m.GetNodes(rid=rid), timeout)  # type: ignore[no-any-return]
 
 
-def jobs(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+def jobs(address: str, token: str | None, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The jobs (drivers) connected to the cluster."""
     return query(address, token, lambda rid: m.ListJobs(rid=rid), timeout)  # type: ignore[no-any-return]
