@@ -118,7 +118,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "--dashboard-port",
         type=int,
         metavar="PORT",
-        help="head only: the dashboard's port (default: 8265)",
+        help="head only: the dashboard's port (default: 8265, or the next free one)",
     )
     start.add_argument(
         "--log-dir",
@@ -186,7 +186,7 @@ def _start(args: argparse.Namespace) -> int:
         if args.include_dashboard:  # (bound now: a port in use fails before a node starts)
             board = dashboard.listen_socket(
                 args.dashboard_host or dashboard.DEFAULT_HOST,
-                dashboard.DEFAULT_PORT if args.dashboard_port is None else args.dashboard_port,
+                args.dashboard_port,
                 "--dashboard-port",
             )
     else:

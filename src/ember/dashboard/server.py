@@ -206,7 +206,7 @@ def _list_args(request: web.Request) -> tuple[int, bool, list[Filter]]:
     for predicate in predicates:
         if predicate not in _PREDICATES:
             raise ValueError(f"a filter's predicate is = or !=, got {predicate!r}")
-    return limit, detail, list(zip(keys, predicates, values))
+    return limit, detail, list(zip(keys, predicates, values, strict=True))
 
 
 async def serve(board: Dashboard, sock: socket.socket) -> None:

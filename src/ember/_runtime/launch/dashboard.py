@@ -71,7 +71,9 @@ def listen_socket(host: str, port: int | None, flag: str) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, UnicodeError) as e:
-        raise ValueError(f"the dashboard's host {host!r} is not an address of this host: {e}")
+        raise ValueError(
+            f"the dashboard's host {host!r} is not an address of this host: {e}"
+        ) from None
     ports = range(DEFAULT_PORT, DEFAULT_PORT + _FALLBACK_PORTS) if port is None else [port]
     for candidate in ports:
         sock = socket.socket(family, socket.SOCK_STREAM)
