@@ -76,7 +76,9 @@ class Dashboard:
         if given is not None and _same(given, token):
             # The login link: keep the token as a cookie, and take it out of the address bar.
             query = {k: v for k, v in request.query.items() if k != "token"}
-            response = web.HTTPFound(request.rel_url.with_query(query))
+            response = web.Response(
+                status=302, headers={"Location": str(request.rel_url.with_query(query))}
+            )
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
             return response
         shown = request.cookies.get(COOKIE) or request.headers.get(

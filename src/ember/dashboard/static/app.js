@@ -107,20 +107,20 @@ function chart(id, series, maxValue, format) {
   label.setAttribute("y", 10);
   label.textContent = format(top);
   parts.push(label);
+  const legend = [];
   series.forEach((s, i) => {
     if (!s.values.length) return;
+    const color = s.color || COLORS[i % COLORS.length];
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("class", "line");
-    line.setAttribute("stroke", s.color || COLORS[i % COLORS.length]);
+    line.setAttribute("stroke", color);
     line.setAttribute("points", s.values.map((v, j) => `${x(times[j])},${y(v)}`).join(" "));
     parts.push(line);
-    const name = document.createElementNS(ns, "text");
-    name.setAttribute("x", width - pad - 90);
-    name.setAttribute("y", 10 + 11 * i);
-    name.setAttribute("fill", s.color || COLORS[i % COLORS.length]);
-    name.textContent = `${s.name}: ${format(s.values[s.values.length - 1])}`;
-    parts.push(name);
+    const name = el("span", { class: "legend" }, `${s.name} ${format(s.values[s.values.length - 1])}`);
+    name.style.color = color;
+    legend.push(name);
   });
+  $(`${id}-legend`).replaceChildren(...legend);
   svg.replaceChildren(...parts);
 }
 

@@ -1,0 +1,169 @@
+"""The dashboard's parts with plain values: the samples and their ring, the Prometheus text,
+and the web server's rules (the token, a listing's arguments) over a fake state source."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ember.dashboard import metrics, samples, server
+from ember.dashboard.source import Filter, Rows
+
+
+def _node(node_id: str, state: str = "ALIVE", used_cpu: float = 1.0) -> dict[str, Any]:
+    return {
+        "node_id": node_id,
+        "state": state,
+        "resources_total": {"CPU": 4.0, "object_store_memory": 1000.0, "node:1.2.3.4": 1.0},
+        "resources_available": {"CPU": 4.0 - used_cpu, "object_store_memory": 400.0},
+    }
+
+
+def test_resource_use_adds_up_live_nodes_only() -> None:
+    use = samples.resource_use([_node("a"), _node("b", used_cpu=2), _node("c", state="DEAD")])
+    assert use["cpu"] == [3.0, 8.0]
+    assert use["store"] == [1200.0, 2000.0]
+    assert use["gpu"] == [0.0, 0.0]
+
+
+def test_a_node_without_available_resources_counts_as_idle() -> None:
+    row = _node("a")
+    del row["resources_available"]
+    assert samples.resource_use([row])["cpu"] == [0.0, 4.0]
+
+
+def test_the_history_keeps_the_last_samples_and_gives_what_is_new() -> None:
+    history = samples.History(size=3)
+    for t in range(5):
+        history.add(samples.sample(float(t), [_node("a")], {"FINISHED": t}))
+    assert len(history) == 3
+    assert [s["time"] for s in history.since()] == [2.0, 3.0, 4.0]
+    assert [s["tasks"]["FINISHED"] for s in history.since(3.0)] == [4]
+
+
+def test_metrics_text_has_rays_metrics_under_embers_prefix() -> None:
+    snap = metrics.Snapshot(
+        nodes=[_node("n1"), _node("n2", state="DEAD")],
+        task_counts={"FINISHED": 7, "FAILED": 1},
+        actor_counts={"ALIVE": 2},
+        workers={"n1": 3},
+        spilled_bytes={"n1": 42},
+    )
+    text = metrics.cluster_text(snap).decode()
+    for line in (
+        'ember_tasks{State="FINISHED"} 7.0',
+        'ember_tasks{State="FAILED"} 1.0',
+        'ember_actors{State="ALIVE"} 2.0',
+        "ember_cluster_active_nodes 1.0",
+        'ember_resources{Name="CPU",NodeId="n1",State="TOTAL"} 4.0',
+        'ember_resources{Name="CPU",NodeId="n1",State="USED"} 1.0',
+        'ember_object_store_memory{Location="MMAP_SHM",NodeId="n1"} 600.0',
+        'ember_object_store_memory{Location="SPILLED",NodeId="n1"} 42.0',
+        'ember_workers{NodeId="n1"} 3.0',
+    ):
+        assert line in text, line
+    assert "n2" not in text  # (a dead node has no resources)
+    assert "node:1.2.3.4" not in text
+
+
+class FakeSource:
+    """Answers as the state API would, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, list[Filter] | None, int, bool]] = []
+
+    def query(
+        self, kind: str, filters: list[Filter] | None = None, limit: int = 100, detail: bool = False
+    ) -> Rows:
+        self.asked.append((kind, filters, limit, detail))
+        rows = [_node("n1")] if kind == "nodes" else [{"task_id": "t1", "state": "FAILED"}]
+        return Rows(rows, 5, ["one node did not answer"])
+
+    def task_counts(self) -> dict[str, int]:
+        return {"FAILED": 1}
+
+    def sample(self) -> dict[str, Any]:
+        return samples.sample(1.0, [_node("n1")], self.task_counts())
+
+
+def _run(token: str | None, check: Any) -> FakeSource:
+    source = FakeSource()
+    board = server.Dashboard(source, samples.History(), token, lambda: True)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        async with TestClient(TestServer(board.app())) as client:
+            await check(client)
+
+    asyncio.run(go())
+    return source
+
+
+def test_a_listing_answers_as_rays_dashboard_with_its_arguments() -> None:
+    async def check(client: TestClient) -> None:
+        response = await client.get(
+            "/api/v0/tasks?limit=7&detail=true&filter_keys=state&filter_predicates=%3D"
+            "&filter_values=FAILED"
+        )
+        assert response.status == 200
+        body = await response.json()
+        assert body["result"] is True
+        result = body["data"]["result"]
+        assert result["total"] == 5 and result["num_after_truncation"] == 1
+        assert result["result"] == [{"task_id": "t1", "state": "FAILED"}]
+        assert result["warnings"] == ["one node did not answer"]
+
+    source = _run(None, check)
+    assert source.asked == [("tasks", [("state", "=", "FAILED")], 7, True)]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("limit=x", "limit must be a number"),
+        ("limit=0", "limit must be from 1"),
+        ("filter_keys=state", "as many times each"),
+        ("filter_keys=a&filter_predicates=~&filter_values=b", "= or !="),
+    ],
+)
+def test_bad_listing_arguments_are_refused_by_name(query: str, says: str) -> None:
+    async def check(client: TestClient) -> None:
+        response = await client.get(f"/api/v0/actors?{query}")
+        assert response.status == 400
+        assert says in (await response.json())["msg"]
+
+    assert _run(None, check).asked == []
+
+
+def test_with_a_token_only_the_login_link_cookie_or_header_get_in() -> None:
+    async def check(client: TestClient) -> None:
+        assert (await client.get("/")).status == 401
+        assert (await client.get("/api/v0/nodes")).status == 401
+        assert (await client.get("/metrics")).status == 401
+        assert (await client.get("/?token=wrong")).status == 401
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert (await client.get("/api/v0/nodes", headers=bearer)).status == 200
+        login = await client.get("/?token=s3cret", allow_redirects=False)
+        assert login.status == 302 and login.headers["Location"] == "/"
+        assert "HttpOnly" in login.headers["Set-Cookie"]
+        assert (await client.get("/")).status == 200  # (the cookie is kept)
+        assert (await client.get("/metrics")).status == 200
+
+    _run("s3cret", check)
+
+
+def test_the_page_its_files_and_metrics_are_served() -> None:
+    async def check(client: TestClient) -> None:
+        page = await client.get("/")
+        assert page.status == 200 and "Ember dashboard" in await page.text()
+        for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+            response = await client.get(f"/static/{name}")
+            assert response.status == 200 and response.content_type == kind
+        assert (await client.get("/static/nothing.js")).status == 404
+        assert (await client.get("/static/__init__.py")).status == 404
+        text = await (await client.get("/metrics")).text()
+        assert 'ember_tasks{State="FAILED"} 1.0' in text
+
+    _run(None, check)
