@@ -824,3 +824,47 @@ class ReleaseBundles(Message):
     pg_id: bytes
     indexes: list[int]
     removed: bool = False
+
+
+# -- seeing what runs (the state API, the CLI and the dashboard) ---------------------------
+
+
+@_message(160)
+class StateQuery(Message):
+    """Any process -> control store, and control store -> each node: the rows of one kind of
+    state (``"nodes"``, ``"tasks"``, ...) that pass ``filters`` (``[key, op, value]``
+    triples), at most ``limit`` of them. Answered by a Reply whose value is ``{"rows":
+    [...], "total": n, "warnings": [...]}``, ``total`` counting the rows before the limit."""
+
+    rid: int
+    kind: str
+    detail: bool = False
+    filters: list[list[Any]] = []
+    limit: int = 100
+
+
+# ---- user metrics (``ember.util.metrics``, ``_core/metrics.py``) --------------------------------
+
+
+class MetricPoint(NamedTuple):
+    """One series of a user metric as a process has it so far: totals since the process
+    started, so that a report sent twice, or lost, changes nothing."""
+
+    kind: str  # "counter", "gauge" or "histogram"
+    name: str
+    description: str
+    tags: Sequence[Sequence[str]]  # [key, value] pairs, sorted by key
+    value: float  # a counter's total, a gauge's last value, a histogram's sum of observations
+    boundaries: Sequence[float] = ()  # a histogram's bucket bounds
+    counts: Sequence[int] = ()  # a histogram's observations per bucket, the last one above all
+
+
+@_message(166)
+class MetricsReport(Message):
+    """Client -> its node, every second or so and when the client closes: the series that
+    changed since its last report, and how many series it could not keep (its cap)."""
+
+    points: list[MetricPoint]
+    dropped: int = 0
+
+    _records = {"points": _records_of(MetricPoint)}
