@@ -13,44 +13,70 @@ from ember.dashboard import metrics, samples, server
 from ember.dashboard.source import Filter, Rows
 
 
-def _node(node_id: str, state: str = "ALIVE", used_cpu: float = 1.0) -> dict[str, Any]:
+def _use(used_cpu: float = 1.0) -> dict[str, dict[str, float]]:
+    """A node's entry in the control store's live table: total and available."""
     return {
-        "node_id": node_id,
-        "state": state,
-        "resources_total": {"CPU": 4.0, "object_store_memory": 1000.0, "node:1.2.3.4": 1.0},
-        "resources_available": {"CPU": 4.0 - used_cpu, "object_store_memory": 400.0},
+        "total": {"CPU": 4.0, "memory": 1000.0, "object_store_memory": 500.0, "node:1.2.3.4": 1},
+        "available": {"CPU": 4.0 - used_cpu, "memory": 400.0, "object_store_memory": 500.0},
     }
 
 
-def test_resource_use_adds_up_live_nodes_only() -> None:
-    use = samples.resource_use([_node("a"), _node("b", used_cpu=2), _node("c", state="DEAD")])
+def test_resource_use_adds_up_the_nodes() -> None:
+    use = samples.resource_use({"a": _use(), "b": _use(used_cpu=2)})
     assert use["cpu"] == [3.0, 8.0]
-    assert use["store"] == [1200.0, 2000.0]
+    assert use["memory"] == [1200.0, 2000.0]
     assert use["gpu"] == [0.0, 0.0]
+    assert use["store_capacity"] == [1000.0]
 
 
-def test_a_node_without_available_resources_counts_as_idle() -> None:
-    row = _node("a")
-    del row["resources_available"]
-    assert samples.resource_use([row])["cpu"] == [0.0, 4.0]
+def test_counts_by_a_field_and_by_a_count_field() -> None:
+    rows = [{"state": "FINISHED"}, {"state": "FAILED"}, {"state": "FINISHED"}]
+    assert samples.counts(rows, "state") == {"FINISHED": 2, "FAILED": 1}
+    summary = [
+        {"func_or_class_name": "f", "state": "FINISHED", "count": 5},
+        {"func_or_class_name": "g", "state": "FINISHED", "count": 2},
+    ]
+    assert samples.counts(summary, "state", "count") == {"FINISHED": 7}
+
+
+def test_store_use_splits_shared_memory_and_spilled_per_node() -> None:
+    objects = [
+        {"node_id": "a", "object_size": 10, "spilled": False},
+        {"node_id": "a", "object_size": 5, "spilled": True},
+        {"node_id": "b", "object_size": 7, "spilled": False},
+        {"node_id": "b", "object_size": None, "spilled": False},  # (size not known)
+    ]
+    assert samples.store_use(objects) == {"a": [10, 5], "b": [7, 0]}
+
+
+def test_a_sample_leaves_out_what_was_not_asked() -> None:
+    point = samples.sample(1.0, {"a": _use()}, {}, None)
+    assert point["store"] is None and point["tasks"] == {}
+    assert point["nodes_alive"] == 1 and point["resources"]["cpu"] == [1.0, 4.0]
+    point = samples.sample(2.0, {"a": _use()}, {"RUNNING": 1}, {})
+    assert point["store"] == [0, 500.0, 0]
 
 
 def test_the_history_keeps_the_last_samples_and_gives_what_is_new() -> None:
     history = samples.History(size=3)
     for t in range(5):
-        history.add(samples.sample(float(t), [_node("a")], {"FINISHED": t}))
+        history.add(samples.sample(float(t), {"a": _use()}, {"FINISHED": t}, None), {}, None)
     assert len(history) == 3
     assert [s["time"] for s in history.since()] == [2.0, 3.0, 4.0]
     assert [s["tasks"]["FINISHED"] for s in history.since(3.0)] == [4]
+    history.add(samples.sample(5.0, {"a": _use()}, {}, {"a": [1, 2]}), {"a": _use()}, {"a": [1, 2]})
+    history.add(samples.sample(6.0, {"a": _use()}, {}, None), {"a": _use()}, None)
+    assert history.store == {"a": [1, 2]}  # (kept from the last sample that asked)
+    assert history.usage == {"a": _use()}
 
 
 def test_metrics_text_has_rays_metrics_under_embers_prefix() -> None:
     snap = metrics.Snapshot(
-        nodes=[_node("n1"), _node("n2", state="DEAD")],
+        usage={"n1": _use()},
         task_counts={"FINISHED": 7, "FAILED": 1},
         actor_counts={"ALIVE": 2},
         workers={"n1": 3},
-        spilled_bytes={"n1": 42},
+        store={"n1": [600, 42]},
     )
     text = metrics.cluster_text(snap).decode()
     for line in (
@@ -65,7 +91,6 @@ def test_metrics_text_has_rays_metrics_under_embers_prefix() -> None:
         'ember_workers{NodeId="n1"} 3.0',
     ):
         assert line in text, line
-    assert "n2" not in text  # (a dead node has no resources)
     assert "node:1.2.3.4" not in text
 
 
@@ -79,14 +104,27 @@ class FakeSource:
         self, kind: str, filters: list[Filter] | None = None, limit: int = 100, detail: bool = False
     ) -> Rows:
         self.asked.append((kind, filters, limit, detail))
-        rows = [_node("n1")] if kind == "nodes" else [{"task_id": "t1", "state": "FAILED"}]
-        return Rows(rows, 5, ["one node did not answer"])
+        if kind == "task_summary":
+            return Rows([{"state": "FAILED", "count": 1}], 1)
+        if kind == "metrics":
+            return Rows([], 0)
+        return Rows([{"task_id": "t1", "state": "FAILED"}], 5, ["one node did not answer"])
+
+    def node_usage(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {"n1": _use()}
 
     def task_counts(self) -> dict[str, int]:
         return {"FAILED": 1}
 
-    def sample(self) -> dict[str, Any]:
-        return samples.sample(1.0, [_node("n1")], self.task_counts())
+    def actor_counts(self) -> dict[str, int]:
+        return {}
+
+    def store_use(self) -> dict[str, list[int]]:
+        return {"n1": [10, 0]}
+
+    def take_sample(self, history: samples.History, watched: bool) -> None:
+        store = self.store_use() if watched else None
+        history.add(samples.sample(1.0, self.node_usage(), {}, store), self.node_usage(), store)
 
 
 def _run(token: str | None, check: Any) -> FakeSource:
@@ -165,5 +203,8 @@ def test_the_page_its_files_and_metrics_are_served() -> None:
         assert (await client.get("/static/__init__.py")).status == 404
         text = await (await client.get("/metrics")).text()
         assert 'ember_tasks{State="FAILED"} 1.0' in text
+        history = await (await client.get("/api/ember/history")).json()
+        assert history["usage"] == {"n1": _use()}  # (a page starting to watch: sampled now)
+        assert history["store"] == {"n1": [10, 0]}
 
     _run(None, check)

@@ -117,12 +117,12 @@ def refuse(conn: Any, msg: Message, where: str) -> None:
 
 
 def ask(sock: socket.socket, token: str | None, message: Message) -> tuple[Answer | None, Any]:
-    """Blocking, for processes without a reactor: authenticate on ``sock`` (unless ``token``
-    is None: a local socket asks for none), send ``message`` (whose rid is 1) and read its
-    reply; None if the peer closed first. The returned msgpack unpacker holds whatever bytes
-    came after the reply."""
+    """Blocking, for processes without a reactor: authenticate on ``sock`` (unless
+    ``token`` is None: a local socket, which checks the peer's uid instead), send ``message``
+    (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
+    unpacker holds whatever bytes came after the reply."""
     pack = msgpack.Packer(use_bin_type=True).pack
-    auth = b"" if token is None else pack(Auth(token=token).encode())
+    auth = pack(Auth(token=token).encode()) if token is not None else b""
     sock.sendall(auth + pack(message.encode()))
     unpacker = msgpack.Unpacker(raw=False)
     while True:

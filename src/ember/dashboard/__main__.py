@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import select
 import signal
 import socket
@@ -36,6 +37,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = read_config(DashboardConfig)
+    if config.token is not None:  # (where the state API looks for a cluster's token)
+        os.environ["EMBER_TOKEN"] = config.token
     sock = socket.socket(fileno=config.listen_fd)
     source = StateSource(config.control_address, config.token)
     history = samples.History()
@@ -47,8 +50,8 @@ def main() -> None:
             log.info("the node is gone: the dashboard ends")
             return
         try:
-            history.add(source.sample())
-        except (ConnectionError, OSError) as e:
+            source.take_sample(history, watched=False)
+        except Exception as e:  # (it goes on: the cluster may answer next time)
             log.warning("cannot sample the cluster's state: %s", e)
     from ember.dashboard import server
 

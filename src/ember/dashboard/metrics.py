@@ -9,22 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ember.dashboard.samples import Usage
+
 
 @dataclass
 class Snapshot:
-    """What one scrape shows, gathered from the state API."""
+    """What one scrape shows, gathered from the state API (node ids in hex)."""
 
-    nodes: Sequence[Mapping[str, Any]]
+    usage: Usage  # live node -> its resources' total and available
     task_counts: Mapping[str, int] = field(default_factory=dict)
     actor_counts: Mapping[str, int] = field(default_factory=dict)
-    workers: Mapping[str, int] = field(default_factory=dict)  # node id -> worker processes
-    spilled_bytes: Mapping[str, int] = field(default_factory=dict)  # node id -> bytes
+    workers: Mapping[str, int] = field(default_factory=dict)  # node -> worker processes
+    store: Mapping[str, Sequence[int]] = field(default_factory=dict)  # node -> [shm, spilled]
 
 
 class _SnapshotCollector(Collector):
@@ -41,9 +42,8 @@ class _SnapshotCollector(Collector):
         for state, count in sorted(snap.actor_counts.items()):
             actors.add_metric([state], count)
         yield actors
-        alive = [n for n in snap.nodes if n.get("state") == "ALIVE"]
         yield GaugeMetricFamily(
-            "ember_cluster_active_nodes", "Nodes alive in the cluster.", value=len(alive)
+            "ember_cluster_active_nodes", "Nodes alive in the cluster.", value=len(snap.usage)
         )
         resources = GaugeMetricFamily(
             "ember_resources",
@@ -58,19 +58,16 @@ class _SnapshotCollector(Collector):
         workers = GaugeMetricFamily(
             "ember_workers", "Worker processes per node.", labels=["NodeId"]
         )
-        for node in alive:
-            node_id = str(node["node_id"])
-            total = node.get("resources_total") or {}
-            available = node.get("resources_available") or {}
+        for node_id, use in sorted(snap.usage.items()):
+            total, available = use["total"], use["available"]
             for name, amount in sorted(total.items()):
                 if name.startswith("node:"):
                     continue
-                used = amount - available.get(name, amount)
                 resources.add_metric([name, "TOTAL", node_id], amount)
-                resources.add_metric([name, "USED", node_id], used)
-                if name == "object_store_memory":
-                    store.add_metric(["MMAP_SHM", node_id], used)
-            store.add_metric(["SPILLED", node_id], snap.spilled_bytes.get(node_id, 0))
+                resources.add_metric([name, "USED", node_id], amount - available.get(name, amount))
+            shm, spilled = snap.store.get(node_id, (0, 0))
+            store.add_metric(["MMAP_SHM", node_id], shm)
+            store.add_metric(["SPILLED", node_id], spilled)
             workers.add_metric([node_id], snap.workers.get(node_id, 0))
         yield resources
         yield store

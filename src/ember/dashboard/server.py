@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from importlib import resources
@@ -22,15 +23,17 @@ from typing import Any
 
 from aiohttp import web
 
+from ember._runtime.metrics_export import exposition
 from ember.dashboard import metrics, samples
-from ember.dashboard.source import MAX_NODES, Filter, Rows, StateSource
+from ember.dashboard.source import MAX_ROWS, Filter, Rows, StateSource
 
 log = logging.getLogger("ember.dashboard")
 
 COOKIE = "ember_dashboard_token"
 # The state API's kinds at Ray's paths: /api/v0/<kind>.
 KINDS = ("nodes", "jobs", "tasks", "actors", "objects", "workers", "placement_groups")
-MAX_LIMIT = 10_000  # as Ray's dashboard caps a listing
+MAX_LIMIT = MAX_ROWS  # as Ray's dashboard caps a listing
+WATCH_SECONDS = 30.0  # a page that polled this recently is watching: sample it all
 _PREDICATES = ("=", "!=")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +53,7 @@ class Dashboard:
         self.history = history
         self.login_token = login_token
         self.owner_alive = owner_alive
+        self.watched_at = -WATCH_SECONDS
         self.static = resources.files("ember.dashboard") / "static"
 
     def app(self) -> web.Application:
@@ -125,8 +129,10 @@ class Dashboard:
             return _json({"result": False, "msg": str(e), "data": {}}, status=400)
         try:
             found: Rows = await self._call(self.source.query, kind, filters, limit, detail)
-        except (ConnectionError, OSError) as e:
-            return _json({"result": False, "msg": str(e), "data": {}}, status=503)
+        except ValueError as e:  # (a filter the state API refuses)
+            return _json({"result": False, "msg": str(e), "data": {}}, status=400)
+        except Exception as e:  # the cluster did not answer, or answered with an error
+            return _json({"result": False, "msg": f"{kind}: {e}", "data": {}}, status=503)
         result = {
             "total": found.total,
             "num_after_truncation": len(found.rows),
@@ -142,21 +148,53 @@ class Dashboard:
             since = float(request.query.get("since", "0"))
         except ValueError:
             return _json({"result": False, "msg": "since must be a time in seconds"}, status=400)
-        return _json({"samples": self.history.since(since), "every": samples.SAMPLE_SECONDS})
+        first = self.watched_at < time.monotonic() - WATCH_SECONDS
+        self.watched_at = time.monotonic()
+        if first:  # (a page that starts watching sees the tasks at once, not in 2 s)
+            await self._sample()
+        return _json(
+            {
+                "samples": self.history.since(since),
+                "usage": self.history.usage,
+                "store": self.history.store,
+                "every": samples.SAMPLE_SECONDS,
+            }
+        )
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         try:
             snapshot = await self._call(self._snapshot)
-        except (ConnectionError, OSError) as e:
+        except Exception as e:  # the cluster did not answer, or answered with an error
             return web.Response(status=503, text=f"the cluster's state is not available: {e}\n")
-        body = metrics.cluster_text(snapshot)
+        body, user_rows = snapshot
+        # The users' metrics (ember.util.metrics), each node's, follow the cluster's.
+        body += exposition(user_rows)
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
-    def _snapshot(self) -> metrics.Snapshot:
-        nodes = self.source.query("nodes", limit=MAX_NODES).rows
-        return metrics.Snapshot(nodes, self.source.task_counts())
+    def _snapshot(self) -> tuple[bytes, list[dict[str, Any]]]:
+        source = self.source
+        workers = source.query("workers", [("is_alive", "=", "True")], MAX_ROWS).rows
+        snapshot = metrics.Snapshot(
+            usage=source.node_usage(),
+            task_counts=source.task_counts(),
+            actor_counts=source.actor_counts(),
+            workers=samples.counts(workers, "node_id"),
+            store=source.store_use(),
+        )
+        return metrics.cluster_text(snapshot), source.query("metrics", limit=MAX_ROWS).rows
 
     # ---------------------------------------------------------------- the samples
+
+    async def _sample(self, quiet: bool = False) -> bool:
+        """Take a sample (of everything, while a page watches); False if it failed."""
+        watched = self.watched_at > time.monotonic() - WATCH_SECONDS
+        try:
+            await self._call(self.source.take_sample, self.history, watched)
+        except Exception as e:  # (the sampler goes on: the cluster may answer next time)
+            if not quiet:
+                log.warning("cannot sample the cluster's state: %s", e)
+            return False
+        return True
 
     async def sample_forever(self, stop: asyncio.Event) -> None:
         """A sample every few seconds; ends the server when the node it belongs to is gone."""
@@ -166,13 +204,7 @@ class Dashboard:
                 log.info("the node is gone: the dashboard ends")
                 stop.set()
                 return
-            try:
-                self.history.add(await self._call(self.source.sample))
-                failing = False
-            except (ConnectionError, OSError) as e:
-                if not failing:
-                    log.warning("cannot sample the cluster's state: %s", e)
-                failing = True
+            failing = not await self._sample(quiet=failing)
             try:
                 await asyncio.wait_for(stop.wait(), samples.SAMPLE_SECONDS)
             except asyncio.TimeoutError:

@@ -1,6 +1,8 @@
-"""Where the dashboard's data comes from: the state API's rows, asked of the control store
-on request (which asks the nodes for what it does not hold itself). The dashboard keeps no
-copy beyond the last minutes' samples: what it shows is what the state API answers.
+"""Where the dashboard's data comes from: the state API's rows (``ember._api.state.query``),
+asked of the control store on request, which asks the nodes for what it does not hold. The
+dashboard keeps no copy beyond the last minutes' samples: what it shows is what the state API
+answers. Resources in use come from the control store's live node table (what
+``ember status`` shows), which the state API's node rows, as Ray's, do not carry.
 
 Calls block (a socket round trip): the server runs them off its event loop.
 """
@@ -11,12 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ember._api import state
 from ember._runtime.launch import admin
 from ember.dashboard import samples
 
-MAX_NODES = 10_000
-
 Filter = tuple[str, str, Any]
+MAX_ROWS = 10_000  # what a listing or a sample asks for at most
+TIMEOUT = 10.0
 
 
 @dataclass
@@ -28,7 +31,8 @@ class Rows:
 
 class StateSource:
     """The state of the cluster whose control store is at ``address`` (``tcp:HOST:PORT``, or
-    a single-machine node's ``unix:...``), which asks for ``token``."""
+    a single-machine node's ``unix:...``), which asks for ``token`` (None on one machine).
+    The state API finds the token in $EMBER_TOKEN, which the dashboard's process sets."""
 
     def __init__(self, address: str, token: str | None) -> None:
         self.address = address.removeprefix("tcp:")
@@ -37,41 +41,34 @@ class StateSource:
     def query(
         self, kind: str, filters: list[Filter] | None = None, limit: int = 100, detail: bool = False
     ) -> Rows:
-        if kind == "nodes":
-            rows = [_node_row(n) for n in admin.nodes(self.address, self.token)]
-        elif kind == "jobs":
-            rows = [_job_row(j) for j in admin.jobs(self.address, self.token)]
-        else:
-            return Rows([], 0, [f"listing {kind} is not available yet"])
-        return Rows(rows[:limit], len(rows))
+        found = state.query(
+            kind, address=self.address, filters=filters, limit=limit, detail=detail, timeout=TIMEOUT
+        )
+        return Rows(found.rows, found.total, found.warnings)
+
+    def node_usage(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per live node (by hex id): its resources' ``total`` and ``available`` now."""
+        return {
+            n["node_id"].hex(): {"total": n["total"], "available": n["available"]}
+            for n in admin.nodes(self.address, self.token, timeout=TIMEOUT)
+            if n["alive"]
+        }
 
     def task_counts(self) -> dict[str, int]:
-        """How many tasks are in each state."""
-        return {}
+        """How many tasks are in each state (the nodes count their own)."""
+        return samples.counts(self.query("task_summary", limit=MAX_ROWS).rows, "state", "count")
 
-    def sample(self) -> dict[str, Any]:
-        """The cluster now, as a point of the overview's charts."""
-        nodes = self.query("nodes", limit=MAX_NODES).rows
-        return samples.sample(time.time(), nodes, self.task_counts())
+    def actor_counts(self) -> dict[str, int]:
+        return samples.counts(self.query("actors", limit=MAX_ROWS).rows, "state")
 
+    def store_use(self) -> dict[str, list[int]]:
+        """Per node: bytes of objects in shared memory, and spilled."""
+        return samples.store_use(self.query("objects", limit=MAX_ROWS, detail=True).rows)
 
-def _node_row(node: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "node_id": node["node_id"].hex(),
-        "node_ip": node["host"],
-        "is_head_node": "node:__internal_head__" in node["total"],
-        "state": "ALIVE" if node["alive"] else "DEAD",
-        "state_message": node["death_reason"] or None,
-        "resources_total": node["total"],
-        "resources_available": node["available"],
-        "labels": node["labels"],
-    }
-
-
-def _job_row(job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "job_id": job["job_id"].hex(),
-        "status": "RUNNING",
-        "namespace": job["namespace"],
-        "driver_info": {"node_ip_address": job["host"], "pid": str(job["pid"])},
-    }
+    def take_sample(self, history: samples.History, watched: bool) -> None:
+        """Add the cluster now to ``history``. Unless a page is ``watched``, only what the
+        control store holds is asked (the nodes' rows cost the nodes work to make)."""
+        usage = self.node_usage()
+        tasks = self.task_counts() if watched else {}
+        store = self.store_use() if watched else None
+        history.add(samples.sample(time.time(), usage, tasks, store), usage, store)

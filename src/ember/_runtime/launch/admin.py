@@ -23,10 +23,10 @@ class TokenRefused(ConnectionError):
 
 
 def _connect(address: str, timeout: float) -> socket.socket:
-    """``address``: a cluster's ``HOST:PORT``, or a full one (``unix:...``: the control store
-    of a single-machine node, for its dashboard)."""
+    """``HOST:PORT``, or a local socket's full address (an ``init()`` session's store)."""
+    where = address if address.startswith("unix:") else f"tcp:{address}"
     try:
-        return connect_socket(address if address.startswith("unix:") else f"tcp:{address}", timeout)
+        return connect_socket(where, timeout)
     except ConnectionRefusedError:
         raise ConnectionError(
             f"no Ember cluster at {address}: nothing listens there (connection refused). "
@@ -59,7 +59,8 @@ def token_for(address: str, given: str | None = None) -> str:
 def query(
     address: str, token: str | None, make: Callable[[int], m.Message], timeout: float = 10.0
 ) -> Any:
-    """Send one request to the control store at ``HOST:PORT`` and return its answer."""
+    """Send one request to the control store at ``HOST:PORT`` (or at a local socket, with no
+    token) and return its answer."""
     sock = _connect(address, timeout)
     try:
         reply, _ = ask(sock, token, make(1))

@@ -8,6 +8,8 @@ const COLORS = ["#ff7a2f", "#2f7aff", "#1a7f37", "#c62828", "#8e44ad", "#b26a00"
 const STATE_COLORS = { FINISHED: "#1a7f37", RUNNING: "#2f7aff", FAILED: "#c62828" };
 
 let history = [];
+let usage = {};
+let store = {};
 let lastSample = 0;
 let selectedTask = null;
 let tasks = [];
@@ -93,7 +95,7 @@ function chart(id, series, maxValue, format) {
   const t0 = times.length ? times[0] : 0;
   const t1 = times.length ? times[times.length - 1] : 1;
   let top = maxValue || 0;
-  for (const s of series) for (const v of s.values) top = Math.max(top, v);
+  for (const s of series) for (const v of s.values) top = Math.max(top, v ?? 0);
   top = top || 1;
   const x = (t) => pad + ((t - t0) / Math.max(1, t1 - t0)) * (width - 2 * pad);
   const y = (v) => height - pad - (v / top) * (height - 2 * pad);
@@ -109,14 +111,15 @@ function chart(id, series, maxValue, format) {
   parts.push(label);
   const legend = [];
   series.forEach((s, i) => {
-    if (!s.values.length) return;
+    const known = s.values.map((v, j) => [times[j], v]).filter(([, v]) => v !== null && v !== undefined);
+    if (!known.length) return;
     const color = s.color || COLORS[i % COLORS.length];
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("class", "line");
     line.setAttribute("stroke", color);
-    line.setAttribute("points", s.values.map((v, j) => `${x(times[j])},${y(v)}`).join(" "));
+    line.setAttribute("points", known.map(([t, v]) => `${x(t)},${y(v)}`).join(" "));
     parts.push(line);
-    const name = el("span", { class: "legend" }, `${s.name} ${format(s.values[s.values.length - 1])}`);
+    const name = el("span", { class: "legend" }, `${s.name} ${format(known[known.length - 1][1])}`);
     name.style.color = color;
     legend.push(name);
   });
@@ -124,10 +127,12 @@ function chart(id, series, maxValue, format) {
   svg.replaceChildren(...parts);
 }
 
-function resourceChart(id, key, format) {
-  const used = history.map((s) => s.resources[key][0]);
-  const total = history.map((s) => s.resources[key][1]);
-  chart(id, [{ name: "used", values: used }, { name: "total", values: total, color: "#9aa6bd" }], 0, format);
+function usedChart(id, pick, format, extra) {
+  const used = history.map((s) => (pick(s) ? pick(s)[0] : null));
+  const total = history.map((s) => (pick(s) ? pick(s)[1] : null));
+  const series = [{ name: "used", values: used }, { name: "total", values: total, color: "#9aa6bd" }];
+  if (extra) series.push(extra);
+  chart(id, series, 0, format);
 }
 
 function taskChart(id) {
@@ -143,32 +148,44 @@ function taskChart(id) {
 async function pollHistory() {
   const body = await api(`/api/ember/history?since=${lastSample}`);
   history = history.concat(body.samples).slice(-300);
+  usage = body.usage;
+  store = body.store;
   if (history.length) lastSample = history[history.length - 1].time;
 }
 
 // ------------------------------------------------------------------ pages
 
+// A node's resources in use: from the control store's live table (the last sample's).
+function inUse(node, name) {
+  const now = usage[node.node_id];
+  const total = (now ? now.total : node.resources_total || {})[name] || 0;
+  const free = now ? now.available[name] ?? total : total;
+  return [total - free, total];
+}
+
 function resources(node) {
-  const total = node.resources_total || {};
-  const free = node.resources_available || total;
-  return Object.keys(total)
+  return Object.keys(node.resources_total || {})
     .filter((k) => !k.startsWith("node:") && k !== "memory" && k !== "object_store_memory")
     .sort()
-    .map((k) => `${k} ${+(total[k] - (free[k] ?? total[k])).toFixed(2)}/${total[k]}`)
+    .map((k) => {
+      const [used, total] = inUse(node, k);
+      return `${k} ${+used.toFixed(2)}/${total}`;
+    })
     .join(", ");
 }
 
-function usage(node, name) {
-  const total = (node.resources_total || {})[name] || 0;
-  const free = (node.resources_available || {})[name] ?? total;
-  return bar(total - free, total, `${bytes(total - free)} / ${bytes(total)}`);
+function memoryBar(node) {
+  const [used, total] = inUse(node, "memory");
+  return bar(used, total, `${bytes(used)} / ${bytes(total)}`);
 }
 
 async function overview() {
   await pollHistory();
-  resourceChart("chart-cpu", "cpu", (v) => v.toFixed(1));
-  resourceChart("chart-memory", "memory", bytes);
-  resourceChart("chart-store", "store", bytes);
+  usedChart("chart-cpu", (s) => s.resources.cpu, (v) => v.toFixed(1));
+  usedChart("chart-memory", (s) => s.resources.memory, bytes);
+  usedChart("chart-store", (s) => s.store, bytes, {
+    name: "spilled", color: "#c62828", values: history.map((s) => (s.store ? s.store[2] : null)),
+  });
   taskChart("chart-tasks");
   const nodes = (await rows("nodes", { limit: 1000, detail: true })).result;
   table("nodes-table", [
@@ -177,8 +194,12 @@ async function overview() {
     ["State", (n) => state(n.state)],
     ["Head", (n) => (n.is_head_node ? "head" : "")],
     ["Resources (used/total)", resources],
-    ["Memory reserved", (n) => usage(n, "memory")],
-    ["Object store", (n) => usage(n, "object_store_memory")],
+    ["Memory reserved", memoryBar],
+    ["Object store (spilled)", (n) => {
+      const [shm, spilled] = store[n.node_id] || [0, 0];
+      const total = (n.resources_total || {}).object_store_memory || 0;
+      return bar(shm, total, `${bytes(shm)} / ${bytes(total)}${spilled ? ` (${bytes(spilled)})` : ""}`);
+    }],
   ], nodes);
 }
 
