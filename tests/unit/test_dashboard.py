@@ -97,6 +97,9 @@ def test_metrics_text_has_rays_metrics_under_embers_prefix() -> None:
 class FakeSource:
     """Answers as the state API would, and remembers what it was asked."""
 
+    address = "127.0.0.1:1"
+    token = None
+
     def __init__(self) -> None:
         self.asked: list[tuple[str, list[Filter] | None, int, bool]] = []
 

@@ -1,5 +1,5 @@
 """The dashboard's web server (aiohttp): the page, the state API's rows as JSON at Ray's
-dashboard paths, the last minutes' samples, and ``/metrics``.
+dashboard paths, the last minutes' samples, the log files (``logs.py``) and ``/metrics``.
 
 Every request is answered from the state API at the time it comes (off the event loop: the
 calls block); the only state kept here is the ring of samples (``samples.py``). With a login
@@ -25,6 +25,7 @@ from aiohttp import web
 
 from ember._runtime.metrics_export import exposition
 from ember.dashboard import metrics, samples
+from ember.dashboard.logs import LogRoutes
 from ember.dashboard.source import MAX_ROWS, Filter, Rows, StateSource
 
 log = logging.getLogger("ember.dashboard")
@@ -64,6 +65,7 @@ class Dashboard:
             app.router.add_get(f"/api/v0/{kind}", partial(self._list, kind))
         app.router.add_get("/api/ember/history", self._history)
         app.router.add_get("/metrics", self._metrics)
+        LogRoutes(self.source.address, self.source.token).add_to(app)
         return app
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -14,6 +14,7 @@ let lastSample = 0;
 let selectedTask = null;
 let tasks = [];
 let timer = null;
+let shownLog = null; // {node_id, name, offset}: the file the Logs page follows
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,6 +46,10 @@ async function rows(kind, params) {
 // ------------------------------------------------------------------ formatting
 
 const short = (id) => (id ? String(id).slice(0, 10) : "");
+// Ids that begin alike (a task's, an actor's and an object's with their job's, a worker's
+// with its node's) are told apart by their end; the whole id shows on hover.
+const tail = (id) => (id ? `…${String(id).slice(-10)}` : "");
+const idCell = (id) => el("span", { class: "mono", title: id ?? "" }, tail(id));
 const bytes = (n) => {
   if (n === null || n === undefined) return "";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -230,12 +235,12 @@ function drawTasks() {
   const text = $("tasks-search").value;
   const shown = tasks.filter((t) => matches(t, text, ["task_id", "name", "func_or_class_name", "state", "node_id", "worker_id", "error_type", "type"]));
   table("tasks-table", [
-    ["Task", (t) => el("span", { class: "mono" }, short(t.task_id))],
+    ["Task", (t) => idCell(t.task_id)],
     ["Name", (t) => t.name || t.func_or_class_name],
     ["State", (t) => state(t.state)],
     ["Type", (t) => t.type],
     ["Node", (t) => el("span", { class: "mono" }, short(t.node_id))],
-    ["Worker", (t) => el("span", { class: "mono" }, short(t.worker_id))],
+    ["Worker", (t) => idCell(t.worker_id)],
     ["Started", (t) => when(t.start_time_ms)],
     ["Took", took],
     ["Error", (t) => t.error_type || ""],
@@ -255,40 +260,69 @@ async function actors() {
   const found = (await rows("actors", { limit: 1000, detail: true })).result;
   const text = $("actors-search").value;
   table("actors-table", [
-    ["Actor", (a) => el("span", { class: "mono" }, short(a.actor_id))],
+    ["Actor", (a) => idCell(a.actor_id)],
     ["Class", (a) => a.class_name],
     ["Name", (a) => a.name || ""],
     ["State", (a) => state(a.state)],
     ["Restarts", (a) => a.num_restarts ?? 0],
     ["Node", (a) => el("span", { class: "mono" }, short(a.node_id))],
     ["PID", (a) => a.pid ?? ""],
-    ["Logs", (a) => el("a", { href: `#logs?actor_id=${a.actor_id}` }, "logs")],
+    ["Logs", (a) => el("a", { href: `#logs?${a.actor_id}` }, "logs")],
   ], found.filter((a) => matches(a, text, ["actor_id", "class_name", "name", "state", "node_id"])));
 }
 
 async function objects() {
   const found = (await rows("objects", { limit: 1000, detail: true })).result;
   table("objects-table", [
-    ["Object", (o) => el("span", { class: "mono" }, short(o.object_id))],
-    ["Size", (o) => bytes(o.object_size)],
+    ["Object", (o) => idCell(o.object_id)],
+    ["Size", (o) => (o.object_size >= 0 ? bytes(o.object_size) : "")],
     ["Reference", (o) => o.reference_type ?? ""],
     ["Task status", (o) => o.task_status ?? ""],
-    ["Held by (pid)", (o) => o.pid ?? ""],
+    ["Held by (pid)", (o) => (o.pid >= 0 ? o.pid : "")],
     ["Address", (o) => o.ip ?? ""],
     ["Call site", (o) => o.call_site ?? ""],
   ], found);
 }
 
+async function followLog() {
+  if (!shownLog) return;
+  const { node_id, name, offset } = shownLog;
+  const query = new URLSearchParams({ node_id, filename: name, offset: offset ?? -1 });
+  const piece = await api(`/api/v0/logs/file?${query}`);
+  if (!shownLog || shownLog.name !== name) return;
+  const pre = $("log-text");
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.textContent = offset === undefined ? piece.data : pre.textContent + piece.data;
+  if (pre.textContent.length > 1 << 20) pre.textContent = pre.textContent.slice(-(1 << 19));
+  if (atEnd || offset === undefined) pre.scrollTop = pre.scrollHeight;
+  shownLog.offset = piece.offset + piece.data.length;
+}
+
+function showLog(file) {
+  shownLog = { node_id: file.node_id, name: file.name };
+  $("log-name").textContent = `${file.name} (node ${short(file.node_id)})`;
+  $("log-text").hidden = false;
+  followLog();
+}
+
 async function logs() {
-  const found = await rows("workers", { limit: 1000, detail: true });
-  $("logs-note").textContent = found.warnings && found.warnings.length ? found.warnings.join("; ") : "";
-  table("workers-table", [
-    ["Worker", (w) => el("span", { class: "mono" }, short(w.worker_id))],
-    ["Type", (w) => w.worker_type],
-    ["Alive", (w) => String(w.is_alive)],
-    ["Node", (w) => el("span", { class: "mono" }, short(w.node_id))],
-    ["PID", (w) => w.pid],
-  ], found.result);
+  const body = await api(`/api/v0/logs`);
+  const files = body.data.result;
+  $("logs-note").textContent = (body.data.warnings || []).join("; ");
+  const wanted = location.hash.split("?")[1] || "";
+  const search = $("logs-search");
+  if (wanted && !search.value) search.value = wanted;
+  const text = search.value;
+  table("logs-table", [
+    ["File", (f) => f.name],
+    ["Node", (f) => el("span", { class: "mono" }, short(f.node_id))],
+    ["Kind", (f) => f.category],
+    ["PID", (f) => f.pid || ""],
+    ["Actor", (f) => (f.actor_id ? idCell(f.actor_id) : "")],
+    ["Size", (f) => bytes(f.size)],
+    ["Modified", (f) => when(f.mtime * 1000)],
+  ], files.filter((f) => matches(f, text, ["name", "node_id", "pid", "actor_id", "worker_id", "category"])), showLog);
+  await followLog();
 }
 
 async function timeline() {
@@ -310,7 +344,7 @@ async function timeline() {
   ctx.font = "11px ui-monospace, monospace";
   workers.forEach((w, i) => {
     ctx.fillStyle = "#6b7588";
-    ctx.fillText(short(w), 4, 16 + rowHeight * i);
+    ctx.fillText(tail(w), 4, 16 + rowHeight * i);
   });
   for (const t of found) {
     const row = workers.indexOf(t.worker_id || t.node_id);
