@@ -4,11 +4,13 @@ and the web server's rules (the token, a listing's arguments) over a fake state 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from ember.dashboard import logs as dashboard_logs
 from ember.dashboard import metrics, samples, server
 from ember.dashboard.source import Filter, Rows
 
@@ -209,5 +211,62 @@ def test_the_page_its_files_and_metrics_are_served() -> None:
         history = await (await client.get("/api/ember/history")).json()
         assert history["usage"] == {"n1": _use()}  # (a page starting to watch: sampled now)
         assert history["store"] == {"n1": [10, 0]}
+
+    _run(None, check)
+
+
+class FakeLogs:
+    """``ember.util.state.logs`` as the routes call it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def list_log_files(self, **kwargs: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        self.calls.append(("list", kwargs))
+        return [{"node_id": "n1", "name": "worker-ab-12.log", "category": "worker"}], []
+
+    def read_log(self, node_id: str, filename: str, offset: int, **kwargs: Any) -> Any:
+        self.calls.append(("read", node_id, filename, offset, kwargs["tail_lines"]))
+        if filename == "nope.log":
+            raise ValueError("no log file nope.log on node n1")
+        return SimpleNamespace(data=b"hello\n", offset=offset or 100, size=106)
+
+
+def test_the_log_routes_list_files_and_read_a_tail_then_what_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeLogs()
+    monkeypatch.setattr(dashboard_logs, "_log_api", lambda: fake)
+
+    async def check(client: TestClient) -> None:
+        listing = await (await client.get("/api/v0/logs?node_id=n1")).json()
+        assert listing["data"]["result"][0]["name"] == "worker-ab-12.log"
+        first = await client.get("/api/v0/logs/file?node_id=n1&filename=worker-ab-12.log")
+        assert await first.json() == {"data": "hello\n", "offset": 100, "size": 106}
+        more = "/api/v0/logs/file?node_id=n1&filename=worker-ab-12.log&offset=106"
+        assert (await client.get(more)).status == 200
+        missing = await client.get("/api/v0/logs/file?node_id=n1&filename=nope.log")
+        assert missing.status == 400 and "nope.log" in await missing.text()
+        assert (await client.get("/api/v0/logs/file?offset=x")).status == 400
+
+    _run(None, check)
+    assert fake.calls[0] == (
+        "list",
+        {"node_id": "n1", "glob": "", "address": "127.0.0.1:1", "token": None, "timeout": 10.0},
+    )
+    assert fake.calls[1] == ("read", "n1", "worker-ab-12.log", 0, 200)  # (the tail first)
+    assert fake.calls[2] == ("read", "n1", "worker-ab-12.log", 106, 0)  # (then what follows)
+
+
+def test_without_log_reading_the_log_routes_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> Any:
+        raise ImportError("no module named ember.util.state.logs")
+
+    monkeypatch.setattr(dashboard_logs, "_log_api", missing)
+
+    async def check(client: TestClient) -> None:
+        response = await client.get("/api/v0/logs")
+        assert response.status == 501 and "cannot read log files" in await response.text()
+        assert (await client.get("/")).status == 200  # (the rest is served)
 
     _run(None, check)
