@@ -252,7 +252,16 @@ function drawTasks() {
 async function tasksPage() {
   await pollHistory();
   taskChart("chart-tasks-page");
-  tasks = (await rows("tasks", { limit: TASK_LIMIT, detail: true })).result;
+  const params = new URLSearchParams({ limit: TASK_LIMIT, detail: true });
+  const wanted = $("tasks-state").value;
+  if (wanted) {
+    params.append("filter_keys", "state");
+    params.append("filter_predicates", "=");
+    params.append("filter_values", wanted);
+  }
+  const found = await rows("tasks", params);
+  tasks = found.result;
+  $("tasks-count").textContent = found.total > tasks.length ? `(${tasks.length} of ${found.total} shown)` : `(${found.total})`;
   drawTasks();
 }
 
@@ -391,4 +400,5 @@ function show() {
 
 window.addEventListener("hashchange", show);
 $("tasks-search").addEventListener("input", drawTasks);
+$("tasks-state").addEventListener("change", refresh);
 show();
