@@ -140,7 +140,7 @@ class Cluster:
             node._signal(signal.SIGKILL)
             node.node.proc.wait()
             if node.node.dashboard is not None:  # (it ends with its node: soon, not now)
-                node.node.dashboard.stop()
+                launcher.end_process(node.node.dashboard.proc, 5.0)
         # A killed node cleans nothing up: its shared memory and session folder are ours to
         # remove.
         node.node.remove_files()

@@ -8,7 +8,6 @@ its own session, so its crash touches nothing else, and it ends with the node it
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import ipaddress
 import os
@@ -39,16 +38,6 @@ class DashboardProcess:
     def login_url(self) -> str:
         """The URL to open: with the token, which the page keeps as a cookie."""
         return f"{self.url}/?token={self.login_token}" if self.login_token else self.url
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
 
 
 def is_loopback(host: str) -> bool:

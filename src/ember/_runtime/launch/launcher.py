@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,20 +63,15 @@ class LocalNode:
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.dashboard is not None:
-            self.dashboard.stop()
-        if self.proc.poll() is None:
+            end_process(self.dashboard.proc, timeout)
+
+        def wedged() -> None:  # it writes where every thread was to its log (kept), then goes
             with contextlib.suppress(OSError):
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                # Wedged: it writes where every thread was to its log (kept), then goes.
-                with contextlib.suppress(OSError):
-                    self.proc.send_signal(cluster_files.DUMP_STACKS)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout=0.5)
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+                self.proc.send_signal(cluster_files.DUMP_STACKS)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=0.5)
+
+        end_process(self.proc, timeout, wedged)
 
     def remove_files(self, keep_logs: bool = False) -> str | None:
         """What a node that was killed (not stopped) leaves: its shared memory and session
@@ -84,6 +80,23 @@ class LocalNode:
         return cluster_files.remove_node_files(
             self.shm_dir, self.session_dir, self.log_dir, keep_logs
         )
+
+
+def end_process(
+    proc: subprocess.Popen[bytes], timeout: float, wedged: Callable[[], None] | None = None
+) -> None:
+    """Ask ``proc`` to end (SIGTERM) and wait; if it has not within ``timeout``, call
+    ``wedged`` (a last look at it) and kill it."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if wedged is not None:
+                wedged()
+            proc.kill()
+    proc.wait(timeout=timeout)
 
 
 def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
