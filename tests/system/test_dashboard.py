@@ -132,6 +132,9 @@ def test_dashboard_options_refused_where_they_mean_nothing() -> None:
         ember.init(address="127.0.0.1:1", dashboard_port=8265)
     with pytest.raises(ValueError, match="dashboard_port must be a port number"):
         ember.init(num_cpus=1, dashboard_port=70000)
+    # (an address of the documentation range, TEST-NET-2: on no host)
+    with pytest.raises(ValueError, match="198.51.100.7:.*an address of this host"):
+        ember.init(num_cpus=1, dashboard_host="198.51.100.7")
     assert not ember.is_initialized()
 
 

@@ -73,9 +73,12 @@ def listen_socket(host: str, port: int | None, flag: str) -> socket.socket:
             sock.close()
             if port is None and e.errno == errno.EADDRINUSE:
                 continue
+            advice = {
+                errno.EADDRINUSE: f"choose another {flag}, or stop what listens there",
+                errno.EACCES: f"ports below 1024 need root: choose another {flag}",
+            }.get(e.errno, "give an address of this host for the dashboard")
             raise ValueError(
-                f"the dashboard cannot listen on {host}:{candidate} ({e.strerror}): choose "
-                f"another {flag}, or stop what listens there"
+                f"the dashboard cannot listen on {host}:{candidate} ({e.strerror}): {advice}"
             ) from None
         sock.listen(128)
         return sock
