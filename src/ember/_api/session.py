@@ -20,8 +20,11 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ember._api import progress_bars
+from ember._core.progress_bars import MAGIC
 from ember._protocol import ids
 from ember._runtime import state
+from ember._runtime.launch import cluster_files
 from ember._runtime.launch.launcher import (
     LocalNode,
     node_resources,
@@ -184,6 +187,8 @@ def init(
             node.stop()
             raise
         _node = node
+        # (so that `ember list` and the state API find this session from another process)
+        cluster_files.write_session(node.node_id.hex(), node.control_address, node.proc.pid)
         state.set_current(client)
         return _start_job(client, job_env)
 
@@ -402,8 +407,6 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
-    from ember._runtime.launch import cluster_files
-
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
@@ -433,8 +436,10 @@ def shutdown() -> None:
         state.set_current(None)
         if rt is not None:
             rt.close()
+            progress_bars.close_all()
         node, _node = _node, None
         if node is not None:
+            cluster_files.remove_session(node.node_id.hex())
             node.stop()
             # If it was killed, or died, it could not clean up; then its logs stay.
             code = node.proc.returncode
@@ -536,11 +541,13 @@ def _context_info() -> RayContext:
 
 
 def _print_logs(lines: list[str], err: bool) -> None:
+    if any(MAGIC in line for line in lines):  # tqdm_ray's bars: drawn, not printed
+        lines = progress_bars.show_lines(lines)
+        if not lines:
+            return
     text = "".join(line + "\n" for line in lines)
     try:
-        stream = sys.stderr if err else sys.stdout
-        stream.write(text)
-        stream.flush()
+        progress_bars.write_text(text, sys.stderr if err else sys.stdout)
     except (OSError, ValueError):  # the program closed or replaced its stream
         if sys.__stderr__ is not None:
             sys.__stderr__.write(text)

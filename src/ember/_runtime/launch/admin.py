@@ -6,6 +6,7 @@ cluster that refused the token; each is a ``ConnectionError`` whose message name
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,32 @@ def token_for(address: str, given: str | None = None) -> str:
     except ValueError:
         reachable(address)
         raise
+
+
+def state_target(address: str | None) -> tuple[str, str | None]:
+    """Where to ask about a cluster's state from outside it, and with which token (None for
+    a local socket): ``HOST:PORT``, or for None / ``"auto"`` ($EMBER_ADDRESS, else) the one
+    cluster or ``init()`` session on this host."""
+    if address in (None, "auto"):
+        address = os.environ.get("EMBER_ADDRESS") or None
+    if address is None:
+        clusters = sorted({r["address"] for r in cluster_files.read_records()})
+        found = clusters + cluster_files.read_sessions()
+        if not found:
+            raise ConnectionError(
+                "Could not find a running Ember cluster or init() session on this machine: "
+                "start one (ember.init() or `ember start --head`), or name one elsewhere "
+                "with address='HOST:PORT' (--address)."
+            )
+        if len(found) > 1:
+            raise ConnectionError(
+                f"Several Ember clusters or sessions run on this machine ({', '.join(found)}): "
+                "name the one you mean with address='HOST:PORT' (--address)."
+            )
+        address = found[0]
+    if address.startswith("unix:"):
+        return address, None
+    return address, token_for(address)
 
 
 def query(
