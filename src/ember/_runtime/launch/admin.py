@@ -122,6 +122,6 @@ def nodes(address: str, token: str | None, timeout: float = 10.0) -> list[dict[s
     return query(address, token, lambda rid: m.GetNodes(rid=rid), timeout)  # type: ignore[no-any-return]
 
 
-def jobs(address: str, token: str | None, timeout: float = 10.0) -> list[dict[str, Any]]:
+def jobs(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The jobs (drivers) connected to the cluster."""
     return query(address, token, lambda rid: m.ListJobs(rid=rid), timeout)  # type: ignore[no-any-return]

@@ -76,7 +76,7 @@ def listen_socket(host: str, port: int | None, flag: str) -> socket.socket:
             advice = {
                 errno.EADDRINUSE: f"choose another {flag}, or stop what listens there",
                 errno.EACCES: f"ports below 1024 need root: choose another {flag}",
-            }.get(e.errno, "give an address of this host for the dashboard")
+            }.get(e.errno or 0, "give an address of this host for the dashboard")
             raise ValueError(
                 f"the dashboard cannot listen on {host}:{candidate} ({e.strerror}): {advice}"
             ) from None
