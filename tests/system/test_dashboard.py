@@ -192,6 +192,8 @@ def test_cluster_dashboard_asks_for_the_token() -> None:
         assert page.status == 200
         nodes = _json(base, "/api/v0/nodes", {"Authorization": f"Bearer {cluster.token}"})
         assert nodes["data"]["result"]["result"][0]["is_head_node"]
+        # A driver that joins the cluster on the head's host is told where its dashboard is.
+        assert cluster.connect().dashboard_url == base.removeprefix("http://")
         board = cluster.head.node.dashboard if cluster.head else None
         assert board is not None
     finally:

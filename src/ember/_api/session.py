@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 _lock = threading.RLock()
 _node: LocalNode | None = None
+# The dashboard of the cluster this driver joined, when its head runs on this host.
+_joined_dashboard = ""
 
 
 def runtime() -> Runtime:
@@ -407,9 +409,11 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
+    global _joined_dashboard
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
+    _joined_dashboard = record.get("dashboard_url", "").removeprefix("http://")
     return _client(
         record["local_address"],
         "tcp:" + record["address"],
@@ -428,7 +432,7 @@ before_shutdown: list[Callable[[], None]] = []
 
 def shutdown() -> None:
     """Disconnect, and stop the node and workers that init() started."""
-    global _node
+    global _node, _joined_dashboard
     for hook in before_shutdown if state.current() is not None else ():
         hook()
     with _lock:
@@ -438,6 +442,7 @@ def shutdown() -> None:
             rt.close()
             progress_bars.close_all()
         node, _node = _node, None
+        _joined_dashboard = ""
         if node is not None:
             cluster_files.remove_session(node.node_id.hex())
             node.stop()
@@ -472,8 +477,8 @@ def _start_job(client: CoreClient, job_env: dict[str, Any]) -> RayContext:
 
 class RayContext(Mapping[str, Any]):
     """What ``init()`` returns, as Ray's: ``address_info`` (where this driver's node and the
-    cluster are), ``dashboard_url`` (HOST:PORT of the dashboard ``init()`` started, else "")
-    and the versions;
+    cluster are), ``dashboard_url`` (HOST:PORT of the dashboard ``init()`` started, or of the
+    joined cluster's when its head is on this host; else "") and the versions;
     ``with ember.init(): ...`` shuts down at the end. Reading it as a dict (``ctx["node_id"]``)
     reads ``address_info``, deprecated as in Ray."""
 
@@ -529,7 +534,9 @@ def _context_info() -> RayContext:
             "redis_address": None,
             "object_store_address": _node.shm_dir if _node is not None else "",
             "raylet_socket_name": node["local_address"],
-            "webui_url": _node.dashboard.address if _node and _node.dashboard else "",
+            "webui_url": _node.dashboard.address
+            if _node and _node.dashboard
+            else _joined_dashboard,
             "session_dir": _node.session_dir if _node is not None else "",
             "metrics_export_port": -1,
             "gcs_address": address,
