@@ -110,6 +110,19 @@ def test_bar_methods_and_bad_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         iter(tqdm_ray.tqdm(flush_interval_s=0)).__next__()
 
 
+def test_a_closed_bar_sends_nothing_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver would draw a late state as a new bar, opened and closed again."""
+    sent: list[str] = []
+    monkeypatch.setattr(tqdm_ray, "send_to_driver", lambda line: sent.append(line) or True)
+    bar = tqdm_ray.tqdm(desc="a", flush_interval_s=0)
+    bar.close()
+    bar.update(1)
+    bar.set_description("b")
+    bar.refresh()
+    bar.close()
+    assert len(sent) == 2  # made, closed
+
+
 def test_the_driver_draws_state_lines_as_bars_and_keeps_text(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
