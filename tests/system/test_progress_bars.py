@@ -134,7 +134,7 @@ def test_bars_in_a_task_and_an_actor_show_on_the_driver_around_printed_lines() -
                 bar.close()
                 return n
 
-        ember.init(num_cpus=2)
+        ember.init(num_cpus=2, include_dashboard=False)  # (its INFO line is not a bar)
         counter = Counter.remote()
         assert ember.get([count.remote(30), counter.run.remote(40)]) == [30, 40]
         ember.shutdown()
@@ -220,7 +220,7 @@ def test_on_a_terminal_lines_printed_meanwhile_and_the_bars_end_whole() -> None:
                     print(f"{name} says {i}")
             return n
 
-        ember.init(num_cpus=2)
+        ember.init(num_cpus=2, include_dashboard=False)  # (its INFO line is not a bar)
         refs = [work.remote("left", 30), work.remote("right", 20)]
         assert ember.get(ember.util.progress(refs, desc="both")) == [30, 20]
         print("done")
