@@ -673,6 +673,8 @@ class TaskDone(Message):
     # The worker ends once its running tasks are answered and starts nothing more (a
     # function's max_calls): what its caller pushed behind this task never runs there.
     retiring: bool = False
+    # For the caller's task events: [start, end, pid, worker_id] of the run (time.time()).
+    ran: Sequence[Any] = ()
 
     _records = {"results": _records_of(ReturnValue)}
 
@@ -824,3 +826,12 @@ class ReleaseBundles(Message):
     pg_id: bytes
     indexes: list[int]
     removed: bool = False
+
+
+@_message(162)
+class TaskEvents(Message):
+    """Client -> its node, about once a second: the task events it recorded since the last
+    batch (``_core/task_events.py`` gives their shapes) and how many its buffer dropped."""
+
+    events: Sequence[Sequence[Any]]
+    dropped: int = 0

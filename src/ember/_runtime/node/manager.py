@@ -32,6 +32,7 @@ from ember._core.labels import node_labels
 from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
+from ember._core.task_events import MAX_TASKS, TaskTable
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
@@ -112,6 +113,8 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        # The tasks that processes here own, from their task events.
+        self.tasks = TaskTable(int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)))
 
     # ------------------------------------------------------------------ process lifetime
 
@@ -370,6 +373,8 @@ class NodeManager:
                     m.Reply(rid=msg.rid, value=self.cluster_info(m.reply_value(answer)))
                 ),
             )
+        elif isinstance(msg, m.TaskEvents):
+            self.tasks.add(msg.events, msg.dropped)
         elif isinstance(msg, m.LogLines):
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:

@@ -26,6 +26,7 @@ import queue
 import signal
 import sys
 import threading
+from time import time
 from typing import Any
 
 import cloudpickle
@@ -106,6 +107,7 @@ class Worker:
         token: str | None = None,
     ):
         self.worker_id = worker_id
+        self.pid = os.getpid()  # (for the task events' answers)
         self.session_dir = session_dir
         self.reactor = Reactor("ember-worker")
         self.reactor.start()
@@ -310,6 +312,7 @@ class Worker:
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: Slot | None
     ) -> m.TaskDone | None:
         """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
+        started = time()
         token = task_context.current.set(ctx)
         results: list[ReturnValue] | None = None
         if slot is not None:
@@ -351,7 +354,12 @@ class Worker:
             flush_output()
         if results is None:
             return None
-        return TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
+        return TaskDone(
+            task_id=msg.task_id,
+            results=results,
+            retiring=self.retiring,
+            ran=(started, time(), self.pid, self.worker_id),
+        )
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)

@@ -1,0 +1,332 @@
+"""Task events: what owners record of their tasks, and the node's table that merges them.
+
+Owners know their tasks: the process that submits a task (driver or worker) records each
+step of its life as a small tuple appended to an ``EventBuffer``, a bounded ring that drops
+its oldest events when full and counts them; its reactor thread ships the buffer to its node
+in batches (``TaskEvents``). The node's ``TaskTable`` merges a task's events into one record
+and keeps at most ``max_tasks`` of them, evicting the oldest finished task first (the oldest
+of all when none has finished), and counts what it evicted. ``rows`` gives the records with
+Ray's ``TaskState`` field names and states.
+
+An event is a tuple whose first two items are its kind and the task id; times are
+``time.time()`` seconds:
+
+- ``(SUBMITTED, task_id, t, type, name, class_name, actor_id, job_id, parent_id, shape,
+  arg_ids)``: submitted; it waits for its arguments (``arg_ids``: the ObjectRef arguments),
+  else for a worker. ``class_name``: an actor task's or creation task's class, else "".
+- ``(ARGS_READY, task_id, t)``: its arguments are ready; it waits for a worker.
+- ``(PUSHED, task_id, t, node_id, worker_id)``: sent to a worker (``worker_id`` b"" when the
+  owner does not know it yet, an actor's).
+- ``(RAN, task_id, t, ran, error)``: an attempt ended in ``error`` (it may run again).
+- ``(ENDED, task_id, t, ran, error)``: the task is over: finished, or failed with ``error``.
+
+``ran`` is what the worker said of the run, ``[start, end, pid, worker_id]``, or None;
+``error`` is None or ``[error_type, message]``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ember._core.resources import shape_dict
+
+SUBMITTED, ARGS_READY, PUSHED, RAN, ENDED = range(5)
+
+# Ray's task types and states (``ray.util.state.common.TaskState``).
+NORMAL_TASK = "NORMAL_TASK"
+ACTOR_TASK = "ACTOR_TASK"
+ACTOR_CREATION_TASK = "ACTOR_CREATION_TASK"
+PENDING_ARGS_AVAIL = "PENDING_ARGS_AVAIL"
+PENDING_NODE_ASSIGNMENT = "PENDING_NODE_ASSIGNMENT"
+SUBMITTED_TO_WORKER = "SUBMITTED_TO_WORKER"
+RUNNING = "RUNNING"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+
+# The defaults of the settings (as Ray names them; EMBER_<NAME> or RAY_<name> in the
+# environment): events a process buffers, tasks a node keeps, seconds between shipments.
+MAX_BUFFERED_EVENTS = 100_000  # task_events_max_num_status_events_buffer_on_worker
+MAX_TASKS = 100_000  # task_events_max_num_task_in_gcs
+REPORT_INTERVAL_MS = 1000  # task_events_report_interval_ms
+
+# Ray's ``ErrorType`` names for the exceptions a task can end with, by class name (the
+# first class of the error's MRO found here names it).
+_ERROR_TYPES = {
+    "TaskCancelledError": "TASK_CANCELLED",
+    "WorkerCrashedError": "WORKER_DIED",
+    "OutOfMemoryError": "OUT_OF_MEMORY",
+    "ActorDiedError": "ACTOR_DIED",
+    "ActorUnavailableError": "ACTOR_UNAVAILABLE",
+    "ObjectLostError": "OBJECT_UNRECONSTRUCTABLE",
+    "TaskUnschedulableError": "TASK_UNSCHEDULABLE_ERROR",
+    "ActorUnschedulableError": "ACTOR_UNSCHEDULABLE_ERROR",
+    "RuntimeEnvSetupError": "RUNTIME_ENV_SETUP_FAILED",
+    "TaskPlacementGroupRemoved": "TASK_PLACEMENT_GROUP_REMOVED",
+    "ActorPlacementGroupRemoved": "ACTOR_PLACEMENT_GROUP_REMOVED",
+    "LocalRayletDiedError": "LOCAL_RAYLET_DIED",
+    "RayTaskError": "TASK_EXECUTION_EXCEPTION",
+}
+
+
+def error_type(class_names: Iterable[str], cause_names: Iterable[str] = ()) -> str:
+    """Ray's error type for an error whose class (and base classes) are ``class_names``;
+    a task's exception wrapping a cancel (``cause_names``) counts as cancelled, as in Ray."""
+    names = list(class_names)
+    if "RayTaskError" in names and "TaskCancelledError" in cause_names:
+        return "TASK_CANCELLED"
+    for name in names:
+        found = _ERROR_TYPES.get(name)
+        if found is not None:
+            return found
+    return "TASK_EXECUTION_EXCEPTION"
+
+
+class EventBuffer:
+    """A process's task events until its reactor ships them: a ring of at most ``capacity``
+    events that drops the oldest when full and counts them. ``record`` is the one call on
+    the hot path (its callers hold the client's lock, so the count is exact)."""
+
+    __slots__ = ("_ring", "_recorded", "dropped")
+
+    def __init__(self, capacity: int = MAX_BUFFERED_EVENTS) -> None:
+        if capacity < 1:
+            raise ValueError(f"a task event buffer needs room for 1 event or more, not {capacity}")
+        self._ring: deque[tuple[Any, ...]] = deque(maxlen=capacity)
+        self._recorded = 0
+        self.dropped = 0  # in all, since the start
+
+    def record(self, event: tuple[Any, ...]) -> None:
+        self._recorded += 1
+        self._ring.append(event)
+
+    def drain(self) -> tuple[list[tuple[Any, ...]], int]:
+        """The events recorded since the last drain, and how many of those were dropped."""
+        events = list(self._ring)
+        self._ring.clear()
+        dropped = self._recorded - len(events)
+        self._recorded = 0
+        self.dropped += dropped
+        return events, dropped
+
+
+class _Record:
+    """One task as its events tell it."""
+
+    __slots__ = (
+        "task_id",
+        "attempt",
+        "type",
+        "name",
+        "class_name",
+        "actor_id",
+        "job_id",
+        "parent_id",
+        "shape",
+        "arg_ids",
+        "node_id",
+        "worker_id",
+        "pid",
+        "state",
+        "events",
+        "created",
+        "start",
+        "end",
+        "error",
+        "ran",
+        "over",
+    )
+
+    def __init__(self, task_id: bytes) -> None:
+        self.task_id = task_id
+        self.attempt = 0
+        self.type = NORMAL_TASK
+        self.name = ""
+        self.class_name = ""
+        self.actor_id = b""
+        self.job_id = b""
+        self.parent_id = b""
+        self.shape: Sequence[Sequence[Any]] = ()
+        self.arg_ids: Sequence[bytes] = ()
+        self.node_id = b""
+        self.worker_id = b""
+        self.pid = 0
+        self.state = ""
+        self.events: list[tuple[str, float]] = []
+        self.created = 0.0
+        self.start = 0.0
+        self.end = 0.0
+        self.error: Sequence[str] | None = None
+        self.ran = False  # an attempt ran (or crashed) since it was last sent to a worker
+        self.over = False
+
+    def step(self, state: str, t: float) -> None:
+        self.state = state
+        self.events.append((state, t))
+
+    def run(self, ran: Sequence[Any] | None, error: Sequence[str] | None, t: float) -> None:
+        """An attempt ended: ran on a worker (``ran``), or not (a lost worker, a failed
+        argument, a cancel before it ran)."""
+        if ran:
+            start, end, pid, worker_id = ran
+            self.start, self.end = start, end
+            self.pid = pid
+            self.worker_id = worker_id or self.worker_id
+            self.step(RUNNING, start)
+            t = end
+        elif error is not None and self.state == FAILED:
+            self.error = error  # (the end of an attempt whose failure is recorded already)
+            return
+        else:
+            self.end = t
+        self.error = error
+        self.step(FINISHED if error is None else FAILED, t)
+        self.ran = True
+
+
+class TaskTable:
+    """The tasks whose owners run on this node, merged from their events; at most
+    ``max_tasks``, the oldest finished evicted first."""
+
+    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+        if max_tasks < 1:
+            raise ValueError(f"a task table needs room for 1 task or more, not {max_tasks}")
+        self.max_tasks = max_tasks
+        self._tasks: OrderedDict[bytes, _Record] = OrderedDict()  # oldest submitted first
+        self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
+        self.evicted = 0  # tasks evicted to stay within max_tasks
+        self.dropped_at_owners = 0  # events the owners' buffers dropped before shipping
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def add(self, events: Iterable[Sequence[Any]], dropped: int = 0) -> None:
+        """Merge a batch of one owner's events, in the order recorded (``dropped``: how many
+        its buffer dropped)."""
+        self.dropped_at_owners += dropped
+        tasks = self._tasks
+        for event in events:
+            kind, task_id, t = event[0], event[1], event[2]
+            rec = tasks.get(task_id)
+            if rec is None:  # (its earlier events may have been dropped or evicted)
+                rec = tasks[task_id] = _Record(task_id)
+                rec.created = t
+            if kind == SUBMITTED:
+                self._submitted(rec, event)
+            elif kind == ARGS_READY:
+                rec.step(PENDING_NODE_ASSIGNMENT, t)
+            elif kind == PUSHED:
+                if rec.ran:  # a new attempt
+                    rec.attempt += 1
+                    rec.ran = False
+                    rec.error = None
+                rec.node_id = event[3]
+                rec.worker_id = event[4] or rec.worker_id
+                rec.step(SUBMITTED_TO_WORKER, t)
+            elif kind == RAN:
+                rec.run(event[3], event[4], t)
+            elif kind == ENDED:
+                rec.run(event[3], event[4], t)
+                if not rec.over:
+                    rec.over = True
+                    self._over.append(task_id)
+        self._evict()
+
+    def _submitted(self, rec: _Record, event: Sequence[Any]) -> None:
+        (_, _, t, rec.type, rec.name, rec.class_name, rec.actor_id, rec.job_id) = event[:8]
+        rec.parent_id, shape, arg_ids = event[8:11]
+        rec.shape = shape  # (from the wire: [name, units] lists)
+        rec.arg_ids = arg_ids
+        rec.created = t
+        if rec.over:  # run again (its object was lost): a new attempt
+            rec.over = False
+            rec.attempt += 1
+            rec.ran = False
+        rec.step(PENDING_ARGS_AVAIL if arg_ids else PENDING_NODE_ASSIGNMENT, t)
+
+    def _evict(self) -> None:
+        tasks, over = self._tasks, self._over
+        while len(tasks) > self.max_tasks:
+            if over:
+                task_id = over.popleft()
+                rec = tasks.get(task_id)
+                if rec is None or not rec.over:  # (gone already, or running again)
+                    continue
+                del tasks[task_id]
+            else:
+                tasks.popitem(last=False)
+            self.evicted += 1
+
+    def warnings(self) -> list[str]:
+        """What the rows lack, said so that a user knows the listing is incomplete."""
+        out = []
+        if self.dropped_at_owners:
+            out.append(
+                f"{self.dropped_at_owners} task events were dropped by their processes' "
+                "buffers before reaching their node (raise "
+                "EMBER_TASK_EVENTS_MAX_NUM_STATUS_EVENTS_BUFFER_ON_WORKER)."
+            )
+        if self.evicted:
+            out.append(
+                f"{self.evicted} tasks were evicted from their node's table, which keeps "
+                f"{self.max_tasks} (raise EMBER_TASK_EVENTS_MAX_NUM_TASK_IN_GCS)."
+            )
+        return out
+
+    def rows(self, detail: bool) -> list[dict[str, Any]]:
+        """The tasks as Ray's ``TaskState`` rows, oldest submitted first."""
+        row = _detail_row if detail else _row
+        return [row(rec) for rec in self._tasks.values()]
+
+
+def _row(rec: _Record) -> dict[str, Any]:
+    actor = rec.actor_id.hex() if rec.actor_id else None
+    if rec.type == ACTOR_TASK:
+        func = f"{rec.class_name}.{rec.name}"
+        name = func
+    elif rec.type == ACTOR_CREATION_TASK:
+        func = f"{rec.class_name}.__init__"
+        name = func
+    else:
+        func = name = rec.name
+    return {
+        "task_id": rec.task_id.hex(),
+        "attempt_number": rec.attempt,
+        "name": name,
+        "state": rec.state,
+        "job_id": rec.job_id.hex(),
+        "actor_id": actor,
+        "type": rec.type,
+        "func_or_class_name": func,
+        "parent_task_id": rec.parent_id.hex() if rec.parent_id else None,
+        "node_id": rec.node_id.hex() if rec.node_id else None,
+        "worker_id": rec.worker_id.hex() if rec.worker_id else None,
+        "worker_pid": rec.pid or None,
+        "error_type": rec.error[0] if rec.error else None,
+    }
+
+
+def _ms(t: float) -> int | None:
+    return int(t * 1000) if t else None
+
+
+def _detail_row(rec: _Record) -> dict[str, Any]:
+    row = _row(rec)
+    row["language"] = "PYTHON"
+    row["required_resources"] = shape_dict(rec.shape)  # type: ignore[arg-type]
+    row["runtime_env_info"] = None
+    row["placement_group_id"] = None
+    row["events"] = [{"state": s, "created_ms": t * 1000} for s, t in rec.events]
+    row["profiling_data"] = None
+    row["creation_time_ms"] = _ms(rec.created)
+    row["start_time_ms"] = _ms(rec.start)
+    row["end_time_ms"] = _ms(rec.end) if rec.over or rec.error else None
+    row["task_log_info"] = None
+    row["error_message"] = rec.error[1] if rec.error else None
+    row["is_debugger_paused"] = None
+    row["call_site"] = None
+    row["label_selector"] = None
+    # (Ember's own: the ObjectRef arguments, for the timeline's arrows)
+    row["arg_object_ids"] = [oid.hex() for oid in rec.arg_ids]
+    return row
