@@ -82,7 +82,7 @@ def main() -> None:
 
     for name, run in (("sync", sync), ("async", asynchronous)):
         samples: dict[str, list[float]] = {"on": [], "off": []}
-        for mode, f in modes.items():  # warm-up
+        for f in modes.values():  # warm-up
             run(f)
         for _ in range(args.rounds):
             for mode, f in modes.items():

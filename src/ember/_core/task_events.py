@@ -112,14 +112,14 @@ class EventBuffer:
 
 
 class _Record:
-    """One task as its events tell it."""
+    """One task as its events tell it; ids kept as the hex text rows show, made once."""
 
     __slots__ = (
         "task_id",
         "attempt",
         "type",
         "name",
-        "class_name",
+        "func",
         "actor_id",
         "job_id",
         "parent_id",
@@ -139,19 +139,18 @@ class _Record:
     )
 
     def __init__(self, task_id: bytes) -> None:
-        self.task_id = task_id
+        self.task_id = task_id.hex()
         self.attempt = 0
         self.type = NORMAL_TASK
-        self.name = ""
-        self.class_name = ""
-        self.actor_id = b""
-        self.job_id = b""
-        self.parent_id = b""
+        self.name = self.func = ""
+        self.actor_id: str | None = None
+        self.job_id = ""
+        self.parent_id: str | None = None
         self.shape: Sequence[Sequence[Any]] = ()
         self.arg_ids: Sequence[bytes] = ()
-        self.node_id = b""
-        self.worker_id = b""
-        self.pid = 0
+        self.node_id: str | None = None
+        self.worker_id: str | None = None
+        self.pid: int | None = None
         self.state = ""
         self.events: list[tuple[str, float]] = []
         self.created = 0.0
@@ -169,10 +168,10 @@ class _Record:
         """An attempt ended: ran on a worker (``ran``), or not (a lost worker, a failed
         argument, a cancel before it ran)."""
         if ran:
-            start, end, pid, worker_id = ran
+            start, end, self.pid, worker_id = ran
             self.start, self.end = start, end
-            self.pid = pid
-            self.worker_id = worker_id or self.worker_id
+            if worker_id:
+                self.worker_id = worker_id.hex()
             self.step(RUNNING, start)
             t = end
         elif error is not None and self.state == FAILED:
@@ -221,8 +220,9 @@ class TaskTable:
                     rec.attempt += 1
                     rec.ran = False
                     rec.error = None
-                rec.node_id = event[3]
-                rec.worker_id = event[4] or rec.worker_id
+                rec.node_id = event[3].hex()
+                if event[4]:
+                    rec.worker_id = event[4].hex()
                 rec.step(SUBMITTED_TO_WORKER, t)
             elif kind == RAN:
                 rec.run(event[3], event[4], t)
@@ -234,8 +234,17 @@ class TaskTable:
         self._evict()
 
     def _submitted(self, rec: _Record, event: Sequence[Any]) -> None:
-        (_, _, t, rec.type, rec.name, rec.class_name, rec.actor_id, rec.job_id) = event[:8]
-        rec.parent_id, shape, arg_ids = event[8:11]
+        _, _, t, kind, name, class_name, actor_id, job_id, parent_id, shape, arg_ids = event
+        rec.type = kind
+        if kind == ACTOR_TASK:
+            rec.name = rec.func = f"{class_name}.{name}"
+        elif kind == ACTOR_CREATION_TASK:
+            rec.name = rec.func = f"{class_name}.__init__"
+        else:
+            rec.name = rec.func = name
+        rec.actor_id = actor_id.hex() if actor_id else None
+        rec.job_id = job_id.hex()
+        rec.parent_id = parent_id.hex() if parent_id else None
         rec.shape = shape  # (from the wire: [name, units] lists)
         rec.arg_ids = arg_ids
         rec.created = t
@@ -279,30 +288,46 @@ class TaskTable:
         row = _detail_row if detail else _row
         return [row(rec) for rec in self._tasks.values()]
 
+    def runs(self, detail: bool) -> list[dict[str, Any]]:
+        """The runs of the tasks that ended, for the timeline: one row per worker,
+        ``{"node_id", "worker_id", "worker_pid", "runs"}``, its runs a list of ``[task_id,
+        name, start, end, failed, attempt_number, arg_object_ids]`` (times in seconds).
+        Lists, not a dict per task: 100,000 of them cross two processes in a blink."""
+        workers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        for rec in self._tasks.values():
+            if not rec.start or not rec.over:
+                continue
+            where = (rec.node_id, rec.worker_id)
+            row = workers.get(where)
+            if row is None:
+                row = workers[where] = {
+                    "node_id": rec.node_id,
+                    "worker_id": rec.worker_id,
+                    "worker_pid": rec.pid,
+                    "runs": [],
+                }
+            args = [oid.hex() for oid in rec.arg_ids] if rec.arg_ids else ()
+            failed = rec.state == FAILED
+            row["runs"].append(
+                (rec.task_id, rec.name, rec.start, rec.end, failed, rec.attempt, args)
+            )
+        return list(workers.values())
+
 
 def _row(rec: _Record) -> dict[str, Any]:
-    actor = rec.actor_id.hex() if rec.actor_id else None
-    if rec.type == ACTOR_TASK:
-        func = f"{rec.class_name}.{rec.name}"
-        name = func
-    elif rec.type == ACTOR_CREATION_TASK:
-        func = f"{rec.class_name}.__init__"
-        name = func
-    else:
-        func = name = rec.name
     return {
-        "task_id": rec.task_id.hex(),
+        "task_id": rec.task_id,
         "attempt_number": rec.attempt,
-        "name": name,
+        "name": rec.name,
         "state": rec.state,
-        "job_id": rec.job_id.hex(),
-        "actor_id": actor,
+        "job_id": rec.job_id,
+        "actor_id": rec.actor_id,
         "type": rec.type,
-        "func_or_class_name": func,
-        "parent_task_id": rec.parent_id.hex() if rec.parent_id else None,
-        "node_id": rec.node_id.hex() if rec.node_id else None,
-        "worker_id": rec.worker_id.hex() if rec.worker_id else None,
-        "worker_pid": rec.pid or None,
+        "func_or_class_name": rec.func,
+        "parent_task_id": rec.parent_id,
+        "node_id": rec.node_id,
+        "worker_id": rec.worker_id,
+        "worker_pid": rec.pid,
         "error_type": rec.error[0] if rec.error else None,
     }
 
@@ -327,6 +352,6 @@ def _detail_row(rec: _Record) -> dict[str, Any]:
     row["is_debugger_paused"] = None
     row["call_site"] = None
     row["label_selector"] = None
-    # (Ember's own: the ObjectRef arguments, for the timeline's arrows)
+    # (Ember's own: the ObjectRef arguments, which the timeline draws arrows from)
     row["arg_object_ids"] = [oid.hex() for oid in rec.arg_ids]
     return row

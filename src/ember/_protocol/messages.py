@@ -828,6 +828,23 @@ class ReleaseBundles(Message):
     removed: bool = False
 
 
+# -- seeing what runs (the state API, the CLI and the dashboard) ---------------------------
+
+
+@_message(160)
+class StateQuery(Message):
+    """Any process -> control store, and control store -> each node: the rows of one kind of
+    state (``"nodes"``, ``"tasks"``, ...) that pass ``filters`` (``[key, op, value]``
+    triples), at most ``limit`` of them. Answered by a Reply whose value is ``{"rows":
+    [...], "total": n, "warnings": [...]}``, ``total`` counting the rows before the limit."""
+
+    rid: int
+    kind: str
+    detail: bool = False
+    filters: list[list[Any]] = []
+    limit: int = 100
+
+
 @_message(162)
 class TaskEvents(Message):
     """Client -> its node, about once a second: the task events it recorded since the last

@@ -42,6 +42,7 @@ from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
+from ember._runtime.node.state_rows import NodeState
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -115,6 +116,7 @@ class NodeManager:
         self.memory = NodeMemoryMonitor(self)
         # The tasks that processes here own, from their task events.
         self.tasks = TaskTable(int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)))
+        self.state = NodeState(self)
 
     # ------------------------------------------------------------------ process lifetime
 

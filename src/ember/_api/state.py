@@ -1,0 +1,55 @@
+"""One question to the cluster's state (``StateQuery``), from a driver, the CLI or the
+dashboard: through this process's runtime when it is connected and no address is given,
+else straight to the control store at ``address``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ember._core import state_filters
+from ember._protocol import messages as m
+from ember._runtime import state
+
+
+class StateResult(NamedTuple):
+    rows: list[dict[str, Any]]
+    total: int  # rows that passed the filters, before the limit
+    warnings: list[str]
+
+
+def query(
+    kind: str,
+    *,
+    address: str | None = None,
+    filters: Iterable[Sequence[Any]] | None = None,
+    limit: int = 100,
+    detail: bool = False,
+    timeout: float = 30.0,
+) -> StateResult:
+    checked = state_filters.check(filters)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+
+    def make(rid: int) -> m.Message:
+        return m.StateQuery(rid=rid, kind=kind, detail=detail, filters=checked, limit=limit)
+
+    rt = state.current()
+    if address is None and rt is not None:
+        ask = getattr(rt, "control_request", None)
+        if ask is None:
+            raise RuntimeError(
+                "the state API asks the cluster, and local_mode runs everything in this "
+                "process without one: call ember.init() without local_mode."
+            )
+        value = ask(make, timeout=timeout)
+    else:
+        from ember._runtime.launch import admin, cluster_files
+
+        if address in (None, "auto"):
+            address = cluster_files.the_local_cluster(
+                "start one with `ember start --head`, or call ember.init() first",
+                "pass the one you mean as address='HOST:PORT'",
+            )
+        value = admin.query(address, admin.token_for(address), make, timeout)
+    return StateResult(value["rows"], value["total"], value["warnings"])
