@@ -268,8 +268,9 @@ class Worker:
 
     def _exit_when_sent(self) -> None:
         """Reactor thread, in a retired worker: end the process once its answers (and its
-        last metrics) are out."""
+        last metrics and task events) are out."""
         self.client.report_metrics()
+        self.client.flush_events()
         if not all(conn.sent() for conn in self.reactor.connections()):
             self.reactor.call_later(0.01, self._exit_when_sent)
             return
