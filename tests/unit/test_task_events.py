@@ -199,8 +199,10 @@ def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:
     trace = json.loads(json.dumps(chrome_trace(runs)))  # (as the file holds it)
     boxes = [e for e in trace if e["ph"] == "X"]
     assert [(b["name"], b["pid"], b["tid"]) for b in boxes] == [("f", 1, 4321), ("g", 1, 4321)]
-    assert boxes[0]["ts"] == pytest.approx(1.2e6) and boxes[0]["dur"] == pytest.approx(0.3e6)
+    assert (boxes[0]["ts"], boxes[0]["dur"]) == (0, 300_000)  # (from the first start)
+    assert (boxes[1]["ts"], boxes[1]["dur"]) == (1_000_000, 300_000)
     assert boxes[1]["args"]["task_id"] == tid(2).hex() and boxes[1]["args"]["failed"]
+    assert "failed" not in boxes[0]["args"]
     names = {e["args"]["name"] for e in trace if e["ph"] == "M" and "name" in e["args"]}
     assert names == {f"node {NODE.hex()[:12]}", f"worker 4321 ({WORKER.hex()[:12]})"}
     start, finish = (e for e in trace if e["ph"] in "sf")
@@ -221,3 +223,17 @@ def test_a_trace_of_100k_tasks_is_quick() -> None:
     elapsed = time.perf_counter() - begin
     assert len([e for e in trace if e["ph"] == "X"]) == 100_000
     print(f"trace of 100k tasks built and dumped in {elapsed:.2f}s")
+
+
+def test_rows_are_made_only_for_the_limit_when_there_is_no_filter() -> None:
+    from ember._core import state_filters
+
+    table = te.TaskTable()
+    for n in range(5):
+        table.add(life(n))
+    rows = table.rows(False)
+    assert not isinstance(rows, list) and len(rows) == 5
+    first, total = state_filters.select(rows, [], 2)
+    assert total == 5 and [r["task_id"] for r in first] == [tid(0).hex(), tid(1).hex()]
+    failed, total = state_filters.select(table.rows(True), [["state", "=", "finished"]], 1)
+    assert total == 5 and len(failed) == 1 and "events" in failed[0]

@@ -27,8 +27,8 @@ An event is a tuple whose first two items are its kind and the task id; times ar
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 from ember._core.resources import shape_dict
 
@@ -50,6 +50,8 @@ FAILED = "FAILED"
 MAX_BUFFERED_EVENTS = 100_000  # task_events_max_num_status_events_buffer_on_worker
 MAX_TASKS = 100_000  # task_events_max_num_task_in_gcs
 REPORT_INTERVAL_MS = 1000  # task_events_report_interval_ms
+
+RUN_FIELDS = 7  # the items of one run in a ``TaskTable.runs`` row
 
 # Ray's ``ErrorType`` names for the exceptions a task can end with, by class name (the
 # first class of the error's MRO found here names it).
@@ -283,16 +285,18 @@ class TaskTable:
             )
         return out
 
-    def rows(self, detail: bool) -> list[dict[str, Any]]:
-        """The tasks as Ray's ``TaskState`` rows, oldest submitted first."""
-        row = _detail_row if detail else _row
-        return [row(rec) for rec in self._tasks.values()]
+    def rows(self, detail: bool) -> Sequence[dict[str, Any]]:
+        """The tasks as Ray's ``TaskState`` rows, oldest submitted first; each row is made
+        when it is read, so that the first 100 of 100,000 cost only theirs."""
+        return _Rows(list(self._tasks.values()), _detail_row if detail else _row)
 
     def runs(self, detail: bool) -> list[dict[str, Any]]:
         """The runs of the tasks that ended, for the timeline: one row per worker,
-        ``{"node_id", "worker_id", "worker_pid", "runs"}``, its runs a list of ``[task_id,
-        name, start, end, failed, attempt_number, arg_object_ids]`` (times in seconds).
-        Lists, not a dict per task: 100,000 of them cross two processes in a blink."""
+        ``{"node_id", "worker_id", "worker_pid", "runs"}``, its runs one flat list of
+        ``RUN_FIELDS`` items per run: task id, name, start, end (seconds), failed, attempt
+        number, argument ids (or None). Flat, not a list or dict per run: 100,000 runs then
+        cross two processes as a few strings and numbers each, with nothing for the
+        decoder to build (or the garbage collector to scan) per run."""
         workers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
         for rec in self._tasks.values():
             if not rec.start or not rec.over:
@@ -306,12 +310,39 @@ class TaskTable:
                     "worker_pid": rec.pid,
                     "runs": [],
                 }
-            args = [oid.hex() for oid in rec.arg_ids] if rec.arg_ids else ()
-            failed = rec.state == FAILED
-            row["runs"].append(
-                (rec.task_id, rec.name, rec.start, rec.end, failed, rec.attempt, args)
+            args = [oid.hex() for oid in rec.arg_ids] if rec.arg_ids else None
+            row["runs"] += (
+                rec.task_id,
+                rec.name,
+                rec.start,
+                rec.end,
+                rec.state == FAILED,
+                rec.attempt,
+                args,
             )
         return list(workers.values())
+
+
+class _Rows(Sequence[dict[str, Any]]):
+    def __init__(self, records: list[_Record], row: Callable[[_Record], dict[str, Any]]):
+        self._records, self._row = records, row
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return list(map(self._row, self._records[i]))
+        return self._row(self._records[i])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._row, self._records)
 
 
 def _row(rec: _Record) -> dict[str, Any]:

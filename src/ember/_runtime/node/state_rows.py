@@ -4,7 +4,7 @@ tasks its clients own, its workers, its objects, ...), asked by the control stor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember._core import state_filters
@@ -13,7 +13,9 @@ from ember._protocol import messages as m
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
 
-Provider = Callable[[bool], list[dict[str, Any]]]  # detail -> rows
+# detail -> rows (a Sequence may make its rows lazily: without filters only those within
+# the limit are asked for)
+Provider = Callable[[bool], Sequence[dict[str, Any]]]
 
 
 class NodeState:
