@@ -37,6 +37,11 @@ def life(n: int, t: float = 1.0, error: list[str] | None = None) -> list[tuple]:
     ]
 
 
+def feed(table: te.TaskTable, events: list[tuple], dropped: int = 0) -> None:
+    """Give the table events as an owner ships them (errors given as their type and text)."""
+    table.add(te.to_wire(events, tuple), dropped)
+
+
 def test_buffer_drops_the_oldest_and_counts_them() -> None:
     buf = te.EventBuffer(3)
     for i in range(5):
@@ -53,7 +58,7 @@ def test_buffer_drops_the_oldest_and_counts_them() -> None:
 
 def test_a_finished_task_row_has_rays_fields() -> None:
     table = te.TaskTable()
-    table.add(life(1))
+    feed(table, life(1))
     (row,) = table.rows(detail=False)
     assert row == {
         "task_id": tid(1).hex(),
@@ -88,11 +93,11 @@ def test_a_finished_task_row_has_rays_fields() -> None:
 
 def test_states_follow_the_events_one_batch_at_a_time() -> None:
     table = te.TaskTable()
-    table.add([submitted(1, args=[tid(7) + b"\0\0\0\1"])])
+    feed(table, [submitted(1, args=[tid(7) + b"\0\0\0\1"])])
     assert table.rows(False)[0]["state"] == "PENDING_ARGS_AVAIL"
-    table.add([(te.ARGS_READY, tid(1), 1.1)])
+    feed(table, [(te.ARGS_READY, tid(1), 1.1)])
     assert table.rows(False)[0]["state"] == "PENDING_NODE_ASSIGNMENT"
-    table.add([(te.PUSHED, tid(1), 1.2, NODE, WORKER)])
+    feed(table, [(te.PUSHED, tid(1), 1.2, NODE, WORKER)])
     row = table.rows(True)[0]
     assert row["state"] == "SUBMITTED_TO_WORKER"
     assert row["end_time_ms"] is None
@@ -103,7 +108,8 @@ def test_a_failed_attempt_then_a_retry_counts_attempts() -> None:
     table = te.TaskTable()
     err = ["TASK_EXECUTION_EXCEPTION", "ValueError: no\nTraceback ..."]
     ran = [1.2, 1.3, 11, WORKER]
-    table.add(
+    feed(
+        table,
         [
             submitted(1),
             (te.PUSHED, tid(1), 1.1, NODE, WORKER),
@@ -111,7 +117,7 @@ def test_a_failed_attempt_then_a_retry_counts_attempts() -> None:
             (te.PUSHED, tid(1), 1.4, NODE, WORKER),
             (te.RAN, tid(1), 1.7, [1.5, 1.6, 11, WORKER], err),
             (te.ENDED, tid(1), 1.7, None, err),
-        ]
+        ],
     )
     (row,) = table.rows(True)
     assert row["attempt_number"] == 1
@@ -124,7 +130,7 @@ def test_a_failed_attempt_then_a_retry_counts_attempts() -> None:
 
 def test_a_task_that_failed_without_running() -> None:
     table = te.TaskTable()
-    table.add([submitted(1), (te.ENDED, tid(1), 2.0, None, ["WORKER_DIED", "gone"])])
+    feed(table, [submitted(1), (te.ENDED, tid(1), 2.0, None, ["WORKER_DIED", "gone"])])
     row = table.rows(True)[0]
     assert (row["state"], row["error_type"], row["worker_pid"]) == ("FAILED", "WORKER_DIED", None)
     assert row["end_time_ms"] == 2000
@@ -133,11 +139,12 @@ def test_a_task_that_failed_without_running() -> None:
 def test_actor_rows_name_class_and_method() -> None:
     table = te.TaskTable()
     actor = b"\x05" * 12
-    table.add(
+    feed(
+        table,
         [
             submitted(1, type=te.ACTOR_CREATION_TASK, name="Counter", cls="Counter", actor=actor),
             submitted(2, type=te.ACTOR_TASK, name="incr", cls="Counter", actor=actor),
-        ]
+        ],
     )
     rows = table.rows(False)
     assert [r["name"] for r in rows] == ["Counter.__init__", "Counter.incr"]
@@ -147,21 +154,21 @@ def test_actor_rows_name_class_and_method() -> None:
 
 def test_events_of_a_task_whose_submission_was_dropped_still_make_a_row() -> None:
     table = te.TaskTable()
-    table.add([(te.ENDED, tid(3), 5.0, [4.0, 4.5, 9, WORKER], None)], dropped=1)
+    feed(table, [(te.ENDED, tid(3), 5.0, [4.0, 4.5, 9, WORKER], None)], dropped=1)
     assert table.rows(False)[0]["state"] == "FINISHED"
     assert "1 task events were dropped" in table.warnings()[0]
 
 
 def test_the_table_evicts_the_oldest_finished_first() -> None:
     table = te.TaskTable(max_tasks=3)
-    table.add([submitted(1)])  # never ends
+    feed(table, [submitted(1)])  # never ends
     for n in (2, 3, 4):
-        table.add(life(n))
+        feed(table, life(n))
     assert [r["task_id"] for r in table.rows(False)] == [tid(n).hex() for n in (1, 3, 4)]
-    table.add([submitted(5), submitted(6)])
+    feed(table, [submitted(5), submitted(6)])
     # Finished ones go first; then, with none left, the oldest submitted.
     assert [r["task_id"] for r in table.rows(False)] == [tid(n).hex() for n in (1, 5, 6)]
-    table.add([submitted(7)])
+    feed(table, [submitted(7)])
     assert [r["task_id"] for r in table.rows(False)] == [tid(n).hex() for n in (5, 6, 7)]
     assert table.evicted == 4
     assert "4 tasks were evicted" in table.warnings()[0]
@@ -181,16 +188,17 @@ def test_error_types_are_rays() -> None:
 
 def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:
     table = te.TaskTable()
-    table.add(life(1, t=1.0))
+    feed(table, life(1, t=1.0))
     out_of_1 = tid(1) + (1).to_bytes(4, "big")
-    table.add(
+    feed(
+        table,
         [
             submitted(2, t=2.0, args=[out_of_1], name="g"),
             (te.ARGS_READY, tid(2), 2.0),
             (te.PUSHED, tid(2), 2.1, NODE, WORKER),
             (te.ENDED, tid(2), 2.6, [2.2, 2.5, 4321, WORKER], ["TASK_EXECUTION_EXCEPTION", "x"]),
             submitted(3, t=3.0),  # not run: no box
-        ]
+        ],
     )
     runs = table.runs(False)
     assert [(r["node_id"], r["worker_id"], r["worker_pid"]) for r in runs] == [
@@ -216,7 +224,7 @@ def test_a_trace_of_100k_tasks_is_quick() -> None:
     assertion (a loaded machine is slow), the time is printed."""
     table = te.TaskTable(max_tasks=100_000)
     for n in range(100_000):
-        table.add(life(n, t=1.0 + n * 1e-4))
+        feed(table, life(n, t=1.0 + n * 1e-4))
     begin = time.perf_counter()
     trace = chrome_trace(table.runs(False))
     json.dumps(trace)
@@ -230,10 +238,26 @@ def test_rows_are_made_only_for_the_limit_when_there_is_no_filter() -> None:
 
     table = te.TaskTable()
     for n in range(5):
-        table.add(life(n))
+        feed(table, life(n))
     rows = table.rows(False)
     assert not isinstance(rows, list) and len(rows) == 5
     first, total = state_filters.select(rows, [], 2)
     assert total == 5 and [r["task_id"] for r in first] == [tid(0).hex(), tid(1).hex()]
     failed, total = state_filters.select(table.rows(True), [["state", "=", "finished"]], 1)
     assert total == 5 and len(failed) == 1 and "events" in failed[0]
+
+
+def test_a_batch_goes_on_the_wire_as_one_flat_list() -> None:
+    boom = ValueError("boom")
+    events = [
+        (te.ARGS_READY, tid(1), 1.0),
+        (te.RAN, tid(1), 2.0, None, boom),
+        (te.ENDED, tid(1), 3.0, (2.5, 2.9, 7, WORKER), None),
+    ]
+    wire = te.to_wire(events, lambda e: (type(e).__name__, str(e)))
+    assert wire == [
+        te.ARGS_READY, tid(1), 1.0,
+        te.RAN, tid(1), 2.0, 0.0, 0.0, 0, b"", "ValueError", "boom",
+        te.ENDED, tid(1), 3.0, 2.5, 2.9, 7, WORKER, None, None,
+    ]  # fmt: skip
+    assert len(wire) == sum(te.WIDTH[e[0]] for e in events)

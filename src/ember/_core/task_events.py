@@ -21,7 +21,13 @@ An event is a tuple whose first two items are its kind and the task id; times ar
 - ``(ENDED, task_id, t, ran, error)``: the task is over: finished, or failed with ``error``.
 
 ``ran`` is what the worker said of the run, ``[start, end, pid, worker_id]``, or None;
-``error`` is None or ``[error_type, message]``.
+``error`` is what the task failed with, or None.
+
+On the wire (``to_wire``) a batch is one flat list, each event's items one after another
+(``WIDTH`` of them by kind), with ``ran`` spread out and the error as its type and text:
+``RAN`` and ``ENDED`` are ``kind, task_id, t, start, end, pid, worker_id, error_type,
+message`` (``start`` 0 without a run, ``error_type`` None without an error). The node's
+decoder then makes no list per event, nor its collector scan one.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from typing import Any, overload
 from ember._core.resources import shape_dict
 
 SUBMITTED, ARGS_READY, PUSHED, RAN, ENDED = range(5)
+WIDTH = (11, 3, 5, 9, 9)  # the items of an event on the wire, by kind
+_NO_RUN = (0.0, 0.0, 0, b"")
+_NO_ERROR = (None, None)
 
 # Ray's task types and states (``ray.util.state.common.TaskState``).
 NORMAL_TASK = "NORMAL_TASK"
@@ -52,6 +61,7 @@ MAX_TASKS = 100_000  # task_events_max_num_task_in_gcs
 REPORT_INTERVAL_MS = 1000  # task_events_report_interval_ms
 
 RUN_FIELDS = 7  # the items of one run in a ``TaskTable.runs`` row
+_MAX_SHAPES = 1000  # distinct resource shapes a table shares among its records
 
 # Ray's ``ErrorType`` names for the exceptions a task can end with, by class name (the
 # first class of the error's MRO found here names it).
@@ -113,8 +123,28 @@ class EventBuffer:
         return events, dropped
 
 
+def to_wire(
+    events: Iterable[tuple[Any, ...]], error_info: Callable[[Any], tuple[str, str]]
+) -> list[Any]:
+    """A batch of recorded events as the flat list ``TaskEvents`` carries (see above);
+    ``error_info`` gives an error's type and text."""
+    out: list[Any] = []
+    extend = out.extend
+    for event in events:
+        if event[0] < RAN:
+            extend(event)
+        else:
+            kind, task_id, t, ran, error = event
+            extend((kind, task_id, t, *(ran or _NO_RUN)))
+            extend(_NO_ERROR if error is None else error_info(error))
+    return out
+
+
 class _Record:
-    """One task as its events tell it; ids kept as the hex text rows show, made once."""
+    """One task as its events tell it; ids kept as the hex text rows show, made once. A
+    node keeps 100,000 of them: each holds as few containers as it can (its states and
+    times in one flat list, tuples of plain values, a shared shape), since the garbage
+    collector scans every container on the heap again and again as the table grows."""
 
     __slots__ = (
         "task_id",
@@ -148,30 +178,30 @@ class _Record:
         self.actor_id: str | None = None
         self.job_id = ""
         self.parent_id: str | None = None
-        self.shape: Sequence[Sequence[Any]] = ()
-        self.arg_ids: Sequence[bytes] = ()
+        self.shape: tuple[tuple[str, int], ...] = ()
+        self.arg_ids: tuple[bytes, ...] = ()
         self.node_id: str | None = None
         self.worker_id: str | None = None
         self.pid: int | None = None
         self.state = ""
-        self.events: list[tuple[str, float]] = []
+        self.events: list[Any] = []  # state, time, state, time...
         self.created = 0.0
         self.start = 0.0
         self.end = 0.0
-        self.error: Sequence[str] | None = None
+        self.error: tuple[str, str] | None = None
         self.ran = False  # an attempt ran (or crashed) since it was last sent to a worker
         self.over = False
 
     def step(self, state: str, t: float) -> None:
         self.state = state
-        self.events.append((state, t))
+        self.events += state, t
 
-    def run(self, ran: Sequence[Any] | None, error: Sequence[str] | None, t: float) -> None:
-        """An attempt ended: ran on a worker (``ran``), or not (a lost worker, a failed
-        argument, a cancel before it ran)."""
-        if ran:
-            start, end, self.pid, worker_id = ran
-            self.start, self.end = start, end
+    def run(self, t: float, start: float, end: float, pid: int, worker_id: bytes,
+            error: tuple[str, str] | None) -> None:  # fmt: skip
+        """An attempt ended at ``t``: ran on a worker from ``start`` to ``end``, or not
+        (``start`` 0: a lost worker, a failed argument, a cancel before it ran)."""
+        if start:
+            self.start, self.end, self.pid = start, end, pid
             if worker_id:
                 self.worker_id = worker_id.hex()
             self.step(RUNNING, start)
@@ -198,23 +228,25 @@ class TaskTable:
         self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
         self.evicted = 0  # tasks evicted to stay within max_tasks
         self.dropped_at_owners = 0  # events the owners' buffers dropped before shipping
+        self._shapes: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def add(self, events: Iterable[Sequence[Any]], dropped: int = 0) -> None:
-        """Merge a batch of one owner's events, in the order recorded (``dropped``: how many
-        its buffer dropped)."""
+    def add(self, events: Sequence[Any], dropped: int = 0) -> None:
+        """Merge a batch of one owner's events, in the order recorded, flat as ``to_wire``
+        makes it (``dropped``: how many its buffer dropped)."""
         self.dropped_at_owners += dropped
         tasks = self._tasks
-        for event in events:
-            kind, task_id, t = event[0], event[1], event[2]
+        i, n = 0, len(events)
+        while i < n:
+            kind, task_id, t = events[i], events[i + 1], events[i + 2]
             rec = tasks.get(task_id)
             if rec is None:  # (its earlier events may have been dropped or evicted)
                 rec = tasks[task_id] = _Record(task_id)
                 rec.created = t
             if kind == SUBMITTED:
-                self._submitted(rec, event)
+                self._submitted(rec, events[i : i + 11])
             elif kind == ARGS_READY:
                 rec.step(PENDING_NODE_ASSIGNMENT, t)
             elif kind == PUSHED:
@@ -222,17 +254,18 @@ class TaskTable:
                     rec.attempt += 1
                     rec.ran = False
                     rec.error = None
-                rec.node_id = event[3].hex()
-                if event[4]:
-                    rec.worker_id = event[4].hex()
+                rec.node_id = events[i + 3].hex()
+                if events[i + 4]:
+                    rec.worker_id = events[i + 4].hex()
                 rec.step(SUBMITTED_TO_WORKER, t)
-            elif kind == RAN:
-                rec.run(event[3], event[4], t)
-            elif kind == ENDED:
-                rec.run(event[3], event[4], t)
-                if not rec.over:
+            else:
+                start, end, pid, worker_id, error_type, message = events[i + 3 : i + 9]
+                error = None if error_type is None else (error_type, message)
+                rec.run(t, start, end, pid, worker_id, error)
+                if kind == ENDED and not rec.over:
                     rec.over = True
                     self._over.append(task_id)
+            i += WIDTH[kind]
         self._evict()
 
     def _submitted(self, rec: _Record, event: Sequence[Any]) -> None:
@@ -247,8 +280,11 @@ class TaskTable:
         rec.actor_id = actor_id.hex() if actor_id else None
         rec.job_id = job_id.hex()
         rec.parent_id = parent_id.hex() if parent_id else None
-        rec.shape = shape  # (from the wire: [name, units] lists)
-        rec.arg_ids = arg_ids
+        shape = tuple(map(tuple, shape))  # (from the wire: [name, units] lists)
+        if len(self._shapes) >= _MAX_SHAPES:  # (shared while few, as they are in practice)
+            self._shapes.clear()
+        rec.shape = self._shapes.setdefault(shape, shape)
+        rec.arg_ids = tuple(arg_ids)
         rec.created = t
         if rec.over:  # run again (its object was lost): a new attempt
             rec.over = False
@@ -370,10 +406,13 @@ def _ms(t: float) -> int | None:
 def _detail_row(rec: _Record) -> dict[str, Any]:
     row = _row(rec)
     row["language"] = "PYTHON"
-    row["required_resources"] = shape_dict(rec.shape)  # type: ignore[arg-type]
+    row["required_resources"] = shape_dict(rec.shape)
     row["runtime_env_info"] = None
     row["placement_group_id"] = None
-    row["events"] = [{"state": s, "created_ms": t * 1000} for s, t in rec.events]
+    ev = rec.events
+    row["events"] = [
+        {"state": s, "created_ms": t * 1000} for s, t in zip(ev[::2], ev[1::2], strict=True)
+    ]
     row["profiling_data"] = None
     row["creation_time_ms"] = _ms(rec.created)
     row["start_time_ms"] = _ms(rec.start)

@@ -848,9 +848,10 @@ class StateQuery(Message):
 @_message(162)
 class TaskEvents(Message):
     """Client -> its node, about once a second: the task events it recorded since the last
-    batch (``_core/task_events.py`` gives their shapes) and how many its buffer dropped."""
+    batch, one flat list (``_core/task_events.py`` gives its layout), and how many its
+    buffer dropped."""
 
-    events: Sequence[Sequence[Any]]
+    events: list[Any]
     dropped: int = 0
 
 

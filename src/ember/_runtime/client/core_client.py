@@ -33,7 +33,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -248,8 +248,7 @@ class CoreClient:
         with self.lock:
             events, dropped = self.events.drain()
         if (events or dropped) and not self.node.closed:
-            ran = task_events.RAN  # (RAN and ENDED are the kinds that carry an error)
-            wire = [e if e[0] < ran or e[4] is None else _error_on_wire(e) for e in events]
+            wire = task_events.to_wire(events, _error_info)
             self.node.send(m.TaskEvents(events=wire, dropped=dropped))
 
     def report_metrics(self) -> None:
@@ -523,23 +522,18 @@ class CoreClient:
             sys.stderr.flush()
 
 
-def _error_on_wire(event: tuple[Any, ...]) -> Sequence[Any]:
-    """A task event with an error, as its node takes it: the error as its type and text."""
-    return (*event[:4], _error_info(event[4]))
-
-
-def _error_info(error: bytes | BaseException) -> list[str]:
+def _error_info(error: bytes | BaseException) -> tuple[str, str]:
     """Ray's error type of an error a task ended with, and its text (with the remote
     traceback, for a task's own exception)."""
     if isinstance(error, bytes):
         try:
             error = serialization.loads(error)
         except Exception:
-            return ["TASK_EXECUTION_EXCEPTION", "(the task's error could not be read here)"]
+            return "TASK_EXECUTION_EXCEPTION", "(the task's error could not be read here)"
     assert isinstance(error, BaseException)
     cause = getattr(error, "cause", None)
     kind = task_events.error_type(
         (c.__name__ for c in type(error).__mro__),
         (c.__name__ for c in type(cause).__mro__) if cause is not None else (),
     )
-    return [kind, str(error)]
+    return kind, str(error)
