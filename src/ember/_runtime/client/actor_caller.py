@@ -73,7 +73,8 @@ class ActorCaller:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
         when they are ready, and calls wait for the actor meanwhile."""
-        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name)
+        events = bool(options.get("enable_task_events", True))
+        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name, events)
         actor_id = ids.new_actor_id()
         name = options.get("name")
         namespace = options.get("namespace") or self._client.current_namespace()
@@ -131,7 +132,7 @@ class ActorCaller:
                 self._tasks.resolve_deps(task, args_ready, args_failed)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
-            if options.get("enable_task_events", True):
+            if task.task_events:
                 actor.creation = task.task_id
                 self._tasks.record(
                     (
