@@ -204,21 +204,25 @@ def test_the_timeline_command_writes_a_file(
     import ember
     from ember.cli.main import main
 
-    cluster = make_cluster({"num_cpus": 1})
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
 
     @ember.remote
-    def f() -> int:
-        return 1
+    def here() -> str:
+        return ember.get_runtime_context().get_node_id()
 
-    ref = f.remote()
-    ember.get(ref)
-    _rows([ref.task_id().hex()])
+    near, far = here.remote(), here.options(resources={"far": 1}).remote()
+    nodes = ember.get([near, far])
+    assert nodes[0] != nodes[1]
+    _rows([near.task_id().hex(), far.task_id().hex()])  # (the driver's node has both)
     path = tmp_path / "cli-trace.json"
     monkeypatch.setenv("EMBER_TOKEN", cluster.token)
     assert main(["timeline", "--address", cluster.address, "--output", str(path)]) == 0
     assert str(path) in capsys.readouterr().out
-    names = [e["name"] for e in json.loads(path.read_text()) if e["ph"] == "X"]
-    assert names == [f._function.__qualname__]
+    trace = json.loads(path.read_text())
+    boxes = [e for e in trace if e["ph"] == "X"]
+    assert [b["name"] for b in boxes] == [here._function.__qualname__] * 2
+    processes = {e["pid"]: e["args"]["name"] for e in trace if e["name"] == "process_name"}
+    assert {processes[b["pid"]] for b in boxes} == {f"node {n[:12]}" for n in nodes}
     with pytest.raises(SystemExit):
         main(["timeline", "--help"])
     assert "--address" in capsys.readouterr().out
