@@ -10,7 +10,9 @@ Prints the cost of the events a task records (submitted, pushed, ended: three ap
 a tuple to the bounded ring, as the client does) in nanoseconds, then the time per task of
 ``get(f.remote())`` in a loop (sync) and of ``get([f.remote() for _ in range(N)])``
 (async), with events on and off, alternating rounds and taking medians so that the machine's
-drift falls on both alike. Ember only: it measures Ember's recorder against itself.
+drift falls on both alike, in wall time and in the CPU time of the driver, its node and the
+workers (which other load on the machine disturbs less). Ember only: it measures Ember's
+recorder against itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import statistics
 import time
 import timeit
+from collections.abc import Callable
 
 
 def record_cost_ns(n: int = 200_000) -> float:
@@ -69,28 +72,55 @@ def main() -> None:
         "off": noop.options(enable_task_events=False),
     }
 
-    def sync(f: ember.RemoteFunction) -> float:
-        begin = time.perf_counter()
-        for _ in range(args.tasks):
-            ember.get(f.remote())
-        return (time.perf_counter() - begin) / args.tasks
+    import psutil
 
-    def asynchronous(f: ember.RemoteFunction) -> float:
-        begin = time.perf_counter()
-        ember.get([f.remote() for _ in range(args.tasks)])
-        return (time.perf_counter() - begin) / args.tasks
+    me = psutil.Process()
+
+    def cpu_seconds() -> float:
+        """CPU used by this process and the node and workers it started: what recording
+        and shipping cost, less sensitive than wall time to other load on the machine."""
+        total = sum(me.cpu_times()[:2])
+        for child in me.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+
+    def measured(work: Callable[[], None]) -> tuple[float, float]:
+        """Wall time per task, and CPU per task counted until the round's events have been
+        shipped and merged (a report interval later)."""
+        cpu, begin = cpu_seconds(), time.perf_counter()
+        work()
+        wall = time.perf_counter() - begin
+        time.sleep(1.2)
+        return wall / args.tasks, (cpu_seconds() - cpu) / args.tasks
+
+    def sync(f: ember.RemoteFunction) -> tuple[float, float]:
+        return measured(lambda: [ember.get(f.remote()) for _ in range(args.tasks)] and None)
+
+    def asynchronous(f: ember.RemoteFunction) -> tuple[float, float]:
+        return measured(lambda: ember.get([f.remote() for _ in range(args.tasks)]) and None)
 
     for name, run in (("sync", sync), ("async", asynchronous)):
-        samples: dict[str, list[float]] = {"on": [], "off": []}
+        samples: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
         for f in modes.values():  # warm-up
             run(f)
         for _ in range(args.rounds):
             for mode, f in modes.items():
                 samples[mode].append(run(f))
-        on, off = (statistics.median(samples[m]) for m in ("on", "off"))
+        (on, on_cpu), (off, off_cpu) = (
+            (
+                statistics.median(s[0] for s in samples[m]),
+                statistics.median(s[1] for s in samples[m]),
+            )
+            for m in ("on", "off")
+        )
         print(
             f"tasks {name:5}: events on {on * 1e6:6.1f} us/task, off {off * 1e6:6.1f} us/task, "
-            f"overhead {(on / off - 1) * 100:+.1f} %"
+            f"overhead {(on / off - 1) * 100:+.1f} %; CPU of all processes on "
+            f"{on_cpu * 1e6:6.1f} us/task, off {off_cpu * 1e6:6.1f} us/task, "
+            f"{(on_cpu / off_cpu - 1) * 100:+.1f} %"
         )
     ember.shutdown()
 
