@@ -261,3 +261,32 @@ def test_a_batch_goes_on_the_wire_as_one_flat_list() -> None:
         te.ENDED, tid(1), 3.0, 2.5, 2.9, 7, WORKER, None, None,
     ]  # fmt: skip
     assert len(wire) == sum(te.WIDTH[e[0]] for e in events)
+
+
+def test_an_ended_task_is_a_tuple_the_collector_stops_tracking() -> None:
+    import gc
+
+    table = te.TaskTable()
+    feed(table, life(1, error=["TASK_EXECUTION_EXCEPTION", "x"]))
+    for _ in range(3):  # (a pass untracks a tuple whose items are untracked: nested, 3)
+        gc.collect()
+    assert not gc.is_tracked(table._tasks[tid(1)])
+
+
+def test_a_task_run_again_after_it_ended_is_a_new_attempt() -> None:
+    table = te.TaskTable()
+    feed(table, life(1))
+    feed(table, [submitted(1, t=5.0), (te.PUSHED, tid(1), 5.1, NODE, WORKER)])
+    (row,) = table.rows(True)
+    assert (row["attempt_number"], row["state"], row["end_time_ms"]) == (
+        1,
+        "SUBMITTED_TO_WORKER",
+        None,
+    )
+    assert [e["state"] for e in row["events"]][-3:] == [
+        "FINISHED",
+        "PENDING_NODE_ASSIGNMENT",
+        "SUBMITTED_TO_WORKER",
+    ]
+    feed(table, [(te.ENDED, tid(1), 6.0, [5.2, 5.9, 4321, WORKER], None)])
+    assert table.rows(False)[0]["state"] == "FINISHED" and len(table) == 1

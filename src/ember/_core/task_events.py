@@ -140,18 +140,64 @@ def to_wire(
     return out
 
 
+# A task that is over is kept as a plain tuple of plain values, these fields (its states
+# and times flat), which the garbage collector stops tracking (it does not untrack a
+# subclass of tuple, such as a NamedTuple). A node keeps 100,000 of them, and scanning them
+# again and again as the table grew cost as much as merging them.
+FIELDS = (
+    "task_id",
+    "attempt",
+    "type",
+    "name",
+    "actor_id",
+    "job_id",
+    "parent_id",
+    "shape",
+    "arg_ids",
+    "node_id",
+    "worker_id",
+    "pid",
+    "state",
+    "events",
+    "created",
+    "start",
+    "end",
+    "error",
+    "over",
+)
+(
+    _TASK_ID,
+    _ATTEMPT,
+    _TYPE,
+    _NAME,
+    _ACTOR_ID,
+    _JOB_ID,
+    _PARENT_ID,
+    _SHAPE,
+    _ARG_IDS,
+    _NODE_ID,
+    _WORKER_ID,
+    _PID,
+    _STATE,
+    _EVENTS,
+    _CREATED,
+    _START,
+    _END,
+    _ERROR,
+    _OVER,
+) = range(len(FIELDS))
+_Ended = tuple[Any, ...]
+
+
 class _Record:
-    """One task as its events tell it; ids kept as the hex text rows show, made once. A
-    node keeps 100,000 of them: each holds as few containers as it can (its states and
-    times in one flat list, tuples of plain values, a shared shape), since the garbage
-    collector scans every container on the heap again and again as the table grows."""
+    """A task that is not over, as its events tell it; ids kept as the hex text rows show,
+    made once."""
 
     __slots__ = (
         "task_id",
         "attempt",
         "type",
         "name",
-        "func",
         "actor_id",
         "job_id",
         "parent_id",
@@ -174,7 +220,7 @@ class _Record:
         self.task_id = task_id.hex()
         self.attempt = 0
         self.type = NORMAL_TASK
-        self.name = self.func = ""
+        self.name = ""
         self.actor_id: str | None = None
         self.job_id = ""
         self.parent_id: str | None = None
@@ -195,6 +241,40 @@ class _Record:
     def step(self, state: str, t: float) -> None:
         self.state = state
         self.events += state, t
+
+    def ended(self) -> _Ended:
+        """The task as a tuple of ``FIELDS`` (how the table keeps it once it is over)."""
+        return (
+            self.task_id,
+            self.attempt,
+            self.type,
+            self.name,
+            self.actor_id,
+            self.job_id,
+            self.parent_id,
+            self.shape,
+            self.arg_ids,
+            self.node_id,
+            self.worker_id,
+            self.pid,
+            self.state,
+            tuple(self.events),
+            self.created,
+            self.start,
+            self.end,
+            self.error,
+            self.over,
+        )
+
+    @classmethod
+    def again(cls, ended: _Ended) -> _Record:
+        """An ended task that has more events (it runs again: an object it made was lost)."""
+        rec = cls.__new__(cls)
+        for name, value in zip(FIELDS, ended, strict=True):
+            setattr(rec, name, value)
+        rec.events = list(ended[_EVENTS])
+        rec.ran = True
+        return rec
 
     def run(self, t: float, start: float, end: float, pid: int, worker_id: bytes,
             error: tuple[str, str] | None) -> None:  # fmt: skip
@@ -224,7 +304,7 @@ class TaskTable:
         if max_tasks < 1:
             raise ValueError(f"a task table needs room for 1 task or more, not {max_tasks}")
         self.max_tasks = max_tasks
-        self._tasks: OrderedDict[bytes, _Record] = OrderedDict()  # oldest submitted first
+        self._tasks: OrderedDict[bytes, _Record | _Ended] = OrderedDict()  # oldest first
         self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
         self.evicted = 0  # tasks evicted to stay within max_tasks
         self.dropped_at_owners = 0  # events the owners' buffers dropped before shipping
@@ -245,6 +325,9 @@ class TaskTable:
             if rec is None:  # (its earlier events may have been dropped or evicted)
                 rec = tasks[task_id] = _Record(task_id)
                 rec.created = t
+            elif type(rec) is tuple:
+                rec = tasks[task_id] = _Record.again(rec)
+            assert isinstance(rec, _Record)
             if kind == SUBMITTED:
                 self._submitted(rec, events[i : i + 11])
             elif kind == ARGS_READY:
@@ -262,9 +345,11 @@ class TaskTable:
                 start, end, pid, worker_id, error_type, message = events[i + 3 : i + 9]
                 error = None if error_type is None else (error_type, message)
                 rec.run(t, start, end, pid, worker_id, error)
-                if kind == ENDED and not rec.over:
-                    rec.over = True
-                    self._over.append(task_id)
+                if kind == ENDED:
+                    if not rec.over:
+                        rec.over = True
+                        self._over.append(task_id)
+                    tasks[task_id] = rec.ended()
             i += WIDTH[kind]
         self._evict()
 
@@ -272,11 +357,11 @@ class TaskTable:
         _, _, t, kind, name, class_name, actor_id, job_id, parent_id, shape, arg_ids = event
         rec.type = kind
         if kind == ACTOR_TASK:
-            rec.name = rec.func = f"{class_name}.{name}"
+            rec.name = f"{class_name}.{name}"
         elif kind == ACTOR_CREATION_TASK:
-            rec.name = rec.func = f"{class_name}.__init__"
+            rec.name = f"{class_name}.__init__"
         else:
-            rec.name = rec.func = name
+            rec.name = name
         rec.actor_id = actor_id.hex() if actor_id else None
         rec.job_id = job_id.hex()
         rec.parent_id = parent_id.hex() if parent_id else None
@@ -298,7 +383,7 @@ class TaskTable:
             if over:
                 task_id = over.popleft()
                 rec = tasks.get(task_id)
-                if rec is None or not rec.over:  # (gone already, or running again)
+                if rec is None or not _frozen(rec)[_OVER]:  # (gone already, or running again)
                     continue
                 del tasks[task_id]
             else:
@@ -334,33 +419,39 @@ class TaskTable:
         cross two processes as a few strings and numbers each, with nothing for the
         decoder to build (or the garbage collector to scan) per run."""
         workers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-        for rec in self._tasks.values():
-            if not rec.start or not rec.over:
+        for rec in map(_frozen, self._tasks.values()):
+            if not rec[_START] or not rec[_OVER]:
                 continue
-            where = (rec.node_id, rec.worker_id)
+            where = (rec[_NODE_ID], rec[_WORKER_ID])
             row = workers.get(where)
             if row is None:
                 row = workers[where] = {
-                    "node_id": rec.node_id,
-                    "worker_id": rec.worker_id,
-                    "worker_pid": rec.pid,
+                    "node_id": rec[_NODE_ID],
+                    "worker_id": rec[_WORKER_ID],
+                    "worker_pid": rec[_PID],
                     "runs": [],
                 }
-            args = [oid.hex() for oid in rec.arg_ids] if rec.arg_ids else None
+            arg_ids = rec[_ARG_IDS]
             row["runs"] += (
-                rec.task_id,
-                rec.name,
-                rec.start,
-                rec.end,
-                rec.state == FAILED,
-                rec.attempt,
-                args,
+                rec[_TASK_ID],
+                rec[_NAME],
+                rec[_START],
+                rec[_END],
+                rec[_STATE] == FAILED,
+                rec[_ATTEMPT],
+                [oid.hex() for oid in arg_ids] if arg_ids else None,
             )
         return list(workers.values())
 
 
+def _frozen(rec: _Record | _Ended) -> _Ended:
+    return rec if type(rec) is tuple else rec.ended()  # type: ignore[union-attr]
+
+
 class _Rows(Sequence[dict[str, Any]]):
-    def __init__(self, records: list[_Record], row: Callable[[_Record], dict[str, Any]]):
+    def __init__(
+        self, records: list[_Record | _Ended], row: Callable[[_Ended], dict[str, Any]]
+    ) -> None:
         self._records, self._row = records, row
 
     def __len__(self) -> int:
@@ -374,28 +465,29 @@ class _Rows(Sequence[dict[str, Any]]):
 
     def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(i, slice):
-            return list(map(self._row, self._records[i]))
-        return self._row(self._records[i])
+            return [self._row(_frozen(r)) for r in self._records[i]]
+        return self._row(_frozen(self._records[i]))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return map(self._row, self._records)
+        return (self._row(_frozen(r)) for r in self._records)
 
 
-def _row(rec: _Record) -> dict[str, Any]:
+def _row(rec: _Ended) -> dict[str, Any]:
+    error = rec[_ERROR]
     return {
-        "task_id": rec.task_id,
-        "attempt_number": rec.attempt,
-        "name": rec.name,
-        "state": rec.state,
-        "job_id": rec.job_id,
-        "actor_id": rec.actor_id,
-        "type": rec.type,
-        "func_or_class_name": rec.func,
-        "parent_task_id": rec.parent_id,
-        "node_id": rec.node_id,
-        "worker_id": rec.worker_id,
-        "worker_pid": rec.pid,
-        "error_type": rec.error[0] if rec.error else None,
+        "task_id": rec[_TASK_ID],
+        "attempt_number": rec[_ATTEMPT],
+        "name": rec[_NAME],
+        "state": rec[_STATE],
+        "job_id": rec[_JOB_ID],
+        "actor_id": rec[_ACTOR_ID],
+        "type": rec[_TYPE],
+        "func_or_class_name": rec[_NAME],
+        "parent_task_id": rec[_PARENT_ID],
+        "node_id": rec[_NODE_ID],
+        "worker_id": rec[_WORKER_ID],
+        "worker_pid": rec[_PID],
+        "error_type": error[0] if error else None,
     }
 
 
@@ -403,25 +495,26 @@ def _ms(t: float) -> int | None:
     return int(t * 1000) if t else None
 
 
-def _detail_row(rec: _Record) -> dict[str, Any]:
+def _detail_row(rec: _Ended) -> dict[str, Any]:
     row = _row(rec)
+    error = rec[_ERROR]
+    ev = rec[_EVENTS]
     row["language"] = "PYTHON"
-    row["required_resources"] = shape_dict(rec.shape)
+    row["required_resources"] = shape_dict(rec[_SHAPE])
     row["runtime_env_info"] = None
     row["placement_group_id"] = None
-    ev = rec.events
     row["events"] = [
         {"state": s, "created_ms": t * 1000} for s, t in zip(ev[::2], ev[1::2], strict=True)
     ]
     row["profiling_data"] = None
-    row["creation_time_ms"] = _ms(rec.created)
-    row["start_time_ms"] = _ms(rec.start)
-    row["end_time_ms"] = _ms(rec.end) if rec.over or rec.error else None
+    row["creation_time_ms"] = _ms(rec[_CREATED])
+    row["start_time_ms"] = _ms(rec[_START])
+    row["end_time_ms"] = _ms(rec[_END]) if rec[_OVER] or error else None
     row["task_log_info"] = None
-    row["error_message"] = rec.error[1] if rec.error else None
+    row["error_message"] = error[1] if error else None
     row["is_debugger_paused"] = None
     row["call_site"] = None
     row["label_selector"] = None
     # (Ember's own: the ObjectRef arguments, which the timeline draws arrows from)
-    row["arg_object_ids"] = [oid.hex() for oid in rec.arg_ids]
+    row["arg_object_ids"] = [oid.hex() for oid in rec[_ARG_IDS]]
     return row
