@@ -44,12 +44,9 @@ def query(
             )
         value = ask(make, timeout=timeout)
     else:
-        from ember._runtime.launch import admin, cluster_files
+        from ember._runtime.launch import admin
 
-        if address in (None, "auto"):
-            address = cluster_files.the_local_cluster(
-                "start one with `ember start --head`, or call ember.init() first",
-                "pass the one you mean as address='HOST:PORT'",
-            )
-        value = admin.query(address, admin.token_for(address), make, timeout)
+        # (None or "auto": the one cluster or init() session on this host)
+        target, token = admin.state_target(address)
+        value = admin.query(target, token, make, timeout)
     return StateResult(value["rows"], value["total"], value["warnings"])

@@ -1,4 +1,5 @@
-"""``ember start``, ``ember stop``, ``ember status`` and ``ember timeline``, and the commands
+"""``ember start``, ``ember stop``, ``ember status`` and ``ember timeline``, the state commands
+(``ember list``, ``get``, ``summary``, ``memory``: ``cli/state.py``), and the commands
 libraries add.
 
 A library (above the CLI in the layering) adds its commands through the ``ember.commands``
@@ -31,6 +32,8 @@ import psutil
 from ember import __version__
 from ember._runtime.launch import admin, cluster_files, launcher
 from ember._runtime.node.cluster_link import node_host
+from ember.cli import state as state_commands
+from ember.util.state.exception import RayStateApiException
 
 DEFAULT_PORT = 6380
 
@@ -145,6 +148,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "status": _status,
         "timeline": _timeline,
     }
+    handlers.update(state_commands.add_commands(commands))
     for entry in entry_points(group="ember.commands"):
         handlers[entry.name] = entry.load()(commands)
     return parser, handlers
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return handlers[args.command](args)
-    except (ValueError, ConnectionError, RuntimeError, OSError) as e:
+    except (ValueError, ConnectionError, RuntimeError, OSError, RayStateApiException) as e:
         print(f"ember {args.command}: {e}", file=sys.stderr)
         return 1
 
