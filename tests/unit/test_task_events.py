@@ -270,7 +270,12 @@ def test_an_ended_task_is_a_tuple_the_collector_stops_tracking() -> None:
     feed(table, life(1, error=["TASK_EXECUTION_EXCEPTION", "x"]))
     for _ in range(3):  # (a pass untracks a tuple whose items are untracked: nested, 3)
         gc.collect()
-    assert not gc.is_tracked(table._tasks[tid(1)])
+    ended = table._tasks[tid(1)]
+    assert type(ended) is tuple and not gc.is_tracked(ended)
+    # Its fields are the record's, in the record's order (how it becomes one again).
+    names = te._Record.__slots__
+    assert (names[te._TASK_ID], names[te._EVENTS], names[te._OVER]) == ("task_id", "events", "over")
+    assert len(ended) == te._OVER + 1 == len(names) - 1
 
 
 def test_a_task_run_again_after_it_ended_is_a_new_attempt() -> None:

@@ -140,31 +140,11 @@ def to_wire(
     return out
 
 
-# A task that is over is kept as a plain tuple of plain values, these fields (its states
-# and times flat), which the garbage collector stops tracking (it does not untrack a
-# subclass of tuple, such as a NamedTuple). A node keeps 100,000 of them, and scanning them
-# again and again as the table grew cost as much as merging them.
-FIELDS = (
-    "task_id",
-    "attempt",
-    "type",
-    "name",
-    "actor_id",
-    "job_id",
-    "parent_id",
-    "shape",
-    "arg_ids",
-    "node_id",
-    "worker_id",
-    "pid",
-    "state",
-    "events",
-    "created",
-    "start",
-    "end",
-    "error",
-    "over",
-)
+# A task that is over is kept as a plain tuple of plain values: the first fields of
+# ``_Record.__slots__``, in order (its states and times flat), indexed by these. The garbage
+# collector stops tracking such a tuple (not a subclass of tuple, such as a NamedTuple). A
+# node keeps 100,000 of them, and scanning them again and again as the table grew cost as
+# much as merging them.
 (
     _TASK_ID,
     _ATTEMPT,
@@ -185,7 +165,7 @@ FIELDS = (
     _END,
     _ERROR,
     _OVER,
-) = range(len(FIELDS))
+) = range(19)
 _Ended = tuple[Any, ...]
 
 
@@ -212,8 +192,8 @@ class _Record:
         "start",
         "end",
         "error",
-        "ran",
         "over",
+        "ran",
     )
 
     def __init__(self, task_id: bytes) -> None:
@@ -243,7 +223,7 @@ class _Record:
         self.events += state, t
 
     def ended(self) -> _Ended:
-        """The task as a tuple of ``FIELDS`` (how the table keeps it once it is over)."""
+        """The task as the table keeps it once it is over (see ``_TASK_ID`` and on)."""
         return (
             self.task_id,
             self.attempt,
@@ -270,7 +250,7 @@ class _Record:
     def again(cls, ended: _Ended) -> _Record:
         """An ended task that has more events (it runs again: an object it made was lost)."""
         rec = cls.__new__(cls)
-        for name, value in zip(FIELDS, ended, strict=True):
+        for name, value in zip(cls.__slots__, ended, strict=False):  # (all but "ran")
             setattr(rec, name, value)
         rec.events = list(ended[_EVENTS])
         rec.ran = True
