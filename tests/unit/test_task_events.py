@@ -295,3 +295,24 @@ def test_a_task_run_again_after_it_ended_is_a_new_attempt() -> None:
     ]
     feed(table, [(te.ENDED, tid(1), 6.0, [5.2, 5.9, 4321, WORKER], None)])
     assert table.rows(False)[0]["state"] == "FINISHED" and len(table) == 1
+
+
+def test_packed_batches_are_merged_when_the_table_is_read_or_too_many_wait() -> None:
+    import msgpack
+
+    opened: list[int] = []
+
+    def unpack(batch: bytes) -> list:
+        opened.append(len(batch))
+        return msgpack.unpackb(batch)
+
+    table = te.TaskTable(unpack=unpack, max_pending_bytes=1000)
+    batch = msgpack.packb(te.to_wire(life(1), tuple))
+    table.add_packed(batch, dropped=2)
+    assert opened == []  # (kept as it came)
+    assert [r["state"] for r in table.rows(False)] == ["FINISHED"] and len(opened) == 1
+    assert "2 task events were dropped" in table.warnings()[0]
+    for n in range(2, 100):
+        table.add_packed(msgpack.packb(te.to_wire(life(n), tuple)))
+    assert 1 < len(opened) < 99  # (merged once the waiting batches passed 1000 bytes)
+    assert len(table) == 99 and len(opened) == 99

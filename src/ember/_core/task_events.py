@@ -60,6 +60,7 @@ MAX_BUFFERED_EVENTS = 100_000  # task_events_max_num_status_events_buffer_on_wor
 MAX_TASKS = 100_000  # task_events_max_num_task_in_gcs
 REPORT_INTERVAL_MS = 1000  # task_events_report_interval_ms
 
+MAX_PENDING_BYTES = 32 << 20  # packed batches a node keeps before it merges them anyway
 RUN_FIELDS = 7  # the items of one run in a ``TaskTable.runs`` row
 _MAX_SHAPES = 1000  # distinct resource shapes a table shares among its records
 
@@ -278,12 +279,26 @@ class _Record:
 
 class TaskTable:
     """The tasks whose owners run on this node, merged from their events; at most
-    ``max_tasks``, the oldest finished evicted first."""
+    ``max_tasks``, the oldest finished evicted first.
 
-    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+    Batches come packed (``add_packed``) and are kept as they came until the table is read
+    (or they pass ``max_pending_bytes``): then ``unpack`` opens them and they are merged. So
+    a node spends nothing on events while tasks run (merging costs it several µs a task,
+    which on a small machine is taken from the tasks); what it does is done on request."""
+
+    def __init__(
+        self,
+        max_tasks: int = MAX_TASKS,
+        unpack: Callable[[bytes], Sequence[Any]] | None = None,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
         if max_tasks < 1:
             raise ValueError(f"a task table needs room for 1 task or more, not {max_tasks}")
         self.max_tasks = max_tasks
+        self._unpack = unpack
+        self.max_pending_bytes = max_pending_bytes
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._tasks: OrderedDict[bytes, _Record | _Ended] = OrderedDict()  # oldest first
         self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
         self.evicted = 0  # tasks evicted to stay within max_tasks
@@ -291,7 +306,23 @@ class TaskTable:
         self._shapes: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
 
     def __len__(self) -> int:
+        self._merge_pending()
         return len(self._tasks)
+
+    def add_packed(self, batch: bytes, dropped: int = 0) -> None:
+        """Keep a packed batch of events (``add``'s, packed) to merge when the table is read."""
+        self.dropped_at_owners += dropped
+        self._pending.append(batch)
+        self._pending_bytes += len(batch)
+        if self._pending_bytes > self.max_pending_bytes:
+            self._merge_pending()
+
+    def _merge_pending(self) -> None:
+        if self._pending:
+            assert self._unpack is not None, "a table given packed batches needs unpack"
+            pending, self._pending, self._pending_bytes = self._pending, [], 0
+            for batch in pending:
+                self.add(self._unpack(batch))
 
     def add(self, events: Sequence[Any], dropped: int = 0) -> None:
         """Merge a batch of one owner's events, in the order recorded, flat as ``to_wire``
@@ -372,6 +403,7 @@ class TaskTable:
 
     def warnings(self) -> list[str]:
         """What the rows lack, said so that a user knows the listing is incomplete."""
+        self._merge_pending()
         out = []
         if self.dropped_at_owners:
             out.append(
@@ -389,6 +421,7 @@ class TaskTable:
     def rows(self, detail: bool) -> Sequence[dict[str, Any]]:
         """The tasks as Ray's ``TaskState`` rows, oldest submitted first; each row is made
         when it is read, so that the first 100 of 100,000 cost only theirs."""
+        self._merge_pending()
         return _Rows(list(self._tasks.values()), _detail_row if detail else _row)
 
     def runs(self, detail: bool) -> list[dict[str, Any]]:
@@ -398,6 +431,7 @@ class TaskTable:
         number, argument ids (or None). Flat, not a list or dict per run: 100,000 runs then
         cross two processes as a few strings and numbers each, with nothing for the
         decoder to build (or the garbage collector to scan) per run."""
+        self._merge_pending()
         workers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
         for rec in map(_frozen, self._tasks.values()):
             if not rec[_START] or not rec[_OVER]:

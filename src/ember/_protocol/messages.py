@@ -849,10 +849,10 @@ class StateQuery(Message):
 @_message(162)
 class TaskEvents(Message):
     """Client -> its node, about once a second: the task events it recorded since the last
-    batch, one flat list (``_core/task_events.py`` gives its layout), and how many its
-    buffer dropped."""
+    batch, one flat list (``_core/task_events.py`` gives its layout) packed with msgpack
+    (the node keeps it packed until it is asked), and how many its buffer dropped."""
 
-    events: list[Any]
+    events: bytes
     dropped: int = 0
 
 

@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 from ember import exceptions as exc
 from ember._core import task_events
 from ember._protocol import messages as m
@@ -248,8 +250,8 @@ class CoreClient:
         with self.lock:
             events, dropped = self.events.drain()
         if (events or dropped) and not self.node.closed:
-            wire = task_events.to_wire(events, _error_info)
-            self.node.send(m.TaskEvents(events=wire, dropped=dropped))
+            packed = msgpack.packb(task_events.to_wire(events, _error_info))
+            self.node.send(m.TaskEvents(events=packed, dropped=dropped))
 
     def report_metrics(self) -> None:
         """Send the node the user metrics that changed since the last report."""

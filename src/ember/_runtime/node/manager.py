@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from ember._core import scheduler as sched
 from ember._core.labels import node_labels
 from ember._core.metrics import MetricsTable
@@ -116,7 +118,9 @@ class NodeManager:
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
         # The tasks that processes here own, from their task events.
-        self.tasks = TaskTable(int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)))
+        self.tasks = TaskTable(
+            int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)), msgpack.unpackb
+        )
         self.state = NodeState(self)
         self.metrics = MetricsTable()  # user metrics of this node's processes
         self.state.providers["metrics"] = self.metrics_rows
@@ -379,7 +383,7 @@ class NodeManager:
                 ),
             )
         elif isinstance(msg, m.TaskEvents):
-            self.tasks.add(msg.events, msg.dropped)
+            self.tasks.add_packed(msg.events, msg.dropped)
         elif isinstance(msg, m.LogLines):
             for c in self.clients.values():
                 if c.kind == "driver" and c.log_to_driver:
