@@ -824,3 +824,55 @@ class ReleaseBundles(Message):
     pg_id: bytes
     indexes: list[int]
     removed: bool = False
+
+
+# ---- logs: `ember logs`, ember.util.state.list_logs / get_log --------------------------------
+
+
+class LogFile(NamedTuple):
+    node_id: bytes
+    name: str  # inside the node's log folder
+    size: int
+    mtime: float
+    actor_id: bytes = b""  # a worker's file: the actor it hosts (while its node remembers)
+
+
+@_message(180)
+class ListLogs(Message):
+    """Any process -> control store -> each node (``node_id``: that one only): the log
+    files whose names match ``glob`` (a shell pattern; "" for all). Answered with LogFiles."""
+
+    rid: int
+    node_id: bytes
+    glob: str
+
+
+@_message(181)
+class LogFiles(Answer):
+    rid: int
+    files: list[LogFile]
+    warnings: list[str]  # nodes that did not answer
+
+    _records = {"files": _records_of(LogFile)}
+
+
+@_message(182)
+class ReadLog(Message):
+    """Any process -> control store -> the node with the file: at most ``max_bytes`` of it
+    from ``offset``, or (``tail_lines`` > 0) the last that many lines. Answered with
+    LogChunk; a name outside the log folder or of no file is an INVALID error."""
+
+    rid: int
+    node_id: bytes
+    name: str
+    offset: int
+    max_bytes: int
+    tail_lines: int = 0
+
+
+@_message(183)
+class LogChunk(Answer):
+    rid: int
+    data: bytes
+    offset: int  # where in the file ``data`` starts
+    size: int  # the file's size when read

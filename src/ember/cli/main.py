@@ -30,6 +30,7 @@ import psutil
 from ember import __version__
 from ember._runtime.launch import admin, cluster_files, launcher
 from ember._runtime.node.cluster_link import node_host
+from ember.cli import logs as logs_cli
 
 DEFAULT_PORT = 6380
 
@@ -128,6 +129,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
     handlers: dict[str, Handler] = {"start": _start, "stop": _stop, "status": _status}
+    handlers["logs"] = logs_cli.add_parser(commands)
     for entry in entry_points(group="ember.commands"):
         handlers[entry.name] = entry.load()(commands)
     return parser, handlers
@@ -135,7 +137,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(logs_cli.with_default_kind(sys.argv[1:] if argv is None else argv))
     try:
         return handlers[args.command](args)
     except (ValueError, ConnectionError, RuntimeError, OSError) as e:

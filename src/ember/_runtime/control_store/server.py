@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
+from ember._runtime.control_store.logs import LogRequests
 from ember._runtime.control_store.placement_groups import PlacementGroups
 from ember._runtime.control_store.storage import Storage, open_storage
 from ember._runtime.launch.process_config import ControlStoreConfig, read_config
@@ -117,6 +118,7 @@ class ControlStore:
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
         self.placement_groups = PlacementGroups(self)
+        self.logs = LogRequests(self)
         self._load()
 
     def _load(self) -> None:
@@ -326,7 +328,7 @@ class ControlStore:
     # ------------------------------------------------------------------ messages
 
     def handle(self, conn: PeerConnection, msg: m.Message) -> None:
-        if self.placement_groups.handle(conn, msg):
+        if self.placement_groups.handle(conn, msg) or self.logs.handle(conn, msg):
             return
         if isinstance(msg, m.Answer):  # (a node's, to a request of the placement groups)
             self.placement_groups.calls.on_reply(msg)

@@ -156,6 +156,8 @@ class ClusterLink:
             self.node.commit_bundles(msg)
         elif isinstance(msg, m.ReleaseBundles):
             self.node.release_bundles(msg)
+        elif isinstance(msg, (m.ListLogs, m.ReadLog)):
+            conn.send(self.node.logs.answer(msg))
         else:
             refuse(conn, msg, "a node manager")
 

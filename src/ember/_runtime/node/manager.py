@@ -39,6 +39,7 @@ from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
 from ember._runtime.launch.process_config import NodeConfig, read_config, setting
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
+from ember._runtime.node.logs import NodeLogs
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.worker_pool import WorkerPool
@@ -102,6 +103,7 @@ class NodeManager:
         worker_env = dict(os.environ)
         worker_env.pop("CUDA_VISIBLE_DEVICES", None)
         self.pool = WorkerPool(self, worker_env)
+        self.logs = NodeLogs(self)
         self.objects = ObjectDirectory(
             self,
             config.shm_dir,

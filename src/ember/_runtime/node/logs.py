@@ -1,0 +1,97 @@
+"""A node's answers to log requests (ListLogs, ReadLog) about the files in its log folder.
+
+Only files inside the folder are read: a name is checked (``_core/log_files.check_name``) and
+its real path must lie in the folder's, so a symbolic link cannot lead out either. A read
+returns at most ``MAX_READ`` bytes; the reader asks again from where it ended.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, BinaryIO
+
+from ember._core import log_files
+from ember._protocol import messages as m
+
+if TYPE_CHECKING:
+    from ember._runtime.node.manager import NodeManager
+
+# How far back a tail request reads at a time while it looks for the lines' start.
+_TAIL_STEP = 64 * 1024
+
+
+class NodeLogs:
+    def __init__(self, node: NodeManager) -> None:
+        self.node = node
+
+    def answer(self, msg: m.ListLogs | m.ReadLog) -> m.Answer:
+        """The answer to a log request (an INVALID error Reply for a bad or unknown name)."""
+        try:
+            if isinstance(msg, m.ListLogs):
+                return m.LogFiles(rid=msg.rid, files=self.list(msg.glob), warnings=[])
+            return self.read(msg)
+        except ValueError as e:
+            return m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e))
+
+    def list(self, glob: str) -> list[m.LogFile]:
+        pool = self.node.pool
+        actors = {
+            os.path.basename(w.log_path): w.actor_id
+            for w in (*pool.ended.values(), *pool.workers.values())
+            if w.actor_id
+        }
+        folder = self.node.log_dir
+        try:
+            names = [e.name for e in os.scandir(folder) if e.is_file()]
+        except FileNotFoundError:
+            return []
+        files = []
+        for name in log_files.matching(names, glob):
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:  # (removed meanwhile)
+                continue
+            files.append(
+                m.LogFile(self.node.node_id, name, st.st_size, st.st_mtime, actors.get(name, b""))
+            )
+        return files
+
+    def read(self, msg: m.ReadLog) -> m.LogChunk:
+        name = log_files.check_name(msg.name)
+        folder = os.path.realpath(self.node.log_dir)
+        path = os.path.realpath(os.path.join(folder, name))
+        if os.path.commonpath([folder, path]) != folder:
+            raise ValueError(f"log file name {name!r} leads outside the log folder")
+        try:
+            f = open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ValueError(
+                f"no log file {name!r} on node {self.node.node_id.hex()}: `ember logs` lists "
+                "the files there"
+            ) from None
+        limit = max(0, min(msg.max_bytes, log_files.MAX_READ))
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            offset = (
+                _tail_offset(f, size, msg.tail_lines, limit) if msg.tail_lines > 0 else msg.offset
+            )
+            offset = max(0, min(size, offset))
+            f.seek(offset)
+            return m.LogChunk(rid=msg.rid, data=f.read(limit), offset=offset, size=size)
+
+
+def _tail_offset(f: BinaryIO, size: int, lines: int, limit: int) -> int:
+    """Where the last ``lines`` lines start, looking back at most ``limit`` bytes (beyond
+    that: the first line that starts within them)."""
+    floor = max(0, size - limit)
+    start = size
+    while True:
+        start = max(floor, start - _TAIL_STEP)
+        f.seek(start)
+        data = f.read(size - start)
+        found = log_files.tail_start(data, lines, at_start=start == 0)
+        if found is not None:
+            return start + found
+        if start == floor:  # the lines reach back further than a read may return
+            cut = data.find(b"\n")
+            return start + cut + 1 if cut >= 0 else start

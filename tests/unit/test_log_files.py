@@ -1,0 +1,171 @@
+"""The log folder's rules (``_core/log_files.py``) with plain values, and a node's answers to
+log requests (``_runtime/node/logs.py``) over a real folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from ember._core import log_files as lf
+from ember._protocol import messages as m
+from ember._runtime.node.logs import NodeLogs
+
+
+def test_worker_log_names_carry_the_worker_id_and_pid() -> None:
+    name = lf.worker_log_name(bytes.fromhex("ab01"), 4242)
+    assert name == "worker-ab01-4242.log"
+    assert lf.parse_worker_log(name) == ("ab01", 4242)
+    assert lf.parse_worker_log("node.log") is None
+    assert lf.parse_worker_log("worker-ab01-4242.log.1") is None
+    assert [lf.category(n) for n in (name, "node.log", "control_store.log", "x.txt")] == [
+        "worker",
+        "node",
+        "control_store",
+        "other",
+    ]
+
+
+@pytest.mark.parametrize("name", ["node.log", "sub/w.log", "a..b.log"])
+def test_names_inside_the_folder_are_taken(name: str) -> None:
+    assert lf.check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("/etc/passwd", "absolute path"),
+        ("../other/node.log", "outside the log folder"),
+        ("a/../../x", "outside the log folder"),
+        ("", "non-empty"),
+        (None, "non-empty string"),
+        ("a\0b", "NUL"),
+    ],
+)
+def test_names_leading_out_of_the_folder_are_refused(name: Any, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        lf.check_name(name)
+
+
+def test_matching_is_a_sorted_shell_pattern() -> None:
+    names = ["worker-b-2.log", "node.log", "worker-a-1.log"]
+    assert lf.matching(names, "") == sorted(names)
+    assert lf.matching(names, "worker-*") == ["worker-a-1.log", "worker-b-2.log"]
+    assert lf.matching(names, "*-1.log") == ["worker-a-1.log"]
+
+
+def test_tail_start_counts_lines_from_the_end_but_not_markers() -> None:
+    data = b"a\nb\n:task_id:ff\nc\n"
+    assert data[lf.tail_start(data, 1, True) or 0 :] == b"c\n"
+    assert data[lf.tail_start(data, 2, True) or 0 :] == b"b\n:task_id:ff\nc\n"
+    assert lf.tail_start(data, 9, True) == 0
+    # More may come before this chunk: not enough lines in it yet.
+    assert lf.tail_start(data, 3, False) is None
+    assert lf.tail_start(b"x\ny", 1, False) == 2  # an unfinished last line counts
+
+
+def test_complete_lines_keep_the_unfinished_rest() -> None:
+    lines, rest = lf.complete_lines(b"he", b"llo\nwor")
+    assert (lines, rest) == ([b"hello\n"], b"wor")
+    assert lf.complete_lines(rest, b"ld\n") == ([b"world\n"], b"")
+
+
+def test_task_lines_are_those_after_its_markers() -> None:
+    log = [
+        b"(w) before any task\n",
+        lf.task_marker("aa").encode() + b"\n",
+        b"(f) one\n",
+        lf.task_marker("bb").encode() + b"\n",
+        b"(g) other\n",
+        lf.task_marker("aa").encode() + b"\n",
+        b"(f) two\n",
+    ]
+    keep = lf.TaskLines("aa")
+    assert [x for x in log if keep.keep(x)] == [b"(f) one\n", b"(f) two\n"]
+    every = lf.TaskLines(None)
+    assert [x for x in log if every.keep(x)] == [log[0], log[2], log[4], log[6]]
+
+
+# ------------------------------------------------------------------ a node's answers
+
+
+def _node(tmp_path: Path) -> NodeLogs:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    hosting = SimpleNamespace(log_path=str(folder / "worker-aa-1.log"), actor_id=b"\x07")
+    pool = SimpleNamespace(workers={b"w": hosting}, ended={})
+    node = SimpleNamespace(node_id=b"\x01" * 4, log_dir=str(folder), pool=pool)
+    return NodeLogs(cast(Any, node))
+
+
+def _read(logs: NodeLogs, name: str, offset: int = 0, max_bytes: int = 100, tail: int = 0) -> Any:
+    return logs.answer(
+        m.ReadLog(
+            rid=1, node_id=b"", name=name, offset=offset, max_bytes=max_bytes, tail_lines=tail
+        )
+    )
+
+
+def test_a_node_lists_its_files_with_the_actor_each_worker_hosts(tmp_path: Path) -> None:
+    logs = _node(tmp_path)
+    (tmp_path / "logs" / "worker-aa-1.log").write_text("x\n")
+    (tmp_path / "logs" / "node.log").write_text("node\n")
+    (tmp_path / "logs" / "sub").mkdir()
+    answer = logs.answer(m.ListLogs(rid=3, node_id=b"", glob=""))
+    assert isinstance(answer, m.LogFiles) and answer.rid == 3
+    assert [(f.name, f.size, f.actor_id) for f in answer.files] == [
+        ("node.log", 5, b""),
+        ("worker-aa-1.log", 2, b"\x07"),
+    ]
+    only = logs.answer(m.ListLogs(rid=4, node_id=b"", glob="node*"))
+    assert [f.name for f in cast(m.LogFiles, only).files] == ["node.log"]
+
+
+def test_reads_are_bounded_and_continue_from_their_offset(tmp_path: Path) -> None:
+    logs = _node(tmp_path)
+    (tmp_path / "logs" / "node.log").write_bytes(b"0123456789")
+    first = _read(logs, "node.log", max_bytes=4)
+    assert (first.data, first.offset, first.size) == (b"0123", 0, 10)
+    rest = _read(logs, "node.log", offset=4, max_bytes=100)
+    assert (rest.data, rest.offset) == (b"456789", 4)
+    assert _read(logs, "node.log", offset=99).data == b""  # (past the end: nothing yet)
+    huge = _read(logs, "node.log", max_bytes=1 << 40)
+    assert huge.data == b"0123456789"  # (a request may ask for more; MAX_READ caps it)
+
+
+def test_a_tail_read_starts_at_a_line(tmp_path: Path) -> None:
+    logs = _node(tmp_path)
+    lines = b"".join(b"line %d\n" % i for i in range(10000))
+    (tmp_path / "logs" / "node.log").write_bytes(lines)
+    chunk = _read(logs, "node.log", tail=2, max_bytes=1 << 20)
+    assert chunk.data == b"line 9998\nline 9999\n"
+    assert chunk.offset == len(lines) - len(chunk.data)
+    # More lines than a read may return: it starts at the first whole line within reach.
+    cut = _read(logs, "node.log", tail=5000, max_bytes=100)
+    assert len(lines) - 100 < cut.offset and lines[cut.offset - 1 : cut.offset] == b"\n"
+    assert cut.data == lines[cut.offset :]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("../secret", "outside the log folder"),
+        ("/etc/passwd", "absolute path"),
+        ("missing.log", "no log file 'missing.log'"),
+        ("sub", "no log file 'sub'"),
+        ("link", "outside the log folder"),
+    ],
+)
+def test_a_node_refuses_what_is_not_a_file_of_its_folder(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    logs = _node(tmp_path)
+    (tmp_path / "secret").write_text("no")
+    (tmp_path / "logs" / "sub").mkdir()
+    os.symlink(tmp_path / "secret", tmp_path / "logs" / "link")
+    answer = _read(logs, name)
+    assert isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.INVALID
+    assert answer.error is not None and says in answer.error[1]
