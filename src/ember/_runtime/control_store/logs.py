@@ -3,6 +3,7 @@ every live node (or one), answered with all their files; ReadLog to the one node
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ember._protocol import messages as m
@@ -51,9 +52,5 @@ class LogRequests:
                 conn.send(m.LogFiles(rid=msg.rid, files=files, warnings=warnings))
 
         for e in nodes:
-            calls.call(
-                e.conn,
-                lambda rid: m.replace(msg, rid=rid),
-                lambda answer, node_id=e.node_id: answered(node_id, answer),
-            )
+            calls.call(e.conn, lambda rid: m.replace(msg, rid=rid), partial(answered, e.node_id))
         return True
