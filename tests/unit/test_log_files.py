@@ -50,13 +50,6 @@ def test_names_leading_out_of_the_folder_are_refused(name: Any, says: str) -> No
         lf.check_name(name)
 
 
-def test_matching_is_a_sorted_shell_pattern() -> None:
-    names = ["worker-b-2.log", "node.log", "worker-a-1.log"]
-    assert lf.matching(names, "") == sorted(names)
-    assert lf.matching(names, "worker-*") == ["worker-a-1.log", "worker-b-2.log"]
-    assert lf.matching(names, "*-1.log") == ["worker-a-1.log"]
-
-
 def test_tail_start_counts_lines_from_the_end_but_not_markers() -> None:
     data = b"a\nb\n:task_id:ff\nc\n"
     assert data[lf.tail_start(data, 1, True) or 0 :] == b"c\n"
@@ -97,7 +90,9 @@ def _node(tmp_path: Path) -> NodeLogs:
     folder.mkdir()
     hosting = SimpleNamespace(log_path=str(folder / "worker-aa-1.log"), actor_id=b"\x07")
     pool = SimpleNamespace(workers={b"w": hosting}, ended={})
-    node = SimpleNamespace(node_id=b"\x01" * 4, log_dir=str(folder), pool=pool)
+    node = SimpleNamespace(
+        node_id=b"\x01" * 4, log_dir=str(folder), pool=pool, state=SimpleNamespace(providers={})
+    )
     return NodeLogs(cast(Any, node))
 
 
@@ -109,19 +104,34 @@ def _read(logs: NodeLogs, name: str, offset: int = 0, max_bytes: int = 100, tail
     )
 
 
-def test_a_node_lists_its_files_with_the_actor_each_worker_hosts(tmp_path: Path) -> None:
+def test_a_node_lists_its_files_as_state_rows(tmp_path: Path) -> None:
     logs = _node(tmp_path)
     (tmp_path / "logs" / "worker-aa-1.log").write_text("x\n")
     (tmp_path / "logs" / "node.log").write_text("node\n")
     (tmp_path / "logs" / "sub").mkdir()
-    answer = logs.answer(m.ListLogs(rid=3, node_id=b"", glob=""))
-    assert isinstance(answer, m.LogFiles) and answer.rid == 3
-    assert [(f.name, f.size, f.actor_id) for f in answer.files] == [
-        ("node.log", 5, b""),
-        ("worker-aa-1.log", 2, b"\x07"),
+    rows = cast(Any, logs.node).state.providers["logs"](False)
+    assert [
+        {k: r[k] for k in ("name", "category", "size", "worker_id", "pid", "actor_id")}
+        for r in rows
+    ] == [
+        {
+            "name": "node.log",
+            "category": "node",
+            "size": 5,
+            "worker_id": "",
+            "pid": 0,
+            "actor_id": "",
+        },
+        {
+            "name": "worker-aa-1.log",
+            "category": "worker",
+            "size": 2,
+            "worker_id": "aa",
+            "pid": 1,
+            "actor_id": "07",
+        },
     ]
-    only = logs.answer(m.ListLogs(rid=4, node_id=b"", glob="node*"))
-    assert [f.name for f in cast(m.LogFiles, only).files] == ["node.log"]
+    assert {r["node_id"] for r in rows} == {"01010101"}
 
 
 def test_reads_are_bounded_and_continue_from_their_offset(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ _RECORD_SAMPLES: dict[str, Any] = {
     "bundles": [m.Bundle(0, {"CPU": 1.0})],
     "actors": [m.NamedActorEntry("a", "ns")],
     "entries": [m.PlacementGroupEntry(b"p", "", [{"CPU": 1.0}], [None], "PACK", "PENDING", 0)],
-    "files": [m.LogFile(b"n", "node.log", 10, 1.5, b"")],
 }
 
 

@@ -12,9 +12,7 @@ ends at, which is also how ``--follow`` polls.
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Iterable
 
 # The most bytes one read returns; a longer file is read in several.
 MAX_READ = 1 << 20
@@ -61,11 +59,6 @@ def check_name(name: object) -> str:
             "it, as `ember logs` lists them"
         )
     return name
-
-
-def matching(names: Iterable[str], glob: str) -> list[str]:
-    """The names that match a shell pattern (all for ``""`` or ``"*"``), sorted."""
-    return sorted(n for n in names if not glob or fnmatch.fnmatchcase(n, glob))
 
 
 def tail_start(data: bytes, lines: int, at_start: bool) -> int | None:

@@ -826,40 +826,30 @@ class ReleaseBundles(Message):
     removed: bool = False
 
 
-# ---- logs: `ember logs`, ember.util.state.list_logs / get_log --------------------------------
+# -- seeing what runs (the state API, the CLI and the dashboard) ---------------------------
 
 
-class LogFile(NamedTuple):
-    node_id: bytes
-    name: str  # inside the node's log folder
-    size: int
-    mtime: float
-    actor_id: bytes = b""  # a worker's file: the actor it hosts (while its node remembers)
+@_message(160)
+class StateQuery(Message):
+    """Any process -> control store, and control store -> each node: the rows of one kind of
+    state (``"nodes"``, ``"tasks"``, ...) that pass ``filters`` (``[key, op, value]``
+    triples), at most ``limit`` of them. Answered by a Reply whose value is ``{"rows":
+    [...], "total": n, "warnings": [...]}``, ``total`` counting the rows before the limit."""
+
+    rid: int
+    kind: str
+    detail: bool = False
+    filters: list[list[Any]] = []
+    limit: int = 100
+
+
+# -- logs: `ember logs`, ember.util.state.get_log (the files are listed as the state kind "logs")
 
 
 @_message(180)
-class ListLogs(Message):
-    """Any process -> control store -> each node (``node_id``: that one only): the log
-    files whose names match ``glob`` (a shell pattern; "" for all). Answered with LogFiles."""
-
-    rid: int
-    node_id: bytes
-    glob: str
-
-
-@_message(181)
-class LogFiles(Answer):
-    rid: int
-    files: list[LogFile]
-    warnings: list[str]  # nodes that did not answer
-
-    _records = {"files": _records_of(LogFile)}
-
-
-@_message(182)
 class ReadLog(Message):
     """Any process -> control store -> the node with the file: at most ``max_bytes`` of it
-    from ``offset``, or (``tail_lines`` > 0) the last that many lines. Answered with
+    from ``offset``, or (``tail_lines`` > 0) its last that many lines. Answered with
     LogChunk; a name outside the log folder or of no file is an INVALID error."""
 
     rid: int
@@ -870,7 +860,7 @@ class ReadLog(Message):
     tail_lines: int = 0
 
 
-@_message(183)
+@_message(181)
 class LogChunk(Answer):
     rid: int
     data: bytes

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from ember._core import placement_groups as pgs
 from ember._core.resources import shape_dict, shape_of, to_units
 from ember._protocol import messages as m
-from ember._transport.rpc import Calls
 
 if TYPE_CHECKING:
     from ember._runtime.control_store.server import ControlStore, PeerConnection
@@ -26,7 +25,6 @@ class PlacementGroups:
     def __init__(self, store: ControlStore) -> None:
         self.store = store
         self.table = pgs.GroupTable()
-        self.calls = Calls()
 
     # -- requests from clients ---------------------------------------------------------------
 
@@ -111,7 +109,7 @@ class PlacementGroups:
                     self.run(self.table.prepared(action.pg_id, action.node, False))
                     continue
                 bundles = [m.Bundle(i, shape_dict(s)) for i, s in action.bundles]
-                self.calls.call(
+                self.store.calls.call(
                     conn,
                     _prepare(action.pg_id, bundles),
                     _answered(self, action.pg_id, action.node),

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple
 
 from ember._protocol import messages as m
 from ember._runtime import proctitle
-from ember._runtime.control_store.logs import LogRequests
 from ember._runtime.control_store.placement_groups import PlacementGroups
+from ember._runtime.control_store.state_queries import StateQueries
 from ember._runtime.control_store.storage import Storage, open_storage
 from ember._runtime.launch.process_config import ControlStoreConfig, read_config
 from ember._transport.reactor import Connection, Reactor
-from ember._transport.rpc import refuse
+from ember._transport.rpc import Calls, refuse
 
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
@@ -117,8 +117,9 @@ class ControlStore:
         self._lookups: dict[bytes, list[tuple[PeerConnection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
+        self.calls = Calls()  # the store's requests to nodes
         self.placement_groups = PlacementGroups(self)
-        self.logs = LogRequests(self)
+        self.state_queries = StateQueries(self)
         self._load()
 
     def _load(self) -> None:
@@ -328,10 +329,10 @@ class ControlStore:
     # ------------------------------------------------------------------ messages
 
     def handle(self, conn: PeerConnection, msg: m.Message) -> None:
-        if self.placement_groups.handle(conn, msg) or self.logs.handle(conn, msg):
+        if self.placement_groups.handle(conn, msg) or self.state_queries.handle(conn, msg):
             return
-        if isinstance(msg, m.Answer):  # (a node's, to a request of the placement groups)
-            self.placement_groups.calls.on_reply(msg)
+        if isinstance(msg, m.Answer):  # (a node's, to a request of the store's)
+            self.calls.on_reply(msg)
         elif isinstance(msg, m.ExportFunction):
             if msg.fn_id not in self.functions:
                 self.functions[msg.fn_id] = msg.data
@@ -447,7 +448,7 @@ class ControlStoreServer:
             self.store.handle(conn, msg)
 
     def closed(self, conn: PeerConnection) -> None:
-        self.store.placement_groups.calls.on_close(conn)
+        self.store.calls.on_close(conn)
         peer = conn.peer
         if isinstance(peer, Driver):  # its job is over
             self.store.job_ended(peer.job_id)

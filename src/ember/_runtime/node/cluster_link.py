@@ -156,7 +156,9 @@ class ClusterLink:
             self.node.commit_bundles(msg)
         elif isinstance(msg, m.ReleaseBundles):
             self.node.release_bundles(msg)
-        elif isinstance(msg, (m.ListLogs, m.ReadLog)):
+        elif isinstance(msg, m.StateQuery):
+            conn.send(self.node.state.answer(msg))
+        elif isinstance(msg, m.ReadLog):
             conn.send(self.node.logs.answer(msg))
         else:
             refuse(conn, msg, "a node manager")

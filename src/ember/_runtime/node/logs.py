@@ -1,4 +1,5 @@
-"""A node's answers to log requests (ListLogs, ReadLog) about the files in its log folder.
+"""A node's log folder for ``ember logs``: its files as rows of the state kind "logs", and
+the answers to ``ReadLog``.
 
 Only files inside the folder are read: a name is checked (``_core/log_files.check_name``) and
 its real path must lie in the folder's, so a symbolic link cannot lead out either. A read
@@ -8,7 +9,7 @@ returns at most ``MAX_READ`` bytes; the reader asks again from where it ended.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ember._core import log_files
 from ember._protocol import messages as m
@@ -23,38 +24,50 @@ _TAIL_STEP = 64 * 1024
 class NodeLogs:
     def __init__(self, node: NodeManager) -> None:
         self.node = node
+        node.state.providers["logs"] = self.rows
 
-    def answer(self, msg: m.ListLogs | m.ReadLog) -> m.Answer:
-        """The answer to a log request (an INVALID error Reply for a bad or unknown name)."""
+    def answer(self, msg: m.ReadLog) -> m.Answer:
+        """The answer to a read (an INVALID error Reply for a bad or unknown name)."""
         try:
-            if isinstance(msg, m.ListLogs):
-                return m.LogFiles(rid=msg.rid, files=self.list(msg.glob), warnings=[])
             return self.read(msg)
         except ValueError as e:
             return m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e))
 
-    def list(self, glob: str) -> list[m.LogFile]:
+    def rows(self, detail: bool) -> list[dict[str, Any]]:
+        """The state kind "logs": a row per file of the folder, with the worker it is of and
+        the actor that worker hosts (while the pool remembers it)."""
         pool = self.node.pool
         actors = {
-            os.path.basename(w.log_path): w.actor_id
+            os.path.basename(w.log_path): w.actor_id.hex()
             for w in (*pool.ended.values(), *pool.workers.values())
             if w.actor_id
         }
         folder = self.node.log_dir
         try:
-            names = [e.name for e in os.scandir(folder) if e.is_file()]
+            entries = sorted((e for e in os.scandir(folder) if e.is_file()), key=lambda e: e.name)
         except FileNotFoundError:
             return []
-        files = []
-        for name in log_files.matching(names, glob):
+        node_id = self.node.node_id.hex()
+        rows: list[dict[str, Any]] = []
+        for e in entries:
             try:
-                st = os.stat(os.path.join(folder, name))
+                st = e.stat()
             except FileNotFoundError:  # (removed meanwhile)
                 continue
-            files.append(
-                m.LogFile(self.node.node_id, name, st.st_size, st.st_mtime, actors.get(name, b""))
+            worker = log_files.parse_worker_log(e.name)
+            rows.append(
+                {
+                    "node_id": node_id,
+                    "name": e.name,
+                    "category": log_files.category(e.name),
+                    "size": st.st_size,
+                    "mtime": st.st_mtime,
+                    "worker_id": worker[0] if worker else "",
+                    "pid": worker[1] if worker else 0,
+                    "actor_id": actors.get(e.name, ""),
+                }
             )
-        return files
+        return rows
 
     def read(self, msg: m.ReadLog) -> m.LogChunk:
         name = log_files.check_name(msg.name)

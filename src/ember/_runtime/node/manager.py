@@ -42,6 +42,7 @@ from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.logs import NodeLogs
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
+from ember._runtime.node.state_rows import NodeState
 from ember._runtime.node.worker_pool import WorkerPool
 from ember._transport.process import process_alive
 from ember._transport.reactor import Connection, Reactor, local_address
@@ -103,7 +104,6 @@ class NodeManager:
         worker_env = dict(os.environ)
         worker_env.pop("CUDA_VISIBLE_DEVICES", None)
         self.pool = WorkerPool(self, worker_env)
-        self.logs = NodeLogs(self)
         self.objects = ObjectDirectory(
             self,
             config.shm_dir,
@@ -114,6 +114,8 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        self.state = NodeState(self)
+        self.logs = NodeLogs(self)  # (a provider of state rows)
 
     # ------------------------------------------------------------------ process lifetime
 

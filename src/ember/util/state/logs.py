@@ -1,10 +1,9 @@
 """Log files of a cluster's nodes, as Ray's ``ray.util.state.list_logs`` and ``get_log``.
 
-Every request goes to the control store (through this process's runtime when it is connected
-and no ``address`` is given, else to the cluster at ``address``), which passes it to the node
-that has the file: each node reads only its own log folder (``_runtime/node/logs.py``). A read
-returns at most ``MAX_READ`` bytes and the offset it ends at; reading on from there is also
-how ``follow`` polls. A worker's file is ``worker-<worker id>-<pid>.log`` and holds both of its
+The files are the state kind "logs" (a row per file, from each node: ``_runtime/node/logs.py``);
+a file is read by a ``ReadLog`` that the control store passes to the node that has it. A read
+returns at most ``MAX_READ`` bytes and where it starts; reading on from its end is also how
+``follow`` polls. A worker's file is ``worker-<worker id>-<pid>.log`` and holds both of its
 streams, so ``suffix`` ("out" or "err") selects nothing. A task's lines are found through the
 task's state row (its node and worker) and the markers its worker writes before them
 (``_core/log_files.py``).
@@ -16,23 +15,23 @@ on its own (the dashboard).
 from __future__ import annotations
 
 import collections
-import glob as globs
-import os
+import fnmatch
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ember._api import state as state_api
 from ember._core import log_files
 from ember._core.log_files import MAX_READ, TaskLines
 from ember._protocol import messages as m
-from ember._runtime import state
-from ember._runtime.launch import admin, cluster_files
 from ember._transport.rpc import RemoteError
 
 DEFAULT_RPC_TIMEOUT = 30
 # How often ``follow`` asks for new lines.
 FOLLOW_INTERVAL = 0.25
+# The most files one listing returns (a node keeps a file per worker it ever started).
+LIST_LIMIT = 10_000
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -56,8 +55,8 @@ def list_logs(
     target = _Target(address, timeout, _token)
     node = target.node(node_id, node_ip) or target.only_node()
     groups: dict[str, list[str]] = {}
-    for f in target.files(node, glob_filter or ""):
-        groups.setdefault(log_files.category(f.name), []).append(f.name)
+    for row in target.files(node, [], glob_filter or "")[0]:
+        groups.setdefault(row["category"], []).append(row["name"])
     return groups
 
 
@@ -128,26 +127,13 @@ def list_log_files(
     timeout: float = DEFAULT_RPC_TIMEOUT,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every live node's log files (or one node's: its id in hex, or the start of it) whose
-    names match the shell pattern ``glob``, as rows ``{node_id, name, category, size,
-    mtime, actor_id}`` (ids in hex; ``actor_id`` "" but for a worker that hosts an actor),
-    and a warning per node that did not answer."""
+    names match the shell pattern ``glob``, as rows ``{node_id, name, category, size, mtime,
+    worker_id, pid, actor_id}`` (ids in hex; a worker file's ``actor_id`` is the actor its
+    worker hosts, "" for others), and the warnings of nodes that did not answer."""
     if glob:
         log_files.check_name(glob)
     target = _Target(address, timeout, token)
-    node = target.node(node_id, None) or b""
-    answer = target.ask(lambda rid: m.ListLogs(rid=rid, node_id=node, glob=glob))
-    rows = [
-        {
-            "node_id": f.node_id.hex(),
-            "name": f.name,
-            "category": log_files.category(f.name),
-            "size": f.size,
-            "mtime": f.mtime,
-            "actor_id": f.actor_id.hex(),
-        }
-        for f in answer.files
-    ]
-    return rows, list(answer.warnings)
+    return target.files(target.node(node_id, None), [], glob)
 
 
 def read_log(
@@ -164,40 +150,52 @@ def read_log(
     """At most ``max_bytes`` of a node's log file from ``offset`` (or, with ``tail_lines``,
     its last lines): a ``LogChunk(data, offset, size)``; read on from
     ``chunk.offset + len(chunk.data)``."""
+    node = _hex_id(node_id, "node_id")
     return _Target(address, timeout, token).read(
-        bytes.fromhex(node_id), log_files.check_name(filename), offset, tail_lines, max_bytes
+        node, log_files.check_name(filename), offset, tail_lines, max_bytes
     )
 
 
 class _Target:
-    """Where requests go: this process's runtime, or the cluster at an address."""
+    """Where requests go (this process's runtime, or the cluster at an address), and the
+    errors of the answers as a caller of the API sees them."""
 
     def __init__(self, address: str | None, timeout: float, token: str | None = None) -> None:
-        self.timeout = timeout
-        self.runtime = state.current() if address is None else None
-        self.address = ""
-        self.token = ""
-        if self.runtime is None or not hasattr(self.runtime, "control_request"):
-            if address in (None, "auto"):
-                address = os.environ.get("EMBER_ADDRESS") or cluster_files.the_local_cluster(
-                    "start one with `ember start --head`, or call ember.init() first",
-                    "pass the one you mean with address='HOST:PORT'",
-                )
-            assert address is not None
-            self.runtime = None
-            self.address = address
-            self.token = admin.token_for(address, token)
+        self.address, self.timeout, self.token = address, timeout, token
         self._nodes: list[dict[str, Any]] | None = None
 
     def ask(self, make: Callable[[int], m.Message]) -> Any:
         try:
-            if self.runtime is not None:
-                return self.runtime.control_request(make, self.timeout)  # type: ignore[attr-defined]
-            return admin.query(self.address, self.token, make, self.timeout)
+            return state_api.ask(make, address=self.address, timeout=self.timeout, token=self.token)
         except RemoteError as e:
             if e.kind is m.ErrorKind.INVALID:
                 raise ValueError(str(e)) from None
+            if e.kind is m.ErrorKind.NODE_DIED:
+                raise ConnectionError(str(e)) from None
             raise
+
+    def files(
+        self, node: bytes | None, filters: Sequence[Sequence[Any]], glob: str = ""
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows of the files that pass ``filters`` (on ``node`` alone, if given) and
+        whose names match ``glob``, and the warnings of the nodes that did not answer."""
+        where = [*filters, ("node_id", "=", node.hex())] if node else list(filters)
+        try:
+            result = state_api.query(
+                "logs",
+                address=self.address,
+                filters=where,
+                limit=LIST_LIMIT,
+                timeout=self.timeout,
+                token=self.token,
+            )
+        except RemoteError as e:
+            raise ConnectionError(str(e)) from None
+        rows = [r for r in result.rows if not glob or fnmatch.fnmatchcase(r["name"], glob)]
+        warnings = list(result.warnings)
+        if result.total > len(result.rows):
+            warnings.append(f"{result.total - len(result.rows)} more log files not listed")
+        return rows, warnings
 
     def nodes(self) -> list[dict[str, Any]]:
         if self._nodes is None:
@@ -242,17 +240,13 @@ class _Target:
             f"{n['node_id'].hex()} ({n['host']})" for n in self.nodes()
         )
 
-    def files(self, node: bytes | None, glob: str) -> list[m.LogFile]:
-        answer = self.ask(lambda rid: m.ListLogs(rid=rid, node_id=node or b"", glob=glob))
-        return list(answer.files)
-
     def read(
-        self, node: bytes, name: str, offset: int, tail_lines: int, max_bytes: int = MAX_READ
+        self, node: str, name: str, offset: int, tail_lines: int, max_bytes: int = MAX_READ
     ) -> m.LogChunk:
         chunk: m.LogChunk = self.ask(
             lambda rid: m.ReadLog(
                 rid=rid,
-                node_id=node,
+                node_id=bytes.fromhex(node),
                 name=name,
                 offset=offset,
                 max_bytes=max_bytes,
@@ -261,17 +255,18 @@ class _Target:
         )
         return chunk
 
-    def one_file(self, files: list[m.LogFile], what: str) -> m.LogFile:
-        """The one file found for ``what``, or a ValueError that says what to give."""
-        if not files:
-            raise ValueError(f"no log file of {what} on any live node: `ember logs` lists them")
-        nodes = {f.node_id for f in files}
-        if len(nodes) > 1:
-            raise ValueError(
-                f"{what} has log files on several nodes "
-                f"({', '.join(sorted(n.hex() for n in nodes))}): give node_id="
-            )
-        return max(files, key=lambda f: f.mtime)
+
+def _one_file(rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """The one file found for ``what`` (the latest written, of one node), or a ValueError
+    that says what to give."""
+    if not rows:
+        raise ValueError(f"no log file of {what} on any live node: `ember logs` lists them")
+    nodes = sorted({r["node_id"] for r in rows})
+    if len(nodes) > 1:
+        raise ValueError(
+            f"{what} has log files on several nodes ({', '.join(nodes)}): give node_id="
+        )
+    return max(rows, key=lambda r: r["mtime"])
 
 
 def _find(
@@ -283,33 +278,32 @@ def _find(
     task_id: str | None,
     pid: int | None,
     attempt_number: int,
-) -> tuple[m.LogFile, str | None]:
-    """The file to read, and the task whose lines to keep (None: all)."""
+) -> tuple[dict[str, Any], str | None]:
+    """The row of the file to read, and the task whose lines to keep (None: all)."""
     node = target.node(node_id, node_ip)
     if filename is not None:
-        return target.one_file(target.files(node, globs.escape(filename)), filename), None
+        return _one_file(target.files(node, [("name", "=", filename)])[0], filename), None
     if pid is not None:
-        return target.one_file(target.files(node, f"worker-*-{int(pid)}.log"), f"pid {pid}"), None
+        return _one_file(target.files(node, [("pid", "=", int(pid))])[0], f"pid {pid}"), None
     if actor_id is not None:
-        hosts = [f for f in target.files(node, "worker-*") if f.actor_id.hex() == actor_id]
-        return target.one_file(hosts, f"actor {actor_id}"), None
+        hosts = target.files(node, [("actor_id", "=", actor_id)])[0]
+        return _one_file(hosts, f"actor {actor_id}"), None
     assert task_id is not None
     return _task_file(target, node, task_id, attempt_number), task_id
 
 
-def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) -> m.LogFile:
+def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) -> dict[str, Any]:
     """The log of the worker that ran the task, from the task's state row."""
-    from ember._api import state as state_api
-
     result = state_api.query(
         "tasks",
-        address=target.address or None,
+        address=target.address,
         filters=[("task_id", "=", task_id)],
         detail=True,
         timeout=target.timeout,
+        token=target.token,
     )
     rows = [r for r in result.rows if r.get("attempt_number", 0) == attempt] or result.rows
-    rows = [r for r in rows if r.get("worker_id") and r.get("node_id")]
+    rows = [r for r in rows if r.get("node_id") and (r.get("worker_id") or r.get("worker_pid"))]
     if not rows:
         raise ValueError(
             f"no worker is known to have run task {task_id} (attempt {attempt}): it has not "
@@ -319,8 +313,12 @@ def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) 
     where = bytes.fromhex(row["node_id"])
     if node is not None and node != where:
         raise ValueError(f"task {task_id} ran on node {where.hex()}, not on the node given")
-    files = target.files(where, f"worker-{row['worker_id']}-*.log")
-    return target.one_file(files, f"task {task_id}")
+    worker = (
+        ("worker_id", "=", row["worker_id"])
+        if row.get("worker_id")
+        else ("pid", "=", row["worker_pid"])
+    )
+    return _one_file(target.files(where, [worker])[0], f"task {task_id}")
 
 
 def _hex_id(value: str, what: str) -> str:
@@ -357,7 +355,8 @@ def _read_lines(
 
     # A task's lines are picked from its whole file; any other file's tail is found by its node.
     from_end = tail > 0 and task is None
-    chunk = target.read(found.node_id, found.name, 0, tail if from_end else 0)
+    node, name = found["node_id"], found["name"]
+    chunk = target.read(node, name, 0, tail if from_end else 0)
     offset, pending = chunk.offset, b""
     last: collections.deque[bytes] | None = collections.deque(maxlen=tail) if tail > 0 else None
     while True:
@@ -369,7 +368,7 @@ def _read_lines(
         else:
             yield from map(out, kept)
         if offset < chunk.size:  # more was there already
-            chunk = target.read(found.node_id, found.name, offset, 0)
+            chunk = target.read(node, name, offset, 0)
             continue
         if last is not None:  # the tail is complete: from now on every line goes out
             yield from map(out, last)
@@ -377,6 +376,6 @@ def _read_lines(
         if not follow:
             break
         time.sleep(interval)
-        chunk = target.read(found.node_id, found.name, offset, 0)
+        chunk = target.read(node, name, offset, 0)
     if pending and keep.keep(pending):
         yield out(pending)

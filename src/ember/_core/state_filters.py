@@ -1,0 +1,82 @@
+"""Filters and limits of the state API, applied where the rows are (each node, then the
+control store) so that a question about a few rows of 100,000 ships only those.
+
+A filter is Ray's ``(key, predicate, value)``: ``=`` and ``!=`` compare for equality, the
+others (``<``, ``<=``, ``>``, ``>=``) as numbers. The value may come as text from the command
+line: it is read as the type of the row's value (``"3"`` matches ``3``, ``"true"`` matches
+``True``), and compared without regard to case where both are text, as a user types
+``state=running``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+Row = dict[str, Any]
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+PREDICATES = ("=", "!=", *_ORDER)
+
+
+def check(filters: Iterable[Sequence[Any]] | None) -> list[list[Any]]:
+    """The filters as ``[key, predicate, value]`` lists; ``ValueError`` naming a bad one."""
+    checked = []
+    for f in filters or ():
+        if isinstance(f, str) or len(f) != 3:
+            raise ValueError(
+                f"a filter is a (key, predicate, value) tuple such as ('state', '=', "
+                f"'RUNNING'), got {f!r}"
+            )
+        key, predicate, value = f
+        if predicate not in PREDICATES:
+            raise ValueError(
+                f"filter {tuple(f)!r}: unsupported predicate {predicate!r}; use one of "
+                f"{', '.join(PREDICATES)}"
+            )
+        checked.append([str(key), predicate, value])
+    return checked
+
+
+def _as_type_of(value: Any, like: Any) -> Any:
+    if isinstance(value, str) and not isinstance(like, str) and like is not None:
+        if isinstance(like, bool):
+            return value.strip().lower() in ("1", "true", "yes")
+        try:
+            return type(like)(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _matches(row: Row, key: str, predicate: str, value: Any) -> bool:
+    have = row.get(key)
+    want = _as_type_of(value, have)
+    if predicate in _ORDER:
+        try:
+            return _ORDER[predicate](have, want)
+        except TypeError:
+            return False
+    if isinstance(have, str) and isinstance(want, str):
+        same = have.lower() == want.lower()
+    else:
+        same = have == want
+    return same if predicate == "=" else not same
+
+
+def select(
+    rows: Iterable[Row], filters: Sequence[Sequence[Any]], limit: int
+) -> tuple[list[Row], int]:
+    """The first ``limit`` rows that pass every filter, and how many passed in all."""
+    if filters:
+        rows = [r for r in rows if all(_matches(r, k, p, v) for k, p, v in filters)]
+    elif not isinstance(rows, list):
+        rows = list(rows)
+    assert isinstance(rows, list)
+    return rows[: max(limit, 0)], len(rows)

@@ -1,0 +1,136 @@
+"""The control store answers the state API (``StateQuery``): the kinds it holds itself
+(nodes, jobs, ...) from its own tables; every other kind by asking each live node, which
+filters its own rows (``_runtime/node/state_rows.py``), and merging their answers. Nothing
+is gathered ahead of a question: the head merges on request.
+
+A node that does not answer within ``ANSWER_SECONDS`` (busy, or dying) is left out and named
+in the answer's warnings, so a question never hangs on one node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ember._core import state_filters
+from ember._protocol import messages as m
+
+if TYPE_CHECKING:
+    from ember._runtime.control_store.server import ControlStore, PeerConnection
+
+ANSWER_SECONDS = 5.0
+
+Rows = list[dict[str, Any]]
+# How the rows of one kind from several nodes become one list (by default, one after another).
+Merge = Callable[[list[Rows]], Rows]
+
+
+class StateQueries:
+    def __init__(self, store: ControlStore) -> None:
+        self.store = store
+        self.own: dict[str, Callable[[bool], Rows]] = {
+            "nodes": lambda detail: [e.public() for e in store.nodes.values()],
+            "jobs": lambda detail: [{"job_id": j, **info} for j, info in store.jobs.items()],
+        }
+        self.merges: dict[str, Merge] = {}
+
+    def handle(self, conn: PeerConnection, msg: m.Message) -> bool:
+        """Answer a ``StateQuery`` (or pass a ``ReadLog`` on); False if ``msg`` is neither."""
+        if isinstance(msg, m.ReadLog):
+            self.read_log(conn, msg)
+            return True
+        if not isinstance(msg, m.StateQuery):
+            return False
+        own = self.own.get(msg.kind)
+        if own is not None:
+            rows, total = state_filters.select(own(msg.detail), msg.filters, msg.limit)
+            conn.send(m.Reply(rid=msg.rid, value={"rows": rows, "total": total, "warnings": []}))
+            return True
+        nodes = [e for e in self.store.nodes.values() if e.alive and e.conn is not None]
+        gather = _Gather(conn, msg, len(nodes), self.merges.get(msg.kind))
+        for entry in nodes:
+            assert entry.conn is not None
+            self.store.calls.call(entry.conn, _asking(msg), _answered(gather, entry.node_id.hex()))
+        conn.reactor.call_later(ANSWER_SECONDS, gather.expire)
+        gather.maybe_done()
+        return True
+
+    def read_log(self, conn: PeerConnection, msg: m.ReadLog) -> None:
+        """A log file is read by its node: the request goes there, its answer back."""
+        entry = self.store.nodes.get(msg.node_id)
+        if entry is None or not entry.alive or entry.conn is None:
+            conn.send(
+                m.error_reply(
+                    msg.rid, m.ErrorKind.INVALID, f"no live node {msg.node_id.hex()} to read from"
+                )
+            )
+            return
+
+        def answered(answer: m.Answer) -> None:
+            if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.CONNECTION_LOST:
+                text = f"node {msg.node_id.hex()} went away before it answered"
+                answer = m.error_reply(0, m.ErrorKind.NODE_DIED, text)
+            conn.send(m.replace(answer, rid=msg.rid))
+
+        self.store.calls.call(entry.conn, lambda rid: m.replace(msg, rid=rid), answered)
+
+
+class _Gather:
+    """One question to the nodes, until all have answered or the time is up."""
+
+    def __init__(self, conn: PeerConnection, query: m.StateQuery, n: int, merge: Merge | None):
+        self.conn, self.query, self.waiting, self.merge = conn, query, n, merge
+        self.parts: list[Rows] = []
+        self.total = 0
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+        self.done = False
+
+    def answered(self, node: str, answer: m.Answer) -> None:
+        if self.done:
+            return
+        self.waiting -= 1
+        if isinstance(answer, m.Reply) and answer.error is None:
+            value = answer.value
+            self.parts.append(value["rows"])
+            self.total += value["total"]
+            self.warnings.extend(value["warnings"])
+        elif isinstance(answer, m.Reply) and answer.error is not None:
+            self.errors.append(f"node {node}: {answer.error[1]}")
+        self.maybe_done()
+
+    def expire(self) -> None:
+        if not self.done:
+            self.warnings.append(
+                f"{self.waiting} node(s) did not answer within {ANSWER_SECONDS:g} s; their "
+                "rows are missing"
+            )
+            self.finish()
+
+    def maybe_done(self) -> None:
+        if self.waiting <= 0 and not self.done:
+            self.finish()
+
+    def finish(self) -> None:
+        self.done = True
+        q = self.query
+        if self.errors and not self.parts:  # (every node refused: an unknown kind, say)
+            self.conn.send(m.error_reply(q.rid, m.ErrorKind.INVALID, "; ".join(self.errors)))
+            return
+        if self.merge is not None:
+            rows, total = state_filters.select(self.merge(self.parts), q.filters, q.limit)
+        else:
+            rows = [row for part in self.parts for row in part][: max(q.limit, 0)]
+            total = self.total
+        warnings = self.warnings + self.errors
+        self.conn.send(
+            m.Reply(rid=q.rid, value={"rows": rows, "total": total, "warnings": warnings})
+        )
+
+
+def _asking(query: m.StateQuery) -> Callable[[int], m.Message]:
+    return lambda rid: m.replace(query, rid=rid)
+
+
+def _answered(gather: _Gather, node: str) -> Callable[[m.Answer], None]:
+    return lambda answer: gather.answered(node, answer)

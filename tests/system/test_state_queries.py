@@ -1,0 +1,32 @@
+"""The state query path: driver or outside process -> control store -> nodes -> merged."""
+
+import pytest
+
+from ember._api.state import query
+from ember._protocol import messages as m
+from ember._runtime.launch import admin
+from ember._transport.rpc import RemoteError
+
+pytestmark = pytest.mark.ember_only  # (Ember's own plumbing; the public API is tested on Ray)
+
+
+def test_a_driver_asks_through_its_runtime_and_an_outside_process_by_address(make_cluster):
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    ids = {r["node_id"] for r in query("nodes").rows}
+    assert len(ids) == 2
+    alive = query("nodes", filters=[("alive", "=", "true")], limit=1)
+    assert len(alive.rows) == 1 and alive.total == 2
+    value = admin.query(
+        cluster.address, cluster.token, lambda rid: m.StateQuery(rid=rid, kind="jobs", limit=10)
+    )
+    assert value["warnings"] == [] and len(value["rows"]) == 1  # this driver's job
+    # A kind that no node keeps is refused by every node: an error, not an empty answer.
+    with pytest.raises(RemoteError, match="no state of kind 'nope'"):
+        query("nope")
+
+
+def test_bad_arguments_are_refused_before_anything_is_sent(ray):
+    with pytest.raises(ValueError, match="limit must be an int >= 0"):
+        query("nodes", limit=-1)
+    with pytest.raises(ValueError, match="unsupported predicate"):
+        query("nodes", filters=[("alive", "is", True)])
