@@ -164,9 +164,18 @@ class _Target:
         self.address, self.timeout, self.token = address, timeout, token
         self._nodes: list[dict[str, Any]] | None = None
 
-    def ask(self, make: Callable[[int], m.Message]) -> Any:
+    def request(self, make: Callable[[int], m.Message]) -> Any:
+        return self.ask(
+            lambda: state_api.ask(
+                make, address=self.address, timeout=self.timeout, token=self.token
+            )
+        )
+
+    @staticmethod
+    def ask(call: Callable[[], Any]) -> Any:
+        """``call()``, its errors as a caller of the API sees them."""
         try:
-            return state_api.ask(make, address=self.address, timeout=self.timeout, token=self.token)
+            return call()
         except RemoteError as e:
             if e.kind is m.ErrorKind.INVALID:
                 raise ValueError(str(e)) from None
@@ -180,26 +189,32 @@ class _Target:
         """The rows of the files that pass ``filters`` (on ``node`` alone, if given) and
         whose names match ``glob``, and the warnings of the nodes that did not answer."""
         where = [*filters, ("node_id", "=", node.hex())] if node else list(filters)
-        try:
-            result = state_api.query(
-                "logs",
-                address=self.address,
-                filters=where,
-                limit=LIST_LIMIT,
-                timeout=self.timeout,
-                token=self.token,
-            )
-        except RemoteError as e:
-            raise ConnectionError(str(e)) from None
+        result = self.query("logs", where, LIST_LIMIT)
         rows = [r for r in result.rows if not glob or fnmatch.fnmatchcase(r["name"], glob)]
         warnings = list(result.warnings)
         if result.total > len(result.rows):
             warnings.append(f"{result.total - len(result.rows)} more log files not listed")
         return rows, warnings
 
+    def query(
+        self, kind: str, filters: Sequence[Sequence[Any]], limit: int, detail: bool = False
+    ) -> state_api.StateResult:
+        result: state_api.StateResult = self.ask(
+            lambda: state_api.query(
+                kind,
+                address=self.address,
+                filters=filters,
+                limit=limit,
+                detail=detail,
+                timeout=self.timeout,
+                token=self.token,
+            )
+        )
+        return result
+
     def nodes(self) -> list[dict[str, Any]]:
         if self._nodes is None:
-            nodes = self.ask(lambda rid: m.GetNodes(rid=rid))
+            nodes = self.request(lambda rid: m.GetNodes(rid=rid))
             self._nodes = [n for n in nodes if n["alive"]]
         return self._nodes
 
@@ -243,7 +258,7 @@ class _Target:
     def read(
         self, node: str, name: str, offset: int, tail_lines: int, max_bytes: int = MAX_READ
     ) -> m.LogChunk:
-        chunk: m.LogChunk = self.ask(
+        chunk: m.LogChunk = self.request(
             lambda rid: m.ReadLog(
                 rid=rid,
                 node_id=bytes.fromhex(node),
@@ -294,14 +309,7 @@ def _find(
 
 def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) -> dict[str, Any]:
     """The log of the worker that ran the task, from the task's state row."""
-    result = state_api.query(
-        "tasks",
-        address=target.address,
-        filters=[("task_id", "=", task_id)],
-        detail=True,
-        timeout=target.timeout,
-        token=target.token,
-    )
+    result = target.query("tasks", [("task_id", "=", task_id)], LIST_LIMIT, detail=True)
     rows = [r for r in result.rows if r.get("attempt_number", 0) == attempt] or result.rows
     rows = [r for r in rows if r.get("node_id") and (r.get("worker_id") or r.get("worker_pid"))]
     if not rows:
