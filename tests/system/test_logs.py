@@ -92,6 +92,7 @@ def test_an_actor_and_a_worker_by_pid_with_tail(start_ember: Any) -> None:
         ({"filename": "/etc/passwd"}, "absolute path"),
         ({"filename": "node.log", "pid": 1}, "exactly one of"),
         ({"actor_id": "not hex"}, "actor_id must be an id in hex"),
+        ({"pid": "12x"}, "pid must be a process id"),
         ({"filename": "node.log", "tail": 0}, "tail must be"),
     ],
 )

@@ -19,7 +19,7 @@ import fnmatch
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ember._api import state as state_api
 from ember._core import log_files
@@ -99,17 +99,16 @@ def get_log(
         log_files.check_name(filename)
     actor_id = actor_id if actor_id is None else _hex_id(actor_id, "actor_id")
     task_id = task_id if task_id is None else _hex_id(task_id, "task_id")
+    if pid is not None:
+        try:
+            pid = int(pid)
+        except (TypeError, ValueError):
+            raise ValueError(f"pid must be a process id (a number), got {pid!r}") from None
     if not isinstance(tail, int) or tail == 0 or tail < -1:
         raise ValueError(f"tail must be a number of lines (>= 1), or -1 for all; got {tail!r}")
     return _read_lines(
         _Target(address, timeout, _token),
-        node_id,
-        node_ip,
-        filename,
-        actor_id,
-        task_id,
-        pid,
-        attempt_number,
+        _Which(node_id, node_ip, filename, actor_id, task_id, pid, attempt_number),
         follow,
         tail,
         FOLLOW_INTERVAL if _interval is None else _interval,
@@ -284,27 +283,33 @@ def _one_file(rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
     return max(rows, key=lambda r: r["mtime"])
 
 
-def _find(
-    target: _Target,
-    node_id: str | None,
-    node_ip: str | None,
-    filename: str | None,
-    actor_id: str | None,
-    task_id: str | None,
-    pid: int | None,
-    attempt_number: int,
-) -> tuple[dict[str, Any], str | None]:
+class _Which(NamedTuple):
+    """The file ``get_log`` was asked for: one of ``filename``, ``actor_id``, ``task_id``
+    (its attempt ``attempt_number``) and ``pid``, on the node named, if one is."""
+
+    node_id: str | None
+    node_ip: str | None
+    filename: str | None
+    actor_id: str | None
+    task_id: str | None
+    pid: int | None
+    attempt_number: int
+
+
+def _find(target: _Target, which: _Which) -> tuple[dict[str, Any], str | None]:
     """The row of the file to read, and the task whose lines to keep (None: all)."""
-    node = target.node(node_id, node_ip)
-    if filename is not None:
-        return _one_file(target.files(node, [("name", "=", filename)])[0], filename), None
-    if pid is not None:
-        return _one_file(target.files(node, [("pid", "=", int(pid))])[0], f"pid {pid}"), None
-    if actor_id is not None:
-        hosts = target.files(node, [("actor_id", "=", actor_id)])[0]
-        return _one_file(hosts, f"actor {actor_id}"), None
-    assert task_id is not None
-    return _task_file(target, node, task_id, attempt_number), task_id
+    node = target.node(which.node_id, which.node_ip)
+    if which.filename is not None:
+        named = target.files(node, [("name", "=", which.filename)])[0]
+        return _one_file(named, which.filename), None
+    if which.pid is not None:
+        of_pid = target.files(node, [("pid", "=", which.pid)])[0]
+        return _one_file(of_pid, f"pid {which.pid}"), None
+    if which.actor_id is not None:
+        hosts = target.files(node, [("actor_id", "=", which.actor_id)])[0]
+        return _one_file(hosts, f"actor {which.actor_id}"), None
+    assert which.task_id is not None
+    return _task_file(target, node, which.task_id, which.attempt_number), which.task_id
 
 
 def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) -> dict[str, Any]:
@@ -339,20 +344,14 @@ def _hex_id(value: str, what: str) -> str:
 
 def _read_lines(
     target: _Target,
-    node_id: str | None,
-    node_ip: str | None,
-    filename: str | None,
-    actor_id: str | None,
-    task_id: str | None,
-    pid: int | None,
-    attempt_number: int,
+    which: _Which,
     follow: bool,
     tail: int,
     interval: float,
     decoding: tuple[str | None, str],
     filter_ansi: bool,
 ) -> Iterator[Any]:
-    found, task = _find(target, node_id, node_ip, filename, actor_id, task_id, pid, attempt_number)
+    found, task = _find(target, which)
     keep = TaskLines(task)
     encoding, errors = decoding
 
