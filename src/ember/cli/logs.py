@@ -78,7 +78,12 @@ def add_parser(commands: argparse._SubParsersAction) -> Callable[[argparse.Names
         sub.add_argument(
             "--interval", type=float, default=None, help="seconds between polls with --follow"
         )
-        sub.add_argument("--timeout", type=int, default=logs.DEFAULT_RPC_TIMEOUT)
+        sub.add_argument(
+            "--timeout",
+            type=int,
+            default=logs.DEFAULT_RPC_TIMEOUT,
+            help=f"seconds to wait for each answer (default {logs.DEFAULT_RPC_TIMEOUT})",
+        )
         sub.add_argument(
             "--err", action="store_true", help="accepted for Ray's sake: the log holds both streams"
         )
@@ -91,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
     what: dict[str, Any] = {}
     if args.kind == "cluster":
         files, warnings = logs.list_log_files(
-            args.address, args.node_id, args.glob, token=args.token, timeout=args.timeout
+            args.address,
+            args.node_id,
+            args.glob,
+            node_ip=args.node_ip,
+            token=args.token,
+            timeout=args.timeout,
         )
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)

@@ -122,17 +122,19 @@ def list_log_files(
     node_id: str | None = None,
     glob: str = "",
     *,
+    node_ip: str | None = None,
     token: str | None = None,
     timeout: float = DEFAULT_RPC_TIMEOUT,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every live node's log files (or one node's: its id in hex, or the start of it) whose
-    names match the shell pattern ``glob``, as rows ``{node_id, name, category, size, mtime,
-    worker_id, pid, actor_id}`` (ids in hex; a worker file's ``actor_id`` is the actor its
-    worker hosts, "" for others), and the warnings of nodes that did not answer."""
+    """Every live node's log files (or one node's: its id in hex, or the start of it, or
+    its address) whose names match the shell pattern ``glob``, as rows ``{node_id, name,
+    category, size, mtime, worker_id, pid, actor_id}`` (ids in hex; a worker file's
+    ``actor_id`` is the actor its worker hosts, "" for others), and the warnings of nodes
+    that did not answer."""
     if glob:
         log_files.check_name(glob)
     target = _Target(address, timeout, token)
-    return target.files(target.node(node_id, None), [], glob)
+    return target.files(target.node(node_id, node_ip), [], glob)
 
 
 def read_log(
