@@ -24,6 +24,7 @@ _RECORD_SAMPLES: dict[str, Any] = {
     "bundles": [m.Bundle(0, {"CPU": 1.0})],
     "actors": [m.NamedActorEntry("a", "ns")],
     "entries": [m.PlacementGroupEntry(b"p", "", [{"CPU": 1.0}], [None], "PACK", "PENDING", 0)],
+    "points": [m.MetricPoint("histogram", "h", "", [["k", "v"]], 1.5, [1.0], [1, 0])],
 }
 
 

@@ -843,6 +843,33 @@ class StateQuery(Message):
     limit: int = 100
 
 
+# ---- user metrics (``ember.util.metrics``, ``_core/metrics.py``) --------------------------------
+
+
+class MetricPoint(NamedTuple):
+    """One series of a user metric as a process has it so far: totals since the process
+    started, so that a report sent twice, or lost, changes nothing."""
+
+    kind: str  # "counter", "gauge" or "histogram"
+    name: str
+    description: str
+    tags: Sequence[Sequence[str]]  # [key, value] pairs, sorted by key
+    value: float  # a counter's total, a gauge's last value, a histogram's sum of observations
+    boundaries: Sequence[float] = ()  # a histogram's bucket bounds
+    counts: Sequence[int] = ()  # a histogram's observations per bucket, the last one above all
+
+
+@_message(166)
+class MetricsReport(Message):
+    """Client -> its node, every second or so and when the client closes: the series that
+    changed since its last report, and how many series it could not keep (its cap)."""
+
+    points: list[MetricPoint]
+    dropped: int = 0
+
+    _records = {"points": _records_of(MetricPoint)}
+
+
 # -- logs: `ember logs`, ember.util.state.get_log (the files are listed as the state kind "logs")
 
 

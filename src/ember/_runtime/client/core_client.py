@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
 from ember._protocol import messages as m
-from ember._runtime import task_context
+from ember._runtime import metrics, task_context
 from ember._runtime.client.actor_caller import ActorCaller
 from ember._runtime.client.generator_streams import GeneratorStreams
 from ember._runtime.client.object_table import ObjectTable
@@ -55,6 +55,7 @@ _CONTROL_START_SECONDS = 10.0  # how long a new process waits for the control st
 # Ray's slower shutdown; then its nodes get this long to pass on what their workers printed.
 _EXIT_GRACE_SECONDS = 0.5
 _FLUSH_OUTPUT_SECONDS = 2.0
+_METRICS_SECONDS = 1.0  # how often user metrics that changed go to the node
 
 
 class CoreClient:
@@ -163,6 +164,7 @@ class CoreClient:
             ),
         )
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
+        self.reactor.call_later(_METRICS_SECONDS, self._report_metrics_periodically)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -180,6 +182,9 @@ class CoreClient:
             self.closed = True
             self.objects.drain_decs()
             self.objects.wake_all()
+        self.report_metrics()
+        with metrics.lock:  # (a later session starts from zero)
+            metrics.buffer.clear()
         for conn in [self.node, self.control, *self._peers.values(), *self._nodes.values()]:
             conn.close()
         if self._own_reactor:
@@ -212,6 +217,17 @@ class CoreClient:
         self.objects.pool_dropped()
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
+
+    def report_metrics(self) -> None:
+        """Send the node the user metrics that changed since the last report."""
+        report = metrics.take_report()
+        if report is not None and not self.node.closed:
+            self.node.send(report)
+
+    def _report_metrics_periodically(self) -> None:
+        if not self.closed:
+            self.report_metrics()
+            self.reactor.call_later(_METRICS_SECONDS, self._report_metrics_periodically)
 
     def peer(self, addr: str, node: bytes = b"") -> Connection[str]:
         """The connection to a worker or actor at ``addr`` (on ``node``), opened if need be."""

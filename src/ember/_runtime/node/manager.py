@@ -29,6 +29,7 @@ from typing import Any
 
 from ember._core import scheduler as sched
 from ember._core.labels import node_labels
+from ember._core.metrics import MetricsTable
 from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
 from ember._core.resources import NodeResources, describe, shape_of
@@ -115,6 +116,8 @@ class NodeManager:
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
         self.state = NodeState(self)
+        self.metrics = MetricsTable()  # user metrics of this node's processes
+        self.state.providers["metrics"] = self.metrics_rows
         self.logs = NodeLogs(self)  # (a provider of state rows)
 
     # ------------------------------------------------------------------ process lifetime
@@ -395,6 +398,9 @@ class NodeManager:
             self.objects.dec_refs(msg.owner_id, msg.ids)
         elif isinstance(msg, m.PutObject):
             self.objects.put_file(msg.object_id, msg.data)
+        elif isinstance(msg, m.MetricsReport):
+            if client is not None:
+                self.metrics.report(client.client_id, msg.points, msg.dropped)
         else:
             refuse(conn, msg, "a node manager")
 
@@ -478,11 +484,22 @@ class NodeManager:
                     w, lambda: self.actors.worker_died(actor_id, self.pool.process_end(w), w.oom)
                 )
         self.actors.owner_gone(client.client_id)
+        self.metrics.process_gone(client.client_id)
         driver = client.kind != "worker" and not conn.node
         if driver and self.owner_pid and client.pid == self.owner_pid:
             self.shutdown()
 
     # ------------------------------------------------------------------ info
+
+    def metrics_rows(self, detail: bool) -> list[dict[str, Any]]:
+        """The user metrics of this node's processes, one row per series, each naming
+        the node and how many points it dropped so far (its caps)."""
+        node = {
+            "node_id": self.node_id.hex(),
+            "node_ip": self.host,
+            "dropped": self.metrics.dropped,
+        }
+        return [{**row, **node} for row in self.metrics.rows()]
 
     def cluster_info(self, view: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """This node in detail, and every node of the cluster (as the control store has it,

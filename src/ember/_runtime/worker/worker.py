@@ -265,7 +265,9 @@ class Worker:
         return [msg.task_id for _, msg, _ in back]
 
     def _exit_when_sent(self) -> None:
-        """Reactor thread, in a retired worker: end the process once its answers are out."""
+        """Reactor thread, in a retired worker: end the process once its answers (and its
+        last metrics) are out."""
+        self.client.report_metrics()
         if not all(conn.sent() for conn in self.reactor.connections()):
             self.reactor.call_later(0.01, self._exit_when_sent)
             return
