@@ -167,6 +167,7 @@ def test_a_tail_read_starts_at_a_line(tmp_path: Path) -> None:
         ("missing.log", "no log file 'missing.log'"),
         ("sub", "no log file 'sub'"),
         ("link", "outside the log folder"),
+        ("pipe", "no log file 'pipe'"),
     ],
 )
 def test_a_node_refuses_what_is_not_a_file_of_its_folder(
@@ -176,6 +177,7 @@ def test_a_node_refuses_what_is_not_a_file_of_its_folder(
     (tmp_path / "secret").write_text("no")
     (tmp_path / "logs" / "sub").mkdir()
     os.symlink(tmp_path / "secret", tmp_path / "logs" / "link")
+    os.mkfifo(tmp_path / "logs" / "pipe")  # (opening it for reading must not block)
     answer = _read(logs, name)
     assert isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.INVALID
     assert answer.error is not None and says in answer.error[1]

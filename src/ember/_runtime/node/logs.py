@@ -9,6 +9,7 @@ returns at most ``MAX_READ`` bytes; the reader asks again from where it ended.
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ember._core import log_files
@@ -32,6 +33,9 @@ class NodeLogs:
             return self.read(msg)
         except ValueError as e:
             return m.error_reply(msg.rid, m.ErrorKind.INVALID, str(e))
+        except OSError as e:  # (unreadable: permissions, a disk error)
+            text = f"log file {msg.name!r} cannot be read: {e.strerror or e}"
+            return m.error_reply(msg.rid, m.ErrorKind.INVALID, text)
 
     def rows(self, detail: bool) -> list[dict[str, Any]]:
         """The state kind "logs": a row per file of the folder, with the worker it is of and
@@ -44,14 +48,17 @@ class NodeLogs:
         }
         folder = self.node.log_dir
         try:
-            entries = sorted((e for e in os.scandir(folder) if e.is_file()), key=lambda e: e.name)
+            entries = sorted(
+                (e for e in os.scandir(folder) if e.is_file(follow_symlinks=False)),
+                key=lambda e: e.name,
+            )
         except FileNotFoundError:
             return []
         node_id = self.node.node_id.hex()
         rows: list[dict[str, Any]] = []
         for e in entries:
             try:
-                st = e.stat()
+                st = e.stat(follow_symlinks=False)
             except FileNotFoundError:  # (removed meanwhile)
                 continue
             worker = log_files.parse_worker_log(e.name)
@@ -75,16 +82,20 @@ class NodeLogs:
         path = os.path.realpath(os.path.join(folder, name))
         if os.path.commonpath([folder, path]) != folder:
             raise ValueError(f"log file name {name!r} leads outside the log folder")
-        try:
-            f = open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise ValueError(
-                f"no log file {name!r} on node {self.node.node_id.hex()}: `ember logs` lists "
-                "the files there"
-            ) from None
-        limit = max(0, min(msg.max_bytes, log_files.MAX_READ))
-        with f:
-            size = os.fstat(f.fileno()).st_size
+        missing = ValueError(
+            f"no log file {name!r} on node {self.node.node_id.hex()}: `ember logs` lists the "
+            "files there"
+        )
+        try:  # (without blocking, should the name be a pipe's)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise missing from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise missing
+        with open(fd, "rb") as f:
+            size = os.fstat(fd).st_size
+            limit = max(0, min(msg.max_bytes, log_files.MAX_READ))
             offset = (
                 _tail_offset(f, size, msg.tail_lines, limit) if msg.tail_lines > 0 else msg.offset
             )
