@@ -317,7 +317,7 @@ def _find(target: _Target, which: _Which) -> tuple[dict[str, Any], str | None]:
 def _task_file(target: _Target, node: bytes | None, task_id: str, attempt: int) -> dict[str, Any]:
     """The log of the worker that ran the task, from the task's state row."""
     result = target.query("tasks", [("task_id", "=", task_id)], LIST_LIMIT, detail=True)
-    rows = [r for r in result.rows if r.get("attempt_number", 0) == attempt] or result.rows
+    rows = [r for r in result.rows if r.get("attempt_number", 0) == attempt]
     rows = [r for r in rows if r.get("node_id") and (r.get("worker_id") or r.get("worker_pid"))]
     if not rows:
         raise ValueError(
