@@ -181,3 +181,70 @@ def test_a_node_refuses_what_is_not_a_file_of_its_folder(
     answer = _read(logs, name)
     assert isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.INVALID
     assert answer.error is not None and says in answer.error[1]
+
+
+# ------------------------------------------------------------------ reading on the caller's side
+
+
+class _File:
+    """A stand-in for the cluster: one growing file, read in chunks of a few bytes (so that
+    lines and markers fall across chunks), as a node answers ReadLog."""
+
+    def __init__(self, data: bytes, chunk: int = 5) -> None:
+        self.data, self.chunk = data, chunk
+
+    def node(self, node_id: Any, node_ip: Any) -> None:
+        return None
+
+    def files(
+        self, node: Any, filters: Any, glob: str = ""
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        return [{"node_id": "01", "name": "worker-aa-1.log", "mtime": 0.0}], []
+
+    def read(self, node: str, name: str, offset: int, tail_lines: int) -> m.LogChunk:
+        if tail_lines:
+            offset = lf.tail_start(self.data, tail_lines, at_start=True) or 0
+        data = self.data[offset : offset + self.chunk]
+        return m.LogChunk(rid=1, data=data, offset=offset, size=len(self.data))
+
+
+def _reader(f: _File, follow: bool = False, tail: int = -1, task: str | None = None) -> Any:
+    from ember.util.state import logs
+
+    which = logs._Which(None, None, "worker-aa-1.log", None, None, None, 0)
+    if task is not None:
+        which = which._replace(filename=None, task_id=task)
+        cast(Any, f).query = lambda *a, **k: SimpleNamespace(
+            rows=[{"node_id": "01", "worker_id": "aa", "attempt_number": 0}], total=1, warnings=[]
+        )
+    return logs._read_lines(cast(Any, f), which, follow, tail, 0.0, ("utf-8", "strict"), False)
+
+
+_LOG = b"(w) idle\n:task_id:aa\n(f) one\n:task_id:bb\n(g) other\n:task_id:aa\n(f) two\nend"
+
+
+def test_a_file_is_read_in_chunks_into_whole_lines_without_markers() -> None:
+    assert list(_reader(_File(_LOG))) == [
+        "(w) idle\n",
+        "(f) one\n",
+        "(g) other\n",
+        "(f) two\n",
+        "end",  # (the unfinished last line, once nothing more comes)
+    ]
+    assert list(_reader(_File(_LOG), tail=2)) == ["(f) two\n", "end"]
+
+
+def test_a_task_s_lines_are_picked_across_chunks_and_tailed() -> None:
+    assert list(_reader(_File(_LOG), task="aa")) == ["(f) one\n", "(f) two\n", "end"]
+    assert list(_reader(_File(_LOG), task="bb")) == ["(g) other\n"]
+    assert list(_reader(_File(_LOG), task="aa", tail=2)) == ["(f) two\n", "end"]
+
+
+def test_follow_yields_what_is_written_later() -> None:
+    f = _File(b"first\n")
+    lines = _reader(f, follow=True)
+    assert next(lines) == "first\n"
+    f.data += b"sec"
+    f.data += b"ond\n"
+    assert next(lines) == "second\n"
+    lines.close()

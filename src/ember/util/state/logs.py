@@ -370,21 +370,22 @@ def _read_lines(
     last: collections.deque[bytes] | None = collections.deque(maxlen=tail) if tail > 0 else None
     while True:
         offset += len(chunk.data)
+        caught_up = offset >= chunk.size
         lines, pending = log_files.complete_lines(pending, chunk.data)
+        if caught_up and not follow and pending:  # (the last line, unfinished: it ends here)
+            lines.append(pending)
         kept = [line for line in lines if keep.keep(line)]
         if last is not None:
             last.extend(kept)
         else:
             yield from map(out, kept)
-        if offset < chunk.size:  # more was there already
+        if not caught_up:  # more was there already
             chunk = target.read(node, name, offset, 0)
             continue
         if last is not None:  # the tail is complete: from now on every line goes out
             yield from map(out, last)
             last = None
         if not follow:
-            break
+            return
         time.sleep(interval)
         chunk = target.read(node, name, offset, 0)
-    if pending and keep.keep(pending):
-        yield out(pending)
