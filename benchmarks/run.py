@@ -37,12 +37,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster as cw  # noqa: E402  (the multi-node workload table; nothing heavy either)
+import observability as ow  # noqa: E402  (the observability workload table; nothing heavy)
 import tune_workloads as tw  # noqa: E402  (the Tune workload table; nothing heavy either)
 import workloads as wl  # noqa: E402  (the workload table; imports nothing heavy)
 
 WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
 CLUSTER_SCRIPT = os.path.join(HERE, "cluster.py")
 TUNE_SCRIPT = os.path.join(HERE, "tune_workloads.py")
+OBS_SCRIPT = os.path.join(HERE, "observability.py")
 REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 DEFAULT_TIMEOUT = 300.0
 
@@ -198,6 +200,16 @@ class Group:
 SINGLE_NODE = Group("single-node", WORKLOAD_SCRIPT, wl.WORKLOADS, TARGETS)
 MULTI_NODE = Group("multi-node", CLUSTER_SCRIPT, cw.CLUSTER_WORKLOADS, CLUSTER_TARGETS)
 TUNE = Group("tune", TUNE_SCRIPT, tw.TUNE_WORKLOADS, TUNE_TARGETS)
+OBS_TARGETS = {
+    "sync_on_over_off": AtLeast(0.95, ">= 0.95 (within 5 %)"),
+    "async_on_over_off": AtLeast(0.95, ">= 0.95 (within 5 %)"),
+    "list_tasks_s": AtMost(0.5, "<= 0.5 s"),
+    "list_filtered_s": AtMost(0.5, "<= 0.5 s"),
+    "timeline_s": AtMost(2.0, "<= 2 s"),
+    "dashboard_rss_mb": VsRay(10, "<= 1/10 of ray"),
+    "page_load_s": AtMost(1.0, "<= 1 s"),
+}
+OBSERVABILITY = Group("observability", OBS_SCRIPT, ow.OBS_WORKLOADS, OBS_TARGETS)
 
 
 def _metric(res, name):
@@ -604,7 +616,8 @@ def machine_description():
 
 
 def write_markdown_report(path, group, meta, rows, frameworks, details, argv):
-    title = "Ember vs Ray" + {"multi-node": ", multi-node", "tune": ", Tune"}.get(group.name, "")
+    suffix = {"multi-node": ", multi-node", "tune": ", Tune", "observability": ", observability"}
+    title = "Ember vs Ray" + suffix.get(group.name, "")
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) or "unknown"
     out = [
         f"# {title}",
@@ -679,6 +692,11 @@ def main(argv=None):
     parser.add_argument(
         "--tune", action="store_true", help="the Tune workloads (tune_workloads.py)"
     )
+    parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="the observability workloads (observability.py): events, state API, dashboard",
+    )
     parser.add_argument("--only", help="comma-separated workload (or metric) names")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per workload")
     parser.add_argument("--frameworks", default="ember,ray", help="default: ember,ray")
@@ -688,7 +706,15 @@ def main(argv=None):
     parser.add_argument("--python", default=sys.executable, help="interpreter for workloads")
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
     args = parser.parse_args(argv)
-    group = MULTI_NODE if args.cluster else TUNE if args.tune else SINGLE_NODE
+    group = (
+        MULTI_NODE
+        if args.cluster
+        else TUNE
+        if args.tune
+        else OBSERVABILITY
+        if args.observability
+        else SINGLE_NODE
+    )
     table = group.workloads
 
     if args.list:

@@ -64,6 +64,8 @@ def tier_of(module: str) -> str | None:
     # Public faces of core features, as in Ray (``_raylet``: a private path Ray's docs use).
     if head in ("util", "runtime_env", "dag", "_raylet", "actor", "cloudpickle"):
         return "public"
+    if parts[1:] == ["experimental", "tqdm_ray"]:  # a core feature at Ray's experimental path
+        return "public"
     if head in LIBRARIES:
         return "library"
     return None

@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ember._api import progress_bars
+from ember._core.progress_bars import MAGIC
 from ember._protocol import ids
 from ember._runtime import state
 from ember._runtime.launch.launcher import (
@@ -382,6 +384,7 @@ def shutdown() -> None:
         state.set_current(None)
         if rt is not None:
             rt.close()
+            progress_bars.close_all()
         node, _node = _node, None
         if node is not None:
             node.stop()
@@ -484,11 +487,13 @@ def _context_info() -> RayContext:
 
 
 def _print_logs(lines: list[str], err: bool) -> None:
+    if any(MAGIC in line for line in lines):  # tqdm_ray's bars: drawn, not printed
+        lines = progress_bars.show_lines(lines)
+        if not lines:
+            return
     text = "".join(line + "\n" for line in lines)
     try:
-        stream = sys.stderr if err else sys.stdout
-        stream.write(text)
-        stream.flush()
+        progress_bars.write_text(text, sys.stderr if err else sys.stdout)
     except (OSError, ValueError):  # the program closed or replaced its stream
         if sys.__stderr__ is not None:
             sys.__stderr__.write(text)

@@ -1,4 +1,5 @@
-"""Helpers that Ray once kept under ``ray.experimental``: moving a model's weights between actors.
+"""Helpers that Ray keeps under ``ray.experimental``: moving a model's weights between actors,
+and ``tqdm_ray`` (progress bars in tasks and actors, drawn on the driver).
 
 A TensorFlow graph or a PyTorch module does not pickle well, and building one takes time, so
 each actor builds the same model once and only the weights travel, as a dict of numpy arrays
@@ -12,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ember.experimental import tf_utils, torch_utils
+    from ember.experimental import tf_utils, torch_utils, tqdm_ray
     from ember.experimental.tf_utils import TensorFlowVariables
     from ember.experimental.torch_utils import TorchVariables
 
@@ -20,9 +21,9 @@ _WHERE = {
     "TensorFlowVariables": "ember.experimental.tf_utils",
     "TorchVariables": "ember.experimental.torch_utils",
 }
-_SUBMODULES = ("tf_utils", "torch_utils")
+_SUBMODULES = ("tf_utils", "torch_utils", "tqdm_ray")
 
-__all__ = ["TensorFlowVariables", "TorchVariables", "tf_utils", "torch_utils"]
+__all__ = ["TensorFlowVariables", "TorchVariables", "tf_utils", "torch_utils", "tqdm_ray"]
 
 
 def __getattr__(name: str) -> Any:

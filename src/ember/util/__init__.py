@@ -15,6 +15,7 @@ from ember.util.placement_group import (
     placement_group_table,
     remove_placement_group,
 )
+from ember.util.progress_bar import progress
 from ember.util.serialization import deregister_serializer, register_serializer
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "map_unordered",
     "placement_group",
     "placement_group_table",
+    "progress",
     "register_serializer",
     "remove_placement_group",
     "scheduling_strategies",

@@ -63,19 +63,20 @@ class _Forwarder(io.TextIOBase):
         if rest:
             self._emit([rest])
 
-    def _emit(self, lines: list[str]) -> None:
+    def _emit(self, lines: list[str], log: bool = True) -> None:
         ctx = task_context.current.get()
         name = OUTPUT_NAME[0] or (short(ctx.name) if ctx else "worker")
         prefix = f"({name} pid={os.getpid()}) "
         out = [prefix + line for line in lines]
-        task_id = ctx.task_id if ctx else b""
-        with _FILE_LOCK, contextlib.suppress(Exception):
-            mark = ""
-            if task_id != _MARKED[0]:  # (only in the log file: `ember logs task` reads it)
-                _MARKED[0] = task_id
-                mark = task_marker(task_id.hex()) + "\n"
-            self.original.write(mark + "".join(x + "\n" for x in out))
-            self.original.flush()
+        if log:
+            task_id = ctx.task_id if ctx else b""
+            with _FILE_LOCK, contextlib.suppress(Exception):
+                mark = ""
+                if task_id != _MARKED[0]:  # (only in the log file: `ember logs task` reads it)
+                    _MARKED[0] = task_id
+                    mark = task_marker(task_id.hex()) + "\n"
+                self.original.write(mark + "".join(x + "\n" for x in out))
+                self.original.flush()
         if not self.client.closed:
             self.client.node.send(m.LogLines(lines=out, err=self.err))
 
@@ -84,6 +85,15 @@ def install_output(client: CoreClient) -> None:
     sys.stdout = _Forwarder(client, sys.stdout, False)
     sys.stderr = _Forwarder(client, sys.stderr, True)
     _OUTPUTS[:] = [sys.stdout, sys.stderr]
+
+
+def send_to_driver(line: str) -> bool:
+    """Send one stdout line to the driver only, not to this worker's log file: a
+    ``tqdm_ray`` bar's state, for the driver to draw (False outside a worker)."""
+    if not _OUTPUTS:
+        return False
+    _OUTPUTS[0]._emit([line], log=False)
+    return True
 
 
 def flush_output() -> None:
