@@ -83,6 +83,14 @@ def test_an_actor_and_a_worker_by_pid_with_tail(start_ember: Any) -> None:
     assert any(name.endswith(f"-{pid}.log") for name in groups["worker"]), groups
     with pytest.raises(ValueError, match="no log file of nothing.log on any live node"):
         list(get_log(filename="nothing.log"))
+    # The command finds this init() session on its own, as `ember list` does.
+    by_cli = subprocess.run(
+        [*CLI, "logs", "actor", "--id", actor_id, "--tail", "2"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert (by_cli.returncode, by_cli.stdout.splitlines()) == (0, lines[-2:]), by_cli.stderr
 
 
 @pytest.mark.parametrize(

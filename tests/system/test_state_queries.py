@@ -14,7 +14,7 @@ def test_a_driver_asks_through_its_runtime_and_an_outside_process_by_address(mak
     cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
     ids = {r["node_id"] for r in query("nodes").rows}
     assert len(ids) == 2
-    alive = query("nodes", filters=[("alive", "=", "true")], limit=1)
+    alive = query("nodes", filters=[("state", "=", "alive")], limit=1)
     assert len(alive.rows) == 1 and alive.total == 2
     value = admin.query(
         cluster.address, cluster.token, lambda rid: m.StateQuery(rid=rid, kind="jobs", limit=10)

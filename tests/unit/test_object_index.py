@@ -361,3 +361,18 @@ def test_spill_order_is_oldest_first_and_skips_spilled_and_inline_objects() -> N
     index.spilled(b"b")
     assert list(index.spill_order()) == [b"a", b"c"]
     assert index.owned_by(OWNER) and not index.owned_by(READER)
+
+
+def test_references_name_each_holder_of_each_object_and_actor() -> None:
+    index, world = make()
+    store(index, world, b"obj", size=300)
+    index.add_refs(READER, [b"obj"], [OWNER])
+    index.put_inline(b"small", OWNER, [0, b"abcd"], [])
+    index.hold_actor(b"actor", OWNER)
+    refs = sorted((r.oid, r.size, r.holder, r.actor, r.in_shm) for r in index.references())
+    assert refs == [
+        (b"actor", -1, OWNER, True, True),
+        (b"obj", 300, OWNER, False, True),
+        (b"obj", 300, READER, False, True),
+        (b"small", 4, OWNER, False, True),
+    ]

@@ -22,6 +22,7 @@ from ember._api import progress_bars
 from ember._core.progress_bars import MAGIC
 from ember._protocol import ids
 from ember._runtime import state
+from ember._runtime.launch import cluster_files
 from ember._runtime.launch.launcher import (
     LocalNode,
     node_resources,
@@ -174,6 +175,8 @@ def init(
             node.stop()
             raise
         _node = node
+        # (so that `ember list` and the state API find this session from another process)
+        cluster_files.write_session(node.node_id.hex(), node.control_address, node.proc.pid)
         state.set_current(client)
         return _start_job(client, job_env)
 
@@ -353,8 +356,6 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
-    from ember._runtime.launch import cluster_files
-
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
@@ -387,6 +388,7 @@ def shutdown() -> None:
             progress_bars.close_all()
         node, _node = _node, None
         if node is not None:
+            cluster_files.remove_session(node.node_id.hex())
             node.stop()
             # If it was killed, or died, it could not clean up; then its logs stay.
             code = node.proc.returncode

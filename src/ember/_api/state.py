@@ -57,11 +57,10 @@ def ask(
                 "process without one: call ember.init() without local_mode."
             )
         return control_request(make, timeout=timeout)
-    from ember._runtime.launch import admin, cluster_files
+    from ember._runtime.launch import admin
 
-    if address in (None, "auto"):
-        address = cluster_files.the_local_cluster(
-            "start one with `ember start --head`, or call ember.init() first",
-            "pass the one you mean as address='HOST:PORT'",
-        )
-    return admin.query(address, admin.token_for(address, token), make, timeout)
+    if token is not None and address not in (None, "auto"):
+        target = address
+    else:  # (None or "auto": the one cluster or init() session on this host)
+        target, token = admin.state_target(address)
+    return admin.query(target, token, make, timeout)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ember._core.refcount import RefTable
 from ember._protocol.messages import ErrorKind
@@ -78,6 +78,19 @@ class _Object:
     owner: bytes
     inline: Any = None  # [kind, data] for promoted small objects
     in_shm: bool = True
+
+
+class Reference(NamedTuple):
+    """A holder's refs to an object or actor, as ``ObjectIndex.references`` gives them:
+    ``holder`` is a process's client id, ``("in", oid)`` for refs inside another object, or
+    None; ``size`` is -1 for an actor."""
+
+    oid: bytes
+    size: int
+    owner: bytes
+    in_shm: bool
+    holder: Hashable | None
+    actor: bool
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -213,6 +226,24 @@ class ObjectIndex:
         for oid, obj in self._objects.items():
             if obj.in_shm and obj.inline is None:
                 yield oid
+
+    def references(self) -> Iterator[Reference]:
+        """Each object (and actor) counted here with each holder of refs to it, for the state
+        API: an object that nobody holds any more (it is freed after the grace period) is
+        given once with holder None."""
+        for oid, obj in self._objects.items():
+            inline = obj.inline[1] if obj.inline is not None else None
+            size = len(inline) if isinstance(inline, bytes | bytearray) else obj.size
+            holders = self.refs.holders(oid) or {None: 0}
+            for holder in holders:
+                yield Reference(oid, size, obj.owner, obj.in_shm, holder, False)
+        for actor_id in self._actors:
+            for holder in self.refs.holders(actor_id):
+                yield Reference(actor_id, -1, b"", True, holder, True)
+
+    def owner_of(self, oid: bytes) -> bytes | None:
+        obj = self._objects.get(oid)
+        return obj.owner if obj is not None else None
 
     def pull_wanted(self, oid: bytes) -> bool:
         """Is a copy that just arrived still wanted (a holder is left, or it was not freed)?"""

@@ -32,6 +32,11 @@ class RefTable:
         entry = self._entries.get(key)
         return sum(entry.holders.values()) if entry else 0
 
+    def holders(self, key: bytes) -> dict[Hashable, int]:
+        """Who holds ``key`` and how many refs each (for the state API; not a copy)."""
+        entry = self._entries.get(key)
+        return entry.holders if entry else {}
+
     def holds(self, holder: Hashable) -> bool:
         return any(holder in e.holders for e in self._entries.values())
 

@@ -150,6 +150,7 @@ class ActorStarted(Answer):
 
     rid: int
     addr: str
+    pid: int = 0  # its process (for the state API: the home may be another node)
 
 
 @_message(105)

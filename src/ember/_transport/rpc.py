@@ -116,12 +116,14 @@ def refuse(conn: Any, msg: Message, where: str) -> None:
     conn.close()
 
 
-def ask(sock: socket.socket, token: str, message: Message) -> tuple[Answer | None, Any]:
-    """Blocking, for processes without a reactor: authenticate on ``sock``, send ``message``
+def ask(sock: socket.socket, token: str | None, message: Message) -> tuple[Answer | None, Any]:
+    """Blocking, for processes without a reactor: authenticate on ``sock`` (unless
+    ``token`` is None: a local socket, which checks the peer's uid instead), send ``message``
     (whose rid is 1) and read its reply; None if the peer closed first. The returned msgpack
     unpacker holds whatever bytes came after the reply."""
     pack = msgpack.Packer(use_bin_type=True).pack
-    sock.sendall(pack(Auth(token=token).encode()) + pack(message.encode()))
+    auth = pack(Auth(token=token).encode()) if token is not None else b""
+    sock.sendall(auth + pack(message.encode()))
     unpacker = msgpack.Unpacker(raw=False)
     while True:
         data = sock.recv(1 << 16)

@@ -1,4 +1,5 @@
-"""``ember start``, ``ember stop`` and ``ember status``, and the commands libraries add.
+"""``ember start``, ``ember stop`` and ``ember status``, the state commands (``ember list``,
+``get``, ``summary``, ``memory``: ``cli/state.py``), and the commands libraries add.
 
 A library (above the CLI in the layering) adds its commands through the ``ember.commands``
 entry-point group: each entry is a function that adds a subparser and returns the function
@@ -31,6 +32,8 @@ from ember import __version__
 from ember._runtime.launch import admin, cluster_files, launcher
 from ember._runtime.node.cluster_link import node_host
 from ember.cli import logs as logs_cli
+from ember.cli import state as state_commands
+from ember.util.state.exception import RayStateApiException
 
 DEFAULT_PORT = 6380
 
@@ -129,6 +132,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
     handlers: dict[str, Handler] = {"start": _start, "stop": _stop, "status": _status}
+    handlers.update(state_commands.add_commands(commands))
     handlers["logs"] = logs_cli.add_parser(commands)
     for entry in entry_points(group="ember.commands"):
         handlers[entry.name] = entry.load()(commands)
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(logs_cli.with_default_kind(sys.argv[1:] if argv is None else argv))
     try:
         return handlers[args.command](args)
-    except (ValueError, ConnectionError, RuntimeError, OSError) as e:
+    except (ValueError, ConnectionError, RuntimeError, OSError, RayStateApiException) as e:
         print(f"ember {args.command}: {e}", file=sys.stderr)
         return 1
 

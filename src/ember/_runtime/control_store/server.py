@@ -39,6 +39,7 @@ from ember._transport.rpc import Calls, refuse
 NODE_TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared dead
 HEARTBEAT_INTERVAL = 0.5
 _GONE_ACTORS_KEPT = 100_000
+_ENDED_JOBS_KEPT = 1000
 
 
 class Driver(NamedTuple):
@@ -73,6 +74,8 @@ class NodeEntry:
     death_reason: str = ""  # why it was declared dead
     last_seen: float = 0.0
     conn: PeerConnection | None = None
+    started_ms: int = 0  # when it registered and when it was declared dead (wall clock)
+    ended_ms: int = 0
 
     def public(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class ControlStore:
         self._lookups: dict[bytes, list[tuple[PeerConnection, int, float]]] = {}
         self.nodes: dict[bytes, NodeEntry] = {}
         self.jobs: dict[bytes, dict[str, Any]] = {}
+        self.ended_jobs: collections.OrderedDict[bytes, dict[str, Any]] = collections.OrderedDict()
         self.calls = Calls()  # the store's requests to nodes
         self.placement_groups = PlacementGroups(self)
         self.state_queries = StateQueries(self)
@@ -249,6 +253,7 @@ class ControlStore:
             available=dict(msg.total),
             last_seen=now,
             conn=conn,
+            started_ms=int(time.time() * 1000),
         )
         self.nodes[msg.node_id] = entry
         conn.peer = msg.node_id
@@ -317,6 +322,7 @@ class ControlStore:
             return []
         entry.alive = False
         entry.death_reason = reason
+        entry.ended_ms = int(time.time() * 1000)
         entry.available = {}
         self.storage.delete("nodes", node_id.hex())
         for actor_id in [a for a, info in self.actors.items() if info["home"] == node_id]:
@@ -400,7 +406,12 @@ class ControlStore:
             jobs = [{"job_id": job_id, **info} for job_id, info in self.jobs.items()]
             conn.send(m.Reply(rid=msg.rid, value=jobs))
         elif isinstance(msg, m.JobStarted):
-            info = {"namespace": msg.namespace, "host": msg.host, "pid": msg.pid}
+            info = {
+                "namespace": msg.namespace,
+                "host": msg.host,
+                "pid": msg.pid,
+                "start_time": int(time.time() * 1000),
+            }
             self.jobs[msg.job_id] = info
             self.unclaimed_jobs.discard(msg.job_id)
             self.storage.put("jobs", msg.job_id.hex(), json.dumps(info))
@@ -409,8 +420,13 @@ class ControlStore:
             refuse(conn, msg, "the control store")
 
     def job_ended(self, job_id: bytes) -> None:
-        if self.jobs.pop(job_id, None) is not None:
+        info = self.jobs.pop(job_id, None)
+        if info is not None:
             self.storage.delete("jobs", job_id.hex())
+            # (kept a while for the state API, as Ray lists finished jobs)
+            self.ended_jobs[job_id] = {**info, "end_time": int(time.time() * 1000)}
+            if len(self.ended_jobs) > _ENDED_JOBS_KEPT:
+                self.ended_jobs.popitem(last=False)
         self.placement_groups.job_ended(job_id)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ember._core import state_filters
+from ember._core import state_filters, state_summary
 from ember._protocol import messages as m
+from ember._runtime.control_store import state_rows
 
 if TYPE_CHECKING:
     from ember._runtime.control_store.server import ControlStore, PeerConnection
@@ -29,10 +30,11 @@ class StateQueries:
     def __init__(self, store: ControlStore) -> None:
         self.store = store
         self.own: dict[str, Callable[[bool], Rows]] = {
-            "nodes": lambda detail: [e.public() for e in store.nodes.values()],
-            "jobs": lambda detail: [{"job_id": j, **info} for j, info in store.jobs.items()],
+            "nodes": lambda detail: state_rows.node_rows(store, detail),
+            "jobs": lambda detail: state_rows.job_rows(store, detail),
+            "placement_groups": lambda detail: state_rows.placement_group_rows(store, detail),
         }
-        self.merges: dict[str, Merge] = {}
+        self.merges: dict[str, Merge] = {kind: _merge_counts for kind in state_summary.COUNT_KINDS}
 
     def handle(self, conn: PeerConnection, msg: m.Message) -> bool:
         """Answer a ``StateQuery`` (or pass a ``ReadLog`` on); False if ``msg`` is neither."""
@@ -126,6 +128,10 @@ class _Gather:
         self.conn.send(
             m.Reply(rid=q.rid, value={"rows": rows, "total": total, "warnings": warnings})
         )
+
+
+def _merge_counts(parts: list[Rows]) -> Rows:
+    return state_summary.merge_counts(row for part in parts for row in part)
 
 
 def _asking(query: m.StateQuery) -> Callable[[int], m.Message]:

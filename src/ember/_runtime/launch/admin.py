@@ -6,6 +6,7 @@ cluster that refused the token; each is a ``ConnectionError`` whose message name
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +24,10 @@ class TokenRefused(ConnectionError):
 
 
 def _connect(address: str, timeout: float) -> socket.socket:
+    """``HOST:PORT``, or a local socket's full address (an ``init()`` session's store)."""
+    where = address if address.startswith("unix:") else f"tcp:{address}"
     try:
-        return connect_socket(f"tcp:{address}", timeout)
+        return connect_socket(where, timeout)
     except ConnectionRefusedError:
         raise ConnectionError(
             f"no Ember cluster at {address}: nothing listens there (connection refused). "
@@ -54,8 +57,37 @@ def token_for(address: str, given: str | None = None) -> str:
         raise
 
 
-def query(address: str, token: str, make: Callable[[int], m.Message], timeout: float = 10.0) -> Any:
-    """Send one request to the control store at ``HOST:PORT`` and return its answer."""
+def state_target(address: str | None) -> tuple[str, str | None]:
+    """Where to ask about a cluster's state from outside it, and with which token (None for
+    a local socket): ``HOST:PORT``, or for None / ``"auto"`` ($EMBER_ADDRESS, else) the one
+    cluster or ``init()`` session on this host."""
+    if address in (None, "auto"):
+        address = os.environ.get("EMBER_ADDRESS") or None
+    if address is None:
+        clusters = sorted({r["address"] for r in cluster_files.read_records()})
+        found = clusters + cluster_files.read_sessions()
+        if not found:
+            raise ConnectionError(
+                "Could not find a running Ember cluster or init() session on this machine: "
+                "start one (ember.init() or `ember start --head`), or name one elsewhere "
+                "with address='HOST:PORT' (--address)."
+            )
+        if len(found) > 1:
+            raise ConnectionError(
+                f"Several Ember clusters or sessions run on this machine ({', '.join(found)}): "
+                "name the one you mean with address='HOST:PORT' (--address)."
+            )
+        address = found[0]
+    if address.startswith("unix:"):
+        return address, None
+    return address, token_for(address)
+
+
+def query(
+    address: str, token: str | None, make: Callable[[int], m.Message], timeout: float = 10.0
+) -> Any:
+    """Send one request to the control store at ``HOST:PORT`` (or at a local socket, with no
+    token) and return its answer."""
     sock = _connect(address, timeout)
     try:
         reply, _ = ask(sock, token, make(1))

@@ -18,6 +18,7 @@ import signal
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from ember._transport.process import process_alive
@@ -109,8 +110,12 @@ def cluster_address(tcp_address: str) -> str:
 
 
 def write_record(record: dict[str, Any]) -> str:
-    """Write (or rewrite) a node's record whole: readers never see half of one."""
-    path = os.path.join(records_dir(), f"{record['node_id']}.json")
+    """Write (or rewrite) a node's record."""
+    return _write_whole(os.path.join(records_dir(), f"{record['node_id']}.json"), record)
+
+
+def _write_whole(path: str, record: dict[str, Any]) -> str:
+    """Write a record as JSON whole: readers never see half of one."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -128,15 +133,8 @@ def read_records() -> list[dict[str, Any]]:
     """Records of nodes whose process still runs. A node that died (killed, out of memory)
     cleaned nothing up: its folders go with its record (its logs stay, and we say where)."""
     out = []
-    folder = records_dir()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if running(record.get("pid"), record.get("pid_started")):
+    for path, record, alive in _read_all(records_dir()):
+        if alive:
             out.append(record)
             continue
         kept = remove_record_files(record, keep_logs=True)
@@ -205,6 +203,49 @@ def the_local_cluster(if_none: str, if_several: str) -> str:
             f"Several Ember clusters run on this machine ({', '.join(clusters)}): {if_several}."
         )
     return clusters[0]
+
+
+def sessions_dir() -> str:
+    return _private_dir(os.path.join(ember_tmp(), "sessions"))
+
+
+def write_session(node_id_hex: str, control_address: str, pid: int) -> None:
+    """Record a single-machine ``init()`` session (its node's pid and its control store's
+    local socket), so that ``ember list`` and the state API find it from another process.
+    ``init(address="auto")`` does not: it joins clusters that ``ember start`` started."""
+    record = {"control_address": control_address, "pid": pid, "pid_started": started_at(pid)}
+    _write_whole(os.path.join(sessions_dir(), f"{node_id_hex}.json"), record)
+
+
+def remove_session(node_id_hex: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(sessions_dir(), f"{node_id_hex}.json"))
+
+
+def read_sessions() -> list[str]:
+    """The control store addresses of the ``init()`` sessions running on this host (a
+    record whose node is gone, killed before it could remove it, is removed here)."""
+    out = []
+    for path, record, alive in _read_all(sessions_dir()):
+        if alive:
+            out.append(str(record["control_address"]))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return out
+
+
+def _read_all(folder: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """Each record in ``folder`` (path, record, whether its process still runs); one that
+    cannot be read (being replaced) is passed over."""
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        yield path, record, running(record.get("pid"), record.get("pid_started"))
 
 
 def find_node(address: str) -> dict[str, Any]:

@@ -41,6 +41,10 @@ class _ActorRecord:
     detached: bool
     life: ActorLifecycle
     class_name: str = ""
+    name: str | None = None  # (for the state API, with its namespace and job)
+    namespace: str = ""
+    job_id: bytes = b""
+    pid: int = 0  # of its current (or last) process
     strategy: Any = None
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     worker_id: bytes = b""
@@ -232,6 +236,9 @@ class ActorManager:
             msg.detached,
             ActorLifecycle(msg.max_restarts),
             class_name=msg.class_name,
+            name=msg.name,
+            namespace=msg.namespace,
+            job_id=msg.job_id,
             strategy=msg.strategy,
             capture_child_tasks=msg.capture_child_tasks,
         )
@@ -412,6 +419,7 @@ class ActorManager:
 
     def actor_started(self, rec: _ActorRecord, incarnation: int, answer: m.Answer) -> None:
         if isinstance(answer, m.ActorStarted):
+            rec.pid = answer.pid
             self.handle(rec, life.Started(incarnation, answer.addr))
         elif isinstance(answer, m.Reply) and answer.kind is not m.ErrorKind.CONNECTION_LOST:
             why = answer.error[1] if answer.error else f"unexpected answer {answer!r:.100}"

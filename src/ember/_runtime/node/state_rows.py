@@ -4,22 +4,33 @@ tasks its clients own, its workers, its objects, ...), asked by the control stor
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ember._core import state_filters
+from ember._core import state_filters, state_summary
+from ember._core.actor_lifecycle import ActorState
+from ember._core.placement_groups import group_of
+from ember._core.resources import shape_dict
 from ember._protocol import messages as m
 
 if TYPE_CHECKING:
     from ember._runtime.node.manager import NodeManager
+    from ember._runtime.node.worker_pool import WorkerProc
 
-Provider = Callable[[bool], list[dict[str, Any]]]  # detail -> rows
+Row = dict[str, Any]
+Provider = Callable[[bool], list[Row]]  # detail -> rows
 
 
 class NodeState:
     def __init__(self, node: NodeManager) -> None:
         self.node = node
-        self.providers: dict[str, Provider] = {}
+        self.providers: dict[str, Provider] = {
+            "workers": self.workers,
+            "objects": self.objects,
+            "actors": self.actors,
+            "task_summary": self.task_summary,
+        }
 
     def answer(self, query: m.StateQuery) -> m.Reply:
         provider = self.providers.get(query.kind)
@@ -29,3 +40,149 @@ class NodeState:
             )
         rows, total = state_filters.select(provider(query.detail), query.filters, query.limit)
         return m.Reply(rid=query.rid, value={"rows": rows, "total": total, "warnings": []})
+
+    # -- providers ------------------------------------------------------------------------
+
+    def workers(self, detail: bool) -> list[Row]:
+        """The node's workers (alive, and the last that ended) and its drivers."""
+        node = self.node
+        here = {"node_id": node.node_id.hex(), "ip": node.host}
+        rows = [_worker_row(w, True, here) for w in node.pool.workers.values()]
+        rows += [_worker_row(w, False, here) for w in node.pool.ended.values()]
+        for c in node.clients.values():
+            if c.kind == "driver" and not c.conn.node:  # (drivers on this node)
+                rows.append(
+                    {
+                        "worker_id": c.client_id.hex(),
+                        "is_alive": True,
+                        "worker_type": "DRIVER",
+                        "exit_type": None,
+                        "pid": c.pid,
+                        **here,
+                    }
+                )
+        return rows
+
+    def objects(self, detail: bool) -> list[Row]:
+        """A row per object (or actor handle) and holder that this node counts."""
+        node = self.node
+        here = node.node_id.hex()
+        rows = []
+        for ref in node.objects.index.references():
+            pid, kind, ip = self._holder(ref.holder)
+            if ref.actor:
+                why = "ACTOR_HANDLE"
+            elif isinstance(ref.holder, tuple):
+                why = "CAPTURED_IN_OBJECT"
+            elif ref.holder is None:
+                why = "UNKNOWN_STATUS"
+            else:
+                why = "LOCAL_REFERENCE"
+            rows.append(
+                {
+                    "object_id": ref.oid.hex(),
+                    "object_size": ref.size,
+                    "task_status": "FINISHED" if not ref.actor else "NIL",
+                    "reference_type": why,
+                    "call_site": "disabled",
+                    "type": kind,
+                    "pid": pid,
+                    "ip": ip,
+                    "node_id": here,
+                    "spilled": not ref.in_shm,
+                }
+            )
+        return rows
+
+    def _holder(self, holder: object) -> tuple[int, str, str]:
+        """(pid, DRIVER or WORKER, ip) of a holder of refs, as far as this node knows it: a
+        process here or connected from elsewhere, or another node (holding for its own
+        processes: pid -1), or a process gone (its node's address)."""
+        node = self.node
+        if isinstance(holder, tuple):  # refs inside another object: its owner's
+            holder = node.objects.index.owner_of(holder[1])
+        if not isinstance(holder, bytes):
+            return -1, "WORKER", node.host
+        client = node.clients.get(holder)
+        if client is not None and client.kind != "node":
+            kind = "DRIVER" if client.kind == "driver" else "WORKER"
+            return client.pid, kind, self._host_of(client.conn.node or node.node_id)
+        other = holder if client is not None else node.cluster.home_of(holder)
+        return -1, "WORKER", self._host_of(other)
+
+    def _host_of(self, node_id: bytes | None) -> str:
+        info = self.node.cluster.view.get(node_id) if node_id is not None else None
+        return str(info["host"]) if info else self.node.host
+
+    def actors(self, detail: bool) -> list[Row]:
+        """The actors this node is the home of, whatever their state."""
+        node = self.node
+        rows = []
+        for rec in node.actors.actors.values():
+            state = _ACTOR_STATES[rec.life.state]
+            if rec.life.state is ActorState.PENDING and rec.spec is None:
+                state = "DEPENDENCIES_UNREADY"
+            row: Row = {
+                "actor_id": rec.actor_id.hex(),
+                "class_name": rec.class_name,
+                "state": state,
+                "job_id": rec.job_id.hex(),
+                "name": rec.name or "",
+                "node_id": rec.node.hex() if rec.node else None,
+                "pid": rec.pid,
+                "ray_namespace": rec.namespace,
+            }
+            if detail:
+                row.update(
+                    required_resources=shape_dict(rec.shape),
+                    death_cause=(
+                        {"actor_died_error_context": {"error_message": rec.life.reason}}
+                        if rec.life.state is ActorState.DEAD
+                        else None
+                    ),
+                    is_detached=rec.detached,
+                    placement_group_id=group_of(name for name, _ in rec.shape),
+                    repr_name="",
+                    num_restarts=rec.life.restarts,
+                    num_restarts_due_to_lineage_reconstruction=0,
+                )
+            rows.append(row)
+        return rows
+
+    def task_summary(self, detail: bool) -> list[Row]:
+        """This node's tasks counted by name, type and state (summed over nodes)."""
+        tasks = self.providers.get("tasks")
+        return state_summary.count_tasks(tasks(False)) if tasks is not None else []
+
+
+_ACTOR_STATES = {
+    ActorState.PENDING: "PENDING_CREATION",
+    ActorState.ALIVE: "ALIVE",
+    ActorState.RESTARTING: "RESTARTING",
+    ActorState.DEAD: "DEAD",
+}
+
+
+def _worker_row(w: WorkerProc, alive: bool, here: Row) -> Row:
+    code = w.proc.returncode
+    if alive:
+        exit_type, detail = None, None
+    elif w.oom:
+        exit_type, detail = "SYSTEM_ERROR", w.oom
+    elif code in (0, -signal.SIGTERM):
+        exit_type, detail = "INTENDED_SYSTEM_EXIT", f"exit code {code}"
+    else:
+        exit_type, detail = "SYSTEM_ERROR", f"exit code {code}"
+    return {
+        "worker_id": w.worker_id.hex(),
+        "is_alive": alive,
+        "worker_type": "WORKER",
+        "exit_type": exit_type,
+        "pid": w.proc.pid,
+        "exit_detail": detail,
+        "worker_launch_time_ms": int(w.started * 1000),
+        "worker_launched_time_ms": int(w.started * 1000),
+        "start_time_ms": int(w.started * 1000),
+        "end_time_ms": int(w.ended_at * 1000) if w.ended_at else None,
+        **here,
+    }

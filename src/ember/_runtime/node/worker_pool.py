@@ -80,6 +80,8 @@ class WorkerProc:
     oom: str = ""  # why the memory monitor killed it, if it did
     oom_retry: bool = True  # and whether its task may run again
     runtime_env: str = ""  # the env it is set up for (canonical text)
+    started: float = 0.0  # when it was forked, and when its connection closed (time.time())
+    ended_at: float = 0.0
 
 
 class WorkerPool:
@@ -107,7 +109,7 @@ class WorkerPool:
         if pid == 0:
             self._become_worker(worker_id, log_path, runtime_env)
         self.workers[worker_id] = WorkerProc(
-            worker_id, _Forked(pid), log_path, runtime_env=runtime_env
+            worker_id, _Forked(pid), log_path, runtime_env=runtime_env, started=time.time()
         )
 
     def _become_worker(self, worker_id: bytes, log_path: str, runtime_env: str) -> None:
@@ -177,6 +179,7 @@ class WorkerPool:
             return None
         if not w.proc.has_ended():
             self.exited.append(w.proc)
+        w.ended_at = time.time()
         self.ended[w.worker_id] = w
         while len(self.ended) > _ENDED_WORKERS_KEPT:
             self.ended.popitem(last=False)

@@ -363,7 +363,7 @@ class ActorHost:
             threads = self.admission.total_limit() if self.admission else concurrency
             self.pool = ThreadPoolExecutor(threads, thread_name_prefix="ember-actor")
         flush_output()
-        reply_to.send(m.ActorStarted(rid=msg.rid, addr=worker.address))
+        reply_to.send(m.ActorStarted(rid=msg.rid, addr=worker.address, pid=os.getpid()))
 
     def _construct(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """An instance of the actor's class; an ``async def __init__`` (an async actor's, as

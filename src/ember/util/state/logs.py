@@ -26,6 +26,7 @@ from ember._core import log_files
 from ember._core.log_files import MAX_READ, TaskLines
 from ember._protocol import messages as m
 from ember._transport.rpc import RemoteError
+from ember.util.state.exception import RayStateApiException, ServerUnavailable
 
 DEFAULT_RPC_TIMEOUT = 30
 # How often ``follow`` asks for new lines.
@@ -178,11 +179,13 @@ class _Target:
         try:
             return call()
         except RemoteError as e:
-            if e.kind is m.ErrorKind.INVALID:
+            if e.kind is m.ErrorKind.INVALID:  # (a name the node has no file of, say)
                 raise ValueError(str(e)) from None
             if e.kind is m.ErrorKind.NODE_DIED:
                 raise ConnectionError(str(e)) from None
-            raise
+            raise RayStateApiException(str(e)) from None
+        except ConnectionError as e:
+            raise ServerUnavailable(str(e)) from None
 
     def files(
         self, node: bytes | None, filters: Sequence[Sequence[Any]], glob: str = ""

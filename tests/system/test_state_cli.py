@@ -1,0 +1,91 @@
+"""``ember list``, ``get``, ``summary`` and ``memory`` run as subprocesses against an
+``init()`` session of this test's process (found through its session record) and against a
+cluster named by ``--address``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.ember_only
+
+CLI = [sys.executable, "-m", "ember.cli.main"]
+
+
+def ember_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.parametrize("command", ["list", "get", "summary", "memory"])
+def test_each_command_has_help(command: str) -> None:
+    out = ember_cli(command, "--help").stdout
+    assert "--address" in out
+
+
+def test_list_nodes_finds_the_init_session(ray: Any) -> None:
+    nodes = json.loads(ember_cli("list", "nodes", "--format", "json").stdout)
+    assert [n["node_id"] for n in nodes] == [ray.get_runtime_context().get_node_id()]
+    assert nodes[0]["state"] == "ALIVE"
+    table = ember_cli("list", "nodes").stdout
+    assert "NODE_ID" in table and nodes[0]["node_id"] in table
+    limited = ember_cli("list", "workers", "--limit", "1")
+    assert "warning: Limit last 1 entries" in limited.stderr and "UserWarning" not in limited.stderr
+
+
+class Shown:
+    def ready(self) -> bool:
+        return True
+
+
+def test_list_get_and_summarize_actors(ray: Any) -> None:
+    import yaml
+
+    a = ray.remote(Shown).remote()
+    ray.get(a.ready.remote())
+    listed = yaml.safe_load(
+        ember_cli("list", "actors", "--filter", "class_name=Shown", "--format", "yaml").stdout
+    )
+    assert [x["actor_id"] for x in listed] == [a._actor_id.hex()]
+    shown = yaml.safe_load(ember_cli("get", "actors", a._actor_id.hex()).stdout)
+    assert shown["state"] == "ALIVE" and shown["num_restarts"] == 0
+    summary = ember_cli("summary", "actors").stdout
+    assert "Shown" in summary and "ALIVE: 1" in summary
+    missing = ember_cli("get", "actors", "00" * 16, ok=False)
+    assert missing.returncode == 1 and "no actor" in missing.stderr
+
+
+def test_memory_shows_objects_and_holders(ray: Any) -> None:
+    ref = ray.put(b"x" * (3 << 20))
+    out = ember_cli("memory").stdout
+    line = next(line for line in out.splitlines() if line.startswith(ref.hex()))
+    assert "3.000 MiB" in line and "LOCAL_REFERENCE" in line and str(os.getpid()) in line
+    assert "spilled to disk" in out
+
+
+def test_a_bad_filter_is_refused(ray: Any) -> None:
+    done = ember_cli("list", "nodes", "--filter", "bogus=1", ok=False)
+    assert done.returncode == 1 and "bogus" in done.stderr and "not supported" in done.stderr
+    done = ember_cli("list", "nodes", "--filter", "state", ok=False)
+    assert done.returncode == 1 and "KEY=VALUE" in done.stderr
+
+
+def test_address_names_a_cluster(make_cluster: Any) -> None:
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    nodes = json.loads(
+        ember_cli("list", "nodes", "--address", cluster.address, "--format", "json").stdout
+    )
+    assert len(nodes) == 2
+    workers = json.loads(
+        ember_cli("list", "workers", "--address", cluster.address, "--format", "json").stdout
+    )
+    assert {w["node_id"] for w in workers} <= {n["node_id"] for n in nodes}
