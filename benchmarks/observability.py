@@ -111,7 +111,7 @@ def _mine(ray, key):
 def _dashboard_rss(ray):
     """RSS of the dashboard process and its children (Ray's dashboard runs some modules in
     processes of their own), not its per-node agent."""
-    key = "ember.dashboard" if ray.__name__ == "ember" else "dashboard/dashboard.py"
+    key = "ember::dashboard" if ray.__name__ == "ember" else "dashboard/dashboard.py"
     heads = [p for p in _mine(ray, key) if "agent" not in " ".join(p.cmdline())]
     tree = {q.pid: q for p in heads for q in (p, *p.children(recursive=True))}
     return sum(q.memory_info().rss for q in tree.values())

@@ -17,7 +17,7 @@ import signal
 import time
 from typing import Any
 
-from ember._runtime.launch import cluster_files, launcher
+from ember._runtime.launch import cluster_files, dashboard, launcher
 
 
 class ClusterNode:
@@ -82,11 +82,20 @@ class Cluster:
         object_store_memory: int | None = 256 << 20,
         _system_config: dict[str, Any] | None = None,
         labels: dict[str, str] | None = None,
+        include_dashboard: bool = False,
+        dashboard_port: int = 0,
     ) -> ClusterNode:
         """Start a node (the head, the first time) and wait until the cluster knows it.
         ``_system_config`` takes the settings ``ember.init`` does (``ref_grace_s``);
-        ``labels`` are the node's, for ``label_selector`` (as ``ember start --labels``)."""
+        ``labels`` are the node's, for ``label_selector`` (as ``ember start --labels``).
+        The head serves the dashboard with ``include_dashboard`` (on a free port by default:
+        ``cluster.dashboard_url``)."""
         head = self.head is None
+        if include_dashboard and not head:
+            raise ValueError("only the head serves the dashboard: include_dashboard is its")
+        board = None
+        if include_dashboard:
+            board = dashboard.listen_socket("127.0.0.1", dashboard_port, "dashboard_port")
         record, node, store = launcher.start_cluster_node(
             address=None if head else self.address,
             token=self.token,
@@ -100,6 +109,7 @@ class Cluster:
             control_store_timeout=self.control_store_timeout,
             settings=_system_config,
             labels=labels,
+            dashboard=board,
         )
         handle = ClusterNode(record, node)
         if head:
@@ -109,6 +119,12 @@ class Cluster:
         self.nodes.append(handle)
         self.wait_for_nodes()
         return handle
+
+    @property
+    def dashboard_url(self) -> str:
+        """The head's dashboard's login URL (with the token), or "" without one."""
+        board = self.head.node.dashboard if self.head is not None else None
+        return board.login_url if board is not None else ""
 
     def connect(self, **init_args: Any) -> Any:
         """Connect this driver (``ember.init``); returns what ``init`` does, a RayContext."""
@@ -123,6 +139,8 @@ class Cluster:
         else:
             node._signal(signal.SIGKILL)
             node.node.proc.wait()
+            if node.node.dashboard is not None:  # (it ends with its node: soon, not now)
+                launcher.end_process(node.node.dashboard.proc, 5.0)
         # A killed node cleans nothing up: its shared memory and session folder are ours to
         # remove.
         node.node.remove_files()

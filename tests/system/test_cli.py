@@ -11,6 +11,7 @@ whatever is still left, then fails if anything was.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -609,6 +610,46 @@ def test_stop_leaves_a_process_that_took_a_nodes_pid(ember_cli: EmberCLI) -> Non
         other.wait()
 
 
+def test_head_serves_the_dashboard_to_its_login_link_and_stop_ends_it(
+    ember_cli: EmberCLI,
+) -> None:
+    board_port = _free_port()
+    _, out = ember_cli.start_head("--dashboard-port", str(board_port))
+    assert out.returncode == 0, out.stderr
+    (record,) = ember_cli.records()
+    login = f"http://127.0.0.1:{board_port}/?token={record['token']}"
+    assert login in out.stdout, out.stdout
+    board = psutil.Process(record["dashboard_pid"])
+
+    def status(path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", board_port, timeout=60)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert status("/") == 401
+    assert status(f"/?token={record['token']}") == 302
+    assert ember_cli.run("stop").returncode == 0
+    psutil.wait_procs([board], timeout=10)
+    assert _gone(board)
+
+
+def test_a_dashboard_port_in_use_is_refused_before_anything_starts(ember_cli: EmberCLI) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        _, out = ember_cli.start_head("--dashboard-port", str(port))
+    assert out.returncode == 1
+    assert f"the dashboard cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert "--dashboard-port" in out.stderr
+    assert not ember_cli.records() and not ember_cli.seen
+    joined = ember_cli.run("start", "--address", "127.0.0.1:1", "--dashboard-port", "1")
+    assert "--dashboard-port belongs to the head" in joined.stderr
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -624,6 +665,7 @@ def test_stop_leaves_a_process_that_took_a_nodes_pid(ember_cli: EmberCLI) -> Non
         (["--port", "99999"], "--port 99999 is not a port number"),
         # (an address of the documentation range, TEST-NET-2: on no host)
         (["--node-ip-address", "198.51.100.7"], "--node-ip-address 198.51.100.7 is not an"),
+        (["--dashboard-port", "99999"], "--dashboard-port must be a port number"),
     ],
     ids=[
         "not-json",
@@ -633,6 +675,7 @@ def test_stop_leaves_a_process_that_took_a_nodes_pid(ember_cli: EmberCLI) -> Non
         "cpu-in-resources",
         "port-out-of-range",
         "not-this-hosts-address",
+        "dashboard-port-out-of-range",
     ],
 )
 def test_bad_start_arguments_are_refused(ember_cli: EmberCLI, args: list[str], says: str) -> None:
@@ -775,9 +818,7 @@ def test_a_node_that_cannot_join_is_reported(ember_cli: EmberCLI, problem: str) 
     assert out.stderr.startswith("ember start: ") and says in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and not out.stderr.rstrip().endswith(":")
     assert not [r for r in ember_cli.records() if not r["is_head"]]
-    heads = {r["pid"] for r in ember_cli.records()} | {
-        r["control_pid"] for r in ember_cli.records()
-    }
+    heads = {r.get(k) for r in ember_cli.records() for k in ("pid", "control_pid", "dashboard_pid")}
     left = [p for p in ember_cli.strays() if p.pid not in heads and p.ppid() not in heads]
     assert not left, f"the failed join left processes running: {left}"
     assert set(ember_cli.session_dirs()) == sessions

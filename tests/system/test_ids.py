@@ -208,10 +208,10 @@ def test_init_returns_a_context(start_ember: Any) -> None:
     assert set(ctx.address_info) == set(iter(ctx.address_info))
 
 
-@pytest.mark.ember_only  # Ray's dashboard_url is its dashboard's, when it runs one
-def test_context_has_no_dashboard_url(start_ember: Any) -> None:
+@pytest.mark.ember_only  # (Ray's dashboard needs ray[default])
+def test_context_has_the_dashboards_url(start_ember: Any) -> None:
     ctx = ember.init(num_cpus=1)
-    assert ctx.dashboard_url == "" and ctx.address_info["webui_url"] == ""
+    assert ctx.dashboard_url and ctx.address_info["webui_url"] == ctx.dashboard_url
 
 
 def test_init_as_a_context_manager_shuts_down(start_ember: Any) -> None:

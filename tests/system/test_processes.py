@@ -38,9 +38,15 @@ def _titles(proc: psutil.Process) -> tuple[str, str]:
 
 def test_processes_are_named_after_their_role_and_task(ray, gate):
     """`ps` tells the node from its workers, and a worker running a task or hosting an
-    actor by that task's or actor's name (as Ray's `ray::f`)."""
-    (node,) = psutil.Process().children()
+    actor by that task's or actor's name (as Ray's `ray::f`); the dashboard beside them."""
+    node, board = sorted(psutil.Process().children(), key=lambda p: "dashboard" in p.cmdline()[-1])
     assert _titles(node) == ("ember::node", "ember::node")
+    wait_until(
+        lambda: _titles(board),
+        T,
+        "the dashboard's title",
+        until=lambda t: t[0] == "ember::dashboard",
+    )
 
     @ray.remote
     def busy_task(gate):

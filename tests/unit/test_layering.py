@@ -2,8 +2,10 @@
 
 Tiers, lowest first: ``_protocol`` < ``_transport``; ``_core`` (beside ``_transport``, on top of
 ``_protocol`` only) < ``_runtime`` < ``_api`` < the public API (``ember/__init__.py`` and
-``ember.util``, which is part of Ray's core API too), with the CLI and the libraries
-(``ember/tune``, ``ember/rllib``, ``ember/experimental``) above.
+``ember.util``, which is part of Ray's core API too), with the CLI, the dashboard and the
+libraries (``ember/tune``, ``ember/rllib``, ``ember/experimental``) above. The dashboard, a
+process the launcher starts, reads its settings as the CLI does (``_runtime.launch``) and the
+state API's raw rows from ``_api``.
 ``ember.exceptions`` is public but imports nothing from ember, so every tier may use it. Every
 import counts, including ones inside functions or under ``TYPE_CHECKING``: a lazy import is still
 a dependency.
@@ -43,6 +45,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"_protocol", "_transport", "_core", "_runtime", "_api", "public", "exceptions"}
     ),
     "cli": frozenset({"public", "exceptions", "_runtime", "cli"}),
+    "dashboard": frozenset({"public", "exceptions", "_runtime", "_api", "dashboard"}),
     "library": frozenset({"public", "exceptions", "library"}),  # see _library_violation
 }
 
@@ -57,7 +60,7 @@ def tier_of(module: str) -> str | None:
     head = parts[1]
     if head == "exceptions":
         return "exceptions"
-    if head in ("_protocol", "_transport", "_core", "_runtime", "_api", "cli"):
+    if head in ("_protocol", "_transport", "_core", "_runtime", "_api", "cli", "dashboard"):
         return head
     if head == "testing":  # drives processes, like the CLI
         return "cli"
@@ -259,6 +262,8 @@ def _check(name: str, source: str, is_package: bool = False) -> list[str]:
         ("ember.tune.search", "from ember._runtime.object_ref import ObjectRef"),
         ("ember.rllib", "import ember._core.retry as r"),
         ("ember.tune", "from ember.cli import main"),
+        ("ember.dashboard.server", "from ember._core import scheduler"),
+        ("ember._api.x", "from ember.dashboard import server"),
         ("ember.tune", "from ember.unknown import thing"),
         ("ember._core.x", "from ember._core.y import z\nimport typing\nfrom ember._api import q"),
     ],

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import warnings
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 _lock = threading.RLock()
 _node: LocalNode | None = None
+# The dashboard of the cluster this driver joined, when its head runs on this host.
+_joined_dashboard = ""
 
 
 def runtime() -> Runtime:
@@ -95,7 +99,6 @@ def init(
                 "by passing ignore_reinit_error=True, or call ember.shutdown() first."
             )
         hidden = _hidden_init_args(kwargs)
-        _check_dashboard(include_dashboard, dashboard_host, dashboard_port)
         if job_config is not None:
             raise NotImplementedError(
                 "init(job_config=...) is not supported by Ember: pass namespace=... and "
@@ -118,6 +121,9 @@ def init(
                 "labels": bool(labels),
                 "object_store_memory": object_store_memory is not None,
                 "local_mode": local_mode,
+                "include_dashboard": include_dashboard is not None,
+                "dashboard_host": dashboard_host is not None,
+                "dashboard_port": dashboard_port is not None,
                 **{name: True for name in hidden if name in _NODE_ARGS},
             }
             if any(given.values()):
@@ -132,6 +138,7 @@ def init(
             return _start_job(client, job_env)
         host = hidden.get("_node_ip_address") or "127.0.0.1"
         total = node_resources(num_cpus, num_gpus, resources, host, memory=hidden.get("_memory"))
+        board = _dashboard_socket(include_dashboard, dashboard_host, dashboard_port, local_mode)
         if local_mode:
             if labels:
                 raise ValueError(
@@ -146,21 +153,28 @@ def init(
             total.setdefault("memory", float(available_memory()))  # (no store beside it)
             state.set_current(LocalRuntime(total, ns, job_env))
             return _context_info()
-        spawned = spawn_node(
-            resources=total,
-            object_store_memory=object_store_memory,
-            prestart_workers=min(int(total.get("CPU", 1)), 8),
-            settings=hidden.get("_system_config"),
-            labels=labels,
-            node_ip=hidden.get("_node_ip_address"),
-            temp_dir=hidden.get("_temp_dir"),
-        )
-        # Imported while the node boots: the two overlap on a multi-core machine.
-        from ember._runtime.client.core_client import CoreClient  # noqa: F401
-        from ember._runtime.object_store.store import StoreFiles  # noqa: F401
-
-        node = spawned.wait()
         try:
+            spawned = spawn_node(
+                resources=total,
+                object_store_memory=object_store_memory,
+                prestart_workers=min(int(total.get("CPU", 1)), 8),
+                settings=hidden.get("_system_config"),
+                labels=labels,
+                node_ip=hidden.get("_node_ip_address"),
+                temp_dir=hidden.get("_temp_dir"),
+            )
+            # Imported while the node boots: the two overlap on a multi-core machine.
+            from ember._runtime.client.core_client import CoreClient  # noqa: F401
+            from ember._runtime.object_store.store import StoreFiles  # noqa: F401
+
+            node = spawned.wait()
+        except BaseException:
+            if board is not None:
+                board.close()
+            raise
+        try:
+            if board is not None:
+                _start_dashboard(board, node)
             client = _client(
                 node.node_address,
                 node.control_address,
@@ -243,14 +257,53 @@ def _hidden_init_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     return hidden
 
 
-def _check_dashboard(include: bool | None, host: str | None, port: int | None) -> None:
-    """Ember has no dashboard yet: asking for one (or for where it listens) is refused."""
-    wanted = include or (include is None and (host is not None or port is not None))
-    if wanted:
-        raise NotImplementedError(
-            "Ember has no dashboard yet: drop include_dashboard, dashboard_host and "
-            "dashboard_port from init() (or pass include_dashboard=False)."
-        )
+def _dashboard_socket(
+    include: bool | None, host: str | None, port: int | None, local_mode: bool
+) -> socket.socket | None:
+    """Where the dashboard of the node ``init()`` starts will listen (bound now: a port in
+    use fails here, before anything starts), or None without one. As in Ray, ``None`` starts
+    it if its dependencies are installed, and a port not given falls back to a free one."""
+    if include is False:
+        return None
+    if local_mode:
+        if include:
+            raise ValueError(
+                "local_mode runs everything in this process, without a node to show: drop "
+                "include_dashboard=True or local_mode."
+            )
+        return None
+    if importlib.util.find_spec("aiohttp") is None:
+        if include:
+            raise ImportError(
+                "init(include_dashboard=True) needs aiohttp: pip install aiohttp "
+                "prometheus_client (or reinstall ember)."
+            )
+        return None
+    from ember._runtime.launch import dashboard
+
+    if host is not None and not isinstance(host, str):
+        raise ValueError(f"dashboard_host must be an address (a str), got {host!r}")
+    return dashboard.listen_socket(host or dashboard.DEFAULT_HOST, port, "dashboard_port")
+
+
+def _start_dashboard(sock: socket.socket, node: LocalNode) -> None:
+    """Spawned without waiting for it. Listening beyond this host, it asks browsers for a
+    token of its own (a single-machine node has no cluster token), shown in its URL."""
+    from ember._runtime.launch import cluster_files, dashboard
+
+    host = sock.getsockname()[0]
+    node.dashboard = dashboard.spawn_dashboard(
+        sock,
+        control_address=node.control_address,
+        token=None,
+        login_token=None if dashboard.is_loopback(host) else cluster_files.new_token(),
+        owner_pid=node.proc.pid,
+        log_dir=node.log_dir,
+        shown_host="127.0.0.1",
+    )
+    logging.getLogger("ember").info(
+        "Started a local Ember instance. View the dashboard at %s", node.dashboard.login_url
+    )
 
 
 _LOG_HANDLER: logging.Handler | None = None
@@ -356,9 +409,11 @@ def _connect_client(address: str, namespace: str, log_to_driver: bool) -> CoreCl
 
 def _connect_cluster(address: str, namespace: str, log_to_driver: bool) -> CoreClient:
     """Connect through this host's node of the cluster at ``address`` ("auto" or HOST:PORT)."""
+    global _joined_dashboard
     if address.startswith("ember://"):
         return _connect_client(address[len("ember://") :], namespace, log_to_driver)
     record = cluster_files.find_node(address)
+    _joined_dashboard = record.get("dashboard_url", "").removeprefix("http://")
     return _client(
         record["local_address"],
         "tcp:" + record["address"],
@@ -377,7 +432,7 @@ before_shutdown: list[Callable[[], None]] = []
 
 def shutdown() -> None:
     """Disconnect, and stop the node and workers that init() started."""
-    global _node
+    global _node, _joined_dashboard
     for hook in before_shutdown if state.current() is not None else ():
         hook()
     with _lock:
@@ -387,6 +442,7 @@ def shutdown() -> None:
             rt.close()
             progress_bars.close_all()
         node, _node = _node, None
+        _joined_dashboard = ""
         if node is not None:
             cluster_files.remove_session(node.node_id.hex())
             node.stop()
@@ -421,13 +477,14 @@ def _start_job(client: CoreClient, job_env: dict[str, Any]) -> RayContext:
 
 class RayContext(Mapping[str, Any]):
     """What ``init()`` returns, as Ray's: ``address_info`` (where this driver's node and the
-    cluster are), ``dashboard_url`` ("": Ember has no dashboard yet) and the versions;
+    cluster are), ``dashboard_url`` (HOST:PORT of the dashboard ``init()`` started, or of the
+    joined cluster's when its head is on this host; else "") and the versions;
     ``with ember.init(): ...`` shuts down at the end. Reading it as a dict (``ctx["node_id"]``)
     reads ``address_info``, deprecated as in Ray."""
 
     def __init__(self, address_info: dict[str, Any]) -> None:
         self.address_info = address_info
-        self.dashboard_url = ""
+        self.dashboard_url: str = address_info["webui_url"]
         self.python_version = "{}.{}.{}".format(*sys.version_info[:3])
 
     @functools.cached_property
@@ -477,7 +534,9 @@ def _context_info() -> RayContext:
             "redis_address": None,
             "object_store_address": _node.shm_dir if _node is not None else "",
             "raylet_socket_name": node["local_address"],
-            "webui_url": "",
+            "webui_url": _node.dashboard.address
+            if _node and _node.dashboard
+            else _joined_dashboard,
             "session_dir": _node.session_dir if _node is not None else "",
             "metrics_export_port": -1,
             "gcs_address": address,

@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from ember import __version__
-from ember._runtime.launch import admin, cluster_files, launcher
+from ember._runtime.launch import admin, cluster_files, dashboard, launcher
 from ember._runtime.node.cluster_link import node_host
 from ember.cli import logs as logs_cli
 from ember.cli import state as state_commands
@@ -106,6 +106,25 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="head only: how long a silent node lives before it is declared dead (default 5)",
     )
     start.add_argument(
+        "--include-dashboard",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="head only: serve the dashboard (default: true)",
+    )
+    start.add_argument(
+        "--dashboard-host",
+        metavar="HOST",
+        help="head only: the address the dashboard listens on (default: 127.0.0.1; 0.0.0.0 "
+        "for every address)",
+    )
+    start.add_argument(
+        "--dashboard-port",
+        type=int,
+        metavar="PORT",
+        help="head only: the dashboard's port (default: 8265, or the next free one)",
+    )
+    start.add_argument(
         "--log-dir",
         metavar="DIR",
         help="keep this node's logs (and its workers' and control store's) in a folder of its "
@@ -156,14 +175,26 @@ def _start(args: argparse.Namespace) -> int:
     custom = _custom_resources(args.resources)
     labels = _labels(args.labels)
     _check_numbers(args)
-    if args.storage and not args.head:
-        raise ValueError("--storage belongs to the head: use it with --head")
+    for flag, given in (
+        ("--storage", args.storage),
+        ("--dashboard-host", args.dashboard_host),
+        ("--dashboard-port", args.dashboard_port is not None),
+    ):
+        if given and not args.head:
+            raise ValueError(f"{flag} belongs to the head: use it with --head")
     address = None if args.head else _host_port(args.address, "--address")
     host = args.node_ip_address or node_host(None)
     _check_node_ip(host, given=bool(args.node_ip_address))
+    board = None
     if address is None:
         _check_port_free(host, args.port)
         token = args.token or cluster_files.new_token()
+        if args.include_dashboard:  # (bound now: a port in use fails before a node starts)
+            board = dashboard.listen_socket(
+                args.dashboard_host or dashboard.DEFAULT_HOST,
+                args.dashboard_port,
+                "--dashboard-port",
+            )
     else:
         token = admin.token_for(address, args.token)
     resources = launcher.node_resources(
@@ -182,6 +213,7 @@ def _start(args: argparse.Namespace) -> int:
             supervise=True,
             log_dir=args.log_dir,
             labels=labels,
+            dashboard=board,
         )
     except admin.TokenRefused as e:
         raise ConnectionError(f"{e}: {_TOKEN_HINT}") from None
@@ -196,11 +228,21 @@ def _start(args: argparse.Namespace) -> int:
         print("To add a node on another host:")
         print(f"  ember start --address={record['address']} --token={record['token']}")
         print("To connect a driver on this host:  ember.init(address='auto')")
+        if node.dashboard is not None:
+            print(f"The dashboard (it asks for the token): {node.dashboard.login_url}")
     else:
         print(f"Started a node of the Ember cluster at {record['address']}.")
         print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, {logs}")
     print("To stop the nodes started on this host:  ember stop")
     return 0
+
+
+def _boolean(text: str) -> bool:
+    """Ray's spelling of a flag's truth: true/false, 1/0, yes/no."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value[text.lower()]
 
 
 def _custom_resources(text: str) -> dict[str, float]:
@@ -319,7 +361,9 @@ def _ours(pid: int, started: float | None) -> bool:
     except OSError:
         return False
     # Named by setproctitle once running ("ember::node"), by its module before that.
-    return command.startswith(b"ember::") or b"ember._runtime" in command
+    return command.startswith(b"ember::") or any(
+        module in command for module in (b"ember._runtime", b"ember.dashboard")
+    )
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -329,6 +373,7 @@ def _stop(args: argparse.Namespace) -> int:
         for pid, started in (
             (record.get("pid"), record.get("pid_started")),
             (record.get("control_pid"), record.get("control_started")),
+            (record.get("dashboard_pid"), record.get("dashboard_started")),
         ):
             if pid and _ours(pid, started):
                 procs.append((pid, started))

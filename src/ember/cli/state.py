@@ -298,8 +298,6 @@ def _dump(value: Any, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(value, indent=2, default=str))
         return
-    try:
-        import yaml
-    except ImportError:
-        raise ValueError("--format yaml needs PyYAML: pip install pyyaml") from None
+    import yaml
+
     print(yaml.safe_dump(value, sort_keys=False, default_flow_style=False), end="")

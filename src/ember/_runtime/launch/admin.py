@@ -117,7 +117,7 @@ def query(
     return reply.value
 
 
-def nodes(address: str, token: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+def nodes(address: str, token: str | None, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control store's node table."""
     return query(address, token, lambda rid: m.GetNodes(rid=rid), timeout)  # type: ignore[no-any-return]
 

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember._core.labels import check_node_labels
 from ember._protocol import ids
@@ -31,11 +32,17 @@ from ember._runtime.launch import cluster_files
 from ember._runtime.launch.process_config import (
     PACKAGE_PARENT,
     ControlStoreConfig,
+    DashboardConfig,
     NodeConfig,
     encode,
     system_config,
 )
 from ember._runtime.memory import available_memory, total_memory
+
+if TYPE_CHECKING:
+    import socket
+
+    from ember._runtime.launch.dashboard import DashboardProcess
 
 _SHM = "/dev/shm"
 
@@ -52,21 +59,19 @@ class LocalNode:
     resources: dict[str, float]
     log_dir: str
     tcp_address: str | None = None
+    dashboard: DashboardProcess | None = None  # a head's, which ends before it
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc.poll() is None:
+        if self.dashboard is not None:
+            end_process(self.dashboard.proc, timeout)
+
+        def wedged() -> None:  # it writes where every thread was to its log (kept), then goes
             with contextlib.suppress(OSError):
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                # Wedged: it writes where every thread was to its log (kept), then goes.
-                with contextlib.suppress(OSError):
-                    self.proc.send_signal(cluster_files.DUMP_STACKS)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout=0.5)
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+                self.proc.send_signal(cluster_files.DUMP_STACKS)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=0.5)
+
+        end_process(self.proc, timeout, wedged)
 
     def remove_files(self, keep_logs: bool = False) -> str | None:
         """What a node that was killed (not stopped) leaves: its shared memory and session
@@ -75,6 +80,23 @@ class LocalNode:
         return cluster_files.remove_node_files(
             self.shm_dir, self.session_dir, self.log_dir, keep_logs
         )
+
+
+def end_process(
+    proc: subprocess.Popen[bytes], timeout: float, wedged: Callable[[], None] | None = None
+) -> None:
+    """Ask ``proc`` to end (SIGTERM) and wait; if it has not within ``timeout``, call
+    ``wedged`` (a last look at it) and kill it."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if wedged is not None:
+                wedged()
+            proc.kill()
+    proc.wait(timeout=timeout)
 
 
 def _store_dirs(name: str, wanted: int | None) -> tuple[str, int]:
@@ -153,13 +175,19 @@ def _wait_ready(
 
 
 def _spawn(
-    module: str, config: NodeConfig | ControlStoreConfig, log_path: str, ready: bool = True
+    module: str,
+    config: NodeConfig | ControlStoreConfig | DashboardConfig,
+    log_path: str,
+    ready: bool = True,
+    keep_fds: tuple[int, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``python -m module`` in its own session with ``config`` on its stdin (not on its
     command line, which any user can read: it may hold the cluster's token), and (if
-    ``ready``) a pipe on which it says it is ready; else the returned descriptor is -1."""
+    ``ready``) a pipe on which it says it is ready; else the returned descriptor is -1. The
+    descriptors ``keep_fds`` stay open in it."""
     read_fd, write_fd = os.pipe() if ready else (-1, -1)
     if ready:
+        assert not isinstance(config, DashboardConfig)
         config = dataclasses.replace(config, ready_fd=write_fd)
     path = [PACKAGE_PARENT] + [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ)
@@ -171,7 +199,7 @@ def _spawn(
     with log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
-            pass_fds=(write_fd,) if ready else (),
+            pass_fds=((write_fd,) if ready else ()) + keep_fds,
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -418,6 +446,7 @@ def start_cluster_node(
     log_dir: str | None = None,
     settings: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
+    dashboard: socket.socket | None = None,
 ) -> tuple[dict[str, Any], LocalNode, ControlStoreProcess | None]:
     """Start a long-lived node: a head (``address`` None: a control store on ``host:port``
     and a node) or a node joining the cluster at ``address`` (``HOST:PORT``). Records it for
@@ -430,7 +459,8 @@ def start_cluster_node(
     With ``supervise`` and ``storage``, the head node starts the control store again if it
     dies (its tables survive in the storage). A node that cannot reach the control store for
     ``control_store_timeout`` seconds stops. ``settings`` and ``labels`` as in
-    ``spawn_node``."""
+    ``spawn_node``. A head given a ``dashboard`` socket (``dashboard.listen_socket``) serves
+    the dashboard there, to browsers that show the cluster's token."""
     from ember._runtime.launch import admin
 
     check_node_labels(labels or {})  # (before anything starts)
@@ -469,7 +499,21 @@ def start_cluster_node(
             labels=labels,
         ).wait()
         _wait_joined(address, token, node)
+        if dashboard is not None:
+            from ember._runtime.launch.dashboard import spawn_dashboard
+
+            node.dashboard = spawn_dashboard(
+                dashboard,
+                control_address=f"tcp:{address}",
+                token=token,
+                login_token=token,
+                owner_pid=node.proc.pid,
+                log_dir=session.log_dir,
+                shown_host=host,
+            )
     except BaseException:
+        if dashboard is not None:
+            dashboard.close()
         if node is not None:
             node.stop()
         if store is not None:
@@ -484,6 +528,7 @@ def start_cluster_node(
         "pid_started": cluster_files.started_at(node.proc.pid),
         "control_pid": store.proc.pid if store is not None else None,
         "control_started": cluster_files.started_at(store.proc.pid) if store else None,
+        **_dashboard_record(node.dashboard),
         "origin": origin,
         "address": address,
         "token": token,
@@ -498,3 +543,14 @@ def start_cluster_node(
     }
     cluster_files.write_record(record)
     return record, node, store
+
+
+def _dashboard_record(dashboard: DashboardProcess | None) -> dict[str, Any]:
+    """What ``ember stop`` needs to end a head's dashboard, and where it is."""
+    if dashboard is None:
+        return {}
+    return {
+        "dashboard_pid": dashboard.proc.pid,
+        "dashboard_started": cluster_files.started_at(dashboard.proc.pid),
+        "dashboard_url": dashboard.url,
+    }

@@ -70,10 +70,20 @@ class ControlStoreConfig:
     ready_fd: int | None = None
 
 
-Config = TypeVar("Config", NodeConfig, ControlStoreConfig)
+@dataclass(frozen=True)
+class DashboardConfig:
+    control_address: str  # the control store's: tcp:HOST:PORT, or unix:... on one machine
+    token: str | None  # the cluster's, for the control store (None on one machine)
+    login_token: str | None  # what browsers must show (None: anyone who reaches it may look)
+    listen_fd: int  # the socket it serves on, bound by its starter (who knows the URL)
+    url: str  # http://HOST:PORT, as shown to the user
+    owner_pid: int  # the head's node manager: the dashboard ends with it
 
 
-def encode(config: NodeConfig | ControlStoreConfig) -> bytes:
+Config = TypeVar("Config", NodeConfig, ControlStoreConfig, DashboardConfig)
+
+
+def encode(config: NodeConfig | ControlStoreConfig | DashboardConfig) -> bytes:
     fields = {k: v.hex() if isinstance(v, bytes) else v for k, v in vars(config).items()}
     return json.dumps(fields).encode()
 

@@ -1,0 +1,115 @@
+"""The dashboard in a real headless browser (Debian's chromium, driven by Selenium): the page
+shows the node and the tasks this test ran, and a failed task's detail shows its error. A
+screenshot of each page is saved under the test's tmp folder, and in $EMBER_TEST_ARTIFACTS
+when that is set.
+
+Skipped, saying why, only when no browser can be started (no selenium, chromium or
+chromedriver): ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ember
+
+pytestmark = pytest.mark.ember_only
+
+WAIT = 60.0  # seconds for the page to show what it must (it polls every 1.5 s)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        pytest.skip("no chromium or chromedriver (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    except WebDriverException as e:
+        pytest.skip(f"chromium could not be started headless: {e.msg}")
+    driver.set_page_load_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _save(driver: Any, tmp_path: Path, name: str) -> Path:
+    """A screenshot, kept with the test's files and, if asked, with the run's artifacts."""
+    path = tmp_path / name
+    assert driver.save_screenshot(str(path)), "the screenshot was not written"
+    folder = os.environ.get("EMBER_TEST_ARTIFACTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(path, os.path.join(folder, name))
+    return path
+
+
+def test_the_page_shows_the_node_the_tasks_and_a_tasks_error(
+    start_ember: Callable[..., Any], browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ctx = ember.init(num_cpus=2)
+
+    @ember.remote
+    def double_it(x: int) -> int:
+        return 2 * x
+
+    @ember.remote
+    def fails_on_purpose() -> None:
+        raise ValueError("the browser test's own failure")
+
+    assert ember.get([double_it.remote(i) for i in range(3)]) == [0, 2, 4]
+    with pytest.raises(ember.exceptions.RayTaskError):
+        ember.get(fails_on_purpose.remote())
+    node_id = ember.get_runtime_context().get_node_id()
+    wait = WebDriverWait(browser, WAIT)
+
+    browser.get(f"http://{ctx.dashboard_url}/#overview")
+    wait.until(lambda d: node_id[:10] in d.find_element(By.ID, "nodes-table").text)
+    assert "ALIVE" in browser.find_element(By.ID, "nodes-table").text
+    _save(browser, tmp_path, "dashboard-overview.png")
+
+    browser.get(f"http://{ctx.dashboard_url}/#tasks")
+    table = lambda d: d.find_element(By.ID, "tasks-table").text  # noqa: E731
+    wait.until(lambda d: "double_it" in table(d) and "fails_on_purpose" in table(d))
+    browser.find_element(By.ID, "tasks-search").send_keys("fails_on")
+    wait.until(lambda d: "double_it" not in table(d))
+    row = browser.find_element(By.XPATH, "//table[@id='tasks-table']//tr[contains(., 'FAILED')]")
+    row.click()
+    error = wait.until(lambda d: d.find_elements(By.ID, "task-error"))[0]
+    assert "the browser test's own failure" in error.text
+    assert "ValueError" in error.text
+    _save(browser, tmp_path, "dashboard-task-error.png")
