@@ -80,6 +80,8 @@ def test_task_lines_are_those_after_its_markers() -> None:
     assert [x for x in log if keep.keep(x)] == [b"(f) one\n", b"(f) two\n"]
     every = lf.TaskLines(None)
     assert [x for x in log if every.keep(x)] == [log[0], log[2], log[4], log[6]]
+    assert lf.without_markers(b"".join(log)) == b"".join([log[0], log[2], log[4], log[6]])
+    assert lf.without_markers(b"plain\n") == b"plain\n"
 
 
 # ------------------------------------------------------------------ a node's answers
@@ -138,12 +140,15 @@ def test_reads_are_bounded_and_continue_from_their_offset(tmp_path: Path) -> Non
     logs = _node(tmp_path)
     (tmp_path / "logs" / "node.log").write_bytes(b"0123456789")
     first = _read(logs, "node.log", max_bytes=4)
-    assert (first.data, first.offset, first.size) == (b"0123", 0, 10)
+    assert (first.data, first.offset, first.size) == (b"0123", 0, 10)  # (a longer line)
     rest = _read(logs, "node.log", offset=4, max_bytes=100)
     assert (rest.data, rest.offset) == (b"456789", 4)
     assert _read(logs, "node.log", offset=99).data == b""  # (past the end: nothing yet)
     huge = _read(logs, "node.log", max_bytes=1 << 40)
     assert huge.data == b"0123456789"  # (a request may ask for more; MAX_READ caps it)
+    (tmp_path / "logs" / "node.log").write_bytes(b"ab\ncd\nef")
+    assert _read(logs, "node.log", max_bytes=7).data == b"ab\ncd\n"  # (whole lines)
+    assert _read(logs, "node.log", offset=6).data == b"ef"  # (the unfinished last one)
 
 
 def test_a_tail_read_starts_at_a_line(tmp_path: Path) -> None:

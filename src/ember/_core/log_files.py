@@ -86,6 +86,13 @@ def complete_lines(pending: bytes, data: bytes) -> tuple[list[bytes], bytes]:
     return text[:cut].splitlines(keepends=True), text[cut:]
 
 
+def without_markers(data: bytes) -> bytes:
+    """A piece of a log as a reader shows it: the task markers' lines left out."""
+    if _MARK_BYTES not in data:
+        return data
+    return b"".join(x for x in data.splitlines(keepends=True) if not x.startswith(_MARK_BYTES))
+
+
 def task_marker(task_id_hex: str) -> str:
     return f"{TASK_MARK}{task_id_hex}"
 

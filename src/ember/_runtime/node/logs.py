@@ -3,7 +3,8 @@ the answers to ``ReadLog``.
 
 Only files inside the folder are read: a name is checked (``_core/log_files.check_name``) and
 its real path must lie in the folder's, so a symbolic link cannot lead out either. A read
-returns at most ``MAX_READ`` bytes; the reader asks again from where it ended.
+returns at most ``MAX_READ`` bytes, cut after its last whole line if it has one; the reader
+asks again from where it ended.
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ class NodeLogs:
             )
             offset = max(0, min(size, offset))
             f.seek(offset)
-            return m.LogChunk(rid=msg.rid, data=f.read(limit), offset=offset, size=size)
+            data = f.read(limit)
+        cut = data.rfind(b"\n") + 1  # whole lines, where there are any (a line may be longer)
+        return m.LogChunk(rid=msg.rid, data=data[:cut] if cut else data, offset=offset, size=size)
 
 
 def _tail_offset(f: BinaryIO, size: int, lines: int, limit: int) -> int:

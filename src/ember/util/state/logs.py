@@ -9,7 +9,7 @@ task's state row (its node and worker) and the markers its worker writes before 
 (``_core/log_files.py``).
 
 ``list_log_files`` and ``read_log`` are the two requests themselves, for a caller that polls
-on its own (the dashboard).
+on its own (the dashboard), and ``without_markers`` what of a piece to show.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from ember._api import state as state_api
 from ember._core import log_files
-from ember._core.log_files import MAX_READ, TaskLines
+from ember._core.log_files import MAX_READ, TaskLines, without_markers
 from ember._protocol import messages as m
 from ember._transport.rpc import RemoteError
 from ember.util.state.exception import RayStateApiException, ServerUnavailable
@@ -36,7 +36,7 @@ LIST_LIMIT = 10_000
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
-__all__ = ["get_log", "list_log_files", "list_logs", "read_log"]
+__all__ = ["get_log", "list_log_files", "list_logs", "read_log", "without_markers"]
 
 
 def list_logs(
@@ -150,8 +150,9 @@ def read_log(
     timeout: float = DEFAULT_RPC_TIMEOUT,
 ) -> m.LogChunk:
     """At most ``max_bytes`` of a node's log file from ``offset`` (or, with ``tail_lines``,
-    its last lines): a ``LogChunk(data, offset, size)``; read on from
-    ``chunk.offset + len(chunk.data)``."""
+    its last lines), whole lines where there are any: a ``LogChunk(data, offset, size)``;
+    read on from ``chunk.offset + len(chunk.data)`` (bytes). ``data`` is the file's bytes,
+    task markers included: ``without_markers(data)`` is what to show."""
     node = _hex_id(node_id, "node_id")
     return _Target(address, timeout, token).read(
         node, log_files.check_name(filename), offset, tail_lines, max_bytes
