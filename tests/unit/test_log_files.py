@@ -21,10 +21,12 @@ def test_worker_log_names_carry_the_worker_id_and_pid() -> None:
     assert lf.parse_worker_log(name) == ("ab01", 4242)
     assert lf.parse_worker_log("node.log") is None
     assert lf.parse_worker_log("worker-ab01-4242.log.1") is None
-    assert [lf.category(n) for n in (name, "node.log", "control_store.log", "x.txt")] == [
+    names = (name, "node.log", "control_store.log", "dashboard.log", "x.txt")
+    assert [lf.category(n) for n in names] == [
         "worker",
         "node",
         "control_store",
+        "dashboard",
         "other",
     ]
 

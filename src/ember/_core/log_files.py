@@ -1,9 +1,9 @@
 """The log folder's files as ``ember logs`` sees them: names, what may be asked for, and the
 pieces of reading them in bounded chunks.
 
-A node's log folder holds ``node.log``, ``control_store.log`` (on the head) and one
-``worker-<worker id>-<pid>.log`` per worker, both of its streams in one file so that a
-traceback follows the lines before it. A worker that prints for a task first writes a marker
+A node's log folder holds ``node.log``, ``control_store.log`` and ``dashboard.log`` (on the
+head) and one ``worker-<worker id>-<pid>.log`` per worker, both of its streams in one file so
+that a traceback follows the lines before it. A worker that prints for a task first writes a marker
 line ``:task_id:<hex>`` to its file (not to the driver) whenever the task printing is not the
 one that printed last; a task's output is then the lines after its markers (``TaskLines``).
 Reads are bounded (``MAX_READ`` bytes a request): a reader continues from the offset an answer
@@ -38,7 +38,7 @@ def category(name: str) -> str:
     if parse_worker_log(name):
         return "worker"
     stem = name.rsplit(".", 1)[0]
-    return stem if stem in ("node", "control_store") else "other"
+    return stem if stem in ("node", "control_store", "dashboard") else "other"
 
 
 def check_name(name: object) -> str:

@@ -50,7 +50,8 @@ def list_logs(
 ) -> dict[str, list[str]]:
     """The log files of one node (``node_id`` or ``node_ip``; either may be left out on a
     cluster of one node) whose names match ``glob_filter``, grouped as ``{"node": [...],
-    "control_store": [...], "worker": [...], "other": [...]}`` (empty groups left out)."""
+    "control_store": [...], "dashboard": [...], "worker": [...], "other": [...]}`` (empty
+    groups left out)."""
     if glob_filter:
         log_files.check_name(glob_filter)
     target = _Target(address, timeout, _token)
