@@ -276,8 +276,6 @@ def test_init_sets_up_its_own_logger(start_ember: Any) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "names"),
     [
-        ({"include_dashboard": True}, NotImplementedError, "dashboard"),
-        ({"dashboard_port": 8265}, NotImplementedError, "dashboard"),
         ({"job_config": object()}, NotImplementedError, "job_config"),
         ({"logging_config": object()}, NotImplementedError, "logging_config"),
         ({"_plasma_directory": "/tmp"}, NotImplementedError, "_plasma_directory"),

@@ -24,7 +24,9 @@ import time
 import pytest
 
 import ember
-from ember.experimental.tqdm_ray import RAY_TQDM_MAGIC
+from ember._api import progress_bars
+from ember.experimental.tqdm_ray import RAY_TQDM_MAGIC, tqdm
+from tests._helpers import wait_until
 
 pytestmark = pytest.mark.ember_only
 
@@ -132,7 +134,7 @@ def test_bars_in_a_task_and_an_actor_show_on_the_driver_around_printed_lines() -
                 bar.close()
                 return n
 
-        ember.init(num_cpus=2)
+        ember.init(num_cpus=2, include_dashboard=False)  # (its INFO line is not a bar)
         counter = Counter.remote()
         assert ember.get([count.remote(30), counter.run.remote(40)]) == [30, 40]
         ember.shutdown()
@@ -218,7 +220,7 @@ def test_on_a_terminal_lines_printed_meanwhile_and_the_bars_end_whole() -> None:
                     print(f"{name} says {i}")
             return n
 
-        ember.init(num_cpus=2)
+        ember.init(num_cpus=2, include_dashboard=False)  # (its INFO line is not a bar)
         refs = [work.remote("left", 30), work.remote("right", 20)]
         assert ember.get(ember.util.progress(refs, desc="both")) == [30, 20]
         print("done")
@@ -251,3 +253,23 @@ def test_progress_refuses_what_is_not_a_ref(ray: object) -> None:
     with pytest.raises(ValueError, match="interval"):
         ember.util.progress([], interval=0)
     assert ember.util.progress([]) == []
+
+
+def test_the_bar_of_a_killed_actor_ends_without_shutdown(ray: object) -> None:
+    @ember.remote
+    class Holder:
+        def open(self) -> int:
+            self.bar = tqdm(total=10, desc="held-bar")
+            self.bar.update(3)
+            return os.getpid()
+
+    def held() -> list[str]:
+        shown = progress_bars._display
+        bars = list(shown.bars.values()) if shown is not None else []
+        return [state.uuid for _, state in bars if state.desc == "held-bar"]
+
+    holder = Holder.remote()  # type: ignore[attr-defined]
+    ember.get(holder.open.remote(), timeout=60)
+    wait_until(held, 30, "the actor's bar shown on the driver")
+    ember.kill(holder)
+    wait_until(held, 30, "the killed actor's bar ended", until=lambda uuids: not uuids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ember._core.metrics import COUNTER, GAUGE, HISTOGRAM, MetricsBuffer, MetricsTable
 from ember._protocol import messages as m
+from ember._runtime import metrics as process_metrics
+from ember._runtime.client.core_client import CoreClient
 from ember._runtime.metrics_export import exposition
 
 A, B = b"process-a", b"process-b"
@@ -62,6 +65,28 @@ def test_buffer_is_bounded_and_counts_what_it_drops() -> None:
     points, dropped = buf.take()
     assert len(points) == 2 and dropped == 4
     assert buf.take() == ([], 0)  # (each drop is reported once)
+
+
+def test_a_report_is_sent_before_a_newer_one_can_be_taken() -> None:
+    """The periodic report (reactor thread) and ``close()`` (user thread) both report. Were a
+    report taken under the lock but sent after it, the other thread could take and send a
+    newer one in between, and the node would keep the older one, which came last."""
+    sent: list[tuple[float, bool]] = []
+
+    def send(report: m.MetricsReport) -> None:
+        sent.append((report.points[0].value, process_metrics.lock.locked()))
+
+    client: Any = SimpleNamespace(node=SimpleNamespace(closed=False, send=send))
+    try:
+        for _ in range(2):
+            with process_metrics.lock:
+                process_metrics.buffer.inc("calls", "", (), 1.0)
+            CoreClient.report_metrics(client)
+        CoreClient.report_metrics(client)  # (nothing changed: nothing sent)
+    finally:
+        with process_metrics.lock:
+            process_metrics.buffer.clear()
+    assert sent == [(1.0, True), (2.0, True)]
 
 
 # ---- the node's table -----------------------------------------------------------------------

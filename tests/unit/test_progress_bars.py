@@ -8,7 +8,16 @@ import re
 import pytest
 
 from ember._api import progress_bars as display
-from ember._core.progress_bars import MAGIC, BarLayout, BarState, Throttle, decode, encode
+from ember._core.progress_bars import (
+    MAGIC,
+    BarLayout,
+    BarState,
+    OpenBars,
+    Throttle,
+    decode,
+    encode,
+    process_ended,
+)
 from ember.experimental import tqdm_ray
 
 
@@ -74,6 +83,20 @@ def test_layout_gives_lines_back_when_bars_close() -> None:
     assert layout.lines() == {"a": 0, "c": 1, "b2": 4, "d": 5}
 
 
+def test_open_bars_end_the_silent_ones_and_the_oldest_beyond_the_cap() -> None:
+    bars = OpenBars(idle=10, cap=2)
+    bars.seen("a", 0)
+    bars.seen("b", 1)
+    bars.seen("a", 5)  # a moved on: b is now the one silent longest
+    assert bars.due(10) == []
+    bars.seen("c", 10)
+    assert bars.due(10) == [("b", "ended: over 2 bars open")]
+    bars.forget("c")  # closed by its owner
+    assert bars.due(14) == []
+    assert bars.due(15) == [("a", "ended: silent for 10 s")]
+    assert (len(bars), bars.silent, bars.over_cap) == (0, 1, 1)
+
+
 def test_a_worker_bar_writes_its_first_and_final_state_and_few_between(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -110,6 +133,19 @@ def test_bar_methods_and_bad_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         iter(tqdm_ray.tqdm(flush_interval_s=0)).__next__()
 
 
+def test_a_closed_bar_sends_nothing_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver would draw a late state as a new bar, opened and closed again."""
+    sent: list[str] = []
+    monkeypatch.setattr(tqdm_ray, "send_to_driver", lambda line: sent.append(line) or True)
+    bar = tqdm_ray.tqdm(desc="a", flush_interval_s=0)
+    bar.close()
+    bar.update(1)
+    bar.set_description("b")
+    bar.refresh()
+    bar.close()
+    assert len(sent) == 2  # made, closed
+
+
 def test_the_driver_draws_state_lines_as_bars_and_keeps_text(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -121,3 +157,34 @@ def test_the_driver_draws_state_lines_as_bars_and_keeps_text(
     err = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", capsys.readouterr().err)
     shown = [part.strip() for part in re.split(r"[\r\n]", err) if part.strip()]
     assert shown[-1].startswith("(f pid=7) d: 100%") and "4/4" in shown[-1], shown
+
+
+def test_the_driver_ends_the_bars_of_a_process_that_ended(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def line(uuid: str, pid: int) -> str:
+        return encode(BarState(uuid=uuid, x=1, total=4, desc=uuid, pid=pid, node="n"))
+
+    assert display.show_lines([line("left-1", 8), line("left-2", 8), line("other", 9)]) == []
+    assert display._display is not None
+    open_bars = display._display.bars
+    assert {"left-1", "left-2", "other"} <= set(open_bars)
+    assert display.show_lines([process_ended("n", 8)]) == []
+    assert "left-1" not in open_bars and "left-2" not in open_bars and "other" in open_bars
+    assert "ended: its process ended" in capsys.readouterr().err
+    display.show_lines([encode(BarState(uuid="other", x=4, total=4, pid=9, node="n", closed=True))])
+    assert "other" not in open_bars
+
+
+def test_the_driver_ends_the_bar_silent_longest_beyond_the_cap(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tqdm
+
+    shown = display._Display(tqdm.tqdm)
+    shown.open = OpenBars(cap=1)
+    shown.show(BarState(uuid="first", total=4, desc="first", pid=1), "")
+    shown.show(BarState(uuid="second", total=4, desc="second", pid=2), "")
+    assert list(shown.bars) == ["second"] and shown.open.over_cap == 1
+    assert "ended: over 1 bars open" in capsys.readouterr().err
+    shown.close_all()

@@ -6,7 +6,9 @@ local mode) or from a worker, as a forwarded line carrying ``MAGIC`` (``_core.pr
 The first state of a bar opens a ``tqdm`` bar on the line ``BarLayout`` gives it, below any
 other ``tqdm`` bar this process already shows; later ones move it on; the closing one leaves
 its final image above the bars still running, as a finished ``tqdm`` bar does, and the rest
-move up. Text (a worker's forwarded lines, and ``print`` while bars are shown, which is
+move up. A bar whose final state never comes ends as it is, named with why: at once when
+its process ends (its node says so), else once silent for a long time or when too many are
+open (``OpenBars``). Text (a worker's forwarded lines, and ``print`` while bars are shown, which is
 ``safe_print`` then, as in Ray) clears every bar, is written, and the bars are drawn again.
 All of it holds ``tqdm``'s own lock, which ``tqdm`` takes for its writes too.
 
@@ -18,9 +20,10 @@ from __future__ import annotations
 import builtins
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
-from ember._core.progress_bars import MAGIC, BarLayout, BarState, decode
+from ember._core.progress_bars import MAGIC, BarLayout, BarState, OpenBars, decode
 
 _print = builtins.print
 
@@ -63,6 +66,9 @@ def show_lines(lines: list[str]) -> list[str]:
         found = decode(line) if MAGIC in line else None
         if found is None:
             text.append(line)
+        elif not found[1].uuid:  # its process ended
+            if _display is not None:
+                _display.end_process(found[1].source)
         else:
             show(found[1], found[0])
     return text
@@ -91,6 +97,7 @@ class _Display:
         self.bar_class = bar_class
         self.layout = BarLayout()
         self.bars: dict[str, tuple[Any, BarState]] = {}  # uuid -> (tqdm bar, last state)
+        self.open = OpenBars()
 
     def show(self, state: BarState, prefix: str) -> None:
         with self.bar_class.get_lock():
@@ -116,11 +123,29 @@ class _Display:
                     bar.refresh()
             if state.closed:
                 self._close(state)
+            else:
+                now = time.monotonic()
+                self.open.seen(state.uuid, now)
+                for uuid, why in self.open.due(now):
+                    self._end(uuid, why)
 
     def close_all(self) -> None:
         with self.bar_class.get_lock():
             for _, last in list(self.bars.values()):
                 self._close(last)
+
+    def end_process(self, source: tuple[str, int]) -> None:
+        """The bars left open by a process that ended."""
+        with self.bar_class.get_lock():
+            for uuid, (_, last) in list(self.bars.items()):
+                if last.source == source:
+                    self._end(uuid, "ended: its process ended")
+
+    def _end(self, uuid: str, why: str) -> None:
+        """Ends a bar whose final state will not come, as it is, saying why."""
+        bar, last = self.bars[uuid]
+        bar.set_postfix_str(why, refresh=False)
+        self._close(last)
 
     def _open(self, state: BarState, desc: str) -> Any:
         self.layout.add(state.source, state.uuid, state.pos)
@@ -143,6 +168,7 @@ class _Display:
         """The final image goes above the bars (a newline at their first line), so every
         other bar is drawn again, each on its line counted from the new first line."""
         bar, _ = self.bars.pop(state.uuid)
+        self.open.forget(state.uuid)
         self.layout.remove(state.source, state.uuid)
         with self.bar_class.external_write_mode(file=bar.fp, nolock=True):
             bar.close()

@@ -12,6 +12,13 @@ update costs nothing but smoothness.
 one process (``source``) stay together, in the order of their ``position``; processes are
 stacked in the order their first bar arrived; a process whose bars are all closed gives its
 lines back, and the processes below it move up.
+
+A bar whose final state never comes is ended by the driver all the same, so that stale bars
+do not pile up over a long run: when a worker that drew bars ends, its node sends the
+drivers ``process_ended`` (killed, crashed or out of memory, the node sees its connection
+close after its last line); as a backstop for a notice that never comes (its node was
+lost), ``OpenBars`` ends a bar silent for ``IDLE_SECONDS``, and the bars silent longest
+beyond ``MAX_OPEN_BARS``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ from typing import Any
 
 # What marks a printed line as a bar's state rather than text.
 MAGIC = "__ember_tqdm_magic_token__"
+
+# A bar that sends nothing for this long is ended (a step may well take minutes: this is a
+# backstop for a process whose end the driver was never told, not the usual way).
+IDLE_SECONDS = 600.0
+# The most bars shown at once: more than a terminal has lines.
+MAX_OPEN_BARS = 100
 
 
 @dataclasses.dataclass
@@ -50,6 +63,12 @@ _FIELDS = {f.name: f.type for f in dataclasses.fields(BarState)}
 def encode(state: BarState) -> str:
     """The line (without its newline) that carries ``state`` to the driver."""
     return MAGIC + json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+
+
+def process_ended(node: str, pid: int) -> str:
+    """The line that tells the driver a process ended: a state of no bar (``uuid`` ""),
+    which ends every bar the process left open."""
+    return encode(BarState(uuid="", pid=pid, node=node, closed=True))
 
 
 def decode(line: str) -> tuple[str, BarState] | None:
@@ -135,3 +154,45 @@ class BarLayout:
                 out[uuid] = offset + line
             offset += 1 + max(block.values())
         return out
+
+
+class OpenBars:
+    """The bars the driver shows, the one silent longest first: which to end though their
+    final state did not come. A bar ends once silent for ``idle`` seconds, or when more than
+    ``cap`` are open (the ones silent longest go). Each ended bar is counted, and named with
+    why, so that the display can say so."""
+
+    def __init__(self, idle: float = IDLE_SECONDS, cap: int = MAX_OPEN_BARS) -> None:
+        self.idle = idle
+        self.cap = cap
+        self._seen: dict[str, float] = {}  # uuid -> when its last state came, oldest first
+        self.silent = 0  # bars ended for being silent
+        self.over_cap = 0  # bars ended for there being too many
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def seen(self, uuid: str, now: float) -> None:
+        """A state of the bar came (an open one)."""
+        self._seen.pop(uuid, None)
+        self._seen[uuid] = now
+
+    def forget(self, uuid: str) -> None:
+        """The bar closed."""
+        self._seen.pop(uuid, None)
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        """The bars to end now, each with why; they are forgotten."""
+        ended = []
+        for uuid, when in self._seen.items():
+            if now - when >= self.idle:
+                ended.append((uuid, f"ended: silent for {self.idle:g} s"))
+                self.silent += 1
+            elif len(self._seen) - len(ended) > self.cap:
+                ended.append((uuid, f"ended: over {self.cap} bars open"))
+                self.over_cap += 1
+            else:
+                break
+        for uuid, _ in ended:
+            del self._seen[uuid]
+        return ended

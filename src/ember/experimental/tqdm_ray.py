@@ -147,6 +147,9 @@ class tqdm(Generic[_T]):  # noqa: N801 (Ray's and tqdm's name)
             pass
 
     def _send(self, force: bool = False) -> None:
+        # Once closed, only the final state goes (the driver would open a new bar for more).
+        if self._closed and not force:
+            return
         if not self._throttle.due(time.monotonic(), force):
             return
         if not send_to_driver(encode(self._state)):

@@ -220,9 +220,8 @@ class CoreClient:
 
     def report_metrics(self) -> None:
         """Send the node the user metrics that changed since the last report."""
-        report = metrics.take_report()
-        if report is not None and not self.node.closed:
-            self.node.send(report)
+        if not self.node.closed:
+            metrics.report(self.node.send)
 
     def _report_metrics_periodically(self) -> None:
         if not self.closed:

@@ -32,6 +32,7 @@ from ember._core.labels import node_labels
 from ember._core.metrics import MetricsTable
 from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
+from ember._core.progress_bars import MAGIC, process_ended
 from ember._core.resources import NodeResources, describe, shape_of
 from ember._protocol import messages as m
 from ember._runtime import proctitle
@@ -64,6 +65,7 @@ class _Client:
     job_id: bytes
     listen_addr: str | None
     log_to_driver: bool
+    bars: bool = False  # it printed a progress bar's state (tqdm_ray)
 
 
 class NodeManager:
@@ -378,9 +380,9 @@ class NodeManager:
                 ),
             )
         elif isinstance(msg, m.LogLines):
-            for c in self.clients.values():
-                if c.kind == "driver" and c.log_to_driver:
-                    c.conn.send(msg)
+            if client is not None and not client.bars:
+                client.bars = any(MAGIC in line for line in msg.lines)
+            self.to_drivers(msg)
         elif isinstance(msg, m.InstallRuntimeEnv):
             self.run_actions(self.scheduler.prestart(1, msg.runtime_env))
         elif isinstance(msg, m.FlushOutput):
@@ -476,6 +478,8 @@ class NodeManager:
         # stopped, since nobody is left to take their results (as Ray does).
         self.run_actions(self.scheduler.client_gone(conn))
         if client.kind == "worker":
+            if client.bars:  # (after its last line: the drivers end the bars it left open)
+                self.to_drivers(m.LogLines(lines=[process_ended(self.node_id.hex(), client.pid)]))
             w = self.pool.disconnected(client.client_id)
             self.run_actions(self.scheduler.worker_died(client.client_id))
             if w is not None and w.actor_id:
@@ -488,6 +492,12 @@ class NodeManager:
         driver = client.kind != "worker" and not conn.node
         if driver and self.owner_pid and client.pid == self.owner_pid:
             self.shutdown()
+
+    def to_drivers(self, msg: m.LogLines) -> None:
+        """Lines for the drivers that show their workers' output."""
+        for c in self.clients.values():
+            if c.kind == "driver" and c.log_to_driver:
+                c.conn.send(msg)
 
     # ------------------------------------------------------------------ info
 
