@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ember._api.remote_function import RemoteFunction
     from ember._api.runtime_context import RuntimeContext, get_runtime_context
     from ember._api.session import init, is_initialized, shutdown
+    from ember._api.timeline import timeline
     from ember._runtime.object_ref import ObjectRef
     from ember._runtime.object_ref_generator import DynamicObjectRefGenerator, ObjectRefGenerator
     from ember._runtime.unique_ids import (
@@ -66,6 +67,7 @@ _WHERE = {
     "init": "ember._api.session",
     "is_initialized": "ember._api.session",
     "shutdown": "ember._api.session",
+    "timeline": "ember._api.timeline",
     "ObjectRef": "ember._runtime.object_ref",
     "ObjectRefGenerator": "ember._runtime.object_ref_generator",
     "DynamicObjectRefGenerator": "ember._runtime.object_ref_generator",
@@ -109,6 +111,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "wait",
 ]
 

@@ -20,19 +20,6 @@ def _other_id(hex_id: str) -> str:
     return hex_id[:-2] + ("00" if hex_id[-2:] != "00" else "11")
 
 
-def _needs_task_events() -> None:
-    """Tasks are recorded by task events (their own branch of work): skip until they are."""
-    from ember.util.state import list_tasks
-    from ember.util.state.exception import RayStateApiException
-
-    try:
-        list_tasks(limit=1)
-    except RayStateApiException as e:
-        if "no state of kind" in str(e):
-            pytest.skip("this build records no task events")
-        raise
-
-
 def double(x: int) -> int:
     return 2 * x
 
@@ -44,7 +31,6 @@ def fails() -> None:
 def test_list_get_and_summarize_tasks(ray: Any) -> None:
     from ember.util.state import get_task, list_tasks, summarize_tasks
 
-    _needs_task_events()
     refs = [ray.remote(double).remote(i) for i in range(3)]
     assert ray.get(refs) == [0, 2, 4]
     bad = ray.remote(fails).options(max_retries=0).remote()

@@ -76,7 +76,8 @@ def select(
     """The first ``limit`` rows that pass every filter, and how many passed in all."""
     if filters:
         rows = [r for r in rows if all(_matches(r, k, p, v) for k, p, v in filters)]
-    elif not isinstance(rows, list):
+    elif isinstance(rows, Sequence):  # (a provider's lazy rows: only the first are made)
+        return list(rows[: max(limit, 0)]), len(rows)
+    else:
         rows = list(rows)
-    assert isinstance(rows, list)
     return rows[: max(limit, 0)], len(rows)

@@ -674,6 +674,8 @@ class TaskDone(Message):
     # The worker ends once its running tasks are answered and starts nothing more (a
     # function's max_calls): what its caller pushed behind this task never runs there.
     retiring: bool = False
+    # For the caller's task events: [start, end, pid, worker_id] of the run (time.time()).
+    ran: Sequence[Any] = ()
 
     _records = {"results": _records_of(ReturnValue)}
 
@@ -842,6 +844,16 @@ class StateQuery(Message):
     detail: bool = False
     filters: list[list[Any]] = []
     limit: int = 100
+
+
+@_message(162)
+class TaskEvents(Message):
+    """Client -> its node, about once a second: the task events it recorded since the last
+    batch, one flat list (``_core/task_events.py`` gives its layout) packed with msgpack
+    (the node keeps it packed until it is asked), and how many its buffer dropped."""
+
+    events: bytes
+    dropped: int = 0
 
 
 # ---- user metrics (``ember.util.metrics``, ``_core/metrics.py``) --------------------------------

@@ -1,5 +1,6 @@
-"""``ember start``, ``ember stop`` and ``ember status``, the state commands (``ember list``,
-``get``, ``summary``, ``memory``: ``cli/state.py``), and the commands libraries add.
+"""``ember start``, ``ember stop``, ``ember status`` and ``ember timeline``, the state commands
+(``ember list``, ``get``, ``summary``, ``memory``: ``cli/state.py``), and the commands
+libraries add.
 
 A library (above the CLI in the layering) adds its commands through the ``ember.commands``
 entry-point group: each entry is a function that adds a subparser and returns the function
@@ -150,7 +151,23 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     status.add_argument("--address", default="auto", help="HOST:PORT (default: this host's)")
     status.add_argument("--token", help="the cluster's token (default: as for start)")
-    handlers: dict[str, Handler] = {"start": _start, "stop": _stop, "status": _status}
+    timeline = commands.add_parser(
+        "timeline",
+        help="write a Chrome trace of the tasks that ran (chrome://tracing, Perfetto)",
+        description="Write the tasks the cluster's nodes remember as a Chrome trace: one row "
+        "per worker, a box per task. Open the file in chrome://tracing or "
+        "https://ui.perfetto.dev.",
+    )
+    timeline.add_argument("--address", help="HOST:PORT (default: this host's)")
+    timeline.add_argument(
+        "--output", metavar="FILE", help="where to write it (default: a new file in TMPDIR)"
+    )
+    handlers: dict[str, Handler] = {
+        "start": _start,
+        "stop": _stop,
+        "status": _status,
+        "timeline": _timeline,
+    }
     handlers.update(state_commands.add_commands(commands))
     handlers["logs"] = logs_cli.add_parser(commands)
     for entry in entry_points(group="ember.commands"):
@@ -234,6 +251,20 @@ def _start(args: argparse.Namespace) -> int:
         print(f"Started a node of the Ember cluster at {record['address']}.")
         print(f"  node {record['node_id'][:12]}, {cpus:g} CPUs, {logs}")
     print("To stop the nodes started on this host:  ember stop")
+    return 0
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import ember
+
+    path = args.output or os.path.join(
+        tempfile.gettempdir(), time.strftime("ember-timeline-%Y-%m-%d_%H-%M-%S.json")
+    )
+    ember.timeline(path, address=args.address)
+    print(f"Trace file written to {path}")
+    print("Open it in chrome://tracing or https://ui.perfetto.dev.")
     return 0
 
 

@@ -3,6 +3,7 @@ decisions about calls are ``_core.actor_calls``'s, carried out here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from ember._core.actor_calls import (
 from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
+from ember._core.task_events import ACTOR_CREATION_TASK, ENDED, PUSHED, SUBMITTED
 from ember._core.task_leases import Fail, Finish
 from ember._protocol import ids
 from ember._protocol import messages as m
@@ -71,7 +73,8 @@ class ActorCaller:
         """Start an actor: (its id, True), or (an existing one's id, False) for
         ``get_if_exists``. The node learns of it at once; the constructor's arguments follow
         when they are ready, and calls wait for the actor meanwhile."""
-        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name)
+        events = bool(options.get("enable_task_events", True))
+        task = self._tasks.new_task(fn_id, args, kwargs, 0, class_name, events)
         actor_id = ids.new_actor_id()
         name = options.get("name")
         namespace = options.get("namespace") or self._client.current_namespace()
@@ -129,6 +132,23 @@ class ActorCaller:
                 self._tasks.resolve_deps(task, args_ready, args_failed)
             actor = _Actor(actor_id, class_name, int(options.get("max_task_retries") or 0))
             actor.pins = task.pins
+            if task.task_events:
+                actor.creation = task.task_id
+                self._tasks.record(
+                    (
+                        SUBMITTED,
+                        task.task_id,
+                        time.time(),
+                        ACTOR_CREATION_TASK,
+                        class_name,
+                        class_name,
+                        actor_id,
+                        job_id,
+                        task.parent,
+                        shape,
+                        [ref._id for ref in task.dep_refs] if task.dep_refs else (),
+                    )
+                )
             self._machine.add(actor)
         if name is not None:  # a name can be taken: find out now, as Ray does
             try:
@@ -234,8 +254,11 @@ class ActorCaller:
         tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
         for action in actions:
             if isinstance(action, SendCall):
-                actor = action.actor
-                msg = self._tasks.push_message(action.task, 0, [], actor.actor_id, None)  # type: ignore[arg-type]
+                actor, task = action.actor, action.task
+                msg = self._tasks.push_message(task, 0, [], actor.actor_id, None)  # type: ignore[arg-type]
+                if task.task_events:  # type: ignore[attr-defined]
+                    node = actor.peer.node or self._client.node_id
+                    self._tasks.record((PUSHED, task.task_id, time.time(), node, b""))
                 actor.peer.send(msg)
             elif isinstance(action, Finish):
                 self._tasks.finish(action.task, action.results)  # type: ignore[arg-type]
@@ -292,8 +315,10 @@ class ActorCaller:
     def _on_resolved(self, actor: Actor, answer: m.Answer) -> None:
         """Reactor thread: the node said where the actor lives, or that it is dead."""
         if not isinstance(answer, m.ActorAlive):
+            error = _death(actor, answer)
             with self._lock:
-                self._run(self._machine.died(actor, _death(actor, answer)))
+                self._created(actor, error)
+                self._run(self._machine.died(actor, error))
             return
         try:
             conn = self._client.peer(answer.addr, answer.node_id)
@@ -302,7 +327,15 @@ class ActorCaller:
                 self._run(self._machine.unreachable(actor, answer.incarnation))
             return
         with self._lock:
+            self._created(actor, None)
             self._run(self._machine.resolved(actor, answer.incarnation, conn))
+
+    def _created(self, actor: Actor, error: BaseException | None) -> None:
+        """Under lock: the first that this process hears of the actor after creating it (it
+        resolves an actor when it first calls it) ends its creation task's events."""
+        if isinstance(actor, _Actor) and actor.creation:
+            self._tasks.record((ENDED, actor.creation, time.time(), None, error))
+            actor.creation = b""
 
     def _ask_how_lost(self, ask: AskHowLost) -> None:
         """Ask the node how the process running the call ended (once it knows: it may hear of

@@ -36,13 +36,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 from ember import exceptions as exc
+from ember._core import task_events
 from ember._protocol import messages as m
-from ember._runtime import metrics, task_context
+from ember._runtime import metrics, serialization, task_context
 from ember._runtime.client.actor_caller import ActorCaller
 from ember._runtime.client.generator_streams import GeneratorStreams
 from ember._runtime.client.object_table import ObjectTable
 from ember._runtime.client.task_submitter import TaskSubmitter
+from ember._runtime.launch.process_config import setting
 from ember._transport.reactor import Connection, OnMessage, Reactor
 from ember._transport.rpc import Calls, RemoteError, refuse
 
@@ -105,6 +109,19 @@ class CoreClient:
         self.extra_handler = extra_handler  # node messages for a worker, e.g. StartActor
         self.on_node_lost: Callable[[], None] | None = None
         self.runtime_env = ""  # the job's (a driver) or the env it serves (a worker)
+        # The task events of the tasks this process owns, shipped to its node in batches.
+        self.events = task_events.EventBuffer(
+            int(
+                setting(
+                    None,
+                    "task_events_max_num_status_events_buffer_on_worker",
+                    task_events.MAX_BUFFERED_EVENTS,
+                )
+            )
+        )
+        self._events_interval = (
+            setting(None, "task_events_report_interval_ms", task_events.REPORT_INTERVAL_MS) / 1000
+        )
         self.objects = ObjectTable(self, shm_dir, spill_dir, store)
         self.store = self.objects.store
         self.tasks = TaskSubmitter(self, self.objects)
@@ -164,6 +181,8 @@ class CoreClient:
             ),
         )
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
+        self.reactor.call_later(self._events_interval, self._ship_events)
+
         self.reactor.call_later(_METRICS_SECONDS, self._report_metrics_periodically)
 
     @property
@@ -176,6 +195,8 @@ class CoreClient:
     def close(self) -> None:
         if self.kind == "driver" and self.log_to_driver and not self.closed:
             self._flush_output()
+        if not self.closed:
+            self.flush_events()
         with self.lock:
             if self.closed:
                 return
@@ -217,6 +238,20 @@ class CoreClient:
         self.objects.pool_dropped()
         self.store.tidy()
         self.reactor.call_later(_DEC_FLUSH_SECONDS, self._periodic)
+
+    def _ship_events(self) -> None:
+        if self.closed:
+            return
+        self.flush_events()
+        self.reactor.call_later(self._events_interval, self._ship_events)
+
+    def flush_events(self) -> None:
+        """Send the task events recorded since the last batch to this process's node."""
+        with self.lock:
+            events, dropped = self.events.drain()
+        if (events or dropped) and not self.node.closed:
+            packed = msgpack.packb(task_events.to_wire(events, _error_info))
+            self.node.send(m.TaskEvents(events=packed, dropped=dropped))
 
     def report_metrics(self) -> None:
         """Send the node the user metrics that changed since the last report."""
@@ -486,3 +521,20 @@ class CoreClient:
         else:
             sys.stderr.write("".join(line + "\n" for line in lines))
             sys.stderr.flush()
+
+
+def _error_info(error: bytes | BaseException) -> tuple[str, str]:
+    """Ray's error type of an error a task ended with, and its text (with the remote
+    traceback, for a task's own exception)."""
+    if isinstance(error, bytes):
+        try:
+            error = serialization.loads(error)
+        except Exception:
+            return "TASK_EXECUTION_EXCEPTION", "(the task's error could not be read here)"
+    assert isinstance(error, BaseException)
+    cause = getattr(error, "cause", None)
+    kind = task_events.error_type(
+        (c.__name__ for c in type(error).__mro__),
+        (c.__name__ for c in type(cause).__mro__) if cause is not None else (),
+    )
+    return kind, str(error)

@@ -78,6 +78,7 @@ class _Task(task_leases.Task):
         "parent",
         "namespace",
         "task_events",
+        "ran",
         "concurrency_group",
         "captures",
     )
@@ -101,9 +102,9 @@ class _Task(task_leases.Task):
     captures: bool  # its placement group takes the tasks it starts (worked out once, at submit)
     handler: TaskHandler  # what its worker's answer and a cancel go to
     actor: actor_calls.Actor | None  # (an actor call's)
-    # Its ``enable_task_events``: whether its state changes may be recorded as task events
-    # (kept for the event recorder; nothing records them yet).
+    # Its ``enable_task_events``: whether its life is recorded as task events.
     task_events: bool
+    ran: Any  # its worker's [start, end, pid, worker id] of the run not recorded yet, or None
 
 
 class TaskHandler(Protocol):
@@ -119,11 +120,12 @@ class _Actor(actor_calls.Actor):
     """An actor this client calls: what the call machine knows, and the refs its
     constructor's arguments hold (alive as long as the actor is known here)."""
 
-    __slots__ = ("pins",)
+    __slots__ = ("pins", "creation")
 
     def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
         super().__init__(actor_id, class_name, max_task_retries)
         self.pins: list[Any] = []
+        self.creation = b""  # its creation task's id, until its end is recorded (task events)
 
 
 class _Latch:

@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Any
 from ember import exceptions as exc
 from ember._core.placement_groups import in_group
 from ember._core.resources import Shape
+from ember._core.task_events import (
+    ACTOR_TASK,
+    ARGS_READY,
+    ENDED,
+    NORMAL_TASK,
+    PUSHED,
+    RAN,
+    SUBMITTED,
+)
 from ember._core.task_leases import (
     Action,
     AskLease,
@@ -68,6 +77,7 @@ class TaskSubmitter:
         # Runs of a task that the memory monitor killed (with max_retries != 0); -1: no limit.
         self._oom_retries = int(setting(None, "task_oom_retries", -1))
         self._asks: dict[int, tuple[int, Connection]] = {}  # lease requests: rid, node asked
+        self.record = client.events.record  # a task event (under lock)
 
     def pending(self) -> bool:
         return bool(self._tasks)
@@ -83,6 +93,7 @@ class TaskSubmitter:
     ) -> _Task:
         task = _Task()
         task.task_events = task_events
+        task.ran = None
         task.task_id = ids.new_task_id()
         task.args_ref = b""
         task.deps = []
@@ -133,6 +144,23 @@ class TaskSubmitter:
             task.backpressure = backpressure
             client.streams.open(task, backpressure)
         self._objects.add_pending(task.return_ids)
+        if task.task_events:
+            actor = task.actor
+            self.record(
+                (
+                    SUBMITTED,
+                    task.task_id,
+                    time.time(),
+                    NORMAL_TASK if actor is None else ACTOR_TASK,
+                    task.name,
+                    "" if actor is None else actor.class_name,
+                    b"" if actor is None else actor.actor_id,
+                    task.job,
+                    task.parent,
+                    task.shape if actor is None else (),
+                    [ref._id for ref in task.dep_refs] if task.dep_refs else (),
+                )
+            )
         refs: list[ObjectRef[Any]] = [
             ObjectRef(oid, client.client_id, client) for oid in task.return_ids
         ]
@@ -220,6 +248,8 @@ class TaskSubmitter:
             deps.append(dep)
         task.deps = deps
         task.ready = True
+        if task.task_events:
+            self.record((ARGS_READY, task.task_id, time.time()))
         ready(task, near)
 
     def _enqueue(self, task: _Task, near: bytes) -> None:
@@ -249,6 +279,9 @@ class TaskSubmitter:
                     self._run(self._machine.push_failed(task, lease))
                     continue
                 key = lease.key
+                if task.task_events:  # type: ignore[attr-defined]
+                    node = conn.node or self._client.node_id
+                    self.record((PUSHED, task.task_id, time.time(), node, lease.worker_id))
                 conn.send(
                     self.push_message(task, lease.lease_id, lease.gpu_ids, b"", key.resources)  # type: ignore[arg-type]
                 )
@@ -432,6 +465,13 @@ class TaskSubmitter:
                     self._machine.retiring(task.lease)
                 if task.num_returns < 0:
                     self._client.streams.answered(task.task_id, msg.results)
+                if task.task_events:
+                    results = msg.results
+                    if results and results[0].kind == ERROR:  # (it may run again: say so now)
+                        self.record((RAN, task.task_id, time.time(), msg.ran, results[0].data))
+                        task.ran = None
+                    else:
+                        task.ran = msg.ran
                 task.handler.task_done(task, msg.results)
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
@@ -478,6 +518,9 @@ class TaskSubmitter:
                 ),
             )
             results = [m.ReturnValue(ERROR, serialization.dumps(err))] * len(task.return_ids)
+        if task.task_events:
+            error = results[0].data if results and results[0].kind == ERROR else None
+            self.record((ENDED, task.task_id, time.time(), task.ran, error))
         keep = task if lineage and task.retries_left != 0 else None
         if not self._objects.store_returns(task.return_ids, results, keep):
             task.pins = []  # (a task kept as lineage keeps its arguments alive)
@@ -512,6 +555,8 @@ class TaskSubmitter:
                 )
             )
             with self._lock:
+                if task.task_events:  # type: ignore[attr-defined]
+                    self.record((RAN, task.task_id, time.time(), None, error))
                 if not self._client.closed:
                     self._run(self._machine.worker_ended(task, bool(end.oom), error, end.oom_retry))
 

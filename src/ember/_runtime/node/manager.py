@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from ember._core import scheduler as sched
 from ember._core.labels import node_labels
 from ember._core.metrics import MetricsTable
@@ -34,6 +36,7 @@ from ember._core.placement import Placement
 from ember._core.placement_groups import NodeBundles
 from ember._core.progress_bars import MAGIC, process_ended
 from ember._core.resources import NodeResources, describe, shape_of
+from ember._core.task_events import MAX_TASKS, TaskTable
 from ember._protocol import messages as m
 from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
@@ -117,6 +120,10 @@ class NodeManager:
         self.actors = ActorManager(self)
         self.cluster = ClusterLink(self)
         self.memory = NodeMemoryMonitor(self)
+        # The tasks that processes here own, from their task events.
+        self.tasks = TaskTable(
+            int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)), msgpack.unpackb
+        )
         self.state = NodeState(self)
         self.metrics = MetricsTable()  # user metrics of this node's processes
         self.state.providers["metrics"] = self.metrics_rows
@@ -379,6 +386,8 @@ class NodeManager:
                     m.Reply(rid=msg.rid, value=self.cluster_info(m.reply_value(answer)))
                 ),
             )
+        elif isinstance(msg, m.TaskEvents):
+            self.tasks.add_packed(msg.events, msg.dropped)
         elif isinstance(msg, m.LogLines):
             if client is not None and not client.bars:
                 client.bars = any(MAGIC in line for line in msg.lines)

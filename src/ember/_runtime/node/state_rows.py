@@ -5,7 +5,7 @@ tasks its clients own, its workers, its objects, ...), asked by the control stor
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember._core import state_filters, state_summary
@@ -19,17 +19,27 @@ if TYPE_CHECKING:
     from ember._runtime.node.worker_pool import WorkerProc
 
 Row = dict[str, Any]
-Provider = Callable[[bool], list[Row]]  # detail -> rows
+# detail -> rows (a Sequence may make its rows lazily: without filters only those within
+# the limit are asked for)
+Provider = Callable[[bool], Sequence[Row]]
 
 
 class NodeState:
     def __init__(self, node: NodeManager) -> None:
         self.node = node
+        tasks = node.tasks
         self.providers: dict[str, Provider] = {
+            "tasks": tasks.rows,
+            "task_runs": tasks.runs,
             "workers": self.workers,
             "objects": self.objects,
             "actors": self.actors,
             "task_summary": self.task_summary,
+        }
+        # What a kind's rows lack (dropped or evicted), told with every answer of that kind.
+        self.warnings: dict[str, Callable[[], list[str]]] = {
+            "tasks": tasks.warnings,
+            "task_runs": tasks.warnings,
         }
 
     def answer(self, query: m.StateQuery) -> m.Reply:
@@ -39,7 +49,8 @@ class NodeState:
                 query.rid, m.ErrorKind.INVALID, f"a node has no state of kind {query.kind!r}"
             )
         rows, total = state_filters.select(provider(query.detail), query.filters, query.limit)
-        return m.Reply(rid=query.rid, value={"rows": rows, "total": total, "warnings": []})
+        warnings = self.warnings.get(query.kind, list)()
+        return m.Reply(rid=query.rid, value={"rows": rows, "total": total, "warnings": warnings})
 
     # -- providers ------------------------------------------------------------------------
 

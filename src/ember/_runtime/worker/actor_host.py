@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import os
 import threading
+from time import time
 from typing import TYPE_CHECKING, Any
 
 from ember import exceptions as exc
@@ -143,6 +144,7 @@ class ActorHost:
         answer it, unless the actor is exiting (see ``run``)."""
         task_context.current.set(ctx)
         started = False
+        began = 0.0  # (when it was admitted, for the caller's task events)
         results: list[ReturnValue] | None = None
         try:
             if self.admission is None:
@@ -150,12 +152,14 @@ class ActorHost:
                 async with self.async_sem:
                     started = self._call_started()
                     if started:
+                        began = time()
                         results = await self._call_async(conn, msg, ctx)
             else:
                 await self._admitted(msg.concurrency_group)
                 try:
                     started = self._call_started()
                     if started:
+                        began = time()
                         results = await self._call_async(conn, msg, ctx)
                 finally:
                     self._leave_group(msg.concurrency_group)
@@ -173,7 +177,9 @@ class ActorHost:
             self.async_tasks.pop(msg.task_id, None)
             flush_output()
         if results is not None:
-            conn.send(TaskDone(task_id=msg.task_id, results=results))
+            worker = self.worker
+            ran = (began or time(), time(), worker.pid, worker.worker_id)
+            conn.send(TaskDone(task_id=msg.task_id, results=results, ran=ran))
         if started:
             self._call_ended()
 

@@ -26,6 +26,7 @@ import queue
 import signal
 import sys
 import threading
+from time import time
 from typing import Any
 
 import cloudpickle
@@ -106,6 +107,7 @@ class Worker:
         token: str | None = None,
     ):
         self.worker_id = worker_id
+        self.pid = os.getpid()  # (for the task events' answers)
         self.session_dir = session_dir
         self.reactor = Reactor("ember-worker")
         self.reactor.start()
@@ -266,8 +268,9 @@ class Worker:
 
     def _exit_when_sent(self) -> None:
         """Reactor thread, in a retired worker: end the process once its answers (and its
-        last metrics) are out."""
+        last metrics and task events) are out."""
         self.client.report_metrics()
+        self.client.flush_events()
         if not all(conn.sent() for conn in self.reactor.connections()):
             self.reactor.call_later(0.01, self._exit_when_sent)
             return
@@ -312,6 +315,7 @@ class Worker:
         self, conn: Connection, msg: m.PushTask, ctx: TaskContext, slot: Slot | None
     ) -> m.TaskDone | None:
         """Run a task or actor call; None: the call asked its actor to exit (no answer)."""
+        started = time()
         token = task_context.current.set(ctx)
         results: list[ReturnValue] | None = None
         if slot is not None:
@@ -353,7 +357,12 @@ class Worker:
             flush_output()
         if results is None:
             return None
-        return TaskDone(task_id=msg.task_id, results=results, retiring=self.retiring)
+        return TaskDone(
+            task_id=msg.task_id,
+            results=results,
+            retiring=self.retiring,
+            ran=(started, time(), self.pid, self.worker_id),
+        )
 
     def function(self, fn_id: bytes) -> Any:
         fn = self.functions.get(fn_id)
