@@ -203,8 +203,10 @@ def _started_cluster(cli: EmberCLI) -> int:
         ),
         (["stop"], ["--grace"]),
         (["status"], ["--address", "--token"]),
+        (["logs"], ["cluster", "worker", "actor", "task"]),
+        (["logs", "task"], ["--id", "--follow", "--tail", "--node-id", "--address"]),
     ],
-    ids=["ember", "start", "stop", "status"],
+    ids=["ember", "start", "stop", "status", "logs", "logs-task"],
 )
 @pytest.mark.parametrize("how", ["module", "script"])
 def test_help(tmp_path: Path, sub: list[str], mentions: list[str], how: str) -> None:

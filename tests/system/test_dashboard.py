@@ -199,3 +199,33 @@ def test_cluster_dashboard_asks_for_the_token() -> None:
     finally:
         cluster.shutdown()
     assert board.proc.poll() is not None
+
+
+def test_the_logs_page_reads_a_workers_lines_without_markers_by_byte_offset(
+    start_ember: Callable[..., Any],
+) -> None:
+    url = ember.init(num_cpus=1).dashboard_url
+
+    @ember.remote
+    def say(text: str) -> None:
+        print(text)
+
+    ember.get(say.remote("héllo from a task"))
+
+    def worker_file() -> Any:
+        rows = _json(url, "/api/v0/logs?glob=worker-*")["data"]["result"]
+        return next((r for r in rows if r["size"] > 0), None)
+
+    row = wait_until(worker_file, 30, "the worker's log file")
+    query = f"node_id={row['node_id']}&filename={row['name']}&offset=-1"
+    piece = wait_until(
+        lambda: _json(url, f"/api/v0/logs/file?{query}"),
+        30,
+        "the task's line in its worker's log",
+        until=lambda p: "héllo from a task" in p["data"],
+    )
+    assert ":task_id:" not in piece["data"]  # (the markers are for `ember logs task`)
+    # The page reads on from `next`, in bytes: "é" is two bytes but one character.
+    assert piece["next"] == piece["size"] and piece["next"] > piece["offset"]
+    follow = f"node_id={row['node_id']}&filename={row['name']}&offset={piece['next']}"
+    assert _json(url, f"/api/v0/logs/file?{follow}")["data"] == ""

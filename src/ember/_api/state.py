@@ -4,7 +4,7 @@ else straight to the control store at ``address``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ember._core import state_filters
@@ -26,6 +26,7 @@ def query(
     limit: int = 100,
     detail: bool = False,
     timeout: float = 30.0,
+    token: str | None = None,
 ) -> StateResult:
     checked = state_filters.check(filters)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
@@ -34,19 +35,32 @@ def query(
     def make(rid: int) -> m.Message:
         return m.StateQuery(rid=rid, kind=kind, detail=detail, filters=checked, limit=limit)
 
+    value = ask(make, address=address, timeout=timeout, token=token)
+    return StateResult(value["rows"], value["total"], value["warnings"])
+
+
+def ask(
+    make: Callable[[int], m.Message],
+    *,
+    address: str | None = None,
+    timeout: float = 30.0,
+    token: str | None = None,
+) -> Any:
+    """The control store's answer to one request (a Reply's value, or a typed answer);
+    ``token``: the cluster's at ``address``, if this host has no record of it."""
     rt = state.current()
     if address is None and rt is not None:
-        ask = getattr(rt, "control_request", None)
-        if ask is None:
+        control_request = getattr(rt, "control_request", None)
+        if control_request is None:
             raise RuntimeError(
                 "the state API asks the cluster, and local_mode runs everything in this "
                 "process without one: call ember.init() without local_mode."
             )
-        value = ask(make, timeout=timeout)
-    else:
-        from ember._runtime.launch import admin
+        return control_request(make, timeout=timeout)
+    from ember._runtime.launch import admin
 
-        # (None or "auto": the one cluster or init() session on this host)
+    if token is not None and address not in (None, "auto"):
+        target = address
+    else:  # (None or "auto": the one cluster or init() session on this host)
         target, token = admin.state_target(address)
-        value = admin.query(target, token, make, timeout)
-    return StateResult(value["rows"], value["total"], value["warnings"])
+    return admin.query(target, token, make, timeout)

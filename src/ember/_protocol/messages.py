@@ -881,3 +881,28 @@ class MetricsReport(Message):
     dropped: int = 0
 
     _records = {"points": _records_of(MetricPoint)}
+
+
+# -- logs: `ember logs`, ember.util.state.get_log (the files are listed as the state kind "logs")
+
+
+@_message(180)
+class ReadLog(Message):
+    """Any process -> control store -> the node with the file: at most ``max_bytes`` of it
+    from ``offset``, or (``tail_lines`` > 0) its last that many lines. Answered with
+    LogChunk; a name outside the log folder or of no file is an INVALID error."""
+
+    rid: int
+    node_id: bytes
+    name: str
+    offset: int
+    max_bytes: int
+    tail_lines: int = 0
+
+
+@_message(181)
+class LogChunk(Answer):
+    rid: int
+    data: bytes
+    offset: int  # where in the file ``data`` starts
+    size: int  # the file's size when read

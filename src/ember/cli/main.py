@@ -32,6 +32,7 @@ import psutil
 from ember import __version__
 from ember._runtime.launch import admin, cluster_files, dashboard, launcher
 from ember._runtime.node.cluster_link import node_host
+from ember.cli import logs as logs_cli
 from ember.cli import state as state_commands
 from ember.util.state.exception import RayStateApiException
 
@@ -168,6 +169,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "timeline": _timeline,
     }
     handlers.update(state_commands.add_commands(commands))
+    handlers["logs"] = logs_cli.add_parser(commands)
     for entry in entry_points(group="ember.commands"):
         handlers[entry.name] = entry.load()(commands)
     return parser, handlers
@@ -175,7 +177,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(logs_cli.with_default_kind(sys.argv[1:] if argv is None else argv))
     try:
         return handlers[args.command](args)
     except (ValueError, ConnectionError, RuntimeError, OSError, RayStateApiException) as e:

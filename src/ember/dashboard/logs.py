@@ -75,5 +75,11 @@ class LogRoutes:
             max(0, offset),
             tail_lines=lines if offset < 0 else 0,
         )
-        text = bytes(chunk.data).decode("utf-8", errors="replace")
-        return web.json_response({"data": text, "offset": chunk.offset, "size": chunk.size})
+        # The page shows the lines without the task markers, and reads on from ``next``, a
+        # byte offset (the text's length differs from it once a character takes two bytes).
+        shown = _log_api().without_markers(bytes(chunk.data))
+        text = shown.decode("utf-8", errors="replace")
+        end = chunk.offset + len(chunk.data)
+        return web.json_response(
+            {"data": text, "offset": chunk.offset, "next": end, "size": chunk.size}
+        )

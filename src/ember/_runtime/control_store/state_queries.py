@@ -37,7 +37,10 @@ class StateQueries:
         self.merges: dict[str, Merge] = {kind: _merge_counts for kind in state_summary.COUNT_KINDS}
 
     def handle(self, conn: PeerConnection, msg: m.Message) -> bool:
-        """Answer a ``StateQuery``; False if ``msg`` is not one."""
+        """Answer a ``StateQuery`` (or pass a ``ReadLog`` on); False if ``msg`` is neither."""
+        if isinstance(msg, m.ReadLog):
+            self.read_log(conn, msg)
+            return True
         if not isinstance(msg, m.StateQuery):
             return False
         own = self.own.get(msg.kind)
@@ -53,6 +56,25 @@ class StateQueries:
         conn.reactor.call_later(ANSWER_SECONDS, gather.expire)
         gather.maybe_done()
         return True
+
+    def read_log(self, conn: PeerConnection, msg: m.ReadLog) -> None:
+        """A log file is read by its node: the request goes there, its answer back."""
+        entry = self.store.nodes.get(msg.node_id)
+        if entry is None or not entry.alive or entry.conn is None:
+            conn.send(
+                m.error_reply(
+                    msg.rid, m.ErrorKind.INVALID, f"no live node {msg.node_id.hex()} to read from"
+                )
+            )
+            return
+
+        def answered(answer: m.Answer) -> None:
+            if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.CONNECTION_LOST:
+                text = f"node {msg.node_id.hex()} went away before it answered"
+                answer = m.error_reply(0, m.ErrorKind.NODE_DIED, text)
+            conn.send(m.replace(answer, rid=msg.rid))
+
+        self.store.calls.call(entry.conn, lambda rid: m.replace(msg, rid=rid), answered)
 
 
 class _Gather:

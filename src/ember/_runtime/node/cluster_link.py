@@ -158,6 +158,8 @@ class ClusterLink:
             self.node.release_bundles(msg)
         elif isinstance(msg, m.StateQuery):
             conn.send(self.node.state.answer(msg))
+        elif isinstance(msg, m.ReadLog):
+            conn.send(self.node.logs.answer(msg))
         else:
             refuse(conn, msg, "a node manager")
 

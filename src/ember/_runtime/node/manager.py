@@ -44,6 +44,7 @@ from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
 from ember._runtime.launch.process_config import NodeConfig, read_config, setting
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
+from ember._runtime.node.logs import NodeLogs
 from ember._runtime.node.memory_monitor import NodeMemoryMonitor
 from ember._runtime.node.object_directory import ObjectDirectory
 from ember._runtime.node.state_rows import NodeState
@@ -126,6 +127,7 @@ class NodeManager:
         self.state = NodeState(self)
         self.metrics = MetricsTable()  # user metrics of this node's processes
         self.state.providers["metrics"] = self.metrics_rows
+        self.logs = NodeLogs(self)  # (a provider of state rows)
 
     # ------------------------------------------------------------------ process lifetime
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ember import exceptions as exc
+from ember._core.log_files import worker_log_name
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime.launch.cluster_files import describe_logs, log_tail
@@ -103,8 +104,8 @@ class WorkerPool:
         worker for a runtime env sets itself up (see ``worker/runtime_env.py``)."""
         node = self.node
         worker_id = node.node_id[:4] + ids.random_id(8)
-        log_path = os.path.join(node.log_dir, f"worker-{worker_id.hex()[:12]}.log")
         pid = os.fork()
+        log_path = os.path.join(node.log_dir, worker_log_name(worker_id, pid or os.getpid()))
         if pid == 0:
             self._become_worker(worker_id, log_path, runtime_env)
         self.workers[worker_id] = WorkerProc(

@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ember._core.log_files import task_marker
 from ember._protocol import messages as m
 from ember._runtime import task_context
 
@@ -28,6 +29,11 @@ def short(name: str) -> str:
 
 
 _OUTPUTS: list[_Forwarder] = []
+
+# The task whose marker the log file ends with (b"": lines printed outside any task), shared
+# by stdout and stderr, which write to the same file; the lock keeps a marker with its lines.
+_MARKED = [b""]
+_FILE_LOCK = threading.Lock()
 
 
 class _Forwarder(io.TextIOBase):
@@ -63,8 +69,13 @@ class _Forwarder(io.TextIOBase):
         prefix = f"({name} pid={os.getpid()}) "
         out = [prefix + line for line in lines]
         if log:
-            with contextlib.suppress(Exception):
-                self.original.write("".join(x + "\n" for x in out))
+            task_id = ctx.task_id if ctx else b""
+            with _FILE_LOCK, contextlib.suppress(Exception):
+                mark = ""
+                if task_id != _MARKED[0]:  # (only in the log file: `ember logs task` reads it)
+                    _MARKED[0] = task_id
+                    mark = task_marker(task_id.hex()) + "\n"
+                self.original.write(mark + "".join(x + "\n" for x in out))
                 self.original.flush()
         if not self.client.closed:
             self.client.node.send(m.LogLines(lines=out, err=self.err))

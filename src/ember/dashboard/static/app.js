@@ -304,7 +304,7 @@ async function followLog() {
   pre.textContent = offset === undefined ? piece.data : pre.textContent + piece.data;
   if (pre.textContent.length > 1 << 20) pre.textContent = pre.textContent.slice(-(1 << 19));
   if (atEnd || offset === undefined) pre.scrollTop = pre.scrollHeight;
-  shownLog.offset = piece.offset + piece.data.length;
+  shownLog.offset = piece.next;
 }
 
 function showLog(file) {

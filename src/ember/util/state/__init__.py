@@ -35,9 +35,11 @@ from ember.util.state.common import (
     WorkerState,
 )
 from ember.util.state.exception import RayStateApiException, ServerUnavailable
+from ember.util.state.logs import get_log, list_logs
 
 __all__ = [
     "get_actor",
+    "get_log",
     "get_node",
     "get_objects",
     "get_placement_group",
@@ -45,6 +47,7 @@ __all__ = [
     "get_worker",
     "list_actors",
     "list_jobs",
+    "list_logs",
     "list_nodes",
     "list_objects",
     "list_placement_groups",
