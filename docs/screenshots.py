@@ -96,9 +96,8 @@ class Reporter:
         return len(self.lines)
 
 
-def workload(rounds: int = 5, shards: int = 80) -> list[Any]:
-    """A map-reduce per round (load -> count -> merge by tens -> merge), with the actors;
-    returns what it keeps alive (the actors, the last round's shards) for the pictures."""
+def workload(rounds: int = 5, shards: int = 80) -> None:
+    """A map-reduce per round (load -> count -> merge by tens -> merge), with the actors."""
     inventory = Inventory.remote()
     reporter = Reporter.remote()
     for r in range(rounds):
@@ -113,7 +112,6 @@ def workload(rounds: int = 5, shards: int = 80) -> list[Any]:
                 ember.get(parse_record.remote("sku=A-17,qty=3"))
             except ember.exceptions.RayTaskError as e:
                 print(f"the failing task failed, as planned: {type(e).__name__}")
-    return [inventory, reporter, loaded]
 
 
 def start_browser(profile: str) -> Any:
@@ -145,8 +143,7 @@ def points(driver: Any, chart: str) -> int:
     return int(
         driver.execute_script(
             "const p = document.querySelector(`#${arguments[0]} .line`);"
-            "return p ? (p.getAttribute('points') || p.getAttribute('d') || '')"
-            ".split(/[ LM]/).filter(Boolean).length : 0;",
+            "return p ? p.getAttribute('points').split(' ').length : 0;",
             chart,
         )
     )
@@ -171,7 +168,7 @@ def shoot(driver: Any, url: str, scratch: str) -> None:
             )
         )
         save(driver, "dashboard.png")
-        kept = work.result(timeout=WAIT)
+        work.result(timeout=WAIT)
 
     driver.get(f"{url}#tasks")
     wait.until(lambda d: "parse_record" in text("tasks-table"))
@@ -190,14 +187,13 @@ def shoot(driver: Any, url: str, scratch: str) -> None:
     save(driver, "dashboard-tasks.png")
 
     driver.get(f"{url}#timeline")
-    drawn = "return document.getElementById('timeline').height !== 300"  # (its first size)
-    wait.until(lambda d: d.execute_script(drawn))
+    sized = "return document.getElementById('timeline').height !== 300"  # (its first size)
+    wait.until(lambda d: d.execute_script(sized))
     save(driver, "timeline.png")
 
     trace = os.path.join(scratch, "timeline.json")
     ember.timeline(trace)
     print(f"the Chrome trace of this run: {trace}")
-    del kept
 
 
 def main() -> int:
