@@ -175,6 +175,29 @@ def test_list_and_get_placement_groups(ray: Any) -> None:
     )
 
 
+def test_a_filter_on_a_detail_column_holds_without_detail(ray: Any) -> None:
+    """The rows are filtered whole, then the detail columns left out (as Ray does)."""
+    from ember.util.placement_group import placement_group
+    from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    from ember.util.state import list_actors, list_tasks
+
+    pg = placement_group([{"CPU": 1}])
+    ray.get(pg.ready(), timeout=30)
+    in_group = PlacementGroupSchedulingStrategy(pg)
+    a = ray.remote(Counter).options(num_cpus=0, scheduling_strategy=in_group).remote()
+    ray.get(a.pid.remote())
+    ray.get(ray.remote(double).options(scheduling_strategy=in_group).remote(1))
+    by_group = [("placement_group_id", "=", pg.id.hex())]
+    (actor,) = list_actors(filters=by_group)
+    assert actor.actor_id == a._actor_id.hex() and actor.placement_group_id is None
+    wait_until(
+        lambda: any(t.name == "double" for t in list_tasks(filters=by_group)),
+        20,
+        "the task in the group is listed",
+    )
+    assert all(t.placement_group_id is None for t in list_tasks(filters=by_group))
+
+
 def test_list_and_get_objects(ray: Any) -> None:
     from ember.util.state import get_objects, list_objects, summarize_objects
 

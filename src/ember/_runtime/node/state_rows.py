@@ -48,8 +48,18 @@ class NodeState:
             return m.error_reply(
                 query.rid, m.ErrorKind.INVALID, f"a node has no state of kind {query.kind!r}"
             )
-        rows, total = state_filters.select(provider(query.detail), query.filters, query.limit)
-        warnings = self.warnings.get(query.kind, list)()
+        try:
+            found = provider(query.detail)
+            if not query.detail and state_filters.needs_detail(found, query.filters):
+                found = provider(True)
+            rows, total = state_filters.select(found, query.filters, query.limit)
+            warnings = self.warnings.get(query.kind, list)()
+        except Exception as e:  # (a bug in a provider: said, not mistaken for a timeout)
+            return m.error_reply(
+                query.rid,
+                m.ErrorKind.INVALID,
+                f"the node failed to list its {query.kind}: {type(e).__name__}: {e}",
+            )
         return m.Reply(rid=query.rid, value={"rows": rows, "total": total, "warnings": warnings})
 
     # -- providers ------------------------------------------------------------------------

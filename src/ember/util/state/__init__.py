@@ -89,7 +89,7 @@ def _rows(
     raise_on_missing_output: bool,
     explain: bool,
 ) -> list[dict[str, Any]]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+    if state_filters.check_limit(limit) == 0:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -97,6 +97,8 @@ def _rows(
         result = _state.query(
             kind, address=address, filters=filters, limit=limit, detail=detail, timeout=timeout
         )
+    except TimeoutError as e:  # (Ray's client times out with requests.Timeout)
+        raise RayStateApiException(str(e)) from None
     except ConnectionError as e:
         raise ServerUnavailable(str(e)) from None
     except RemoteError as e:  # the cluster refused the question
