@@ -123,6 +123,10 @@ def _ms_or_blank(ms: int) -> str:
     return "" if ms == -1 else Humanify.timestamp(ms)
 
 
+def _size_or_dash(size: int) -> str:
+    return "-" if size < 0 else Humanify.memory(size)  # (-1: an actor handle, or unknown)
+
+
 @dataclass
 class ActorState(StateSchema):
     """An actor: state is one of DEPENDENCIES_UNREADY, PENDING_CREATION, ALIVE, RESTARTING,
@@ -300,7 +304,7 @@ class ObjectState(StateSchema):
     columns: the node whose store holds the object, and whether it is spilled to disk."""
 
     object_id: str = state_column(filterable=True)
-    object_size: int = state_column(filterable=True, format_fn=Humanify.memory)
+    object_size: int = state_column(filterable=True, format_fn=_size_or_dash)
     task_status: str = state_column(filterable=True)
     reference_type: str = state_column(filterable=True)
     call_site: str = state_column(filterable=True)
