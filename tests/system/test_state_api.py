@@ -48,6 +48,7 @@ def test_list_get_and_summarize_tasks(ray: Any) -> None:
     assert len(list_tasks(filters=[("func_or_class_name", "=", "double")], limit=2)) == 2
     one = get_task(refs[0])
     assert one is not None and one.state == "FINISHED" and one.end_time_ms is not None
+    assert {"call_site", "label_selector", "fallback_strategy"} <= set(one.asdict())
     assert get_task(refs[1].task_id().hex()).task_id == refs[1].task_id().hex()
     failed = wait_until(
         lambda: list_tasks(
@@ -113,6 +114,8 @@ def test_list_and_get_actors(ray: Any) -> None:
     assert actor.num_restarts is None  # a detail column
     detailed = get_actor(actor.actor_id)
     assert detailed is not None and detailed.num_restarts == 0
+    assert detailed.num_restarts_due_to_node_preemption == 0
+    assert {"call_site", "label_selector", "fallback_strategy"} <= set(detailed.asdict())
     assert detailed.required_resources is not None
     assert get_actor(_other_id(actor.actor_id)) is None
     ray.kill(a)
@@ -156,6 +159,16 @@ def test_list_jobs(ray: Any) -> None:
     assert len(jobs) == 1
     assert jobs[0].status == "RUNNING" and jobs[0].type == "DRIVER"
     assert jobs[0].driver_info.pid == str(os.getpid())
+
+
+@pytest.mark.ember_only  # (Ray finds jobs by submission id only: a driver's has none)
+def test_get_job_by_its_id(ray: Any) -> None:
+    from ember.util.state import get_job
+
+    job_id = ray.get_runtime_context().get_job_id()
+    job = get_job(job_id)
+    assert job is not None and job.job_id == job_id and job.status == "RUNNING"
+    assert get_job(_other_id(job_id)) is None
 
 
 def test_list_and_get_placement_groups(ray: Any) -> None:
@@ -207,9 +220,14 @@ def test_list_and_get_objects(ray: Any) -> None:
     assert all(o.object_size >= 2 << 20 for o in mine)
     held = [o for o in mine if o.pid == os.getpid()]
     assert held and held[0].reference_type == "LOCAL_REFERENCE" and held[0].type == "DRIVER"
+    assert held[0].attempt_number == 0
+    assert list_objects(filters=[("object_id", "=", ref.hex()), ("attempt_number", "=", 0)])
     assert {o.object_id for o in get_objects(ref.hex())} == {ref.hex()}
+    assert get_objects(_other_id(ref.hex())) is None
     summary = summarize_objects()["cluster"]
     assert summary["total_objects"] >= 1 and summary["total_size_mb"] >= 2
+    for entry in summary["summary"].values():
+        assert sum(entry["task_attempt_number_counts"].values()) == entry["total_objects"]
 
 
 def test_bad_filters_are_refused(ray: Any) -> None:
@@ -300,3 +318,18 @@ def test_objects_held_on_another_node_are_listed_there(make_cluster: Any) -> Non
     holders = {(o.pid, o.type) for o in rows}
     assert (os.getpid(), "DRIVER") in holders and (far_pid, "WORKER") in holders
     assert len({o.node_id for o in rows}) == 2  # (a copy in each node's store)
+
+
+@pytest.mark.ember_only
+def test_a_task_lists_the_objects_passed_to_it(ray: Any) -> None:
+    from ember.util.state import get_task
+
+    arg = ray.put(3)
+    ref = ray.remote(double).remote(arg)
+    assert ray.get(ref) == 6
+    task = wait_until(
+        lambda: (t := get_task(ref)) is not None and t.state == "FINISHED" and t,
+        20,
+        "the task is listed as finished",
+    )
+    assert task.arg_object_ids == [arg.hex()]

@@ -530,6 +530,7 @@ def _detail_row(rec: _Ended) -> dict[str, Any]:
     row["is_debugger_paused"] = None
     row["call_site"] = None
     row["label_selector"] = None
+    row["fallback_strategy"] = None
     # (Ember's own: the ObjectRef arguments, which the timeline draws arrows from)
     row["arg_object_ids"] = [oid.hex() for oid in rec[_ARG_IDS]]
     return row

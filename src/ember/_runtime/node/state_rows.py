@@ -104,6 +104,7 @@ class NodeState:
                     "object_id": ref.oid.hex(),
                     "object_size": ref.size,
                     "task_status": "FINISHED" if not ref.actor else "NIL",
+                    "attempt_number": 0,
                     "reference_type": why,
                     "call_site": "disabled",
                     "type": kind,
@@ -166,6 +167,10 @@ class NodeState:
                     repr_name="",
                     num_restarts=rec.life.restarts,
                     num_restarts_due_to_lineage_reconstruction=0,
+                    num_restarts_due_to_node_preemption=0,
+                    call_site=None,
+                    label_selector={},
+                    fallback_strategy=None,
                 )
             rows.append(row)
         return rows

@@ -150,6 +150,10 @@ class ActorState(StateSchema):
     num_restarts_due_to_lineage_reconstruction: int | None = state_column(
         filterable=False, detail=True
     )
+    num_restarts_due_to_node_preemption: int | None = state_column(filterable=False, detail=True)
+    call_site: str | None = state_column(filterable=False, detail=True)
+    label_selector: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    fallback_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -163,6 +167,8 @@ class PlacementGroupState(StateSchema):
     bundles: list[dict[str, Any]] | None = state_column(filterable=False, detail=True)
     is_detached: bool | None = state_column(filterable=True, detail=True)
     stats: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    topology_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    topology_assignments: dict[str, Any] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -293,6 +299,11 @@ class TaskState(StateSchema):
     task_log_info: dict[str, Any] | None = state_column(filterable=False, detail=True)
     error_message: str | None = state_column(filterable=False, detail=True)
     is_debugger_paused: bool | None = state_column(filterable=True, detail=True)
+    call_site: str | None = state_column(filterable=False, detail=True)
+    label_selector: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    fallback_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    # (Ember's own: the ids of the ObjectRefs passed as arguments)
+    arg_object_ids: list[str] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -306,6 +317,7 @@ class ObjectState(StateSchema):
     object_id: str = state_column(filterable=True)
     object_size: int = state_column(filterable=True, format_fn=_size_or_dash)
     task_status: str = state_column(filterable=True)
+    attempt_number: int = state_column(filterable=True)
     reference_type: str = state_column(filterable=True)
     call_site: str = state_column(filterable=True)
     type: str = state_column(filterable=True)
@@ -334,4 +346,5 @@ ID_COLUMN: dict[str, str] = {
     "workers": "worker_id",
     "tasks": "task_id",
     "objects": "object_id",
+    "jobs": "submission_id",
 }
