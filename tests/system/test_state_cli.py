@@ -131,3 +131,23 @@ def test_an_actor_handle_has_no_size_and_totals_say_when_limited(ray: Any) -> No
     limited = ember_cli("memory", "--limit", "2").stdout
     assert "of the 2 listed" in limited
     del refs
+
+
+def test_a_slow_node_is_named_and_a_slow_cluster_said_to_be_slow(make_cluster: Any) -> None:
+    import signal
+
+    cluster = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, node_timeout=60)
+    stopped = cluster.nodes[1]
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        done = ember_cli("list", "workers", "--address", cluster.address, "--timeout", "2")
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    assert stopped.node_id in done.stderr and "did not answer" in done.stderr
+    store = cluster.control.proc.pid
+    os.kill(store, signal.SIGSTOP)
+    try:
+        done = ember_cli("list", "nodes", "--address", cluster.address, "--timeout", "1", ok=False)
+    finally:
+        os.kill(store, signal.SIGCONT)
+    assert done.returncode == 1 and "too slowly" in done.stderr and "1 s" in done.stderr
