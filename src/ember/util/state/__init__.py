@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ember._api import state as _state
 from ember._core import state_filters, state_summary
@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 Filters = Sequence[tuple[str, str, Any]] | None
+R = TypeVar("R")
 
 # Summaries of actors and objects count every row; a cap keeps a runaway answer bounded.
 _SUMMARY_LIMIT = 1_000_000
@@ -141,27 +142,19 @@ def _get(
     id: str,
     address: str | None,
     timeout: float,
-    explain: bool,
+    _explain: bool,
     by: str | None = None,
 ) -> list[Any]:
+    """What ``get_*`` does (each keeps Ray's signature and passes its arguments): the records
+    whose id (or ``by``) is ``id``."""
     if not isinstance(id, str) or not id:
         raise ValueError(f"the id to look up must be a hex string, got {id!r}")
     column = by or ID_COLUMN[kind]
-    rows = _rows(kind, address, [[column, "=", id]], _GET_LIMIT, timeout, True, True, explain)
+    rows = _rows(kind, address, [[column, "=", id]], _GET_LIMIT, timeout, True, True, _explain)
     return [RECORD_OF_KIND[kind].from_row(row) for row in rows]
 
 
-def _get_one(
-    kind: str,
-    id: str,
-    address: str | None,
-    timeout: float,
-    _explain: bool,
-    by: str | None = None,
-) -> Any:
-    """What ``get_*`` does for a kind with one record per id (each keeps Ray's signature and
-    passes its arguments): the record, or None."""
-    records = _get(kind, id, address, timeout, _explain, by)
+def _one(records: list[R]) -> R | None:
     return records[0] if records else None
 
 
@@ -266,28 +259,28 @@ def get_actor(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> ActorState | None:
     """The actor with this id (hex), or None."""
-    return _get_one("actors", **locals())
+    return _one(_get("actors", **locals()))
 
 
 def get_placement_group(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> PlacementGroupState | None:
     """The placement group with this id (hex), or None."""
-    return _get_one("placement_groups", **locals())
+    return _one(_get("placement_groups", **locals()))
 
 
 def get_node(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> NodeState | None:
     """The node with this id (hex), or None."""
-    return _get_one("nodes", **locals())
+    return _one(_get("nodes", **locals()))
 
 
 def get_worker(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> WorkerState | None:
     """The worker with this id (hex), or None."""
-    return _get_one("workers", **locals())
+    return _one(_get("workers", **locals()))
 
 
 def get_task(
@@ -314,7 +307,7 @@ def get_job(
 ) -> JobState | None:
     """The job with this submission id, or else this job id (hex: a driver's job has no
     submission id in Ember), or None."""
-    return _get_one("jobs", **locals()) or _get_one("jobs", **locals(), by="job_id")
+    return _one(_get("jobs", **locals())) or _one(_get("jobs", **locals(), by="job_id"))
 
 
 # -- summarize -------------------------------------------------------------------------------
