@@ -104,7 +104,7 @@ class NodeState:
                     "object_id": ref.oid.hex(),
                     "object_size": ref.size,
                     "task_status": "FINISHED" if not ref.actor else "NIL",
-                    "attempt_number": 0,
+                    "attempt_number": 1,  # (Ray counts the run that made it: 1 for a put)
                     "reference_type": why,
                     "call_site": "disabled",
                     "type": kind,
