@@ -319,6 +319,7 @@ def test_objects_held_on_another_node_are_listed_there(make_cluster: Any) -> Non
     rows = list_objects(filters=[("object_id", "=", ref.hex())], detail=True)
     holders = {(o.pid, o.type) for o in rows}
     assert (os.getpid(), "DRIVER") in holders and (far_pid, "WORKER") in holders
+    assert all(o.pid != -1 for o in rows)  # (not the far node itself, as "WORKER -1")
     assert len({o.node_id for o in rows}) == 2  # (a copy in each node's store)
 
 
