@@ -53,3 +53,11 @@ def test_a_node_too_slow_for_the_timeout_is_named_and_the_rest_answered(make_clu
     (warning,) = answer.warnings
     assert stopped.node_id in warning and cluster.nodes[0].node_id not in warning
     assert answer.rows and {r["node_id"] for r in answer.rows} == {cluster.nodes[0].node_id}
+    # An asker that times out itself says the cluster was too slow, naming the timeout.
+    store = cluster.control.proc.pid
+    os.kill(store, signal.SIGSTOP)
+    try:
+        with pytest.raises(TimeoutError, match="too slowly.*1 s"):
+            query("nodes", timeout=1)
+    finally:
+        os.kill(store, signal.SIGCONT)
