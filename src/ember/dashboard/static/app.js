@@ -335,12 +335,27 @@ async function logs() {
 }
 
 async function timeline() {
-  const found = (await rows("tasks", { limit: TASK_LIMIT, detail: true })).result.filter((t) => t.start_time_ms);
+  const [tasks, nodes] = await Promise.all([
+    rows("tasks", { limit: TASK_LIMIT, detail: true }),
+    rows("nodes", { limit: 1000 }),
+  ]);
+  const found = tasks.result.filter((t) => t.start_time_ms);
+  const ips = Object.fromEntries(nodes.result.map((n) => [n.node_id, n.node_ip]));
   const canvas = $("timeline");
   const ctx = canvas.getContext("2d");
-  const workers = [...new Set(found.map((t) => t.worker_id || t.node_id))];
+  // A row per worker, named as Ray's timeline names it: its node (address and id), its pid.
+  const labels = new Map();
+  for (const t of found) {
+    const key = t.worker_id || t.node_id;
+    if (!labels.has(key)) {
+      const node = [ips[t.node_id], short(t.node_id)].filter(Boolean).join(" ");
+      labels.set(key, `Node ${node} · worker ${t.worker_pid || "?"} (${short(t.worker_id)})`);
+    }
+  }
+  const workers = [...labels.keys()];
   const rowHeight = 22;
-  const left = 110;
+  ctx.font = "11px ui-monospace, monospace";
+  const left = 10 + Math.max(100, ...[...labels.values()].map((l) => ctx.measureText(l).width));
   canvas.width = canvas.clientWidth || 1200;
   canvas.height = Math.max(60, 20 + rowHeight * workers.length);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -353,7 +368,7 @@ async function timeline() {
   ctx.font = "11px ui-monospace, monospace";
   workers.forEach((w, i) => {
     ctx.fillStyle = "#6b7588";
-    ctx.fillText(tail(w), 4, 16 + rowHeight * i);
+    ctx.fillText(labels.get(w), 4, 16 + rowHeight * i);
   });
   for (const t of found) {
     const row = workers.indexOf(t.worker_id || t.node_id);
