@@ -260,7 +260,10 @@ def _states(ids: list[str], want: list[set[str]]) -> list[str]:
         return [rows.get(i, "") for i in ids]
 
     return wait_until(
-        now, WAIT, f"tasks {ids} in {want}", until=lambda s: all(x in w for x, w in zip(s, want))
+        now,
+        WAIT,
+        f"tasks {ids} in {want}",
+        until=lambda s: all(x in w for x, w in zip(s, want, strict=True)),
     )
 
 
