@@ -83,6 +83,13 @@ def test_init_serves_the_dashboard_at_the_url_it_returns(start_ember: Callable[.
     metrics = _get(url, "/metrics").body.decode()  # type: ignore[attr-defined]
     assert "ember_cluster_active_nodes 1.0" in metrics
     assert 'ember_resources{Name="CPU"' in metrics
+    # The timeline draws each worker's finished runs ("task_runs"), not detailed tasks.
+    wait_until(
+        lambda: _json(url, "/api/ember/task_runs")["data"]["result"]["result"],
+        20,
+        "the run of double for the timeline",
+        until=lambda workers: any(str(x).endswith(".double") for w in workers for x in w["runs"]),
+    )
     bad = _get(url, "/api/v0/tasks?limit=0")
     assert bad.status == 400 and b"limit" in bad.body  # type: ignore[attr-defined]
     assert _get(url, "/static/../__main__.py").status == 404

@@ -113,3 +113,14 @@ def test_the_page_shows_the_node_the_tasks_and_a_tasks_error(
     assert "the browser test's own failure" in error.text
     assert "ValueError" in error.text
     _save(browser, tmp_path, "dashboard-task-error.png")
+
+    # The timeline is drawn from the runs: a box in the colour of FINISHED (#1a7f37).
+    browser.get(f"http://{ctx.dashboard_url}/#timeline")
+    drawn = """
+        const c = document.getElementById("timeline");
+        const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < px.length; i += 4)
+            if (px[i] === 26 && px[i + 1] === 127 && px[i + 2] === 55) return true;
+        return false;"""
+    wait.until(lambda d: d.execute_script(drawn))
+    _save(browser, tmp_path, "dashboard-timeline.png")

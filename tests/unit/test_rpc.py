@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from ember._protocol import messages as m
 from ember._transport.reactor import Connection, Reactor
 from ember._transport.rpc import Calls, RemoteError
@@ -71,3 +73,25 @@ def test_a_future_on_a_closed_connection_fails_even_once_the_loop_has_stopped():
     fut = calls.future(conn, lambda rid: m.ClusterInfo(rid=rid))
     error = fut.exception(timeout=10)
     assert isinstance(error, RemoteError) and error.kind is m.ErrorKind.CONNECTION_LOST
+
+
+def test_a_request_that_cannot_be_sent_leaves_no_call_waiting():
+    """Encoding happens in ``send``, after the rid is registered: a request msgpack cannot
+    encode raises there and must not stay waiting for an answer that never comes."""
+    calls = Calls()
+    reactor = Reactor("test")
+    reactor.start()
+    a, b = socket.socketpair()
+    try:
+        conn = Connection(a, reactor, _Client(calls).on_message, _Client(calls).on_close)
+        reactor.adopt(conn)
+
+        def bad(rid: int) -> m.Message:
+            return m.StateQuery(rid=rid, kind="tasks", filters=[["name", "=", object()]])
+
+        with pytest.raises(TypeError):
+            calls.call(conn, bad, lambda reply: None)
+        assert calls._waiting == {}
+    finally:
+        reactor.stop()
+        b.close()

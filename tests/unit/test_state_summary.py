@@ -95,10 +95,11 @@ def test_a_record_is_built_from_a_row_and_reads_like_a_dict() -> None:
 def test_columns_are_rays() -> None:
     assert "state" in TaskState.filterable_columns()
     assert "events" not in TaskState.base_columns() and "events" in TaskState.detail_columns()
-    assert ObjectState.list_columns()[:4] == [
+    assert ObjectState.list_columns()[:5] == [
         "object_id",
         "object_size",
         "task_status",
+        "attempt_number",
         "reference_type",
     ]
     assert "resources_total" not in NodeState.filterable_columns()

@@ -43,3 +43,9 @@ def test_a_running_session_is_found_and_a_dead_one_forgotten():
 def test_an_address_in_the_environment_is_taken(monkeypatch):
     monkeypatch.setenv("EMBER_ADDRESS", "unix:@ember-env/control")
     assert admin.state_target(None) == ("unix:@ember-env/control", None)
+
+
+@pytest.mark.parametrize("address", ["foo", "host:", ":6380", "host:port", "host:70000"])
+def test_an_address_that_is_not_host_port_is_refused_by_name(address):
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        admin.state_target(address)

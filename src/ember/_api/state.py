@@ -29,11 +29,12 @@ def query(
     token: str | None = None,
 ) -> StateResult:
     checked = state_filters.check(filters)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+    limit = state_filters.check_limit(limit)
 
     def make(rid: int) -> m.Message:
-        return m.StateQuery(rid=rid, kind=kind, detail=detail, filters=checked, limit=limit)
+        return m.StateQuery(
+            rid=rid, kind=kind, detail=detail, filters=checked, limit=limit, timeout=timeout
+        )
 
     value = ask(make, address=address, timeout=timeout, token=token)
     return StateResult(value["rows"], value["total"], value["warnings"])
@@ -56,11 +57,27 @@ def ask(
                 "the state API asks the cluster, and local_mode runs everything in this "
                 "process without one: call ember.init() without local_mode."
             )
-        return control_request(make, timeout=timeout)
+        try:
+            return control_request(make, timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(_too_slow("the cluster", timeout)) from None
     from ember._runtime.launch import admin
 
     if token is not None and address not in (None, "auto"):
         target = address
     else:  # (None or "auto": the one cluster or init() session on this host)
         target, token = admin.state_target(address)
-    return admin.query(target, token, make, timeout)
+    try:
+        return admin.query(target, token, make, timeout)
+    except admin.NoAnswer:
+        raise TimeoutError(
+            _too_slow(f"the cluster at {target}", timeout)
+            + " (or it is not an Ember cluster: check the address)"
+        ) from None
+
+
+def _too_slow(who: str, timeout: float) -> str:
+    return (
+        f"{who} answered the state query too slowly: no answer within the timeout of "
+        f"{timeout:g} s. Raise the timeout (--timeout), or filter to ask for fewer rows"
+    )

@@ -6,6 +6,9 @@ others (``<``, ``<=``, ``>``, ``>=``) as numbers. The value may come as text fro
 line: it is read as the type of the row's value (``"3"`` matches ``3``, ``"true"`` matches
 ``True``), and compared without regard to case where both are text, as a user types
 ``state=running``.
+
+Values are Ray's ``SupportedFilterType`` (text, bool, int or float): anything else could not
+cross the wire and is refused at the call site.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 PREDICATES = ("=", "!=", *_ORDER)
+# The largest limit (and anything larger is refused): an int64, what the wire carries.
+MAX_LIMIT = 2**63 - 1
 
 
 def check(filters: Iterable[Sequence[Any]] | None) -> list[list[Any]]:
@@ -40,8 +45,29 @@ def check(filters: Iterable[Sequence[Any]] | None) -> list[list[Any]]:
                 f"filter {tuple(f)!r}: unsupported predicate {predicate!r}; use one of "
                 f"{', '.join(PREDICATES)}"
             )
+        if not isinstance(value, str | bool | int | float) or (
+            isinstance(value, int) and not -MAX_LIMIT <= value <= MAX_LIMIT
+        ):
+            raise ValueError(
+                f"filter {tuple(f)!r}: the value must be a str, bool, int (at most 64 bits) or "
+                f"float, got {type(value).__name__}"
+            )
         checked.append([str(key), predicate, value])
     return checked
+
+
+def check_limit(limit: Any) -> int:
+    """``limit`` if it is an int in ``[0, MAX_LIMIT]``; else ``ValueError`` saying so."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an int from 0 to 2**63-1, got {limit!r}")
+    return limit
+
+
+def needs_detail(rows: Sequence[Row], filters: Sequence[Sequence[Any]]) -> bool:
+    """Whether a filter names a column that the short rows lack (a detail column): then the
+    rows are asked for with detail, filtered, and the detail left out where the records are
+    built (as Ray filters the full row)."""
+    return bool(filters) and bool(rows) and any(f[0] not in rows[0] for f in filters)
 
 
 def _as_type_of(value: Any, like: Any) -> Any:

@@ -95,11 +95,13 @@ def object_summaries(objects: Iterable[Row]) -> Row:
                 "total_num_workers": 0,
                 "total_num_nodes": 0,
                 "task_state_counts": {},
+                "task_attempt_number_counts": {},
                 "ref_type_counts": {},
             }
             holders[site] = (set(), set())
         for counts, key in (
             (entry["task_state_counts"], o["task_status"]),
+            (entry["task_attempt_number_counts"], str(o.get("attempt_number", 0))),
             (entry["ref_type_counts"], o["reference_type"]),
         ):
             counts[key] = counts.get(key, 0) + 1

@@ -39,6 +39,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
+from ember._core.placement_groups import group_of
 from ember._core.resources import shape_dict
 
 SUBMITTED, ARGS_READY, PUSHED, STARTED, RAN, ENDED = range(6)
@@ -529,7 +530,7 @@ def _detail_row(rec: _Ended) -> dict[str, Any]:
     row["language"] = "PYTHON"
     row["required_resources"] = shape_dict(rec[_SHAPE])
     row["runtime_env_info"] = None
-    row["placement_group_id"] = None
+    row["placement_group_id"] = group_of(name for name, _ in rec[_SHAPE])
     row["events"] = [
         {"state": s, "created_ms": t * 1000} for s, t in zip(ev[::2], ev[1::2], strict=True)
     ]
@@ -542,6 +543,7 @@ def _detail_row(rec: _Ended) -> dict[str, Any]:
     row["is_debugger_paused"] = None
     row["call_site"] = None
     row["label_selector"] = None
+    row["fallback_strategy"] = None
     # (Ember's own: the ObjectRef arguments, which the timeline draws arrows from)
     row["arg_object_ids"] = [oid.hex() for oid in rec[_ARG_IDS]]
     return row

@@ -842,13 +842,15 @@ class StateQuery(Message):
     """Any process -> control store, and control store -> each node: the rows of one kind of
     state (``"nodes"``, ``"tasks"``, ...) that pass ``filters`` (``[key, op, value]``
     triples), at most ``limit`` of them. Answered by a Reply whose value is ``{"rows":
-    [...], "total": n, "warnings": [...]}``, ``total`` counting the rows before the limit."""
+    [...], "total": n, "warnings": [...]}``, ``total`` counting the rows before the limit.
+    ``timeout``: how long the asker waits, so that the store answers (partly) before that."""
 
     rid: int
     kind: str
     detail: bool = False
     filters: list[list[Any]] = []
     limit: int = 100
+    timeout: float = 30.0
 
 
 @_message(162)

@@ -50,7 +50,12 @@ class Calls:
         rid = next(self._rids)
         with self._lock:
             self._waiting[rid] = (conn, on_reply)
-        conn.send(make(rid))
+        try:
+            conn.send(make(rid))
+        except BaseException:  # (a request that cannot be encoded, say: nothing will answer)
+            with self._lock:
+                self._waiting.pop(rid, None)
+            raise
         if conn.closed:
             # Closed before this was registered: its ``on_close`` ran already and nothing
             # will answer. Answered from the loop like any reply, not here: the caller may

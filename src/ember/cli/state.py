@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -71,7 +72,8 @@ def add_commands(commands: Any) -> dict[str, Handler]:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="keep only records where KEY=VALUE (or KEY!=VALUE); repeat to combine, e.g. "
+        help="keep only records where KEY=VALUE (or KEY!=VALUE; KEY<VALUE, KEY<=VALUE, "
+        "KEY>VALUE, KEY>=VALUE compare numbers); repeat to combine, e.g. "
         '--filter "state=RUNNING" (text compares without regard to case)',
     )
     lister.add_argument(
@@ -127,6 +129,8 @@ def _warnings_to_stderr(handler: Handler) -> Handler:
     as plain lines on stderr, not Python's warning format."""
 
     def run(args: argparse.Namespace) -> int:
+        if args.token:  # (where the state API looks for a token: ``admin.state_target``)
+            os.environ["EMBER_TOKEN"] = args.token
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
             code = handler(args)
@@ -152,6 +156,9 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the cluster's control store (default: the cluster or init() session on this "
         "machine, or $EMBER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--token", help="the cluster's token (default: $EMBER_TOKEN, or the head's on this host)"
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait (default %(default)s)"
@@ -256,15 +263,16 @@ def _memory(args: argparse.Namespace) -> int:
     columns = ["object_id", "object_size", "reference_type", "type", "pid", "ip", "where"]
     rows = []
     for r in sorted(refs, key=lambda r: (-(r.object_size or 0), r.object_id)):
-        row = ObjectState.humanify(r.asdict()) if r.object_size >= 0 else r.asdict()
+        row = ObjectState.humanify(r.asdict())
         if r.reference_type == "ACTOR_HANDLE":
             row.update(object_size="", where="")  # (an actor, not an object in the store)
         else:
             row["where"] = "spilled" if r.spilled else "memory"
         rows.append(row)
     print(_table(columns, rows))
+    of = f" (of the {len(refs)} listed: raise --limit for all)" if len(refs) >= args.limit else ""
     print(
-        f"\n{len(sizes)} object(s), {len(refs)} reference(s); in shared memory "
+        f"\n{len(sizes)} object(s), {len(refs)} reference(s){of}; in shared memory "
         f"{Humanify.memory(in_memory)} of {Humanify.memory(capacity)}; spilled to disk "
         f"{Humanify.memory(spilled)}"
     )

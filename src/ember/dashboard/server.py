@@ -63,6 +63,8 @@ class Dashboard:
         app.router.add_get("/static/{name}", self._static)
         for kind in KINDS:
             app.router.add_get(f"/api/v0/{kind}", partial(self._list, kind))
+        # (the timeline's rows: each worker's finished runs, far cheaper than detailed tasks)
+        app.router.add_get("/api/ember/task_runs", partial(self._list, "task_runs"))
         app.router.add_get("/api/ember/history", self._history)
         app.router.add_get("/metrics", self._metrics)
         LogRoutes(self.source.address, self.source.token).add_to(app)

@@ -3,8 +3,9 @@
 filters its own rows (``_runtime/node/state_rows.py``), and merging their answers. Nothing
 is gathered ahead of a question: the head merges on request.
 
-A node that does not answer within ``ANSWER_SECONDS`` (busy, or dying) is left out and named
-in the answer's warnings, so a question never hangs on one node.
+A node that does not answer within ``ANSWER_SECONDS`` (busy, or dying), or before the asker
+stops waiting (the query's ``timeout`` less ``MARGIN_SECONDS``), is left out and named in the
+answer's warnings, so a question never hangs on one node.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ember._runtime.control_store.server import ControlStore, PeerConnection
 
 ANSWER_SECONDS = 5.0
+MARGIN_SECONDS = 0.5  # (for the answer's way back)
 
 Rows = list[dict[str, Any]]
 # How the rows of one kind from several nodes become one list (by default, one after another).
@@ -45,15 +47,17 @@ class StateQueries:
             return False
         own = self.own.get(msg.kind)
         if own is not None:
-            rows, total = state_filters.select(own(msg.detail), msg.filters, msg.limit)
-            conn.send(m.Reply(rid=msg.rid, value={"rows": rows, "total": total, "warnings": []}))
+            conn.send(_own_answer(msg, own))
             return True
         nodes = [e for e in self.store.nodes.values() if e.alive and e.conn is not None]
-        gather = _Gather(conn, msg, len(nodes), self.merges.get(msg.kind))
+        wait = max(0.0, min(ANSWER_SECONDS, msg.timeout - MARGIN_SECONDS))
+        gather = _Gather(
+            conn, msg, {e.node_id.hex() for e in nodes}, wait, self.merges.get(msg.kind)
+        )
         for entry in nodes:
             assert entry.conn is not None
             self.store.calls.call(entry.conn, _asking(msg), _answered(gather, entry.node_id.hex()))
-        conn.reactor.call_later(ANSWER_SECONDS, gather.expire)
+        conn.reactor.call_later(wait, gather.expire)
         gather.maybe_done()
         return True
 
@@ -77,11 +81,39 @@ class StateQueries:
         self.store.calls.call(entry.conn, lambda rid: m.replace(msg, rid=rid), answered)
 
 
+def _own_answer(msg: m.StateQuery, own: Callable[[bool], Rows]) -> m.Reply:
+    try:
+        found = own(msg.detail)
+        if not msg.detail and state_filters.needs_detail(found, msg.filters):
+            found = own(True)
+        rows, total = state_filters.select(found, msg.filters, msg.limit)
+    except Exception as e:  # (a bug: said, not mistaken for a timeout)
+        return m.error_reply(
+            msg.rid,
+            m.ErrorKind.INVALID,
+            f"the control store failed to list its {msg.kind}: {type(e).__name__}: {e}",
+        )
+    return m.Reply(rid=msg.rid, value={"rows": rows, "total": total, "warnings": []})
+
+
 class _Gather:
     """One question to the nodes, until all have answered or the time is up."""
 
-    def __init__(self, conn: PeerConnection, query: m.StateQuery, n: int, merge: Merge | None):
-        self.conn, self.query, self.waiting, self.merge = conn, query, n, merge
+    def __init__(
+        self,
+        conn: PeerConnection,
+        query: m.StateQuery,
+        waiting: set[str],
+        wait: float,
+        merge: Merge | None,
+    ):
+        self.conn, self.query, self.waiting, self.wait, self.merge = (
+            conn,
+            query,
+            waiting,
+            wait,
+            merge,
+        )
         self.parts: list[Rows] = []
         self.total = 0
         self.warnings: list[str] = []
@@ -89,9 +121,9 @@ class _Gather:
         self.done = False
 
     def answered(self, node: str, answer: m.Answer) -> None:
-        if self.done:
+        if self.done or node not in self.waiting:
             return
-        self.waiting -= 1
+        self.waiting.discard(node)
         if isinstance(answer, m.Reply) and answer.error is None:
             value = answer.value
             self.parts.append(value["rows"])
@@ -104,13 +136,13 @@ class _Gather:
     def expire(self) -> None:
         if not self.done:
             self.warnings.append(
-                f"{self.waiting} node(s) did not answer within {ANSWER_SECONDS:g} s; their "
-                "rows are missing"
+                f"{len(self.waiting)} node(s) did not answer within {self.wait:g} s, so their "
+                f"rows are missing: {', '.join(sorted(self.waiting))}"
             )
             self.finish()
 
     def maybe_done(self) -> None:
-        if self.waiting <= 0 and not self.done:
+        if not self.waiting and not self.done:
             self.finish()
 
     def finish(self) -> None:

@@ -83,6 +83,8 @@ def placement_group_rows(store: ControlStore, detail: bool) -> list[Row]:
             ],
             "is_detached": g.detached,
             "stats": {"scheduling_attempt": g.attempts, "scheduling_state": g.state},
+            "topology_strategy": {},
+            "topology_assignments": {},
         }
         for g in store.placement_groups.table.groups.values()
     ]

@@ -23,6 +23,10 @@ class TokenRefused(ConnectionError):
     """The server closed the connection after seeing the token: a wrong one, most likely."""
 
 
+class NoAnswer(ConnectionError):
+    """The server took the connection and the request but answered nothing in time."""
+
+
 def _connect(address: str, timeout: float) -> socket.socket:
     """``HOST:PORT``, or a local socket's full address (an ``init()`` session's store)."""
     where = address if address.startswith("unix:") else f"tcp:{address}"
@@ -80,6 +84,12 @@ def state_target(address: str | None) -> tuple[str, str | None]:
         address = found[0]
     if address.startswith("unix:"):
         return address, None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"address {address!r} is not HOST:PORT (the control store's, such as "
+            "'10.0.0.5:6380'), nor 'auto'"
+        )
     return address, token_for(address)
 
 
@@ -92,7 +102,7 @@ def query(
     try:
         reply, _ = ask(sock, token, make(1))
     except TimeoutError:
-        raise ConnectionError(
+        raise NoAnswer(
             f"no Ember cluster at {address}: it took the connection but answered nothing "
             f"within {timeout:g} s. Check the address: it may be another kind of server."
         ) from None

@@ -48,8 +48,18 @@ class NodeState:
             return m.error_reply(
                 query.rid, m.ErrorKind.INVALID, f"a node has no state of kind {query.kind!r}"
             )
-        rows, total = state_filters.select(provider(query.detail), query.filters, query.limit)
-        warnings = self.warnings.get(query.kind, list)()
+        try:
+            found = provider(query.detail)
+            if not query.detail and state_filters.needs_detail(found, query.filters):
+                found = provider(True)
+            rows, total = state_filters.select(found, query.filters, query.limit)
+            warnings = self.warnings.get(query.kind, list)()
+        except Exception as e:  # (a bug in a provider: said, not mistaken for a timeout)
+            return m.error_reply(
+                query.rid,
+                m.ErrorKind.INVALID,
+                f"the node failed to list its {query.kind}: {type(e).__name__}: {e}",
+            )
         return m.Reply(rid=query.rid, value={"rows": rows, "total": total, "warnings": warnings})
 
     # -- providers ------------------------------------------------------------------------
@@ -80,6 +90,8 @@ class NodeState:
         here = node.node_id.hex()
         rows = []
         for ref in node.objects.index.references():
+            if self._for_a_node(ref.holder):
+                continue  # (that node lists the processes it holds the ref for)
             pid, kind, ip = self._holder(ref.holder)
             if ref.actor:
                 why = "ACTOR_HANDLE"
@@ -94,6 +106,7 @@ class NodeState:
                     "object_id": ref.oid.hex(),
                     "object_size": ref.size,
                     "task_status": "FINISHED" if not ref.actor else "NIL",
+                    "attempt_number": 1,  # (Ray counts the run that made it: 1 for a put)
                     "reference_type": why,
                     "call_site": "disabled",
                     "type": kind,
@@ -107,8 +120,8 @@ class NodeState:
 
     def _holder(self, holder: object) -> tuple[int, str, str]:
         """(pid, DRIVER or WORKER, ip) of a holder of refs, as far as this node knows it: a
-        process here or connected from elsewhere, or another node (holding for its own
-        processes: pid -1), or a process gone (its node's address)."""
+        process here or connected from elsewhere, or one this node does not know (gone, or
+        on another node: pid -1, that node's address)."""
         node = self.node
         if isinstance(holder, tuple):  # refs inside another object: its owner's
             holder = node.objects.index.owner_of(holder[1])
@@ -120,6 +133,11 @@ class NodeState:
             return client.pid, kind, self._host_of(client.conn.node or node.node_id)
         other = holder if client is not None else node.cluster.home_of(holder)
         return -1, "WORKER", self._host_of(other)
+
+    def _for_a_node(self, holder: object) -> bool:
+        """Whether ``holder`` is another node, connected here, holding for its processes."""
+        client = self.node.clients.get(holder) if isinstance(holder, bytes) else None
+        return client is not None and client.kind == "node"
 
     def _host_of(self, node_id: bytes | None) -> str:
         info = self.node.cluster.view.get(node_id) if node_id is not None else None
@@ -156,6 +174,10 @@ class NodeState:
                     repr_name="",
                     num_restarts=rec.life.restarts,
                     num_restarts_due_to_lineage_reconstruction=0,
+                    num_restarts_due_to_node_preemption=0,
+                    call_site=None,
+                    label_selector={},
+                    fallback_strategy=None,
                 )
             rows.append(row)
         return rows

@@ -30,7 +30,6 @@ from ember.util.state.common import (
     NodeState,
     ObjectState,
     PlacementGroupState,
-    StateSchema,
     TaskState,
     WorkerState,
 )
@@ -39,6 +38,7 @@ from ember.util.state.logs import get_log, list_logs
 
 __all__ = [
     "get_actor",
+    "get_job",
     "get_log",
     "get_node",
     "get_objects",
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 Filters = Sequence[tuple[str, str, Any]] | None
-R = TypeVar("R", bound=StateSchema)
+R = TypeVar("R")
 
 # Summaries of actors and objects count every row; a cap keeps a runaway answer bounded.
 _SUMMARY_LIMIT = 1_000_000
@@ -92,7 +92,7 @@ def _rows(
     raise_on_missing_output: bool,
     explain: bool,
 ) -> list[dict[str, Any]]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+    if state_filters.check_limit(limit) == 0:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -100,6 +100,8 @@ def _rows(
         result = _state.query(
             kind, address=address, filters=filters, limit=limit, detail=detail, timeout=timeout
         )
+    except TimeoutError as e:  # (Ray's client times out with requests.Timeout)
+        raise RayStateApiException(str(e)) from None
     except ConnectionError as e:
         raise ServerUnavailable(str(e)) from None
     except RemoteError as e:  # the cluster refused the question
@@ -129,20 +131,29 @@ def _list(
     timeout: float,
     detail: bool,
     raise_on_missing_output: bool,
-    explain: bool,
+    _explain: bool,
 ) -> list[Any]:
+    """What every ``list_*`` does (each keeps Ray's signature and passes its arguments)."""
     record = RECORD_OF_KIND[kind]
     checked = _checked_filters(kind, filters)
-    rows = _rows(kind, address, checked, limit, timeout, detail, raise_on_missing_output, explain)
+    rows = _rows(kind, address, checked, limit, timeout, detail, raise_on_missing_output, _explain)
     return [record.from_row(row, detail) for row in rows]
 
 
-def _get(kind: str, id: str, address: str | None, timeout: float, explain: bool) -> list[Any]:
+def _get(
+    kind: str,
+    id: str,
+    address: str | None,
+    timeout: float,
+    _explain: bool,
+    by: str | None = None,
+) -> list[Any]:
+    """What ``get_*`` does (each keeps Ray's signature and passes its arguments): the records
+    whose id (or ``by``) is ``id``."""
     if not isinstance(id, str) or not id:
         raise ValueError(f"the id to look up must be a hex string, got {id!r}")
-    rows = _rows(
-        kind, address, [[ID_COLUMN[kind], "=", id]], _GET_LIMIT, timeout, True, True, explain
-    )
+    column = by or ID_COLUMN[kind]
+    rows = _rows(kind, address, [[column, "=", id]], _GET_LIMIT, timeout, True, True, _explain)
     return [RECORD_OF_KIND[kind].from_row(row) for row in rows]
 
 
@@ -163,9 +174,7 @@ def list_actors(
     _explain: bool = False,
 ) -> list[ActorState]:
     """The actors of the cluster (alive, pending, restarting and dead)."""
-    return _list(
-        "actors", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("actors", **locals())
 
 
 def list_placement_groups(
@@ -178,16 +187,7 @@ def list_placement_groups(
     _explain: bool = False,
 ) -> list[PlacementGroupState]:
     """The placement groups of the cluster."""
-    return _list(
-        "placement_groups",
-        address,
-        filters,
-        limit,
-        timeout,
-        detail,
-        raise_on_missing_output,
-        _explain,
-    )
+    return _list("placement_groups", **locals())
 
 
 def list_nodes(
@@ -200,9 +200,7 @@ def list_nodes(
     _explain: bool = False,
 ) -> list[NodeState]:
     """The nodes of the cluster, alive and dead."""
-    return _list(
-        "nodes", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("nodes", **locals())
 
 
 def list_jobs(
@@ -215,9 +213,7 @@ def list_jobs(
     _explain: bool = False,
 ) -> list[JobState]:
     """The jobs (drivers) of the cluster."""
-    return _list(
-        "jobs", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("jobs", **locals())
 
 
 def list_workers(
@@ -230,9 +226,7 @@ def list_workers(
     _explain: bool = False,
 ) -> list[WorkerState]:
     """The worker processes of every node."""
-    return _list(
-        "workers", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("workers", **locals())
 
 
 def list_tasks(
@@ -245,9 +239,7 @@ def list_tasks(
     _explain: bool = False,
 ) -> list[TaskState]:
     """The task attempts the cluster has recorded (a retried task is one per attempt)."""
-    return _list(
-        "tasks", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("tasks", **locals())
 
 
 def list_objects(
@@ -260,9 +252,7 @@ def list_objects(
     _explain: bool = False,
 ) -> list[ObjectState]:
     """The references to objects that the nodes know of: a record per object and holder."""
-    return _list(
-        "objects", address, filters, limit, timeout, detail, raise_on_missing_output, _explain
-    )
+    return _list("objects", **locals())
 
 
 # -- get -------------------------------------------------------------------------------------
@@ -272,28 +262,28 @@ def get_actor(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> ActorState | None:
     """The actor with this id (hex), or None."""
-    return _one(_get("actors", id, address, timeout, _explain))
+    return _one(_get("actors", **locals()))
 
 
 def get_placement_group(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> PlacementGroupState | None:
     """The placement group with this id (hex), or None."""
-    return _one(_get("placement_groups", id, address, timeout, _explain))
+    return _one(_get("placement_groups", **locals()))
 
 
 def get_node(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> NodeState | None:
     """The node with this id (hex), or None."""
-    return _one(_get("nodes", id, address, timeout, _explain))
+    return _one(_get("nodes", **locals()))
 
 
 def get_worker(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
 ) -> WorkerState | None:
     """The worker with this id (hex), or None."""
-    return _one(_get("workers", id, address, timeout, _explain))
+    return _one(_get("workers", **locals()))
 
 
 def get_task(
@@ -305,14 +295,22 @@ def get_task(
     attempts: list[TaskState] = _get("tasks", task_id, address, timeout, _explain)
     if len(attempts) > 1:
         return attempts
-    return _one(attempts)
+    return attempts[0] if attempts else None
 
 
 def get_objects(
     id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
-) -> list[ObjectState]:
-    """The references to the object with this id (hex): one per holder."""
-    return _get("objects", id, address, timeout, _explain)
+) -> list[ObjectState] | None:
+    """The references to the object with this id (hex): one per holder; None if none."""
+    return _get("objects", id, address, timeout, _explain) or None
+
+
+def get_job(
+    id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT, _explain: bool = False
+) -> JobState | None:
+    """The job with this submission id, or else this job id (hex: a driver's job has no
+    submission id in Ember), or None."""
+    return _one(_get("jobs", **locals())) or _one(_get("jobs", **locals(), by="job_id"))
 
 
 # -- summarize -------------------------------------------------------------------------------

@@ -123,6 +123,10 @@ def _ms_or_blank(ms: int) -> str:
     return "" if ms == -1 else Humanify.timestamp(ms)
 
 
+def _size_or_dash(size: int) -> str:
+    return "-" if size < 0 else Humanify.memory(size)  # (-1: an actor handle, or unknown)
+
+
 @dataclass
 class ActorState(StateSchema):
     """An actor: state is one of DEPENDENCIES_UNREADY, PENDING_CREATION, ALIVE, RESTARTING,
@@ -146,6 +150,10 @@ class ActorState(StateSchema):
     num_restarts_due_to_lineage_reconstruction: int | None = state_column(
         filterable=False, detail=True
     )
+    num_restarts_due_to_node_preemption: int | None = state_column(filterable=False, detail=True)
+    call_site: str | None = state_column(filterable=False, detail=True)
+    label_selector: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    fallback_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -159,6 +167,8 @@ class PlacementGroupState(StateSchema):
     bundles: list[dict[str, Any]] | None = state_column(filterable=False, detail=True)
     is_detached: bool | None = state_column(filterable=True, detail=True)
     stats: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    topology_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    topology_assignments: dict[str, Any] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -289,6 +299,11 @@ class TaskState(StateSchema):
     task_log_info: dict[str, Any] | None = state_column(filterable=False, detail=True)
     error_message: str | None = state_column(filterable=False, detail=True)
     is_debugger_paused: bool | None = state_column(filterable=True, detail=True)
+    call_site: str | None = state_column(filterable=False, detail=True)
+    label_selector: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    fallback_strategy: dict[str, Any] | None = state_column(filterable=False, detail=True)
+    # (Ember's own: the ids of the ObjectRefs passed as arguments)
+    arg_object_ids: list[str] | None = state_column(filterable=False, detail=True)
 
 
 @dataclass
@@ -300,8 +315,9 @@ class ObjectState(StateSchema):
     columns: the node whose store holds the object, and whether it is spilled to disk."""
 
     object_id: str = state_column(filterable=True)
-    object_size: int = state_column(filterable=True, format_fn=Humanify.memory)
+    object_size: int = state_column(filterable=True, format_fn=_size_or_dash)
     task_status: str = state_column(filterable=True)
+    attempt_number: int = state_column(filterable=True)
     reference_type: str = state_column(filterable=True)
     call_site: str = state_column(filterable=True)
     type: str = state_column(filterable=True)
@@ -330,4 +346,5 @@ ID_COLUMN: dict[str, str] = {
     "workers": "worker_id",
     "tasks": "task_id",
     "objects": "object_id",
+    "jobs": "submission_id",
 }
