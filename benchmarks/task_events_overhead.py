@@ -43,7 +43,7 @@ def record_cost_ns(n: int = 200_000) -> float:
 
     def one_task() -> None:
         record((te.SUBMITTED, task_id, now(), te.NORMAL_TASK, "f", "", b"", job, parent, shape, ()))
-        record((te.PUSHED, task_id, now(), node, worker))
+        record((te.PUSHED, task_id, now(), node, worker, True))
         record((te.ENDED, task_id, now(), ran, None))
 
     per_loop = min(timeit.repeat(one_task, number=n, repeat=5)) / n

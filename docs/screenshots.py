@@ -19,30 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 import ember
-from ember.testing import Cluster
+from ember.testing import Cluster, headless_chromium
 
 IMAGES = Path("docs/img")
 VIEW = {"width": 1400, "height": 800, "deviceScaleFactor": 1}  # the page's viewport
 WAIT = 60.0  # seconds for the page to show what it must (it polls every 1.5 s)
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-    "--window-size=1400,900",
-)
 
 
 @ember.remote
@@ -112,18 +97,6 @@ def workload(rounds: int = 5, shards: int = 80) -> None:
                 ember.get(parse_record.remote("sku=A-17,qty=3"))
             except ember.exceptions.RayTaskError as e:
                 print(f"the failing task failed, as planned: {type(e).__name__}")
-
-
-def start_browser(profile: str) -> Any:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(WAIT)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**VIEW, "mobile": False})
-    return driver
 
 
 def save(driver: Any, name: str) -> None:
@@ -202,20 +175,19 @@ def main() -> int:
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": True}
     )
-    driver = None
     try:
         cluster.add_node(num_cpus=2)
         cluster.add_node(num_cpus=2)
         cluster.connect()
         print(f"the dashboard: {cluster.dashboard_url}")
-        driver = start_browser(os.path.join(scratch, "chromium"))
-        shoot(driver, cluster.dashboard_url, scratch)
+        profile = os.path.join(scratch, "chromium")
+        with headless_chromium(profile, (1400, 900), WAIT, ("--hide-scrollbars",)) as driver:
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**VIEW, "mobile": False})
+            shoot(driver, cluster.dashboard_url, scratch)
         print(
             f"the same trace from a shell: ember timeline --address {cluster.address} --output FILE"
         )
     finally:
-        if driver is not None:
-            driver.quit()
         cluster.shutdown()
     for name in ("dashboard.png", "dashboard-tasks.png", "timeline.png"):
         print(f"wrote {IMAGES / name} ({(IMAGES / name).stat().st_size // 1024} KiB)")

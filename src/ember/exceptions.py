@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import traceback
+from types import TracebackType
 from typing import Any
 
 __all__ = [
@@ -161,6 +162,19 @@ def _rebuild_dual(cause_cls: type[BaseException], args: tuple[Any, ...]) -> Base
     return obj if obj is not None else RayTaskError.__new__(RayTaskError, *args)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """A task's traceback from its first frame outside Ember on: the frames that ran the call
+    (the worker's) say nothing of the user's code, and Ray shows none. All of it when every
+    frame is Ember's (a failure of Ember itself)."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        first = first.tb_next
+    return first if first is not None else tb
+
+
 class RayTaskError(RayError):
     """A task or actor method raised; carries the remote traceback and the original error.
 
@@ -201,7 +215,7 @@ class RayTaskError(RayError):
         actor_repr: str | None = None,
     ) -> RayTaskError:
         """Wrap an exception caught while running a task; ``pid`` defaults to this process."""
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        tb = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
         return cls(
             function_name,
             tb,

@@ -221,3 +221,63 @@ class Cluster:
 
     def __repr__(self) -> str:
         return json.dumps({"address": self.address, "nodes": [n.node_id for n in self.nodes]})
+
+
+class BrowserUnavailable(RuntimeError):
+    """No headless browser can be started here; the message says what is missing."""
+
+
+_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these, chromium keeps connecting to Google's hosts, which a closed network
+    # refuses (and a CI runner may not have).
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@contextlib.contextmanager
+def headless_chromium(
+    profile_dir: str,
+    window: tuple[int, int] = (1400, 1000),
+    page_load_timeout: float = 60.0,
+    flags: tuple[str, ...] = (),
+) -> Any:
+    """A Selenium driver of a headless chromium (Debian's ``chromium`` and
+    ``chromium-driver``) with a fresh profile in ``profile_dir`` (and chromium's ``flags``
+    besides the headless ones), quit on leaving; for tests, benchmarks and screenshots of the
+    dashboard. ``BrowserUnavailable`` if none can start."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise BrowserUnavailable("selenium is not installed (pip install -e '.[test]')") from None
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        raise BrowserUnavailable(
+            "no chromium or chromedriver (apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (*_CHROMIUM_FLAGS, *flags, f"--window-size={window[0]},{window[1]}"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    except WebDriverException as e:
+        raise BrowserUnavailable(f"chromium could not be started headless: {e.msg}") from None
+    driver.set_page_load_timeout(page_load_timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()

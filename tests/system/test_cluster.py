@@ -543,6 +543,34 @@ def test_refs_kept_on_another_node_outlive_the_owner_s_own(make_cluster: Any) ->
     assert ember.get(keeper.use_found.remote(), timeout=30) == "pong"
 
 
+def test_objects_made_and_read_on_another_node_are_freed_when_dropped(
+    make_cluster: Any,
+) -> None:
+    """Objects a task stored on another node than their owner's, read there by another task,
+    go once the owner drops them (that node used to count the owner among its own holders,
+    and so held the owner's node, which held it: they stayed for ever)."""
+    short = {"_system_config": {"ref_grace_s": GRACE}}
+    cluster = make_cluster(
+        {"num_cpus": 1, **short}, {"num_cpus": 1, "resources": {"w": 1}, **short}
+    )
+    from ember.util.state import list_objects
+
+    made = [array.options(resources={"w": 0.1}).remote(200_000) for _ in range(4)]
+    sums = ember.get([total.options(resources={"w": 0.1}).remote(a) for a in made], timeout=T)
+    assert sums == [(200_000.0, cluster.nodes[1].node_id)] * 4
+    ids = {ref.hex() for ref in made}
+    rows = list_objects(filters=[("node_id", "=", cluster.nodes[1].node_id)], limit=1000)
+    assert ids <= {r.object_id for r in rows}  # (stored there)
+    del made
+    gc.collect()
+    wait_until(
+        lambda: {r.object_id for r in list_objects(limit=1000)} & ids,
+        10,
+        "the dropped objects to be freed",
+        until=lambda left: not left,
+    )
+
+
 def test_a_detached_actor_outlives_the_node_it_was_created_from(make_cluster: Any) -> None:
     """A detached actor made by a task on a node that then dies lives on (the head manages
     it); it used to die with that node, even where it ran elsewhere."""

@@ -18,50 +18,20 @@ from typing import Any
 import pytest
 
 import ember
+from ember.testing import BrowserUnavailable, headless_chromium
 
 pytestmark = pytest.mark.ember_only
 
 WAIT = 60.0  # seconds for the page to show what it must (it polls every 1.5 s)
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-)
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     try:
-        from selenium import webdriver
-        from selenium.common.exceptions import WebDriverException
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[test]')")
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        pytest.skip("no chromium or chromedriver (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    except WebDriverException as e:
-        pytest.skip(f"chromium could not be started headless: {e.msg}")
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+        with headless_chromium(str(tmp_path / "chromium")) as driver:
+            yield driver
+    except BrowserUnavailable as e:
+        pytest.skip(str(e))
 
 
 def _save(driver: Any, tmp_path: Path, name: str) -> Path:

@@ -61,6 +61,32 @@ def test_task_error_message_contains_remote_traceback(ray):
     assert isinstance(info.value, ValueError)
 
 
+def test_task_error_traceback_shows_the_user_s_frames_only(ray):
+    """The remote traceback starts at the user's function: none of the worker's own frames
+    that ran the call (Ember's used to come first), for a task as for an actor's method."""
+
+    def innermost_helper_frame():
+        raise ValueError("deep failure")
+
+    @ray.remote
+    def outer_task_frame():
+        innermost_helper_frame()
+
+    @ray.remote
+    class Failing:
+        def method_frame(self):
+            innermost_helper_frame()
+
+    calls = [outer_task_frame.remote(), Failing.remote().method_frame.remote()]
+    for ref, frame in zip(calls, ["outer_task_frame", "method_frame"], strict=True):
+        with pytest.raises(ValueError) as info:
+            ray.get(ref, timeout=T)
+        text = str(info.value)
+        assert f"in {frame}\n" in text and "in innermost_helper_frame\n" in text, text
+        assert "ember/_runtime" not in text, text
+        assert text.rstrip().endswith("ValueError: deep failure"), text
+
+
 def test_error_propagates_through_dependent_tasks(ray):
     @ray.remote
     def source():

@@ -3,6 +3,7 @@ the timeline read them."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from typing import Any
@@ -222,7 +223,149 @@ def test_the_timeline_command_writes_a_file(
     boxes = [e for e in trace if e["ph"] == "X"]
     assert [b["name"] for b in boxes] == [here._function.__qualname__] * 2
     processes = {e["pid"]: e["args"]["name"] for e in trace if e["name"] == "process_name"}
-    assert {processes[b["pid"]] for b in boxes} == {f"node {n[:12]}" for n in nodes}
+    ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ember.nodes()}
+    assert {processes[b["pid"]] for b in boxes} == {f"Node {ips[n]} {n[:12]}" for n in nodes}
     with pytest.raises(SystemExit):
         main(["timeline", "--help"])
     assert "--address" in capsys.readouterr().out
+
+
+def _fifo(tmp_path: Any, name: str) -> str:
+    """A named pipe a task blocks on reading (without ember.get, which would free its CPU)
+    until ``_release`` writes to it."""
+    path = str(tmp_path / name)
+    os.mkfifo(path)
+    return path
+
+
+def _release(path: str) -> None:
+    def opened() -> int | None:
+        try:  # (fails until the task has it open for reading)
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            return None
+
+    fd = wait_until(opened, WAIT, f"a task reading {path}", until=lambda fd: fd is not None)
+    os.write(fd, b"go")
+    os.close(fd)
+
+
+def _states(ids: list[str], want: list[set[str]]) -> list[str]:
+    """The states of those tasks, once each is one of those wanted."""
+
+    def now() -> list[str]:
+        rows = {r["task_id"]: r["state"] for r in query("tasks", limit=10_000).rows}
+        return [rows.get(i, "") for i in ids]
+
+    return wait_until(
+        now,
+        WAIT,
+        f"tasks {ids} in {want}",
+        until=lambda s: all(x in w for x, w in zip(s, want, strict=True)),
+    )
+
+
+def test_a_running_task_is_running_and_one_queued_behind_it_is_not(
+    start_ember: Any, tmp_path: Any
+) -> None:
+    from ember.util.state import list_tasks
+
+    ray = start_ember(num_cpus=1)
+    gate = _fifo(tmp_path, "gate")
+
+    @ray.remote
+    def waits(path: str) -> str:
+        with open(path) as f:
+            return f.read()
+
+    @ray.remote
+    def after() -> int:
+        return 2
+
+    first, second = waits.remote(gate), after.remote()
+    ids = [first.task_id().hex(), second.task_id().hex()]
+    queued = {"PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER"}
+    _states(ids, [{"RUNNING"}, queued])
+    running = list_tasks(filters=[("state", "=", "RUNNING")])
+    assert [r.task_id for r in running] == ids[:1]
+    _release(gate)
+    assert ray.get([first, second], timeout=WAIT) == ["go", 2]
+    _states(ids, [{"FINISHED"}, {"FINISHED"}])
+
+
+def test_an_actors_first_call_runs_and_the_next_waits_behind_it(ray: Any, tmp_path: Any) -> None:
+    gate = _fifo(tmp_path, "gate")
+
+    @ray.remote
+    class Reader:
+        def read(self, path: str) -> str:
+            with open(path) as f:
+                return f.read()
+
+        def echo(self, x: int) -> int:
+            return x
+
+    reader = Reader.remote()
+    first, second = reader.read.remote(gate), reader.echo.remote(1)
+    ids = [first.task_id().hex(), second.task_id().hex()]
+    _states(ids, [{"RUNNING"}, {"SUBMITTED_TO_WORKER"}])
+    _release(gate)
+    assert ray.get([first, second], timeout=WAIT) == ["go", 1]
+    _states(ids, [{"FINISHED"}, {"FINISHED"}])
+
+
+def test_an_actor_creation_ends_when_the_actor_is_up_with_where_it_ran(ray: Any) -> None:
+    @ray.remote
+    class Inventory:
+        def __init__(self) -> None:
+            self.items: list[str] = []
+
+    @ray.remote
+    class Broken:
+        def __init__(self) -> None:
+            raise ValueError("no stock")
+
+    inventory, broken = Inventory.remote(), Broken.remote()  # (never called)
+    actor_ids = {inventory._actor_id.hex(), broken._actor_id.hex()}
+
+    def created() -> dict[str, dict[str, Any]] | None:
+        rows = {
+            r["actor_id"]: r
+            for r in query("tasks", detail=True, limit=10_000).rows
+            if r["type"] == "ACTOR_CREATION_TASK" and r["actor_id"] in actor_ids
+        }
+        over = len(rows) == 2 and all(r["state"] in ("FINISHED", "FAILED") for r in rows.values())
+        return rows if over else None
+
+    rows = wait_until(created, WAIT, "the actors' creation rows")
+    up, failed = rows[inventory._actor_id.hex()], rows[broken._actor_id.hex()]
+    assert up["name"].endswith("Inventory.__init__") and up["state"] == "FINISHED"
+    assert up["node_id"] == ray.get_runtime_context().get_node_id()
+    assert up["worker_id"] and up["worker_pid"] not in (None, os.getpid())
+    assert 0 < up["start_time_ms"] <= up["end_time_ms"]
+    assert [e["state"] for e in up["events"]][-3:] == ["SUBMITTED_TO_WORKER", "RUNNING", "FINISHED"]
+    assert (failed["state"], failed["error_type"]) == ("FAILED", "TASK_EXECUTION_EXCEPTION")
+    assert "no stock" in failed["error_message"]
+
+
+def test_a_threaded_actor_runs_up_to_max_concurrency_calls(ray: Any, tmp_path: Any) -> None:
+    gates = [_fifo(tmp_path, "a"), _fifo(tmp_path, "b")]
+
+    @ray.remote(max_concurrency=2)
+    class Reader:
+        def read(self, path: str) -> str:
+            with open(path) as f:
+                return f.read()
+
+    reader = Reader.remote()
+    calls = [reader.read.remote(g) for g in gates] + [reader.read.remote(gates[0])]
+    ids = [c.task_id().hex() for c in calls]
+    _states(ids, [{"RUNNING"}, {"RUNNING"}, {"SUBMITTED_TO_WORKER"}])
+    for gate in gates:
+        _release(gate)
+    assert ray.get(calls[:2], timeout=WAIT) == ["go", "go"]
+    _states(ids[2:], [{"RUNNING"}])
+    _release(gates[0])
+    assert ray.get(calls[2], timeout=WAIT) == "go"

@@ -315,6 +315,34 @@ def test_the_home_tells_the_node_holding_the_primary_copy_when_the_owner_lets_go
     assert DropOwner(THIRD, b"o1", OWNER) in out
 
 
+def test_a_copy_made_here_for_an_owner_elsewhere_lets_its_home_go_with_its_readers() -> None:
+    """A task here stored an object for an owner on another node, and a task here read it:
+    once the reader let go, this node lets the home go although the owner still holds the
+    copy (it used to count the owner here too, and so held the home, which held the owner's
+    hold here, for ever); the copy goes when the home says the owner let go."""
+    index, world = make(grace=0.5)
+    world.shm.add(b"o1")
+    assert index.created(b"o1", REMOTE_OWNER, 100, []) == []
+    assert index.add_refs(READER, [b"o1"], [REMOTE_OWNER]) == [IncRef(OTHER, b"o1")]
+    index.dec_refs(READER, [b"o1"], now=0.0)
+    assert index.free_due(now=1.0) == [DecRef(OTHER, b"o1")]  # the copy stays: its owner's
+    assert [(r.oid, r.holder) for r in index.references()] == [(b"o1", REMOTE_OWNER)]
+    index.dec_refs(REMOTE_OWNER, [b"o1"], now=2.0)  # DropOwner from the home
+    assert index.free_due(now=2.1) == []
+    assert index.free_due(now=2.5) == [DeleteFile(b"o1", recycle=True)]
+
+
+def test_a_copy_made_for_an_owner_elsewhere_goes_when_that_owner_s_node_dies() -> None:
+    index, world = make(grace=0.0)
+    world.shm.add(b"o1")
+    index.created(b"o1", REMOTE_OWNER, 100, [])
+    index.add_refs(READER, [b"o1"], [REMOTE_OWNER])
+    index.node_died(OTHER, "gone", now=0.0)
+    assert index.free_due(now=1.0) == []  # a reader here still holds it
+    index.dec_refs(READER, [b"o1"], now=1.0)
+    assert index.free_due(now=2.0) == [DecRef(OTHER, b"o1"), DeleteFile(b"o1", recycle=True)]
+
+
 def test_a_copy_that_arrives_after_every_holder_let_go_is_not_wanted() -> None:
     index, _ = make(grace=0.0)
     index.add_refs(READER, [b"o1"], [REMOTE_OWNER])

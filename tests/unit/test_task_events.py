@@ -32,7 +32,7 @@ def life(n: int, t: float = 1.0, error: list[str] | None = None) -> list[tuple]:
     ran = [t + 0.2, t + 0.5, 4321, WORKER]
     return [
         submitted(n, t),
-        (te.PUSHED, tid(n), t + 0.1, NODE, WORKER),
+        (te.PUSHED, tid(n), t + 0.1, NODE, WORKER, False),
         (te.ENDED, tid(n), t + 0.6, ran, error),
     ]
 
@@ -97,7 +97,7 @@ def test_states_follow_the_events_one_batch_at_a_time() -> None:
     assert table.rows(False)[0]["state"] == "PENDING_ARGS_AVAIL"
     feed(table, [(te.ARGS_READY, tid(1), 1.1)])
     assert table.rows(False)[0]["state"] == "PENDING_NODE_ASSIGNMENT"
-    feed(table, [(te.PUSHED, tid(1), 1.2, NODE, WORKER)])
+    feed(table, [(te.PUSHED, tid(1), 1.2, NODE, WORKER, False)])
     row = table.rows(True)[0]
     assert row["state"] == "SUBMITTED_TO_WORKER"
     assert row["end_time_ms"] is None
@@ -112,9 +112,9 @@ def test_a_failed_attempt_then_a_retry_counts_attempts() -> None:
         table,
         [
             submitted(1),
-            (te.PUSHED, tid(1), 1.1, NODE, WORKER),
+            (te.PUSHED, tid(1), 1.1, NODE, WORKER, False),
             (te.RAN, tid(1), 1.35, ran, err),
-            (te.PUSHED, tid(1), 1.4, NODE, WORKER),
+            (te.PUSHED, tid(1), 1.4, NODE, WORKER, False),
             (te.RAN, tid(1), 1.7, [1.5, 1.6, 11, WORKER], err),
             (te.ENDED, tid(1), 1.7, None, err),
         ],
@@ -195,7 +195,7 @@ def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:
         [
             submitted(2, t=2.0, args=[out_of_1], name="g"),
             (te.ARGS_READY, tid(2), 2.0),
-            (te.PUSHED, tid(2), 2.1, NODE, WORKER),
+            (te.PUSHED, tid(2), 2.1, NODE, WORKER, False),
             (te.ENDED, tid(2), 2.6, [2.2, 2.5, 4321, WORKER], ["TASK_EXECUTION_EXCEPTION", "x"]),
             submitted(3, t=3.0),  # not run: no box
         ],
@@ -204,7 +204,7 @@ def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:
     assert [(r["node_id"], r["worker_id"], r["worker_pid"]) for r in runs] == [
         (NODE.hex(), WORKER.hex(), 4321)
     ]
-    trace = json.loads(json.dumps(chrome_trace(runs)))  # (as the file holds it)
+    trace = json.loads(json.dumps(chrome_trace(runs, {NODE.hex(): "10.0.0.7"})))  # (as saved)
     boxes = [e for e in trace if e["ph"] == "X"]
     assert [(b["name"], b["pid"], b["tid"]) for b in boxes] == [("f", 1, 4321), ("g", 1, 4321)]
     assert (boxes[0]["ts"], boxes[0]["dur"]) == (0, 300_000)  # (from the first start)
@@ -212,7 +212,7 @@ def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:
     assert boxes[1]["args"]["task_id"] == tid(2).hex() and boxes[1]["args"]["failed"]
     assert "failed" not in boxes[0]["args"]
     names = {e["args"]["name"] for e in trace if e["ph"] == "M" and "name" in e["args"]}
-    assert names == {f"node {NODE.hex()[:12]}", f"worker 4321 ({WORKER.hex()[:12]})"}
+    assert names == {f"Node 10.0.0.7 {NODE.hex()[:12]}", f"worker 4321 ({WORKER.hex()[:12]})"}
     start, finish = (e for e in trace if e["ph"] in "sf")
     assert start["id"] == finish["id"] and start["ts"] < finish["ts"]
     assert boxes[0]["ts"] <= start["ts"] <= boxes[0]["ts"] + boxes[0]["dur"]
@@ -371,7 +371,7 @@ def test_the_summary_counts_packed_records_as_rows() -> None:
 def test_a_task_run_again_after_it_ended_is_a_new_attempt() -> None:
     table = te.TaskTable()
     feed(table, life(1))
-    feed(table, [submitted(1, t=5.0), (te.PUSHED, tid(1), 5.1, NODE, WORKER)])
+    feed(table, [submitted(1, t=5.0), (te.PUSHED, tid(1), 5.1, NODE, WORKER, False)])
     (row,) = table.rows(True)
     assert (row["attempt_number"], row["state"], row["end_time_ms"]) == (
         1,
@@ -406,3 +406,64 @@ def test_packed_batches_are_merged_when_the_table_is_read_or_too_many_wait() -> 
         table.add_packed(msgpack.packb(te.to_wire(life(n), tuple)))
     assert 1 < len(opened) < 99  # (merged once the waiting batches passed 1000 bytes)
     assert len(table) == 99 and len(opened) == 99
+
+
+def test_rows_are_named_by_node_address_and_id_and_by_worker_pid_and_id() -> None:
+    other = bytes.fromhex("cc" * 16)
+    runs = [
+        {"node_id": NODE.hex(), "worker_id": WORKER.hex(), "worker_pid": 7, "runs": []},
+        {"node_id": other.hex(), "worker_id": None, "worker_pid": None, "runs": []},
+    ]
+    meta = [(e["name"], e["pid"], e["tid"], e["args"]) for e in chrome_trace(runs, {})]
+    assert meta == [
+        ("process_name", 1, 0, {"name": f"Node {NODE.hex()[:12]}"}),
+        ("process_sort_index", 1, 0, {"sort_index": 1}),
+        ("thread_name", 1, 7, {"name": f"worker 7 ({WORKER.hex()[:12]})"}),
+        ("process_name", 2, 0, {"name": f"Node {other.hex()[:12]}"}),
+        ("process_sort_index", 2, 0, {"sort_index": 2}),
+        ("thread_name", 2, 0, {"name": "worker 0 (?)"}),
+    ]
+    ips = {NODE.hex(): "10.0.0.7", other.hex(): "10.0.0.8"}
+    names = [e["args"]["name"] for e in chrome_trace(runs, ips) if e["name"] == "process_name"]
+    assert names == [f"Node 10.0.0.7 {NODE.hex()[:12]}", f"Node 10.0.0.8 {other.hex()[:12]}"]
+
+
+def test_a_task_with_nothing_ahead_of_it_runs_from_its_push() -> None:
+    table = te.TaskTable()
+    feed(table, [submitted(1), (te.PUSHED, tid(1), 1.1, NODE, WORKER, True)])
+    (row,) = table.rows(True)
+    assert row["state"] == "RUNNING"
+    assert [(e["state"], e["created_ms"]) for e in row["events"][1:]] == [
+        ("SUBMITTED_TO_WORKER", 1100),
+        ("RUNNING", 1100),
+    ]
+    # The worker's own start replaces the owner's guess; no second RUNNING step.
+    feed(table, [(te.ENDED, tid(1), 1.6, [1.2, 1.5, 11, WORKER], None)])
+    (row,) = table.rows(True)
+    assert [(e["state"], e["created_ms"]) for e in row["events"][1:]] == [
+        ("SUBMITTED_TO_WORKER", 1100),
+        ("RUNNING", 1200),
+        ("FINISHED", 1500),
+    ]
+    assert row["start_time_ms"] == 1200
+
+
+def test_a_task_queued_behind_another_runs_when_the_one_ahead_is_done() -> None:
+    table = te.TaskTable()
+    feed(
+        table,
+        [
+            submitted(1),
+            submitted(2),
+            (te.PUSHED, tid(1), 1.1, NODE, WORKER, True),
+            (te.PUSHED, tid(2), 1.1, NODE, WORKER, False),
+        ],
+    )
+    assert [r["state"] for r in table.rows(False)] == ["RUNNING", "SUBMITTED_TO_WORKER"]
+    feed(table, [(te.ENDED, tid(1), 2.0, [1.2, 1.9, 11, WORKER], None), (te.STARTED, tid(2), 2.0)])
+    assert [r["state"] for r in table.rows(False)] == ["FINISHED", "RUNNING"]
+    # A start learned late (the task ended meanwhile) or of an unknown task changes nothing.
+    feed(table, [(te.ENDED, tid(2), 3.0, [2.0, 2.9, 11, WORKER], None), (te.STARTED, tid(2), 3.1)])
+    feed(table, [(te.STARTED, tid(9), 3.2)])
+    assert [r["state"] for r in table.rows(False)] == ["FINISHED", "FINISHED"]
+    assert table.rows(True)[1]["events"][-2]["state"] == "RUNNING"

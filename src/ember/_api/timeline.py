@@ -27,12 +27,14 @@ def timeline(filename: str | None = None, *, address: str | None = None) -> list
         if flush is not None:  # this process's latest events first
             flush()
     rows = query("task_runs", address=address, limit=_ALL).rows
+    nodes = query("nodes", address=address, limit=_ALL).rows
+    node_ips = {node["node_id"]: node["node_ip"] for node in nodes}
     # The trace is a dict or two per task, all kept: the cyclic garbage collector would
     # scan the growing heap again and again while they are made, for nothing to free.
     paused = gc.isenabled()
     gc.disable()
     try:
-        events = chrome_trace(rows)
+        events = chrome_trace(rows, node_ips)
         if filename is None:
             return events
         text = json.dumps(events, separators=(",", ":"))

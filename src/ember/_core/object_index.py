@@ -22,7 +22,7 @@ Waiters are opaque here: the node passes its own token (how to answer) in each `
 from __future__ import annotations
 
 import collections
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -78,6 +78,9 @@ class _Object:
     owner: bytes
     inline: Any = None  # [kind, data] for promoted small objects
     in_shm: bool = True
+    # Made here for an owner on another node, which holds it until its node says it let go
+    # (``DropOwner``); the table counts only this node's own holders (see ``_hold_for_owner``).
+    owner_holds: bool = False
 
 
 class Reference(NamedTuple):
@@ -234,7 +237,11 @@ class ObjectIndex:
         for oid, obj in self._objects.items():
             inline = obj.inline[1] if obj.inline is not None else None
             size = len(inline) if isinstance(inline, bytes | bytearray) else obj.size
-            holders = self.refs.holders(oid) or {None: 0}
+            holders = self.refs.holders(oid)
+            if obj.owner_holds:
+                yield Reference(oid, size, obj.owner, obj.in_shm, obj.owner, False)
+            elif not holders:
+                yield Reference(oid, size, obj.owner, obj.in_shm, None, False)
             for holder in holders:
                 yield Reference(oid, size, obj.owner, obj.in_shm, holder, False)
         for actor_id in self._actors:
@@ -262,15 +269,27 @@ class ObjectIndex:
             if obj.owner == owner:
                 return []
             obj.owner = owner
-            self.refs.add(oid, owner)
+            self._hold_for_owner(oid, obj)
             return self._hold_contained(oid, contained)
         in_shm = self.lookups.in_shm(oid)
         if in_shm is None:
             return []  # freed by its owner before this notice arrived
         self._freed.pop(oid, None)
-        self._objects[oid] = _Object(size, owner, in_shm=in_shm)
-        self.refs.add(oid, owner)
+        obj = self._objects[oid] = _Object(size, owner, in_shm=in_shm)
+        self._hold_for_owner(oid, obj)
         return self._hold_contained(oid, contained) + self._wake(oid)
+
+    def _hold_for_owner(self, oid: bytes, obj: _Object) -> None:
+        """The owner holds what it made. An owner on another node holds it through its home,
+        which also counts this node while processes here hold it (``IncRef``) and says when
+        the owner let go (``DropOwner``): were that owner counted as a holder here, this
+        node's count would never reach zero, so it would never let the home go, nor the home
+        it."""
+        home = self.lookups.home_of(obj.owner)
+        if home is None or home == self.node_id:
+            self.refs.add(oid, obj.owner)
+        else:
+            obj.owner_holds = True
 
     def put_inline(
         self, oid: bytes, owner: bytes, data: Any, contained: Sequence[Sequence[bytes]]
@@ -459,7 +478,15 @@ class ObjectIndex:
         """``holder`` let go of these (a process here, or the owner on another node); they
         are freed after the grace period (see ``free_due``)."""
         for oid in ids:
-            self.refs.remove(oid, holder, now)
+            obj = self._objects.get(oid)
+            if obj is not None and obj.owner_holds and holder == obj.owner:
+                self._owner_let_go(oid, obj, now)
+            else:
+                self.refs.remove(oid, holder, now)
+
+    def _owner_let_go(self, oid: bytes, obj: _Object, now: float) -> None:
+        obj.owner_holds = False
+        self.refs.expire(oid, now)
 
     def free_now(self, holder: bytes, ids: Sequence[bytes], now: float) -> list[Action]:
         """The owner drops objects it never shared: freed at once."""
@@ -474,15 +501,25 @@ class ObjectIndex:
         return self.refs.next_due()
 
     def free_due(self, now: float) -> list[Action]:
+        """Free what nobody holds any more; of an object its owner elsewhere still holds,
+        only let its home go (this node's holders did)."""
         out: list[Action] = []
         for oid in self.refs.due(now):
-            out += self._free(oid, now)
+            obj = self._objects.get(oid)
+            out += (
+                self._unborrow(oid) if obj is not None and obj.owner_holds else self._free(oid, now)
+            )
         return out
+
+    def _unborrow(self, oid: bytes) -> list[Action]:
+        home = self._borrowed.pop(oid, None)
+        return [DecRef(home, oid)] if home is not None else []
 
     def holder_gone(self, client_id: bytes, now: float) -> list[Action]:
         """A process ended: its refs go (after the grace period) and the waits for objects
         it owned fail."""
         self.refs.holder_gone(client_id, now)
+        self._owners_gone(lambda owner: owner == client_id, now)
         out: list[Action] = []
         for oid, waiting in list(self._waiters.items()):
             if self._waiting_owner.get(oid) == client_id:
@@ -494,19 +531,23 @@ class ObjectIndex:
         """Its processes' refs go; objects that lived only there are lost."""
         home_of = self.lookups.home_of
         self.refs.holders_gone(lambda h: isinstance(h, bytes) and home_of(h) == node_id, now)
+        self._owners_gone(lambda owner: home_of(owner) == node_id, now)
         for oid, where in list(self._located.items()):
             if where[0] == node_id:
                 del self._located[oid]
                 self._lost[oid] = f"the node that held it died ({reason})"
                 self._freed[oid] = None
 
+    def _owners_gone(self, gone: Callable[[bytes], bool], now: float) -> None:
+        for oid, obj in self._objects.items():
+            if obj.owner_holds and gone(obj.owner):
+                self._owner_let_go(oid, obj, now)
+
     def _free(self, oid: bytes, now: float) -> list[Action]:
         out: list[Action] = []
         for held in self._contains.pop(oid, ()):
             self.refs.remove(held, ("in", oid), now)
-        home = self._borrowed.pop(oid, None)
-        if home is not None:  # no holder is left here: let the owner's node know
-            out.append(DecRef(home, oid))
+        out += self._unborrow(oid)  # no holder is left here: let the owner's node know
         self._freed[oid] = None
         if len(self._freed) > _FREED_KEPT:
             old, _ = self._freed.popitem(last=False)

@@ -57,6 +57,13 @@ class RefTable:
         if not entry.holders:
             entry.zero_since = now
 
+    def expire(self, key: bytes, now: float) -> None:
+        """A hold kept outside the table ended: if nobody here holds ``key``, it is due after
+        the grace period."""
+        entry = self._entries.setdefault(key, _Entry())
+        if not entry.holders:
+            entry.zero_since = now
+
     def free_now(self, key: bytes, holder: Hashable) -> bool:
         """The owner frees an id it never shared; True if nobody else holds it."""
         entry = self._entries.get(key)

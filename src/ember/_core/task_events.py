@@ -15,12 +15,15 @@ An event is a tuple whose first two items are its kind and the task id; times ar
   arg_ids)``: submitted; it waits for its arguments (``arg_ids``: the ObjectRef arguments),
   else for a worker. ``class_name``: an actor task's or creation task's class, else "".
 - ``(ARGS_READY, task_id, t)``: its arguments are ready; it waits for a worker.
-- ``(PUSHED, task_id, t, node_id, worker_id)``: sent to a worker (``worker_id`` b"" when the
-  owner does not know it yet, an actor's).
+- ``(PUSHED, task_id, t, node_id, worker_id, running)``: sent to a worker (``worker_id`` b""
+  when the owner does not know it yet, an actor's); ``running``: nothing of this owner's is
+  ahead of it there, so it starts at once (``RUNNING`` from ``t``).
+- ``(STARTED, task_id, t)``: what was ahead of it on its worker finished: it runs now.
 - ``(RAN, task_id, t, ran, error)``: an attempt ended in ``error`` (it may run again).
 - ``(ENDED, task_id, t, ran, error)``: the task is over: finished, or failed with ``error``.
 
-``ran`` is what the worker said of the run, ``[start, end, pid, worker_id]``, or None;
+``ran`` is what the worker said of the run, ``[start, end, pid, worker_id]``, or None (its
+``start`` then replaces the time of the ``RUNNING`` step the owner guessed);
 ``error`` is what the task failed with, or None.
 
 On the wire (``to_wire``) a batch is one flat list, each event's items one after another
@@ -43,8 +46,8 @@ from ember._core import state_filters
 from ember._core.placement_groups import group_of
 from ember._core.resources import shape_dict
 
-SUBMITTED, ARGS_READY, PUSHED, RAN, ENDED = range(5)
-WIDTH = (11, 3, 5, 9, 9)  # the items of an event on the wire, by kind
+SUBMITTED, ARGS_READY, PUSHED, STARTED, RAN, ENDED = range(6)
+WIDTH = (11, 3, 6, 3, 9, 9)  # the items of an event on the wire, by kind
 _NO_RUN = (0.0, 0.0, 0, b"")
 _NO_ERROR = (None, None)
 
@@ -268,7 +271,10 @@ class _Record:
             self.start, self.end, self.pid = start, end, pid
             if worker_id:
                 self.worker_id = worker_id.hex()
-            self.step(RUNNING, start)
+            if self.state == RUNNING:  # (guessed by its owner: the worker knows better)
+                self.events[-1] = start
+            else:
+                self.step(RUNNING, start)
             t = end
         elif error is not None and self.state == FAILED:
             self.error = error  # (the end of an attempt whose failure is recorded already)
@@ -410,6 +416,11 @@ class TaskTable:
         while i < n:
             kind, task_id, t = events[i], events[i + 1], events[i + 2]
             rec = tasks.get(task_id)
+            if kind == STARTED:  # (of a task not over, still waiting on its worker)
+                if type(rec) is _Record and rec.state == SUBMITTED_TO_WORKER:
+                    rec.step(RUNNING, t)
+                i += 3
+                continue
             if rec is None:  # (its earlier events may have been dropped or evicted)
                 rec = tasks[task_id] = _Record(task_id)
                 rec.created = t
@@ -429,6 +440,8 @@ class TaskTable:
                 if events[i + 4]:
                     rec.worker_id = events[i + 4].hex()
                 rec.step(SUBMITTED_TO_WORKER, t)
+                if events[i + 5]:
+                    rec.step(RUNNING, t)
             else:
                 start, end, pid, worker_id, error_type, message = events[i + 3 : i + 9]
                 error = None if error_type is None else (error_type, message)

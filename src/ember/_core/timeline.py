@@ -1,8 +1,9 @@
 """A Chrome trace of the tasks that ran: the JSON that chrome://tracing and Perfetto open.
 
 Built from the nodes' "task_runs" rows (``TaskTable.runs``: one row per worker with its
-tasks' runs in one flat list): one process per node and one thread per worker (named by metadata
-events), a complete event ("X") per task on its worker's row, and a flow arrow ("s" to "f")
+tasks' runs in one flat list): one process per node and one thread per worker, named as
+Ray names them ("Node <ip> <node id>", "worker <pid> (<worker id>)", ids cut short) by
+metadata events, a complete event ("X") per task on its worker's row, and a flow arrow ("s" to "f")
 from the task that made an ObjectRef argument to the task that took it, when both are
 there. A failed run's box says so in its args. One pass building small dicts: 100,000 tasks
 take a fraction of a second; the caller serializes the list.
@@ -10,18 +11,23 @@ take a fraction of a second; the caller serializes the list.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ember._core.task_events import RUN_FIELDS
 from ember._protocol.ids import TASK_ID_LEN
 
 _TASK_HEX = 2 * TASK_ID_LEN
+_ID = 12  # hex digits of a node's or worker's id in a row's name
 
 
-def chrome_trace(workers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The trace events of the runs in ``workers`` (``TaskTable.runs`` rows). Times are
-    whole microseconds from the first start, which keeps the file small and quick to write."""
+def chrome_trace(
+    workers: Iterable[dict[str, Any]], node_ips: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The trace events of the runs in ``workers`` (``TaskTable.runs`` rows); ``node_ips``:
+    the nodes' addresses by id (hex). Times are whole microseconds from the first start,
+    which keeps the file small and quick to write."""
+    node_ips = node_ips or {}
     workers = list(workers)
     starts = [worker["runs"][2::RUN_FIELDS] for worker in workers]
     origin = min((min(s) for s in starts if s), default=0.0)
@@ -34,10 +40,11 @@ def chrome_trace(workers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         pid = nodes.get(node)
         if pid is None:
             pid = nodes[node] = len(nodes) + 1
-            out.append(_meta("process_name", pid, 0, "name", f"node {(node or '?')[:12]}"))
+            where = " ".join(x for x in (node_ips.get(node or ""), (node or "?")[:_ID]) if x)
+            out.append(_meta("process_name", pid, 0, "name", f"Node {where}"))
             out.append(_meta("process_sort_index", pid, 0, "sort_index", pid))
         tid = worker["worker_pid"] or 0
-        name = f"worker {tid} ({(worker['worker_id'] or '?')[:12]})"
+        name = f"worker {tid} ({(worker['worker_id'] or '?')[:_ID]})"
         out.append(_meta("thread_name", pid, tid, "name", name))
         runs = worker["runs"]
         for task_id, task_name, start, end, failed, attempt, arg_ids in zip(

@@ -151,6 +151,7 @@ class ActorStarted(Answer):
     rid: int
     addr: str
     pid: int = 0  # its process (for the state API: the home may be another node)
+    ran: Sequence[Any] = ()  # [start, end] of its construction (time.time()), for task events
 
 
 @_message(105)
@@ -179,6 +180,10 @@ class ActorAlive(Answer):
     addr: str
     incarnation: int
     node_id: bytes
+    # For the caller's task events: the actor's max_concurrency, and [start, end, pid,
+    # worker_id] of its construction.
+    max_concurrency: int = 1
+    ran: Sequence[Any] = ()
 
 
 @_message(108)

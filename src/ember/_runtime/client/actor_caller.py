@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ember import exceptions as exc
 from ember._core.actor_calls import (
@@ -22,7 +22,7 @@ from ember._core.actor_calls import (
 from ember._core.labels import parse_selector
 from ember._core.placement import strategy_on_wire
 from ember._core.resources import Shape, shape_dict
-from ember._core.task_events import ACTOR_CREATION_TASK, ENDED, PUSHED, SUBMITTED
+from ember._core.task_events import ACTOR_CREATION_TASK, ENDED, PUSHED, STARTED, SUBMITTED
 from ember._core.task_leases import Fail, Finish
 from ember._protocol import ids
 from ember._protocol import messages as m
@@ -161,6 +161,12 @@ class ActorCaller:
                 with self._lock:
                     self._machine.forget(actor_id)
                 return registered.actor_id, False
+        if task.task_events:  # its record ends when the actor is up (or dead)
+            self._client.calls.call(
+                self._client.node,
+                lambda rid: m.ResolveActor(rid=rid, actor_id=actor_id),
+                lambda answer: self._created(actor, answer),
+            )
         self._objects.add_actor(actor_id, detached, shared=name is not None)
         return actor_id, True
 
@@ -254,11 +260,17 @@ class ActorCaller:
         tasks are this client's ``_Task`` records, handed back: hence the ignores.)"""
         for action in actions:
             if isinstance(action, SendCall):
-                actor, task = action.actor, action.task
-                msg = self._tasks.push_message(task, 0, [], actor.actor_id, None)  # type: ignore[arg-type]
-                if task.task_events:  # type: ignore[attr-defined]
+                actor, task = cast(_Actor, action.actor), cast(_Task, action.task)
+                msg = self._tasks.push_message(task, 0, [], actor.actor_id, None)
+                # It runs at once if the actor has room beside this process's calls ahead.
+                task.started = not actor.waiting and actor.running < actor.limit
+                if task.started:
+                    actor.running += 1
+                else:
+                    actor.waiting.append(task)
+                if task.task_events:
                     node = actor.peer.node or self._client.node_id
-                    self._tasks.record((PUSHED, task.task_id, time.time(), node, b""))
+                    self._tasks.record((PUSHED, task.task_id, time.time(), node, b"", task.started))
                 actor.peer.send(msg)
             elif isinstance(action, Finish):
                 self._tasks.finish(action.task, action.results)  # type: ignore[arg-type]
@@ -282,9 +294,20 @@ class ActorCaller:
 
     def task_done(self, task: _Task, results: Sequence[m.ReturnValue]) -> None:
         """Under lock: the actor answered the call ``task``."""
-        assert task.actor is not None
+        actor = cast(_Actor, task.actor)
         retryable = bool(results) and results[0].kind == ERROR and _retryable(task, results)
-        self._run(self._machine.call_done(task, task.actor, results, retryable))
+        if task.started:
+            task.started = False
+            actor.running -= 1
+        self._run(self._machine.call_done(task, actor, results, retryable))
+        waiting = actor.waiting
+        while waiting and actor.running < actor.limit:  # the calls behind it run now
+            behind = waiting.popleft()
+            if actor.inflight.get(behind.task_id) is behind:  # (else answered or lost)
+                behind.started = True
+                actor.running += 1
+                if behind.task_events:
+                    self._tasks.record((STARTED, behind.task_id, time.time()))
 
     def cancel_task(self, task: _Task, force: bool, recursive: bool) -> None:
         """Under lock."""
@@ -299,6 +322,9 @@ class ActorCaller:
     def peer_lost(self, conn: Connection) -> None:
         """Under lock: a connection closed; the calls sent over it are lost."""
         for actor in self._machine.on_peer(conn):
+            if isinstance(actor, _Actor):  # (its calls sent there are over there)
+                actor.running = 0
+                actor.waiting.clear()
             self._run(self._machine.connection_lost(actor))
 
     def _resolve(self, actor: Actor, incarnation: int) -> None:
@@ -317,9 +343,10 @@ class ActorCaller:
         if not isinstance(answer, m.ActorAlive):
             error = _death(actor, answer)
             with self._lock:
-                self._created(actor, error)
                 self._run(self._machine.died(actor, error))
             return
+        if isinstance(actor, _Actor):
+            actor.limit = answer.max_concurrency
         try:
             conn = self._client.peer(answer.addr, answer.node_id)
         except OSError:
@@ -327,15 +354,28 @@ class ActorCaller:
                 self._run(self._machine.unreachable(actor, answer.incarnation))
             return
         with self._lock:
-            self._created(actor, None)
             self._run(self._machine.resolved(actor, answer.incarnation, conn))
 
-    def _created(self, actor: Actor, error: BaseException | None) -> None:
-        """Under lock: the first that this process hears of the actor after creating it (it
-        resolves an actor when it first calls it) ends its creation task's events."""
-        if isinstance(actor, _Actor) and actor.creation:
-            self._tasks.record((ENDED, actor.creation, time.time(), None, error))
-            actor.creation = b""
+    def _created(self, actor: _Actor, answer: m.Answer) -> None:
+        """Reactor thread: the node said that the actor this process created is up (where,
+        and when its ``__init__`` ran) or dead: its creation task is over."""
+        if isinstance(answer, m.Reply) and answer.kind is m.ErrorKind.CONNECTION_LOST:
+            return  # (this process is closing: nobody learns more of it here)
+        now = time.time()
+        with self._lock:
+            task_id, actor.creation = actor.creation, b""
+            if not task_id:
+                return
+            if not isinstance(answer, m.ActorAlive):
+                error = _death(actor, answer)
+                cause = error.cause if isinstance(error, exc.ActorDiedError) else None
+                init_error = cause if isinstance(cause, BaseException) else error
+                self._tasks.record((ENDED, task_id, now, None, init_error))
+                return
+            ran = answer.ran or None
+            start, worker_id = (ran[0], ran[3]) if ran else (now, b"")
+            self._tasks.record((PUSHED, task_id, start, answer.node_id, worker_id, False))
+            self._tasks.record((ENDED, task_id, now, ran, None))
 
     def _ask_how_lost(self, ask: AskHowLost) -> None:
         """Ask the node how the process running the call ended (once it knows: it may hear of

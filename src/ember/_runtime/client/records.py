@@ -3,6 +3,7 @@ lease is ``_core.task_leases``'s record.)"""
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -120,12 +121,17 @@ class _Actor(actor_calls.Actor):
     """An actor this client calls: what the call machine knows, and the refs its
     constructor's arguments hold (alive as long as the actor is known here)."""
 
-    __slots__ = ("pins", "creation")
+    __slots__ = ("pins", "creation", "limit", "running", "waiting")
 
     def __init__(self, actor_id: bytes, class_name: str, max_task_retries: int) -> None:
         super().__init__(actor_id, class_name, max_task_retries)
         self.pins: list[Any] = []
         self.creation = b""  # its creation task's id, until its end is recorded (task events)
+        # For task events: how many calls it runs at once (its max_concurrency), this
+        # process's calls sent to it that run (``started``), and those that wait behind them.
+        self.limit = 1
+        self.running = 0
+        self.waiting: collections.deque[_Task] = collections.deque()
 
 
 class _Latch:

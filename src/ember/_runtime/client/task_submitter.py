@@ -17,6 +17,7 @@ from ember._core.task_events import (
     NORMAL_TASK,
     PUSHED,
     RAN,
+    STARTED,
     SUBMITTED,
 )
 from ember._core.task_leases import (
@@ -281,7 +282,8 @@ class TaskSubmitter:
                 key = lease.key
                 if task.task_events:  # type: ignore[attr-defined]
                     node = conn.node or self._client.node_id
-                    self.record((PUSHED, task.task_id, time.time(), node, lease.worker_id))
+                    first = lease.tasks[0] is task  # (nothing ahead of it: it starts now)
+                    self.record((PUSHED, task.task_id, time.time(), node, lease.worker_id, first))
                 conn.send(
                     self.push_message(task, lease.lease_id, lease.gpu_ids, b"", key.resources)  # type: ignore[arg-type]
                 )
@@ -461,8 +463,14 @@ class TaskSubmitter:
         with self._lock:
             task = self._tasks.get(msg.task_id)
             if task is not None:
-                if msg.retiring and task.lease is not None:
-                    self._machine.retiring(task.lease)
+                lease = task.lease
+                if lease is not None:
+                    if msg.retiring:
+                        self._machine.retiring(lease)
+                    elif len(lease.tasks) > 1 and lease.tasks[0] is task:
+                        behind = lease.tasks[1]  # (it runs now: its worker is free)
+                        if behind.task_events:  # type: ignore[attr-defined]
+                            self.record((STARTED, behind.task_id, time.time()))
                 if task.num_returns < 0:
                     self._client.streams.answered(task.task_id, msg.results)
                 if task.task_events:

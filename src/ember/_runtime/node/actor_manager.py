@@ -13,7 +13,7 @@ messages into its events and its actions into messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ class _ActorRecord:
     namespace: str = ""
     job_id: bytes = b""
     pid: int = 0  # of its current (or last) process
+    ran: Sequence[Any] = ()  # [start, end, pid, worker_id] of its construction (task events)
     strategy: Any = None
     capture_child_tasks: bool = False  # its placement group takes the tasks it starts
     worker_id: bytes = b""
@@ -420,6 +421,8 @@ class ActorManager:
     def actor_started(self, rec: _ActorRecord, incarnation: int, answer: m.Answer) -> None:
         if isinstance(answer, m.ActorStarted):
             rec.pid = answer.pid
+            if answer.ran:
+                rec.ran = [*answer.ran, answer.pid, rec.worker_id]
             self.handle(rec, life.Started(incarnation, answer.addr))
         elif isinstance(answer, m.Reply) and answer.kind is not m.ErrorKind.CONNECTION_LOST:
             why = answer.error[1] if answer.error else f"unexpected answer {answer!r:.100}"
@@ -543,7 +546,12 @@ class ActorManager:
             elif isinstance(answer, life.IsAt):
                 conn.send(
                     m.ActorAlive(
-                        rid=rid, addr=answer.addr, incarnation=answer.incarnation, node_id=rec.node
+                        rid=rid,
+                        addr=answer.addr,
+                        incarnation=answer.incarnation,
+                        node_id=rec.node,
+                        max_concurrency=rec.spec and rec.spec.max_concurrency or 1,
+                        ran=rec.ran,
                     )
                 )
             else:

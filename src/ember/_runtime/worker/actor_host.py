@@ -288,6 +288,7 @@ class ActorHost:
         """The main slot: construct the actor and tell the node (``reply_to``) how it went."""
         worker = self.worker
         spec = msg.spec
+        began = time()
         ctx = TaskContext(
             ids.new_task_id(),
             spec.class_name,
@@ -369,7 +370,8 @@ class ActorHost:
             threads = self.admission.total_limit() if self.admission else concurrency
             self.pool = ThreadPoolExecutor(threads, thread_name_prefix="ember-actor")
         flush_output()
-        reply_to.send(m.ActorStarted(rid=msg.rid, addr=worker.address, pid=os.getpid()))
+        ran = [began, time()]
+        reply_to.send(m.ActorStarted(rid=msg.rid, addr=worker.address, pid=os.getpid(), ran=ran))
 
     def _construct(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """An instance of the actor's class; an ``async def __init__`` (an async actor's, as

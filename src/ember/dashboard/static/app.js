@@ -339,12 +339,21 @@ async function logs() {
 const RUN_FIELDS = 7;
 
 async function timeline() {
-  const body = await api(`/api/ember/task_runs?${new URLSearchParams({ limit: TASK_LIMIT })}`);
+  const [body, nodes] = await Promise.all([
+    api(`/api/ember/task_runs?${new URLSearchParams({ limit: TASK_LIMIT })}`),
+    rows("nodes", { limit: 1000 }),
+  ]);
+  const ips = Object.fromEntries(nodes.result.map((n) => [n.node_id, n.node_ip]));
   const found = [];
+  // A row per worker, named as Ray's timeline names it: its node (address and id), its pid.
+  const labels = new Map();
   for (const w of body.data.result.result) {
+    const key = w.worker_id || w.node_id;
+    const node = [ips[w.node_id], short(w.node_id)].filter(Boolean).join(" ");
+    labels.set(key, `Node ${node} · worker ${w.worker_pid || "?"} (${short(w.worker_id)})`);
     for (let i = 0; i < w.runs.length; i += RUN_FIELDS) {
       found.push({
-        worker_id: w.worker_id || w.node_id,
+        worker_id: key,
         name: w.runs[i + 1],
         start_time_ms: w.runs[i + 2] * 1000,
         end_time_ms: w.runs[i + 3] * 1000,
@@ -356,7 +365,8 @@ async function timeline() {
   const ctx = canvas.getContext("2d");
   const workers = [...new Set(found.map((t) => t.worker_id))];
   const rowHeight = 22;
-  const left = 110;
+  ctx.font = "11px ui-monospace, monospace";
+  const left = 10 + Math.max(100, ...[...labels.values()].map((l) => ctx.measureText(l).width));
   canvas.width = canvas.clientWidth || 1200;
   canvas.height = Math.max(60, 20 + rowHeight * workers.length);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -373,7 +383,7 @@ async function timeline() {
   ctx.font = "11px ui-monospace, monospace";
   workers.forEach((w, i) => {
     ctx.fillStyle = "#6b7588";
-    ctx.fillText(tail(w), 4, 16 + rowHeight * i);
+    ctx.fillText(labels.get(w), 4, 16 + rowHeight * i);
   });
   for (const t of found) {
     const row = workers.indexOf(t.worker_id);
