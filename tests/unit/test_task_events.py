@@ -326,7 +326,7 @@ def test_a_task_table_answers_a_query_as_the_generic_filter_does() -> None:
         if n % 5 == 0:
             events[0] = submitted(n, t=float(n), name="g")
         feed(table, events)
-    feed(table, [submitted(30), (te.PUSHED, tid(30), 31.0, NODE, WORKER)])  # (not over)
+    feed(table, [submitted(30), (te.PUSHED, tid(30), 31.0, NODE, WORKER, True)])  # (not over)
     cases = [
         [],
         [["state", "=", "finished"]],
