@@ -572,7 +572,7 @@ class TaskTable:
         )
 
     def _ended(self, task_id: bytes, rec: _Record | bytes) -> _Ended:
-        return self._unpacked(task_id, rec) if type(rec) is bytes else rec.ended()  # type: ignore[union-attr]
+        return self._unpacked(task_id, rec) if isinstance(rec, bytes) else rec.ended()
 
     def _repack(self) -> None:
         """Pack the records anew with only the shared values they use: values of tasks
@@ -626,9 +626,10 @@ class TaskTable:
             keys = list(islice(tasks, max(limit, 0)))
             return [row(self._ended(k, tasks[k])) for k in keys], len(tasks)
         tests = [self._test(key, predicate, value, row) for key, predicate, value in filters]
-        found, total, head = [], 0, _HEAD.unpack_from
+        found: list[dict[str, Any]] = []
+        total, head = 0, _HEAD.unpack_from
         for task_id, rec in tasks.items():
-            packed = rec if type(rec) is bytes else self._packed(rec.ended())  # type: ignore[union-attr]
+            packed = rec if isinstance(rec, bytes) else self._packed(rec.ended())
             fields = head(packed)
             if all(test(task_id, packed, fields) for test in tests):
                 total += 1
@@ -643,7 +644,7 @@ class TaskTable:
         matches = state_filters.matches
         at = _BY_INDEX.get(key)
         if at is not None:  # tested once per shared value
-            values, known = self._values, {}
+            values, known = self._values, dict[int, bool]()
 
             def shared(task_id: bytes, packed: bytes, head: _Head) -> bool:
                 i = head[at]
@@ -672,11 +673,11 @@ class TaskTable:
         self._merge_pending()
         v, head = self._values, _HEAD.unpack_from
         for rec in self._tasks.values():
-            if type(rec) is bytes:
+            if isinstance(rec, bytes):
                 h = head(rec)
                 yield v[h[_H_NAME]], v[h[_H_TYPE]], v[h[_H_STATE]]
             else:
-                yield rec.name, rec.type, rec.state  # type: ignore[union-attr]
+                yield rec.name, rec.type, rec.state
 
     def runs(self, detail: bool) -> list[dict[str, Any]]:
         """The runs of the tasks that ended, for the timeline: one row per worker,
