@@ -314,6 +314,10 @@ def test_eviction_keeps_its_order_with_packed_records() -> None:
     feed(table, life(4)[1:])
     assert [r["task_id"] for r in table.rows(False)] == [tid(n).hex() for n in (1, 3, 4)]
     assert table.evicted == 1
+    # The order of ending holds the table's own keys, not copies (a batch brings its own).
+    assert list(table._keys) == [tid(1)] and all(
+        any(key is k for k in table._tasks) for key in table._over if key == tid(4)
+    )
 
 
 def test_a_task_table_answers_a_query_as_the_generic_filter_does() -> None:

@@ -381,6 +381,9 @@ class TaskTable:
         self._pending_bytes = 0
         self._tasks: dict[bytes, _Record | bytes] = {}  # oldest first; ended ones packed
         self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
+        # The key of each task not over, by itself: ``_over`` then holds the dict's own key
+        # (each batch comes with ids of its own, and 100,000 copies cost 5 MB).
+        self._keys: dict[bytes, bytes] = {}
         self.evicted = 0  # tasks evicted to stay within max_tasks
         self.dropped_at_owners = 0  # events the owners' buffers dropped before shipping
         self._shapes: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
@@ -404,8 +407,9 @@ class TaskTable:
         if self._pending:
             assert self._unpack is not None, "a table given packed batches needs unpack"
             pending, self._pending, self._pending_bytes = self._pending, [], 0
-            for batch in pending:
-                self.add(self._unpack(batch))
+            pending.reverse()
+            while pending:  # (each batch let go once merged: the two do not add up)
+                self.add(self._unpack(pending.pop()))
 
     def add(self, events: Sequence[Any], dropped: int = 0) -> None:
         """Merge a batch of one owner's events, in the order recorded, flat as ``to_wire``
@@ -423,9 +427,11 @@ class TaskTable:
                 continue
             if rec is None:  # (its earlier events may have been dropped or evicted)
                 rec = tasks[task_id] = _Record(task_id)
+                self._keys[task_id] = task_id
                 rec.created = t
             elif type(rec) is bytes:
                 rec = tasks[task_id] = _Record.again(self._unpacked(task_id, rec))
+                self._keys[task_id] = task_id
             assert isinstance(rec, _Record)
             if kind == SUBMITTED:
                 self._submitted(rec, events[i : i + 11])
@@ -449,7 +455,7 @@ class TaskTable:
                 if kind == ENDED:
                     if not rec.over:
                         rec.over = True
-                        self._over.append(task_id)
+                        self._over.append(self._keys.pop(task_id, task_id))
                     tasks[task_id] = self._packed(rec.ended())
             i += WIDTH[kind]
         self._evict()
@@ -492,6 +498,7 @@ class TaskTable:
         if excess > 0:  # none has finished: the oldest of all
             for task_id in list(islice(tasks, excess)):
                 del tasks[task_id]
+                self._keys.pop(task_id, None)
             self.evicted += excess
 
     # -- the packed records ------------------------------------------------------------------
