@@ -400,11 +400,13 @@ def test_packed_batches_are_merged_when_the_table_is_read_or_too_many_wait() -> 
         opened.append(len(batch))
         return msgpack.unpackb(batch)
 
-    table = te.TaskTable(unpack=unpack, max_pending_bytes=1000)
+    merges: list[int] = []
+    table = te.TaskTable(unpack=unpack, max_pending_bytes=1000, merged=lambda: merges.append(1))
     batch = msgpack.packb(te.to_wire(life(1), tuple))
     table.add_packed(batch, dropped=2)
     assert opened == []  # (kept as it came)
     assert [r["state"] for r in table.rows(False)] == ["FINISHED"] and len(opened) == 1
+    assert table.rows(False) and merges == [1]  # (told once per merge, none without)
     assert "2 task events were dropped" in table.warnings()[0]
     for n in range(2, 100):
         table.add_packed(msgpack.packb(te.to_wire(life(n), tuple)))

@@ -362,21 +362,24 @@ class TaskTable:
     ``max_tasks``, the oldest finished evicted first.
 
     Batches come packed (``add_packed``) and are kept as they came until the table is read
-    (or they pass ``max_pending_bytes``): then ``unpack`` opens them and they are merged. So
-    a node spends nothing on events while tasks run (merging costs it several µs a task,
-    which on a small machine is taken from the tasks); what it does is done on request."""
+    (or they pass ``max_pending_bytes``): then ``unpack`` opens them and they are merged, and
+    ``merged`` is called (the node gives the memory they took back). So a node spends nothing
+    on events while tasks run (merging costs it several µs a task, which on a small machine
+    is taken from the tasks); what it does is done on request."""
 
     def __init__(
         self,
         max_tasks: int = MAX_TASKS,
         unpack: Callable[[bytes], Sequence[Any]] | None = None,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        merged: Callable[[], None] | None = None,
     ) -> None:
         if max_tasks < 1:
             raise ValueError(f"a task table needs room for 1 task or more, not {max_tasks}")
         self.max_tasks = max_tasks
         self._unpack = unpack
         self.max_pending_bytes = max_pending_bytes
+        self._merged = merged  # called once waiting batches are merged and let go
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._tasks: dict[bytes, _Record | bytes] = {}  # oldest first; ended ones packed
@@ -410,6 +413,8 @@ class TaskTable:
             pending.reverse()
             while pending:  # (each batch let go once merged: the two do not add up)
                 self.add(self._unpack(pending.pop()))
+            if self._merged is not None:
+                self._merged()
 
     def add(self, events: Sequence[Any], dropped: int = 0) -> None:
         """Merge a batch of one owner's events, in the order recorded, flat as ``to_wire``
