@@ -10,7 +10,7 @@ from ember._runtime.node.state_rows import NodeState
 
 def _node_state(providers: dict[str, Any]) -> NodeState:
     state = NodeState.__new__(NodeState)  # (no node: only the providers are asked)
-    state.providers, state.warnings = providers, {}
+    state.providers, state.warnings, state.selectors = providers, {}, {}
     return state
 
 

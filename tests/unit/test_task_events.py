@@ -263,19 +263,113 @@ def test_a_batch_goes_on_the_wire_as_one_flat_list() -> None:
     assert len(wire) == sum(te.WIDTH[e[0]] for e in events)
 
 
-def test_an_ended_task_is_a_tuple_the_collector_stops_tracking() -> None:
-    import gc
-
+def test_an_ended_task_is_kept_packed_and_reads_back_field_for_field() -> None:
     table = te.TaskTable()
-    feed(table, life(1, error=["TASK_EXECUTION_EXCEPTION", "x"]))
-    for _ in range(3):  # (a pass untracks a tuple whose items are untracked: nested, 3)
-        gc.collect()
-    ended = table._tasks[tid(1)]
-    assert type(ended) is tuple and not gc.is_tracked(ended)
+    message = "Traceback \u2603 \udcff"  # (any text, even a lone surrogate, comes back)
+    shape = tuple(shape_of({"CPU": 1}))
+    full = (
+        tid(1).hex(), 2, te.ACTOR_TASK, "A.f", "07" * 16, JOB.hex(), tid(2).hex(), shape,
+        (bytes(range(28)), b"x"), NODE.hex(), WORKER.hex(), 99, te.FAILED,
+        (te.PENDING_ARGS_AVAIL, 1.0, te.RUNNING, 1.5, te.FAILED, 2.0), 1.0, 1.5, 2.0,
+        ("ValueError", message), True,
+    )  # fmt: skip
+    empty = (tid(3).hex(), 0, te.NORMAL_TASK, "", None, "", None, (), (), None, None, None,
+             te.FINISHED, (), 0.0, 0.0, 0.0, None, True)  # fmt: skip
+    for ended in (full, empty):
+        packed = table._packed(ended)
+        assert type(packed) is bytes and table._unpacked(bytes.fromhex(ended[0]), packed) == ended
     # Its fields are the record's, in the record's order (how it becomes one again).
     names = te._Record.__slots__
     assert (names[te._TASK_ID], names[te._EVENTS], names[te._OVER]) == ("task_id", "events", "over")
-    assert len(ended) == te._OVER + 1 == len(names) - 1
+    assert len(full) == te._OVER + 1 == len(names) - 1
+    # What the table keeps of a task once it is over.
+    feed(table, life(4, error=["TASK_EXECUTION_EXCEPTION", "x"]))
+    assert type(table._tasks[tid(4)]) is bytes
+    assert table.rows(True)[0]["error_message"] == "x"
+
+
+def test_shared_values_are_kept_once_and_dropped_once_no_task_uses_them() -> None:
+    table = te.TaskTable(max_tasks=10)
+    for n in range(10):
+        feed(table, life(n))
+    values = len(table._values)
+    assert values < 12  # (name, type, state, job, node, worker, shape...: once for all)
+    for n in range(100, 100 + 3 * te._MIN_VALUES):  # each with a parent of its own
+        parent = tid(n + 10**6)
+        submit = te.SUBMITTED, tid(n), 1.0, te.NORMAL_TASK, "g", "", b"", JOB, parent, [], []
+        feed(table, [submit, *life(n)[1:]])
+    assert len(table) == 10 and len(table._values) <= 2 * te._MIN_VALUES
+    rows = table.rows(False)
+    assert [r["parent_task_id"] for r in rows] == [tid(n + 10**6).hex() for n in range(
+        100 + 3 * te._MIN_VALUES - 10, 100 + 3 * te._MIN_VALUES)]  # fmt: skip
+    assert {r["name"] for r in rows} == {"g"}
+
+
+def test_eviction_keeps_its_order_with_packed_records() -> None:
+    table = te.TaskTable(max_tasks=3)
+    feed(table, [submitted(1)])  # (still pending: stays while others finished)
+    for n in (2, 3):
+        feed(table, life(n))
+    feed(table, [submitted(4), *life(3, t=9.0)])  # 3 runs again, after 2
+    feed(table, life(4)[1:])
+    assert [r["task_id"] for r in table.rows(False)] == [tid(n).hex() for n in (1, 3, 4)]
+    assert table.evicted == 1
+    # The order of ending holds the table's own keys, not copies (a batch brings its own).
+    assert list(table._keys) == [tid(1)] and all(
+        any(key is k for k in table._tasks) for key in table._over if key == tid(4)
+    )
+
+
+def test_a_task_table_answers_a_query_as_the_generic_filter_does() -> None:
+    from ember._core import state_filters
+
+    table = te.TaskTable()
+    for n in range(30):
+        error = ["TASK_EXECUTION_EXCEPTION", f"boom {n}"] if n % 3 == 0 else None
+        events = life(n, t=float(n), error=error)
+        if n % 5 == 0:
+            events[0] = submitted(n, t=float(n), name="g")
+        feed(table, events)
+    feed(table, [submitted(30), (te.PUSHED, tid(30), 31.0, NODE, WORKER, True)])  # (not over)
+    cases = [
+        [],
+        [["state", "=", "finished"]],
+        [["state", "!=", "FINISHED"]],
+        [["name", "=", "G"], ["state", "=", "FAILED"]],
+        [["func_or_class_name", "!=", "f"]],
+        [["attempt_number", "<", "1"]],
+        [["worker_pid", ">", 4000]],
+        [["worker_pid", "=", "4321"]],
+        [["task_id", "=", tid(7).hex().upper()]],
+        [["error_type", "=", "TASK_EXECUTION_EXCEPTION"]],
+        [["start_time_ms", ">", 10_000]],
+        [["error_message", "=", "boom 9"]],
+        [["node_id", "=", NODE.hex()], ["creation_time_ms", "<=", 5000]],
+        [["no_such_column", "=", "x"]],
+    ]
+    for filters in cases:
+        for detail in (False, True):
+            for limit in (0, 3, 100):
+                found = table.rows(detail)
+                if not detail and state_filters.needs_detail(found, filters):
+                    found = table.rows(True)
+                want = state_filters.select(found, filters, limit)
+                assert table.select(detail, filters, limit) == want, (filters, detail, limit)
+    summary = [sorted(map(str, r.items())) for r in table.rows(False)]
+    assert len(summary) == 31  # (the live record was packed to be tested, not kept packed)
+    assert isinstance(table._tasks[tid(30)], te._Record)
+
+
+def test_the_summary_counts_packed_records_as_rows() -> None:
+    from ember._core import state_summary
+
+    table = te.TaskTable()
+    for n in range(6):
+        feed(table, life(n, error=["X", "y"] if n % 2 else None))
+    feed(table, [submitted(9)])
+    assert state_summary.count_groups(table.groups()) == state_summary.count_tasks(
+        table.rows(False)
+    )
 
 
 def test_a_task_run_again_after_it_ended_is_a_new_attempt() -> None:
@@ -306,11 +400,13 @@ def test_packed_batches_are_merged_when_the_table_is_read_or_too_many_wait() -> 
         opened.append(len(batch))
         return msgpack.unpackb(batch)
 
-    table = te.TaskTable(unpack=unpack, max_pending_bytes=1000)
+    merges: list[int] = []
+    table = te.TaskTable(unpack=unpack, max_pending_bytes=1000, merged=lambda: merges.append(1))
     batch = msgpack.packb(te.to_wire(life(1), tuple))
     table.add_packed(batch, dropped=2)
     assert opened == []  # (kept as it came)
     assert [r["state"] for r in table.rows(False)] == ["FINISHED"] and len(opened) == 1
+    assert table.rows(False) and merges == [1]  # (told once per merge, none without)
     assert "2 task events were dropped" in table.warnings()[0]
     for n in range(2, 100):
         table.add_packed(msgpack.packb(te.to_wire(life(n), tuple)))

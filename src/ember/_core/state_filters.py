@@ -81,7 +81,7 @@ def _as_type_of(value: Any, like: Any) -> Any:
     return value
 
 
-def _matches(row: Row, key: str, predicate: str, value: Any) -> bool:
+def matches(row: Row, key: str, predicate: str, value: Any) -> bool:
     have = row.get(key)
     want = _as_type_of(value, have)
     if predicate in _ORDER:
@@ -101,7 +101,7 @@ def select(
 ) -> tuple[list[Row], int]:
     """The first ``limit`` rows that pass every filter, and how many passed in all."""
     if filters:
-        rows = [r for r in rows if all(_matches(r, k, p, v) for k, p, v in filters)]
+        rows = [r for r in rows if all(matches(r, k, p, v) for k, p, v in filters)]
     elif isinstance(rows, Sequence):  # (a provider's lazy rows: only the first are made)
         return list(rows[: max(limit, 0)]), len(rows)
     else:

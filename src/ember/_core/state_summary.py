@@ -22,9 +22,14 @@ _TASK_GROUP = ("func_or_class_name", "type", "state")
 
 def count_tasks(tasks: Iterable[Row]) -> list[Row]:
     """A row per (function or class name, task type, state) with the number of such tasks."""
+    return count_groups((t.get("func_or_class_name"), t.get("type"), t.get("state")) for t in tasks)
+
+
+def count_groups(groups: Iterable[tuple[Any, Any, Any]]) -> list[Row]:
+    """``count_tasks`` of tasks given as their (function or class name, type, state), as a
+    table that keeps its tasks packed gives them without a row each."""
     counts: dict[tuple[Any, ...], int] = {}
-    for t in tasks:
-        key = (t.get("func_or_class_name"), t.get("type"), t.get("state"))
+    for key in groups:
         counts[key] = counts.get(key, 0) + 1
     return [{**dict(zip(_TASK_GROUP, key, strict=True)), "count": n} for key, n in counts.items()]
 

@@ -35,10 +35,14 @@ decoder then makes no list per event, nor its collector scan one.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
+from itertools import islice
 from typing import Any, overload
 
+from ember._core import state_filters
 from ember._core.placement_groups import group_of
 from ember._core.resources import shape_dict
 
@@ -145,11 +149,9 @@ def to_wire(
     return out
 
 
-# A task that is over is kept as a plain tuple of plain values: the first fields of
-# ``_Record.__slots__``, in order (its states and times flat), indexed by these. The garbage
-# collector stops tracking such a tuple (not a subclass of tuple, such as a NamedTuple). A
-# node keeps 100,000 of them, and scanning them again and again as the table grew cost as
-# much as merging them.
+# A task that is over, as it is read from the table (which keeps it packed, see ``_HEAD``):
+# a plain tuple of plain values, the first fields of ``_Record.__slots__`` in order (its
+# states and times flat), indexed by these.
 (
     _TASK_ID,
     _ATTEMPT,
@@ -284,33 +286,113 @@ class _Record:
         self.ran = True
 
 
+# An ended task as the table keeps it: one ``bytes``. First its fixed fields (``_HEAD``,
+# indexed by ``_H_*``), then its events' states and times (``_events``), its ObjectRef
+# arguments' ids (each after its length in a byte) and its error's text. Values that many
+# tasks share (names, types, states, the ids of jobs, actors, parents, nodes and workers,
+# resource shapes, error types) are kept once in the table's ``_values`` and a record holds
+# their index (0 for None). 100,000 ended tasks then take about 25 MB of a node where a
+# tuple of Python objects each took 120; a record is made a row (or an ``_Ended`` tuple)
+# only when it is read, and a filter is tested on its fixed fields without either.
+_HEAD = struct.Struct("<11Iq3d?2I")
+(
+    _H_ATTEMPT,
+    _H_TYPE,
+    _H_NAME,
+    _H_ACTOR,
+    _H_JOB,
+    _H_PARENT,
+    _H_SHAPE,
+    _H_NODE,
+    _H_WORKER,
+    _H_STATE,
+    _H_ERROR,
+    _H_PID,
+    _H_CREATED,
+    _H_START,
+    _H_END,
+    _H_OVER,
+    _H_EVENTS,
+    _H_ARGS,
+) = range(18)
+_Head = tuple[Any, ...]
+_MIN_VALUES = 4096  # the shared values a table keeps before it drops those no task uses
+
+# The short row's columns that a filter is tested on in the record: those held as an
+# index into the shared values (tested once per index), and those held as numbers.
+_BY_INDEX = {
+    "name": _H_NAME,
+    "func_or_class_name": _H_NAME,
+    "state": _H_STATE,
+    "job_id": _H_JOB,
+    "actor_id": _H_ACTOR,
+    "type": _H_TYPE,
+    "parent_task_id": _H_PARENT,
+    "node_id": _H_NODE,
+    "worker_id": _H_WORKER,
+    "error_type": _H_ERROR,
+}
+_SHORT_KEYS = frozenset({*_BY_INDEX, "task_id", "attempt_number", "worker_pid"})
+
+
+@lru_cache(maxsize=64)
+def _events(n: int) -> struct.Struct:
+    """The layout of ``n`` events: their states' indices, then their times."""
+    return struct.Struct(f"<{n}I{n}d")
+
+
+def _pid(head: _Head) -> int | None:
+    pid: int = head[_H_PID]
+    return None if pid < 0 else pid
+
+
+def _arg_ids(packed: bytes, head: _Head) -> tuple[list[bytes], int]:
+    """A record's argument ids, and where its error's text starts."""
+    at = _HEAD.size + 12 * head[_H_EVENTS]
+    ids = []
+    for _ in range(head[_H_ARGS]):
+        size = packed[at]
+        ids.append(packed[at + 1 : at + 1 + size])
+        at += 1 + size
+    return ids, at
+
+
 class TaskTable:
     """The tasks whose owners run on this node, merged from their events; at most
     ``max_tasks``, the oldest finished evicted first.
 
     Batches come packed (``add_packed``) and are kept as they came until the table is read
-    (or they pass ``max_pending_bytes``): then ``unpack`` opens them and they are merged. So
-    a node spends nothing on events while tasks run (merging costs it several µs a task,
-    which on a small machine is taken from the tasks); what it does is done on request."""
+    (or they pass ``max_pending_bytes``): then ``unpack`` opens them and they are merged, and
+    ``merged`` is called (the node gives the memory they took back). So a node spends nothing
+    on events while tasks run (merging costs it several µs a task, which on a small machine
+    is taken from the tasks); what it does is done on request."""
 
     def __init__(
         self,
         max_tasks: int = MAX_TASKS,
         unpack: Callable[[bytes], Sequence[Any]] | None = None,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        merged: Callable[[], None] | None = None,
     ) -> None:
         if max_tasks < 1:
             raise ValueError(f"a task table needs room for 1 task or more, not {max_tasks}")
         self.max_tasks = max_tasks
         self._unpack = unpack
         self.max_pending_bytes = max_pending_bytes
+        self._merged = merged  # called once waiting batches are merged and let go
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._tasks: OrderedDict[bytes, _Record | _Ended] = OrderedDict()  # oldest first
+        self._tasks: dict[bytes, _Record | bytes] = {}  # oldest first; ended ones packed
         self._over: deque[bytes] = deque()  # finished or failed, in the order they ended
+        # The key of each task not over, by itself: ``_over`` then holds the dict's own key
+        # (each batch comes with ids of its own, and 100,000 copies cost 5 MB).
+        self._keys: dict[bytes, bytes] = {}
         self.evicted = 0  # tasks evicted to stay within max_tasks
         self.dropped_at_owners = 0  # events the owners' buffers dropped before shipping
         self._shapes: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
+        self._values: list[Any] = [None]  # shared by the packed records, by index
+        self._indices: dict[Any, int] = {None: 0}
+        self._max_values = _MIN_VALUES
 
     def __len__(self) -> int:
         self._merge_pending()
@@ -328,8 +410,11 @@ class TaskTable:
         if self._pending:
             assert self._unpack is not None, "a table given packed batches needs unpack"
             pending, self._pending, self._pending_bytes = self._pending, [], 0
-            for batch in pending:
-                self.add(self._unpack(batch))
+            pending.reverse()
+            while pending:  # (each batch let go once merged: the two do not add up)
+                self.add(self._unpack(pending.pop()))
+            if self._merged is not None:
+                self._merged()
 
     def add(self, events: Sequence[Any], dropped: int = 0) -> None:
         """Merge a batch of one owner's events, in the order recorded, flat as ``to_wire``
@@ -347,9 +432,11 @@ class TaskTable:
                 continue
             if rec is None:  # (its earlier events may have been dropped or evicted)
                 rec = tasks[task_id] = _Record(task_id)
+                self._keys[task_id] = task_id
                 rec.created = t
-            elif type(rec) is tuple:
-                rec = tasks[task_id] = _Record.again(rec)
+            elif type(rec) is bytes:
+                rec = tasks[task_id] = _Record.again(self._unpacked(task_id, rec))
+                self._keys[task_id] = task_id
             assert isinstance(rec, _Record)
             if kind == SUBMITTED:
                 self._submitted(rec, events[i : i + 11])
@@ -373,10 +460,12 @@ class TaskTable:
                 if kind == ENDED:
                     if not rec.over:
                         rec.over = True
-                        self._over.append(task_id)
-                    tasks[task_id] = rec.ended()
+                        self._over.append(self._keys.pop(task_id, task_id))
+                    tasks[task_id] = self._packed(rec.ended())
             i += WIDTH[kind]
         self._evict()
+        if len(self._values) > self._max_values:
+            self._repack()
 
     def _submitted(self, rec: _Record, event: Sequence[Any]) -> None:
         _, _, t, kind, name, class_name, actor_id, job_id, parent_id, shape, arg_ids = event
@@ -404,16 +493,110 @@ class TaskTable:
 
     def _evict(self) -> None:
         tasks, over = self._tasks, self._over
-        while len(tasks) > self.max_tasks:
-            if over:
-                task_id = over.popleft()
-                rec = tasks.get(task_id)
-                if rec is None or not _frozen(rec)[_OVER]:  # (gone already, or running again)
-                    continue
+        excess = len(tasks) - self.max_tasks
+        while excess > 0 and over:
+            task_id = over.popleft()
+            if type(tasks.get(task_id)) is bytes:  # (not gone already, nor running again)
                 del tasks[task_id]
-            else:
-                tasks.popitem(last=False)
-            self.evicted += 1
+                excess -= 1
+                self.evicted += 1
+        if excess > 0:  # none has finished: the oldest of all
+            for task_id in list(islice(tasks, excess)):
+                del tasks[task_id]
+                self._keys.pop(task_id, None)
+            self.evicted += excess
+
+    # -- the packed records ------------------------------------------------------------------
+
+    def _index(self, value: Any) -> int:
+        i = self._indices.get(value)
+        if i is None:
+            i = self._indices[value] = len(self._values)
+            self._values.append(value)
+        return i
+
+    def _packed(self, rec: _Ended) -> bytes:
+        index = self._index
+        events, arg_ids, error, pid = rec[_EVENTS], rec[_ARG_IDS], rec[_ERROR], rec[_PID]
+        n = len(events) // 2
+        parts = [
+            _HEAD.pack(
+                rec[_ATTEMPT],
+                index(rec[_TYPE]),
+                index(rec[_NAME]),
+                index(rec[_ACTOR_ID]),
+                index(rec[_JOB_ID]),
+                index(rec[_PARENT_ID]),
+                index(rec[_SHAPE]),
+                index(rec[_NODE_ID]),
+                index(rec[_WORKER_ID]),
+                index(rec[_STATE]),
+                index(error[0] if error else None),
+                -1 if pid is None else pid,
+                rec[_CREATED],
+                rec[_START],
+                rec[_END],
+                rec[_OVER],
+                n,
+                len(arg_ids),
+            ),
+            _events(n).pack(*map(index, events[::2]), *events[1::2]),
+        ]
+        for oid in arg_ids:
+            parts += bytes((len(oid),)), oid
+        if error:
+            parts.append((error[1] or "").encode("utf-8", "surrogatepass"))
+        return b"".join(parts)
+
+    def _unpacked(self, task_id: bytes, packed: bytes, values: list[Any] | None = None) -> _Ended:
+        """The record as the tuple ``_Record.ended`` makes (see ``_TASK_ID`` and on)."""
+        v = self._values if values is None else values
+        head = _HEAD.unpack_from(packed)
+        n = head[_H_EVENTS]
+        flat = _events(n).unpack_from(packed, _HEAD.size)
+        events: list[Any] = [None] * (2 * n)
+        events[::2] = map(v.__getitem__, flat[:n])
+        events[1::2] = flat[n:]
+        arg_ids, at = _arg_ids(packed, head)
+        error_type = v[head[_H_ERROR]]
+        return (
+            task_id.hex(),
+            head[_H_ATTEMPT],
+            v[head[_H_TYPE]],
+            v[head[_H_NAME]],
+            v[head[_H_ACTOR]],
+            v[head[_H_JOB]],
+            v[head[_H_PARENT]],
+            v[head[_H_SHAPE]],
+            tuple(arg_ids),
+            v[head[_H_NODE]],
+            v[head[_H_WORKER]],
+            _pid(head),
+            v[head[_H_STATE]],
+            tuple(events),
+            head[_H_CREATED],
+            head[_H_START],
+            head[_H_END],
+            None
+            if error_type is None
+            else (error_type, packed[at:].decode("utf-8", "surrogatepass")),
+            head[_H_OVER],
+        )
+
+    def _ended(self, task_id: bytes, rec: _Record | bytes) -> _Ended:
+        return self._unpacked(task_id, rec) if isinstance(rec, bytes) else rec.ended()
+
+    def _repack(self) -> None:
+        """Pack the records anew with only the shared values they use: values of tasks
+        evicted since (ids of parents, workers, ...) go, and the table stays bounded."""
+        old, self._values, self._indices = self._values, [None], {None: 0}
+        tasks = self._tasks
+        for task_id, rec in tasks.items():
+            if type(rec) is bytes:
+                tasks[task_id] = self._packed(self._unpacked(task_id, rec, old))
+        self._max_values = max(_MIN_VALUES, 2 * len(self._values))
+
+    # -- reading -------------------------------------------------------------------------
 
     def warnings(self) -> list[str]:
         """What the rows lack, said so that a user knows the listing is incomplete."""
@@ -436,7 +619,77 @@ class TaskTable:
         """The tasks as Ray's ``TaskState`` rows, oldest submitted first; each row is made
         when it is read, so that the first 100 of 100,000 cost only theirs."""
         self._merge_pending()
-        return _Rows(list(self._tasks.values()), _detail_row if detail else _row)
+        row = _detail_row if detail else _row
+        return _Rows(
+            list(self._tasks), list(self._tasks.values()), lambda k, r: row(self._ended(k, r))
+        )
+
+    def select(
+        self, detail: bool, filters: Sequence[Sequence[Any]], limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """What ``state_filters.select`` makes of ``rows`` (with detail where a filter names
+        a detail column), the filters tested on the packed records: a row is made only for a
+        match within ``limit``, so a query over 100,000 tasks leaves no 100,000 rows behind."""
+        self._merge_pending()
+        tasks = self._tasks
+        detail = detail or any(f[0] not in _SHORT_KEYS for f in filters)
+        row = _detail_row if detail else _row
+        if not filters:
+            keys = list(islice(tasks, max(limit, 0)))
+            return [row(self._ended(k, tasks[k])) for k in keys], len(tasks)
+        tests = [self._test(key, predicate, value, row) for key, predicate, value in filters]
+        found: list[dict[str, Any]] = []
+        total, head = 0, _HEAD.unpack_from
+        for task_id, rec in tasks.items():
+            packed = rec if isinstance(rec, bytes) else self._packed(rec.ended())
+            fields = head(packed)
+            if all(test(task_id, packed, fields) for test in tests):
+                total += 1
+                if len(found) < limit:
+                    found.append(row(self._unpacked(task_id, packed)))
+        return found, total
+
+    def _test(
+        self, key: str, predicate: str, value: Any, row: Callable[[_Ended], dict[str, Any]]
+    ) -> Callable[[bytes, bytes, _Head], bool]:
+        """Whether a packed record passes the filter ``(key, predicate, value)``."""
+        matches = state_filters.matches
+        at = _BY_INDEX.get(key)
+        if at is not None:  # tested once per shared value
+            values, known = self._values, dict[int, bool]()
+
+            def shared(task_id: bytes, packed: bytes, head: _Head) -> bool:
+                i = head[at]
+                hit = known.get(i)
+                if hit is None:
+                    hit = known[i] = matches({key: values[i]}, key, predicate, value)
+                return hit
+
+            return shared
+        if key == "task_id":
+            return lambda task_id, packed, head: matches(
+                {key: task_id.hex()}, key, predicate, value
+            )
+        if key == "attempt_number":
+            return lambda task_id, packed, head: matches(
+                {key: head[_H_ATTEMPT]}, key, predicate, value
+            )
+        if key == "worker_pid":
+            return lambda task_id, packed, head: matches({key: _pid(head)}, key, predicate, value)
+        return lambda task_id, packed, head: matches(
+            row(self._unpacked(task_id, packed)), key, predicate, value
+        )
+
+    def groups(self) -> Iterator[tuple[Any, Any, Any]]:
+        """Each task's function or class name, type and state (what a summary counts)."""
+        self._merge_pending()
+        v, head = self._values, _HEAD.unpack_from
+        for rec in self._tasks.values():
+            if isinstance(rec, bytes):
+                h = head(rec)
+                yield v[h[_H_NAME]], v[h[_H_TYPE]], v[h[_H_STATE]]
+            else:
+                yield rec.name, rec.type, rec.state
 
     def runs(self, detail: bool) -> list[dict[str, Any]]:
         """The runs of the tasks that ended, for the timeline: one row per worker,
@@ -446,41 +699,43 @@ class TaskTable:
         cross two processes as a few strings and numbers each, with nothing for the
         decoder to build (or the garbage collector to scan) per run."""
         self._merge_pending()
-        workers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-        for rec in map(_frozen, self._tasks.values()):
-            if not rec[_START] or not rec[_OVER]:
+        v, head = self._values, _HEAD.unpack_from
+        workers: dict[tuple[int, int], dict[str, Any]] = {}
+        for task_id, rec in self._tasks.items():
+            if type(rec) is not bytes:  # (not over)
                 continue
-            where = (rec[_NODE_ID], rec[_WORKER_ID])
+            h = head(rec)
+            if not h[_H_START]:
+                continue
+            where = (h[_H_NODE], h[_H_WORKER])
             row = workers.get(where)
             if row is None:
                 row = workers[where] = {
-                    "node_id": rec[_NODE_ID],
-                    "worker_id": rec[_WORKER_ID],
-                    "worker_pid": rec[_PID],
+                    "node_id": v[h[_H_NODE]],
+                    "worker_id": v[h[_H_WORKER]],
+                    "worker_pid": _pid(h),
                     "runs": [],
                 }
-            arg_ids = rec[_ARG_IDS]
             row["runs"] += (
-                rec[_TASK_ID],
-                rec[_NAME],
-                rec[_START],
-                rec[_END],
-                rec[_STATE] == FAILED,
-                rec[_ATTEMPT],
-                [oid.hex() for oid in arg_ids] if arg_ids else None,
+                task_id.hex(),
+                v[h[_H_NAME]],
+                h[_H_START],
+                h[_H_END],
+                v[h[_H_STATE]] == FAILED,
+                h[_H_ATTEMPT],
+                [oid.hex() for oid in _arg_ids(rec, h)[0]] if h[_H_ARGS] else None,
             )
         return list(workers.values())
 
 
-def _frozen(rec: _Record | _Ended) -> _Ended:
-    return rec if type(rec) is tuple else rec.ended()  # type: ignore[union-attr]
-
-
 class _Rows(Sequence[dict[str, Any]]):
     def __init__(
-        self, records: list[_Record | _Ended], row: Callable[[_Ended], dict[str, Any]]
+        self,
+        task_ids: list[bytes],
+        records: list[_Record | bytes],
+        row: Callable[[bytes, _Record | bytes], dict[str, Any]],
     ) -> None:
-        self._records, self._row = records, row
+        self._task_ids, self._records, self._row = task_ids, records, row
 
     def __len__(self) -> int:
         return len(self._records)
@@ -493,11 +748,11 @@ class _Rows(Sequence[dict[str, Any]]):
 
     def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(i, slice):
-            return [self._row(_frozen(r)) for r in self._records[i]]
-        return self._row(_frozen(self._records[i]))
+            return list(map(self._row, self._task_ids[i], self._records[i]))
+        return self._row(self._task_ids[i], self._records[i])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self._row(_frozen(r)) for r in self._records)
+        return map(self._row, self._task_ids, self._records)
 
 
 def _row(rec: _Ended) -> dict[str, Any]:

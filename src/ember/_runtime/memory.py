@@ -10,6 +10,7 @@ v1). A read costs tens of microseconds.
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 from ember._core.memory_monitor import MemoryUsage
@@ -99,3 +100,13 @@ def process_used(pid: int) -> int:
         return 0
     fields = text.split()
     return max(0, int(fields[1]) - int(fields[2])) * _PAGE
+
+
+def give_heap_back() -> None:
+    """Return the memory this process freed to the system (glibc's ``malloc_trim``): glibc
+    keeps large freed blocks in the process otherwise, and a node that merged 100,000 tasks'
+    waiting batches of events would keep their 23 MB. Nothing elsewhere."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -42,6 +42,7 @@ from ember._runtime import proctitle
 from ember._runtime.control_store.server import ControlStore, ControlStoreServer
 from ember._runtime.launch.cluster_files import DUMP_STACKS, remove_node_files
 from ember._runtime.launch.process_config import NodeConfig, read_config, setting
+from ember._runtime.memory import give_heap_back
 from ember._runtime.node.actor_manager import ActorManager
 from ember._runtime.node.cluster_link import ClusterLink, node_host
 from ember._runtime.node.logs import NodeLogs
@@ -122,7 +123,9 @@ class NodeManager:
         self.memory = NodeMemoryMonitor(self)
         # The tasks that processes here own, from their task events.
         self.tasks = TaskTable(
-            int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)), msgpack.unpackb
+            int(setting(None, "task_events_max_num_task_in_gcs", MAX_TASKS)),
+            msgpack.unpackb,
+            merged=give_heap_back,
         )
         self.state = NodeState(self)
         self.metrics = MetricsTable()  # user metrics of this node's processes

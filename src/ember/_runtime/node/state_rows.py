@@ -22,6 +22,9 @@ Row = dict[str, Any]
 # detail -> rows (a Sequence may make its rows lazily: without filters only those within
 # the limit are asked for)
 Provider = Callable[[bool], Sequence[Row]]
+# (detail, filters, limit) -> (rows, total): a provider that filters its own records, as
+# ``state_filters.select`` would its rows, without making a row for each
+Selector = Callable[[bool, list[Any], int], tuple[list[Row], int]]
 
 
 class NodeState:
@@ -36,6 +39,7 @@ class NodeState:
             "actors": self.actors,
             "task_summary": self.task_summary,
         }
+        self.selectors: dict[str, Selector] = {"tasks": tasks.select}
         # What a kind's rows lack (dropped or evicted), told with every answer of that kind.
         self.warnings: dict[str, Callable[[], list[str]]] = {
             "tasks": tasks.warnings,
@@ -49,10 +53,14 @@ class NodeState:
                 query.rid, m.ErrorKind.INVALID, f"a node has no state of kind {query.kind!r}"
             )
         try:
-            found = provider(query.detail)
-            if not query.detail and state_filters.needs_detail(found, query.filters):
-                found = provider(True)
-            rows, total = state_filters.select(found, query.filters, query.limit)
+            selector = self.selectors.get(query.kind)
+            if selector is not None:
+                rows, total = selector(query.detail, query.filters, query.limit)
+            else:
+                found = provider(query.detail)
+                if not query.detail and state_filters.needs_detail(found, query.filters):
+                    found = provider(True)
+                rows, total = state_filters.select(found, query.filters, query.limit)
             warnings = self.warnings.get(query.kind, list)()
         except Exception as e:  # (a bug in a provider: said, not mistaken for a timeout)
             return m.error_reply(
@@ -184,8 +192,7 @@ class NodeState:
 
     def task_summary(self, detail: bool) -> list[Row]:
         """This node's tasks counted by name, type and state (summed over nodes)."""
-        tasks = self.providers.get("tasks")
-        return state_summary.count_tasks(tasks(False)) if tasks is not None else []
+        return state_summary.count_groups(self.node.tasks.groups())
 
 
 _ACTOR_STATES = {
