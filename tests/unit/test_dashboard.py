@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ember.dashboard import logs as dashboard_logs
 from ember.dashboard import metrics, samples, server
 from ember.dashboard.source import Filter, Rows
+from ember.util.state.logs import without_markers
 
 
 def _use(used_cpu: float = 1.0) -> dict[str, dict[str, float]]:
@@ -218,6 +219,8 @@ def test_the_page_its_files_and_metrics_are_served() -> None:
 class FakeLogs:
     """``ember.util.state.logs`` as the routes call it."""
 
+    without_markers = staticmethod(without_markers)
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
@@ -229,7 +232,8 @@ class FakeLogs:
         self.calls.append(("read", node_id, filename, offset, kwargs["tail_lines"]))
         if filename == "nope.log":
             raise ValueError("no log file nope.log on node n1")
-        return SimpleNamespace(data=b"hello\n", offset=offset or 100, size=106)
+        data = b"hello\n:task_id:ab\n" if offset == 0 else b""
+        return SimpleNamespace(data=data, offset=offset or 100, size=118)
 
 
 def test_the_log_routes_list_files_and_read_a_tail_then_what_follows(
@@ -242,8 +246,10 @@ def test_the_log_routes_list_files_and_read_a_tail_then_what_follows(
         listing = await (await client.get("/api/v0/logs?node_id=n1")).json()
         assert listing["data"]["result"][0]["name"] == "worker-ab-12.log"
         first = await client.get("/api/v0/logs/file?node_id=n1&filename=worker-ab-12.log")
-        assert await first.json() == {"data": "hello\n", "offset": 100, "size": 106}
-        more = "/api/v0/logs/file?node_id=n1&filename=worker-ab-12.log&offset=106"
+        # (the marker line is left out; `next` is where the next read starts, in bytes)
+        want = {"data": "hello\n", "offset": 100, "next": 118, "size": 118}
+        assert await first.json() == want
+        more = "/api/v0/logs/file?node_id=n1&filename=worker-ab-12.log&offset=118"
         assert (await client.get(more)).status == 200
         missing = await client.get("/api/v0/logs/file?node_id=n1&filename=nope.log")
         assert missing.status == 400 and "nope.log" in await missing.text()
@@ -255,7 +261,7 @@ def test_the_log_routes_list_files_and_read_a_tail_then_what_follows(
         {"node_id": "n1", "glob": "", "address": "127.0.0.1:1", "token": None, "timeout": 10.0},
     )
     assert fake.calls[1] == ("read", "n1", "worker-ab-12.log", 0, 200)  # (the tail first)
-    assert fake.calls[2] == ("read", "n1", "worker-ab-12.log", 106, 0)  # (then what follows)
+    assert fake.calls[2] == ("read", "n1", "worker-ab-12.log", 118, 0)  # (then what follows)
 
 
 def test_without_log_reading_the_log_routes_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
