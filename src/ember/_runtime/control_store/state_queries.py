@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ember._core import state_filters, state_summary
 from ember._protocol import messages as m
 from ember._runtime.control_store import state_rows
+from ember._runtime.memory import after_big_answer
 
 if TYPE_CHECKING:
     from ember._runtime.control_store.server import ControlStore, PeerConnection
@@ -147,19 +148,21 @@ class _Gather:
 
     def finish(self) -> None:
         self.done = True
-        q = self.query
-        if self.errors and not self.parts:  # (every node refused: an unknown kind, say)
+        q, parts = self.query, self.parts
+        self.parts = []  # (the expiry timer keeps this object for a few seconds more)
+        if self.errors and not parts:  # (every node refused: an unknown kind, say)
             self.conn.send(m.error_reply(q.rid, m.ErrorKind.INVALID, "; ".join(self.errors)))
             return
         if self.merge is not None:
-            rows, total = state_filters.select(self.merge(self.parts), q.filters, q.limit)
+            rows, total = state_filters.select(self.merge(parts), q.filters, q.limit)
         else:
-            rows = [row for part in self.parts for row in part][: max(q.limit, 0)]
+            rows = [row for part in parts for row in part][: max(q.limit, 0)]
             total = self.total
         warnings = self.warnings + self.errors
         self.conn.send(
             m.Reply(rid=q.rid, value={"rows": rows, "total": total, "warnings": warnings})
         )
+        after_big_answer(q.limit, self.conn.reactor.call_later)
 
 
 def _merge_counts(parts: list[Rows]) -> Rows:

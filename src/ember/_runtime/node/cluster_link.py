@@ -26,6 +26,7 @@ from ember._core.resources import shape_dict
 from ember._protocol import ids
 from ember._protocol import messages as m
 from ember._runtime.launch import cluster_files, launcher
+from ember._runtime.memory import after_big_answer
 from ember._transport.process import process_alive
 from ember._transport.reactor import Connection
 from ember._transport.rpc import refuse
@@ -158,6 +159,7 @@ class ClusterLink:
             self.node.release_bundles(msg)
         elif isinstance(msg, m.StateQuery):
             conn.send(self.node.state.answer(msg))
+            after_big_answer(msg.limit, self.node.reactor.call_later)
         elif isinstance(msg, m.ReadLog):
             conn.send(self.node.logs.answer(msg))
         else:
