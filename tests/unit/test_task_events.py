@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ember._core import error_types
 from ember._core import task_events as te
 from ember._core.resources import shape_of
 from ember._core.timeline import chrome_trace
@@ -177,13 +178,13 @@ def test_the_table_evicts_the_oldest_finished_first() -> None:
 
 
 def test_error_types_are_rays() -> None:
-    assert te.error_type(["RayTaskError(ValueError)", "RayTaskError"]) == (
+    assert error_types.error_type(["RayTaskError(ValueError)", "RayTaskError"]) == (
         "TASK_EXECUTION_EXCEPTION"
     )
-    assert te.error_type(["RayTaskError"], ["TaskCancelledError"]) == "TASK_CANCELLED"
-    assert te.error_type(["WorkerCrashedError", "RayError"]) == "WORKER_DIED"
-    assert te.error_type(["ActorDiedError", "RayActorError"]) == "ACTOR_DIED"
-    assert te.error_type(["Weird"]) == "TASK_EXECUTION_EXCEPTION"
+    assert error_types.error_type(["RayTaskError"], ["TaskCancelledError"]) == "TASK_CANCELLED"
+    assert error_types.error_type(["WorkerCrashedError", "RayError"]) == "WORKER_DIED"
+    assert error_types.error_type(["ActorDiedError", "RayActorError"]) == "ACTOR_DIED"
+    assert error_types.error_type(["Weird"]) == "TASK_EXECUTION_EXCEPTION"
 
 
 def test_chrome_trace_has_a_box_per_run_on_its_workers_row_and_arrows() -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ember._protocol.messages import PushTask
 
 
 @dataclass
@@ -25,6 +28,27 @@ class TaskContext:
     forced: bool = False  # cancelled with force=True: its process is being ended
     capture_child_tasks: bool = False  # (see PlacementGroupSchedulingStrategy)
     function: Any = None  # what runs, once known (for its qualified name)
+
+
+def of_push(
+    msg: PushTask,
+    gpu_ids: list[int] | None = None,
+    resources: dict[str, float] | None = None,
+    captures: bool = False,
+) -> TaskContext:
+    """The context of a pushed task or actor call; an actor's calls fall back to what the
+    actor holds (its GPUs, resources and whether it captures child tasks)."""
+    return TaskContext(
+        msg.task_id,
+        msg.name,
+        msg.job_id,
+        msg.namespace,
+        msg.lease_id,
+        msg.actor_id,
+        list(msg.gpu_ids) or list(gpu_ids or ()),
+        msg.resources or resources,
+        capture_child_tasks=msg.capture_child_tasks or captures,
+    )
 
 
 current: ContextVar[TaskContext | None] = ContextVar("ember_task", default=None)

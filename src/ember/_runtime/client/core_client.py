@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from ember import exceptions as exc
-from ember._core import task_events
+from ember._core import error_types, task_events
 from ember._protocol import messages as m
 from ember._runtime import metrics, serialization, task_context
 from ember._runtime.client.actor_caller import ActorCaller
@@ -533,7 +533,7 @@ def _error_info(error: bytes | BaseException) -> tuple[str, str]:
             return "TASK_EXECUTION_EXCEPTION", "(the task's error could not be read here)"
     assert isinstance(error, BaseException)
     cause = getattr(error, "cause", None)
-    kind = task_events.error_type(
+    kind = error_types.error_type(
         (c.__name__ for c in type(error).__mro__),
         (c.__name__ for c in type(cause).__mro__) if cause is not None else (),
     )

@@ -74,17 +74,7 @@ class ActorHost:
 
     def dispatch(self, conn: Connection, msg: m.PushTask) -> None:
         """Reactor thread: route a call to where it runs."""
-        ctx = TaskContext(
-            msg.task_id,
-            msg.name,
-            msg.job_id,
-            msg.namespace,
-            msg.lease_id,
-            msg.actor_id,
-            list(msg.gpu_ids) or self.gpu_ids,
-            msg.resources or self.resources,
-            capture_child_tasks=msg.capture_child_tasks or self.captures,
-        )
+        ctx = task_context.of_push(msg, self.gpu_ids, self.resources, self.captures)
         by_task = self.worker.by_task
         if self.loop is not None:
             by_task[msg.task_id] = (None, ctx)

@@ -188,17 +188,7 @@ class Worker:
     def dispatch(self, conn: Connection, msg: m.PushTask) -> None:
         """Reactor thread: route a pushed task (of a lease: not an actor call, which goes to
         ``host.dispatch``) to where it runs."""
-        ctx = TaskContext(
-            msg.task_id,
-            msg.name,
-            msg.job_id,
-            msg.namespace,
-            msg.lease_id,
-            msg.actor_id,
-            list(msg.gpu_ids),
-            msg.resources or None,
-            capture_child_tasks=msg.capture_child_tasks,
-        )
+        ctx = task_context.of_push(msg)
         # Tasks of one lease run one after another, in the order pushed (a caller may push
         # the next before the last is done); a slot drains the lease's queue.
         self.by_task[msg.task_id] = (None, ctx)
